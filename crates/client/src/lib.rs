@@ -1,0 +1,1 @@
+//! A RocketMQ client: producer, consumers and admin API.

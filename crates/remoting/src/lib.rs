@@ -1,0 +1,1 @@
+//! The RocketMQ remoting protocol, as real RocketMQ clients and servers speak it.

@@ -1,0 +1,1 @@
+//! End-to-end, compatibility and fault tests over real processes.
