@@ -1,1 +1,346 @@
 //! End-to-end, compatibility and fault tests over real processes.
+//!
+//! This library is the harness the tests in `tests/` share:
+//! - [`free_port`] and [`wait_for_port`]: servers bind 127.0.0.1 ports the OS hands out.
+//! - [`Process`]: a spawned binary (`mqnamesrv`, `mqbroker`, ...) with its log file, killed
+//!   when dropped, and signals for fault tests (SIGKILL, SIGSTOP/SIGCONT, SIGTERM).
+//! - [`NameServer`] and [`Broker`]: start the real binaries with a config file written into a
+//!   test's own directory.
+//! - [`compat_python`]: the virtualenv holding the C++ RocketMQ client
+//!   (`scripts/setup-compat-client` installs it).
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// How long a freshly started server may take to accept connections.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A 127.0.0.1 port that was free a moment ago. Another process could take it before the
+/// server binds it; starting servers retry with a new port when that happens.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Waits until something accepts TCP connections on `port`, or `timeout` passes.
+pub fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("nothing listens on 127.0.0.1:{port} after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The path of a binary built from this workspace (`cargo test` builds them next to the
+/// test executables' parent directory).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let mut dir = exe.parent().expect("deps dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "binary {} not built; run the tests through `cargo test --workspace` or `scripts/test`",
+        path.display()
+    );
+    path
+}
+
+/// The root of this repository.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("repository root")
+        .to_path_buf()
+}
+
+/// The Python of the virtualenv that holds the C++ RocketMQ client.
+pub fn compat_python() -> PathBuf {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/setup-compat-client (scripts/test does)",
+        python.display()
+    );
+    python
+}
+
+/// A running child process, killed (SIGKILL) when dropped.
+pub struct Process {
+    name: String,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Process {
+    /// Spawns `program` with `args`, stdout and stderr going to `log_path`.
+    pub fn spawn(name: &str, program: &Path, args: &[&str], log_path: PathBuf) -> Result<Process> {
+        let log = fs::File::create(&log_path)
+            .with_context(|| format!("create log {}", log_path.display()))?;
+        let child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawn {}", program.display()))?;
+        Ok(Process {
+            name: name.to_string(),
+            child: Some(child),
+            log_path,
+        })
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+
+    /// kill -9: the process gets no chance to flush or say goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP: the process freezes with its sockets open, as in a long GC pause.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// SIGTERM and wait (bounded) for a graceful exit; returns whether it exited in time.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return true;
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The process's output so far, for assertion messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("---- last lines of {} ----", self.name);
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Writes a RocketMQ-style `key=value` config file.
+pub fn write_conf(path: &Path, entries: &[(&str, String)]) -> Result<()> {
+    let mut file = fs::File::create(path)?;
+    for (key, value) in entries {
+        writeln!(file, "{key}={value}")?;
+    }
+    Ok(())
+}
+
+/// A running `mqnamesrv`.
+pub struct NameServer {
+    pub process: Process,
+    pub port: u16,
+}
+
+impl NameServer {
+    pub fn start(dir: &Path) -> Result<NameServer> {
+        retry_on_port_clash(|| {
+            let port = free_port();
+            let conf = dir.join(format!("namesrv-{port}.conf"));
+            write_conf(&conf, &[("listenPort", port.to_string())])?;
+            let process = Process::spawn(
+                "mqnamesrv",
+                &binary("mqnamesrv"),
+                &["-c", conf.to_str().context("utf-8 path")?],
+                dir.join(format!("namesrv-{port}.log")),
+            )?;
+            let mut ns = NameServer { process, port };
+            wait_started(&mut ns.process, port)?;
+            Ok(ns)
+        })
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A running standalone `mqbroker`.
+pub struct Broker {
+    pub process: Process,
+    pub port: u16,
+    pub conf: PathBuf,
+    pub store_dir: PathBuf,
+}
+
+impl Broker {
+    /// Starts a standalone broker named `name` registering with `namesrv`; `extra` entries are
+    /// appended to its config (later keys win).
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        namesrv: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Broker> {
+        let store_dir = dir.join(format!("store-{name}"));
+        retry_on_port_clash(|| {
+            let port = free_port();
+            let conf = dir.join(format!("{name}.conf"));
+            let mut entries = vec![
+                ("brokerClusterName", "TestCluster".to_string()),
+                ("brokerName", name.to_string()),
+                ("brokerId", "0".to_string()),
+                ("listenPort", port.to_string()),
+                ("namesrvAddr", namesrv.to_string()),
+                ("brokerIP1", "127.0.0.1".to_string()),
+                ("storePathRootDir", store_dir.display().to_string()),
+                ("mapedFileSizeCommitLog", (64 * 1024 * 1024).to_string()),
+            ];
+            entries.extend(extra.iter().cloned());
+            write_conf(&conf, &entries)?;
+            Broker::spawn(dir, name, conf, port, store_dir.clone())
+        })
+    }
+
+    /// Starts `mqbroker` again on the same config and data (after a kill or stop).
+    pub fn restart(&mut self, dir: &Path) -> Result<()> {
+        self.process.kill();
+        let name = self.process.name().to_string();
+        let again = Broker::spawn(dir, &name, self.conf.clone(), self.port, self.store_dir.clone())?;
+        *self = again;
+        Ok(())
+    }
+
+    fn spawn(dir: &Path, name: &str, conf: PathBuf, port: u16, store_dir: PathBuf) -> Result<Broker> {
+        let log = dir.join(format!("{name}-{}.log", unique_suffix()));
+        let process = Process::spawn(
+            name,
+            &binary("mqbroker"),
+            &["-c", conf.to_str().context("utf-8 path")?],
+            log,
+        )?;
+        let mut broker = Broker {
+            process,
+            port,
+            conf,
+            store_dir,
+        };
+        wait_started(&mut broker.process, port)?;
+        Ok(broker)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn wait_started(process: &mut Process, port: u16) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if !process.is_running() {
+            bail!("{} exited during start-up:\n{}", process.name(), process.log());
+        }
+        if wait_for_port(port, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+    }
+    bail!("{} did not listen on {port}:\n{}", process.name(), process.log())
+}
+
+/// Runs a server start, retrying a few times when another process took the port first.
+fn retry_on_port_clash<T>(mut start: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut last = None;
+    for _ in 0..3 {
+        match start() {
+            Ok(started) => return Ok(started),
+            Err(e) if format!("{e:#}").contains("Address already in use") => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("could not start")))
+}
+
+/// Polls `check` until it returns `Some`, at most `timeout`, sleeping `interval` in between.
+pub fn eventually<T>(
+    timeout: Duration,
+    interval: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(interval);
+    }
+}

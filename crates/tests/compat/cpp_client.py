@@ -1,0 +1,140 @@
+"""Drives librocketmq (the C++ RocketMQ client, via the PyPI package `rocketmq` 0.4.4)
+against our name server and broker, printing one JSON object per line for the Rust test
+that runs it to check.
+
+usage:
+  cpp_client.py produce NAMESRV TOPIC COUNT
+  cpp_client.py batch   NAMESRV TOPIC COUNT
+  cpp_client.py big     NAMESRV TOPIC COUNT SIZE_BYTES
+  cpp_client.py pull    NAMESRV TOPIC GROUP EXPRESSION
+  cpp_client.py push    NAMESRV TOPIC GROUP EXPRESSION EXPECTED TIMEOUT_SECONDS
+"""
+import hashlib
+import json
+import sys
+import threading
+import time
+
+from rocketmq.client import Message, Producer, PullConsumer, PushConsumer
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def digest(body):
+    return hashlib.sha256(body).hexdigest()
+
+
+def make_body(topic, i, size=None):
+    base = ("%s-message-%d" % (topic, i)).encode()
+    if size is None:
+        return base
+    return (base * (size // len(base) + 1))[:size]
+
+
+def tag_of(i):
+    return "TagA" if i % 2 == 0 else "TagB"
+
+
+def new_message(topic, i, size=None):
+    msg = Message(topic)
+    msg.set_keys("key-%d" % i)
+    msg.set_tags(tag_of(i))
+    msg.set_property("color", "blue" if i % 2 == 0 else "red")
+    msg.set_property("seq", str(i))
+    msg.set_body(make_body(topic, i, size))
+    return msg
+
+
+def start_producer(namesrv, max_size=None):
+    producer = Producer("compat-producer", max_message_size=max_size)
+    producer.set_namesrv_addr(namesrv)
+    producer.set_timeout(10000)
+    producer.start()
+    return producer
+
+
+def produce(namesrv, topic, count, size=None):
+    producer = start_producer(namesrv, 8 * 1024 * 1024 if size else None)
+    for i in range(count):
+        body = make_body(topic, i, size)
+        result = producer.send_sync(new_message(topic, i, size))
+        emit({"op": "sent", "seq": i, "status": int(result.status), "msg_id": result.msg_id,
+              "offset": result.offset, "sha256": digest(body), "len": len(body), "tag": tag_of(i)})
+    producer.shutdown()
+
+
+def batch(namesrv, topic, count):
+    producer = start_producer(namesrv)
+    msgs = [new_message(topic, i) for i in range(count)]
+    result = producer.send_batch(msgs)
+    emit({"op": "batch", "status": int(result.status), "msg_id": result.msg_id,
+          "offset": result.offset, "count": count})
+    producer.shutdown()
+
+
+def describe(msg):
+    body = msg.body
+    return {"topic": msg.topic, "tags": msg.tags, "keys": msg.keys, "sha256": digest(body),
+            "len": len(body), "queue_id": msg.queue_id, "queue_offset": msg.queue_offset,
+            "color": msg.get_property("color"), "seq": msg.get_property("seq"),
+            "id": msg.id, "reconsume_times": msg.reconsume_times}
+
+
+def pull(namesrv, topic, group, expression):
+    consumer = PullConsumer(group)
+    consumer.set_namesrv_addr(namesrv)
+    consumer.start()
+    for msg in consumer.pull(topic, expression):
+        d = describe(msg)
+        d["op"] = "pulled"
+        emit(d)
+    consumer.shutdown()
+
+
+def push(namesrv, topic, group, expression, expected, timeout_s):
+    seen = {}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def on_message(msg):
+        d = describe(msg)
+        with lock:
+            seen[(d["queue_id"], d["queue_offset"])] = d
+            if len(seen) >= expected:
+                done.set()
+
+    consumer = PushConsumer(group)
+    consumer.set_namesrv_addr(namesrv)
+    consumer.subscribe(topic, on_message, expression)
+    consumer.start()
+    done.wait(timeout_s)
+    # Let the consumer commit its offsets before it goes.
+    time.sleep(1)
+    consumer.shutdown()
+    with lock:
+        for d in seen.values():
+            d["op"] = "pushed"
+            emit(d)
+
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "produce":
+        produce(argv[2], argv[3], int(argv[4]))
+    elif cmd == "batch":
+        batch(argv[2], argv[3], int(argv[4]))
+    elif cmd == "big":
+        produce(argv[2], argv[3], int(argv[4]), int(argv[5]))
+    elif cmd == "pull":
+        pull(argv[2], argv[3], argv[4], argv[5])
+    elif cmd == "push":
+        push(argv[2], argv[3], argv[4], argv[5], int(argv[6]), float(argv[7]))
+    else:
+        raise SystemExit("unknown command %r" % cmd)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
