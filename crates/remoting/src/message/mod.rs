@@ -1,1 +1,33 @@
-//! (being written)
+//! Messages as RocketMQ lays them out on disk and on the wire.
+//!
+//! - [`record`]: the stored-message record encoder, field offsets and in-place patching.
+//! - [`view`]: zero-copy, bounds-checked decoding of records and concatenated pull bodies,
+//!   and the dispatch info a store indexes.
+//! - [`properties`]: the `0x01`/`0x02` properties string and well-known keys.
+//! - [`id`]: offset msgIds and client unique ids (`UNIQ_KEY`).
+//! - [`tag`]: Java `hashCode` tag codes and TAG subscription expressions.
+//! - [`batch`]: batch send bodies (client to broker).
+//! - [`validate`]: topic and group naming rules, system topic names.
+//! - [`sysflag`]: message SYSFLAG, pull sysFlag and compression bits.
+
+pub mod batch;
+pub mod id;
+pub mod properties;
+pub mod record;
+pub mod sysflag;
+pub mod tag;
+pub mod validate;
+pub mod view;
+
+pub use batch::{decode_batch, encode_batch, BatchError, BatchItem, BatchIter};
+pub use id::{decode_offset_msg_id, offset_msg_id, MsgIdError, OffsetMsgId, UniqIdGenerator};
+pub use properties::{keys, MessageProperties};
+pub use record::{
+    body_crc, encode, encode_into, EncodeError, EncodedRecord, MessageDraft, MAGIC_V1, MAGIC_V2,
+};
+pub use tag::{tag_hash, TagFilter};
+pub use validate::{validate_group, validate_topic, NameError};
+pub use view::{decode_all, DecodeError, DispatchInfo, MessageIter, MessageView, StoredMessage};
+
+#[cfg(test)]
+mod tests;

@@ -276,8 +276,9 @@ mod tests {
 
     #[test]
     fn transient_keys_are_dropped() {
-        let mut props: MessageProperties =
-            [("__RMQ.TRANSIENT.x", "1"), ("TAGS", "t")].into_iter().collect();
+        let mut props: MessageProperties = [("__RMQ.TRANSIENT.x", "1"), ("TAGS", "t")]
+            .into_iter()
+            .collect();
         props.remove_transient();
         assert_eq!(props.encode(), "TAGS\u{1}t\u{2}");
     }

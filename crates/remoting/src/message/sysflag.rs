@@ -57,7 +57,12 @@ pub mod pull {
     /// Sent by the Java lite-pull consumer.
     pub const LITE_PULL_MESSAGE: i32 = 0x10;
 
-    pub fn build(commit_offset: bool, suspend: bool, subscription: bool, class_filter: bool) -> i32 {
+    pub fn build(
+        commit_offset: bool,
+        suspend: bool,
+        subscription: bool,
+        class_filter: bool,
+    ) -> i32 {
         let mut flag = 0;
         if commit_offset {
             flag |= COMMIT_OFFSET;
@@ -122,11 +127,20 @@ mod tests {
     #[test]
     fn java_zlib_compressed_sysflag_is_0x301() {
         assert_eq!(CompressionType::Zlib.sys_flag_bits(), 0x301);
-        assert_eq!(CompressionType::of_sys_flag(0x301), Some(Ok(CompressionType::Zlib)));
+        assert_eq!(
+            CompressionType::of_sys_flag(0x301),
+            Some(Ok(CompressionType::Zlib))
+        );
         // CPP sets only bit 0.
-        assert_eq!(CompressionType::of_sys_flag(0x1), Some(Ok(CompressionType::Zlib)));
+        assert_eq!(
+            CompressionType::of_sys_flag(0x1),
+            Some(Ok(CompressionType::Zlib))
+        );
         assert_eq!(CompressionType::of_sys_flag(0x300), None);
-        assert_eq!(CompressionType::of_sys_flag(0x101), Some(Ok(CompressionType::Lz4)));
+        assert_eq!(
+            CompressionType::of_sys_flag(0x101),
+            Some(Ok(CompressionType::Lz4))
+        );
         assert_eq!(CompressionType::of_sys_flag(0x701), Some(Err(7)));
     }
 
@@ -138,7 +152,10 @@ mod tests {
         assert!(!is_dispatchable(TRANSACTION_PREPARED_TYPE));
         assert!(!is_dispatchable(TRANSACTION_ROLLBACK_TYPE | BORNHOST_V6));
         assert_eq!(
-            with_transaction_type(TRANSACTION_PREPARED_TYPE | COMPRESSED, TRANSACTION_COMMIT_TYPE),
+            with_transaction_type(
+                TRANSACTION_PREPARED_TYPE | COMPRESSED,
+                TRANSACTION_COMMIT_TYPE
+            ),
             TRANSACTION_COMMIT_TYPE | COMPRESSED
         );
     }
