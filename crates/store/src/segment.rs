@@ -209,14 +209,21 @@ impl Segment {
     /// Large ranges (a recovery cut of a 1 GiB segment) are zeroed by the filesystem, which
     /// keeps the blocks reserved and avoids dirtying every page.
     fn zero_range_in_kernel(&self, from: u64, to: u64) -> bool {
-        let (Ok(offset), Ok(len)) = (libc::off_t::try_from(from), libc::off_t::try_from(to - from))
-        else {
+        let (Ok(offset), Ok(len)) = (
+            libc::off_t::try_from(from),
+            libc::off_t::try_from(to - from),
+        ) else {
             return false;
         };
         // SAFETY: plain syscall on an owned descriptor; the range is inside the file and
         // above the stable length, so no shared slice observes the change.
         let rc = unsafe {
-            libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_ZERO_RANGE, offset, len)
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_ZERO_RANGE,
+                offset,
+                len,
+            )
         };
         rc == 0
     }
@@ -368,11 +375,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let seg = Arc::new(Segment::create(dir.path(), 4096, 4096).unwrap());
         seg.write(0, b"hello world").unwrap();
-        assert!(seg.read_stable(0, 5).is_none(), "unstable bytes must not be shared");
+        assert!(
+            seg.read_stable(0, 5).is_none(),
+            "unstable bytes must not be shared"
+        );
         seg.mark_stable(5);
         let view = seg.read_stable(0, 5).unwrap();
         assert_eq!(&view[..], b"hello");
-        assert!(seg.write(4, b"X").is_err(), "stable bytes must not be rewritten");
+        assert!(
+            seg.write(4, b"X").is_err(),
+            "stable bytes must not be rewritten"
+        );
         seg.write(5, b"!").unwrap();
         let mut out = [0u8; 6];
         unsafe { seg.copy_unstable(0, &mut out).unwrap() };

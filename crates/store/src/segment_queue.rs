@@ -150,7 +150,11 @@ impl SegmentQueue {
                 Some(last) => last.end(),
                 None => wanted,
             };
-            segments.push(Arc::new(Segment::create(&self.dir, next, self.segment_len)?));
+            segments.push(Arc::new(Segment::create(
+                &self.dir,
+                next,
+                self.segment_len,
+            )?));
         }
         let first = segments.first().map(|s| s.start()).unwrap_or(wanted);
         let k = ((wanted - first) / self.segment_len) as usize;
@@ -174,7 +178,10 @@ impl SegmentQueue {
     }
 
     /// Deletes the oldest segment if `pred` accepts it. Returns the removed segment.
-    pub fn remove_first_if(&self, pred: impl FnOnce(&Segment) -> bool) -> Result<Option<Arc<Segment>>> {
+    pub fn remove_first_if(
+        &self,
+        pred: impl FnOnce(&Segment) -> bool,
+    ) -> Result<Option<Arc<Segment>>> {
         let removed = {
             let mut segments = self.segments.write();
             match segments.first() {
