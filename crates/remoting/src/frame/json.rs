@@ -1,0 +1,242 @@
+//! The JSON header (serialize type 0): lenient reading, the recommended writing.
+//!
+//! Reading accepts what real clients send, not only what Java sends: the C++ client puts
+//! some `extFields` values as JSON numbers and ends the header with a newline, the Rust
+//! client sends `"remark": null`, newer peers use language names we do not know, and Java
+//! leaves out null keys. Anything that is still a JSON object with sensible field types
+//! decodes; only malformed JSON or a wrong shape (e.g. `code` is an object) is an error.
+//!
+//! Writing follows the protocol notes' recommendation, which every known client parses:
+//! `code, language, version, opaque, flag, [remark], extFields, serializeTypeCurrentRPC`,
+//! `extFields` always present (C++ dereferences it) with string values only (C++ ignores
+//! numbers, Rust rejects the frame).
+
+use std::fmt;
+
+use bytes::{BufMut, BytesMut};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::command::{LanguageCode, RemotingCommand, SerializeType};
+use crate::ExtFields;
+
+use super::{DecodeError, EncodeError};
+
+/// Parses a JSON header into a command with an empty body.
+pub(super) fn decode(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
+    let JsonHeader(command) =
+        serde_json::from_slice(header).map_err(|error| DecodeError::InvalidJsonHeader {
+            reason: error.to_string(),
+        })?;
+    Ok(command)
+}
+
+/// Appends the JSON header of `command` to `dst`.
+pub(super) fn encode(command: &RemotingCommand, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    let header = OutgoingHeader {
+        code: command.code,
+        language: command.language.name(),
+        version: command.version,
+        opaque: command.opaque,
+        flag: command.flag,
+        remark: command.remark.as_deref(),
+        ext_fields: &command.ext_fields,
+        serialize_type_current_rpc: "JSON",
+    };
+    serde_json::to_writer(dst.writer(), &header).map_err(|error| EncodeError::Json {
+        reason: error.to_string(),
+    })
+}
+
+/// Field order is the wire order; see the module notes.
+#[derive(Serialize)]
+struct OutgoingHeader<'a> {
+    code: i32,
+    language: &'static str,
+    version: i32,
+    opaque: i32,
+    flag: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remark: Option<&'a str>,
+    #[serde(rename = "extFields")]
+    ext_fields: &'a ExtFields,
+    #[serde(rename = "serializeTypeCurrentRPC")]
+    serialize_type_current_rpc: &'static str,
+}
+
+/// A decoded header; a newtype so the lenient visitor can be plugged into serde_json.
+struct JsonHeader(RemotingCommand);
+
+impl<'de> Deserialize<'de> for JsonHeader {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(HeaderVisitor)
+    }
+}
+
+struct HeaderVisitor;
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = JsonHeader;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a RocketMQ command header object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonHeader, A::Error> {
+        // Absent keys keep Java's defaults; a repeated key keeps its last value (fastjson).
+        let mut command = RemotingCommand {
+            serialize_type: SerializeType::Json,
+            ..RemotingCommand::default()
+        };
+        while let Some(key) = map.next_key::<HeaderKey>()? {
+            match key {
+                HeaderKey::Code => command.code = map.next_value::<LenientInt>()?.0,
+                HeaderKey::Language => command.language = map.next_value::<LenientLanguage>()?.0,
+                HeaderKey::Version => command.version = map.next_value::<LenientInt>()?.0,
+                HeaderKey::Opaque => command.opaque = map.next_value::<LenientInt>()?.0,
+                HeaderKey::Flag => command.flag = map.next_value::<LenientInt>()?.0,
+                HeaderKey::Remark => command.remark = text_of(map.next_value::<Value>()?),
+                HeaderKey::ExtFields => command.ext_fields = map.next_value::<LenientExt>()?.0,
+                HeaderKey::Unknown => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(JsonHeader(command))
+    }
+}
+
+/// Header keys, matched without allocating.
+enum HeaderKey {
+    Code,
+    Language,
+    Version,
+    Opaque,
+    Flag,
+    Remark,
+    ExtFields,
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for HeaderKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = HeaderKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a header key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<HeaderKey, E> {
+                Ok(match key {
+                    "code" => HeaderKey::Code,
+                    "language" => HeaderKey::Language,
+                    "version" => HeaderKey::Version,
+                    "opaque" => HeaderKey::Opaque,
+                    "flag" => HeaderKey::Flag,
+                    "remark" => HeaderKey::Remark,
+                    "extFields" => HeaderKey::ExtFields,
+                    _ => HeaderKey::Unknown,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// An `int` field: a JSON integer in `i32` range, a string holding one (fastjson coerces
+/// those), or null (Java's default 0).
+struct LenientInt(i32);
+
+impl<'de> Deserialize<'de> for LenientInt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl Visitor<'_> for IntVisitor {
+            type Value = LenientInt;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a 32-bit integer")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<LenientInt, E> {
+                i32::try_from(value)
+                    .map(LenientInt)
+                    .map_err(|_| E::custom(format!("{value} is out of 32-bit range")))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<LenientInt, E> {
+                i32::try_from(value)
+                    .map(LenientInt)
+                    .map_err(|_| E::custom(format!("{value} is out of 32-bit range")))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<LenientInt, E> {
+                value
+                    .trim()
+                    .parse()
+                    .map(LenientInt)
+                    .map_err(|_| E::custom(format!("`{value}` is not a 32-bit integer")))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LenientInt, E> {
+                Ok(LenientInt(0))
+            }
+        }
+        deserializer.deserialize_any(IntVisitor)
+    }
+}
+
+/// `language`: a name (unknown ones are `OTHER`), or a number as in binary headers.
+struct LenientLanguage(LanguageCode);
+
+impl<'de> Deserialize<'de> for LenientLanguage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(LenientLanguage(match Value::deserialize(deserializer)? {
+            Value::String(name) => LanguageCode::from_name(&name),
+            Value::Number(number) => number
+                .as_u64()
+                .and_then(|code| u8::try_from(code).ok())
+                .map_or(LanguageCode::Other, LanguageCode::from_code),
+            Value::Null => LanguageCode::Java,
+            _ => LanguageCode::Other,
+        }))
+    }
+}
+
+/// `extFields`: values may be strings, numbers or booleans (C++), all normalised to the
+/// string fastjson would have produced; null values mean "absent" and are dropped.
+struct LenientExt(ExtFields);
+
+impl<'de> Deserialize<'de> for LenientExt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ExtVisitor;
+        impl<'de> Visitor<'de> for ExtVisitor {
+            type Value = LenientExt;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of header fields")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LenientExt, A::Error> {
+                // The header is at most 16 MiB, so the map is bounded by its text.
+                let mut ext = ExtFields::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(key) = map.next_key::<String>()? {
+                    match text_of(map.next_value::<Value>()?) {
+                        Some(value) => ext.insert(key, value),
+                        None => ext.remove(&key),
+                    };
+                }
+                Ok(LenientExt(ext))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LenientExt, E> {
+                Ok(LenientExt(ExtFields::new()))
+            }
+        }
+        deserializer.deserialize_any(ExtVisitor)
+    }
+}
+
+/// The string a JSON value stands for in a string-typed field, as fastjson would coerce
+/// it; `None` for null. Nested arrays/objects keep their JSON text.
+fn text_of(value: Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text),
+        Value::Bool(flag) => Some(flag.to_string()),
+        Value::Number(number) => Some(number.to_string()),
+        nested @ (Value::Array(_) | Value::Object(_)) => Some(nested.to_string()),
+    }
+}
