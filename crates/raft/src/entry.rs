@@ -275,7 +275,10 @@ mod tests {
                 let mut corrupt = frame.to_vec();
                 corrupt[byte] ^= 1 << bit;
                 let result = Entry::decode(&Bytes::from(corrupt));
-                assert!(result.is_err(), "flip of bit {bit} in byte {byte} went unnoticed");
+                assert!(
+                    result.is_err(),
+                    "flip of bit {bit} in byte {byte} went unnoticed"
+                );
             }
         }
     }
@@ -292,7 +295,7 @@ mod tests {
 
     #[test]
     fn blank_is_recognised() {
-        let mut seg = vec![0u8; 100];
+        let mut seg = [0u8; 100];
         encode_blank(&mut seg[60..]);
         assert_eq!(
             EntryHeader::decode(&seg[60..]),

@@ -1,0 +1,929 @@
+//! The consensus state machine: no sockets, no disk of its own, no clock, no threads.
+//!
+//! A [`Node`] is driven from outside, raft-rs style:
+//! - [`Node::tick`] advances its logical clock by one `tick_ms`;
+//! - [`Node::step`] feeds it a message from a peer;
+//! - [`Node::propose`] appends entries on the leader;
+//! - [`Node::on_persisted`] reports that the log was fsynced up to an index.
+//!
+//! After any of these, [`Node::take_ready`] hands back a [`Ready`]: the hard state to fsync
+//! (before anything else), the messages to send, whether the log needs an fsync, and events.
+//! Committed entries are read from the log up to [`Node::apply_limit`].
+//!
+//! The node owns the log storage: appends go to it at once (for a file log, into the page
+//! cache), so an entry's index and byte position are known when it is proposed. fsync is the
+//! driver's job; with `sync_flush` the node counts its own entries towards the quorum only
+//! once they are reported persisted, which lets the driver send and fsync in parallel.
+//!
+//! Submodules: `election` (vote answers and candidate outcomes), `progress` (per-follower
+//! replication state and quorum arithmetic), `replication` (leader pushes, follower appends,
+//! the commit rule, proposals), `transfer` (leadership transfer and preferred leaders).
+
+mod election;
+mod progress;
+mod replication;
+mod transfer;
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::{ConfigError, RaftConfig};
+use crate::hard_state::HardState;
+use crate::message::{Message, Payload, RejectReason, VoteRequest, VoteResponse};
+use crate::storage::{LogStorage, StorageError};
+use crate::NodeId;
+
+pub use election::{Outcome, RevoteDelay};
+use election::{Tally, Verdict, VoterState};
+use progress::Progress;
+pub use progress::ReplicaState;
+
+/// A node's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// Where a proposed entry lands: its index, term and byte position in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryPlace {
+    pub index: u64,
+    pub term: u64,
+    pub pos: u64,
+}
+
+impl EntryPlace {
+    /// Log position of the first body byte (a RocketMQ message's physical offset).
+    pub fn body_pos(&self) -> u64 {
+        self.pos + crate::entry::ENTRY_HEADER_LEN as u64
+    }
+}
+
+/// Writes placement-dependent fields into a body (e.g. a message's physical offset) once
+/// the entry's place is known, before its checksum is computed and it is replicated.
+pub type PatchFn = Box<dyn FnOnce(EntryPlace, &mut [u8]) + Send>;
+
+/// One entry to append.
+pub struct Proposal {
+    /// What the body is, chosen by the application; stored in the entry header.
+    pub channel: u32,
+    pub body: Bytes,
+    pub patch: Option<PatchFn>,
+}
+
+impl Proposal {
+    pub fn new(channel: u32, body: impl Into<Bytes>) -> Proposal {
+        Proposal {
+            channel,
+            body: body.into(),
+            patch: None,
+        }
+    }
+
+    /// A proposal whose body is completed by `patch` once its place is known. The patch sees
+    /// the body (same length as `body`) inside the entry frame and may change any byte.
+    pub fn with_patch(
+        channel: u32,
+        body: impl Into<Bytes>,
+        patch: impl FnOnce(EntryPlace, &mut [u8]) + Send + 'static,
+    ) -> Proposal {
+        Proposal {
+            channel,
+            body: body.into(),
+            patch: Some(Box::new(patch)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposal")
+            .field("channel", &self.channel)
+            .field("body_len", &self.body.len())
+            .field("patch", &self.patch.is_some())
+            .finish()
+    }
+}
+
+/// Why a proposal was refused. Nothing was appended.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("leadership is being transferred")]
+    Transferring,
+    #[error("too many uncommitted entries ({uncommitted})")]
+    Busy { uncommitted: u64 },
+    #[error("entry body of {body_bytes} bytes exceeds {max_bytes}")]
+    TooLarge { body_bytes: usize, max_bytes: usize },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a leadership transfer failed or was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("not the leader")]
+    NotLeader,
+    #[error("{0} is not a member of the group")]
+    UnknownPeer(NodeId),
+    #[error("a transfer is already under way")]
+    AlreadyTransferring,
+    #[error("target lags by {lag} entries")]
+    TooFarBehind { lag: u64 },
+    #[error("transfer did not complete in time")]
+    Timeout,
+    #[error("another node became leader: {leader:?}")]
+    Superseded { leader: Option<NodeId> },
+}
+
+/// A failure that stops the node.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("node {id} is not in the member list {members:?}")]
+    NotMember { id: NodeId, members: Vec<NodeId> },
+    #[error("a group has 1 to {max} members, got {got}")]
+    GroupSize { max: usize, got: usize },
+}
+
+/// Something the application may want to know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Role, term or known leader changed.
+    RoleChanged {
+        role: Role,
+        term: u64,
+        leader: Option<NodeId>,
+    },
+    /// The log was restarted at a leader's first entry: every entry before `next_index` is
+    /// gone from this node, and the application rebuilds what it derived from them.
+    LogRestarted { next_index: u64, next_pos: u64 },
+    /// A transfer asked of this node ended.
+    TransferFinished {
+        target: NodeId,
+        result: Result<(), TransferError>,
+    },
+    /// A follower refused an append; replication to it retries after the append timeout.
+    ReplicationRejected { peer: NodeId, reason: RejectReason },
+}
+
+/// What the driver must do after feeding the node, in this order: persist `hard_state` with
+/// fsync; then send `messages` and, if `sync_needed`, fsync the log in parallel and report it
+/// with [`Node::on_persisted`]; then read committed entries up to [`Node::apply_limit`].
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub hard_state: Option<HardState>,
+    pub messages: Vec<Message>,
+    pub sync_needed: bool,
+    pub events: Vec<Event>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.messages.is_empty()
+            && !self.sync_needed
+            && self.events.is_empty()
+    }
+}
+
+/// Replication state of one follower, as its leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub id: NodeId,
+    pub state: ReplicaState,
+    pub match_index: u64,
+    pub next_index: u64,
+    pub inflight_batches: usize,
+    /// Time since the follower last answered, in milliseconds of the node's clock.
+    pub last_contact_ms_ago: u64,
+}
+
+/// Everything observable about a node, for the broker to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub voted_for: Option<NodeId>,
+    pub commit_index: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+    pub persisted_index: u64,
+    /// Per-follower replication state (leader only).
+    pub peers: Vec<PeerStatus>,
+    pub transferring_to: Option<NodeId>,
+}
+
+#[derive(Debug)]
+struct Round {
+    pre_vote: bool,
+    term: u64,
+    deadline: u64,
+    answered: Vec<NodeId>,
+    tally: Tally,
+}
+
+#[derive(Debug)]
+struct Candidacy {
+    last_outcome: Outcome,
+    last_round_pre_vote: bool,
+    need_increase_term: bool,
+    /// The pre-vote for the next term passed: the next round is the real vote.
+    pre_vote_passed: bool,
+    next_round_at: u64,
+    round: Option<Round>,
+}
+
+#[derive(Debug)]
+struct LeaderTransfer {
+    target: NodeId,
+    deadline: u64,
+    sent: bool,
+}
+
+#[derive(Debug)]
+struct LeaderState {
+    progress: Vec<Progress>,
+    next_heartbeat_at: u64,
+    next_preferred_check_at: u64,
+    transfer: Option<LeaderTransfer>,
+}
+
+#[derive(Debug)]
+enum RoleState {
+    Follower,
+    Candidate(Candidacy),
+    Leader(LeaderState),
+}
+
+/// A transfer this node started, followed until a new leader shows up or it times out.
+#[derive(Debug, Clone, Copy)]
+struct TransferWatch {
+    target: NodeId,
+    deadline: u64,
+}
+
+/// Timings converted to ticks.
+#[derive(Debug, Clone, Copy)]
+struct Ticks {
+    heartbeat: u64,
+    leader_timeout: u64,
+    vote_round: u64,
+    append_timeout: u64,
+    transfer: u64,
+    preferred_check: u64,
+}
+
+/// One raft node. See the module documentation for how to drive it.
+pub struct Node<S: LogStorage> {
+    id: NodeId,
+    members: Vec<NodeId>,
+    config: RaftConfig,
+    ticks: Ticks,
+    storage: S,
+    term: u64,
+    voted_for: Option<NodeId>,
+    leader: Option<NodeId>,
+    role: RoleState,
+    commit_index: u64,
+    /// Highest index known durable on this node (meaningful with `sync_flush`).
+    persisted_index: u64,
+    /// Follower: this log equals the current leader's up to here.
+    leader_match: u64,
+    /// Follower with `sync_flush`: an append answer owed once the log is persisted.
+    pending_ack: Option<u64>,
+    now: u64,
+    last_leader_contact: u64,
+    taking_leadership_term: Option<u64>,
+    transfer_watch: Option<TransferWatch>,
+    rng: SmallRng,
+    hard_state_dirty: bool,
+    out: Ready,
+    reported: (Role, u64, Option<NodeId>),
+    scratch: Vec<u64>,
+}
+
+impl<S: LogStorage> Node<S> {
+    /// Starts a node from its persisted state: the log as recovered and the hard state as
+    /// last saved. Everything in `storage` counts as durable.
+    pub fn new(
+        id: NodeId,
+        members: &[NodeId],
+        config: RaftConfig,
+        storage: S,
+        hard_state: HardState,
+    ) -> Result<Node<S>, RaftError> {
+        config.validate()?;
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        members.dedup();
+        if members.is_empty() || members.len() > crate::peers::MAX_GROUP_SIZE {
+            return Err(RaftError::GroupSize {
+                max: crate::peers::MAX_GROUP_SIZE,
+                got: members.len(),
+            });
+        }
+        if !members.contains(&id) {
+            return Err(RaftError::NotMember { id, members });
+        }
+        let ticks = Ticks {
+            heartbeat: config.ticks(config.heartbeat_interval_ms),
+            leader_timeout: config.leader_timeout_ticks(),
+            vote_round: config.ticks(config.vote_round_timeout_ms),
+            append_timeout: config.ticks(config.append_timeout_ms),
+            transfer: config.ticks(config.transfer_timeout_ms),
+            preferred_check: config.ticks(config.preferred_leader_check_interval_ms),
+        };
+        let seed = config.random_seed ^ (u64::from(id.0) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let first = storage.first_index();
+        let last = storage.last_index();
+        let mut node = Node {
+            id,
+            config,
+            ticks,
+            term: hard_state.term,
+            voted_for: hard_state.voted_for,
+            leader: None,
+            role: RoleState::Follower,
+            // Entries before the first held one were committed (retention and restarts only
+            // drop committed entries).
+            commit_index: first.saturating_sub(1),
+            persisted_index: last,
+            leader_match: 0,
+            pending_ack: None,
+            now: 0,
+            last_leader_contact: 0,
+            taking_leadership_term: None,
+            transfer_watch: None,
+            rng: SmallRng::seed_from_u64(seed),
+            hard_state_dirty: false,
+            out: Ready::default(),
+            reported: (Role::Follower, hard_state.term, None),
+            scratch: Vec::with_capacity(members.len()),
+            members,
+            storage,
+        };
+        if node.members.len() == 1 {
+            // Alone: nobody to wait for.
+            node.become_candidate(0);
+        }
+        Ok(node)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    pub fn role(&self) -> Role {
+        match self.role {
+            RoleState::Follower => Role::Follower,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::Leader(_) => Role::Leader,
+        }
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.commit_index
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.storage.last_index()
+    }
+
+    /// Term of the last entry (of the base when the log is empty; 0 if unknown).
+    pub fn last_term(&self) -> Result<u64, StorageError> {
+        Ok(self.storage.term(self.storage.last_index())?.unwrap_or(0))
+    }
+
+    /// Committed entries up to here may be handed to the application: committed, and (with
+    /// `sync_flush`) durable on this node, so that what was applied survives a crash.
+    pub fn apply_limit(&self) -> u64 {
+        self.commit_index.min(self.durable_index())
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        }
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// For fsync and reads only; changing the log behind the node's back breaks it.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// Gives the storage back (the simulation uses it to crash and restart a node).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// Ticks elapsed since start.
+    pub fn now_ticks(&self) -> u64 {
+        self.now
+    }
+
+    pub fn status(&self) -> Status {
+        let tick_ms = self.config.tick_ms;
+        let (peers, transferring_to) = match &self.role {
+            RoleState::Leader(ls) => (
+                ls.progress
+                    .iter()
+                    .map(|p| PeerStatus {
+                        id: p.id,
+                        state: p.state,
+                        match_index: p.match_index,
+                        next_index: p.next_index,
+                        inflight_batches: p.inflight.len(),
+                        last_contact_ms_ago: self.now.saturating_sub(p.last_contact) * tick_ms,
+                    })
+                    .collect(),
+                ls.transfer.as_ref().map(|t| t.target),
+            ),
+            _ => (Vec::new(), None),
+        };
+        Status {
+            id: self.id,
+            role: self.role(),
+            term: self.term,
+            leader: self.leader,
+            voted_for: self.voted_for,
+            commit_index: self.commit_index,
+            first_index: self.storage.first_index(),
+            last_index: self.storage.last_index(),
+            persisted_index: self.persisted_index,
+            peers,
+            transferring_to,
+        }
+    }
+
+    /// Advances the logical clock by one tick.
+    pub fn tick(&mut self) -> Result<(), RaftError> {
+        self.now += 1;
+        match &mut self.role {
+            RoleState::Follower => {
+                if self.now.saturating_sub(self.last_leader_contact) >= self.ticks.leader_timeout {
+                    let wait = self.vote_interval();
+                    self.become_candidate(wait);
+                }
+            }
+            RoleState::Candidate(c) => {
+                let round_over = c.round.as_ref().map(|r| self.now >= r.deadline);
+                match round_over {
+                    Some(true) => self.conclude_round()?,
+                    Some(false) => {}
+                    None => {
+                        if self.now >= c.next_round_at {
+                            self.start_round()?;
+                        }
+                    }
+                }
+            }
+            RoleState::Leader(_) => self.leader_tick()?,
+        }
+        self.check_transfer_watch();
+        Ok(())
+    }
+
+    /// Feeds a message from a peer. Messages not addressed to this node, or from strangers,
+    /// are dropped.
+    pub fn step(&mut self, msg: Message) -> Result<(), RaftError> {
+        if msg.to != self.id || msg.from == self.id || !self.members.contains(&msg.from) {
+            return Ok(());
+        }
+        match msg.payload {
+            Payload::VoteRequest(req) => self.on_vote_request(msg.from, msg.term, req)?,
+            Payload::VoteResponse(resp) => self.on_vote_response(msg.from, msg.term, resp)?,
+            Payload::Heartbeat(hb) => self.on_heartbeat(msg.from, msg.term, hb),
+            Payload::HeartbeatResponse(resp) => {
+                self.on_heartbeat_response(msg.from, msg.term, resp)
+            }
+            Payload::Append(append) => self.on_append(msg.from, msg.term, append)?,
+            Payload::AppendResponse(resp) => self.on_append_response(msg.from, msg.term, resp)?,
+            Payload::TakeLeadership => self.on_take_leadership(msg.from, msg.term)?,
+        }
+        Ok(())
+    }
+
+    /// Reports that the log is durable up to `index`, whose term was `term` when the fsync
+    /// started. A report about entries that were truncated meanwhile is ignored.
+    pub fn on_persisted(&mut self, index: u64, term: u64) -> Result<(), RaftError> {
+        let index = index.min(self.storage.last_index());
+        if index <= self.persisted_index || self.storage.term(index)? != Some(term) {
+            return Ok(());
+        }
+        self.persisted_index = index;
+        match self.role {
+            RoleState::Leader(_) => self.maybe_commit()?,
+            _ => self.flush_pending_ack(),
+        }
+        Ok(())
+    }
+
+    /// Collects what the driver must do now.
+    pub fn take_ready(&mut self) -> Result<Ready, RaftError> {
+        self.flush_replication()?;
+        self.check_transfer_watch();
+        let mut ready = std::mem::take(&mut self.out);
+        if self.hard_state_dirty {
+            self.hard_state_dirty = false;
+            ready.hard_state = Some(self.hard_state());
+        }
+        ready.sync_needed =
+            self.config.sync_flush && self.persisted_index < self.storage.last_index();
+        let now = (self.role(), self.term, self.leader);
+        if now != self.reported {
+            self.reported = now;
+            ready.events.push(Event::RoleChanged {
+                role: now.0,
+                term: now.1,
+                leader: now.2,
+            });
+        }
+        Ok(ready)
+    }
+
+    // ---- shared helpers ----
+
+    fn send(&mut self, to: NodeId, payload: Payload) {
+        self.out.messages.push(Message {
+            from: self.id,
+            to,
+            term: self.term,
+            payload,
+        });
+    }
+
+    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let me = self.id;
+        self.members.iter().copied().filter(move |&m| m != me)
+    }
+
+    fn durable_index(&self) -> u64 {
+        if self.config.sync_flush {
+            self.persisted_index.min(self.storage.last_index())
+        } else {
+            self.storage.last_index()
+        }
+    }
+
+    fn vote_interval(&mut self) -> u64 {
+        let (min_ms, max_ms) = if self.taking_leadership_term.is_some() {
+            (
+                self.config.min_take_leadership_vote_interval_ms,
+                self.config.max_take_leadership_vote_interval_ms,
+            )
+        } else {
+            (
+                self.config.min_vote_interval_ms,
+                self.config.max_vote_interval_ms,
+            )
+        };
+        let ms = self.rng.gen_range(min_ms..=max_ms);
+        ms.div_ceil(self.config.tick_ms)
+    }
+
+    fn set_term(&mut self, term: u64) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.hard_state_dirty = true;
+            self.leader_match = 0;
+            self.pending_ack = None;
+            if self.taking_leadership_term.is_some_and(|t| t < term) {
+                self.taking_leadership_term = None;
+            }
+        }
+    }
+
+    /// Follows `leader` (or nobody yet) at `term`, adopting the term if it is newer.
+    fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
+        self.set_term(term);
+        if leader != self.leader {
+            self.leader_match = 0;
+            self.pending_ack = None;
+        }
+        self.leader = leader;
+        self.role = RoleState::Follower;
+        self.taking_leadership_term = None;
+        // Also when no leader is known yet: give the candidate that moved us to this term a
+        // full timeout to win before competing with it.
+        self.last_leader_contact = self.now;
+    }
+
+    fn become_candidate(&mut self, wait_ticks: u64) {
+        self.leader = None;
+        self.leader_match = 0;
+        self.pending_ack = None;
+        self.role = RoleState::Candidate(Candidacy {
+            last_outcome: Outcome::WaitToVoteNext,
+            last_round_pre_vote: false,
+            need_increase_term: false,
+            pre_vote_passed: false,
+            next_round_at: self.now + wait_ticks,
+            round: None,
+        });
+    }
+
+    fn lease_holds(&self) -> bool {
+        if !(self.config.pre_vote || self.config.check_quorum) {
+            return false;
+        }
+        match &self.role {
+            RoleState::Leader(ls) => self.quorum_contact_age(ls) < self.ticks.leader_timeout,
+            _ => {
+                self.leader.is_some()
+                    && self.now.saturating_sub(self.last_leader_contact) < self.ticks.leader_timeout
+            }
+        }
+    }
+
+    fn voter_state(&self) -> Result<VoterState, StorageError> {
+        let last_index = self.storage.last_index();
+        Ok(VoterState {
+            term: self.term,
+            voted_for: self.voted_for,
+            leader: self.leader,
+            lease_holds: self.lease_holds(),
+            last_index,
+            last_term: self.storage.term(last_index)?.unwrap_or(0),
+            taking_leadership: self.taking_leadership_term == Some(self.term)
+                && matches!(self.role, RoleState::Candidate(_)),
+        })
+    }
+
+    // ---- elections ----
+
+    fn on_vote_request(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        req: VoteRequest,
+    ) -> Result<(), RaftError> {
+        let voter = self.voter_state()?;
+        let verdict = election::judge(&voter, from, term, &req, false);
+        let answer = match verdict {
+            Verdict::Answer(answer) => answer,
+            Verdict::AdoptTermNotReady => {
+                self.become_follower(term, None);
+                crate::message::VoteAnswer::RejectTermNotReady
+            }
+            Verdict::Grant => {
+                self.voted_for = Some(from);
+                self.hard_state_dirty = true;
+                self.last_leader_contact = self.now;
+                crate::message::VoteAnswer::Accept
+            }
+        };
+        let reply_term = if answer == crate::message::VoteAnswer::RejectTermSmallThanLedger {
+            voter.last_term
+        } else {
+            self.term
+        };
+        self.out.messages.push(Message {
+            from: self.id,
+            to: from,
+            term: reply_term,
+            payload: Payload::VoteResponse(VoteResponse {
+                pre_vote: req.pre_vote,
+                request_term: term,
+                answer,
+            }),
+        });
+        Ok(())
+    }
+
+    fn on_vote_response(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        resp: VoteResponse,
+    ) -> Result<(), RaftError> {
+        let members = self.members.len();
+        let RoleState::Candidate(c) = &mut self.role else {
+            return Ok(());
+        };
+        let Some(round) = c.round.as_mut() else {
+            return Ok(());
+        };
+        if resp.pre_vote != round.pre_vote
+            || resp.request_term != round.term
+            || round.answered.contains(&from)
+        {
+            return Ok(());
+        }
+        round.answered.push(from);
+        round.tally.record(resp.answer, term);
+        if round.tally.decisive(members) {
+            self.conclude_round()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the next vote round: a pre-vote for the next term, a vote at the next term, or
+    /// a revote at the current one, depending on the last outcome.
+    fn start_round(&mut self) -> Result<(), RaftError> {
+        let taking = self.taking_leadership_term.is_some();
+        let RoleState::Candidate(c) = &mut self.role else {
+            return Ok(());
+        };
+        let increase = c.need_increase_term || c.last_outcome == Outcome::WaitToVoteNext;
+        c.need_increase_term = false;
+        let pre_vote_passed = std::mem::take(&mut c.pre_vote_passed);
+        let pre_vote = if increase {
+            self.config.pre_vote && !taking && !pre_vote_passed
+        } else {
+            c.last_round_pre_vote
+        };
+        let round_term = if pre_vote {
+            self.term + 1
+        } else {
+            if increase {
+                let next = self.term + 1;
+                self.set_term(next);
+            }
+            self.term
+        };
+        let last_index = self.storage.last_index();
+        let request = VoteRequest {
+            pre_vote,
+            take_leadership: taking,
+            last_index,
+            last_term: self.storage.term(last_index)?.unwrap_or(0),
+        };
+        let mut tally = Tally::default();
+        let voter = self.voter_state()?;
+        match election::judge(&voter, self.id, round_term, &request, true) {
+            Verdict::Grant => {
+                self.voted_for = Some(self.id);
+                self.hard_state_dirty = true;
+                tally.record(crate::message::VoteAnswer::Accept, self.term);
+            }
+            Verdict::Answer(answer) => tally.record(answer, self.term),
+            Verdict::AdoptTermNotReady => {
+                tally.record(crate::message::VoteAnswer::RejectTermNotReady, self.term)
+            }
+        }
+        let deadline = self.now + self.ticks.vote_round;
+        let peers: Vec<NodeId> = self.peers().collect();
+        for peer in peers {
+            self.out.messages.push(Message {
+                from: self.id,
+                to: peer,
+                term: round_term,
+                payload: Payload::VoteRequest(request),
+            });
+        }
+        let decisive = tally.decisive(self.members.len());
+        if let RoleState::Candidate(c) = &mut self.role {
+            c.round = Some(Round {
+                pre_vote,
+                term: round_term,
+                deadline,
+                answered: vec![self.id],
+                tally,
+            });
+        }
+        if decisive {
+            self.conclude_round()?;
+        }
+        Ok(())
+    }
+
+    fn conclude_round(&mut self) -> Result<(), RaftError> {
+        let members = self.members.len();
+        let RoleState::Candidate(c) = &mut self.role else {
+            return Ok(());
+        };
+        let Some(round) = c.round.take() else {
+            return Ok(());
+        };
+        let outcome = election::outcome(&round.tally, members, round.term);
+        c.last_outcome = outcome;
+        c.last_round_pre_vote = round.pre_vote;
+        tracing::debug!(node = %self.id, term = round.term, pre_vote = round.pre_vote,
+            ?outcome, tally = ?round.tally, "vote round over");
+        match outcome {
+            Outcome::Passed => {
+                if round.pre_vote {
+                    // Straight to the real vote at the next term.
+                    c.need_increase_term = true;
+                    c.pre_vote_passed = true;
+                    self.start_round()?;
+                } else if round.term == self.term {
+                    self.become_leader()?;
+                }
+            }
+            Outcome::RevoteImmediately => {
+                c.next_round_at = self.now;
+                self.start_round()?;
+            }
+            Outcome::WaitToRevote(delay) => {
+                let extra = match delay {
+                    RevoteDelay::None => 0,
+                    RevoteDelay::LeaderTimeout => self.ticks.leader_timeout,
+                    RevoteDelay::GiveWayToBetterLog => {
+                        self.config.ticks(self.config.max_vote_interval_ms)
+                    }
+                };
+                let wait = self.vote_interval() + extra;
+                if let RoleState::Candidate(c) = &mut self.role {
+                    c.next_round_at = self.now + wait;
+                }
+            }
+            Outcome::WaitToVoteNext => {
+                if round.tally.known_max_term > self.term {
+                    self.set_term(round.tally.known_max_term);
+                }
+                let wait = self.vote_interval();
+                if let RoleState::Candidate(c) = &mut self.role {
+                    c.next_round_at = self.now + wait;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn become_leader(&mut self) -> Result<(), RaftError> {
+        let next = self.storage.last_index() + 1;
+        let now = self.now;
+        let progress = self
+            .peers()
+            .map(|peer| Progress::new(peer, next, now))
+            .collect();
+        self.role = RoleState::Leader(LeaderState {
+            progress,
+            next_heartbeat_at: now,
+            next_preferred_check_at: now + self.ticks.preferred_check,
+            transfer: None,
+        });
+        self.leader = Some(self.id);
+        self.taking_leadership_term = None;
+        tracing::info!(node = %self.id, term = self.term, "became leader");
+        // Raft section 5.4.2: only entries of the current term commit by counting replicas;
+        // a no-op of this term commits everything before it promptly.
+        self.append_noop()?;
+        self.broadcast_heartbeats();
+        self.maybe_commit()?;
+        Ok(())
+    }
+
+    fn quorum_contact_age(&self, ls: &LeaderState) -> u64 {
+        let mut contacts: Vec<u64> = ls.progress.iter().map(|p| p.last_contact).collect();
+        contacts.push(self.now);
+        contacts.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum = election::quorum(self.members.len());
+        let contact = contacts.get(quorum - 1).copied().unwrap_or(0);
+        self.now.saturating_sub(contact)
+    }
+
+    fn leader_tick(&mut self) -> Result<(), RaftError> {
+        let RoleState::Leader(ls) = &self.role else {
+            return Ok(());
+        };
+        if self.config.check_quorum
+            && self.members.len() > 1
+            && self.quorum_contact_age(ls) >= self.ticks.leader_timeout
+        {
+            tracing::warn!(node = %self.id, term = self.term,
+                "no quorum heard within the leader timeout: stepping down");
+            let term = self.term;
+            self.become_follower(term, None);
+            return Ok(());
+        }
+        if self.now >= ls.next_heartbeat_at {
+            self.broadcast_heartbeats();
+        }
+        self.check_append_timeouts()?;
+        self.transfer_tick()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,677 @@
+//! Log replication the way DLedger's entry pusher does it, plus the Raft commit rule.
+//!
+//! Leader: per follower COMPARE (probe until the logs match, skipping a whole divergent term
+//! per round trip), TRUNCATE (restart a follower that is behind our first retained entry at
+//! that entry) and APPEND (pipelined batches up to a window in messages and bytes). An append
+//! unanswered for `append_timeout_ms` sends the follower back to COMPARE, so a follower that
+//! lost messages or timed out is re-synced without help.
+//!
+//! Follower: verifies every frame's checksums, index, term and position, cuts a divergent
+//! tail at the first conflicting entry (never a committed one), writes the leader's bytes
+//! verbatim, and acknowledges what it holds (with `sync_flush`: what it holds durably).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{Event, Node, Progress, Proposal, ProposeError, RaftError, ReplicaState, RoleState};
+use crate::entry::{EntryHeader, EntryKind, ENTRY_HEADER_LEN};
+use crate::message::{
+    Append, AppendResponse, AppendResult, Heartbeat, HeartbeatResponse, Payload, RejectReason,
+};
+use crate::storage::{LogStorage, StorageError};
+use crate::{EntryPlace, NodeId};
+
+/// Largest index `<= upto` whose term is `<= term`, searching the terms (which never
+/// decrease along the log) by bisection. `None` when it would be before the log's base or
+/// the base's term is unknown.
+pub(super) fn last_index_with_term_at_most<S: LogStorage>(
+    storage: &S,
+    upto: u64,
+    term: u64,
+) -> Result<Option<u64>, StorageError> {
+    let base = storage.first_index().saturating_sub(1);
+    let upto = upto.min(storage.last_index());
+    if upto < base {
+        return Ok(None);
+    }
+    let at_most = |index: u64| -> Result<Option<bool>, StorageError> {
+        Ok(storage.term(index)?.map(|t| t <= term))
+    };
+    if at_most(upto)? == Some(true) {
+        return Ok(Some(upto));
+    }
+    // Invariant: term(hi) > term; answer in [lo, hi).
+    let (mut lo, mut hi) = (base, upto);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if at_most(mid)? == Some(true) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(match at_most(lo)? {
+        Some(true) => Some(lo),
+        _ => None,
+    })
+}
+
+impl<S: LogStorage> Node<S> {
+    // ---- proposals ----
+
+    /// Appends entries on the leader, in order, and returns where each landed. All or
+    /// nothing: on error nothing was appended. Placement patches run here, in log order.
+    pub fn propose(&mut self, proposals: Vec<Proposal>) -> Result<Vec<EntryPlace>, ProposeError> {
+        let RoleState::Leader(ls) = &self.role else {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        };
+        if ls.transfer.is_some() {
+            return Err(ProposeError::Transferring);
+        }
+        let uncommitted = self.storage.last_index().saturating_sub(self.commit_index);
+        if uncommitted + proposals.len() as u64 > self.config.max_uncommitted_entries {
+            return Err(ProposeError::Busy { uncommitted });
+        }
+        let max_bytes = self.config.max_entry_body_bytes;
+        if let Some(p) = proposals.iter().find(|p| p.body.len() > max_bytes) {
+            return Err(ProposeError::TooLarge {
+                body_bytes: p.body.len(),
+                max_bytes,
+            });
+        }
+        let places = self.append_local(
+            proposals
+                .into_iter()
+                .map(|p| (EntryKind::Normal, p.channel, p.body, p.patch)),
+        )?;
+        self.after_local_append()?;
+        Ok(places)
+    }
+
+    pub(super) fn append_noop(&mut self) -> Result<(), StorageError> {
+        self.append_local(std::iter::once((
+            EntryKind::Internal,
+            0,
+            Bytes::new(),
+            None,
+        )))?;
+        Ok(())
+    }
+
+    /// Frames entries into one buffer (one allocation per batch), lets the storage place each,
+    /// and appends them.
+    fn append_local(
+        &mut self,
+        items: impl ExactSizeIterator<Item = (EntryKind, u32, Bytes, Option<super::PatchFn>)>,
+    ) -> Result<Vec<EntryPlace>, StorageError> {
+        let mut places = Vec::with_capacity(items.len());
+        let mut buf = BytesMut::new();
+        let mut bounds = Vec::with_capacity(items.len());
+        let mut end_pos = self.storage.end_pos();
+        let first_index = self.storage.last_index() + 1;
+        for (index, (kind, channel, body, patch)) in (first_index..).zip(items) {
+            let framed = ENTRY_HEADER_LEN + body.len();
+            let pos = self.storage.place(end_pos, framed as u64)?;
+            let place = EntryPlace {
+                index,
+                term: self.term,
+                pos,
+            };
+            let start = buf.len();
+            buf.reserve(framed);
+            buf.put_bytes(0, ENTRY_HEADER_LEN);
+            buf.extend_from_slice(&body);
+            let body_slice = &mut buf[start + ENTRY_HEADER_LEN..start + framed];
+            if let Some(patch) = patch {
+                patch(place, body_slice);
+            }
+            let header = EntryHeader {
+                kind,
+                index,
+                term: self.term,
+                pos,
+                channel,
+                body_crc: crc32c::crc32c(body_slice),
+                body_len: body.len() as u32,
+            };
+            let mut header_bytes = [0u8; ENTRY_HEADER_LEN];
+            header.encode_into(&mut header_bytes);
+            buf[start..start + ENTRY_HEADER_LEN].copy_from_slice(&header_bytes);
+            bounds.push((start, start + framed));
+            places.push(place);
+            end_pos = pos + framed as u64;
+        }
+        let frozen = buf.freeze();
+        let frames: Vec<Bytes> = bounds.iter().map(|&(s, e)| frozen.slice(s..e)).collect();
+        self.storage.append(&frames)?;
+        Ok(places)
+    }
+
+    fn after_local_append(&mut self) -> Result<(), StorageError> {
+        // Without sync_flush the leader's own copy counts at once (a group of one commits
+        // here); with it, when the driver reports the fsync.
+        self.maybe_commit()
+    }
+
+    // ---- leader ----
+
+    /// The Raft commit rule: the highest index held by a quorum commits if it is of the
+    /// current term (section 5.4.2); older entries commit with it.
+    pub(super) fn maybe_commit(&mut self) -> Result<(), StorageError> {
+        let durable = self.durable_index();
+        let RoleState::Leader(ls) = &self.role else {
+            return Ok(());
+        };
+        let mut indexes = std::mem::take(&mut self.scratch);
+        indexes.clear();
+        indexes.push(durable);
+        indexes.extend(ls.progress.iter().map(|p| p.match_index));
+        let mut sorted = Vec::with_capacity(indexes.len());
+        let candidate = super::progress::quorum_index(&indexes, &mut sorted);
+        self.scratch = indexes;
+        if candidate > self.commit_index && self.storage.term(candidate)? == Some(self.term) {
+            self.commit_index = candidate;
+        }
+        Ok(())
+    }
+
+    pub(super) fn broadcast_heartbeats(&mut self) {
+        let RoleState::Leader(ls) = &mut self.role else {
+            return;
+        };
+        ls.next_heartbeat_at = self.now + self.ticks.heartbeat;
+        let beats: Vec<(NodeId, u64)> = ls
+            .progress
+            .iter()
+            .map(|p| (p.id, self.commit_index.min(p.match_index)))
+            .collect();
+        for (to, commit_index) in beats {
+            self.send(to, Payload::Heartbeat(Heartbeat { commit_index }));
+        }
+    }
+
+    pub(super) fn check_append_timeouts(&mut self) -> Result<(), StorageError> {
+        let first = self.storage.first_index();
+        let RoleState::Leader(ls) = &mut self.role else {
+            return Ok(());
+        };
+        for p in &mut ls.progress {
+            if p.timed_out(self.now, self.ticks.append_timeout) {
+                tracing::debug!(peer = %p.id, state = ?p.state, next = p.next_index,
+                    "append timed out: re-probing");
+                match p.state {
+                    ReplicaState::Truncate => p.rewind(ReplicaState::Truncate, first),
+                    _ => {
+                        let next = p.match_index + 1;
+                        p.rewind(ReplicaState::Compare, next);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every follower what its window allows.
+    pub(super) fn flush_replication(&mut self) -> Result<(), StorageError> {
+        let RoleState::Leader(ls) = &mut self.role else {
+            return Ok(());
+        };
+        let mut out = std::mem::take(&mut self.out.messages);
+        for p in &mut ls.progress {
+            push_to_follower(
+                p,
+                &self.storage,
+                &self.config,
+                self.now,
+                self.term,
+                self.commit_index,
+                self.id,
+                &mut out,
+            )?;
+        }
+        self.out.messages = out;
+        Ok(())
+    }
+
+    pub(super) fn on_append_response(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        resp: AppendResponse,
+    ) -> Result<(), RaftError> {
+        if term > self.term {
+            self.become_follower(term, None);
+            return Ok(());
+        }
+        if term < self.term {
+            return Ok(());
+        }
+        let last = self.storage.last_index();
+        let first = self.storage.first_index();
+        let RoleState::Leader(ls) = &mut self.role else {
+            return Ok(());
+        };
+        let Some(p) = ls.progress.iter_mut().find(|p| p.id == from) else {
+            return Ok(());
+        };
+        p.last_contact = self.now;
+        match resp.result {
+            AppendResult::Success { match_index } => {
+                let match_index = match_index.min(last);
+                if match_index > p.match_index {
+                    p.match_index = match_index;
+                }
+                p.release_through(p.match_index);
+                if p.state != ReplicaState::Append && resp.seq >= p.rewind_seq {
+                    p.state = ReplicaState::Append;
+                    p.inflight.clear();
+                    p.inflight_bytes = 0;
+                }
+                if p.next_index <= p.match_index {
+                    p.next_index = p.match_index + 1;
+                }
+                self.maybe_commit()?;
+                self.try_send_take_leadership();
+            }
+            AppendResult::Inconsistent {
+                hint_index,
+                hint_term,
+                last_index,
+            } => {
+                if resp.seq < p.rewind_seq {
+                    return Ok(());
+                }
+                if last_index < p.match_index {
+                    // Only possible when a follower lost acknowledged entries (a power cut
+                    // without sync_flush): forget what it no longer has.
+                    tracing::warn!(peer = %from, last_index, match_index = p.match_index,
+                        "follower lost acknowledged entries");
+                    p.match_index = last_index;
+                }
+                let peer_idx = ls.progress.iter().position(|q| q.id == from);
+                let found = last_index_with_term_at_most(&self.storage, hint_index, hint_term)?;
+                let RoleState::Leader(ls) = &mut self.role else {
+                    return Ok(());
+                };
+                let Some(p) = peer_idx.and_then(|i| ls.progress.get_mut(i)) else {
+                    return Ok(());
+                };
+                match found {
+                    Some(j) if j + 1 >= first => p.rewind(ReplicaState::Compare, j + 1),
+                    _ => p.rewind(ReplicaState::Truncate, first),
+                }
+            }
+            AppendResult::Rejected(reason) => {
+                tracing::error!(peer = %from, ?reason, "follower rejected an append");
+                self.out
+                    .events
+                    .push(Event::ReplicationRejected { peer: from, reason });
+            }
+            AppendResult::ExpiredTerm => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_heartbeat_response(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        resp: HeartbeatResponse,
+    ) {
+        if term > self.term {
+            self.become_follower(term, None);
+            return;
+        }
+        if term < self.term {
+            return;
+        }
+        if resp == HeartbeatResponse::InconsistentLeader {
+            tracing::error!(peer = %from, term, "peer follows another leader in our term");
+        }
+        let now = self.now;
+        if let RoleState::Leader(ls) = &mut self.role {
+            if let Some(p) = ls.progress.iter_mut().find(|p| p.id == from) {
+                p.last_contact = now;
+            }
+        }
+    }
+
+    // ---- follower ----
+
+    /// Accepts `from` as leader of `term` if nothing contradicts it. Returns false when the
+    /// message must be refused (older term, or another leader known in this term).
+    fn accept_leader(&mut self, from: NodeId, term: u64) -> bool {
+        if term < self.term {
+            return false;
+        }
+        if term == self.term && self.leader.is_some() && self.leader != Some(from) {
+            tracing::error!(node = %self.id, term, leader = ?self.leader, other = %from,
+                "two leaders in one term");
+            return false;
+        }
+        if term > self.term
+            || self.leader != Some(from)
+            || !matches!(self.role, RoleState::Follower)
+        {
+            self.become_follower(term, Some(from));
+        }
+        self.last_leader_contact = self.now;
+        true
+    }
+
+    pub(super) fn on_heartbeat(&mut self, from: NodeId, term: u64, hb: Heartbeat) {
+        if !self.accept_leader(from, term) {
+            let result = if term < self.term {
+                HeartbeatResponse::ExpiredTerm
+            } else {
+                HeartbeatResponse::InconsistentLeader
+            };
+            self.send(from, Payload::HeartbeatResponse(result));
+            return;
+        }
+        self.advance_follower_commit(hb.commit_index);
+        self.send(from, Payload::HeartbeatResponse(HeartbeatResponse::Success));
+    }
+
+    fn advance_follower_commit(&mut self, leader_commit: u64) {
+        let commit = leader_commit.min(self.leader_match);
+        if commit > self.commit_index {
+            self.commit_index = commit;
+        }
+    }
+
+    fn reply_append(&mut self, to: NodeId, seq: u64, result: AppendResult) {
+        self.send(to, Payload::AppendResponse(AppendResponse { seq, result }));
+    }
+
+    fn reply_inconsistent(
+        &mut self,
+        to: NodeId,
+        seq: u64,
+        prev_index: u64,
+        prev_term: u64,
+    ) -> Result<(), StorageError> {
+        let last_index = self.storage.last_index();
+        let upto = prev_index.min(last_index);
+        let (hint_index, hint_term) =
+            match last_index_with_term_at_most(&self.storage, upto, prev_term)? {
+                Some(i) => (i, self.storage.term(i)?.unwrap_or(0)),
+                None => (self.storage.first_index().saturating_sub(1), 0),
+            };
+        self.reply_append(
+            to,
+            seq,
+            AppendResult::Inconsistent {
+                hint_index,
+                hint_term,
+                last_index,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn on_append(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        append: Append,
+    ) -> Result<(), RaftError> {
+        let seq = append.seq;
+        if !self.accept_leader(from, term) {
+            let result = if term < self.term {
+                AppendResult::ExpiredTerm
+            } else {
+                AppendResult::Rejected(RejectReason::InconsistentLeader)
+            };
+            self.reply_append(from, seq, result);
+            return Ok(());
+        }
+        let Some(headers) = verify_frames(&append, term) else {
+            self.reply_append(
+                from,
+                seq,
+                AppendResult::Rejected(RejectReason::CorruptEntry),
+            );
+            return Ok(());
+        };
+        // Positions inside the batch must follow the storage's placement rule.
+        for pair in headers.windows(2) {
+            let expected = self
+                .storage
+                .place(pair[0].pos + pair[0].size() as u64, pair[1].size() as u64)?;
+            if pair[1].pos != expected {
+                self.reply_append(
+                    from,
+                    seq,
+                    AppendResult::Rejected(RejectReason::PositionMismatch),
+                );
+                return Ok(());
+            }
+        }
+
+        let mut prev_checked = false;
+        if append.restart {
+            let Some(first) = headers.first() else {
+                self.reply_append(
+                    from,
+                    seq,
+                    AppendResult::Rejected(RejectReason::EmptyRestart),
+                );
+                return Ok(());
+            };
+            let have_first = self.storage.term(first.index)? == Some(first.term);
+            let have_prev = match append.prev_term {
+                Some(t) => self.storage.term(append.prev_index)? == Some(t),
+                None => false,
+            };
+            if have_first || have_prev {
+                prev_checked = true;
+            } else {
+                if first.index <= self.commit_index && self.storage.last_index() >= first.index {
+                    self.reply_append(
+                        from,
+                        seq,
+                        AppendResult::Rejected(RejectReason::ConflictWithCommitted),
+                    );
+                    return Ok(());
+                }
+                tracing::warn!(node = %self.id, next_index = first.index, next_pos = first.pos,
+                    "log restarts at the leader's first entry");
+                self.storage
+                    .reset(first.index, first.pos, append.prev_term)?;
+                let base = first.index - 1;
+                self.persisted_index = base;
+                self.leader_match = self.leader_match.max(base);
+                self.commit_index = self.commit_index.max(base);
+                self.out.events.push(Event::LogRestarted {
+                    next_index: first.index,
+                    next_pos: first.pos,
+                });
+                prev_checked = true;
+            }
+        }
+
+        let base = self.storage.first_index() - 1;
+        let last = self.storage.last_index();
+        if !prev_checked {
+            if append.prev_index > last {
+                let prev_term = append.prev_term.unwrap_or(0);
+                self.reply_inconsistent(from, seq, append.prev_index, prev_term)?;
+                return Ok(());
+            }
+            // At or below the base everything is committed, hence equal to the leader's.
+            if append.prev_index > base {
+                let mine = self.storage.term(append.prev_index)?;
+                if mine.is_none() || mine != append.prev_term {
+                    let prev_term = append.prev_term.unwrap_or(0);
+                    self.reply_inconsistent(from, seq, append.prev_index, prev_term)?;
+                    return Ok(());
+                }
+            }
+        }
+
+        // Skip what we already hold; cut at the first conflict.
+        let mut append_from = None;
+        for (i, h) in headers.iter().enumerate() {
+            if h.index <= base {
+                continue;
+            }
+            if h.index > self.storage.last_index() {
+                append_from = Some(i);
+                break;
+            }
+            if self.storage.term(h.index)? == Some(h.term) {
+                continue;
+            }
+            if h.index <= self.commit_index {
+                tracing::error!(node = %self.id, index = h.index,
+                    "leader sent an entry conflicting with a committed one");
+                self.reply_append(
+                    from,
+                    seq,
+                    AppendResult::Rejected(RejectReason::ConflictWithCommitted),
+                );
+                return Ok(());
+            }
+            self.storage.truncate_after(h.index - 1)?;
+            self.persisted_index = self.persisted_index.min(h.index - 1);
+            append_from = Some(i);
+            break;
+        }
+        if let Some(i) = append_from {
+            let first_new = &headers[i];
+            let expected = self
+                .storage
+                .place(self.storage.end_pos(), first_new.size() as u64)?;
+            if first_new.pos != expected {
+                self.reply_append(
+                    from,
+                    seq,
+                    AppendResult::Rejected(RejectReason::PositionMismatch),
+                );
+                return Ok(());
+            }
+            self.storage.append(&append.entries[i..])?;
+        }
+        let verified = append.prev_index + headers.len() as u64;
+        self.leader_match = self.leader_match.max(verified);
+        self.advance_follower_commit(append.commit_index);
+        if self.config.sync_flush && self.persisted_index < self.leader_match {
+            // Answer once the fsync covers it (the driver reports it with on_persisted).
+            self.pending_ack = Some(seq);
+        } else {
+            self.reply_append(
+                from,
+                seq,
+                AppendResult::Success {
+                    match_index: self.leader_match,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn flush_pending_ack(&mut self) {
+        let (RoleState::Follower, Some(leader)) = (&self.role, self.leader) else {
+            return;
+        };
+        let Some(seq) = self.pending_ack else {
+            return;
+        };
+        let match_index = self.leader_match.min(self.persisted_index);
+        if match_index >= self.leader_match {
+            self.pending_ack = None;
+        }
+        self.reply_append(leader, seq, AppendResult::Success { match_index });
+    }
+}
+
+/// Decodes and verifies the frames of an append: both checksums, consecutive indexes after
+/// `prev_index`, and terms that never decrease and never exceed the leader's.
+fn verify_frames(append: &Append, leader_term: u64) -> Option<Vec<EntryHeader>> {
+    let mut headers = Vec::with_capacity(append.entries.len());
+    let mut min_term = append.prev_term.unwrap_or(0);
+    for (expected_index, frame) in (append.prev_index + 1..).zip(&append.entries) {
+        let header = EntryHeader::decode(frame).ok()?;
+        if frame.len() != header.size()
+            || header.index != expected_index
+            || header.term < min_term
+            || header.term > leader_term
+            || crc32c::crc32c(&frame[ENTRY_HEADER_LEN..]) != header.body_crc
+        {
+            return None;
+        }
+        min_term = header.term;
+        headers.push(header);
+    }
+    Some(headers)
+}
+
+/// Fills one follower's window: probes in COMPARE/TRUNCATE, pipelined batches in APPEND.
+#[allow(clippy::too_many_arguments)]
+fn push_to_follower<S: LogStorage>(
+    p: &mut Progress,
+    storage: &S,
+    config: &crate::RaftConfig,
+    now: u64,
+    term: u64,
+    commit_index: u64,
+    from: NodeId,
+    out: &mut Vec<crate::Message>,
+) -> Result<(), StorageError> {
+    let first = storage.first_index();
+    let last = storage.last_index();
+    // Bounded: each pass sends a batch or changes state, and the window caps batches.
+    for _ in 0..config.max_inflight_batches + 2 {
+        if !p.can_send(config.max_inflight_batches, config.max_inflight_bytes) {
+            break;
+        }
+        let restart = p.state == ReplicaState::Truncate;
+        let from_index = if restart { first } else { p.next_index };
+        if p.state == ReplicaState::Append && from_index > last {
+            break;
+        }
+        if !restart && from_index < first {
+            p.rewind(ReplicaState::Truncate, first);
+            continue;
+        }
+        let prev_index = from_index - 1;
+        let prev_term = storage.term(prev_index)?;
+        if !restart && prev_term.is_none() {
+            p.rewind(ReplicaState::Truncate, first);
+            continue;
+        }
+        let entries = if from_index <= last {
+            storage.read(from_index, config.max_batch_entries, config.max_batch_bytes)?
+        } else {
+            Vec::new()
+        };
+        if restart && entries.is_empty() {
+            break;
+        }
+        let bytes: usize = entries.iter().map(Bytes::len).sum();
+        let last_sent = prev_index + entries.len() as u64;
+        let seq = p.record_sent(last_sent, bytes, now);
+        p.next_index = last_sent + 1;
+        let probing = p.state != ReplicaState::Append;
+        let empty = entries.is_empty();
+        out.push(crate::Message {
+            from,
+            to: p.id,
+            term,
+            payload: Payload::Append(Append {
+                seq,
+                prev_index,
+                prev_term,
+                commit_index,
+                restart,
+                entries,
+            }),
+        });
+        if probing || empty {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,612 @@
+//! Behaviour of the core over a perfect in-memory network that tests can cut and heal.
+
+use std::collections::{HashSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::message::{AppendResponse, AppendResult, VoteAnswer};
+use crate::storage::MemLog;
+
+fn test_config(sync_flush: bool) -> RaftConfig {
+    RaftConfig {
+        tick_ms: 1,
+        heartbeat_interval_ms: 2,
+        max_heartbeat_leak: 5,
+        min_vote_interval_ms: 1,
+        max_vote_interval_ms: 6,
+        min_take_leadership_vote_interval_ms: 1,
+        max_take_leadership_vote_interval_ms: 2,
+        vote_round_timeout_ms: 4,
+        append_timeout_ms: 10,
+        transfer_timeout_ms: 20,
+        preferred_leader_check_interval_ms: 5,
+        sync_flush,
+        random_seed: 7,
+        ..RaftConfig::default()
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Node<MemLog>>,
+    blocked: HashSet<(NodeId, NodeId)>,
+    queue: VecDeque<Message>,
+    events: Vec<(NodeId, Event)>,
+    /// Every message delivered, for assertions on what was said.
+    log: Vec<Message>,
+    drop_append_responses: bool,
+}
+
+impl Cluster {
+    fn new(size: u32, config: RaftConfig) -> Cluster {
+        let ids: Vec<NodeId> = (0..size).map(NodeId).collect();
+        let nodes = ids
+            .iter()
+            .map(|&id| {
+                Node::new(
+                    id,
+                    &ids,
+                    config.clone(),
+                    MemLog::new(),
+                    HardState::default(),
+                )
+                .unwrap()
+            })
+            .collect();
+        Cluster {
+            nodes,
+            blocked: HashSet::new(),
+            queue: VecDeque::new(),
+            events: Vec::new(),
+            log: Vec::new(),
+            drop_append_responses: false,
+        }
+    }
+
+    fn node(&mut self, id: u32) -> &mut Node<MemLog> {
+        &mut self.nodes[id as usize]
+    }
+
+    fn isolate(&mut self, id: u32) {
+        for other in 0..self.nodes.len() as u32 {
+            self.blocked.insert((NodeId(id), NodeId(other)));
+            self.blocked.insert((NodeId(other), NodeId(id)));
+        }
+    }
+
+    fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    fn collect(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let ready = node.take_ready().unwrap();
+        if ready.sync_needed {
+            let last = node.last_index();
+            let term = node.last_term().unwrap();
+            node.storage_mut().sync().unwrap();
+            node.on_persisted(last, term).unwrap();
+        }
+        let id = node.id();
+        self.events
+            .extend(ready.events.into_iter().map(|e| (id, e)));
+        for m in ready.messages {
+            let dropped =
+                self.drop_append_responses && matches!(m.payload, Payload::AppendResponse(_));
+            if !dropped && !self.blocked.contains(&(m.from, m.to)) {
+                self.queue.push_back(m);
+            }
+        }
+        if ready.sync_needed {
+            self.collect(i);
+        }
+    }
+
+    fn pump(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.collect(i);
+        }
+        for _ in 0..100_000 {
+            let Some(m) = self.queue.pop_front() else {
+                return;
+            };
+            let to = m.to.0 as usize;
+            self.log.push(m.clone());
+            self.nodes[to].step(m).unwrap();
+            self.collect(to);
+        }
+        panic!("messages never settled");
+    }
+
+    fn run(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            for i in 0..self.nodes.len() {
+                self.nodes[i].tick().unwrap();
+            }
+            self.pump();
+        }
+    }
+
+    fn leaders(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role() == Role::Leader)
+            .map(|n| n.id().0)
+            .collect()
+    }
+
+    fn elect(&mut self) -> u32 {
+        for _ in 0..500 {
+            self.run(1);
+            let leaders = self.leaders();
+            if leaders.len() == 1 {
+                let leader = leaders[0];
+                let term = self.nodes[leader as usize].term();
+                let followers = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.leader() == Some(NodeId(leader)) && n.term() == term)
+                    .count();
+                if followers == self.nodes.len() {
+                    return leader;
+                }
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    fn propose(&mut self, leader: u32, body: &'static [u8]) -> EntryPlace {
+        let places = self
+            .node(leader)
+            .propose(vec![Proposal::new(1, Bytes::from_static(body))])
+            .unwrap();
+        places[0]
+    }
+}
+
+#[test]
+fn three_nodes_elect_one_leader_and_replicate() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let place = c.propose(leader, b"hello");
+    c.run(5);
+    for n in &c.nodes {
+        assert!(n.commit_index() >= place.index, "node {} commit", n.id());
+        let frames = n.storage().read(place.index, 1, 1 << 20).unwrap();
+        let entry = crate::entry::Entry::decode(&frames[0]).unwrap();
+        assert_eq!(&entry.body[..], b"hello");
+        assert_eq!(entry.pos, place.pos);
+    }
+}
+
+#[test]
+fn group_of_one_commits_on_local_persistence() {
+    let mut c = Cluster::new(1, test_config(true));
+    assert_eq!(c.elect(), 0);
+    let place = c.propose(0, b"solo");
+    // Before the fsync is reported nothing new commits...
+    assert!(c.nodes[0].commit_index() < place.index);
+    // ...and the Ready asks for it.
+    c.pump();
+    assert_eq!(c.nodes[0].commit_index(), place.index);
+    assert_eq!(c.nodes[0].apply_limit(), place.index);
+}
+
+#[test]
+fn sync_flush_leader_counts_itself_only_once_persisted() {
+    let mut c = Cluster::new(3, test_config(true));
+    let leader = c.elect();
+    let node = c.node(leader);
+    let place = node
+        .propose(vec![Proposal::new(0, Bytes::from_static(b"x"))])
+        .unwrap()[0];
+    let ready = node.take_ready().unwrap();
+    assert!(ready.sync_needed);
+    let appends = ready
+        .messages
+        .iter()
+        .filter(|m| matches!(m.payload, Payload::Append(_)))
+        .count();
+    assert_eq!(appends, 2, "sends to followers before its own fsync");
+    // Followers acknowledge; without the leader's own fsync a quorum is still reached (2 of
+    // 3), which is the point of writing in parallel.
+    let acks: Vec<Message> = (0..3u32)
+        .filter(|&i| i != leader)
+        .map(|i| Message {
+            from: NodeId(i),
+            to: NodeId(leader),
+            term: c.nodes[leader as usize].term(),
+            payload: Payload::AppendResponse(AppendResponse {
+                seq: u64::MAX,
+                result: AppendResult::Success {
+                    match_index: place.index,
+                },
+            }),
+        })
+        .collect();
+    let node = c.node(leader);
+    node.step(acks[0].clone()).unwrap();
+    assert!(
+        node.commit_index() < place.index,
+        "one follower is not a quorum"
+    );
+    node.step(acks[1].clone()).unwrap();
+    assert_eq!(node.commit_index(), place.index);
+    assert!(
+        node.apply_limit() < place.index,
+        "not applied before its own fsync"
+    );
+}
+
+#[test]
+fn leader_steps_down_on_higher_term() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let term = c.nodes[leader as usize].term();
+    let other = (leader + 1) % 3;
+    c.node(leader)
+        .step(Message {
+            from: NodeId(other),
+            to: NodeId(leader),
+            term: term + 5,
+            payload: Payload::HeartbeatResponse(crate::message::HeartbeatResponse::ExpiredTerm),
+        })
+        .unwrap();
+    assert_eq!(c.nodes[leader as usize].role(), Role::Follower);
+    assert_eq!(c.nodes[leader as usize].term(), term + 5);
+    assert_eq!(
+        c.node(leader)
+            .take_ready()
+            .unwrap()
+            .hard_state
+            .unwrap()
+            .term,
+        term + 5,
+        "the new term is handed out for fsync"
+    );
+}
+
+#[test]
+fn check_quorum_leader_steps_down_and_refuses_writes() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    c.isolate(leader);
+    let timeout = c.nodes[0].ticks.leader_timeout;
+    c.run(timeout + 1);
+    let old = &mut c.nodes[leader as usize];
+    assert_ne!(old.role(), Role::Leader);
+    assert!(matches!(
+        old.propose(vec![Proposal::new(0, Bytes::new())]),
+        Err(ProposeError::NotLeader { .. })
+    ));
+}
+
+#[test]
+fn pre_vote_keeps_a_rejoining_node_from_deposing_the_leader() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let term = c.nodes[leader as usize].term();
+    let lonely = (leader + 1) % 3;
+    for other in 0..3 {
+        if other != lonely {
+            c.blocked.insert((NodeId(lonely), NodeId(other)));
+            c.blocked.insert((NodeId(other), NodeId(lonely)));
+        }
+    }
+    c.run(200);
+    assert_eq!(
+        c.nodes[lonely as usize].term(),
+        term,
+        "pre-votes never raise the term"
+    );
+    assert_eq!(c.nodes[leader as usize].role(), Role::Leader);
+    c.heal();
+    c.run(50);
+    assert_eq!(c.leaders(), vec![leader]);
+    assert_eq!(c.nodes[leader as usize].term(), term);
+    assert_eq!(c.nodes[lonely as usize].leader(), Some(NodeId(leader)));
+}
+
+#[test]
+fn without_pre_vote_a_voter_behind_answers_term_not_ready_then_accepts() {
+    let mut config = test_config(false);
+    config.pre_vote = false;
+    let mut c = Cluster::new(3, config);
+    let leader = c.elect();
+    // Every node moved to the leader's term through TermNotReady then Accept.
+    let answers: Vec<VoteAnswer> = c
+        .log
+        .iter()
+        .filter_map(|m| match &m.payload {
+            Payload::VoteResponse(r) if !r.pre_vote => Some(r.answer),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        answers.contains(&VoteAnswer::RejectTermNotReady),
+        "{answers:?}"
+    );
+    assert!(answers.contains(&VoteAnswer::Accept));
+    assert!(c.nodes[leader as usize].term() >= 1);
+}
+
+fn log_with_terms(terms: &[u64]) -> MemLog {
+    let mut log = MemLog::new();
+    for (i, &term) in terms.iter().enumerate() {
+        let entry = crate::entry::Entry {
+            kind: crate::entry::EntryKind::Normal,
+            index: i as u64 + 1,
+            term,
+            pos: log.end_pos(),
+            channel: 0,
+            body: Bytes::from_static(b"e"),
+        };
+        let mut buf = bytes::BytesMut::new();
+        entry.encode(&mut buf);
+        log.append(&[buf.freeze()]).unwrap();
+    }
+    log
+}
+
+#[test]
+fn older_term_entry_does_not_commit_by_replica_count() {
+    // Raft Figure 8: n0 and n1 hold [1@1, 2@2], n2 holds [1@1]. n0 wins term 3. Entry 2 is
+    // on a majority, but it may commit only together with an entry of term 3.
+    let config = test_config(false);
+    let ids = [NodeId(0), NodeId(1), NodeId(2)];
+    let logs = [vec![1, 2], vec![1, 2], vec![1]];
+    let nodes = ids
+        .iter()
+        .zip(logs.iter())
+        .map(|(&id, terms)| {
+            let hs = HardState {
+                term: 2,
+                voted_for: None,
+            };
+            Node::new(id, &ids, config.clone(), log_with_terms(terms), hs).unwrap()
+        })
+        .collect();
+    let mut c = Cluster {
+        nodes,
+        blocked: HashSet::new(),
+        queue: VecDeque::new(),
+        events: Vec::new(),
+        log: Vec::new(),
+        drop_append_responses: true,
+    };
+    // Only n0's clock runs, so only n0 campaigns.
+    for _ in 0..100 {
+        c.nodes[0].tick().unwrap();
+        c.pump();
+        if c.nodes[0].role() == Role::Leader {
+            break;
+        }
+    }
+    assert_eq!(c.nodes[0].role(), Role::Leader);
+    let term = c.nodes[0].term();
+    assert_eq!(c.nodes[0].commit_index(), 0);
+    let ack = |from: u32, match_index: u64| Message {
+        from: NodeId(from),
+        to: NodeId(0),
+        term,
+        payload: Payload::AppendResponse(AppendResponse {
+            seq: u64::MAX,
+            result: AppendResult::Success { match_index },
+        }),
+    };
+    c.nodes[0].step(ack(1, 2)).unwrap();
+    assert_eq!(
+        c.nodes[0].commit_index(),
+        0,
+        "entry 2 of term 2 committed by count"
+    );
+    c.nodes[0].step(ack(1, 3)).unwrap();
+    assert_eq!(
+        c.nodes[0].commit_index(),
+        3,
+        "the term-3 no-op commits, and 2 with it"
+    );
+}
+
+#[test]
+fn divergent_follower_tail_is_truncated() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    c.propose(leader, b"base");
+    c.run(5);
+    c.isolate(leader);
+    for _ in 0..20 {
+        c.propose(leader, b"doomed");
+    }
+    c.run(2);
+    let old_last = c.nodes[leader as usize].last_index();
+    let timeout = c.nodes[0].ticks.leader_timeout;
+    c.run(timeout * 3);
+    let others: Vec<u32> = (0..3).filter(|&i| i != leader).collect();
+    c.blocked.retain(|&(a, b)| a.0 == leader || b.0 == leader);
+    let new_leader = loop {
+        c.run(1);
+        if let Some(&l) = c.leaders().iter().find(|&&l| l != leader) {
+            break l;
+        }
+    };
+    assert!(others.contains(&new_leader));
+    c.propose(new_leader, b"winner");
+    c.heal();
+    c.run(30);
+    let old = &c.nodes[leader as usize];
+    assert_eq!(old.leader(), Some(NodeId(new_leader)));
+    assert!(old.last_index() < old_last + 2);
+    let winner_last = c.nodes[new_leader as usize].last_index();
+    assert_eq!(old.last_index(), winner_last);
+    for i in 1..=winner_last {
+        assert_eq!(
+            old.storage().term(i).unwrap(),
+            c.nodes[new_leader as usize].storage().term(i).unwrap()
+        );
+    }
+}
+
+#[test]
+fn follower_behind_the_leaders_first_entry_restarts_its_log() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let lagger = (leader + 1) % 3;
+    c.isolate(lagger);
+    for _ in 0..30 {
+        c.propose(leader, b"while you were away");
+    }
+    c.run(5);
+    let commit = c.nodes[leader as usize].commit_index();
+    // Retention on the two up-to-date nodes deletes what the lagger still needs.
+    for i in 0..3 {
+        if i != lagger {
+            c.nodes[i as usize].storage_mut().compact_to(commit - 5);
+        }
+    }
+    c.heal();
+    c.run(40);
+    let lag = &c.nodes[lagger as usize];
+    assert_eq!(lag.storage().first_index(), commit - 5);
+    assert_eq!(lag.last_index(), c.nodes[leader as usize].last_index());
+    assert!(c.events.iter().any(|(id, e)| id.0 == lagger
+        && matches!(e, Event::LogRestarted { next_index, .. } if *next_index == commit - 5)));
+}
+
+#[test]
+fn placement_patch_sees_final_index_and_position() {
+    let config = test_config(false);
+    let ids = [NodeId(0)];
+    let mut node = Node::new(
+        NodeId(0),
+        &ids,
+        config,
+        MemLog::with_segments(256),
+        HardState::default(),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        node.tick().unwrap();
+    }
+    assert_eq!(node.role(), Role::Leader);
+    let proposals = (0..6)
+        .map(|_| {
+            Proposal::with_patch(3, vec![0u8; 60], |place: EntryPlace, body: &mut [u8]| {
+                body[..8].copy_from_slice(&place.body_pos().to_be_bytes());
+                body[8..16].copy_from_slice(&place.index.to_be_bytes());
+            })
+        })
+        .collect();
+    let places = node.propose(proposals).unwrap();
+    for place in &places {
+        let frame = &node.storage().read(place.index, 1, 1 << 20).unwrap()[0];
+        let entry = crate::entry::Entry::decode(frame).unwrap();
+        assert_eq!(entry.pos, place.pos);
+        assert_eq!(&entry.body[..8], &place.body_pos().to_be_bytes());
+        assert_eq!(&entry.body[8..16], &place.index.to_be_bytes());
+        assert!(
+            entry.pos / 256 == (entry.pos + entry.size() as u64 - 1) / 256,
+            "entry at {} straddles a segment",
+            entry.pos
+        );
+    }
+}
+
+#[test]
+fn transfer_to_a_named_node() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let target = (leader + 2) % 3;
+    c.propose(leader, b"before");
+    c.run(3);
+    c.node(leader).transfer_leadership(NodeId(target)).unwrap();
+    assert!(matches!(
+        c.node(leader).propose(vec![Proposal::new(0, Bytes::new())]),
+        Err(ProposeError::Transferring)
+    ));
+    c.run(20);
+    assert_eq!(c.leaders(), vec![target]);
+    assert!(c.events.iter().any(
+        |(id, e)| id.0 == leader && matches!(e, Event::TransferFinished { result: Ok(()), .. })
+    ));
+}
+
+#[test]
+fn transfer_refusals() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let follower = (leader + 1) % 3;
+    assert_eq!(
+        c.node(follower).transfer_leadership(NodeId(leader)),
+        Err(TransferError::NotLeader)
+    );
+    assert_eq!(
+        c.node(leader).transfer_leadership(NodeId(9)),
+        Err(TransferError::UnknownPeer(NodeId(9)))
+    );
+}
+
+#[test]
+fn preferred_leader_takes_over_when_healthy() {
+    let mut config = test_config(false);
+    config.preferred_leaders = vec![NodeId(2)];
+    let mut c = Cluster::new(3, config);
+    c.elect();
+    c.run(60);
+    assert_eq!(c.leaders(), vec![2]);
+}
+
+#[test]
+fn statuses_report_per_peer_progress() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let place = c.propose(leader, b"x");
+    c.run(3);
+    let status = c.nodes[leader as usize].status();
+    assert_eq!(status.role, Role::Leader);
+    assert_eq!(status.peers.len(), 2);
+    for peer in &status.peers {
+        assert_eq!(peer.match_index, place.index);
+        assert_eq!(peer.state, ReplicaState::Append);
+    }
+}
+
+#[test]
+fn corrupt_frames_are_rejected() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let follower = (leader + 1) % 3;
+    let term = c.nodes[leader as usize].term();
+    let last = c.nodes[follower as usize].last_index();
+    let frame = c.nodes[leader as usize]
+        .storage()
+        .read(last, 1, 1 << 20)
+        .unwrap()[0]
+        .clone();
+    let mut bad = frame.to_vec();
+    let n = bad.len();
+    bad[n - 1] ^= 0xFF;
+    let node = c.node(follower);
+    node.step(Message {
+        from: NodeId(leader),
+        to: NodeId(follower),
+        term,
+        payload: Payload::Append(crate::message::Append {
+            seq: 99,
+            prev_index: last - 1,
+            prev_term: Some(term),
+            commit_index: 0,
+            restart: false,
+            entries: vec![Bytes::from(bad)],
+        }),
+    })
+    .unwrap();
+    let ready = node.take_ready().unwrap();
+    assert!(ready.messages.iter().any(|m| matches!(
+        m.payload,
+        Payload::AppendResponse(AppendResponse {
+            result: AppendResult::Rejected(crate::message::RejectReason::CorruptEntry),
+            ..
+        })
+    )));
+}

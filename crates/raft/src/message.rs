@@ -1,0 +1,141 @@
+//! The messages raft nodes exchange. Their binary encoding lives in [`crate::codec`].
+
+use bytes::Bytes;
+
+use crate::NodeId;
+
+/// One message between two members of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    /// The sender's current term (for a vote answer of `RejectTermSmallThanLedger`, the term
+    /// of the voter's last entry, as DLedger does).
+    pub term: u64,
+    pub payload: Payload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    VoteRequest(VoteRequest),
+    VoteResponse(VoteResponse),
+    Heartbeat(Heartbeat),
+    HeartbeatResponse(HeartbeatResponse),
+    Append(Append),
+    AppendResponse(AppendResponse),
+    /// Sent by a leader to the node it hands leadership to: campaign now, at the next term.
+    TakeLeadership,
+}
+
+/// A request for a vote. `Message::term` is the term the candidate asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoteRequest {
+    /// A pre-vote asks "would you vote for me at this term?" and changes no state.
+    pub pre_vote: bool,
+    /// The candidate was asked by the leader to take over: voters skip the leader lease.
+    pub take_leadership: bool,
+    pub last_index: u64,
+    pub last_term: u64,
+}
+
+/// A voter's answer. DLedger's answers, same names and meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VoteAnswer {
+    Accept,
+    /// Voted for another candidate in this term, no leader known.
+    RejectAlreadyVoted,
+    /// A leader is known (voted for another and it won, or its lease still holds).
+    RejectAlreadyHasLeader,
+    /// The candidate's term is behind the voter's.
+    RejectExpiredVoteTerm,
+    /// The candidate's last entry has an older term than the voter's.
+    RejectExpiredLedgerTerm,
+    /// Same last term, but the candidate's log is shorter.
+    RejectSmallLedgerEndIndex,
+    /// The voter was behind the candidate's term; it adopted the term (fsynced) but votes only
+    /// once both agree, so the candidate should ask again at once.
+    RejectTermNotReady,
+    /// The candidate's term is behind the voter's last entry term.
+    RejectTermSmallThanLedger,
+    /// The voter is itself taking leadership (a transfer is under way).
+    RejectTakingLeadership,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoteResponse {
+    pub pre_vote: bool,
+    /// The term the request asked for, so the candidate can match answer and round.
+    pub request_term: u64,
+    pub answer: VoteAnswer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Leader's commit index, capped at what this follower is known to hold.
+    pub commit_index: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatResponse {
+    Success,
+    /// The heartbeat's term is older than the follower's (which is `Message::term`).
+    ExpiredTerm,
+    /// The follower follows another leader in the same term (must never happen).
+    InconsistentLeader,
+}
+
+/// Entries for a follower. `entries` are whole frames (header + body, as stored), so the
+/// follower verifies their checksums and writes the same bytes at the same positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Append {
+    /// Per-follower sequence number, echoed in the answer.
+    pub seq: u64,
+    pub prev_index: u64,
+    /// Term of `prev_index` on the leader; `None` when the leader no longer knows it.
+    pub prev_term: Option<u64>,
+    pub commit_index: u64,
+    /// The follower's log must start over at the first entry (it is behind the leader's
+    /// first retained entry, or its log is empty).
+    pub restart: bool,
+    pub entries: Vec<Bytes>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResponse {
+    pub seq: u64,
+    pub result: AppendResult,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendResult {
+    /// The follower's log equals the leader's up to `match_index` (and, with `sync_flush`,
+    /// holds it durably).
+    Success { match_index: u64 },
+    /// `prev` did not match. `hint_index`/`hint_term`: the follower's last entry at or before
+    /// the probe whose term is not above the probe's term, so the leader can skip a whole
+    /// divergent term per round trip.
+    Inconsistent {
+        hint_index: u64,
+        hint_term: u64,
+        last_index: u64,
+    },
+    /// The append cannot be used; the leader retries after its append timeout.
+    Rejected(RejectReason),
+    /// The append's term is older than the follower's (`Message::term`).
+    ExpiredTerm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// A frame failed its checksum or does not continue the batch.
+    CorruptEntry,
+    /// An entry's position is not where this follower's storage places it (different
+    /// segment size configured?).
+    PositionMismatch,
+    /// The append would change an entry this follower has committed (must never happen).
+    ConflictWithCommitted,
+    /// The follower follows another leader in this term (must never happen).
+    InconsistentLeader,
+    /// A restart append without entries.
+    EmptyRestart,
+}
