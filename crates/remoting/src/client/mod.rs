@@ -140,6 +140,7 @@ impl RemotingClient {
         let conn = self.connect_within(addr, timeout).await?;
         conn.invoke(request, timeout.saturating_sub(started.elapsed()))
             .await
+            .map_err(|error| report_whole_timeout(error, timeout))
     }
 
     /// Sends `request` to `addr` as one-way (no response). `timeout` covers connecting and
@@ -154,6 +155,7 @@ impl RemotingClient {
         let conn = self.connect_within(addr, timeout).await?;
         conn.invoke_oneway(request, timeout.saturating_sub(started.elapsed()))
             .await
+            .map_err(|error| report_whole_timeout(error, timeout))
     }
 
     /// The connection to `addr`, connecting if there is none or it has closed.
@@ -206,6 +208,16 @@ impl RemotingClient {
                 timeout_ms: duration_ms(limit),
             }),
         }
+    }
+}
+
+/// A timeout names the caller's budget, not what was left of it after connecting.
+fn report_whole_timeout(error: ClientError, timeout: Duration) -> ClientError {
+    match error {
+        ClientError::Timeout { .. } => ClientError::Timeout {
+            timeout_ms: duration_ms(timeout),
+        },
+        other => other,
     }
 }
 
