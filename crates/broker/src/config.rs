@@ -1,0 +1,413 @@
+//! The broker's configuration, read from RocketMQ's `broker.conf` keys.
+//!
+//! Unknown keys are logged and ignored, as RocketMQ does, so an operator's existing file
+//! works; a known key with a bad value stops start-up with the line and the reason.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use namesrv::properties::{self, BadSetting, Setting};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushDiskType {
+    /// Acknowledge once the message is in the page cache; flush periodically.
+    Async,
+    /// Acknowledge only after fsync (group commit).
+    Sync,
+}
+
+/// A broker group member as `dLegerPeers` lists it: `n0-127.0.0.1:40911`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DLedgerPeer {
+    pub id: String,
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    pub broker_cluster_name: String,
+    pub broker_name: String,
+    pub broker_id: u64,
+    pub listen_port: u16,
+    pub namesrv_addrs: Vec<String>,
+    pub broker_ip1: String,
+    pub store_path_root_dir: PathBuf,
+    pub mapped_file_size_commit_log: u64,
+    pub mapped_file_size_consume_queue_entries: u64,
+    pub flush_disk_type: FlushDiskType,
+    pub flush_interval_commit_log: Duration,
+    pub auto_create_topic_enable: bool,
+    pub auto_create_subscription_group: bool,
+    pub default_topic_queue_nums: u32,
+    pub max_message_size: u32,
+    pub file_reserved_time_hours: u64,
+    pub delete_when: Vec<u32>,
+    pub disk_max_used_space_ratio: f64,
+    pub long_polling_enable: bool,
+    pub short_polling_time: Duration,
+    pub register_name_server_period: Duration,
+    pub broker_permission: u32,
+    pub region_id: String,
+    pub trace_on: bool,
+    pub slave_read_enable: bool,
+    pub enable_dledger_commit_log: bool,
+    pub dledger_group: String,
+    pub dledger_peers: Vec<DLedgerPeer>,
+    pub dledger_self_id: String,
+    pub preferred_leader_id: Option<String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: default_broker_name(),
+            broker_id: 0,
+            listen_port: 10911,
+            namesrv_addrs: Vec::new(),
+            broker_ip1: "127.0.0.1".into(),
+            store_path_root_dir: default_store_root(),
+            mapped_file_size_commit_log: 1024 * 1024 * 1024,
+            mapped_file_size_consume_queue_entries: 300_000,
+            flush_disk_type: FlushDiskType::Async,
+            flush_interval_commit_log: Duration::from_millis(500),
+            auto_create_topic_enable: true,
+            auto_create_subscription_group: true,
+            default_topic_queue_nums: 8,
+            max_message_size: 4 * 1024 * 1024,
+            file_reserved_time_hours: 72,
+            delete_when: vec![4],
+            disk_max_used_space_ratio: 0.75,
+            long_polling_enable: true,
+            short_polling_time: Duration::from_millis(1000),
+            register_name_server_period: Duration::from_secs(30),
+            broker_permission: 6,
+            region_id: "DefaultRegion".into(),
+            trace_on: true,
+            slave_read_enable: false,
+            enable_dledger_commit_log: false,
+            dledger_group: String::new(),
+            dledger_peers: Vec::new(),
+            dledger_self_id: String::new(),
+            preferred_leader_id: None,
+        }
+    }
+}
+
+fn default_broker_name() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "broker-a".into())
+}
+
+fn default_store_root() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| Path::new(&h).join("store"))
+        .unwrap_or_else(|| PathBuf::from("store"))
+}
+
+/// Why a configuration cannot start a broker.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] properties::PropertiesError),
+    #[error("bad broker config: {0}")]
+    Bad(#[from] BadSetting),
+    #[error("bad broker config: {0}")]
+    Inconsistent(String),
+}
+
+/// Frame headers, properties and the record layout add well under this to a body; the
+/// remoting layer's 16 MiB frame limit must still hold a maximal message.
+const MAX_MESSAGE_SIZE_LIMIT: u32 = 15 * 1024 * 1024;
+
+impl BrokerConfig {
+    /// Reads `path`; `-n` on the command line may override `namesrvAddr`.
+    pub fn load(path: &Path) -> Result<(BrokerConfig, Vec<Setting>), ConfigError> {
+        let settings = properties::read_file(path)?;
+        let mut config = BrokerConfig::default();
+        let ignored = config.apply_all(&settings)?;
+        Ok((config, ignored))
+    }
+
+    /// Applies settings in order; returns those it does not know (for the caller to log).
+    pub fn apply_all(&mut self, settings: &[Setting]) -> Result<Vec<Setting>, ConfigError> {
+        let mut unknown = Vec::new();
+        for setting in settings {
+            if !self.apply(setting)? {
+                unknown.push(setting.clone());
+            }
+        }
+        self.validate()?;
+        Ok(unknown)
+    }
+
+    /// Applies one setting; `Ok(false)` when the key is not one this broker uses.
+    pub fn apply(&mut self, s: &Setting) -> Result<bool, BadSetting> {
+        match s.key.as_str() {
+            "brokerClusterName" => self.broker_cluster_name = non_empty(s)?,
+            "brokerName" => self.broker_name = non_empty(s)?,
+            "brokerId" => self.broker_id = s.parse_u64()?,
+            "listenPort" => self.listen_port = s.parse_u16()?,
+            "namesrvAddr" => self.namesrv_addrs = parse_namesrv_addrs(s)?,
+            "brokerIP1" => self.broker_ip1 = non_empty(s)?,
+            "storePathRootDir" => self.store_path_root_dir = PathBuf::from(non_empty(s)?),
+            // RocketMQ's key keeps its historic misspelling; accept the correct one too.
+            "mapedFileSizeCommitLog" | "mappedFileSizeCommitLog" => {
+                self.mapped_file_size_commit_log = in_range(s, 4096, 1 << 40)?
+            }
+            "mapedFileSizeConsumeQueue" | "mappedFileSizeConsumeQueue" => {
+                // RocketMQ gives this in bytes of 20-byte entries.
+                self.mapped_file_size_consume_queue_entries = in_range(s, 20, 1 << 34)? / 20
+            }
+            "flushDiskType" => {
+                self.flush_disk_type = match s.value.as_str() {
+                    "ASYNC_FLUSH" => FlushDiskType::Async,
+                    "SYNC_FLUSH" => FlushDiskType::Sync,
+                    _ => return Err(s.bad("expected ASYNC_FLUSH or SYNC_FLUSH")),
+                }
+            }
+            "flushIntervalCommitLog" => {
+                self.flush_interval_commit_log = Duration::from_millis(in_range(s, 1, 60_000)?)
+            }
+            "autoCreateTopicEnable" => self.auto_create_topic_enable = s.parse_bool()?,
+            "autoCreateSubscriptionGroup" => {
+                self.auto_create_subscription_group = s.parse_bool()?
+            }
+            "defaultTopicQueueNums" => self.default_topic_queue_nums = in_range(s, 1, 1024)? as u32,
+            "maxMessageSize" => {
+                self.max_message_size = in_range(s, 1, MAX_MESSAGE_SIZE_LIMIT as u64)? as u32
+            }
+            "fileReservedTime" => self.file_reserved_time_hours = in_range(s, 1, 24 * 365 * 10)?,
+            "deleteWhen" => self.delete_when = parse_delete_when(s)?,
+            "diskMaxUsedSpaceRatio" => {
+                // RocketMQ gives a percentage (default 75).
+                let percent = in_range(s, 10, 95)?;
+                self.disk_max_used_space_ratio = percent as f64 / 100.0;
+            }
+            "longPollingEnable" => self.long_polling_enable = s.parse_bool()?,
+            "shortPollingTimeMills" => {
+                self.short_polling_time = Duration::from_millis(in_range(s, 1, 60_000)?)
+            }
+            "registerNameServerPeriod" => {
+                self.register_name_server_period = Duration::from_millis(in_range(s, 1000, 60_000)?)
+            }
+            "brokerPermission" => self.broker_permission = in_range(s, 0, 15)? as u32,
+            "regionId" => self.region_id = non_empty(s)?,
+            "traceOn" => self.trace_on = s.parse_bool()?,
+            "slaveReadEnable" => self.slave_read_enable = s.parse_bool()?,
+            "enableDLegerCommitLog" => self.enable_dledger_commit_log = s.parse_bool()?,
+            "dLegerGroup" => self.dledger_group = non_empty(s)?,
+            "dLegerPeers" => self.dledger_peers = parse_dledger_peers(s)?,
+            "dLegerSelfId" => self.dledger_self_id = non_empty(s)?,
+            "preferredLeaderId" | "preferredLeaderIds" => {
+                self.preferred_leader_id = Some(non_empty(s)?)
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enable_dledger_commit_log {
+            return Ok(());
+        }
+        if self.dledger_peers.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "enableDLegerCommitLog=true needs dLegerPeers".into(),
+            ));
+        }
+        if !self
+            .dledger_peers
+            .iter()
+            .any(|p| p.id == self.dledger_self_id)
+        {
+            return Err(ConfigError::Inconsistent(format!(
+                "dLegerSelfId `{}` is not one of the ids in dLegerPeers ({})",
+                self.dledger_self_id,
+                self.dledger_peers
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if let Some(preferred) = &self.preferred_leader_id {
+            if !self.dledger_peers.iter().any(|p| &p.id == preferred) {
+                return Err(ConfigError::Inconsistent(format!(
+                    "preferredLeaderId `{preferred}` is not one of the ids in dLegerPeers"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `ip:port` clients use to reach this broker.
+    pub fn broker_addr(&self) -> String {
+        format!("{}:{}", self.broker_ip1, self.listen_port)
+    }
+
+    /// The broker id a group member registers with while it is a slave: RocketMQ derives it
+    /// from the digits of `dLegerSelfId` (n0 -> 1, n1 -> 2, ...).
+    pub fn dledger_slave_id(&self) -> u64 {
+        let digits: String = self
+            .dledger_self_id
+            .chars()
+            .skip(1)
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse::<u64>().map(|n| n + 1).unwrap_or(1)
+    }
+}
+
+fn non_empty(s: &Setting) -> Result<String, BadSetting> {
+    if s.value.is_empty() {
+        Err(s.bad("must not be empty"))
+    } else {
+        Ok(s.value.clone())
+    }
+}
+
+fn in_range(s: &Setting, min: u64, max: u64) -> Result<u64, BadSetting> {
+    let v = s.parse_u64()?;
+    if v < min || v > max {
+        return Err(s.bad(format!("must be between {min} and {max}")));
+    }
+    Ok(v)
+}
+
+fn parse_namesrv_addrs(s: &Setting) -> Result<Vec<String>, BadSetting> {
+    let addrs: Vec<String> = s
+        .value
+        .split(';')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    for addr in &addrs {
+        check_host_port(addr).map_err(|reason| s.bad(reason))?;
+    }
+    if addrs.is_empty() {
+        return Err(s.bad("expected host:port[;host:port...]"));
+    }
+    Ok(addrs)
+}
+
+fn check_host_port(addr: &str) -> Result<(), String> {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!("`{addr}` is not host:port")),
+    }
+}
+
+/// `deleteWhen` is a `;`-separated list of hours of the day (RocketMQ: "04", "04;16").
+fn parse_delete_when(s: &Setting) -> Result<Vec<u32>, BadSetting> {
+    let mut hours = Vec::new();
+    for part in s.value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<u32>() {
+            Ok(h) if h < 24 => hours.push(h),
+            _ => return Err(s.bad("expected hours of the day 00-23, separated by ';'")),
+        }
+    }
+    if hours.is_empty() {
+        return Err(s.bad("expected at least one hour of the day"));
+    }
+    Ok(hours)
+}
+
+/// `n0-127.0.0.1:40911;n1-127.0.0.1:40912`: the id is the text before the first `-`.
+fn parse_dledger_peers(s: &Setting) -> Result<Vec<DLedgerPeer>, BadSetting> {
+    let mut peers: Vec<DLedgerPeer> = Vec::new();
+    for part in s.value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((id, addr)) = part.split_once('-') else {
+            return Err(s.bad(format!("`{part}` is not id-host:port")));
+        };
+        if id.is_empty() {
+            return Err(s.bad(format!("`{part}` has an empty id")));
+        }
+        check_host_port(addr).map_err(|reason| s.bad(reason))?;
+        if peers.iter().any(|p| p.id == id) {
+            return Err(s.bad(format!("peer id `{id}` appears twice")));
+        }
+        peers.push(DLedgerPeer {
+            id: id.to_string(),
+            addr: addr.to_string(),
+        });
+    }
+    match peers.len() {
+        1 | 3 | 5 => Ok(peers),
+        n => Err(s.bad(format!(
+            "a broker group has 1, 3 or 5 peers (a majority must survive a failure); got {n}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<(BrokerConfig, Vec<Setting>), ConfigError> {
+        let mut config = BrokerConfig::default();
+        let unknown = config.apply_all(&properties::parse(text))?;
+        Ok((config, unknown))
+    }
+
+    #[test]
+    fn reads_rocketmq_keys() {
+        let (c, unknown) = load(
+            "brokerClusterName=C\nbrokerName=b\nbrokerId=0\nlistenPort=30911\n\
+             namesrvAddr=127.0.0.1:9876;10.0.0.2:9876\nflushDiskType=SYNC_FLUSH\n\
+             mapedFileSizeCommitLog=1048576\ndeleteWhen=04;16\nfileReservedTime=48\n\
+             brokerRole=ASYNC_MASTER\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen_port, 30911);
+        assert_eq!(c.namesrv_addrs.len(), 2);
+        assert_eq!(c.flush_disk_type, FlushDiskType::Sync);
+        assert_eq!(c.mapped_file_size_commit_log, 1 << 20);
+        assert_eq!(c.delete_when, vec![4, 16]);
+        assert_eq!(c.file_reserved_time_hours, 48);
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(unknown[0].key, "brokerRole");
+    }
+
+    #[test]
+    fn bad_values_are_start_up_errors() {
+        for text in [
+            "listenPort=70000",
+            "flushDiskType=SOMETIMES",
+            "autoCreateTopicEnable=yes",
+            "namesrvAddr=localhost",
+            "deleteWhen=25",
+            "maxMessageSize=0",
+            "mapedFileSizeCommitLog=12",
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains("line 1"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn dledger_group_settings() {
+        let (c, _) = load(
+            "enableDLegerCommitLog=true\ndLegerGroup=RaftNode00\n\
+             dLegerPeers=n0-127.0.0.1:40911;n1-127.0.0.1:40912;n2-127.0.0.1:40913\n\
+             dLegerSelfId=n1\n",
+        )
+        .unwrap();
+        assert_eq!(c.dledger_peers.len(), 3);
+        assert_eq!(c.dledger_peers[2].addr, "127.0.0.1:40913");
+        assert_eq!(c.dledger_slave_id(), 2);
+    }
+
+    #[test]
+    fn dledger_inconsistencies_are_caught() {
+        for text in [
+            "enableDLegerCommitLog=true\n",
+            "enableDLegerCommitLog=true\ndLegerPeers=n0-a:1;n1-b:2;n2-c:3\ndLegerSelfId=n7\n",
+            "dLegerPeers=n0-a:1;n1-b:2\n",
+            "dLegerPeers=n0-a:1;n0-b:2;n2-c:3\n",
+            "dLegerPeers=n0a:1\n",
+        ] {
+            assert!(load(text).is_err(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! The route registry: which brokers are alive, what each serves, and the routes clients ask
+//! for. Pure data and rules (no I/O, clock passed in), so every rule is unit-tested.
+//!
+//! The rules follow RocketMQ's `RouteInfoManager`:
+//! - a broker address appears under one broker id only: registering it under a new id first
+//!   drops the old one (this is what lets a broker group's master and slaves swap roles);
+//! - only a master (broker id 0) defines the queues of its broker name's topics;
+//! - a broker that stops re-registering is dropped after its heartbeat timeout, and one whose
+//!   connection closes is dropped at once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+/// RocketMQ's broker expiry (`BROKER_CHANNEL_EXPIRED_TIME`): brokers re-register every 30 s.
+pub const DEFAULT_BROKER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The master's broker id.
+pub const MASTER_ID: u64 = 0;
+
+/// Bounds that keep a misbehaving (or hostile) broker from growing the registry without limit.
+pub const MAX_TOPICS_PER_REGISTRATION: usize = 100_000;
+pub const MAX_BROKERS: usize = 10_000;
+
+/// The queues one broker serves for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub read_queue_nums: u32,
+    pub write_queue_nums: u32,
+    pub perm: u32,
+    pub topic_sys_flag: u32,
+}
+
+/// A topic as a registering broker describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredTopic {
+    pub name: String,
+    pub queues: QueueInfo,
+}
+
+/// A broker name (a master and its slaves, or a raft group) as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub cluster: String,
+    pub broker_name: String,
+    /// broker id -> `ip:port`; id 0 is the master.
+    pub addrs: BTreeMap<u64, String>,
+    pub enable_acting_master: bool,
+}
+
+/// What a client needs to reach a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRoute {
+    /// broker name -> queues, sorted by broker name.
+    pub queues: BTreeMap<String, QueueInfo>,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// A REGISTER_BROKER request, decoded.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub cluster: String,
+    pub broker_name: String,
+    pub broker_addr: String,
+    pub broker_id: u64,
+    pub ha_server_addr: String,
+    pub enable_acting_master: bool,
+    pub topics: Vec<RegisteredTopic>,
+    pub timeout: Duration,
+    /// Identifies the connection the registration came on, so the broker can be dropped when
+    /// that connection closes.
+    pub connection_id: Option<u64>,
+}
+
+/// What REGISTER_BROKER answers: a slave learns where its master is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegisterOutcome {
+    pub master_addr: Option<String>,
+    pub ha_server_addr: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    #[error(
+        "registration carries {0} topics, more than the limit of {MAX_TOPICS_PER_REGISTRATION}"
+    )]
+    TooManyTopics(usize),
+    #[error("registry already holds {MAX_BROKERS} brokers")]
+    TooManyBrokers,
+}
+
+#[derive(Debug, Clone)]
+struct LiveBroker {
+    last_seen: Instant,
+    timeout: Duration,
+    ha_server_addr: String,
+    connection_id: Option<u64>,
+    cluster: String,
+    broker_name: String,
+    broker_id: u64,
+}
+
+/// The registry itself. Callers wrap it in a lock.
+#[derive(Debug, Default)]
+pub struct Registry {
+    cluster_brokers: BTreeMap<String, BTreeSet<String>>,
+    brokers: BTreeMap<String, BrokerInfo>,
+    topic_queues: BTreeMap<String, BTreeMap<String, QueueInfo>>,
+    live: HashMap<String, LiveBroker>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    pub fn register(
+        &mut self,
+        reg: Registration,
+        now: Instant,
+    ) -> Result<RegisterOutcome, RegistryError> {
+        if reg.topics.len() > MAX_TOPICS_PER_REGISTRATION {
+            return Err(RegistryError::TooManyTopics(reg.topics.len()));
+        }
+        if !self.live.contains_key(&reg.broker_addr) && self.live.len() >= MAX_BROKERS {
+            return Err(RegistryError::TooManyBrokers);
+        }
+
+        self.cluster_brokers
+            .entry(reg.cluster.clone())
+            .or_default()
+            .insert(reg.broker_name.clone());
+
+        let broker = self
+            .brokers
+            .entry(reg.broker_name.clone())
+            .or_insert_with(|| BrokerInfo {
+                cluster: reg.cluster.clone(),
+                broker_name: reg.broker_name.clone(),
+                addrs: BTreeMap::new(),
+                enable_acting_master: reg.enable_acting_master,
+            });
+        broker.cluster = reg.cluster.clone();
+        broker.enable_acting_master = reg.enable_acting_master;
+        // One address, one id: a slave promoted to master (or a master demoted) must not
+        // linger under its old id.
+        broker
+            .addrs
+            .retain(|id, addr| *id == reg.broker_id || *addr != reg.broker_addr);
+        let displaced = broker
+            .addrs
+            .insert(reg.broker_id, reg.broker_addr.clone())
+            .filter(|old| *old != reg.broker_addr);
+        if let Some(old_addr) = displaced {
+            // The previous holder of this id (an old master) is no longer listed; forget its
+            // liveness record so its expiry does not remove the new holder.
+            if self
+                .live
+                .get(&old_addr)
+                .is_some_and(|l| l.broker_name == reg.broker_name && l.broker_id == reg.broker_id)
+            {
+                self.live.remove(&old_addr);
+            }
+        }
+
+        if reg.broker_id == MASTER_ID {
+            self.replace_topics_of(&reg.broker_name, &reg.topics);
+        }
+
+        self.live.insert(
+            reg.broker_addr.clone(),
+            LiveBroker {
+                last_seen: now,
+                timeout: reg.timeout,
+                ha_server_addr: reg.ha_server_addr.clone(),
+                connection_id: reg.connection_id,
+                cluster: reg.cluster.clone(),
+                broker_name: reg.broker_name.clone(),
+                broker_id: reg.broker_id,
+            },
+        );
+
+        let mut outcome = RegisterOutcome::default();
+        if reg.broker_id != MASTER_ID {
+            if let Some(master) = self
+                .brokers
+                .get(&reg.broker_name)
+                .and_then(|b| b.addrs.get(&MASTER_ID))
+            {
+                outcome.ha_server_addr = self.live.get(master).map(|l| l.ha_server_addr.clone());
+                outcome.master_addr = Some(master.clone());
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Makes the master's topic list the truth for its broker name: topics it no longer has
+    /// (deleted on the broker) stop listing it.
+    fn replace_topics_of(&mut self, broker_name: &str, topics: &[RegisteredTopic]) {
+        let current: BTreeSet<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        self.topic_queues.retain(|topic, per_broker| {
+            if !current.contains(topic.as_str()) {
+                per_broker.remove(broker_name);
+            }
+            !per_broker.is_empty()
+        });
+        for topic in topics {
+            self.topic_queues
+                .entry(topic.name.clone())
+                .or_default()
+                .insert(broker_name.to_string(), topic.queues.clone());
+        }
+    }
+
+    pub fn unregister(
+        &mut self,
+        cluster: &str,
+        broker_name: &str,
+        broker_addr: &str,
+        broker_id: u64,
+    ) {
+        self.live.remove(broker_addr);
+        let now_empty = match self.brokers.get_mut(broker_name) {
+            Some(broker) => {
+                if broker.addrs.get(&broker_id).map(String::as_str) == Some(broker_addr) {
+                    broker.addrs.remove(&broker_id);
+                }
+                broker.addrs.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.brokers.remove(broker_name);
+            if let Some(names) = self.cluster_brokers.get_mut(cluster) {
+                names.remove(broker_name);
+                if names.is_empty() {
+                    self.cluster_brokers.remove(cluster);
+                }
+            }
+            self.topic_queues.retain(|_, per_broker| {
+                per_broker.remove(broker_name);
+                !per_broker.is_empty()
+            });
+        }
+    }
+
+    /// Drops brokers that have not re-registered within their timeout; returns their addresses.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let expired: Vec<(String, LiveBroker)> = self
+            .live
+            .iter()
+            .filter(|(_, l)| now.saturating_duration_since(l.last_seen) > l.timeout)
+            .map(|(a, l)| (a.clone(), l.clone()))
+            .collect();
+        for (addr, live) in &expired {
+            self.unregister(&live.cluster, &live.broker_name, addr, live.broker_id);
+        }
+        expired.into_iter().map(|(a, _)| a).collect()
+    }
+
+    /// Drops every broker that registered over the connection that just closed.
+    pub fn connection_closed(&mut self, connection_id: u64) -> Vec<String> {
+        let gone: Vec<(String, LiveBroker)> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.connection_id == Some(connection_id))
+            .map(|(a, l)| (a.clone(), l.clone()))
+            .collect();
+        for (addr, live) in &gone {
+            self.unregister(&live.cluster, &live.broker_name, addr, live.broker_id);
+        }
+        gone.into_iter().map(|(a, _)| a).collect()
+    }
+
+    pub fn route(&self, topic: &str) -> Option<TopicRoute> {
+        let queues = self.topic_queues.get(topic)?;
+        if queues.is_empty() {
+            return None;
+        }
+        let brokers = queues
+            .keys()
+            .filter_map(|name| self.brokers.get(name).cloned())
+            .collect();
+        Some(TopicRoute {
+            queues: queues.clone(),
+            brokers,
+        })
+    }
+
+    /// All brokers by name, and broker names by cluster.
+    pub fn cluster_info(
+        &self,
+    ) -> (
+        &BTreeMap<String, BrokerInfo>,
+        &BTreeMap<String, BTreeSet<String>>,
+    ) {
+        (&self.brokers, &self.cluster_brokers)
+    }
+
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.topic_queues.keys().map(String::as_str)
+    }
+
+    /// Removes a topic from every broker (DELETE_TOPIC_IN_NAMESRV), or only from the brokers
+    /// of one cluster when given.
+    pub fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) {
+        match cluster {
+            None => {
+                self.topic_queues.remove(topic);
+            }
+            Some(cluster) => {
+                let names = self
+                    .cluster_brokers
+                    .get(cluster)
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(per_broker) = self.topic_queues.get_mut(topic) {
+                    per_broker.retain(|name, _| !names.contains(name));
+                    if per_broker.is_empty() {
+                        self.topic_queues.remove(topic);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Topics served by the brokers of one cluster.
+    pub fn topics_of_cluster(&self, cluster: &str) -> Vec<String> {
+        let Some(names) = self.cluster_brokers.get(cluster) else {
+            return Vec::new();
+        };
+        self.topic_queues
+            .iter()
+            .filter(|(_, per_broker)| per_broker.keys().any(|n| names.contains(n)))
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queues(n: u32) -> QueueInfo {
+        QueueInfo {
+            read_queue_nums: n,
+            write_queue_nums: n,
+            perm: 6,
+            topic_sys_flag: 0,
+        }
+    }
+
+    fn reg(name: &str, addr: &str, id: u64, topics: &[&str]) -> Registration {
+        Registration {
+            cluster: "C".into(),
+            broker_name: name.into(),
+            broker_addr: addr.into(),
+            broker_id: id,
+            ha_server_addr: format!("{addr}-ha"),
+            enable_acting_master: false,
+            topics: topics
+                .iter()
+                .map(|t| RegisteredTopic {
+                    name: t.to_string(),
+                    queues: queues(4),
+                })
+                .collect(),
+            timeout: DEFAULT_BROKER_TIMEOUT,
+            connection_id: None,
+        }
+    }
+
+    #[test]
+    fn master_defines_routes_and_slaves_learn_the_master() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("b", "m:1", 0, &["T"]), now).unwrap();
+        let out = r
+            .register(reg("b", "s:1", 1, &["T", "Other"]), now)
+            .unwrap();
+        assert_eq!(out.master_addr.as_deref(), Some("m:1"));
+        assert_eq!(out.ha_server_addr.as_deref(), Some("m:1-ha"));
+        let route = r.route("T").unwrap();
+        assert_eq!(route.brokers[0].addrs.len(), 2);
+        // Only the master's topic list counts.
+        assert!(r.route("Other").is_none());
+    }
+
+    #[test]
+    fn unknown_topic_has_no_route() {
+        assert!(Registry::new().route("nope").is_none());
+    }
+
+    #[test]
+    fn role_swap_moves_the_address_to_its_new_id() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("g", "a:1", 0, &["T"]), now).unwrap();
+        r.register(reg("g", "b:1", 2, &["T"]), now).unwrap();
+        // b becomes master; a, back as a slave, registers with id 1.
+        r.register(reg("g", "b:1", 0, &["T"]), now).unwrap();
+        r.register(reg("g", "a:1", 1, &["T"]), now).unwrap();
+        let addrs = &r.route("T").unwrap().brokers[0].addrs;
+        assert_eq!(addrs.get(&0).map(String::as_str), Some("b:1"));
+        assert_eq!(addrs.get(&1).map(String::as_str), Some("a:1"));
+        assert_eq!(addrs.len(), 2, "no address listed twice: {addrs:?}");
+    }
+
+    #[test]
+    fn silent_brokers_expire_and_their_topics_go() {
+        let mut r = Registry::new();
+        let start = Instant::now();
+        let mut short = reg("b", "m:1", 0, &["T"]);
+        short.timeout = Duration::from_secs(5);
+        r.register(short, start).unwrap();
+        assert!(r.expire(start + Duration::from_secs(4)).is_empty());
+        assert_eq!(
+            r.expire(start + Duration::from_secs(6)),
+            vec!["m:1".to_string()]
+        );
+        assert!(r.route("T").is_none());
+        assert!(r.cluster_info().0.is_empty());
+        assert!(r.cluster_info().1.is_empty());
+    }
+
+    #[test]
+    fn closed_connection_drops_its_broker_only() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        let mut a = reg("a", "a:1", 0, &["T"]);
+        a.connection_id = Some(7);
+        let mut b = reg("b", "b:1", 0, &["T"]);
+        b.connection_id = Some(8);
+        r.register(a, now).unwrap();
+        r.register(b, now).unwrap();
+        assert_eq!(r.connection_closed(7), vec!["a:1".to_string()]);
+        let route = r.route("T").unwrap();
+        assert_eq!(route.queues.keys().collect::<Vec<_>>(), vec!["b"]);
+    }
+
+    #[test]
+    fn topics_removed_on_the_master_leave_the_route() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("b", "m:1", 0, &["T", "U"]), now).unwrap();
+        r.register(reg("b", "m:1", 0, &["T"]), now).unwrap();
+        assert!(r.route("U").is_none());
+        assert!(r.route("T").is_some());
+    }
+
+    #[test]
+    fn delete_topic_everywhere_or_per_cluster() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("b", "m:1", 0, &["T"]), now).unwrap();
+        let mut other = reg("x", "x:1", 0, &["T"]);
+        other.cluster = "D".into();
+        r.register(other, now).unwrap();
+        r.delete_topic("T", Some("C"));
+        assert_eq!(
+            r.route("T").unwrap().queues.keys().collect::<Vec<_>>(),
+            vec!["x"]
+        );
+        assert_eq!(r.topics_of_cluster("D"), vec!["T".to_string()]);
+        r.delete_topic("T", None);
+        assert!(r.route("T").is_none());
+    }
+
+    #[test]
+    fn oversize_registrations_are_refused() {
+        let mut r = Registry::new();
+        let mut big = reg("b", "m:1", 0, &[]);
+        big.topics = (0..=MAX_TOPICS_PER_REGISTRATION)
+            .map(|i| RegisteredTopic {
+                name: format!("t{i}"),
+                queues: queues(1),
+            })
+            .collect();
+        assert!(matches!(
+            r.register(big, Instant::now()),
+            Err(RegistryError::TooManyTopics(_))
+        ));
+    }
+}
