@@ -71,3 +71,11 @@ command_header! {
         total_topic_num: Option<i32> = "totalTopicNum",
     }
 }
+
+command_header! {
+    /// QUERY_CONSUME_TIME_SPAN (303).
+    pub struct QueryConsumeTimeSpanRequestHeader {
+        topic: String = "topic",
+        group: String = "group",
+    }
+}

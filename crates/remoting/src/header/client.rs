@@ -87,3 +87,16 @@ command_header! {
         client_addr: Option<String> = "clientAddr",
     }
 }
+
+command_header! {
+    /// CONSUME_MESSAGE_DIRECTLY (309): admin asks a consumer to consume one message.
+    pub struct ConsumeMessageDirectlyRequestHeader {
+        consumer_group: String = "consumerGroup",
+        client_id: Option<String> = "clientId",
+        msg_id: Option<String> = "msgId",
+        broker_name: Option<String> = "brokerName",
+        topic: Option<String> = "topic",
+        topic_sys_flag: Option<i32> = "topicSysFlag",
+        group_sys_flag: Option<i32> = "groupSysFlag",
+    }
+}
