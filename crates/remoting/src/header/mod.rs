@@ -134,7 +134,20 @@ pub fn read_or<T: HeaderValue>(
 }
 
 /// Declares a header struct and its [`CommandHeader`] impl. Each field names its ext key;
-/// `Option<T>` fields are optional, others required unless given `=> default`.
+/// `Option<T>` fields are optional, others required unless given `=> default`:
+///
+/// ```
+/// remoting::command_header! {
+///     /// A made-up request.
+///     pub struct ExampleRequestHeader {
+///         topic: String = "topic",
+///         queue_id: i32 = "queueId",
+///         committed: bool = "committed" => true,
+///         tag: Option<String> = "tag",
+///     }
+/// }
+/// ```
+#[macro_export]
 macro_rules! command_header {
     (
         $(#[$meta:meta])*
@@ -163,7 +176,7 @@ macro_rules! command_header {
             #[allow(unused_variables)]
             fn from_ext_fields(ext: &$crate::ExtFields) -> Result<Self, $crate::header::HeaderError> {
                 Ok($name {
-                    $( $field: command_header!(@read ext, $key, $ty $(, $default)?), )*
+                    $( $field: $crate::command_header!(@read ext, $key, $ty $(, $default)?), )*
                 })
             }
         }
