@@ -468,6 +468,14 @@ impl CommitLog {
         Ok(())
     }
 
+    /// Why the log turned read-only, if it did.
+    pub fn failure(&self) -> Option<String> {
+        if self.has_failed.load(Ordering::Acquire) {
+            return self.failed.lock().clone();
+        }
+        None
+    }
+
     fn fail(&self, reason: String) {
         tracing::error!(dir = %self.config.dir.display(), %reason, "CommitLog is read-only from now on");
         *self.failed.lock() = Some(reason);

@@ -1,22 +1,50 @@
 //! Durable local files of a broker.
 //!
+//! Storage layers, bottom up:
 //! - [`segment`]: one fixed-size memory-mapped file and the rules for sharing its bytes.
 //! - [`segment_queue`]: a contiguous run of segment files in one directory.
 //! - [`entry_index`]: fixed 32-byte slots mapping a raft index to its frame.
 //! - [`commit_log`]: the log of raft entry frames over segments: append, read, truncate,
 //!   reset, flush, recovery. It is the file-backed raft log.
+//! - [`checkpoint`]: atomically replaced safe-point files used by recovery.
+//!
+//! Derived files and the standalone facade:
 //! - [`consume_queue`]: one ConsumeQueue per topic-queue (20-byte entries).
 //! - [`key_index`]: `topic#key` to CommitLog offsets for QUERY_MESSAGE.
-//! - [`checkpoint`]: atomically replaced safe-point files used by recovery.
+//! - [`dispatch`]: records to ConsumeQueue and key-index entries; rebuilding them after a
+//!   crash.
+//! - [`message_store`]: what the standalone broker codes against: put, get, query, stats.
+//! - [`flush`] (internal): async flush, SYNC_FLUSH group commit, checkpoints.
+//! - [`retention`]: removing old segments by age and disk pressure.
+//!
+//! Support:
+//! - [`config`]: settings with RocketMQ names and defaults.
+//! - [`environment`]: injectable clock and filesystem-usage probe.
+//! - [`stats`]: counters for runtime info.
 //! - [`error`]: the store's error type.
 
 pub mod checkpoint;
 pub mod commit_log;
+pub mod config;
 pub mod consume_queue;
+pub mod dispatch;
 pub mod entry_index;
+pub mod environment;
 pub mod error;
+mod flush;
 pub mod key_index;
+pub mod message_store;
+pub mod retention;
 pub mod segment;
 pub mod segment_queue;
+pub mod stats;
 
+pub use config::{FlushDiskType, StoreConfig};
+pub use consume_queue::Boundary;
+pub use environment::{Clock, DiskUsage, Environment, ManualClock, ManualDiskUsage};
 pub use error::{Result, StoreError};
+pub use message_store::{
+    AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, MessageStore, PendingPut,
+    PutMessageResult, PutMessagesResult, PutStatus, QueryMessageResult, StoreRecovery,
+    TagsCodeFilter,
+};

@@ -1,0 +1,433 @@
+//! Dispatch: turning CommitLog records into ConsumeQueue and key-index entries, and
+//! rebuilding those derived files after a crash.
+//!
+//! Only records at or below the *dispatchable* position are dispatched (a standalone store:
+//! everything it wrote; a raft replica: committed entries). Records of half or rolled-back
+//! transactions get no ConsumeQueue entry.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use raft::entry::EntryKind;
+use remoting::message::{DispatchInfo, MessageView};
+
+use crate::commit_log::{CommitLog, FrameAt};
+use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue, CqEntry, QueueMap};
+use crate::error::{Result, StoreError};
+use crate::key_index::{IndexRequest, KeyIndex};
+
+/// The entry channel of RocketMQ message records (other channels carry other replicated
+/// state and are not dispatched here).
+pub const CHANNEL_MESSAGE: u32 = 0;
+
+/// What re-dispatch did during recovery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchRecovery {
+    /// Where re-dispatch started (the checkpoint's safe point).
+    pub from_pos: u64,
+    /// Records re-dispatched.
+    pub records: u64,
+    /// ConsumeQueue entries dropped because they pointed at or past the safe point or
+    /// beyond the CommitLog's end.
+    pub dropped_entries: u64,
+}
+
+pub struct Dispatcher {
+    cq_root: PathBuf,
+    entries_per_file: u64,
+    queues: RwLock<QueueMap>,
+    key_index: Option<KeyIndex>,
+    /// A frame boundary: every record below it is dispatched.
+    dispatched_pos: AtomicU64,
+    dispatched_timestamp_ms: AtomicI64,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("cq_root", &self.cq_root)
+            .field("dispatched_pos", &self.dispatched_pos())
+            .finish()
+    }
+}
+
+impl Dispatcher {
+    /// Opens every ConsumeQueue under `cq_root` (unsealed: recovery comes next).
+    pub fn open(
+        cq_root: &Path,
+        entries_per_file: u64,
+        key_index: Option<KeyIndex>,
+    ) -> Result<Dispatcher> {
+        std::fs::create_dir_all(cq_root).map_err(|e| StoreError::io(cq_root, e))?;
+        let mut queues: QueueMap = HashMap::new();
+        for topic_dir in std::fs::read_dir(cq_root).map_err(|e| StoreError::io(cq_root, e))? {
+            let topic_dir = topic_dir.map_err(|e| StoreError::io(cq_root, e))?;
+            let Some(topic) = topic_dir.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !is_safe_topic_dir(&topic) || !topic_dir.path().is_dir() {
+                continue;
+            }
+            let path = topic_dir.path();
+            for queue_dir in std::fs::read_dir(&path).map_err(|e| StoreError::io(&path, e))? {
+                let queue_dir = queue_dir.map_err(|e| StoreError::io(&path, e))?;
+                let Some(queue_id) = queue_dir
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<i32>().ok())
+                    .filter(|q| *q >= 0)
+                else {
+                    continue;
+                };
+                let cq = ConsumeQueue::open(cq_root, &topic, queue_id, entries_per_file)?;
+                queues
+                    .entry(topic.clone())
+                    .or_default()
+                    .insert(queue_id, Arc::new(cq));
+            }
+        }
+        Ok(Dispatcher {
+            cq_root: cq_root.to_path_buf(),
+            entries_per_file,
+            queues: RwLock::new(queues),
+            key_index,
+            dispatched_pos: AtomicU64::new(0),
+            dispatched_timestamp_ms: AtomicI64::new(0),
+        })
+    }
+
+    pub fn dispatched_pos(&self) -> u64 {
+        self.dispatched_pos.load(Ordering::Acquire)
+    }
+
+    pub fn dispatched_timestamp_ms(&self) -> i64 {
+        self.dispatched_timestamp_ms.load(Ordering::Acquire)
+    }
+
+    pub fn key_index(&self) -> Option<&KeyIndex> {
+        self.key_index.as_ref()
+    }
+
+    pub fn queue(&self, topic: &str, queue_id: i32) -> Option<Arc<ConsumeQueue>> {
+        self.queues.read().get(topic)?.get(&queue_id).cloned()
+    }
+
+    fn queue_or_create(&self, topic: &str, queue_id: i32) -> Result<Arc<ConsumeQueue>> {
+        if let Some(cq) = self.queue(topic, queue_id) {
+            return Ok(cq);
+        }
+        let mut queues = self.queues.write();
+        let per_topic = queues.entry(topic.to_string()).or_default();
+        if let Some(cq) = per_topic.get(&queue_id) {
+            return Ok(Arc::clone(cq));
+        }
+        let cq = Arc::new(ConsumeQueue::open(
+            &self.cq_root,
+            topic,
+            queue_id,
+            self.entries_per_file,
+        )?);
+        cq.seal();
+        per_topic.insert(queue_id, Arc::clone(&cq));
+        Ok(cq)
+    }
+
+    /// Every queue, for stats and for rebuilding the queue-offset table.
+    pub fn all_queues(&self) -> Vec<Arc<ConsumeQueue>> {
+        self.queues
+            .read()
+            .values()
+            .flat_map(|per_topic| per_topic.values().cloned())
+            .collect()
+    }
+
+    /// Queues of one topic.
+    pub fn topic_queues(&self, topic: &str) -> Vec<Arc<ConsumeQueue>> {
+        self.queues
+            .read()
+            .get(topic)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Dispatches records that are already in the CommitLog (in order), then publishes
+    /// `end_pos` as dispatched. Returns the queues that grew, with their new max offsets.
+    pub fn dispatch(
+        &self,
+        records: &[DispatchInfo<'_>],
+        end_pos: u64,
+    ) -> Result<Vec<(Arc<ConsumeQueue>, i64)>> {
+        let mut grown: Vec<(Arc<ConsumeQueue>, i64)> = Vec::new();
+        let mut i = 0;
+        // Consecutive records of one queue become one append.
+        while i < records.len() {
+            let info = &records[i];
+            if !info.is_dispatchable() {
+                i += 1;
+                continue;
+            }
+            let cq = self.queue_or_create(info.topic, info.queue_id)?;
+            let mut run = vec![cq_entry(info)];
+            let mut j = i + 1;
+            while j < records.len()
+                && records[j].is_dispatchable()
+                && records[j].topic == info.topic
+                && records[j].queue_id == info.queue_id
+            {
+                run.push(cq_entry(&records[j]));
+                j += 1;
+            }
+            cq.append(info.queue_offset, &run)?;
+            let max = cq.max_offset();
+            match grown.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &cq)) {
+                Some(slot) => slot.1 = max,
+                None => grown.push((cq, max)),
+            }
+            i = j;
+        }
+        if let Some(index) = &self.key_index {
+            let requests: Vec<IndexRequest<'_>> = records
+                .iter()
+                .filter(|r| r.keys.is_some() || r.uniq_key.is_some())
+                .map(|r| IndexRequest {
+                    topic: r.topic,
+                    keys: r.keys,
+                    uniq_key: r.uniq_key,
+                    phys_offset: r.physical_offset,
+                    store_timestamp_ms: r.store_timestamp_ms,
+                })
+                .collect();
+            if !requests.is_empty() {
+                index.put(&requests)?;
+            }
+        }
+        if let Some(last) = records.last() {
+            self.dispatched_timestamp_ms
+                .store(last.store_timestamp_ms, Ordering::Release);
+        }
+        self.dispatched_pos.fetch_max(end_pos, Ordering::AcqRel);
+        Ok(grown)
+    }
+
+    /// Rebuilds what a crash may have lost: drops ConsumeQueue entries at or after the
+    /// safe point (or past the CommitLog's end), re-dispatches every record from the safe
+    /// point, then seals the queues. The CommitLog must be recovered and stable.
+    pub fn recover(&self, log: &CommitLog, safe_pos: u64) -> Result<DispatchRecovery> {
+        let log_end = log.write_pos() as i64;
+        let from_pos = safe_pos.clamp(log.first_pos(), log.write_pos());
+        let mut report = DispatchRecovery {
+            from_pos,
+            ..Default::default()
+        };
+        for cq in self.all_queues() {
+            report.dropped_entries += trim_queue_tail(&cq, log, from_pos as i64, log_end)?;
+        }
+        let mut pos = from_pos;
+        // Bounded: every step advances `pos` through the finite, recovered log.
+        loop {
+            match log.frame_at(pos) {
+                FrameAt::Entry { header, body } => {
+                    let next = header.pos + header.size() as u64;
+                    if header.kind == EntryKind::Normal && header.channel == CHANNEL_MESSAGE {
+                        let view = MessageView::parse(&body).map_err(|e| {
+                            StoreError::corrupt(
+                                log.dir(),
+                                format!("record at {}: {e}", header.body_pos()),
+                            )
+                        })?;
+                        let info = view.dispatch_info();
+                        self.redispatch_one(&info)?;
+                        report.records += 1;
+                    }
+                    self.dispatched_pos.store(next, Ordering::Release);
+                    pos = next;
+                }
+                FrameAt::Skip { next_pos } => pos = next_pos,
+                FrameAt::End => break,
+            }
+        }
+        self.dispatched_pos
+            .store(pos.max(from_pos), Ordering::Release);
+        let min_phys = log.first_pos() as i64;
+        for cq in self.all_queues() {
+            cq.seal();
+            cq.correct_min_offset(min_phys);
+        }
+        Ok(report)
+    }
+
+    fn redispatch_one(&self, info: &DispatchInfo<'_>) -> Result<()> {
+        if let Some(index) = &self.key_index {
+            if info.keys.is_some() || info.uniq_key.is_some() {
+                index.put(&[IndexRequest {
+                    topic: info.topic,
+                    keys: info.keys,
+                    uniq_key: info.uniq_key,
+                    phys_offset: info.physical_offset,
+                    store_timestamp_ms: info.store_timestamp_ms,
+                }])?;
+            }
+        }
+        self.dispatched_timestamp_ms
+            .store(info.store_timestamp_ms, Ordering::Release);
+        if !info.is_dispatchable() {
+            return Ok(());
+        }
+        if !is_safe_topic_dir(info.topic) || info.queue_id < 0 || info.queue_offset < 0 {
+            tracing::error!(
+                topic = info.topic,
+                queue_id = info.queue_id,
+                "record cannot be dispatched; skipped"
+            );
+            return Ok(());
+        }
+        let cq = match self.queue(info.topic, info.queue_id) {
+            Some(cq) => cq,
+            None => {
+                let mut queues = self.queues.write();
+                let cq = Arc::new(ConsumeQueue::open(
+                    &self.cq_root,
+                    info.topic,
+                    info.queue_id,
+                    self.entries_per_file,
+                )?);
+                queues
+                    .entry(info.topic.to_string())
+                    .or_default()
+                    .insert(info.queue_id, Arc::clone(&cq));
+                cq
+            }
+        };
+        let entry = cq_entry(info);
+        let max = cq.max_offset();
+        if info.queue_offset < max {
+            if cq.get_for_recovery(info.queue_offset)? == Some(entry) {
+                return Ok(());
+            }
+            tracing::warn!(
+                topic = info.topic,
+                queue_id = info.queue_id,
+                offset = info.queue_offset,
+                "ConsumeQueue disagrees with the CommitLog; rewriting from here"
+            );
+            if let Err(e) = cq.truncate_from(info.queue_offset) {
+                // Two records claim the same queue offset: keep the first, as a replay would.
+                tracing::error!(topic = info.topic, queue_id = info.queue_id, offset = info.queue_offset, error = %e, "duplicate queue offset in the CommitLog; record skipped");
+                return Ok(());
+            }
+        } else if info.queue_offset > max {
+            cq.fill_holes(info.queue_offset)?;
+        }
+        cq.append(info.queue_offset, &[entry])
+    }
+
+    /// Retention moved the CommitLog start: drop derived files that only point below it.
+    pub fn remove_below(&self, min_phys_offset: i64) -> Result<usize> {
+        let mut removed = 0;
+        for cq in self.all_queues() {
+            removed += cq.remove_below(min_phys_offset)?;
+        }
+        if let Some(index) = &self.key_index {
+            removed += index.remove_below(min_phys_offset)?;
+        }
+        Ok(removed)
+    }
+
+    /// Flushes every ConsumeQueue and the key index.
+    pub fn flush(&self) -> Result<usize> {
+        let mut synced = 0;
+        for cq in self.all_queues() {
+            synced += cq.flush()?;
+        }
+        if let Some(index) = &self.key_index {
+            synced += index.flush()?;
+        }
+        Ok(synced)
+    }
+
+    /// Drops a topic's queues and their files.
+    pub fn delete_topic(&self, topic: &str) -> Result<usize> {
+        let removed = self.queues.write().remove(topic);
+        let Some(queues) = removed else {
+            return Ok(0);
+        };
+        for cq in queues.values() {
+            cq.destroy()?;
+        }
+        let dir = self.cq_root.join(topic);
+        if is_safe_topic_dir(topic) {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Ok(queues.len())
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        let cq: u64 = self.all_queues().iter().map(|q| q.disk_bytes()).sum();
+        cq + self.key_index.as_ref().map_or(0, |k| k.disk_bytes())
+    }
+}
+
+fn cq_entry(info: &DispatchInfo<'_>) -> CqEntry {
+    CqEntry {
+        phys_offset: info.physical_offset,
+        size: info.total_size as i32,
+        tags_code: info.tags_code,
+    }
+}
+
+/// Drops trailing entries at or after `from_pos` (re-dispatch rewrites them), pointing past
+/// the log end, or not pointing at a matching record. Returns how many were dropped.
+fn trim_queue_tail(cq: &ConsumeQueue, log: &CommitLog, from_pos: i64, log_end: i64) -> Result<u64> {
+    let max = cq.max_offset();
+    let min = cq.min_offset();
+    let mut keep = max;
+    let mut previous_phys = i64::MAX;
+    // Bounded: walks back over at most the entries written since the checkpoint, plus one.
+    while keep > min {
+        let Some(entry) = cq.get_for_recovery(keep - 1)? else {
+            break;
+        };
+        let plausible = entry.is_valid()
+            && entry.phys_offset < from_pos
+            && entry.phys_offset + i64::from(entry.size) <= log_end
+            && entry.phys_offset < previous_phys;
+        if plausible && entry_matches_log(&entry, cq, keep - 1, log) {
+            break;
+        }
+        if entry.is_hole() && entry == CqEntry::HOLE {
+            break;
+        }
+        previous_phys = entry.phys_offset;
+        keep -= 1;
+    }
+    let dropped = (max - keep) as u64;
+    if dropped > 0 {
+        cq.truncate_from(keep)?;
+    }
+    Ok(dropped)
+}
+
+/// Whether the record at the entry's offset is the one the entry describes. Entries whose
+/// record retention already removed cannot be checked and are trusted.
+fn entry_matches_log(entry: &CqEntry, cq: &ConsumeQueue, offset: i64, log: &CommitLog) -> bool {
+    if entry.phys_offset < log.first_pos() as i64 + raft::entry::ENTRY_HEADER_LEN as i64 {
+        return true;
+    }
+    let Some((header, body)) = log.read_body_at(entry.phys_offset as u64) else {
+        return false;
+    };
+    if header.body_len as i64 != i64::from(entry.size) {
+        return false;
+    }
+    match MessageView::parse(&body) {
+        Ok(view) => {
+            view.topic() == cq.topic()
+                && view.queue_id() == cq.queue_id()
+                && view.queue_offset() == offset
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,86 @@
+//! The flush thread: periodic fsync of the CommitLog (ASYNC_FLUSH), group commit on demand
+//! (SYNC_FLUSH: every put waiting for durability shares the next fsync), and the periodic
+//! flush of derived files followed by the checkpoints.
+
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::{self, StoreCheckpoint};
+use crate::config::FlushDiskType;
+use crate::error::Result;
+use crate::message_store::Inner;
+
+/// Asks the flusher to make the CommitLog durable up to at least `pos`.
+pub(crate) fn request_flush(inner: &Inner, pos: u64) {
+    {
+        let mut state = inner.flush_signal.state.lock();
+        if pos > state.requested_pos {
+            state.requested_pos = pos;
+        }
+    }
+    inner.flush_signal.wake.notify_one();
+}
+
+pub(crate) fn run_flusher(inner: &Inner) {
+    let sync = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
+    let data_interval = Duration::from_millis(inner.config.flush_interval_commit_log_ms.max(1));
+    let checkpoint_interval =
+        Duration::from_millis(inner.config.flush_interval_consume_queue_ms.max(1));
+    let mut next_data = Instant::now() + data_interval;
+    let mut next_checkpoint = Instant::now() + checkpoint_interval;
+    loop {
+        {
+            let mut state = inner.flush_signal.state.lock();
+            // Bounded: each wait ends at the next deadline at the latest.
+            loop {
+                if state.shutdown {
+                    return;
+                }
+                let healthy = inner.log.failure().is_none();
+                if sync && healthy && state.requested_pos > inner.log.durable().pos {
+                    break;
+                }
+                let now = Instant::now();
+                let deadline = next_data.min(next_checkpoint);
+                if now >= deadline {
+                    break;
+                }
+                inner.flush_signal.wake.wait_for(&mut state, deadline - now);
+            }
+        }
+        // One fsync covers every put written so far: that is the group commit.
+        if let Err(e) = inner.log.flush() {
+            tracing::error!(error = %e, "CommitLog flush failed");
+        }
+        let now = Instant::now();
+        if now >= next_data {
+            next_data = now + data_interval;
+        }
+        if now >= next_checkpoint {
+            if let Err(e) = flush_all_and_checkpoint(inner) {
+                tracing::error!(error = %e, "flushing derived files or checkpoints failed");
+            }
+            next_checkpoint = Instant::now() + checkpoint_interval;
+        }
+    }
+}
+
+/// Flushes ConsumeQueues, key index, CommitLog and entry index, then records the safe
+/// points recovery will start from.
+pub(crate) fn flush_all_and_checkpoint(inner: &Inner) -> Result<()> {
+    let mut last = inner.checkpoint_lock.lock();
+    // Read the dispatched position before flushing: everything below it is then durable.
+    let dispatched = inner.dispatcher.dispatched_pos();
+    let dispatched_ts = inner.dispatcher.dispatched_timestamp_ms();
+    inner.dispatcher.flush()?;
+    let durable = inner.log.flush_and_checkpoint()?;
+    let next = StoreCheckpoint {
+        dispatched_safe_pos: dispatched.min(durable.pos),
+        dispatched_timestamp_ms: dispatched_ts,
+        written_at_ms: inner.env.clock.now_ms(),
+    };
+    if next.dispatched_safe_pos != last.dispatched_safe_pos || last.written_at_ms == 0 {
+        checkpoint::write(&inner.config.checkpoint_path(), &next)?;
+        *last = next;
+    }
+    Ok(())
+}

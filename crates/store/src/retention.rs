@@ -1,0 +1,102 @@
+//! Retention: removing old CommitLog segments by age (`fileReservedTime`, at the
+//! `deleteWhen` hours) or under disk pressure (`diskMaxUsedSpaceRatio`, and forcibly above
+//! `diskSpaceCleanForciblyRatio`), together with the ConsumeQueue and index files that only
+//! point into them. The segment being written is never removed, nor anything not yet
+//! dispatched.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::config::parse_delete_when;
+use crate::error::Result;
+use crate::message_store::Inner;
+use crate::stats::StoreStats;
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetentionReport {
+    /// Whether the pass was allowed to delete (a `deleteWhen` hour, disk pressure, or a
+    /// manual request).
+    pub triggered: bool,
+    pub segments_removed: usize,
+    /// ConsumeQueue and key-index files removed with them.
+    pub derived_files_removed: usize,
+    pub disk_used_ratio: f64,
+    /// Segments were removed before expiring because the disk is nearly full.
+    pub forced: bool,
+}
+
+pub(crate) fn run_cleaner(inner: &Inner) {
+    let interval = Duration::from_millis(inner.config.clean_resource_interval_ms.max(10));
+    loop {
+        {
+            let mut state = inner.flush_signal.state.lock();
+            if state.shutdown {
+                return;
+            }
+            inner.flush_signal.clean_wake.wait_for(&mut state, interval);
+            if state.shutdown {
+                return;
+            }
+        }
+        if let Err(e) = run_once(inner, false) {
+            tracing::error!(error = %e, "retention pass failed");
+        }
+    }
+}
+
+/// One pass. `manual` ignores the hour of day (an operator asked).
+pub(crate) fn run_once(inner: &Inner, manual: bool) -> Result<RetentionReport> {
+    let config = &inner.config;
+    let now_ms = inner.env.clock.now_ms();
+    let ratio = match inner.env.disk.used_ratio(&config.store_path_root_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read filesystem usage");
+            0.0
+        }
+    };
+    inner
+        .disk_used_ratio_bits
+        .store(ratio.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    let hours = parse_delete_when(&config.delete_when).unwrap_or_default();
+    let time_up = hours.contains(&inner.env.clock.local_hour());
+    let pressure = ratio > config.disk_max_used_space_ratio;
+    let force = ratio > config.disk_space_clean_forcibly_ratio;
+    let mut report = RetentionReport {
+        triggered: manual || time_up || pressure,
+        disk_used_ratio: ratio,
+        ..Default::default()
+    };
+    if !report.triggered {
+        return Ok(report);
+    }
+    let reserved_ms = (config.file_reserved_time_hours as i64).saturating_mul(3_600_000);
+    let limit = inner
+        .dispatcher
+        .dispatched_pos()
+        .min(inner.log.stable_pos());
+    for _ in 0..config.max_segments_deleted_per_run {
+        let segments = inner.log.segments();
+        let Some(first) = segments.first() else { break };
+        if segments.len() < 2 {
+            break;
+        }
+        let modified_ms = first
+            .modified()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let expired = modified_ms.saturating_add(reserved_ms) <= now_ms;
+        if !expired && !force {
+            break;
+        }
+        let Some(new_first) = inner.log.remove_first_segment_below(limit)? else {
+            break;
+        };
+        tracing::info!(segment = %first.path().display(), expired, forced = !expired, "removed CommitLog segment");
+        report.segments_removed += 1;
+        report.forced |= !expired;
+        StoreStats::add(&inner.stats.segments_deleted, 1);
+        report.derived_files_removed += inner.dispatcher.remove_below(new_first as i64)?;
+    }
+    Ok(report)
+}
