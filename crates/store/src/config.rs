@@ -284,7 +284,7 @@ mod tests {
         assert!(c.apply_property("flushDiskType", "SOMETIMES").is_err());
         assert!(c.apply_property("deleteWhen", "25").is_err());
         assert!(c.apply_property("fileReservedTime", "-1").is_err());
-        c.max_message_size = 4 << 20;
+        c.mapped_file_size_commit_log = 1 << 30;
         assert!(c.validate().is_ok());
         c.mapped_file_size_commit_log = 1 << 20;
         assert!(
