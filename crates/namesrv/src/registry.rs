@@ -11,48 +11,23 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use remoting::body::{BrokerData, QueueData, TopicRouteData};
+
 /// RocketMQ's broker expiry (`BROKER_CHANNEL_EXPIRED_TIME`): brokers re-register every 30 s.
 pub const DEFAULT_BROKER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The master's broker id.
-pub const MASTER_ID: u64 = 0;
+pub const MASTER_ID: i64 = 0;
 
 /// Bounds that keep a misbehaving (or hostile) broker from growing the registry without limit.
 pub const MAX_TOPICS_PER_REGISTRATION: usize = 100_000;
 pub const MAX_BROKERS: usize = 10_000;
 
-/// The queues one broker serves for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueInfo {
-    pub read_queue_nums: u32,
-    pub write_queue_nums: u32,
-    pub perm: u32,
-    pub topic_sys_flag: u32,
-}
-
-/// A topic as a registering broker describes it.
+/// A topic as a registering broker describes it: its name and this broker's queues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredTopic {
     pub name: String,
-    pub queues: QueueInfo,
-}
-
-/// A broker name (a master and its slaves, or a raft group) as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerInfo {
-    pub cluster: String,
-    pub broker_name: String,
-    /// broker id -> `ip:port`; id 0 is the master.
-    pub addrs: BTreeMap<u64, String>,
-    pub enable_acting_master: bool,
-}
-
-/// What a client needs to reach a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicRoute {
-    /// broker name -> queues, sorted by broker name.
-    pub queues: BTreeMap<String, QueueInfo>,
-    pub brokers: Vec<BrokerInfo>,
+    pub queues: QueueData,
 }
 
 /// A REGISTER_BROKER request, decoded.
@@ -61,7 +36,7 @@ pub struct Registration {
     pub cluster: String,
     pub broker_name: String,
     pub broker_addr: String,
-    pub broker_id: u64,
+    pub broker_id: i64,
     pub ha_server_addr: String,
     pub enable_acting_master: bool,
     pub topics: Vec<RegisteredTopic>,
@@ -96,15 +71,15 @@ struct LiveBroker {
     connection_id: Option<u64>,
     cluster: String,
     broker_name: String,
-    broker_id: u64,
+    broker_id: i64,
 }
 
 /// The registry itself. Callers wrap it in a lock.
 #[derive(Debug, Default)]
 pub struct Registry {
     cluster_brokers: BTreeMap<String, BTreeSet<String>>,
-    brokers: BTreeMap<String, BrokerInfo>,
-    topic_queues: BTreeMap<String, BTreeMap<String, QueueInfo>>,
+    brokers: BTreeMap<String, BrokerData>,
+    topic_queues: BTreeMap<String, BTreeMap<String, QueueData>>,
     live: HashMap<String, LiveBroker>,
 }
 
@@ -133,21 +108,22 @@ impl Registry {
         let broker = self
             .brokers
             .entry(reg.broker_name.clone())
-            .or_insert_with(|| BrokerInfo {
+            .or_insert_with(|| BrokerData {
                 cluster: reg.cluster.clone(),
                 broker_name: reg.broker_name.clone(),
-                addrs: BTreeMap::new(),
+                broker_addrs: BTreeMap::new(),
                 enable_acting_master: reg.enable_acting_master,
+                zone_name: None,
             });
         broker.cluster = reg.cluster.clone();
         broker.enable_acting_master = reg.enable_acting_master;
         // One address, one id: a slave promoted to master (or a master demoted) must not
         // linger under its old id.
         broker
-            .addrs
+            .broker_addrs
             .retain(|id, addr| *id == reg.broker_id || *addr != reg.broker_addr);
         let displaced = broker
-            .addrs
+            .broker_addrs
             .insert(reg.broker_id, reg.broker_addr.clone())
             .filter(|old| *old != reg.broker_addr);
         if let Some(old_addr) = displaced {
@@ -184,7 +160,7 @@ impl Registry {
             if let Some(master) = self
                 .brokers
                 .get(&reg.broker_name)
-                .and_then(|b| b.addrs.get(&MASTER_ID))
+                .and_then(|b| b.broker_addrs.get(&MASTER_ID))
             {
                 outcome.ha_server_addr = self.live.get(master).map(|l| l.ha_server_addr.clone());
                 outcome.master_addr = Some(master.clone());
@@ -204,10 +180,12 @@ impl Registry {
             !per_broker.is_empty()
         });
         for topic in topics {
+            let mut queues = topic.queues.clone();
+            queues.broker_name = broker_name.to_string();
             self.topic_queues
                 .entry(topic.name.clone())
                 .or_default()
-                .insert(broker_name.to_string(), topic.queues.clone());
+                .insert(broker_name.to_string(), queues);
         }
     }
 
@@ -216,15 +194,15 @@ impl Registry {
         cluster: &str,
         broker_name: &str,
         broker_addr: &str,
-        broker_id: u64,
+        broker_id: i64,
     ) {
         self.live.remove(broker_addr);
         let now_empty = match self.brokers.get_mut(broker_name) {
             Some(broker) => {
-                if broker.addrs.get(&broker_id).map(String::as_str) == Some(broker_addr) {
-                    broker.addrs.remove(&broker_id);
+                if broker.broker_addrs.get(&broker_id).map(String::as_str) == Some(broker_addr) {
+                    broker.broker_addrs.remove(&broker_id);
                 }
-                broker.addrs.is_empty()
+                broker.broker_addrs.is_empty()
             }
             None => false,
         };
@@ -271,18 +249,19 @@ impl Registry {
         gone.into_iter().map(|(a, _)| a).collect()
     }
 
-    pub fn route(&self, topic: &str) -> Option<TopicRoute> {
+    /// The route of a topic, queues and brokers sorted by broker name.
+    pub fn route(&self, topic: &str) -> Option<TopicRouteData> {
         let queues = self.topic_queues.get(topic)?;
         if queues.is_empty() {
             return None;
         }
-        let brokers = queues
-            .keys()
-            .filter_map(|name| self.brokers.get(name).cloned())
-            .collect();
-        Some(TopicRoute {
-            queues: queues.clone(),
-            brokers,
+        Some(TopicRouteData {
+            queue_datas: queues.values().cloned().collect(),
+            broker_datas: queues
+                .keys()
+                .filter_map(|name| self.brokers.get(name).cloned())
+                .collect(),
+            ..TopicRouteData::default()
         })
     }
 
@@ -290,7 +269,7 @@ impl Registry {
     pub fn cluster_info(
         &self,
     ) -> (
-        &BTreeMap<String, BrokerInfo>,
+        &BTreeMap<String, BrokerData>,
         &BTreeMap<String, BTreeSet<String>>,
     ) {
         (&self.brokers, &self.cluster_brokers)
@@ -340,8 +319,9 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn queues(n: u32) -> QueueInfo {
-        QueueInfo {
+    fn queues(n: i32) -> QueueData {
+        QueueData {
+            broker_name: String::new(),
             read_queue_nums: n,
             write_queue_nums: n,
             perm: 6,
@@ -349,7 +329,7 @@ mod tests {
         }
     }
 
-    fn reg(name: &str, addr: &str, id: u64, topics: &[&str]) -> Registration {
+    fn reg(name: &str, addr: &str, id: i64, topics: &[&str]) -> Registration {
         Registration {
             cluster: "C".into(),
             broker_name: name.into(),
@@ -380,7 +360,7 @@ mod tests {
         assert_eq!(out.master_addr.as_deref(), Some("m:1"));
         assert_eq!(out.ha_server_addr.as_deref(), Some("m:1-ha"));
         let route = r.route("T").unwrap();
-        assert_eq!(route.brokers[0].addrs.len(), 2);
+        assert_eq!(route.broker_datas[0].broker_addrs.len(), 2);
         // Only the master's topic list counts.
         assert!(r.route("Other").is_none());
     }
@@ -399,7 +379,7 @@ mod tests {
         // b becomes master; a, back as a slave, registers with id 1.
         r.register(reg("g", "b:1", 0, &["T"]), now).unwrap();
         r.register(reg("g", "a:1", 1, &["T"]), now).unwrap();
-        let addrs = &r.route("T").unwrap().brokers[0].addrs;
+        let addrs = &r.route("T").unwrap().broker_datas[0].broker_addrs;
         assert_eq!(addrs.get(&0).map(String::as_str), Some("b:1"));
         assert_eq!(addrs.get(&1).map(String::as_str), Some("a:1"));
         assert_eq!(addrs.len(), 2, "no address listed twice: {addrs:?}");
@@ -434,7 +414,8 @@ mod tests {
         r.register(b, now).unwrap();
         assert_eq!(r.connection_closed(7), vec!["a:1".to_string()]);
         let route = r.route("T").unwrap();
-        assert_eq!(route.queues.keys().collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(route.queue_datas.len(), 1);
+        assert_eq!(route.queue_datas[0].broker_name, "b");
     }
 
     #[test]
@@ -456,10 +437,7 @@ mod tests {
         other.cluster = "D".into();
         r.register(other, now).unwrap();
         r.delete_topic("T", Some("C"));
-        assert_eq!(
-            r.route("T").unwrap().queues.keys().collect::<Vec<_>>(),
-            vec!["x"]
-        );
+        assert_eq!(r.route("T").unwrap().queue_datas[0].broker_name, "x");
         assert_eq!(r.topics_of_cluster("D"), vec!["T".to_string()]);
         r.delete_topic("T", None);
         assert!(r.route("T").is_none());

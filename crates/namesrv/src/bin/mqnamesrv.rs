@@ -1,4 +1,72 @@
-fn main() {
-    eprintln!("mqnamesrv: not built yet");
-    std::process::exit(1);
+//! `mqnamesrv [-c namesrv.conf]`: RocketMQ's name server command.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use namesrv::config::NamesrvConfig;
+use tracing::{info, warn};
+
+#[derive(Parser)]
+#[command(
+    name = "mqnamesrv",
+    about = "Name server: broker registry and topic routes"
+)]
+struct Args {
+    /// Config file in RocketMQ's key=value form (listenPort, ...).
+    #[arg(short = 'c', long = "configFile")]
+    config_file: Option<PathBuf>,
+    /// Address to bind.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let config = match &args.config_file {
+        Some(path) => {
+            let (config, unknown) =
+                NamesrvConfig::load(path).with_context(|| format!("loading {}", path.display()))?;
+            for s in unknown {
+                warn!(key = %s.key, line = s.line, "unknown name server setting ignored");
+            }
+            config
+        }
+        None => NamesrvConfig::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let ns = namesrv::server::start(config, &args.host)
+            .await
+            .context("binding the name server port")?;
+        info!(addr = %ns.local_addr(), "The Name Server boot success.");
+        shutdown_signal().await;
+        info!("shutting down");
+        ns.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -1,0 +1,80 @@
+//! `namesrv.conf`: the keys of RocketMQ's name server that this one uses.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::properties::{self, BadSetting, PropertiesError, Setting};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamesrvConfig {
+    pub listen_port: u16,
+    /// How often expired brokers are looked for (RocketMQ: 5 s).
+    pub scan_not_active_broker_interval: Duration,
+    /// `GET_ALL_TOPIC_LIST_FROM_NAMESERVER` may be switched off, as in RocketMQ.
+    pub enable_all_topic_list: bool,
+}
+
+impl Default for NamesrvConfig {
+    fn default() -> Self {
+        NamesrvConfig {
+            listen_port: 9876,
+            scan_not_active_broker_interval: Duration::from_secs(5),
+            enable_all_topic_list: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NamesrvConfigError {
+    #[error(transparent)]
+    File(#[from] PropertiesError),
+    #[error("bad name server config: {0}")]
+    Bad(#[from] BadSetting),
+}
+
+impl NamesrvConfig {
+    /// Reads `path`; returns the config and the settings it does not know (to be logged).
+    pub fn load(path: &Path) -> Result<(NamesrvConfig, Vec<Setting>), NamesrvConfigError> {
+        let settings = properties::read_file(path)?;
+        let mut config = NamesrvConfig::default();
+        let mut unknown = Vec::new();
+        for setting in settings {
+            if !config.apply(&setting)? {
+                unknown.push(setting);
+            }
+        }
+        Ok((config, unknown))
+    }
+
+    pub fn apply(&mut self, s: &Setting) -> Result<bool, BadSetting> {
+        match s.key.as_str() {
+            "listenPort" => self.listen_port = s.parse_u16()?,
+            "scanNotActiveBrokerInterval" => {
+                let ms = s.parse_u64()?;
+                if !(100..=600_000).contains(&ms) {
+                    return Err(s.bad("must be between 100 and 600000 ms"));
+                }
+                self.scan_not_active_broker_interval = Duration::from_millis(ms);
+            }
+            "enableAllTopicList" => self.enable_all_topic_list = s.parse_bool()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_unknown_and_bad_keys() {
+        let mut config = NamesrvConfig::default();
+        let settings = properties::parse("listenPort=19876\nrocketmqHome=/opt\n");
+        assert!(config.apply(&settings[0]).unwrap());
+        assert!(!config.apply(&settings[1]).unwrap());
+        assert_eq!(config.listen_port, 19876);
+        let bad = properties::parse("scanNotActiveBrokerInterval=1\n");
+        assert!(config.apply(&bad[0]).is_err());
+    }
+}

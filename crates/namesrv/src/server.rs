@@ -1,0 +1,476 @@
+//! The name server's request handling: decode, apply to the registry, answer as RocketMQ's
+//! name server does.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use remoting::body::{ClusterInfo, KeyQuoting, RegisterBrokerBody, TopicList};
+use remoting::code::{request, response};
+use remoting::command::RemotingCommand;
+use remoting::header::namesrv::{
+    DeleteTopicFromNamesrvRequestHeader, GetKvConfigRequestHeader, GetKvConfigResponseHeader,
+    GetRouteInfoRequestHeader, PutKvConfigRequestHeader, QueryDataVersionResponseHeader,
+    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
+};
+use remoting::server::{ConnectionHandle, RemotingServer, RequestProcessor, ServerConfig};
+use tracing::{info, warn};
+
+use crate::config::NamesrvConfig;
+use crate::registry::{RegisteredTopic, Registration, Registry, DEFAULT_BROKER_TIMEOUT};
+
+/// Bounds on the KV config store (PUT_KV_CONFIG comes from admin tools).
+const MAX_KV_ENTRIES: usize = 10_000;
+const MAX_KV_VALUE_BYTES: usize = 64 * 1024;
+/// A broker's own heartbeat timeout is honoured within these bounds.
+const MIN_BROKER_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_BROKER_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The state behind the name server's port.
+pub struct NameServer {
+    registry: Mutex<Registry>,
+    kv: Mutex<BTreeMap<(String, String), String>>,
+    config: NamesrvConfig,
+}
+
+impl NameServer {
+    pub fn new(config: NamesrvConfig) -> Arc<NameServer> {
+        Arc::new(NameServer {
+            registry: Mutex::new(Registry::new()),
+            kv: Mutex::new(BTreeMap::new()),
+            config,
+        })
+    }
+
+    fn register_broker(&self, conn: &ConnectionHandle, req: &RemotingCommand) -> RemotingCommand {
+        let header = match req.decode_header::<RegisterBrokerRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        if header.body_crc32 != 0 {
+            let crc = (crc32fast::hash(&req.body) & 0x7FFF_FFFF) as i32;
+            if crc != header.body_crc32 {
+                return RemotingCommand::error_to(req, response::SYSTEM_ERROR, "crc32 not match");
+            }
+        }
+        if header.compressed {
+            return RemotingCommand::error_to(
+                req,
+                response::SYSTEM_ERROR,
+                "compressed REGISTER_BROKER bodies are not supported; send JSON",
+            );
+        }
+        let topics = if req.body.is_empty() {
+            Vec::new()
+        } else {
+            match RegisterBrokerBody::decode(&req.body) {
+                Ok(body) => body
+                    .topic_config_serialize_wrapper
+                    .topic_config_table
+                    .into_values()
+                    .map(|tc| RegisteredTopic {
+                        queues: remoting::body::QueueData {
+                            broker_name: header.broker_name.clone(),
+                            read_queue_nums: tc.read_queue_nums,
+                            write_queue_nums: tc.write_queue_nums,
+                            perm: tc.perm,
+                            topic_sys_flag: tc.topic_sys_flag,
+                        },
+                        name: tc.topic_name,
+                    })
+                    .collect(),
+                Err(e) => {
+                    return RemotingCommand::error_to(
+                        req,
+                        response::SYSTEM_ERROR,
+                        format!("bad REGISTER_BROKER body: {e}"),
+                    )
+                }
+            }
+        };
+        let timeout = header
+            .heartbeat_timeout_millis
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_BROKER_TIMEOUT)
+            .clamp(MIN_BROKER_TIMEOUT, MAX_BROKER_TIMEOUT);
+        let registration = Registration {
+            cluster: header.cluster_name,
+            broker_name: header.broker_name,
+            broker_addr: header.broker_addr,
+            broker_id: header.broker_id,
+            ha_server_addr: header.ha_server_addr,
+            enable_acting_master: header.enable_acting_master.unwrap_or(false),
+            topics,
+            timeout,
+            connection_id: Some(conn.id()),
+        };
+        let outcome = self.registry.lock().register(registration, Instant::now());
+        match outcome {
+            Ok(outcome) => {
+                RemotingCommand::success_to(req).with_header(&RegisterBrokerResponseHeader {
+                    ha_server_addr: outcome.ha_server_addr,
+                    master_addr: outcome.master_addr,
+                })
+            }
+            Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        }
+    }
+
+    fn unregister_broker(&self, req: &RemotingCommand) -> RemotingCommand {
+        match req.decode_header::<UnRegisterBrokerRequestHeader>() {
+            Ok(h) => {
+                info!(broker = %h.broker_addr, name = %h.broker_name, id = h.broker_id, "broker unregistered");
+                self.registry.lock().unregister(
+                    &h.cluster_name,
+                    &h.broker_name,
+                    &h.broker_addr,
+                    h.broker_id,
+                );
+                RemotingCommand::success_to(req)
+            }
+            Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        }
+    }
+
+    fn route_by_topic(&self, req: &RemotingCommand) -> RemotingCommand {
+        let header = match req.decode_header::<GetRouteInfoRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let route = self.registry.lock().route(&header.topic);
+        match route {
+            Some(mut route) => {
+                if let Some(conf) = self.order_topic_conf(&header.topic) {
+                    route.order_topic_conf = Some(conf);
+                }
+                let quoting = KeyQuoting::for_route_request(
+                    req.version,
+                    header.accept_standard_json_only.unwrap_or(false),
+                );
+                RemotingCommand::success_to(req).with_body(route.encode(quoting))
+            }
+            None => RemotingCommand::error_to(
+                req,
+                response::TOPIC_NOT_EXIST,
+                format!(
+                    "No topic route info in name server for the topic: {}",
+                    header.topic
+                ),
+            ),
+        }
+    }
+
+    /// RocketMQ keeps ordered-topic layouts in the KV store under this namespace.
+    fn order_topic_conf(&self, topic: &str) -> Option<String> {
+        self.kv
+            .lock()
+            .get(&("ORDER_TOPIC_CONFIG".to_string(), topic.to_string()))
+            .cloned()
+    }
+
+    fn cluster_info(&self, req: &RemotingCommand) -> RemotingCommand {
+        let registry = self.registry.lock();
+        let (brokers, clusters) = registry.cluster_info();
+        let info = ClusterInfo {
+            broker_addr_table: brokers.clone(),
+            cluster_addr_table: clusters.clone(),
+        };
+        drop(registry);
+        // Java writes this body with plain fastjson (unquoted ids) whatever the requester.
+        RemotingCommand::success_to(req).with_body(info.encode(KeyQuoting::Unquoted))
+    }
+
+    fn topic_list(&self, req: &RemotingCommand, topics: Vec<String>) -> RemotingCommand {
+        let list = TopicList {
+            topic_list: topics.into_iter().collect(),
+            broker_addr: None,
+        };
+        match serde_json::to_vec(&list) {
+            Ok(body) => RemotingCommand::success_to(req).with_body(body),
+            Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        }
+    }
+
+    fn delete_topic(&self, req: &RemotingCommand) -> RemotingCommand {
+        match req.decode_header::<DeleteTopicFromNamesrvRequestHeader>() {
+            Ok(h) => {
+                self.registry
+                    .lock()
+                    .delete_topic(&h.topic, h.cluster_name.as_deref());
+                RemotingCommand::success_to(req)
+            }
+            Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        }
+    }
+
+    fn get_kv(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h = match req.decode_header::<GetKvConfigRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let value = self
+            .kv
+            .lock()
+            .get(&(h.namespace.clone(), h.key.clone()))
+            .cloned();
+        match value {
+            Some(value) => RemotingCommand::success_to(req)
+                .with_header(&GetKvConfigResponseHeader { value: Some(value) }),
+            None => RemotingCommand::error_to(
+                req,
+                response::QUERY_NOT_FOUND,
+                format!("No config item, Namespace: {} Key: {}", h.namespace, h.key),
+            ),
+        }
+    }
+
+    fn put_kv(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h = match req.decode_header::<PutKvConfigRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        if h.value.len() > MAX_KV_VALUE_BYTES {
+            return RemotingCommand::error_to(req, response::SYSTEM_ERROR, "value too large");
+        }
+        let mut kv = self.kv.lock();
+        let key = (h.namespace, h.key);
+        if !kv.contains_key(&key) && kv.len() >= MAX_KV_ENTRIES {
+            return RemotingCommand::error_to(req, response::SYSTEM_ERROR, "kv config full");
+        }
+        kv.insert(key, h.value);
+        RemotingCommand::success_to(req)
+    }
+
+    fn delete_kv(&self, req: &RemotingCommand) -> RemotingCommand {
+        match req.decode_header::<GetKvConfigRequestHeader>() {
+            Ok(h) => {
+                self.kv.lock().remove(&(h.namespace, h.key));
+                RemotingCommand::success_to(req)
+            }
+            Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        }
+    }
+
+    fn topics_by_cluster(&self, req: &RemotingCommand) -> RemotingCommand {
+        let Some(cluster) = req.ext_field("cluster").map(str::to_string) else {
+            return RemotingCommand::error_to(req, response::SYSTEM_ERROR, "missing `cluster`");
+        };
+        let topics = self.registry.lock().topics_of_cluster(&cluster);
+        self.topic_list(req, topics)
+    }
+
+    /// Drops brokers that stopped re-registering; runs until the process ends.
+    pub async fn expire_brokers_periodically(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(self.config.scan_not_active_broker_interval);
+        loop {
+            ticker.tick().await;
+            let expired = self.registry.lock().expire(Instant::now());
+            for addr in expired {
+                warn!(broker = %addr, "broker expired: no registration within its timeout");
+            }
+        }
+    }
+}
+
+impl RequestProcessor for NameServer {
+    async fn process(
+        &self,
+        conn: &ConnectionHandle,
+        req: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        let reply = match req.code {
+            request::REGISTER_BROKER => self.register_broker(conn, &req),
+            request::UNREGISTER_BROKER => self.unregister_broker(&req),
+            request::GET_ROUTEINFO_BY_TOPIC => self.route_by_topic(&req),
+            request::GET_BROKER_CLUSTER_INFO => self.cluster_info(&req),
+            request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => {
+                if !self.config.enable_all_topic_list {
+                    RemotingCommand::error_to(&req, response::SYSTEM_ERROR, "disable")
+                } else {
+                    let topics = self.registry.lock().topics().map(str::to_string).collect();
+                    self.topic_list(&req, topics)
+                }
+            }
+            request::GET_TOPICS_BY_CLUSTER => self.topics_by_cluster(&req),
+            request::DELETE_TOPIC_IN_NAMESRV => self.delete_topic(&req),
+            request::GET_KV_CONFIG => self.get_kv(&req),
+            request::PUT_KV_CONFIG => self.put_kv(&req),
+            request::DELETE_KV_CONFIG => self.delete_kv(&req),
+            // Our brokers always register in full (RocketMQ's forceRegister default), so
+            // "changed" steers nothing; answer that it changed to be safe.
+            request::QUERY_DATA_VERSION => RemotingCommand::success_to(&req)
+                .with_header(&QueryDataVersionResponseHeader { changed: true }),
+            _ => RemotingCommand::not_supported_to(&req),
+        };
+        Some(reply)
+    }
+
+    fn connection_closed(&self, conn: &ConnectionHandle) {
+        let gone = self.registry.lock().connection_closed(conn.id());
+        for addr in gone {
+            info!(broker = %addr, "broker connection closed; removed from routes");
+        }
+    }
+}
+
+/// A running name server.
+pub struct RunningNameServer {
+    pub server: RemotingServer,
+    pub state: Arc<NameServer>,
+    expiry: tokio::task::JoinHandle<()>,
+}
+
+impl RunningNameServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub async fn shutdown(self) {
+        self.expiry.abort();
+        self.server.shutdown(Duration::from_secs(2)).await;
+    }
+}
+
+/// Binds `host:listenPort` and serves until shut down.
+pub async fn start(config: NamesrvConfig, host: &str) -> std::io::Result<RunningNameServer> {
+    let state = NameServer::new(config.clone());
+    let server = RemotingServer::bind(
+        (host, config.listen_port),
+        ServerConfig::default(),
+        Arc::clone(&state),
+    )
+    .await?;
+    let expiry = tokio::spawn(Arc::clone(&state).expire_brokers_periodically());
+    info!(addr = %server.local_addr(), "name server started");
+    Ok(RunningNameServer {
+        server,
+        state,
+        expiry,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use remoting::body::{TopicConfig, TopicConfigSerializeWrapper, TopicRouteData};
+    use remoting::client::{ClientConfig, RemotingClient};
+
+    fn register_request(name: &str, addr: &str, id: i64, topics: &[&str]) -> RemotingCommand {
+        let mut wrapper = TopicConfigSerializeWrapper::default();
+        for t in topics {
+            wrapper
+                .topic_config_table
+                .insert(t.to_string(), TopicConfig::new(t, 4, 4, 6));
+        }
+        let body = RegisterBrokerBody {
+            topic_config_serialize_wrapper: wrapper,
+            filter_server_list: vec![],
+        }
+        .encode();
+        let crc = (crc32fast::hash(&body) & 0x7FFF_FFFF) as i32;
+        RemotingCommand::request(request::REGISTER_BROKER)
+            .with_header(&RegisterBrokerRequestHeader {
+                broker_name: name.into(),
+                broker_addr: addr.into(),
+                cluster_name: "C".into(),
+                ha_server_addr: addr.into(),
+                broker_id: id,
+                heartbeat_timeout_millis: None,
+                enable_acting_master: None,
+                compressed: false,
+                body_crc32: crc,
+                zone_name: None,
+            })
+            .with_body(Bytes::from(body))
+    }
+
+    #[tokio::test]
+    async fn register_then_route_over_tcp() {
+        let ns = start(
+            NamesrvConfig {
+                listen_port: 0,
+                ..Default::default()
+            },
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+        let addr = ns.local_addr().to_string();
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+
+        let resp = client
+            .invoke(&addr, register_request("b", "127.0.0.1:1", 0, &["T"]), t)
+            .await
+            .unwrap();
+        assert_eq!(resp.code, response::SUCCESS, "{:?}", resp.remark);
+
+        let route_req = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_header(
+            &GetRouteInfoRequestHeader {
+                topic: "T".into(),
+                accept_standard_json_only: None,
+            },
+        );
+        let resp = client.invoke(&addr, route_req, t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        let route = TopicRouteData::decode(&resp.body).unwrap();
+        assert_eq!(route.broker_datas[0].master_addr(), Some("127.0.0.1:1"));
+        assert_eq!(route.queue_datas[0].write_queue_nums, 4);
+
+        let missing = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_header(
+            &GetRouteInfoRequestHeader {
+                topic: "Nope".into(),
+                accept_standard_json_only: None,
+            },
+        );
+        let resp = client.invoke(&addr, missing, t).await.unwrap();
+        assert_eq!(resp.code, response::TOPIC_NOT_EXIST);
+
+        let mut bad_crc = register_request("b", "127.0.0.1:1", 0, &["T"]);
+        bad_crc
+            .ext_fields
+            .insert("bodyCrc32".into(), "12345".into());
+        let resp = client.invoke(&addr, bad_crc, t).await.unwrap();
+        assert_eq!(resp.code, response::SYSTEM_ERROR);
+
+        let unknown = RemotingCommand::request(9999);
+        let resp = client.invoke(&addr, unknown, t).await.unwrap();
+        assert_eq!(resp.code, response::REQUEST_CODE_NOT_SUPPORTED);
+        ns.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn broker_leaves_routes_when_its_connection_closes() {
+        let ns = start(
+            NamesrvConfig {
+                listen_port: 0,
+                ..Default::default()
+            },
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+        let addr = ns.local_addr().to_string();
+        let t = Duration::from_secs(5);
+        let broker_side = RemotingClient::new(ClientConfig::default());
+        broker_side
+            .invoke(&addr, register_request("b", "127.0.0.1:1", 0, &["T"]), t)
+            .await
+            .unwrap();
+        assert!(ns.state.registry.lock().route("T").is_some());
+        broker_side.shutdown();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ns.state.registry.lock().route("T").is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "route still there after the broker left"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ns.shutdown().await;
+    }
+}
