@@ -29,6 +29,8 @@ pub const MAX_HEADER_LENGTH: usize = 0x00FF_FFFF;
 const LENGTH_FIELD_LEN: usize = 4;
 const TYPE_WORD_LEN: usize = 4;
 const PREFIX_LEN: usize = LENGTH_FIELD_LEN + TYPE_WORD_LEN;
+/// Bodies up to this size are copied out of the read buffer when decoded.
+const COPIED_BODY_MAX: usize = 4 * 1024;
 /// How far ahead of received bytes the decoder grows its buffer for a partial frame.
 const RESERVE_AHEAD_MAX: usize = 256 * 1024;
 
@@ -219,7 +221,14 @@ impl Decoder for RemotingCodec {
             Some(SerializeType::RocketMq) => binary::decode(&header)?,
             None => return Err(DecodeError::UnknownSerializeType(serialize_code)),
         };
-        command.body = frame.freeze();
+        // Small bodies are copied out so the read buffer is not kept shared by them: a
+        // shared buffer cannot be reused in place, and the next read would allocate a new
+        // one and copy the partial frame over. Large bodies stay zero-copy.
+        command.body = if frame.len() <= COPIED_BODY_MAX {
+            Bytes::copy_from_slice(&frame)
+        } else {
+            frame.freeze()
+        };
         Ok(Some(command))
     }
 }
