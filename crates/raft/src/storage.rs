@@ -111,6 +111,8 @@ pub struct MemLog {
     durable_tail: Vec<Stored>,
     /// Oldest entries are dropped beyond this many (benchmarks only: see `with_retention`).
     retain_entries: Option<usize>,
+    /// Lowest index appended, truncated or replaced since the last `take_changed_from`.
+    changed_from: Option<u64>,
 }
 
 impl Default for MemLog {
@@ -131,6 +133,7 @@ impl MemLog {
             durable_len: 0,
             durable_tail: Vec::new(),
             retain_entries: None,
+            changed_from: None,
         }
     }
 
@@ -190,6 +193,7 @@ impl MemLog {
 
     /// A power cut: everything not synced is lost, and an unsynced truncation is undone.
     pub fn crash(&mut self) {
+        self.note_change(self.base_index + self.durable_len as u64 + 1);
         self.entries.truncate(self.durable_len);
         self.entries.extend(self.durable_tail.drain(..));
         self.durable_len = self.entries.len();
@@ -200,6 +204,16 @@ impl MemLog {
         let stored = self.get(index)?;
         let header = EntryHeader::decode(&stored.frame).ok()?;
         Some((stored.term, stored.pos, header.body_crc))
+    }
+
+    /// Lowest index whose entry was appended, replaced or removed since the last call (for
+    /// checkers that verify only what changed).
+    pub fn take_changed_from(&mut self) -> Option<u64> {
+        self.changed_from.take()
+    }
+
+    fn note_change(&mut self, index: u64) {
+        self.changed_from = Some(self.changed_from.map_or(index, |c| c.min(index)));
     }
 
     fn get(&self, index: u64) -> Option<&Stored> {
@@ -251,6 +265,9 @@ impl LogStorage for MemLog {
     }
 
     fn append(&mut self, frames: &[Bytes]) -> Result<(), StorageError> {
+        if !frames.is_empty() {
+            self.note_change(self.last_index() + 1);
+        }
         for frame in frames {
             let header = EntryHeader::decode(frame)?;
             let expected_index = self.last_index() + 1;
@@ -295,6 +312,7 @@ impl LogStorage for MemLog {
         if keep >= self.entries.len() {
             return Ok(());
         }
+        self.note_change(index + 1);
         if keep < self.durable_len {
             // The cut is not durable until the next sync: a crash before it brings the
             // synced part of the old tail back.
@@ -345,6 +363,7 @@ impl LogStorage for MemLog {
         next_pos: u64,
         base_term: Option<u64>,
     ) -> Result<(), StorageError> {
+        self.note_change(next_index.min(self.first_index()));
         self.entries.clear();
         self.durable_tail.clear();
         self.durable_len = 0;

@@ -39,6 +39,9 @@ pub(crate) struct Progress {
     /// Answers to appends sent before this sequence number predate the last rewind; their
     /// complaints are stale and ignored.
     pub rewind_seq: u64,
+    /// Appends sent from this sequence number on left after `match_index` was last raised,
+    /// so the follower processed them after it held `match_index`.
+    pub match_seq: u64,
     /// Tick of the last answer of any kind in the current term (check-quorum).
     pub last_contact: u64,
 }
@@ -54,6 +57,7 @@ impl Progress {
             inflight_bytes: 0,
             next_seq: 1,
             rewind_seq: 1,
+            match_seq: 1,
             last_contact: now,
         }
     }

@@ -261,12 +261,14 @@ impl<S: LogStorage> Node<S> {
                 let match_index = match_index.min(last);
                 if match_index > p.match_index {
                     p.match_index = match_index;
+                    p.match_seq = p.next_seq;
                 }
                 p.release_through(p.match_index);
                 if p.state != ReplicaState::Append && resp.seq >= p.rewind_seq {
+                    // The probe matched. If it is only partly acknowledged (a follower with
+                    // sync_flush acknowledges what it fsynced), it stays in flight, so the
+                    // append timeout still covers the rest.
                     p.state = ReplicaState::Append;
-                    p.inflight.clear();
-                    p.inflight_bytes = 0;
                 }
                 if p.next_index <= p.match_index {
                     p.next_index = p.match_index + 1;
@@ -280,6 +282,10 @@ impl<S: LogStorage> Node<S> {
                 last_index,
             } => {
                 if resp.seq < p.rewind_seq {
+                    return Ok(());
+                }
+                if last_index < p.match_index && resp.seq < p.match_seq {
+                    // Overtaken by a later success (answers may arrive out of order).
                     return Ok(());
                 }
                 if last_index < p.match_index {
@@ -461,10 +467,12 @@ impl<S: LogStorage> Node<S> {
                 return Ok(());
             };
             let have_first = self.storage.term(first.index)? == Some(first.term);
-            let have_prev = match append.prev_term {
-                Some(t) => self.storage.term(append.prev_index)? == Some(t),
-                None => false,
-            };
+            // At or below our base everything is committed, hence equal to the leader's.
+            let have_prev = append.prev_index < self.storage.first_index()
+                || match append.prev_term {
+                    Some(t) => self.storage.term(append.prev_index)? == Some(t),
+                    None => false,
+                };
             if have_first || have_prev {
                 prev_checked = true;
             } else {

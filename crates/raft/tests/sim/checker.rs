@@ -1,0 +1,184 @@
+//! Safety properties checked after every step of the simulation.
+//!
+//! - Election safety: at most one leader per term.
+//! - Log matching: two logs holding an entry with the same index and term hold the same
+//!   entry (position and body checksum) after the same predecessor term; by induction their
+//!   prefixes are equal. Checked on every entry when it is written.
+//! - Committed entries never change: the first node to commit an index records it; every
+//!   node's entry at its own commit index must equal the record (with log matching, its whole
+//!   committed prefix does), and so must every entry handed to the application.
+//! - Leader completeness: a new leader holds the last recorded committed entry.
+//! - Durability (with `sync_flush`): the highest committed entry is in the durable image of
+//!   a quorum, so no power cut of any set of nodes can lose it.
+
+use std::collections::HashMap;
+
+use raft::{LogStorage, MemLog, NodeId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryFacts {
+    pub term: u64,
+    pub pos: u64,
+    pub body_crc: u32,
+}
+
+#[derive(Default)]
+pub struct Checker {
+    leaders: HashMap<u64, NodeId>,
+    /// (index, term) -> (entry, term of the entry before it when known).
+    written: HashMap<(u64, u64), (EntryFacts, Option<u64>)>,
+    /// Committed entries by index; `committed[i]` is index `committed_base + i + 1`.
+    committed: Vec<Option<EntryFacts>>,
+}
+
+pub type Violation = String;
+
+fn facts(log: &MemLog, index: u64) -> Option<EntryFacts> {
+    log.entry_meta(index)
+        .map(|(term, pos, body_crc)| EntryFacts {
+            term,
+            pos,
+            body_crc,
+        })
+}
+
+impl Checker {
+    pub fn leader_count(&self) -> u64 {
+        self.leaders.len() as u64
+    }
+
+    pub fn committed_len(&self) -> u64 {
+        self.committed.len() as u64
+    }
+
+    pub fn committed_at(&self, index: u64) -> Option<EntryFacts> {
+        if index == 0 {
+            return None;
+        }
+        self.committed.get(index as usize - 1).copied().flatten()
+    }
+
+    pub fn leader(&mut self, term: u64, id: NodeId) -> Result<(), Violation> {
+        match self.leaders.insert(term, id) {
+            Some(other) if other != id => Err(format!(
+                "election safety: {other} and {id} both led term {term}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks entries `from..=last` of a log that changed there.
+    pub fn written(&mut self, id: NodeId, log: &MemLog, from: u64) -> Result<(), Violation> {
+        let from = from.max(log.first_index());
+        for index in from..=log.last_index() {
+            let Some(entry) = facts(log, index) else {
+                return Err(format!("{id}: entry {index} unreadable"));
+            };
+            let prev_term = log.term(index - 1).ok().flatten();
+            match self.written.get(&(index, entry.term)) {
+                None => {
+                    self.written.insert((index, entry.term), (entry, prev_term));
+                }
+                Some(&(known, known_prev)) => {
+                    if known != entry {
+                        return Err(format!(
+                            "log matching: {id} has {index}@{} as {entry:?}, seen as {known:?}",
+                            entry.term
+                        ));
+                    }
+                    if let (Some(a), Some(b)) = (known_prev, prev_term) {
+                        if a != b {
+                            return Err(format!(
+                                "log matching: {id} has {index}@{} after term {b}, seen after {a}",
+                                entry.term
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A node reports `commit`: record new committed entries, compare known ones.
+    pub fn committed(&mut self, id: NodeId, log: &MemLog, commit: u64) -> Result<(), Violation> {
+        if commit > log.last_index() {
+            return Err(format!(
+                "{id}: commit {commit} beyond its last index {}",
+                log.last_index()
+            ));
+        }
+        let first = log.first_index();
+        while (self.committed.len() as u64) < commit {
+            let index = self.committed.len() as u64 + 1;
+            self.committed.push(if index >= first {
+                facts(log, index)
+            } else {
+                None
+            });
+        }
+        // Fill holes left by nodes that had compacted the entry.
+        for index in first..=commit {
+            let slot = &mut self.committed[index as usize - 1];
+            if slot.is_none() {
+                *slot = facts(log, index);
+            } else {
+                break;
+            }
+        }
+        if commit >= first {
+            let mine = facts(log, commit);
+            let recorded = self.committed_at(commit);
+            if recorded.is_some() && mine != recorded {
+                return Err(format!(
+                    "committed entry changed: {id} has {commit} as {mine:?}, committed as {recorded:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A new leader must hold every committed entry (the last one suffices, given log
+    /// matching).
+    pub fn leader_complete(&self, id: NodeId, log: &MemLog) -> Result<(), Violation> {
+        let last = self.committed_len();
+        if last == 0 || last < log.first_index() {
+            return Ok(());
+        }
+        let mine = facts(log, last);
+        if mine != self.committed_at(last) && self.committed_at(last).is_some() {
+            return Err(format!(
+                "leader completeness: new leader {id} has {last} as {mine:?}, committed as {:?}",
+                self.committed_at(last)
+            ));
+        }
+        Ok(())
+    }
+
+    /// With `sync_flush`, the highest committed entry must be durable on a quorum.
+    pub fn durable_on_quorum<'a>(
+        &self,
+        logs: impl Iterator<Item = &'a MemLog>,
+        members: usize,
+    ) -> Result<(), Violation> {
+        let last = self.committed_len();
+        let Some(expected) = self.committed_at(last) else {
+            return Ok(());
+        };
+        let mut holders = 0;
+        for log in logs {
+            let held = if last < log.first_index() {
+                true
+            } else {
+                log.durable_last_index() >= last && log.durable_term(last) == Some(expected.term)
+            };
+            holders += usize::from(held);
+        }
+        if holders < members / 2 + 1 {
+            return Err(format!(
+                "durability: committed entry {last} is durable on only {holders} of {members}"
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,692 @@
+//! Deterministic simulation of a raft group in one thread: every choice (timings, faults,
+//! message fates, proposals) comes from one seeded generator, so a seed replays exactly.
+
+pub mod checker;
+pub mod network;
+
+use raft::entry::{Entry, EntryKind};
+use raft::{
+    EntryPlace, Event, HardState, LogStorage, MemLog, Node, NodeId, Proposal, RaftConfig, Role,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use checker::{Checker, Violation};
+use network::{NetParams, Network};
+
+/// Ticks of chaos (faults on), then at most this many ticks for the healed group to elect a
+/// leader and commit.
+const CHAOS_TICKS: u64 = 1500;
+const LIVENESS_TICKS: u64 = 600;
+
+struct SimNode {
+    id: NodeId,
+    node: Option<Node<MemLog>>,
+    /// The disk of a crashed node.
+    disk: Option<MemLog>,
+    hard: HardState,
+    restart_at: u64,
+    incarnation: u64,
+    applied: u64,
+    commit_seen: u64,
+    leader_terms_seen: Option<u64>,
+    sync_pending: bool,
+}
+
+/// A proposal waiting for its commit, as a client would.
+struct Pending {
+    node: usize,
+    term: u64,
+    place: EntryPlace,
+    body_crc: u32,
+}
+
+pub struct Sim {
+    seed: u64,
+    rng: SmallRng,
+    now: u64,
+    config: RaftConfig,
+    members: Vec<NodeId>,
+    nodes: Vec<SimNode>,
+    net: Network,
+    checker: Checker,
+    pending: Vec<Pending>,
+    acked: u64,
+    power_cuts: bool,
+    verbose: bool,
+}
+
+/// What one seed did, for the summary line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SeedStats {
+    pub committed: u64,
+    pub acked: u64,
+    pub leaders: u64,
+}
+
+impl Sim {
+    pub fn new(seed: u64, verbose: bool) -> Sim {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let size = match rng.gen_range(0..10) {
+            0 => 1,
+            1..=6 => 3,
+            _ => 5,
+        };
+        let sync_flush = rng.gen_bool(0.5);
+        let config = RaftConfig {
+            tick_ms: 1,
+            heartbeat_interval_ms: 3,
+            max_heartbeat_leak: 4,
+            min_vote_interval_ms: 1,
+            max_vote_interval_ms: rng.gen_range(4..=12),
+            min_take_leadership_vote_interval_ms: 1,
+            max_take_leadership_vote_interval_ms: 3,
+            vote_round_timeout_ms: 8,
+            pre_vote: rng.gen_bool(0.85),
+            check_quorum: rng.gen_bool(0.85),
+            sync_flush,
+            // Small batches and windows exercise pipelining; the product stays above the
+            // proposal rate so that the backlog drains.
+            max_batch_entries: rng.gen_range(4..=16),
+            max_batch_bytes: rng.gen_range(1000..=4000),
+            max_inflight_batches: rng.gen_range(2..=8),
+            max_inflight_bytes: 1 << 20,
+            append_timeout_ms: rng.gen_range(10..=30),
+            max_entry_body_bytes: 1024,
+            max_uncommitted_entries: 200,
+            preferred_leaders: if size > 1 && rng.gen_bool(0.2) {
+                vec![NodeId(rng.gen_range(0..size))]
+            } else {
+                Vec::new()
+            },
+            preferred_leader_check_interval_ms: 20,
+            max_transfer_lag_entries: 20,
+            transfer_timeout_ms: 20,
+            random_seed: seed,
+        };
+        let segment_bytes = rng.gen_bool(0.5).then(|| rng.gen_range(256..=2048));
+        let members: Vec<NodeId> = (0..size).map(NodeId).collect();
+        let net = Network::new(
+            size as usize,
+            NetParams {
+                drop_per_mille: rng.gen_range(0..=100),
+                dup_per_mille: rng.gen_range(0..=50),
+                max_delay_ticks: rng.gen_range(1..=3),
+                spike_per_mille: rng.gen_range(0..=30),
+                spike_delay_ticks: 20,
+            },
+        );
+        let nodes = members
+            .iter()
+            .map(|&id| {
+                let log = match segment_bytes {
+                    Some(bytes) => MemLog::with_segments(bytes),
+                    None => MemLog::new(),
+                };
+                let mut node_config = config.clone();
+                node_config.random_seed = seed ^ u64::from(id.0) << 32;
+                SimNode {
+                    id,
+                    node: Some(
+                        Node::new(id, &members, node_config, log, HardState::default())
+                            .expect("valid simulation config"),
+                    ),
+                    disk: None,
+                    hard: HardState::default(),
+                    restart_at: 0,
+                    incarnation: 0,
+                    applied: 0,
+                    commit_seen: 0,
+                    leader_terms_seen: None,
+                    sync_pending: false,
+                }
+            })
+            .collect();
+        Sim {
+            seed,
+            power_cuts: sync_flush,
+            rng,
+            now: 0,
+            config,
+            members,
+            nodes,
+            net,
+            checker: Checker::default(),
+            pending: Vec::new(),
+            acked: 0,
+            verbose,
+        }
+    }
+
+    fn note(&mut self, what: impl FnOnce() -> String) {
+        if self.verbose {
+            let line = format!("[seed {} t={}] {}", self.seed, self.now, what());
+            eprintln!("{line}");
+        }
+    }
+
+    /// Runs the seed to the end: chaos, heal, then progress within a bound.
+    pub fn run(mut self) -> Result<SeedStats, Violation> {
+        let summary = format!(
+            "{} nodes, sync_flush={}, pre_vote={}, check_quorum={}, preferred={:?}",
+            self.members.len(),
+            self.config.sync_flush,
+            self.config.pre_vote,
+            self.config.check_quorum,
+            self.config.preferred_leaders
+        );
+        self.note(|| summary.clone());
+        for _ in 0..CHAOS_TICKS {
+            self.chaos();
+            self.maybe_propose()?;
+            self.step_time()?;
+        }
+        self.heal()?;
+        let mut probe: Option<EntryPlace> = None;
+        for _ in 0..LIVENESS_TICKS {
+            self.step_time()?;
+            if let Some(place) = probe {
+                let everyone = self.nodes.iter().all(|n| n.applied >= place.index);
+                let same_term = self.nodes.iter().all(|n| {
+                    n.node
+                        .as_ref()
+                        .is_some_and(|node| node.term() == place.term)
+                });
+                if everyone && same_term {
+                    return Ok(SeedStats {
+                        committed: self.checker.committed_len(),
+                        acked: self.acked,
+                        leaders: self.checker.leader_count(),
+                    });
+                }
+                let leader_lost = self.nodes.iter().all(|n| {
+                    n.node
+                        .as_ref()
+                        .is_none_or(|node| node.role() != Role::Leader || node.term() != place.term)
+                });
+                if leader_lost {
+                    probe = None;
+                }
+            } else if let Some(i) = self.current_leader() {
+                if let Some(place) = self.propose_at(i, 1)?.first().copied() {
+                    self.note(|| format!("liveness probe at {} index {}", i, place.index));
+                    probe = Some(place);
+                }
+            }
+        }
+        Err(format!(
+            "liveness: no leader committed a new entry on all nodes within {LIVENESS_TICKS} ticks after healing ({})",
+            self.describe()
+        ))
+    }
+
+    fn describe(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| match &n.node {
+                Some(node) => format!(
+                    "{}:{:?}@{} leader={:?} commit={} first={} last={} applied={} peers={:?}",
+                    n.id,
+                    node.role(),
+                    node.term(),
+                    node.leader(),
+                    node.commit_index(),
+                    node.storage().first_index(),
+                    node.last_index(),
+                    n.applied,
+                    node.status().peers
+                ),
+                None => format!("{}:down", n.id),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn current_leader(&self) -> Option<usize> {
+        self.nodes.iter().position(|n| {
+            n.node.as_ref().is_some_and(|node| {
+                node.role() == Role::Leader
+                    && self.nodes.iter().all(|m| {
+                        m.node.as_ref().is_some_and(|o| {
+                            o.term() == node.term() && o.leader() == Some(node.id())
+                        })
+                    })
+            })
+        })
+    }
+
+    fn heal(&mut self) -> Result<(), Violation> {
+        self.note(|| "heal: restart all, reconnect, no more loss".to_string());
+        self.net.heal();
+        self.net.faults = false;
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].node.is_none() {
+                self.restart(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn chaos(&mut self) {
+        let size = self.nodes.len();
+        let roll = self.rng.gen_range(0..1000);
+        match roll {
+            0..=3 => {
+                let i = self.rng.gen_range(0..size);
+                if self.nodes[i].node.is_some() {
+                    self.crash(i);
+                }
+            }
+            999 => {
+                // Everyone at once: with sync_flush nothing committed may be lost.
+                for i in 0..size {
+                    self.crash(i);
+                }
+            }
+            4..=11 if size > 1 => {
+                let side: Vec<bool> = (0..size).map(|_| self.rng.gen_bool(0.5)).collect();
+                self.net.partition(&side);
+                let cuts = self.net.describe_cuts();
+                self.note(|| format!("partition: {cuts}"));
+            }
+            12..=13 if size > 1 => {
+                let a = self.rng.gen_range(0..size);
+                let b = self.rng.gen_range(0..size);
+                self.net.cut_one_way(a, b);
+                self.note(|| format!("cut {a}->{b}"));
+            }
+            14..=29 => {
+                self.net.heal();
+                self.note(|| "network healed".to_string());
+            }
+            30..=32 => {
+                let i = self.rng.gen_range(0..size);
+                let target = NodeId(self.rng.gen_range(0..size as u32));
+                if let Some(node) = self.nodes[i].node.as_mut() {
+                    let result = node.transfer_leadership(target);
+                    if node.role() == Role::Leader {
+                        self.note(|| format!("transfer {i} -> {target}: {result:?}"));
+                    }
+                }
+            }
+            33..=36 => {
+                let i = self.rng.gen_range(0..size);
+                let keep = self.rng.gen_range(0..20);
+                let applied = self.nodes[i].applied;
+                if let Some(node) = self.nodes[i].node.as_mut() {
+                    let upto = node.apply_limit().min(applied);
+                    if upto > keep {
+                        node.storage_mut().compact_to(upto - keep);
+                        let first = upto - keep;
+                        self.note(|| format!("{i} compacts to {first}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for i in 0..size {
+            if self.nodes[i].node.is_none() && self.now >= self.nodes[i].restart_at {
+                if let Err(e) = self.restart(i) {
+                    // Restart cannot fail with a valid config; surface it like a violation.
+                    panic!("restart failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn crash(&mut self, i: usize) {
+        let Some(node) = self.nodes[i].node.take() else {
+            return;
+        };
+        let mut disk = node.into_storage();
+        if self.power_cuts {
+            disk.crash();
+        }
+        let down_for = self.rng.gen_range(5..80);
+        self.nodes[i].restart_at = self.now + down_for;
+        self.nodes[i].disk = Some(disk);
+        self.nodes[i].sync_pending = false;
+        let power = self.power_cuts;
+        self.note(|| format!("crash {i} (power cut: {power}) for {down_for} ticks"));
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), Violation> {
+        let Some(disk) = self.nodes[i].disk.take() else {
+            return Ok(());
+        };
+        self.nodes[i].incarnation += 1;
+        let mut config = self.config.clone();
+        config.random_seed =
+            self.seed ^ u64::from(self.nodes[i].id.0) << 32 ^ self.nodes[i].incarnation << 48;
+        let node = Node::new(
+            self.nodes[i].id,
+            &self.members,
+            config,
+            disk,
+            self.nodes[i].hard,
+        )
+        .map_err(|e| format!("restart of {i} failed: {e}"))?;
+        let sn = &mut self.nodes[i];
+        sn.commit_seen = node.commit_index();
+        // The application resumes from what the log still holds; a real broker would rebuild
+        // its state from the log, replaying from the start.
+        sn.applied = node
+            .commit_index()
+            .min(sn.applied)
+            .max(node.storage().first_index() - 1);
+        sn.node = Some(node);
+        self.note(|| format!("restart {i}"));
+        self.after_step(i)
+    }
+
+    fn maybe_propose(&mut self) -> Result<(), Violation> {
+        if !self.rng.gen_bool(0.3) {
+            return Ok(());
+        }
+        let i = match self.nodes.iter().position(|n| {
+            n.node
+                .as_ref()
+                .is_some_and(|node| node.role() == Role::Leader)
+        }) {
+            Some(leader) if self.rng.gen_bool(0.9) => leader,
+            _ => self.rng.gen_range(0..self.nodes.len()),
+        };
+        let count = self.rng.gen_range(1..=3);
+        self.propose_at(i, count)?;
+        Ok(())
+    }
+
+    fn propose_at(&mut self, i: usize, count: usize) -> Result<Vec<EntryPlace>, Violation> {
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let proposals: Vec<Proposal> = (0..count)
+            .map(|_| {
+                let len = self.rng.gen_range(16..=120);
+                let fill: u8 = self.rng.gen();
+                Proposal::with_patch(7, vec![fill; len], |place: EntryPlace, body: &mut [u8]| {
+                    // As a broker writes a message's physical offset into it.
+                    body[..8].copy_from_slice(&place.body_pos().to_be_bytes());
+                    body[8..16].copy_from_slice(&place.index.to_be_bytes());
+                })
+            })
+            .collect();
+        let places = match node.propose(proposals) {
+            Ok(places) => places,
+            Err(_) => return Ok(Vec::new()),
+        };
+        for place in &places {
+            let frame = node
+                .storage()
+                .read(place.index, 1, 1 << 20)
+                .map_err(|e| format!("read back {}: {e}", place.index))?;
+            let entry = Entry::decode(&frame[0]).map_err(|e| format!("decode: {e}"))?;
+            self.pending.push(Pending {
+                node: i,
+                term: place.term,
+                place: *place,
+                body_crc: crc32c::crc32c(&entry.body),
+            });
+        }
+        self.after_step(i)?;
+        Ok(places)
+    }
+
+    /// Delivers due messages, ticks every node, runs pending fsyncs, advances the clock.
+    fn step_time(&mut self) -> Result<(), Violation> {
+        let mut delivered = 0;
+        while let Some(msg) = self.net.pop_due(self.now) {
+            delivered += 1;
+            if delivered > 100_000 {
+                return Err("network never drains".to_string());
+            }
+            let to = msg.to.0 as usize;
+            if self.verbose && std::env::var("RAFT_SIM_MESSAGES").is_ok() {
+                let line = format!(
+                    "{} -> {} t{}: {:?}",
+                    msg.from,
+                    msg.to,
+                    msg.term,
+                    brief(&msg.payload)
+                );
+                self.note(|| line);
+            }
+            let Some(node) = self.nodes.get_mut(to).and_then(|n| n.node.as_mut()) else {
+                continue;
+            };
+            node.step(msg).map_err(|e| format!("step failed: {e}"))?;
+            self.after_step(to)?;
+        }
+        for i in 0..self.nodes.len() {
+            if let Some(node) = self.nodes[i].node.as_mut() {
+                node.tick().map_err(|e| format!("tick failed: {e}"))?;
+                self.after_step(i)?;
+            }
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].sync_pending && self.rng.gen_bool(0.6) {
+                self.sync(i)?;
+            }
+        }
+        self.now += 1;
+        Ok(())
+    }
+
+    fn sync(&mut self, i: usize) -> Result<(), Violation> {
+        self.nodes[i].sync_pending = false;
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return Ok(());
+        };
+        let index = node.last_index();
+        let term = node.last_term().map_err(|e| e.to_string())?;
+        node.storage_mut().sync().map_err(|e| e.to_string())?;
+        node.on_persisted(index, term).map_err(|e| e.to_string())?;
+        self.after_step(i)
+    }
+
+    /// Handles a node's Ready and checks every property.
+    fn after_step(&mut self, i: usize) -> Result<(), Violation> {
+        let now = self.now;
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return Ok(());
+        };
+        let ready = node.take_ready().map_err(|e| format!("take_ready: {e}"))?;
+        if let Some(hs) = ready.hard_state {
+            if hs.term < self.nodes[i].hard.term {
+                return Err(format!(
+                    "{i}: term went back from {} to {}",
+                    self.nodes[i].hard.term, hs.term
+                ));
+            }
+            self.nodes[i].hard = hs;
+        }
+        let persisted_term = self.nodes[i].hard.term;
+        let node = self.nodes[i].node.as_mut().expect("checked above");
+        if node.term() > persisted_term {
+            return Err(format!(
+                "{i}: acts in term {} before persisting it",
+                node.term()
+            ));
+        }
+        for msg in ready.messages {
+            let pre_vote =
+                matches!(msg.payload, raft::message::Payload::VoteRequest(r) if r.pre_vote);
+            if !pre_vote && msg.term > self.nodes[i].hard.term {
+                // Vote answers may carry the voter's last entry term, never more.
+                return Err(format!(
+                    "{i}: sends term {} above its persisted term",
+                    msg.term
+                ));
+            }
+            self.net.send(&mut self.rng, now, msg);
+        }
+        if ready.sync_needed {
+            self.nodes[i].sync_pending = true;
+        }
+        for event in &ready.events {
+            match event {
+                Event::LogRestarted { next_index, .. } => {
+                    let sn = &mut self.nodes[i];
+                    sn.applied = sn.applied.max(next_index - 1);
+                }
+                Event::RoleChanged { role, term, leader } => {
+                    let (role, term, leader) = (*role, *term, *leader);
+                    self.note(|| format!("{i} is {role:?} in term {term}, leader {leader:?}"));
+                }
+                Event::TransferFinished { target, result } => {
+                    let (target, result) = (*target, result.clone());
+                    self.note(|| format!("{i} transfer to {target}: {result:?}"));
+                }
+                Event::ReplicationRejected { peer, reason } => {
+                    return Err(format!("{i}: {peer} rejected an append: {reason:?}"));
+                }
+            }
+        }
+        if ready.sync_needed && self.rng.gen_bool(0.5) {
+            return self.sync(i);
+        }
+        self.check(i)
+    }
+
+    fn check(&mut self, i: usize) -> Result<(), Violation> {
+        let sn = &mut self.nodes[i];
+        let Some(node) = sn.node.as_mut() else {
+            return Ok(());
+        };
+        let id = node.id();
+        if let Some(from) = node.storage_mut().take_changed_from() {
+            self.checker.written(id, node.storage(), from)?;
+        }
+        let commit = node.commit_index();
+        if commit < sn.commit_seen {
+            return Err(format!(
+                "{id}: commit went back from {} to {commit}",
+                sn.commit_seen
+            ));
+        }
+        sn.commit_seen = commit;
+        self.checker.committed(id, node.storage(), commit)?;
+        if node.role() == Role::Leader {
+            let term = node.term();
+            self.checker.leader(term, id)?;
+            if sn.leader_terms_seen != Some(term) {
+                sn.leader_terms_seen = Some(term);
+                self.checker.leader_complete(id, node.storage())?;
+            }
+        }
+        // Apply what may be applied, checking it against the committed record.
+        let limit = node.apply_limit();
+        let mut guard = 0;
+        while sn.applied < limit {
+            guard += 1;
+            if guard > 10_000 {
+                return Err("apply loop does not advance".to_string());
+            }
+            let from = sn.applied + 1;
+            let frames = node
+                .storage()
+                .read(from, 64, 1 << 20)
+                .map_err(|e| format!("{id}: apply read at {from}: {e}"))?;
+            if frames.is_empty() {
+                return Err(format!(
+                    "{id}: nothing to apply at {from} below limit {limit}"
+                ));
+            }
+            for frame in frames {
+                let entry =
+                    Entry::decode(&frame).map_err(|e| format!("{id}: apply decode: {e}"))?;
+                if entry.index > limit {
+                    break;
+                }
+                if entry.index != sn.applied + 1 {
+                    return Err(format!(
+                        "{id}: applied {} after {}",
+                        entry.index, sn.applied
+                    ));
+                }
+                let recorded = self.checker.committed_at(entry.index);
+                let mine = checker::EntryFacts {
+                    term: entry.term,
+                    pos: entry.pos,
+                    body_crc: crc32c::crc32c(&entry.body),
+                };
+                if recorded.is_some() && recorded != Some(mine) {
+                    return Err(format!(
+                        "{id}: applied {} as {mine:?}, committed as {recorded:?}",
+                        entry.index
+                    ));
+                }
+                if entry.kind == EntryKind::Normal {
+                    let body_pos = (entry.pos + 48).to_be_bytes();
+                    let index = entry.index.to_be_bytes();
+                    if entry.body.len() < 16
+                        || entry.body[..8] != body_pos
+                        || entry.body[8..16] != index
+                    {
+                        return Err(format!(
+                            "{id}: entry {} lacks its placement patch",
+                            entry.index
+                        ));
+                    }
+                }
+                sn.applied = entry.index;
+            }
+        }
+        // Client acknowledgements: a proposal is acknowledged when its leader commits it in
+        // the same term; from then on it must stay committed as proposed.
+        let mut k = 0;
+        while k < self.pending.len() {
+            let p = &self.pending[k];
+            let done = match self.nodes[p.node].node.as_ref() {
+                Some(node) if node.term() == p.term && node.role() == Role::Leader => {
+                    node.commit_index() >= p.place.index
+                }
+                _ => {
+                    // Leadership lost: the outcome is unknown to the client; forget it.
+                    self.pending.swap_remove(k);
+                    continue;
+                }
+            };
+            if done {
+                let p = self.pending.swap_remove(k);
+                let recorded = self.checker.committed_at(p.place.index);
+                if recorded.is_some_and(|r| {
+                    r.term != p.term || r.body_crc != p.body_crc || r.pos != p.place.pos
+                }) {
+                    return Err(format!(
+                        "acknowledged proposal {:?} is committed as {recorded:?}",
+                        p.place
+                    ));
+                }
+                self.acked += 1;
+            } else {
+                k += 1;
+            }
+        }
+        if self.config.sync_flush {
+            let logs = self.nodes.iter().filter_map(|n| {
+                n.node
+                    .as_ref()
+                    .map(|node| node.storage())
+                    .or(n.disk.as_ref())
+            });
+            self.checker.durable_on_quorum(logs, self.members.len())?;
+        }
+        Ok(())
+    }
+}
+
+fn brief(payload: &raft::message::Payload) -> String {
+    match payload {
+        raft::message::Payload::Append(a) => format!(
+            "Append seq={} prev={}@{:?} commit={} restart={} entries={}",
+            a.seq,
+            a.prev_index,
+            a.prev_term,
+            a.commit_index,
+            a.restart,
+            a.entries.len()
+        ),
+        other => format!("{other:?}"),
+    }
+}
