@@ -476,7 +476,8 @@ impl CommitLog {
         None
     }
 
-    fn fail(&self, reason: String) {
+    /// Turns the log read-only (an unrecoverable inconsistency above it).
+    pub(crate) fn fail(&self, reason: String) {
         tracing::error!(dir = %self.config.dir.display(), %reason, "CommitLog is read-only from now on");
         *self.failed.lock() = Some(reason);
         self.has_failed.store(true, Ordering::Release);
@@ -567,6 +568,32 @@ impl CommitLog {
             ));
         }
         Ok(Some(entry))
+    }
+
+    /// Entries from `from_index` on, at most `max_count` of them and, after the first, at
+    /// most `max_bytes` of frames (raft: what a leader sends a follower in one append).
+    pub fn read_entries(
+        &self,
+        from_index: u64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut index = from_index.max(self.first_index());
+        // Bounded by `max_count`.
+        while out.len() < max_count && index <= self.last_index() {
+            let Some(entry) = self.read_entry(index)? else {
+                break;
+            };
+            if !out.is_empty() && bytes + entry.size() > max_bytes {
+                break;
+            }
+            bytes += entry.size();
+            out.push(entry);
+            index += 1;
+        }
+        Ok(out)
     }
 
     /// Bytes `[pos, pos + len)` of one segment, below the write position.

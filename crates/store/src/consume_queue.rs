@@ -200,6 +200,13 @@ impl ConsumeQueue {
         Ok(())
     }
 
+    /// Creates the file that entry `offset` will go to, so a later append cannot fail on
+    /// a full disk after the CommitLog write it mirrors.
+    pub fn ensure_room(&self, offset: i64) -> Result<()> {
+        let at = u64::try_from(offset).unwrap_or(0) * ENTRY_LEN;
+        self.files.find_or_create(at).map(|_| ())
+    }
+
     fn write_run(&self, start: u64, bytes: &[u8]) -> Result<()> {
         if bytes.is_empty() {
             return Ok(());

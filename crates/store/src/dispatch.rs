@@ -153,6 +153,16 @@ impl Dispatcher {
             .unwrap_or_default()
     }
 
+    /// Makes sure dispatching `records` cannot fail for lack of a file: creates their
+    /// queues and the queue files their offsets fall in. Call before writing the CommitLog.
+    pub fn prepare(&self, records: &[DispatchInfo<'_>]) -> Result<()> {
+        for info in records.iter().filter(|r| r.is_dispatchable()) {
+            let cq = self.queue_or_create(info.topic, info.queue_id)?;
+            cq.ensure_room(info.queue_offset)?;
+        }
+        Ok(())
+    }
+
     /// Dispatches records that are already in the CommitLog (in order), then publishes
     /// `end_pos` as dispatched. Returns the queues that grew, with their new max offsets.
     pub fn dispatch(
@@ -201,7 +211,11 @@ impl Dispatcher {
                 })
                 .collect();
             if !requests.is_empty() {
-                index.put(&requests)?;
+                // The key index only helps QUERY_MESSAGE: failing to extend it must not
+                // fail a put whose message is already stored and queued.
+                if let Err(e) = index.put(&requests) {
+                    tracing::error!(error = %e, "key index update failed; keys of these messages are not queryable");
+                }
             }
         }
         if let Some(last) = records.last() {
@@ -209,6 +223,55 @@ impl Dispatcher {
                 .store(last.store_timestamp_ms, Ordering::Release);
         }
         self.dispatched_pos.fetch_max(end_pos, Ordering::AcqRel);
+        Ok(grown)
+    }
+
+    /// Dispatches records from the CommitLog between the dispatched position and
+    /// `up_to_pos` (a raft replica: the committed position; it must be stable). Returns the
+    /// queues that grew, with their new max offsets.
+    pub fn dispatch_from_log(
+        &self,
+        log: &CommitLog,
+        up_to_pos: u64,
+    ) -> Result<Vec<(Arc<ConsumeQueue>, i64)>> {
+        let mut grown: Vec<(Arc<ConsumeQueue>, i64)> = Vec::new();
+        let mut pos = self.dispatched_pos().max(log.first_pos());
+        let up_to = up_to_pos.min(log.stable_pos());
+        // Bounded: every step advances `pos` towards `up_to`.
+        while pos < up_to {
+            match log.frame_at(pos) {
+                FrameAt::Entry { header, body } => {
+                    let next = header.pos + header.size() as u64;
+                    if next > up_to {
+                        break;
+                    }
+                    if header.kind == EntryKind::Normal && header.channel == CHANNEL_MESSAGE {
+                        let view = MessageView::parse(&body).map_err(|e| {
+                            StoreError::corrupt(
+                                log.dir(),
+                                format!("record at {}: {e}", header.body_pos()),
+                            )
+                        })?;
+                        let info = view.dispatch_info();
+                        self.prepare(std::slice::from_ref(&info))?;
+                        for (cq, max) in self.dispatch(std::slice::from_ref(&info), next)? {
+                            match grown.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &cq)) {
+                                Some(slot) => slot.1 = max,
+                                None => grown.push((cq, max)),
+                            }
+                        }
+                    }
+                    self.dispatched_pos.fetch_max(next, Ordering::AcqRel);
+                    pos = next;
+                }
+                FrameAt::Skip { next_pos } => {
+                    self.dispatched_pos
+                        .fetch_max(next_pos.min(up_to), Ordering::AcqRel);
+                    pos = next_pos;
+                }
+                FrameAt::End => break,
+            }
+        }
         Ok(grown)
     }
 

@@ -178,6 +178,7 @@ impl KeyIndex {
                 continue;
             };
             let segment = Arc::new(Segment::open(path, start, header.file_len())?);
+            segment.advise_random();
             files.push(IndexFile { segment, header });
         }
         Ok(KeyIndex {
@@ -199,6 +200,7 @@ impl KeyIndex {
             end_phys: begin_phys,
         };
         let segment = Arc::new(Segment::create(&self.dir, start, header.file_len())?);
+        segment.advise_random();
         segment.write(0, &header.encode())?;
         Ok(IndexFile { segment, header })
     }

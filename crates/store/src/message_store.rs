@@ -898,6 +898,9 @@ impl Inner {
                     size: record.len() as i32,
                 });
             }
+            // Create any ConsumeQueue file this batch needs before the CommitLog write, so
+            // a full disk fails the put cleanly instead of leaving a queue behind its log.
+            self.dispatcher.prepare(&parsed)?;
             batch.commit()
         })();
         let appended = match outcome {
@@ -920,8 +923,11 @@ impl Inner {
         let grown = match self.dispatcher.dispatch(&parsed, appended.end_pos) {
             Ok(grown) => grown,
             Err(e) => {
-                // The messages are in the CommitLog; recovery will rebuild the queues.
-                tracing::error!(error = %e, "dispatch failed after the CommitLog write");
+                // The messages are in the CommitLog but a queue could not take them; going
+                // on would hand out offsets the queue cannot follow. Recovery at the next
+                // start re-dispatches from the checkpoint and repairs the queues.
+                self.log
+                    .fail(format!("dispatch failed after the CommitLog write: {e}"));
                 return Err(e);
             }
         };

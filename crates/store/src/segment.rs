@@ -113,6 +113,14 @@ impl Segment {
         })
     }
 
+    /// Tells the kernel access is random (no readahead): for hash tables, where readahead
+    /// would zero-fill and map pages that are never touched.
+    pub fn advise_random(&self) {
+        if let Err(e) = self.map.advise(memmap2::Advice::Random) {
+            tracing::debug!(path = %self.path.display(), error = %e, "madvise(RANDOM) failed");
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -129,6 +137,11 @@ impl Segment {
 
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Never true for an opened segment (a zero length is refused); here for symmetry.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     pub fn stable_len(&self) -> u64 {
