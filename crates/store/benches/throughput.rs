@@ -183,7 +183,8 @@ fn main() {
     let mut get2 = Vec::new();
     let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
     for (name, threads, batch) in scenarios {
-        if !wanted(name) && !(threads == 1 && batch == 1 && wanted("get")) {
+        let feeds_get = threads == 1 && batch == 1 && wanted("get");
+        if !wanted(name) && !feeds_get {
             continue;
         }
         let mut rates = Vec::new();
