@@ -157,6 +157,9 @@ pub struct CommitLog {
     /// Serialises checkpoint file writes.
     checkpoint_lock: Mutex<LogCheckpoint>,
     durable: watch::Sender<Durable>,
+    /// One flush at a time: a second flusher must not see a segment as clean while the
+    /// first is still inside its fsync, or it would claim durability too early.
+    flush_lock: Mutex<()>,
     failed: Mutex<Option<String>>,
     has_failed: AtomicBool,
     fsyncs: AtomicU64,
@@ -216,6 +219,7 @@ impl CommitLog {
             truncation: RwLock::new(()),
             checkpoint_lock: Mutex::new(cp),
             durable: watch::Sender::new(Durable::default()),
+            flush_lock: Mutex::new(()),
             failed: Mutex::new(None),
             has_failed: AtomicBool::new(false),
             fsyncs: AtomicU64::new(0),
@@ -793,6 +797,7 @@ impl CommitLog {
 
     /// Fsyncs data written so far and publishes the new durable position. Returns it.
     pub fn flush(&self) -> Result<Durable> {
+        let _flushing = self.flush_lock.lock();
         let target = Durable {
             pos: self.write_pos(),
             index: self.last_index(),

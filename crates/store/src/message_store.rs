@@ -616,10 +616,14 @@ impl MessageStore {
         if !is_safe_topic_dir(topic) {
             return Ok(());
         }
-        let mut put = self.inner.put.lock();
-        put.queue_offsets.remove(topic);
-        self.inner.dispatcher.delete_topic(topic)?;
-        Ok(())
+        {
+            let mut put = self.inner.put.lock();
+            put.queue_offsets.remove(topic);
+            self.inner.dispatcher.delete_topic(topic)?;
+        }
+        // Move the recovery safe point past the topic's old records, so a restart does not
+        // re-dispatch them into the queues the topic gets if it is created again.
+        crate::flush::flush_all_and_checkpoint(&self.inner)
     }
 
     /// Topics with ConsumeQueues, with their queue ids and (min, max) offsets.

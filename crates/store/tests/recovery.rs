@@ -261,3 +261,22 @@ fn recovery_after_many_segments_verifies_from_the_checkpoint() {
     assert_eq!(recovery.dispatch.records, 50);
     assert_eq!(read_all_bodies(&store, "T", 0).len(), 300);
 }
+
+#[test]
+fn deleted_topic_does_not_come_back_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    for i in 0..3 {
+        put_one(&store, &record("Gone", 0, &body_of(i, 100)));
+    }
+    store.delete_topic("Gone").unwrap();
+    let saved = save_checkpoints(dir.path());
+    assert_eq!(
+        put_one(&store, &record("Gone", 0, b"reborn")).queue_offset,
+        0
+    );
+    drop(store);
+    restore_checkpoints(dir.path(), &saved);
+    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    assert_eq!(read_all_bodies(&store, "Gone", 0), vec![b"reborn".to_vec()]);
+}
