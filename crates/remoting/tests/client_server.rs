@@ -538,3 +538,72 @@ mod raw {
         }
     }
 }
+
+#[tokio::test]
+async fn byte_budgets_smaller_than_the_traffic_still_let_everything_through() {
+    let config = ServerConfig {
+        max_in_flight_bytes_per_connection: 4 * 1024,
+        write_queue_bytes_per_connection: 4 * 1024,
+        ..ServerConfig::default()
+    };
+    let (server, _probe) = start_server(config).await;
+    let addr = server.local_addr().to_string();
+    let client = RemotingClient::new(ClientConfig {
+        write_queue_bytes_per_connection: 4 * 1024,
+        ..ClientConfig::default()
+    });
+    // Bodies from 1 KiB up to more than a whole budget, many at once.
+    let calls = (0..64).map(|i| {
+        let body = vec![b'a' + (i % 26) as u8; 1024 * (1 + i % 9)];
+        let client = client.clone();
+        let addr = addr.clone();
+        async move {
+            let response = client
+                .invoke(
+                    &addr,
+                    RemotingCommand::request(ECHO).with_body(body.clone()),
+                    CALL_TIMEOUT,
+                )
+                .await
+                .unwrap();
+            assert_eq!(response.body, body);
+        }
+    });
+    bounded(join_all(calls)).await;
+}
+
+#[tokio::test]
+async fn a_panicking_connection_callback_does_not_stop_the_server() {
+    struct PanicOnConnect;
+    impl RequestProcessor for PanicOnConnect {
+        async fn process(
+            &self,
+            _conn: &ConnectionHandle,
+            request: RemotingCommand,
+        ) -> Option<RemotingCommand> {
+            Some(RemotingCommand::success_to(&request))
+        }
+        fn connection_opened(&self, _conn: &ConnectionHandle) {
+            panic!("scripted panic on connect");
+        }
+        fn connection_closed(&self, _conn: &ConnectionHandle) {
+            panic!("scripted panic on close");
+        }
+    }
+    let server = RemotingServer::bind(
+        "127.0.0.1:0",
+        ServerConfig::default(),
+        Arc::new(PanicOnConnect),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().to_string();
+    for _ in 0..3 {
+        let client = client();
+        let response = bounded(client.invoke(&addr, RemotingCommand::request(ECHO), CALL_TIMEOUT))
+            .await
+            .unwrap();
+        assert_eq!(response.code, response::SUCCESS);
+        client.shutdown();
+    }
+}

@@ -55,6 +55,8 @@ pub struct ClientConfig {
     pub max_pending_requests_per_connection: usize,
     /// Frames waiting to be written per connection; when full, callers wait.
     pub write_queue_frames_per_connection: usize,
+    /// Bytes waiting to be written per connection; when full, callers wait.
+    pub write_queue_bytes_per_connection: usize,
     /// Requests from the server handled at once per connection.
     pub max_in_flight_requests_per_connection: usize,
     /// A connection whose peer accepts no bytes for this long is closed.
@@ -68,6 +70,7 @@ impl Default for ClientConfig {
             max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
             max_pending_requests_per_connection: 65_535,
             write_queue_frames_per_connection: 4096,
+            write_queue_bytes_per_connection: 64 * 1024 * 1024,
             max_in_flight_requests_per_connection: 256,
             write_stall_timeout: Duration::from_secs(30),
         }
@@ -112,6 +115,9 @@ impl RemotingClient {
             codec: RemotingCodec::with_max_frame_length(config.max_frame_length),
             max_in_flight_requests: config.max_in_flight_requests_per_connection,
             write_queue_frames: config.write_queue_frames_per_connection,
+            write_queue_bytes: config.write_queue_bytes_per_connection,
+            // Requests from servers are small (callbacks); the frame limit bounds each.
+            max_in_flight_request_bytes: config.max_frame_length,
             max_pending_invocations: config.max_pending_requests_per_connection,
             // The peer decides when our connection is idle; we keep ours while in use.
             idle_timeout: None,

@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
@@ -36,7 +36,7 @@ use crate::command::{next_opaque, RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
 use crate::frame::{DecodeError, RemotingCodec};
 
 use super::processor::RequestProcessor;
-use super::writer::{self, OutboundFrame};
+use super::writer::{self, budget_units, byte_budget, OutboundFrame, WriteQueue};
 
 /// Initial read buffer per connection; grows for larger frames.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -51,6 +51,8 @@ pub(crate) struct ConnectionSettings {
     pub(crate) codec: RemotingCodec,
     pub(crate) max_in_flight_requests: usize,
     pub(crate) write_queue_frames: usize,
+    pub(crate) write_queue_bytes: usize,
+    pub(crate) max_in_flight_request_bytes: usize,
     pub(crate) max_pending_invocations: usize,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) write_stall_timeout: Duration,
@@ -88,7 +90,7 @@ struct Shared {
     remote_addr: SocketAddr,
     local_addr: SocketAddr,
     codec: RemotingCodec,
-    outbound: mpsc::Sender<OutboundFrame>,
+    queue: WriteQueue,
     pending: Mutex<PendingTable>,
     max_pending: usize,
     closed: CancellationToken,
@@ -141,8 +143,8 @@ impl ConnectionHandle {
         let frame = OutboundFrame::encode(&self.shared.codec, &request)?;
         let exchange = async {
             self.shared
-                .outbound
-                .send(frame)
+                .queue
+                .push(frame)
                 .await
                 .map_err(|_| ClientError::ConnectionClosed)?;
             response.await.map_err(|_| ClientError::ConnectionClosed)
@@ -177,7 +179,7 @@ impl ConnectionHandle {
             return Err(ClientError::ConnectionClosed);
         }
         let frame = OutboundFrame::encode(&self.shared.codec, &command)?;
-        match tokio::time::timeout(timeout, self.shared.outbound.send(frame)).await {
+        match tokio::time::timeout(timeout, self.shared.queue.push(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(ClientError::ConnectionClosed),
             Err(_) => Err(ClientError::Timeout {
@@ -229,7 +231,7 @@ impl ConnectionHandle {
                 }
             }
         };
-        if self.shared.outbound.send(frame).await.is_err() {
+        if self.shared.queue.push(frame).await.is_err() {
             debug!(
                 conn = self.id(),
                 "connection closed before a response could be sent"
@@ -311,6 +313,7 @@ impl Shared {
         };
         // Dropping the reply senders wakes every waiter with ConnectionClosed.
         drop(failed);
+        self.queue.close();
         self.closed.cancel();
     }
 }
@@ -386,14 +389,15 @@ pub(crate) fn spawn<P: RequestProcessor>(
     // The writer coalesces frames itself; Nagle would only add latency.
     stream.set_nodelay(true)?;
     let (read_half, write_half) = stream.into_split();
-    let (outbound, queue) = mpsc::channel(settings.write_queue_frames.max(1));
+    let (queue, queued_frames) =
+        WriteQueue::new(settings.write_queue_frames, settings.write_queue_bytes);
     let conn = ConnectionHandle {
         shared: Arc::new(Shared {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             remote_addr,
             local_addr,
             codec: settings.codec,
-            outbound,
+            queue,
             pending: Mutex::new(PendingTable {
                 closed: false,
                 next_registration: 0,
@@ -408,8 +412,13 @@ pub(crate) fn spawn<P: RequestProcessor>(
         let conn = conn.clone();
         let stall_timeout = settings.write_stall_timeout;
         tokio::spawn(async move {
-            let result =
-                writer::run(write_half, queue, conn.shared.closed.clone(), stall_timeout).await;
+            let result = writer::run(
+                write_half,
+                queued_frames,
+                conn.shared.closed.clone(),
+                stall_timeout,
+            )
+            .await;
             if let Err(failure) = result {
                 debug!(conn = conn.id(), peer = %conn.remote_addr(), %failure, "connection writer stopped");
             }
@@ -417,17 +426,23 @@ pub(crate) fn spawn<P: RequestProcessor>(
         })
     };
 
-    processor.connection_opened(&conn);
+    guard_callback(&conn, "connection_opened", || {
+        processor.connection_opened(&conn)
+    });
     let frames = FramedRead::with_capacity(read_half, settings.codec, READ_BUFFER_BYTES);
     let max_in_flight = u32::try_from(settings.max_in_flight_requests)
         .unwrap_or(u32::MAX)
         .clamp(1, Semaphore::MAX_PERMITS as u32);
+    let (in_flight_bytes, in_flight_bytes_units) =
+        byte_budget(settings.max_in_flight_request_bytes);
     let reader = Reader {
         conn: conn.clone(),
         frames,
         processor,
         in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
         max_in_flight,
+        in_flight_bytes,
+        in_flight_bytes_units,
         idle_timeout: settings.idle_timeout,
         stop,
     };
@@ -438,10 +453,22 @@ pub(crate) fn spawn<P: RequestProcessor>(
         log_close(&conn, &reason);
         // The writer ends promptly once the connection is closed (bounded flush).
         let _ = writer.await;
-        processor.connection_closed(&conn);
+        guard_callback(&conn, "connection_closed", || {
+            processor.connection_closed(&conn)
+        });
         drop(guard);
     });
     Ok(conn)
+}
+
+/// Runs a processor callback, containing a panic: `connection_opened` runs on the accept
+/// loop, which must survive whatever a processor does.
+fn guard_callback(conn: &ConnectionHandle, name: &'static str, callback: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(callback)) {
+        let message = panic_message(panic.as_ref());
+        error!(conn = conn.id(), peer = %conn.remote_addr(), callback = name, %message,
+            "processor callback panicked");
+    }
 }
 
 fn log_close(conn: &ConnectionHandle, reason: &CloseReason) {
@@ -468,6 +495,9 @@ struct Reader<P> {
     processor: Arc<P>,
     in_flight: Arc<Semaphore>,
     max_in_flight: u32,
+    /// Bytes of requests being processed, in budget units.
+    in_flight_bytes: Arc<Semaphore>,
+    in_flight_bytes_units: u32,
     idle_timeout: Option<Duration>,
     stop: StopSignals,
 }
@@ -524,25 +554,31 @@ impl<P: RequestProcessor> Reader<P> {
                 self.conn.shared.complete(command);
                 continue;
             }
-            // Back-pressure: with the in-flight limit reached, stop reading until a
-            // request finishes; the peer's sends then block on TCP flow control.
-            let permit = match Arc::clone(&self.in_flight).try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(_) => tokio::select! {
-                    biased;
-                    _ = &mut closed => return CloseReason::ClosedLocally,
-                    _ = &mut graceful => return CloseReason::Shutdown,
-                    permit = Arc::clone(&self.in_flight).acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => return CloseReason::ClosedLocally,
-                    },
+            // Back-pressure: with the in-flight limit (count or bytes) reached, stop
+            // reading until requests finish; the peer's sends then block on TCP flow
+            // control.
+            let units = budget_units(command.body.len(), self.in_flight_bytes_units);
+            let permits = async {
+                let count = Arc::clone(&self.in_flight).acquire_owned().await?;
+                let bytes = Arc::clone(&self.in_flight_bytes)
+                    .acquire_many_owned(units)
+                    .await?;
+                Ok::<_, tokio::sync::AcquireError>((count, bytes))
+            };
+            let permits = tokio::select! {
+                biased;
+                _ = &mut closed => return CloseReason::ClosedLocally,
+                _ = &mut graceful => return CloseReason::Shutdown,
+                permits = permits => match permits {
+                    Ok(permits) => permits,
+                    Err(_) => return CloseReason::ClosedLocally,
                 },
             };
             spawn_request(
                 self.conn.clone(),
                 Arc::clone(&self.processor),
                 command,
-                permit,
+                permits,
             );
         }
     }
@@ -563,7 +599,7 @@ fn spawn_request<P: RequestProcessor>(
     conn: ConnectionHandle,
     processor: Arc<P>,
     request: RemotingCommand,
-    permit: OwnedSemaphorePermit,
+    permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 ) {
     tokio::spawn(async move {
         let oneway = request.is_oneway();
@@ -593,7 +629,7 @@ fn spawn_request<P: RequestProcessor>(
         }
         // The permit is released only once the response is queued, so a graceful close
         // that waits for all permits also sees every response in the write queue.
-        drop(permit);
+        drop(permits);
     });
 }
 

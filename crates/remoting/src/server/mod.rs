@@ -60,8 +60,12 @@ pub struct ServerConfig {
     /// Requests of one connection processed at once; when reached, reading pauses. Held
     /// long-polling pulls count, so this must exceed the queues a client polls at once.
     pub max_in_flight_requests_per_connection: usize,
+    /// Bytes of requests processed at once per connection; when reached, reading pauses.
+    pub max_in_flight_bytes_per_connection: usize,
     /// Frames waiting to be written per connection; when full, senders wait.
     pub write_queue_frames_per_connection: usize,
+    /// Bytes waiting to be written per connection; when full, senders wait.
+    pub write_queue_bytes_per_connection: usize,
     /// Server-initiated requests awaiting a client's response, per connection.
     pub max_pending_invocations_per_connection: usize,
     /// A connection that sends nothing for this long is closed (Java: 120 s). Clients
@@ -77,7 +81,9 @@ impl Default for ServerConfig {
             max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
             max_connections: 10_000,
             max_in_flight_requests_per_connection: 4096,
+            max_in_flight_bytes_per_connection: 64 * 1024 * 1024,
             write_queue_frames_per_connection: 4096,
+            write_queue_bytes_per_connection: 64 * 1024 * 1024,
             max_pending_invocations_per_connection: 1024,
             idle_timeout: Some(Duration::from_secs(120)),
             write_stall_timeout: Duration::from_secs(30),
@@ -91,6 +97,8 @@ impl ServerConfig {
             codec: RemotingCodec::with_max_frame_length(self.max_frame_length),
             max_in_flight_requests: self.max_in_flight_requests_per_connection,
             write_queue_frames: self.write_queue_frames_per_connection,
+            write_queue_bytes: self.write_queue_bytes_per_connection,
+            max_in_flight_request_bytes: self.max_in_flight_bytes_per_connection,
             max_pending_invocations: self.max_pending_invocations_per_connection,
             idle_timeout: self.idle_timeout,
             write_stall_timeout: self.write_stall_timeout,

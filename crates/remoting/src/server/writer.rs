@@ -10,10 +10,12 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::command::RemotingCommand;
@@ -27,6 +29,77 @@ const BATCH_BUFFERS_MAX: usize = 512;
 const BATCH_BYTES_MAX: usize = 1024 * 1024;
 /// How long frames still queued at close get to reach the socket.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Queue budgets are counted in units of this many bytes.
+const BUDGET_UNIT_BYTES: usize = 1024;
+
+/// Budget units for `bytes`: rounded up, at least one, at most the whole budget (so a
+/// frame larger than the budget still goes out, alone).
+pub(crate) fn budget_units(bytes: usize, budget_units_max: u32) -> u32 {
+    let units = bytes.div_ceil(BUDGET_UNIT_BYTES).max(1);
+    u32::try_from(units)
+        .unwrap_or(u32::MAX)
+        .min(budget_units_max)
+}
+
+/// A budget in bytes as a semaphore of units, and its size in units.
+pub(crate) fn byte_budget(bytes: usize) -> (Arc<Semaphore>, u32) {
+    let units = budget_units(bytes, u32::MAX).clamp(
+        1,
+        (Semaphore::MAX_PERMITS as u64).min(u64::from(u32::MAX)) as u32,
+    );
+    (Arc::new(Semaphore::new(units as usize)), units)
+}
+
+/// The sending side of a connection's write queue, bounded in frames and in bytes.
+pub(crate) struct WriteQueue {
+    frames: mpsc::Sender<QueuedFrame>,
+    bytes: Arc<Semaphore>,
+    bytes_units_max: u32,
+}
+
+/// The queue is closed: the connection is gone.
+#[derive(Debug)]
+pub(crate) struct QueueClosed;
+
+/// A frame with the share of the byte budget it holds until written.
+pub(crate) struct QueuedFrame {
+    frame: OutboundFrame,
+    budget: OwnedSemaphorePermit,
+}
+
+impl WriteQueue {
+    pub(crate) fn new(frames_max: usize, bytes_max: usize) -> (Self, mpsc::Receiver<QueuedFrame>) {
+        let (frames, receiver) = mpsc::channel(frames_max.max(1));
+        let (bytes, bytes_units_max) = byte_budget(bytes_max);
+        (
+            WriteQueue {
+                frames,
+                bytes,
+                bytes_units_max,
+            },
+            receiver,
+        )
+    }
+
+    /// Queues `frame`, waiting while the queue is full (in frames or bytes).
+    pub(crate) async fn push(&self, frame: OutboundFrame) -> Result<(), QueueClosed> {
+        let units = budget_units(frame.len(), self.bytes_units_max);
+        let budget = Arc::clone(&self.bytes)
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| QueueClosed)?;
+        self.frames
+            .send(QueuedFrame { frame, budget })
+            .await
+            .map_err(|_| QueueClosed)
+    }
+
+    /// Wakes and fails every sender waiting for room; frames already queued stay queued.
+    pub(crate) fn close(&self) {
+        self.bytes.close();
+    }
+}
 
 /// One encoded frame: length, type word and header (plus a small body), then a large body.
 pub(crate) struct OutboundFrame {
@@ -74,11 +147,11 @@ pub(crate) enum WriteFailure {
 /// write fails or makes no progress within `stall_timeout`.
 pub(crate) async fn run(
     mut sink: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<OutboundFrame>,
+    mut queue: mpsc::Receiver<QueuedFrame>,
     closed: CancellationToken,
     stall_timeout: Duration,
 ) -> Result<(), WriteFailure> {
-    let mut batch = VecDeque::with_capacity(BATCH_BUFFERS_MAX);
+    let mut batch = Batch::default();
     loop {
         let first = tokio::select! {
             // Queued frames win over the close signal, so responses enqueued before a
@@ -88,11 +161,11 @@ pub(crate) async fn run(
             _ = closed.cancelled() => None,
         };
         let Some(first) = first else { break };
-        let mut batch_bytes = push(&mut batch, first);
+        batch.push(first);
         let mut yielded = false;
-        while batch.len() + 2 <= BATCH_BUFFERS_MAX && batch_bytes < BATCH_BYTES_MAX {
+        while batch.has_room() {
             match queue.try_recv() {
-                Ok(frame) => batch_bytes += push(&mut batch, frame),
+                Ok(frame) => batch.push(frame),
                 Err(_) if !yielded => {
                     // The frame that woke us is usually the first of several: the reader
                     // just started a request task per frame of its last read. Letting
@@ -105,7 +178,7 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        write_batch(&mut sink, &mut batch, stall_timeout).await?;
+        batch.write(&mut sink, stall_timeout).await?;
     }
 
     // Closing: refuse new frames, flush the ones already queued (bounded by the queue's
@@ -113,12 +186,12 @@ pub(crate) async fn run(
     queue.close();
     let flush = async {
         while let Ok(frame) = queue.try_recv() {
-            push(&mut batch, frame);
-            if batch.len() + 2 > BATCH_BUFFERS_MAX {
-                write_batch(&mut sink, &mut batch, stall_timeout).await?;
+            batch.push(frame);
+            if !batch.has_room() {
+                batch.write(&mut sink, stall_timeout).await?;
             }
         }
-        write_batch(&mut sink, &mut batch, stall_timeout).await?;
+        batch.write(&mut sink, stall_timeout).await?;
         sink.shutdown().await?;
         Ok::<(), WriteFailure>(())
     };
@@ -128,33 +201,56 @@ pub(crate) async fn run(
     }
 }
 
-fn push(batch: &mut VecDeque<Bytes>, frame: OutboundFrame) -> usize {
-    let len = frame.len();
-    batch.push_back(frame.head);
-    if !frame.body.is_empty() {
-        batch.push_back(frame.body);
-    }
-    len
+/// Frames gathered for one vectored write, with their share of the byte budget, which is
+/// returned once they are written.
+#[derive(Default)]
+struct Batch {
+    buffers: VecDeque<Bytes>,
+    bytes: usize,
+    budgets: Vec<OwnedSemaphorePermit>,
 }
 
-async fn write_batch(
-    sink: &mut OwnedWriteHalf,
-    batch: &mut VecDeque<Bytes>,
-    stall_timeout: Duration,
-) -> Result<(), WriteFailure> {
-    while !batch.is_empty() {
-        let slices: Vec<IoSlice<'_>> = batch.iter().map(|buffer| IoSlice::new(buffer)).collect();
-        let written = match tokio::time::timeout(stall_timeout, sink.write_vectored(&slices)).await
-        {
-            Ok(written) => written?,
-            Err(_) => return Err(WriteFailure::Stalled(stall_timeout)),
-        };
-        if written == 0 {
-            return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+impl Batch {
+    fn push(&mut self, queued: QueuedFrame) {
+        let QueuedFrame { frame, budget } = queued;
+        self.bytes += frame.len();
+        self.buffers.push_back(frame.head);
+        if !frame.body.is_empty() {
+            self.buffers.push_back(frame.body);
         }
-        advance(batch, written);
+        self.budgets.push(budget);
     }
-    Ok(())
+
+    /// Whether another frame (up to two buffers) fits.
+    fn has_room(&self) -> bool {
+        self.buffers.len() + 2 <= BATCH_BUFFERS_MAX && self.bytes < BATCH_BYTES_MAX
+    }
+
+    async fn write(
+        &mut self,
+        sink: &mut OwnedWriteHalf,
+        stall_timeout: Duration,
+    ) -> Result<(), WriteFailure> {
+        while !self.buffers.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .buffers
+                .iter()
+                .map(|buffer| IoSlice::new(buffer))
+                .collect();
+            let written =
+                match tokio::time::timeout(stall_timeout, sink.write_vectored(&slices)).await {
+                    Ok(written) => written?,
+                    Err(_) => return Err(WriteFailure::Stalled(stall_timeout)),
+                };
+            if written == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            advance(&mut self.buffers, written);
+        }
+        self.bytes = 0;
+        self.budgets.clear();
+        Ok(())
+    }
 }
 
 /// Drops fully written buffers and trims a partly written one.
@@ -176,6 +272,17 @@ fn advance(batch: &mut VecDeque<Bytes>, mut written: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_units_round_up_and_cap_at_the_budget() {
+        assert_eq!(budget_units(0, 64), 1);
+        assert_eq!(budget_units(1, 64), 1);
+        assert_eq!(budget_units(1024, 64), 1);
+        assert_eq!(budget_units(1025, 64), 2);
+        assert_eq!(budget_units(16 * 1024 * 1024, 64), 64);
+        assert_eq!(byte_budget(64 * 1024).1, 64);
+        assert_eq!(byte_budget(0).1, 1);
+    }
 
     #[test]
     fn advance_trims_partial_writes() {
