@@ -94,7 +94,10 @@ impl Process {
             .with_context(|| format!("create log {}", log_path.display()))?;
         let child = Command::new(program)
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -266,12 +269,24 @@ impl Broker {
     pub fn restart(&mut self, dir: &Path) -> Result<()> {
         self.process.kill();
         let name = self.process.name().to_string();
-        let again = Broker::spawn(dir, &name, self.conf.clone(), self.port, self.store_dir.clone())?;
+        let again = Broker::spawn(
+            dir,
+            &name,
+            self.conf.clone(),
+            self.port,
+            self.store_dir.clone(),
+        )?;
         *self = again;
         Ok(())
     }
 
-    fn spawn(dir: &Path, name: &str, conf: PathBuf, port: u16, store_dir: PathBuf) -> Result<Broker> {
+    fn spawn(
+        dir: &Path,
+        name: &str,
+        conf: PathBuf,
+        port: u16,
+        store_dir: PathBuf,
+    ) -> Result<Broker> {
         let log = dir.join(format!("{name}-{}.log", unique_suffix()));
         let process = Process::spawn(
             name,
@@ -305,13 +320,21 @@ fn wait_started(process: &mut Process, port: u16) -> Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if !process.is_running() {
-            bail!("{} exited during start-up:\n{}", process.name(), process.log());
+            bail!(
+                "{} exited during start-up:\n{}",
+                process.name(),
+                process.log()
+            );
         }
         if wait_for_port(port, Duration::from_millis(200)).is_ok() {
             return Ok(());
         }
     }
-    bail!("{} did not listen on {port}:\n{}", process.name(), process.log())
+    bail!(
+        "{} did not listen on {port}:\n{}",
+        process.name(),
+        process.log()
+    )
 }
 
 /// Runs a server start, retrying a few times when another process took the port first.
