@@ -13,21 +13,31 @@
 //! - [`message`]: the messages between nodes; [`codec`]: their compact binary encoding.
 //! - [`config`]: timings and limits, with defaults for a one-second failover.
 //! - [`peers`]: node ids and the DLedger peer-list syntax (`n0-host:port;n1-...`).
+//! - [`driver`]: the tokio task running a node ([`RaftDriver`], [`RaftHandle`]): ticks,
+//!   persistence, proposals with commit futures, the apply stream, state observation.
+//! - [`transport`]: TCP connections to peers, with bounded queues and reconnect backoff.
 
+pub mod codec;
 pub mod config;
 pub mod core;
+pub mod driver;
 pub mod entry;
 pub mod hard_state;
 pub mod message;
 pub mod peers;
 pub mod storage;
+pub mod transport;
 
 pub use crate::config::RaftConfig;
 pub use crate::core::{
     EntryPlace, Event, Node, PeerStatus, Proposal, ProposeError, RaftError, Ready, ReplicaState,
     Role, Status, TransferError,
 };
-pub use crate::hard_state::HardState;
+pub use crate::driver::{
+    ApplyEvent, DriverConfig, DriverError, ProposalError, ProposalFuture, RaftDriver, RaftHandle,
+    RaftState,
+};
+pub use crate::hard_state::{FileHardStateStore, HardState, HardStateStore, MemHardStateStore};
 pub use crate::message::Message;
 pub use crate::peers::{parse_group, parse_peers, NodeId, PeerSpec};
 pub use crate::storage::{LogStorage, MemLog, StorageError};

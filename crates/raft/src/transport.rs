@@ -1,0 +1,307 @@
+//! TCP connections between the nodes of a group.
+//!
+//! Each node dials every peer once and only writes on that connection; it reads what peers
+//! dial in. So a pair of nodes uses two one-way connections, and a slow reader never blocks
+//! the replies travelling the other way.
+//!
+//! - Outbound: one task per peer with a bounded queue. While disconnected it redials with
+//!   exponential backoff; messages that do not fit in the queue are dropped (raft resends what
+//!   matters), so a dead peer never stalls the node.
+//! - Inbound: an accept loop; each connection starts with a [`Hello`] naming the group and the
+//!   sender, then carries length-delimited messages. Bad frames close the connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{self, Hello};
+use crate::{Message, NodeId, PeerSpec};
+
+/// Limits and timings of the transport.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Messages waiting for one peer's connection.
+    pub peer_queue_len: usize,
+    /// Largest frame accepted from a peer.
+    pub max_frame_bytes: usize,
+    pub reconnect_backoff_min_ms: u64,
+    pub reconnect_backoff_max_ms: u64,
+    /// Inbound connections served at once (a group has few members; the cap stops a
+    /// misbehaving client from exhausting the node).
+    pub max_inbound_connections: usize,
+    /// Bytes gathered into one socket write.
+    pub write_batch_bytes: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            peer_queue_len: 4096,
+            max_frame_bytes: 16 << 20,
+            reconnect_backoff_min_ms: 20,
+            reconnect_backoff_max_ms: 1000,
+            max_inbound_connections: 64,
+            write_batch_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Sending side of the transport, owned by the driver.
+pub struct Transport {
+    peers: HashMap<NodeId, mpsc::Sender<Message>>,
+    dropped: u64,
+}
+
+impl Transport {
+    /// Starts the accept loop on `listener` and one dialer per peer. Received messages go to
+    /// `inbound`. Everything stops when `shutdown` is cancelled.
+    pub fn start(
+        id: NodeId,
+        group: &str,
+        peers: &[PeerSpec],
+        listener: TcpListener,
+        inbound: mpsc::Sender<Message>,
+        config: &TransportConfig,
+        shutdown: CancellationToken,
+    ) -> Transport {
+        let members: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
+        tokio::spawn(accept_loop(
+            listener,
+            group.to_string(),
+            members,
+            inbound,
+            config.clone(),
+            shutdown.clone(),
+        ));
+        let mut senders = HashMap::new();
+        for peer in peers.iter().filter(|p| p.id != id) {
+            let (tx, rx) = mpsc::channel(config.peer_queue_len.max(1));
+            senders.insert(peer.id, tx);
+            let hello = Hello {
+                group: group.to_string(),
+                from: id,
+            };
+            tokio::spawn(dial_loop(
+                peer.clone(),
+                hello,
+                rx,
+                config.clone(),
+                shutdown.clone(),
+            ));
+        }
+        Transport {
+            peers: senders,
+            dropped: 0,
+        }
+    }
+
+    /// Queues a message; drops it when the peer's queue is full or the peer is unknown.
+    pub fn send(&mut self, msg: Message) {
+        let Some(tx) = self.peers.get(&msg.to) else {
+            return;
+        };
+        if tx.try_send(msg).is_err() {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(dropped = self.dropped, "peer queue full: dropping messages");
+            }
+        }
+    }
+
+    /// Messages dropped because a peer's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+async fn dial_loop(
+    peer: PeerSpec,
+    hello: Hello,
+    mut rx: mpsc::Receiver<Message>,
+    config: TransportConfig,
+    shutdown: CancellationToken,
+) {
+    let min = Duration::from_millis(config.reconnect_backoff_min_ms.max(1));
+    let max = Duration::from_millis(config.reconnect_backoff_max_ms.max(1)).max(min);
+    let mut backoff = min;
+    loop {
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = TcpStream::connect(peer.addr.as_str()) => result,
+        };
+        let mut stream = match connected {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(peer = %peer.id, addr = %peer.addr, error = %e, "connect failed");
+                // What was queued for a dead peer is stale by the time it is back.
+                while rx.try_recv().is_ok() {}
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(max);
+                continue;
+            }
+        };
+        backoff = min;
+        let _ = stream.set_nodelay(true);
+        tracing::info!(peer = %peer.id, addr = %peer.addr, "connected");
+        let mut buf = BytesMut::with_capacity(64 << 10);
+        let start = buf.len();
+        buf.put_u32(0);
+        codec::encode_hello(&hello, &mut buf);
+        let len = (buf.len() - start - 4) as u32;
+        buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        if stream.write_all(&buf).await.is_err() {
+            continue;
+        }
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                msg = rx.recv() => match msg {
+                    Some(msg) => msg,
+                    None => return,
+                },
+            };
+            buf.clear();
+            put_frame(&first, &mut buf);
+            // Gather what is already queued into one write.
+            while buf.len() < config.write_batch_bytes {
+                match rx.try_recv() {
+                    Ok(msg) => put_frame(&msg, &mut buf),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = stream.write_all(&buf).await {
+                tracing::info!(peer = %peer.id, error = %e, "connection lost; redialing");
+                break;
+            }
+        }
+    }
+}
+
+fn put_frame(msg: &Message, buf: &mut BytesMut) {
+    let start = buf.len();
+    buf.put_u32(0);
+    codec::encode(msg, buf);
+    let len = (buf.len() - start - 4) as u32;
+    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    group: String,
+    members: Vec<NodeId>,
+    inbound: mpsc::Sender<Message>,
+    config: TransportConfig,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_inbound_connections.max(1)));
+    let group = Arc::new(group);
+    let members = Arc::new(members);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = listener.accept() => result,
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Typically out of file descriptors: give the system a moment.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, "too many inbound connections; refusing");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let reader = read_loop(
+            stream,
+            group.clone(),
+            members.clone(),
+            inbound.clone(),
+            config.max_frame_bytes,
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = reader.await {
+                tracing::info!(%remote, error = %e, "inbound connection closed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("decode: {0}")]
+    Codec(#[from] codec::CodecError),
+    #[error("peer {0} is not a member of this group")]
+    Stranger(NodeId),
+    #[error("peer belongs to group {0:?}")]
+    WrongGroup(String),
+    #[error("message claims to come from {claimed}, connection is from {peer}")]
+    Spoofed { claimed: NodeId, peer: NodeId },
+}
+
+async fn read_loop(
+    stream: TcpStream,
+    group: Arc<String>,
+    members: Arc<Vec<NodeId>>,
+    inbound: mpsc::Sender<Message>,
+    max_frame_bytes: usize,
+    shutdown: CancellationToken,
+) -> Result<(), ReadError> {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(max_frame_bytes)
+        .new_codec();
+    let mut frames = FramedRead::new(stream, codec);
+    let first = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        frame = frames.next() => frame,
+    };
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let hello = codec::decode_hello(&first?)?;
+    if hello.group != *group {
+        return Err(ReadError::WrongGroup(hello.group));
+    }
+    if !members.contains(&hello.from) {
+        return Err(ReadError::Stranger(hello.from));
+    }
+    loop {
+        let frame = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            frame = frames.next() => frame,
+        };
+        let Some(frame) = frame else {
+            return Ok(());
+        };
+        let msg = codec::decode(frame?.freeze())?;
+        if msg.from != hello.from {
+            return Err(ReadError::Spoofed {
+                claimed: msg.from,
+                peer: hello.from,
+            });
+        }
+        // Waiting here pushes back on the peer through TCP when the node is busy.
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            sent = inbound.send(msg) => if sent.is_err() { return Ok(()) },
+        }
+    }
+}
