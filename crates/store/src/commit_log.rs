@@ -743,6 +743,8 @@ impl CommitLog {
 
     /// Zeroes `[from, to)` of the data and drops segments after `from`'s, durably.
     fn erase(&self, from: u64, to: u64) -> Result<()> {
+        // The zeroing must really be on disk before returning; see `flush_lock`.
+        let _flushing = self.flush_lock.lock();
         if let Some(segment) = self.data.find(from) {
             let seg_to = if to >= segment.end() {
                 segment.len()
