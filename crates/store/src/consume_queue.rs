@@ -117,35 +117,29 @@ impl ConsumeQueue {
         Ok(cq)
     }
 
-    /// Logical offset one past the last written entry, found by reading the last file.
+    /// Logical offset one past the last written entry of the last non-empty file. Entries
+    /// are written in order, so the written prefix is found by binary search (a few reads,
+    /// not the whole file); recovery then checks the tail against the CommitLog.
     fn scan_end(&self) -> Result<i64> {
         let segments = self.files.snapshot();
         let first_start = segments.first().map_or(0, |s| s.start());
-        let mut chunk = vec![0u8; 64 * 1024];
+        let mut raw = [0u8; ENTRY_LEN as usize];
         // Bounded by the number of files; normally only the last one is read.
         for segment in segments.iter().rev() {
-            let mut written = 0u64;
-            let mut rel = 0u64;
-            'file: while rel < segment.len() {
-                let n = (segment.len() - rel).min(chunk.len() as u64) as usize;
-                let n = n - n % ENTRY_LEN as usize;
-                if n == 0 {
-                    break;
+            let count = segment.len() / ENTRY_LEN;
+            let (mut lo, mut hi) = (0u64, count);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                segment.pread(mid * ENTRY_LEN, &mut raw)?;
+                let entry = CqEntry::decode(&raw);
+                if entry.is_valid() || entry == CqEntry::HOLE {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
                 }
-                segment.pread(rel, &mut chunk[..n])?;
-                for raw in chunk[..n].chunks_exact(ENTRY_LEN as usize) {
-                    let mut entry_bytes = [0u8; ENTRY_LEN as usize];
-                    entry_bytes.copy_from_slice(raw);
-                    let entry = CqEntry::decode(&entry_bytes);
-                    if !(entry.is_valid() || entry == CqEntry::HOLE) {
-                        break 'file;
-                    }
-                    written += 1;
-                }
-                rel += n as u64;
             }
-            if written > 0 || segment.start() == first_start {
-                return Ok(((segment.start() + written * ENTRY_LEN) / ENTRY_LEN) as i64);
+            if lo > 0 || segment.start() == first_start {
+                return Ok(((segment.start() + lo * ENTRY_LEN) / ENTRY_LEN) as i64);
             }
         }
         Ok(self.min_offset.load(Ordering::Acquire))
