@@ -278,7 +278,17 @@ impl Dispatcher {
     /// Rebuilds what a crash may have lost: drops ConsumeQueue entries at or after the
     /// safe point (or past the CommitLog's end), re-dispatches every record from the safe
     /// point, then seals the queues. The CommitLog must be recovered and stable.
-    pub fn recover(&self, log: &CommitLog, safe_pos: u64) -> Result<DispatchRecovery> {
+    ///
+    /// `safe_timestamp_ms` is the store time of the last record below `safe_pos` (from the
+    /// checkpoint), so store times stay monotonic across restarts.
+    pub fn recover(
+        &self,
+        log: &CommitLog,
+        safe_pos: u64,
+        safe_timestamp_ms: i64,
+    ) -> Result<DispatchRecovery> {
+        self.dispatched_timestamp_ms
+            .fetch_max(safe_timestamp_ms, Ordering::AcqRel);
         let log_end = log.write_pos() as i64;
         let from_pos = safe_pos.clamp(log.first_pos(), log.write_pos());
         let mut report = DispatchRecovery {
@@ -335,7 +345,7 @@ impl Dispatcher {
             }
         }
         self.dispatched_timestamp_ms
-            .store(info.store_timestamp_ms, Ordering::Release);
+            .fetch_max(info.store_timestamp_ms, Ordering::AcqRel);
         if !info.is_dispatchable() {
             return Ok(());
         }

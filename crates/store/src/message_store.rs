@@ -257,7 +257,11 @@ impl MessageStore {
         )?;
         let store_cp: StoreCheckpoint =
             checkpoint::read(&config.checkpoint_path()).unwrap_or_default();
-        let dispatch_recovery = dispatcher.recover(&log, store_cp.dispatched_safe_pos)?;
+        let dispatch_recovery = dispatcher.recover(
+            &log,
+            store_cp.dispatched_safe_pos,
+            store_cp.dispatched_timestamp_ms,
+        )?;
         let mut queue_offsets: HashMap<String, HashMap<i32, i64>> = HashMap::new();
         for cq in dispatcher.all_queues() {
             queue_offsets

@@ -319,3 +319,21 @@ fn runtime_info_reports_counts() {
     assert_eq!(info["getFoundTimesTotal"], "1");
     assert_eq!(info["getTransferedMsgCount"], "1");
 }
+
+#[test]
+fn store_timestamps_stay_monotonic_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = |ms| store::Environment {
+        clock: store::ManualClock::new(ms, 12),
+        disk: store::ManualDiskUsage::new(0.1),
+    };
+    {
+        let (store, _) = MessageStore::open_with(small_config(dir.path()), env(50_000)).unwrap();
+        put_one(&store, &record("T", 0, b"a"));
+    }
+    let (store, _) = MessageStore::open_with(small_config(dir.path()), env(10_000)).unwrap();
+    assert_eq!(
+        put_one(&store, &record("T", 0, b"b")).store_timestamp_ms,
+        50_000
+    );
+}
