@@ -99,7 +99,7 @@ async fn start_group(sync_flush: bool) -> Vec<RaftHandle> {
         config.raft.sync_flush = sync_flush;
         config.raft.preferred_leaders = vec![NodeId(0)];
         // Retention keeps memory bounded over long runs.
-        let log = MemLog::new().with_retention(100_000);
+        let log = MemLog::new().with_retention(20_000);
         let driver =
             RaftDriver::start(config, log, MemHardStateStore::default(), listener).expect("start");
         handles.push(driver.handle);

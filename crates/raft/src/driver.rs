@@ -383,6 +383,7 @@ impl Waiter {
 }
 
 struct Pending {
+    term: u64,
     last_index: u64,
     deadline: Instant,
     waiter: Waiter,
@@ -527,6 +528,7 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
         match self.node.propose(proposals) {
             Ok(places) => {
                 let deadline = Instant::now() + self.propose_timeout;
+                let term = self.node.term();
                 let mut places = places.into_iter();
                 for (n, reply) in waiters {
                     let waiter = match reply {
@@ -541,6 +543,7 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                         Waiter::Many(ps, _) => ps.last().map_or(0, |p| p.index),
                     };
                     self.pending.push_back(Pending {
+                        term,
                         last_index,
                         deadline,
                         waiter,
@@ -612,7 +615,7 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
         match event {
             Event::RoleChanged { role, term, leader } => {
                 tracing::info!(node = %self.node.id(), ?role, term, ?leader, "role changed");
-                if role != Role::Leader {
+                if role != Role::Leader || self.pending.front().is_some_and(|p| p.term != term) {
                     for p in self.pending.drain(..) {
                         p.waiter.fail(ProposalError::LeadershipLost);
                     }

@@ -260,7 +260,9 @@ impl LogStorage for MemLog {
         if used + framed_len <= segment_bytes {
             Ok(end_pos)
         } else {
-            Ok(end_pos - used + segment_bytes)
+            (end_pos - used)
+                .checked_add(segment_bytes)
+                .ok_or_else(|| StorageError::Other(format!("position {end_pos} overflows")))
         }
     }
 

@@ -761,10 +761,11 @@ impl<S: LogStorage> Node<S> {
             c.last_round_pre_vote
         };
         let round_term = if pre_vote {
-            self.term + 1
+            // Saturating: a term is peer input, and no input may panic the node.
+            self.term.saturating_add(1)
         } else {
             if increase {
-                let next = self.term + 1;
+                let next = self.term.saturating_add(1);
                 self.set_term(next);
             }
             self.term

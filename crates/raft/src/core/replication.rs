@@ -433,7 +433,14 @@ impl<S: LogStorage> Node<S> {
             self.reply_append(from, seq, result);
             return Ok(());
         }
-        let Some(headers) = verify_frames(&append, term) else {
+        // Indexes and positions are peer input: keep the arithmetic below far from overflow.
+        let sane = append.prev_index < u64::MAX / 2 && append.entries.len() < (u32::MAX as usize);
+        let verified = if sane {
+            verify_frames(&append, term)
+        } else {
+            None
+        };
+        let Some(headers) = verified else {
             self.reply_append(
                 from,
                 seq,
@@ -443,10 +450,17 @@ impl<S: LogStorage> Node<S> {
         };
         // Positions inside the batch must follow the storage's placement rule.
         for pair in headers.windows(2) {
-            let expected = self
-                .storage
-                .place(pair[0].pos + pair[0].size() as u64, pair[1].size() as u64)?;
-            if pair[1].pos != expected {
+            let Some(end) = pair[0].pos.checked_add(pair[0].size() as u64) else {
+                self.reply_append(
+                    from,
+                    seq,
+                    AppendResult::Rejected(RejectReason::CorruptEntry),
+                );
+                return Ok(());
+            };
+            // A placement the storage refuses is the sender's problem, not ours.
+            let expected = self.storage.place(end, pair[1].size() as u64).ok();
+            if Some(pair[1].pos) != expected {
                 self.reply_append(
                     from,
                     seq,
@@ -551,8 +565,9 @@ impl<S: LogStorage> Node<S> {
             let first_new = &headers[i];
             let expected = self
                 .storage
-                .place(self.storage.end_pos(), first_new.size() as u64)?;
-            if first_new.pos != expected {
+                .place(self.storage.end_pos(), first_new.size() as u64)
+                .ok();
+            if Some(first_new.pos) != expected {
                 self.reply_append(
                     from,
                     seq,

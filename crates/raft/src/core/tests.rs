@@ -610,3 +610,176 @@ fn corrupt_frames_are_rejected() {
         })
     )));
 }
+
+#[test]
+fn a_vote_is_handed_out_for_fsync_with_its_answer() {
+    // The driver persists `hard_state` before sending any message of the same Ready, so the
+    // vote is durable before the candidate can count it.
+    let mut c = Cluster::new(3, test_config(false));
+    let voter = c.node(1);
+    voter
+        .step(Message {
+            from: NodeId(0),
+            to: NodeId(1),
+            term: 1,
+            payload: Payload::VoteRequest(crate::message::VoteRequest {
+                pre_vote: false,
+                take_leadership: false,
+                last_index: 0,
+                last_term: 0,
+            }),
+        })
+        .unwrap();
+    let ready = voter.take_ready().unwrap();
+    assert_eq!(
+        ready.hard_state,
+        Some(HardState {
+            term: 1,
+            voted_for: None
+        }),
+        "a higher term is adopted and persisted before answering TermNotReady"
+    );
+    assert!(matches!(
+        ready.messages[0].payload,
+        Payload::VoteResponse(crate::message::VoteResponse {
+            answer: VoteAnswer::RejectTermNotReady,
+            ..
+        })
+    ));
+    voter
+        .step(Message {
+            from: NodeId(0),
+            to: NodeId(1),
+            term: 1,
+            payload: Payload::VoteRequest(crate::message::VoteRequest {
+                pre_vote: false,
+                take_leadership: false,
+                last_index: 0,
+                last_term: 0,
+            }),
+        })
+        .unwrap();
+    let ready = voter.take_ready().unwrap();
+    assert_eq!(
+        ready.hard_state,
+        Some(HardState {
+            term: 1,
+            voted_for: Some(NodeId(0))
+        })
+    );
+    assert!(matches!(
+        ready.messages[0].payload,
+        Payload::VoteResponse(crate::message::VoteResponse {
+            answer: VoteAnswer::Accept,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn pre_votes_change_no_state() {
+    let mut c = Cluster::new(3, test_config(false));
+    let voter = c.node(1);
+    voter
+        .step(Message {
+            from: NodeId(0),
+            to: NodeId(1),
+            term: 5,
+            payload: Payload::VoteRequest(crate::message::VoteRequest {
+                pre_vote: true,
+                take_leadership: false,
+                last_index: 0,
+                last_term: 0,
+            }),
+        })
+        .unwrap();
+    let ready = voter.take_ready().unwrap();
+    assert_eq!(ready.hard_state, None);
+    assert_eq!(voter.term(), 0);
+    assert!(matches!(
+        ready.messages[0].payload,
+        Payload::VoteResponse(crate::message::VoteResponse {
+            answer: VoteAnswer::Accept,
+            pre_vote: true,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn hostile_messages_never_panic_or_stop_the_node() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(42);
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let victim = (leader + 1) % 3;
+    let mut wild = |rng: &mut rand::rngs::SmallRng| -> u64 {
+        match rng.gen_range(0..4) {
+            0 => rng.gen(),
+            1 => u64::MAX - rng.gen_range(0..3),
+            _ => rng.gen_range(0..20),
+        }
+    };
+    for _ in 0..3000 {
+        let term = wild(&mut rng);
+        let prev_index = wild(&mut rng);
+        let entry = crate::entry::Entry {
+            kind: crate::entry::EntryKind::Normal,
+            // Half of the frames continue `prev_index`, so they get past the first checks.
+            index: if rng.gen_bool(0.5) {
+                prev_index.wrapping_add(1)
+            } else {
+                wild(&mut rng)
+            },
+            term: if rng.gen_bool(0.5) {
+                term
+            } else {
+                wild(&mut rng)
+            },
+            pos: wild(&mut rng),
+            channel: 0,
+            body: Bytes::from(vec![7u8; rng.gen_range(0..100)]),
+        };
+        let mut buf = bytes::BytesMut::new();
+        entry.encode(&mut buf);
+        let payload = match rng.gen_range(0..4) {
+            0 => Payload::Append(crate::message::Append {
+                seq: wild(&mut rng),
+                prev_index,
+                prev_term: Some(wild(&mut rng)),
+                commit_index: wild(&mut rng),
+                restart: rng.gen(),
+                entries: vec![buf.freeze()],
+            }),
+            1 => Payload::AppendResponse(AppendResponse {
+                seq: wild(&mut rng),
+                result: AppendResult::Inconsistent {
+                    hint_index: wild(&mut rng),
+                    hint_term: wild(&mut rng),
+                    last_index: wild(&mut rng),
+                },
+            }),
+            2 => Payload::VoteRequest(crate::message::VoteRequest {
+                pre_vote: rng.gen(),
+                take_leadership: rng.gen(),
+                last_index: wild(&mut rng),
+                last_term: wild(&mut rng),
+            }),
+            _ => Payload::Heartbeat(crate::message::Heartbeat {
+                commit_index: wild(&mut rng),
+            }),
+        };
+        let to = if rng.gen_bool(0.5) { victim } else { leader };
+        let from = (to + 1 + rng.gen_range(0..2)) % 3;
+        let node = c.node(to);
+        node.step(Message {
+            from: NodeId(from),
+            to: NodeId(to),
+            term,
+            payload,
+        })
+        .expect("hostile input is answered, not fatal");
+        let _ = node.tick();
+        node.take_ready().expect("ready");
+    }
+}

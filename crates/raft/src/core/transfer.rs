@@ -72,7 +72,7 @@ impl<S: LogStorage> Node<S> {
             return Ok(());
         }
         tracing::info!(node = %self.id, term, "asked to take leadership");
-        self.taking_leadership_term = Some(term + 1);
+        self.taking_leadership_term = Some(term.saturating_add(1));
         self.become_candidate(0);
         if let RoleState::Candidate(c) = &mut self.role {
             c.need_increase_term = true;
