@@ -713,7 +713,7 @@ fn hostile_messages_never_panic_or_stop_the_node() {
     let mut c = Cluster::new(3, test_config(false));
     let leader = c.elect();
     let victim = (leader + 1) % 3;
-    let mut wild = |rng: &mut rand::rngs::SmallRng| -> u64 {
+    let wild = |rng: &mut rand::rngs::SmallRng| -> u64 {
         match rng.gen_range(0..4) {
             0 => rng.gen(),
             1 => u64::MAX - rng.gen_range(0..3),
