@@ -83,6 +83,30 @@ fn args() -> Args {
     a
 }
 
+/// User + system CPU time of the whole process so far, in microseconds (so a loaded
+/// machine, where wall-clock rates mostly measure other processes, still gives a cost).
+fn process_cpu_us() -> f64 {
+    // SAFETY: getrusage writes only into the struct we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    us(usage.ru_utime) + us(usage.ru_stime)
+}
+
+fn report_cpu(mut per_msg_us: Vec<f64>) {
+    per_msg_us.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    println!(
+        "{:<44} median {:>6.2} us CPU/msg  (min {:.2}, max {:.2})",
+        "",
+        per_msg_us[per_msg_us.len() / 2],
+        per_msg_us[0],
+        per_msg_us[per_msg_us.len() - 1]
+    );
+}
+
 fn report(name: &str, mut rates: Vec<f64>) {
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let median = rates[rates.len() / 2];
@@ -181,6 +205,7 @@ fn main() {
     ];
     let mut get1 = Vec::new();
     let mut get2 = Vec::new();
+    let mut get_cpu = Vec::new();
     let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
     for (name, threads, batch) in scenarios {
         let feeds_get = threads == 1 && batch == 1 && wanted("get");
@@ -188,23 +213,30 @@ fn main() {
             continue;
         }
         let mut rates = Vec::new();
+        let mut cpu = Vec::new();
         for _ in 0..args.runs {
             let dir = tempfile::tempdir().expect("tempdir");
             let (store, _) =
                 MessageStore::open(config(dir.path(), FlushDiskType::AsyncFlush)).expect("open");
             let store = Arc::new(store);
+            let cpu_before = process_cpu_us();
             rates.push(put_run(&store, &records, threads, batch));
+            cpu.push((process_cpu_us() - cpu_before) / records.len() as f64);
             if threads == 1 && batch == 1 {
+                let cpu_before = process_cpu_us();
                 get1.push(get_run(&store, 1));
+                get_cpu.push((process_cpu_us() - cpu_before) / records.len() as f64);
                 get2.push(get_run(&store, 2));
             }
         }
         if wanted(name) {
             report(name, rates);
+            report_cpu(cpu);
         }
     }
     if !get1.is_empty() && wanted("get") {
         report("get 32/pull, 1 thread", get1);
+        report_cpu(get_cpu);
         report("get 32/pull, 2 threads", get2);
     }
     if !wanted("SYNC") {

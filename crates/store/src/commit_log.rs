@@ -32,6 +32,9 @@ use crate::segment::Segment;
 use crate::segment_queue::SegmentQueue;
 
 const HEADER_LEN: u64 = ENTRY_HEADER_LEN as u64;
+/// Largest index or byte position accepted from a file or a peer (far beyond any real log,
+/// far below where arithmetic could overflow).
+pub const MAX_POSITION: u64 = 1 << 60;
 const CHECKPOINT_FILE: &str = "checkpoint";
 
 /// How a CommitLog is laid out on disk.
@@ -189,6 +192,15 @@ impl CommitLog {
         let index = EntryIndex::open(&config.dir.join("index"), config.index_slots_per_file)?;
         let cp_path = config.dir.join(CHECKPOINT_FILE);
         let mut cp = checkpoint::read::<LogCheckpoint>(&cp_path)
+            .filter(|cp| {
+                let sane = [cp.first_index, cp.first_pos, cp.safe_pos, cp.safe_next_index]
+                    .iter()
+                    .all(|&v| v <= MAX_POSITION);
+                if !sane {
+                    tracing::warn!(path = %cp_path.display(), ?cp, "ignoring an implausible checkpoint");
+                }
+                sane
+            })
             .unwrap_or_else(|| LogCheckpoint::empty_at(1, 0, 0));
         if cp.first_index == 0 {
             cp.first_index = 1;
@@ -763,8 +775,10 @@ impl CommitLog {
     /// the term of entry `next_index - 1`.
     pub fn reset(&self, next_index: u64, pos: u64, prev_term: u64) -> Result<()> {
         self.check_writable()?;
-        if next_index == 0 {
-            return Err(StoreError::LogMismatch("index 0 is not a log index".into()));
+        if next_index == 0 || next_index > MAX_POSITION || pos > MAX_POSITION {
+            return Err(StoreError::LogMismatch(format!(
+                "cannot reset the log to index {next_index} at position {pos}"
+            )));
         }
         let _writer = self.writer.lock();
         let _guard = self.truncation.write();

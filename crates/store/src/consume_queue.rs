@@ -197,7 +197,12 @@ impl ConsumeQueue {
     /// Creates the file that entry `offset` will go to, so a later append cannot fail on
     /// a full disk after the CommitLog write it mirrors.
     pub fn ensure_room(&self, offset: i64) -> Result<()> {
-        let at = u64::try_from(offset).unwrap_or(0) * ENTRY_LEN;
+        if offset != self.max_offset() {
+            // Not the next entry: `append` will refuse it; creating files for it would only
+            // waste disk.
+            return Ok(());
+        }
+        let at = (offset as u64).saturating_mul(ENTRY_LEN);
         self.files.find_or_create(at).map(|_| ())
     }
 

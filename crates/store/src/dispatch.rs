@@ -23,6 +23,9 @@ use crate::key_index::{IndexRequest, KeyIndex};
 /// state and are not dispatched here).
 pub const CHANNEL_MESSAGE: u32 = 0;
 
+/// Largest gap of lost ConsumeQueue entries recovery fills with holes.
+const MAX_HOLES: i64 = 1 << 20;
+
 /// What re-dispatch did during recovery.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DispatchRecovery {
@@ -392,6 +395,18 @@ impl Dispatcher {
                 return Ok(());
             }
         } else if info.queue_offset > max {
+            // A gap: entries below were lost for good. A huge gap is a damaged record, not
+            // lost entries; skip it rather than write millions of holes.
+            if info.queue_offset - max > MAX_HOLES {
+                tracing::error!(
+                    topic = info.topic,
+                    queue_id = info.queue_id,
+                    offset = info.queue_offset,
+                    max,
+                    "implausible queue offset in the CommitLog; record skipped"
+                );
+                return Ok(());
+            }
             cq.fill_holes(info.queue_offset)?;
         }
         cq.append(info.queue_offset, &[entry])
