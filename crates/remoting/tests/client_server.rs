@@ -607,3 +607,35 @@ async fn a_panicking_connection_callback_does_not_stop_the_server() {
         client.shutdown();
     }
 }
+
+#[tokio::test]
+async fn a_request_in_flight_keeps_a_quiet_connection_open() {
+    let config = ServerConfig {
+        idle_timeout: Some(Duration::from_millis(50)),
+        ..ServerConfig::default()
+    };
+    let (server, mut probe) = start_server(config).await;
+    let addr = server.local_addr().to_string();
+    let client = client();
+    let held = tokio::spawn({
+        let client = client.clone();
+        let addr = addr.clone();
+        async move {
+            client
+                .invoke(
+                    &addr,
+                    RemotingCommand::request(GATED),
+                    Duration::from_secs(30),
+                )
+                .await
+        }
+    });
+    bounded(probe.gated_started.recv()).await.unwrap();
+    // Several idle periods pass without a frame while the request is held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    probe.gate.send(true).unwrap();
+    assert_eq!(
+        bounded(held).await.unwrap().unwrap().code,
+        response::SUCCESS
+    );
+}

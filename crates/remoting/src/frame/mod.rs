@@ -1,7 +1,7 @@
 //! The TCP frame codec: `RemotingCommand` ⇄ bytes.
 //!
-//! - [`json`]: the JSON header (serialize type 0), read leniently, written as recommended.
-//! - [`binary`]: the binary `ROCKETMQ` header (serialize type 1).
+//! - `json`: the JSON header (serialize type 0), read leniently, written as recommended.
+//! - `binary`: the binary `ROCKETMQ` header (serialize type 1).
 //!
 //! ```text
 //! int32 L | int32 T = (serializeType << 24) | H | header (H bytes) | body (L - 4 - H bytes)

@@ -3,7 +3,7 @@
 //!
 //! Each connection has two tasks. The reader decodes frames; a response (flag bit 0) is
 //! handed to whoever awaits its opaque, a request is given its own task that calls the
-//! processor and queues the response. The writer (see [`super::writer`]) drains the queue
+//! processor and queues the response. The writer (see `writer`) drains the queue
 //! with coalesced writes. Either side of a connection may send requests, so the same code
 //! serves server-initiated requests to clients (CHECK_TRANSACTION_STATE, ...) and a
 //! client's requests to a server.
@@ -535,7 +535,9 @@ impl<P: RequestProcessor> Reader<P> {
                 _ = &mut closed => return CloseReason::ClosedLocally,
                 _ = &mut graceful => return CloseReason::Shutdown,
                 _ = tick(&mut idle_check) => {
-                    if !read_since_check {
+                    // A request still being answered (a held pull) keeps it alive too.
+                    let busy = self.in_flight.available_permits() < self.max_in_flight as usize;
+                    if !read_since_check && !busy {
                         return CloseReason::Idle(self.idle_timeout.unwrap_or_default());
                     }
                     read_since_check = false;
