@@ -330,6 +330,7 @@ impl ClientInstance {
         send_heartbeats(&self.inner).await;
     }
 
+    #[cfg(test)]
     pub(crate) fn heartbeat_data(&self) -> HeartbeatData {
         heartbeat_data(&self.inner)
     }

@@ -20,6 +20,7 @@
 
 pub mod broker_api;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod instance;
 pub mod message;
@@ -27,6 +28,7 @@ pub mod producer;
 pub mod route;
 
 pub use config::ClientOptions;
+pub use consumer::{PullConsumer, PushConsumer, PushConsumerOptions};
 pub use error::{ClientError, Result};
 pub use instance::ClientInstance;
 pub use message::{Message, ReceivedMessage};

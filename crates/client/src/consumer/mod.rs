@@ -1,0 +1,21 @@
+//! Consumers.
+//!
+//! - [`pull`]: [`PullConsumer`] (explicit queues and offsets, long polling) and the pull
+//!   exchange both consumers use.
+//! - [`push`]: [`PushConsumer`]: a consumer-group member that rebalances queues with its
+//!   group, prefetches with flow control, commits offsets, consumes concurrently or in
+//!   order, and sends failed messages back for retry.
+//! - [`allocate`]: how a group shares queues.
+//! - [`process_queue`]: one assigned queue's prefetch buffer, commit point and lock.
+//! - [`offset_store`]: consumer progress in memory, on the brokers, or in a local file.
+
+pub mod allocate;
+pub(crate) mod offset_store;
+pub(crate) mod process_queue;
+pub mod pull;
+pub mod push;
+
+pub use allocate::AllocateStrategy;
+pub use pull::{PullConsumer, PullResult, PullStatus};
+pub use push::{ConsumeMode, ConsumeResult, MessageListener, PushConsumer, PushConsumerOptions};
+pub use remoting::body::{ConsumeFromWhere, MessageModel};
