@@ -1,6 +1,6 @@
-//! The flush thread: periodic fsync of the CommitLog (ASYNC_FLUSH), group commit on demand
-//! (SYNC_FLUSH: every put waiting for durability shares the next fsync), and the periodic
-//! flush of derived files followed by the checkpoints.
+//! The flush thread: periodic fsync of the CommitLog (ASYNC_FLUSH) and group commit on
+//! demand (SYNC_FLUSH: every put waiting for durability shares the next fsync); and the
+//! flush of derived files followed by the checkpoints, which the maintenance thread runs.
 
 use std::time::{Duration, Instant};
 
@@ -20,13 +20,12 @@ pub(crate) fn request_flush(inner: &Inner, pos: u64) {
     inner.flush_signal.wake.notify_one();
 }
 
+/// The CommitLog flusher: nothing else runs on this thread, so a SYNC_FLUSH put never
+/// waits behind ConsumeQueue flushes or checkpoint writes.
 pub(crate) fn run_flusher(inner: &Inner) {
     let sync = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
     let data_interval = Duration::from_millis(inner.config.flush_interval_commit_log_ms.max(1));
-    let checkpoint_interval =
-        Duration::from_millis(inner.config.flush_interval_consume_queue_ms.max(1));
     let mut next_data = Instant::now() + data_interval;
-    let mut next_checkpoint = Instant::now() + checkpoint_interval;
     loop {
         {
             let mut state = inner.flush_signal.state.lock();
@@ -40,11 +39,13 @@ pub(crate) fn run_flusher(inner: &Inner) {
                     break;
                 }
                 let now = Instant::now();
-                let deadline = next_data.min(next_checkpoint);
-                if now >= deadline {
+                if now >= next_data {
                     break;
                 }
-                inner.flush_signal.wake.wait_for(&mut state, deadline - now);
+                inner
+                    .flush_signal
+                    .wake
+                    .wait_for(&mut state, next_data - now);
             }
         }
         // One fsync covers every put written so far: that is the group commit.
@@ -54,12 +55,6 @@ pub(crate) fn run_flusher(inner: &Inner) {
         let now = Instant::now();
         if now >= next_data {
             next_data = now + data_interval;
-        }
-        if now >= next_checkpoint {
-            if let Err(e) = flush_all_and_checkpoint(inner) {
-                tracing::error!(error = %e, "flushing derived files or checkpoints failed");
-            }
-            next_checkpoint = Instant::now() + checkpoint_interval;
         }
     }
 }

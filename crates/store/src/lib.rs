@@ -14,8 +14,10 @@
 //! - [`dispatch`]: records to ConsumeQueue and key-index entries; rebuilding them after a
 //!   crash.
 //! - [`message_store`]: what the standalone broker codes against: put, get, query, stats.
-//! - [`flush`] (internal): async flush, SYNC_FLUSH group commit, checkpoints.
-//! - [`retention`]: removing old segments by age and disk pressure.
+//! - `flush` (internal): the CommitLog flusher thread (async flush, SYNC_FLUSH group
+//!   commit) and the flush-everything-then-checkpoint step.
+//! - [`retention`]: the maintenance thread (periodic checkpoints, retention) and removing
+//!   old segments by age and disk pressure.
 //!
 //! Support:
 //! - [`config`]: settings with RocketMQ names and defaults.

@@ -153,7 +153,7 @@ pub(crate) struct FlushSignal {
     pub(crate) state: Mutex<FlushRequest>,
     /// Wakes the flusher.
     pub(crate) wake: Condvar,
-    /// Wakes the cleaner (only at shutdown).
+    /// Wakes the maintenance thread (only at shutdown).
     pub(crate) clean_wake: Condvar,
 }
 
@@ -304,7 +304,7 @@ impl MessageStore {
         let cleaner = Arc::clone(&inner);
         threads.push(
             std::thread::Builder::new()
-                .name("store-clean".into())
+                .name("store-maintain".into())
                 .spawn(move || crate::retention::run_cleaner(&cleaner))
                 .map_err(|e| StoreError::io(&root, e))?,
         );

@@ -4,7 +4,7 @@
 //! point into them. The segment being written is never removed, nor anything not yet
 //! dispatched.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::config::parse_delete_when;
 use crate::error::Result;
@@ -25,21 +25,45 @@ pub struct RetentionReport {
     pub forced: bool,
 }
 
+/// The maintenance thread: flushes derived files and writes checkpoints every
+/// `flushIntervalConsumeQueue`, and runs retention every `cleanResourceInterval`.
 pub(crate) fn run_cleaner(inner: &Inner) {
-    let interval = Duration::from_millis(inner.config.clean_resource_interval_ms.max(10));
+    let clean_interval = Duration::from_millis(inner.config.clean_resource_interval_ms.max(10));
+    let checkpoint_interval =
+        Duration::from_millis(inner.config.flush_interval_consume_queue_ms.max(1));
+    let mut next_clean = Instant::now() + clean_interval;
+    let mut next_checkpoint = Instant::now() + checkpoint_interval;
     loop {
         {
             let mut state = inner.flush_signal.state.lock();
-            if state.shutdown {
-                return;
-            }
-            inner.flush_signal.clean_wake.wait_for(&mut state, interval);
-            if state.shutdown {
-                return;
+            // Bounded: each wait ends at the next deadline at the latest.
+            loop {
+                if state.shutdown {
+                    return;
+                }
+                let now = Instant::now();
+                let deadline = next_clean.min(next_checkpoint);
+                if now >= deadline {
+                    break;
+                }
+                inner
+                    .flush_signal
+                    .clean_wake
+                    .wait_for(&mut state, deadline - now);
             }
         }
-        if let Err(e) = run_once(inner, false) {
-            tracing::error!(error = %e, "retention pass failed");
+        let now = Instant::now();
+        if now >= next_checkpoint {
+            if let Err(e) = crate::flush::flush_all_and_checkpoint(inner) {
+                tracing::error!(error = %e, "flushing derived files or checkpoints failed");
+            }
+            next_checkpoint = Instant::now() + checkpoint_interval;
+        }
+        if now >= next_clean {
+            if let Err(e) = run_once(inner, false) {
+                tracing::error!(error = %e, "retention pass failed");
+            }
+            next_clean = Instant::now() + clean_interval;
         }
     }
 }
