@@ -131,6 +131,12 @@ impl<F: Fn(i64) -> bool> TagsCodeFilter for F {
     }
 }
 
+impl TagsCodeFilter for remoting::message::TagFilter {
+    fn matches(&self, tags_code: i64) -> bool {
+        self.matches_code(tags_code)
+    }
+}
+
 /// Accepts every entry (subscription `*`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AcceptAll;
@@ -550,6 +556,14 @@ impl MessageStore {
     pub fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
         let cq = self.inner.dispatcher.queue(topic, queue_id)?;
         let entry = cq.get(cq.min_offset())?;
+        self.inner.store_timestamp_at(entry.phys_offset)
+    }
+
+    /// Store time of the newest message of a queue (GET_TOPIC_STATS_INFO's
+    /// `lastUpdateTimestamp`).
+    pub fn last_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
+        let cq = self.inner.dispatcher.queue(topic, queue_id)?;
+        let entry = cq.get(cq.max_offset() - 1)?;
         self.inner.store_timestamp_at(entry.phys_offset)
     }
 

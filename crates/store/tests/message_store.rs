@@ -107,6 +107,14 @@ fn tag_filter_skips_and_reports_no_match() {
     assert_eq!(r.messages.len(), 2);
     assert_eq!(r.queue_offsets, vec![8, 9]);
     assert_eq!(r.next_begin_offset, 10);
+    let parsed = remoting::message::TagFilter::parse("TagB || TagC").unwrap();
+    assert_eq!(
+        store
+            .get_messages("T", 0, 0, 32, None, &parsed)
+            .messages
+            .len(),
+        2
+    );
     let only_c = |code: i64| code == tag_hash("TagC");
     let none = store.get_messages("T", 0, 0, 32, None, &only_c);
     assert_eq!(none.status, GetMessageStatus::NoMatchedMessage);
@@ -169,6 +177,8 @@ fn queries_by_key_time_and_id() {
         20
     );
     assert_eq!(store.earliest_message_time("T", 0), Some(1_000_000));
+    assert_eq!(store.last_message_time("T", 0), Some(1_009_000));
+    assert_eq!(store.last_message_time("T", 1), None);
     assert_eq!(store.earliest_message_time_in_store(), Some(1_000_000));
 }
 
