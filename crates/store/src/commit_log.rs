@@ -312,6 +312,10 @@ impl CommitLog {
                 cut = Some(format!("frame at {pos} claims position {}", header.pos));
                 break;
             }
+            if header.index == 0 || header.index > MAX_POSITION {
+                cut = Some(format!("frame at {pos} has an implausible index {}", header.index));
+                break;
+            }
             if !first && header.index != next_index {
                 cut = Some(format!(
                     "frame at {pos} has index {} but {next_index} was expected",
