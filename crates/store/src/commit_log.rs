@@ -557,7 +557,7 @@ impl CommitLog {
 
     /// Term of entry `index`; the term before the first entry for `first_index - 1`.
     pub fn term_at(&self, index: u64) -> Option<u64> {
-        if index + 1 == self.first_index() {
+        if index.checked_add(1) == Some(self.first_index()) {
             return Some(self.prev_term());
         }
         self.location(index).map(|loc| loc.term)
