@@ -313,7 +313,10 @@ impl CommitLog {
                 break;
             }
             if header.index == 0 || header.index > MAX_POSITION {
-                cut = Some(format!("frame at {pos} has an implausible index {}", header.index));
+                cut = Some(format!(
+                    "frame at {pos} has an implausible index {}",
+                    header.index
+                ));
                 break;
             }
             if !first && header.index != next_index {

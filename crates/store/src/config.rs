@@ -82,6 +82,8 @@ pub struct StoreConfig {
     pub max_index_num: u32,
     /// Most results a key query returns (`maxMsgsNumBatch`).
     pub max_query_results: usize,
+    /// `messageDelayLevel`: delays of levels 1, 2, ... for SCHEDULE_TOPIC_XXXX.
+    pub message_delay_level: String,
 }
 
 impl Default for StoreConfig {
@@ -112,6 +114,8 @@ impl Default for StoreConfig {
             max_hash_slot_num: 5_000_000,
             max_index_num: 20_000_000,
             max_query_results: 64,
+            message_delay_level: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
+                .to_string(),
         }
     }
 }
@@ -184,6 +188,10 @@ impl StoreConfig {
             "maxHashSlotNum" => self.max_hash_slot_num = num(key, value)?,
             "maxIndexNum" => self.max_index_num = num(key, value)?,
             "maxMsgsNumBatch" => self.max_query_results = num(key, value)?,
+            "messageDelayLevel" => {
+                crate::dispatch::parse_delay_levels(value)?;
+                self.message_delay_level = value.to_string();
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -225,6 +233,7 @@ impl StoreConfig {
             }
         }
         parse_delete_when(&self.delete_when)?;
+        crate::dispatch::parse_delay_levels(&self.message_delay_level)?;
         Ok(())
     }
 
@@ -284,6 +293,10 @@ mod tests {
         assert!(c.apply_property("flushDiskType", "SOMETIMES").is_err());
         assert!(c.apply_property("deleteWhen", "25").is_err());
         assert!(c.apply_property("fileReservedTime", "-1").is_err());
+        assert!(c
+            .apply_property("messageDelayLevel", "1s 2m 3h 1d")
+            .unwrap());
+        assert!(c.apply_property("messageDelayLevel", "1s 2x").is_err());
         c.mapped_file_size_commit_log = 1 << 30;
         assert!(c.validate().is_ok());
         c.mapped_file_size_commit_log = 1 << 20;

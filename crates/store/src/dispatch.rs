@@ -46,6 +46,8 @@ pub struct Dispatcher {
     /// A frame boundary: every record below it is dispatched.
     dispatched_pos: AtomicU64,
     dispatched_timestamp_ms: AtomicI64,
+    /// Delay of each level (level 1 first), for SCHEDULE_TOPIC_XXXX tags codes.
+    delay_levels_ms: Vec<i64>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -99,7 +101,37 @@ impl Dispatcher {
             key_index,
             dispatched_pos: AtomicU64::new(0),
             dispatched_timestamp_ms: AtomicI64::new(0),
+            delay_levels_ms: Vec::new(),
         })
+    }
+
+    /// Sets the delay levels used for SCHEDULE_TOPIC_XXXX entries (see
+    /// [`parse_delay_levels`]).
+    pub fn with_delay_levels(mut self, delay_levels_ms: Vec<i64>) -> Dispatcher {
+        self.delay_levels_ms = delay_levels_ms;
+        self
+    }
+
+    /// A record's ConsumeQueue entry. For SCHEDULE_TOPIC_XXXX the tags code is the delivery
+    /// time (store time + the delay of its `DELAY` level), as RocketMQ's schedule service
+    /// expects.
+    fn cq_entry(&self, info: &DispatchInfo<'_>) -> CqEntry {
+        let mut tags_code = info.tags_code;
+        if info.topic == SCHEDULE_TOPIC && !self.delay_levels_ms.is_empty() {
+            let level = remoting::message::properties::find(info.properties, "DELAY")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(0)
+                .min(self.delay_levels_ms.len() as i64);
+            if level > 0 {
+                let delay = self.delay_levels_ms[(level - 1) as usize];
+                tags_code = info.store_timestamp_ms.saturating_add(delay);
+            }
+        }
+        CqEntry {
+            phys_offset: info.physical_offset,
+            size: info.total_size as i32,
+            tags_code,
+        }
     }
 
     pub fn dispatched_pos(&self) -> u64 {
@@ -183,14 +215,14 @@ impl Dispatcher {
                 continue;
             }
             let cq = self.queue_or_create(info.topic, info.queue_id)?;
-            let mut run = vec![cq_entry(info)];
+            let mut run = vec![self.cq_entry(info)];
             let mut j = i + 1;
             while j < records.len()
                 && records[j].is_dispatchable()
                 && records[j].topic == info.topic
                 && records[j].queue_id == info.queue_id
             {
-                run.push(cq_entry(&records[j]));
+                run.push(self.cq_entry(&records[j]));
                 j += 1;
             }
             cq.append(info.queue_offset, &run)?;
@@ -377,7 +409,7 @@ impl Dispatcher {
                 cq
             }
         };
-        let entry = cq_entry(info);
+        let entry = self.cq_entry(info);
         let max = cq.max_offset();
         if info.queue_offset < max {
             if cq.get_for_recovery(info.queue_offset)? == Some(entry) {
@@ -458,12 +490,30 @@ impl Dispatcher {
     }
 }
 
-fn cq_entry(info: &DispatchInfo<'_>) -> CqEntry {
-    CqEntry {
-        phys_offset: info.physical_offset,
-        size: info.total_size as i32,
-        tags_code: info.tags_code,
-    }
+/// The topic delayed messages wait in; its ConsumeQueue tags code is the delivery time.
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+
+/// Parses RocketMQ's `messageDelayLevel` ("1s 5s 10s 30s 1m ... 2h") into milliseconds.
+pub fn parse_delay_levels(value: &str) -> Result<Vec<i64>> {
+    value
+        .split_whitespace()
+        .map(|level| {
+            let (number, unit) = level.split_at(level.len().saturating_sub(1));
+            let unit_ms = match unit {
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => 0,
+            };
+            match number.parse::<i64>() {
+                Ok(n) if unit_ms > 0 && n >= 0 => Ok(n.saturating_mul(unit_ms)),
+                _ => Err(StoreError::Config(format!(
+                    "messageDelayLevel: {level:?} is not a duration like 5s, 1m or 2h"
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// Drops trailing entries at or after `from_pos` (re-dispatch rewrites them), pointing past

@@ -260,7 +260,10 @@ impl MessageStore {
             &config.consume_queue_dir(),
             config.consume_queue_entries_per_file,
             key_index,
-        )?;
+        )?
+        .with_delay_levels(crate::dispatch::parse_delay_levels(
+            &config.message_delay_level,
+        )?);
         let store_cp: StoreCheckpoint =
             checkpoint::read(&config.checkpoint_path()).unwrap_or_default();
         let dispatch_recovery = dispatcher.recover(

@@ -347,3 +347,47 @@ fn store_timestamps_stay_monotonic_across_restarts() {
         50_000
     );
 }
+
+#[test]
+fn scheduled_messages_carry_their_delivery_time_as_tags_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = store::Environment {
+        clock: store::ManualClock::new(100_000, 12),
+        disk: store::ManualDiskUsage::new(0.1),
+    };
+    let (store, _) = MessageStore::open_with(small_config(dir.path()), env).unwrap();
+    let props = remoting::message::properties::encode([("DELAY", "3"), ("TAGS", "TagA")]);
+    let draft = remoting::message::MessageDraft {
+        topic: "SCHEDULE_TOPIC_XXXX",
+        body: b"later",
+        flag: 0,
+        properties: &props,
+        queue_id: 2,
+        sys_flag: 0,
+        born_timestamp_ms: 1,
+        born_host: "127.0.0.1:1".parse().unwrap(),
+        store_host: "127.0.0.1:2".parse().unwrap(),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        queue_offset: 0,
+        physical_offset: 0,
+        store_timestamp_ms: 0,
+    };
+    put_one(&store, &remoting::message::encode(&draft).unwrap());
+    // Level 3 of the default "1s 5s 10s ..." is 10 s.
+    let due_now = |code: i64| code <= 100_000 + 9_999;
+    assert_eq!(
+        store
+            .get_messages("SCHEDULE_TOPIC_XXXX", 2, 0, 32, None, &due_now)
+            .status,
+        GetMessageStatus::NoMatchedMessage
+    );
+    let due_later = |code: i64| code == 110_000;
+    assert_eq!(
+        store
+            .get_messages("SCHEDULE_TOPIC_XXXX", 2, 0, 32, None, &due_later)
+            .messages
+            .len(),
+        1
+    );
+}
