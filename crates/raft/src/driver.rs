@@ -275,13 +275,18 @@ impl RaftDriver {
         let node = Node::new(config.id, &members, raft, storage, persisted)?;
         let shutdown = CancellationToken::new();
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_len.max(1));
+        // A frame must hold the largest append the leader may send.
+        let mut transport_config = config.transport.clone();
+        transport_config.max_frame_bytes = transport_config
+            .max_frame_bytes
+            .max(config.raft.max_batch_bytes + config.raft.max_entry_body_bytes + (64 << 10));
         let transport = Transport::start(
             config.id,
             &config.group,
             &config.peers,
             listener,
             inbound_tx,
-            &config.transport,
+            &transport_config,
             shutdown.clone(),
         );
         let (command_tx, command_rx) = mpsc::channel(config.proposal_queue_len.max(1));

@@ -81,6 +81,32 @@ pub trait LogStorage: Send + 'static {
     fn sync(&mut self) -> Result<(), StorageError>;
 }
 
+/// The placement rule of a log cut in segments of `segment_bytes`: an entry starts where
+/// the log ends if it fits in the rest of that segment, otherwise at the start of the next
+/// segment (the skipped tail holds blank filler, [`crate::entry::encode_blank`], or zeros if
+/// it is shorter than [`crate::entry::BLANK_MIN_LEN`]). Shared by [`MemLog`] and the file-backed
+/// CommitLog so that both place every entry at the same position.
+pub fn segment_place(
+    end_pos: u64,
+    framed_len: u64,
+    segment_bytes: u64,
+) -> Result<u64, StorageError> {
+    if framed_len > segment_bytes || segment_bytes == 0 {
+        return Err(StorageError::EntryTooLarge {
+            framed_len,
+            segment_bytes,
+        });
+    }
+    let used = end_pos % segment_bytes;
+    if used + framed_len <= segment_bytes {
+        Ok(end_pos)
+    } else {
+        (end_pos - used)
+            .checked_add(segment_bytes)
+            .ok_or_else(|| StorageError::Other(format!("position {end_pos} overflows")))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Stored {
     frame: Bytes,
@@ -247,22 +273,9 @@ impl LogStorage for MemLog {
     }
 
     fn place(&self, end_pos: u64, framed_len: u64) -> Result<u64, StorageError> {
-        let Some(segment_bytes) = self.segment_bytes else {
-            return Ok(end_pos);
-        };
-        if framed_len > segment_bytes {
-            return Err(StorageError::EntryTooLarge {
-                framed_len,
-                segment_bytes,
-            });
-        }
-        let used = end_pos % segment_bytes;
-        if used + framed_len <= segment_bytes {
-            Ok(end_pos)
-        } else {
-            (end_pos - used)
-                .checked_add(segment_bytes)
-                .ok_or_else(|| StorageError::Other(format!("position {end_pos} overflows")))
+        match self.segment_bytes {
+            Some(segment_bytes) => segment_place(end_pos, framed_len, segment_bytes),
+            None => Ok(end_pos),
         }
     }
 

@@ -7,7 +7,8 @@
 //! - Committed entries never change: the first node to commit an index records it; every
 //!   node's entry at its own commit index must equal the record (with log matching, its whole
 //!   committed prefix does), and so must every entry handed to the application.
-//! - Leader completeness: a new leader holds the last recorded committed entry.
+//! - Leader completeness: a new leader of term T holds every entry committed in a term
+//!   before T (a stale leader of an older term, back from a pause, may lack newer ones).
 //! - Durability (with `sync_flush`): the highest committed entry is in the durable image of
 //!   a quorum, so no power cut of any set of nodes can lose it.
 
@@ -27,8 +28,11 @@ pub struct Checker {
     leaders: HashMap<u64, NodeId>,
     /// (index, term) -> (entry, term of the entry before it when known).
     written: HashMap<(u64, u64), (EntryFacts, Option<u64>)>,
-    /// Committed entries by index; `committed[i]` is index `committed_base + i + 1`.
+    /// Committed entries by index; `committed[i]` is index `i + 1`.
     committed: Vec<Option<EntryFacts>>,
+    /// For each committed index, the term of the node that first reported it committed: an
+    /// upper bound of the term in which it was committed.
+    commit_terms: Vec<u64>,
 }
 
 pub type Violation = String;
@@ -101,7 +105,13 @@ impl Checker {
     }
 
     /// A node reports `commit`: record new committed entries, compare known ones.
-    pub fn committed(&mut self, id: NodeId, log: &MemLog, commit: u64) -> Result<(), Violation> {
+    pub fn committed(
+        &mut self,
+        id: NodeId,
+        term: u64,
+        log: &MemLog,
+        commit: u64,
+    ) -> Result<(), Violation> {
         if commit > log.last_index() {
             return Err(format!(
                 "{id}: commit {commit} beyond its last index {}",
@@ -138,17 +148,20 @@ impl Checker {
         Ok(())
     }
 
-    /// A new leader must hold every committed entry (the last one suffices, given log
-    /// matching).
-    pub fn leader_complete(&self, id: NodeId, log: &MemLog) -> Result<(), Violation> {
-        let last = self.committed_len();
-        if last == 0 || last < log.first_index() {
+    /// A new leader of `term` must hold every entry committed in an earlier term; the last
+    /// such entry suffices, given log matching.
+    pub fn leader_complete(&self, id: NodeId, term: u64, log: &MemLog) -> Result<(), Violation> {
+        let Some(slot) = self.commit_terms.iter().rposition(|&t| t < term) else {
+            return Ok(());
+        };
+        let last = slot as u64 + 1;
+        if last < log.first_index() {
             return Ok(());
         }
         let mine = facts(log, last);
-        if mine != self.committed_at(last) && self.committed_at(last).is_some() {
+        if self.committed_at(last).is_some() && mine != self.committed_at(last) {
             return Err(format!(
-                "leader completeness: new leader {id} has {last} as {mine:?}, committed as {:?}",
+                "leader completeness: new leader {id} of term {term} has {last} as {mine:?}, committed as {:?}",
                 self.committed_at(last)
             ));
         }

@@ -31,6 +31,8 @@ struct SimNode {
     commit_seen: u64,
     leader_terms_seen: Option<u64>,
     sync_pending: bool,
+    /// A paused process (SIGSTOP, a long GC): no ticks, no messages, state kept.
+    paused_until: u64,
 }
 
 /// A proposal waiting for its commit, as a client would.
@@ -139,6 +141,7 @@ impl Sim {
                     commit_seen: 0,
                     leader_terms_seen: None,
                     sync_pending: false,
+                    paused_until: 0,
                 }
             })
             .collect();
@@ -260,6 +263,7 @@ impl Sim {
         self.net.heal();
         self.net.faults = false;
         for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = 0;
             if self.nodes[i].node.is_none() {
                 self.restart(i)?;
             }
@@ -276,6 +280,12 @@ impl Sim {
                 if self.nodes[i].node.is_some() {
                     self.crash(i);
                 }
+            }
+            37..=40 => {
+                let i = self.rng.gen_range(0..size);
+                let ticks = self.rng.gen_range(5..60);
+                self.nodes[i].paused_until = self.now + ticks;
+                self.note(|| format!("pause {i} for {ticks} ticks"));
             }
             999 => {
                 // Everyone at once: with sync_flush nothing committed may be lost.
@@ -397,6 +407,9 @@ impl Sim {
     }
 
     fn propose_at(&mut self, i: usize, count: usize) -> Result<Vec<EntryPlace>, Violation> {
+        if self.nodes[i].paused_until > self.now {
+            return Ok(Vec::new());
+        }
         let Some(node) = self.nodes[i].node.as_mut() else {
             return Ok(Vec::new());
         };
@@ -441,6 +454,12 @@ impl Sim {
                 return Err("network never drains".to_string());
             }
             let to = msg.to.0 as usize;
+            if let Some(until) = self.nodes.get(to).map(|n| n.paused_until) {
+                if until > self.now {
+                    self.net.hold(&mut self.rng, until, msg);
+                    continue;
+                }
+            }
             if self.verbose && std::env::var("RAFT_SIM_MESSAGES").is_ok() {
                 let line = format!(
                     "{} -> {} t{}: {:?}",
@@ -458,13 +477,19 @@ impl Sim {
             self.after_step(to)?;
         }
         for i in 0..self.nodes.len() {
+            if self.nodes[i].paused_until > self.now {
+                continue;
+            }
             if let Some(node) = self.nodes[i].node.as_mut() {
                 node.tick().map_err(|e| format!("tick failed: {e}"))?;
                 self.after_step(i)?;
             }
         }
         for i in 0..self.nodes.len() {
-            if self.nodes[i].sync_pending && self.rng.gen_bool(0.6) {
+            if self.nodes[i].sync_pending
+                && self.nodes[i].paused_until <= self.now
+                && self.rng.gen_bool(0.6)
+            {
                 self.sync(i)?;
             }
         }
@@ -565,13 +590,14 @@ impl Sim {
             ));
         }
         sn.commit_seen = commit;
-        self.checker.committed(id, node.storage(), commit)?;
+        self.checker
+            .committed(id, node.term(), node.storage(), commit)?;
         if node.role() == Role::Leader {
             let term = node.term();
             self.checker.leader(term, id)?;
             if sn.leader_terms_seen != Some(term) {
                 sn.leader_terms_seen = Some(term);
-                self.checker.leader_complete(id, node.storage())?;
+                self.checker.leader_complete(id, term, node.storage())?;
             }
         }
         // Apply what may be applied, checking it against the committed record.

@@ -93,6 +93,15 @@ impl Network {
         }
     }
 
+    /// Delivers `msg` at `at` regardless of faults (a paused node's backlog).
+    pub fn hold(&mut self, rng: &mut SmallRng, at: u64, msg: Message) {
+        self.queue.push(Reverse(InFlight {
+            at,
+            seq: rng.gen(),
+            msg,
+        }));
+    }
+
     /// The next message due at or before `now`.
     pub fn pop_due(&mut self, now: u64) -> Option<Message> {
         if self.queue.peek().is_some_and(|Reverse(m)| m.at <= now) {
