@@ -31,6 +31,9 @@ pub struct BrokerConfig {
     pub listen_port: u16,
     pub namesrv_addrs: Vec<String>,
     pub broker_ip1: String,
+    /// Address the client port binds (not a RocketMQ key: RocketMQ always binds all
+    /// interfaces). `bindAddress`.
+    pub bind_address: String,
     pub store_path_root_dir: PathBuf,
     pub mapped_file_size_commit_log: u64,
     pub mapped_file_size_consume_queue_entries: u64,
@@ -46,6 +49,8 @@ pub struct BrokerConfig {
     pub long_polling_enable: bool,
     pub short_polling_time: Duration,
     pub register_name_server_period: Duration,
+    /// A client silent this long (no heartbeat) is dropped and its connection closed.
+    pub channel_expired_timeout: Duration,
     pub broker_permission: u32,
     pub region_id: String,
     pub trace_on: bool,
@@ -66,6 +71,7 @@ impl Default for BrokerConfig {
             listen_port: 10911,
             namesrv_addrs: Vec::new(),
             broker_ip1: "127.0.0.1".into(),
+            bind_address: "0.0.0.0".into(),
             store_path_root_dir: default_store_root(),
             mapped_file_size_commit_log: 1024 * 1024 * 1024,
             mapped_file_size_consume_queue_entries: 300_000,
@@ -81,6 +87,7 @@ impl Default for BrokerConfig {
             long_polling_enable: true,
             short_polling_time: Duration::from_millis(1000),
             register_name_server_period: Duration::from_secs(30),
+            channel_expired_timeout: Duration::from_secs(120),
             broker_permission: 6,
             region_id: "DefaultRegion".into(),
             trace_on: true,
@@ -148,7 +155,21 @@ impl BrokerConfig {
             "brokerId" => self.broker_id = s.parse_u64()?,
             "listenPort" => self.listen_port = s.parse_u16()?,
             "namesrvAddr" => self.namesrv_addrs = parse_namesrv_addrs(s)?,
-            "brokerIP1" => self.broker_ip1 = non_empty(s)?,
+            "brokerIP1" => {
+                let ip = non_empty(s)?;
+                // It goes into every offset msgId, which only holds an IP address.
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    return Err(s.bad("expected an IP address"));
+                }
+                self.broker_ip1 = ip
+            }
+            "bindAddress" => {
+                let ip = non_empty(s)?;
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    return Err(s.bad("expected an IP address"));
+                }
+                self.bind_address = ip
+            }
             "storePathRootDir" => self.store_path_root_dir = PathBuf::from(non_empty(s)?),
             // RocketMQ's key keeps its historic misspelling; accept the correct one too.
             "mapedFileSizeCommitLog" | "mappedFileSizeCommitLog" => {
@@ -189,6 +210,9 @@ impl BrokerConfig {
             }
             "registerNameServerPeriod" => {
                 self.register_name_server_period = Duration::from_millis(in_range(s, 1000, 60_000)?)
+            }
+            "channelExpiredTimeout" => {
+                self.channel_expired_timeout = Duration::from_millis(in_range(s, 1000, 3_600_000)?)
             }
             "brokerPermission" => self.broker_permission = in_range(s, 0, 15)? as u32,
             "regionId" => self.region_id = non_empty(s)?,
@@ -379,6 +403,8 @@ mod tests {
             "deleteWhen=25",
             "maxMessageSize=0",
             "mapedFileSizeCommitLog=12",
+            "brokerIP1=my-host",
+            "channelExpiredTimeout=5",
         ] {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains("line 1"), "{text}: {err}");

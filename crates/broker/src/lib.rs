@@ -1,5 +1,37 @@
-//! The broker: request processors over the message store.
+//! The broker: RocketMQ's request processors over a message-store facade.
 //!
 //! - [`config`]: `broker.conf` keys, defaults and validation.
+//! - [`runtime`]: [`start`] a broker, [`RunningBroker`], background work, shutdown.
+//! - [`context`]: [`BrokerContext`], everything a processor can reach.
+//! - [`processor`]: one module per request family (send, pull, offsets, heartbeats,
+//!   admin, queries, locks), routed by [`processor::BrokerProcessor`].
+//! - [`store_facade`]: the [`MessageStore`] trait between processors and storage, and
+//!   [`LocalStore`], the standalone store behind it.
+//! - [`metadata`]: topic configs, subscription groups and consumer offsets, each changed
+//!   by explicit ops through one `apply` path and persisted under `config/`.
+//! - [`client`]: consumer and producer groups from heartbeats; orderly-consumption locks.
+//! - [`long_poll`]: pulls parked until a message arrives.
+//! - [`registration`]: registering with the name servers.
+//! - [`role`]: master or slave.
+//! - [`stats`]: message counters and rates.
+//! - [`local`]: a name server and a broker in one process (`mqlocal`).
+//! - [`clock`]: wall-clock milliseconds.
 
+pub mod client;
+pub mod clock;
 pub mod config;
+pub mod context;
+pub mod local;
+pub mod long_poll;
+pub mod metadata;
+pub mod processor;
+pub mod registration;
+pub mod role;
+pub mod runtime;
+pub mod stats;
+pub mod store_facade;
+
+pub use config::BrokerConfig;
+pub use context::BrokerContext;
+pub use runtime::{start, start_with_store, RunningBroker, StartError};
+pub use store_facade::{LocalStore, MessageStore};

@@ -1,4 +1,82 @@
-fn main() {
-    eprintln!("mqbroker: not built yet");
-    std::process::exit(1);
+//! `mqbroker -c broker.conf [-n namesrv]`: RocketMQ's broker command.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use broker::config::BrokerConfig;
+use clap::Parser;
+use namesrv::properties::Setting;
+use tracing::{info, warn};
+
+#[derive(Parser)]
+#[command(name = "mqbroker", about = "RocketMQ-compatible broker")]
+struct Args {
+    /// Config file in RocketMQ's key=value form (broker.conf).
+    #[arg(short = 'c', long = "configFile")]
+    config_file: Option<PathBuf>,
+    /// Name server address(es), `host:port[;host:port...]`; overrides namesrvAddr.
+    #[arg(short = 'n', long = "namesrvAddr")]
+    namesrv_addr: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = match &args.config_file {
+        Some(path) => {
+            let (config, unknown) =
+                BrokerConfig::load(path).with_context(|| format!("loading {}", path.display()))?;
+            for setting in unknown {
+                warn!(key = %setting.key, line = setting.line, "unknown broker setting ignored");
+            }
+            config
+        }
+        None => BrokerConfig::default(),
+    };
+    if let Some(addrs) = args.namesrv_addr {
+        let setting = Setting {
+            key: "namesrvAddr".into(),
+            value: addrs,
+            line: 0,
+        };
+        config.apply(&setting).context("-n")?;
+    }
+    if config.namesrv_addrs.is_empty() {
+        warn!("no name server configured (namesrvAddr or -n): clients will not find this broker");
+    }
+    if config.enable_dledger_commit_log {
+        bail!("enableDLegerCommitLog=true is not supported yet; this broker runs standalone");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("broker")
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let running = broker::start(config).await.context("starting the broker")?;
+        shutdown_signal().await;
+        info!("signal received; shutting down");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -1,0 +1,100 @@
+//! Producer groups and their channels, kept for admin views and for calling producers back.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use remoting::body::ProducerConnection;
+
+use super::ClientChannel;
+
+pub struct ProducerManager {
+    /// Group → connection id → channel.
+    groups: RwLock<HashMap<String, HashMap<u64, ClientChannel>>>,
+    max_groups: usize,
+    max_channels_per_group: usize,
+}
+
+impl ProducerManager {
+    pub fn new(max_groups: usize, max_channels_per_group: usize) -> Self {
+        ProducerManager {
+            groups: RwLock::new(HashMap::new()),
+            max_groups,
+            max_channels_per_group,
+        }
+    }
+
+    /// Records a heartbeat; returns false when a limit refused it.
+    pub fn register(&self, group: &str, channel: ClientChannel) -> bool {
+        let mut groups = self.groups.write();
+        if !groups.contains_key(group) && groups.len() >= self.max_groups {
+            return false;
+        }
+        let channels = groups.entry(group.to_owned()).or_default();
+        let conn_id = channel.conn.id();
+        let room = channels.len() < self.max_channels_per_group;
+        match channels.get_mut(&conn_id) {
+            Some(existing) => {
+                existing.last_heartbeat = channel.last_heartbeat;
+                existing.client_id = channel.client_id;
+                true
+            }
+            None if room => {
+                channels.insert(conn_id, channel);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn unregister(&self, group: &str, conn_id: u64) {
+        let mut groups = self.groups.write();
+        if let Some(channels) = groups.get_mut(group) {
+            channels.remove(&conn_id);
+            if channels.is_empty() {
+                groups.remove(group);
+            }
+        }
+    }
+
+    pub fn connection_closed(&self, conn_id: u64) {
+        self.remove_channels(|channel| channel.conn.id() == conn_id);
+    }
+
+    /// Drops channels silent for longer than `timeout`; returns them (to be closed).
+    pub fn expire(&self, now: Instant, timeout: Duration) -> Vec<ClientChannel> {
+        let mut expired = Vec::new();
+        self.remove_channels(|channel| {
+            let stale = now.saturating_duration_since(channel.last_heartbeat) > timeout;
+            if stale {
+                expired.push(channel.clone());
+            }
+            stale
+        });
+        expired
+    }
+
+    fn remove_channels(&self, mut gone: impl FnMut(&ClientChannel) -> bool) {
+        let mut groups = self.groups.write();
+        groups.retain(|_, channels| {
+            channels.retain(|_, channel| !gone(channel));
+            !channels.is_empty()
+        });
+    }
+
+    /// GET_PRODUCER_CONNECTION_LIST's body.
+    pub fn connection_view(&self, group: &str) -> Option<ProducerConnection> {
+        let groups = self.groups.read();
+        let channels = groups.get(group)?;
+        Some(ProducerConnection {
+            connection_set: channels
+                .values()
+                .map(ClientChannel::connection_view)
+                .collect(),
+        })
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.read().len()
+    }
+}

@@ -1,0 +1,309 @@
+//! Administration (mqadmin, dashboards): topics, subscription groups, broker config.
+//!
+//! UPDATE_AND_CREATE_TOPIC (17), DELETE_TOPIC_IN_BROKER (215), GET_ALL_TOPIC_CONFIG (21),
+//! GET_TOPIC_CONFIG (351), GET_TOPIC_NAME_LIST (23), UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
+//! (200), GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201), GET_SUBSCRIPTIONGROUP_CONFIG (352),
+//! DELETE_SUBSCRIPTIONGROUP (207), GET_BROKER_CONFIG (26), GET_ALL_CONSUMER_OFFSET (43).
+//! Topic changes are announced to the name servers right away.
+
+use std::collections::BTreeMap;
+
+use remoting::body::{SubscriptionGroupConfig, TopicConfig, TopicList};
+use remoting::code::response;
+use remoting::command::RemotingCommand;
+use remoting::header::admin::{
+    CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader,
+    GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader,
+};
+use remoting::message::validate::{is_system_topic, system_topic_conflict_remark};
+use remoting::message::{validate_group, validate_topic};
+use tracing::info;
+
+use super::{decode_header, error, Refusal};
+use crate::context::BrokerContext;
+use crate::metadata::{OffsetOp, SubscriptionOp, TopicOp};
+
+/// Most queues a topic may have on one broker.
+const MAX_QUEUE_NUMS: i32 = 1024;
+
+fn require_master(ctx: &BrokerContext) -> Result<(), Refusal> {
+    if ctx.role.is_master() {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            response::SYSTEM_ERROR,
+            "the broker is a slave; change metadata on its master",
+        ))
+    }
+}
+
+pub fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: CreateTopicRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    if let Err(refusal) = require_master(ctx) {
+        return refusal.into_response(request);
+    }
+    let topic = header.topic.as_str();
+    if let Err(e) = validate_topic(topic) {
+        return error(request, response::SYSTEM_ERROR, e.to_string());
+    }
+    if is_system_topic(topic) {
+        return error(
+            request,
+            response::SYSTEM_ERROR,
+            system_topic_conflict_remark(topic),
+        );
+    }
+    for (name, value) in [
+        ("readQueueNums", header.read_queue_nums),
+        ("writeQueueNums", header.write_queue_nums),
+    ] {
+        if !(1..=MAX_QUEUE_NUMS).contains(&value) {
+            return error(
+                request,
+                response::INVALID_PARAMETER,
+                format!("{name} {value} must be between 1 and {MAX_QUEUE_NUMS}"),
+            );
+        }
+    }
+    if !(0..=15).contains(&header.perm) {
+        return error(
+            request,
+            response::INVALID_PARAMETER,
+            format!("perm {} is not a permission", header.perm),
+        );
+    }
+    let config = TopicConfig {
+        topic_name: header.topic.clone(),
+        read_queue_nums: header.read_queue_nums,
+        write_queue_nums: header.write_queue_nums,
+        perm: header.perm,
+        topic_filter_type: header.topic_filter_type,
+        topic_sys_flag: header.topic_sys_flag.unwrap_or(0),
+        order: header.order,
+        attributes: BTreeMap::new(),
+    };
+    match ctx.apply_topic_op(TopicOp::Upsert(config)) {
+        Ok(_) => {
+            info!(%topic, read = header.read_queue_nums, write = header.write_queue_nums,
+                perm = header.perm, "topic created or updated");
+            RemotingCommand::success_to(request)
+        }
+        Err(e) => error(request, response::SYSTEM_ERROR, e.to_string()),
+    }
+}
+
+pub fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: TopicRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    if let Err(refusal) = require_master(ctx) {
+        return refusal.into_response(request);
+    }
+    let topic = header.topic;
+    if let Err(e) = validate_topic(&topic) {
+        return error(request, response::SYSTEM_ERROR, e.to_string());
+    }
+    if is_system_topic(&topic) {
+        return error(
+            request,
+            response::SYSTEM_ERROR,
+            system_topic_conflict_remark(&topic),
+        );
+    }
+    if let Err(e) = ctx.apply_topic_op(TopicOp::Delete {
+        topic: topic.clone(),
+    }) {
+        return error(request, response::SYSTEM_ERROR, e.to_string());
+    }
+    if let Err(e) = ctx.offsets.apply(OffsetOp::RemoveTopic {
+        topic: topic.clone(),
+    }) {
+        return error(request, response::SYSTEM_ERROR, e.to_string());
+    }
+    if let Err(e) = ctx.store.delete_topic(&topic) {
+        return error(request, response::SYSTEM_ERROR, e.to_string());
+    }
+    info!(%topic, "topic deleted");
+    RemotingCommand::success_to(request)
+}
+
+pub fn all_topic_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    RemotingCommand::success_to(request).with_body(ctx.topics.wrapper().encode())
+}
+
+pub fn topic_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: TopicRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    match ctx.topics.get(&header.topic) {
+        Some(config) => RemotingCommand::success_to(request)
+            .with_body(serde_json::to_vec(config.as_ref()).unwrap_or_default()),
+        None => error(
+            request,
+            response::TOPIC_NOT_EXIST,
+            format!("No topic in this broker. topic: {}", header.topic),
+        ),
+    }
+}
+
+pub fn topic_names(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let list = TopicList {
+        topic_list: ctx.topics.topic_names().into_iter().collect(),
+        broker_addr: Some(ctx.broker_addr.clone()),
+    };
+    RemotingCommand::success_to(request).with_body(serde_json::to_vec(&list).unwrap_or_default())
+}
+
+pub fn create_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    if let Err(refusal) = require_master(ctx) {
+        return refusal.into_response(request);
+    }
+    let config: SubscriptionGroupConfig = match remoting::body::fastjson::decode(&request.body) {
+        Ok(config) => config,
+        Err(e) => {
+            return error(
+                request,
+                response::SYSTEM_ERROR,
+                format!("bad subscription group body: {e}"),
+            )
+        }
+    };
+    if let Err(e) = validate_group(&config.group_name) {
+        return error(request, response::INVALID_PARAMETER, e.to_string());
+    }
+    if !(0..=MAX_QUEUE_NUMS).contains(&config.retry_queue_nums) {
+        return error(
+            request,
+            response::INVALID_PARAMETER,
+            format!("retryQueueNums {} is out of range", config.retry_queue_nums),
+        );
+    }
+    let group = config.group_name.clone();
+    match ctx.groups.apply(SubscriptionOp::Upsert(config)) {
+        Ok(_) => {
+            info!(%group, "subscription group created or updated");
+            RemotingCommand::success_to(request)
+        }
+        Err(e) => error(request, response::SYSTEM_ERROR, e.to_string()),
+    }
+}
+
+pub fn all_group_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    RemotingCommand::success_to(request)
+        .with_body(serde_json::to_vec(&ctx.groups.wrapper()).unwrap_or_default())
+}
+
+pub fn group_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: GetSubscriptionGroupConfigRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    match ctx.groups.get(&header.group) {
+        Some(config) => RemotingCommand::success_to(request)
+            .with_body(serde_json::to_vec(config.as_ref()).unwrap_or_default()),
+        None => error(
+            request,
+            response::SUBSCRIPTION_GROUP_NOT_EXIST,
+            format!("No group in this broker. group: {}", header.group),
+        ),
+    }
+}
+
+pub fn delete_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: DeleteSubscriptionGroupRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    if let Err(refusal) = require_master(ctx) {
+        return refusal.into_response(request);
+    }
+    if let Err(e) = ctx.groups.apply(SubscriptionOp::Delete {
+        group: header.group_name.clone(),
+    }) {
+        return error(request, response::SYSTEM_ERROR, e.to_string());
+    }
+    if header.clean_offset {
+        if let Err(e) = ctx.offsets.apply(OffsetOp::RemoveGroup {
+            group: header.group_name.clone(),
+        }) {
+            return error(request, response::SYSTEM_ERROR, e.to_string());
+        }
+    }
+    info!(group = %header.group_name, "subscription group deleted");
+    RemotingCommand::success_to(request)
+}
+
+/// The running configuration as `key=value` lines (what mqadmin getBrokerConfig prints).
+pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let c = &ctx.config;
+    let delete_when = c
+        .delete_when
+        .iter()
+        .map(|h| format!("{h:02}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let flush_disk_type = match c.flush_disk_type {
+        crate::config::FlushDiskType::Async => "ASYNC_FLUSH",
+        crate::config::FlushDiskType::Sync => "SYNC_FLUSH",
+    };
+    let lines = [
+        ("brokerClusterName", c.broker_cluster_name.clone()),
+        ("brokerName", c.broker_name.clone()),
+        ("brokerId", ctx.role.broker_id().to_string()),
+        ("brokerIP1", c.broker_ip1.clone()),
+        ("listenPort", ctx.store_host.port().to_string()),
+        ("namesrvAddr", c.namesrv_addrs.join(";")),
+        (
+            "storePathRootDir",
+            c.store_path_root_dir.display().to_string(),
+        ),
+        (
+            "mapedFileSizeCommitLog",
+            c.mapped_file_size_commit_log.to_string(),
+        ),
+        ("flushDiskType", flush_disk_type.to_string()),
+        (
+            "autoCreateTopicEnable",
+            c.auto_create_topic_enable.to_string(),
+        ),
+        (
+            "autoCreateSubscriptionGroup",
+            c.auto_create_subscription_group.to_string(),
+        ),
+        (
+            "defaultTopicQueueNums",
+            c.default_topic_queue_nums.to_string(),
+        ),
+        ("maxMessageSize", c.max_message_size.to_string()),
+        ("fileReservedTime", c.file_reserved_time_hours.to_string()),
+        ("deleteWhen", delete_when),
+        ("brokerPermission", c.broker_permission.to_string()),
+        ("longPollingEnable", c.long_polling_enable.to_string()),
+        (
+            "registerNameServerPeriod",
+            c.register_name_server_period.as_millis().to_string(),
+        ),
+        ("regionId", c.region_id.clone()),
+        ("traceOn", c.trace_on.to_string()),
+    ];
+    let mut body = String::new();
+    for (key, value) in lines {
+        body.push_str(key);
+        body.push('=');
+        body.push_str(&value);
+        body.push('\n');
+    }
+    let version = serde_json::to_string(&ctx.topics.data_version()).unwrap_or_default();
+    RemotingCommand::success_to(request)
+        .with_ext_field("version", version)
+        .with_body(body.into_bytes())
+}
+
+pub fn all_consumer_offsets(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    RemotingCommand::success_to(request).with_body(ctx.offsets.encode())
+}

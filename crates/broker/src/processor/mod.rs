@@ -1,0 +1,158 @@
+//! Request processors, one file per request family, each with the same shape: decode the
+//! header, validate in RocketMQ's order (so clients get the codes they act on), act,
+//! respond.
+//!
+//! - [`send`]: SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE.
+//! - [`send_back`]: CONSUMER_SEND_MSG_BACK (retry and dead-letter queues).
+//! - [`pull`]: PULL_MESSAGE, LITE_PULL_MESSAGE, with long polling.
+//! - [`consumer_manage`]: consumer offsets and consumer lists.
+//! - [`client_manage`]: HEART_BEAT, UNREGISTER_CLIENT, CHECK_CLIENT_CONFIG.
+//! - [`queue_offset`]: max/min offsets, offset by time, earliest store time.
+//! - [`query`]: QUERY_MESSAGE, VIEW_MESSAGE_BY_ID.
+//! - [`rebalance`]: LOCK_BATCH_MQ, UNLOCK_BATCH_MQ.
+//! - [`admin`]: topics, subscription groups, broker config.
+//! - [`stats`]: runtime info, topic and consume stats, connection lists.
+//! - [`record`]: building stored records from what clients send.
+
+pub mod admin;
+pub mod client_manage;
+pub mod consumer_manage;
+pub mod pull;
+pub mod query;
+pub mod queue_offset;
+pub mod rebalance;
+pub mod record;
+pub mod send;
+pub mod send_back;
+pub mod stats;
+
+use std::sync::Arc;
+
+use remoting::code::{request as code, response};
+use remoting::command::RemotingCommand;
+use remoting::header::{CommandHeader, HeaderError};
+use remoting::server::{ConnectionHandle, RequestProcessor};
+
+use crate::client::consumer::notify_ids_changed;
+use crate::context::BrokerContext;
+
+/// The broker's [`RequestProcessor`]: routes each request code to its processor.
+pub struct BrokerProcessor {
+    ctx: Arc<BrokerContext>,
+}
+
+impl BrokerProcessor {
+    pub fn new(ctx: Arc<BrokerContext>) -> Self {
+        BrokerProcessor { ctx }
+    }
+}
+
+impl RequestProcessor for BrokerProcessor {
+    async fn process(
+        &self,
+        conn: &ConnectionHandle,
+        request: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        let ctx = &self.ctx;
+        let response = match request.code {
+            code::SEND_MESSAGE | code::SEND_MESSAGE_V2 | code::SEND_BATCH_MESSAGE => {
+                send::process(ctx, conn, &request).await
+            }
+            code::CONSUMER_SEND_MSG_BACK => send_back::process(ctx, &request).await,
+            code::PULL_MESSAGE | code::LITE_PULL_MESSAGE => pull::process(ctx, &request).await,
+            code::QUERY_CONSUMER_OFFSET => consumer_manage::query_offset(ctx, &request),
+            code::UPDATE_CONSUMER_OFFSET => consumer_manage::update_offset(ctx, &request),
+            code::GET_CONSUMER_LIST_BY_GROUP => consumer_manage::consumer_list(ctx, &request),
+            code::HEART_BEAT => client_manage::heartbeat(ctx, conn, &request),
+            code::UNREGISTER_CLIENT => client_manage::unregister(ctx, conn, &request),
+            code::CHECK_CLIENT_CONFIG => client_manage::check_client_config(&request),
+            code::GET_MAX_OFFSET => queue_offset::max_offset(ctx, &request),
+            code::GET_MIN_OFFSET => queue_offset::min_offset(ctx, &request),
+            code::SEARCH_OFFSET_BY_TIMESTAMP => queue_offset::search_by_timestamp(ctx, &request),
+            code::GET_EARLIEST_MSG_STORETIME => queue_offset::earliest_store_time(ctx, &request),
+            code::QUERY_MESSAGE => query::query_message(ctx, &request),
+            code::VIEW_MESSAGE_BY_ID => query::view_message(ctx, &request),
+            code::LOCK_BATCH_MQ => rebalance::lock(ctx, &request),
+            code::UNLOCK_BATCH_MQ => rebalance::unlock(ctx, &request),
+            code::UPDATE_AND_CREATE_TOPIC => admin::create_topic(ctx, &request),
+            code::DELETE_TOPIC_IN_BROKER => admin::delete_topic(ctx, &request),
+            code::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(ctx, &request),
+            code::GET_TOPIC_CONFIG => admin::topic_config(ctx, &request),
+            code::GET_TOPIC_NAME_LIST => admin::topic_names(ctx, &request),
+            code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => admin::create_group(ctx, &request),
+            code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin::all_group_config(ctx, &request),
+            code::GET_SUBSCRIPTIONGROUP_CONFIG => admin::group_config(ctx, &request),
+            code::DELETE_SUBSCRIPTIONGROUP => admin::delete_group(ctx, &request),
+            code::GET_BROKER_CONFIG => admin::broker_config(ctx, &request),
+            code::GET_ALL_CONSUMER_OFFSET => admin::all_consumer_offsets(ctx, &request),
+            code::GET_BROKER_RUNTIME_INFO => stats::runtime_info(ctx, &request),
+            code::GET_TOPIC_STATS_INFO => stats::topic_stats(ctx, &request),
+            code::GET_CONSUME_STATS => stats::consume_stats(ctx, &request),
+            code::GET_CONSUMER_CONNECTION_LIST => stats::consumer_connections(ctx, &request),
+            code::GET_PRODUCER_CONNECTION_LIST => stats::producer_connections(ctx, &request),
+            code::QUERY_TOPIC_CONSUME_BY_WHO => stats::consumed_by_whom(ctx, &request),
+            _ => RemotingCommand::not_supported_to(&request),
+        };
+        Some(response)
+    }
+
+    fn connection_closed(&self, conn: &ConnectionHandle) {
+        self.ctx.producers.connection_closed(conn.id());
+        for change in self.ctx.consumers.connection_closed(conn.id()) {
+            notify_if_enabled(&self.ctx, change);
+        }
+    }
+}
+
+/// Notifies a group's members of a membership change unless the group opted out.
+pub(crate) fn notify_if_enabled(ctx: &BrokerContext, change: crate::client::consumer::GroupChange) {
+    let enabled = ctx
+        .groups
+        .get(&change.group)
+        .is_none_or(|group| group.notify_consumer_ids_changed_enable);
+    if enabled {
+        notify_ids_changed(change);
+    }
+}
+
+/// Why a request is answered with an error code instead of being carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: i32,
+    pub remark: String,
+}
+
+impl Refusal {
+    pub fn new(code: i32, remark: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            remark: remark.into(),
+        }
+    }
+
+    pub fn into_response(self, request: &RemotingCommand) -> RemotingCommand {
+        RemotingCommand::error_to(request, self.code, self.remark)
+    }
+}
+
+impl From<HeaderError> for Refusal {
+    /// Java's header decoder throws on a missing or unparsable required field and the
+    /// request fails with SYSTEM_ERROR.
+    fn from(error: HeaderError) -> Self {
+        Refusal::new(response::SYSTEM_ERROR, error.to_string())
+    }
+}
+
+/// Parses a request's typed header.
+pub(crate) fn decode_header<H: CommandHeader>(request: &RemotingCommand) -> Result<H, Refusal> {
+    request.decode_header::<H>().map_err(Refusal::from)
+}
+
+/// `code` with `remark`.
+pub(crate) fn error(
+    request: &RemotingCommand,
+    code: i32,
+    remark: impl Into<String>,
+) -> RemotingCommand {
+    RemotingCommand::error_to(request, code, remark)
+}

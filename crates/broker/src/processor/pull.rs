@@ -1,0 +1,393 @@
+//! PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361), with long polling.
+//!
+//! Checks, in RocketMQ's order: header; role and broker permission; subscription group
+//! (auto-created when allowed) and its consume permission; topic exists and is readable;
+//! queue id; the subscription (from the request when it carries one, else the one the
+//! group's heartbeat registered: Java push consumers send none).
+//!
+//! The response body is the stored records exactly as the CommitLog holds them, back to
+//! back. Every response, whatever its code, carries the four offsets clients read
+//! (`suggestWhichBrokerId`, `nextBeginOffset`, `minOffset`, `maxOffset`).
+//!
+//! Long polling: a pull with FLAG_SUSPEND that finds nothing new is parked on its queue
+//! (see [`crate::long_poll`]) until a message arrives there or its suspend time (capped
+//! below the clients' 30 s socket timeout) runs out. On each arrival it re-reads: a match
+//! answers at once; arrivals its filter rejects move its read position on and it keeps
+//! waiting while time remains.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use remoting::body::perm;
+use remoting::code::response;
+use remoting::command::RemotingCommand;
+use remoting::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
+use remoting::message::sysflag::pull as pull_flag;
+use remoting::message::tag::SubscriptionError;
+use remoting::message::TagFilter;
+use store::{GetMessageResult, GetMessageStatus};
+use tokio::time::Instant;
+
+use crate::context::BrokerContext;
+use crate::metadata::OffsetOp;
+use crate::store_facade::GetRequest;
+
+/// Clients wait 30 s for a suspended pull; answer well before.
+pub const MAX_SUSPEND: Duration = Duration::from_secs(25);
+
+pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header = match request.decode_header::<PullMessageRequestHeader>() {
+        Ok(header) => header,
+        Err(e) => {
+            return with_offsets(
+                RemotingCommand::error_to(request, response::SYSTEM_ERROR, e.to_string()),
+                0,
+                0,
+                0,
+            )
+        }
+    };
+    let filter = match check(ctx, &header) {
+        Ok(filter) => filter,
+        Err((code, remark)) => {
+            let (min, max) = queue_bounds(ctx, &header);
+            return with_offsets(
+                RemotingCommand::error_to(request, code, remark),
+                header.queue_offset,
+                min,
+                max,
+            );
+        }
+    };
+    if header.sys_flag & pull_flag::COMMIT_OFFSET != 0 && ctx.role.is_master() {
+        commit_offset(ctx, &header);
+    }
+    read_or_wait(ctx, request, &header, &filter).await
+}
+
+type Refusal = (i32, String);
+
+fn check(ctx: &BrokerContext, header: &PullMessageRequestHeader) -> Result<TagFilter, Refusal> {
+    if !ctx.role.is_master() && !ctx.config.slave_read_enable {
+        return Err((
+            response::NO_PERMISSION,
+            "the broker is a slave and slaveReadEnable=false; pull from its master".into(),
+        ));
+    }
+    if !ctx.is_readable() {
+        return Err((
+            response::NO_PERMISSION,
+            format!(
+                "the broker[{}] pulling message is forbidden",
+                ctx.config.broker_ip1
+            ),
+        ));
+    }
+    let group = header.consumer_group.as_str();
+    if let Err(e) = remoting::message::validate_group(group) {
+        return Err((response::INVALID_PARAMETER, e.to_string()));
+    }
+    let group_config = match ctx
+        .groups
+        .find_or_create(group, ctx.config.auto_create_subscription_group)
+    {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            return Err((
+                response::SUBSCRIPTION_GROUP_NOT_EXIST,
+                format!("subscription group [{group}] does not exist"),
+            ))
+        }
+        Err(e) => return Err((response::SYSTEM_ERROR, e.to_string())),
+    };
+    if !group_config.consume_enable {
+        return Err((
+            response::NO_PERMISSION,
+            format!("subscription group no permission, {group}"),
+        ));
+    }
+    let topic = header.topic.as_str();
+    let Some(topic_config) = ctx.topics.get(topic) else {
+        return Err((
+            response::TOPIC_NOT_EXIST,
+            format!("topic[{topic}] not exist, apply first please!"),
+        ));
+    };
+    if !perm::is_readable(topic_config.perm) {
+        return Err((
+            response::NO_PERMISSION,
+            format!("the topic[{topic}] pulling message is forbidden"),
+        ));
+    }
+    if header.queue_id < 0 || header.queue_id >= topic_config.read_queue_nums {
+        return Err((
+            response::INVALID_PARAMETER,
+            format!(
+                "queueId[{}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{}]",
+                header.queue_id, topic_config.read_queue_nums
+            ),
+        ));
+    }
+    if header.sys_flag & pull_flag::SUBSCRIPTION != 0 {
+        let expression = header.subscription.as_deref().unwrap_or("");
+        return TagFilter::parse_typed(expression, header.expression_type.as_deref())
+            .map_err(subscription_refusal);
+    }
+    let Some(subscription) = ctx.consumers.subscription(group, topic) else {
+        let remark = if ctx.consumers.group_exists(group) {
+            format!("the consumer's subscription not exist, group: {group} topic: {topic}")
+        } else {
+            format!("the consumer's group info not exist, group: {group}")
+        };
+        return Err((response::SUBSCRIPTION_NOT_EXIST, remark));
+    };
+    if subscription.sub_version < header.sub_version {
+        return Err((
+            response::SUBSCRIPTION_NOT_LATEST,
+            format!("the consumer's subscription not latest, group: {group} topic: {topic}"),
+        ));
+    }
+    subscription.tag_filter().map_err(subscription_refusal)
+}
+
+fn subscription_refusal(error: SubscriptionError) -> Refusal {
+    match error {
+        SubscriptionError::UnsupportedType(_) => (
+            response::SYSTEM_ERROR,
+            format!("The broker does not support consumer to filter message by {error}"),
+        ),
+        SubscriptionError::NoTag(_) => (
+            response::SUBSCRIPTION_PARSE_FAILED,
+            format!("parse the consumer's subscription failed: {error}"),
+        ),
+    }
+}
+
+fn commit_offset(ctx: &BrokerContext, header: &PullMessageRequestHeader) {
+    if header.commit_offset < 0 {
+        return;
+    }
+    let op = OffsetOp::Commit {
+        group: header.consumer_group.clone(),
+        topic: header.topic.clone(),
+        queue_id: header.queue_id,
+        offset: header.commit_offset,
+    };
+    if let Err(e) = ctx.offsets.apply(op) {
+        tracing::warn!(error = %e, group = %header.consumer_group, "consumer offset not committed");
+    }
+}
+
+fn queue_bounds(ctx: &BrokerContext, header: &PullMessageRequestHeader) -> (i64, i64) {
+    if ctx.topics.contains(&header.topic) && header.queue_id >= 0 {
+        (
+            ctx.store.min_offset(&header.topic, header.queue_id),
+            ctx.store.max_offset(&header.topic, header.queue_id),
+        )
+    } else {
+        (0, 0)
+    }
+}
+
+/// A read's meaning for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Found,
+    /// Nothing new yet (PULL_NOT_FOUND): may be parked.
+    NothingNew,
+    /// Entries were there but none matched (PULL_RETRY_IMMEDIATELY).
+    NoneMatched,
+    /// Answer with this code now.
+    Answer(i32),
+}
+
+/// RocketMQ's mapping from store statuses to pull response codes.
+fn verdict(status: GetMessageStatus, request_offset: i64) -> Verdict {
+    match status {
+        GetMessageStatus::Found => Verdict::Found,
+        GetMessageStatus::NoMatchedMessage => Verdict::NoneMatched,
+        GetMessageStatus::MessageWasRemoving => Verdict::Answer(response::PULL_RETRY_IMMEDIATELY),
+        GetMessageStatus::NoMatchedLogicQueue | GetMessageStatus::NoMessageInQueue => {
+            if request_offset != 0 {
+                Verdict::Answer(response::PULL_OFFSET_MOVED)
+            } else {
+                Verdict::NothingNew
+            }
+        }
+        GetMessageStatus::OffsetFoundNull | GetMessageStatus::OffsetOverflowOne => {
+            Verdict::NothingNew
+        }
+        GetMessageStatus::OffsetOverflowBadly | GetMessageStatus::OffsetTooSmall => {
+            Verdict::Answer(response::PULL_OFFSET_MOVED)
+        }
+    }
+}
+
+async fn read_or_wait(
+    ctx: &BrokerContext,
+    request: &RemotingCommand,
+    header: &PullMessageRequestHeader,
+    filter: &TagFilter,
+) -> RemotingCommand {
+    let suspend = header.sys_flag & pull_flag::SUSPEND != 0;
+    let hold = if ctx.config.long_polling_enable {
+        Duration::from_millis(u64::try_from(header.suspend_timeout_millis).unwrap_or(0))
+    } else {
+        ctx.config.short_polling_time
+    };
+    let deadline = Instant::now() + hold.min(MAX_SUSPEND);
+    let parked = if suspend {
+        ctx.long_poll.park(&header.topic, header.queue_id)
+    } else {
+        None
+    };
+    let max_count = usize::try_from(header.max_msg_nums).unwrap_or(1).max(1);
+    let max_bytes = header
+        .max_msg_bytes
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|b| *b > 0);
+    let tag_filter = |tags_code: i64| filter.matches_code(tags_code);
+    let mut offset = header.queue_offset;
+    let mut first_read = true;
+    loop {
+        // Registered before the read, so an arrival during the read is not missed.
+        let arrival = parked.as_ref().map(|p| p.notified());
+        let read = ctx.store.get(
+            &GetRequest {
+                topic: &header.topic,
+                queue_id: header.queue_id,
+                offset,
+                max_count,
+                max_bytes,
+            },
+            &tag_filter,
+        );
+        let verdict = verdict(read.status, offset);
+        let may_wait =
+            parked.is_some() && Instant::now() < deadline && !ctx.shutdown.is_cancelled();
+        match verdict {
+            Verdict::Found => return found(ctx, request, read),
+            Verdict::NothingNew if may_wait => {}
+            // What arrived while parked was not for us: read on from there.
+            Verdict::NoneMatched if !first_read && may_wait => offset = read.next_begin_offset,
+            Verdict::NothingNew if suspend && parked.is_none() && first_read => {
+                return answer(
+                    RemotingCommand::error_to(
+                        request,
+                        response::SYSTEM_BUSY,
+                        "too many suspended pulls; try again later",
+                    ),
+                    &read,
+                )
+            }
+            Verdict::NothingNew => {
+                return answer(
+                    RemotingCommand::response_to(request, response::PULL_NOT_FOUND),
+                    &read,
+                )
+            }
+            Verdict::NoneMatched => {
+                return answer(
+                    RemotingCommand::response_to(request, response::PULL_RETRY_IMMEDIATELY),
+                    &read,
+                )
+            }
+            Verdict::Answer(code) => {
+                return answer(RemotingCommand::response_to(request, code), &read)
+            }
+        }
+        first_read = false;
+        let Some(arrival) = arrival else {
+            return answer(
+                RemotingCommand::response_to(request, response::PULL_NOT_FOUND),
+                &read,
+            );
+        };
+        tokio::select! {
+            _ = arrival => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = ctx.shutdown.cancelled() => {}
+        }
+    }
+}
+
+fn found(
+    ctx: &BrokerContext,
+    request: &RemotingCommand,
+    read: GetMessageResult,
+) -> RemotingCommand {
+    ctx.stats.add_get(read.messages.len() as u64);
+    let body = concat(&read.messages, read.buffer_total_size);
+    answer(RemotingCommand::success_to(request), &read).with_body(body)
+}
+
+/// The records back to back. One record is passed on as it is (it already shares the
+/// mapped CommitLog); several are copied into one buffer because a command has one body.
+fn concat(records: &[Bytes], total: usize) -> Bytes {
+    match records {
+        [one] => one.clone(),
+        many => {
+            let mut body = BytesMut::with_capacity(total);
+            for record in many {
+                body.extend_from_slice(record);
+            }
+            body.freeze()
+        }
+    }
+}
+
+fn answer(response: RemotingCommand, read: &GetMessageResult) -> RemotingCommand {
+    with_offsets(
+        response,
+        read.next_begin_offset,
+        read.min_offset,
+        read.max_offset,
+    )
+}
+
+fn with_offsets(response: RemotingCommand, next: i64, min: i64, max: i64) -> RemotingCommand {
+    response.with_header(&PullMessageResponseHeader {
+        suggest_which_broker_id: 0,
+        next_begin_offset: next,
+        min_offset: min,
+        max_offset: max,
+        offset_delta: None,
+        topic_sys_flag: None,
+        group_sys_flag: None,
+        forbidden_type: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_statuses_map_to_rocketmq_pull_codes() {
+        use GetMessageStatus::*;
+        assert_eq!(verdict(Found, 3), Verdict::Found);
+        assert_eq!(verdict(NoMatchedMessage, 3), Verdict::NoneMatched);
+        assert_eq!(verdict(NoMessageInQueue, 0), Verdict::NothingNew);
+        assert_eq!(
+            verdict(NoMessageInQueue, 5),
+            Verdict::Answer(response::PULL_OFFSET_MOVED)
+        );
+        assert_eq!(
+            verdict(NoMatchedLogicQueue, 5),
+            Verdict::Answer(response::PULL_OFFSET_MOVED)
+        );
+        assert_eq!(verdict(OffsetOverflowOne, 5), Verdict::NothingNew);
+        assert_eq!(
+            verdict(OffsetOverflowBadly, 9),
+            Verdict::Answer(response::PULL_OFFSET_MOVED)
+        );
+        assert_eq!(
+            verdict(OffsetTooSmall, 0),
+            Verdict::Answer(response::PULL_OFFSET_MOVED)
+        );
+        assert_eq!(
+            verdict(MessageWasRemoving, 0),
+            Verdict::Answer(response::PULL_RETRY_IMMEDIATELY)
+        );
+    }
+}

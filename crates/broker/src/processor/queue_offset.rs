@@ -1,0 +1,70 @@
+//! GET_MAX_OFFSET (30), GET_MIN_OFFSET (31), SEARCH_OFFSET_BY_TIMESTAMP (29),
+//! GET_EARLIEST_MSG_STORETIME (32). An unknown queue has offsets 0, as in RocketMQ.
+
+use remoting::code::response;
+use remoting::command::RemotingCommand;
+use remoting::header::offset::{
+    BoundaryType, GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
+    GetMaxOffsetRequestHeader, GetMinOffsetRequestHeader, OffsetResponseHeader,
+    SearchOffsetRequestHeader,
+};
+use store::Boundary;
+
+use super::{decode_header, error};
+use crate::context::BrokerContext;
+
+fn offset_response(request: &RemotingCommand, offset: i64) -> RemotingCommand {
+    RemotingCommand::success_to(request).with_header(&OffsetResponseHeader { offset })
+}
+
+pub fn max_offset(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    match decode_header::<GetMaxOffsetRequestHeader>(request) {
+        Ok(h) => offset_response(request, ctx.store.max_offset(&h.topic, h.queue_id)),
+        Err(refusal) => refusal.into_response(request),
+    }
+}
+
+pub fn min_offset(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    match decode_header::<GetMinOffsetRequestHeader>(request) {
+        Ok(h) => offset_response(request, ctx.store.min_offset(&h.topic, h.queue_id)),
+        Err(refusal) => refusal.into_response(request),
+    }
+}
+
+pub fn search_by_timestamp(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    match decode_header::<SearchOffsetRequestHeader>(request) {
+        Ok(h) => {
+            let boundary = match h.boundary_type {
+                BoundaryType::Lower => Boundary::Lower,
+                BoundaryType::Upper => Boundary::Upper,
+            };
+            let offset = ctx
+                .store
+                .offset_by_timestamp(&h.topic, h.queue_id, h.timestamp, boundary);
+            offset_response(request, offset)
+        }
+        Err(refusal) => refusal.into_response(request),
+    }
+}
+
+pub fn earliest_store_time(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: GetEarliestMsgStoretimeRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    match ctx
+        .store
+        .earliest_message_time(&header.topic, header.queue_id)
+    {
+        Some(timestamp) => RemotingCommand::success_to(request)
+            .with_header(&GetEarliestMsgStoretimeResponseHeader { timestamp }),
+        None => error(
+            request,
+            response::SYSTEM_ERROR,
+            format!(
+                "no message in topic {} queue {}",
+                header.topic, header.queue_id
+            ),
+        ),
+    }
+}

@@ -1,0 +1,368 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320).
+//!
+//! The batch flag in the header decides whether the body is a batch, not the code: the C++
+//! client sends batches as SEND_MESSAGE_V2 with `m=true`.
+//!
+//! Checks, in RocketMQ's order: header; role and broker permission; topic name; topics
+//! clients may not send to; topic exists (else auto-created from `defaultTopic`); topic
+//! writable; queue id; body size; properties; transactions (not supported). A send to a
+//! `%RETRY%` topic past the group's max reconsume times goes to its `%DLQ%` topic. Delay
+//! levels (`DELAY`) are not scheduled: such messages are stored for immediate delivery.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use remoting::body::{perm, TopicConfig};
+use remoting::code::response;
+use remoting::command::{version, RemotingCommand};
+use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use remoting::message::properties::{self, keys, MAX_PROPERTIES_LEN};
+use remoting::message::sysflag::message as sysflag;
+use remoting::message::validate::{
+    self, is_not_allowed_send_topic, not_allowed_send_remark, DLQ_GROUP_TOPIC_PREFIX,
+};
+use remoting::message::{decode_batch, offset_msg_id, record::MAX_TOPIC_LEN_V1};
+use remoting::server::ConnectionHandle;
+use tracing::{info, warn};
+
+use super::record::{append_record, complete_properties, NewMessage};
+use super::Refusal;
+use crate::context::{limits, BrokerContext};
+use crate::metadata::TopicOp;
+use crate::store_facade::{PutOutcome, RecordBatch};
+
+pub async fn process(
+    ctx: &Arc<BrokerContext>,
+    conn: &ConnectionHandle,
+    request: &RemotingCommand,
+) -> RemotingCommand {
+    let header = match SendMessageRequestHeader::from_request(request.code, &request.ext_fields) {
+        Ok(header) => header,
+        Err(e) => return Refusal::from(e).into_response(request),
+    };
+    let target = match check(ctx, conn, request, &header) {
+        Ok(target) => target,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    let result = if header.is_batch() {
+        send_batch(ctx, conn, request, &header, &target).await
+    } else {
+        send_one(ctx, conn, request, &header, &target).await
+    };
+    result.unwrap_or_else(|refusal| refusal.into_response(request))
+}
+
+/// Where a validated send goes.
+struct Target {
+    topic: String,
+    queue_id: i32,
+}
+
+fn check(
+    ctx: &BrokerContext,
+    conn: &ConnectionHandle,
+    request: &RemotingCommand,
+    header: &SendMessageRequestHeader,
+) -> Result<Target, Refusal> {
+    if !ctx.role.is_master() {
+        return Err(Refusal::new(
+            response::SERVICE_NOT_AVAILABLE,
+            "the broker is a slave; send to its master",
+        ));
+    }
+    if !ctx.is_writeable() {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            format!(
+                "the broker[{}] sending message is forbidden",
+                ctx.config.broker_ip1
+            ),
+        ));
+    }
+    let topic = header.topic.as_str();
+    if let Err(e) = validate::validate_topic(topic) {
+        return Err(Refusal::new(response::INVALID_PARAMETER, e.to_string()));
+    }
+    if is_not_allowed_send_topic(topic) {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            not_allowed_send_remark(topic),
+        ));
+    }
+    let topic_config = topic_for_send(ctx, conn, header)?;
+    if !perm::is_writeable(topic_config.perm) {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            format!("the topic[{topic}] sending message is forbidden"),
+        ));
+    }
+    let queue_limit = topic_config
+        .write_queue_nums
+        .max(topic_config.read_queue_nums);
+    if header.queue_id >= queue_limit {
+        return Err(Refusal::new(response::INVALID_PARAMETER,
+            format!(
+                "request queueId[{}] is illegal, topic {topic} has {queue_limit} queues, producer: {}",
+                header.queue_id,
+                conn.remote_addr()
+            ),
+        ));
+    }
+    let max_body = ctx.config.max_message_size as usize;
+    if request.body.len() > max_body {
+        return Err(Refusal::new(
+            response::MESSAGE_ILLEGAL,
+            format!(
+                "the message body size {} is over the max value {max_body}",
+                request.body.len()
+            ),
+        ));
+    }
+    let client_properties = header.properties.as_deref().unwrap_or("");
+    if client_properties.len() > MAX_PROPERTIES_LEN {
+        return Err(Refusal::new(
+            response::MESSAGE_ILLEGAL,
+            format!(
+                "the message properties size {} is over the max value {MAX_PROPERTIES_LEN}",
+                client_properties.len()
+            ),
+        ));
+    }
+    let transactional = properties::find(client_properties, keys::TRAN_MSG)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || sysflag::transaction_type(header.sys_flag) != sysflag::TRANSACTION_NOT_TYPE;
+    if transactional {
+        return Err(Refusal::new(response::NO_PERMISSION,
+            format!(
+                "the broker[{}] sending transaction message is forbidden (transactions are not supported)",
+                ctx.config.broker_ip1
+            ),
+        ));
+    }
+    let queue_id = if header.queue_id < 0 {
+        rand::thread_rng().gen_range(0..topic_config.write_queue_nums.max(1))
+    } else {
+        header.queue_id
+    };
+    let target = Target {
+        topic: topic.to_owned(),
+        queue_id,
+    };
+    retry_or_dead_letter(ctx, request, header, target)
+}
+
+/// The topic's config, auto-creating it from `defaultTopic` (or as a retry topic) when
+/// absent and allowed.
+fn topic_for_send(
+    ctx: &BrokerContext,
+    conn: &ConnectionHandle,
+    header: &SendMessageRequestHeader,
+) -> Result<Arc<TopicConfig>, Refusal> {
+    let topic = header.topic.as_str();
+    if let Some(config) = ctx.topics.get(topic) {
+        return Ok(config);
+    }
+    let not_exist = |reason: &str| {
+        Refusal::new(
+            response::TOPIC_NOT_EXIST,
+            format!("topic[{topic}] not exist, apply first please! ({reason})"),
+        )
+    };
+    let created = if validate::is_retry_topic(topic) {
+        ctx.topic_or_create(topic, 1, perm::READ_WRITE)
+            .map_err(|e| not_exist(&e.to_string()))?
+    } else {
+        let config = ctx
+            .topics
+            .config_for_auto_create(
+                topic,
+                &header.default_topic,
+                header.default_topic_queue_nums,
+                0,
+            )
+            .map_err(|reason| not_exist(&reason))?;
+        ctx.apply_topic_op(TopicOp::Create(config))
+            .map_err(|e| not_exist(&e.to_string()))?
+            .ok_or_else(|| not_exist("created concurrently and deleted"))?
+    };
+    info!(%topic, producer = %conn.remote_addr(), queues = created.write_queue_nums,
+        "auto-created topic on send");
+    Ok(created)
+}
+
+/// RocketMQ `handleRetryAndDLQ`: a retried message past the group's limit goes to the
+/// group's dead-letter topic.
+fn retry_or_dead_letter(
+    ctx: &BrokerContext,
+    request: &RemotingCommand,
+    header: &SendMessageRequestHeader,
+    target: Target,
+) -> Result<Target, Refusal> {
+    let Some(group) = target
+        .topic
+        .strip_prefix(validate::RETRY_GROUP_TOPIC_PREFIX)
+    else {
+        return Ok(target);
+    };
+    let group_config = match ctx
+        .groups
+        .find_or_create(group, ctx.config.auto_create_subscription_group)
+    {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            return Err(Refusal::new(
+                response::SUBSCRIPTION_GROUP_NOT_EXIST,
+                format!("subscription group not exist, {group}"),
+            ))
+        }
+        Err(e) => return Err(Refusal::new(response::SYSTEM_ERROR, e.to_string())),
+    };
+    let mut max_reconsume_times = group_config.retry_max_times;
+    if request.version >= version::V3_4_9 {
+        if let Some(max) = header.max_reconsume_times {
+            max_reconsume_times = max;
+        }
+    }
+    let reconsume_times = header.reconsume_times.unwrap_or(0);
+    if reconsume_times < max_reconsume_times {
+        return Ok(target);
+    }
+    let dlq = format!("{DLQ_GROUP_TOPIC_PREFIX}{group}");
+    if let Err(e) = ctx.topic_or_create(&dlq, 1, perm::READ_WRITE) {
+        return Err(Refusal::new(
+            response::SYSTEM_ERROR,
+            format!("topic[{dlq}] not exist: {e}"),
+        ));
+    }
+    warn!(%group, reconsume_times, max_reconsume_times, "retried message goes to the dead-letter queue");
+    Ok(Target {
+        topic: dlq,
+        queue_id: 0,
+    })
+}
+
+async fn send_one(
+    ctx: &BrokerContext,
+    conn: &ConnectionHandle,
+    request: &RemotingCommand,
+    header: &SendMessageRequestHeader,
+    target: &Target,
+) -> Result<RemotingCommand, Refusal> {
+    let stored_properties = complete_properties(
+        header.properties.as_deref().unwrap_or(""),
+        &ctx.config.broker_cluster_name,
+        || ctx.uniq_ids.next_id(),
+    )
+    .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+    let message = NewMessage {
+        topic: &target.topic,
+        queue_id: target.queue_id,
+        body: &request.body,
+        flag: header.flag,
+        properties: &stored_properties,
+        sys_flag: header.sys_flag,
+        born_timestamp_ms: header.born_timestamp,
+        born_host: conn.remote_addr(),
+        reconsume_times: header.reconsume_times.unwrap_or(0),
+    };
+    let mut batch =
+        RecordBatch::with_capacity(request.body.len() + stored_properties.len() + 160, 1);
+    append_record(&mut batch, &message, ctx.store_host)
+        .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+    let uniq_key = properties::find(&stored_properties, keys::UNIQ_KEY).map(str::to_owned);
+    let outcome = put(ctx, batch).await?;
+    Ok(respond(ctx, request, target, &outcome, uniq_key))
+}
+
+async fn send_batch(
+    ctx: &BrokerContext,
+    conn: &ConnectionHandle,
+    request: &RemotingCommand,
+    header: &SendMessageRequestHeader,
+    target: &Target,
+) -> Result<RemotingCommand, Refusal> {
+    if target.topic.len() > MAX_TOPIC_LEN_V1 {
+        return Err(Refusal::new(
+            response::MESSAGE_ILLEGAL,
+            "message topic length too long for a batch",
+        ));
+    }
+    if validate::is_retry_topic(&target.topic) {
+        return Err(Refusal::new(
+            response::MESSAGE_ILLEGAL,
+            "batch request does not support retry group",
+        ));
+    }
+    let items = decode_batch(&request.body, limits::MAX_BATCH_MESSAGES)
+        .map_err(|e| Refusal::new(response::MESSAGE_ILLEGAL, format!("bad batch body: {e}")))?;
+    let mut batch = RecordBatch::with_capacity(request.body.len() + items.len() * 200, items.len());
+    for item in &items {
+        let stored_properties =
+            complete_properties(item.properties, &ctx.config.broker_cluster_name, || {
+                ctx.uniq_ids.next_id()
+            })
+            .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+        let message = NewMessage {
+            topic: &target.topic,
+            queue_id: target.queue_id,
+            body: item.body,
+            flag: item.flag,
+            properties: &stored_properties,
+            sys_flag: header.sys_flag,
+            born_timestamp_ms: header.born_timestamp,
+            born_host: conn.remote_addr(),
+            reconsume_times: header.reconsume_times.unwrap_or(0),
+        };
+        append_record(&mut batch, &message, ctx.store_host)
+            .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+    }
+    let uniq_key = header
+        .properties
+        .as_deref()
+        .and_then(|p| properties::find(p, keys::UNIQ_KEY))
+        .map(str::to_owned);
+    let outcome = put(ctx, batch).await?;
+    Ok(respond(ctx, request, target, &outcome, uniq_key))
+}
+
+async fn put(ctx: &BrokerContext, batch: RecordBatch) -> Result<PutOutcome, Refusal> {
+    let count = batch.len() as u64;
+    match ctx.store.put(batch).await {
+        Ok(outcome) => {
+            ctx.stats.add_put(count);
+            Ok(outcome)
+        }
+        Err(e) => {
+            warn!(error = %e, "put failed");
+            Err(Refusal::new(e.response_code(), e.to_string()))
+        }
+    }
+}
+
+fn respond(
+    ctx: &BrokerContext,
+    request: &RemotingCommand,
+    target: &Target,
+    outcome: &PutOutcome,
+    uniq_key: Option<String>,
+) -> RemotingCommand {
+    let msg_id = outcome
+        .messages
+        .iter()
+        .map(|m| offset_msg_id(ctx.store_host, m.phys_offset))
+        .collect::<Vec<_>>()
+        .join(",");
+    let queue_offset = outcome.messages.first().map_or(0, |m| m.queue_offset);
+    RemotingCommand::response_to(request, outcome.status.response_code()).with_header(
+        &SendMessageResponseHeader {
+            msg_id,
+            queue_id: target.queue_id,
+            queue_offset,
+            transaction_id: uniq_key,
+            batch_uniq_id: None,
+            recall_handle: None,
+            msg_region: Some(ctx.config.region_id.clone()),
+            trace_on: Some(ctx.config.trace_on),
+        },
+    )
+}

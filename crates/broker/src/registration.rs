@@ -1,0 +1,147 @@
+//! Registration with the name servers: this broker's address, id and topic configs, sent
+//! to every configured name server in parallel at start, every `registerNameServerPeriod`
+//! (30 s), and at once after a topic change; UNREGISTER_BROKER at shutdown.
+//!
+//! A name server drops a broker that stays silent for `heartbeatTimeoutMillis` (sent with
+//! each registration) or whose connection closes, so the connection is kept open between
+//! registrations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use remoting::body::RegisterBrokerBody;
+use remoting::client::{ClientConfig, RemotingClient};
+use remoting::code::request;
+use remoting::command::RemotingCommand;
+use remoting::header::namesrv::{RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader};
+use remoting::message::body_crc;
+use tracing::{debug, info, warn};
+
+use crate::context::BrokerContext;
+
+/// How long one name server may take to answer a registration.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(6);
+/// Name servers keep a broker this long without hearing from it: four missed periods.
+const HEARTBEAT_TIMEOUT_MS: i64 = 120_000;
+const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct NameServerRegistrar {
+    client: RemotingClient,
+    addrs: Vec<String>,
+}
+
+impl NameServerRegistrar {
+    pub fn new(addrs: Vec<String>) -> Self {
+        NameServerRegistrar {
+            client: RemotingClient::new(ClientConfig::default()),
+            addrs,
+        }
+    }
+
+    /// The address RocketMQ's HA service would listen on (`listenPort + 1`); name servers
+    /// hand it to slaves.
+    fn ha_server_addr(ctx: &BrokerContext) -> String {
+        format!(
+            "{}:{}",
+            ctx.config.broker_ip1,
+            ctx.store_host.port().saturating_add(1)
+        )
+    }
+
+    fn register_request(ctx: &BrokerContext) -> RemotingCommand {
+        let body = RegisterBrokerBody {
+            topic_config_serialize_wrapper: ctx.topics.wrapper(),
+            filter_server_list: Vec::new(),
+        }
+        .encode();
+        RemotingCommand::request(request::REGISTER_BROKER)
+            .with_header(&RegisterBrokerRequestHeader {
+                broker_name: ctx.config.broker_name.clone(),
+                broker_addr: ctx.broker_addr.clone(),
+                cluster_name: ctx.config.broker_cluster_name.clone(),
+                ha_server_addr: Self::ha_server_addr(ctx),
+                broker_id: i64::try_from(ctx.role.broker_id()).unwrap_or(0),
+                heartbeat_timeout_millis: Some(HEARTBEAT_TIMEOUT_MS),
+                enable_acting_master: Some(false),
+                compressed: false,
+                body_crc32: body_crc(&body),
+                zone_name: None,
+            })
+            .with_body(body)
+    }
+
+    /// Registers with every name server at once; returns how many accepted.
+    pub async fn register_all(&self, ctx: &BrokerContext) -> usize {
+        if self.addrs.is_empty() {
+            return 0;
+        }
+        let request = Self::register_request(ctx);
+        let attempts = self.addrs.iter().map(|addr| {
+            let mut request = request.clone();
+            request.opaque = remoting::command::next_opaque();
+            async move {
+                match self.client.invoke(addr, request, REGISTER_TIMEOUT).await {
+                    Ok(response) if response.is_success() => {
+                        debug!(namesrv = %addr, "registered with name server");
+                        true
+                    }
+                    Ok(response) => {
+                        warn!(namesrv = %addr, code = response.code, remark = ?response.remark,
+                            "name server refused the registration");
+                        false
+                    }
+                    Err(e) => {
+                        warn!(namesrv = %addr, error = %e, "registration with name server failed");
+                        false
+                    }
+                }
+            }
+        });
+        join_all(attempts)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count()
+    }
+
+    /// Tells every name server this broker is going away.
+    pub async fn unregister_all(&self, ctx: &BrokerContext) {
+        let attempts = self.addrs.iter().map(|addr| {
+            let request = RemotingCommand::request(request::UNREGISTER_BROKER).with_header(
+                &UnRegisterBrokerRequestHeader {
+                    broker_name: ctx.config.broker_name.clone(),
+                    broker_addr: ctx.broker_addr.clone(),
+                    cluster_name: ctx.config.broker_cluster_name.clone(),
+                    broker_id: i64::try_from(ctx.role.broker_id()).unwrap_or(0),
+                },
+            );
+            async move {
+                match self.client.invoke(addr, request, UNREGISTER_TIMEOUT).await {
+                    Ok(_) => info!(namesrv = %addr, "unregistered from name server"),
+                    Err(e) => warn!(namesrv = %addr, error = %e, "unregistering failed"),
+                }
+            }
+        });
+        join_all(attempts).await;
+        self.client.shutdown();
+    }
+}
+
+/// Registers now, then every period and after each topic change, until shutdown.
+pub async fn run(ctx: Arc<BrokerContext>, registrar: Arc<NameServerRegistrar>) {
+    let period = ctx.config.register_name_server_period;
+    loop {
+        let accepted = registrar.register_all(&ctx).await;
+        debug!(
+            accepted,
+            of = registrar.addrs.len(),
+            "registration round done"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = ctx.registration_needed.notified() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+    }
+}

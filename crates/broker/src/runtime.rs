@@ -1,0 +1,245 @@
+//! Starting and stopping a broker: open the store and metadata, listen, run the background
+//! work (name-server registration, offset persistence, client expiry, rate sampling), and
+//! shut down in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use remoting::server::{RemotingServer, ServerConfig};
+use store::{StoreConfig, StoreError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::clock::now_ms;
+use crate::config::{BrokerConfig, FlushDiskType};
+use crate::context::BrokerContext;
+use crate::metadata::MetaError;
+use crate::processor::{notify_if_enabled, BrokerProcessor};
+use crate::registration::{self, NameServerRegistrar};
+use crate::store_facade::{LocalStore, MessageStore};
+
+/// Consumer offsets are written out this often (RocketMQ: `flushConsumerOffsetInterval`).
+pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
+/// How often silent clients are looked for (RocketMQ's ClientHousekeepingService).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+const STATS_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Requests in flight get this long to answer at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Room for a record's fixed fields, topic and added properties beyond its body.
+const RECORD_OVERHEAD_MAX_BYTES: usize = 64 * 1024;
+/// Room for a batch's per-message overhead beyond its body.
+const BATCH_OVERHEAD_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the message store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot load broker metadata: {0}")]
+    Meta(#[from] MetaError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("opening the store was interrupted: {0}")]
+    Interrupted(String),
+}
+
+/// The store settings a broker config implies.
+pub fn store_config(config: &BrokerConfig) -> StoreConfig {
+    let delete_when = config
+        .delete_when
+        .iter()
+        .map(|h| format!("{h:02}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let max_body = config.max_message_size as usize;
+    StoreConfig {
+        store_path_root_dir: config.store_path_root_dir.clone(),
+        mapped_file_size_commit_log: config.mapped_file_size_commit_log,
+        consume_queue_entries_per_file: config.mapped_file_size_consume_queue_entries,
+        flush_disk_type: match config.flush_disk_type {
+            FlushDiskType::Async => store::FlushDiskType::AsyncFlush,
+            FlushDiskType::Sync => store::FlushDiskType::SyncFlush,
+        },
+        flush_interval_commit_log_ms: u64::try_from(config.flush_interval_commit_log.as_millis())
+            .unwrap_or(500),
+        file_reserved_time_hours: config.file_reserved_time_hours,
+        delete_when,
+        disk_max_used_space_ratio: config.disk_max_used_space_ratio,
+        // The broker limits bodies; the store limits whole records and batches of them.
+        max_message_size: max_body + RECORD_OVERHEAD_MAX_BYTES,
+        max_batch_bytes: (max_body + BATCH_OVERHEAD_MAX_BYTES).max(16 * 1024 * 1024),
+        ..StoreConfig::new(&config.store_path_root_dir)
+    }
+}
+
+/// A started broker. Call [`RunningBroker::shutdown`] to stop it in order; dropping it
+/// stops it abruptly (the store still flushes when its last user goes).
+pub struct RunningBroker {
+    ctx: Arc<BrokerContext>,
+    server: Option<RemotingServer>,
+    registrar: Arc<NameServerRegistrar>,
+    tasks: Vec<JoinHandle<()>>,
+    local_addr: SocketAddr,
+}
+
+/// Starts a broker: opens (and recovers) the store and metadata under
+/// `storePathRootDir`, listens on `bindAddress:listenPort` (port 0 picks a free one) and
+/// registers with the name servers.
+pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    let store_config = store_config(&config);
+    let opened = tokio::task::spawn_blocking(move || store::MessageStore::open(store_config))
+        .await
+        .map_err(|e| StartError::Interrupted(e.to_string()))?;
+    let (message_store, recovery) = opened?;
+    info!(?recovery, "store recovered");
+    let store: Arc<dyn MessageStore> = Arc::new(LocalStore::new(Arc::new(message_store)));
+    start_with_store(config, store).await
+}
+
+/// [`start`] over a store the caller opened (tests, or a replicated store).
+pub async fn start_with_store(
+    config: BrokerConfig,
+    store: Arc<dyn MessageStore>,
+) -> Result<RunningBroker, StartError> {
+    let bind = format!("{}:{}", config.bind_address, config.listen_port);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: bind.clone(),
+        source,
+    })?;
+    let ctx = BrokerContext::new(config, local_addr.port(), store)?;
+    let server = RemotingServer::from_listener(
+        listener,
+        ServerConfig::default(),
+        Arc::new(BrokerProcessor::new(Arc::clone(&ctx))),
+    )
+    .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let registrar = Arc::new(NameServerRegistrar::new(ctx.config.namesrv_addrs.clone()));
+    let tasks = vec![
+        tokio::spawn(registration::run(Arc::clone(&ctx), Arc::clone(&registrar))),
+        tokio::spawn(persist_offsets_periodically(Arc::clone(&ctx))),
+        tokio::spawn(expire_clients_periodically(Arc::clone(&ctx))),
+        tokio::spawn(sample_stats_periodically(Arc::clone(&ctx))),
+    ];
+    info!(broker = %ctx.config.broker_name, addr = %ctx.broker_addr, %local_addr,
+        cluster = %ctx.config.broker_cluster_name, namesrv = ?ctx.config.namesrv_addrs,
+        "The broker boot success.");
+    Ok(RunningBroker {
+        ctx,
+        server: Some(server),
+        registrar,
+        tasks,
+        local_addr,
+    })
+}
+
+impl RunningBroker {
+    /// The address the client port is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `brokerIP1:port`, as registered with name servers.
+    pub fn broker_addr(&self) -> &str {
+        &self.ctx.broker_addr
+    }
+
+    pub fn context(&self) -> &Arc<BrokerContext> {
+        &self.ctx
+    }
+
+    /// Graceful stop: parked pulls answer, the port stops accepting and requests in flight
+    /// finish, consumer offsets are written, the store is flushed, and the name servers
+    /// are told the broker is gone.
+    pub async fn shutdown(mut self) {
+        info!(broker = %self.ctx.config.broker_name, "broker shutting down");
+        self.ctx.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.shutdown(SHUTDOWN_GRACE).await;
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Err(e) = self.ctx.offsets.persist() {
+            warn!(error = %e, "consumer offsets not persisted at shutdown");
+        }
+        let store = Arc::clone(&self.ctx.store);
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        self.registrar.unregister_all(&self.ctx).await;
+        info!(broker = %self.ctx.config.broker_name, "broker stopped");
+    }
+}
+
+impl Drop for RunningBroker {
+    fn drop(&mut self) {
+        self.ctx.shutdown.cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn persist_offsets_periodically(ctx: Arc<BrokerContext>) {
+    let mut tick = tokio::time::interval(OFFSET_PERSIST_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        let ctx = Arc::clone(&ctx);
+        let persisted = tokio::task::spawn_blocking(move || ctx.offsets.persist()).await;
+        match persisted {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "consumer offsets not persisted"),
+            Err(e) => warn!(error = %e, "consumer offset persistence interrupted"),
+        }
+    }
+}
+
+/// Drops clients silent for `channelExpiredTimeout` and closes their connections.
+async fn expire_clients_periodically(ctx: Arc<BrokerContext>) {
+    let interval = HOUSEKEEPING_INTERVAL.min(ctx.config.channel_expired_timeout);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        let now = Instant::now();
+        let timeout = ctx.config.channel_expired_timeout;
+        let (expired_consumers, changes) = ctx.consumers.expire(now, timeout);
+        let expired_producers = ctx.producers.expire(now, timeout);
+        for channel in expired_consumers.iter().chain(expired_producers.iter()) {
+            warn!(client = %channel.client_id, addr = %channel.conn.remote_addr(),
+                "client sent no heartbeat for {timeout:?}; closing its connection");
+            channel.conn.close();
+        }
+        for change in changes {
+            notify_if_enabled(&ctx, change);
+        }
+    }
+}
+
+async fn sample_stats_periodically(ctx: Arc<BrokerContext>) {
+    let mut tick = tokio::time::interval(STATS_SAMPLE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        ctx.stats.sample(Instant::now(), now_ms());
+    }
+}
