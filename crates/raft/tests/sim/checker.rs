@@ -126,6 +126,7 @@ impl Checker {
             } else {
                 None
             });
+            self.commit_terms.push(term);
         }
         // Fill holes left by nodes that had compacted the entry.
         for index in first..=commit {
