@@ -26,6 +26,7 @@ use raft::entry::{
 use tokio::sync::watch;
 
 use crate::checkpoint::{self, LogCheckpoint};
+use crate::dir_lock::DirLock;
 use crate::entry_index::{EntryIndex, EntryLocation};
 use crate::error::{Result, StoreError};
 use crate::segment::Segment;
@@ -150,6 +151,7 @@ struct Writer {
 }
 
 pub struct CommitLog {
+    _lock: DirLock,
     config: CommitLogConfig,
     data: SegmentQueue,
     index: EntryIndex,
@@ -188,6 +190,7 @@ impl CommitLog {
     ) -> Result<(CommitLog, LogRecovery)> {
         config.validate()?;
         std::fs::create_dir_all(&config.dir).map_err(|e| StoreError::io(&config.dir, e))?;
+        let lock = DirLock::acquire(&config.dir)?;
         let data = SegmentQueue::open(&config.dir.join("data"), config.segment_len)?;
         let index = EntryIndex::open(&config.dir.join("index"), config.index_slots_per_file)?;
         let cp_path = config.dir.join(CHECKPOINT_FILE);
@@ -212,6 +215,7 @@ impl CommitLog {
             }
         }
         let log = CommitLog {
+            _lock: lock,
             data,
             index,
             published: Published {

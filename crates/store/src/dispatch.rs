@@ -16,6 +16,7 @@ use remoting::message::{DispatchInfo, MessageView};
 
 use crate::commit_log::{CommitLog, FrameAt};
 use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue, CqEntry, QueueMap};
+use crate::dir_lock::DirLock;
 use crate::error::{Result, StoreError};
 use crate::key_index::{IndexRequest, KeyIndex};
 
@@ -39,6 +40,7 @@ pub struct DispatchRecovery {
 }
 
 pub struct Dispatcher {
+    _lock: DirLock,
     cq_root: PathBuf,
     entries_per_file: u64,
     queues: RwLock<QueueMap>,
@@ -67,6 +69,7 @@ impl Dispatcher {
         key_index: Option<KeyIndex>,
     ) -> Result<Dispatcher> {
         std::fs::create_dir_all(cq_root).map_err(|e| StoreError::io(cq_root, e))?;
+        let lock = DirLock::acquire(cq_root)?;
         let mut queues: QueueMap = HashMap::new();
         for topic_dir in std::fs::read_dir(cq_root).map_err(|e| StoreError::io(cq_root, e))? {
             let topic_dir = topic_dir.map_err(|e| StoreError::io(cq_root, e))?;
@@ -95,6 +98,7 @@ impl Dispatcher {
             }
         }
         Ok(Dispatcher {
+            _lock: lock,
             cq_root: cq_root.to_path_buf(),
             entries_per_file,
             queues: RwLock::new(queues),

@@ -79,7 +79,7 @@ impl EntryIndex {
     }
 
     /// Writes the slots of consecutive entries.
-    pub fn write(&self, locations: &[EntryLocation]) -> Result<()> {
+    pub(crate) fn write(&self, locations: &[EntryLocation]) -> Result<()> {
         let mut buf: Vec<u8> = Vec::with_capacity(locations.len() * SLOT_LEN as usize);
         let mut run_start: Option<u64> = None;
         for loc in locations {
@@ -113,7 +113,7 @@ impl EntryIndex {
     /// # Safety
     /// No concurrent [`EntryIndex::clear_after`] or write of this slot (the CommitLog holds
     /// its truncation lock and only reads published indexes).
-    pub unsafe fn read(&self, index: u64) -> Option<EntryLocation> {
+    pub(crate) unsafe fn read(&self, index: u64) -> Option<EntryLocation> {
         let offset = index.checked_mul(SLOT_LEN)?;
         let segment = self.files.find(offset)?;
         let mut slot = [0u8; SLOT_LEN as usize];
@@ -128,7 +128,7 @@ impl EntryIndex {
 
     /// Clears every slot after `last_index` up to `old_last_index`, and drops index files
     /// that lie wholly beyond it.
-    pub fn clear_after(&self, last_index: u64, old_last_index: u64) -> Result<()> {
+    pub(crate) fn clear_after(&self, last_index: u64, old_last_index: u64) -> Result<()> {
         let from = (last_index + 1) * SLOT_LEN;
         let to = (old_last_index + 1) * SLOT_LEN;
         if let Some(segment) = self.files.find(from) {
@@ -139,12 +139,12 @@ impl EntryIndex {
     }
 
     /// Drops everything (a reset log).
-    pub fn clear(&self) -> Result<()> {
+    pub(crate) fn clear(&self) -> Result<()> {
         self.files.clear()
     }
 
     /// Drops index files whose slots all lie before `first_index`.
-    pub fn remove_before(&self, first_index: u64) -> Result<usize> {
+    pub(crate) fn remove_before(&self, first_index: u64) -> Result<usize> {
         let mut removed = 0;
         let bound = first_index * SLOT_LEN;
         // Bounded by the number of files.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::dir_lock::DirLock;
 use crate::error::{Result, StoreError};
 use crate::segment::{file_name, parse_file_name, Segment};
 
@@ -116,6 +117,7 @@ impl IndexFile {
 }
 
 pub struct KeyIndex {
+    _lock: DirLock,
     dir: PathBuf,
     slots: u32,
     capacity: u32,
@@ -145,6 +147,7 @@ impl KeyIndex {
             ));
         }
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let lock = DirLock::acquire(dir)?;
         let mut starts = Vec::new();
         for item in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
             let item = item.map_err(|e| StoreError::io(dir, e))?;
@@ -182,6 +185,7 @@ impl KeyIndex {
             files.push(IndexFile { segment, header });
         }
         Ok(KeyIndex {
+            _lock: lock,
             dir: dir.to_path_buf(),
             slots,
             capacity,

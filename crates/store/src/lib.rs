@@ -7,6 +7,7 @@
 //! - [`commit_log`]: the log of raft entry frames over segments: append, read, truncate,
 //!   reset, flush, recovery. It is the file-backed raft log.
 //! - [`checkpoint`]: atomically replaced safe-point files used by recovery.
+//! - [`dir_lock`]: one owner per store directory.
 //!
 //! Derived files and the standalone facade:
 //! - [`consume_queue`]: one ConsumeQueue per topic-queue (20-byte entries).
@@ -29,6 +30,7 @@ pub mod checkpoint;
 pub mod commit_log;
 pub mod config;
 pub mod consume_queue;
+pub mod dir_lock;
 pub mod dispatch;
 pub mod entry_index;
 pub mod environment;

@@ -149,7 +149,7 @@ impl Segment {
     }
 
     /// Declares `[0, len)` immutable from now on. Never moves backwards.
-    pub fn mark_stable(&self, len: u64) {
+    pub(crate) fn mark_stable(&self, len: u64) {
         self.stable_len
             .fetch_max(len.min(self.len), Ordering::AcqRel);
     }
@@ -166,7 +166,7 @@ impl Segment {
     }
 
     /// Copies `data` into the file at `rel`. Refuses to touch stable bytes.
-    pub fn write(&self, rel: u64, data: &[u8]) -> Result<()> {
+    pub(crate) fn write(&self, rel: u64, data: &[u8]) -> Result<()> {
         let at = self.check_range(rel, data.len())?;
         if rel < self.stable_len() {
             return Err(StoreError::LogMismatch(format!(
@@ -189,7 +189,7 @@ impl Segment {
 
     /// Zeroes `[from, to)` (clamped to the segment), used to erase a cut tail so stale
     /// frames can never be mistaken for valid ones after a later crash.
-    pub fn zero(&self, from: u64, to: u64) -> Result<()> {
+    pub(crate) fn zero(&self, from: u64, to: u64) -> Result<()> {
         let to = to.min(self.len);
         if from >= to {
             return Ok(());
@@ -271,10 +271,13 @@ impl Segment {
 
     /// Copies possibly unstable bytes into `out`.
     ///
+    /// Writing (and marking bytes stable) is crate-private, so code outside the crate can
+    /// only ever see the stable bytes, which never change.
+    ///
     /// # Safety
     /// No write to `[rel, rel + out.len())` may run concurrently (the caller holds whatever
     /// lock its writers of that range take, or owns the segment exclusively).
-    pub unsafe fn copy_unstable(&self, rel: u64, out: &mut [u8]) -> Result<()> {
+    pub(crate) unsafe fn copy_unstable(&self, rel: u64, out: &mut [u8]) -> Result<()> {
         let at = self.check_range(rel, out.len())?;
         // SAFETY: in bounds (checked); no concurrent writer per the caller's contract.
         unsafe {

@@ -391,3 +391,13 @@ fn scheduled_messages_carry_their_delivery_time_as_tags_code() {
         1
     );
 }
+
+#[test]
+fn a_store_directory_has_one_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let second = MessageStore::open(small_config(dir.path()));
+    assert!(matches!(second, Err(StoreError::Config(_))));
+    drop(first);
+    MessageStore::open(small_config(dir.path())).unwrap();
+}
