@@ -12,21 +12,25 @@
 //! - [`producer`]: [`Producer`]: sync, async, one-way, batch and ordered sends with retries.
 //! - [`consumer`]: [`PullConsumer`] and [`PushConsumer`] (rebalancing, flow control,
 //!   offsets, concurrent and ordered consumption, retries).
+//! - [`display`]: timestamps and column widths as RocketMQ's tools print them.
 //! - [`admin`]: [`Admin`]: topics, routes, clusters, broker stats, consumer progress,
 //!   message lookup.
 //!
 //! The binaries `mqadmin` (RocketMQ's admin tool) and `mq` (produce, consume, bench) are
 //! built on this library.
 
+pub mod admin;
 pub mod broker_api;
 pub mod config;
 pub mod consumer;
+pub mod display;
 pub mod error;
 pub mod instance;
 pub mod message;
 pub mod producer;
 pub mod route;
 
+pub use admin::Admin;
 pub use config::ClientOptions;
 pub use consumer::{PullConsumer, PushConsumer, PushConsumerOptions};
 pub use error::{ClientError, Result};

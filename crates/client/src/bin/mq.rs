@@ -1,4 +1,627 @@
+//! `mq`: the tool for people. `mq produce` sends messages (arguments or stdin lines),
+//! `mq consume` prints them (`--follow` keeps reading like `tail -f`), and `mq bench
+//! produce|consume` measures throughput and latency with a live progress line and a
+//! JSON summary for scripts.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use client::consumer::{ConsumeFromWhere, ConsumeResult, PullStatus};
+use client::{
+    ClientOptions, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer,
+    PushConsumerOptions, ReceivedMessage,
+};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "mq",
+    about = "Produce, consume and benchmark RocketMQ topics",
+    version
+)]
+struct Cli {
+    /// Name server address list, e.g. '127.0.0.1:9876;127.0.0.2:9876'
+    #[arg(short = 'n', long = "namesrv", global = true, env = "NAMESRV_ADDR")]
+    namesrv: Option<String>,
+    /// Machine-readable output (JSON lines, or a JSON summary for bench).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send messages: the --body text, or each line of stdin.
+    Produce(Produce),
+    /// Print messages of a topic; --follow keeps waiting for new ones.
+    Consume(Consume),
+    /// Measure throughput and latency.
+    Bench {
+        #[command(subcommand)]
+        kind: Bench,
+    },
+}
+
+#[derive(Args)]
+struct Produce {
+    #[arg(short = 't', long)]
+    topic: String,
+    /// Message body; without it every stdin line is one message.
+    #[arg(short = 'b', long)]
+    body: Option<String>,
+    #[arg(long)]
+    tag: Option<String>,
+    /// Business keys (repeatable).
+    #[arg(short = 'k', long = "key")]
+    keys: Vec<String>,
+    /// User property KEY=VALUE (repeatable).
+    #[arg(short = 'p', long = "property")]
+    properties: Vec<String>,
+    /// Delay level (1..=18: 1s 5s 10s 30s 1m ... 2h).
+    #[arg(long, default_value_t = 0)]
+    delay: i32,
+    /// Send the --body this many times.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    count: u64,
+    /// Messages with the same ordering key go to the same queue, in order.
+    #[arg(long)]
+    order_key: Option<String>,
+    #[arg(long, default_value = "mq-producer")]
+    group: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum From {
+    First,
+    Last,
+}
+
+#[derive(Args)]
+struct Consume {
+    #[arg(short = 't', long)]
+    topic: String,
+    /// Tag expression: `*` or `a || b`.
+    #[arg(short = 'e', long = "tags", default_value = "*")]
+    expression: String,
+    /// Join this consumer group (committing offsets) instead of reading on one's own.
+    #[arg(short = 'g', long)]
+    group: Option<String>,
+    /// Where to start reading.
+    #[arg(long, value_enum, default_value = "first")]
+    from: From,
+    /// Keep waiting for new messages (like tail -f); stop with Ctrl-C.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Stop after this many messages.
+    #[arg(short = 'c', long)]
+    count: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Send as fast as the broker takes it.
+    Produce(BenchProduce),
+    /// Consume as fast as the broker hands messages out.
+    Consume(BenchConsume),
+}
+
+#[derive(Args)]
+struct BenchProduce {
+    #[arg(short = 't', long, default_value = "BenchmarkTest")]
+    topic: String,
+    /// Body size in bytes.
+    #[arg(short = 's', long, default_value_t = 128)]
+    size: usize,
+    /// Sends in flight at once.
+    #[arg(short = 'w', long, default_value_t = 16)]
+    concurrency: usize,
+    /// Stop after this many seconds...
+    #[arg(short = 'd', long, default_value_t = 10)]
+    duration: u64,
+    /// ...or after this many messages, whichever comes first.
+    #[arg(short = 'c', long)]
+    count: Option<u64>,
+    /// Messages per send (1 = single sends).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+}
+
+#[derive(Args)]
+struct BenchConsume {
+    #[arg(short = 't', long, default_value = "BenchmarkTest")]
+    topic: String,
+    #[arg(short = 'g', long)]
+    group: Option<String>,
+    #[arg(short = 'd', long, default_value_t = 10)]
+    duration: u64,
+    /// Stop after this many messages.
+    #[arg(short = 'c', long)]
+    count: Option<u64>,
+    #[arg(long, value_enum, default_value = "last")]
+    from: From,
+}
+
 fn main() {
-    eprintln!("mq: not built yet");
-    std::process::exit(1);
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mq: cannot start a runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = runtime.block_on(run(cli)) {
+        eprintln!("mq: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let namesrv = cli
+        .namesrv
+        .clone()
+        .context("no name server: pass -n ADDR or set NAMESRV_ADDR")?;
+    let options = ClientOptions::new(&namesrv);
+    match cli.command {
+        Command::Produce(args) => produce(options, args, cli.json).await,
+        Command::Consume(args) => consume(options, args, cli.json).await,
+        Command::Bench {
+            kind: Bench::Produce(args),
+        } => bench_produce(options, args, cli.json).await,
+        Command::Bench {
+            kind: Bench::Consume(args),
+        } => bench_consume(options, args, cli.json).await,
+    }
+}
+
+// ---- produce --------------------------------------------------------------------------
+
+async fn produce(options: ClientOptions, args: Produce, json: bool) -> Result<()> {
+    let producer = Producer::start(options, ProducerOptions::new(&args.group))?;
+    let build = |body: String| -> Result<Message> {
+        let mut message = Message::new(args.topic.clone(), body).with_delay_level(args.delay);
+        if let Some(tag) = &args.tag {
+            message = message.with_tag(tag.clone());
+        }
+        if !args.keys.is_empty() {
+            message = message.with_keys(&args.keys);
+        }
+        for property in &args.properties {
+            let (key, value) = property
+                .split_once('=')
+                .with_context(|| format!("property `{property}` is not KEY=VALUE"))?;
+            message = message.with_property(key, value);
+        }
+        Ok(message)
+    };
+    let mut failures = 0u64;
+    let mut send_one = async |message: Message| {
+        let sent = match &args.order_key {
+            Some(key) => producer.send_ordered(message, key).await,
+            None => producer.send(message).await,
+        };
+        match sent {
+            Ok(result) if json => println!(
+                "{}",
+                json!({"status": result.status.as_str(), "msgId": result.msg_id, "offsetMsgId": result.offset_msg_id,
+                    "brokerName": result.queue.broker_name, "queueId": result.queue.queue_id, "queueOffset": result.queue_offset})
+            ),
+            Ok(result) => println!(
+                "{} msgId={} offsetMsgId={} queue={}:{} offset={}",
+                result.status.as_str(),
+                result.msg_id,
+                result.offset_msg_id,
+                result.queue.broker_name,
+                result.queue.queue_id,
+                result.queue_offset
+            ),
+            Err(error) => {
+                failures += 1;
+                eprintln!("send failed: {error}");
+            }
+        }
+    };
+    if let Some(body) = &args.body {
+        for _ in 0..args.count {
+            send_one(build(body.clone())?).await;
+        }
+    } else {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let line = line.context("reading stdin")?;
+            if !line.is_empty() {
+                send_one(build(line)?).await;
+            }
+        }
+    }
+    producer.shutdown().await;
+    if failures > 0 {
+        bail!("{failures} message(s) not sent");
+    }
+    Ok(())
+}
+
+// ---- consume --------------------------------------------------------------------------
+
+fn print_message(message: &ReceivedMessage, json: bool) {
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        writeln!(
+            out,
+            "{}",
+            json!({"topic": message.topic, "brokerName": message.queue.broker_name, "queueId": message.queue.queue_id,
+                "queueOffset": message.queue_offset, "msgId": message.msg_id(), "offsetMsgId": message.offset_msg_id,
+                "tags": message.tag(), "keys": message.keys(), "reconsumeTimes": message.reconsume_times,
+                "bornTimestamp": message.born_timestamp_ms, "storeTimestamp": message.store_timestamp_ms,
+                "properties": message.properties, "body": message.body_text()})
+        )
+    } else {
+        writeln!(
+            out,
+            "[{}:{} #{}] {} tag={} keys={}: {}",
+            message.queue.broker_name,
+            message.queue.queue_id,
+            message.queue_offset,
+            message.msg_id(),
+            message.tag().unwrap_or("-"),
+            message.keys().unwrap_or("-"),
+            message.body_text()
+        )
+    };
+    // A closed pipe (`mq consume | head`) ends the program quietly.
+    if written.and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+async fn consume(options: ClientOptions, args: Consume, json: bool) -> Result<()> {
+    if let Some(group) = &args.group {
+        return consume_in_group(options, &args, group, json).await;
+    }
+    let consumer = PullConsumer::start(options, "mq-reader")?;
+    let queues = consumer.queues(&args.topic).await?;
+    if queues.is_empty() {
+        bail!("topic {} has no readable queue", args.topic);
+    }
+    let mut offsets: Vec<(MessageQueue, i64)> = Vec::new();
+    for queue in queues {
+        let offset = match args.from {
+            From::First => consumer.min_offset(&queue).await?,
+            From::Last => consumer.max_offset(&queue).await?,
+        };
+        offsets.push((queue, offset));
+    }
+    let limit = args.count.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    loop {
+        let mut caught_up = true;
+        for (queue, offset) in offsets.iter_mut() {
+            // Drain each queue before moving on, so output is grouped by queue.
+            loop {
+                let result = consumer.pull(queue, &args.expression, *offset, 32).await?;
+                *offset = result.next_begin_offset;
+                for message in &result.messages {
+                    print_message(message, json);
+                    printed += 1;
+                    if printed >= limit {
+                        consumer.shutdown();
+                        return Ok(());
+                    }
+                }
+                match result.status {
+                    PullStatus::Found | PullStatus::NoMatchedMsg | PullStatus::OffsetIllegal => {
+                        caught_up = false
+                    }
+                    PullStatus::NoNewMsg => break,
+                }
+            }
+        }
+        if caught_up && !args.follow {
+            break;
+        }
+        if caught_up {
+            // Following: wait for the next message on any queue with long polls. Each
+            // queue gets a short hold so a quiet queue does not delay a busy one long.
+            let hold = Duration::from_millis(1000 / offsets.len().max(1) as u64 + 50);
+            for (queue, offset) in offsets.iter_mut() {
+                let result = tokio::select! {
+                    result = consumer.pull_blocking(queue, &args.expression, *offset, 32, hold) => result?,
+                    _ = tokio::signal::ctrl_c() => { consumer.shutdown(); return Ok(()); }
+                };
+                *offset = result.next_begin_offset;
+                for message in &result.messages {
+                    print_message(message, json);
+                    printed += 1;
+                    if printed >= limit {
+                        consumer.shutdown();
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    consumer.shutdown();
+    Ok(())
+}
+
+async fn consume_in_group(
+    options: ClientOptions,
+    args: &Consume,
+    group: &str,
+    json: bool,
+) -> Result<()> {
+    let mut consumer_options =
+        PushConsumerOptions::new(group).subscribe(&args.topic, &args.expression);
+    consumer_options.consume_from_where = match args.from {
+        From::First => ConsumeFromWhere::ConsumeFromFirstOffset,
+        From::Last => ConsumeFromWhere::ConsumeFromLastOffset,
+    };
+    let printed = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let limit = args.count.unwrap_or(u64::MAX);
+    let (counter, finished) = (Arc::clone(&printed), Arc::clone(&done));
+    let consumer = PushConsumer::start(
+        options,
+        consumer_options,
+        move |messages: Vec<ReceivedMessage>| {
+            for message in &messages {
+                print_message(message, json);
+                if counter.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
+                    finished.notify_one();
+                }
+            }
+            futures::future::ready(ConsumeResult::Success)
+        },
+    )
+    .await?;
+    tokio::select! {
+        _ = done.notified() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    consumer.shutdown().await;
+    Ok(())
+}
+
+// ---- bench ----------------------------------------------------------------------------
+
+/// Latencies in microseconds, up to one minute, 3 significant digits.
+fn new_histogram() -> Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")
+}
+
+struct Stats {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    bytes: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Stats {
+    fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(Stats {
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            latency_us: Mutex::new(new_histogram()?),
+        }))
+    }
+
+    fn record(&self, latency: Duration, messages: u64, bytes: u64) {
+        self.ok.fetch_add(messages, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, 60_000_000);
+        // Cannot fail: the value is clamped into the histogram's range.
+        let _ = self.latency_us.lock().record(micros);
+    }
+}
+
+/// Prints `elapsed ok tps p99` every second on stderr: over itself on a terminal, one
+/// line per second otherwise.
+fn spawn_progress(
+    stats: Arc<Stats>,
+    label: &'static str,
+    started: Instant,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let terminal = std::io::stderr().is_terminal();
+        let mut last_ok = 0;
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let ok = stats.ok.load(Ordering::Relaxed);
+            let failed = stats.failed.load(Ordering::Relaxed);
+            let p99 = stats.latency_us.lock().value_at_quantile(0.99) as f64 / 1000.0;
+            let line = format!(
+                "{:>5.0}s {label}={ok} rate={}/s p99={p99:.2}ms errors={failed}",
+                started.elapsed().as_secs_f64(),
+                ok - last_ok
+            );
+            last_ok = ok;
+            if terminal {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    })
+}
+
+fn summary(kind: &str, stats: &Stats, elapsed: Duration, json: bool, latency_name: &str) {
+    let ok = stats.ok.load(Ordering::Relaxed);
+    let failed = stats.failed.load(Ordering::Relaxed);
+    let bytes = stats.bytes.load(Ordering::Relaxed);
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    let histogram = stats.latency_us.lock();
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let summary = json!({
+        "kind": kind,
+        "messages": ok,
+        "errors": failed,
+        "elapsed_s": seconds,
+        "msgs_per_s": ok as f64 / seconds,
+        "mib_per_s": bytes as f64 / seconds / (1024.0 * 1024.0),
+        latency_name: {
+            "count": histogram.len(),
+            "mean": histogram.mean() / 1000.0,
+            "p50": ms(0.50), "p90": ms(0.90), "p99": ms(0.99), "p999": ms(0.999),
+            "max": histogram.max() as f64 / 1000.0,
+        }
+    });
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    if json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{kind}: {ok} messages in {seconds:.1}s, {:.0} msg/s, {:.2} MiB/s, {failed} errors",
+            ok as f64 / seconds,
+            bytes as f64 / seconds / (1024.0 * 1024.0)
+        );
+        println!(
+            "{latency_name} ms: p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3} mean={:.3}",
+            ms(0.50),
+            ms(0.90),
+            ms(0.99),
+            ms(0.999),
+            histogram.max() as f64 / 1000.0,
+            histogram.mean() / 1000.0
+        );
+    }
+}
+
+async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -> Result<()> {
+    if args.concurrency == 0 || args.size == 0 || args.batch == 0 {
+        bail!("--concurrency, --size and --batch must be > 0");
+    }
+    let mut producer_options = ProducerOptions::new("mq-bench-producer");
+    // Bench what the broker does, not zlib.
+    producer_options.compress_over_bytes = usize::MAX;
+    let producer = Producer::start(options, producer_options)?;
+    let stats = Stats::new()?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration);
+    let budget = Arc::new(AtomicU64::new(args.count.unwrap_or(u64::MAX)));
+    let progress = spawn_progress(Arc::clone(&stats), "sent", started);
+    let body = bytes::Bytes::from(vec![b'x'; args.size]);
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (producer, stats, budget, body, topic) = (
+            producer.clone(),
+            Arc::clone(&stats),
+            Arc::clone(&budget),
+            body.clone(),
+            args.topic.clone(),
+        );
+        let batch = args.batch as u64;
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let take = budget
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                        left.checked_sub(batch.min(left)).filter(|_| left > 0)
+                    })
+                    .map_or(0, |left| batch.min(left));
+                if take == 0 {
+                    return;
+                }
+                let sent_at = Instant::now();
+                let result = if take == 1 {
+                    producer
+                        .send(Message::new(topic.clone(), body.clone()))
+                        .await
+                } else {
+                    let messages = (0..take)
+                        .map(|_| Message::new(topic.clone(), body.clone()))
+                        .collect();
+                    producer.send_batch(messages).await
+                };
+                match result {
+                    Ok(_) => stats.record(sent_at.elapsed(), take, take * body.len() as u64),
+                    Err(_) => {
+                        stats.failed.fetch_add(take, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let elapsed = started.elapsed();
+    progress.abort();
+    producer.shutdown().await;
+    summary("produce", &stats, elapsed, json, "send_latency_ms");
+    Ok(())
+}
+
+async fn bench_consume(options: ClientOptions, args: BenchConsume, json: bool) -> Result<()> {
+    let group = args
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("mq-bench-consumer-{}", std::process::id()));
+    let mut consumer_options = PushConsumerOptions::new(group).subscribe(&args.topic, "*");
+    consumer_options.consume_from_where = match args.from {
+        From::First => ConsumeFromWhere::ConsumeFromFirstOffset,
+        From::Last => ConsumeFromWhere::ConsumeFromLastOffset,
+    };
+    consumer_options.consume_batch_max = 32;
+    let stats = Stats::new()?;
+    let done = Arc::new(tokio::sync::Notify::new());
+    let limit = args.count.unwrap_or(u64::MAX);
+    let (recorder, finished) = (Arc::clone(&stats), Arc::clone(&done));
+    let started = Instant::now();
+    let consumer = PushConsumer::start(
+        options,
+        consumer_options,
+        move |messages: Vec<ReceivedMessage>| {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            for message in &messages {
+                // End-to-end latency: producer clock to now (same host for meaningful numbers).
+                let latency_ms = (now_ms - message.born_timestamp_ms).max(0) as u64;
+                recorder.record(
+                    Duration::from_millis(latency_ms),
+                    1,
+                    message.body.len() as u64,
+                );
+            }
+            if recorder.ok.load(Ordering::Relaxed) >= limit {
+                finished.notify_one();
+            }
+            futures::future::ready(ConsumeResult::Success)
+        },
+    )
+    .await?;
+    let progress = spawn_progress(Arc::clone(&stats), "consumed", started);
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(args.duration)) => {}
+        _ = done.notified() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let elapsed = started.elapsed();
+    progress.abort();
+    consumer.shutdown().await;
+    summary("consume", &stats, elapsed, json, "end_to_end_latency_ms");
+    Ok(())
 }

@@ -1,4 +1,839 @@
+//! `mqadmin`: RocketMQ's admin tool, with its sub-command names, flags and table layouts,
+//! for what the admin API covers. `--json` prints the underlying data as JSON instead.
+
+// Table headers are passed as arguments, mirroring RocketMQ's printf calls column by column.
+#![allow(clippy::print_literal)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use client::admin::{BrokerGroupMember, MemberRole};
+use client::display::{front, timestamp_ms, timestamp_s};
+use client::{Admin, ClientOptions, ReceivedMessage};
+use remoting::body::{perm, TopicConfig};
+use remoting::message::validate::{DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "mqadmin", about = "RocketMQ admin tool", version)]
+struct Cli {
+    /// Name server address list, e.g. '192.168.0.1:9876;192.168.0.2:9876'
+    #[arg(short = 'n', long = "namesrvAddr", global = true, env = "NAMESRV_ADDR")]
+    namesrv_addr: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Update or create topic
+    #[command(name = "updateTopic")]
+    UpdateTopic(UpdateTopic),
+    /// Delete topic from broker and NameServer.
+    #[command(name = "deleteTopic")]
+    DeleteTopic {
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        #[arg(short = 'c', long = "clusterName")]
+        cluster: String,
+    },
+    /// Fetch all topic list from name server
+    #[command(name = "topicList")]
+    TopicList {
+        /// Print the cluster and consumer groups of each topic.
+        #[arg(short = 'c', long = "clusterModel")]
+        cluster_model: bool,
+    },
+    /// Examine topic route info
+    #[command(name = "topicRoute")]
+    TopicRoute {
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+    },
+    /// Examine topic Status info
+    #[command(name = "topicStatus")]
+    TopicStatus {
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+    },
+    /// List all of clusters
+    #[command(name = "clusterList")]
+    ClusterList {
+        /// Print more stats
+        #[arg(short = 'm', long = "moreStats")]
+        more_stats: bool,
+        /// Repeat every this many seconds
+        #[arg(short = 'i', long = "interval")]
+        interval: Option<u64>,
+    },
+    /// Fetch broker runtime status data
+    #[command(name = "brokerStatus")]
+    BrokerStatus {
+        #[arg(short = 'b', long = "brokerAddr")]
+        broker_addr: Option<String>,
+        #[arg(short = 'c', long = "clusterName")]
+        cluster: Option<String>,
+    },
+    /// Query consumers's progress, speed
+    #[command(name = "consumerProgress")]
+    ConsumerProgress {
+        #[arg(short = 'g', long = "groupName")]
+        group: Option<String>,
+    },
+    /// Query Message by Id
+    #[command(name = "queryMsgById")]
+    QueryMsgById {
+        /// Message id(s), comma separated: broker offset ids, or unique ids with -t
+        #[arg(short = 'i', long = "msgId")]
+        msg_id: String,
+        /// Topic, to look up client unique ids
+        #[arg(short = 't', long = "topic")]
+        topic: Option<String>,
+        /// Print the body in this charset (only UTF-8 is supported)
+        #[arg(short = 'f', long = "bodyFormat")]
+        body_format: Option<String>,
+    },
+    /// Query Message by Key
+    #[command(name = "queryMsgByKey")]
+    QueryMsgByKey {
+        #[arg(short = 't', long = "topic")]
+        topic: String,
+        #[arg(short = 'k', long = "msgKey")]
+        key: String,
+    },
+    /// Show the members of a broker group: role, term, leader, commit and match indexes
+    #[command(name = "getBrokerGroup")]
+    GetBrokerGroup {
+        #[arg(short = 'b', long = "brokerName")]
+        broker_name: String,
+    },
+    /// Transfer a broker group's leadership to a named node
+    #[command(name = "transferLeader")]
+    TransferLeader {
+        #[arg(short = 'b', long = "brokerName")]
+        broker_name: String,
+        /// Node id of the new leader, e.g. n1
+        #[arg(short = 'i', long = "nodeId")]
+        node_id: String,
+    },
+}
+
+#[derive(Args)]
+struct UpdateTopic {
+    /// create topic to which broker
+    #[arg(short = 'b', long = "brokerAddr")]
+    broker_addr: Option<String>,
+    /// create topic to which cluster
+    #[arg(short = 'c', long = "clusterName")]
+    cluster: Option<String>,
+    /// topic name
+    #[arg(short = 't', long = "topic")]
+    topic: String,
+    /// set read queue nums
+    #[arg(short = 'r', long = "readQueueNums", default_value_t = 8)]
+    read_queue_nums: i32,
+    /// set write queue nums
+    #[arg(short = 'w', long = "writeQueueNums", default_value_t = 8)]
+    write_queue_nums: i32,
+    /// set topic's permission(2|4|6), intro[2:W 4:R; 6:RW]
+    #[arg(short = 'p', long = "perm", default_value_t = 6)]
+    perm: i32,
+    /// set topic's order(true|false)
+    #[arg(short = 'o', long = "order", default_value = "false")]
+    order: String,
+    /// is unit topic (true|false)
+    #[arg(short = 'u', long = "unit", default_value = "false")]
+    unit: String,
+    /// has unit sub (true|false)
+    #[arg(short = 's', long = "hasUnitSub", default_value = "false")]
+    has_unit_sub: String,
+}
+
 fn main() {
-    eprintln!("mqadmin: not built yet");
-    std::process::exit(1);
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mqadmin: cannot start a runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = runtime.block_on(run(cli)) {
+        eprintln!("mqadmin: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let namesrv = cli
+        .namesrv_addr
+        .clone()
+        .context("no name server: pass -n ADDR or set NAMESRV_ADDR")?;
+    let admin = Admin::start(ClientOptions::new(&namesrv))?;
+    let json = cli.json;
+    let result = match cli.command {
+        Command::UpdateTopic(args) => update_topic(&admin, args, json).await,
+        Command::DeleteTopic { topic, cluster } => {
+            admin.delete_topic(&cluster, &topic).await?;
+            if json {
+                print_json(&json!({"topic": topic, "cluster": cluster, "deleted": true}))
+            } else {
+                println!("delete topic [{topic}] from cluster [{cluster}] success.");
+                println!("delete topic [{topic}] from NameServer success.");
+                Ok(())
+            }
+        }
+        Command::TopicList { cluster_model } => topic_list(&admin, cluster_model, json).await,
+        Command::TopicRoute { topic } => {
+            let route = admin.topic_route(&topic).await?;
+            print_json(&route)
+        }
+        Command::TopicStatus { topic } => topic_status(&admin, &topic, json).await,
+        Command::ClusterList {
+            more_stats,
+            interval,
+        } => loop {
+            cluster_list(&admin, more_stats, json).await?;
+            match interval {
+                Some(seconds) if seconds > 0 => {
+                    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await
+                }
+                _ => break Ok(()),
+            }
+        },
+        Command::BrokerStatus {
+            broker_addr,
+            cluster,
+        } => broker_status(&admin, broker_addr, cluster, json).await,
+        Command::ConsumerProgress { group } => consumer_progress(&admin, group, json).await,
+        Command::QueryMsgById {
+            msg_id,
+            topic,
+            body_format,
+        } => {
+            query_by_id(
+                &admin,
+                &msg_id,
+                topic.as_deref(),
+                body_format.is_some(),
+                json,
+            )
+            .await
+        }
+        Command::QueryMsgByKey { topic, key } => query_by_key(&admin, &topic, &key, json).await,
+        Command::GetBrokerGroup { broker_name } => broker_group(&admin, &broker_name, json).await,
+        Command::TransferLeader {
+            broker_name,
+            node_id,
+        } => {
+            admin.transfer_leader(&broker_name, &node_id).await?;
+            println!("transfer leadership of [{broker_name}] to [{node_id}] success.");
+            Ok(())
+        }
+    };
+    admin.shutdown();
+    result
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn parse_bool(text: &str) -> bool {
+    text.trim().eq_ignore_ascii_case("true")
+}
+
+fn topic_config_line(config: &TopicConfig) -> String {
+    format!(
+        "TopicConfig [topicName={}, readQueueNums={}, writeQueueNums={}, perm={}, topicFilterType={}, topicSysFlag={}, order={}, attributes={:?}]",
+        config.topic_name,
+        config.read_queue_nums,
+        config.write_queue_nums,
+        perm::to_display(config.perm),
+        config.topic_filter_type,
+        config.topic_sys_flag,
+        config.order,
+        config.attributes
+    )
+}
+
+async fn update_topic(admin: &Admin, args: UpdateTopic, json: bool) -> Result<()> {
+    let mut config = Admin::topic_config(
+        args.topic.trim(),
+        args.read_queue_nums,
+        args.write_queue_nums,
+    );
+    config.perm = args.perm;
+    config.order = parse_bool(&args.order);
+    // TopicSysFlag: bit 0 unit, bit 1 unit-sub.
+    config.topic_sys_flag =
+        i32::from(parse_bool(&args.unit)) | (i32::from(parse_bool(&args.has_unit_sub)) << 1);
+    let written = if let Some(addr) = args.broker_addr {
+        let addr = addr.trim().to_owned();
+        admin.create_topic(&addr, &config).await?;
+        if config.order {
+            let broker_name = admin.broker_name_of(&addr).await?;
+            let conf = format!("{broker_name}:{}", config.write_queue_nums);
+            admin.set_order_conf(&config.topic_name, &conf).await?;
+            if !json {
+                print!(
+                    "set broker orderConf. isOrder={}, orderConf=[{conf}]",
+                    config.order
+                );
+            }
+        }
+        vec![addr]
+    } else if let Some(cluster) = args.cluster {
+        let cluster = cluster.trim().to_owned();
+        let masters = admin.create_topic_in_cluster(&cluster, &config).await?;
+        if config.order {
+            let info = admin.cluster_info().await?;
+            let names = info
+                .cluster_addr_table
+                .get(&cluster)
+                .cloned()
+                .unwrap_or_default();
+            let conf = names
+                .iter()
+                .map(|name| format!("{name}:{}", config.write_queue_nums))
+                .collect::<Vec<_>>()
+                .join(";");
+            admin.set_order_conf(&config.topic_name, &conf).await?;
+            if !json {
+                print!(
+                    "set cluster orderConf. isOrder={}, orderConf=[{conf}]",
+                    config.order
+                );
+            }
+        }
+        masters
+    } else {
+        bail!("updateTopic needs -b brokerAddr or -c clusterName");
+    };
+    if json {
+        return print_json(&json!({"brokers": written, "topicConfig": config}));
+    }
+    for addr in &written {
+        println!("create topic to {addr} success.");
+    }
+    println!("{}", topic_config_line(&config));
+    Ok(())
+}
+
+async fn topic_list(admin: &Admin, cluster_model: bool, json: bool) -> Result<()> {
+    let topics = admin.topic_list().await?;
+    if !cluster_model {
+        if json {
+            return print_json(&topics);
+        }
+        for topic in topics {
+            println!("{topic}");
+        }
+        return Ok(());
+    }
+    let info = admin.cluster_info().await?;
+    let mut rows = Vec::new();
+    for topic in &topics {
+        if topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) || topic.starts_with(DLQ_GROUP_TOPIC_PREFIX)
+        {
+            continue;
+        }
+        let cluster = match admin.topic_route(topic).await {
+            Ok(route) => route
+                .broker_datas
+                .first()
+                .and_then(|b| {
+                    info.cluster_addr_table
+                        .iter()
+                        .find(|(_, names)| names.contains(&b.broker_name))
+                        .map(|(cluster, _)| cluster.clone())
+                })
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let groups = admin.topic_consumer_groups(topic).await.unwrap_or_default();
+        if groups.is_empty() {
+            rows.push((cluster, topic.clone(), String::new()));
+        } else {
+            for group in groups {
+                rows.push((cluster.clone(), topic.clone(), group));
+            }
+        }
+    }
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(c, t, g)| json!({"cluster": c, "topic": t, "consumerGroup": g}))
+            .collect();
+        return print_json(&rows);
+    }
+    println!(
+        "{:<20}  {:<48}  {:<48}",
+        "#Cluster Name", "#Topic", "#Consumer Group"
+    );
+    for (cluster, topic, group) in rows {
+        println!(
+            "{:<20}  {:<48}  {:<48}",
+            front(&cluster, 20),
+            front(&topic, 48),
+            front(&group, 48)
+        );
+    }
+    Ok(())
+}
+
+async fn topic_status(admin: &Admin, topic: &str, json: bool) -> Result<()> {
+    let stats = admin.topic_stats(topic).await?;
+    if json {
+        let rows: Vec<_> = stats
+            .offset_table
+            .iter()
+            .map(|(q, o)| {
+                json!({"brokerName": q.broker_name, "queueId": q.queue_id, "minOffset": o.min_offset,
+                    "maxOffset": o.max_offset, "lastUpdateTimestamp": o.last_update_timestamp})
+            })
+            .collect();
+        return print_json(&rows);
+    }
+    println!(
+        "{:<32}  {:<4}  {:<20}  {:<20}    {}",
+        "#Broker Name", "#QID", "#Min Offset", "#Max Offset", "#Last Updated"
+    );
+    for (queue, offsets) in &stats.offset_table {
+        let updated = if offsets.last_update_timestamp > 0 {
+            timestamp_ms(offsets.last_update_timestamp)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<32}  {:<4}  {:<20}  {:<20}    {}",
+            front(&queue.broker_name, 32),
+            queue.queue_id,
+            offsets.min_offset,
+            offsets.max_offset,
+            updated
+        );
+    }
+    Ok(())
+}
+
+fn first_number(value: Option<&String>) -> f64 {
+    value
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn number(value: Option<&String>) -> i64 {
+    value.and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+async fn cluster_list(admin: &Admin, more_stats: bool, json: bool) -> Result<()> {
+    let info = admin.cluster_info().await?;
+    let mut rows = Vec::new();
+    for (cluster, names) in &info.cluster_addr_table {
+        for name in names {
+            let Some(broker) = info.broker_addr_table.get(name) else {
+                continue;
+            };
+            for (id, addr) in &broker.broker_addrs {
+                let stats = admin.broker_runtime_info(addr).await.unwrap_or_default();
+                rows.push((cluster.clone(), name.clone(), *id, addr.clone(), stats));
+            }
+        }
+    }
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(c, n, id, addr, stats)| {
+                json!({"cluster": c, "brokerName": n, "brokerId": id, "addr": addr, "runtime": stats})
+            })
+            .collect();
+        return print_json(&rows);
+    }
+    if more_stats {
+        println!(
+            "{:<16}  {:<32} {:>14} {:>14} {:>14} {:>14}",
+            "#Cluster Name",
+            "#Broker Name",
+            "#InTotalYest",
+            "#OutTotalYest",
+            "#InTotalToday",
+            "#OutTotalToday"
+        );
+        for (cluster, name, _, _, stats) in &rows {
+            let get = |key: &str| number(stats.get(key));
+            println!(
+                "{:<16}  {:<32} {:>14} {:>14} {:>14} {:>14}",
+                cluster,
+                name,
+                get("msgPutTotalTodayMorning") - get("msgPutTotalYesterdayMorning"),
+                get("msgGetTotalTodayMorning") - get("msgGetTotalYesterdayMorning"),
+                get("msgPutTotalTodayNow") - get("msgPutTotalTodayMorning"),
+                get("msgGetTotalTodayNow") - get("msgGetTotalTodayMorning"),
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<16}  {:<22}  {:<4}  {:<22} {:<16} {:>19} {:>19} {:>10} {:>5} {:>6}",
+        "#Cluster Name",
+        "#Broker Name",
+        "#BID",
+        "#Addr",
+        "#Version",
+        "#InTPS(LOAD)",
+        "#OutTPS(LOAD)",
+        "#PCWait(ms)",
+        "#Hour",
+        "#SPACE"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    for (cluster, name, id, addr, stats) in &rows {
+        let text = |key: &str| stats.get(key).cloned().unwrap_or_default();
+        let hour = stats
+            .get("earliestMessageTimeStamp")
+            .and_then(|t| t.parse::<i64>().ok())
+            .map_or(0.0, |t| (now - t) as f64 / 1000.0 / 3600.0);
+        let space: f64 = stats
+            .get("commitLogDiskRatio")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        println!(
+            "{:<16}  {:<22}  {:<4}  {:<22} {:<16} {:>19} {:>19} {:>10} {:>5} {:>6}",
+            cluster,
+            name,
+            id,
+            addr,
+            text("brokerVersionDesc"),
+            format!(
+                "{:9.2}({},{}ms)",
+                first_number(stats.get("putTps")),
+                text("sendThreadPoolQueueSize"),
+                text("sendThreadPoolQueueHeadWaitTimeMills")
+            ),
+            format!(
+                "{:9.2}({},{}ms)",
+                first_number(stats.get("getTransferedTps")),
+                text("pullThreadPoolQueueSize"),
+                text("pullThreadPoolQueueHeadWaitTimeMills")
+            ),
+            text("pageCacheLockTimeMills"),
+            format!("{hour:2.2}"),
+            format!("{space:.4}"),
+        );
+    }
+    Ok(())
+}
+
+async fn broker_status(
+    admin: &Admin,
+    broker_addr: Option<String>,
+    cluster: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let (addrs, print_broker) = match (broker_addr, cluster) {
+        (Some(addr), _) => (vec![addr.trim().to_owned()], false),
+        (None, Some(cluster)) => (admin.cluster_addrs(cluster.trim(), false).await?, true),
+        (None, None) => bail!("brokerStatus needs -b brokerAddr or -c clusterName"),
+    };
+    let mut all = BTreeMap::new();
+    for addr in addrs {
+        let stats = admin.broker_runtime_info(&addr).await?;
+        if !json {
+            for (key, value) in &stats {
+                if print_broker {
+                    println!("{addr:<24} {key:<32}: {value}");
+                } else {
+                    println!("{key:<32}: {value}");
+                }
+            }
+        }
+        all.insert(addr, stats);
+    }
+    if json {
+        print_json(&all)?;
+    }
+    Ok(())
+}
+
+async fn consumer_progress(admin: &Admin, group: Option<String>, json: bool) -> Result<()> {
+    if let Some(group) = group {
+        let group = group.trim();
+        let stats = admin.consume_stats(group, None).await?;
+        let mut diff_total = 0i64;
+        if json {
+            let rows: Vec<_> = stats
+                .offset_table
+                .iter()
+                .map(|(q, o)| {
+                    json!({"topic": q.topic, "brokerName": q.broker_name, "queueId": q.queue_id,
+                        "brokerOffset": o.broker_offset, "consumerOffset": o.consumer_offset,
+                        "diff": o.broker_offset - o.consumer_offset, "lastTimestamp": o.last_timestamp})
+                })
+                .collect();
+            return print_json(
+                &json!({"queues": rows, "consumeTps": stats.consume_tps, "diffTotal": stats.total_diff()}),
+            );
+        }
+        println!(
+            "{:<32}  {:<32}  {:<4}  {:<20}  {:<20}  {:<20} {:<20}  {}",
+            "#Topic",
+            "#Broker Name",
+            "#QID",
+            "#Broker Offset",
+            "#Consumer Offset",
+            "#Client IP",
+            "#Diff",
+            "#LastTime"
+        );
+        for (queue, offsets) in &stats.offset_table {
+            let diff = offsets.broker_offset - offsets.consumer_offset;
+            diff_total += diff;
+            println!(
+                "{:<32}  {:<32}  {:<4}  {:<20}  {:<20}  {:<20} {:<20}  {}",
+                front(&queue.topic, 32),
+                front(&queue.broker_name, 32),
+                queue.queue_id,
+                offsets.broker_offset,
+                offsets.consumer_offset,
+                "NA",
+                diff,
+                timestamp_s(offsets.last_timestamp)
+            );
+        }
+        println!();
+        println!("Consume TPS: {}", stats.consume_tps);
+        println!("Diff Total: {diff_total}");
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for topic in admin.topic_list().await? {
+        let Some(group) = topic.strip_prefix(RETRY_GROUP_TOPIC_PREFIX) else {
+            continue;
+        };
+        let stats = admin.consume_stats(group, None).await.ok();
+        let connection = admin.consumer_connection(group).await.ok();
+        let count = connection.as_ref().map_or(0, |c| c.connection_set.len());
+        let version = connection
+            .as_ref()
+            .and_then(|c| c.connection_set.iter().map(|conn| conn.version).min());
+        let consume_type = connection.as_ref().and_then(|c| c.consume_type);
+        let model = connection.as_ref().and_then(|c| c.message_model);
+        rows.push(json!({
+            "group": group,
+            "count": count,
+            "version": if count > 0 { version.map_or(String::new(), |v| v.to_string()) } else { "OFFLINE".to_owned() },
+            "type": match (count, consume_type) {
+                (0, _) => "",
+                (_, Some(remoting::body::ConsumeType::ConsumeActively)) => "PULL",
+                _ => "PUSH",
+            },
+            "model": if count > 0 { model.map_or("", |m| m.java_name()) } else { "" },
+            "tps": stats.as_ref().map_or(0, |s| s.consume_tps as i64),
+            "diffTotal": stats.as_ref().map_or(0, |s| s.total_diff()),
+        }));
+    }
+    if json {
+        return print_json(&rows);
+    }
+    println!(
+        "{:<32}  {:<6}  {:<24} {:<5}  {:<14}  {:<7}  {}",
+        "#Group", "#Count", "#Version", "#Type", "#Model", "#TPS", "#Diff Total"
+    );
+    for row in rows {
+        let text = |key: &str| row[key].as_str().unwrap_or("").to_owned();
+        println!(
+            "{:<32}  {:<6}  {:<24} {:<5}  {:<14}  {:<7}  {}",
+            front(&text("group"), 32),
+            row["count"],
+            text("version"),
+            text("type"),
+            text("model"),
+            row["tps"],
+            row["diffTotal"]
+        );
+    }
+    Ok(())
+}
+
+fn message_json(message: &ReceivedMessage) -> serde_json::Value {
+    json!({
+        "msgId": message.msg_id(),
+        "offsetMsgId": message.offset_msg_id,
+        "topic": message.topic,
+        "brokerName": message.queue.broker_name,
+        "queueId": message.queue.queue_id,
+        "queueOffset": message.queue_offset,
+        "commitLogOffset": message.commit_log_offset,
+        "reconsumeTimes": message.reconsume_times,
+        "bornTimestamp": message.born_timestamp_ms,
+        "storeTimestamp": message.store_timestamp_ms,
+        "bornHost": message.born_host.to_string(),
+        "storeHost": message.store_host.to_string(),
+        "sysFlag": message.sys_flag,
+        "properties": message.properties,
+        "body": message.body_text(),
+    })
+}
+
+async fn query_by_id(
+    admin: &Admin,
+    ids: &str,
+    topic: Option<&str>,
+    print_body: bool,
+    json: bool,
+) -> Result<()> {
+    let mut found = Vec::new();
+    for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        found.push(admin.find_message(topic, id).await?);
+    }
+    if json {
+        return print_json(&found.iter().map(message_json).collect::<Vec<_>>());
+    }
+    for message in &found {
+        let body_path = write_body_file(message);
+        println!("{:<20} {}", "OffsetID:", message.offset_msg_id);
+        println!("{:<20} {}", "Topic:", message.topic);
+        println!("{:<20} [{}]", "Tags:", message.tag().unwrap_or("null"));
+        println!("{:<20} [{}]", "Keys:", message.keys().unwrap_or("null"));
+        println!("{:<20} {}", "Queue ID:", message.queue.queue_id);
+        println!("{:<20} {}", "Queue Offset:", message.queue_offset);
+        println!("{:<20} {}", "CommitLog Offset:", message.commit_log_offset);
+        println!("{:<20} {}", "Reconsume Times:", message.reconsume_times);
+        println!(
+            "{:<20} {}",
+            "Born Timestamp:",
+            timestamp_ms(message.born_timestamp_ms)
+        );
+        println!(
+            "{:<20} {}",
+            "Store Timestamp:",
+            timestamp_ms(message.store_timestamp_ms)
+        );
+        println!("{:<20} {}", "Born Host:", message.born_host);
+        println!("{:<20} {}", "Store Host:", message.store_host);
+        println!("{:<20} {}", "System Flag:", message.sys_flag);
+        let properties: BTreeMap<_, _> = message.properties.iter().collect();
+        println!("{:<20} {:?}", "Properties:", properties);
+        println!("{:<20} {}", "Message Body Path:", body_path);
+        if print_body {
+            println!("{:<20} {}", "Message Body:", message.body_text());
+        }
+    }
+    Ok(())
+}
+
+/// Writes the body where RocketMQ's tool does (`/tmp/rocketmq/msgbodys/<msgId>`).
+fn write_body_file(message: &ReceivedMessage) -> String {
+    let dir = std::path::Path::new("/tmp/rocketmq/msgbodys");
+    let path = dir.join(message.msg_id());
+    let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &message.body));
+    match written {
+        Ok(()) => path.display().to_string(),
+        Err(error) => format!("(not written: {error})"),
+    }
+}
+
+async fn query_by_key(admin: &Admin, topic: &str, key: &str, json: bool) -> Result<()> {
+    let messages = admin
+        .query_by_key(
+            topic.trim(),
+            key.trim(),
+            client::admin::DEFAULT_QUERY_MAX,
+            0,
+            i64::MAX,
+        )
+        .await?;
+    if json {
+        return print_json(&messages.iter().map(message_json).collect::<Vec<_>>());
+    }
+    println!("{:<50} {:>4} {:>40}", "#Message ID", "#QID", "#Offset");
+    for message in &messages {
+        println!(
+            "{:<50} {:>4} {:>40}",
+            message.msg_id(),
+            message.queue.queue_id,
+            message.queue_offset
+        );
+    }
+    Ok(())
+}
+
+async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()> {
+    let members: Vec<BrokerGroupMember> = admin.broker_group(broker_name).await?;
+    if json {
+        let rows: Vec<_> = members
+            .iter()
+            .map(|m| {
+                json!({
+                    "brokerId": m.broker_id, "addr": m.addr,
+                    "role": match m.role { MemberRole::Master => "MASTER", MemberRole::Slave => "SLAVE" },
+                    "nodeId": m.raft.as_ref().map(|r| r.node_id.clone()),
+                    "raftRole": m.raft.as_ref().map(|r| r.role.clone()),
+                    "term": m.raft.as_ref().map(|r| r.term),
+                    "leaderId": m.raft.as_ref().and_then(|r| r.leader_id.clone()),
+                    "commitIndex": m.raft.as_ref().map(|r| r.commit_index),
+                    "matchIndex": m.raft.as_ref().and_then(|r| r.match_index),
+                })
+            })
+            .collect();
+        return print_json(&rows);
+    }
+    println!(
+        "{:<22}  {:<4}  {:<22}  {:<8}  {:<6}  {:<10}  {:<8}  {:<14}  {}",
+        "#Broker Name",
+        "#BID",
+        "#Addr",
+        "#Role",
+        "#Node",
+        "#RaftRole",
+        "#Term",
+        "#Commit Index",
+        "#Match Index"
+    );
+    for member in &members {
+        let raft = member.raft.as_ref();
+        let dash = || "-".to_owned();
+        println!(
+            "{:<22}  {:<4}  {:<22}  {:<8}  {:<6}  {:<10}  {:<8}  {:<14}  {}",
+            front(broker_name, 22),
+            member.broker_id,
+            member.addr,
+            match member.role {
+                MemberRole::Master => "MASTER",
+                MemberRole::Slave => "SLAVE",
+            },
+            raft.map_or_else(dash, |r| r.node_id.clone()),
+            raft.map_or_else(dash, |r| r.role.clone()),
+            raft.map_or_else(dash, |r| r.term.to_string()),
+            raft.map_or_else(dash, |r| r.commit_index.to_string()),
+            raft.and_then(|r| r.match_index)
+                .map_or_else(dash, |i| i.to_string()),
+        );
+    }
+    if members.iter().all(|m| m.raft.is_none()) {
+        eprintln!("note: Raft details need broker support for the broker-group status request (not available yet)");
+    }
+    Ok(())
 }

@@ -1,0 +1,532 @@
+//! The admin API (what RocketMQ's `DefaultMQAdminExt` offers `mqadmin`): topics, routes,
+//! clusters, broker runtime stats, consumer progress, message lookup, and the broker
+//! group (Raft) view.
+//!
+//! ```no_run
+//! use client::{Admin, ClientOptions};
+//!
+//! # async fn run() -> client::Result<()> {
+//! let admin = Admin::start(ClientOptions::new("127.0.0.1:9876"))?;
+//! admin.create_topic_in_cluster("DefaultCluster", &Admin::topic_config("Orders", 8, 8)).await?;
+//! for (queue, offsets) in admin.topic_stats("Orders").await?.offset_table {
+//!     println!("{} {} {}", queue.broker_name, queue.queue_id, offsets.max_offset);
+//! }
+//! let progress = admin.consume_stats("billing", None).await?;
+//! println!("lag: {}", progress.total_diff());
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use remoting::body::fastjson;
+use remoting::body::route::MASTER_ID;
+use remoting::body::{
+    ClusterInfo, ConsumeStats, ConsumerConnection, GroupList, KvTable, TopicConfig, TopicList,
+    TopicRouteData, TopicStatsTable,
+};
+use remoting::code::{request, response};
+use remoting::command::RemotingCommand;
+use remoting::header::admin::{
+    CreateTopicRequestHeader, GetConsumeStatsRequestHeader, TopicRequestHeader,
+};
+use remoting::header::client::GetConsumerConnectionListRequestHeader;
+use remoting::header::namesrv::{DeleteTopicFromNamesrvRequestHeader, PutKvConfigRequestHeader};
+use remoting::header::query::{QueryMessageRequestHeader, ViewMessageRequestHeader};
+use remoting::message::validate::retry_topic;
+use remoting::message::{decode_offset_msg_id, validate_topic};
+
+use crate::config::ClientOptions;
+use crate::error::{ClientError, Result};
+use crate::instance::{broker_error, ClientInstance};
+use crate::message::{decode_messages, ReceivedMessage};
+
+/// The KV namespace name servers keep ordered-topic configs in (`orderTopicConf`).
+pub const ORDER_TOPIC_CONFIG_NAMESPACE: &str = "ORDER_TOPIC_CONFIG";
+/// Most messages a key query returns (Java's `queryMessage` callers ask for 64).
+pub const DEFAULT_QUERY_MAX: i32 = 64;
+
+/// A broker group member's Raft role, as the name server's broker ids imply
+/// (id 0 = the leader serving as master).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRole {
+    Master,
+    Slave,
+}
+
+/// Raft progress of one member, reported by the broker itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftState {
+    pub node_id: String,
+    pub role: String,
+    pub term: i64,
+    pub leader_id: Option<String>,
+    pub commit_index: i64,
+    /// The leader's view of this follower's replicated index.
+    pub match_index: Option<i64>,
+}
+
+/// One member of a broker group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerGroupMember {
+    pub broker_id: i64,
+    pub addr: String,
+    pub role: MemberRole,
+    /// `None` until brokers answer the broker-group status request (not agreed yet).
+    pub raft: Option<RaftState>,
+}
+
+/// Administration of a cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Admin {
+    instance: ClientInstance,
+}
+
+impl Admin {
+    /// An admin client with its own client instance.
+    pub fn start(client: ClientOptions) -> Result<Self> {
+        Ok(Admin {
+            instance: ClientInstance::new(client)?,
+        })
+    }
+
+    pub fn with_instance(instance: ClientInstance) -> Self {
+        Admin { instance }
+    }
+
+    pub fn instance(&self) -> &ClientInstance {
+        &self.instance
+    }
+
+    pub fn shutdown(&self) {
+        self.instance.shutdown();
+    }
+
+    /// A topic config with Java's defaults (read-write, single tag, not ordered).
+    pub fn topic_config(topic: &str, read_queue_nums: i32, write_queue_nums: i32) -> TopicConfig {
+        TopicConfig::new(
+            topic,
+            read_queue_nums,
+            write_queue_nums,
+            remoting::body::perm::READ_WRITE,
+        )
+    }
+
+    fn timeout(&self) -> std::time::Duration {
+        self.instance.options().request_timeout
+    }
+
+    // ---- name server ----------------------------------------------------------------
+
+    /// Brokers and clusters as the name servers know them.
+    pub async fn cluster_info(&self) -> Result<ClusterInfo> {
+        let (addr, response) = self
+            .instance
+            .invoke_namesrv(RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO))
+            .await?;
+        ClusterInfo::decode(&response.body).map_err(|err| ClientError::malformed(&addr, err))
+    }
+
+    /// Every topic the name servers know.
+    pub async fn topic_list(&self) -> Result<BTreeSet<String>> {
+        let (addr, response) = self
+            .instance
+            .invoke_namesrv(RemotingCommand::request(
+                request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+            ))
+            .await?;
+        fastjson::decode::<TopicList>(&response.body)
+            .map(|list| list.topic_list)
+            .map_err(|err| ClientError::malformed(&addr, err))
+    }
+
+    /// A topic's route.
+    pub async fn topic_route(&self, topic: &str) -> Result<TopicRouteData> {
+        Ok(self.instance.refresh_route(topic).await?.data.clone())
+    }
+
+    /// Master addresses of every broker group in `cluster`.
+    pub async fn cluster_master_addrs(&self, cluster: &str) -> Result<Vec<String>> {
+        self.cluster_addrs(cluster, true).await
+    }
+
+    /// Every member address of every broker group in `cluster`.
+    pub async fn cluster_addrs(&self, cluster: &str, masters_only: bool) -> Result<Vec<String>> {
+        let info = self.cluster_info().await?;
+        let names = info.cluster_addr_table.get(cluster).ok_or_else(|| {
+            ClientError::NotFound(format!(
+                "cluster `{cluster}` is unknown to the name servers"
+            ))
+        })?;
+        let mut addrs = Vec::new();
+        for name in names {
+            if let Some(broker) = info.broker_addr_table.get(name) {
+                for (id, addr) in &broker.broker_addrs {
+                    if !masters_only || *id == MASTER_ID {
+                        addrs.push(addr.clone());
+                    }
+                }
+            }
+        }
+        addrs.sort();
+        addrs.dedup();
+        Ok(addrs)
+    }
+
+    /// The broker (group) name serving at `addr`.
+    pub async fn broker_name_of(&self, addr: &str) -> Result<String> {
+        let info = self.cluster_info().await?;
+        info.broker_addr_table
+            .values()
+            .find(|b| b.broker_addrs.values().any(|a| a == addr))
+            .map(|b| b.broker_name.clone())
+            .ok_or_else(|| ClientError::NotFound(format!("no broker at {addr}")))
+    }
+
+    /// Stores a topic's `orderTopicConf` (`broker-a:4;broker-b:4`) on every name server.
+    pub async fn set_order_conf(&self, topic: &str, conf: &str) -> Result<()> {
+        let header = PutKvConfigRequestHeader {
+            namespace: ORDER_TOPIC_CONFIG_NAMESPACE.to_owned(),
+            key: topic.to_owned(),
+            value: conf.to_owned(),
+        };
+        for addr in &self.instance.options().namesrv_addrs {
+            let request = RemotingCommand::request(request::PUT_KV_CONFIG).with_header(&header);
+            self.instance
+                .invoke_ok(addr, request, self.timeout())
+                .await?;
+        }
+        Ok(())
+    }
+
+    // ---- topics ---------------------------------------------------------------------
+
+    /// Creates or updates a topic on one broker (UPDATE_AND_CREATE_TOPIC).
+    pub async fn create_topic(&self, broker_addr: &str, config: &TopicConfig) -> Result<()> {
+        validate_topic(&config.topic_name)
+            .map_err(|err| ClientError::InvalidArgument(format!("topic: {err}")))?;
+        let header = CreateTopicRequestHeader {
+            topic: config.topic_name.clone(),
+            default_topic: remoting::message::validate::AUTO_CREATE_TOPIC_KEY_TOPIC.to_owned(),
+            read_queue_nums: config.read_queue_nums,
+            write_queue_nums: config.write_queue_nums,
+            perm: config.perm,
+            topic_filter_type: config.topic_filter_type.clone(),
+            topic_sys_flag: Some(config.topic_sys_flag),
+            order: config.order,
+            attributes: None,
+            force: false,
+        };
+        let request =
+            RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&header);
+        self.instance
+            .invoke_ok(broker_addr, request, self.timeout())
+            .await
+            .map(drop)
+    }
+
+    /// Creates or updates a topic on every master of `cluster`; returns their addresses.
+    pub async fn create_topic_in_cluster(
+        &self,
+        cluster: &str,
+        config: &TopicConfig,
+    ) -> Result<Vec<String>> {
+        let masters = self.cluster_master_addrs(cluster).await?;
+        if masters.is_empty() {
+            return Err(ClientError::NotFound(format!(
+                "cluster `{cluster}` has no master"
+            )));
+        }
+        for addr in &masters {
+            self.create_topic(addr, config).await?;
+        }
+        Ok(masters)
+    }
+
+    /// Deletes a topic from every broker of `cluster` and from every name server.
+    pub async fn delete_topic(&self, cluster: &str, topic: &str) -> Result<()> {
+        for addr in self.cluster_addrs(cluster, false).await? {
+            let header = TopicRequestHeader {
+                topic: topic.to_owned(),
+            };
+            let request =
+                RemotingCommand::request(request::DELETE_TOPIC_IN_BROKER).with_header(&header);
+            self.instance
+                .invoke_ok(&addr, request, self.timeout())
+                .await?;
+        }
+        let header = DeleteTopicFromNamesrvRequestHeader {
+            topic: topic.to_owned(),
+            cluster_name: None,
+        };
+        for addr in &self.instance.options().namesrv_addrs {
+            let request =
+                RemotingCommand::request(request::DELETE_TOPIC_IN_NAMESRV).with_header(&header);
+            self.instance
+                .invoke_ok(addr, request, self.timeout())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Min/max offsets of every queue of `topic`, from each broker group's master.
+    pub async fn topic_stats(&self, topic: &str) -> Result<TopicStatsTable> {
+        let route = self.instance.refresh_route(topic).await?;
+        let mut merged = TopicStatsTable::default();
+        for broker in &route.data.broker_datas {
+            let Some(addr) = broker.master_addr() else {
+                continue;
+            };
+            let header = TopicRequestHeader {
+                topic: topic.to_owned(),
+            };
+            let request =
+                RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(&header);
+            let response = self
+                .instance
+                .invoke_ok(addr, request, self.timeout())
+                .await?;
+            let table = TopicStatsTable::decode(&response.body)
+                .map_err(|err| ClientError::malformed(addr, err))?;
+            merged.offset_table.extend(table.offset_table);
+            merged.topic_put_tps += table.topic_put_tps;
+        }
+        Ok(merged)
+    }
+
+    // ---- brokers --------------------------------------------------------------------
+
+    /// A broker's runtime statistics (GET_BROKER_RUNTIME_INFO), sorted by key.
+    pub async fn broker_runtime_info(&self, addr: &str) -> Result<BTreeMap<String, String>> {
+        let request = RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO);
+        let response = self
+            .instance
+            .invoke_ok(addr, request, self.timeout())
+            .await?;
+        KvTable::decode(&response.body)
+            .map(|kv| kv.table)
+            .map_err(|err| ClientError::malformed(addr, err))
+    }
+
+    /// The members of broker group `broker_name` with the roles the name servers show.
+    /// The Raft details (term, leader, commit and match indexes) need a broker request
+    /// whose code is not agreed yet, so `raft` is `None` for now.
+    pub async fn broker_group(&self, broker_name: &str) -> Result<Vec<BrokerGroupMember>> {
+        let info = self.cluster_info().await?;
+        let broker = info.broker_addr_table.get(broker_name).ok_or_else(|| {
+            ClientError::NotFound(format!("broker group `{broker_name}` is unknown"))
+        })?;
+        Ok(broker
+            .broker_addrs
+            .iter()
+            .map(|(id, addr)| BrokerGroupMember {
+                broker_id: *id,
+                addr: addr.clone(),
+                role: if *id == MASTER_ID {
+                    MemberRole::Master
+                } else {
+                    MemberRole::Slave
+                },
+                raft: None,
+            })
+            .collect())
+    }
+
+    /// Asks broker group `broker_name` to hand leadership to node `node_id` (e.g. `n1`).
+    /// Needs broker support whose request code is not agreed yet.
+    pub async fn transfer_leader(&self, broker_name: &str, node_id: &str) -> Result<()> {
+        Err(ClientError::Unsupported(format!(
+            "leadership transfer of `{broker_name}` to `{node_id}` needs a broker request code \
+             that is not agreed yet"
+        )))
+    }
+
+    // ---- consumers ------------------------------------------------------------------
+
+    /// Progress of `group` per queue (broker offset, consumer offset, lag), from every
+    /// master hosting the group's retry topic, or `topic`'s brokers when given.
+    pub async fn consume_stats(&self, group: &str, topic: Option<&str>) -> Result<ConsumeStats> {
+        let route_topic = topic.map_or_else(|| retry_topic(group), str::to_owned);
+        let route = self.instance.refresh_route(&route_topic).await?;
+        let mut merged = ConsumeStats::default();
+        for broker in &route.data.broker_datas {
+            let Some(addr) = broker.master_addr() else {
+                continue;
+            };
+            let header = GetConsumeStatsRequestHeader {
+                consumer_group: group.to_owned(),
+                topic: Some(topic.unwrap_or("").to_owned()),
+                topic_list: None,
+            };
+            let request = RemotingCommand::request(request::GET_CONSUME_STATS).with_header(&header);
+            let response = self
+                .instance
+                .invoke_ok(addr, request, self.timeout())
+                .await?;
+            let stats = ConsumeStats::decode(&response.body)
+                .map_err(|err| ClientError::malformed(addr, err))?;
+            merged.offset_table.extend(stats.offset_table);
+            merged.consume_tps += stats.consume_tps;
+        }
+        Ok(merged)
+    }
+
+    /// Consumer groups that consume `topic` (QUERY_TOPIC_CONSUME_BY_WHO on its masters).
+    pub async fn topic_consumer_groups(&self, topic: &str) -> Result<BTreeSet<String>> {
+        let route = self.instance.refresh_route(topic).await?;
+        let mut groups = BTreeSet::new();
+        for broker in &route.data.broker_datas {
+            let Some(addr) = broker.master_addr() else {
+                continue;
+            };
+            let header = TopicRequestHeader {
+                topic: topic.to_owned(),
+            };
+            let request =
+                RemotingCommand::request(request::QUERY_TOPIC_CONSUME_BY_WHO).with_header(&header);
+            let response = self
+                .instance
+                .invoke_ok(addr, request, self.timeout())
+                .await?;
+            let list = GroupList::decode(&response.body)
+                .map_err(|err| ClientError::malformed(addr, err))?;
+            groups.extend(list.group_list);
+        }
+        Ok(groups)
+    }
+
+    /// The group's connected members and subscriptions (GET_CONSUMER_CONNECTION_LIST).
+    pub async fn consumer_connection(&self, group: &str) -> Result<ConsumerConnection> {
+        let route = self.instance.refresh_route(&retry_topic(group)).await?;
+        let addr = route
+            .data
+            .broker_datas
+            .iter()
+            .find_map(|b| b.master_addr())
+            .ok_or_else(|| ClientError::NotFound(format!("no master hosts group `{group}`")))?;
+        let header = GetConsumerConnectionListRequestHeader {
+            consumer_group: group.to_owned(),
+        };
+        let request =
+            RemotingCommand::request(request::GET_CONSUMER_CONNECTION_LIST).with_header(&header);
+        let response = self
+            .instance
+            .invoke_ok(addr, request, self.timeout())
+            .await?;
+        fastjson::decode(&response.body).map_err(|err| ClientError::malformed(addr, err))
+    }
+
+    // ---- messages -------------------------------------------------------------------
+
+    /// The message with broker offset id `msg_id` (VIEW_MESSAGE_BY_ID on the broker the id
+    /// names).
+    pub async fn view_message(&self, msg_id: &str) -> Result<ReceivedMessage> {
+        let decoded = decode_offset_msg_id(msg_id.trim())
+            .map_err(|err| ClientError::InvalidArgument(format!("message id: {err}")))?;
+        let addr = decoded.store_host.to_string();
+        let header = ViewMessageRequestHeader {
+            offset: decoded.commit_log_offset,
+            topic: None,
+        };
+        let request = RemotingCommand::request(request::VIEW_MESSAGE_BY_ID).with_header(&header);
+        let response = self.instance.invoke(&addr, request, self.timeout()).await?;
+        if !response.is_success() {
+            return Err(broker_error(&addr, &response));
+        }
+        let broker_name = self
+            .broker_name_of(&addr)
+            .await
+            .unwrap_or_else(|_| addr.clone());
+        decode_messages(&response.body, &broker_name)
+            .map_err(|err| ClientError::malformed(&addr, err))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::NotFound(format!("message {msg_id}")))
+    }
+
+    /// A message by id: a broker offset id is looked up directly; otherwise the id is
+    /// taken as a client unique id (`UNIQ_KEY`) and searched in `topic`.
+    pub async fn find_message(&self, topic: Option<&str>, msg_id: &str) -> Result<ReceivedMessage> {
+        if decode_offset_msg_id(msg_id.trim()).is_ok() {
+            match self.view_message(msg_id).await {
+                Ok(message) => return Ok(message),
+                Err(error) if topic.is_none() => return Err(error),
+                Err(_) => {}
+            }
+        }
+        let topic = topic.ok_or_else(|| {
+            ClientError::InvalidArgument(format!(
+                "`{msg_id}` is not a broker offset id; give its topic"
+            ))
+        })?;
+        self.query_messages(topic, msg_id, DEFAULT_QUERY_MAX, 0, i64::MAX, true)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::NotFound(format!("message {msg_id} in {topic}")))
+    }
+
+    /// Messages of `topic` whose keys include `key`, stored between the timestamps.
+    pub async fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max_num: i32,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<ReceivedMessage>> {
+        self.query_messages(topic, key, max_num, begin_ms, end_ms, false)
+            .await
+    }
+
+    async fn query_messages(
+        &self,
+        topic: &str,
+        key: &str,
+        max_num: i32,
+        begin_ms: i64,
+        end_ms: i64,
+        unique: bool,
+    ) -> Result<Vec<ReceivedMessage>> {
+        let route = self.instance.refresh_route(topic).await?;
+        let mut found = Vec::new();
+        for broker in &route.data.broker_datas {
+            let Some(addr) = broker.master_addr() else {
+                continue;
+            };
+            let header = QueryMessageRequestHeader {
+                topic: topic.to_owned(),
+                key: key.to_owned(),
+                max_num,
+                begin_timestamp: begin_ms,
+                end_timestamp: end_ms,
+                unique_key_query: unique.then_some(true),
+            };
+            let request = RemotingCommand::request(request::QUERY_MESSAGE).with_header(&header);
+            let response = self.instance.invoke(addr, request, self.timeout()).await?;
+            match response.code {
+                response::SUCCESS => {
+                    let messages = decode_messages(&response.body, &broker.broker_name)
+                        .map_err(|err| ClientError::malformed(addr, err))?;
+                    found.extend(messages);
+                }
+                response::QUERY_NOT_FOUND => {}
+                _ => return Err(broker_error(addr, &response)),
+            }
+        }
+        // The broker's index is a hash: keep only exact matches, as Java's client does.
+        found.retain(|m| {
+            if unique {
+                m.uniq_key() == Some(key)
+            } else {
+                m.keys()
+                    .is_some_and(|keys| keys.split(' ').any(|k| k == key))
+            }
+        });
+        found.sort_by_key(|m| (m.store_timestamp_ms, m.queue.queue_id, m.queue_offset));
+        found.dedup_by(|a, b| a.offset_msg_id == b.offset_msg_id);
+        if max_num > 0 {
+            found.truncate(usize::try_from(max_num).unwrap_or(usize::MAX));
+        }
+        Ok(found)
+    }
+}
