@@ -1,0 +1,493 @@
+//! The `client` crate and its tools against real `mqnamesrv` and `mqbroker` processes
+//! (one standalone broker): ordered consumption, a consumer group sharing and
+//! re-balancing queues, retries ending in the dead-letter queue, and the CLI tools.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use client::consumer::{ConsumeFromWhere, ConsumeMode, ConsumeResult};
+use client::{
+    Admin, ClientOptions, Message, MessageQueue, Producer, ProducerOptions, PullConsumer,
+    PushConsumer, PushConsumerOptions, ReceivedMessage,
+};
+use tests::{binary, Broker, NameServer};
+
+/// Bounds every wait of these tests.
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    namesrv: NameServer,
+    broker: Broker,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let namesrv = NameServer::start(dir.path()).unwrap();
+        let broker = Broker::start(dir.path(), "broker-a", &namesrv.addr(), &[]).unwrap();
+        Cluster {
+            _dir: dir,
+            namesrv,
+            broker,
+        }
+    }
+
+    fn options(&self) -> ClientOptions {
+        let mut options = ClientOptions::new(&self.namesrv.addr());
+        options.heartbeat_interval = Duration::from_secs(2);
+        options
+    }
+
+    /// Creates `topic` on the broker and waits until the name server routes it.
+    async fn create_topic(&self, topic: &str, queues: i32) {
+        let admin = Admin::start(self.options()).unwrap();
+        admin
+            .create_topic(
+                &self.broker.addr(),
+                &Admin::topic_config(topic, queues, queues),
+            )
+            .await
+            .unwrap();
+        eventually(&format!("a route for {topic}"), || {
+            let admin = admin.clone();
+            let topic = topic.to_owned();
+            async move {
+                admin.topic_route(&topic).await.is_ok_and(|r| {
+                    r.queue_datas
+                        .iter()
+                        .map(|q| q.write_queue_nums)
+                        .sum::<i32>()
+                        == queues
+                })
+            }
+        })
+        .await;
+        admin.shutdown();
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn push_options(group: &str, topic: &str) -> PushConsumerOptions {
+    let mut options = PushConsumerOptions::new(group).subscribe(topic, "*");
+    options.consume_from_where = ConsumeFromWhere::ConsumeFromFirstOffset;
+    options.rebalance_interval = Duration::from_secs(1);
+    options.persist_offset_interval = Duration::from_millis(500);
+    options.long_poll = Duration::from_secs(2);
+    options.pull_error_delay = Duration::from_millis(300);
+    options.lock_interval = Duration::from_secs(2);
+    options
+}
+
+type Seen = Arc<Mutex<Vec<ReceivedMessage>>>;
+
+fn recorder(
+    seen: &Seen,
+) -> impl Fn(Vec<ReceivedMessage>) -> std::future::Ready<ConsumeResult> + Send + Sync + 'static {
+    let seen = Arc::clone(seen);
+    move |messages| {
+        seen.lock().unwrap().extend(messages);
+        std::future::ready(ConsumeResult::Success)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_messages_arrive_in_order_per_queue() {
+    let cluster = Cluster::start();
+    cluster.create_topic("OrderedTopic", 4).await;
+    let producer =
+        Producer::start(cluster.options(), ProducerOptions::new("ordered-producer")).unwrap();
+    let mut queue_of_key: HashMap<String, i32> = HashMap::new();
+    for i in 0..200 {
+        let key = format!("order-{}", i % 10);
+        let sent = producer
+            .send_ordered(Message::new("OrderedTopic", format!("{key}:{i}")), &key)
+            .await
+            .unwrap();
+        assert_eq!(
+            *queue_of_key.entry(key).or_insert(sent.queue.queue_id),
+            sent.queue.queue_id
+        );
+    }
+    let seen = Seen::default();
+    let mut options = push_options("ordered-group", "OrderedTopic");
+    options.consume_mode = ConsumeMode::Orderly;
+    options.consume_batch_max = 3;
+    let consumer = PushConsumer::start(cluster.options(), options, recorder(&seen))
+        .await
+        .unwrap();
+    eventually("all 200 ordered messages", || {
+        let n = seen.lock().unwrap().len();
+        async move { n >= 200 }
+    })
+    .await;
+    let mut next_offset: HashMap<i32, i64> = HashMap::new();
+    let mut last_seq: HashMap<String, i32> = HashMap::new();
+    for message in seen.lock().unwrap().iter() {
+        let expected = next_offset.entry(message.queue.queue_id).or_insert(0);
+        assert_eq!(
+            message.queue_offset, *expected,
+            "queue {} out of order",
+            message.queue.queue_id
+        );
+        *expected += 1;
+        let text = message.body_text();
+        let (key, seq) = text.split_once(':').unwrap();
+        let seq: i32 = seq.parse().unwrap();
+        if let Some(previous) = last_seq.insert(key.to_owned(), seq) {
+            assert!(previous < seq, "{key}: {previous} then {seq}");
+        }
+    }
+    consumer.shutdown().await;
+    producer.shutdown().await;
+}
+
+fn assigned(consumers: &[PushConsumer], topic: &str) -> Vec<BTreeSet<MessageQueue>> {
+    consumers
+        .iter()
+        .map(|c| {
+            c.assigned_queues()
+                .into_iter()
+                .filter(|q| q.topic == topic)
+                .collect()
+        })
+        .collect()
+}
+
+fn partitions_all(sets: &[BTreeSet<MessageQueue>], queues: usize) -> bool {
+    let union: BTreeSet<&MessageQueue> = sets.iter().flatten().collect();
+    sets.iter().map(BTreeSet::len).sum::<usize>() == queues && union.len() == queues
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_three_shares_queues_and_rebalances_when_one_leaves() {
+    let cluster = Cluster::start();
+    cluster.create_topic("SharedTopic", 8).await;
+    let seen: Vec<Seen> = (0..3).map(|_| Seen::default()).collect();
+    let mut consumers = Vec::new();
+    for s in &seen {
+        let consumer = PushConsumer::start(
+            cluster.options(),
+            push_options("shared-group", "SharedTopic"),
+            recorder(s),
+        )
+        .await
+        .unwrap();
+        consumers.push(consumer);
+    }
+    eventually("three members splitting eight queues", || {
+        let sets = assigned(&consumers, "SharedTopic");
+        async move { partitions_all(&sets, 8) && sets.iter().all(|s| s.len() >= 2) }
+    })
+    .await;
+
+    let producer =
+        Producer::start(cluster.options(), ProducerOptions::new("shared-producer")).unwrap();
+    for i in 0..120 {
+        producer
+            .send(Message::new("SharedTopic", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    eventually("120 consumed", || {
+        let n: usize = seen.iter().map(|s| s.lock().unwrap().len()).sum();
+        async move { n >= 120 }
+    })
+    .await;
+    let mut owner: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut bodies = BTreeSet::new();
+    for (member, s) in seen.iter().enumerate() {
+        for message in s.lock().unwrap().iter() {
+            let first = *owner.entry(message.queue.queue_id).or_insert(member);
+            assert_eq!(
+                first, member,
+                "queue {} consumed by two members",
+                message.queue.queue_id
+            );
+            assert!(
+                bodies.insert(message.body_text().into_owned()),
+                "delivered twice"
+            );
+        }
+    }
+    assert_eq!(bodies.len(), 120);
+
+    let leaving = consumers.pop().unwrap();
+    leaving.shutdown().await;
+    eventually("two members splitting eight queues", || {
+        let sets = assigned(&consumers, "SharedTopic");
+        async move { partitions_all(&sets, 8) }
+    })
+    .await;
+    for i in 120..180 {
+        producer
+            .send(Message::new("SharedTopic", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    eventually("the remaining members consume all new messages", || {
+        let got: BTreeSet<String> = seen[..2]
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.body_text().into_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        async move { (120..180).all(|i| got.contains(&i.to_string())) }
+    })
+    .await;
+    for consumer in consumers {
+        consumer.shutdown().await;
+    }
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_message_is_redelivered_then_dead_lettered() {
+    let cluster = Cluster::start();
+    cluster.create_topic("PoisonTopic", 1).await;
+    let deliveries = Seen::default();
+    let mut options = push_options("poison-group", "PoisonTopic");
+    options.max_reconsume_times = Some(2);
+    let log = Arc::clone(&deliveries);
+    let consumer = PushConsumer::start(
+        cluster.options(),
+        options,
+        move |messages: Vec<ReceivedMessage>| {
+            log.lock().unwrap().extend(messages);
+            std::future::ready(ConsumeResult::Retry)
+        },
+    )
+    .await
+    .unwrap();
+    let producer =
+        Producer::start(cluster.options(), ProducerOptions::new("poison-producer")).unwrap();
+    let sent = producer
+        .send(Message::new("PoisonTopic", "poison").with_keys(["poison-1"]))
+        .await
+        .unwrap();
+    eventually("three deliveries (the first and two retries)", || {
+        let n = deliveries.lock().unwrap().len();
+        async move { n >= 3 }
+    })
+    .await;
+
+    let reader = PullConsumer::start(cluster.options(), "dlq-reader").unwrap();
+    let mut dead = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while dead.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the dead-letter queue"
+        );
+        if let Ok(queues) = reader.queues("%DLQ%poison-group").await {
+            for queue in queues {
+                if let Ok(result) = reader.pull(&queue, "*", 0, 32).await {
+                    dead.extend(result.messages);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body_text(), "poison");
+    assert_eq!(dead[0].uniq_key(), Some(sent.msg_id.as_str()));
+    let seen = deliveries.lock().unwrap().clone();
+    assert!(seen
+        .iter()
+        .all(|m| m.topic == "PoisonTopic" && m.msg_id() == sent.msg_id));
+    let retries: Vec<i32> = seen.iter().map(|m| m.reconsume_times).collect();
+    assert_eq!(&retries[..3], &[0, 1, 2], "{retries:?}");
+    assert_eq!(
+        seen.len(),
+        3,
+        "no delivery after the message was dead-lettered"
+    );
+    consumer.shutdown().await;
+    producer.shutdown().await;
+}
+
+fn run_tool(name: &str, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(binary(name))
+        .args(args)
+        .env_remove("NAMESRV_ADDR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn tool(name: &'static str, args: Vec<String>) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_tool(name, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqadmin_and_mq_work_against_a_real_broker() {
+    let cluster = Cluster::start();
+    let ns = cluster.namesrv.addr();
+    let (ok, out, err) = tool("mqadmin", strings(&["clusterList", "-n", &ns])).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|row| row.starts_with("TestCluster") && row.contains("broker-a")),
+        "{out}"
+    );
+
+    let (ok, out, err) = tool(
+        "mqadmin",
+        strings(&[
+            "updateTopic",
+            "-n",
+            &ns,
+            "-c",
+            "TestCluster",
+            "-t",
+            "ToolTopic",
+            "-r",
+            "2",
+            "-w",
+            "2",
+        ]),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "create topic to {} success.",
+            cluster.broker.addr()
+        )),
+        "{out}"
+    );
+    eventually("ToolTopic in topicList", || {
+        let ns = ns.clone();
+        async move {
+            let (ok, out, _) = tool("mqadmin", strings(&["topicList", "-n", &ns])).await;
+            ok && out.lines().any(|l| l == "ToolTopic")
+        }
+    })
+    .await;
+
+    let (ok, out, err) = tool(
+        "mq",
+        strings(&[
+            "produce",
+            "-n",
+            &ns,
+            "-t",
+            "ToolTopic",
+            "-b",
+            "from the cli",
+            "-k",
+            "cli-key",
+            "-c",
+            "3",
+        ]),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("SEND_OK")).count(),
+        3,
+        "{out}"
+    );
+
+    let (ok, out, err) = tool(
+        "mqadmin",
+        strings(&["topicStatus", "-n", &ns, "-t", "ToolTopic"]),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let max_total: i64 = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(max_total, 3, "{out}");
+
+    let (ok, out, err) = tool(
+        "mq",
+        strings(&["consume", "-n", &ns, "-t", "ToolTopic", "--json"]),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("from the cli")).count(),
+        3,
+        "{out}"
+    );
+
+    let (ok, out, err) = tool(
+        "mqadmin",
+        strings(&[
+            "queryMsgByKey",
+            "-n",
+            &ns,
+            "-t",
+            "ToolTopic",
+            "-k",
+            "cli-key",
+        ]),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+
+    let (ok, out, err) = tool(
+        "mq",
+        strings(&[
+            "bench",
+            "produce",
+            "-n",
+            &ns,
+            "-t",
+            "ToolTopic",
+            "-c",
+            "300",
+            "-w",
+            "4",
+            "-d",
+            "60",
+            "--json",
+        ]),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["messages"], 300, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+}
