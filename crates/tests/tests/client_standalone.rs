@@ -491,3 +491,178 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
     assert_eq!(summary["messages"], 300, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_batches_compression_long_polling_and_lookups() {
+    let cluster = Cluster::start();
+    let producer =
+        Producer::start(cluster.options(), ProducerOptions::new("api-producer")).unwrap();
+    // A topic nobody created: the producer goes through TBW102 and the broker creates it.
+    let first = producer
+        .send(
+            Message::new("AutoTopic", "auto")
+                .with_tag("a")
+                .with_keys(["auto-key"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.queue.topic, "AutoTopic");
+
+    let big = "compress me ".repeat(1000);
+    let compressed = producer
+        .send(Message::new("AutoTopic", big.clone()))
+        .await
+        .unwrap();
+    let batch: Vec<Message> = (0..10)
+        .map(|i| Message::new("AutoTopic", format!("b{i}")).with_tag("b"))
+        .collect();
+    let batched = producer.send_batch(batch).await.unwrap();
+
+    let reader = PullConsumer::start(cluster.options(), "api-reader").unwrap();
+    let pulled = reader
+        .pull(&compressed.queue, "*", compressed.queue_offset, 1)
+        .await
+        .unwrap();
+    assert_eq!(pulled.messages[0].body_text(), big, "zlib body inflated");
+    let pulled = reader
+        .pull(&batched.queue, "b", batched.queue_offset, 32)
+        .await
+        .unwrap();
+    let bodies: Vec<String> = pulled
+        .messages
+        .iter()
+        .map(|m| m.body_text().into_owned())
+        .collect();
+    assert_eq!(bodies, (0..10).map(|i| format!("b{i}")).collect::<Vec<_>>());
+    let offsets: Vec<i64> = pulled.messages.iter().map(|m| m.queue_offset).collect();
+    assert_eq!(
+        offsets,
+        (batched.queue_offset..batched.queue_offset + 10).collect::<Vec<_>>()
+    );
+
+    // Long polling: a pull parked at the end of the queue answers when a message lands.
+    let queue = first.queue.clone();
+    let end = reader.max_offset(&queue).await.unwrap();
+    let parked = tokio::spawn(async move {
+        let result = reader
+            .pull_blocking(&queue, "*", end, 32, Duration::from_secs(20))
+            .await;
+        (reader, result)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    producer
+        .send_to_queue(Message::new("AutoTopic", "wake up"), &first.queue)
+        .await
+        .unwrap();
+    let (reader, woken) = tokio::time::timeout(Duration::from_secs(30), parked)
+        .await
+        .unwrap()
+        .unwrap();
+    let woken = woken.unwrap();
+    assert_eq!(woken.messages[0].body_text(), "wake up");
+
+    let admin = Admin::start(cluster.options()).unwrap();
+    let viewed = admin.view_message(&first.offset_msg_id).await.unwrap();
+    assert_eq!(viewed.body_text(), "auto");
+    assert_eq!(viewed.msg_id(), first.msg_id);
+    let by_uniq = admin
+        .find_message(Some("AutoTopic"), &first.msg_id)
+        .await
+        .unwrap();
+    assert_eq!(by_uniq.offset_msg_id, first.offset_msg_id);
+    let by_key = admin
+        .query_by_key("AutoTopic", "auto-key", 64, 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].msg_id(), first.msg_id);
+    reader.shutdown();
+    admin.shutdown();
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_resume_and_consume_from_last_skips_history() {
+    let cluster = Cluster::start();
+    cluster.create_topic("ResumeTopic", 2).await;
+    let producer =
+        Producer::start(cluster.options(), ProducerOptions::new("resume-producer")).unwrap();
+    for i in 0..10 {
+        producer
+            .send(Message::new("ResumeTopic", format!("old{i}")))
+            .await
+            .unwrap();
+    }
+    let seen = Seen::default();
+    let mut options = push_options("resume-group", "ResumeTopic");
+    options.consume_from_where = ConsumeFromWhere::ConsumeFromLastOffset;
+    let consumer = PushConsumer::start(cluster.options(), options.clone(), recorder(&seen))
+        .await
+        .unwrap();
+    eventually("both queues assigned", || {
+        let n = consumer
+            .assigned_queues()
+            .iter()
+            .filter(|q| q.topic == "ResumeTopic")
+            .count();
+        async move { n == 2 }
+    })
+    .await;
+    for i in 0..4 {
+        producer
+            .send(Message::new("ResumeTopic", format!("new{i}")))
+            .await
+            .unwrap();
+    }
+    eventually("the four new messages", || {
+        let n = seen.lock().unwrap().len();
+        async move { n >= 4 }
+    })
+    .await;
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|m| m.body_text().starts_with("new")),
+        "history was skipped"
+    );
+    consumer.shutdown().await;
+
+    let admin = Admin::start(cluster.options()).unwrap();
+    let stats = admin
+        .consume_stats("resume-group", Some("ResumeTopic"))
+        .await
+        .unwrap();
+    assert_eq!(
+        stats.total_diff(),
+        0,
+        "offsets committed on shutdown: {stats:?}"
+    );
+
+    for i in 0..3 {
+        producer
+            .send(Message::new("ResumeTopic", format!("away{i}")))
+            .await
+            .unwrap();
+    }
+    let again = Seen::default();
+    let consumer = PushConsumer::start(cluster.options(), options, recorder(&again))
+        .await
+        .unwrap();
+    eventually("the three sent while away", || {
+        let n = again.lock().unwrap().len();
+        async move { n >= 3 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies: BTreeSet<String> = again
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.body_text().into_owned())
+        .collect();
+    assert_eq!(bodies, (0..3).map(|i| format!("away{i}")).collect());
+    consumer.shutdown().await;
+    admin.shutdown();
+    producer.shutdown().await;
+}
