@@ -1,0 +1,180 @@
+//! Topic and subscription-group administration and the operator views.
+
+mod support;
+
+use remoting::body::{
+    ConsumeStats, KvTable, MessageQueue, SubscriptionGroupConfig, SubscriptionGroupWrapper,
+    TopicConfigSerializeWrapper, TopicStatsTable,
+};
+use remoting::code::{request, response};
+use remoting::command::RemotingCommand;
+use remoting::header::admin::{
+    CreateTopicRequestHeader, GetConsumeStatsRequestHeader, TopicRequestHeader,
+};
+use support::*;
+
+fn create_topic(topic: &str, queues: i32) -> RemotingCommand {
+    RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(
+        &CreateTopicRequestHeader {
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
+            read_queue_nums: queues,
+            write_queue_nums: queues,
+            perm: 6,
+            topic_filter_type: "SINGLE_TAG".into(),
+            topic_sys_flag: Some(0),
+            order: false,
+            attributes: None,
+            force: false,
+        },
+    )
+}
+
+fn topic_request(code: i32, topic: &str) -> RemotingCommand {
+    RemotingCommand::request(code).with_header(&TopicRequestHeader {
+        topic: topic.into(),
+    })
+}
+
+async fn all_topics(broker: &TestBroker) -> TopicConfigSerializeWrapper {
+    let all = broker
+        .call(RemotingCommand::request(request::GET_ALL_TOPIC_CONFIG))
+        .await;
+    assert_eq!(all.code, response::SUCCESS);
+    TopicConfigSerializeWrapper::decode(&all.body).unwrap()
+}
+
+#[tokio::test]
+async fn topics_are_created_listed_deleted_and_survive_restarts() {
+    let mut broker = TestBroker::start().await;
+    let created = broker.call(create_topic("AdminTopic", 6)).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    let wrapper = all_topics(&broker).await;
+    assert_eq!(wrapper.topic_config_table["AdminTopic"].write_queue_nums, 6);
+    assert!(wrapper.topic_config_table.contains_key("TBW102"));
+    assert_eq!(wrapper.topic_config_table["TBW102"].perm, 7);
+
+    broker.restart().await;
+    let wrapper = all_topics(&broker).await;
+    assert_eq!(wrapper.topic_config_table["AdminTopic"].write_queue_nums, 6);
+
+    send_tagged(&broker, "AdminTopic", 0, "a", b"x").await;
+    broker.call(update_offset("CG", "AdminTopic", 0, 1)).await;
+    let deleted = broker
+        .call(topic_request(request::DELETE_TOPIC_IN_BROKER, "AdminTopic"))
+        .await;
+    assert_eq!(deleted.code, response::SUCCESS);
+    assert!(!all_topics(&broker)
+        .await
+        .topic_config_table
+        .contains_key("AdminTopic"));
+    assert!(broker.ctx().offsets.query("CG", "AdminTopic", 0).is_none());
+    broker.restart().await;
+    assert!(!all_topics(&broker)
+        .await
+        .topic_config_table
+        .contains_key("AdminTopic"));
+}
+
+#[tokio::test]
+async fn bad_topic_definitions_are_refused() {
+    let broker = TestBroker::start().await;
+    assert_eq!(
+        broker.call(create_topic("bad name", 4)).await.code,
+        response::SYSTEM_ERROR
+    );
+    assert_eq!(
+        broker.call(create_topic("TBW102", 4)).await.code,
+        response::SYSTEM_ERROR
+    );
+    assert_eq!(
+        broker.call(create_topic("Zero", 0)).await.code,
+        response::INVALID_PARAMETER
+    );
+    assert_eq!(
+        broker.call(create_topic("Huge", 100_000)).await.code,
+        response::INVALID_PARAMETER
+    );
+    let deleted = broker
+        .call(topic_request(request::DELETE_TOPIC_IN_BROKER, "TBW102"))
+        .await;
+    assert_eq!(deleted.code, response::SYSTEM_ERROR);
+}
+
+#[tokio::test]
+async fn subscription_groups_are_managed_and_persisted() {
+    let mut broker = TestBroker::start().await;
+    let mut config = SubscriptionGroupConfig::new("AdminGroup");
+    config.retry_max_times = 5;
+    let created = broker
+        .call(
+            RemotingCommand::request(request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
+                .with_body(serde_json::to_vec(&config).unwrap()),
+        )
+        .await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    broker.restart().await;
+    let all = broker
+        .call(RemotingCommand::request(
+            request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+        ))
+        .await;
+    let wrapper: SubscriptionGroupWrapper = serde_json::from_slice(&all.body).unwrap();
+    assert_eq!(
+        wrapper.subscription_group_table["AdminGroup"].retry_max_times,
+        5
+    );
+}
+
+#[tokio::test]
+async fn operator_views_report_offsets_and_runtime_facts() {
+    let broker = TestBroker::start().await;
+    broker.call(create_topic("StatTopic", 2)).await;
+    for _ in 0..3 {
+        send_tagged(&broker, "StatTopic", 1, "a", b"x").await;
+    }
+    broker.call(update_offset("SG", "StatTopic", 1, 2)).await;
+
+    let stats = broker
+        .call(topic_request(request::GET_TOPIC_STATS_INFO, "StatTopic"))
+        .await;
+    assert_eq!(stats.code, response::SUCCESS);
+    let table = TopicStatsTable::decode(&stats.body).unwrap();
+    let queue1 = &table.offset_table[&MessageQueue::new("StatTopic", "broker-t", 1)];
+    assert_eq!((queue1.min_offset, queue1.max_offset), (0, 3));
+    assert!(queue1.last_update_timestamp > 0);
+    let missing = broker
+        .call(topic_request(request::GET_TOPIC_STATS_INFO, "Nope"))
+        .await;
+    assert_eq!(missing.code, response::TOPIC_NOT_EXIST);
+
+    let consume = broker
+        .call(
+            RemotingCommand::request(request::GET_CONSUME_STATS).with_header(
+                &GetConsumeStatsRequestHeader {
+                    consumer_group: "SG".into(),
+                    topic: None,
+                    topic_list: None,
+                },
+            ),
+        )
+        .await;
+    assert_eq!(consume.code, response::SUCCESS);
+    let consume = ConsumeStats::decode(&consume.body).unwrap();
+    let queue1 = &consume.offset_table[&MessageQueue::new("StatTopic", "broker-t", 1)];
+    assert_eq!((queue1.broker_offset, queue1.consumer_offset), (3, 2));
+    assert_eq!(consume.total_diff(), 1);
+
+    let info = broker
+        .call(RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO))
+        .await;
+    let table = KvTable::decode(&info.body).unwrap().table;
+    assert_eq!(table["brokerVersion"], "479");
+    assert!(table["putTps"].split(' ').count() == 3);
+    assert_eq!(table["msgPutTotalTodayNow"], "3");
+
+    let config = broker
+        .call(RemotingCommand::request(request::GET_BROKER_CONFIG))
+        .await;
+    assert!(String::from_utf8_lossy(&config.body).contains("brokerName=broker-t"));
+}
