@@ -600,7 +600,11 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             let index = self.node.last_index();
             let term = self.node.last_term()?;
             let storage = self.node.storage_mut();
-            blocking(|| storage.sync())?;
+            if storage.sync_may_block() {
+                blocking(|| storage.sync())?;
+            } else {
+                storage.sync()?;
+            }
             self.node.on_persisted(index, term)?;
         }
         self.resolve_committed();

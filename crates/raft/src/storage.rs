@@ -79,6 +79,13 @@ pub trait LogStorage: Send + 'static {
     ) -> Result<(), StorageError>;
     /// Makes every earlier append and truncation durable (fsync / msync).
     fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// Whether [`sync`](LogStorage::sync) may block the thread (real I/O). The driver then
+    /// runs it so that the runtime's other tasks move to another thread meanwhile, which
+    /// costs a thread hand-off per sync; a storage whose sync is instant says `false`.
+    fn sync_may_block(&self) -> bool {
+        true
+    }
 }
 
 /// The placement rule of a log cut in segments of `segment_bytes`: an entry starts where
@@ -396,6 +403,10 @@ impl LogStorage for MemLog {
         self.durable_len = self.entries.len();
         self.durable_tail.clear();
         Ok(())
+    }
+
+    fn sync_may_block(&self) -> bool {
+        false
     }
 }
 
