@@ -499,7 +499,8 @@ fn summary(kind: &str, stats: &Stats, elapsed: Duration, json: bool, latency_nam
             bytes as f64 / seconds / (1024.0 * 1024.0)
         );
         println!(
-            "{latency_name} ms: p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3} mean={:.3}",
+            "{} (ms): p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3} mean={:.3}",
+            latency_name.trim_end_matches("_ms").replace('_', " "),
             ms(0.50),
             ms(0.90),
             ms(0.99),

@@ -514,6 +514,8 @@ async fn cluster_list(admin: &Admin, more_stats: bool, json: bool) -> Result<()>
         let hour = stats
             .get("earliestMessageTimeStamp")
             .and_then(|t| t.parse::<i64>().ok())
+            // 0 means the broker holds no message yet (Java would print hours since 1970).
+            .filter(|t| *t > 0)
             .map_or(0.0, |t| (now - t) as f64 / 1000.0 / 3600.0);
         let space: f64 = stats
             .get("commitLogDiskRatio")
@@ -623,7 +625,7 @@ async fn consumer_progress(admin: &Admin, group: Option<String>, json: bool) -> 
             );
         }
         println!();
-        println!("Consume TPS: {}", stats.consume_tps);
+        println!("Consume TPS: {:?}", stats.consume_tps);
         println!("Diff Total: {diff_total}");
         return Ok(());
     }
@@ -663,15 +665,16 @@ async fn consumer_progress(admin: &Admin, group: Option<String>, json: bool) -> 
     );
     for row in rows {
         let text = |key: &str| row[key].as_str().unwrap_or("").to_owned();
+        let int = |key: &str| row[key].as_i64().unwrap_or(0);
         println!(
             "{:<32}  {:<6}  {:<24} {:<5}  {:<14}  {:<7}  {}",
             front(&text("group"), 32),
-            row["count"],
+            int("count"),
             text("version"),
             text("type"),
             text("model"),
-            row["tps"],
-            row["diffTotal"]
+            int("tps"),
+            int("diffTotal")
         );
     }
     Ok(())
