@@ -609,6 +609,9 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
         }
         self.resolve_committed();
         let state = snapshot(&self.node);
+        if state.commit_index != self.state.borrow().commit_index {
+            self.node.storage_mut().committed(state.commit_index);
+        }
         self.state.send_if_modified(|current| {
             if *current != state {
                 *current = state;

@@ -86,6 +86,11 @@ pub trait LogStorage: Send + 'static {
     fn sync_may_block(&self) -> bool {
         true
     }
+
+    /// Told by the driver when the commit index advances: entries up to `index` are never
+    /// truncated again (a store may mark them stable and hand them out without copying).
+    /// Only [`reset`](LogStorage::reset) still removes them, as it removes the whole log.
+    fn committed(&mut self, _index: u64) {}
 }
 
 /// The placement rule of a log cut in segments of `segment_bytes`: an entry starts where
