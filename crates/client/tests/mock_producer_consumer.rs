@@ -579,3 +579,76 @@ async fn consume_from_last_offset_skips_history_and_committed_offsets_resume() {
     assert_eq!(again.lock()[0].body_text(), "while away");
     consumer.shutdown().await;
 }
+
+#[tokio::test]
+async fn sends_follow_the_master_through_a_failover() {
+    // `a` is the name server and the first master; `b` takes over.
+    let a = MiniCluster::start().await;
+    let b = MiniCluster::start().await;
+    a.cluster.create_topic("F", 4);
+    b.cluster.create_topic("F", 4);
+    let producer = producer(&a.addr());
+    for i in 0..20 {
+        producer
+            .send(Message::new("F", format!("a{i}")))
+            .await
+            .unwrap();
+    }
+    // The old master now refuses writes like a follower, and routes name the new one.
+    a.cluster.fail_over_to(Some(b.addr()), Some(14));
+    for i in 0..20 {
+        producer
+            .send(Message::new("F", format!("b{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.cluster.bodies("F").len(), 20);
+    assert_eq!(b.cluster.bodies("F").len(), 20);
+
+    // The new master dies (connections refused); routes point back to a recovered `a`.
+    let b_addr = b.addr();
+    drop(b);
+    a.cluster.fail_over_to(None, None);
+    for i in 0..20 {
+        producer
+            .send(Message::new("F", format!("c{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.cluster.bodies("F").len(), 40);
+    assert!(!producer
+        .instance()
+        .master_addr(BROKER_NAME)
+        .is_some_and(|m| m == b_addr));
+}
+
+#[tokio::test]
+async fn consumers_follow_the_master_through_a_failover() {
+    let a = MiniCluster::start().await;
+    let b = MiniCluster::start().await;
+    a.cluster.create_topic("CF", 1);
+    b.cluster.create_topic("CF", 1);
+    let seen: Seen = Seen::default();
+    let consumer = PushConsumer::start(
+        client_options(&a.addr()),
+        push_options("group-cf", "CF"),
+        recorder(&seen),
+    )
+    .await
+    .unwrap();
+    let producer = producer(&a.addr());
+    producer.send(Message::new("CF", "before")).await.unwrap();
+    // A replicated group: the new master holds the same log.
+    self::producer(&b.addr())
+        .send(Message::new("CF", "before"))
+        .await
+        .unwrap();
+    eventually("the first message", || seen.lock().len() == 1).await;
+    a.cluster.fail_over_to(Some(b.addr()), Some(14));
+    // The member heartbeats the new master once it learns of it (B must know the group
+    // before it can list members); then it pulls from there.
+    producer.send(Message::new("CF", "after")).await.unwrap();
+    eventually("the message on the new master", || seen.lock().len() == 2).await;
+    assert_eq!(seen.lock()[1].body_text(), "after");
+    consumer.shutdown().await;
+}

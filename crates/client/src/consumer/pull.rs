@@ -132,8 +132,10 @@ impl Puller {
         let response = match self.instance.invoke(&addr, command, timeout).await {
             Ok(response) => response,
             Err(error) => {
-                // The member may be gone (failover): ask the master next time.
+                // The member may be gone (failover): ask the master next time, and learn
+                // who the master is now.
                 self.suggested_broker.remove(queue);
+                self.instance.refresh_route_soon(&queue.topic).await;
                 return Err(error);
             }
         };
@@ -144,6 +146,7 @@ impl Puller {
             response::PULL_OFFSET_MOVED => PullStatus::OffsetIllegal,
             _ => {
                 self.suggested_broker.remove(queue);
+                self.instance.refresh_route_soon(&queue.topic).await;
                 return Err(broker_error(&addr, &response));
             }
         };

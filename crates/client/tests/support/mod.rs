@@ -65,6 +65,10 @@ struct State {
     locks: HashMap<(String, MessageQueue), String>,
     /// Fail the next sends with this code.
     fail_sends: Vec<i32>,
+    /// Refuse every send with this code (a follower after a failover).
+    refuse_sends: Option<i32>,
+    /// The broker address routes name as master (another server after a "failover").
+    master_override: Option<String>,
     /// Retry limit per group (16 like Java unless the request says otherwise).
     send_backs: Vec<(String, i32)>,
     pulls: u64,
@@ -105,6 +109,14 @@ impl MiniCluster {
 
     pub fn create_topic(&self, topic: &str, queues: i32) {
         self.state.lock().topics.insert(topic.into(), queues);
+    }
+
+    /// Plays a failover: this broker refuses sends with `code` (like a follower) and the
+    /// routes it serves name `new_master` instead.
+    pub fn fail_over_to(&self, new_master: Option<String>, refuse_with: Option<i32>) {
+        let mut state = self.state.lock();
+        state.master_override = new_master;
+        state.refuse_sends = refuse_with;
     }
 
     pub fn fail_next_sends(&self, codes: &[i32]) {
@@ -169,6 +181,7 @@ impl MiniCluster {
             state.topics.entry(topic.to_owned()).or_insert(1);
         }
         let nums = *state.topics.get(topic)?;
+        drop(state);
         Some(TopicRouteData {
             queue_datas: vec![QueueData {
                 broker_name: BROKER_NAME.into(),
@@ -183,10 +196,16 @@ impl MiniCluster {
     }
 
     fn broker_data(&self) -> BrokerData {
+        let master = self
+            .state
+            .lock()
+            .master_override
+            .clone()
+            .unwrap_or_else(|| self.addr().to_string());
         BrokerData {
             cluster: CLUSTER.into(),
             broker_name: BROKER_NAME.into(),
-            broker_addrs: [(0, self.addr().to_string())].into_iter().collect(),
+            broker_addrs: [(0, master)].into_iter().collect(),
             enable_acting_master: false,
             zone_name: None,
         }
@@ -245,6 +264,9 @@ impl MiniCluster {
             Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
         };
         let mut state = self.state.lock();
+        if let Some(code) = state.refuse_sends {
+            return RemotingCommand::error_to(req, code, "not the leader");
+        }
         if !state.fail_sends.is_empty() {
             let code = state.fail_sends.remove(0);
             return RemotingCommand::error_to(req, code, "injected failure");
