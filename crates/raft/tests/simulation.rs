@@ -1,6 +1,6 @@
 //! Deterministic simulation of raft groups under faults.
 //!
-//! `RAFT_SIM_SEEDS=<n>` sets how many seeds run (default 10,000, spread over all cores);
+//! `RAFT_SIM_SEEDS=<n>` sets how many seeds run (default 20,000, spread over all cores);
 //! `RAFT_SIM_FIRST_SEED=<n>` starts the range elsewhere (to explore new seeds);
 //! `RAFT_SIM_SEED=<n>` replays one seed with a trace of every fault and role change
 //! (add `RAFT_SIM_MESSAGES=1` to also trace every message, and `-- --nocapture`).
@@ -11,7 +11,7 @@ mod sim;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-const DEFAULT_SEEDS: u64 = 10_000;
+const DEFAULT_SEEDS: u64 = 20_000;
 
 fn run_seed(seed: u64, verbose: bool) -> Result<sim::SeedStats, String> {
     match std::panic::catch_unwind(|| sim::Sim::new(seed, verbose).run()) {
