@@ -7,7 +7,10 @@ usage:
   cpp_client.py batch   NAMESRV TOPIC COUNT
   cpp_client.py big     NAMESRV TOPIC COUNT SIZE_BYTES
   cpp_client.py pull    NAMESRV TOPIC GROUP EXPRESSION
-  cpp_client.py push    NAMESRV TOPIC GROUP EXPRESSION EXPECTED TIMEOUT_SECONDS
+  cpp_client.py push    NAMESRV TOPIC GROUP EXPRESSION EXPECTED TIMEOUT_SECONDS [orderly]
+
+`push ... orderly` consumes with an orderly push consumer, which locks its queues on the
+broker (LOCK_BATCH_MQ) before consuming them.
 """
 import hashlib
 import json
@@ -75,12 +78,20 @@ def batch(namesrv, topic, count):
     producer.shutdown()
 
 
+def text(value):
+    """The binding returns some strings as bytes."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
 def describe(msg):
     body = msg.body
-    return {"topic": msg.topic, "tags": msg.tags, "keys": msg.keys, "sha256": digest(body),
-            "len": len(body), "queue_id": msg.queue_id, "queue_offset": msg.queue_offset,
-            "color": msg.get_property("color"), "seq": msg.get_property("seq"),
-            "id": msg.id, "reconsume_times": msg.reconsume_times}
+    return {"topic": text(msg.topic), "tags": text(msg.tags), "keys": text(msg.keys),
+            "sha256": digest(body), "len": len(body), "queue_id": msg.queue_id,
+            "queue_offset": msg.queue_offset, "color": text(msg.get_property("color")),
+            "seq": text(msg.get_property("seq")), "id": text(msg.id),
+            "reconsume_times": msg.reconsume_times}
 
 
 def pull(namesrv, topic, group, expression):
@@ -94,7 +105,7 @@ def pull(namesrv, topic, group, expression):
     consumer.shutdown()
 
 
-def push(namesrv, topic, group, expression, expected, timeout_s):
+def push(namesrv, topic, group, expression, expected, timeout_s, orderly=False):
     seen = {}
     lock = threading.Lock()
     done = threading.Event()
@@ -106,7 +117,7 @@ def push(namesrv, topic, group, expression, expected, timeout_s):
             if len(seen) >= expected:
                 done.set()
 
-    consumer = PushConsumer(group)
+    consumer = PushConsumer(group, orderly=orderly)
     consumer.set_namesrv_addr(namesrv)
     consumer.subscribe(topic, on_message, expression)
     consumer.start()
@@ -131,7 +142,8 @@ def main(argv):
     elif cmd == "pull":
         pull(argv[2], argv[3], argv[4], argv[5])
     elif cmd == "push":
-        push(argv[2], argv[3], argv[4], argv[5], int(argv[6]), float(argv[7]))
+        orderly = len(argv) > 8 and argv[8] == "orderly"
+        push(argv[2], argv[3], argv[4], argv[5], int(argv[6]), float(argv[7]), orderly)
     else:
         raise SystemExit("unknown command %r" % cmd)
 

@@ -8,6 +8,8 @@
 //!   test's own directory.
 //! - [`compat_python`]: the virtualenv holding the C++ RocketMQ client
 //!   (`scripts/setup-compat-client` installs it).
+//! - [`cpp_client`]: runs the C++ client driver script and parses what it prints.
+//! - [`requests`]: the requests RocketMQ clients send, for driving servers directly.
 
 use std::fs;
 use std::io::Write;
@@ -17,6 +19,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+pub mod cpp_client;
+pub mod requests;
 
 /// How long a freshly started server may take to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -44,12 +44,22 @@ pub async fn process(
         Ok(target) => target,
         Err(refusal) => return refusal.into_response(request),
     };
-    let result = if header.is_batch() {
+    let result = if is_batch(request, &header) {
         send_batch(ctx, conn, request, &header, &target).await
     } else {
         send_one(ctx, conn, request, &header, &target).await
     };
     result.unwrap_or_else(|refusal| refusal.into_response(request))
+}
+
+/// Whether the body is a batch. The flag decides, not the code; besides Java's `true`,
+/// the C++ client 1.x sends `batch=1` with SEND_MESSAGE, which Java's `parseBoolean`
+/// would read as false and store the batch as one message.
+fn is_batch(request: &RemotingCommand, header: &SendMessageRequestHeader) -> bool {
+    header.is_batch()
+        || ["batch", "m"]
+            .iter()
+            .any(|key| request.ext_field(key).is_some_and(|v| v.trim() == "1"))
 }
 
 /// Where a validated send goes.

@@ -1,0 +1,180 @@
+//! The C++ RocketMQ client (librocketmq through the PyPI package `rocketmq` 0.4.4), unmodified,
+//! against the real `mqnamesrv` and `mqbroker`: produce, batch, 1 MiB messages, pull with
+//! `*` and with a tag, and push consumers (concurrent and orderly).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tests::cpp_client::{self, ScriptOutput};
+use tests::{Broker, NameServer};
+
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn start(dir: &Path) -> (NameServer, Broker) {
+    let namesrv = NameServer::start(dir).unwrap();
+    let broker = Broker::start(
+        dir,
+        "broker-cpp",
+        &namesrv.addr(),
+        &[
+            ("bindAddress", "127.0.0.1".to_string()),
+            ("maxMessageSize", (4 * 1024 * 1024).to_string()),
+        ],
+    )
+    .unwrap();
+    (namesrv, broker)
+}
+
+fn run(args: &[&str]) -> ScriptOutput {
+    cpp_client::run(args, SCRIPT_TIMEOUT).unwrap()
+}
+
+/// The `sent` lines by sequence number, after checking each was stored.
+fn sent_by_seq(output: &ScriptOutput) -> BTreeMap<i64, Value> {
+    let mut sent = BTreeMap::new();
+    for line in output.ops("sent") {
+        assert_eq!(line["status"], 0, "send not OK: {line}");
+        sent.insert(line["seq"].as_i64().unwrap(), line.clone());
+    }
+    sent
+}
+
+/// Checks one consumed message against what was sent with its sequence number.
+fn check_against_sent(consumed: &Value, sent: &BTreeMap<i64, Value>) -> i64 {
+    let seq: i64 = consumed["seq"].as_str().unwrap().parse().unwrap();
+    let original = &sent[&seq];
+    assert_eq!(consumed["sha256"], original["sha256"], "body of {seq}");
+    assert_eq!(consumed["len"], original["len"], "length of {seq}");
+    assert_eq!(consumed["tags"], original["tag"], "tag of {seq}");
+    assert_eq!(consumed["keys"], format!("key-{seq}"), "keys of {seq}");
+    let color = if seq % 2 == 0 { "blue" } else { "red" };
+    assert_eq!(consumed["color"], color, "user property of {seq}");
+    assert_eq!(
+        consumed["queue_offset"], original["offset"],
+        "queue offset of {seq} matches the send result"
+    );
+    assert_eq!(consumed["id"], original["msg_id"], "message id of {seq}");
+    seq
+}
+
+#[test]
+fn cpp_client_produces_and_consumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, _broker) = start(dir.path());
+    let ns = namesrv.addr();
+    let count = 20;
+
+    let produced = run(&["produce", &ns, "CppTopic", &count.to_string()]);
+    let sent = sent_by_seq(&produced);
+    assert_eq!(sent.len(), count);
+
+    // Pull everything with `*`: every message once, exactly as sent.
+    let pulled = run(&["pull", &ns, "CppTopic", "cpp-pull-all", "*"]);
+    let mut seen: Vec<i64> = pulled
+        .ops("pulled")
+        .iter()
+        .map(|m| check_against_sent(m, &sent))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..count as i64).collect::<Vec<_>>());
+
+    // Pull with a tag: only TagA (the even sequence numbers).
+    let tagged = run(&["pull", &ns, "CppTopic", "cpp-pull-taga", "TagA"]);
+    let mut seen: Vec<i64> = tagged
+        .ops("pulled")
+        .iter()
+        .map(|m| check_against_sent(m, &sent))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..count as i64).step_by(2).collect::<Vec<_>>());
+
+    // A push consumer group receives everything.
+    let pushed = run(&[
+        "push",
+        &ns,
+        "CppTopic",
+        "cpp-push",
+        "*",
+        &count.to_string(),
+        "60",
+    ]);
+    let mut seen: Vec<i64> = pushed
+        .ops("pushed")
+        .iter()
+        .map(|m| check_against_sent(m, &sent))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..count as i64).collect::<Vec<_>>(),
+        "{}",
+        pushed.stderr
+    );
+
+    // So does an orderly one, which must lock its queues first.
+    let ordered = run(&[
+        "push",
+        &ns,
+        "CppTopic",
+        "cpp-push-orderly",
+        "*",
+        &count.to_string(),
+        "60",
+        "orderly",
+    ]);
+    let mut seen: Vec<i64> = ordered
+        .ops("pushed")
+        .iter()
+        .map(|m| check_against_sent(m, &sent))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..count as i64).collect::<Vec<_>>(),
+        "{}",
+        ordered.stderr
+    );
+}
+
+#[test]
+fn cpp_client_batches_and_big_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, _broker) = start(dir.path());
+    let ns = namesrv.addr();
+
+    let batch = run(&["batch", &ns, "CppBatch", "10"]);
+    let result = batch.ops("batch");
+    assert_eq!(result.len(), 1);
+    assert_eq!(result[0]["status"], 0, "{}", result[0]);
+    let first_offset = result[0]["offset"].as_i64().unwrap();
+    let pulled = run(&["pull", &ns, "CppBatch", "cpp-batch-pull", "*"]);
+    let messages = pulled.ops("pulled");
+    assert_eq!(messages.len(), 10, "each batch message stored on its own");
+    let queue_id = &messages[0]["queue_id"];
+    for message in &messages {
+        let seq: i64 = message["seq"].as_str().unwrap().parse().unwrap();
+        assert_eq!(&message["queue_id"], queue_id, "a batch goes to one queue");
+        assert_eq!(
+            message["queue_offset"].as_i64().unwrap(),
+            first_offset + seq
+        );
+        assert_eq!(message["keys"], format!("key-{seq}"));
+        let body = format!("CppBatch-message-{seq}");
+        assert_eq!(message["len"].as_u64().unwrap(), body.len() as u64);
+    }
+
+    // 1 MiB bodies: the C++ client compresses them; they come back as sent.
+    let big = run(&["big", &ns, "CppBig", "3", &(1024 * 1024).to_string()]);
+    let sent = sent_by_seq(&big);
+    assert_eq!(sent.len(), 3);
+    let pulled = run(&["pull", &ns, "CppBig", "cpp-big-pull", "*"]);
+    let mut seen: Vec<i64> = pulled
+        .ops("pulled")
+        .iter()
+        .map(|m| check_against_sent(m, &sent))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [0, 1, 2]);
+}
