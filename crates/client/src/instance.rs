@@ -6,7 +6,7 @@
 //! share one. The background tasks hold only a weak reference, so dropping the last
 //! handle (or calling [`ClientInstance::shutdown`]) stops them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -269,19 +269,7 @@ impl ClientInstance {
 
     /// Every known address of every broker.
     pub(crate) fn all_broker_addrs(&self, masters_only: bool) -> Vec<String> {
-        let addrs = self.inner.broker_addrs.read();
-        let mut out: Vec<String> = addrs
-            .values()
-            .flat_map(|group| {
-                group
-                    .iter()
-                    .filter(move |(id, _)| !masters_only || **id == MASTER_ID)
-                    .map(|(_, addr)| addr.clone())
-            })
-            .collect();
-        out.sort();
-        out.dedup();
-        out
+        known_addrs(&self.inner, masters_only)
     }
 
     // ---- registrations ------------------------------------------------------------
@@ -366,9 +354,8 @@ async fn send_heartbeats(inner: &Inner) {
     if data.producer_data_set.is_empty() && data.consumer_data_set.is_empty() {
         return;
     }
-    let instance_view = InstanceRef(inner);
     // Producers only need masters; consumers may pull from any member.
-    let targets = instance_view.all_addrs(data.consumer_data_set.is_empty());
+    let targets = known_addrs(inner, data.consumer_data_set.is_empty());
     let body = data.encode();
     let timeout = inner.options.request_timeout;
     let calls = targets.iter().map(|addr| {
@@ -384,24 +371,16 @@ async fn send_heartbeats(inner: &Inner) {
     futures::future::join_all(calls).await;
 }
 
-/// Borrowed access for the background tasks, which hold `&Inner` rather than a handle.
-struct InstanceRef<'a>(&'a Inner);
-
-impl InstanceRef<'_> {
-    fn all_addrs(&self, masters_only: bool) -> Vec<String> {
-        let addrs = self.0.broker_addrs.read();
-        let mut out: HashSet<String> = HashSet::new();
-        for group in addrs.values() {
-            for (id, addr) in group {
-                if !masters_only || *id == MASTER_ID {
-                    out.insert(addr.clone());
-                }
-            }
-        }
-        let mut out: Vec<String> = out.into_iter().collect();
-        out.sort();
-        out
-    }
+/// Every address in the broker table, sorted, each once.
+fn known_addrs(inner: &Inner, masters_only: bool) -> Vec<String> {
+    let addrs = inner.broker_addrs.read();
+    let unique: BTreeSet<&String> = addrs
+        .values()
+        .flat_map(|group| group.iter())
+        .filter(|(id, _)| !masters_only || **id == MASTER_ID)
+        .map(|(_, addr)| addr)
+        .collect();
+    unique.into_iter().cloned().collect()
 }
 
 async fn heartbeat_loop(weak: Weak<Inner>, wake: Arc<Notify>, stop: CancellationToken) {

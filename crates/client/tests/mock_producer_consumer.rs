@@ -650,3 +650,56 @@ async fn consumers_follow_the_master_through_a_failover() {
     assert_eq!(seen.lock()[1].body_text(), "after");
     consumer.shutdown().await;
 }
+
+#[tokio::test]
+async fn prefetch_stops_at_the_queue_threshold_while_the_listener_is_stuck() {
+    let cluster = MiniCluster::start().await;
+    cluster.cluster.create_topic("Flow", 1);
+    let producer = producer(&cluster.addr());
+    let batch: Vec<Message> = (0..100)
+        .map(|i| Message::new("Flow", format!("{i}")))
+        .collect();
+    producer.send_batch(batch).await.unwrap();
+
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let consumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut options = push_options("group-flow", "Flow");
+    options.pull_batch_size = 4;
+    options.pull_threshold_for_queue = 8;
+    options.consume_concurrency = 1;
+    let (listener_gate, counter) = (Arc::clone(&gate), Arc::clone(&consumed));
+    let consumer = PushConsumer::start(
+        client_options(&cluster.addr()),
+        options,
+        move |messages: Vec<ReceivedMessage>| {
+            let (gate, counter) = (Arc::clone(&listener_gate), Arc::clone(&counter));
+            async move {
+                gate.acquire().await.unwrap().forget();
+                counter.fetch_add(messages.len(), std::sync::atomic::Ordering::SeqCst);
+                ConsumeResult::Success
+            }
+        },
+    )
+    .await
+    .unwrap();
+    eventually("the buffer to fill", || {
+        cluster.cluster.pulled_messages() >= 8
+    })
+    .await;
+    // Give the pull loop time to overshoot if flow control did not hold it back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pulled = cluster.cluster.pulled_messages();
+    assert!(pulled < 8 + 4, "pulled {pulled} while nothing was consumed");
+    assert_eq!(consumed.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    gate.add_permits(1000);
+    eventually("everything consumed once released", || {
+        consumed.load(std::sync::atomic::Ordering::SeqCst) == 100
+    })
+    .await;
+    consumer.shutdown().await;
+    assert_eq!(
+        cluster.cluster.committed_offset("group-flow", "Flow", 0),
+        Some(100)
+    );
+}

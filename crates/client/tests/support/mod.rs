@@ -72,6 +72,8 @@ struct State {
     /// Retry limit per group (16 like Java unless the request says otherwise).
     send_backs: Vec<(String, i32)>,
     pulls: u64,
+    /// Messages handed out by pulls.
+    pulled_messages: u64,
 }
 
 pub struct MiniCluster {
@@ -152,6 +154,11 @@ impl MiniCluster {
             .offsets
             .get(&(group.to_owned(), topic.to_owned(), queue_id))
             .copied()
+    }
+
+    /// Messages handed out by pulls so far.
+    pub fn pulled_messages(&self) -> u64 {
+        self.state.lock().pulled_messages
     }
 
     pub fn members(&self, group: &str) -> Vec<String> {
@@ -387,6 +394,7 @@ impl MiniCluster {
                 }
             }
         }
+        drop(state);
         if found == 0 {
             (response::PULL_RETRY_IMMEDIATELY, make(next), Vec::new())
         } else {
@@ -417,6 +425,10 @@ impl MiniCluster {
         loop {
             let arrived = self.arrived.notified();
             let (code, response_header, body) = self.try_pull(&header, &filter);
+            if code == response::SUCCESS {
+                let count = remoting::message::MessageIter::new(&body).count() as u64;
+                self.state.lock().pulled_messages += count;
+            }
             if code != response::PULL_NOT_FOUND
                 || header.sys_flag & 2 == 0
                 || tokio::time::Instant::now() >= deadline
