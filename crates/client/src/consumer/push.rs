@@ -569,20 +569,31 @@ impl Inner {
     /// Stops a queue taken away by a rebalance: commit its offset, free its lock.
     async fn release_queue(self: &Arc<Self>, pq: &Arc<ProcessQueue>) {
         pq.drop_queue();
+        if !self.is_ordered_clustering() {
+            self.commit_released(pq).await;
+            return;
+        }
+        // Ordered: let a batch in progress finish and commit before the offset is stored
+        // and the lock freed, so the next owner starts right after it. A slow batch is
+        // waited for at most one lock interval; the broker's lock expires on its own.
+        let inner = Arc::clone(self);
+        let pq = Arc::clone(pq);
+        tokio::spawn(async move {
+            let wait = inner.options.lock_interval;
+            let _batch_done = tokio::time::timeout(wait, pq.consume_lock.lock()).await;
+            inner.commit_released(&pq).await;
+            inner.unlock(std::slice::from_ref(&pq.queue)).await;
+        });
+    }
+
+    async fn commit_released(&self, pq: &ProcessQueue) {
         if let Err(error) = self.offsets.persist(&pq.queue).await {
             debug!(queue = ?pq.queue, %error, "committing a released queue's offset failed");
         }
-        self.offsets.forget(&pq.queue);
-        self.puller.forget(&pq.queue);
-        if self.is_ordered_clustering() {
-            // Unlock only between batches; a batch in progress may take a while.
-            let inner = Arc::clone(self);
-            let pq = Arc::clone(pq);
-            tokio::spawn(async move {
-                let wait = inner.options.lock_interval;
-                let _batch_done = tokio::time::timeout(wait, pq.consume_lock.lock()).await;
-                inner.unlock(std::slice::from_ref(&pq.queue)).await;
-            });
+        // Forget it only if no rebalance has handed the queue back meanwhile.
+        if !self.queues.lock().contains_key(&pq.queue) {
+            self.offsets.forget(&pq.queue);
+            self.puller.forget(&pq.queue);
         }
     }
 
