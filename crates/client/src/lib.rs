@@ -18,6 +18,33 @@
 //!
 //! The binaries `mqadmin` (RocketMQ's admin tool) and `mq` (produce, consume, bench) are
 //! built on this library.
+//!
+//! ```no_run
+//! use client::consumer::ConsumeResult;
+//! use client::{ClientOptions, Message, Producer, ProducerOptions, PushConsumer, PushConsumerOptions};
+//!
+//! # async fn run() -> client::Result<()> {
+//! let cluster = ClientOptions::new("127.0.0.1:9876");
+//! let producer = Producer::start(cluster.clone(), ProducerOptions::new("orders-producer"))?;
+//! producer.send(Message::new("Orders", "created").with_tag("new")).await?;
+//!
+//! let consumer = PushConsumer::start(
+//!     cluster,
+//!     PushConsumerOptions::new("billing").subscribe("Orders", "new"),
+//!     |messages: Vec<client::ReceivedMessage>| async move {
+//!         println!("{} message(s)", messages.len());
+//!         ConsumeResult::Success
+//!     },
+//! )
+//! .await?;
+//! consumer.shutdown().await;
+//! producer.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Every call returns [`Result`] with a [`ClientError`]: a broker's refusal carries its
+//! response code ([`ClientError::Broker`]), and [`ClientError::is_retryable`] says whether
+//! RocketMQ's producer would try again elsewhere.
 
 pub mod admin;
 pub mod broker_api;

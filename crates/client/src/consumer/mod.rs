@@ -6,8 +6,8 @@
 //!   group, prefetches with flow control, commits offsets, consumes concurrently or in
 //!   order, and sends failed messages back for retry.
 //! - [`allocate`]: how a group shares queues.
-//! - [`process_queue`]: one assigned queue's prefetch buffer, commit point and lock.
-//! - [`offset_store`]: consumer progress in memory, on the brokers, or in a local file.
+//! - `process_queue`: one assigned queue's prefetch buffer, commit point and lock.
+//! - `offset_store`: consumer progress in memory, on the brokers, or in a local file.
 
 pub mod allocate;
 pub(crate) mod offset_store;

@@ -1,4 +1,4 @@
-//! Pulling: the PULL_MESSAGE exchange ([`Puller`]) and the [`PullConsumer`], which reads
+//! Pulling: the PULL_MESSAGE exchange (`Puller`) and the [`PullConsumer`], which reads
 //! explicit queues from explicit offsets.
 
 use std::sync::atomic::{AtomicBool, Ordering};
