@@ -387,3 +387,33 @@ async fn mq_bench_prints_a_json_summary() {
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(summary["messages"].as_u64().unwrap() >= 200, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mq_consume_follow_waits_for_new_messages() {
+    let cluster = MiniCluster::start().await;
+    let addr = cluster.addr();
+    cluster.cluster.create_topic("Tail", 2);
+    let producer = Producer::start(ClientOptions::new(&addr), ProducerOptions::new("p")).unwrap();
+    producer.send(Message::new("Tail", "first")).await.unwrap();
+    let follower = tokio::spawn(run(
+        MQ,
+        args(&["consume", "-n", &addr, "-t", "Tail", "-f", "-c", "3"]),
+        None,
+    ));
+    // Whether these land before or after the follower starts, it reads from the first
+    // offset and keeps going until it has three.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    producer.send(Message::new("Tail", "second")).await.unwrap();
+    producer.send(Message::new("Tail", "third")).await.unwrap();
+    let (ok, out, err) = tokio::time::timeout(Duration::from_secs(60), follower)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ok, "{err}");
+    let mut bodies: Vec<&str> = out
+        .lines()
+        .map(|l| l.rsplit(": ").next().unwrap())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["first", "second", "third"]);
+}

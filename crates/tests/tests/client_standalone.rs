@@ -666,3 +666,80 @@ async fn committed_offsets_resume_and_consume_from_last_skips_history() {
     admin.shutdown();
     producer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_from_timestamp_and_broadcasting() {
+    let cluster = Cluster::start();
+    cluster.create_topic("TimeTopic", 2).await;
+    let producer =
+        Producer::start(cluster.options(), ProducerOptions::new("time-producer")).unwrap();
+    let mut last_old = None;
+    for i in 0..6 {
+        last_old = Some(
+            producer
+                .send(Message::new("TimeTopic", format!("old{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let admin = Admin::start(cluster.options()).unwrap();
+    let boundary = admin
+        .view_message(&last_old.unwrap().offset_msg_id)
+        .await
+        .unwrap()
+        .store_timestamp_ms
+        + 1;
+    // Store timestamps have millisecond resolution: make sure later ones differ.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for i in 0..4 {
+        producer
+            .send(Message::new("TimeTopic", format!("new{i}")))
+            .await
+            .unwrap();
+    }
+
+    let seen = Seen::default();
+    let mut options = push_options("time-group", "TimeTopic");
+    options.consume_from_where = ConsumeFromWhere::ConsumeFromTimestamp;
+    options.consume_timestamp_ms = Some(boundary);
+    let consumer = PushConsumer::start(cluster.options(), options, recorder(&seen))
+        .await
+        .unwrap();
+    eventually("the four newer messages", || {
+        let n = seen.lock().unwrap().len();
+        async move { n >= 4 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies: BTreeSet<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.body_text().into_owned())
+        .collect();
+    assert_eq!(bodies, (0..4).map(|i| format!("new{i}")).collect());
+    consumer.shutdown().await;
+
+    // Broadcasting: every member gets every message.
+    let members: Vec<Seen> = (0..2).map(|_| Seen::default()).collect();
+    let mut consumers = Vec::new();
+    for s in &members {
+        let mut options = push_options("broadcast-group", "TimeTopic");
+        options.message_model = client::consumer::MessageModel::Broadcasting;
+        consumers.push(
+            PushConsumer::start(cluster.options(), options, recorder(s))
+                .await
+                .unwrap(),
+        );
+    }
+    eventually("both members see all ten", || {
+        let counts: Vec<usize> = members.iter().map(|s| s.lock().unwrap().len()).collect();
+        async move { counts.iter().all(|n| *n >= 10) }
+    })
+    .await;
+    for consumer in consumers {
+        consumer.shutdown().await;
+    }
+    admin.shutdown();
+    producer.shutdown().await;
+}
