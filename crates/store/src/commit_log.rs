@@ -623,6 +623,52 @@ impl CommitLog {
         Ok(out)
     }
 
+    /// Framed entries exactly as stored (header and body, both checksums verified), from
+    /// `from_index` on: at most `max_count` and, after the first, at most `max_bytes`.
+    /// Stable frames share the mapping; others are copied. Stops early at a truncation.
+    pub fn read_frames(
+        &self,
+        from_index: u64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut index = from_index.max(self.first_index());
+        // Bounded by `max_count`.
+        while out.len() < max_count && index <= self.last_index() {
+            let Some(loc) = self.location(index) else {
+                break;
+            };
+            let size = loc.size as usize;
+            if !out.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            let Some(frame) = self.read_bytes(loc.pos, size)? else {
+                break;
+            };
+            let entry = Entry::decode(&frame).map_err(|e| {
+                StoreError::corrupt(
+                    &self.config.dir,
+                    format!("entry {index} at {}: {e}", loc.pos),
+                )
+            })?;
+            if entry.index != index || entry.pos != loc.pos || entry.size() != size {
+                return Err(StoreError::corrupt(
+                    &self.config.dir,
+                    format!(
+                        "entry-index slot {index} points at a frame of index {} at {}",
+                        entry.index, entry.pos
+                    ),
+                ));
+            }
+            bytes += size;
+            out.push(frame);
+            index += 1;
+        }
+        Ok(out)
+    }
+
     /// Bytes `[pos, pos + len)` of one segment, below the write position.
     fn read_bytes(&self, pos: u64, len: usize) -> Result<Option<Bytes>> {
         let Some(segment) = self.data.find(pos) else {

@@ -8,6 +8,8 @@
 //!   reset, flush, recovery. It is the file-backed raft log.
 //! - [`checkpoint`]: atomically replaced safe-point files used by recovery.
 //! - [`dir_lock`]: one owner per store directory.
+//! - [`raft_log`]: the CommitLog as raft's log storage (`raft::LogStorage`), with retention
+//!   carried out on the raft driver's thread.
 //!
 //! Derived files and the standalone facade:
 //! - [`consume_queue`]: one ConsumeQueue per topic-queue (20-byte entries).
@@ -38,6 +40,7 @@ pub mod error;
 mod flush;
 pub mod key_index;
 pub mod message_store;
+pub mod raft_log;
 pub mod retention;
 pub mod segment;
 pub mod segment_queue;
