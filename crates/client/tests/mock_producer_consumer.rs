@@ -621,6 +621,31 @@ async fn sends_follow_the_master_through_a_failover() {
 }
 
 #[tokio::test]
+async fn a_send_waits_out_an_election_within_its_timeout() {
+    let a = MiniCluster::start().await;
+    let b = MiniCluster::start().await;
+    a.cluster.create_topic("E", 2);
+    b.cluster.create_topic("E", 2);
+    let producer = producer(&a.addr());
+    producer.send(Message::new("E", "before")).await.unwrap();
+    // The master steps down; for two route lookups nobody is master; then `b` is.
+    a.cluster.fail_over_to(Some(b.addr()), Some(14));
+    a.cluster.hide_master_for_routes(2);
+    let sent = producer.send(Message::new("E", "during")).await.unwrap();
+    assert_eq!(b.cluster.bodies("E"), ["during"]);
+    assert_eq!(sent.queue.broker_name, BROKER_NAME);
+
+    // A topic nobody knows (and no auto-create template) fails at once, without retries.
+    let lonely = MiniCluster::start().await;
+    lonely.cluster.remove_template();
+    let error = self::producer(&lonely.addr())
+        .send(Message::new("Nowhere", "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::NoRoute { .. }), "{error}");
+}
+
+#[tokio::test]
 async fn consumers_follow_the_master_through_a_failover() {
     let a = MiniCluster::start().await;
     let b = MiniCluster::start().await;

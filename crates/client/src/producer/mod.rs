@@ -53,6 +53,9 @@ use crate::message::{deflate, Message, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::route::TopicRoute;
 use selector::{hash_queue_index, QueueChooser};
 
+/// Most route refreshes one send waits through while its topic has no master.
+const MAX_ROUTE_WAITS: u32 = 100;
+
 /// Most messages in one batch send (a bound on request size and broker work).
 pub const MAX_BATCH_MESSAGES: usize = 1024;
 
@@ -523,19 +526,46 @@ impl Producer {
     async fn send_with_retries(&self, outgoing: &Outgoing) -> Result<SendResult> {
         let deadline = Instant::now() + self.inner.options.send_timeout;
         let attempts = self.inner.options.retry_times.saturating_add(1);
-        let mut route = self.publish_route(&outgoing.topic).await?;
         let mut last_failed_broker: Option<String> = None;
         let mut last_error = None;
-        for attempt in 1..=attempts {
+        let mut attempt = 0;
+        let mut route_waits = 0;
+        while attempt < attempts {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 break;
             }
-            let queue = self
+            // During a failover the route may name no master for a moment. Waiting for one
+            // costs time (bounded by the deadline) but no attempt. A topic that never had
+            // a route is not worth waiting for.
+            let route = match self.publish_route(&outgoing.topic).await {
+                Ok(route) => route,
+                Err(error)
+                    if error.is_retryable()
+                        && route_waits < MAX_ROUTE_WAITS
+                        && self.inner.instance.cached_route(&outgoing.topic).is_some() =>
+                {
+                    debug!(attempt, %error, "no usable route; refreshing");
+                    last_error = Some(error);
+                    route_waits += 1;
+                    self.pause_before_retry(deadline, 1).await;
+                    self.inner
+                        .instance
+                        .refresh_route_soon(&outgoing.topic)
+                        .await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            attempt += 1;
+            let Some(queue) = self
                 .inner
                 .chooser
                 .choose(&route.publish_queues, last_failed_broker.as_deref())
-                .ok_or_else(|| no_queue(&outgoing.topic))?;
+            else {
+                last_error = Some(no_queue(&outgoing.topic));
+                continue;
+            };
             match self.send_once(outgoing, &queue, remaining).await {
                 Ok(result) => {
                     self.inner.chooser.mark_healthy(&queue.broker_name);
@@ -559,11 +589,6 @@ impl Producer {
                         .instance
                         .refresh_route_soon(&outgoing.topic)
                         .await;
-                    if let Some(fresh) = self.inner.instance.cached_route(&outgoing.topic) {
-                        if !fresh.publish_queues.is_empty() {
-                            route = fresh;
-                        }
-                    }
                     if !alternatives && attempt < attempts {
                         self.pause_before_retry(deadline, attempt).await;
                     }

@@ -69,6 +69,8 @@ struct State {
     refuse_sends: Option<i32>,
     /// The broker address routes name as master (another server after a "failover").
     master_override: Option<String>,
+    /// The next this many routes name no master (an election in progress).
+    masterless_routes: u32,
     /// Retry limit per group (16 like Java unless the request says otherwise).
     send_backs: Vec<(String, i32)>,
     pulls: u64,
@@ -109,6 +111,11 @@ impl MiniCluster {
         Running { cluster, server }
     }
 
+    /// Drops the auto-create template topic (TBW102), as with autoCreateTopicEnable=false.
+    pub fn remove_template(&self) {
+        self.state.lock().topics.remove("TBW102");
+    }
+
     pub fn create_topic(&self, topic: &str, queues: i32) {
         self.state.lock().topics.insert(topic.into(), queues);
     }
@@ -119,6 +126,11 @@ impl MiniCluster {
         let mut state = self.state.lock();
         state.master_override = new_master;
         state.refuse_sends = refuse_with;
+    }
+
+    /// The next `count` routes served name no master, as while a group elects a leader.
+    pub fn hide_master_for_routes(&self, count: u32) {
+        self.state.lock().masterless_routes = count;
     }
 
     pub fn fail_next_sends(&self, codes: &[i32]) {
@@ -188,7 +200,14 @@ impl MiniCluster {
             state.topics.entry(topic.to_owned()).or_insert(1);
         }
         let nums = *state.topics.get(topic)?;
+        let masterless = state.masterless_routes > 0;
+        state.masterless_routes = state.masterless_routes.saturating_sub(1);
         drop(state);
+        let mut broker = self.broker_data();
+        if masterless {
+            let addr = broker.broker_addrs.remove(&0).unwrap_or_default();
+            broker.broker_addrs.insert(1, addr);
+        }
         Some(TopicRouteData {
             queue_datas: vec![QueueData {
                 broker_name: BROKER_NAME.into(),
@@ -197,7 +216,7 @@ impl MiniCluster {
                 perm: 6 | if topic == "TBW102" { 1 } else { 0 },
                 topic_sys_flag: 0,
             }],
-            broker_datas: vec![self.broker_data()],
+            broker_datas: vec![broker],
             ..TopicRouteData::default()
         })
     }
