@@ -354,7 +354,7 @@ impl Admin {
             };
             let header = GetConsumeStatsRequestHeader {
                 consumer_group: group.to_owned(),
-                topic: Some(topic.unwrap_or("").to_owned()),
+                topic: topic.map(str::to_owned),
                 topic_list: None,
             };
             let request = RemotingCommand::request(request::GET_CONSUME_STATS).with_header(&header);
