@@ -1,0 +1,433 @@
+//! Single-node produce and consume throughput of 1 KiB messages over loopback.
+//!
+//! ```text
+//! cargo bench -p broker --bench throughput -- [--runs 5] [--seconds 5] [--connections 4]
+//!     [--callers 128] [--queues 16] [--body-bytes 1024] [--batch 1] [--broker-threads 2]
+//!     [--client-threads 2] [--sync-flush]
+//! ```
+//!
+//! A broker runs in this process on its own tokio runtime (`--broker-threads` workers), with
+//! a fresh store in a temporary directory; the load runs on a second runtime
+//! (`--client-threads` workers) and speaks the wire protocol through `RemotingClient`, as a
+//! real client would: JSON headers, one TCP connection per client.
+//!
+//! Produce: `--callers` tasks spread over `--connections` connections each send
+//! SEND_MESSAGE_V2 requests (or SEND_BATCH_MESSAGE with `--batch N` messages) round-robin over
+//! `--queues` queues of one topic, each waiting for its answer before sending the next, for
+//! `--seconds`. Consume: then one task per queue pulls (32 messages per PULL_MESSAGE, as Java
+//! push consumers do) from offset 0 to the end of what was produced, walking every record of
+//! every response. Each run uses a new store; the medians over `--runs` are printed last.
+//! On this shared machine the broker and the load share the same cores.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use broker::config::{BrokerConfig, FlushDiskType};
+use remoting::client::{ClientConfig, RemotingClient};
+use remoting::code::{request, response};
+use remoting::command::RemotingCommand;
+use remoting::header::pull::PullMessageRequestHeader;
+use remoting::header::send::SendMessageRequestHeader;
+use remoting::message::batch::{encode_batch, BatchItem};
+use remoting::message::properties;
+use remoting::message::sysflag::pull as pull_flag;
+use remoting::message::MessageIter;
+
+const TOPIC: &str = "BenchTopic";
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+struct Options {
+    runs: usize,
+    seconds: u64,
+    connections: usize,
+    callers: usize,
+    queues: i32,
+    body_bytes: usize,
+    batch: usize,
+    broker_threads: usize,
+    client_threads: usize,
+    sync_flush: bool,
+    /// Measure only the store facade's put path, without the network.
+    store_only: bool,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        runs: 5,
+        seconds: 5,
+        connections: 4,
+        callers: 128,
+        queues: 16,
+        body_bytes: 1024,
+        batch: 1,
+        broker_threads: 2,
+        client_threads: 2,
+        sync_flush: false,
+        store_only: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            args.next()
+                .ok_or_else(|| format!("{name} needs a value"))?
+                .parse()
+                .map_err(|_| format!("{name} needs a number"))
+        };
+        match arg.as_str() {
+            "--runs" => options.runs = value("--runs")?.max(1) as usize,
+            "--seconds" => options.seconds = value("--seconds")?.max(1),
+            "--connections" => options.connections = value("--connections")?.max(1) as usize,
+            "--callers" => options.callers = value("--callers")?.max(1) as usize,
+            "--queues" => options.queues = value("--queues")?.clamp(1, 1024) as i32,
+            "--body-bytes" => options.body_bytes = value("--body-bytes")? as usize,
+            "--batch" => options.batch = value("--batch")?.clamp(1, 1024) as usize,
+            "--broker-threads" => {
+                options.broker_threads = value("--broker-threads")?.max(1) as usize
+            }
+            "--client-threads" => {
+                options.client_threads = value("--client-threads")?.max(1) as usize
+            }
+            "--sync-flush" => options.sync_flush = true,
+            "--store-only" => options.store_only = true,
+            // cargo bench passes --bench; ignore what we do not know.
+            _ => {}
+        }
+    }
+    Ok(options)
+}
+
+struct RunResult {
+    produced: u64,
+    produce_rate: f64,
+    consume_rate: f64,
+    /// CPU time of the whole process (broker and load) per message.
+    produce_cpu_us: f64,
+    consume_cpu_us: f64,
+}
+
+/// User + system CPU time this process has used.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// Messages per second two dedicated cores would sustain at this CPU cost per message.
+fn two_core_rate(cpu_us_per_message: f64) -> f64 {
+    if cpu_us_per_message > 0.0 {
+        2_000_000.0 / cpu_us_per_message
+    } else {
+        0.0
+    }
+}
+
+fn main() {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    println!("{options:?}");
+    if options.store_only {
+        store_only(&options);
+        return;
+    }
+    let mut results = Vec::new();
+    for run in 1..=options.runs {
+        let result = one_run(&options);
+        println!(
+            "run {run}: produced {} messages: {:.0} msg/s produce ({:.2} us CPU/msg), \
+             {:.0} msg/s consume ({:.2} us CPU/msg)",
+            result.produced,
+            result.produce_rate,
+            result.produce_cpu_us,
+            result.consume_rate,
+            result.consume_cpu_us
+        );
+        results.push(result);
+    }
+    let median = |mut rates: Vec<f64>| {
+        rates.sort_by(|a, b| a.total_cmp(b));
+        rates[rates.len() / 2]
+    };
+    let produce_cpu = median(results.iter().map(|r| r.produce_cpu_us).collect());
+    let consume_cpu = median(results.iter().map(|r| r.consume_cpu_us).collect());
+    println!(
+        "median over {} runs ({} B bodies, batch {}): produce {:.0} msg/s, {:.2} us CPU/msg \
+         (=> ~{:.0} msg/s on 2 dedicated cores); consume {:.0} msg/s, {:.2} us CPU/msg \
+         (=> ~{:.0} msg/s on 2 dedicated cores)",
+        results.len(),
+        options.body_bytes,
+        options.batch,
+        median(results.iter().map(|r| r.produce_rate).collect()),
+        produce_cpu,
+        two_core_rate(produce_cpu),
+        median(results.iter().map(|r| r.consume_rate).collect()),
+        consume_cpu,
+        two_core_rate(consume_cpu),
+    );
+}
+
+fn one_run(options: &Options) -> RunResult {
+    let dir = tempfile::tempdir().expect("temporary store directory");
+    let broker_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.broker_threads)
+        .thread_name("bench-broker")
+        .enable_all()
+        .build()
+        .expect("broker runtime");
+    let config = BrokerConfig {
+        listen_port: 0,
+        bind_address: "127.0.0.1".into(),
+        broker_ip1: "127.0.0.1".into(),
+        broker_name: "bench".into(),
+        store_path_root_dir: dir.path().to_path_buf(),
+        flush_disk_type: if options.sync_flush {
+            FlushDiskType::Sync
+        } else {
+            FlushDiskType::Async
+        },
+        ..BrokerConfig::default()
+    };
+    let running = broker_runtime
+        .block_on(broker::start(config))
+        .expect("broker starts");
+    let addr = running.local_addr().to_string();
+    running
+        .context()
+        .apply_topic_op(broker::metadata::TopicOp::Upsert(
+            remoting::body::TopicConfig::new(TOPIC, options.queues, options.queues, 6),
+        ))
+        .expect("bench topic");
+
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.client_threads)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let cpu_before = cpu_time();
+    let (produced, produce_rate) = client_runtime.block_on(produce(options, &addr));
+    let cpu_produced = cpu_time();
+    let consume_rate = client_runtime.block_on(consume(options, &addr, produced));
+    let cpu_consumed = cpu_time();
+    drop(client_runtime);
+    broker_runtime.block_on(running.shutdown());
+    let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / produced.max(1) as f64;
+    RunResult {
+        produced,
+        produce_rate,
+        consume_rate,
+        produce_cpu_us: per_message(cpu_produced.saturating_sub(cpu_before)),
+        consume_cpu_us: per_message(cpu_consumed.saturating_sub(cpu_produced)),
+    }
+}
+
+fn request_for(options: &Options, queue_id: i32, body: &[u8]) -> RemotingCommand {
+    let properties = properties::encode([("TAGS", "TagA"), ("KEYS", "bench-key")]);
+    let header = SendMessageRequestHeader {
+        producer_group: "BenchProducer".into(),
+        topic: TOPIC.into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 4,
+        queue_id,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        flag: 0,
+        properties: Some(properties.clone()),
+        reconsume_times: Some(0),
+        unit_mode: Some(false),
+        batch: Some(options.batch > 1),
+        max_reconsume_times: None,
+        broker_name: None,
+    };
+    let (code, body) = if options.batch > 1 {
+        let items = (0..options.batch).map(|_| BatchItem {
+            flag: 0,
+            body,
+            properties: &properties,
+        });
+        (
+            request::SEND_BATCH_MESSAGE,
+            encode_batch(items).expect("batch"),
+        )
+    } else {
+        (request::SEND_MESSAGE_V2, body.to_vec())
+    };
+    let mut command = RemotingCommand::request(code).with_body(body);
+    header.to_v2(&mut command.ext_fields);
+    command
+}
+
+/// Sends for `--seconds`; returns messages stored and the rate.
+async fn produce(options: &Options, addr: &str) -> (u64, f64) {
+    let clients: Vec<RemotingClient> = (0..options.connections)
+        .map(|_| RemotingClient::new(ClientConfig::default()))
+        .collect();
+    let body = vec![b'x'; options.body_bytes];
+    let stop = Arc::new(AtomicBool::new(false));
+    let stored = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut callers = Vec::new();
+    for caller in 0..options.callers {
+        let client = clients[caller % clients.len()].clone();
+        let addr = addr.to_owned();
+        let stop = Arc::clone(&stop);
+        let stored = Arc::clone(&stored);
+        let options = options.clone();
+        let body = body.clone();
+        callers.push(tokio::spawn(async move {
+            let mut queue_id = (caller as i32) % options.queues;
+            while !stop.load(Ordering::Relaxed) {
+                let request = request_for(&options, queue_id, &body);
+                let answer = client.invoke(&addr, request, CALL_TIMEOUT).await;
+                match answer {
+                    Ok(answer) if answer.code == response::SUCCESS => {
+                        stored.fetch_add(options.batch as u64, Ordering::Relaxed);
+                    }
+                    Ok(answer) => panic!("send failed: {} {:?}", answer.code, answer.remark),
+                    Err(e) => panic!("send failed: {e}"),
+                }
+                queue_id = (queue_id + 1) % options.queues;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(options.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.await.expect("caller");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let total = stored.load(Ordering::Relaxed);
+    (total, total as f64 / elapsed)
+}
+
+/// Pulls every queue from 0 to its end; returns the rate.
+async fn consume(options: &Options, addr: &str, expected: u64) -> f64 {
+    let clients: Vec<RemotingClient> = (0..options.connections)
+        .map(|_| RemotingClient::new(ClientConfig::default()))
+        .collect();
+    let consumed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut pullers = Vec::new();
+    for queue_id in 0..options.queues {
+        let client = clients[queue_id as usize % clients.len()].clone();
+        let addr = addr.to_owned();
+        let consumed = Arc::clone(&consumed);
+        pullers.push(tokio::spawn(async move {
+            let mut offset = 0i64;
+            loop {
+                let header = PullMessageRequestHeader {
+                    consumer_group: "BenchConsumer".into(),
+                    topic: TOPIC.into(),
+                    queue_id,
+                    queue_offset: offset,
+                    max_msg_nums: 32,
+                    sys_flag: pull_flag::SUBSCRIPTION,
+                    commit_offset: 0,
+                    suspend_timeout_millis: 0,
+                    subscription: Some("*".into()),
+                    sub_version: 0,
+                    expression_type: Some("TAG".into()),
+                    max_msg_bytes: None,
+                    request_source: None,
+                    proxy_forward_client_id: None,
+                    broker_name: None,
+                };
+                let request = RemotingCommand::request(request::PULL_MESSAGE).with_header(&header);
+                let answer = client
+                    .invoke(&addr, request, CALL_TIMEOUT)
+                    .await
+                    .expect("pull");
+                if answer.code != response::SUCCESS {
+                    break;
+                }
+                // A consumer decodes every record it receives.
+                let count = MessageIter::new(&answer.body)
+                    .map(|record| record.expect("record decodes").body().len())
+                    .count();
+                consumed.fetch_add(count as u64, Ordering::Relaxed);
+                offset = answer
+                    .ext_field("nextBeginOffset")
+                    .and_then(|v| v.parse().ok())
+                    .expect("nextBeginOffset");
+            }
+        }));
+    }
+    for puller in pullers {
+        puller.await.expect("puller");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let total = consumed.load(Ordering::Relaxed);
+    assert_eq!(total, expected, "every produced message is consumed");
+    total as f64 / elapsed
+}
+
+/// Puts single 1 KiB records through the store facade for `--seconds`, on one thread.
+fn store_only(options: &Options) {
+    use broker::store_facade::{MessageStore, RecordBatch};
+    let dir = tempfile::tempdir().expect("temporary store directory");
+    let config = BrokerConfig {
+        store_path_root_dir: dir.path().to_path_buf(),
+        ..BrokerConfig::default()
+    };
+    let (store, _) =
+        store::MessageStore::open(broker::runtime::store_config(&config)).expect("store opens");
+    let store = broker::LocalStore::new(Arc::new(store));
+    let body = vec![b'x'; options.body_bytes];
+    let properties = properties::encode([
+        ("TAGS", "TagA"),
+        ("KEYS", "bench-key"),
+        ("UNIQ_KEY", "0123456789ABCDEF0123456789ABCDEF"),
+        ("CLUSTER", "DefaultCluster"),
+    ]);
+    let host: std::net::SocketAddr = "127.0.0.1:10911".parse().expect("address");
+    let draft = remoting::message::MessageDraft {
+        topic: TOPIC,
+        body: &body,
+        flag: 0,
+        properties: &properties,
+        queue_id: 0,
+        sys_flag: 0,
+        born_timestamp_ms: 1_700_000_000_000,
+        born_host: host,
+        store_host: host,
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        queue_offset: 0,
+        physical_offset: 0,
+        store_timestamp_ms: 0,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let mut count = 0u64;
+    runtime.block_on(async {
+        while started.elapsed() < Duration::from_secs(options.seconds) {
+            for _ in 0..1000 {
+                let mut batch = RecordBatch::with_capacity(body.len() + 256, 1);
+                remoting::message::encode_into(&draft, batch.buffer()).expect("encodes");
+                batch.finish_record();
+                store.put(batch).await.expect("put");
+                count += 1;
+            }
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_us = cpu_time().saturating_sub(cpu_before).as_secs_f64() * 1e6 / count as f64;
+    println!(
+        "store only: {count} puts, {:.0} puts/s, {cpu_us:.2} us CPU/put",
+        count as f64 / elapsed
+    );
+}
