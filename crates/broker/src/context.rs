@@ -148,6 +148,15 @@ impl BrokerContext {
             .ok_or_else(|| MetaError::Invalid(format!("topic {topic} vanished while created")))
     }
 
+    /// Switches role (a replicated group's leader change) and re-registers at once, so
+    /// name servers route clients to the new master.
+    pub fn change_role(&self, role: Role, broker_id: u64) {
+        if self.role.set(role, broker_id) {
+            tracing::info!(?role, broker_id, "broker role changed");
+            self.registration_needed.notify_one();
+        }
+    }
+
     /// Whether the broker as a whole takes writes (its role and `brokerPermission`).
     pub fn is_writeable(&self) -> bool {
         perm::is_writeable(self.config.broker_permission as i32)

@@ -36,13 +36,13 @@ impl Default for LocalOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    #[error("cannot start the name server on port {port}: {source}")]
+    #[error("cannot start the name server on port {port}")]
     NameServer {
         port: u16,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start broker {name}: {source}")]
+    #[error("cannot start broker {name}")]
     Broker {
         name: String,
         #[source]

@@ -34,11 +34,11 @@ const BATCH_OVERHEAD_MAX_BYTES: usize = 2 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the message store: {0}")]
+    #[error("cannot open the message store")]
     Store(#[from] StoreError),
-    #[error("cannot load broker metadata: {0}")]
+    #[error("cannot load broker metadata")]
     Meta(#[from] MetaError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
         #[source]

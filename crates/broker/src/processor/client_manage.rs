@@ -21,6 +21,10 @@ use crate::client::consumer::ConsumerRegistration;
 use crate::client::ClientChannel;
 use crate::context::BrokerContext;
 
+/// Groups one heartbeat may register; real clients name a handful. Each new consumer group
+/// can create a retry topic, so a flood of groups in one request is cut short.
+const MAX_GROUPS_PER_HEARTBEAT: usize = 1024;
+
 pub fn heartbeat(
     ctx: &BrokerContext,
     conn: &ConnectionHandle,
@@ -37,7 +41,16 @@ pub fn heartbeat(
         }
     };
     let channel = ClientChannel::new(conn, &data.client_id, request.language, request.version);
-    for consumer in data.consumer_data_set {
+    if data.consumer_data_set.len() + data.producer_data_set.len() > MAX_GROUPS_PER_HEARTBEAT {
+        warn!(client = %data.client_id, consumers = data.consumer_data_set.len(),
+            producers = data.producer_data_set.len(),
+            "heartbeat names too many groups; only the first {MAX_GROUPS_PER_HEARTBEAT} are registered");
+    }
+    let consumers = data
+        .consumer_data_set
+        .into_iter()
+        .take(MAX_GROUPS_PER_HEARTBEAT);
+    for consumer in consumers {
         let group = consumer.group_name;
         if let Err(e) = validate_group(&group) {
             warn!(client = %data.client_id, error = %e, "heartbeat names an invalid consumer group");
@@ -60,7 +73,11 @@ pub fn heartbeat(
             }
         }
     }
-    for producer in data.producer_data_set {
+    for producer in data
+        .producer_data_set
+        .into_iter()
+        .take(MAX_GROUPS_PER_HEARTBEAT)
+    {
         if validate_group(&producer.group_name).is_err() {
             continue;
         }
