@@ -307,6 +307,38 @@ impl ConsumeQueue {
         Ok(())
     }
 
+    /// Moves a queue that retains nothing forward so that its next entry is `offset`: a
+    /// replica whose log restarted at a leader's first retained entry sees this queue's
+    /// offsets continue from wherever the group had reached. Only the file holding `offset`
+    /// is kept, with holes before it (readers skip them, recovery moves the min offset past).
+    pub(crate) fn skip_to(&self, offset: i64) -> Result<()> {
+        let _writer = self.writer.lock();
+        let max = self.max_offset();
+        if offset <= max {
+            return Ok(());
+        }
+        if self.min_offset() != max {
+            return Err(StoreError::LogMismatch(format!(
+                "ConsumeQueue {}:{} holds entries up to {max}; cannot skip to {offset}",
+                self.topic, self.queue_id
+            )));
+        }
+        tracing::warn!(topic = %self.topic, queue_id = self.queue_id, from = max, to = offset, "ConsumeQueue skips to the group's offset");
+        self.files.clear()?;
+        let at = (offset as u64).saturating_mul(ENTRY_LEN);
+        let file_start = self.files.segment_start(at);
+        let holes = ((at - file_start) / ENTRY_LEN) as usize;
+        let mut buf = Vec::with_capacity(holes * ENTRY_LEN as usize);
+        for _ in 0..holes {
+            buf.extend_from_slice(&CqEntry::HOLE.encode());
+        }
+        self.files.find_or_create(at)?;
+        self.write_run(file_start, &buf)?;
+        self.max_offset.store(offset, Ordering::Release);
+        self.min_offset.store(offset, Ordering::Release);
+        Ok(())
+    }
+
     /// After recovery: every entry written so far is published and immutable.
     pub(crate) fn seal(&self) {
         let end = (self.max_offset() as u64) * ENTRY_LEN;

@@ -448,6 +448,55 @@ impl Dispatcher {
         cq.append(info.queue_offset, &[entry])
     }
 
+    /// The CommitLog restarted at `next_pos` (a raft replica rebuilt from a leader's first
+    /// retained entry): drop derived entries pointing below it, keep every queue's max offset
+    /// (the group's offsets go on from there), and dispatch from `next_pos` on.
+    pub fn restart_at(&self, next_pos: u64) -> Result<usize> {
+        let removed = self.remove_below(next_pos as i64)?;
+        self.dispatched_pos.store(next_pos, Ordering::Release);
+        Ok(removed)
+    }
+
+    /// Dispatches records of a raft replica whose queue offsets were assigned by a leader:
+    /// a queue that retains nothing skips forward to the first offset it is given (after a
+    /// log restart); a record whose offset the queue cannot take is logged and left out
+    /// rather than stopping every other queue. Publishes `end_pos` as dispatched.
+    pub fn dispatch_replicated(
+        &self,
+        records: &[DispatchInfo<'_>],
+        end_pos: u64,
+    ) -> Result<Vec<(Arc<ConsumeQueue>, i64)>> {
+        let mut accepted: Vec<DispatchInfo<'_>> = Vec::with_capacity(records.len());
+        // Next offset each queue takes, counting the records accepted so far.
+        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        for info in records {
+            if !info.is_dispatchable() {
+                accepted.push(info.clone());
+                continue;
+            }
+            let cq = self.queue_or_create(info.topic, info.queue_id)?;
+            let expected = *next
+                .entry((info.topic, info.queue_id))
+                .or_insert_with(|| cq.max_offset());
+            if info.queue_offset > expected && cq.min_offset() == cq.max_offset() {
+                cq.skip_to(info.queue_offset)?;
+            } else if info.queue_offset != expected {
+                tracing::error!(
+                    topic = info.topic,
+                    queue_id = info.queue_id,
+                    offset = info.queue_offset,
+                    expected,
+                    "replicated record does not continue its ConsumeQueue; left out"
+                );
+                continue;
+            }
+            next.insert((info.topic, info.queue_id), info.queue_offset + 1);
+            accepted.push(info.clone());
+        }
+        self.prepare(&accepted)?;
+        self.dispatch(&accepted, end_pos)
+    }
+
     /// Retention moved the CommitLog start: drop derived files that only point below it.
     pub fn remove_below(&self, min_phys_offset: i64) -> Result<usize> {
         let mut removed = 0;

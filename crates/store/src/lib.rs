@@ -17,8 +17,12 @@
 //! - [`dispatch`]: records to ConsumeQueue and key-index entries; rebuilding them after a
 //!   crash.
 //! - [`message_store`]: what the standalone broker codes against: put, get, query, stats.
+//! - `reads` (internal): pulls, offsets and lookups shared by both stores.
 //! - `flush` (internal): the CommitLog flusher thread (async flush, SYNC_FLUSH group
 //!   commit) and the flush-everything-then-checkpoint step.
+//! - [`replicated`]: the store of a broker in a raft group (DLedger mode): puts through the
+//!   raft leader with queue offsets assigned at placement, an apply loop dispatching only
+//!   committed entries, leader readiness, retention on every node.
 //! - [`retention`]: the maintenance thread (periodic checkpoints, retention) and removing
 //!   old segments by age and disk pressure.
 //!
@@ -41,6 +45,8 @@ mod flush;
 pub mod key_index;
 pub mod message_store;
 pub mod raft_log;
+mod reads;
+pub mod replicated;
 pub mod retention;
 pub mod segment;
 pub mod segment_queue;
@@ -55,3 +61,4 @@ pub use message_store::{
     PutMessageResult, PutMessagesResult, PutStatus, QueryMessageResult, StoreRecovery,
     TagsCodeFilter,
 };
+pub use replicated::{MetadataApplier, ReplicaStatus, ReplicatedError, ReplicatedStore};

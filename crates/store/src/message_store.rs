@@ -20,12 +20,12 @@ use remoting::message::record::field;
 use remoting::message::record::{
     patch_physical_offset, patch_queue_offset, patch_store_timestamp, store_timestamp_offset,
 };
-use remoting::message::MessageView;
+use remoting::message::{DispatchInfo, MessageView};
 
 use crate::checkpoint::{self, StoreCheckpoint};
-use crate::commit_log::{CommitLog, CommitLogConfig, FrameAt, LogRecovery};
+use crate::commit_log::{CommitLog, CommitLogConfig, LogRecovery};
 use crate::config::{FlushDiskType, StoreConfig};
-use crate::consume_queue::{is_safe_topic_dir, Boundary, CqEntry};
+use crate::consume_queue::{is_safe_topic_dir, Boundary};
 use crate::dispatch::{DispatchRecovery, Dispatcher, CHANNEL_MESSAGE};
 use crate::environment::Environment;
 use crate::error::{Result, StoreError};
@@ -172,7 +172,7 @@ pub(crate) struct FlushRequest {
 pub(crate) struct Inner {
     pub(crate) config: StoreConfig,
     pub(crate) env: Environment,
-    pub(crate) log: CommitLog,
+    pub(crate) log: Arc<CommitLog>,
     pub(crate) dispatcher: Dispatcher,
     put: Mutex<PutState>,
     pub(crate) stats: StoreStats,
@@ -181,6 +181,8 @@ pub(crate) struct Inner {
     /// The last store checkpoint written; serialises checkpoint writes.
     pub(crate) checkpoint_lock: Mutex<StoreCheckpoint>,
     pub(crate) disk_used_ratio_bits: std::sync::atomic::AtomicU64,
+    /// Set for a raft replica: retention asks the raft driver to remove segments.
+    pub(crate) retention_gate: Option<Arc<crate::raft_log::RetentionGate>>,
 }
 
 /// The standalone broker's message store. Dropping it stops its background threads after
@@ -200,7 +202,7 @@ impl std::fmt::Debug for MessageStore {
 
 /// Checks a CommitLog body during recovery: a message record whose PHYSICALOFFSET is the
 /// body's own position.
-fn validate_body(header: &EntryHeader, body: &[u8]) -> std::result::Result<(), String> {
+pub(crate) fn validate_body(header: &EntryHeader, body: &[u8]) -> std::result::Result<(), String> {
     if header.channel != CHANNEL_MESSAGE {
         return Ok(());
     }
@@ -271,52 +273,10 @@ impl MessageStore {
             store_cp.dispatched_safe_pos,
             store_cp.dispatched_timestamp_ms,
         )?;
-        let mut queue_offsets: HashMap<String, HashMap<i32, i64>> = HashMap::new();
-        for cq in dispatcher.all_queues() {
-            queue_offsets
-                .entry(cq.topic().to_string())
-                .or_default()
-                .insert(cq.queue_id(), cq.max_offset());
-        }
-        let last_store_timestamp_ms = dispatcher.dispatched_timestamp_ms();
-        let inner = Arc::new(Inner {
-            env,
-            log,
-            dispatcher,
-            put: Mutex::new(PutState {
-                queue_offsets,
-                last_store_timestamp_ms,
-                disk_checked_at: None,
-                disk_used_ratio: 0.0,
-            }),
-            stats: StoreStats::default(),
-            listener: RwLock::new(None),
-            flush_signal: FlushSignal {
-                state: Mutex::new(FlushRequest::default()),
-                wake: Condvar::new(),
-                clean_wake: Condvar::new(),
-            },
-            checkpoint_lock: Mutex::new(StoreCheckpoint::default()),
-            disk_used_ratio_bits: std::sync::atomic::AtomicU64::new(0f64.to_bits()),
-            config,
-        });
+        let inner = Arc::new(Inner::new(config, env, Arc::new(log), dispatcher, None));
         // Recovery rebuilt derived files: make that the new safe point before serving.
         crate::flush::flush_all_and_checkpoint(&inner)?;
-        let mut threads = Vec::new();
-        let flusher = Arc::clone(&inner);
-        threads.push(
-            std::thread::Builder::new()
-                .name("store-flush".into())
-                .spawn(move || crate::flush::run_flusher(&flusher))
-                .map_err(|e| StoreError::io(&root, e))?,
-        );
-        let cleaner = Arc::clone(&inner);
-        threads.push(
-            std::thread::Builder::new()
-                .name("store-maintain".into())
-                .spawn(move || crate::retention::run_cleaner(&cleaner))
-                .map_err(|e| StoreError::io(&root, e))?,
-        );
+        let threads = inner.start_threads()?;
         let recovery = StoreRecovery {
             commit_log: log_recovery,
             dispatch: dispatch_recovery,
@@ -342,7 +302,7 @@ impl MessageStore {
 
     /// Registers the hook called when messages arrive in a queue (long-polling wake-up).
     pub fn set_arrival_listener(&self, listener: ArrivalListener) {
-        *self.inner.listener.write() = Some(listener);
+        self.inner.set_listener(listener);
     }
 
     /// Stores a batch of encoded message records (queue offset, physical offset and store
@@ -412,129 +372,18 @@ impl MessageStore {
         max_bytes: Option<usize>,
         filter: &dyn TagsCodeFilter,
     ) -> GetMessageResult {
-        let config = &self.inner.config;
-        let max_count = max_count.clamp(1, config.max_transfer_count_on_message_in_memory.max(1));
-        let max_bytes = max_bytes
-            .unwrap_or(usize::MAX)
-            .min(config.max_transfer_bytes_on_message_in_memory);
-        let mut result = GetMessageResult {
-            status: GetMessageStatus::NoMatchedLogicQueue,
-            next_begin_offset: 0,
-            min_offset: 0,
-            max_offset: 0,
-            messages: Vec::new(),
-            queue_offsets: Vec::new(),
-            buffer_total_size: 0,
-        };
-        let Some(cq) = self.inner.dispatcher.queue(topic, queue_id) else {
-            StoreStats::add(&self.inner.stats.get_message_times_total_miss, 1);
-            return result;
-        };
-        let min = cq.min_offset();
-        let max = cq.max_offset();
-        result.min_offset = min;
-        result.max_offset = max;
-        if max == 0 {
-            result.status = GetMessageStatus::NoMessageInQueue;
-        } else if offset < min {
-            result.status = GetMessageStatus::OffsetTooSmall;
-            result.next_begin_offset = min;
-        } else if offset == max {
-            result.status = GetMessageStatus::OffsetOverflowOne;
-            result.next_begin_offset = offset;
-        } else if offset > max {
-            result.status = GetMessageStatus::OffsetOverflowBadly;
-            result.next_begin_offset = if min == 0 { min } else { max };
-        } else {
-            self.scan_queue(&cq, offset, max_count, max_bytes, filter, &mut result);
-        }
-        let counter = if result.status == GetMessageStatus::Found {
-            &self.inner.stats.get_message_times_total_found
-        } else {
-            &self.inner.stats.get_message_times_total_miss
-        };
-        StoreStats::add(counter, 1);
-        StoreStats::add(
-            &self.inner.stats.get_message_transferred_msg_count,
-            result.messages.len() as u64,
-        );
-        result
-    }
-
-    fn scan_queue(
-        &self,
-        cq: &crate::consume_queue::ConsumeQueue,
-        offset: i64,
-        max_count: usize,
-        max_bytes: usize,
-        filter: &dyn TagsCodeFilter,
-        result: &mut GetMessageResult,
-    ) {
-        // RocketMQ scans at most 16000 bytes of ConsumeQueue (800 entries) per pull.
-        let scan_limit = 800usize.max(max_count);
-        let mut entries: Vec<CqEntry> = Vec::with_capacity(64);
-        let mut scanned = 0usize;
-        result.status = GetMessageStatus::NoMatchedMessage;
-        'scan: while scanned < scan_limit {
-            entries.clear();
-            cq.read(
-                offset + scanned as i64,
-                (scan_limit - scanned).min(64),
-                &mut entries,
-            );
-            if entries.is_empty() {
-                if scanned == 0 {
-                    result.status = GetMessageStatus::OffsetFoundNull;
-                }
-                break;
-            }
-            for entry in &entries {
-                if !result.messages.is_empty()
-                    && (result.messages.len() >= max_count
-                        || result.buffer_total_size + entry.size.max(0) as usize > max_bytes)
-                {
-                    break 'scan;
-                }
-                let queue_offset = offset + scanned as i64;
-                scanned += 1;
-                if entry.is_hole() {
-                    continue;
-                }
-                if !filter.matches(entry.tags_code) {
-                    continue;
-                }
-                match self.inner.read_record(entry.phys_offset) {
-                    Some(record) if record.len() == entry.size as usize => {
-                        result.buffer_total_size += record.len();
-                        result.messages.push(record);
-                        result.queue_offsets.push(queue_offset);
-                        result.status = GetMessageStatus::Found;
-                    }
-                    _ => {
-                        if result.messages.is_empty() {
-                            result.status = GetMessageStatus::MessageWasRemoving;
-                        }
-                    }
-                }
-            }
-        }
-        result.next_begin_offset = offset + scanned as i64;
+        self.inner
+            .get_messages(topic, queue_id, offset, max_count, max_bytes, filter)
     }
 
     /// Next queue offset to be written (0 for an unknown queue).
     pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.inner
-            .dispatcher
-            .queue(topic, queue_id)
-            .map_or(0, |cq| cq.max_offset())
+        self.inner.max_offset(topic, queue_id)
     }
 
     /// Smallest retained queue offset (0 for an unknown queue).
     pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.inner
-            .dispatcher
-            .queue(topic, queue_id)
-            .map_or(0, |cq| cq.min_offset())
+        self.inner.min_offset(topic, queue_id)
     }
 
     /// SEARCH_OFFSET_BY_TIMESTAMP (see [`ConsumeQueue::offset_by_time`] for the boundaries).
@@ -547,48 +396,29 @@ impl MessageStore {
         timestamp_ms: i64,
         boundary: Boundary,
     ) -> i64 {
-        let Some(cq) = self.inner.dispatcher.queue(topic, queue_id) else {
-            return 0;
-        };
-        cq.offset_by_time(timestamp_ms, boundary, |entry| {
-            self.inner.store_timestamp_at(entry.phys_offset)
-        })
+        self.inner
+            .offset_by_timestamp(topic, queue_id, timestamp_ms, boundary)
     }
 
     /// Store time of the oldest retained message of a queue (GET_EARLIEST_MSG_STORETIME).
     pub fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
-        let cq = self.inner.dispatcher.queue(topic, queue_id)?;
-        let entry = cq.get(cq.min_offset())?;
-        self.inner.store_timestamp_at(entry.phys_offset)
+        self.inner.earliest_message_time(topic, queue_id)
     }
 
     /// Store time of the newest message of a queue (GET_TOPIC_STATS_INFO's
     /// `lastUpdateTimestamp`).
     pub fn last_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
-        let cq = self.inner.dispatcher.queue(topic, queue_id)?;
-        let entry = cq.get(cq.max_offset() - 1)?;
-        self.inner.store_timestamp_at(entry.phys_offset)
+        self.inner.last_message_time(topic, queue_id)
     }
 
     /// Store time of the oldest message in the whole store.
     pub fn earliest_message_time_in_store(&self) -> Option<i64> {
-        let mut pos = self.inner.log.first_pos();
-        // Bounded: a few skips over padding at most.
-        for _ in 0..4 {
-            match self.inner.log.frame_at(pos) {
-                FrameAt::Entry { header, .. } => {
-                    return self.inner.store_timestamp_at(header.body_pos() as i64);
-                }
-                FrameAt::Skip { next_pos } => pos = next_pos,
-                FrameAt::End => return None,
-            }
-        }
-        None
+        self.inner.earliest_message_time_in_store()
     }
 
     /// The record stored at a CommitLog offset (VIEW_MESSAGE_BY_ID).
     pub fn message_at(&self, phys_offset: i64) -> Option<Bytes> {
-        self.inner.read_record(phys_offset)
+        self.inner.message_at(phys_offset)
     }
 
     /// QUERY_MESSAGE: messages of `topic` whose KEYS contain `key` or whose UNIQ_KEY is
@@ -601,35 +431,8 @@ impl MessageStore {
         begin_ms: i64,
         end_ms: i64,
     ) -> QueryMessageResult {
-        let mut result = QueryMessageResult::default();
-        let Some(index) = self.inner.dispatcher.key_index() else {
-            return result;
-        };
-        let (ts, phys) = index.last_update();
-        result.index_last_update_timestamp = ts;
-        result.index_last_update_phyoffset = phys;
-        let max_count = max_count.clamp(1, self.inner.config.max_query_results.max(1));
-        // Ask for a few more candidates than needed: some may be hash collisions.
-        for candidate in index.query(topic, key, max_count * 2, begin_ms, end_ms) {
-            if result.messages.len() >= max_count {
-                break;
-            }
-            let Some(record) = self.inner.read_record(candidate) else {
-                continue;
-            };
-            let Ok(view) = MessageView::parse(&record) else {
-                continue;
-            };
-            let matches = view.topic() == topic
-                && (view.uniq_key() == Some(key)
-                    || view
-                        .keys()
-                        .is_some_and(|keys| keys.split(' ').any(|k| k == key)));
-            if matches {
-                result.messages.push(record);
-            }
-        }
-        result
+        self.inner
+            .query_by_key(topic, key, max_count, begin_ms, end_ms)
     }
 
     /// Drops a topic's ConsumeQueues (its messages stay in the CommitLog until retention).
@@ -649,12 +452,7 @@ impl MessageStore {
 
     /// Topics with ConsumeQueues, with their queue ids and (min, max) offsets.
     pub fn topic_queue_offsets(&self, topic: &str) -> BTreeMap<i32, (i64, i64)> {
-        self.inner
-            .dispatcher
-            .topic_queues(topic)
-            .into_iter()
-            .map(|cq| (cq.queue_id(), (cq.min_offset(), cq.max_offset())))
-            .collect()
+        self.inner.topic_queue_offsets(topic)
     }
 
     /// Runs retention now (as the background cleaner would at a `deleteWhen` hour).
@@ -751,16 +549,8 @@ impl MessageStore {
 
     /// Stops the background threads after a final flush and checkpoint.
     pub fn shutdown(&self) {
-        {
-            let mut state = self.inner.flush_signal.state.lock();
-            state.shutdown = true;
-        }
-        self.inner.flush_signal.wake.notify_all();
-        self.inner.flush_signal.clean_wake.notify_all();
         let threads: Vec<_> = self.threads.lock().drain(..).collect();
-        for t in threads {
-            let _ = t.join();
-        }
+        self.inner.stop_threads(threads);
         if let Err(e) = crate::flush::flush_all_and_checkpoint(&self.inner) {
             tracing::error!(error = %e, "final flush failed");
         }
@@ -774,6 +564,96 @@ impl Drop for MessageStore {
 }
 
 impl Inner {
+    /// The shared state of a store over an opened (and recovered) CommitLog and dispatcher.
+    /// `retention_gate`: set for a raft replica, whose segments only the raft driver removes.
+    pub(crate) fn new(
+        config: StoreConfig,
+        env: Environment,
+        log: Arc<CommitLog>,
+        dispatcher: Dispatcher,
+        retention_gate: Option<Arc<crate::raft_log::RetentionGate>>,
+    ) -> Inner {
+        let mut queue_offsets: HashMap<String, HashMap<i32, i64>> = HashMap::new();
+        for cq in dispatcher.all_queues() {
+            queue_offsets
+                .entry(cq.topic().to_string())
+                .or_default()
+                .insert(cq.queue_id(), cq.max_offset());
+        }
+        let last_store_timestamp_ms = dispatcher.dispatched_timestamp_ms();
+        Inner {
+            env,
+            log,
+            dispatcher,
+            put: Mutex::new(PutState {
+                queue_offsets,
+                last_store_timestamp_ms,
+                disk_checked_at: None,
+                disk_used_ratio: 0.0,
+            }),
+            stats: StoreStats::default(),
+            listener: RwLock::new(None),
+            flush_signal: FlushSignal {
+                state: Mutex::new(FlushRequest::default()),
+                wake: Condvar::new(),
+                clean_wake: Condvar::new(),
+            },
+            checkpoint_lock: Mutex::new(StoreCheckpoint::default()),
+            disk_used_ratio_bits: std::sync::atomic::AtomicU64::new(0f64.to_bits()),
+            retention_gate,
+            config,
+        }
+    }
+
+    /// Starts the CommitLog flusher and the maintenance thread.
+    pub(crate) fn start_threads(self: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
+        let root = self.config.store_path_root_dir.clone();
+        let inner = self;
+        let mut threads = Vec::new();
+        let flusher = Arc::clone(inner);
+        threads.push(
+            std::thread::Builder::new()
+                .name("store-flush".into())
+                .spawn(move || crate::flush::run_flusher(&flusher))
+                .map_err(|e| StoreError::io(&root, e))?,
+        );
+        let cleaner = Arc::clone(inner);
+        threads.push(
+            std::thread::Builder::new()
+                .name("store-maintain".into())
+                .spawn(move || crate::retention::run_cleaner(&cleaner))
+                .map_err(|e| StoreError::io(&root, e))?,
+        );
+        Ok(threads)
+    }
+
+    /// Stops the background threads (they finish their current step first).
+    pub(crate) fn stop_threads(&self, threads: Vec<JoinHandle<()>>) {
+        {
+            let mut state = self.flush_signal.state.lock();
+            state.shutdown = true;
+        }
+        self.flush_signal.wake.notify_all();
+        self.flush_signal.clean_wake.notify_all();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Tells the arrival listener which queues grew.
+    pub(crate) fn notify_arrivals(&self, grown: &[(Arc<crate::consume_queue::ConsumeQueue>, i64)]) {
+        let listener = self.listener.read().clone();
+        if let Some(listener) = listener {
+            for (cq, max) in grown {
+                listener(cq.topic(), cq.queue_id(), *max);
+            }
+        }
+    }
+
+    pub(crate) fn set_listener(&self, listener: ArrivalListener) {
+        *self.listener.write() = Some(listener);
+    }
+
     /// The message record at a physical offset, shared with the mapping.
     pub(crate) fn read_record(&self, phys_offset: i64) -> Option<Bytes> {
         let pos = u64::try_from(phys_offset).ok()?;
@@ -826,16 +706,6 @@ impl Inner {
     #[allow(clippy::type_complexity)]
     fn put_locked(&self, records: &[&[u8]]) -> Result<(PendingPut, Vec<(String, i32, i64)>)> {
         let total_bytes: usize = records.iter().map(|r| r.len()).sum();
-        if records.len() > self.config.max_batch_messages
-            || total_bytes > self.config.max_batch_bytes
-        {
-            return Err(StoreError::BatchTooLarge {
-                count: records.len(),
-                bytes: total_bytes,
-                max_count: self.config.max_batch_messages,
-                max_bytes: self.config.max_batch_bytes,
-            });
-        }
         if records.is_empty() {
             return Ok((
                 PendingPut {
@@ -846,32 +716,7 @@ impl Inner {
             ));
         }
         // Validate outside the lock: decoding is the expensive part.
-        let mut parsed = Vec::with_capacity(records.len());
-        for record in records {
-            if record.len() > self.config.max_message_size {
-                return Err(StoreError::EntryTooLarge {
-                    size: record.len(),
-                    max: self.config.max_message_size,
-                });
-            }
-            let view =
-                MessageView::parse(record).map_err(|e| StoreError::BadRecord(e.to_string()))?;
-            if view.total_size() != record.len() {
-                return Err(StoreError::BadRecord(format!(
-                    "TOTALSIZE {} but {} bytes were given",
-                    view.total_size(),
-                    record.len()
-                )));
-            }
-            let info = view.dispatch_info();
-            if info.is_dispatchable() && (!is_safe_topic_dir(info.topic) || info.queue_id < 0) {
-                return Err(StoreError::BadRecord(format!(
-                    "topic {:?} / queue {} cannot be stored",
-                    info.topic, info.queue_id
-                )));
-            }
-            parsed.push(info);
-        }
+        let mut parsed = parse_records(&self.config, records)?;
         let mut put = self.put.lock();
         self.check_disk(&mut put)?;
         let now = self.env.clock.now_ms();
@@ -971,4 +816,47 @@ impl Inner {
             grown,
         ))
     }
+}
+
+/// Checks a batch of records a producer sent (sizes, layout, a storable topic and queue) and
+/// returns what dispatching each will need.
+pub(crate) fn parse_records<'a>(
+    config: &StoreConfig,
+    records: &[&'a [u8]],
+) -> Result<Vec<DispatchInfo<'a>>> {
+    let total_bytes: usize = records.iter().map(|r| r.len()).sum();
+    if records.len() > config.max_batch_messages || total_bytes > config.max_batch_bytes {
+        return Err(StoreError::BatchTooLarge {
+            count: records.len(),
+            bytes: total_bytes,
+            max_count: config.max_batch_messages,
+            max_bytes: config.max_batch_bytes,
+        });
+    }
+    let mut parsed = Vec::with_capacity(records.len());
+    for record in records {
+        if record.len() > config.max_message_size {
+            return Err(StoreError::EntryTooLarge {
+                size: record.len(),
+                max: config.max_message_size,
+            });
+        }
+        let view = MessageView::parse(record).map_err(|e| StoreError::BadRecord(e.to_string()))?;
+        if view.total_size() != record.len() {
+            return Err(StoreError::BadRecord(format!(
+                "TOTALSIZE {} but {} bytes were given",
+                view.total_size(),
+                record.len()
+            )));
+        }
+        let info = view.dispatch_info();
+        if info.is_dispatchable() && (!is_safe_topic_dir(info.topic) || info.queue_id < 0) {
+            return Err(StoreError::BadRecord(format!(
+                "topic {:?} / queue {} cannot be stored",
+                info.topic, info.queue_id
+            )));
+        }
+        parsed.push(info);
+    }
+    Ok(parsed)
 }

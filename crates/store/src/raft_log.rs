@@ -225,7 +225,10 @@ impl LogStorage for RaftLog {
         base_term: Option<u64>,
     ) -> Result<(), StorageError> {
         if base_term.is_none() && next_index > 1 {
-            tracing::warn!(next_index, "log reset without the base term; treating it as unknown");
+            tracing::warn!(
+                next_index,
+                "log reset without the base term; treating it as unknown"
+            );
         }
         self.log
             .reset(next_index, next_pos, base_term.unwrap_or(0))

@@ -95,6 +95,9 @@ pub(crate) fn run_once(inner: &Inner, manual: bool) -> Result<RetentionReport> {
         return Ok(report);
     }
     let reserved_ms = (config.file_reserved_time_hours as i64).saturating_mul(3_600_000);
+    if let Some(gate) = &inner.retention_gate {
+        return request_removal(inner, gate, now_ms, reserved_ms, force, report);
+    }
     let limit = inner
         .dispatcher
         .dispatched_pos()
@@ -122,5 +125,51 @@ pub(crate) fn run_once(inner: &Inner, manual: bool) -> Result<RetentionReport> {
         StoreStats::add(&inner.stats.segments_deleted, 1);
         report.derived_files_removed += inner.dispatcher.remove_below(new_first as i64)?;
     }
+    Ok(report)
+}
+
+/// A raft replica's pass: the raft driver owns the log, so this only asks it (through the
+/// gate) to remove the expired segments, and drops the derived files of segments it already
+/// removed. Only what the durable dispatch checkpoint covers may go, so a restart never
+/// needs a removed record to rebuild a ConsumeQueue.
+fn request_removal(
+    inner: &Inner,
+    gate: &crate::raft_log::RetentionGate,
+    now_ms: i64,
+    reserved_ms: i64,
+    force: bool,
+    mut report: RetentionReport,
+) -> Result<RetentionReport> {
+    crate::flush::flush_all_and_checkpoint(inner)?;
+    let limit = inner
+        .checkpoint_lock
+        .lock()
+        .dispatched_safe_pos
+        .min(inner.log.stable_pos());
+    let segments = inner.log.segments();
+    let mut below = None;
+    // The last segment is the one being written; it never goes.
+    for segment in segments
+        .iter()
+        .take(segments.len().saturating_sub(1))
+        .take(inner.config.max_segments_deleted_per_run)
+    {
+        let modified_ms = segment
+            .modified()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let expired = modified_ms.saturating_add(reserved_ms) <= now_ms;
+        if (!expired && !force) || segment.end() > limit {
+            break;
+        }
+        report.forced |= !expired;
+        below = Some(segment.end());
+    }
+    if let Some(pos) = below {
+        gate.request_below(pos);
+    }
+    let removed_before = inner.log.first_pos();
+    report.derived_files_removed += inner.dispatcher.remove_below(removed_before as i64)?;
+    report.segments_removed = gate.removed_segments() as usize;
     Ok(report)
 }

@@ -1,0 +1,838 @@
+//! The message store of a broker in a raft group (DLedger mode): the CommitLog is the raft
+//! log, and only committed entries reach the ConsumeQueues and the key index, on every node.
+//!
+//! - Writes ([`ReplicatedStore::put_messages`]) go to the raft leader. Each record is
+//!   proposed with a patch that runs when the driver places the entry: it takes the next
+//!   queue offset from the leader's queue-offset table (placement order is log order, so
+//!   offsets are dense in log order) and writes QUEUEOFFSET, PHYSICALOFFSET (entry position +
+//!   48) and STORETIMESTAMP into the entry body before it is checksummed and replicated. A
+//!   put completes once its entries are committed (with SYNC_FLUSH: fsynced on a quorum) and
+//!   dispatched on this node.
+//! - The apply loop receives committed entries in log order: channel 0 (message records) is
+//!   dispatched to ConsumeQueues and the key index; other channels go to the broker's
+//!   [`MetadataApplier`] with their index; raft's own no-ops are skipped. A log restart (the
+//!   node was rebuilt from a leader's first retained entry) drops derived entries below the
+//!   new start.
+//! - Readiness: a new leader is *writable* only once its no-op, and so everything before it,
+//!   is committed and dispatched, and its queue-offset table was rebuilt from the
+//!   ConsumeQueues. A patch that finds the table not ready for its entry's term (a proposal
+//!   that waited across a lost and regained leadership) poisons the record (queue offset -1):
+//!   it is never dispatched and the put fails as not ready, so a retry cannot duplicate it.
+//! - Restart resumes the apply stream at the first entry after the durable dispatch
+//!   checkpoint: entries below it are committed (they were dispatched), so they are marked
+//!   stable at once; nothing is dispatched twice or skipped.
+//! - Retention runs on every node: expired segments below the durable dispatch checkpoint go
+//!   (through the raft driver, see [`crate::raft_log`]) with their ConsumeQueue and index
+//!   files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use raft::entry::{Entry, EntryKind};
+use raft::{
+    ApplyEvent, DriverConfig, DriverError, FileHardStateStore, NodeId, Proposal, ProposalError,
+    RaftDriver, RaftHandle, RaftState, Role,
+};
+use remoting::message::record::{patch_physical_offset, patch_queue_offset, patch_store_timestamp};
+use remoting::message::MessageView;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{self, StoreCheckpoint};
+use crate::commit_log::{CommitLog, CommitLogConfig};
+use crate::config::{FlushDiskType, StoreConfig};
+use crate::consume_queue::Boundary;
+use crate::dispatch::{Dispatcher, CHANNEL_MESSAGE};
+use crate::environment::Environment;
+use crate::error::StoreError;
+use crate::key_index::KeyIndex;
+use crate::message_store::{
+    parse_records, validate_body, ArrivalListener, GetMessageResult, Inner, PutMessageResult,
+    PutMessagesResult, PutStatus, QueryMessageResult, StoreRecovery, TagsCodeFilter,
+};
+use crate::raft_log::{RaftLog, RetentionGate};
+
+/// The entry channel of replicated broker metadata operations (topic and subscription
+/// configs, consumer offsets, ...). Any channel other than [`CHANNEL_MESSAGE`] is handed to
+/// the [`MetadataApplier`].
+pub const CHANNEL_METADATA: u32 = 1;
+
+/// Queue offset a patch writes into a record it must not let through (see the module
+/// documentation); such records are never dispatched.
+const POISONED_QUEUE_OFFSET: i64 = -1;
+
+/// What the broker plugs in to receive committed entries of channels other than messages.
+/// Called from the apply loop, in log order; keep it quick (hand the op to a task or apply
+/// it to in-memory state and persist in the background).
+pub trait MetadataApplier: Send + Sync + 'static {
+    /// Highest index whose op the broker has durably applied: after a restart, entries from
+    /// the next index on are delivered again (so nothing is skipped), and none at or below
+    /// it (so nothing is applied twice).
+    fn applied_index(&self) -> u64 {
+        0
+    }
+
+    /// A committed op.
+    fn apply(&self, index: u64, channel: u32, body: &[u8]);
+
+    /// The log restarted at `next_index`: ops before it will never be delivered to this node
+    /// (it was rebuilt from a leader that no longer holds them), so the broker must fetch a
+    /// full copy of its metadata from the leader.
+    fn log_restarted(&self, _next_index: u64) {}
+}
+
+/// Role and readiness of this node, published on every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    /// Leader, with everything in its log committed and dispatched and its queue-offset
+    /// table rebuilt: the broker registers as master only while this holds.
+    pub writable: bool,
+    pub commit_index: u64,
+    /// Last entry applied (dispatched or handed to the metadata applier) on this node.
+    pub applied_index: u64,
+}
+
+/// Why a replicated operation failed, in the terms a broker maps to response codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicatedError {
+    /// Not the leader: nothing was written; the producer can retry on `leader`
+    /// (RocketMQ: SERVICE_NOT_AVAILABLE / NOT_LEADER).
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// Leader, but not yet writable (its log is not yet committed and dispatched), or the
+    /// leadership changed under the proposal. Nothing visible was written; retry shortly.
+    #[error("leader not ready for writes yet")]
+    NotReady,
+    /// Too many uncommitted entries or proposals queued: back off (RocketMQ: SYSTEM_BUSY).
+    #[error("busy: {0}")]
+    Busy(String),
+    /// The entries were proposed but not known to be committed (timeout, or leadership lost
+    /// before the commit): they may still commit, so a retry may duplicate (RocketMQ:
+    /// FLUSH_SLAVE_TIMEOUT-like "unknown" outcome).
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The raft node stopped.
+    #[error("raft node stopped")]
+    Stopped,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Raft(#[from] DriverError),
+    #[error("raft state: {0}")]
+    HardState(#[from] raft::hard_state::HardStateError),
+}
+
+fn proposal_error(e: ProposalError) -> ReplicatedError {
+    match e {
+        ProposalError::NotLeader { leader } => ReplicatedError::NotLeader { leader },
+        ProposalError::Transferring => ReplicatedError::NotLeader { leader: None },
+        ProposalError::Busy | ProposalError::QueueFull => ReplicatedError::Busy(e.to_string()),
+        ProposalError::TooLarge(reason) => ReplicatedError::Store(StoreError::BadRecord(reason)),
+        ProposalError::LeadershipLost | ProposalError::Timeout => {
+            ReplicatedError::OutcomeUnknown(e.to_string())
+        }
+        ProposalError::Stopped => ReplicatedError::Stopped,
+    }
+}
+
+/// The leader's next queue offset per topic-queue, valid for one term.
+#[derive(Debug, Default)]
+struct QueueTable {
+    /// The term the table was rebuilt for; 0 while it is not valid.
+    term: u64,
+    next: HashMap<String, HashMap<i32, i64>>,
+    last_store_timestamp_ms: i64,
+}
+
+impl QueueTable {
+    fn take(&mut self, topic: &str, queue_id: i32) -> i64 {
+        let per_topic = match self.next.get_mut(topic) {
+            Some(m) => m,
+            None => self.next.entry(topic.to_string()).or_default(),
+        };
+        let next = per_topic.entry(queue_id).or_insert(0);
+        let offset = *next;
+        *next += 1;
+        offset
+    }
+}
+
+/// What a patch decided for one record.
+#[derive(Debug, Clone, Copy)]
+struct Assigned {
+    queue_offset: i64,
+    store_timestamp_ms: i64,
+    phys_offset: i64,
+    poisoned: bool,
+}
+
+/// A broker's store in a raft group. Dropping it stops everything (see
+/// [`ReplicatedStore::close`] to wait for the raft node to release its port and files).
+pub struct ReplicatedStore {
+    inner: Arc<Inner>,
+    handle: RaftHandle,
+    status: watch::Receiver<ReplicaStatus>,
+    table: Arc<Mutex<QueueTable>>,
+    gate: Arc<RetentionGate>,
+    propose_timeout: Duration,
+    shutdown: CancellationToken,
+    driver_task: Mutex<Option<tokio::task::JoinHandle<Result<(), DriverError>>>>,
+    apply_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    raft_dir: PathBuf,
+}
+
+impl std::fmt::Debug for ReplicatedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicatedStore")
+            .field("raft_dir", &self.raft_dir)
+            .field("status", &*self.status.borrow())
+            .finish()
+    }
+}
+
+/// Index of the first entry starting at or after `pos` (the entry-index slots are ordered by
+/// position).
+fn index_at_or_after(log: &CommitLog, pos: u64) -> u64 {
+    let (mut lo, mut hi) = (log.first_index(), log.last_index() + 1);
+    // Bounded: binary search over the held range.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match log.location(mid) {
+            Some(loc) if loc.pos < pos => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    lo
+}
+
+impl ReplicatedStore {
+    /// Opens the store under `config.store_path_root_dir` (CommitLog and raft term/vote in
+    /// `dledger-<id>/`, ConsumeQueues and index beside it as in a standalone store), recovers
+    /// it, and starts the raft node serving peers on `listener`. `driver.apply_from` is set
+    /// here; with SYNC_FLUSH the raft node commits only what a quorum fsynced. Must be called
+    /// inside a multi-threaded tokio runtime.
+    pub fn open(
+        config: StoreConfig,
+        driver: DriverConfig,
+        listener: TcpListener,
+        metadata: Option<Arc<dyn MetadataApplier>>,
+    ) -> Result<(ReplicatedStore, StoreRecovery), ReplicatedError> {
+        Self::open_with(config, driver, listener, metadata, Environment::default())
+    }
+
+    /// [`ReplicatedStore::open`] with an injected clock and disk-usage probe.
+    pub fn open_with(
+        config: StoreConfig,
+        mut driver: DriverConfig,
+        listener: TcpListener,
+        metadata: Option<Arc<dyn MetadataApplier>>,
+        env: Environment,
+    ) -> Result<(ReplicatedStore, StoreRecovery), ReplicatedError> {
+        config.validate()?;
+        let root = config.store_path_root_dir.clone();
+        std::fs::create_dir_all(&root).map_err(|e| StoreError::io(&root, e))?;
+        let raft_dir = root.join(format!("dledger-{}", driver.id));
+        let log_config = CommitLogConfig {
+            dir: raft_dir.join("data"),
+            segment_len: config.mapped_file_size_commit_log,
+            index_slots_per_file: config.entry_index_slots_per_file,
+            max_body_len: config.max_message_size,
+            max_batch_bytes: (4 << 20).max(2 * config.max_message_size + 4096),
+        };
+        let (log, log_recovery) = CommitLog::open(log_config, &validate_body)?;
+        let key_index = if config.message_index_enable {
+            Some(KeyIndex::open(
+                &config.index_dir(),
+                config.max_hash_slot_num,
+                config.max_index_num,
+            )?)
+        } else {
+            None
+        };
+        let dispatcher = Dispatcher::open(
+            &config.consume_queue_dir(),
+            config.consume_queue_entries_per_file,
+            key_index,
+        )?
+        .with_delay_levels(crate::dispatch::parse_delay_levels(
+            &config.message_delay_level,
+        )?);
+        let store_cp: StoreCheckpoint =
+            checkpoint::read(&config.checkpoint_path()).unwrap_or_default();
+        // Everything the durable dispatch checkpoint covers was committed (only committed
+        // entries are dispatched), so it is stable; the rest waits for raft's commit index.
+        log.mark_stable(store_cp.dispatched_safe_pos);
+        let dispatch_recovery = dispatcher.recover(
+            &log,
+            store_cp.dispatched_safe_pos,
+            store_cp.dispatched_timestamp_ms,
+        )?;
+        let log = Arc::new(log);
+        let gate = Arc::new(RetentionGate::default());
+        if config.flush_disk_type == FlushDiskType::SyncFlush {
+            driver.raft.sync_flush = true;
+        }
+        driver.raft.max_entry_body_bytes = driver
+            .raft
+            .max_entry_body_bytes
+            .min(config.max_message_size);
+        let inner = Arc::new(Inner::new(
+            config,
+            env,
+            Arc::clone(&log),
+            dispatcher,
+            Some(Arc::clone(&gate)),
+        ));
+        crate::flush::flush_all_and_checkpoint(&inner)?;
+
+        let dispatched_next = index_at_or_after(&log, inner.dispatcher.dispatched_pos());
+        let metadata_applied = metadata.as_ref().map_or(u64::MAX, |m| m.applied_index());
+        let apply_from = dispatched_next
+            .min(metadata_applied.saturating_add(1))
+            .max(1);
+        driver.apply_from = Some(apply_from);
+        let propose_timeout = Duration::from_millis(driver.propose_timeout_ms);
+        let id = driver.id;
+        let hard_state = FileHardStateStore::open(&raft_dir)?;
+        let raft_log = RaftLog::new(Arc::clone(&log), Arc::clone(&gate));
+        let started = RaftDriver::start(driver, raft_log, hard_state, listener)?;
+        let Some(apply_rx) = started.apply else {
+            return Err(ReplicatedError::Stopped);
+        };
+        let threads = inner.start_threads()?;
+
+        let raft_state = started.handle.state();
+        let initial = *raft_state.borrow();
+        let applied_index = apply_from - 1;
+        let (status_tx, status_rx) = watch::channel(ReplicaStatus {
+            id,
+            role: initial.role,
+            term: initial.term,
+            leader: initial.leader,
+            writable: false,
+            commit_index: initial.commit_index,
+            applied_index,
+        });
+        let table = Arc::new(Mutex::new(QueueTable::default()));
+        let shutdown = CancellationToken::new();
+        let applier = Applier {
+            inner: Arc::clone(&inner),
+            table: Arc::clone(&table),
+            metadata,
+            metadata_applied: metadata_applied.min(applied_index),
+            raft_state,
+            status: status_tx,
+            applied_index,
+            applied_term: log.term_at(applied_index).unwrap_or(0),
+        };
+        let apply_task = tokio::spawn(applier.run(apply_rx, shutdown.clone()));
+        let recovery = StoreRecovery {
+            commit_log: log_recovery,
+            dispatch: dispatch_recovery,
+        };
+        tracing::info!(root = %root.display(), %id, apply_from, ?recovery, "replicated store opened");
+        Ok((
+            ReplicatedStore {
+                inner,
+                handle: started.handle,
+                status: status_rx,
+                table,
+                gate,
+                propose_timeout,
+                shutdown,
+                driver_task: Mutex::new(Some(started.task)),
+                apply_task: Mutex::new(Some(apply_task)),
+                threads: Mutex::new(threads),
+                raft_dir,
+            },
+            recovery,
+        ))
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// The CommitLog (raft log) of this node, for stats and checks.
+    pub fn commit_log(&self) -> &CommitLog {
+        &self.inner.log
+    }
+
+    /// The raft node, for status, leadership transfer and shutdown.
+    pub fn raft(&self) -> &RaftHandle {
+        &self.handle
+    }
+
+    /// Role and readiness now.
+    pub fn status(&self) -> ReplicaStatus {
+        *self.status.borrow()
+    }
+
+    /// A watch of role and readiness; `changed()` wakes on every change.
+    pub fn subscribe(&self) -> watch::Receiver<ReplicaStatus> {
+        self.status.clone()
+    }
+
+    /// Registers the hook called when messages arrive in a queue (long-polling wake-up), on
+    /// every node as committed messages are dispatched.
+    pub fn set_arrival_listener(&self, listener: ArrivalListener) {
+        self.inner.set_listener(listener);
+    }
+
+    /// Stores a batch of encoded message records through raft (queue offset, physical offset
+    /// and store timestamp fields are placeholders). Only on a writable leader. Completes
+    /// when the batch is committed (with SYNC_FLUSH: fsynced on a quorum) and dispatched
+    /// here.
+    pub async fn put_messages(
+        &self,
+        records: &[&[u8]],
+    ) -> Result<PutMessagesResult, ReplicatedError> {
+        let status = self.status();
+        if !status.writable {
+            return Err(not_writable(&status));
+        }
+        let parsed = parse_records(&self.inner.config, records)?;
+        if records.is_empty() {
+            return Ok(PutMessagesResult {
+                status: PutStatus::PutOk,
+                messages: Vec::new(),
+            });
+        }
+        let now_ms = self.inner.env.clock.now_ms();
+        let slots: Arc<Mutex<Vec<Option<Assigned>>>> =
+            Arc::new(Mutex::new(vec![None; records.len()]));
+        let proposals: Vec<Proposal> = records
+            .iter()
+            .zip(&parsed)
+            .enumerate()
+            .map(|(i, (record, info))| {
+                let queue = info
+                    .is_dispatchable()
+                    .then(|| (info.topic.to_string(), info.queue_id));
+                let table = Arc::clone(&self.table);
+                let slots = Arc::clone(&slots);
+                Proposal::with_patch(
+                    CHANNEL_MESSAGE,
+                    Bytes::copy_from_slice(record),
+                    move |place, body| {
+                        // Runs on the raft driver when the entry is placed, in log order.
+                        let (queue_offset, store_ts, poisoned) = {
+                            let mut table = table.lock();
+                            let store_ts = now_ms.max(table.last_store_timestamp_ms);
+                            if table.term != place.term {
+                                (POISONED_QUEUE_OFFSET, store_ts, true)
+                            } else {
+                                table.last_store_timestamp_ms = store_ts;
+                                let offset = match &queue {
+                                    Some((topic, queue_id)) => table.take(topic, *queue_id),
+                                    None => 0,
+                                };
+                                (offset, store_ts, false)
+                            }
+                        };
+                        let phys_offset = place.body_pos() as i64;
+                        let patched = patch_queue_offset(body, queue_offset)
+                            .and_then(|()| patch_physical_offset(body, phys_offset))
+                            .and_then(|()| patch_store_timestamp(body, store_ts));
+                        if let Err(e) = &patched {
+                            // Validated records always patch; this is a bug, made loud.
+                            tracing::error!(error = %e, "cannot patch a replicated record");
+                        }
+                        if let Some(slot) = slots.lock().get_mut(i) {
+                            *slot = Some(Assigned {
+                                queue_offset,
+                                store_timestamp_ms: store_ts,
+                                phys_offset,
+                                poisoned: poisoned || patched.is_err(),
+                            });
+                        }
+                    },
+                )
+            })
+            .collect();
+        let future = self
+            .handle
+            .propose_batch(proposals)
+            .map_err(proposal_error)?;
+        // The driver times proposals out itself; this only guards against a stuck driver.
+        let places = match tokio::time::timeout(self.propose_timeout * 2, future).await {
+            Ok(result) => result.map_err(proposal_error)?,
+            Err(_) => {
+                return Err(ReplicatedError::OutcomeUnknown(
+                    "raft node did not answer in time".into(),
+                ))
+            }
+        };
+        let assigned: Vec<Option<Assigned>> = slots.lock().clone();
+        let mut messages = Vec::with_capacity(records.len());
+        for (slot, record) in assigned.iter().zip(records) {
+            match slot {
+                Some(a) if !a.poisoned => messages.push(PutMessageResult {
+                    phys_offset: a.phys_offset,
+                    queue_offset: a.queue_offset,
+                    store_timestamp_ms: a.store_timestamp_ms,
+                    size: record.len() as i32,
+                }),
+                _ => return Err(ReplicatedError::NotReady),
+            }
+        }
+        if let Some(last) = places.last() {
+            self.wait_applied(last.index).await;
+        }
+        Ok(PutMessagesResult {
+            status: PutStatus::PutOk,
+            messages,
+        })
+    }
+
+    /// Replicates a broker metadata op (channel [`CHANNEL_METADATA`]) through raft. Only on
+    /// the leader. Resolves with the op's log index once committed and handed to this node's
+    /// [`MetadataApplier`].
+    pub async fn propose_metadata(&self, body: Bytes) -> Result<u64, ReplicatedError> {
+        let status = self.status();
+        if status.role != Role::Leader {
+            return Err(ReplicatedError::NotLeader {
+                leader: status.leader,
+            });
+        }
+        let future = self
+            .handle
+            .propose(Proposal::new(CHANNEL_METADATA, body))
+            .map_err(proposal_error)?;
+        let place = match tokio::time::timeout(self.propose_timeout * 2, future).await {
+            Ok(result) => result.map_err(proposal_error)?,
+            Err(_) => {
+                return Err(ReplicatedError::OutcomeUnknown(
+                    "raft node did not answer in time".into(),
+                ))
+            }
+        };
+        self.wait_applied(place.index).await;
+        Ok(place.index)
+    }
+
+    /// Waits (bounded) until this node applied `index`. A committed entry is applied soon;
+    /// the bound only matters when the apply loop is stuck, and the put has committed anyway.
+    async fn wait_applied(&self, index: u64) {
+        let mut rx = self.status.clone();
+        let _ = tokio::time::timeout(
+            self.propose_timeout,
+            rx.wait_for(|s| s.applied_index >= index),
+        )
+        .await;
+    }
+
+    /// Reads up to `max_count` messages of a topic-queue from logical `offset`, skipping
+    /// entries `filter` rejects; RocketMQ's `getMessage`. Only committed messages are there.
+    pub fn get_messages(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_count: usize,
+        max_bytes: Option<usize>,
+        filter: &dyn TagsCodeFilter,
+    ) -> GetMessageResult {
+        self.inner
+            .get_messages(topic, queue_id, offset, max_count, max_bytes, filter)
+    }
+
+    /// Next queue offset to be dispatched (0 for an unknown queue).
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner.max_offset(topic, queue_id)
+    }
+
+    /// Smallest retained queue offset (0 for an unknown queue).
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner.min_offset(topic, queue_id)
+    }
+
+    /// SEARCH_OFFSET_BY_TIMESTAMP.
+    pub fn offset_by_timestamp(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+        boundary: Boundary,
+    ) -> i64 {
+        self.inner
+            .offset_by_timestamp(topic, queue_id, timestamp_ms, boundary)
+    }
+
+    /// Store time of the oldest retained message of a queue.
+    pub fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
+        self.inner.earliest_message_time(topic, queue_id)
+    }
+
+    /// Store time of the newest message of a queue.
+    pub fn last_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
+        self.inner.last_message_time(topic, queue_id)
+    }
+
+    /// The committed record stored at a CommitLog offset (VIEW_MESSAGE_BY_ID).
+    pub fn message_at(&self, phys_offset: i64) -> Option<Bytes> {
+        self.inner.message_at(phys_offset)
+    }
+
+    /// QUERY_MESSAGE by key or unique key, newest first.
+    pub fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max_count: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> QueryMessageResult {
+        self.inner
+            .query_by_key(topic, key, max_count, begin_ms, end_ms)
+    }
+
+    /// Queue ids of a topic with their (min, max) offsets.
+    pub fn topic_queue_offsets(&self, topic: &str) -> BTreeMap<i32, (i64, i64)> {
+        self.inner.topic_queue_offsets(topic)
+    }
+
+    /// Runs retention now, ignoring the hour of day: asks the raft node to remove expired
+    /// segments below the durable dispatch checkpoint (done at its next commit) and removes
+    /// derived files of segments already gone.
+    pub fn clean_expired_files_now(&self) -> Result<crate::retention::RetentionReport, StoreError> {
+        crate::retention::run_once(&self.inner, true)
+    }
+
+    /// CommitLog segments removed by retention since open.
+    pub fn removed_segments(&self) -> u64 {
+        self.gate.removed_segments()
+    }
+
+    /// Flushes derived files and the CommitLog and writes the checkpoints.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        crate::flush::flush_all_and_checkpoint(&self.inner)
+    }
+
+    /// Stops the raft node (waiting, bounded, until it released its port and log), the apply
+    /// loop and the background threads, after a final flush.
+    pub async fn close(&self) {
+        self.shutdown.cancel();
+        self.handle.shutdown();
+        let driver = self.driver_task.lock().take();
+        if let Some(task) = driver {
+            match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "raft node had stopped with an error"),
+                Ok(_) => {}
+                Err(_) => tracing::error!("raft node did not stop in time"),
+            }
+        }
+        let apply = self.apply_task.lock().take();
+        if let Some(task) = apply {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        self.stop_threads_and_flush();
+    }
+
+    fn stop_threads_and_flush(&self) {
+        let threads: Vec<_> = self.threads.lock().drain(..).collect();
+        if threads.is_empty() {
+            return;
+        }
+        self.inner.stop_threads(threads);
+        if let Err(e) = crate::flush::flush_all_and_checkpoint(&self.inner) {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+}
+
+impl Drop for ReplicatedStore {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.handle.shutdown();
+        self.stop_threads_and_flush();
+    }
+}
+
+fn not_writable(status: &ReplicaStatus) -> ReplicatedError {
+    if status.role == Role::Leader {
+        ReplicatedError::NotReady
+    } else {
+        ReplicatedError::NotLeader {
+            leader: status.leader.filter(|l| *l != status.id),
+        }
+    }
+}
+
+/// The apply loop: committed entries in, ConsumeQueues, key index and metadata ops out;
+/// role changes in, readiness out.
+struct Applier {
+    inner: Arc<Inner>,
+    table: Arc<Mutex<QueueTable>>,
+    metadata: Option<Arc<dyn MetadataApplier>>,
+    metadata_applied: u64,
+    raft_state: watch::Receiver<RaftState>,
+    status: watch::Sender<ReplicaStatus>,
+    applied_index: u64,
+    applied_term: u64,
+}
+
+impl Applier {
+    async fn run(mut self, mut apply: mpsc::Receiver<ApplyEvent>, shutdown: CancellationToken) {
+        self.refresh();
+        let mut raft_alive = true;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                event = apply.recv() => {
+                    let Some(event) = event else { break };
+                    if let Err(e) = self.on_event(event) {
+                        // The derived files can no longer follow the log: stop applying
+                        // rather than serve queues that disagree with the group.
+                        self.inner.log.fail(format!("applying committed entries failed: {e}"));
+                        break;
+                    }
+                }
+                changed = self.raft_state.changed(), if raft_alive => {
+                    raft_alive = changed.is_ok();
+                }
+            }
+            self.refresh();
+        }
+        self.table.lock().term = 0;
+        self.status.send_modify(|s| s.writable = false);
+    }
+
+    fn on_event(&mut self, event: ApplyEvent) -> Result<(), StoreError> {
+        match event {
+            ApplyEvent::Entries(entries) => self.apply_entries(&entries),
+            ApplyEvent::LogRestarted {
+                next_index,
+                next_pos,
+            } => {
+                tracing::warn!(
+                    next_index,
+                    next_pos,
+                    "log restarted: dropping derived entries below it"
+                );
+                self.inner.dispatcher.restart_at(next_pos)?;
+                if let Some(metadata) = &self.metadata {
+                    metadata.log_restarted(next_index);
+                }
+                self.metadata_applied = next_index - 1;
+                self.applied_index = next_index - 1;
+                self.applied_term = self.inner.log.term_at(next_index - 1).unwrap_or(0);
+                crate::flush::flush_all_and_checkpoint(&self.inner)
+            }
+        }
+    }
+
+    fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        let dispatched = self.inner.dispatcher.dispatched_pos();
+        let mut records = Vec::with_capacity(entries.len());
+        let mut end_pos = None;
+        for entry in entries {
+            let entry_end = entry.pos + entry.size() as u64;
+            if entry.kind == EntryKind::Normal {
+                if entry.channel == CHANNEL_MESSAGE {
+                    // Below the dispatched position: re-delivered after a restart for the
+                    // metadata applier's sake; its queue entries are already there.
+                    if entry_end > dispatched {
+                        match MessageView::parse(&entry.body) {
+                            Ok(view)
+                                if view.physical_offset() == (entry.pos + 48) as i64
+                                    && view.total_size() == entry.body.len() =>
+                            {
+                                let info = view.dispatch_info();
+                                if info.queue_offset != POISONED_QUEUE_OFFSET {
+                                    records.push(info);
+                                }
+                            }
+                            _ => tracing::error!(
+                                index = entry.index,
+                                pos = entry.pos,
+                                "committed entry is not a valid message record; not dispatched"
+                            ),
+                        }
+                    }
+                } else if entry.index > self.metadata_applied {
+                    if let Some(metadata) = &self.metadata {
+                        metadata.apply(entry.index, entry.channel, &entry.body);
+                    }
+                    self.metadata_applied = entry.index;
+                }
+            }
+            end_pos = Some(entry_end);
+            self.applied_index = entry.index;
+            self.applied_term = entry.term;
+        }
+        if let Some(end_pos) = end_pos {
+            // The driver marks committed entries stable as the commit index moves; this only
+            // makes sure before reading them back.
+            self.inner.log.mark_stable(end_pos);
+            if end_pos > dispatched {
+                let grown = self
+                    .inner
+                    .dispatcher
+                    .dispatch_replicated(&records, end_pos)?;
+                self.inner.notify_arrivals(&grown);
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes readiness: a leader becomes writable once it applied an entry of its own
+    /// term (its no-op, so everything before it is dispatched) and rebuilt the table.
+    fn refresh(&mut self) {
+        let raft = *self.raft_state.borrow_and_update();
+        let leading = raft.role == Role::Leader;
+        let writable = {
+            let mut table = self.table.lock();
+            if !leading || table.term != raft.term {
+                table.term = 0;
+            }
+            if leading && table.term == 0 && self.applied_term == raft.term && raft.term > 0 {
+                let mut next: HashMap<String, HashMap<i32, i64>> = HashMap::new();
+                for cq in self.inner.dispatcher.all_queues() {
+                    next.entry(cq.topic().to_string())
+                        .or_default()
+                        .insert(cq.queue_id(), cq.max_offset());
+                }
+                table.next = next;
+                table.last_store_timestamp_ms = table
+                    .last_store_timestamp_ms
+                    .max(self.inner.dispatcher.dispatched_timestamp_ms());
+                table.term = raft.term;
+                tracing::info!(
+                    term = raft.term,
+                    applied = self.applied_index,
+                    "leader is writable"
+                );
+            }
+            leading && table.term == raft.term && raft.term > 0
+        };
+        let next = ReplicaStatus {
+            id: raft.id,
+            role: raft.role,
+            term: raft.term,
+            leader: raft.leader,
+            writable,
+            commit_index: raft.commit_index,
+            applied_index: self.applied_index,
+        };
+        self.status.send_if_modified(|current| {
+            if *current != next {
+                *current = next;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
