@@ -335,6 +335,7 @@ impl ReplicatedStore {
             status: status_tx,
             applied_index,
             applied_term: log.term_at(applied_index).unwrap_or(0),
+            trimmed_below_pos: log.first_pos(),
         };
         let apply_task = tokio::spawn(applier.run(apply_rx, shutdown.clone()));
         let recovery = StoreRecovery {
@@ -681,6 +682,8 @@ struct Applier {
     status: watch::Sender<ReplicaStatus>,
     applied_index: u64,
     applied_term: u64,
+    /// The CommitLog start derived files were last trimmed to.
+    trimmed_below_pos: u64,
 }
 
 impl Applier {
@@ -783,6 +786,14 @@ impl Applier {
                     .dispatch_replicated(&records, end_pos)?;
                 self.inner.notify_arrivals(&grown);
             }
+        }
+        // Retention removes segments on the raft driver as commits arrive: drop the queue
+        // and index entries of removed segments right away, so pulls never start at records
+        // that are gone.
+        let first_pos = self.inner.log.first_pos();
+        if first_pos > self.trimmed_below_pos {
+            self.inner.dispatcher.remove_below(first_pos as i64)?;
+            self.trimmed_below_pos = first_pos;
         }
         Ok(())
     }

@@ -220,7 +220,7 @@ fn queue_records(store: &ReplicatedStore, topic: &str, queue_id: i32) -> Vec<(i6
     let mut offset = store.min_offset(topic, queue_id);
     for _ in 0..10_000 {
         let r = store.get_messages(topic, queue_id, offset, 32, None, &AcceptAll);
-        if r.messages.is_empty() {
+        if r.messages.is_empty() && r.next_begin_offset <= offset {
             break;
         }
         for (m, o) in r.messages.iter().zip(&r.queue_offsets) {
