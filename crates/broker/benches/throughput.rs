@@ -286,9 +286,15 @@ async fn produce(options: &Options, addr: &str) -> (u64, f64) {
         let options = options.clone();
         let body = body.clone();
         callers.push(tokio::spawn(async move {
+            // One request per queue, built once: what is measured is the broker, and the
+            // load generator shares its cores.
+            let templates: Vec<RemotingCommand> = (0..options.queues)
+                .map(|queue_id| request_for(&options, queue_id, &body))
+                .collect();
             let mut queue_id = (caller as i32) % options.queues;
             while !stop.load(Ordering::Relaxed) {
-                let request = request_for(&options, queue_id, &body);
+                let mut request = templates[queue_id as usize].clone();
+                request.opaque = remoting::command::next_opaque();
                 let answer = client.invoke(&addr, request, CALL_TIMEOUT).await;
                 match answer {
                     Ok(answer) if answer.code == response::SUCCESS => {

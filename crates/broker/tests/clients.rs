@@ -342,3 +342,27 @@ async fn unknown_request_codes_are_not_supported() {
         Some(" request type 9999 not supported")
     );
 }
+
+#[tokio::test]
+async fn silent_clients_expire() {
+    let broker = TestBroker::start_with(|c| {
+        c.channel_expired_timeout = Duration::from_millis(1000);
+    })
+    .await;
+    let beat = broker.call(consumer_heartbeat("quiet", "ExpG", "T")).await;
+    assert_eq!(beat.code, response::SUCCESS);
+    assert_eq!(
+        broker.call(consumer_list("ExpG")).await.code,
+        response::SUCCESS
+    );
+    // No more heartbeats: the housekeeping drops the client (and closes its connection).
+    let mut gone = false;
+    for _ in 0..400 {
+        if broker.ctx().consumers.consumer_ids("ExpG").is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(gone, "the silent client was never expired");
+}
