@@ -453,7 +453,9 @@ impl Dispatcher {
     /// (the group's offsets go on from there), and dispatch from `next_pos` on.
     pub fn restart_at(&self, next_pos: u64) -> Result<usize> {
         let removed = self.remove_below(next_pos as i64)?;
-        self.dispatched_pos.store(next_pos, Ordering::Release);
+        // Never backwards: a restart notice can also mean "the entries you asked for were
+        // removed by retention" while this node had dispatched past them.
+        self.dispatched_pos.fetch_max(next_pos, Ordering::AcqRel);
         Ok(removed)
     }
 

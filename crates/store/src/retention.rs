@@ -170,6 +170,6 @@ fn request_removal(
     }
     let removed_before = inner.log.first_pos();
     report.derived_files_removed += inner.dispatcher.remove_below(removed_before as i64)?;
-    report.segments_removed = gate.removed_segments() as usize;
+    // Segments go later, on the raft driver: `RetentionGate::removed_segments` counts them.
     Ok(report)
 }
