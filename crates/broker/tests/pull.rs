@@ -306,3 +306,65 @@ async fn shutdown_answers_parked_pulls() {
         .unwrap();
     assert_eq!(answered.code, response::PULL_NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_parked_pull_woken_by_a_long_run_of_other_tags_sends_the_client_on() {
+    use remoting::message::batch::{encode_batch, BatchItem};
+    let broker = TestBroker::start().await;
+    fill(&broker, "RunTopic", &["TagA"]).await;
+    let mut header = pull_header("G", "RunTopic", 0, 1);
+    header.sys_flag |= pull_flag::SUSPEND;
+    header.suspend_timeout_millis = 20_000;
+    header.subscription = Some("TagA".into());
+    let client = broker.client.clone();
+    let addr = broker.addr();
+    let parked = tokio::spawn(async move {
+        client
+            .invoke(&addr, pull(&header), Duration::from_secs(30))
+            .await
+            .unwrap()
+    });
+    until_parked(&broker, 1).await;
+    // One arrival: far more non-matching entries than one read scans, then a match.
+    let other = props(&[("TAGS", "TagB")]);
+    let wanted = props(&[("TAGS", "TagA")]);
+    let mut items: Vec<BatchItem<'_>> = (0..1000)
+        .map(|_| BatchItem {
+            flag: 0,
+            body: b"b",
+            properties: &other,
+        })
+        .collect();
+    items.push(BatchItem {
+        flag: 0,
+        body: b"a",
+        properties: &wanted,
+    });
+    let mut batch = send_header("RunTopic", 0, "");
+    batch.batch = Some(true);
+    let sent = broker
+        .call(send_batch(&batch, &encode_batch(items).unwrap()))
+        .await;
+    assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+    let answered = tokio::time::timeout(Duration::from_secs(10), parked)
+        .await
+        .expect("the pull did not sit out its timeout")
+        .unwrap();
+    assert_eq!(answered.code, response::PULL_RETRY_IMMEDIATELY);
+    let next = ext_i64(&answered, "nextBeginOffset");
+    assert!(next > 1 && next <= 1001, "{next}");
+    // Reading on from there finds the match.
+    let mut header = pull_header("G", "RunTopic", 0, next);
+    header.subscription = Some("TagA".into());
+    let mut found = None;
+    for _ in 0..10 {
+        let pulled = broker.call(pull(&header)).await;
+        if pulled.code == response::SUCCESS {
+            found = Some(pulled);
+            break;
+        }
+        header.queue_offset = ext_i64(&pulled, "nextBeginOffset");
+    }
+    let found = found.expect("the TagA message");
+    assert_eq!(decode_all(&found.body).unwrap()[0].queue_offset(), 1001);
+}

@@ -268,8 +268,14 @@ async fn read_or_wait(
         match verdict {
             Verdict::Found => return found(ctx, request, read),
             Verdict::NothingNew if may_wait => {}
-            // What arrived while parked was not for us: read on from there.
-            Verdict::NoneMatched if !first_read && may_wait => offset = read.next_begin_offset,
+            // What arrived while parked was not for us and the read reached the end of
+            // the queue: wait on from there. (If it stopped short of the end, the answer
+            // below sends the client on to read the rest at once.)
+            Verdict::NoneMatched
+                if !first_read && may_wait && read.next_begin_offset >= read.max_offset =>
+            {
+                offset = read.next_begin_offset
+            }
             Verdict::NothingNew if suspend && parked.is_none() && first_read => {
                 return answer(
                     RemotingCommand::error_to(
