@@ -2,10 +2,11 @@
 //! explicit queues from explicit offsets.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use remoting::body::MessageQueue;
+use remoting::body::{ConsumeFromWhere, ConsumeType, ConsumerData, MessageModel, MessageQueue};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
@@ -16,7 +17,7 @@ use remoting::message::{validate_group, TagFilter};
 use crate::broker_api::StoredOffset;
 use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
-use crate::instance::{broker_error, ClientInstance};
+use crate::instance::{broker_error, ClientInstance, ConsumerEntry};
 use crate::message::{decode_messages, ReceivedMessage};
 
 /// Most messages one pull may ask for (Java's broker hands out at most 32 from memory).
@@ -176,7 +177,9 @@ impl Puller {
     }
 }
 
-/// A consumer that pulls the queues and offsets it is told to (Java's pull consumer).
+/// A consumer that pulls the queues and offsets it is told to (Java's pull consumer). Its
+/// group is announced to brokers in heartbeats, so a client instance holds at most one
+/// consumer per group.
 ///
 /// ```no_run
 /// use client::{ClientOptions, PullConsumer, consumer::PullStatus};
@@ -217,7 +220,8 @@ impl PullConsumer {
         Self::build(instance, group, true)
     }
 
-    /// A pull consumer on a shared client instance.
+    /// A pull consumer on a shared client instance; fails if the instance already has a
+    /// consumer of `group`.
     pub fn with_instance(instance: ClientInstance, group: &str) -> Result<Self> {
         Self::build(instance, group, false)
     }
@@ -225,6 +229,21 @@ impl PullConsumer {
     fn build(instance: ClientInstance, group: &str, owns_instance: bool) -> Result<Self> {
         validate_group(group)
             .map_err(|err| ClientError::InvalidArgument(format!("consumer group: {err}")))?;
+        // Like Java's pull consumer, the group is announced in heartbeats: brokers then
+        // list it (consumerConnection), make its subscription group and its retry topic,
+        // which is how consumer-progress tools find the brokers holding its offsets.
+        instance.register_consumer(ConsumerEntry {
+            data: ConsumerData {
+                group_name: group.to_owned(),
+                consume_type: ConsumeType::ConsumeActively,
+                message_model: MessageModel::Clustering,
+                consume_from_where: ConsumeFromWhere::ConsumeFromLastOffset,
+                subscription_data_set: Vec::new(),
+                unit_mode: false,
+            },
+            // Nothing to rebalance: the caller picks its queues.
+            rebalance: Arc::default(),
+        })?;
         Ok(PullConsumer {
             puller: Puller::new(instance.clone()),
             instance,
@@ -350,7 +369,12 @@ impl PullConsumer {
 
     /// Stops the consumer (and its client instance, if it made its own).
     pub fn shutdown(&self) {
-        if !self.closed.swap(true, Ordering::SeqCst) && self.owns_instance {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Brokers forget the member when its heartbeats stop or its connections close.
+        self.instance.unregister_consumer(&self.group);
+        if self.owns_instance {
             self.instance.shutdown();
         }
     }
@@ -374,6 +398,15 @@ impl PullConsumer {
     async fn master(&self, queue: &MessageQueue) -> Result<String> {
         self.check_open()?;
         master_addr(&self.instance, queue).await
+    }
+}
+
+impl Drop for PullConsumer {
+    fn drop(&mut self) {
+        // After a shutdown the group may belong to a newer consumer on a shared instance.
+        if !self.closed.load(Ordering::SeqCst) {
+            self.instance.unregister_consumer(&self.group);
+        }
     }
 }
 
