@@ -2,116 +2,22 @@
 //! (one standalone broker): ordered consumption, a consumer group sharing and
 //! re-balancing queues, retries ending in the dead-letter queue, and the CLI tools.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use client::consumer::{ConsumeFromWhere, ConsumeMode, ConsumeResult};
 use client::{
-    Admin, ClientOptions, Message, MessageQueue, Producer, ProducerOptions, PullConsumer,
-    PushConsumer, PushConsumerOptions, ReceivedMessage,
+    Admin, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer,
+    ReceivedMessage,
 };
-use tests::{binary, Broker, NameServer};
-
-/// Bounds every wait of these tests.
-const WAIT: Duration = Duration::from_secs(60);
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    namesrv: NameServer,
-    broker: Broker,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let namesrv = NameServer::start(dir.path()).unwrap();
-        let broker = Broker::start(dir.path(), "broker-a", &namesrv.addr(), &[]).unwrap();
-        Cluster {
-            _dir: dir,
-            namesrv,
-            broker,
-        }
-    }
-
-    fn options(&self) -> ClientOptions {
-        let mut options = ClientOptions::new(&self.namesrv.addr());
-        options.heartbeat_interval = Duration::from_secs(2);
-        options
-    }
-
-    /// Creates `topic` on the broker and waits until the name server routes it.
-    async fn create_topic(&self, topic: &str, queues: i32) {
-        let admin = Admin::start(self.options()).unwrap();
-        admin
-            .create_topic(
-                &self.broker.addr(),
-                &Admin::topic_config(topic, queues, queues),
-            )
-            .await
-            .unwrap();
-        eventually(&format!("a route for {topic}"), || {
-            let admin = admin.clone();
-            let topic = topic.to_owned();
-            async move {
-                admin.topic_route(&topic).await.is_ok_and(|r| {
-                    r.queue_datas
-                        .iter()
-                        .map(|q| q.write_queue_nums)
-                        .sum::<i32>()
-                        == queues
-                })
-            }
-        })
-        .await;
-        admin.shutdown();
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn push_options(group: &str, topic: &str) -> PushConsumerOptions {
-    let mut options = PushConsumerOptions::new(group).subscribe(topic, "*");
-    options.consume_from_where = ConsumeFromWhere::ConsumeFromFirstOffset;
-    options.rebalance_interval = Duration::from_secs(1);
-    options.persist_offset_interval = Duration::from_millis(500);
-    options.long_poll = Duration::from_secs(2);
-    options.pull_error_delay = Duration::from_millis(300);
-    options.lock_interval = Duration::from_secs(2);
-    options
-}
-
-type Seen = Arc<Mutex<Vec<ReceivedMessage>>>;
-
-fn recorder(
-    seen: &Seen,
-) -> impl Fn(Vec<ReceivedMessage>) -> std::future::Ready<ConsumeResult> + Send + Sync + 'static {
-    let seen = Arc::clone(seen);
-    move |messages| {
-        seen.lock().unwrap().extend(messages);
-        std::future::ready(ConsumeResult::Success)
-    }
-}
+use common::{eventually, push_options, recorder, tool, Cluster, Seen, ToolRun, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_messages_arrive_in_order_per_queue() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start().await;
     cluster.create_topic("OrderedTopic", 4).await;
     let producer =
         Producer::start(cluster.options(), ProducerOptions::new("ordered-producer")).unwrap();
@@ -179,7 +85,7 @@ fn partitions_all(sets: &[BTreeSet<MessageQueue>], queues: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_of_three_shares_queues_and_rebalances_when_one_leaves() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start().await;
     cluster.create_topic("SharedTopic", 8).await;
     let seen: Vec<Seen> = (0..3).map(|_| Seen::default()).collect();
     let mut consumers = Vec::new();
@@ -265,7 +171,7 @@ async fn a_group_of_three_shares_queues_and_rebalances_when_one_leaves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_message_is_redelivered_then_dead_lettered() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start().await;
     cluster.create_topic("PoisonTopic", 1).await;
     let deliveries = Seen::default();
     let mut options = push_options("poison-group", "PoisonTopic");
@@ -319,6 +225,12 @@ async fn a_failed_message_is_redelivered_then_dead_lettered() {
         .all(|m| m.topic == "PoisonTopic" && m.msg_id() == sent.msg_id));
     let retries: Vec<i32> = seen.iter().map(|m| m.reconsume_times).collect();
     assert_eq!(&retries[..3], &[0, 1, 2], "{retries:?}");
+    let queues: Vec<&str> = seen.iter().map(|m| m.queue.topic.as_str()).collect();
+    assert_eq!(
+        queues,
+        ["PoisonTopic", "%RETRY%poison-group", "%RETRY%poison-group"],
+        "redeliveries come through the group's retry topic"
+    );
     assert_eq!(
         seen.len(),
         3,
@@ -328,38 +240,11 @@ async fn a_failed_message_is_redelivered_then_dead_lettered() {
     producer.shutdown().await;
 }
 
-fn run_tool(name: &str, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(binary(name))
-        .args(args)
-        .env_remove("NAMESRV_ADDR")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-async fn tool(name: &'static str, args: Vec<String>) -> (bool, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_tool(name, &args)
-    })
-    .await
-    .unwrap()
-}
-
-fn strings(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqadmin_and_mq_work_against_a_real_broker() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start().await;
     let ns = cluster.namesrv.addr();
-    let (ok, out, err) = tool("mqadmin", strings(&["clusterList", "-n", &ns])).await;
+    let ToolRun { ok, out, err } = tool("mqadmin", &["clusterList", "-n", &ns], None).await;
     assert!(ok, "{err}");
     assert!(
         out.lines()
@@ -368,9 +253,9 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         "{out}"
     );
 
-    let (ok, out, err) = tool(
+    let ToolRun { ok, out, err } = tool(
         "mqadmin",
-        strings(&[
+        &[
             "updateTopic",
             "-n",
             &ns,
@@ -382,29 +267,30 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
             "2",
             "-w",
             "2",
-        ]),
+        ],
+        None,
     )
     .await;
     assert!(ok, "{err}");
     assert!(
         out.contains(&format!(
             "create topic to {} success.",
-            cluster.broker.addr()
+            cluster.broker().addr()
         )),
         "{out}"
     );
     eventually("ToolTopic in topicList", || {
         let ns = ns.clone();
         async move {
-            let (ok, out, _) = tool("mqadmin", strings(&["topicList", "-n", &ns])).await;
+            let ToolRun { ok, out, .. } = tool("mqadmin", &["topicList", "-n", &ns], None).await;
             ok && out.lines().any(|l| l == "ToolTopic")
         }
     })
     .await;
 
-    let (ok, out, err) = tool(
+    let ToolRun { ok, out, err } = tool(
         "mq",
-        strings(&[
+        &[
             "produce",
             "-n",
             &ns,
@@ -416,7 +302,8 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
             "cli-key",
             "-c",
             "3",
-        ]),
+        ],
+        None,
     )
     .await;
     assert!(ok, "{err}");
@@ -426,9 +313,10 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         "{out}"
     );
 
-    let (ok, out, err) = tool(
+    let ToolRun { ok, out, err } = tool(
         "mqadmin",
-        strings(&["topicStatus", "-n", &ns, "-t", "ToolTopic"]),
+        &["topicStatus", "-n", &ns, "-t", "ToolTopic"],
+        None,
     )
     .await;
     assert!(ok, "{err}");
@@ -439,9 +327,10 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         .sum();
     assert_eq!(max_total, 3, "{out}");
 
-    let (ok, out, err) = tool(
+    let ToolRun { ok, out, err } = tool(
         "mq",
-        strings(&["consume", "-n", &ns, "-t", "ToolTopic", "--json"]),
+        &["consume", "-n", &ns, "-t", "ToolTopic", "--json"],
+        None,
     )
     .await;
     assert!(ok, "{err}");
@@ -451,9 +340,9 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         "{out}"
     );
 
-    let (ok, out, err) = tool(
+    let ToolRun { ok, out, err } = tool(
         "mqadmin",
-        strings(&[
+        &[
             "queryMsgByKey",
             "-n",
             &ns,
@@ -461,15 +350,16 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
             "ToolTopic",
             "-k",
             "cli-key",
-        ]),
+        ],
+        None,
     )
     .await;
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 4, "{out}");
 
-    let (ok, out, err) = tool(
+    let ToolRun { ok, out, err } = tool(
         "mq",
-        strings(&[
+        &[
             "bench",
             "produce",
             "-n",
@@ -483,7 +373,8 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
             "-d",
             "60",
             "--json",
-        ]),
+        ],
+        None,
     )
     .await;
     assert!(ok, "{err}");
@@ -494,7 +385,7 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_batches_compression_long_polling_and_lookups() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start().await;
     let producer =
         Producer::start(cluster.options(), ProducerOptions::new("api-producer")).unwrap();
     // A topic nobody created: the producer goes through TBW102 and the broker creates it.
@@ -583,7 +474,7 @@ async fn sends_batches_compression_long_polling_and_lookups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_resume_and_consume_from_last_skips_history() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start().await;
     cluster.create_topic("ResumeTopic", 2).await;
     let producer =
         Producer::start(cluster.options(), ProducerOptions::new("resume-producer")).unwrap();
@@ -669,7 +560,7 @@ async fn committed_offsets_resume_and_consume_from_last_skips_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_from_timestamp_and_broadcasting() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start().await;
     cluster.create_topic("TimeTopic", 2).await;
     let producer =
         Producer::start(cluster.options(), ProducerOptions::new("time-producer")).unwrap();
