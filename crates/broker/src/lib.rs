@@ -5,8 +5,9 @@
 //! - [`context`]: [`BrokerContext`], everything a processor can reach.
 //! - [`processor`]: one module per request family (send, pull, offsets, heartbeats,
 //!   admin, queries, locks), routed by [`processor::BrokerProcessor`].
-//! - [`store_facade`]: the [`MessageStore`] trait between processors and storage, and
-//!   [`LocalStore`], the standalone store behind it.
+//! - [`store_facade`]: the [`MessageStore`] trait between processors and storage, with
+//!   [`LocalStore`] (standalone) and [`store_facade::ReplicatedFacade`] (raft group) behind
+//!   it.
 //! - [`metadata`]: topic configs, subscription groups and consumer offsets, each changed
 //!   by explicit ops through one `apply` path and persisted under `config/`.
 //! - [`client`]: consumer and producer groups from heartbeats; orderly-consumption locks.

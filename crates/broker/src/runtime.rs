@@ -174,8 +174,7 @@ impl RunningBroker {
         if let Err(e) = self.ctx.offsets.persist() {
             warn!(error = %e, "consumer offsets not persisted at shutdown");
         }
-        let store = Arc::clone(&self.ctx.store);
-        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        self.ctx.store.shutdown().await;
         self.registrar.unregister_all(&self.ctx).await;
         info!(broker = %self.ctx.config.broker_name, "broker stopped");
     }

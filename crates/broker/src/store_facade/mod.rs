@@ -1,21 +1,27 @@
 //! The one door between request processors and message storage.
 //!
 //! Processors encode stored-message records and hand them to a [`MessageStore`]; they read
-//! queues, offsets and messages back through it. [`LocalStore`] puts the standalone
-//! `store::MessageStore` behind the trait; a replicated store (the CommitLog as a raft log,
-//! dispatching only quorum-committed entries) implements the same trait, so no processor
-//! changes when a broker joins a group.
+//! queues, offsets and messages back through it, and never learn which store is behind it.
+//!
+//! - [`local`]: [`LocalStore`], the standalone `store::MessageStore`.
+//! - [`replicated`]: [`ReplicatedFacade`], `store::ReplicatedStore` (DLedger mode: the
+//!   CommitLog is the raft log and only quorum-committed entries are dispatched).
+
+pub mod local;
+pub mod replicated;
+
+pub use local::LocalStore;
+pub use replicated::ReplicatedFacade;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use remoting::code::response;
 use remoting::message::record::field;
 use store::{
-    AcceptAll, ArrivalListener, Boundary, GetMessageResult, PutMessageResult, PutStatus,
-    QueryMessageResult, StoreError, TagsCodeFilter,
+    AcceptAll, ArrivalListener, Boundary, GetMessageResult, PutMessageResult, QueryMessageResult,
+    StoreError, TagsCodeFilter,
 };
 
 /// Encoded message records, back to back in one buffer, to be stored together (one send
@@ -228,30 +234,34 @@ pub trait MessageStore: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StoreOpError>;
 
     /// Final flush; stops background work.
-    fn shutdown(&self);
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Store time of the message at a queue offset, read from the record itself.
+pub(crate) fn store_time_at(read: GetMessageResult) -> Option<i64> {
+    let record = read.messages.first()?;
+    let view = remoting::message::MessageView::parse(record).ok()?;
+    Some(view.store_timestamp_ms())
+}
+
+/// PHYSICALOFFSET of the first record a read returned.
+pub(crate) fn first_phys_offset(read: &GetMessageResult) -> Option<i64> {
+    let record = read.messages.first()?;
+    let bytes = record.get(field::PHYSICAL_OFFSET..field::PHYSICAL_OFFSET + 8)?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    Some(i64::from_be_bytes(word))
 }
 
 /// Physical memory share beyond which RocketMQ assumes a message has left the page cache
 /// (`accessMessageInMemoryMaxRatio`, 40).
 const IN_MEMORY_RATIO: f64 = 0.40;
 
-/// The standalone store behind the facade.
-pub struct LocalStore {
-    store: Arc<store::MessageStore>,
-    memory_bytes: u64,
-}
-
-impl LocalStore {
-    pub fn new(store: Arc<store::MessageStore>) -> Self {
-        LocalStore {
-            store,
-            memory_bytes: physical_memory_bytes(),
-        }
-    }
-
-    pub fn inner(&self) -> &store::MessageStore {
-        &self.store
-    }
+/// Whether a message `behind_bytes` before the end of the CommitLog is likely cached.
+pub(crate) fn likely_in_memory(behind_bytes: u64) -> bool {
+    static MEMORY_BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let memory = *MEMORY_BYTES.get_or_init(physical_memory_bytes);
+    (behind_bytes as f64) <= memory as f64 * IN_MEMORY_RATIO
 }
 
 /// Physical memory of the machine, or a conservative 1 GiB when unknown.
@@ -270,133 +280,23 @@ fn physical_memory_bytes() -> u64 {
     }
 }
 
-fn read_i64_at(record: &[u8], at: usize) -> Option<i64> {
-    let bytes = record.get(at..at.checked_add(8)?)?;
-    let mut word = [0u8; 8];
-    word.copy_from_slice(bytes);
-    Some(i64::from_be_bytes(word))
-}
-
-impl MessageStore for LocalStore {
-    fn put(&self, batch: RecordBatch) -> BoxFuture<'_, Result<PutOutcome, PutError>> {
-        Box::pin(async move {
-            let records = batch.records();
-            let result = self.store.put_messages(&records).await?;
-            let status = match result.status {
-                PutStatus::PutOk => PutOutcomeStatus::Ok,
-                PutStatus::FlushDiskTimeout => PutOutcomeStatus::FlushDiskTimeout,
-            };
-            Ok(PutOutcome {
-                status,
-                messages: result.messages,
-            })
-        })
-    }
-
-    fn get(&self, request: &GetRequest<'_>, filter: &dyn TagsCodeFilter) -> GetMessageResult {
-        self.store.get_messages(
-            request.topic,
-            request.queue_id,
-            request.offset,
-            request.max_count,
-            request.max_bytes,
-            filter,
-        )
-    }
-
-    fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.store.max_offset(topic, queue_id)
-    }
-
-    fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.store.min_offset(topic, queue_id)
-    }
-
-    fn offset_by_timestamp(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        timestamp_ms: i64,
-        boundary: Boundary,
-    ) -> i64 {
-        self.store
-            .offset_by_timestamp(topic, queue_id, timestamp_ms, boundary)
-    }
-
-    fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
-        self.store.earliest_message_time(topic, queue_id)
-    }
-
-    fn message_store_time(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64> {
-        let found = self
-            .store
-            .get_messages(topic, queue_id, offset, 1, None, &AcceptAll);
-        let record = found.messages.first()?;
-        let view = remoting::message::MessageView::parse(record).ok()?;
-        Some(view.store_timestamp_ms())
-    }
-
-    fn earliest_message_time_in_store(&self) -> Option<i64> {
-        self.store.earliest_message_time_in_store()
-    }
-
-    fn message_at(&self, phys_offset: i64) -> Option<Bytes> {
-        self.store.message_at(phys_offset)
-    }
-
-    fn query_by_key(
-        &self,
-        topic: &str,
-        key: &str,
-        max_count: usize,
-        begin_ms: i64,
-        end_ms: i64,
-    ) -> QueryMessageResult {
-        self.store
-            .query_by_key(topic, key, max_count, begin_ms, end_ms)
-    }
-
-    fn is_in_memory(&self, topic: &str, queue_id: i32, offset: i64) -> bool {
-        let found = self
-            .store
-            .get_messages(topic, queue_id, offset, 1, None, &AcceptAll);
-        let Some(phys_offset) = found
-            .messages
-            .first()
-            .and_then(|record| read_i64_at(record, field::PHYSICAL_OFFSET))
-        else {
-            return false;
-        };
-        let log_end = self.store.commit_log().write_pos();
-        let behind = log_end.saturating_sub(u64::try_from(phys_offset).unwrap_or(0));
-        (behind as f64) <= self.memory_bytes as f64 * IN_MEMORY_RATIO
-    }
-
-    fn delete_topic(&self, topic: &str) -> Result<(), StoreOpError> {
-        self.store
-            .delete_topic(topic)
-            .map_err(|e| StoreOpError(e.to_string()))
-    }
-
-    fn queue_offsets(&self, topic: &str) -> BTreeMap<i32, (i64, i64)> {
-        self.store.topic_queue_offsets(topic)
-    }
-
-    fn runtime_info(&self) -> BTreeMap<String, String> {
-        self.store.runtime_info()
-    }
-
-    fn set_arrival_listener(&self, listener: ArrivalListener) {
-        self.store.set_arrival_listener(listener);
-    }
-
-    fn flush(&self) -> Result<(), StoreOpError> {
-        self.store.flush().map_err(|e| StoreOpError(e.to_string()))
-    }
-
-    fn shutdown(&self) {
-        self.store.shutdown();
-    }
+/// The first-record read both stores use for per-offset lookups.
+pub(crate) fn one_record(
+    store: &dyn MessageStore,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+) -> GetMessageResult {
+    store.get(
+        &GetRequest {
+            topic,
+            queue_id,
+            offset,
+            max_count: 1,
+            max_bytes: None,
+        },
+        &AcceptAll,
+    )
 }
 
 #[cfg(test)]
