@@ -17,7 +17,8 @@ use crate::long_poll::LongPollHub;
 use crate::metadata::persist::config_dir;
 use crate::metadata::topic::TopicDefaults;
 use crate::metadata::{
-    ConsumerOffsetManager, MetaError, SubscriptionGroupManager, TopicConfigManager, TopicOp,
+    ConsumerOffsetManager, MetaError, MetadataOp, SubscriptionGroupManager, TopicConfigManager,
+    TopicOp,
 };
 use crate::role::{Role, RoleState};
 use crate::stats::BrokerStats;
@@ -130,6 +131,15 @@ impl BrokerContext {
             self.registration_needed.notify_one();
         }
         Ok(applied.config)
+    }
+
+    /// Applies any metadata op here (what a raft group's nodes do with each committed op).
+    pub fn apply_metadata(&self, op: MetadataOp) -> Result<(), MetaError> {
+        match op {
+            MetadataOp::Topic(op) => self.apply_topic_op(op).map(|_| ()),
+            MetadataOp::Subscription(op) => self.groups.apply(op).map(|_| ()),
+            MetadataOp::Offset(op) => self.offsets.apply(op),
+        }
     }
 
     /// The topic, created with `queue_nums` queues and `perm` if absent (retry and DLQ

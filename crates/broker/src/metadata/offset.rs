@@ -16,7 +16,7 @@ use super::persist;
 use super::MetaError;
 
 /// A change to the offset table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OffsetOp {
     Commit {
         group: String,

@@ -13,7 +13,7 @@ use super::MetaError;
 use crate::clock::now_ms;
 
 /// A change to the subscription-group table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SubscriptionOp {
     /// Adds the group unless it exists (auto-creation).
     Create(SubscriptionGroupConfig),

@@ -16,7 +16,7 @@ use super::MetaError;
 use crate::clock::now_ms;
 
 /// A change to the topic table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum TopicOp {
     /// Adds the topic unless it exists (auto-creation: the first creator wins).
     Create(TopicConfig),
