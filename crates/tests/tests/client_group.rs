@@ -1,15 +1,22 @@
-//! The `client` producer through a leader failover of a 3-node broker group (DLedger
-//! mode): it keeps sending, and no acknowledged send is lost.
+//! The `client` through leader failovers of a 3-node broker group (DLedger mode): a
+//! producer keeps sending and no acknowledged send is lost; a send waits out an election
+//! within its timeout; a consumer follows the new master; a producer follows the master
+//! through two failovers in a row.
 //!
 //! Ignored until `mqbroker` runs with `enableDLegerCommitLog=true` (it refuses that
 //! configuration today). Run with `cargo test -p tests --test client_group -- --ignored`.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use client::consumer::PullStatus;
-use client::{Admin, ClientOptions, Message, Producer, ProducerOptions, PullConsumer};
+use client::{
+    Admin, ClientOptions, Message, Producer, ProducerOptions, PullConsumer, PushConsumer,
+};
+use common::{eventually, push_options, recorder, Seen};
 use tests::{binary, free_port, wait_for_port, write_conf, NameServer, Process};
 
 const GROUP: &str = "RaftNode00";
@@ -18,7 +25,56 @@ const WAIT: Duration = Duration::from_secs(60);
 struct Member {
     id: String,
     port: u16,
+    conf: PathBuf,
     process: Process,
+}
+
+impl Member {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(dir: &Path, id: &str, conf: &Path) -> Process {
+        Process::spawn(
+            id,
+            &binary("mqbroker"),
+            &["-c", conf.to_str().unwrap()],
+            // A fresh log per start: a restart keeps the killed run's log to read.
+            dir.join(format!(
+                "{id}-{}.log",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            )),
+        )
+        .unwrap()
+    }
+
+    /// Starts the member again on its config and data (after a kill), and waits until it
+    /// listens.
+    fn restart(&mut self, dir: &Path) {
+        self.process.kill();
+        self.process = Member::spawn(dir, &self.id, &self.conf);
+        wait_listening(self);
+    }
+}
+
+fn wait_listening(member: &mut Member) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while wait_for_port(member.port, Duration::from_millis(200)).is_err() {
+        assert!(
+            member.process.is_running(),
+            "{} exited:\n{}",
+            member.id,
+            member.process.log()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} does not listen",
+            member.id
+        );
+    }
 }
 
 fn start_group(dir: &Path, namesrv: &str) -> Vec<Member> {
@@ -51,32 +107,38 @@ fn start_group(dir: &Path, namesrv: &str) -> Vec<Member> {
             ],
         )
         .unwrap();
-        let process = Process::spawn(
-            &id,
-            &binary("mqbroker"),
-            &["-c", conf.to_str().unwrap()],
-            dir.join(format!("{id}.log")),
-        )
-        .unwrap();
-        members.push(Member { id, port, process });
+        let process = Member::spawn(dir, &id, &conf);
+        members.push(Member {
+            id,
+            port,
+            conf,
+            process,
+        });
     }
     for member in &mut members {
-        let deadline = std::time::Instant::now() + WAIT;
-        while wait_for_port(member.port, Duration::from_millis(200)).is_err() {
-            assert!(
-                member.process.is_running(),
-                "{} exited:\n{}",
-                member.id,
-                member.process.log()
-            );
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{} does not listen",
-                member.id
-            );
-        }
+        wait_listening(member);
     }
     members
+}
+
+/// Creates `topic` on every member; the leader's answer is the one that counts (followers
+/// may refuse admin writes).
+async fn create_topic(admin: &Admin, members: &[Member], leader: &str, topic: &str, queues: i32) {
+    for member in members {
+        let created = admin
+            .create_topic(&member.addr(), &Admin::topic_config(topic, queues, queues))
+            .await;
+        if member.addr() == leader {
+            created.unwrap();
+        }
+    }
+}
+
+fn patient_producer(options: &ClientOptions, group: &str) -> Producer {
+    let mut producer_options = ProducerOptions::new(group);
+    // Long enough for an election; the attempts stay Java's default.
+    producer_options.send_timeout = Duration::from_secs(30);
+    Producer::start(options.clone(), producer_options).unwrap()
 }
 
 /// The group's master address as the name server has it.
@@ -114,16 +176,7 @@ async fn a_producer_keeps_sending_through_a_leader_failover_and_no_acknowledged_
     options.poll_name_server_interval = Duration::from_secs(1);
     let admin = Admin::start(options.clone()).unwrap();
     let leader = wait_for_master(&admin, None).await;
-    for member in &members {
-        let addr = format!("127.0.0.1:{}", member.port);
-        // Followers may refuse admin writes; the leader's answer is the one that counts.
-        let created = admin
-            .create_topic(&addr, &Admin::topic_config("FailoverTopic", 4, 4))
-            .await;
-        if addr == leader {
-            created.unwrap();
-        }
-    }
+    create_topic(&admin, &members, &leader, "FailoverTopic", 4).await;
 
     let mut producer_options = ProducerOptions::new("failover-producer");
     producer_options.send_timeout = Duration::from_secs(5);
@@ -155,7 +208,7 @@ async fn a_producer_keeps_sending_through_a_leader_failover_and_no_acknowledged_
         if killed.is_none() && acked.len() == 200 {
             let victim = members
                 .iter_mut()
-                .find(|m| format!("127.0.0.1:{}", m.port) == leader)
+                .find(|m| m.addr() == leader)
                 .expect("the leader is a member");
             victim.process.kill();
             killed = Some(victim.id.clone());
@@ -193,5 +246,179 @@ async fn a_producer_keeps_sending_through_a_leader_failover_and_no_acknowledged_
     for (id, body) in &acked {
         assert_eq!(found.get(id), Some(body));
     }
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs broker groups"]
+async fn a_send_waits_out_an_election_within_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let mut members = start_group(dir.path(), &namesrv.addr());
+    let options = ClientOptions::new(&namesrv.addr());
+    let admin = Admin::start(options.clone()).unwrap();
+    let leader = wait_for_master(&admin, None).await;
+    create_topic(&admin, &members, &leader, "ElectionTopic", 2).await;
+    let producer = patient_producer(&options, "election-producer");
+    producer
+        .send(Message::new("ElectionTopic", "before"))
+        .await
+        .unwrap();
+
+    // The leader dies; until the others elect one, the route names no master. The send
+    // spends that time waiting for a master, not its three attempts.
+    members
+        .iter_mut()
+        .find(|m| m.addr() == leader)
+        .unwrap()
+        .process
+        .kill();
+    let sent = producer
+        .send(Message::new("ElectionTopic", "during"))
+        .await
+        .unwrap();
+    assert_eq!(sent.queue.broker_name, GROUP);
+    let new_leader = wait_for_master(&admin, Some(&leader)).await;
+    assert_eq!(
+        producer.instance().master_addr(GROUP).as_deref(),
+        Some(new_leader.as_str())
+    );
+    let reader = PullConsumer::start(options, "election-audit").unwrap();
+    let pulled = reader
+        .pull(&sent.queue, "*", sent.queue_offset, 1)
+        .await
+        .unwrap();
+    assert_eq!(pulled.messages[0].body_text(), "during");
+    reader.shutdown();
+    admin.shutdown();
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs broker groups"]
+async fn a_consumer_follows_the_master_through_a_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let mut members = start_group(dir.path(), &namesrv.addr());
+    let mut options = ClientOptions::new(&namesrv.addr());
+    options.heartbeat_interval = Duration::from_secs(2);
+    options.poll_name_server_interval = Duration::from_secs(1);
+    let admin = Admin::start(options.clone()).unwrap();
+    let leader = wait_for_master(&admin, None).await;
+    create_topic(&admin, &members, &leader, "FollowTopic", 2).await;
+
+    let seen = Seen::default();
+    let consumer = PushConsumer::start(
+        options.clone(),
+        push_options("follow-group", "FollowTopic"),
+        recorder(&seen),
+    )
+    .await
+    .unwrap();
+    let producer = patient_producer(&options, "follow-producer");
+    producer
+        .send(Message::new("FollowTopic", "before"))
+        .await
+        .unwrap();
+    let received = |body: &'static str| {
+        let seen = std::sync::Arc::clone(&seen);
+        move || {
+            let found = seen.lock().unwrap().iter().any(|m| m.body_text() == body);
+            async move { found }
+        }
+    };
+    eventually("the message sent before the failover", received("before")).await;
+
+    members
+        .iter_mut()
+        .find(|m| m.addr() == leader)
+        .unwrap()
+        .process
+        .kill();
+    wait_for_master(&admin, Some(&leader)).await;
+    producer
+        .send(Message::new("FollowTopic", "after"))
+        .await
+        .unwrap();
+    // Redelivery of "before" is allowed (offsets committed to the old leader may not
+    // have reached the new one); losing "after" is not.
+    eventually("the message sent to the new master", received("after")).await;
+    consumer.shutdown().await;
+    admin.shutdown();
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs broker groups"]
+async fn sends_follow_the_master_through_two_failovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let mut members = start_group(dir.path(), &namesrv.addr());
+    let mut options = ClientOptions::new(&namesrv.addr());
+    options.poll_name_server_interval = Duration::from_secs(1);
+    let admin = Admin::start(options.clone()).unwrap();
+    let first = wait_for_master(&admin, None).await;
+    create_topic(&admin, &members, &first, "TwiceTopic", 4).await;
+    let producer = patient_producer(&options, "twice-producer");
+    let mut acked = Vec::new();
+    let send_twenty = |phase: &'static str| {
+        let producer = producer.clone();
+        async move {
+            let mut sent = Vec::new();
+            for i in 0..20 {
+                let body = format!("{phase}{i}");
+                let result = producer
+                    .send(Message::new("TwiceTopic", body.clone()))
+                    .await
+                    .unwrap_or_else(|e| panic!("{body}: {e}"));
+                sent.push((result.msg_id, body));
+            }
+            sent
+        }
+    };
+    acked.extend(send_twenty("a").await);
+
+    // First failover; the old leader comes back as a follower.
+    let index_of =
+        |members: &[Member], addr: &str| members.iter().position(|m| m.addr() == addr).unwrap();
+    let first_index = index_of(&members, &first);
+    members[first_index].process.kill();
+    let second = wait_for_master(&admin, Some(&first)).await;
+    acked.extend(send_twenty("b").await);
+    members[first_index].restart(dir.path());
+
+    // Second failover: the producer follows again.
+    let second_index = index_of(&members, &second);
+    members[second_index].process.kill();
+    let third = wait_for_master(&admin, Some(&second)).await;
+    acked.extend(send_twenty("c").await);
+    assert_eq!(
+        producer.instance().master_addr(GROUP).as_deref(),
+        Some(third.as_str())
+    );
+
+    let reader = PullConsumer::start(options, "twice-audit").unwrap();
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    for queue in reader.queues("TwiceTopic").await.unwrap() {
+        let mut offset = 0;
+        loop {
+            let result = reader.pull(&queue, "*", offset, 32).await.unwrap();
+            for message in &result.messages {
+                found.insert(
+                    message.msg_id().to_owned(),
+                    message.body_text().into_owned(),
+                );
+            }
+            offset = result.next_begin_offset;
+            if result.status == PullStatus::NoNewMsg {
+                break;
+            }
+        }
+    }
+    for (id, body) in &acked {
+        assert_eq!(found.get(id), Some(body), "acknowledged {body} lost");
+    }
+    reader.shutdown();
+    admin.shutdown();
     producer.shutdown().await;
 }
