@@ -26,7 +26,9 @@ use crate::store_facade::MessageStore;
 
 /// Bounds on tables clients can grow.
 pub mod limits {
-    pub const MAX_TOPICS: usize = 100_000;
+    /// REGISTER_BROKER and GET_ALL_TOPIC_CONFIG carry the whole table in one frame of at
+    /// most 16 MiB; 30 000 topics of the longest names (~400 bytes of JSON each) fit.
+    pub const MAX_TOPICS: usize = 30_000;
     pub const MAX_SUBSCRIPTION_GROUPS: usize = 100_000;
     pub const MAX_OFFSET_KEYS: usize = 1_000_000;
     pub const MAX_CONSUMER_GROUPS: usize = 100_000;
