@@ -398,6 +398,11 @@ async fn sends_batches_compression_long_polling_and_lookups() {
         .await
         .unwrap();
     assert_eq!(first.queue.topic, "AutoTopic");
+    assert!(
+        first.queue.queue_id < 4,
+        "the producer's default_topic_queue_nums caps the template's queues: {:?}",
+        first.queue
+    );
 
     let big = "compress me ".repeat(1000);
     let compressed = producer
