@@ -59,7 +59,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "binary {} not built; run the tests through `cargo test --workspace` or `scripts/test`",
+        "binary {} not built; run `cargo build --workspace --bins` first (scripts/test does)",
         path.display()
     );
     path
