@@ -67,6 +67,10 @@ pub mod request {
     pub const LITE_PULL_MESSAGE: i32 = 361;
     pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
     pub const BROKER_HEARTBEAT: i32 = 904;
+    /// DLedger's METADATA and LEADERSHIP_TRANSFER numbers, answered on a group member's
+    /// client port: its raft status as JSON; hand leadership to ext field `transfereeId`.
+    pub const DLEDGER_METADATA: i32 = 50000;
+    pub const DLEDGER_LEADERSHIP_TRANSFER: i32 = 51005;
 }
 
 /// Response codes (`ResponseCode` / `RemotingSysResponseCode` in RocketMQ).
