@@ -204,8 +204,13 @@ fn one_run(options: &Options) -> RunResult {
     let addr = running.local_addr().to_string();
     running
         .context()
-        .apply_topic_op(broker::metadata::TopicOp::Upsert(
-            remoting::body::TopicConfig::new(TOPIC, options.queues, options.queues, 6),
+        .apply_metadata(broker::metadata::MetadataOp::Topic(
+            broker::metadata::TopicOp::Upsert(remoting::body::TopicConfig::new(
+                TOPIC,
+                options.queues,
+                options.queues,
+                6,
+            )),
         ))
         .expect("bench topic");
 

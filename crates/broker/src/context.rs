@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use remoting::body::{perm, TopicConfig};
+use remoting::body::{perm, SubscriptionGroupConfig, TopicConfig};
 use remoting::message::UniqIdGenerator;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -13,12 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{ConsumerManager, ProducerManager, RebalanceLockManager};
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::group::GroupMember;
 use crate::long_poll::LongPollHub;
-use crate::metadata::persist::config_dir;
-use crate::metadata::topic::TopicDefaults;
 use crate::metadata::{
-    ConsumerOffsetManager, MetaError, MetadataOp, SubscriptionGroupManager, TopicConfigManager,
-    TopicOp,
+    ConsumerOffsetManager, MetaError, MetadataOp, MetadataTables, OffsetOp,
+    SubscriptionGroupManager, SubscriptionOp, TopicConfigManager, TopicOp,
 };
 use crate::role::{Role, RoleState};
 use crate::stats::BrokerStats;
@@ -51,16 +50,18 @@ pub struct BrokerContext {
     pub broker_addr: String,
     pub role: RoleState,
     pub store: Arc<dyn MessageStore>,
-    pub topics: TopicConfigManager,
-    pub groups: SubscriptionGroupManager,
-    pub offsets: ConsumerOffsetManager,
+    pub topics: Arc<TopicConfigManager>,
+    pub groups: Arc<SubscriptionGroupManager>,
+    pub offsets: Arc<ConsumerOffsetManager>,
+    /// The raft group this broker is a member of (DLedger mode); `None` when standalone.
+    pub group: Option<Arc<GroupMember>>,
     pub consumers: ConsumerManager,
     pub producers: ProducerManager,
     pub locks: RebalanceLockManager,
     pub long_poll: Arc<LongPollHub>,
     pub stats: BrokerStats,
-    /// Fired when name servers must hear about a topic change now.
-    pub registration_needed: Notify,
+    /// Fired when name servers must hear about a topic or role change now.
+    pub registration_needed: Arc<Notify>,
     /// Cancelled at shutdown: parked pulls answer at once.
     pub shutdown: CancellationToken,
     pub uniq_ids: UniqIdGenerator,
@@ -75,6 +76,21 @@ impl BrokerContext {
         port: u16,
         store: Arc<dyn MessageStore>,
     ) -> Result<Arc<BrokerContext>, MetaError> {
+        let tables = MetadataTables::open(&config)?;
+        Self::assemble(config, port, store, tables, Arc::new(Notify::new()), None)
+    }
+
+    /// A context over metadata tables the caller opened (a group member opens them before
+    /// its store, which applies replicated ops to them). A group member starts as a slave
+    /// with its derived broker id; the role manager promotes it.
+    pub fn assemble(
+        config: BrokerConfig,
+        port: u16,
+        store: Arc<dyn MessageStore>,
+        tables: MetadataTables,
+        registration_needed: Arc<Notify>,
+        group: Option<Arc<GroupMember>>,
+    ) -> Result<Arc<BrokerContext>, MetaError> {
         let ip: IpAddr = config.broker_ip1.parse().map_err(|_| {
             MetaError::Invalid(format!(
                 "brokerIP1 `{}` is not an IP address",
@@ -82,30 +98,24 @@ impl BrokerContext {
             ))
         })?;
         let store_host = SocketAddr::new(ip, port);
-        let dir = config_dir(&config.store_path_root_dir);
-        let defaults = TopicDefaults {
-            cluster_name: config.broker_cluster_name.clone(),
-            broker_name: config.broker_name.clone(),
-            auto_create_topic_enable: config.auto_create_topic_enable,
-            default_topic_queue_nums: config.default_topic_queue_nums,
-        };
-        let topics = TopicConfigManager::open(&dir, &defaults, limits::MAX_TOPICS)?;
-        let groups = SubscriptionGroupManager::open(&dir, limits::MAX_SUBSCRIPTION_GROUPS)?;
-        let offsets = ConsumerOffsetManager::open(&dir, limits::MAX_OFFSET_KEYS)?;
         let long_poll = LongPollHub::new(limits::MAX_PARKED_PULLS);
         let hub = Arc::clone(&long_poll);
         store.set_arrival_listener(Arc::new(move |topic: &str, queue_id: i32, _max: i64| {
             hub.on_arrival(topic, queue_id)
         }));
-        let role = RoleState::new(Role::Master, config.broker_id);
+        let role = match group {
+            Some(_) => RoleState::new(Role::Slave, config.dledger_slave_id()),
+            None => RoleState::new(Role::Master, config.broker_id),
+        };
         Ok(Arc::new(BrokerContext {
             broker_addr: store_host.to_string(),
             store_host,
             role,
             store,
-            topics,
-            groups,
-            offsets,
+            topics: tables.topics,
+            groups: tables.groups,
+            offsets: tables.offsets,
+            group,
             consumers: ConsumerManager::new(
                 limits::MAX_CONSUMER_GROUPS,
                 limits::MAX_CHANNELS_PER_GROUP,
@@ -117,7 +127,7 @@ impl BrokerContext {
             locks: RebalanceLockManager::new(REBALANCE_LOCK_MAX_LIVE, limits::MAX_LOCK_ENTRIES),
             long_poll,
             stats: BrokerStats::default(),
-            registration_needed: Notify::new(),
+            registration_needed,
             shutdown: CancellationToken::new(),
             uniq_ids: UniqIdGenerator::new(ip),
             boot_timestamp_ms: now_ms(),
@@ -125,28 +135,106 @@ impl BrokerContext {
         }))
     }
 
-    /// Applies a topic change and, if the table changed, asks for an immediate
-    /// registration with the name servers.
-    pub fn apply_topic_op(&self, op: TopicOp) -> Result<Option<Arc<TopicConfig>>, MetaError> {
-        let applied = self.topics.apply(op)?;
-        if applied.changed {
-            self.registration_needed.notify_one();
+    /// The metadata tables, shared.
+    pub fn tables(&self) -> MetadataTables {
+        MetadataTables {
+            topics: Arc::clone(&self.topics),
+            groups: Arc::clone(&self.groups),
+            offsets: Arc::clone(&self.offsets),
         }
-        Ok(applied.config)
     }
 
-    /// Applies any metadata op here (what a raft group's nodes do with each committed op).
+    /// Applies any metadata op on this node, here and now (what a standalone broker does
+    /// with each change, and what a group member does with each committed op); a topic
+    /// change asks for an immediate registration with the name servers.
     pub fn apply_metadata(&self, op: MetadataOp) -> Result<(), MetaError> {
-        match op {
-            MetadataOp::Topic(op) => self.apply_topic_op(op).map(|_| ()),
-            MetadataOp::Subscription(op) => self.groups.apply(op).map(|_| ()),
-            MetadataOp::Offset(op) => self.offsets.apply(op),
+        let topics_changed = self.tables().apply(op)?;
+        if topics_changed {
+            self.registration_needed.notify_one();
         }
+        Ok(())
+    }
+
+    /// Changes metadata: applied at once on a standalone broker; in a group, proposed
+    /// through the raft log by the leader and applied on every member once committed
+    /// (resolves after this node applied it). A follower refuses with
+    /// [`MetaError::NotLeader`].
+    pub async fn write_metadata(&self, op: MetadataOp) -> Result<(), MetaError> {
+        match &self.group {
+            None => self.apply_metadata(op),
+            Some(group) => group.writer.write(op).await,
+        }
+    }
+
+    /// Whether this node may change metadata now (standalone, or the group's master).
+    pub fn can_write_metadata(&self) -> bool {
+        self.group.is_none() || self.role.is_master()
+    }
+
+    /// Records a consumer offset a pull carried. Standalone: applied at once. Group
+    /// master: coalesced with other commits into the next raft entry, without waiting (the
+    /// pull must not wait for replication). Followers drop it: consumers commit to the
+    /// master again on their next persist.
+    pub fn commit_offset_soon(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
+        match &self.group {
+            None => {
+                let op = OffsetOp::Commit {
+                    group: group.to_owned(),
+                    topic: topic.to_owned(),
+                    queue_id,
+                    offset,
+                };
+                if let Err(e) = self.offsets.apply(op) {
+                    tracing::warn!(error = %e, %group, "consumer offset not committed");
+                }
+            }
+            Some(member) if self.role.is_master() => {
+                member.writer.commit_offset(group, topic, queue_id, offset)
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Creates a topic unless it exists (auto-creation: the first creator wins) and returns
+    /// the topic's config as it is after the write.
+    pub async fn create_topic(&self, config: TopicConfig) -> Result<Arc<TopicConfig>, MetaError> {
+        let topic = config.topic_name.clone();
+        if let Some(existing) = self.topics.get(&topic) {
+            return Ok(existing);
+        }
+        self.write_metadata(MetadataOp::Topic(TopicOp::Create(config)))
+            .await?;
+        self.topics
+            .get(&topic)
+            .ok_or_else(|| MetaError::Invalid(format!("topic {topic} was not created")))
+    }
+
+    /// A consumer group's config, auto-created (when `autoCreateSubscriptionGroup`) if
+    /// absent. A group follower cannot create it and answers with the defaults the master
+    /// will create, so pulls and heartbeats there still work during an election.
+    pub async fn group_or_create(
+        &self,
+        group: &str,
+    ) -> Result<Option<Arc<SubscriptionGroupConfig>>, MetaError> {
+        if let Some(config) = self.groups.get(group) {
+            return Ok(Some(config));
+        }
+        if !self.config.auto_create_subscription_group {
+            return Ok(None);
+        }
+        if !self.can_write_metadata() {
+            return Ok(Some(Arc::new(SubscriptionGroupConfig::new(group))));
+        }
+        self.write_metadata(MetadataOp::Subscription(SubscriptionOp::Create(
+            SubscriptionGroupConfig::new(group),
+        )))
+        .await?;
+        Ok(self.groups.get(group))
     }
 
     /// The topic, created with `queue_nums` queues and `perm` if absent (retry and DLQ
     /// topics: RocketMQ `createTopicInSendMessageBackMethod`).
-    pub fn topic_or_create(
+    pub async fn topic_or_create(
         &self,
         topic: &str,
         queue_nums: i32,
@@ -156,8 +244,7 @@ impl BrokerContext {
             return Ok(config);
         }
         let config = TopicConfig::new(topic, queue_nums.max(1), queue_nums.max(1), topic_perm);
-        self.apply_topic_op(TopicOp::Create(config))?
-            .ok_or_else(|| MetaError::Invalid(format!("topic {topic} vanished while created")))
+        self.create_topic(config).await
     }
 
     /// Switches role (a replicated group's leader change) and re-registers at once, so

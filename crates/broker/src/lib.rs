@@ -14,6 +14,8 @@
 //! - [`long_poll`]: pulls parked until a message arrives.
 //! - [`registration`]: registering with the name servers.
 //! - [`role`]: master or slave.
+//! - [`group`]: membership of a raft group (DLedger mode): the replicated store, metadata
+//!   replicated through the raft log, the role manager, graceful hand-off, group status.
 //! - [`stats`]: message counters and rates.
 //! - [`local`]: a name server and a broker in one process (`mqlocal`).
 //! - [`clock`]: wall-clock milliseconds.
@@ -22,6 +24,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod group;
 pub mod local;
 pub mod long_poll;
 pub mod metadata;

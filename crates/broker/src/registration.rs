@@ -9,8 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use futures::future::join_all;
-use remoting::body::RegisterBrokerBody;
+use remoting::body::{ClusterInfo, RegisterBrokerBody};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::request;
 use remoting::command::RemotingCommand;
@@ -105,6 +107,31 @@ impl NameServerRegistrar {
             .count()
     }
 
+    /// Waits (bounded) until some name server lists a master for this broker's name other
+    /// than this broker: a group master that handed off leadership stops only then.
+    pub async fn wait_for_other_master(&self, ctx: &BrokerContext, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            for addr in &self.addrs {
+                let request = RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO);
+                let Ok(response) = self.client.invoke(addr, request, REGISTER_TIMEOUT).await else {
+                    continue;
+                };
+                let master = ClusterInfo::decode(&response.body).ok().and_then(|info| {
+                    info.broker_addr_table
+                        .get(&ctx.config.broker_name)
+                        .and_then(|b| b.master_addr().map(str::to_owned))
+                });
+                if master.is_some_and(|m| m != ctx.broker_addr) {
+                    debug!(namesrv = %addr, "name server lists the new master");
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        warn!("no name server listed a new master in time");
+    }
+
     /// Tells every name server this broker is going away.
     pub async fn unregister_all(&self, ctx: &BrokerContext) {
         let attempts = self.addrs.iter().map(|addr| {
@@ -128,20 +155,40 @@ impl NameServerRegistrar {
     }
 }
 
-/// Registers now, then every period and after each topic change, until shutdown.
+/// A wait that overran its deadline by more than this means the process was frozen
+/// (SIGSTOP, a VM pause) or starved.
+const FROZEN_SLACK: Duration = Duration::from_secs(1);
+/// How long a group master that was frozen lets raft find out whether it still leads
+/// before it registers as master again (a deposed leader learns it within one heartbeat).
+const SETTLE_AFTER_FREEZE: Duration = Duration::from_secs(1);
+
+/// Registers now, then every period and after each topic or role change, until shutdown.
 pub async fn run(ctx: Arc<BrokerContext>, registrar: Arc<NameServerRegistrar>) {
     let period = ctx.config.register_name_server_period;
+    let mut overslept = Duration::ZERO;
     loop {
+        // A master frozen past its registration time wakes up believing it still leads; if
+        // the group elected another master meanwhile, registering now would take the name
+        // servers' master entry back from it. Let raft catch up, then look at the role again.
+        if ctx.group.is_some() && ctx.role.is_master() && overslept > FROZEN_SLACK {
+            overslept = Duration::ZERO;
+            tokio::select! {
+                _ = tokio::time::sleep(SETTLE_AFTER_FREEZE) => continue,
+                _ = ctx.shutdown.cancelled() => return,
+            }
+        }
         let accepted = registrar.register_all(&ctx).await;
         debug!(
             accepted,
             of = registrar.addrs.len(),
             "registration round done"
         );
+        let deadline = Instant::now() + period;
         tokio::select! {
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
             _ = ctx.registration_needed.notified() => {}
             _ = ctx.shutdown.cancelled() => return,
         }
+        overslept = Instant::now().saturating_duration_since(deadline);
     }
 }

@@ -1,6 +1,10 @@
 //! Starting and stopping a broker: open the store and metadata, listen, run the background
 //! work (name-server registration, offset persistence, client expiry, rate sampling), and
 //! shut down in order.
+//!
+//! With `enableDLegerCommitLog=true` the broker joins its raft group instead of opening a
+//! standalone store (see [`crate::group`]): it starts as a slave, the role manager makes
+//! it master while it leads, and a stopping master hands leadership off first.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,10 +19,11 @@ use tracing::{info, warn};
 use crate::clock::now_ms;
 use crate::config::{BrokerConfig, FlushDiskType};
 use crate::context::BrokerContext;
+use crate::group::{self, handoff, GroupError};
 use crate::metadata::MetaError;
 use crate::processor::{notify_if_enabled, BrokerProcessor};
 use crate::registration::{self, NameServerRegistrar};
-use crate::store_facade::{LocalStore, MessageStore};
+use crate::store_facade::{LocalStore, MessageStore, ReplicatedFacade};
 
 /// Consumer offsets are written out this often (RocketMQ: `flushConsumerOffsetInterval`).
 pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
@@ -46,6 +51,8 @@ pub enum StartError {
     },
     #[error("opening the store was interrupted: {0}")]
     Interrupted(String),
+    #[error("cannot join the broker group")]
+    Group(#[from] GroupError),
 }
 
 /// The store settings a broker config implies.
@@ -91,6 +98,9 @@ pub struct RunningBroker {
 /// `storePathRootDir`, listens on `bindAddress:listenPort` (port 0 picks a free one) and
 /// registers with the name servers.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    if config.enable_dledger_commit_log {
+        return start_group_member(config).await;
+    }
     let store_config = store_config(&config);
     let opened = tokio::task::spawn_blocking(move || store::MessageStore::open(store_config))
         .await
@@ -106,6 +116,38 @@ pub async fn start_with_store(
     config: BrokerConfig,
     store: Arc<dyn MessageStore>,
 ) -> Result<RunningBroker, StartError> {
+    let (listener, local_addr) = bind_client_port(&config).await?;
+    let ctx = BrokerContext::new(config, local_addr.port(), store)?;
+    serve(ctx, listener, local_addr)
+}
+
+/// A member of a raft group (DLedger mode): the client port first (so a bad port fails
+/// before the raft node starts), then the group's store, metadata and role manager.
+async fn start_group_member(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    let (listener, local_addr) = bind_client_port(&config).await?;
+    let opened = group::open(&config, store_config(&config)).await?;
+    let member = opened.member;
+    let store: Arc<dyn MessageStore> = Arc::new(ReplicatedFacade::new(Arc::clone(&member.store)));
+    let ctx = BrokerContext::assemble(
+        config,
+        local_addr.port(),
+        store,
+        opened.tables,
+        opened.registration_needed,
+        Some(Arc::clone(&member)),
+    )?;
+    let mut running = serve(Arc::clone(&ctx), listener, local_addr)?;
+    running.tasks.push(tokio::spawn(group::role::follow(
+        Arc::clone(&ctx),
+        member.store.subscribe(),
+    )));
+    running.tasks.push(tokio::spawn(
+        Arc::clone(&member.writer).run(ctx.shutdown.clone()),
+    ));
+    Ok(running)
+}
+
+async fn bind_client_port(config: &BrokerConfig) -> Result<(TcpListener, SocketAddr), StartError> {
     let bind = format!("{}:{}", config.bind_address, config.listen_port);
     let listener = TcpListener::bind(&bind)
         .await
@@ -113,11 +155,18 @@ pub async fn start_with_store(
             addr: bind.clone(),
             source,
         })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: bind.clone(),
-        source,
-    })?;
-    let ctx = BrokerContext::new(config, local_addr.port(), store)?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr: bind, source })?;
+    Ok((listener, local_addr))
+}
+
+fn serve(
+    ctx: Arc<BrokerContext>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+) -> Result<RunningBroker, StartError> {
+    let bind = local_addr.to_string();
     let server = RemotingServer::from_listener(
         listener,
         ServerConfig::default(),
@@ -158,11 +207,22 @@ impl RunningBroker {
         &self.ctx
     }
 
-    /// Graceful stop: parked pulls answer, the port stops accepting and requests in flight
-    /// finish, consumer offsets are written, the store is flushed, and the name servers
-    /// are told the broker is gone.
+    /// Graceful stop: a group master first hands leadership to a follower and waits
+    /// (bounded) until the name servers list the new master; then parked pulls answer, the
+    /// port stops accepting and requests in flight finish, consumer offsets are written,
+    /// the store is flushed, and the name servers are told the broker is gone.
     pub async fn shutdown(mut self) {
         info!(broker = %self.ctx.config.broker_name, "broker shutting down");
+        if let Some(member) = self.ctx.group.clone() {
+            if handoff::hand_off(&member, handoff::HANDOFF_TIMEOUT)
+                .await
+                .is_some()
+            {
+                self.registrar
+                    .wait_for_other_master(&self.ctx, handoff::HANDOFF_TIMEOUT)
+                    .await;
+            }
+        }
         self.ctx.shutdown.cancel();
         if let Some(server) = self.server.take() {
             server.shutdown(SHUTDOWN_GRACE).await;
@@ -171,7 +231,7 @@ impl RunningBroker {
             task.abort();
             let _ = task.await;
         }
-        if let Err(e) = self.ctx.offsets.persist() {
+        if let Err(e) = persist_metadata(&self.ctx) {
             warn!(error = %e, "consumer offsets not persisted at shutdown");
         }
         self.ctx.store.shutdown().await;
@@ -189,6 +249,14 @@ impl Drop for RunningBroker {
     }
 }
 
+/// Writes consumer offsets; a group member also records which raft index they include.
+fn persist_metadata(ctx: &BrokerContext) -> Result<(), MetaError> {
+    match &ctx.group {
+        Some(member) => member.metadata.persist(),
+        None => ctx.offsets.persist().map(|_| ()),
+    }
+}
+
 async fn persist_offsets_periodically(ctx: Arc<BrokerContext>) {
     let mut tick = tokio::time::interval(OFFSET_PERSIST_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -198,9 +266,9 @@ async fn persist_offsets_periodically(ctx: Arc<BrokerContext>) {
             _ = ctx.shutdown.cancelled() => return,
         }
         let ctx = Arc::clone(&ctx);
-        let persisted = tokio::task::spawn_blocking(move || ctx.offsets.persist()).await;
+        let persisted = tokio::task::spawn_blocking(move || persist_metadata(&ctx)).await;
         match persisted {
-            Ok(Ok(_)) => {}
+            Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(error = %e, "consumer offsets not persisted"),
             Err(e) => warn!(error = %e, "consumer offset persistence interrupted"),
         }

@@ -188,12 +188,10 @@ async fn write_protected_topics_refuse_sends() {
     let broker = TestBroker::start().await;
     broker
         .ctx()
-        .apply_topic_op(broker::metadata::TopicOp::Upsert(TopicConfig::new(
-            "ReadOnly",
-            1,
-            1,
-            perm::READ,
-        )))
+        .write_metadata(broker::metadata::MetadataOp::Topic(
+            broker::metadata::TopicOp::Upsert(TopicConfig::new("ReadOnly", 1, 1, perm::READ)),
+        ))
+        .await
         .unwrap();
     let sent = broker
         .call(send_v2(&send_header("ReadOnly", 0, ""), b"x"))

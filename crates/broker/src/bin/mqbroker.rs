@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use broker::config::BrokerConfig;
 use clap::Parser;
 use namesrv::properties::Setting;
@@ -49,9 +49,6 @@ fn main() -> anyhow::Result<()> {
     if config.namesrv_addrs.is_empty() {
         warn!("no name server configured (namesrvAddr or -n): clients will not find this broker");
     }
-    if config.enable_dledger_commit_log {
-        bail!("enableDLegerCommitLog=true is not supported yet; this broker runs standalone");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("broker")
@@ -61,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         let running = broker::start(config).await.context("starting the broker")?;
         shutdown_signal().await;
         info!("signal received; shutting down");
+        // A group master hands leadership to a follower before it stops.
         running.shutdown().await;
         Ok(())
     })

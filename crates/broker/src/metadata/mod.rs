@@ -10,7 +10,9 @@
 //! config an auto-created topic gets) and then apply the op, so the same ops can be proposed
 //! through raft and applied on commit on every node of a group, deterministically:
 //! [`MetadataOp`] is the envelope with its wire encoding, and
-//! [`crate::BrokerContext::apply_metadata`] applies one.
+//! [`crate::BrokerContext::apply_metadata`] applies one. Processors never apply ops
+//! themselves: they call [`crate::BrokerContext::write_metadata`], which applies at once on a
+//! standalone broker and goes through the raft log in a group (see [`crate::group`]).
 
 pub mod offset;
 pub mod persist;
@@ -18,10 +20,85 @@ pub mod subscription;
 pub mod topic;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use offset::{ConsumerOffsetManager, OffsetOp};
 pub use subscription::{SubscriptionGroupManager, SubscriptionOp};
 pub use topic::{TopicConfigManager, TopicOp};
+
+use crate::config::BrokerConfig;
+use crate::context::limits;
+use topic::TopicDefaults;
+
+/// The three tables, opened from `storePathRootDir/config`. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct MetadataTables {
+    pub topics: Arc<TopicConfigManager>,
+    pub groups: Arc<SubscriptionGroupManager>,
+    pub offsets: Arc<ConsumerOffsetManager>,
+}
+
+impl MetadataTables {
+    pub fn open(config: &BrokerConfig) -> Result<MetadataTables, MetaError> {
+        let dir = persist::config_dir(&config.store_path_root_dir);
+        let defaults = TopicDefaults {
+            cluster_name: config.broker_cluster_name.clone(),
+            broker_name: config.broker_name.clone(),
+            auto_create_topic_enable: config.auto_create_topic_enable,
+            default_topic_queue_nums: config.default_topic_queue_nums,
+        };
+        Ok(MetadataTables {
+            topics: Arc::new(TopicConfigManager::open(
+                &dir,
+                &defaults,
+                limits::MAX_TOPICS,
+            )?),
+            groups: Arc::new(SubscriptionGroupManager::open(
+                &dir,
+                limits::MAX_SUBSCRIPTION_GROUPS,
+            )?),
+            offsets: Arc::new(ConsumerOffsetManager::open(&dir, limits::MAX_OFFSET_KEYS)?),
+        })
+    }
+
+    /// The one apply path of every op. Returns whether the topic table changed (name
+    /// servers must hear about it). The ops of a batch are applied independently: one that
+    /// fails (a table limit) does not stop the others; the first error is returned.
+    pub fn apply(&self, op: MetadataOp) -> Result<bool, MetaError> {
+        match op {
+            MetadataOp::Topic(op) => self.topics.apply(op).map(|applied| applied.changed),
+            MetadataOp::Subscription(op) => self.groups.apply(op).map(|_| false),
+            MetadataOp::Offset(op) => self.offsets.apply(op).map(|()| false),
+            MetadataOp::Batch(ops) => {
+                let mut topics_changed = false;
+                let mut first_error = None;
+                for op in ops {
+                    // Batches are flat: a nested batch is refused rather than recursed into.
+                    let result = match op {
+                        MetadataOp::Batch(_) => {
+                            Err(MetaError::Invalid("nested metadata batch".into()))
+                        }
+                        op => self.apply(op),
+                    };
+                    match result {
+                        Ok(changed) => topics_changed |= changed,
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                match first_error {
+                    Some(e) if !topics_changed => Err(e),
+                    Some(e) => {
+                        tracing::warn!(error = %e, "part of a metadata batch was refused");
+                        Ok(true)
+                    }
+                    None => Ok(topics_changed),
+                }
+            }
+        }
+    }
+}
 
 /// Any metadata change, as one value that can travel (e.g. as a raft entry body).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -29,6 +106,9 @@ pub enum MetadataOp {
     Topic(TopicOp),
     Subscription(SubscriptionOp),
     Offset(OffsetOp),
+    /// Several ops applied in order as one (what a group's leader proposes as one raft
+    /// entry: coalesced offset commits, or the writes that queued up behind one proposal).
+    Batch(Vec<MetadataOp>),
 }
 
 impl MetadataOp {
@@ -58,6 +138,13 @@ pub enum MetaError {
     LimitReached { what: &'static str, limit: usize },
     #[error("{0}")]
     Invalid(String),
+    /// A broker group member that is not the writable leader cannot change metadata; the
+    /// master can (clients retry there).
+    #[error("not the master of the broker group: {0}")]
+    NotLeader(String),
+    /// Proposed to the group but not known to be committed (timeout, leadership lost).
+    #[error("metadata change not replicated: {0}")]
+    Replication(String),
 }
 
 #[cfg(test)]
@@ -77,6 +164,9 @@ mod tests {
                 queue_id: 3,
                 offset: 42,
             }),
+            MetadataOp::Batch(vec![MetadataOp::Offset(OffsetOp::RemoveGroup {
+                group: "G".into(),
+            })]),
         ];
         for op in ops {
             assert_eq!(MetadataOp::decode(&op.encode()).unwrap(), op);

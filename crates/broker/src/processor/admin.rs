@@ -21,7 +21,7 @@ use tracing::info;
 
 use super::{decode_header, error, Refusal};
 use crate::context::BrokerContext;
-use crate::metadata::{OffsetOp, SubscriptionOp, TopicOp};
+use crate::metadata::{MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
 
 /// Most queues a topic may have on one broker.
 const MAX_QUEUE_NUMS: i32 = 1024;
@@ -37,7 +37,7 @@ fn require_master(ctx: &BrokerContext) -> Result<(), Refusal> {
     }
 }
 
-pub fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let header: CreateTopicRequestHeader = match decode_header(request) {
         Ok(header) => header,
         Err(refusal) => return refusal.into_response(request),
@@ -85,7 +85,10 @@ pub fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
         order: header.order,
         attributes: BTreeMap::new(),
     };
-    match ctx.apply_topic_op(TopicOp::Upsert(config)) {
+    match ctx
+        .write_metadata(MetadataOp::Topic(TopicOp::Upsert(config)))
+        .await
+    {
         Ok(_) => {
             info!(%topic, read = header.read_queue_nums, write = header.write_queue_nums,
                 perm = header.perm, "topic created or updated");
@@ -95,7 +98,7 @@ pub fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
     }
 }
 
-pub fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+pub async fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let header: TopicRequestHeader = match decode_header(request) {
         Ok(header) => header,
         Err(refusal) => return refusal.into_response(request),
@@ -114,14 +117,15 @@ pub fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
             system_topic_conflict_remark(&topic),
         );
     }
-    if let Err(e) = ctx.apply_topic_op(TopicOp::Delete {
-        topic: topic.clone(),
-    }) {
-        return error(request, response::SYSTEM_ERROR, e.to_string());
-    }
-    if let Err(e) = ctx.offsets.apply(OffsetOp::RemoveTopic {
-        topic: topic.clone(),
-    }) {
+    let op = MetadataOp::Batch(vec![
+        MetadataOp::Topic(TopicOp::Delete {
+            topic: topic.clone(),
+        }),
+        MetadataOp::Offset(OffsetOp::RemoveTopic {
+            topic: topic.clone(),
+        }),
+    ]);
+    if let Err(e) = ctx.write_metadata(op).await {
         return error(request, response::SYSTEM_ERROR, e.to_string());
     }
     if let Err(e) = ctx.store.delete_topic(&topic) {
@@ -159,7 +163,7 @@ pub fn topic_names(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCo
     RemotingCommand::success_to(request).with_body(serde_json::to_vec(&list).unwrap_or_default())
 }
 
-pub fn create_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+pub async fn create_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     if let Err(refusal) = require_master(ctx) {
         return refusal.into_response(request);
     }
@@ -184,7 +188,10 @@ pub fn create_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
         );
     }
     let group = config.group_name.clone();
-    match ctx.groups.apply(SubscriptionOp::Upsert(config)) {
+    match ctx
+        .write_metadata(MetadataOp::Subscription(SubscriptionOp::Upsert(config)))
+        .await
+    {
         Ok(_) => {
             info!(%group, "subscription group created or updated");
             RemotingCommand::success_to(request)
@@ -214,7 +221,7 @@ pub fn group_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
     }
 }
 
-pub fn delete_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+pub async fn delete_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let header: DeleteSubscriptionGroupRequestHeader = match decode_header(request) {
         Ok(header) => header,
         Err(refusal) => return refusal.into_response(request),
@@ -222,17 +229,16 @@ pub fn delete_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
     if let Err(refusal) = require_master(ctx) {
         return refusal.into_response(request);
     }
-    if let Err(e) = ctx.groups.apply(SubscriptionOp::Delete {
+    let mut ops = vec![MetadataOp::Subscription(SubscriptionOp::Delete {
         group: header.group_name.clone(),
-    }) {
-        return error(request, response::SYSTEM_ERROR, e.to_string());
-    }
+    })];
     if header.clean_offset {
-        if let Err(e) = ctx.offsets.apply(OffsetOp::RemoveGroup {
+        ops.push(MetadataOp::Offset(OffsetOp::RemoveGroup {
             group: header.group_name.clone(),
-        }) {
-            return error(request, response::SYSTEM_ERROR, e.to_string());
-        }
+        }));
+    }
+    if let Err(e) = ctx.write_metadata(MetadataOp::Batch(ops)).await {
+        return error(request, response::SYSTEM_ERROR, e.to_string());
     }
     info!(group = %header.group_name, "subscription group deleted");
     RemotingCommand::success_to(request)

@@ -25,7 +25,7 @@ use crate::context::BrokerContext;
 /// can create a retry topic, so a flood of groups in one request is cut short.
 const MAX_GROUPS_PER_HEARTBEAT: usize = 1024;
 
-pub fn heartbeat(
+pub async fn heartbeat(
     ctx: &BrokerContext,
     conn: &ConnectionHandle,
     request: &RemotingCommand,
@@ -56,7 +56,7 @@ pub fn heartbeat(
             warn!(client = %data.client_id, error = %e, "heartbeat names an invalid consumer group");
             continue;
         }
-        ensure_retry_topic(ctx, &group);
+        ensure_retry_topic(ctx, &group).await;
         let registration = ConsumerRegistration {
             group: group.clone(),
             channel: channel.clone(),
@@ -92,11 +92,12 @@ pub fn heartbeat(
 }
 
 /// The consumer group's config (auto-created when allowed) and its retry topic.
-fn ensure_retry_topic(ctx: &BrokerContext, group: &str) {
-    let config = match ctx
-        .groups
-        .find_or_create(group, ctx.config.auto_create_subscription_group)
-    {
+async fn ensure_retry_topic(ctx: &BrokerContext, group: &str) {
+    // A group follower leaves it to the master, which the same consumers heartbeat to.
+    if !ctx.can_write_metadata() {
+        return;
+    }
+    let config = match ctx.group_or_create(group).await {
         Ok(Some(config)) => config,
         Ok(None) => return,
         Err(e) => {
@@ -108,7 +109,10 @@ fn ensure_retry_topic(ctx: &BrokerContext, group: &str) {
         return;
     }
     let topic = retry_topic(group);
-    if let Err(e) = ctx.topic_or_create(&topic, config.retry_queue_nums, perm::READ_WRITE) {
+    if let Err(e) = ctx
+        .topic_or_create(&topic, config.retry_queue_nums, perm::READ_WRITE)
+        .await
+    {
         warn!(%topic, error = %e, "retry topic not created");
     }
 }

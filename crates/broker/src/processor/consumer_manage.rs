@@ -11,7 +11,7 @@ use remoting::header::offset::{
 
 use super::{decode_header, error};
 use crate::context::BrokerContext;
-use crate::metadata::OffsetOp;
+use crate::metadata::{MetadataOp, OffsetOp};
 
 /// A group's committed offset. A group with none gets 0 while the queue still starts at
 /// offset 0 and that message is in memory, as RocketMQ answers, so a brand-new group on
@@ -53,7 +53,7 @@ pub fn query_offset(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
     RemotingCommand::success_to(request).with_header(&QueryConsumerOffsetResponseHeader { offset })
 }
 
-pub fn update_offset(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+pub async fn update_offset(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let header: UpdateConsumerOffsetRequestHeader = match decode_header(request) {
         Ok(header) => header,
         Err(refusal) => return refusal.into_response(request),
@@ -75,10 +75,7 @@ pub fn update_offset(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
     if let Err(e) = remoting::message::validate_group(&header.consumer_group) {
         return error(request, response::INVALID_PARAMETER, e.to_string());
     }
-    match ctx.groups.find_or_create(
-        &header.consumer_group,
-        ctx.config.auto_create_subscription_group,
-    ) {
+    match ctx.group_or_create(&header.consumer_group).await {
         Ok(Some(_)) => {}
         Ok(None) => {
             return error(
@@ -116,7 +113,7 @@ pub fn update_offset(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         queue_id: header.queue_id,
         offset: header.commit_offset,
     };
-    match ctx.offsets.apply(op) {
+    match ctx.write_metadata(MetadataOp::Offset(op)).await {
         Ok(()) => RemotingCommand::success_to(request),
         Err(e) => error(request, response::SYSTEM_ERROR, e.to_string()),
     }

@@ -12,11 +12,13 @@
 //! - [`rebalance`]: LOCK_BATCH_MQ, UNLOCK_BATCH_MQ.
 //! - [`admin`]: topics, subscription groups, broker config.
 //! - [`stats`]: runtime info, topic and consume stats, connection lists.
+//! - [`group`]: a broker group's raft status and leadership transfer (DLedger codes).
 //! - [`record`]: building stored records from what clients send.
 
 pub mod admin;
 pub mod client_manage;
 pub mod consumer_manage;
+pub mod group;
 pub mod pull;
 pub mod query;
 pub mod queue_offset;
@@ -61,9 +63,9 @@ impl RequestProcessor for BrokerProcessor {
             code::CONSUMER_SEND_MSG_BACK => send_back::process(ctx, &request).await,
             code::PULL_MESSAGE | code::LITE_PULL_MESSAGE => pull::process(ctx, &request).await,
             code::QUERY_CONSUMER_OFFSET => consumer_manage::query_offset(ctx, &request),
-            code::UPDATE_CONSUMER_OFFSET => consumer_manage::update_offset(ctx, &request),
+            code::UPDATE_CONSUMER_OFFSET => consumer_manage::update_offset(ctx, &request).await,
             code::GET_CONSUMER_LIST_BY_GROUP => consumer_manage::consumer_list(ctx, &request),
-            code::HEART_BEAT => client_manage::heartbeat(ctx, conn, &request),
+            code::HEART_BEAT => client_manage::heartbeat(ctx, conn, &request).await,
             code::UNREGISTER_CLIENT => client_manage::unregister(ctx, conn, &request),
             code::CHECK_CLIENT_CONFIG => client_manage::check_client_config(&request),
             code::GET_MAX_OFFSET => queue_offset::max_offset(ctx, &request),
@@ -74,15 +76,15 @@ impl RequestProcessor for BrokerProcessor {
             code::VIEW_MESSAGE_BY_ID => query::view_message(ctx, &request),
             code::LOCK_BATCH_MQ => rebalance::lock(ctx, &request),
             code::UNLOCK_BATCH_MQ => rebalance::unlock(ctx, &request),
-            code::UPDATE_AND_CREATE_TOPIC => admin::create_topic(ctx, &request),
-            code::DELETE_TOPIC_IN_BROKER => admin::delete_topic(ctx, &request),
+            code::UPDATE_AND_CREATE_TOPIC => admin::create_topic(ctx, &request).await,
+            code::DELETE_TOPIC_IN_BROKER => admin::delete_topic(ctx, &request).await,
             code::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(ctx, &request),
             code::GET_TOPIC_CONFIG => admin::topic_config(ctx, &request),
             code::GET_TOPIC_NAME_LIST => admin::topic_names(ctx, &request),
-            code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => admin::create_group(ctx, &request),
+            code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => admin::create_group(ctx, &request).await,
             code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin::all_group_config(ctx, &request),
             code::GET_SUBSCRIPTIONGROUP_CONFIG => admin::group_config(ctx, &request),
-            code::DELETE_SUBSCRIPTIONGROUP => admin::delete_group(ctx, &request),
+            code::DELETE_SUBSCRIPTIONGROUP => admin::delete_group(ctx, &request).await,
             code::GET_BROKER_CONFIG => admin::broker_config(ctx, &request),
             code::GET_ALL_CONSUMER_OFFSET => admin::all_consumer_offsets(ctx, &request),
             code::GET_BROKER_RUNTIME_INFO => stats::runtime_info(ctx, &request),
@@ -91,6 +93,8 @@ impl RequestProcessor for BrokerProcessor {
             code::GET_CONSUMER_CONNECTION_LIST => stats::consumer_connections(ctx, &request),
             code::GET_PRODUCER_CONNECTION_LIST => stats::producer_connections(ctx, &request),
             code::QUERY_TOPIC_CONSUME_BY_WHO => stats::consumed_by_whom(ctx, &request),
+            code::DLEDGER_METADATA => group::group_status(ctx, &request).await,
+            code::DLEDGER_LEADERSHIP_TRANSFER => group::transfer_leadership(ctx, &request).await,
             _ => RemotingCommand::not_supported_to(&request),
         };
         Some(response)

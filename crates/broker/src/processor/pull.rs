@@ -9,6 +9,12 @@
 //! back. Every response, whatever its code, carries the four offsets clients read
 //! (`suggestWhichBrokerId`, `nextBeginOffset`, `minOffset`, `maxOffset`).
 //!
+//! In a broker group, followers serve pulls too (they hold only committed messages, and
+//! during an election they are all a consumer can reach) whatever `slaveReadEnable` says.
+//! A follower may lag the master, so an offset beyond its end is "nothing new yet", never
+//! PULL_OFFSET_MOVED (which would make the consumer jump); its answers suggest the master
+//! (`suggestWhichBrokerId` 0) unless `slaveReadEnable` invites consumers to stay.
+//!
 //! Long polling: a pull with FLAG_SUSPEND that finds nothing new is parked on its queue
 //! (see [`crate::long_poll`]) until a message arrives there or its suspend time (capped
 //! below the clients' 30 s socket timeout) runs out. On each arrival it re-reads: a match
@@ -29,7 +35,6 @@ use store::{GetMessageResult, GetMessageStatus};
 use tokio::time::Instant;
 
 use crate::context::BrokerContext;
-use crate::metadata::OffsetOp;
 use crate::store_facade::GetRequest;
 
 /// Clients wait 30 s for a suspended pull; answer well before.
@@ -41,34 +46,61 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         Err(e) => {
             return with_offsets(
                 RemotingCommand::error_to(request, response::SYSTEM_ERROR, e.to_string()),
+                suggest_broker_id(ctx),
                 0,
                 0,
                 0,
             )
         }
     };
-    let filter = match check(ctx, &header) {
+    let filter = match check(ctx, &header).await {
         Ok(filter) => filter,
         Err((code, remark)) => {
             let (min, max) = queue_bounds(ctx, &header);
             return with_offsets(
                 RemotingCommand::error_to(request, code, remark),
+                suggest_broker_id(ctx),
                 header.queue_offset,
                 min,
                 max,
             );
         }
     };
-    if header.sys_flag & pull_flag::COMMIT_OFFSET != 0 && ctx.role.is_master() {
-        commit_offset(ctx, &header);
+    if header.sys_flag & pull_flag::COMMIT_OFFSET != 0
+        && header.commit_offset >= 0
+        && ctx.role.is_master()
+    {
+        ctx.commit_offset_soon(
+            &header.consumer_group,
+            &header.topic,
+            header.queue_id,
+            header.commit_offset,
+        );
     }
     read_or_wait(ctx, request, &header, &filter).await
 }
 
 type Refusal = (i32, String);
 
-fn check(ctx: &BrokerContext, header: &PullMessageRequestHeader) -> Result<TagFilter, Refusal> {
-    if !ctx.role.is_master() && !ctx.config.slave_read_enable {
+/// The broker id a consumer should pull from next: the master, unless this is a group
+/// follower and `slaveReadEnable` lets consumers stay on it.
+fn suggest_broker_id(ctx: &BrokerContext) -> i64 {
+    if is_group_follower(ctx) && ctx.config.slave_read_enable {
+        i64::try_from(ctx.role.broker_id()).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+fn is_group_follower(ctx: &BrokerContext) -> bool {
+    ctx.group.is_some() && !ctx.role.is_master()
+}
+
+async fn check(
+    ctx: &BrokerContext,
+    header: &PullMessageRequestHeader,
+) -> Result<TagFilter, Refusal> {
+    if !ctx.role.is_master() && !ctx.config.slave_read_enable && ctx.group.is_none() {
         return Err((
             response::NO_PERMISSION,
             "the broker is a slave and slaveReadEnable=false; pull from its master".into(),
@@ -87,10 +119,7 @@ fn check(ctx: &BrokerContext, header: &PullMessageRequestHeader) -> Result<TagFi
     if let Err(e) = remoting::message::validate_group(group) {
         return Err((response::INVALID_PARAMETER, e.to_string()));
     }
-    let group_config = match ctx
-        .groups
-        .find_or_create(group, ctx.config.auto_create_subscription_group)
-    {
+    let group_config = match ctx.group_or_create(group).await {
         Ok(Some(config)) => config,
         Ok(None) => {
             return Err((
@@ -160,21 +189,6 @@ fn subscription_refusal(error: SubscriptionError) -> Refusal {
             response::SUBSCRIPTION_PARSE_FAILED,
             format!("parse the consumer's subscription failed: {error}"),
         ),
-    }
-}
-
-fn commit_offset(ctx: &BrokerContext, header: &PullMessageRequestHeader) {
-    if header.commit_offset < 0 {
-        return;
-    }
-    let op = OffsetOp::Commit {
-        group: header.consumer_group.clone(),
-        topic: header.topic.clone(),
-        queue_id: header.queue_id,
-        offset: header.commit_offset,
-    };
-    if let Err(e) = ctx.offsets.apply(op) {
-        tracing::warn!(error = %e, group = %header.consumer_group, "consumer offset not committed");
     }
 }
 
@@ -249,6 +263,7 @@ async fn read_or_wait(
     let tag_filter = |tags_code: i64| filter.matches_code(tags_code);
     let mut offset = header.queue_offset;
     let mut first_read = true;
+    let follower = is_group_follower(ctx);
     loop {
         // Registered before the read, so an arrival during the read is not missed.
         let arrival = parked.as_ref().map(|p| p.notified());
@@ -262,7 +277,14 @@ async fn read_or_wait(
             },
             &tag_filter,
         );
-        let verdict = verdict(read.status, offset);
+        let mut verdict = verdict(read.status, offset);
+        let mut read = read;
+        if follower && verdict == Verdict::Answer(response::PULL_OFFSET_MOVED) {
+            // This follower may be behind the master the consumer read from: wait for it to
+            // catch up rather than send the consumer elsewhere in the queue.
+            verdict = Verdict::NothingNew;
+            read.next_begin_offset = offset;
+        }
         let may_wait =
             parked.is_some() && Instant::now() < deadline && !ctx.shutdown.is_cancelled();
         match verdict {
@@ -278,6 +300,7 @@ async fn read_or_wait(
             }
             Verdict::NothingNew if suspend && parked.is_none() && first_read => {
                 return answer(
+                    ctx,
                     RemotingCommand::error_to(
                         request,
                         response::SYSTEM_BUSY,
@@ -288,23 +311,26 @@ async fn read_or_wait(
             }
             Verdict::NothingNew => {
                 return answer(
+                    ctx,
                     RemotingCommand::response_to(request, response::PULL_NOT_FOUND),
                     &read,
                 )
             }
             Verdict::NoneMatched => {
                 return answer(
+                    ctx,
                     RemotingCommand::response_to(request, response::PULL_RETRY_IMMEDIATELY),
                     &read,
                 )
             }
             Verdict::Answer(code) => {
-                return answer(RemotingCommand::response_to(request, code), &read)
+                return answer(ctx, RemotingCommand::response_to(request, code), &read)
             }
         }
         first_read = false;
         let Some(arrival) = arrival else {
             return answer(
+                ctx,
                 RemotingCommand::response_to(request, response::PULL_NOT_FOUND),
                 &read,
             );
@@ -324,7 +350,7 @@ fn found(
 ) -> RemotingCommand {
     ctx.stats.add_get(read.messages.len() as u64);
     let body = concat(&read.messages, read.buffer_total_size);
-    answer(RemotingCommand::success_to(request), &read).with_body(body)
+    answer(ctx, RemotingCommand::success_to(request), &read).with_body(body)
 }
 
 /// The records back to back. One record is passed on as it is (it already shares the
@@ -342,18 +368,29 @@ fn concat(records: &[Bytes], total: usize) -> Bytes {
     }
 }
 
-fn answer(response: RemotingCommand, read: &GetMessageResult) -> RemotingCommand {
+fn answer(
+    ctx: &BrokerContext,
+    response: RemotingCommand,
+    read: &GetMessageResult,
+) -> RemotingCommand {
     with_offsets(
         response,
+        suggest_broker_id(ctx),
         read.next_begin_offset,
         read.min_offset,
         read.max_offset,
     )
 }
 
-fn with_offsets(response: RemotingCommand, next: i64, min: i64, max: i64) -> RemotingCommand {
+fn with_offsets(
+    response: RemotingCommand,
+    suggest_which_broker_id: i64,
+    next: i64,
+    min: i64,
+    max: i64,
+) -> RemotingCommand {
     response.with_header(&PullMessageResponseHeader {
-        suggest_which_broker_id: 0,
+        suggest_which_broker_id,
         next_begin_offset: next,
         min_offset: min,
         max_offset: max,

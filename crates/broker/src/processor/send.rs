@@ -28,7 +28,6 @@ use tracing::{info, warn};
 use super::record::{append_record, complete_properties, NewMessage};
 use super::Refusal;
 use crate::context::{limits, BrokerContext};
-use crate::metadata::TopicOp;
 use crate::store_facade::{PutOutcome, RecordBatch};
 
 pub async fn process(
@@ -40,7 +39,7 @@ pub async fn process(
         Ok(header) => header,
         Err(e) => return Refusal::from(e).into_response(request),
     };
-    let target = match check(ctx, conn, request, &header) {
+    let target = match check(ctx, conn, request, &header).await {
         Ok(target) => target,
         Err(refusal) => return refusal.into_response(request),
     };
@@ -68,7 +67,7 @@ struct Target {
     queue_id: i32,
 }
 
-fn check(
+async fn check(
     ctx: &BrokerContext,
     conn: &ConnectionHandle,
     request: &RemotingCommand,
@@ -99,7 +98,7 @@ fn check(
             not_allowed_send_remark(topic),
         ));
     }
-    let topic_config = topic_for_send(ctx, conn, header)?;
+    let topic_config = topic_for_send(ctx, conn, header).await?;
     if !perm::is_writeable(topic_config.perm) {
         return Err(Refusal::new(
             response::NO_PERMISSION,
@@ -158,12 +157,12 @@ fn check(
         topic: topic.to_owned(),
         queue_id,
     };
-    retry_or_dead_letter(ctx, request, header, target)
+    retry_or_dead_letter(ctx, request, header, target).await
 }
 
 /// The topic's config, auto-creating it from `defaultTopic` (or as a retry topic) when
 /// absent and allowed.
-fn topic_for_send(
+async fn topic_for_send(
     ctx: &BrokerContext,
     conn: &ConnectionHandle,
     header: &SendMessageRequestHeader,
@@ -180,6 +179,7 @@ fn topic_for_send(
     };
     let created = if validate::is_retry_topic(topic) {
         ctx.topic_or_create(topic, 1, perm::READ_WRITE)
+            .await
             .map_err(|e| not_exist(&e.to_string()))?
     } else {
         let config = ctx
@@ -191,9 +191,9 @@ fn topic_for_send(
                 0,
             )
             .map_err(|reason| not_exist(&reason))?;
-        ctx.apply_topic_op(TopicOp::Create(config))
+        ctx.create_topic(config)
+            .await
             .map_err(|e| not_exist(&e.to_string()))?
-            .ok_or_else(|| not_exist("created concurrently and deleted"))?
     };
     info!(%topic, producer = %conn.remote_addr(), queues = created.write_queue_nums,
         "auto-created topic on send");
@@ -202,7 +202,7 @@ fn topic_for_send(
 
 /// RocketMQ `handleRetryAndDLQ`: a retried message past the group's limit goes to the
 /// group's dead-letter topic.
-fn retry_or_dead_letter(
+async fn retry_or_dead_letter(
     ctx: &BrokerContext,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
@@ -214,10 +214,7 @@ fn retry_or_dead_letter(
     else {
         return Ok(target);
     };
-    let group_config = match ctx
-        .groups
-        .find_or_create(group, ctx.config.auto_create_subscription_group)
-    {
+    let group_config = match ctx.group_or_create(group).await {
         Ok(Some(config)) => config,
         Ok(None) => {
             return Err(Refusal::new(
@@ -238,7 +235,7 @@ fn retry_or_dead_letter(
         return Ok(target);
     }
     let dlq = format!("{DLQ_GROUP_TOPIC_PREFIX}{group}");
-    if let Err(e) = ctx.topic_or_create(&dlq, 1, perm::READ_WRITE) {
+    if let Err(e) = ctx.topic_or_create(&dlq, 1, perm::READ_WRITE).await {
         return Err(Refusal::new(
             response::SYSTEM_ERROR,
             format!("topic[{dlq}] not exist: {e}"),

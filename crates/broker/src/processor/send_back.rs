@@ -36,10 +36,7 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
     if let Err(e) = remoting::message::validate_group(group) {
         return error(request, response::INVALID_PARAMETER, e.to_string());
     }
-    let group_config = match ctx
-        .groups
-        .find_or_create(group, ctx.config.auto_create_subscription_group)
-    {
+    let group_config = match ctx.group_or_create(group).await {
         Ok(Some(config)) => config,
         Ok(None) => {
             return error(
@@ -94,7 +91,10 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
     } else {
         (retry_topic(group), group_config.retry_queue_nums)
     };
-    let topic_config = match ctx.topic_or_create(&topic, queue_nums, perm::READ_WRITE) {
+    let topic_config = match ctx
+        .topic_or_create(&topic, queue_nums, perm::READ_WRITE)
+        .await
+    {
         Ok(config) => config,
         Err(e) => {
             return error(

@@ -1,0 +1,159 @@
+//! A broker as a member of a raft group (DLedger mode, `enableDLegerCommitLog=true`): the
+//! CommitLog is the raft log, the elected leader is the master.
+//!
+//! - [`open`]: from `dLegerPeers` / `dLegerSelfId` / `dLegerGroup` to a running
+//!   `store::ReplicatedStore` with this broker's metadata applier, as a [`GroupMember`].
+//! - [`metadata`]: [`GroupMetadata`], committed metadata ops applied on every member, and
+//!   the checkpoint that says where a restart resumes.
+//! - [`writer`]: [`MetadataWriter`], the leader proposing metadata ops (batched).
+//! - [`role`]: the role manager: master (brokerId 0) while the store is writable, slave
+//!   (brokerId = selfId digits + 1) otherwise, re-registering at every change.
+//! - [`handoff`]: graceful hand-off of leadership before a master stops.
+//! - [`status`]: what `mqadmin getBrokerGroup` shows, and leadership transfer on request.
+
+pub mod handoff;
+pub mod metadata;
+pub mod role;
+pub mod status;
+pub mod writer;
+
+use std::sync::Arc;
+
+use raft::{DriverConfig, NodeId, PeerSpec};
+use store::{MetadataApplier, ReplicatedError, ReplicatedStore, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tracing::info;
+
+pub use metadata::GroupMetadata;
+pub use writer::MetadataWriter;
+
+use crate::config::BrokerConfig;
+use crate::metadata::persist::config_dir;
+use crate::metadata::{MetaError, MetadataTables};
+
+/// Why a group member cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("bad broker group settings: {0}")]
+    Config(String),
+    #[error("cannot listen for raft peers on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load broker metadata")]
+    Meta(#[from] MetaError),
+    #[error("cannot open the replicated store")]
+    Store(#[from] ReplicatedError),
+    #[error("opening the store was interrupted: {0}")]
+    Interrupted(String),
+}
+
+/// This broker's part in its group.
+pub struct GroupMember {
+    pub store: Arc<ReplicatedStore>,
+    pub writer: Arc<MetadataWriter>,
+    pub metadata: Arc<GroupMetadata>,
+    pub self_id: NodeId,
+    pub peers: Vec<PeerSpec>,
+    /// `dLegerGroup` (defaults to `brokerName`).
+    pub group_name: String,
+}
+
+/// What [`open`] hands to the broker runtime.
+pub struct OpenedGroup {
+    pub member: Arc<GroupMember>,
+    pub tables: MetadataTables,
+    pub registration_needed: Arc<Notify>,
+}
+
+/// `dLegerPeers` as the raft crate reads it.
+pub fn peer_list(config: &BrokerConfig) -> String {
+    config
+        .dledger_peers
+        .iter()
+        .map(|p| format!("{}-{}", p.id, p.addr))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The raft settings a broker config implies.
+pub fn driver_config(config: &BrokerConfig) -> Result<DriverConfig, GroupError> {
+    let (id, peers) = raft::parse_group(&peer_list(config), &config.dledger_self_id)
+        .map_err(|e| GroupError::Config(e.to_string()))?;
+    let group_name = if config.dledger_group.is_empty() {
+        config.broker_name.clone()
+    } else {
+        config.dledger_group.clone()
+    };
+    let mut driver = DriverConfig::new(id, peers, group_name);
+    if let Some(preferred) = &config.preferred_leader_id {
+        let preferred: NodeId = preferred
+            .parse()
+            .map_err(|e: raft::peers::PeerParseError| GroupError::Config(e.to_string()))?;
+        driver.raft.preferred_leaders = vec![preferred];
+    }
+    Ok(driver)
+}
+
+/// Opens the metadata tables and the replicated store, and starts the raft node on this
+/// member's `dLegerPeers` port (bound on `bindAddress`).
+pub async fn open(
+    config: &BrokerConfig,
+    store_config: StoreConfig,
+) -> Result<OpenedGroup, GroupError> {
+    let driver = driver_config(config)?;
+    let self_id = driver.id;
+    let peers = driver.peers.clone();
+    let group_name = driver.group.clone();
+    let self_peer = peers
+        .iter()
+        .find(|p| p.id == self_id)
+        .ok_or_else(|| GroupError::Config(format!("{self_id} is not in dLegerPeers")))?;
+    let port = self_peer
+        .addr
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .ok_or_else(|| GroupError::Config(format!("bad peer address {}", self_peer.addr)))?;
+    let bind = format!("{}:{port}", config.bind_address);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| GroupError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+
+    let tables = MetadataTables::open(config)?;
+    let registration_needed = Arc::new(Notify::new());
+    let metadata = Arc::new(GroupMetadata::open(
+        &config_dir(&config.store_path_root_dir),
+        tables.clone(),
+        Arc::clone(&registration_needed),
+    )?);
+    let applier: Arc<dyn MetadataApplier> = metadata.clone();
+    // Recovery reads and rewrites files: blocking work. The store spawns its tasks on the
+    // runtime, which the blocking pool's threads can reach.
+    let opened = tokio::task::spawn_blocking(move || {
+        ReplicatedStore::open(store_config, driver, listener, Some(applier))
+    })
+    .await
+    .map_err(|e| GroupError::Interrupted(e.to_string()))?;
+    let (store, recovery) = opened?;
+    info!(group = %group_name, id = %self_id, raft = %bind, ?recovery, "broker group member opened");
+    let store = Arc::new(store);
+    let member = Arc::new(GroupMember {
+        writer: MetadataWriter::new(Arc::clone(&store)),
+        store,
+        metadata,
+        self_id,
+        peers,
+        group_name,
+    });
+    Ok(OpenedGroup {
+        member,
+        tables,
+        registration_needed,
+    })
+}

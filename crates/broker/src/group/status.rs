@@ -1,0 +1,158 @@
+//! The group status a member reports (request code DLEDGER_METADATA, 50000, on the
+//! broker's client port; body JSON below) and leadership transfer on request
+//! (DLEDGER_LEADERSHIP_TRANSFER, 51005, ext field `transfereeId`, e.g. `n1`). The codes
+//! are DLedger's own; the bodies are this broker's (DLedger peers use a different RPC).
+//!
+//! ```json
+//! {"group":"RaftNode00","brokerName":"RaftNode00","brokerAddr":"127.0.0.1:30911",
+//!  "brokerId":0,"selfId":"n0","role":"LEADER","term":3,"leaderId":"n0","writable":true,
+//!  "firstIndex":1,"lastIndex":812,"commitIndex":812,"appliedIndex":812,
+//!  "peers":[{"nodeId":"n1","raftAddr":"127.0.0.1:40912","matchIndex":812,
+//!            "lastContactMsAgo":40}, ...]}
+//! ```
+//! `matchIndex` and `lastContactMsAgo` are known on the leader only.
+
+use std::time::Duration;
+
+use raft::{NodeId, Role, TransferError};
+use serde::{Deserialize, Serialize};
+
+use super::GroupMember;
+use crate::context::BrokerContext;
+
+/// Ext field naming the node that should lead.
+pub const TRANSFEREE_FIELD: &str = "transfereeId";
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerBody {
+    pub node_id: String,
+    pub raft_addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_index: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_contact_ms_ago: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatusBody {
+    pub group: String,
+    pub broker_name: String,
+    pub broker_addr: String,
+    pub broker_id: u64,
+    pub self_id: String,
+    pub role: String,
+    pub term: u64,
+    pub leader_id: Option<String>,
+    pub writable: bool,
+    pub first_index: u64,
+    pub last_index: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub peers: Vec<PeerBody>,
+}
+
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "LEADER",
+        Role::Follower => "FOLLOWER",
+        Role::Candidate => "CANDIDATE",
+    }
+}
+
+/// This member's view of the group.
+pub async fn group_status(ctx: &BrokerContext, member: &GroupMember) -> Option<GroupStatusBody> {
+    let replica = member.store.status();
+    let raft = match tokio::time::timeout(STATUS_TIMEOUT, member.store.raft().status()).await {
+        Ok(Ok(status)) => status,
+        _ => return None,
+    };
+    let peers = member
+        .peers
+        .iter()
+        .filter(|p| p.id != member.self_id)
+        .map(|p| {
+            let progress = raft.peers.iter().find(|s| s.id == p.id);
+            PeerBody {
+                node_id: p.id.to_string(),
+                raft_addr: p.addr.clone(),
+                match_index: progress.map(|s| s.match_index),
+                last_contact_ms_ago: progress.map(|s| s.last_contact_ms_ago),
+            }
+        })
+        .collect();
+    Some(GroupStatusBody {
+        group: member.group_name.clone(),
+        broker_name: ctx.config.broker_name.clone(),
+        broker_addr: ctx.broker_addr.clone(),
+        broker_id: ctx.role.broker_id(),
+        self_id: member.self_id.to_string(),
+        role: role_name(raft.role).to_owned(),
+        term: raft.term,
+        leader_id: raft.leader.map(|l| l.to_string()),
+        writable: replica.writable,
+        first_index: raft.first_index,
+        last_index: raft.last_index,
+        commit_index: raft.commit_index,
+        applied_index: replica.applied_index,
+        peers,
+    })
+}
+
+/// Why a transfer request was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferRefusal {
+    #[error("`{0}` is not a node id like n1")]
+    BadTarget(String),
+    #[error("{target} is not a member of group {group}")]
+    NotMember { target: NodeId, group: String },
+    #[error("this node ({id}) is not the leader; the leader is {leader}")]
+    NotLeader { id: NodeId, leader: String },
+    #[error("transfer to {target} failed: {source}")]
+    Failed {
+        target: NodeId,
+        #[source]
+        source: TransferError,
+    },
+    #[error("transfer to {0} did not complete in time")]
+    Timeout(NodeId),
+}
+
+/// Moves leadership to `target` (resolves once it leads). Asking the current leader to
+/// lead is a success with nothing to do.
+pub async fn transfer(member: &GroupMember, target: &str) -> Result<NodeId, TransferRefusal> {
+    let target: NodeId = target
+        .parse()
+        .map_err(|_| TransferRefusal::BadTarget(target.to_owned()))?;
+    if !member.peers.iter().any(|p| p.id == target) {
+        return Err(TransferRefusal::NotMember {
+            target,
+            group: member.group_name.clone(),
+        });
+    }
+    let status = member.store.status();
+    if status.role != Role::Leader {
+        return Err(TransferRefusal::NotLeader {
+            id: member.self_id,
+            leader: status
+                .leader
+                .map_or_else(|| "not elected yet".to_owned(), |l| l.to_string()),
+        });
+    }
+    if target == member.self_id {
+        return Ok(target);
+    }
+    match tokio::time::timeout(
+        TRANSFER_TIMEOUT,
+        member.store.raft().transfer_leadership(target),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(target),
+        Ok(Err(source)) => Err(TransferRefusal::Failed { target, source }),
+        Err(_) => Err(TransferRefusal::Timeout(target)),
+    }
+}

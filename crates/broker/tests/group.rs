@@ -1,0 +1,269 @@
+//! Three brokers in one process as a raft group (DLedger mode) on free 127.0.0.1 ports:
+//! one becomes master, sends are replicated and readable on every member, metadata
+//! (topics, offsets) follows through the raft log, followers refuse writes with the codes
+//! clients retry elsewhere, and leadership moves on request and on a graceful stop.
+
+mod support;
+
+use std::time::Duration;
+
+use broker::config::{BrokerConfig, DLedgerPeer};
+use broker::group::status::GroupStatusBody;
+use broker::RunningBroker;
+use remoting::client::{ClientConfig, RemotingClient};
+use remoting::code::{request, response};
+use remoting::command::RemotingCommand;
+use remoting::header::admin::CreateTopicRequestHeader;
+use support::{ext_i64, pull, pull_header, send_header, send_v2, test_config, update_offset};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Group {
+    _dir: tempfile::TempDir,
+    members: Vec<Option<RunningBroker>>,
+    client: RemotingClient,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Group {
+    async fn start() -> Group {
+        let dir = tempfile::tempdir().unwrap();
+        let peers: Vec<DLedgerPeer> = (0..3)
+            .map(|i| DLedgerPeer {
+                id: format!("n{i}"),
+                addr: format!("127.0.0.1:{}", free_port()),
+            })
+            .collect();
+        let configs: Vec<BrokerConfig> = (0..3)
+            .map(|i| {
+                let mut config = test_config(&dir.path().join(format!("n{i}")));
+                config.broker_name = "RaftNode00".into();
+                config.enable_dledger_commit_log = true;
+                config.dledger_group = "RaftNode00".into();
+                config.dledger_peers = peers.clone();
+                config.dledger_self_id = format!("n{i}");
+                config
+            })
+            .collect();
+        let started = futures::future::join_all(configs.into_iter().map(broker::start)).await;
+        Group {
+            _dir: dir,
+            members: started.into_iter().map(|r| Some(r.unwrap())).collect(),
+            client: RemotingClient::new(ClientConfig::default()),
+        }
+    }
+
+    fn member(&self, i: usize) -> &RunningBroker {
+        self.members[i].as_ref().unwrap()
+    }
+
+    fn addr(&self, i: usize) -> String {
+        self.member(i).local_addr().to_string()
+    }
+
+    async fn wait_master(&self, not: Option<usize>) -> usize {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let master = (0..self.members.len()).find(|&i| {
+                Some(i) != not
+                    && self.members[i]
+                        .as_ref()
+                        .is_some_and(|m| m.context().role.is_master())
+            });
+            if let Some(i) = master {
+                return i;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no master elected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn call(&self, i: usize, command: RemotingCommand) -> RemotingCommand {
+        self.client
+            .invoke(&self.addr(i), command, WAIT)
+            .await
+            .unwrap()
+    }
+
+    async fn status(&self, i: usize) -> GroupStatusBody {
+        let response = self
+            .call(i, RemotingCommand::request(request::DLEDGER_METADATA))
+            .await;
+        assert_eq!(response.code, response::SUCCESS, "{:?}", response.remark);
+        serde_json::from_slice(&response.body).unwrap()
+    }
+}
+
+fn create_topic(topic: &str, queues: i32) -> RemotingCommand {
+    RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(
+        &CreateTopicRequestHeader {
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
+            read_queue_nums: queues,
+            write_queue_nums: queues,
+            perm: 6,
+            topic_filter_type: "SINGLE_TAG".into(),
+            topic_sys_flag: None,
+            order: false,
+            attributes: None,
+            force: false,
+        },
+    )
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_replicates_sends_and_metadata_and_followers_refuse_writes() {
+    let group = Group::start().await;
+    let master = group.wait_master(None).await;
+    let follower = (master + 1) % 3;
+
+    let created = group.call(master, create_topic("GroupTopic", 2)).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    let refused = group.call(follower, create_topic("Elsewhere", 2)).await;
+    assert_eq!(refused.code, response::SYSTEM_ERROR);
+    for i in 0..3 {
+        let ctx = group.member(i).context().clone();
+        eventually("the topic reaches every member", || {
+            ctx.topics.get("GroupTopic").is_some()
+        })
+        .await;
+    }
+
+    for i in 0..10i64 {
+        let sent = group
+            .call(
+                master,
+                send_v2(
+                    &send_header("GroupTopic", 0, ""),
+                    format!("m{i}").as_bytes(),
+                ),
+            )
+            .await;
+        assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+        assert_eq!(ext_i64(&sent, "queueOffset"), i);
+    }
+    let on_follower = group
+        .call(follower, send_v2(&send_header("GroupTopic", 0, ""), b"no"))
+        .await;
+    assert_eq!(on_follower.code, response::SERVICE_NOT_AVAILABLE);
+
+    // Every member serves the committed messages; followers point consumers at the master.
+    for i in 0..3 {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let pulled = group
+                .call(i, pull(&pull_header("CG", "GroupTopic", 0, 0)))
+                .await;
+            if pulled.code == response::SUCCESS {
+                let messages = remoting::message::decode_all(&pulled.body).unwrap();
+                if messages.len() == 10 {
+                    assert_eq!(messages[3].body(), b"m3");
+                    assert_eq!(ext_i64(&pulled, "suggestWhichBrokerId"), 0);
+                    break;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "member {i} lags");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Beyond a follower's end is "nothing yet" there, never an offset correction.
+    let ahead = group
+        .call(follower, pull(&pull_header("CG", "GroupTopic", 0, 500)))
+        .await;
+    assert_eq!(ahead.code, response::PULL_NOT_FOUND);
+    assert_eq!(ext_i64(&ahead, "nextBeginOffset"), 500);
+
+    // A committed offset reaches the followers through the log.
+    let committed = group
+        .call(master, update_offset("CG", "GroupTopic", 0, 7))
+        .await;
+    assert_eq!(committed.code, response::SUCCESS, "{:?}", committed.remark);
+    let on_follower = group
+        .call(follower, update_offset("CG", "GroupTopic", 0, 9))
+        .await;
+    assert_ne!(on_follower.code, response::SUCCESS);
+    for i in 0..3 {
+        let ctx = group.member(i).context().clone();
+        eventually("the offset reaches every member", || {
+            ctx.offsets.query("CG", "GroupTopic", 0) == Some(7)
+        })
+        .await;
+    }
+
+    // Every member reports itself; the leader also reports how far each follower is.
+    let leader_status = group.status(master).await;
+    assert_eq!(leader_status.role, "LEADER");
+    assert_eq!(leader_status.broker_id, 0);
+    assert!(leader_status.writable);
+    assert_eq!(leader_status.peers.len(), 2);
+    assert!(leader_status
+        .peers
+        .iter()
+        .all(|p| p.match_index.is_some_and(|m| m > 0)));
+    let follower_status = group.status(follower).await;
+    assert_eq!(follower_status.role, "FOLLOWER");
+    assert_eq!(
+        follower_status.leader_id.as_deref(),
+        Some(leader_status.self_id.as_str())
+    );
+    assert_eq!(
+        follower_status.broker_id,
+        follower_status.self_id[1..].parse::<u64>().unwrap() + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leadership_moves_on_request_and_a_stopping_master_hands_off() {
+    let mut group = Group::start().await;
+    let first = group.wait_master(None).await;
+    let created = group.call(first, create_topic("MoveTopic", 1)).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    let sent = group
+        .call(first, send_v2(&send_header("MoveTopic", 0, ""), b"a"))
+        .await;
+    assert_eq!(ext_i64(&sent, "queueOffset"), 0);
+
+    // Ask the leader to hand over to a named node.
+    let target = (first + 1) % 3;
+    let mut transfer = RemotingCommand::request(request::DLEDGER_LEADERSHIP_TRANSFER);
+    transfer
+        .ext_fields
+        .insert("transfereeId".into(), format!("n{target}"));
+    let moved = group.call(first, transfer.clone()).await;
+    assert_eq!(moved.code, response::SUCCESS, "{:?}", moved.remark);
+    let second = group.wait_master(Some(first)).await;
+    assert_eq!(second, target);
+    // The old leader is no longer the one to ask.
+    let refused = group.call(first, transfer).await;
+    assert_eq!(refused.code, response::SYSTEM_ERROR);
+
+    let sent = group
+        .call(second, send_v2(&send_header("MoveTopic", 0, ""), b"b"))
+        .await;
+    assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+    assert_eq!(ext_i64(&sent, "queueOffset"), 1, "queue offsets stay dense");
+
+    // A graceful stop of the master hands leadership to a follower first.
+    group.members[second].take().unwrap().shutdown().await;
+    let third = group.wait_master(Some(second)).await;
+    let sent = group
+        .call(third, send_v2(&send_header("MoveTopic", 0, ""), b"c"))
+        .await;
+    assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+    assert_eq!(ext_i64(&sent, "queueOffset"), 2, "queue offsets stay dense");
+}
