@@ -57,12 +57,41 @@ pub enum MemberRole {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftState {
     pub node_id: String,
+    /// LEADER, FOLLOWER or CANDIDATE.
     pub role: String,
     pub term: i64,
     pub leader_id: Option<String>,
     pub commit_index: i64,
-    /// The leader's view of this follower's replicated index.
+    /// Entries this member has applied (dispatched to its queues or metadata).
+    pub applied_index: i64,
+    /// The leader's view of this member's replicated index (the leader's own: its last
+    /// index); `None` when no leader answered.
     pub match_index: Option<i64>,
+}
+
+/// What a member answers to DLEDGER_METADATA (the broker's group-status body; fields this
+/// client does not use are ignored).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberStatus {
+    self_id: String,
+    role: String,
+    term: u64,
+    leader_id: Option<String>,
+    #[serde(default)]
+    last_index: u64,
+    commit_index: u64,
+    #[serde(default)]
+    applied_index: u64,
+    #[serde(default)]
+    peers: Vec<PeerProgress>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PeerProgress {
+    node_id: String,
+    match_index: Option<u64>,
 }
 
 /// One member of a broker group.
@@ -71,7 +100,7 @@ pub struct BrokerGroupMember {
     pub broker_id: i64,
     pub addr: String,
     pub role: MemberRole,
-    /// `None` until brokers answer the broker-group status request (not agreed yet).
+    /// `None` when the member did not answer the group-status request.
     pub raft: Option<RaftState>,
 }
 
@@ -307,18 +336,35 @@ impl Admin {
             .map_err(|err| ClientError::malformed(addr, err))
     }
 
-    /// The members of broker group `broker_name` with the roles the name servers show.
-    /// The Raft details (term, leader, commit and match indexes) need a broker request
-    /// whose code is not agreed yet, so `raft` is `None` for now.
+    /// The members of broker group `broker_name`: the roles the name servers show, and
+    /// each reachable member's own Raft status (DLEDGER_METADATA, 50000), with the match
+    /// index the leader reports for it. Members that do not answer have `raft: None`.
     pub async fn broker_group(&self, broker_name: &str) -> Result<Vec<BrokerGroupMember>> {
         let info = self.cluster_info().await?;
         let broker = info.broker_addr_table.get(broker_name).ok_or_else(|| {
             ClientError::NotFound(format!("broker group `{broker_name}` is unknown"))
         })?;
+        let mut reports = Vec::new();
+        for addr in broker.broker_addrs.values() {
+            reports.push(self.member_status(addr).await.ok());
+        }
+        // The leader knows how far each follower's log matches its own.
+        let leader_view: BTreeMap<String, u64> = reports
+            .iter()
+            .flatten()
+            .filter(|r| r.role == "LEADER")
+            .flat_map(|r| {
+                r.peers
+                    .iter()
+                    .filter_map(|p| p.match_index.map(|m| (p.node_id.clone(), m)))
+                    .chain(std::iter::once((r.self_id.clone(), r.last_index)))
+            })
+            .collect();
         Ok(broker
             .broker_addrs
             .iter()
-            .map(|(id, addr)| BrokerGroupMember {
+            .zip(reports)
+            .map(|((id, addr), report)| BrokerGroupMember {
                 broker_id: *id,
                 addr: addr.clone(),
                 role: if *id == MASTER_ID {
@@ -326,18 +372,60 @@ impl Admin {
                 } else {
                     MemberRole::Slave
                 },
-                raft: None,
+                raft: report.map(|r| RaftState {
+                    match_index: leader_view.get(&r.self_id).map(|m| *m as i64),
+                    node_id: r.self_id,
+                    role: r.role,
+                    term: r.term as i64,
+                    leader_id: r.leader_id,
+                    commit_index: r.commit_index as i64,
+                    applied_index: r.applied_index as i64,
+                }),
             })
             .collect())
     }
 
-    /// Asks broker group `broker_name` to hand leadership to node `node_id` (e.g. `n1`).
-    /// Needs broker support whose request code is not agreed yet.
+    async fn member_status(&self, addr: &str) -> Result<MemberStatus> {
+        let request = RemotingCommand::request(request::DLEDGER_METADATA);
+        let response = self
+            .instance
+            .invoke_ok(addr, request, self.timeout())
+            .await?;
+        serde_json::from_slice(&response.body).map_err(|err| ClientError::malformed(addr, err))
+    }
+
+    /// Asks broker group `broker_name` to hand leadership to node `node_id` (e.g. `n1`);
+    /// resolves once `node_id` leads (DLEDGER_LEADERSHIP_TRANSFER, 51005, sent to the
+    /// member that leads now).
     pub async fn transfer_leader(&self, broker_name: &str, node_id: &str) -> Result<()> {
-        Err(ClientError::Unsupported(format!(
-            "leadership transfer of `{broker_name}` to `{node_id}` needs a broker request code \
-             that is not agreed yet"
-        )))
+        let info = self.cluster_info().await?;
+        let broker = info.broker_addr_table.get(broker_name).ok_or_else(|| {
+            ClientError::NotFound(format!("broker group `{broker_name}` is unknown"))
+        })?;
+        let mut leader_addr = broker.master_addr().map(str::to_owned);
+        if leader_addr.is_none() {
+            // No master registered (an election, or the leader is still catching up): ask
+            // the members who leads.
+            for addr in broker.broker_addrs.values() {
+                if let Ok(status) = self.member_status(addr).await {
+                    if status.role == "LEADER" {
+                        leader_addr = Some(addr.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        let addr = leader_addr.ok_or_else(|| {
+            ClientError::NotFound(format!("broker group `{broker_name}` has no leader now"))
+        })?;
+        let mut request = RemotingCommand::request(request::DLEDGER_LEADERSHIP_TRANSFER);
+        request
+            .ext_fields
+            .insert("transfereeId".to_owned(), node_id.to_owned());
+        // A transfer waits for the target to win an election: allow for more than one try.
+        let timeout = self.timeout().max(std::time::Duration::from_secs(10));
+        self.instance.invoke_ok(&addr, request, timeout).await?;
+        Ok(())
     }
 
     // ---- consumers ------------------------------------------------------------------

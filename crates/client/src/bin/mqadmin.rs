@@ -797,6 +797,7 @@ async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()
                     "term": m.raft.as_ref().map(|r| r.term),
                     "leaderId": m.raft.as_ref().and_then(|r| r.leader_id.clone()),
                     "commitIndex": m.raft.as_ref().map(|r| r.commit_index),
+                    "appliedIndex": m.raft.as_ref().map(|r| r.applied_index),
                     "matchIndex": m.raft.as_ref().and_then(|r| r.match_index),
                 })
             })
@@ -804,7 +805,7 @@ async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()
         return print_json(&rows);
     }
     println!(
-        "{:<22}  {:<4}  {:<22}  {:<8}  {:<6}  {:<10}  {:<8}  {:<14}  {}",
+        "{:<22}  {:<4}  {:<22}  {:<8}  {:<6}  {:<10}  {:<8}  {:<8}  {:<14}  {:<14}  {}",
         "#Broker Name",
         "#BID",
         "#Addr",
@@ -812,14 +813,16 @@ async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()
         "#Node",
         "#RaftRole",
         "#Term",
+        "#Leader",
         "#Commit Index",
+        "#Applied Index",
         "#Match Index"
     );
     for member in &members {
         let raft = member.raft.as_ref();
         let dash = || "-".to_owned();
         println!(
-            "{:<22}  {:<4}  {:<22}  {:<8}  {:<6}  {:<10}  {:<8}  {:<14}  {}",
+            "{:<22}  {:<4}  {:<22}  {:<8}  {:<6}  {:<10}  {:<8}  {:<8}  {:<14}  {:<14}  {}",
             front(broker_name, 22),
             member.broker_id,
             member.addr,
@@ -830,13 +833,15 @@ async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()
             raft.map_or_else(dash, |r| r.node_id.clone()),
             raft.map_or_else(dash, |r| r.role.clone()),
             raft.map_or_else(dash, |r| r.term.to_string()),
+            raft.and_then(|r| r.leader_id.clone()).unwrap_or_else(dash),
             raft.map_or_else(dash, |r| r.commit_index.to_string()),
+            raft.map_or_else(dash, |r| r.applied_index.to_string()),
             raft.and_then(|r| r.match_index)
                 .map_or_else(dash, |i| i.to_string()),
         );
     }
     if members.iter().all(|m| m.raft.is_none()) {
-        eprintln!("note: Raft details need broker support for the broker-group status request (not available yet)");
+        eprintln!("note: no member answered the group-status request (not a DLedger-mode group?)");
     }
     Ok(())
 }
