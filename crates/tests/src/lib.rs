@@ -10,6 +10,10 @@
 //!   (`scripts/setup-compat-client` installs it).
 //! - [`cpp_client`]: runs the C++ client driver script and parses what it prints.
 //! - [`requests`]: the requests RocketMQ clients send, for driving servers directly.
+//! - [`group`]: [`group::BrokerGroup`], a DLedger-mode broker group of real `mqbroker`
+//!   processes, and waits for its master and members.
+//! - [`checker`]: load that records every acknowledged send, and the check that a consumer
+//!   reading every queue from offset 0 finds each one exactly where its send result said.
 
 use std::fs;
 use std::io::Write;
@@ -20,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod checker;
 pub mod cpp_client;
+pub mod group;
 pub mod requests;
 
 /// How long a freshly started server may take to accept connections.
@@ -314,14 +320,14 @@ impl Broker {
     }
 }
 
-fn unique_suffix() -> u128 {
+pub(crate) fn unique_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
 }
 
-fn wait_started(process: &mut Process, port: u16) -> Result<()> {
+pub(crate) fn wait_started(process: &mut Process, port: u16) -> Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if !process.is_running() {
@@ -343,7 +349,7 @@ fn wait_started(process: &mut Process, port: u16) -> Result<()> {
 }
 
 /// Runs a server start, retrying a few times when another process took the port first.
-fn retry_on_port_clash<T>(mut start: impl FnMut() -> Result<T>) -> Result<T> {
+pub(crate) fn retry_on_port_clash<T>(mut start: impl FnMut() -> Result<T>) -> Result<T> {
     let mut last = None;
     for _ in 0..3 {
         match start() {

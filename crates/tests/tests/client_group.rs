@@ -2,9 +2,6 @@
 //! producer keeps sending and no acknowledged send is lost; a send waits out an election
 //! within its timeout; a consumer follows the new master; a producer follows the master
 //! through two failovers in a row.
-//!
-//! Ignored until `mqbroker` runs with `enableDLegerCommitLog=true` (it refuses that
-//! configuration today). Run with `cargo test -p tests --test client_group -- --ignored`.
 
 mod common;
 
@@ -167,7 +164,6 @@ async fn wait_for_master(admin: &Admin, not: Option<&str>) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mqbroker with enableDLegerCommitLog=true (a replicated broker group)"]
 async fn a_producer_keeps_sending_through_a_leader_failover_and_no_acknowledged_send_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let namesrv = NameServer::start(dir.path()).unwrap();
@@ -250,7 +246,6 @@ async fn a_producer_keeps_sending_through_a_leader_failover_and_no_acknowledged_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs broker groups"]
 async fn a_send_waits_out_an_election_within_its_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let namesrv = NameServer::start(dir.path()).unwrap();
@@ -295,7 +290,6 @@ async fn a_send_waits_out_an_election_within_its_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs broker groups"]
 async fn a_consumer_follows_the_master_through_a_failover() {
     let dir = tempfile::tempdir().unwrap();
     let namesrv = NameServer::start(dir.path()).unwrap();
@@ -349,7 +343,6 @@ async fn a_consumer_follows_the_master_through_a_failover() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs broker groups"]
 async fn sends_follow_the_master_through_two_failovers() {
     let dir = tempfile::tempdir().unwrap();
     let namesrv = NameServer::start(dir.path()).unwrap();

@@ -1,0 +1,263 @@
+//! A broker group of real `mqbroker` processes in DLedger mode (`enableDLegerCommitLog`),
+//! every client and raft port a free 127.0.0.1 port, small CommitLog segments, data in the
+//! test's own directory; and the waits fault tests need (a master registered, a member
+//! caught up).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use client::Admin;
+use remoting::client::RemotingClient;
+use remoting::code::request;
+use remoting::command::RemotingCommand;
+
+use crate::Process;
+use crate::{binary, free_port, retry_on_port_clash, unique_suffix, wait_started, write_conf};
+
+/// Segments small enough that tests cross segment boundaries (and retention has files to
+/// remove) without writing much.
+pub const TEST_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// One `mqbroker` of a group.
+pub struct GroupMember {
+    /// `n0`, `n1`, ...
+    pub id: String,
+    pub port: u16,
+    pub raft_port: u16,
+    pub conf: PathBuf,
+    pub store_dir: PathBuf,
+    pub process: Process,
+    dir: PathBuf,
+}
+
+impl GroupMember {
+    /// The client address (`brokerIP1:listenPort`), as registered with the name server.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(dir: &Path, id: &str, conf: &Path) -> Result<Process> {
+        Process::spawn(
+            id,
+            &binary("mqbroker"),
+            &["-c", conf.to_str().context("utf-8 path")?],
+            // A fresh log per start: a restart keeps the killed run's log to read.
+            dir.join(format!("{id}-{}.log", unique_suffix())),
+        )
+    }
+
+    /// Starts the member again on its config and data (after a kill or a stop) and waits
+    /// until it listens.
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.kill();
+        self.process = GroupMember::spawn(&self.dir, &self.id, &self.conf)?;
+        wait_started(&mut self.process, self.port)
+    }
+
+    /// Whether any of the member's CommitLog segment files holds `needle` (the raft log:
+    /// truncated entries are zeroed, so bytes a member no longer holds are not found).
+    pub fn commit_log_contains(&self, needle: &[u8]) -> Result<bool> {
+        let Ok(entries) = std::fs::read_dir(&self.store_dir) else {
+            return Ok(false);
+        };
+        for entry in entries {
+            let raft_dir = entry?.path();
+            let is_raft_dir = raft_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("dledger-"));
+            if is_raft_dir && dir_contains(&raft_dir.join("data").join("data"), needle, 0)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Kills the member, deletes its whole store (CommitLog, queues, metadata, raft term and
+    /// vote) and starts it again: a node with a replaced disk.
+    pub fn wipe_and_restart(&mut self) -> Result<()> {
+        self.process.kill();
+        if self.store_dir.exists() {
+            std::fs::remove_dir_all(&self.store_dir)
+                .with_context(|| format!("wipe {}", self.store_dir.display()))?;
+        }
+        self.restart()
+    }
+}
+
+/// A running group.
+pub struct BrokerGroup {
+    /// `brokerName` and `dLegerGroup`.
+    pub name: String,
+    pub members: Vec<GroupMember>,
+}
+
+impl BrokerGroup {
+    /// Three members registering with `namesrv` as broker `name`; `extra` config entries are
+    /// appended to every member's file (later keys win).
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        namesrv: &str,
+        extra: &[(&str, String)],
+    ) -> Result<BrokerGroup> {
+        Self::start_sized(dir, name, namesrv, 3, extra)
+    }
+
+    pub fn start_sized(
+        dir: &Path,
+        name: &str,
+        namesrv: &str,
+        size: usize,
+        extra: &[(&str, String)],
+    ) -> Result<BrokerGroup> {
+        retry_on_port_clash(|| {
+            let raft_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+            let peers = raft_ports
+                .iter()
+                .enumerate()
+                .map(|(i, port)| format!("n{i}-127.0.0.1:{port}"))
+                .collect::<Vec<_>>()
+                .join(";");
+            let mut members = Vec::new();
+            for (i, raft_port) in raft_ports.iter().enumerate() {
+                let id = format!("n{i}");
+                let port = free_port();
+                let conf = dir.join(format!("{name}-{id}.conf"));
+                let store_dir = dir.join(format!("{name}-{id}"));
+                let mut entries = vec![
+                    ("brokerClusterName", "RaftCluster".to_owned()),
+                    ("brokerName", name.to_owned()),
+                    ("listenPort", port.to_string()),
+                    ("namesrvAddr", namesrv.to_owned()),
+                    ("brokerIP1", "127.0.0.1".to_owned()),
+                    ("bindAddress", "127.0.0.1".to_owned()),
+                    ("storePathRootDir", store_dir.display().to_string()),
+                    ("enableDLegerCommitLog", "true".to_owned()),
+                    ("dLegerGroup", name.to_owned()),
+                    ("dLegerPeers", peers.clone()),
+                    ("dLegerSelfId", id.clone()),
+                    ("mapedFileSizeCommitLog", TEST_SEGMENT_BYTES.to_string()),
+                    // A segment must hold the largest message.
+                    ("maxMessageSize", (1024 * 1024).to_string()),
+                ];
+                entries.extend(extra.iter().cloned());
+                write_conf(&conf, &entries)?;
+                let process = GroupMember::spawn(dir, &id, &conf)?;
+                members.push(GroupMember {
+                    id,
+                    port,
+                    raft_port: *raft_port,
+                    conf,
+                    store_dir,
+                    process,
+                    dir: dir.to_path_buf(),
+                });
+            }
+            for member in &mut members {
+                wait_started(&mut member.process, member.port)?;
+            }
+            Ok(BrokerGroup {
+                name: name.to_owned(),
+                members,
+            })
+        })
+    }
+
+    /// The member whose client address is `addr`.
+    pub fn index_of(&self, addr: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.addr() == addr)
+    }
+
+    pub fn member_mut(&mut self, addr: &str) -> Option<&mut GroupMember> {
+        self.members.iter_mut().find(|m| m.addr() == addr)
+    }
+}
+
+/// The master the name servers list for broker `name`, if any.
+pub async fn master_of(admin: &Admin, name: &str) -> Option<String> {
+    let info = admin.cluster_info().await.ok()?;
+    info.broker_addr_table
+        .get(name)?
+        .master_addr()
+        .map(str::to_owned)
+}
+
+/// Waits (bounded) until the name servers list a master for `name` other than `not`.
+pub async fn wait_for_master(
+    admin: &Admin,
+    name: &str,
+    not: Option<&str>,
+    timeout: Duration,
+) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(addr) = master_of(admin, name).await {
+            if Some(addr.as_str()) != not {
+                return Ok(addr);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("no (new) master of {name} after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A member's own raft status (DLEDGER_METADATA), as JSON.
+pub async fn member_status(client: &RemotingClient, addr: &str) -> Result<serde_json::Value> {
+    let response = client
+        .invoke(
+            addr,
+            RemotingCommand::request(request::DLEDGER_METADATA),
+            Duration::from_secs(5),
+        )
+        .await?;
+    if !response.is_success() {
+        bail!("{addr} answered {}: {:?}", response.code, response.remark);
+    }
+    Ok(serde_json::from_slice(&response.body)?)
+}
+
+/// Waits (bounded) until the member at `addr` has applied at least `index`.
+pub async fn wait_applied(
+    client: &RemotingClient,
+    addr: &str,
+    index: u64,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(status) = member_status(client, addr).await {
+            if status["appliedIndex"].as_u64().is_some_and(|a| a >= index) {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{addr} did not apply index {index} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether a file under `dir` (a few levels deep) holds `needle`.
+fn dir_contains(dir: &Path, needle: &[u8], depth: usize) -> Result<bool> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(false);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            if depth < 4 && dir_contains(&path, needle, depth + 1)? {
+                return Ok(true);
+            }
+        } else {
+            let bytes = std::fs::read(&path)?;
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}

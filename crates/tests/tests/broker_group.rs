@@ -1,0 +1,427 @@
+//! Fault tests of a 3-node broker group (DLedger mode) of real `mqbroker` processes under
+//! load from the `client` crate's producer: kill -9 the leader, freeze it (SIGSTOP), kill a
+//! follower, wipe a follower's disk, stop the leader gracefully (SIGTERM), and an entry a
+//! deposed leader never committed. After each, a consumer reading every queue from offset 0
+//! must find every acknowledged send exactly at the queue offset its send result reported,
+//! queues dense, nothing unexpected (see `tests::checker`), and members that were down
+//! must catch up to hold the same queues as the leader.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use client::{Admin, ClientOptions, Producer, ProducerOptions, PullConsumer};
+use remoting::client::{ClientConfig, RemotingClient};
+use remoting::code::response;
+use tests::checker::{check, read_all, read_member, Load, Read, Report, SendLog};
+use tests::group::{member_status, wait_applied, wait_for_master, BrokerGroup};
+use tests::requests::{self, send_header, send_v2};
+use tests::{binary, NameServer};
+
+const WAIT: Duration = Duration::from_secs(60);
+const QUEUES: i32 = 4;
+const SENDERS: usize = 4;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    namesrv: NameServer,
+    group_name: String,
+    admin: Admin,
+    options: ClientOptions,
+    raw: RemotingClient,
+    master: String,
+}
+
+impl Setup {
+    /// A name server, a group with a registered master, and `topic` with four queues.
+    async fn start(name: &str, topic: &str) -> (Setup, BrokerGroup) {
+        let dir = tempfile::tempdir().unwrap();
+        let namesrv = NameServer::start(dir.path()).unwrap();
+        let group = BrokerGroup::start(dir.path(), name, &namesrv.addr(), &[]).unwrap();
+        let mut options = ClientOptions::new(&namesrv.addr());
+        options.poll_name_server_interval = Duration::from_secs(1);
+        let admin = Admin::start(options.clone()).unwrap();
+        let master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
+        admin
+            .create_topic(&master, &Admin::topic_config(topic, QUEUES, QUEUES))
+            .await
+            .unwrap();
+        let raw = RemotingClient::new(ClientConfig::default());
+        requests::wait_for_route(&raw, &namesrv.addr(), topic, &master, WAIT)
+            .await
+            .unwrap();
+        let setup = Setup {
+            _dir: dir,
+            namesrv,
+            group_name: name.to_owned(),
+            admin,
+            options,
+            raw,
+            master,
+        };
+        (setup, group)
+    }
+
+    /// A producer that sends each body once (no client retries) so outcomes are exact.
+    fn producer(&self, group: &str) -> Producer {
+        let mut options = ProducerOptions::new(group);
+        options.retry_times = 0;
+        options.send_timeout = Duration::from_secs(5);
+        Producer::start(self.options.clone(), options).unwrap()
+    }
+
+    async fn new_master(&self, not: &str) -> String {
+        wait_for_master(&self.admin, &self.group_name, Some(not), WAIT)
+            .await
+            .unwrap()
+    }
+
+    /// Reads every queue through a consumer and checks it against `log`.
+    async fn check(&self, topic: &str, log: &SendLog) -> (Report, BTreeMap<i32, Vec<Read>>) {
+        let consumer = PullConsumer::start(self.options.clone(), "checker").unwrap();
+        let queues = read_all(&consumer, topic).await.unwrap();
+        consumer.shutdown();
+        let report = check(log, &queues).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(report.acked > 0, "nothing was acknowledged: {report:?}");
+        (report, queues)
+    }
+
+    /// Waits until the member at `addr` applied the leader's commit index, then holds each
+    /// of its queues against what the consumer read.
+    async fn assert_caught_up(&self, addr: &str, topic: &str, queues: &BTreeMap<i32, Vec<Read>>) {
+        let leader = wait_for_master(&self.admin, &self.group_name, None, WAIT)
+            .await
+            .unwrap();
+        let status = member_status(&self.raw, &leader).await.unwrap();
+        let commit = status["commitIndex"].as_u64().unwrap();
+        wait_applied(&self.raw, addr, commit, WAIT).await.unwrap();
+        for (queue_id, expected) in queues {
+            let held = read_member(&self.raw, addr, topic, *queue_id)
+                .await
+                .unwrap();
+            assert_eq!(
+                held.len(),
+                expected.len(),
+                "{addr} queue {queue_id} holds {} messages, the consumer read {}",
+                held.len(),
+                expected.len()
+            );
+            assert_eq!(&held, expected, "{addr} queue {queue_id} differs");
+        }
+    }
+}
+
+/// Load → fault → the group recovers and load goes on → the check.
+async fn acked_after(load: &Load, more: usize) {
+    let target = load.acked() + more;
+    load.wait_acked(target, WAIT).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_leader_mid_stream_loses_no_acknowledged_send_and_it_catches_up() {
+    let (setup, mut group) = Setup::start("KillLeader", "KillTopic").await;
+    let producer = setup.producer("kill-producer");
+    let load = Load::start(&producer, "KillTopic", SENDERS);
+    acked_after(&load, 300).await;
+
+    group.member_mut(&setup.master).unwrap().process.kill();
+    let new_master = setup.new_master(&setup.master).await;
+    acked_after(&load, 300).await;
+    let log = load.stop().await;
+    let (report, queues) = setup.check("KillTopic", &log).await;
+    eprintln!("kill -9 leader: {report:?}");
+
+    let killed = group.member_mut(&setup.master).unwrap();
+    killed.restart().unwrap();
+    setup
+        .assert_caught_up(&setup.master, "KillTopic", &queues)
+        .await;
+    assert_ne!(new_master, setup.master);
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_leader_is_replaced_and_after_sigcont_steps_down_without_taking_writes() {
+    let (setup, group) = Setup::start("FrozenLeader", "FrozenTopic").await;
+    let producer = setup.producer("frozen-producer");
+    let load = Load::start(&producer, "FrozenTopic", SENDERS);
+    acked_after(&load, 300).await;
+
+    let old = setup.master.clone();
+    let frozen = group.index_of(&old).unwrap();
+    group.members[frozen].process.pause();
+    let new_master = setup.new_master(&old).await;
+    acked_after(&load, 300).await;
+    group.members[frozen].process.resume();
+
+    // Back from the freeze it learns of the new term and follows; it never takes a write.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = member_status(&setup.raw, &old).await;
+        if status.is_ok_and(|s| s["role"] == "FOLLOWER") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old leader did not step down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = setup
+        .raw
+        .invoke(
+            &old,
+            send_v2(&send_header("FrozenTopic", 0, ""), b"stale"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.code, response::SERVICE_NOT_AVAILABLE);
+    acked_after(&load, 100).await;
+    // The name server still routes to the new master, not back to the old one.
+    assert_eq!(
+        tests::group::master_of(&setup.admin, &group.name)
+            .await
+            .as_deref(),
+        Some(new_master.as_str())
+    );
+    let log = load.stop().await;
+    let (report, queues) = setup.check("FrozenTopic", &log).await;
+    eprintln!("SIGSTOP leader: {report:?}");
+    assert!(
+        !queues.values().flatten().any(|read| read.body == "stale"),
+        "a write to the deposed leader became visible"
+    );
+    setup.assert_caught_up(&old, "FrozenTopic", &queues).await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_follower_catches_up_and_a_wiped_follower_is_rebuilt() {
+    let (setup, mut group) = Setup::start("FollowerFaults", "FollowerTopic").await;
+    let producer = setup.producer("follower-producer");
+    let load = Load::start(&producer, "FollowerTopic", SENDERS);
+    acked_after(&load, 300).await;
+
+    // A follower dies: the master keeps its quorum, writes go on without an election.
+    let followers: Vec<String> = group
+        .members
+        .iter()
+        .map(|m| m.addr())
+        .filter(|a| *a != setup.master)
+        .collect();
+    group.member_mut(&followers[0]).unwrap().process.kill();
+    acked_after(&load, 300).await;
+    group.member_mut(&followers[0]).unwrap().restart().unwrap();
+    acked_after(&load, 300).await;
+
+    // Another follower loses its disk and is rebuilt from the leader.
+    group
+        .member_mut(&followers[1])
+        .unwrap()
+        .wipe_and_restart()
+        .unwrap();
+    acked_after(&load, 300).await;
+    let log = load.stop().await;
+    let (report, queues) = setup.check("FollowerTopic", &log).await;
+    eprintln!("follower faults: {report:?}");
+    for follower in &followers {
+        setup
+            .assert_caught_up(follower, "FollowerTopic", &queues)
+            .await;
+    }
+    assert_eq!(
+        tests::group::master_of(&setup.admin, &group.name)
+            .await
+            .as_deref(),
+        Some(setup.master.as_str()),
+        "follower faults must not move the master"
+    );
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_entry_a_deposed_leader_never_committed_is_never_visible_and_is_gone_after_it_rejoins() {
+    let (setup, mut group) = Setup::start("Deposed", "DeposedTopic").await;
+    let producer = setup.producer("deposed-producer");
+    let load = Load::start(&producer, "DeposedTopic", 2);
+    acked_after(&load, 100).await;
+    let mut log = load.stop().await;
+
+    // Cut the leader off from both followers (they die: a stopped process would still
+    // take the leader's bytes into its socket buffers and append them when resumed), then
+    // write to it: the entry lands in its log but cannot reach a quorum, so the send is
+    // not acknowledged.
+    let leader = setup.master.clone();
+    let followers: Vec<usize> = (0..group.members.len())
+        .filter(|&i| group.members[i].addr() != leader)
+        .collect();
+    for &i in &followers {
+        group.members[i].process.kill();
+    }
+    let orphan = "never-committed";
+    let sent = setup
+        .raw
+        .invoke(
+            &leader,
+            send_v2(&send_header("DeposedTopic", 0, ""), orphan.as_bytes()),
+            Duration::from_secs(8),
+        )
+        .await;
+    if let Ok(answer) = &sent {
+        assert_ne!(
+            answer.code,
+            response::SUCCESS,
+            "a send without a quorum was acknowledged"
+        );
+    }
+    log.unknown.insert(orphan.to_owned());
+
+    // The isolated leader dies; the followers come back and elect one of themselves.
+    group.member_mut(&leader).unwrap().process.kill();
+    assert!(
+        group
+            .member_mut(&leader)
+            .unwrap()
+            .commit_log_contains(orphan.as_bytes())
+            .unwrap(),
+        "the isolated leader should hold the uncommitted entry in its log"
+    );
+    for &i in &followers {
+        group.members[i].restart().unwrap();
+    }
+    let new_master = setup.new_master(&leader).await;
+    let load = Load::start(&producer, "DeposedTopic", 2);
+    acked_after(&load, 100).await;
+    let later = load.stop().await;
+    log.acked.extend(later.acked);
+    log.unknown.extend(later.unknown);
+
+    let (report, queues) = setup.check("DeposedTopic", &log).await;
+    eprintln!("deposed leader: {report:?}");
+    let visible = |queues: &BTreeMap<i32, Vec<Read>>| {
+        queues.values().flatten().any(|read| read.body == orphan)
+    };
+    assert!(!visible(&queues), "the uncommitted entry became visible");
+
+    // The old leader rejoins: its uncommitted tail is replaced by the group's log.
+    group.member_mut(&leader).unwrap().restart().unwrap();
+    setup
+        .assert_caught_up(&leader, "DeposedTopic", &queues)
+        .await;
+    let mut on_old_leader = BTreeMap::new();
+    for queue_id in 0..QUEUES {
+        on_old_leader.insert(
+            queue_id,
+            read_member(&setup.raw, &leader, "DeposedTopic", queue_id)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(!visible(&on_old_leader));
+    assert!(
+        !group
+            .member_mut(&leader)
+            .unwrap()
+            .commit_log_contains(orphan.as_bytes())
+            .unwrap(),
+        "the uncommitted entry is still in the old leader's log after it rejoined"
+    );
+    let consumer = PullConsumer::start(setup.options.clone(), "checker-again").unwrap();
+    assert!(!visible(
+        &read_all(&consumer, "DeposedTopic").await.unwrap()
+    ));
+    consumer.shutdown();
+    assert_ne!(new_master, leader);
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_on_the_master_hands_leadership_off_before_it_stops() {
+    let (setup, mut group) = Setup::start("Handoff", "HandoffTopic").await;
+    let producer = setup.producer("handoff-producer");
+    let load = Load::start(&producer, "HandoffTopic", SENDERS);
+    acked_after(&load, 300).await;
+    let failed_before = load.failed();
+
+    let stopped = group
+        .member_mut(&setup.master)
+        .unwrap()
+        .process
+        .terminate(Duration::from_secs(20));
+    assert!(stopped, "the master did not stop on SIGTERM");
+    let new_master = setup.new_master(&setup.master).await;
+    acked_after(&load, 300).await;
+    let failed_during = load.failed() - failed_before;
+    let log = load.stop().await;
+    let (report, queues) = setup.check("HandoffTopic", &log).await;
+    eprintln!("SIGTERM hand-off: {failed_during} sends failed during the hand-off; {report:?}");
+    assert_ne!(new_master, setup.master);
+
+    let stopped_member = group.member_mut(&setup.master).unwrap();
+    stopped_member.restart().unwrap();
+    setup
+        .assert_caught_up(&setup.master, "HandoffTopic", &queues)
+        .await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mqadmin_shows_the_group_and_moves_its_leadership() -> Result<()> {
+    let (setup, group) = Setup::start("AdminGroup", "AdminTopic").await;
+    let ns = setup.namesrv.addr();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(binary("mqadmin"))
+            .args(args)
+            .output()
+            .expect("run mqadmin");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // Every member registers (followers as slaves); wait until all three are listed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let members = setup.admin.broker_group("AdminGroup").await?;
+        if members.len() == 3 && members.iter().all(|m| m.raft.is_some()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{members:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, out, err) = run(&["getBrokerGroup", "-n", &ns, "-b", "AdminGroup"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("LEADER").count(), 1, "{out}");
+    assert_eq!(out.matches("FOLLOWER").count(), 2, "{out}");
+    assert_eq!(out.matches("MASTER").count(), 1, "{out}");
+
+    let leader = setup.master.clone();
+    let target = group.members.iter().find(|m| m.addr() != leader).unwrap();
+    let (ok, out, err) = run(&[
+        "transferLeader",
+        "-n",
+        &ns,
+        "-b",
+        "AdminGroup",
+        "-i",
+        &target.id,
+    ]);
+    assert!(ok, "{out}{err}");
+    let new_master = setup.new_master(&leader).await;
+    assert_eq!(new_master, target.addr());
+
+    let (ok, out, err) = run(&["getBrokerGroup", "-n", &ns, "-b", "AdminGroup", "--json"]);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out)?;
+    let leader_row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["raftRole"] == "LEADER")
+        .unwrap();
+    assert_eq!(leader_row["nodeId"], target.id.as_str());
+    assert_eq!(leader_row["brokerId"], 0);
+    Ok(())
+}
