@@ -1,6 +1,8 @@
 //! The TCP frame codec: `RemotingCommand` ⇄ bytes.
 //!
 //! - `json`: the JSON header (serialize type 0), read leniently, written as recommended.
+//! - `json_scan`: the fast path of JSON header reading for the usual flat shape; it
+//!   declines anything else, which `json` then reads.
 //! - `binary`: the binary `ROCKETMQ` header (serialize type 1).
 //!
 //! ```text
@@ -12,6 +14,7 @@
 
 mod binary;
 mod json;
+mod json_scan;
 #[cfg(test)]
 mod tests;
 
