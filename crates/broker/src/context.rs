@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{ConsumerManager, ProducerManager, RebalanceLockManager};
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::group::handoff::HandoffGate;
 use crate::group::GroupMember;
 use crate::long_poll::LongPollHub;
 use crate::metadata::{
@@ -55,6 +56,8 @@ pub struct BrokerContext {
     pub offsets: Arc<ConsumerOffsetManager>,
     /// The raft group this broker is a member of (DLedger mode); `None` when standalone.
     pub group: Option<Arc<GroupMember>>,
+    /// Set while a stopping master hands leadership off.
+    pub handoff: HandoffGate,
     pub consumers: ConsumerManager,
     pub producers: ProducerManager,
     pub locks: RebalanceLockManager,
@@ -116,6 +119,7 @@ impl BrokerContext {
             groups: tables.groups,
             offsets: tables.offsets,
             group,
+            handoff: HandoffGate::default(),
             consumers: ConsumerManager::new(
                 limits::MAX_CONSUMER_GROUPS,
                 limits::MAX_CHANNELS_PER_GROUP,

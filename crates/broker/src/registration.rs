@@ -109,7 +109,11 @@ impl NameServerRegistrar {
 
     /// Waits (bounded) until some name server lists a master for this broker's name other
     /// than this broker: a group master that handed off leadership stops only then.
-    pub async fn wait_for_other_master(&self, ctx: &BrokerContext, timeout: Duration) {
+    pub async fn wait_for_other_master(
+        &self,
+        ctx: &BrokerContext,
+        timeout: Duration,
+    ) -> Option<String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             for addr in &self.addrs {
@@ -122,14 +126,15 @@ impl NameServerRegistrar {
                         .get(&ctx.config.broker_name)
                         .and_then(|b| b.master_addr().map(str::to_owned))
                 });
-                if master.is_some_and(|m| m != ctx.broker_addr) {
-                    debug!(namesrv = %addr, "name server lists the new master");
-                    return;
+                if let Some(master) = master.filter(|m| *m != ctx.broker_addr) {
+                    debug!(namesrv = %addr, %master, "name server lists the new master");
+                    return Some(master);
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         warn!("no name server listed a new master in time");
+        None
     }
 
     /// Tells every name server this broker is going away.

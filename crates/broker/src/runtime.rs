@@ -214,14 +214,22 @@ impl RunningBroker {
     pub async fn shutdown(mut self) {
         info!(broker = %self.ctx.config.broker_name, "broker shutting down");
         if let Some(member) = self.ctx.group.clone() {
+            self.ctx.handoff.begin();
             if handoff::hand_off(&member, handoff::HANDOFF_TIMEOUT)
                 .await
                 .is_some()
             {
-                self.registrar
+                let new_master = self
+                    .registrar
                     .wait_for_other_master(&self.ctx, handoff::HANDOFF_TIMEOUT)
                     .await;
+                if let Some(new_master) = new_master {
+                    info!(%new_master, "forwarding sends to the new master while routes refresh");
+                    self.ctx.handoff.forward_to(new_master);
+                    tokio::time::sleep(handoff::FORWARD_LINGER).await;
+                }
             }
+            self.ctx.handoff.end();
         }
         self.ctx.shutdown.cancel();
         if let Some(server) = self.server.take() {

@@ -40,6 +40,8 @@ pub struct SendLog {
     pub acked: Vec<Acked>,
     /// Bodies of sends that failed or timed out: they may or may not be stored.
     pub unknown: BTreeSet<String>,
+    /// Why sends failed (the error text, shortened) and how often.
+    pub errors: BTreeMap<String, usize>,
 }
 
 /// A message read back from a queue.
@@ -191,8 +193,16 @@ impl Load {
                                 });
                                 acked.fetch_add(1, Ordering::AcqRel);
                             }
-                            _ => {
-                                log.lock().unwrap().unknown.insert(body);
+                            other => {
+                                let reason = match other {
+                                    Ok(result) => format!("{:?}", result.status),
+                                    Err(e) => e.to_string().chars().take(100).collect(),
+                                };
+                                {
+                                    let mut log = log.lock().unwrap();
+                                    log.unknown.insert(body);
+                                    *log.errors.entry(reason).or_default() += 1;
+                                }
                                 failed.fetch_add(1, Ordering::AcqRel);
                                 // No hot loop while the group has no master.
                                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -355,7 +355,10 @@ async fn sigterm_on_the_master_hands_leadership_off_before_it_stops() {
     let failed_during = load.failed() - failed_before;
     let log = load.stop().await;
     let (report, queues) = setup.check("HandoffTopic", &log).await;
-    eprintln!("SIGTERM hand-off: {failed_during} sends failed during the hand-off; {report:?}");
+    eprintln!(
+        "SIGTERM hand-off: {failed_during} sends failed during the hand-off; {report:?}; {:#?}",
+        log.errors
+    );
     assert_ne!(new_master, setup.master);
 
     let stopped_member = group.member_mut(&setup.master).unwrap();

@@ -1,12 +1,17 @@
 //! Graceful hand-off: a master that is asked to stop (SIGTERM) first moves leadership to
 //! the most up-to-date follower that answered recently, so clients see one short election
 //! gap instead of the minute RocketMQ's DLedger mode takes to notice a stopped master
-//! (apache/rocketmq#3858).
+//! (apache/rocketmq#3858). Sends that reach it meanwhile wait for the new master and are
+//! forwarded to it ([`HandoffGate`]); it keeps forwarding for [`FORWARD_LINGER`] while
+//! producers' routes catch up, then stops.
 
 use std::cmp::Reverse;
 use std::time::Duration;
 
 use raft::{NodeId, Role, TransferError};
+use remoting::client::{ClientConfig, RemotingClient};
+use remoting::command::RemotingCommand;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -57,4 +62,95 @@ pub async fn hand_off(member: &GroupMember, timeout: Duration) -> Option<NodeId>
     }
     warn!("no follower took over in time; stopping as leader");
     None
+}
+
+/// How long a stopped-leading master keeps forwarding sends to the new master: producers
+/// that still route to it get their sends through while their route refreshes (a client
+/// refreshes at most every few hundred milliseconds after failures, Java every 30 s).
+pub const FORWARD_LINGER: Duration = Duration::from_secs(2);
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a stopping master is in its hand-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandoffPhase {
+    Idle,
+    /// Leadership is moving: sends refused meanwhile wait for the outcome.
+    HandingOff,
+    /// The name servers list the new master at this client address: sends that still
+    /// arrive here are forwarded to it.
+    Forwarding(String),
+}
+
+/// The hand-off state sends consult (apache/rocketmq#3858: active hand-off with request
+/// forwarding, so producers see no errors when a master is stopped on purpose).
+pub struct HandoffGate {
+    phase: watch::Sender<HandoffPhase>,
+    client: RemotingClient,
+}
+
+impl Default for HandoffGate {
+    fn default() -> Self {
+        HandoffGate {
+            phase: watch::Sender::new(HandoffPhase::Idle),
+            client: RemotingClient::new(ClientConfig::default()),
+        }
+    }
+}
+
+impl HandoffGate {
+    pub fn begin(&self) {
+        self.phase.send_replace(HandoffPhase::HandingOff);
+    }
+
+    pub fn forward_to(&self, new_master: String) {
+        self.phase
+            .send_replace(HandoffPhase::Forwarding(new_master));
+    }
+
+    pub fn end(&self) {
+        self.phase.send_replace(HandoffPhase::Idle);
+        self.client.shutdown();
+    }
+
+    /// The new master to forward sends to, if this node is forwarding.
+    pub fn forwarding_to(&self) -> Option<String> {
+        match &*self.phase.borrow() {
+            HandoffPhase::Forwarding(addr) => Some(addr.clone()),
+            _ => None,
+        }
+    }
+
+    /// Returns at once unless a hand-off is moving leadership; then once it is over (or
+    /// `max` passed), with the new master if one is known.
+    pub async fn wait_outcome(&self, max: Duration) -> Option<String> {
+        let mut rx = self.phase.subscribe();
+        let _ = tokio::time::timeout(max, rx.wait_for(|phase| *phase != HandoffPhase::HandingOff))
+            .await;
+        self.forwarding_to()
+    }
+
+    /// Sends `request` on to `new_master` and answers with its response; `None` when the
+    /// new master did not answer (the caller answers with its own refusal).
+    pub async fn forward(
+        &self,
+        new_master: &str,
+        request: &RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        let mut forwarded = request.clone();
+        forwarded.opaque = remoting::command::next_opaque();
+        match self
+            .client
+            .invoke(new_master, forwarded, FORWARD_TIMEOUT)
+            .await
+        {
+            Ok(mut response) => {
+                response.opaque = request.opaque;
+                Some(response)
+            }
+            Err(e) => {
+                warn!(to = new_master, error = %e, "forwarding a send to the new master failed");
+                None
+            }
+        }
+    }
 }

@@ -28,9 +28,24 @@ use tracing::{info, warn};
 use super::record::{append_record, complete_properties, NewMessage};
 use super::Refusal;
 use crate::context::{limits, BrokerContext};
+use crate::group::handoff;
 use crate::store_facade::{PutOutcome, RecordBatch};
 
 pub async fn process(
+    ctx: &Arc<BrokerContext>,
+    conn: &ConnectionHandle,
+    request: &RemotingCommand,
+) -> RemotingCommand {
+    if let Some(new_master) = ctx.handoff.forwarding_to() {
+        if let Some(response) = ctx.handoff.forward(&new_master, request).await {
+            return response;
+        }
+    }
+    let response = process_send(ctx, conn, request).await;
+    answer_after_handoff(ctx, request, response).await
+}
+
+async fn process_send(
     ctx: &Arc<BrokerContext>,
     conn: &ConnectionHandle,
     request: &RemotingCommand,
@@ -49,6 +64,27 @@ pub async fn process(
         send_one(ctx, conn, request, &header, &target).await
     };
     result.unwrap_or_else(|refusal| refusal.into_response(request))
+}
+
+/// A send reaching a master that is handing leadership off: refused ones wait for the new
+/// master and go on to it, as do all sends once the new master is known (until this node
+/// stops), so producers whose routes still name this node see no error.
+async fn answer_after_handoff(
+    ctx: &BrokerContext,
+    request: &RemotingCommand,
+    response: RemotingCommand,
+) -> RemotingCommand {
+    if response.code != response::SERVICE_NOT_AVAILABLE || ctx.group.is_none() {
+        return response;
+    }
+    match ctx.handoff.wait_outcome(handoff::HANDOFF_TIMEOUT).await {
+        Some(new_master) => ctx
+            .handoff
+            .forward(&new_master, request)
+            .await
+            .unwrap_or(response),
+        None => response,
+    }
 }
 
 /// Whether the body is a batch. The flag decides, not the code; besides Java's `true`,
