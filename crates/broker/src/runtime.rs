@@ -211,9 +211,15 @@ impl RunningBroker {
     /// (bounded) until the name servers list the new master; then parked pulls answer, the
     /// port stops accepting and requests in flight finish, consumer offsets are written,
     /// the store is flushed, and the name servers are told the broker is gone.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.stop(true).await
+    }
+
+    /// [`RunningBroker::shutdown`]; without `hand_off` a group master stops as it is (when
+    /// the whole group stops together, handing off is wasted time).
+    pub async fn stop(mut self, hand_off: bool) {
         info!(broker = %self.ctx.config.broker_name, "broker shutting down");
-        if let Some(member) = self.ctx.group.clone() {
+        if let Some(member) = self.ctx.group.clone().filter(|_| hand_off) {
             self.ctx.handoff.begin();
             if handoff::hand_off(&member, handoff::HANDOFF_TIMEOUT)
                 .await

@@ -1,17 +1,18 @@
-//! `mqlocal`: a name server and a broker in one process, data under `./data`; ctrl-c stops
-//! both cleanly.
+//! `mqlocal`: a name server and a 3-node broker group (DLedger mode) in one process, data
+//! under `./data`; `--standalone` for one standalone broker instead. Ctrl-C stops all.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use broker::local::{start_local, LocalOptions};
+use broker::local::{start_local, LocalOptions, GROUP_NAME, STANDALONE_PORT};
 use clap::Parser;
 use tracing::info;
 
 #[derive(Parser)]
 #[command(
     name = "mqlocal",
-    about = "Name server and broker in one process, for trying things out"
+    about = "A name server and a 3-node broker group in one process, for trying things out"
 )]
 struct Args {
     /// Address to bind and advertise.
@@ -19,8 +20,16 @@ struct Args {
     host: String,
     #[arg(long, default_value_t = 9876)]
     namesrv_port: u16,
-    #[arg(long, default_value_t = 10911)]
-    broker_port: u16,
+    /// Client port of the first member (the others: +10, +20), or of the standalone
+    /// broker (default 10911).
+    #[arg(long)]
+    broker_port: Option<u16>,
+    /// Raft port of the first member (the others: +1, +2).
+    #[arg(long, default_value_t = 40911)]
+    raft_port: u16,
+    /// One standalone broker instead of a replicated group.
+    #[arg(long)]
+    standalone: bool,
     /// Where the brokers keep their data.
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
@@ -30,16 +39,22 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
     let args = Args::parse();
+    let defaults = LocalOptions::default();
     let options = LocalOptions {
         host: args.host,
         namesrv_port: args.namesrv_port,
-        broker_port: args.broker_port,
+        broker_port: args.broker_port.unwrap_or(if args.standalone {
+            STANDALONE_PORT
+        } else {
+            defaults.broker_port
+        }),
+        raft_port: args.raft_port,
+        standalone: args.standalone,
         data_dir: args.data_dir,
-        ..LocalOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -47,17 +62,52 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async {
         let local = start_local(&options).await.context("starting mqlocal")?;
-        let namesrv = local.namesrv_addr();
-        let brokers: Vec<&str> = local.brokers.iter().map(|b| b.broker_addr()).collect();
+        let ns = local.namesrv_addr();
         println!();
-        println!("  name server : {namesrv}");
-        println!("  broker(s)   : {}", brokers.join(", "));
-        println!("  data        : {}", options.data_dir.display());
+        println!("  name server  : {ns}");
+        if options.standalone {
+            for broker in &local.brokers {
+                println!("  broker       : {} (standalone)", broker.broker_addr());
+            }
+        } else {
+            println!(
+                "  broker group : {GROUP_NAME}, {} members (DLedger mode: the CommitLog is a raft log)",
+                local.brokers.len()
+            );
+            for broker in &local.brokers {
+                let config = &broker.context().config;
+                println!(
+                    "    {}  client {}  raft {}  data {}",
+                    config.dledger_self_id,
+                    broker.broker_addr(),
+                    config
+                        .dledger_peers
+                        .iter()
+                        .find(|p| p.id == config.dledger_self_id)
+                        .map_or("?", |p| p.addr.as_str()),
+                    config.store_path_root_dir.display()
+                );
+            }
+            match local.wait_for_master(Duration::from_secs(15)).await {
+                Some(master) => println!(
+                    "  master       : {} ({}), elected",
+                    master.broker_addr(),
+                    master.context().config.dledger_self_id
+                ),
+                None => println!("  master       : none elected yet (see the log)"),
+            }
+        }
         println!();
-        println!("  Point any RocketMQ client at the name server, e.g.:");
-        println!("    Java : producer.setNamesrvAddr(\"{namesrv}\")");
-        println!("    C++/Python (pip install rocketmq): Producer('PG').set_namesrv_addr('{namesrv}')");
-        println!("    Java tools: NAMESRV_ADDR={namesrv} sh bin/tools.sh org.apache.rocketmq.example.quickstart.Producer");
+        println!("  Produce and consume (in another terminal):");
+        println!("    cargo run --release --bin mq -- produce -n {ns} -t Demo -b hello -c 10");
+        println!("    cargo run --release --bin mq -- consume -n {ns} -t Demo --from first -c 10");
+        if !options.standalone {
+            println!("  Look at the group, move its leadership:");
+            println!("    cargo run --release --bin mqadmin -- getBrokerGroup -n {ns} -b {GROUP_NAME}");
+            println!("    cargo run --release --bin mqadmin -- transferLeader -n {ns} -b {GROUP_NAME} -i n1");
+        }
+        println!("  Any RocketMQ client works too: Java producer.setNamesrvAddr(\"{ns}\"),");
+        println!("    C++/Python (pip install rocketmq): Producer('PG').set_namesrv_addr('{ns}')");
         println!();
         println!("  Topics are created on first send (autoCreateTopicEnable=true). Ctrl-C stops.");
         println!();
