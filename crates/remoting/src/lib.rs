@@ -3,6 +3,7 @@
 //! - [`code`]: request and response codes.
 //! - [`frame`]: the TCP frame codec (length-prefixed; JSON or binary `ROCKETMQ` header).
 //! - [`command`]: `RemotingCommand`, the unit every request and response travels in.
+//! - [`ext_fields`]: [`ExtFields`], a command's custom-header fields as strings.
 //! - [`header`]: typed request/response headers that convert to and from `extFields`.
 //! - [`body`]: JSON bodies (routes, cluster info, heartbeats, topic configs, ...) with
 //!   fastjson's quirks where clients depend on them.
@@ -11,15 +12,13 @@
 //! - [`client`]: a request/response client with opaque correlation and timeouts.
 //! - [`server`]: a server loop that hands each decoded command to a processor.
 
-use std::collections::HashMap;
-
-/// A command's `extFields`: every custom-header field flattened to a string.
-pub type ExtFields = HashMap<String, String>;
+pub use ext_fields::ExtFields;
 
 pub mod body;
 pub mod client;
 pub mod code;
 pub mod command;
+pub mod ext_fields;
 pub mod frame;
 pub mod header;
 pub mod message;

@@ -12,6 +12,7 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::command::{LanguageCode, RemotingCommand, SerializeType};
+use crate::ext_fields::intern;
 use crate::ExtFields;
 
 use super::{DecodeError, EncodeError};
@@ -46,7 +47,7 @@ pub(super) fn decode(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
 
 fn decode_ext_fields(section: &[u8]) -> Result<ExtFields, DecodeError> {
     let mut reader = Reader { rest: section };
-    let mut ext = ExtFields::new();
+    let mut entries = Vec::new();
     // Each entry consumes at least 6 bytes, so this loop ends within section.len() / 6 rounds.
     while !reader.rest.is_empty() {
         let key_len = usize::try_from(reader.i16("extFields key length")?)
@@ -59,12 +60,12 @@ fn decode_ext_fields(section: &[u8]) -> Result<ExtFields, DecodeError> {
             continue;
         }
         // Java decodes invalid UTF-8 with replacement characters rather than failing.
-        ext.insert(
-            String::from_utf8_lossy(key).into_owned(),
+        entries.push((
+            intern(String::from_utf8_lossy(key).into_owned()),
             String::from_utf8_lossy(value).into_owned(),
-        );
+        ));
     }
-    Ok(ext)
+    Ok(ExtFields::from_entries(entries))
 }
 
 /// Appends the binary header of `command` to `dst`.

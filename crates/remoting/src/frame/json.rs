@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::command::{LanguageCode, RemotingCommand, SerializeType};
+use crate::ext_fields::intern;
 use crate::ExtFields;
 
 use super::{json_scan, DecodeError, EncodeError};
@@ -318,15 +319,14 @@ impl<'de> Deserialize<'de> for LenientExt {
                 f.write_str("an object of header fields")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LenientExt, A::Error> {
-                // The header is at most 16 MiB, so the map is bounded by its text.
-                let mut ext = ExtFields::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                // The header is at most 16 MiB, so the list is bounded by its text; the
+                // map is built in one sort, whatever the number of fields.
+                let mut operations = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
                 while let Some(key) = map.next_key::<String>()? {
-                    match text_of(map.next_value::<Value>()?) {
-                        Some(value) => ext.insert(key, value),
-                        None => ext.remove(&key),
-                    };
+                    let value = text_of(map.next_value::<Value>()?);
+                    operations.push((intern(key), value));
                 }
-                Ok(LenientExt(ext))
+                Ok(LenientExt(ExtFields::from_operations(operations)))
             }
             fn visit_unit<E: de::Error>(self) -> Result<LenientExt, E> {
                 Ok(LenientExt(ExtFields::new()))
@@ -402,7 +402,7 @@ mod tests {
                 opaque,
                 flag,
                 remark,
-                ext_fields: ext,
+                ext_fields: ext.into_iter().collect(),
                 ..RemotingCommand::default()
             };
             let (ours, reference) = (by_hand(&command), with_serde(&command));

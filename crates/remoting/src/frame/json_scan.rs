@@ -9,10 +9,13 @@
 //! the caller then runs the serde path, which stays the definition of what a header means
 //! and of every error message. Tests check the two agree on generated headers.
 
+use std::borrow::Cow;
+
 use crate::command::{LanguageCode, RemotingCommand, SerializeType};
+use crate::ext_fields::known_key;
 use crate::ExtFields;
 
-/// Ext maps are sized for this many entries at most before the first insert; the header
+/// Ext lists are sized for this many entries at most before the first push; the header
 /// text bounds the rest.
 const EXT_CAPACITY_HINT_MAX: usize = 64;
 
@@ -141,7 +144,7 @@ impl<'a> Scanner<'a> {
         }
         self.expect(b'{')?;
         // Every entry has a colon, so counting them in what is left of the header bounds
-        // the map's size without growing it entry by entry.
+        // the number of entries without growing the list entry by entry.
         let colons = self
             .bytes
             .get(self.pos..)
@@ -149,31 +152,29 @@ impl<'a> Scanner<'a> {
             .iter()
             .filter(|&&byte| byte == b':')
             .count();
-        let mut ext = ExtFields::with_capacity(colons.min(EXT_CAPACITY_HINT_MAX));
+        let mut operations = Vec::with_capacity(colons.min(EXT_CAPACITY_HINT_MAX));
         self.skip_whitespace();
         if self.eat(b'}') {
-            return Some(ext);
+            return Some(ExtFields::new());
         }
         loop {
             let key = self.plain_key()?;
             self.skip_whitespace();
             self.expect(b':')?;
             self.skip_whitespace();
-            match self.scalar()?.into_text() {
-                Some(value) => {
-                    ext.insert(key.to_owned(), value);
-                }
-                None => {
-                    ext.remove(key);
-                }
-            }
+            let value = self.scalar()?.into_text();
+            let key = match known_key(key) {
+                Some(known) => Cow::Borrowed(known),
+                None => Cow::Owned(key.to_owned()),
+            };
+            operations.push((key, value));
             self.skip_whitespace();
             if self.eat(b',') {
                 self.skip_whitespace();
                 continue;
             }
             self.expect(b'}')?;
-            return Some(ext);
+            return Some(ExtFields::from_operations(operations));
         }
     }
 

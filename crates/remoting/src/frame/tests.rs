@@ -401,7 +401,7 @@ fn any_command(binary: bool) -> impl Strategy<Value = RemotingCommand> {
                     opaque,
                     flag,
                     remark,
-                    ext_fields,
+                    ext_fields: ext_fields.into_iter().collect(),
                     body: Bytes::from(body),
                     serialize_type: if binary {
                         SerializeType::RocketMq

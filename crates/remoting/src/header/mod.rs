@@ -105,7 +105,7 @@ impl<T: HeaderValue> HeaderField for T {
         parse_value(key, text)
     }
     fn write_field(&self, ext: &mut ExtFields, key: &'static str) {
-        ext.insert(key.to_owned(), self.to_header_string());
+        ext.insert_static(key, self.to_header_string());
     }
 }
 
@@ -119,7 +119,7 @@ impl<T: HeaderValue> HeaderField for Option<T> {
     }
     fn write_field(&self, ext: &mut ExtFields, key: &'static str) {
         if let Some(value) = self {
-            ext.insert(key.to_owned(), value.to_header_string());
+            ext.insert_static(key, value.to_header_string());
         }
     }
 }
