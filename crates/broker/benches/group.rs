@@ -1,12 +1,14 @@
 //! A 3-node broker group (DLedger mode) of real `mqbroker` processes on this machine:
 //! acknowledged produce throughput and latency for 1 KiB messages at 1, 16 and 64
-//! concurrent producers, latency at half the peak rate, consume throughput, the same peak
-//! with `flushDiskType=SYNC_FLUSH`, and the time from killing the leader (kill -9) to the
-//! first acknowledged send on the new master.
+//! concurrent producers, latency at half the peak rate, the same with batches of
+//! `--batch` messages per request, consume throughput, the peak with
+//! `flushDiskType=SYNC_FLUSH`, and the time from killing the leader (kill -9) to the first
+//! acknowledged send on the new master.
 //!
 //! ```text
 //! cargo bench -p broker --bench group -- [--runs 3] [--seconds 5] [--failovers 10]
-//!     [--queues 16] [--body-bytes 1024] [--skip-sync] [--skip-failover]
+//!     [--queues 16] [--body-bytes 1024] [--producers 1,16,64] [--batch 16] [--skip-sync]
+//!     [--skip-failover]
 //! ```
 //!
 //! The brokers are release builds of `mqbroker` started with configs in a temporary
@@ -32,6 +34,7 @@ use remoting::command::RemotingCommand;
 use remoting::header::admin::CreateTopicRequestHeader;
 use remoting::header::pull::PullMessageRequestHeader;
 use remoting::header::send::SendMessageRequestHeader;
+use remoting::message::batch::{encode_batch, BatchItem};
 use remoting::message::properties;
 use remoting::message::sysflag::pull as pull_flag;
 use remoting::message::MessageIter;
@@ -49,6 +52,10 @@ struct Options {
     body_bytes: usize,
     skip_sync: bool,
     skip_failover: bool,
+    /// Concurrent producers of the throughput series.
+    producers: Vec<usize>,
+    /// Messages per request (SEND_BATCH_MESSAGE when above 1) in an extra series.
+    batch: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -60,6 +67,8 @@ fn parse_options() -> Result<Options, String> {
         body_bytes: 1024,
         skip_sync: false,
         skip_failover: false,
+        producers: vec![1, 16, 64],
+        batch: 16,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -76,7 +85,16 @@ fn parse_options() -> Result<Options, String> {
             "--queues" => options.queues = value("--queues")?.clamp(1, 1024) as i32,
             "--body-bytes" => options.body_bytes = value("--body-bytes")?.min(1 << 20) as usize,
             "--skip-sync" => options.skip_sync = true,
+            "--batch" => options.batch = value("--batch")?.clamp(1, 1024) as usize,
             "--skip-failover" => options.skip_failover = true,
+            "--producers" => {
+                let list = args.next().ok_or("--producers needs a list like 1,16,64")?;
+                options.producers = list
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>().map(|n| n.clamp(1, 4096)))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| "--producers needs a list like 1,16,64".to_owned())?;
+            }
             // cargo bench passes --bench; ignore what we do not know.
             _ => {}
         }
@@ -306,6 +324,12 @@ impl Group {
 }
 
 fn send_request(topic: &str, queue_id: i32, body: &[u8]) -> RemotingCommand {
+    batch_request(topic, queue_id, body, 1)
+}
+
+/// One message, or a SEND_BATCH_MESSAGE of `batch` copies.
+fn batch_request(topic: &str, queue_id: i32, body: &[u8], batch: usize) -> RemotingCommand {
+    let tags = properties::encode([("TAGS", "TagA")]);
     let header = SendMessageRequestHeader {
         producer_group: "BenchProducer".into(),
         topic: topic.into(),
@@ -315,14 +339,27 @@ fn send_request(topic: &str, queue_id: i32, body: &[u8]) -> RemotingCommand {
         sys_flag: 0,
         born_timestamp: 1_700_000_000_000,
         flag: 0,
-        properties: Some(properties::encode([("TAGS", "TagA")])),
+        properties: Some(tags.clone()),
         reconsume_times: Some(0),
         unit_mode: Some(false),
-        batch: Some(false),
+        batch: Some(batch > 1),
         max_reconsume_times: None,
         broker_name: None,
     };
-    let mut command = RemotingCommand::request(request::SEND_MESSAGE_V2).with_body(body.to_vec());
+    let (code, body) = if batch > 1 {
+        let items = (0..batch).map(|_| BatchItem {
+            flag: 0,
+            body,
+            properties: &tags,
+        });
+        (
+            request::SEND_BATCH_MESSAGE,
+            encode_batch(items).expect("batch encodes"),
+        )
+    } else {
+        (request::SEND_MESSAGE_V2, body.to_vec())
+    };
+    let mut command = RemotingCommand::request(code).with_body(body);
     header.to_v2(&mut command.ext_fields);
     command
 }
@@ -346,6 +383,7 @@ async fn produce(
     topic: &str,
     producers: usize,
     rate: Option<f64>,
+    batch: usize,
 ) -> ProduceResult {
     let (leader, _) = group.leader(WAIT).await.expect("leader");
     let addr = group.members[leader].addr();
@@ -371,7 +409,7 @@ async fn produce(
             Arc::clone(&histogram),
         );
         let templates: Vec<RemotingCommand> = (0..options.queues)
-            .map(|q| send_request(topic, q, &body))
+            .map(|q| batch_request(topic, q, &body, batch))
             .collect();
         let queues = options.queues;
         let interval = rate.map(|r| Duration::from_secs_f64(producers as f64 / r.max(1.0)));
@@ -393,7 +431,7 @@ async fn produce(
                 match client.invoke(&addr, request, CALL_TIMEOUT).await {
                     Ok(answer) if answer.code == response::SUCCESS => {
                         let _ = local.record(at.elapsed().as_micros() as u64);
-                        sent.fetch_add(1, Ordering::Relaxed);
+                        sent.fetch_add(batch as u64, Ordering::Relaxed);
                     }
                     Ok(answer) => panic!("send failed: {} {:?}", answer.code, answer.remark),
                     Err(e) => panic!("send failed: {e}"),
@@ -590,10 +628,11 @@ async fn produce_series(
     topic: &str,
     producers: usize,
     rate: Option<f64>,
+    batch: usize,
 ) -> ProduceResult {
     let mut results = Vec::new();
     for run in 1..=options.runs {
-        let result = produce(group, options, topic, producers, rate).await;
+        let result = produce(group, options, topic, producers, rate, batch).await;
         println!("  run {run}: {}", line(label, &result));
         results.push(result);
     }
@@ -643,19 +682,35 @@ async fn run(options: Options) {
         topic,
         16,
         None,
+        1,
     )
     .await;
     let mut peak: f64 = 0.0;
-    for producers in [1usize, 16, 64] {
+    for &producers in &options.producers {
         let label = format!("ASYNC_FLUSH, {producers} producers");
-        let result = produce_series(&group, &options, &label, topic, producers, None).await;
+        let result = produce_series(&group, &options, &label, topic, producers, None, 1).await;
         peak = peak.max(result.rate);
         summary.push(line(&label, &result));
     }
     let half = peak / 2.0;
     let label = format!("ASYNC_FLUSH, {half:.0} msg/s offered");
-    let result = produce_series(&group, &options, &label, topic, 64, Some(half)).await;
+    let result = produce_series(&group, &options, &label, topic, 64, Some(half), 1).await;
     summary.push(line(&label, &result));
+    if options.batch > 1 {
+        let producers = 16;
+        let label = format!("ASYNC_FLUSH, {producers} x batches of {}", options.batch);
+        let result = produce_series(
+            &group,
+            &options,
+            &label,
+            topic,
+            producers,
+            None,
+            options.batch,
+        )
+        .await;
+        summary.push(line(&label, &result));
+    }
     let mut consumed = Vec::new();
     for _ in 0..options.runs {
         consumed.push(consume(&group, &options, topic).await);
@@ -696,7 +751,13 @@ async fn run(options: Options) {
         group.create_topic(topic, options.queues).await;
         for producers in [16usize, 64] {
             let label = format!("SYNC_FLUSH, {producers} producers");
-            let result = produce_series(&group, &options, &label, topic, producers, None).await;
+            let result = produce_series(&group, &options, &label, topic, producers, None, 1).await;
+            summary.push(line(&label, &result));
+        }
+        if options.batch > 1 {
+            let label = format!("SYNC_FLUSH, 16 x batches of {}", options.batch);
+            let result =
+                produce_series(&group, &options, &label, topic, 16, None, options.batch).await;
             summary.push(line(&label, &result));
         }
     }

@@ -216,11 +216,14 @@ async fn a_killed_follower_catches_up_and_a_wiped_follower_is_rebuilt() {
     acked_after(&load, 300).await;
 
     // Another follower loses its disk and is rebuilt from the leader.
-    group
-        .member_mut(&followers[1])
-        .unwrap()
-        .wipe_and_restart()
-        .unwrap();
+    let wiped = group.member_mut(&followers[1]).unwrap();
+    wiped.wipe_and_restart().unwrap();
+    // It lost its term and vote: it learned the group's term and will not vote in it.
+    assert!(
+        wiped.process.log().contains("may have lost its disk"),
+        "{}",
+        wiped.process.log()
+    );
     acked_after(&load, 300).await;
     let log = load.stop().await;
     let (report, queues) = setup.check("FollowerTopic", &log).await;

@@ -19,11 +19,17 @@ pub mod writer;
 
 use std::sync::Arc;
 
-use raft::{DriverConfig, NodeId, PeerSpec};
+use std::time::Duration;
+
+use raft::{DriverConfig, FileHardStateStore, HardState, HardStateStore, NodeId, PeerSpec};
+use remoting::body::ClusterInfo;
+use remoting::client::{ClientConfig, RemotingClient};
+use remoting::code::request;
+use remoting::command::RemotingCommand;
 use store::{MetadataApplier, ReplicatedError, ReplicatedStore, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use metadata::GroupMetadata;
 pub use writer::MetadataWriter;
@@ -125,6 +131,7 @@ pub async fn open(
             source,
         })?;
 
+    seed_term_if_state_lost(config, self_id).await;
     let tables = MetadataTables::open(config)?;
     let registration_needed = Arc::new(Notify::new());
     let metadata = Arc::new(GroupMetadata::open(
@@ -156,4 +163,95 @@ pub async fn open(
         tables,
         registration_needed,
     })
+}
+
+/// The raft directory of this member (where the store keeps its term and vote).
+fn raft_dir(config: &BrokerConfig, self_id: NodeId) -> std::path::PathBuf {
+    config
+        .store_path_root_dir
+        .join(format!("dledger-{self_id}"))
+}
+
+const HARD_STATE_FILE: &str = "raft-hard-state";
+const SEED_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A member whose term and vote file is missing (a replaced disk, a wiped directory) may
+/// have voted in the group's current term before it lost the file; voting again in that
+/// term could elect a second leader for it. Before its raft node starts, it asks the other
+/// members (found through the name servers) for their terms and records "voted for
+/// myself" in the highest: it then grants no vote in any term it may already have voted
+/// in, except one an election was running at the very moment the disk was lost (a
+/// remaining, documented hazard). A brand-new group finds no members with a term and
+/// starts as usual; so does a member that reaches no one (logged).
+async fn seed_term_if_state_lost(config: &BrokerConfig, self_id: NodeId) {
+    let dir = raft_dir(config, self_id);
+    if dir.join(HARD_STATE_FILE).exists() {
+        return;
+    }
+    let term = highest_member_term(config).await;
+    match term {
+        Some(term) if term > 0 => {
+            let saved = FileHardStateStore::open(&dir).and_then(|mut store| {
+                store.save(&HardState {
+                    term,
+                    voted_for: Some(self_id),
+                })
+            });
+            match saved {
+                Ok(()) => warn!(
+                    term,
+                    "no raft term/vote file: this member may have lost its disk; it will not \
+                     vote in term {term} or earlier"
+                ),
+                Err(e) => warn!(error = %e, "cannot record the group's term for a wiped member"),
+            }
+        }
+        Some(_) => info!("no raft term/vote file and no member has a term yet: a new group"),
+        None => warn!(
+            "no raft term/vote file and no other member answered: if this member lost its \
+             disk it could vote twice in the group's current term"
+        ),
+    }
+}
+
+/// The highest term the other members of this broker's group report, as listed by the
+/// name servers; `None` when no name server or member answered.
+async fn highest_member_term(config: &BrokerConfig) -> Option<u64> {
+    let client = RemotingClient::new(ClientConfig::default());
+    let own_addr = config.broker_addr();
+    let mut members = Vec::new();
+    let mut namesrv_answered = false;
+    for namesrv in &config.namesrv_addrs {
+        let request = RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO);
+        let Ok(response) = client.invoke(namesrv, request, SEED_TIMEOUT).await else {
+            continue;
+        };
+        if let Ok(info) = ClusterInfo::decode(&response.body) {
+            namesrv_answered = true;
+            if let Some(broker) = info.broker_addr_table.get(&config.broker_name) {
+                members.extend(broker.broker_addrs.values().cloned());
+            }
+        }
+    }
+    members.sort();
+    members.dedup();
+    let mut highest = None;
+    for addr in members.iter().filter(|a| **a != own_addr) {
+        let request = RemotingCommand::request(request::DLEDGER_METADATA);
+        let Ok(response) = client.invoke(addr, request, SEED_TIMEOUT).await else {
+            continue;
+        };
+        let term = serde_json::from_slice::<status::GroupStatusBody>(&response.body)
+            .ok()
+            .map(|status| status.term);
+        if let Some(term) = term {
+            highest = Some(highest.unwrap_or(0).max(term));
+        }
+    }
+    client.shutdown();
+    if highest.is_none() && namesrv_answered && members.iter().all(|a| *a == own_addr) {
+        // The name servers know no other member: nothing to have voted for yet.
+        return Some(0);
+    }
+    highest
 }
