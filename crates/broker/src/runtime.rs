@@ -140,6 +140,7 @@ async fn start_group_member(config: BrokerConfig) -> Result<RunningBroker, Start
     running.tasks.push(tokio::spawn(group::role::follow(
         Arc::clone(&ctx),
         member.store.subscribe(),
+        member.metadata.complete(),
     )));
     running.tasks.push(tokio::spawn(
         Arc::clone(&member.writer).run(ctx.shutdown.clone()),

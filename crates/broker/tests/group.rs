@@ -21,6 +21,7 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Group {
     _dir: tempfile::TempDir,
     members: Vec<Option<RunningBroker>>,
+    configs: Vec<BrokerConfig>,
     client: RemotingClient,
 }
 
@@ -34,6 +35,10 @@ fn free_port() -> u16 {
 
 impl Group {
     async fn start() -> Group {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(adjust: impl Fn(&mut BrokerConfig)) -> Group {
         let dir = tempfile::tempdir().unwrap();
         let peers: Vec<DLedgerPeer> = (0..3)
             .map(|i| DLedgerPeer {
@@ -49,15 +54,21 @@ impl Group {
                 config.dledger_group = "RaftNode00".into();
                 config.dledger_peers = peers.clone();
                 config.dledger_self_id = format!("n{i}");
+                adjust(&mut config);
                 config
             })
             .collect();
-        let started = futures::future::join_all(configs.into_iter().map(broker::start)).await;
+        let started = futures::future::join_all(configs.iter().cloned().map(broker::start)).await;
         Group {
             _dir: dir,
             members: started.into_iter().map(|r| Some(r.unwrap())).collect(),
+            configs,
             client: RemotingClient::new(ClientConfig::default()),
         }
+    }
+
+    fn store(&self, i: usize) -> &store::ReplicatedStore {
+        &self.member(i).context().group.as_ref().unwrap().store
     }
 
     fn member(&self, i: usize) -> &RunningBroker {
@@ -266,4 +277,96 @@ async fn leadership_moves_on_request_and_a_stopping_master_hands_off() {
         .await;
     assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
     assert_eq!(ext_i64(&sent, "queueOffset"), 2, "queue offsets stay dense");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_metadata() {
+    let namesrv = namesrv::server::start(
+        namesrv::config::NamesrvConfig {
+            listen_port: 0,
+            ..Default::default()
+        },
+        "127.0.0.1",
+    )
+    .await
+    .unwrap();
+    let ns = namesrv.local_addr().to_string();
+    let mut group = Group::start_with(|config| {
+        config.namesrv_addrs = vec![ns.clone()];
+        // Segments of about 200 messages, all expired as soon as they are full.
+        config.mapped_file_size_commit_log = 256 * 1024;
+        config.max_message_size = 8 * 1024;
+        config.file_reserved_time_hours = 0;
+    })
+    .await;
+    let master = group.wait_master(None).await;
+    let created = group.call(master, create_topic("Early", 2)).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    let created = group.call(master, create_topic("Bulk", 1)).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    let committed = group.call(master, update_offset("CG", "Early", 1, 3)).await;
+    assert_eq!(committed.code, response::SUCCESS, "{:?}", committed.remark);
+    let body = vec![b'x'; 1024];
+    let mut sent = 0i64;
+    for _ in 0..800 {
+        let answer = group
+            .call(master, send_v2(&send_header("Bulk", 0, ""), &body))
+            .await;
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+        sent += 1;
+    }
+    let early_index = 3u64; // the no-op, then the two topics: long gone after retention
+
+    // One follower loses its disk while the others drop their old segments.
+    let wiped = (master + 1) % 3;
+    group.members[wiped].take().unwrap().shutdown().await;
+    std::fs::remove_dir_all(&group.configs[wiped].store_path_root_dir).unwrap();
+    let running: Vec<usize> = (0..3).filter(|&i| i != wiped).collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        for &i in &running {
+            group.store(i).flush().unwrap();
+            group.store(i).clean_expired_files_now().unwrap();
+        }
+        // Segments go at the raft node's next commit.
+        let answer = group
+            .call(master, send_v2(&send_header("Bulk", 0, ""), &body))
+            .await;
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+        sent += 1;
+        if running.iter().all(|&i| {
+            group.store(i).commit_log().first_index() > early_index + 100
+                && group.store(i).min_offset("Bulk", 0) > 0
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retention did not remove segments"
+        );
+    }
+    for &i in &running {
+        assert!(group.store(i).removed_segments() > 0);
+    }
+
+    // The wiped member starts from the leader's first retained entry: it never sees the
+    // ops that created the topics, so it copies the tables from another member.
+    group.members[wiped] = Some(broker::start(group.configs[wiped].clone()).await.unwrap());
+    let ctx = group.member(wiped).context().clone();
+    eventually("the rebuilt member copies the topics", || {
+        ctx.topics.get("Early").is_some() && ctx.offsets.query("CG", "Early", 1) == Some(3)
+    })
+    .await;
+    let store = group.store(wiped);
+    eventually("the rebuilt member catches up", || {
+        store.max_offset("Bulk", 0) == sent
+    })
+    .await;
+    assert!(store.commit_log().first_index() > early_index + 100);
+    assert!(store.min_offset("Bulk", 0) > 0);
+    // Later metadata changes reach it through the log as usual.
+    let created = group.call(master, create_topic("Late", 1)).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    eventually("later ops apply", || ctx.topics.get("Late").is_some()).await;
+    namesrv.shutdown().await;
 }

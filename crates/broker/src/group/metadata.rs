@@ -8,28 +8,69 @@
 //! twice. Applying such an op again is harmless: every op sets, creates-if-absent or removes
 //! keys, so replaying a suffix of the log over a state that already holds part of it ends
 //! in the same state.
+//!
+//! Log restart: a member rebuilt from a leader whose log no longer starts at 1 (retention
+//! removed the start; a wiped disk, a follower that fell too far behind) never sees the ops
+//! before the new start. It then copies the tables from another member (found through the
+//! name servers), as RocketMQ's slaves copy them from their master: it reads that member's
+//! applied index `L` first and then its tables (which hold at least every op up to `L`),
+//! installs them, and applies the ops it received meanwhile that come after `L` (by the
+//! replay argument above, ops the copy already held do no harm). Until then the ops it
+//! receives are held back, the checkpoint says a copy is still owed (so a crash in between
+//! resumes the copy), and the member does not become master.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use remoting::body::{ClusterInfo, SubscriptionGroupWrapper, TopicConfigSerializeWrapper};
+use remoting::client::{ClientConfig, RemotingClient};
+use remoting::code::request;
+use remoting::command::RemotingCommand;
 use serde::{Deserialize, Serialize};
 use store::replicated::CHANNEL_METADATA;
 use store::MetadataApplier;
-use tokio::sync::Notify;
-use tracing::{error, warn};
+use tokio::sync::{watch, Notify};
+use tracing::{error, info, warn};
 
+use super::status::GroupStatusBody;
 use crate::metadata::persist;
 use crate::metadata::{MetaError, MetadataOp, MetadataTables};
 
 /// The metadata checkpoint file under `storePathRootDir/config/`.
 pub const CHECKPOINT_FILE: &str = "groupMetadata.json";
+/// Ops held back while a copy is fetched; beyond it the oldest are dropped and the copy
+/// must then be at least as new as the last dropped one.
+const MAX_HELD_OPS: usize = 100_000;
+const COPY_RETRY: Duration = Duration::from_secs(1);
+const COPY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct Checkpoint {
     applied_index: u64,
+    /// The log restarted and the tables still miss what came before: copy them.
+    copy_owed: bool,
+}
+
+/// Where a member finds the others to copy metadata from.
+#[derive(Debug, Clone)]
+pub struct CopySource {
+    pub namesrv_addrs: Vec<String>,
+    pub broker_name: String,
+    /// This member's client address (skipped).
+    pub own_addr: String,
+}
+
+/// Ops received while a copy is owed.
+#[derive(Default)]
+struct Held {
+    ops: VecDeque<(u64, MetadataOp)>,
+    /// Highest index of an op dropped for lack of room.
+    dropped_through: u64,
 }
 
 /// The broker's [`MetadataApplier`].
@@ -42,33 +83,55 @@ pub struct GroupMetadata {
     durable_at_open: u64,
     path: PathBuf,
     persist_lock: Mutex<()>,
+    /// `Some` while a copy is owed.
+    held: Mutex<Option<Held>>,
+    /// Whether the tables hold everything (no copy owed).
+    complete: watch::Sender<bool>,
+    source: Option<CopySource>,
+    me: Weak<GroupMetadata>,
 }
 
 impl GroupMetadata {
-    /// Reads the checkpoint under `config_dir`.
+    /// Reads the checkpoint under `config_dir`; resumes a copy a previous run still owed
+    /// (must then be called inside a tokio runtime).
     pub fn open(
         config_dir: &Path,
         tables: MetadataTables,
         registration_needed: Arc<Notify>,
-    ) -> Result<GroupMetadata, MetaError> {
+        source: Option<CopySource>,
+    ) -> Result<Arc<GroupMetadata>, MetaError> {
         let path = config_dir.join(CHECKPOINT_FILE);
         let checkpoint: Checkpoint = match persist::read_optional(&path)? {
             Some(bytes) => persist::decode(&path, &bytes)?,
             None => Checkpoint::default(),
         };
-        Ok(GroupMetadata {
+        let metadata = Arc::new_cyclic(|me| GroupMetadata {
             tables,
             registration_needed,
             applied: AtomicU64::new(checkpoint.applied_index),
             durable_at_open: checkpoint.applied_index,
             path,
             persist_lock: Mutex::new(()),
-        })
+            held: Mutex::new(checkpoint.copy_owed.then(Held::default)),
+            complete: watch::Sender::new(!checkpoint.copy_owed),
+            source,
+            me: me.clone(),
+        });
+        if checkpoint.copy_owed {
+            warn!("a metadata copy was still owed at the last stop; fetching it");
+            metadata.start_copy();
+        }
+        Ok(metadata)
     }
 
     /// Highest raft index applied here.
     pub fn applied(&self) -> u64 {
         self.applied.load(Ordering::Acquire)
+    }
+
+    /// Whether the tables are complete; `false` from a log restart until a copy is in.
+    pub fn complete(&self) -> watch::Receiver<bool> {
+        self.complete.subscribe()
     }
 
     /// Writes the offsets and then the checkpoint. The index is read first: every op at or
@@ -77,10 +140,169 @@ impl GroupMetadata {
     pub fn persist(&self) -> Result<(), MetaError> {
         let _serial = self.persist_lock.lock();
         let applied_index = self.applied();
+        let copy_owed = self.held.lock().is_some();
         self.tables.offsets.persist()?;
-        let bytes = serde_json::to_vec(&Checkpoint { applied_index })
-            .map_err(|e| MetaError::Invalid(e.to_string()))?;
+        self.write_checkpoint(applied_index, copy_owed)
+    }
+
+    fn write_checkpoint(&self, applied_index: u64, copy_owed: bool) -> Result<(), MetaError> {
+        let bytes = serde_json::to_vec(&Checkpoint {
+            applied_index,
+            copy_owed,
+        })
+        .map_err(|e| MetaError::Invalid(e.to_string()))?;
         persist::write_atomically(&self.path, &bytes)
+    }
+
+    fn apply_op(&self, index: u64, op: MetadataOp) {
+        // The same op fails the same way on every member (the tables are equal), so a
+        // refusal is logged, not retried.
+        match self.tables.apply(op) {
+            Ok(true) => self.registration_needed.notify_one(),
+            Ok(false) => {}
+            Err(e) => warn!(index, error = %e, "committed metadata op refused"),
+        }
+    }
+
+    fn start_copy(&self) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            error!("no runtime to copy metadata on");
+            return;
+        };
+        runtime.spawn(async move {
+            let weak = Arc::downgrade(&me);
+            drop(me);
+            // Bounded by the member's life: the task ends once the metadata is dropped.
+            loop {
+                let Some(me) = weak.upgrade() else { return };
+                if me.held.lock().is_none() {
+                    return;
+                }
+                match me.copy_once().await {
+                    Ok(from) => {
+                        info!(%from, "metadata copied from another member");
+                        return;
+                    }
+                    Err(reason) => warn!(%reason, "metadata copy failed; retrying"),
+                }
+                drop(me);
+                tokio::time::sleep(COPY_RETRY).await;
+            }
+        });
+    }
+
+    /// One attempt: find a member, read its applied index and tables, install them.
+    async fn copy_once(&self) -> Result<String, String> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or("no name servers to find other members through")?;
+        let client = RemotingClient::new(ClientConfig::default());
+        let result = self.copy_from_any(&client, source).await;
+        client.shutdown();
+        result
+    }
+
+    async fn copy_from_any(
+        &self,
+        client: &RemotingClient,
+        source: &CopySource,
+    ) -> Result<String, String> {
+        let mut members = Vec::new();
+        for namesrv in &source.namesrv_addrs {
+            let request = RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO);
+            if let Ok(response) = client.invoke(namesrv, request, COPY_TIMEOUT).await {
+                if let Ok(info) = ClusterInfo::decode(&response.body) {
+                    if let Some(broker) = info.broker_addr_table.get(&source.broker_name) {
+                        members.extend(broker.broker_addrs.values().cloned());
+                    }
+                }
+            }
+        }
+        members.sort();
+        members.dedup();
+        let mut last_error = "no other member is registered".to_owned();
+        for addr in members.iter().filter(|a| **a != source.own_addr) {
+            match self.copy_from(client, addr).await {
+                Ok(()) => return Ok(addr.clone()),
+                Err(e) => last_error = format!("{addr}: {e}"),
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn copy_from(&self, client: &RemotingClient, addr: &str) -> Result<(), String> {
+        let call = |code: i32| {
+            let request = RemotingCommand::request(code);
+            async move {
+                let response = client
+                    .invoke(addr, request, COPY_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if response.is_success() {
+                    Ok(response)
+                } else {
+                    Err(format!("code {}: {:?}", response.code, response.remark))
+                }
+            }
+        };
+        // The applied index first: the tables read after it hold every op up to it.
+        let status: GroupStatusBody =
+            serde_json::from_slice(&call(request::DLEDGER_METADATA).await?.body)
+                .map_err(|e| e.to_string())?;
+        let copied_through = status.applied_index;
+        let topics =
+            TopicConfigSerializeWrapper::decode(&call(request::GET_ALL_TOPIC_CONFIG).await?.body)
+                .map_err(|e| e.to_string())?;
+        let groups: SubscriptionGroupWrapper = remoting::body::fastjson::decode(
+            &call(request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG).await?.body,
+        )
+        .map_err(|e| e.to_string())?;
+        let offsets = call(request::GET_ALL_CONSUMER_OFFSET).await?.body;
+
+        let mut held = self.held.lock();
+        let Some(pending) = held.as_mut() else {
+            return Ok(());
+        };
+        if pending.dropped_through > copied_through {
+            return Err(format!(
+                "the copy (through index {copied_through}) is older than ops dropped here \
+                 (through {})",
+                pending.dropped_through
+            ));
+        }
+        let tables = &self.tables;
+        tables
+            .topics
+            .replace_all(topics.topic_config_table.into_values().collect())
+            .map_err(|e| e.to_string())?;
+        tables
+            .groups
+            .replace_all(groups.subscription_group_table.into_values().collect())
+            .map_err(|e| e.to_string())?;
+        tables
+            .offsets
+            .replace_all_encoded(&offsets)
+            .map_err(|e| e.to_string())?;
+        let mut applied = copied_through;
+        for (index, op) in pending.ops.drain(..) {
+            if index > copied_through {
+                self.apply_op(index, op);
+                applied = applied.max(index);
+            }
+        }
+        *held = None;
+        self.applied.fetch_max(applied, Ordering::AcqRel);
+        drop(held);
+        self.complete.send_replace(true);
+        self.registration_needed.notify_one();
+        if let Err(e) = self.persist() {
+            warn!(error = %e, "metadata checkpoint not written after the copy");
+        }
+        Ok(())
     }
 }
 
@@ -92,29 +314,47 @@ impl MetadataApplier for GroupMetadata {
     fn apply(&self, index: u64, channel: u32, body: &[u8]) {
         if channel != CHANNEL_METADATA {
             warn!(index, channel, "entry on an unknown channel ignored");
-        } else {
-            match MetadataOp::decode(body) {
-                // The same op fails the same way on every member (the tables are equal), so
-                // a refusal is logged, not retried.
-                Ok(op) => match self.tables.apply(op) {
-                    Ok(true) => self.registration_needed.notify_one(),
-                    Ok(false) => {}
-                    Err(e) => warn!(index, error = %e, "committed metadata op refused"),
-                },
-                Err(e) => error!(index, error = %e, "committed metadata entry is unreadable"),
+            self.applied.fetch_max(index, Ordering::AcqRel);
+            return;
+        }
+        let op = match MetadataOp::decode(body) {
+            Ok(op) => op,
+            Err(e) => {
+                error!(index, error = %e, "committed metadata entry is unreadable");
+                self.applied.fetch_max(index, Ordering::AcqRel);
+                return;
+            }
+        };
+        {
+            let mut held = self.held.lock();
+            if let Some(pending) = held.as_mut() {
+                if pending.ops.len() >= MAX_HELD_OPS {
+                    if let Some((dropped, _)) = pending.ops.pop_front() {
+                        pending.dropped_through = pending.dropped_through.max(dropped);
+                    }
+                }
+                pending.ops.push_back((index, op));
+                return;
             }
         }
+        self.apply_op(index, op);
         self.applied.fetch_max(index, Ordering::AcqRel);
     }
 
     fn log_restarted(&self, next_index: u64) {
         warn!(
             next_index,
-            "the log restarted after metadata ops this node never saw; topics, groups and \
-             offsets stay as they are until later ops change them"
+            "the log restarted after metadata ops this member never saw; copying topics, \
+             groups and offsets from another member"
         );
-        self.applied
-            .store(next_index.saturating_sub(1), Ordering::Release);
+        let applied = next_index.saturating_sub(1);
+        self.applied.store(applied, Ordering::Release);
+        *self.held.lock() = Some(Held::default());
+        self.complete.send_replace(false);
+        if let Err(e) = self.write_checkpoint(applied, true) {
+            warn!(error = %e, "metadata checkpoint not written at the log restart");
+        }
+        self.start_copy();
     }
 }
 
@@ -139,7 +379,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config_dir = persist::config_dir(dir.path());
         let notify = Arc::new(Notify::new());
-        let meta = GroupMetadata::open(&config_dir, tables(dir.path()), notify.clone()).unwrap();
+        let meta =
+            GroupMetadata::open(&config_dir, tables(dir.path()), notify.clone(), None).unwrap();
         assert_eq!(meta.applied_index(), 0);
         let create = MetadataOp::Topic(crate::metadata::TopicOp::Create(TopicConfig::new(
             "T", 2, 2, 6,
@@ -159,7 +400,30 @@ mod tests {
         let reopened_tables = tables(dir.path());
         assert!(reopened_tables.topics.get("T").is_some());
         assert_eq!(reopened_tables.offsets.query("G", "T", 1), Some(9));
-        let reopened = GroupMetadata::open(&config_dir, reopened_tables, notify).unwrap();
+        let reopened = GroupMetadata::open(&config_dir, reopened_tables, notify, None).unwrap();
         assert_eq!(reopened.applied_index(), 6);
+        assert!(*reopened.complete().borrow());
+    }
+
+    #[test]
+    fn after_a_log_restart_ops_are_held_until_a_copy_arrives_and_a_crash_keeps_owing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_dir = persist::config_dir(dir.path());
+        let notify = Arc::new(Notify::new());
+        let meta =
+            GroupMetadata::open(&config_dir, tables(dir.path()), notify.clone(), None).unwrap();
+        meta.log_restarted(100);
+        assert!(!*meta.complete().borrow());
+        let create = MetadataOp::Topic(crate::metadata::TopicOp::Create(TopicConfig::new(
+            "Later", 1, 1, 6,
+        )));
+        meta.apply(120, CHANNEL_METADATA, &create.encode());
+        assert!(meta.tables.topics.get("Later").is_none(), "held back");
+        assert_eq!(meta.applied(), 99);
+        drop(meta);
+
+        let reopened = GroupMetadata::open(&config_dir, tables(dir.path()), notify, None).unwrap();
+        assert_eq!(reopened.applied_index(), 99);
+        assert!(!*reopened.complete().borrow(), "the copy is still owed");
     }
 }

@@ -134,11 +134,17 @@ pub async fn open(
     seed_term_if_state_lost(config, self_id).await;
     let tables = MetadataTables::open(config)?;
     let registration_needed = Arc::new(Notify::new());
-    let metadata = Arc::new(GroupMetadata::open(
+    let source = metadata::CopySource {
+        namesrv_addrs: config.namesrv_addrs.clone(),
+        broker_name: config.broker_name.clone(),
+        own_addr: config.broker_addr(),
+    };
+    let metadata = GroupMetadata::open(
         &config_dir(&config.store_path_root_dir),
         tables.clone(),
         Arc::clone(&registration_needed),
-    )?);
+        Some(source),
+    )?;
     let applier: Arc<dyn MetadataApplier> = metadata.clone();
     // Recovery reads and rewrites files: blocking work. The store spawns its tasks on the
     // runtime, which the blocking pool's threads can reach.

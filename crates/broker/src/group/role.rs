@@ -16,28 +16,41 @@ use tokio::sync::watch;
 use crate::context::BrokerContext;
 use crate::role::Role;
 
-/// The role a replica status implies.
-pub fn role_for(status: &ReplicaStatus, slave_id: u64) -> (Role, u64) {
-    if status.writable {
+/// The role a replica status implies, given whether the metadata tables are complete (a
+/// member rebuilt after a log restart must not register as master with half its topics).
+pub fn role_for(status: &ReplicaStatus, metadata_complete: bool, slave_id: u64) -> (Role, u64) {
+    if status.writable && metadata_complete {
         (Role::Master, 0)
     } else {
         (Role::Slave, slave_id)
     }
 }
 
-/// Follows `status` until shutdown or until the store stops publishing.
-pub async fn follow(ctx: Arc<BrokerContext>, mut status: watch::Receiver<ReplicaStatus>) {
+/// Follows `status` (and the metadata's completeness) until shutdown or until the store
+/// stops publishing.
+pub async fn follow(
+    ctx: Arc<BrokerContext>,
+    mut status: watch::Receiver<ReplicaStatus>,
+    mut metadata_complete: watch::Receiver<bool>,
+) {
     let slave_id = ctx.config.dledger_slave_id();
     loop {
         let now = *status.borrow_and_update();
-        let (role, broker_id) = role_for(&now, slave_id);
+        let complete = *metadata_complete.borrow_and_update();
+        let (role, broker_id) = role_for(&now, complete, slave_id);
         if ctx.role.role() != role {
             tracing::info!(?role, term = now.term, leader = ?now.leader, commit = now.commit_index,
-                "raft role change seen");
+                metadata_complete = complete, "raft role change seen");
         }
         ctx.change_role(role, broker_id);
         tokio::select! {
             changed = status.changed() => {
+                if changed.is_err() {
+                    ctx.change_role(Role::Slave, slave_id);
+                    return;
+                }
+            }
+            changed = metadata_complete.changed() => {
                 if changed.is_err() {
                     ctx.change_role(Role::Slave, slave_id);
                     return;
@@ -68,15 +81,20 @@ mod tests {
     #[test]
     fn only_a_writable_leader_is_master() {
         assert_eq!(
-            role_for(&status(RaftRole::Leader, true), 2),
+            role_for(&status(RaftRole::Leader, true), true, 2),
             (Role::Master, 0)
         );
         assert_eq!(
-            role_for(&status(RaftRole::Leader, false), 2),
+            role_for(&status(RaftRole::Leader, true), false, 2),
+            (Role::Slave, 2),
+            "not while a metadata copy is owed"
+        );
+        assert_eq!(
+            role_for(&status(RaftRole::Leader, false), true, 2),
             (Role::Slave, 2)
         );
         assert_eq!(
-            role_for(&status(RaftRole::Follower, false), 2),
+            role_for(&status(RaftRole::Follower, false), true, 2),
             (Role::Slave, 2)
         );
     }

@@ -117,6 +117,21 @@ impl ConsumerOffsetManager {
         Ok(())
     }
 
+    /// Replaces the whole table with one in RocketMQ's `{"offsetTable":{...}}` form (what
+    /// [`ConsumerOffsetManager::encode`] writes: a copy of another member's table).
+    pub fn replace_all_encoded(&self, bytes: &[u8]) -> Result<(), MetaError> {
+        let file: OffsetFile = persist::decode(&self.path, bytes)?;
+        let table: HashMap<String, BTreeMap<i32, i64>> = file
+            .offset_table
+            .into_iter()
+            .filter(|(key, _)| split_key(key).is_some())
+            .take(self.max_keys)
+            .collect();
+        *self.table.lock() = table;
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// The committed offset, if any.
     pub fn query(&self, group: &str, topic: &str, queue_id: i32) -> Option<i64> {
         self.table

@@ -143,6 +143,35 @@ impl SubscriptionGroupManager {
         Ok(result)
     }
 
+    /// Replaces the whole table with `configs` (a copy of another member's); persists first.
+    pub fn replace_all(&self, configs: Vec<SubscriptionGroupConfig>) -> Result<(), MetaError> {
+        let _serial = self.apply_lock.lock();
+        let groups: HashMap<String, Arc<SubscriptionGroupConfig>> = configs
+            .into_iter()
+            .filter(|c| !c.group_name.is_empty())
+            .take(self.max_groups)
+            .map(|c| (c.group_name.clone(), Arc::new(c)))
+            .collect();
+        let mut data_version = self.table.read().data_version;
+        data_version.next_version(now_ms());
+        let wrapper = SubscriptionGroupWrapper {
+            subscription_group_table: groups
+                .iter()
+                .map(|(name, config)| (name.clone(), SubscriptionGroupConfig::clone(config)))
+                .collect(),
+            forbidden_table: BTreeMap::new(),
+            data_version,
+        };
+        let bytes =
+            serde_json::to_vec_pretty(&wrapper).map_err(|e| MetaError::Invalid(e.to_string()))?;
+        persist::write_atomically(&self.path, &bytes)?;
+        *self.table.write() = GroupTable {
+            groups,
+            data_version,
+        };
+        Ok(())
+    }
+
     fn insert(
         &self,
         groups: &mut HashMap<String, Arc<SubscriptionGroupConfig>>,

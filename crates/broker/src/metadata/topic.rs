@@ -211,6 +211,33 @@ impl TopicConfigManager {
         Ok(applied)
     }
 
+    /// Replaces the whole table with `configs` (a group member installing a copy of
+    /// another member's table), keeping this broker's system topics; persists first.
+    pub fn replace_all(&self, configs: Vec<TopicConfig>) -> Result<(), MetaError> {
+        let _serial = self.apply_lock.lock();
+        let mut topics: HashMap<String, Arc<TopicConfig>> = HashMap::new();
+        for config in configs.into_iter().take(self.max_topics) {
+            if !config.topic_name.is_empty() {
+                topics.insert(config.topic_name.clone(), Arc::new(config));
+            }
+        }
+        let mut data_version = self.table.read().data_version;
+        for (name, config) in self.table.read().topics.iter() {
+            if is_system_topic_name(name) {
+                topics
+                    .entry(name.clone())
+                    .or_insert_with(|| Arc::clone(config));
+            }
+        }
+        data_version.next_version(now_ms());
+        write_table(&self.path, &topics, data_version)?;
+        *self.table.write() = TopicTable {
+            topics,
+            data_version,
+        };
+        Ok(())
+    }
+
     fn insert(
         &self,
         topics: &mut HashMap<String, Arc<TopicConfig>>,
@@ -268,6 +295,11 @@ impl TopicConfigManager {
             attributes: BTreeMap::new(),
         })
     }
+}
+
+/// Topics every broker makes for itself (kept when a table is replaced).
+fn is_system_topic_name(name: &str) -> bool {
+    remoting::message::validate::is_system_topic(name)
 }
 
 fn write_table(
