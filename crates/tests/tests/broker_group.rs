@@ -431,3 +431,93 @@ async fn mqadmin_shows_the_group_and_moves_its_leadership() -> Result<()> {
     assert_eq!(leader_row["brokerId"], 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn committed_consumer_offsets_survive_a_leader_failover() {
+    let (setup, mut group) = Setup::start("Offsets", "OffsetTopic").await;
+    let consumer = PullConsumer::start(setup.options.clone(), "offset-group").unwrap();
+    let queues = consumer.queues("OffsetTopic").await.unwrap();
+    for (i, queue) in queues.iter().enumerate() {
+        consumer.commit_offset(queue, 40 + i as i64).await.unwrap();
+    }
+    group.member_mut(&setup.master).unwrap().process.kill();
+    setup.new_master(&setup.master).await;
+    for (i, queue) in queues.iter().enumerate() {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            // The client may still hold the old route for a moment.
+            if let Ok(committed) = consumer.committed_offset(queue).await {
+                assert_eq!(committed, Some(40 + i as i64), "queue {}", queue.queue_id);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no answer from the new master"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    consumer.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sync_flush_group_killed_all_at_once_restarts_with_every_acknowledged_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let mut group = BrokerGroup::start(
+        dir.path(),
+        "AllDown",
+        &namesrv.addr(),
+        &[("flushDiskType", "SYNC_FLUSH".to_owned())],
+    )
+    .unwrap();
+    let mut options = ClientOptions::new(&namesrv.addr());
+    options.poll_name_server_interval = Duration::from_secs(1);
+    let admin = Admin::start(options.clone()).unwrap();
+    let master = wait_for_master(&admin, "AllDown", None, WAIT)
+        .await
+        .unwrap();
+    admin
+        .create_topic(
+            &master,
+            &Admin::topic_config("AllDownTopic", QUEUES, QUEUES),
+        )
+        .await
+        .unwrap();
+    let raw = RemotingClient::new(ClientConfig::default());
+    requests::wait_for_route(&raw, &namesrv.addr(), "AllDownTopic", &master, WAIT)
+        .await
+        .unwrap();
+    let mut producer_options = ProducerOptions::new("alldown-producer");
+    producer_options.retry_times = 0;
+    let producer = Producer::start(options.clone(), producer_options).unwrap();
+    let load = Load::start(&producer, "AllDownTopic", SENDERS);
+    load.wait_acked(300, WAIT).await.unwrap();
+    for member in &mut group.members {
+        member.process.kill();
+    }
+    let log = load.stop().await;
+    for member in &mut group.members {
+        member.restart().unwrap();
+    }
+    wait_for_master(&admin, "AllDown", None, WAIT)
+        .await
+        .unwrap();
+    let consumer = PullConsumer::start(options, "alldown-checker").unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let report = loop {
+        // Until the new master registered its routes the read may come up short.
+        let queues = read_all(&consumer, "AllDownTopic").await;
+        match queues.map(|q| check(&log, &q)) {
+            Ok(Ok(report)) => break report,
+            Ok(Err(e)) | Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!("{e:#}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    eprintln!("whole group killed (SYNC_FLUSH): {report:?}");
+    assert!(report.acked >= 300);
+    consumer.shutdown();
+    producer.shutdown().await;
+}
