@@ -415,8 +415,11 @@ async fn produce(
         let interval = rate.map(|r| Duration::from_secs_f64(producers as f64 / r.max(1.0)));
         tasks.push(tokio::spawn(async move {
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("h");
+            // Paced producers start spread over one interval, so the offered load is even
+            // rather than 64 sends at the same instant.
             let mut ticker = interval.map(|i| {
-                let mut t = tokio::time::interval(i);
+                let offset = i.mul_f64(producer as f64 / producers as f64);
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, i);
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 t
             });
