@@ -114,17 +114,14 @@ fn write_str(dst: &mut BytesMut, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
     dst.extend_from_slice(b"\"");
-    // Most values need no escape; this check runs over whole words at a time.
-    if !bytes
-        .iter()
-        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
-    {
-        dst.extend_from_slice(bytes);
-        dst.extend_from_slice(b"\"");
-        return;
-    }
     let mut run_start = 0;
-    for (at, &byte) in bytes.iter().enumerate() {
+    while let Some(offset) = bytes
+        .get(run_start..)
+        .and_then(json_scan::special_string_byte)
+    {
+        let at = run_start + offset;
+        dst.extend_from_slice(bytes.get(run_start..at).unwrap_or_default());
+        let byte = bytes.get(at).copied().unwrap_or_default();
         let short = match byte {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -133,10 +130,8 @@ fn write_str(dst: &mut BytesMut, text: &str) {
             0x0A => b'n',
             0x0C => b'f',
             0x0D => b'r',
-            0x00..=0x1F => b'u',
-            _ => continue,
+            _ => b'u',
         };
-        dst.extend_from_slice(&bytes[run_start..at]);
         if short == b'u' {
             dst.extend_from_slice(&[
                 b'\\',
@@ -151,7 +146,7 @@ fn write_str(dst: &mut BytesMut, text: &str) {
         }
         run_start = at + 1;
     }
-    dst.extend_from_slice(&bytes[run_start..]);
+    dst.extend_from_slice(bytes.get(run_start..).unwrap_or_default());
     dst.extend_from_slice(b"\"");
 }
 

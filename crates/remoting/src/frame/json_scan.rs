@@ -15,9 +15,8 @@ use crate::command::{LanguageCode, RemotingCommand, SerializeType};
 use crate::ext_fields::known_key;
 use crate::ExtFields;
 
-/// Ext lists are sized for this many entries at most before the first push; the header
-/// text bounds the rest.
-const EXT_CAPACITY_HINT_MAX: usize = 64;
+/// Ext lists start with room for the fields of a send request (14) and grow beyond.
+const EXT_CAPACITY: usize = 16;
 
 /// The command `header` decodes to, or `None` when the serde path must decide.
 pub(super) fn decode(header: &[u8]) -> Option<RemotingCommand> {
@@ -32,6 +31,39 @@ pub(super) fn decode(header: &[u8]) -> Option<RemotingCommand> {
     let command = scanner.header()?;
     scanner.skip_whitespace();
     (scanner.pos == scanner.bytes.len()).then_some(command)
+}
+
+/// The first byte of `bytes` that ends a run of plain JSON string text: a quote, a
+/// backslash or a control character (below 0x20). Header strings are short and this runs
+/// for every one of them on both sides of every request, so it tests eight bytes at a time.
+pub(super) fn special_string_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk).map(u64::from_le_bytes) else {
+            break;
+        };
+        // A byte's high bit is set in `zero_of(x)` when that byte of `x` is zero, and in
+        // `below_space` when that byte of `word` is below 0x20. Either may also flag a
+        // byte above a true hit (a borrow carries up), never one below it, so the lowest
+        // flagged byte is the first special one.
+        let zero_of = |x: u64| x.wrapping_sub(ONES) & !x;
+        let quote = zero_of(word ^ (ONES * u64::from(b'"')));
+        let backslash = zero_of(word ^ (ONES * u64::from(b'\\')));
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+        let found = (quote | backslash | below_space) & HIGHS;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        .map(|offset| at + offset)
 }
 
 /// A scalar as the header fields use it.
@@ -143,16 +175,7 @@ impl<'a> Scanner<'a> {
             return Some(ExtFields::new());
         }
         self.expect(b'{')?;
-        // Every entry has a colon, so counting them in what is left of the header bounds
-        // the number of entries without growing the list entry by entry.
-        let colons = self
-            .bytes
-            .get(self.pos..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|&&byte| byte == b':')
-            .count();
-        let mut operations = Vec::with_capacity(colons.min(EXT_CAPACITY_HINT_MAX));
+        let mut operations = Vec::with_capacity(EXT_CAPACITY);
         self.skip_whitespace();
         if self.eat(b'}') {
             return Some(ExtFields::new());
@@ -227,11 +250,8 @@ impl<'a> Scanner<'a> {
     /// `None` at a control character (an error for serde_json) or the end of the text.
     fn string_run_end(&self) -> Option<usize> {
         let rest = self.bytes.get(self.pos..)?;
-        let offset = rest
-            .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-        let end = self.pos + offset;
-        (self.bytes[end] >= 0x20).then_some(end)
+        let end = self.pos + special_string_byte(rest)?;
+        (*self.bytes.get(end)? >= 0x20).then_some(end)
     }
 
     /// One escape after its backslash. Surrogates (`\uD800`-`\uDFFF`) are left to the serde
@@ -407,6 +427,17 @@ mod tests {
             b"[]",
         ] {
             assert!(!agrees(header), "{:?}", String::from_utf8_lossy(header));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn special_byte_search_matches_a_plain_scan(bytes in proptest::collection::vec(
+            prop_oneof![8 => 0x20u8..0x7f, 1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20, 1 => 0x80u8..=0xff],
+            0..40,
+        )) {
+            let plain = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(special_string_byte(&bytes), plain);
         }
     }
 
