@@ -219,6 +219,32 @@ async fn a_panicking_processor_yields_system_error_and_the_server_lives_on() {
 }
 
 #[tokio::test]
+async fn a_body_sent_in_chunks_arrives_as_one_body() {
+    let (server, _probe) = start_server(ServerConfig::default()).await;
+    let addr = server.local_addr().to_string();
+    let client = client();
+    // Few small chunks (copied next to the header), many large ones (one buffer each),
+    // and more chunks than one vectored write takes.
+    for (chunks, chunk_size) in [(3usize, 10usize), (40, 1200), (1500, 64), (0, 0)] {
+        let request = RemotingCommand::request(CHUNKED)
+            .with_ext_field("chunks", chunks.to_string())
+            .with_ext_field("chunk_size", chunk_size.to_string());
+        let response = bounded(client.invoke(&addr, request, CALL_TIMEOUT))
+            .await
+            .unwrap();
+        assert_eq!(response.code, response::SUCCESS);
+        let expected: Vec<u8> = (0..chunks)
+            .flat_map(|i| std::iter::repeat_n((i % 251) as u8, chunk_size))
+            .collect();
+        assert_eq!(response.body.len(), expected.len());
+        assert!(
+            response.body == expected,
+            "{chunks} chunks of {chunk_size} bytes"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_response_too_large_to_send_becomes_system_error() {
     let config = ServerConfig {
         max_frame_length: 4096,

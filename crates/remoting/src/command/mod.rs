@@ -83,6 +83,11 @@ pub struct RemotingCommand {
     pub ext_fields: ExtFields,
     /// The payload (a message, or a JSON document for many admin calls).
     pub body: Bytes,
+    /// More payload sent right after `body`, chunk by chunk, without being joined first:
+    /// a pull response's records straight from the mapped CommitLog. On the wire the body
+    /// is `body` followed by every chunk; decoded commands have everything in `body` and
+    /// no chunks.
+    pub body_chunks: Vec<Bytes>,
     /// The header encoding this command arrived in, or will be sent in.
     pub serialize_type: SerializeType,
 }
@@ -98,6 +103,7 @@ impl Default for RemotingCommand {
             remark: None,
             ext_fields: ExtFields::new(),
             body: Bytes::new(),
+            body_chunks: Vec::new(),
             serialize_type: SerializeType::Json,
         }
     }
@@ -153,6 +159,23 @@ impl RemotingCommand {
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
         self
+    }
+
+    /// Sets the body to `chunks` sent back to back, none of them copied: the zero-copy
+    /// way to answer with many buffers (e.g. records read from the CommitLog).
+    pub fn with_body_chunks(mut self, chunks: Vec<Bytes>) -> Self {
+        self.body = Bytes::new();
+        self.body_chunks = chunks;
+        self
+    }
+
+    /// Length of the whole body on the wire: `body` and every chunk.
+    pub fn body_len(&self) -> usize {
+        self.body_chunks
+            .iter()
+            .fold(self.body.len(), |total, chunk| {
+                total.saturating_add(chunk.len())
+            })
     }
 
     /// Adds one `extFields` entry.

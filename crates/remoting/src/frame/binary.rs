@@ -41,6 +41,7 @@ pub(super) fn decode(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
         remark,
         ext_fields,
         body: bytes::Bytes::new(),
+        body_chunks: Vec::new(),
         serialize_type: SerializeType::RocketMq,
     })
 }

@@ -116,8 +116,9 @@ impl RemotingCodec {
     }
 
     /// Appends the length field, type word and header of `command` to `dst`, sized for
-    /// `command.body` which the caller sends right after (the body is not copied: large
-    /// pull-response bodies go to the socket as they are). On error `dst` is unchanged.
+    /// `command.body` and its chunks, which the caller sends right after (the body is not
+    /// copied: large pull-response bodies go to the socket as they are). On error `dst` is
+    /// unchanged.
     pub fn encode_head(
         &self,
         command: &RemotingCommand,
@@ -146,7 +147,7 @@ impl RemotingCodec {
         if header_length > MAX_HEADER_LENGTH {
             return Err(EncodeError::HeaderTooLarge { header_length });
         }
-        let frame_length = (PREFIX_LEN + header_length) as u64 + command.body.len() as u64;
+        let frame_length = (PREFIX_LEN + header_length) as u64 + command.body_len() as u64;
         if frame_length > self.max_frame_length as u64 {
             return Err(EncodeError::FrameTooLarge {
                 frame_length,
@@ -171,9 +172,9 @@ impl RemotingCodec {
 
     /// The whole frame of `command` (head and body) as one buffer.
     pub fn encode_to_bytes(&self, command: &RemotingCommand) -> Result<Bytes, EncodeError> {
-        let mut dst = BytesMut::with_capacity(256 + command.body.len());
+        let mut dst = BytesMut::with_capacity(256 + command.body_len());
         self.encode_head(command, &mut dst)?;
-        dst.extend_from_slice(&command.body);
+        put_body(command, &mut dst);
         Ok(dst.freeze())
     }
 }
@@ -249,7 +250,15 @@ impl Encoder<&RemotingCommand> for RemotingCodec {
 
     fn encode(&mut self, command: &RemotingCommand, dst: &mut BytesMut) -> Result<(), EncodeError> {
         self.encode_head(command, dst)?;
-        dst.extend_from_slice(&command.body);
+        put_body(command, dst);
         Ok(())
+    }
+}
+
+/// Appends the body of `command` (its `body`, then every chunk) to `dst`.
+fn put_body(command: &RemotingCommand, dst: &mut BytesMut) {
+    dst.extend_from_slice(&command.body);
+    for chunk in &command.body_chunks {
+        dst.extend_from_slice(chunk);
     }
 }

@@ -403,6 +403,7 @@ fn any_command(binary: bool) -> impl Strategy<Value = RemotingCommand> {
                     remark,
                     ext_fields: ext_fields.into_iter().collect(),
                     body: Bytes::from(body),
+                    body_chunks: Vec::new(),
                     serialize_type: if binary {
                         SerializeType::RocketMq
                     } else {

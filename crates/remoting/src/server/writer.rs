@@ -4,7 +4,7 @@
 //! here as ready buffers. The writer takes everything queued at that moment and hands it to
 //! one vectored write, so under load a single syscall carries hundreds of small frames,
 //! while a lone frame is written at once (no waiting to fill a batch). Large bodies are
-//! never copied: they go to the socket as their own buffer.
+//! never copied: they go to the socket as their own buffers, one per body chunk.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -101,10 +101,12 @@ impl WriteQueue {
     }
 }
 
-/// One encoded frame: length, type word and header (plus a small body), then a large body.
+/// One encoded frame: length, type word and header (plus a small body), then the buffers
+/// of a large body as they are.
 pub(crate) struct OutboundFrame {
     head: Bytes,
-    body: Bytes,
+    body: Vec<Bytes>,
+    len: usize,
 }
 
 impl OutboundFrame {
@@ -112,25 +114,36 @@ impl OutboundFrame {
         codec: &RemotingCodec,
         command: &RemotingCommand,
     ) -> Result<Self, EncodeError> {
-        let inline_body = command.body.len() <= INLINE_BODY_MAX_BYTES;
-        let capacity =
-            192 + command.ext_fields.len() * 48 + if inline_body { command.body.len() } else { 0 };
+        let body_len = command.body_len();
+        let inline_body = body_len <= INLINE_BODY_MAX_BYTES;
+        let capacity = 192 + command.ext_fields.len() * 48 + if inline_body { body_len } else { 0 };
         let mut head = BytesMut::with_capacity(capacity);
         codec.encode_head(command, &mut head)?;
-        let body = if inline_body {
+        let len = head.len() + body_len;
+        let mut body = Vec::new();
+        if inline_body {
             head.extend_from_slice(&command.body);
-            Bytes::new()
+            for chunk in &command.body_chunks {
+                head.extend_from_slice(chunk);
+            }
         } else {
-            command.body.clone()
-        };
+            body.reserve_exact(1 + command.body_chunks.len());
+            body.extend(
+                std::iter::once(&command.body)
+                    .chain(&command.body_chunks)
+                    .filter(|buffer| !buffer.is_empty())
+                    .cloned(),
+            );
+        }
         Ok(OutboundFrame {
             head: head.freeze(),
             body,
+            len,
         })
     }
 
     fn len(&self) -> usize {
-        self.head.len() + self.body.len()
+        self.len
     }
 }
 
@@ -215,13 +228,12 @@ impl Batch {
         let QueuedFrame { frame, budget } = queued;
         self.bytes += frame.len();
         self.buffers.push_back(frame.head);
-        if !frame.body.is_empty() {
-            self.buffers.push_back(frame.body);
-        }
+        self.buffers.extend(frame.body);
         self.budgets.push(budget);
     }
 
-    /// Whether another frame (up to two buffers) fits.
+    /// Whether another frame fits. A frame of many buffers may take the batch past
+    /// `BATCH_BUFFERS_MAX`; `write` then hands the socket at most that many at a time.
     fn has_room(&self) -> bool {
         self.buffers.len() + 2 <= BATCH_BUFFERS_MAX && self.bytes < BATCH_BYTES_MAX
     }
@@ -232,9 +244,11 @@ impl Batch {
         stall_timeout: Duration,
     ) -> Result<(), WriteFailure> {
         while !self.buffers.is_empty() {
+            // Linux refuses more than 1024 buffers per call (IOV_MAX).
             let slices: Vec<IoSlice<'_>> = self
                 .buffers
                 .iter()
+                .take(BATCH_BUFFERS_MAX)
                 .map(|buffer| IoSlice::new(buffer))
                 .collect();
             let written =
@@ -311,9 +325,37 @@ mod tests {
 
         let large = RemotingCommand::request(10).with_body(vec![7u8; INLINE_BODY_MAX_BYTES + 1]);
         let frame = OutboundFrame::encode(&codec, &large).unwrap();
-        assert_eq!(frame.body, large.body);
+        assert_eq!(frame.body, std::slice::from_ref(&large.body));
         let mut joined = frame.head.to_vec();
-        joined.extend_from_slice(&frame.body);
+        joined.extend_from_slice(&frame.body[0]);
         assert_eq!(joined, codec.encode_to_bytes(&large).unwrap());
+    }
+
+    #[test]
+    fn body_chunks_go_out_as_their_own_buffers_after_the_body() {
+        let codec = RemotingCodec::new();
+        let chunks: Vec<Bytes> = (0..3u8)
+            .map(|i| Bytes::from(vec![i; INLINE_BODY_MAX_BYTES / 2]))
+            .collect();
+        let command = RemotingCommand::request(11).with_body_chunks(chunks.clone());
+        assert_eq!(command.body_len(), 3 * (INLINE_BODY_MAX_BYTES / 2));
+        let frame = OutboundFrame::encode(&codec, &command).unwrap();
+        assert_eq!(frame.body, chunks);
+        let mut joined = frame.head.to_vec();
+        for chunk in &frame.body {
+            joined.extend_from_slice(chunk);
+        }
+        let whole = codec.encode_to_bytes(&command).unwrap();
+        assert_eq!(joined, whole);
+        assert_eq!(frame.len(), whole.len());
+
+        // Small chunked bodies are copied next to the header, like small bodies.
+        let small = RemotingCommand::request(11)
+            .with_body(&b"ab"[..])
+            .with_body_chunks(vec![Bytes::from_static(b"cd"), Bytes::from_static(b"e")]);
+        let frame = OutboundFrame::encode(&codec, &small).unwrap();
+        assert!(frame.body.is_empty());
+        assert!(frame.head.ends_with(b"cde"));
+        assert_eq!(frame.head, codec.encode_to_bytes(&small).unwrap());
     }
 }

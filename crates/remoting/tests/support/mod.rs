@@ -26,6 +26,9 @@ pub const CALL_BACK: i32 = 1004;
 pub const SILENT: i32 = 1005;
 /// Answers with a body of `size` bytes (ext field).
 pub const LARGE: i32 = 1006;
+/// Answers with `chunks` body chunks (ext field), chunk `i` holding `chunk_size` bytes of
+/// value `i % 251`.
+pub const CHUNKED: i32 = 1007;
 
 /// Bounds every wait in the tests.
 pub const TEST_WAIT: Duration = Duration::from_secs(10);
@@ -114,6 +117,18 @@ impl RequestProcessor for Scripted {
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
                 Some(RemotingCommand::success_to(&request).with_body(vec![b'x'; size]))
+            }
+            CHUNKED => {
+                let number = |key: &str| -> usize {
+                    request
+                        .ext_field(key)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0)
+                };
+                let chunks = (0..number("chunks"))
+                    .map(|i| bytes::Bytes::from(vec![(i % 251) as u8; number("chunk_size")]))
+                    .collect();
+                Some(RemotingCommand::success_to(&request).with_body_chunks(chunks))
             }
             _ => Some(RemotingCommand::not_supported_to(&request)),
         }
