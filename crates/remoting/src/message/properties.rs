@@ -71,11 +71,47 @@ pub mod keys {
 }
 
 /// Iterates the valid `(key, value)` pairs of a properties string in order, without copying.
-pub fn iter(properties: &str) -> impl Iterator<Item = (&str, &str)> {
-    properties
-        .split(PROPERTY_SEPARATOR)
-        .filter_map(|segment| segment.split_once(NAME_VALUE_SEPARATOR))
-        .filter(|(key, value)| !key.is_empty() && !value.is_empty())
+pub fn iter(properties: &str) -> Pairs<'_> {
+    Pairs { rest: properties }
+}
+
+/// The pairs of a properties string; see [`iter`].
+///
+/// The broker looks properties up several times per message, so this scans bytes for the
+/// two ASCII separators directly rather than going through `str::split`'s char searcher
+/// (a byte position of an ASCII separator is always a char boundary).
+#[derive(Debug, Clone)]
+pub struct Pairs<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        // Each round consumes one segment, so the loop ends with the string.
+        while !self.rest.is_empty() {
+            let bytes = self.rest.as_bytes();
+            let end = bytes
+                .iter()
+                .position(|&byte| byte == PROPERTY_SEPARATOR as u8)
+                .unwrap_or(bytes.len());
+            let segment = self.rest.get(..end).unwrap_or_default();
+            self.rest = self.rest.get(end + 1..).unwrap_or_default();
+            let Some(at) = segment
+                .bytes()
+                .position(|byte| byte == NAME_VALUE_SEPARATOR as u8)
+            else {
+                continue;
+            };
+            let key = segment.get(..at).unwrap_or_default();
+            let value = segment.get(at + 1..).unwrap_or_default();
+            if !key.is_empty() && !value.is_empty() {
+                return Some((key, value));
+            }
+        }
+        None
+    }
 }
 
 /// The value of `key`; the last occurrence wins, as in Java's map-based parse.
@@ -230,7 +266,21 @@ impl<'a> FromIterator<(&'a str, &'a str)> for MessageProperties {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn byte_scan_finds_the_pairs_str_split_finds(text in "[ab\u{1}\u{2}é]{0,24}") {
+            let by_split: Vec<(&str, &str)> = text
+                .split(PROPERTY_SEPARATOR)
+                .filter_map(|segment| segment.split_once(NAME_VALUE_SEPARATOR))
+                .filter(|(key, value)| !key.is_empty() && !value.is_empty())
+                .collect();
+            prop_assert_eq!(iter(&text).collect::<Vec<_>>(), by_split);
+        }
+    }
 
     #[test]
     fn encodes_like_java_with_trailing_separator() {
