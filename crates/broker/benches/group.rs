@@ -7,8 +7,8 @@
 //!
 //! ```text
 //! cargo bench -p broker --bench group -- [--runs 3] [--seconds 5] [--failovers 10]
-//!     [--queues 16] [--body-bytes 1024] [--producers 1,16,64] [--batch 16] [--skip-sync]
-//!     [--skip-failover]
+//!     [--queues 16] [--body-bytes 1024] [--producers 1,16,64] [--batch 16]
+//!     [--paced-producers 16] [--skip-sync] [--skip-failover]
 //! ```
 //!
 //! The brokers are release builds of `mqbroker` started with configs in a temporary
@@ -56,6 +56,8 @@ struct Options {
     producers: Vec<usize>,
     /// Messages per request (SEND_BATCH_MESSAGE when above 1) in an extra series.
     batch: usize,
+    /// Producers sharing the half-peak offered load.
+    paced_producers: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -69,6 +71,7 @@ fn parse_options() -> Result<Options, String> {
         skip_failover: false,
         producers: vec![1, 16, 64],
         batch: 16,
+        paced_producers: 16,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -86,6 +89,9 @@ fn parse_options() -> Result<Options, String> {
             "--body-bytes" => options.body_bytes = value("--body-bytes")?.min(1 << 20) as usize,
             "--skip-sync" => options.skip_sync = true,
             "--batch" => options.batch = value("--batch")?.clamp(1, 1024) as usize,
+            "--paced-producers" => {
+                options.paced_producers = value("--paced-producers")?.clamp(1, 4096) as usize
+            }
             "--skip-failover" => options.skip_failover = true,
             "--producers" => {
                 let list = args.next().ok_or("--producers needs a list like 1,16,64")?;
@@ -697,7 +703,16 @@ async fn run(options: Options) {
     }
     let half = peak / 2.0;
     let label = format!("ASYNC_FLUSH, {half:.0} msg/s offered");
-    let result = produce_series(&group, &options, &label, topic, 64, Some(half), 1).await;
+    let result = produce_series(
+        &group,
+        &options,
+        &label,
+        topic,
+        options.paced_producers,
+        Some(half),
+        1,
+    )
+    .await;
     summary.push(line(&label, &result));
     if options.batch > 1 {
         let producers = 16;
