@@ -178,3 +178,56 @@ fn cpp_client_batches_and_big_messages() {
     seen.sort();
     assert_eq!(seen, [0, 1, 2]);
 }
+
+/// The same client against a 3-node broker group: it finds the elected master through the
+/// name server and sees its messages exactly as sent, from every queue.
+#[test]
+fn cpp_client_against_a_broker_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let ns = namesrv.addr();
+    let _group = tests::group::BrokerGroup::start(dir.path(), "CppGroup", &ns, &[]).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let admin = client::Admin::start(client::ClientOptions::new(&ns)).unwrap();
+        tests::group::wait_for_master(&admin, "CppGroup", None, Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    let count = 20;
+
+    let produced = run(&["produce", &ns, "CppGroupTopic", &count.to_string()]);
+    let sent = sent_by_seq(&produced);
+    assert_eq!(sent.len(), count);
+
+    let pulled = run(&["pull", &ns, "CppGroupTopic", "cpp-group-pull", "*"]);
+    let mut seen: Vec<i64> = pulled
+        .ops("pulled")
+        .iter()
+        .map(|m| check_against_sent(m, &sent))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..count as i64).collect::<Vec<_>>());
+
+    let pushed = run(&[
+        "push",
+        &ns,
+        "CppGroupTopic",
+        "cpp-group-push",
+        "*",
+        &count.to_string(),
+        "60",
+    ]);
+    let mut seen: Vec<i64> = pushed
+        .ops("pushed")
+        .iter()
+        .map(|m| check_against_sent(m, &sent))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..count as i64).collect::<Vec<_>>(),
+        "{}",
+        pushed.stderr
+    );
+}
