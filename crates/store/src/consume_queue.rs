@@ -177,6 +177,12 @@ impl ConsumeQueue {
                 self.topic, self.queue_id
             )));
         }
+        if let [entry] = entries {
+            // One entry never crosses a file boundary (files hold whole entries).
+            self.write_run((first_offset as u64) * ENTRY_LEN, &entry.encode())?;
+            self.max_offset.store(first_offset + 1, Ordering::Release);
+            return Ok(());
+        }
         let mut buf = Vec::with_capacity(entries.len() * ENTRY_LEN as usize);
         let mut run_start = (first_offset as u64) * ENTRY_LEN;
         for entry in entries {

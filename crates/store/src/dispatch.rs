@@ -219,17 +219,24 @@ impl Dispatcher {
                 continue;
             }
             let cq = self.queue_or_create(info.topic, info.queue_id)?;
-            let mut run = vec![self.cq_entry(info)];
             let mut j = i + 1;
             while j < records.len()
                 && records[j].is_dispatchable()
                 && records[j].topic == info.topic
                 && records[j].queue_id == info.queue_id
             {
-                run.push(self.cq_entry(&records[j]));
                 j += 1;
             }
-            cq.append(info.queue_offset, &run)?;
+            // A single send (the usual put) needs no list of entries.
+            if j == i + 1 {
+                cq.append(
+                    info.queue_offset,
+                    std::slice::from_ref(&self.cq_entry(info)),
+                )?;
+            } else {
+                let run: Vec<CqEntry> = records[i..j].iter().map(|r| self.cq_entry(r)).collect();
+                cq.append(info.queue_offset, &run)?;
+            }
             let max = cq.max_offset();
             match grown.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &cq)) {
                 Some(slot) => slot.1 = max,

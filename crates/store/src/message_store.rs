@@ -352,12 +352,7 @@ impl MessageStore {
             StoreStats::add(&self.inner.stats.put_message_failed_times, 1);
         }
         let (pending, grown) = result?;
-        let listener = self.inner.listener.read().clone();
-        if let Some(listener) = listener {
-            for (topic, queue_id, max) in &grown {
-                listener(topic, *queue_id, *max);
-            }
-        }
+        self.inner.notify_arrivals(&grown);
         Ok(pending)
     }
 
@@ -704,7 +699,13 @@ impl Inner {
     }
 
     #[allow(clippy::type_complexity)]
-    fn put_locked(&self, records: &[&[u8]]) -> Result<(PendingPut, Vec<(String, i32, i64)>)> {
+    fn put_locked(
+        &self,
+        records: &[&[u8]],
+    ) -> Result<(
+        PendingPut,
+        Vec<(Arc<crate::consume_queue::ConsumeQueue>, i64)>,
+    )> {
         let total_bytes: usize = records.iter().map(|r| r.len()).sum();
         if records.is_empty() {
             return Ok((
@@ -804,10 +805,6 @@ impl Inner {
         drop(put);
         StoreStats::add(&self.stats.put_message_times_total, records.len() as u64);
         StoreStats::add(&self.stats.put_message_size_total, total_bytes as u64);
-        let grown = grown
-            .into_iter()
-            .map(|(cq, max)| (cq.topic().to_string(), cq.queue_id(), max))
-            .collect();
         Ok((
             PendingPut {
                 messages: results,
