@@ -46,6 +46,10 @@ pub struct BrokerConfig {
     pub file_reserved_time_hours: u64,
     pub delete_when: Vec<u32>,
     pub disk_max_used_space_ratio: f64,
+    /// Above this disk usage the oldest segments go even before `fileReservedTime`.
+    pub disk_space_clean_forcibly_ratio: f64,
+    /// Above this disk usage writes are refused (SERVICE_NOT_AVAILABLE, "disk nearly full").
+    pub disk_space_warning_level_ratio: f64,
     pub long_polling_enable: bool,
     pub short_polling_time: Duration,
     pub register_name_server_period: Duration,
@@ -84,6 +88,8 @@ impl Default for BrokerConfig {
             file_reserved_time_hours: 72,
             delete_when: vec![4],
             disk_max_used_space_ratio: 0.75,
+            disk_space_clean_forcibly_ratio: 0.85,
+            disk_space_warning_level_ratio: 0.90,
             long_polling_enable: true,
             short_polling_time: Duration::from_millis(1000),
             register_name_server_period: Duration::from_secs(30),
@@ -203,6 +209,13 @@ impl BrokerConfig {
                 // RocketMQ gives a percentage (default 75).
                 let percent = in_range(s, 10, 95)?;
                 self.disk_max_used_space_ratio = percent as f64 / 100.0;
+            }
+            // Percentages, as RocketMQ 5 reads them (4.x took them as JVM properties).
+            "diskSpaceCleanForciblyRatio" => {
+                self.disk_space_clean_forcibly_ratio = in_range(s, 10, 100)? as f64 / 100.0
+            }
+            "diskSpaceWarningLevelRatio" => {
+                self.disk_space_warning_level_ratio = in_range(s, 10, 100)? as f64 / 100.0
             }
             "longPollingEnable" => self.long_polling_enable = s.parse_bool()?,
             "shortPollingTimeMills" => {
@@ -380,9 +393,12 @@ mod tests {
             "brokerClusterName=C\nbrokerName=b\nbrokerId=0\nlistenPort=30911\n\
              namesrvAddr=127.0.0.1:9876;10.0.0.2:9876\nflushDiskType=SYNC_FLUSH\n\
              mapedFileSizeCommitLog=1048576\ndeleteWhen=04;16\nfileReservedTime=48\n\
-             brokerRole=ASYNC_MASTER\n",
+             brokerRole=ASYNC_MASTER\ndiskSpaceWarningLevelRatio=95\n\
+             diskSpaceCleanForciblyRatio=92\n",
         )
         .unwrap();
+        assert!((c.disk_space_warning_level_ratio - 0.95).abs() < 1e-9);
+        assert!((c.disk_space_clean_forcibly_ratio - 0.92).abs() < 1e-9);
         assert_eq!(c.listen_port, 30911);
         assert_eq!(c.namesrv_addrs.len(), 2);
         assert_eq!(c.flush_disk_type, FlushDiskType::Sync);
@@ -405,6 +421,7 @@ mod tests {
             "mapedFileSizeCommitLog=12",
             "brokerIP1=my-host",
             "channelExpiredTimeout=5",
+            "diskSpaceWarningLevelRatio=0.9",
         ] {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains("line 1"), "{text}: {err}");

@@ -77,6 +77,8 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
         file_reserved_time_hours: config.file_reserved_time_hours,
         delete_when,
         disk_max_used_space_ratio: config.disk_max_used_space_ratio,
+        disk_space_clean_forcibly_ratio: config.disk_space_clean_forcibly_ratio,
+        disk_space_warning_level_ratio: config.disk_space_warning_level_ratio,
         // The broker limits bodies; the store limits whole records and batches of them.
         max_message_size: max_body + RECORD_OVERHEAD_MAX_BYTES,
         max_batch_bytes: (max_body + BATCH_OVERHEAD_MAX_BYTES).max(16 * 1024 * 1024),
@@ -123,8 +125,11 @@ pub async fn start_with_store(
 
 /// A member of a raft group (DLedger mode): the client port first (so a bad port fails
 /// before the raft node starts), then the group's store, metadata and role manager.
-async fn start_group_member(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, StartError> {
     let (listener, local_addr) = bind_client_port(&config).await?;
+    // With `listenPort=0` the address this member registers is only known now; the group
+    // code compares it with the members the name servers list (to not copy from itself).
+    config.listen_port = local_addr.port();
     let opened = group::open(&config, store_config(&config)).await?;
     let member = opened.member;
     let store: Arc<dyn MessageStore> = Arc::new(ReplicatedFacade::new(Arc::clone(&member.store)));

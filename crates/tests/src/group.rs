@@ -142,6 +142,7 @@ impl BrokerGroup {
                     // A segment must hold the largest message.
                     ("maxMessageSize", (1024 * 1024).to_string()),
                 ];
+                entries.extend(crate::HOST_DISK_INSENSITIVE.map(|(k, v)| (k, v.to_string())));
                 entries.extend(extra.iter().cloned());
                 write_conf(&conf, &entries)?;
                 let process = GroupMember::spawn(dir, &id, &conf)?;

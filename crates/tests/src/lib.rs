@@ -202,6 +202,14 @@ impl Drop for Process {
 }
 
 /// Writes a RocketMQ-style `key=value` config file.
+/// Broker settings every test broker gets: a test's data must not depend on how full the
+/// host's disk happens to be (a shared CI disk above 85-90% would otherwise make brokers
+/// refuse writes or remove segments early). Disk-full behaviour has its own store tests.
+pub const HOST_DISK_INSENSITIVE: [(&str, &str); 2] = [
+    ("diskSpaceWarningLevelRatio", "100"),
+    ("diskSpaceCleanForciblyRatio", "100"),
+];
+
 pub fn write_conf(path: &Path, entries: &[(&str, String)]) -> Result<()> {
     let mut file = fs::File::create(path)?;
     for (key, value) in entries {
@@ -270,6 +278,7 @@ impl Broker {
                 ("storePathRootDir", store_dir.display().to_string()),
                 ("mapedFileSizeCommitLog", (64 * 1024 * 1024).to_string()),
             ];
+            entries.extend(HOST_DISK_INSENSITIVE.map(|(k, v)| (k, v.to_string())));
             entries.extend(extra.iter().cloned());
             write_conf(&conf, &entries)?;
             Broker::spawn(dir, name, conf, port, store_dir.clone())
