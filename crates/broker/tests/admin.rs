@@ -8,27 +8,8 @@ use remoting::body::{
 };
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
-use remoting::header::admin::{
-    CreateTopicRequestHeader, GetConsumeStatsRequestHeader, TopicRequestHeader,
-};
+use remoting::header::admin::{GetConsumeStatsRequestHeader, TopicRequestHeader};
 use support::*;
-
-fn create_topic(topic: &str, queues: i32) -> RemotingCommand {
-    RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(
-        &CreateTopicRequestHeader {
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            topic_sys_flag: Some(0),
-            order: false,
-            attributes: None,
-            force: false,
-        },
-    )
-}
 
 fn topic_request(code: i32, topic: &str) -> RemotingCommand {
     RemotingCommand::request(code).with_header(&TopicRequestHeader {

@@ -72,14 +72,14 @@ async fn members_are_listed_notified_of_changes_and_dropped_with_their_connectio
 
     let (tx, mut inbox) = mpsc::unbounded_channel();
     let first = client_with_handler(Arc::new(Inbox(tx)));
-    let beat = first
-        .invoke(
-            &broker.addr(),
-            consumer_heartbeat("c1", "CG", "T"),
-            TEST_WAIT,
-        )
-        .await
-        .unwrap();
+    let addr = broker.addr();
+    let first_beats = || async {
+        first
+            .invoke(&addr, consumer_heartbeat("c1", "CG", "T"), TEST_WAIT)
+            .await
+            .unwrap()
+    };
+    let beat = first_beats().await;
     assert_eq!(beat.code, response::SUCCESS);
     assert_eq!(beat.version, 479);
     assert!(
@@ -93,14 +93,7 @@ async fn members_are_listed_notified_of_changes_and_dropped_with_their_connectio
         .expect("told of its own joining")
         .unwrap();
     assert_eq!(own.code, request::NOTIFY_CONSUMER_IDS_CHANGED);
-    first
-        .invoke(
-            &broker.addr(),
-            consumer_heartbeat("c1", "CG", "T"),
-            TEST_WAIT,
-        )
-        .await
-        .unwrap();
+    first_beats().await;
     broker.call(consumer_heartbeat("c2", "CG", "T")).await;
     let notice = tokio::time::timeout(TEST_WAIT, inbox.recv())
         .await

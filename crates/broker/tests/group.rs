@@ -13,8 +13,10 @@ use broker::RunningBroker;
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
-use remoting::header::admin::CreateTopicRequestHeader;
-use support::{ext_i64, pull, pull_header, send_header, send_v2, test_config, update_offset};
+use support::{
+    create_topic, ext_i64, pull, pull_header, send_header, send_v2, test_config, update_offset,
+};
+use tests::free_port;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -23,14 +25,6 @@ struct Group {
     members: Vec<Option<RunningBroker>>,
     configs: Vec<BrokerConfig>,
     client: RemotingClient,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Group {
@@ -110,23 +104,6 @@ impl Group {
         assert_eq!(response.code, response::SUCCESS, "{:?}", response.remark);
         serde_json::from_slice(&response.body).unwrap()
     }
-}
-
-fn create_topic(topic: &str, queues: i32) -> RemotingCommand {
-    RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(
-        &CreateTopicRequestHeader {
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            topic_sys_flag: None,
-            order: false,
-            attributes: None,
-            force: false,
-        },
-    )
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -354,7 +331,11 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
     group.members[wiped] = Some(broker::start(group.configs[wiped].clone()).await.unwrap());
     let ctx = group.member(wiped).context().clone();
     eventually("the rebuilt member copies the topics", || {
-        ctx.topics.get("Early").is_some() && ctx.offsets.query("CG", "Early", 1) == Some(3)
+        ctx.topics.get("Early").is_some()
+    })
+    .await;
+    eventually("the rebuilt member copies the offsets", || {
+        ctx.offsets.query("CG", "Early", 1) == Some(3)
     })
     .await;
     let store = group.store(wiped);

@@ -82,23 +82,21 @@ async fn offset_commits_are_checked() {
     );
 }
 
+fn max_offset(topic: &str, queue_id: i32) -> RemotingCommand {
+    RemotingCommand::request(request::GET_MAX_OFFSET).with_header(&GetMaxOffsetRequestHeader {
+        topic: topic.into(),
+        queue_id,
+        committed: true,
+    })
+}
+
 #[tokio::test]
 async fn queue_offsets_and_time_search() {
     let broker = TestBroker::start().await;
     for _ in 0..3 {
         send_tagged(&broker, "QTopic", 1, "a", b"x").await;
     }
-    let max = broker
-        .call(
-            RemotingCommand::request(request::GET_MAX_OFFSET).with_header(
-                &GetMaxOffsetRequestHeader {
-                    topic: "QTopic".into(),
-                    queue_id: 1,
-                    committed: true,
-                },
-            ),
-        )
-        .await;
+    let max = broker.call(max_offset("QTopic", 1)).await;
     assert_eq!(ext_i64(&max, "offset"), 3);
     let min = broker
         .call(
@@ -111,17 +109,7 @@ async fn queue_offsets_and_time_search() {
         )
         .await;
     assert_eq!(ext_i64(&min, "offset"), 0);
-    let unknown = broker
-        .call(
-            RemotingCommand::request(request::GET_MAX_OFFSET).with_header(
-                &GetMaxOffsetRequestHeader {
-                    topic: "Nothing".into(),
-                    queue_id: 0,
-                    committed: true,
-                },
-            ),
-        )
-        .await;
+    let unknown = broker.call(max_offset("Nothing", 0)).await;
     assert_eq!(ext_i64(&unknown, "offset"), 0);
     let search = |timestamp: i64| {
         RemotingCommand::request(request::SEARCH_OFFSET_BY_TIMESTAMP).with_header(

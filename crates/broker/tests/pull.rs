@@ -8,11 +8,14 @@ use std::time::Duration;
 use remoting::body::{
     ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData,
 };
+use remoting::client::ClientError;
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
+use remoting::header::pull::PullMessageRequestHeader;
 use remoting::message::decode_all;
 use remoting::message::sysflag::pull as pull_flag;
 use support::*;
+use tokio::task::JoinHandle;
 
 async fn fill(broker: &TestBroker, topic: &str, tags: &[&str]) {
     for (i, tag) in tags.iter().enumerate() {
@@ -199,6 +202,38 @@ async fn pulls_commit_the_consumer_offset_when_asked() {
     assert_eq!(ext_i64(&queried, "offset"), 2);
 }
 
+/// Sends `header` as a long poll held up to 20 s, far longer than a test is allowed to wait
+/// (only an arrival or a shutdown can answer it in time), and returns once the broker has
+/// parked it.
+async fn park(
+    broker: &TestBroker,
+    mut header: PullMessageRequestHeader,
+) -> JoinHandle<Result<RemotingCommand, ClientError>> {
+    header.sys_flag |= pull_flag::SUSPEND;
+    header.suspend_timeout_millis = 20_000;
+    let client = broker.client.clone();
+    let addr = broker.addr();
+    let parked = tokio::spawn(async move {
+        client
+            .invoke(&addr, pull(&header), Duration::from_secs(30))
+            .await
+    });
+    until_parked(broker, 1).await;
+    parked
+}
+
+/// The answer to a parked pull; `why` says what should have brought it within 10 s.
+async fn answer(
+    parked: JoinHandle<Result<RemotingCommand, ClientError>>,
+    why: &str,
+) -> RemotingCommand {
+    tokio::time::timeout(Duration::from_secs(10), parked)
+        .await
+        .expect(why)
+        .unwrap()
+        .unwrap()
+}
+
 /// Waits (bounded) until `count` pulls are parked.
 async fn until_parked(broker: &TestBroker, count: usize) {
     for _ in 0..2000 {
@@ -214,25 +249,10 @@ async fn until_parked(broker: &TestBroker, count: usize) {
 async fn a_parked_pull_wakes_when_a_message_arrives() {
     let broker = TestBroker::start().await;
     fill(&broker, "LongTopic", &["x"]).await;
-    let mut header = pull_header("G", "LongTopic", 0, 1);
-    header.sys_flag |= pull_flag::SUSPEND;
-    // Far longer than the test is allowed to wait: only an arrival can answer it in time.
-    header.suspend_timeout_millis = 20_000;
-    let client = broker.client.clone();
-    let addr = broker.addr();
-    let parked = tokio::spawn(async move {
-        client
-            .invoke(&addr, pull(&header), Duration::from_secs(30))
-            .await
-            .unwrap()
-    });
-    until_parked(&broker, 1).await;
+    let parked = park(&broker, pull_header("G", "LongTopic", 0, 1)).await;
     assert!(!parked.is_finished(), "nothing arrived yet");
     fill(&broker, "LongTopic", &["y"]).await;
-    let pulled = tokio::time::timeout(Duration::from_secs(10), parked)
-        .await
-        .expect("the arrival woke the pull")
-        .unwrap();
+    let pulled = answer(parked, "the arrival woke the pull").await;
     assert_eq!(pulled.code, response::SUCCESS);
     let messages = decode_all(&pulled.body).unwrap();
     assert_eq!(messages.len(), 1);
@@ -245,24 +265,11 @@ async fn a_parked_pull_ignores_arrivals_its_filter_rejects() {
     let broker = TestBroker::start().await;
     fill(&broker, "FilterLong", &["TagA"]).await;
     let mut header = pull_header("G", "FilterLong", 0, 1);
-    header.sys_flag |= pull_flag::SUSPEND;
-    header.suspend_timeout_millis = 20_000;
     header.subscription = Some("TagA".into());
-    let client = broker.client.clone();
-    let addr = broker.addr();
-    let parked = tokio::spawn(async move {
-        client
-            .invoke(&addr, pull(&header), Duration::from_secs(30))
-            .await
-            .unwrap()
-    });
-    until_parked(&broker, 1).await;
+    let parked = park(&broker, header).await;
     fill(&broker, "FilterLong", &["TagB", "TagB"]).await;
     fill(&broker, "FilterLong", &["TagA"]).await;
-    let pulled = tokio::time::timeout(Duration::from_secs(10), parked)
-        .await
-        .expect("the matching arrival woke the pull")
-        .unwrap();
+    let pulled = answer(parked, "the matching arrival woke the pull").await;
     assert_eq!(pulled.code, response::SUCCESS);
     let messages = decode_all(&pulled.body).unwrap();
     assert_eq!(messages.len(), 1, "only the TagA message");
@@ -287,23 +294,9 @@ async fn a_parked_pull_answers_not_found_when_its_time_runs_out() {
 async fn shutdown_answers_parked_pulls() {
     let mut broker = TestBroker::start().await;
     fill(&broker, "ByeTopic", &["x"]).await;
-    let mut header = pull_header("G", "ByeTopic", 0, 1);
-    header.sys_flag |= pull_flag::SUSPEND;
-    header.suspend_timeout_millis = 20_000;
-    let client = broker.client.clone();
-    let addr = broker.addr();
-    let parked = tokio::spawn(async move {
-        client
-            .invoke(&addr, pull(&header), Duration::from_secs(30))
-            .await
-    });
-    until_parked(&broker, 1).await;
+    let parked = park(&broker, pull_header("G", "ByeTopic", 0, 1)).await;
     broker.stop().await;
-    let answered = tokio::time::timeout(Duration::from_secs(10), parked)
-        .await
-        .expect("shutdown answered the pull")
-        .unwrap()
-        .unwrap();
+    let answered = answer(parked, "shutdown answered the pull").await;
     assert_eq!(answered.code, response::PULL_NOT_FOUND);
 }
 
@@ -313,18 +306,8 @@ async fn a_parked_pull_woken_by_a_long_run_of_other_tags_sends_the_client_on() {
     let broker = TestBroker::start().await;
     fill(&broker, "RunTopic", &["TagA"]).await;
     let mut header = pull_header("G", "RunTopic", 0, 1);
-    header.sys_flag |= pull_flag::SUSPEND;
-    header.suspend_timeout_millis = 20_000;
     header.subscription = Some("TagA".into());
-    let client = broker.client.clone();
-    let addr = broker.addr();
-    let parked = tokio::spawn(async move {
-        client
-            .invoke(&addr, pull(&header), Duration::from_secs(30))
-            .await
-            .unwrap()
-    });
-    until_parked(&broker, 1).await;
+    let parked = park(&broker, header).await;
     // One arrival: far more non-matching entries than one read scans, then a match.
     let other = props(&[("TAGS", "TagB")]);
     let wanted = props(&[("TAGS", "TagA")]);
@@ -346,10 +329,7 @@ async fn a_parked_pull_woken_by_a_long_run_of_other_tags_sends_the_client_on() {
         .call(send_batch(&batch, &encode_batch(items).unwrap()))
         .await;
     assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
-    let answered = tokio::time::timeout(Duration::from_secs(10), parked)
-        .await
-        .expect("the pull did not sit out its timeout")
-        .unwrap();
+    let answered = answer(parked, "the pull did not sit out its timeout").await;
     assert_eq!(answered.code, response::PULL_RETRY_IMMEDIATELY);
     let next = ext_i64(&answered, "nextBeginOffset");
     assert!(next > 1 && next <= 1001, "{next}");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use client::{
     Admin, ClientInstance, Message, MessageQueue, Producer, ProducerOptions, PullConsumer,
     PushConsumer, ReceivedMessage,
 };
-use common::{bodies, eventually, push_options, recorder, Cluster, Seen};
+use common::{bodies, eventually, push_options, recorder, scenarios, Cluster, Seen};
 
 fn producer(cluster: &Cluster) -> Producer {
     Producer::start(cluster.options(), ProducerOptions::new("consumer-tests")).unwrap()
@@ -123,23 +123,7 @@ async fn ordered_consumption_holds_the_queue_locks_and_redelivers_a_failed_batch
     })
     .await;
     assert!(failed_queue.lock().unwrap().is_some(), "a batch was failed");
-    let mut next_offset: HashMap<i32, i64> = HashMap::new();
-    let mut last_seq: HashMap<String, i32> = HashMap::new();
-    for message in seen.lock().unwrap().iter() {
-        let expected = next_offset.entry(message.queue.queue_id).or_insert(0);
-        assert_eq!(
-            message.queue_offset, *expected,
-            "queue {} out of order",
-            message.queue.queue_id
-        );
-        *expected += 1;
-        let text = message.body_text();
-        let (key, seq) = text.split_once(':').unwrap();
-        let seq: i32 = seq.parse().unwrap();
-        if let Some(previous) = last_seq.insert(key.to_owned(), seq) {
-            assert!(previous < seq, "{key}: {previous} then {seq}");
-        }
-    }
+    scenarios::assert_in_order_per_queue_and_key(&seen.lock().unwrap());
 
     // While the member holds the broker's locks, another client cannot take them...
     let held: BTreeSet<MessageQueue> = consumer

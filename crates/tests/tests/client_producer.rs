@@ -11,7 +11,7 @@ use client::consumer::PullStatus;
 use client::{
     Admin, ClientError, ClientOptions, Message, Producer, ProducerOptions, PullConsumer, SendStatus,
 };
-use common::{eventually, Cluster};
+use common::{assert_consecutive, body_texts, eventually, Cluster};
 use remoting::code::response;
 
 fn producer(options: ClientOptions) -> Producer {
@@ -77,17 +77,8 @@ async fn a_send_reports_where_the_message_is_stored_with_its_properties() {
         .pull(&sent.queue, "*", sent.queue_offset, 32)
         .await
         .unwrap();
-    let bodies: Vec<String> = pulled
-        .messages
-        .iter()
-        .map(|m| m.body_text().into_owned())
-        .collect();
-    assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
-    let offsets: Vec<i64> = pulled.messages.iter().map(|m| m.queue_offset).collect();
-    assert_eq!(
-        offsets,
-        (sent.queue_offset..sent.queue_offset + 5).collect::<Vec<_>>()
-    );
+    assert_eq!(body_texts(&pulled.messages), ["m0", "m1", "m2", "m3", "m4"]);
+    assert_consecutive(&pulled.messages, sent.queue_offset, 5);
     let ids: Vec<&str> = pulled.messages.iter().map(|m| m.msg_id()).collect();
     assert_eq!(ids.join(","), sent.msg_id);
     reader.shutdown();

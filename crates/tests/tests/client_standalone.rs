@@ -1,251 +1,46 @@
 //! The `client` crate and its tools against real `mqnamesrv` and `mqbroker` processes
-//! (one standalone broker): ordered consumption, a consumer group sharing and
-//! re-balancing queues, retries ending in the dead-letter queue, and the CLI tools.
+//! (one standalone broker): the client scenarios also run against a broker group (ordered
+//! consumption, a consumer group sharing and re-balancing queues, retries ending in the
+//! dead-letter queue), the CLI tools, and the send, pull and consume-from options.
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use client::consumer::{ConsumeFromWhere, ConsumeMode, ConsumeResult};
-use client::{
-    Admin, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer,
-    ReceivedMessage,
+use client::consumer::ConsumeFromWhere;
+use client::{Admin, Message, Producer, ProducerOptions, PullConsumer, PushConsumer};
+use common::{
+    assert_consecutive, bodies, body_texts, eventually, push_options, recorder, scenarios, tool_ok,
+    topic_status_total, wait_for_topic_list, Cluster, Seen,
 };
-use common::{eventually, push_options, recorder, tool, Cluster, Seen, ToolRun, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_messages_arrive_in_order_per_queue() {
     let cluster = Cluster::start().await;
-    cluster.create_topic("OrderedTopic", 4).await;
-    let producer =
-        Producer::start(cluster.options(), ProducerOptions::new("ordered-producer")).unwrap();
-    let mut queue_of_key: HashMap<String, i32> = HashMap::new();
-    for i in 0..200 {
-        let key = format!("order-{}", i % 10);
-        let sent = producer
-            .send_ordered(Message::new("OrderedTopic", format!("{key}:{i}")), &key)
-            .await
-            .unwrap();
-        assert_eq!(
-            *queue_of_key.entry(key).or_insert(sent.queue.queue_id),
-            sent.queue.queue_id
-        );
-    }
-    let seen = Seen::default();
-    let mut options = push_options("ordered-group", "OrderedTopic");
-    options.consume_mode = ConsumeMode::Orderly;
-    options.consume_batch_max = 3;
-    let consumer = PushConsumer::start(cluster.options(), options, recorder(&seen))
-        .await
-        .unwrap();
-    eventually("all 200 ordered messages", || {
-        let n = seen.lock().unwrap().len();
-        async move { n >= 200 }
-    })
-    .await;
-    let mut next_offset: HashMap<i32, i64> = HashMap::new();
-    let mut last_seq: HashMap<String, i32> = HashMap::new();
-    for message in seen.lock().unwrap().iter() {
-        let expected = next_offset.entry(message.queue.queue_id).or_insert(0);
-        assert_eq!(
-            message.queue_offset, *expected,
-            "queue {} out of order",
-            message.queue.queue_id
-        );
-        *expected += 1;
-        let text = message.body_text();
-        let (key, seq) = text.split_once(':').unwrap();
-        let seq: i32 = seq.parse().unwrap();
-        if let Some(previous) = last_seq.insert(key.to_owned(), seq) {
-            assert!(previous < seq, "{key}: {previous} then {seq}");
-        }
-    }
-    consumer.shutdown().await;
-    producer.shutdown().await;
-}
-
-fn assigned(consumers: &[PushConsumer], topic: &str) -> Vec<BTreeSet<MessageQueue>> {
-    consumers
-        .iter()
-        .map(|c| {
-            c.assigned_queues()
-                .into_iter()
-                .filter(|q| q.topic == topic)
-                .collect()
-        })
-        .collect()
-}
-
-fn partitions_all(sets: &[BTreeSet<MessageQueue>], queues: usize) -> bool {
-    let union: BTreeSet<&MessageQueue> = sets.iter().flatten().collect();
-    sets.iter().map(BTreeSet::len).sum::<usize>() == queues && union.len() == queues
+    scenarios::ordered_messages_arrive_in_order_per_queue(&cluster.namesrv_addr()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_of_three_shares_queues_and_rebalances_when_one_leaves() {
     let cluster = Cluster::start().await;
-    cluster.create_topic("SharedTopic", 8).await;
-    let seen: Vec<Seen> = (0..3).map(|_| Seen::default()).collect();
-    let mut consumers = Vec::new();
-    for s in &seen {
-        let consumer = PushConsumer::start(
-            cluster.options(),
-            push_options("shared-group", "SharedTopic"),
-            recorder(s),
-        )
-        .await
-        .unwrap();
-        consumers.push(consumer);
-    }
-    eventually("three members splitting eight queues", || {
-        let sets = assigned(&consumers, "SharedTopic");
-        async move { partitions_all(&sets, 8) && sets.iter().all(|s| s.len() >= 2) }
-    })
+    scenarios::a_group_of_three_shares_queues_and_rebalances_when_one_leaves(
+        &cluster.namesrv_addr(),
+    )
     .await;
-
-    let producer =
-        Producer::start(cluster.options(), ProducerOptions::new("shared-producer")).unwrap();
-    for i in 0..120 {
-        producer
-            .send(Message::new("SharedTopic", format!("{i}")))
-            .await
-            .unwrap();
-    }
-    eventually("120 consumed", || {
-        let n: usize = seen.iter().map(|s| s.lock().unwrap().len()).sum();
-        async move { n >= 120 }
-    })
-    .await;
-    let mut owner: BTreeMap<i32, usize> = BTreeMap::new();
-    let mut bodies = BTreeSet::new();
-    for (member, s) in seen.iter().enumerate() {
-        for message in s.lock().unwrap().iter() {
-            let first = *owner.entry(message.queue.queue_id).or_insert(member);
-            assert_eq!(
-                first, member,
-                "queue {} consumed by two members",
-                message.queue.queue_id
-            );
-            assert!(
-                bodies.insert(message.body_text().into_owned()),
-                "delivered twice"
-            );
-        }
-    }
-    assert_eq!(bodies.len(), 120);
-
-    let leaving = consumers.pop().unwrap();
-    leaving.shutdown().await;
-    eventually("two members splitting eight queues", || {
-        let sets = assigned(&consumers, "SharedTopic");
-        async move { partitions_all(&sets, 8) }
-    })
-    .await;
-    for i in 120..180 {
-        producer
-            .send(Message::new("SharedTopic", format!("{i}")))
-            .await
-            .unwrap();
-    }
-    eventually("the remaining members consume all new messages", || {
-        let got: BTreeSet<String> = seen[..2]
-            .iter()
-            .flat_map(|s| {
-                s.lock()
-                    .unwrap()
-                    .iter()
-                    .map(|m| m.body_text().into_owned())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        async move { (120..180).all(|i| got.contains(&i.to_string())) }
-    })
-    .await;
-    for consumer in consumers {
-        consumer.shutdown().await;
-    }
-    producer.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_message_is_redelivered_then_dead_lettered() {
     let cluster = Cluster::start().await;
-    cluster.create_topic("PoisonTopic", 1).await;
-    let deliveries = Seen::default();
-    let mut options = push_options("poison-group", "PoisonTopic");
-    options.max_reconsume_times = Some(2);
-    let log = Arc::clone(&deliveries);
-    let consumer = PushConsumer::start(
-        cluster.options(),
-        options,
-        move |messages: Vec<ReceivedMessage>| {
-            log.lock().unwrap().extend(messages);
-            std::future::ready(ConsumeResult::Retry)
-        },
-    )
-    .await
-    .unwrap();
-    let producer =
-        Producer::start(cluster.options(), ProducerOptions::new("poison-producer")).unwrap();
-    let sent = producer
-        .send(Message::new("PoisonTopic", "poison").with_keys(["poison-1"]))
-        .await
-        .unwrap();
-    eventually("three deliveries (the first and two retries)", || {
-        let n = deliveries.lock().unwrap().len();
-        async move { n >= 3 }
-    })
-    .await;
-
-    let reader = PullConsumer::start(cluster.options(), "dlq-reader").unwrap();
-    let mut dead = Vec::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while dead.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for the dead-letter queue"
-        );
-        if let Ok(queues) = reader.queues("%DLQ%poison-group").await {
-            for queue in queues {
-                if let Ok(result) = reader.pull(&queue, "*", 0, 32).await {
-                    dead.extend(result.messages);
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].body_text(), "poison");
-    assert_eq!(dead[0].uniq_key(), Some(sent.msg_id.as_str()));
-    let seen = deliveries.lock().unwrap().clone();
-    assert!(seen
-        .iter()
-        .all(|m| m.topic == "PoisonTopic" && m.msg_id() == sent.msg_id));
-    let retries: Vec<i32> = seen.iter().map(|m| m.reconsume_times).collect();
-    assert_eq!(&retries[..3], &[0, 1, 2], "{retries:?}");
-    let queues: Vec<&str> = seen.iter().map(|m| m.queue.topic.as_str()).collect();
-    assert_eq!(
-        queues,
-        ["PoisonTopic", "%RETRY%poison-group", "%RETRY%poison-group"],
-        "redeliveries come through the group's retry topic"
-    );
-    assert_eq!(
-        seen.len(),
-        3,
-        "no delivery after the message was dead-lettered"
-    );
-    consumer.shutdown().await;
-    producer.shutdown().await;
+    scenarios::a_failed_message_is_redelivered_then_dead_lettered(&cluster.namesrv_addr()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqadmin_and_mq_work_against_a_real_broker() {
     let cluster = Cluster::start().await;
     let ns = cluster.namesrv.addr();
-    let ToolRun { ok, out, err } = tool("mqadmin", &["clusterList", "-n", &ns], None).await;
-    assert!(ok, "{err}");
+    let out = tool_ok("mqadmin", &["clusterList", "-n", &ns], None).await;
     assert!(
         out.lines()
             .nth(1)
@@ -253,7 +48,7 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         "{out}"
     );
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &[
             "updateTopic",
@@ -271,7 +66,6 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert!(
         out.contains(&format!(
             "create topic to {} success.",
@@ -279,16 +73,9 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         )),
         "{out}"
     );
-    eventually("ToolTopic in topicList", || {
-        let ns = ns.clone();
-        async move {
-            let ToolRun { ok, out, .. } = tool("mqadmin", &["topicList", "-n", &ns], None).await;
-            ok && out.lines().any(|l| l == "ToolTopic")
-        }
-    })
-    .await;
+    wait_for_topic_list(&ns, "ToolTopic").await;
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mq",
         &[
             "produce",
@@ -306,41 +93,33 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert_eq!(
         out.lines().filter(|l| l.starts_with("SEND_OK")).count(),
         3,
         "{out}"
     );
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &["topicStatus", "-n", &ns, "-t", "ToolTopic"],
         None,
     )
     .await;
-    assert!(ok, "{err}");
-    let max_total: i64 = out
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().nth(3).unwrap().parse::<i64>().unwrap())
-        .sum();
-    assert_eq!(max_total, 3, "{out}");
+    assert_eq!(topic_status_total(&out), 3, "{out}");
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mq",
         &["consume", "-n", &ns, "-t", "ToolTopic", "--json"],
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert_eq!(
         out.lines().filter(|l| l.contains("from the cli")).count(),
         3,
         "{out}"
     );
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &[
             "queryMsgByKey",
@@ -354,10 +133,9 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 4, "{out}");
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mq",
         &[
             "bench",
@@ -377,7 +155,6 @@ async fn mqadmin_and_mq_work_against_a_real_broker() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(summary["messages"], 300, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
@@ -424,17 +201,11 @@ async fn sends_batches_compression_long_polling_and_lookups() {
         .pull(&batched.queue, "b", batched.queue_offset, 32)
         .await
         .unwrap();
-    let bodies: Vec<String> = pulled
-        .messages
-        .iter()
-        .map(|m| m.body_text().into_owned())
-        .collect();
-    assert_eq!(bodies, (0..10).map(|i| format!("b{i}")).collect::<Vec<_>>());
-    let offsets: Vec<i64> = pulled.messages.iter().map(|m| m.queue_offset).collect();
     assert_eq!(
-        offsets,
-        (batched.queue_offset..batched.queue_offset + 10).collect::<Vec<_>>()
+        body_texts(&pulled.messages),
+        (0..10).map(|i| format!("b{i}")).collect::<Vec<_>>()
     );
+    assert_consecutive(&pulled.messages, batched.queue_offset, 10);
 
     // Long polling: a pull parked at the end of the queue answers when a message lands.
     let queue = first.queue.clone();
@@ -551,13 +322,8 @@ async fn committed_offsets_resume_and_consume_from_last_skips_history() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let bodies: BTreeSet<String> = again
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|m| m.body_text().into_owned())
-        .collect();
-    assert_eq!(bodies, (0..3).map(|i| format!("away{i}")).collect());
+    let received: BTreeSet<String> = bodies(&again).into_iter().collect();
+    assert_eq!(received, (0..3).map(|i| format!("away{i}")).collect());
     consumer.shutdown().await;
     admin.shutdown();
     producer.shutdown().await;
@@ -607,13 +373,8 @@ async fn consume_from_timestamp_and_broadcasting() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let bodies: BTreeSet<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|m| m.body_text().into_owned())
-        .collect();
-    assert_eq!(bodies, (0..4).map(|i| format!("new{i}")).collect());
+    let received: BTreeSet<String> = bodies(&seen).into_iter().collect();
+    assert_eq!(received, (0..4).map(|i| format!("new{i}")).collect());
     consumer.shutdown().await;
 
     // Broadcasting: every member gets every message.

@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use client::{Admin, Message, MessageQueue, Producer, ProducerOptions, PullConsumer};
-use common::{eventually, tool, Cluster, ToolRun, CLUSTER};
+use common::{
+    eventually, tool, tool_ok, topic_status_total, wait_for_topic_list, Cluster, ToolRun, CLUSTER,
+};
 
 fn producer(cluster: &Cluster) -> Producer {
     Producer::start(cluster.options(), ProducerOptions::new("tools-tests")).unwrap()
@@ -19,7 +21,7 @@ async fn mqadmin_topic_commands_print_rocketmq_tables() {
     let ns = cluster.namesrv_addr();
     let broker = cluster.broker().addr();
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &[
             "updateTopic",
@@ -37,7 +39,6 @@ async fn mqadmin_topic_commands_print_rocketmq_tables() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert!(
         out.contains(&format!("create topic to {broker} success.")),
         "{out}"
@@ -46,62 +47,46 @@ async fn mqadmin_topic_commands_print_rocketmq_tables() {
         out.contains("TopicConfig [topicName=Audit, readQueueNums=4, writeQueueNums=4, perm=RW-"),
         "{out}"
     );
-    eventually("Audit in topicList", || {
-        let ns = ns.clone();
-        async move {
-            let run = tool("mqadmin", &["topicList", "-n", &ns], None).await;
-            run.ok && run.out.lines().any(|l| l == "Audit")
-        }
-    })
-    .await;
+    wait_for_topic_list(&ns, "Audit").await;
 
     producer(&cluster)
         .send(Message::new("Audit", "x").with_keys(["k-9"]))
         .await
         .unwrap();
-    let ToolRun { ok, out, err } =
-        tool("mqadmin", &["topicStatus", "-n", &ns, "-t", "Audit"], None).await;
-    assert!(ok, "{err}");
+    let out = tool_ok("mqadmin", &["topicStatus", "-n", &ns, "-t", "Audit"], None).await;
     let lines: Vec<&str> = out.lines().collect();
     assert!(
         lines[0].starts_with("#Broker Name") && lines[0].contains("#Max Offset"),
         "{out}"
     );
     assert_eq!(lines.len(), 5, "a header and four queues: {out}");
-    let total: i64 = lines[1..]
-        .iter()
-        .map(|l| l.split_whitespace().nth(3).unwrap().parse::<i64>().unwrap())
-        .sum();
-    assert_eq!(total, 1, "{out}");
+    assert_eq!(topic_status_total(&out), 1, "{out}");
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &["topicRoute", "-n", &ns, "-t", "Audit", "--json"],
         None,
     )
     .await;
-    assert!(ok, "{err}");
     let route: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(route["queueDatas"][0]["brokerName"], "broker-a", "{out}");
     assert_eq!(route["brokerDatas"][0]["brokerAddrs"]["0"], broker, "{out}");
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &["queryMsgByKey", "-n", &ns, "-t", "Audit", "-k", "k-9"],
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert!(out.starts_with("#Message ID"), "{out}");
     assert_eq!(out.lines().count(), 2, "a header and one message: {out}");
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &["deleteTopic", "-n", &ns, "-c", CLUSTER, "-t", "Audit"],
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert!(
         out.contains(&format!(
             "delete topic [Audit] from cluster [{CLUSTER}] success."
@@ -120,8 +105,7 @@ async fn mqadmin_cluster_broker_and_message_views() {
     let ns = cluster.namesrv_addr();
     let broker = cluster.broker().addr();
 
-    let ToolRun { ok, out, err } = tool("mqadmin", &["clusterList", "-n", &ns], None).await;
-    assert!(ok, "{err}");
+    let out = tool_ok("mqadmin", &["clusterList", "-n", &ns], None).await;
     let mut lines = out.lines();
     assert!(
         lines
@@ -139,9 +123,7 @@ async fn mqadmin_cluster_broker_and_message_views() {
         "{row}"
     );
 
-    let ToolRun { ok, out, err } =
-        tool("mqadmin", &["brokerStatus", "-n", &ns, "-b", &broker], None).await;
-    assert!(ok, "{err}");
+    let out = tool_ok("mqadmin", &["brokerStatus", "-n", &ns, "-b", &broker], None).await;
     assert!(
         out.contains(&format!("{:<32}: V5_3_3", "brokerVersionDesc")),
         "{out}"
@@ -152,7 +134,7 @@ async fn mqadmin_cluster_broker_and_message_views() {
         .send(Message::new("Viewed", "viewed body").with_tag("t1"))
         .await
         .unwrap();
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &[
             "queryMsgById",
@@ -166,7 +148,6 @@ async fn mqadmin_cluster_broker_and_message_views() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert!(
         out.contains(&format!("{:<20} {}", "OffsetID:", sent.offset_msg_id)),
         "{out}"
@@ -174,7 +155,7 @@ async fn mqadmin_cluster_broker_and_message_views() {
     assert!(out.contains("Tags:                [t1]"), "{out}");
     assert!(out.contains("Message Body:        viewed body"), "{out}");
     // A client's unique id needs the topic to be found.
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &[
             "queryMsgById",
@@ -189,17 +170,15 @@ async fn mqadmin_cluster_broker_and_message_views() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     let found: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(found[0]["body"], "viewed body", "{out}");
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &["getBrokerGroup", "-n", &ns, "-b", "broker-a"],
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert!(
         out.lines().nth(1).is_some_and(|row| row.contains("MASTER")),
         "{out}"
@@ -257,13 +236,12 @@ async fn consumer_progress_shows_the_lag_per_queue() {
         }
     })
     .await;
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mqadmin",
         &["consumerProgress", "-n", &ns, "-g", "lagging"],
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert!(out.starts_with("#Topic"), "{out}");
     assert!(out.contains(&format!("Diff Total: {lag}")), "{out}");
     reader.shutdown();
@@ -276,7 +254,7 @@ async fn mq_produces_from_stdin_and_consumes_with_a_tag_filter() {
     let cluster = Cluster::start().await;
     let ns = cluster.namesrv_addr();
     cluster.create_topic("Chat", 2).await;
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mq",
         &[
             "produce", "-n", &ns, "-t", "Chat", "--tag", "greeting", "-k", "k1",
@@ -284,16 +262,13 @@ async fn mq_produces_from_stdin_and_consumes_with_a_tag_filter() {
         Some("hello\nworld\n"),
     )
     .await;
-    assert!(ok, "{err}");
     assert_eq!(
         out.lines().filter(|l| l.starts_with("SEND_OK")).count(),
         2,
         "one send per line: {out}"
     );
 
-    let ToolRun { ok, out, err } =
-        tool("mq", &["consume", "-n", &ns, "-t", "Chat", "--json"], None).await;
-    assert!(ok, "{err}");
+    let out = tool_ok("mq", &["consume", "-n", &ns, "-t", "Chat", "--json"], None).await;
     let mut bodies: Vec<String> = out
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -303,13 +278,12 @@ async fn mq_produces_from_stdin_and_consumes_with_a_tag_filter() {
     bodies.sort();
     assert_eq!(bodies, ["hello", "world"]);
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mq",
         &["consume", "-n", &ns, "-t", "Chat", "-e", "other"],
         None,
     )
     .await;
-    assert!(ok, "{err}");
     assert!(out.is_empty(), "the tag filter lets nothing through: {out}");
 }
 
@@ -318,7 +292,7 @@ async fn mq_bench_produces_then_consumes_and_prints_json_summaries() {
     let cluster = Cluster::start().await;
     let ns = cluster.namesrv_addr();
     cluster.create_topic("Bench", 4).await;
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mq",
         &[
             "bench", "produce", "-n", &ns, "-t", "Bench", "-s", "64", "-w", "4", "-c", "200", "-d",
@@ -327,7 +301,6 @@ async fn mq_bench_produces_then_consumes_and_prints_json_summaries() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(summary["messages"], 200, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
@@ -339,7 +312,7 @@ async fn mq_bench_produces_then_consumes_and_prints_json_summaries() {
     );
     assert_eq!(cluster.stored("Bench").await, 200);
 
-    let ToolRun { ok, out, err } = tool(
+    let out = tool_ok(
         "mq",
         &[
             "bench", "consume", "-n", &ns, "-t", "Bench", "--from", "first", "-c", "200", "-d",
@@ -348,7 +321,6 @@ async fn mq_bench_produces_then_consumes_and_prints_json_summaries() {
         None,
     )
     .await;
-    assert!(ok, "{err}");
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(summary["messages"].as_u64().unwrap() >= 200, "{summary}");
 }

@@ -41,6 +41,18 @@ fn sent_by_seq(output: &ScriptOutput) -> BTreeMap<i64, Value> {
     sent
 }
 
+/// The sequence numbers of the messages `output` reports under `op`, sorted, after checking
+/// each against what was sent with its number.
+fn sequences_as_sent(output: &ScriptOutput, op: &str, sent: &BTreeMap<i64, Value>) -> Vec<i64> {
+    let mut seen: Vec<i64> = output
+        .ops(op)
+        .iter()
+        .map(|m| check_against_sent(m, sent))
+        .collect();
+    seen.sort();
+    seen
+}
+
 /// Checks one consumed message against what was sent with its sequence number.
 fn check_against_sent(consumed: &Value, sent: &BTreeMap<i64, Value>) -> i64 {
     let seq: i64 = consumed["seq"].as_str().unwrap().parse().unwrap();
@@ -59,83 +71,60 @@ fn check_against_sent(consumed: &Value, sent: &BTreeMap<i64, Value>) -> i64 {
     seq
 }
 
+/// Messages each produce-and-consume test sends.
+const COUNT: usize = 20;
+
+/// Produces [`COUNT`] messages to `topic` and reads them all back through a pull consumer
+/// (`<prefix>-pull`, with `*`) and a push consumer group (`<prefix>-push`), each exactly
+/// as sent; returns what was sent.
+fn produce_then_pull_and_push(ns: &str, topic: &str, prefix: &str) -> BTreeMap<i64, Value> {
+    let produced = run(&["produce", ns, topic, &COUNT.to_string()]);
+    let sent = sent_by_seq(&produced);
+    assert_eq!(sent.len(), COUNT);
+    let pulled = run(&["pull", ns, topic, &format!("{prefix}-pull"), "*"]);
+    let seen = sequences_as_sent(&pulled, "pulled", &sent);
+    assert_eq!(seen, (0..COUNT as i64).collect::<Vec<_>>());
+    push_everything(ns, topic, &format!("{prefix}-push"), &sent, &[]);
+    sent
+}
+
+/// Runs a push consumer group (`extra` arguments after the count and timeout, e.g.
+/// `orderly`) until it has received every message sent, each exactly as sent.
+fn push_everything(
+    ns: &str,
+    topic: &str,
+    group: &str,
+    sent: &BTreeMap<i64, Value>,
+    extra: &[&str],
+) {
+    let count = sent.len().to_string();
+    let mut args = vec!["push", ns, topic, group, "*", &count, "60"];
+    args.extend_from_slice(extra);
+    let pushed = run(&args);
+    let seen = sequences_as_sent(&pushed, "pushed", sent);
+    assert_eq!(
+        seen,
+        (0..sent.len() as i64).collect::<Vec<_>>(),
+        "{}",
+        pushed.stderr
+    );
+}
+
 #[test]
 fn cpp_client_produces_and_consumes() {
     let dir = tempfile::tempdir().unwrap();
     let (namesrv, _broker) = start(dir.path());
     let ns = namesrv.addr();
-    let count = 20;
-
-    let produced = run(&["produce", &ns, "CppTopic", &count.to_string()]);
-    let sent = sent_by_seq(&produced);
-    assert_eq!(sent.len(), count);
-
-    // Pull everything with `*`: every message once, exactly as sent.
-    let pulled = run(&["pull", &ns, "CppTopic", "cpp-pull-all", "*"]);
-    let mut seen: Vec<i64> = pulled
-        .ops("pulled")
-        .iter()
-        .map(|m| check_against_sent(m, &sent))
-        .collect();
-    seen.sort();
-    assert_eq!(seen, (0..count as i64).collect::<Vec<_>>());
+    // Every message once, exactly as sent, to a pull with `*` and to a push consumer group.
+    let sent = produce_then_pull_and_push(&ns, "CppTopic", "cpp");
 
     // Pull with a tag: only TagA (the even sequence numbers).
     let tagged = run(&["pull", &ns, "CppTopic", "cpp-pull-taga", "TagA"]);
-    let mut seen: Vec<i64> = tagged
-        .ops("pulled")
-        .iter()
-        .map(|m| check_against_sent(m, &sent))
-        .collect();
-    seen.sort();
-    assert_eq!(seen, (0..count as i64).step_by(2).collect::<Vec<_>>());
+    let seen = sequences_as_sent(&tagged, "pulled", &sent);
+    assert_eq!(seen, (0..COUNT as i64).step_by(2).collect::<Vec<_>>());
 
-    // A push consumer group receives everything.
-    let pushed = run(&[
-        "push",
-        &ns,
-        "CppTopic",
-        "cpp-push",
-        "*",
-        &count.to_string(),
-        "60",
-    ]);
-    let mut seen: Vec<i64> = pushed
-        .ops("pushed")
-        .iter()
-        .map(|m| check_against_sent(m, &sent))
-        .collect();
-    seen.sort();
-    assert_eq!(
-        seen,
-        (0..count as i64).collect::<Vec<_>>(),
-        "{}",
-        pushed.stderr
-    );
-
-    // So does an orderly one, which must lock its queues first.
-    let ordered = run(&[
-        "push",
-        &ns,
-        "CppTopic",
-        "cpp-push-orderly",
-        "*",
-        &count.to_string(),
-        "60",
-        "orderly",
-    ]);
-    let mut seen: Vec<i64> = ordered
-        .ops("pushed")
-        .iter()
-        .map(|m| check_against_sent(m, &sent))
-        .collect();
-    seen.sort();
-    assert_eq!(
-        seen,
-        (0..count as i64).collect::<Vec<_>>(),
-        "{}",
-        ordered.stderr
-    );
+    // An orderly push consumer, which must lock its queues first, receives everything too.
+    push_everything(&ns, "CppTopic", "cpp-push-orderly", &sent, &["orderly"]);
 }
 
 #[test]
@@ -170,12 +159,7 @@ fn cpp_client_batches_and_big_messages() {
     let sent = sent_by_seq(&big);
     assert_eq!(sent.len(), 3);
     let pulled = run(&["pull", &ns, "CppBig", "cpp-big-pull", "*"]);
-    let mut seen: Vec<i64> = pulled
-        .ops("pulled")
-        .iter()
-        .map(|m| check_against_sent(m, &sent))
-        .collect();
-    seen.sort();
+    let seen = sequences_as_sent(&pulled, "pulled", &sent);
     assert_eq!(seen, [0, 1, 2]);
 }
 
@@ -194,40 +178,5 @@ fn cpp_client_against_a_broker_group() {
             .await
             .unwrap();
     });
-    let count = 20;
-
-    let produced = run(&["produce", &ns, "CppGroupTopic", &count.to_string()]);
-    let sent = sent_by_seq(&produced);
-    assert_eq!(sent.len(), count);
-
-    let pulled = run(&["pull", &ns, "CppGroupTopic", "cpp-group-pull", "*"]);
-    let mut seen: Vec<i64> = pulled
-        .ops("pulled")
-        .iter()
-        .map(|m| check_against_sent(m, &sent))
-        .collect();
-    seen.sort();
-    assert_eq!(seen, (0..count as i64).collect::<Vec<_>>());
-
-    let pushed = run(&[
-        "push",
-        &ns,
-        "CppGroupTopic",
-        "cpp-group-push",
-        "*",
-        &count.to_string(),
-        "60",
-    ]);
-    let mut seen: Vec<i64> = pushed
-        .ops("pushed")
-        .iter()
-        .map(|m| check_against_sent(m, &sent))
-        .collect();
-    seen.sort();
-    assert_eq!(
-        seen,
-        (0..count as i64).collect::<Vec<_>>(),
-        "{}",
-        pushed.stderr
-    );
+    produce_then_pull_and_push(&ns, "CppGroupTopic", "cpp-group");
 }

@@ -1,5 +1,5 @@
-//! An in-process broker on 127.0.0.1 with a free port and a temporary store, and the
-//! requests real clients send, built with the remoting crate.
+//! An in-process broker on 127.0.0.1 with a free port and a temporary store; the requests
+//! real clients send come from the end-to-end harness (`tests::requests`), re-exported here.
 
 #![allow(dead_code)]
 
@@ -9,17 +9,16 @@ use std::time::Duration;
 use broker::config::BrokerConfig;
 use broker::RunningBroker;
 use remoting::client::{ClientConfig, RemotingClient};
-use remoting::code::request;
 use remoting::command::RemotingCommand;
-use remoting::header::offset::{
-    QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
-};
-use remoting::header::pull::PullMessageRequestHeader;
-use remoting::header::send::SendMessageRequestHeader;
-use remoting::message::properties;
-use remoting::message::sysflag::pull as pull_flag;
 use remoting::server::RequestProcessor;
 use tempfile::TempDir;
+use tests::requests;
+// Each test binary uses part of them.
+#[allow(unused_imports)]
+pub use tests::requests::{
+    create_topic, props, pull, pull_header, query_offset, send_batch, send_header, send_v1,
+    send_v2, update_offset,
+};
 
 /// Bounds every wait in these tests.
 pub const TEST_WAIT: Duration = Duration::from_secs(20);
@@ -41,6 +40,9 @@ pub fn test_config(dir: &std::path::Path) -> BrokerConfig {
         store_path_root_dir: dir.join("store"),
         mapped_file_size_commit_log: 16 * 1024 * 1024,
         max_message_size: 1024 * 1024,
+        // A test's data must not depend on how full the host's disk is.
+        disk_space_warning_level_ratio: 1.0,
+        disk_space_clean_forcibly_ratio: 1.0,
         ..BrokerConfig::default()
     }
 }
@@ -102,108 +104,9 @@ pub fn client_with_handler<P: RequestProcessor>(handler: Arc<P>) -> RemotingClie
     RemotingClient::with_request_handler(ClientConfig::default(), handler)
 }
 
-pub fn props(pairs: &[(&str, &str)]) -> String {
-    properties::encode(pairs.iter().copied())
-}
-
-pub fn send_header(topic: &str, queue_id: i32, properties: &str) -> SendMessageRequestHeader {
-    SendMessageRequestHeader {
-        producer_group: "PG".into(),
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id,
-        sys_flag: 0,
-        born_timestamp: 1_700_000_000_000,
-        flag: 0,
-        properties: Some(properties.into()),
-        reconsume_times: Some(0),
-        unit_mode: Some(false),
-        batch: Some(false),
-        max_reconsume_times: None,
-        broker_name: None,
-    }
-}
-
-/// SEND_MESSAGE (long keys).
-pub fn send_v1(header: &SendMessageRequestHeader, body: &[u8]) -> RemotingCommand {
-    RemotingCommand::request(request::SEND_MESSAGE)
-        .with_header(header)
-        .with_body(body.to_vec())
-}
-
-/// SEND_MESSAGE_V2 (abbreviated keys), or a batch with `m=true` when `header.batch` says so.
-pub fn send_v2(header: &SendMessageRequestHeader, body: &[u8]) -> RemotingCommand {
-    let mut command = RemotingCommand::request(request::SEND_MESSAGE_V2).with_body(body.to_vec());
-    header.to_v2(&mut command.ext_fields);
-    command
-}
-
-/// SEND_BATCH_MESSAGE (320) with V2 keys.
-pub fn send_batch(header: &SendMessageRequestHeader, body: &[u8]) -> RemotingCommand {
-    let mut command =
-        RemotingCommand::request(request::SEND_BATCH_MESSAGE).with_body(body.to_vec());
-    header.to_v2(&mut command.ext_fields);
-    command
-}
-
-pub fn pull_header(
-    group: &str,
-    topic: &str,
-    queue_id: i32,
-    offset: i64,
-) -> PullMessageRequestHeader {
-    PullMessageRequestHeader {
-        consumer_group: group.into(),
-        topic: topic.into(),
-        queue_id,
-        queue_offset: offset,
-        max_msg_nums: 32,
-        sys_flag: pull_flag::SUBSCRIPTION,
-        commit_offset: 0,
-        suspend_timeout_millis: 0,
-        subscription: Some("*".into()),
-        sub_version: 0,
-        expression_type: Some("TAG".into()),
-        max_msg_bytes: None,
-        request_source: None,
-        proxy_forward_client_id: None,
-        broker_name: None,
-    }
-}
-
-pub fn pull(header: &PullMessageRequestHeader) -> RemotingCommand {
-    RemotingCommand::request(request::PULL_MESSAGE).with_header(header)
-}
-
-pub fn query_offset(group: &str, topic: &str, queue_id: i32) -> RemotingCommand {
-    RemotingCommand::request(request::QUERY_CONSUMER_OFFSET).with_header(
-        &QueryConsumerOffsetRequestHeader {
-            consumer_group: group.into(),
-            topic: topic.into(),
-            queue_id,
-            set_zero_if_not_found: None,
-        },
-    )
-}
-
-pub fn update_offset(group: &str, topic: &str, queue_id: i32, offset: i64) -> RemotingCommand {
-    RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET).with_header(
-        &UpdateConsumerOffsetRequestHeader {
-            consumer_group: group.into(),
-            topic: topic.into(),
-            queue_id,
-            commit_offset: offset,
-        },
-    )
-}
-
+/// An integer ext field of a response; the test fails when it is missing or not a number.
 pub fn ext_i64(command: &RemotingCommand, key: &str) -> i64 {
-    command
-        .ext_field(key)
-        .unwrap_or_else(|| panic!("no {key} in {command:?}"))
-        .parse()
-        .unwrap()
+    requests::ext_i64(command, key).unwrap()
 }
 
 /// Sends one message with a tag to a queue and returns the response.

@@ -1,6 +1,7 @@
 //! Helpers the `client_*` test binaries share: a name server with one or more standalone
-//! brokers, bounded waits, push-consumer settings for quick tests, and a bounded runner for
-//! the `mqadmin` / `mq` tools.
+//! brokers ([`Cluster`]) or with a 3-node broker group ([`Group`]), topic creation on
+//! whatever masters serve, bounded waits, push-consumer settings for quick tests, a bounded
+//! runner for the `mqadmin` / `mq` tools, and the client [`scenarios`] run against both.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
@@ -12,7 +13,11 @@ use std::time::{Duration, Instant};
 
 use client::consumer::{ConsumeFromWhere, ConsumeResult};
 use client::{Admin, ClientOptions, PushConsumerOptions, ReceivedMessage};
+use remoting::body::TopicConfig;
+use tests::group::{wait_for_master, BrokerGroup};
 use tests::{binary, Broker, NameServer};
+
+pub mod scenarios;
 
 /// Bounds every wait of these tests.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -80,37 +85,13 @@ impl Cluster {
     }
 
     pub fn options(&self) -> ClientOptions {
-        let mut options = ClientOptions::new(&self.namesrv.addr());
-        options.heartbeat_interval = Duration::from_secs(2);
-        options
+        client_options(&self.namesrv.addr())
     }
 
     /// Creates `topic` with `queues` queues on every broker and waits until the name
     /// server routes all of them.
     pub async fn create_topic(&self, topic: &str, queues: i32) {
-        let admin = Admin::start(self.options()).unwrap();
-        for broker in &self.brokers {
-            admin
-                .create_topic(&broker.addr(), &Admin::topic_config(topic, queues, queues))
-                .await
-                .unwrap();
-        }
-        let expected = queues * self.brokers.len() as i32;
-        eventually(&format!("a route for {topic}"), || {
-            let admin = admin.clone();
-            let topic = topic.to_owned();
-            async move {
-                admin.topic_route(&topic).await.is_ok_and(|r| {
-                    r.queue_datas
-                        .iter()
-                        .map(|q| q.write_queue_nums)
-                        .sum::<i32>()
-                        == expected
-                })
-            }
-        })
-        .await;
-        admin.shutdown();
+        create_topic(&self.namesrv.addr(), topic, queues).await;
     }
 
     /// Messages stored in `topic`, summed over its queues (max offsets as the brokers
@@ -120,6 +101,58 @@ impl Cluster {
         let stats = admin.topic_stats(topic).await;
         admin.shutdown();
         stats.map_or(0, |s| s.offset_table.values().map(|o| o.max_offset).sum())
+    }
+}
+
+/// The broker name (and raft group) of [`Group`]'s members.
+pub const GROUP: &str = "RaftNode00";
+
+/// A name server and a 3-node broker group (DLedger mode) registered with it, each member a
+/// real `mqbroker` in the test's own directory.
+pub struct Group {
+    pub dir: tempfile::TempDir,
+    pub namesrv: NameServer,
+    pub brokers: BrokerGroup,
+    /// The master the name server listed once the group had elected one.
+    pub master: String,
+    admin: Admin,
+}
+
+impl Group {
+    /// Returns once the name server lists a master: until then no client can send.
+    pub async fn start() -> Group {
+        let dir = tempfile::tempdir().unwrap();
+        let namesrv = NameServer::start(dir.path()).unwrap();
+        let brokers = BrokerGroup::start(dir.path(), GROUP, &namesrv.addr(), &[]).unwrap();
+        let admin = Admin::start(client_options(&namesrv.addr())).unwrap();
+        let master = wait_for_master(&admin, GROUP, None, WAIT).await.unwrap();
+        Group {
+            dir,
+            namesrv,
+            brokers,
+            master,
+            admin,
+        }
+    }
+
+    /// Kills (SIGKILL) the member serving at `addr` and returns its index.
+    pub fn kill(&mut self, addr: &str) -> usize {
+        let index = self.brokers.index_of(addr).expect("a member's address");
+        self.brokers.members[index].process.kill();
+        index
+    }
+
+    /// Waits until the name server lists a master other than `not`.
+    pub async fn new_master(&self, not: &str) -> String {
+        wait_for_master(&self.admin, GROUP, Some(not), WAIT)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.admin.shutdown();
     }
 }
 
@@ -140,6 +173,70 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Client settings for these tests: heartbeats often enough that a consumer group forms
+/// and re-forms within seconds.
+pub fn client_options(namesrv: &str) -> ClientOptions {
+    let mut options = ClientOptions::new(namesrv);
+    options.heartbeat_interval = Duration::from_secs(2);
+    options
+}
+
+/// Creates `topic` with `queues` queues on every master the name server at `namesrv` lists
+/// (each standalone broker, or a group's elected master, which replicates it to its
+/// followers), and waits until the name server routes all of them. A create is tried
+/// again until [`WAIT`] passes: a group's master may change hands just as it is asked.
+pub async fn create_topic(namesrv: &str, topic: &str, queues: i32) {
+    let admin = Admin::start(client_options(namesrv)).unwrap();
+    let config = Admin::topic_config(topic, queues, queues);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let masters = loop {
+        match create_on_masters(&admin, &config).await {
+            Ok(masters) => break masters,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "creating {topic}: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let expected = queues * masters as i32;
+    eventually(&format!("a route for {topic}"), || {
+        let admin = admin.clone();
+        let topic = topic.to_owned();
+        async move {
+            admin.topic_route(&topic).await.is_ok_and(|r| {
+                r.queue_datas
+                    .iter()
+                    .map(|q| q.write_queue_nums)
+                    .sum::<i32>()
+                    == expected
+            })
+        }
+    })
+    .await;
+    admin.shutdown();
+}
+
+/// Creates the topic on every listed master; the number of masters, or why it failed.
+async fn create_on_masters(admin: &Admin, config: &TopicConfig) -> Result<usize, String> {
+    let info = admin.cluster_info().await.map_err(|e| e.to_string())?;
+    let masters: Vec<String> = info
+        .broker_addr_table
+        .values()
+        .filter_map(|b| b.master_addr().map(str::to_owned))
+        .collect();
+    if masters.is_empty() {
+        return Err("no master listed".to_owned());
+    }
+    for master in &masters {
+        admin
+            .create_topic(master, config)
+            .await
+            .map_err(|e| format!("{master}: {e}"))?;
+    }
+    Ok(masters.len())
 }
 
 /// Push-consumer settings with short timers, consuming from the first offset.
@@ -170,11 +267,25 @@ pub fn recorder(
 
 /// The bodies `seen` holds, in arrival order.
 pub fn bodies(seen: &Seen) -> Vec<String> {
-    seen.lock()
-        .unwrap()
+    body_texts(&seen.lock().unwrap())
+}
+
+/// The bodies of `messages`, in order.
+pub fn body_texts(messages: &[ReceivedMessage]) -> Vec<String> {
+    messages
         .iter()
         .map(|m| m.body_text().into_owned())
         .collect()
+}
+
+/// Checks that `messages` are `count` messages at consecutive queue offsets from
+/// `first_offset`, as a batch is stored.
+pub fn assert_consecutive(messages: &[ReceivedMessage], first_offset: i64, count: i64) {
+    let offsets: Vec<i64> = messages.iter().map(|m| m.queue_offset).collect();
+    assert_eq!(
+        offsets,
+        (first_offset..first_offset + count).collect::<Vec<_>>()
+    );
 }
 
 /// What a finished tool run printed.
@@ -191,6 +302,34 @@ pub async fn tool(name: &'static str, args: &[&str], stdin: Option<&'static str>
     tokio::task::spawn_blocking(move || run_tool(name, &args, stdin))
         .await
         .unwrap()
+}
+
+/// Runs a tool that must succeed and returns what it printed to stdout.
+pub async fn tool_ok(name: &'static str, args: &[&str], stdin: Option<&'static str>) -> String {
+    let ToolRun { ok, out, err } = tool(name, args, stdin).await;
+    assert!(ok, "{err}");
+    out
+}
+
+/// Waits until `mqadmin topicList` names `topic`.
+pub async fn wait_for_topic_list(namesrv: &str, topic: &str) {
+    eventually(&format!("{topic} in topicList"), || {
+        let namesrv = namesrv.to_owned();
+        async move {
+            let run = tool("mqadmin", &["topicList", "-n", &namesrv], None).await;
+            run.ok && run.out.lines().any(|l| l == topic)
+        }
+    })
+    .await;
+}
+
+/// The messages an `mqadmin topicStatus` table counts: its `#Max Offset` column summed
+/// over the queue rows.
+pub fn topic_status_total(out: &str) -> i64 {
+    out.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse::<i64>().unwrap())
+        .sum()
 }
 
 fn run_tool(name: &str, args: &[String], stdin: Option<&str>) -> ToolRun {
