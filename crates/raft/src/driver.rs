@@ -693,10 +693,12 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             return Ok(());
         }
         let want = ((limit - apply.next + 1) as usize).min(self.apply_batch_entries);
+        // The storage verified each body checksum when the entry entered the log (or when it
+        // read it back from a file); only headers are checked again here.
         let frames = self.node.storage().read(apply.next, want, 4 << 20)?;
         let mut entries = Vec::with_capacity(frames.len());
         for frame in &frames {
-            let entry = Entry::decode(frame).map_err(StorageError::from)?;
+            let entry = Entry::decode_stored(frame).map_err(StorageError::from)?;
             if entry.index > limit {
                 break;
             }

@@ -1151,6 +1151,66 @@ impl AppendBatch<'_> {
         Ok(())
     }
 
+    /// Stages a frame exactly as given, without decoding or re-checksumming its body (raft:
+    /// an entry the leader just framed, or one a follower received and verified). `header`
+    /// is the frame's decoded header; it must put the entry exactly where this log places
+    /// the next one.
+    pub fn append_frame(&mut self, header: &EntryHeader, frame: &[u8]) -> Result<Placement> {
+        let body_len = header.body_len as usize;
+        if frame.len() != header.size() {
+            return Err(StoreError::LogMismatch(format!(
+                "frame of {} bytes holds an entry of {}",
+                frame.len(),
+                header.size()
+            )));
+        }
+        if body_len > self.log.config.max_body_len {
+            return Err(StoreError::EntryTooLarge {
+                size: body_len,
+                max: self.log.config.max_body_len,
+            });
+        }
+        if self.writer.buf.len() + frame.len() + BLANK_MIN_LEN > self.log.config.max_batch_bytes {
+            return Err(StoreError::BatchTooLarge {
+                count: self.writer.locations.len() + 1,
+                bytes: self.writer.buf.len() + frame.len(),
+                max_count: usize::MAX,
+                max_bytes: self.log.config.max_batch_bytes,
+            });
+        }
+        let placement = self.placement(body_len);
+        if header.index != placement.index || header.pos != placement.pos {
+            return Err(StoreError::LogMismatch(format!(
+                "entry {} at {} does not follow this log (expected {} at {})",
+                header.index, header.pos, placement.index, placement.pos
+            )));
+        }
+        if header.term < self.last_term {
+            return Err(StoreError::LogMismatch(format!(
+                "term {} is older than the last term {}",
+                header.term, self.last_term
+            )));
+        }
+        let seg_len = self.log.config.segment_len;
+        let writer = &mut *self.writer;
+        if placement.pos != self.write_pos {
+            stage_padding(writer, seg_len, self.write_pos, placement.pos);
+        }
+        let at = writer.buf.len();
+        writer.buf.extend_from_slice(frame);
+        push_chunk(&mut writer.chunks, seg_len, placement.pos, at, frame.len());
+        writer.locations.push(EntryLocation {
+            index: placement.index,
+            term: header.term,
+            pos: placement.pos,
+            size: frame.len() as u32,
+        });
+        self.next_index += 1;
+        self.write_pos = placement.pos + frame.len() as u64;
+        self.last_term = header.term;
+        Ok(placement)
+    }
+
     /// Writes, indexes and publishes the staged entries.
     pub fn commit(mut self) -> Result<Appended> {
         let log = self.log;
@@ -1197,6 +1257,21 @@ impl AppendBatch<'_> {
         writer.chunks.clear();
         writer.locations.clear();
         Ok(appended)
+    }
+}
+
+/// Stages the blank marker that pads a segment from `write_pos` to `next_pos` (the start of
+/// the next segment); a room shorter than a marker stays zero.
+fn stage_padding(writer: &mut Writer, seg_len: u64, write_pos: u64, next_pos: u64) {
+    let room = (next_pos - write_pos) as usize;
+    if room >= BLANK_MIN_LEN {
+        let mut marker = [0u8; BLANK_MIN_LEN];
+        encode_blank(&mut marker);
+        // The marker's length field must say how far the padding reaches.
+        marker[4..8].copy_from_slice(&(room as u32).to_be_bytes());
+        let at = writer.buf.len();
+        writer.buf.extend_from_slice(&marker);
+        push_chunk(&mut writer.chunks, seg_len, write_pos, at, BLANK_MIN_LEN);
     }
 }
 
@@ -1323,6 +1398,48 @@ mod tests {
             batch.append_entry(&wrong),
             Err(StoreError::LogMismatch(_))
         ));
+    }
+
+    #[test]
+    fn frames_are_written_as_given_and_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, _) = open(&dir.path().join("a"), 512);
+        let bodies: Vec<_> = (1..=7).map(|i| body(i, 100 + i as usize)).collect();
+        append(&leader, 1, &bodies);
+        let frames = leader.read_frames(1, 100, 1 << 20).unwrap();
+        {
+            let (follower, _) = open(&dir.path().join("b"), 512);
+            let mut batch = follower.begin_append().unwrap();
+            for frame in &frames {
+                let header = EntryHeader::decode(frame).unwrap();
+                batch.append_frame(&header, frame).unwrap();
+            }
+            batch.commit().unwrap();
+            assert_eq!(
+                follower.write_pos(),
+                leader.write_pos(),
+                "padding as placed"
+            );
+            assert_eq!(follower.read_frames(1, 100, 1 << 20).unwrap(), frames);
+            follower.flush_and_checkpoint().unwrap();
+        }
+        let (follower, rec) = open(&dir.path().join("b"), 512);
+        assert_eq!((rec.last_index, rec.cut), (7, None));
+        assert_eq!(
+            follower.read_entry(7).unwrap().unwrap().body.as_ref(),
+            &bodies[6][..]
+        );
+
+        // A frame out of place, of the wrong size or of an older term is refused.
+        let (other, _) = open(&dir.path().join("c"), 512);
+        let mut batch = other.begin_append().unwrap();
+        let second = EntryHeader::decode(&frames[1]).unwrap();
+        assert!(batch.append_frame(&second, &frames[1]).is_err());
+        let first = EntryHeader::decode(&frames[0]).unwrap();
+        assert!(batch.append_frame(&first, &frames[0][..40]).is_err());
+        batch.append_frame(&first, &frames[0]).unwrap();
+        let older = EntryHeader { term: 0, ..second };
+        assert!(batch.append_frame(&older, &frames[1]).is_err());
     }
 
     #[test]
