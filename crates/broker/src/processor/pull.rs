@@ -23,7 +23,6 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use remoting::body::perm;
 use remoting::code::response;
 use remoting::command::RemotingCommand;
@@ -346,26 +345,13 @@ async fn read_or_wait(
 fn found(
     ctx: &BrokerContext,
     request: &RemotingCommand,
-    read: GetMessageResult,
+    mut read: GetMessageResult,
 ) -> RemotingCommand {
     ctx.stats.add_get(read.messages.len() as u64);
-    let body = concat(&read.messages, read.buffer_total_size);
-    answer(ctx, RemotingCommand::success_to(request), &read).with_body(body)
-}
-
-/// The records back to back. One record is passed on as it is (it already shares the
-/// mapped CommitLog); several are copied into one buffer because a command has one body.
-fn concat(records: &[Bytes], total: usize) -> Bytes {
-    match records {
-        [one] => one.clone(),
-        many => {
-            let mut body = BytesMut::with_capacity(total);
-            for record in many {
-                body.extend_from_slice(record);
-            }
-            body.freeze()
-        }
-    }
+    // The records go out as the writer's own buffers, still shared with the mapped
+    // CommitLog: a pull of many messages is not copied into one body first.
+    let records = std::mem::take(&mut read.messages);
+    answer(ctx, RemotingCommand::success_to(request), &read).with_body_chunks(records)
 }
 
 fn answer(
