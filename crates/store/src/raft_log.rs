@@ -382,6 +382,10 @@ mod tests {
     }
 
     fn open(dir: &std::path::Path) -> RaftLog {
+        open_with_recent_frames(dir, RECENT_FRAMES_MAX_BYTES)
+    }
+
+    fn open_with_recent_frames(dir: &std::path::Path, recent_frames_bytes: usize) -> RaftLog {
         let (log, _) = CommitLog::open(
             CommitLogConfig {
                 dir: dir.to_path_buf(),
@@ -393,7 +397,7 @@ mod tests {
             &accept,
         )
         .unwrap();
-        RaftLog::new(Arc::new(log), Arc::default())
+        RaftLog::with_recent_frames(Arc::new(log), Arc::default(), recent_frames_bytes)
     }
 
     fn frame<S: LogStorage>(log: &S, index: u64, term: u64, len: usize) -> Bytes {
@@ -446,18 +450,7 @@ mod tests {
     fn recent_frames_and_files_agree() {
         for cache_bytes in [0, 700, 1 << 20] {
             let dir = tempfile::tempdir().unwrap();
-            let (log, _) = CommitLog::open(
-                CommitLogConfig {
-                    dir: dir.path().to_path_buf(),
-                    segment_len: 512,
-                    index_slots_per_file: 16,
-                    max_body_len: 300,
-                    max_batch_bytes: 1024,
-                },
-                &accept,
-            )
-            .unwrap();
-            let mut file = RaftLog::with_recent_frames(Arc::new(log), Arc::default(), cache_bytes);
+            let mut file = open_with_recent_frames(dir.path(), cache_bytes);
             let mut mem = MemLog::with_segments(512);
             let check = |file: &RaftLog, mem: &MemLog| {
                 let (first, last) = (mem.first_index(), mem.last_index());
