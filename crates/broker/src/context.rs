@@ -21,6 +21,7 @@ use crate::metadata::{
     SubscriptionGroupManager, SubscriptionOp, TopicConfigManager, TopicOp,
 };
 use crate::role::{Role, RoleState};
+use crate::schedule::DelayLevels;
 use crate::stats::BrokerStats;
 use crate::store_facade::MessageStore;
 
@@ -69,6 +70,8 @@ pub struct BrokerContext {
     pub shutdown: CancellationToken,
     pub uniq_ids: UniqIdGenerator,
     pub boot_timestamp_ms: i64,
+    /// `messageDelayLevel`, for sends with a `DELAY` level, retries and the schedule service.
+    pub delay_levels: DelayLevels,
 }
 
 impl BrokerContext {
@@ -101,6 +104,8 @@ impl BrokerContext {
             ))
         })?;
         let store_host = SocketAddr::new(ip, port);
+        let delay_levels = DelayLevels::parse(&config.message_delay_level)
+            .map_err(|e| MetaError::Invalid(format!("messageDelayLevel: {e}")))?;
         let long_poll = LongPollHub::new(limits::MAX_PARKED_PULLS);
         let hub = Arc::clone(&long_poll);
         store.set_arrival_listener(Arc::new(move |topic: &str, queue_id: i32, _max: i64| {
@@ -135,6 +140,7 @@ impl BrokerContext {
             shutdown: CancellationToken::new(),
             uniq_ids: UniqIdGenerator::new(ip),
             boot_timestamp_ms: now_ms(),
+            delay_levels,
             config,
         }))
     }

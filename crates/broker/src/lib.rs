@@ -12,6 +12,8 @@
 //!   by explicit ops through one `apply` path and persisted under `config/`.
 //! - [`client`]: consumer and producer groups from heartbeats; orderly-consumption locks.
 //! - [`long_poll`]: pulls parked until a message arrives.
+//! - [`schedule`]: delayed messages and delayed retries (`SCHEDULE_TOPIC_XXXX`, the
+//!   delivery loop a master runs, its replicated progress).
 //! - [`registration`]: registering with the name servers.
 //! - [`role`]: master or slave.
 //! - [`group`]: membership of a raft group (DLedger mode): the replicated store, metadata
@@ -32,6 +34,7 @@ pub mod processor;
 pub mod registration;
 pub mod role;
 pub mod runtime;
+pub mod schedule;
 pub mod stats;
 pub mod store_facade;
 

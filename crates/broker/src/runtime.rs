@@ -1,6 +1,6 @@
 //! Starting and stopping a broker: open the store and metadata, listen, run the background
-//! work (name-server registration, offset persistence, client expiry, rate sampling), and
-//! shut down in order.
+//! work (name-server registration, offset persistence, client expiry, rate sampling,
+//! delivery of delayed messages), and shut down in order.
 //!
 //! With `enableDLegerCommitLog=true` the broker joins its raft group instead of opening a
 //! standalone store (see [`crate::group`]): it starts as a slave, the role manager makes
@@ -23,6 +23,7 @@ use crate::group::{self, handoff, GroupError};
 use crate::metadata::MetaError;
 use crate::processor::{notify_if_enabled, BrokerProcessor};
 use crate::registration::{self, NameServerRegistrar};
+use crate::schedule;
 use crate::store_facade::{LocalStore, MessageStore, ReplicatedFacade};
 
 /// Consumer offsets are written out this often (RocketMQ: `flushConsumerOffsetInterval`).
@@ -82,6 +83,8 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
         // The broker limits bodies; the store limits whole records and batches of them.
         max_message_size: max_body + RECORD_OVERHEAD_MAX_BYTES,
         max_batch_bytes: (max_body + BATCH_OVERHEAD_MAX_BYTES).max(16 * 1024 * 1024),
+        // The store stamps each SCHEDULE_TOPIC_XXXX entry with its deliver time.
+        message_delay_level: config.message_delay_level.clone(),
         ..StoreConfig::new(&config.store_path_root_dir)
     }
 }
@@ -185,6 +188,7 @@ fn serve(
         tokio::spawn(persist_offsets_periodically(Arc::clone(&ctx))),
         tokio::spawn(expire_clients_periodically(Arc::clone(&ctx))),
         tokio::spawn(sample_stats_periodically(Arc::clone(&ctx))),
+        tokio::spawn(schedule::service::run(Arc::clone(&ctx))),
     ];
     info!(broker = %ctx.config.broker_name, addr = %ctx.broker_addr, %local_addr,
         cluster = %ctx.config.broker_cluster_name, namesrv = ?ctx.config.namesrv_addrs,

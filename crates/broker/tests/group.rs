@@ -351,3 +351,82 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
     eventually("later ops apply", || ctx.topics.get("Late").is_some()).await;
     namesrv.shutdown().await;
 }
+
+/// Every message of a queue from offset 0 as a member serves it (at most 32).
+async fn pull_all(group: &Group, i: usize, topic: &str) -> Vec<remoting::message::StoredMessage> {
+    let pulled = group.call(i, pull(&pull_header("CG", topic, 0, 0))).await;
+    if pulled.code != response::SUCCESS {
+        return Vec::new();
+    }
+    remoting::message::decode_all(&pulled.body)
+        .unwrap()
+        .iter()
+        .map(remoting::message::MessageView::to_owned_message)
+        .collect()
+}
+
+/// Whether a member's replicated schedule progress covers every waiting message.
+fn schedule_caught_up(ctx: &broker::BrokerContext) -> bool {
+    use broker::schedule::{PROGRESS_GROUP, SCHEDULE_TOPIC};
+    (0..ctx.delay_levels.max_level()).all(|queue_id| {
+        ctx.offsets
+            .query(PROGRESS_GROUP, SCHEDULE_TOPIC, queue_id)
+            .unwrap_or(0)
+            >= ctx.store.max_offset(SCHEDULE_TOPIC, queue_id)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delayed_messages_are_delivered_by_the_group_and_survive_the_master_stopping() {
+    let mut group = Group::start_with(|config| config.message_delay_level = "1s 5s".into()).await;
+    let master = group.wait_master(None).await;
+    let created = group.call(master, create_topic("GroupDelay", 1)).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    let delayed = |level: &str, body: &[u8]| {
+        send_v2(
+            &send_header("GroupDelay", 0, &support::props(&[("DELAY", level)])),
+            body,
+        )
+    };
+
+    let sent = group.call(master, delayed("1", b"first")).await;
+    assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pull_all(&group, master, "GroupDelay").await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The delivery progress reaches every member through the log.
+    for i in 0..3 {
+        let ctx = group.member(i).context().clone();
+        eventually("the schedule progress reaches every member", || {
+            schedule_caught_up(&ctx) && ctx.store.max_offset("GroupDelay", 0) == 1
+        })
+        .await;
+    }
+
+    // The master stops before the second message is due; the next master delivers it.
+    let sent = group.call(master, delayed("2", b"second")).await;
+    assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+    group.members[master].take().unwrap().stop(false).await;
+    let next = group.wait_master(Some(master)).await;
+    let next_ctx = group.member(next).context().clone();
+    assert_eq!(
+        next_ctx.store.max_offset("GroupDelay", 0),
+        1,
+        "the second message was not delivered before the master stopped"
+    );
+    eventually("the new master delivers the waiting message", || {
+        next_ctx.store.max_offset("GroupDelay", 0) >= 2 && schedule_caught_up(&next_ctx)
+    })
+    .await;
+    let delivered = pull_all(&group, next, "GroupDelay").await;
+    let bodies: Vec<&[u8]> = delivered.iter().map(|m| m.body.as_slice()).collect();
+    assert_eq!(
+        bodies,
+        [&b"first"[..], &b"second"[..]],
+        "each delivered once"
+    );
+    assert_eq!(delivered[1].store_host, next_ctx.store_host);
+    assert_eq!(delivered[1].property("DELAY"), None);
+}

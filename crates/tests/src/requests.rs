@@ -10,6 +10,7 @@ use remoting::client::RemotingClient;
 use remoting::code::request;
 use remoting::command::RemotingCommand;
 use remoting::header::admin::CreateTopicRequestHeader;
+use remoting::header::client::ConsumerSendMsgBackRequestHeader;
 use remoting::header::namesrv::GetRouteInfoRequestHeader;
 use remoting::header::offset::{
     QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
@@ -115,6 +116,27 @@ pub fn update_offset(group: &str, topic: &str, queue_id: i32, offset: i64) -> Re
             topic: topic.into(),
             queue_id,
             commit_offset: offset,
+        },
+    )
+}
+
+/// CONSUMER_SEND_MSG_BACK: `group` hands back the message at CommitLog `offset` for retry
+/// (`delay_level` 0: the broker picks `3 + reconsumeTimes`; negative: dead-letter it).
+pub fn send_back(
+    offset: i64,
+    group: &str,
+    delay_level: i32,
+    max_reconsume_times: i32,
+) -> RemotingCommand {
+    RemotingCommand::request(request::CONSUMER_SEND_MSG_BACK).with_header(
+        &ConsumerSendMsgBackRequestHeader {
+            offset,
+            group: group.into(),
+            delay_level,
+            origin_msg_id: None,
+            origin_topic: None,
+            unit_mode: false,
+            max_reconsume_times: Some(max_reconsume_times),
         },
     )
 }

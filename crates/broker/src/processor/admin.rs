@@ -296,6 +296,7 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ),
         ("regionId", c.region_id.clone()),
         ("traceOn", c.trace_on.to_string()),
+        ("messageDelayLevel", c.message_delay_level.clone()),
     ];
     let mut body = String::new();
     for (key, value) in lines {

@@ -6,8 +6,10 @@
 //! Checks, in RocketMQ's order: header; role and broker permission; topic name; topics
 //! clients may not send to; topic exists (else auto-created from `defaultTopic`); topic
 //! writable; queue id; body size; properties; transactions (not supported). A send to a
-//! `%RETRY%` topic past the group's max reconsume times goes to its `%DLQ%` topic. Delay
-//! levels (`DELAY`) are not scheduled: such messages are stored for immediate delivery.
+//! `%RETRY%` topic past the group's max reconsume times goes to its `%DLQ%` topic. A
+//! message with a delay level (`DELAY` > 0; above the last level means the last) is stored
+//! in `SCHEDULE_TOPIC_XXXX` to wait (see [`crate::schedule`]); the answer still names the
+//! queue it was sent to. Batches cannot be delayed (RocketMQ refuses them too).
 
 use std::sync::Arc;
 
@@ -29,6 +31,8 @@ use super::record::{append_record, complete_properties, NewMessage};
 use super::Refusal;
 use crate::context::{limits, BrokerContext};
 use crate::group::handoff;
+use crate::schedule::divert::{self, Diverted};
+use crate::schedule::{self, SCHEDULE_TOPIC};
 use crate::store_facade::{PutOutcome, RecordBatch};
 
 pub async fn process(
@@ -297,9 +301,14 @@ async fn send_one(
         || ctx.uniq_ids.next_id(),
     )
     .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+    let diverted = delay(ctx, &stored_properties, target)?;
+    let (topic, queue_id, stored_properties) = match diverted {
+        Some(diverted) => (SCHEDULE_TOPIC, diverted.queue_id, diverted.properties),
+        None => (target.topic.as_str(), target.queue_id, stored_properties),
+    };
     let message = NewMessage {
-        topic: &target.topic,
-        queue_id: target.queue_id,
+        topic,
+        queue_id,
         body: &request.body,
         flag: header.flag,
         properties: &stored_properties,
@@ -336,6 +345,17 @@ async fn send_batch(
             "batch request does not support retry group",
         ));
     }
+    let batch_properties = header.properties.as_deref().unwrap_or("");
+    if ctx
+        .delay_levels
+        .clamp(schedule::levels::requested_level(batch_properties))
+        .is_some()
+    {
+        return Err(Refusal::new(
+            response::MESSAGE_ILLEGAL,
+            "batch messages cannot be delayed (DELAY)",
+        ));
+    }
     let items = decode_batch(&request.body, limits::MAX_BATCH_MESSAGES)
         .map_err(|e| Refusal::new(response::MESSAGE_ILLEGAL, format!("bad batch body: {e}")))?;
     let mut batch = RecordBatch::with_capacity(request.body.len() + items.len() * 200, items.len());
@@ -366,6 +386,25 @@ async fn send_batch(
         .map(str::to_owned);
     let outcome = put(ctx, batch).await?;
     Ok(respond(ctx, request, target, &outcome, uniq_key))
+}
+
+/// Where a message with a delay level waits instead of its target; `None` when it asks for
+/// none or goes to a dead-letter queue (dead letters are never delayed).
+fn delay(
+    ctx: &BrokerContext,
+    stored_properties: &str,
+    target: &Target,
+) -> Result<Option<Diverted>, Refusal> {
+    if target.topic.starts_with(DLQ_GROUP_TOPIC_PREFIX) {
+        return Ok(None);
+    }
+    divert::by_delay_property(
+        &ctx.delay_levels,
+        stored_properties,
+        &target.topic,
+        target.queue_id,
+    )
+    .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))
 }
 
 async fn put(ctx: &BrokerContext, batch: RecordBatch) -> Result<PutOutcome, Refusal> {

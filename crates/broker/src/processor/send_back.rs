@@ -3,8 +3,10 @@
 //! The message (found by its CommitLog offset) is copied into the group's `%RETRY%<group>`
 //! topic with its reconsume count raised, or into `%DLQ%<group>` once it has been retried
 //! `maxReconsumeTimes` times (or the consumer asks for the DLQ with a negative delay
-//! level). RocketMQ delays retries by level (10 s, 30 s, 1 min, ...) through its schedule
-//! service; this broker has none, so retries are stored for immediate redelivery.
+//! level). As RocketMQ does, a retry waits in the schedule topic (see [`crate::schedule`])
+//! at the level the consumer asked for, or else `3 + reconsumeTimes` (with the default
+//! levels 10 s, 30 s, 1 min, 2 min, ...); the last level is the longest wait. Dead letters
+//! are stored at once.
 
 use rand::Rng;
 use remoting::body::perm;
@@ -18,6 +20,7 @@ use remoting::message::{MessageProperties, MessageView};
 use super::record::{append_record, complete_properties, NewMessage};
 use super::{decode_header, error};
 use crate::context::BrokerContext;
+use crate::schedule::{divert, SCHEDULE_TOPIC};
 use crate::store_facade::RecordBatch;
 
 pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
@@ -134,7 +137,7 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         put_property(keys::DLQ_ORIGIN_TOPIC, &origin_topic);
         put_property(keys::DLQ_ORIGIN_MESSAGE_ID, &origin_msg_id);
     }
-    // Without a schedule service a delay level would only confuse readers.
+    // The level the original was sent with has been served; a retry gets its own below.
     properties.remove(keys::DELAY);
     let stored_properties = match complete_properties(
         &properties.encode(),
@@ -144,9 +147,23 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         Ok(p) => p,
         Err(reason) => return error(request, response::MESSAGE_ILLEGAL, reason),
     };
+    let (store_topic, store_queue_id, stored_properties) = if dead {
+        (topic.as_str(), queue_id, stored_properties)
+    } else {
+        let requested = if header.delay_level > 0 {
+            header.delay_level
+        } else {
+            reconsume_times.saturating_add(3)
+        };
+        let level = ctx.delay_levels.clamp(requested).unwrap_or(1);
+        match divert::at_level(&stored_properties, level, &topic, queue_id) {
+            Ok(diverted) => (SCHEDULE_TOPIC, diverted.queue_id, diverted.properties),
+            Err(reason) => return error(request, response::MESSAGE_ILLEGAL, reason),
+        }
+    };
     let message = NewMessage {
-        topic: &topic,
-        queue_id,
+        topic: store_topic,
+        queue_id: store_queue_id,
         body: view.body(),
         flag: view.flag(),
         properties: &stored_properties,

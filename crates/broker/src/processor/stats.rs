@@ -17,6 +17,7 @@ use remoting::header::client::{
 
 use super::{decode_header, error};
 use crate::context::BrokerContext;
+use crate::schedule;
 
 /// Name of [`version::CURRENT`] as RocketMQ prints it.
 const VERSION_DESC: &str = "V5_3_3";
@@ -54,6 +55,9 @@ pub fn runtime_info(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
             &format!("{queue}ThreadPoolQueueHeadWaitTimeMills"),
             "0".to_owned(),
         );
+    }
+    for (key, value) in schedule::progress::runtime_info(ctx) {
+        put(&key, value);
     }
     put("pageCacheLockTimeMills", "0".to_owned());
     put(

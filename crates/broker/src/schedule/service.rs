@@ -1,0 +1,284 @@
+//! The delivery loop: on a master (a standalone broker, or a group's writable leader), each
+//! level's schedule queue is read from its progress; entries whose deliver time has come
+//! are stored again under their real topic and queue, then the progress moves past them.
+//!
+//! Within one level every message waits the same delay, so deliver times rise with the
+//! queue offset: the first entry not yet due holds back the rest of its level, and its time
+//! is when the loop next needs to look. The loop sleeps until the earliest such time, at
+//! most [`ROUND_MAX_WAIT`] (new entries are noticed within that), and delivers at most
+//! [`MESSAGES_PER_LEVEL_ROUND`] per level per round so one busy level cannot starve others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use remoting::message::validate::TRANS_HALF_TOPIC;
+use remoting::message::MessageView;
+use store::AcceptAll;
+use tracing::{error, info, warn};
+
+use super::levels::DelayLevels;
+use super::{divert, progress, SCHEDULE_TOPIC};
+use crate::clock::now_ms;
+use crate::context::BrokerContext;
+use crate::processor::record::{append_record, NewMessage};
+use crate::store_facade::{GetRequest, PutError, RecordBatch};
+
+/// Longest sleep between two rounds.
+pub const ROUND_MAX_WAIT: Duration = Duration::from_millis(100);
+/// Messages one level delivers in one round.
+pub const MESSAGES_PER_LEVEL_ROUND: usize = 32;
+/// How long a level waits after its delivery could not be stored (not the leader any
+/// more, disk full, busy) before trying the same entry again.
+const RETRY_AFTER_FAILED_PUT: Duration = Duration::from_secs(1);
+
+/// Runs until the broker shuts down. Only a master delivers; elsewhere it idles.
+pub async fn run(ctx: Arc<BrokerContext>) {
+    let mut schedule = Schedule::new(Arc::clone(&ctx));
+    loop {
+        let pause = schedule.round().await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// What one level's turn in a round found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Everything in the queue is delivered.
+    CaughtUp,
+    /// Nothing more can be done for this long.
+    WaitMs(i64),
+    /// The round's share is used up; more is due.
+    More,
+}
+
+#[derive(Debug, Default, Clone)]
+struct LevelState {
+    /// First offset this node knows is delivered below (ahead of the recorded progress
+    /// while a group's commit of it is on its way).
+    delivered_below: i64,
+    /// The first entry not yet due, and its deliver time: no read until then.
+    waiting: Option<(i64, i64)>,
+    /// After a failed put, no attempt before this time.
+    retry_at_ms: Option<i64>,
+}
+
+/// Why a due entry was not delivered.
+enum Undeliverable {
+    /// It never can be (no real topic, unreadable): logged and passed over.
+    Skip(String),
+    /// Not now: tried again later, from the same entry.
+    Retry(PutError),
+}
+
+struct Schedule {
+    ctx: Arc<BrokerContext>,
+    levels: DelayLevels,
+    states: Vec<LevelState>,
+    was_master: bool,
+}
+
+impl Schedule {
+    fn new(ctx: Arc<BrokerContext>) -> Schedule {
+        let levels = ctx.delay_levels.clone();
+        let count = usize::try_from(levels.max_level()).unwrap_or(0);
+        Schedule {
+            ctx,
+            levels,
+            states: vec![LevelState::default(); count],
+            was_master: false,
+        }
+    }
+
+    /// One pass over every level; returns how long to sleep before the next.
+    async fn round(&mut self) -> Duration {
+        let master = self.ctx.role.is_master() && self.ctx.is_writeable();
+        if master != self.was_master {
+            info!(
+                master,
+                "schedule service {}",
+                if master { "delivering" } else { "idle" }
+            );
+            self.was_master = master;
+        }
+        if !master {
+            for state in &mut self.states {
+                state.waiting = None;
+                state.retry_at_ms = None;
+            }
+            return ROUND_MAX_WAIT;
+        }
+        let mut pause_ms = ROUND_MAX_WAIT.as_millis() as i64;
+        for level in 1..=self.levels.max_level() {
+            match self.turn(level).await {
+                Turn::CaughtUp => {}
+                Turn::WaitMs(ms) => pause_ms = pause_ms.min(ms),
+                Turn::More => pause_ms = 0,
+            }
+        }
+        Duration::from_millis(u64::try_from(pause_ms).unwrap_or(0))
+    }
+
+    /// Delivers what is due at one level.
+    async fn turn(&mut self, level: i32) -> Turn {
+        let index = usize::try_from(level - 1).unwrap_or(0);
+        let Some(mut state) = self.states.get(index).cloned() else {
+            return Turn::CaughtUp;
+        };
+        let turn = self.deliver_due(level, &mut state).await;
+        if let Some(slot) = self.states.get_mut(index) {
+            *slot = state;
+        }
+        turn
+    }
+
+    async fn deliver_due(&self, level: i32, state: &mut LevelState) -> Turn {
+        let now = now_ms();
+        if let Some(retry_at) = state.retry_at_ms {
+            if now < retry_at {
+                return Turn::WaitMs(retry_at - now);
+            }
+            state.retry_at_ms = None;
+        }
+        let store = &self.ctx.store;
+        let queue_id = DelayLevels::queue_id(level);
+        // The recorded progress may be ahead of this node's own (another master delivered
+        // meanwhile) or behind it (this node's last commit is still on its way).
+        let start = state
+            .delivered_below
+            .max(progress::recorded(&self.ctx, level).unwrap_or(0))
+            .max(store.min_offset(SCHEDULE_TOPIC, queue_id));
+        state.delivered_below = start;
+        let max_offset = store.max_offset(SCHEDULE_TOPIC, queue_id);
+        if start >= max_offset {
+            return Turn::CaughtUp;
+        }
+        if let Some((offset, due_ms)) = state.waiting {
+            if offset == start && now < due_ms {
+                return Turn::WaitMs(due_ms - now);
+            }
+        }
+        state.waiting = None;
+        let read = store.get(
+            &GetRequest {
+                topic: SCHEDULE_TOPIC,
+                queue_id,
+                offset: start,
+                max_count: MESSAGES_PER_LEVEL_ROUND,
+                max_bytes: None,
+            },
+            &AcceptAll,
+        );
+        let mut next = start;
+        let mut turn = None;
+        if read.messages.is_empty() {
+            // Holes, or entries retention is removing: go on where the store says reading
+            // goes on; if it says nothing new, look again next round.
+            if read.next_begin_offset > next {
+                next = read.next_begin_offset.min(max_offset);
+            } else {
+                turn = Some(Turn::WaitMs(ROUND_MAX_WAIT.as_millis() as i64));
+            }
+        }
+        for (record, &queue_offset) in read.messages.iter().zip(&read.queue_offsets) {
+            let view = match MessageView::parse(record) {
+                Ok(view) => view,
+                Err(e) => {
+                    error!(level, queue_offset, error = %e, "unreadable scheduled message passed over");
+                    next = queue_offset + 1;
+                    continue;
+                }
+            };
+            let now = now_ms();
+            let due_ms =
+                deliver_time_ms(self.levels.delay_ms(level), view.store_timestamp_ms(), now);
+            if due_ms > now {
+                state.waiting = Some((queue_offset, due_ms));
+                turn = Some(Turn::WaitMs(due_ms - now));
+                break;
+            }
+            match self.deliver(&view).await {
+                Ok(()) => next = queue_offset + 1,
+                Err(Undeliverable::Skip(reason)) => {
+                    error!(level, queue_offset, %reason, "scheduled message cannot be delivered; passed over");
+                    next = queue_offset + 1;
+                }
+                Err(Undeliverable::Retry(e)) => {
+                    warn!(level, queue_offset, error = %e, "scheduled message not delivered yet; will retry");
+                    state.retry_at_ms = Some(now + RETRY_AFTER_FAILED_PUT.as_millis() as i64);
+                    turn = Some(Turn::WaitMs(RETRY_AFTER_FAILED_PUT.as_millis() as i64));
+                    break;
+                }
+            }
+        }
+        if next > start {
+            state.delivered_below = next;
+            progress::record(&self.ctx, level, next);
+        }
+        turn.unwrap_or(if next < max_offset {
+            Turn::More
+        } else {
+            Turn::CaughtUp
+        })
+    }
+
+    /// Stores a due message again under its real topic and queue.
+    async fn deliver(&self, view: &MessageView<'_>) -> Result<(), Undeliverable> {
+        let delivery =
+            divert::out(view.properties()).map_err(|e| Undeliverable::Skip(e.to_owned()))?;
+        if delivery.topic == TRANS_HALF_TOPIC {
+            // Half messages are never scheduled; one claiming to be is not delivered.
+            return Err(Undeliverable::Skip(format!(
+                "real topic {TRANS_HALF_TOPIC} is not deliverable"
+            )));
+        }
+        let message = NewMessage {
+            topic: &delivery.topic,
+            queue_id: delivery.queue_id,
+            body: view.body(),
+            flag: view.flag(),
+            properties: &delivery.properties,
+            sys_flag: view.sys_flag(),
+            born_timestamp_ms: view.born_timestamp_ms(),
+            born_host: view.born_host(),
+            reconsume_times: view.reconsume_times(),
+        };
+        let mut batch = RecordBatch::with_capacity(view.total_size() + 64, 1);
+        append_record(&mut batch, &message, self.ctx.store_host).map_err(Undeliverable::Skip)?;
+        match self.ctx.store.put(batch).await {
+            Ok(_) => {
+                self.ctx.stats.add_put(1);
+                Ok(())
+            }
+            Err(PutError::MessageIllegal(reason)) => Err(Undeliverable::Skip(reason)),
+            Err(e) => Err(Undeliverable::Retry(e)),
+        }
+    }
+}
+
+/// When a message stored at `store_timestamp_ms` with `delay_ms` is due. A deliver time
+/// further ahead than the whole delay means the clock went back: due now, as RocketMQ
+/// corrects it, rather than held for however far the clock jumped.
+pub fn deliver_time_ms(delay_ms: i64, store_timestamp_ms: i64, now_ms: i64) -> i64 {
+    let due = store_timestamp_ms.saturating_add(delay_ms);
+    if due > now_ms.saturating_add(delay_ms) {
+        now_ms
+    } else {
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliver_time_is_store_time_plus_delay_unless_the_clock_went_back() {
+        assert_eq!(deliver_time_ms(1_000, 5_000, 5_200), 6_000);
+        assert_eq!(deliver_time_ms(1_000, 5_000, 9_000), 6_000);
+        // Stored "in the future" by more than the delay: the clock was set back.
+        assert_eq!(deliver_time_ms(1_000, 50_000, 9_000), 9_000);
+    }
+}
