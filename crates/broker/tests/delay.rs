@@ -325,3 +325,23 @@ fn schedule_entry(broker: &TestBroker, queue_id: i32) -> StoredMessage {
     let record = read.messages.first().expect("a waiting entry");
     MessageView::parse(record).unwrap().to_owned_message()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_beyond_the_schedule_queue_is_corrected_at_start() {
+    let mut broker = broker_with_levels("1s").await;
+    // As if the store had been replaced while config/ (and the progress) was kept.
+    broker
+        .ctx()
+        .offsets
+        .apply(broker::metadata::OffsetOp::Commit {
+            group: PROGRESS_GROUP.into(),
+            topic: SCHEDULE_TOPIC.into(),
+            queue_id: 0,
+            offset: 1_000,
+        })
+        .unwrap();
+    broker.restart().await;
+    send(&broker, "CorrectedTopic", &[("DELAY", "1")], b"not stuck").await;
+    let delivered = wait_for(&broker, "CorrectedTopic", 0, 1).await;
+    assert_eq!(delivered[0].body, b"not stuck");
+}

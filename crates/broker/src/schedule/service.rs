@@ -102,6 +102,9 @@ impl Schedule {
                 if master { "delivering" } else { "idle" }
             );
             self.was_master = master;
+            if master {
+                self.correct_progress();
+            }
         }
         if !master {
             for state in &mut self.states {
@@ -119,6 +122,34 @@ impl Schedule {
             }
         }
         Duration::from_millis(u64::try_from(pause_ms).unwrap_or(0))
+    }
+
+    /// Progress recorded beyond the end of a level's queue (the store was replaced while
+    /// `config/` was kept) would hold back every message stored there until the queue grew
+    /// past it: such progress is moved back to the queue's end, as RocketMQ corrects its
+    /// delay offsets at start. On a master every delivered entry is in its queue, so
+    /// progress legitimately never exceeds the end.
+    fn correct_progress(&mut self) {
+        for level in 1..=self.levels.max_level() {
+            let queue_id = DelayLevels::queue_id(level);
+            let max_offset = self.ctx.store.max_offset(SCHEDULE_TOPIC, queue_id);
+            let recorded = progress::recorded(&self.ctx, level).unwrap_or(0);
+            if recorded > max_offset {
+                warn!(
+                    level,
+                    recorded,
+                    max_offset,
+                    "schedule progress beyond its queue's end; moved back to the end"
+                );
+                progress::record(&self.ctx, level, max_offset);
+                if let Some(state) = usize::try_from(level - 1)
+                    .ok()
+                    .and_then(|index| self.states.get_mut(index))
+                {
+                    state.delivered_below = max_offset;
+                }
+            }
+        }
     }
 
     /// Delivers what is due at one level.
