@@ -345,3 +345,50 @@ async fn progress_beyond_the_schedule_queue_is_corrected_at_start() {
     let delivered = wait_for(&broker, "CorrectedTopic", 0, 1).await;
     assert_eq!(delivered[0].body, b"not stuck");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_delivered_once_each_in_order_per_queue() {
+    let broker = broker_with_levels("1s").await;
+    const PER_QUEUE: i64 = 60;
+    for i in 0..PER_QUEUE {
+        for queue_id in 0..2 {
+            let header = send_header("BacklogTopic", queue_id, &props(&[("DELAY", "1")]));
+            let sent = broker
+                .call(send_v2(&header, format!("{queue_id}-{i}").as_bytes()))
+                .await;
+            assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+        }
+    }
+    let ctx = broker.ctx();
+    let deadline = tokio::time::Instant::now() + TEST_WAIT;
+    while !(everything_delivered(ctx) && ctx.store.max_offset(SCHEDULE_TOPIC, 0) == 2 * PER_QUEUE) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "backlog not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for queue_id in 0..2 {
+        assert_eq!(ctx.store.max_offset("BacklogTopic", queue_id), PER_QUEUE);
+        let mut bodies = Vec::new();
+        while (bodies.len() as i64) < PER_QUEUE {
+            let pulled = broker
+                .call(pull(&pull_header(
+                    "CG",
+                    "BacklogTopic",
+                    queue_id,
+                    bodies.len() as i64,
+                )))
+                .await;
+            assert_eq!(pulled.code, response::SUCCESS);
+            for message in decode_all(&pulled.body).unwrap() {
+                bodies.push(String::from_utf8(message.body().to_vec()).unwrap());
+            }
+        }
+        let expected: Vec<String> = (0..PER_QUEUE).map(|i| format!("{queue_id}-{i}")).collect();
+        assert_eq!(
+            bodies, expected,
+            "queue {queue_id}: each once, in send order"
+        );
+    }
+}

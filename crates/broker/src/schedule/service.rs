@@ -7,6 +7,8 @@
 //! is when the loop next needs to look. The loop sleeps until the earliest such time, at
 //! most [`ROUND_MAX_WAIT`] (new entries are noticed within that), and delivers at most
 //! [`MESSAGES_PER_LEVEL_ROUND`] per level per round so one busy level cannot starve others.
+//! A level's due messages of one round are stored with one put (in a group: one proposal),
+//! so a backlog costs one round trip per batch, not per message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +27,10 @@ use crate::store_facade::{GetRequest, PutError, RecordBatch};
 
 /// Longest sleep between two rounds.
 pub const ROUND_MAX_WAIT: Duration = Duration::from_millis(100);
-/// Messages one level delivers in one round.
+/// Messages one level delivers in one round, stored together as one put.
 pub const MESSAGES_PER_LEVEL_ROUND: usize = 32;
+/// Bytes of due messages read for one put (at least one message is always read).
+const DELIVERY_BATCH_MAX_BYTES: usize = 1024 * 1024;
 /// How long a level waits after its delivery could not be stored (not the leader any
 /// more, disk full, busy) before trying the same entry again.
 const RETRY_AFTER_FAILED_PUT: Duration = Duration::from_secs(1);
@@ -63,14 +67,8 @@ struct LevelState {
     waiting: Option<(i64, i64)>,
     /// After a failed put, no attempt before this time.
     retry_at_ms: Option<i64>,
-}
-
-/// Why a due entry was not delivered.
-enum Undeliverable {
-    /// It never can be (no real topic, unreadable): logged and passed over.
-    Skip(String),
-    /// Not now: tried again later, from the same entry.
-    Retry(PutError),
+    /// Entries below this offset are delivered one per put (a batch of them was refused).
+    one_at_a_time_below: i64,
 }
 
 struct Schedule {
@@ -192,33 +190,43 @@ impl Schedule {
             }
         }
         state.waiting = None;
+        // After a batch of deliveries was refused as a whole, its messages go one at a time
+        // so one bad record cannot hold back the others.
+        let one_at_a_time = start < state.one_at_a_time_below;
         let read = store.get(
             &GetRequest {
                 topic: SCHEDULE_TOPIC,
                 queue_id,
                 offset: start,
-                max_count: MESSAGES_PER_LEVEL_ROUND,
-                max_bytes: None,
+                max_count: if one_at_a_time {
+                    1
+                } else {
+                    MESSAGES_PER_LEVEL_ROUND
+                },
+                max_bytes: Some(DELIVERY_BATCH_MAX_BYTES),
             },
             &AcceptAll,
         );
-        let mut next = start;
+        // Where progress goes once `batch` is stored: past every entry looked at.
+        let mut covered = start;
         let mut turn = None;
         if read.messages.is_empty() {
             // Holes, or entries retention is removing: go on where the store says reading
             // goes on; if it says nothing new, look again next round.
-            if read.next_begin_offset > next {
-                next = read.next_begin_offset.min(max_offset);
+            if read.next_begin_offset > covered {
+                covered = read.next_begin_offset.min(max_offset);
             } else {
                 turn = Some(Turn::WaitMs(ROUND_MAX_WAIT.as_millis() as i64));
             }
         }
+        let mut batch =
+            RecordBatch::with_capacity(read.buffer_total_size + 1024, read.messages.len());
         for (record, &queue_offset) in read.messages.iter().zip(&read.queue_offsets) {
             let view = match MessageView::parse(record) {
                 Ok(view) => view,
                 Err(e) => {
                     error!(level, queue_offset, error = %e, "unreadable scheduled message passed over");
-                    next = queue_offset + 1;
+                    covered = queue_offset + 1;
                     continue;
                 }
             };
@@ -230,20 +238,38 @@ impl Schedule {
                 turn = Some(Turn::WaitMs(due_ms - now));
                 break;
             }
-            match self.deliver(&view).await {
-                Ok(()) => next = queue_offset + 1,
-                Err(Undeliverable::Skip(reason)) => {
-                    error!(level, queue_offset, %reason, "scheduled message cannot be delivered; passed over");
-                    next = queue_offset + 1;
+            if let Err(reason) = self.encode_delivery(&view, &mut batch) {
+                error!(level, queue_offset, %reason, "scheduled message cannot be delivered; passed over");
+            }
+            covered = queue_offset + 1;
+        }
+        let next = if batch.is_empty() {
+            covered
+        } else {
+            let count = batch.len();
+            match self.ctx.store.put(batch).await {
+                Ok(_) => {
+                    self.ctx.stats.add_put(count as u64);
+                    covered
                 }
-                Err(Undeliverable::Retry(e)) => {
-                    warn!(level, queue_offset, error = %e, "scheduled message not delivered yet; will retry");
-                    state.retry_at_ms = Some(now + RETRY_AFTER_FAILED_PUT.as_millis() as i64);
+                Err(PutError::MessageIllegal(reason)) if count > 1 => {
+                    warn!(level, count, %reason, "a batch of due messages was refused; delivering them one at a time");
+                    state.one_at_a_time_below = covered;
+                    turn = Some(Turn::More);
+                    start
+                }
+                Err(PutError::MessageIllegal(reason)) => {
+                    error!(level, offset = start, %reason, "scheduled message refused by the store; passed over");
+                    covered
+                }
+                Err(e) => {
+                    warn!(level, offset = start, error = %e, "due messages not delivered yet; will retry");
+                    state.retry_at_ms = Some(now_ms() + RETRY_AFTER_FAILED_PUT.as_millis() as i64);
                     turn = Some(Turn::WaitMs(RETRY_AFTER_FAILED_PUT.as_millis() as i64));
-                    break;
+                    start
                 }
             }
-        }
+        };
         if next > start {
             state.delivered_below = next;
             progress::record(&self.ctx, level, next);
@@ -255,15 +281,17 @@ impl Schedule {
         })
     }
 
-    /// Stores a due message again under its real topic and queue.
-    async fn deliver(&self, view: &MessageView<'_>) -> Result<(), Undeliverable> {
-        let delivery =
-            divert::out(view.properties()).map_err(|e| Undeliverable::Skip(e.to_owned()))?;
+    /// Encodes a due message into `batch` as a new record under its real topic and queue;
+    /// an error when it cannot ever be delivered.
+    fn encode_delivery(
+        &self,
+        view: &MessageView<'_>,
+        batch: &mut RecordBatch,
+    ) -> Result<(), String> {
+        let delivery = divert::out(view.properties())?;
         if delivery.topic == TRANS_HALF_TOPIC {
             // Half messages are never scheduled; one claiming to be is not delivered.
-            return Err(Undeliverable::Skip(format!(
-                "real topic {TRANS_HALF_TOPIC} is not deliverable"
-            )));
+            return Err(format!("real topic {TRANS_HALF_TOPIC} is not deliverable"));
         }
         let message = NewMessage {
             topic: &delivery.topic,
@@ -276,16 +304,7 @@ impl Schedule {
             born_host: view.born_host(),
             reconsume_times: view.reconsume_times(),
         };
-        let mut batch = RecordBatch::with_capacity(view.total_size() + 64, 1);
-        append_record(&mut batch, &message, self.ctx.store_host).map_err(Undeliverable::Skip)?;
-        match self.ctx.store.put(batch).await {
-            Ok(_) => {
-                self.ctx.stats.add_put(1);
-                Ok(())
-            }
-            Err(PutError::MessageIllegal(reason)) => Err(Undeliverable::Skip(reason)),
-            Err(e) => Err(Undeliverable::Retry(e)),
-        }
+        append_record(batch, &message, self.ctx.store_host)
     }
 }
 
