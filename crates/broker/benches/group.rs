@@ -20,6 +20,10 @@
 //! the new master. The brokers, the load and the name server share the machine's cores.
 //! Each measurement is repeated `--runs` times; medians are printed last.
 
+// The same allocator as the mqbroker binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -19,6 +19,10 @@
 //! every response. Each run uses a new store; the medians over `--runs` are printed last.
 //! On this shared machine the broker and the load share the same cores.
 
+// The same allocator as the mqbroker binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,10 @@
 //! `mqlocal`: a name server and a 3-node broker group (DLedger mode) in one process, data
 //! under `./data`; `--standalone` for one standalone broker instead. Ctrl-C stops all.
 
+// The same allocator as mqbroker (see there why).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
