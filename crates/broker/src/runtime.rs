@@ -334,3 +334,19 @@ async fn sample_stats_periodically(ctx: Arc<BrokerContext>) {
         ctx.stats.sample(Instant::now(), now_ms());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_gets_the_brokers_delay_levels() {
+        // Standalone and group members both open their store with `store_config`: the
+        // store stamps schedule entries with deliver times from these levels.
+        let config = BrokerConfig {
+            message_delay_level: "2s 7m".into(),
+            ..BrokerConfig::default()
+        };
+        assert_eq!(store_config(&config).message_delay_level, "2s 7m");
+    }
+}
