@@ -258,19 +258,35 @@ fn send_back(offset: i64, max_reconsume_times: i32) -> RemotingCommand {
     )
 }
 
+/// Pulls a queue from `offset` until it has a message (retries wait in the schedule first).
+async fn pull_when_delivered(broker: &TestBroker, topic: &str, offset: i64) -> RemotingCommand {
+    let deadline = tokio::time::Instant::now() + TEST_WAIT;
+    loop {
+        let pulled = broker
+            .call(pull(&pull_header("RG", topic, 0, offset)))
+            .await;
+        if pulled.code == response::SUCCESS {
+            return pulled;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{topic} got nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn sent_back_messages_go_to_the_retry_topic_then_the_dlq() {
-    let broker = TestBroker::start().await;
+    // Retries wait at level 3 + reconsumeTimes; one short level keeps the test quick.
+    let broker = TestBroker::start_with(|config| config.message_delay_level = "1s".into()).await;
     let sent = send_tagged(&broker, "OrigTopic", 0, "TagA", b"payload").await;
     let offset = decode_offset_msg_id(sent.ext_field("msgId").unwrap())
         .unwrap()
         .commit_log_offset;
     let back = broker.call(send_back(offset, 2)).await;
     assert_eq!(back.code, response::SUCCESS, "{:?}", back.remark);
-    let pulled = broker
-        .call(pull(&pull_header("RG", "%RETRY%RG", 0, 0)))
-        .await;
-    assert_eq!(pulled.code, response::SUCCESS);
+    let pulled = pull_when_delivered(&broker, "%RETRY%RG", 0).await;
     let retried = decode_all(&pulled.body).unwrap();
     assert_eq!(retried[0].body(), b"payload");
     assert_eq!(retried[0].reconsume_times(), 1);
@@ -282,9 +298,7 @@ async fn sent_back_messages_go_to_the_retry_topic_then_the_dlq() {
         .call(send_back(retried[0].physical_offset(), 2))
         .await;
     assert_eq!(back.code, response::SUCCESS);
-    let again = broker
-        .call(pull(&pull_header("RG", "%RETRY%RG", 0, 1)))
-        .await;
+    let again = pull_when_delivered(&broker, "%RETRY%RG", 1).await;
     let twice = decode_all(&again.body).unwrap();
     assert_eq!(twice[0].reconsume_times(), 2);
     let back = broker.call(send_back(twice[0].physical_offset(), 2)).await;

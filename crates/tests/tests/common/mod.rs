@@ -27,6 +27,12 @@ pub const CLUSTER: &str = "TestCluster";
 
 /// A name server and standalone brokers registered with it, each in the test's own
 /// directory.
+/// Retried messages wait one second whatever their delay level: RocketMQ's default levels
+/// make the first retry wait 10 s and the second 30 s.
+fn quick_retry_levels() -> (&'static str, String) {
+    ("messageDelayLevel", "1s".to_owned())
+}
+
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub namesrv: NameServer,
@@ -47,7 +53,11 @@ impl Cluster {
         let namesrv = NameServer::start(dir.path()).unwrap();
         let brokers: Vec<Broker> = brokers
             .iter()
-            .map(|(name, extra)| Broker::start(dir.path(), name, &namesrv.addr(), extra).unwrap())
+            .map(|(name, extra)| {
+                let mut entries = vec![quick_retry_levels()];
+                entries.extend(extra.iter().cloned());
+                Broker::start(dir.path(), name, &namesrv.addr(), &entries).unwrap()
+            })
             .collect();
         let cluster = Cluster {
             dir,
@@ -123,7 +133,9 @@ impl Group {
     pub async fn start() -> Group {
         let dir = tempfile::tempdir().unwrap();
         let namesrv = NameServer::start(dir.path()).unwrap();
-        let brokers = BrokerGroup::start(dir.path(), GROUP, &namesrv.addr(), &[]).unwrap();
+        let brokers =
+            BrokerGroup::start(dir.path(), GROUP, &namesrv.addr(), &[quick_retry_levels()])
+                .unwrap();
         let admin = Admin::start(client_options(&namesrv.addr())).unwrap();
         let master = wait_for_master(&admin, GROUP, None, WAIT).await.unwrap();
         Group {
