@@ -9,6 +9,8 @@
 //! - [`compat_python`]: the virtualenv holding the C++ RocketMQ client
 //!   (`scripts/setup-compat-client` installs it).
 //! - [`cpp_client`]: runs the C++ client driver script and parses what it prints.
+//! - [`rust_client`]: runs the driver of the third-party Rust RocketMQ client
+//!   (`scripts/setup-compat-rust-client` builds it) and parses what it prints.
 //! - [`requests`]: the requests RocketMQ clients send, for driving servers directly.
 //! - [`group`]: [`group::BrokerGroup`], a DLedger-mode broker group of real `mqbroker`
 //!   processes, and waits for its master and members.
@@ -28,6 +30,7 @@ pub mod checker;
 pub mod cpp_client;
 pub mod group;
 pub mod requests;
+pub mod rust_client;
 
 /// How long a freshly started server may take to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);

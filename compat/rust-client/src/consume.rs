@@ -1,0 +1,179 @@
+//! `consume` (a `DefaultMQPushConsumer`) and `pull` (a `DefaultLitePullConsumer`): both join a
+//! clustering consumer group from the first offset, print every message they receive and stop
+//! once the expected number of distinct messages arrived or the time is up.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rocketmq_client_rust::{
+    ClientResult, ClientRuntime, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
+    DefaultLitePullConsumer, DefaultMQPushConsumer, MQPushConsumer, MessageListenerConcurrently,
+};
+use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+use rocketmq_model::common::message::message_ext::MessageExt;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::args::Consume;
+use crate::report;
+
+/// How long a consumer may take to shut down before the driver gives up on it.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one lite-pull poll waits for messages.
+const POLL_TIMEOUT_MS: u64 = 500;
+
+/// Prints each message and counts the distinct ones by client message id.
+struct Collector {
+    op: &'static str,
+    expect: usize,
+    state: Mutex<Seen>,
+    reached: Notify,
+}
+
+#[derive(Default)]
+struct Seen {
+    distinct: HashSet<String>,
+    received: usize,
+}
+
+impl Collector {
+    fn new(op: &'static str, expect: usize) -> Arc<Collector> {
+        Arc::new(Collector {
+            op,
+            expect,
+            state: Mutex::new(Seen::default()),
+            reached: Notify::new(),
+        })
+    }
+
+    fn record(&self, message: &MessageExt) {
+        report::print(&report::message_line(self.op, message));
+        // A poisoned lock only means another listener thread panicked mid-count; the set is
+        // still the best record there is.
+        let mut seen = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        seen.received += 1;
+        // Once every expected id is in, further new ids are still counted (a test sees them
+        // as extras), but the bound keeps a runaway topic from growing the set without end.
+        if seen.distinct.len() <= crate::args::MAX_COUNT {
+            seen.distinct.insert(report::client_msg_id(message));
+        }
+        if seen.distinct.len() >= self.expect {
+            // notify_one keeps a permit when nobody waits yet, so the signal is never lost.
+            self.reached.notify_one();
+        }
+    }
+
+    fn summary(&self) -> (usize, usize) {
+        let seen = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (seen.distinct.len(), seen.received)
+    }
+
+    /// Prints the summary line and fails unless enough distinct messages arrived.
+    fn finish(&self, args: &Consume) -> Result<()> {
+        let (distinct, received) = self.summary();
+        report::print(&json!({
+            "op": "summary",
+            "distinct": distinct,
+            "received": received,
+            "expected": args.expect,
+        }));
+        if distinct < args.expect {
+            bail!(
+                "{distinct} of {} distinct messages after {} s ({received} deliveries)",
+                args.expect,
+                args.timeout_secs
+            );
+        }
+        Ok(())
+    }
+}
+
+struct Listener(Arc<Collector>);
+
+impl MessageListenerConcurrently for Listener {
+    fn consume_message(
+        &self,
+        messages: &[&MessageExt],
+        _context: &ConsumeConcurrentlyContext,
+    ) -> ClientResult<ConsumeConcurrentlyStatus> {
+        for message in messages {
+            self.0.record(message);
+        }
+        Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+    }
+}
+
+pub async fn push(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
+    let collector = Collector::new("received", args.expect);
+    let mut consumer = DefaultMQPushConsumer::builder(runtime)
+        .consumer_group(args.group.as_str())
+        .name_server_addr(args.namesrv.as_str())
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .build();
+    consumer
+        .subscribe(args.topic.as_str(), args.expression.as_str())
+        .await
+        .context("subscribing")?;
+    consumer.register_message_listener_concurrently(Listener(Arc::clone(&collector)));
+    consumer
+        .start()
+        .await
+        .context("starting the push consumer")?;
+    if args.expect > 0 {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(args.timeout_secs),
+            collector.reached.notified(),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(args.linger_ms)).await;
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, consumer.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("push consumer did not shut down in {SHUTDOWN_TIMEOUT:?}");
+    }
+    collector.finish(args)
+}
+
+pub async fn pull(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
+    let collector = Collector::new("pulled", args.expect);
+    let consumer = DefaultLitePullConsumer::builder(runtime)
+        .consumer_group(args.group.as_str())
+        .name_server_addr(args.namesrv.as_str())
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .build()
+        .context("building the lite pull consumer")?;
+    consumer
+        .subscribe_with_expression(&args.topic, &args.expression)
+        .await
+        .context("subscribing")?;
+    consumer
+        .start()
+        .await
+        .context("starting the lite pull consumer")?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let mut linger_until = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline || linger_until.is_some_and(|until| now >= until) {
+            break;
+        }
+        for message in consumer.poll_with_timeout(POLL_TIMEOUT_MS).await {
+            collector.record(&message);
+        }
+        if linger_until.is_none() && collector.summary().0 >= args.expect {
+            linger_until = Some(Instant::now() + Duration::from_millis(args.linger_ms));
+        }
+    }
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, consumer.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("lite pull consumer did not shut down in {SHUTDOWN_TIMEOUT:?}");
+    }
+    collector.finish(args)
+}

@@ -1,0 +1,396 @@
+//! The third-party Rust RocketMQ client (`rocketmq-client-rust` 1.0.0 from crates.io, a port
+//! of the Java client), unmodified, against the real `mqnamesrv` and `mqbroker`: sends with
+//! tags, keys and user properties, a batch, 1 MiB bodies (compressed by the client and not),
+//! read back by this project's own reader and by the client's lite pull consumer; push
+//! consumer groups with tag expressions; and the same against a 3-node broker group.
+//!
+//! The driver (`compat/rust-client`) is built by `scripts/setup-compat-rust-client`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tests::checker::{self, Acked, Read, SendLog};
+use tests::rust_client::{self, Output};
+use tests::{Broker, NameServer};
+
+/// Most one driver run may take (client start-up, route discovery, a rebalance and the
+/// messages themselves, on a loaded CI machine).
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+/// What a consuming run is given to see all its messages (the driver fails after it).
+const CONSUME_TIMEOUT_SECS: &str = "90";
+/// How long a consumer keeps listening after its last expected message, so a duplicate or
+/// a message its expression should have filtered out would still show up.
+const LINGER_MS: &str = "1000";
+
+/// The tags produced messages cycle through: message `seq` has `TAGS[seq % 3]`.
+const TAGS: [&str; 3] = ["TagA", "TagB", "TagC"];
+/// The key prefix: message `seq` has the key `order-<seq>`.
+const KEY: &str = "order";
+
+fn run(args: &[&str]) -> Output {
+    rust_client::run(args, RUN_TIMEOUT).unwrap()
+}
+
+fn start(dir: &Path) -> (NameServer, Broker) {
+    let namesrv = NameServer::start(dir).unwrap();
+    let broker = Broker::start(
+        dir,
+        "broker-rust",
+        &namesrv.addr(),
+        &[
+            ("bindAddress", "127.0.0.1".to_string()),
+            // Room for a 1 MiB body with its properties.
+            ("maxMessageSize", (4 * 1024 * 1024).to_string()),
+        ],
+    )
+    .unwrap();
+    (namesrv, broker)
+}
+
+/// The body the driver gives message `seq` (see `rust-client --help`): `TOPIC:SEQ:` padded
+/// with a-z to `body_bytes`.
+fn expected_body(topic: &str, seq: u64, body_bytes: Option<usize>) -> String {
+    let mut body = format!("{topic}:{seq}:");
+    let letters = "abcdefghijklmnopqrstuvwxyz".as_bytes();
+    let target = body_bytes.unwrap_or(0);
+    let mut index = 0;
+    while body.len() < target {
+        body.push(letters[index % letters.len()] as char);
+        index += 1;
+    }
+    body
+}
+
+/// The user properties every produced message carries besides its `seq`.
+fn user_properties(seq: u64) -> Value {
+    json!({"seq": seq.to_string(), "color": "blue", "shape": "round"})
+}
+
+/// Arguments giving messages the [`TAGS`], the [`KEY`] and the [`user_properties`].
+fn labelled<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    for tag in TAGS {
+        all.extend(["--tag", tag]);
+    }
+    all.extend([
+        "--key",
+        KEY,
+        "--prop",
+        "color=blue",
+        "--prop",
+        "shape=round",
+    ]);
+    all
+}
+
+/// Sends `count` labelled messages to `topic` one by one; the `sent` lines by sequence
+/// number, after checking each was stored.
+fn produce(ns: &str, topic: &str, count: u64, extra: &[&str]) -> BTreeMap<u64, Value> {
+    let count_arg = count.to_string();
+    let mut args = labelled(&["produce", "-n", ns, "-t", topic, "-c", &count_arg]);
+    args.extend_from_slice(extra);
+    let output = run(&args);
+    let mut sent = BTreeMap::new();
+    for line in output.ops("sent") {
+        assert_eq!(line["status"], "SendOk", "{line}");
+        sent.insert(line["seq"].as_u64().unwrap(), line.clone());
+    }
+    assert_eq!(sent.len() as u64, count, "{:?}", output.lines);
+    sent
+}
+
+/// Every queue of `topic` read from offset 0 by this project's own pull consumer.
+fn stored(ns: &str, topic: &str) -> BTreeMap<i32, Vec<Read>> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let reader =
+            client::PullConsumer::start(client::ClientOptions::new(ns), &format!("{topic}-audit"))
+                .unwrap();
+        let queues = checker::read_all(&reader, topic).await.unwrap();
+        reader.shutdown();
+        queues
+    })
+}
+
+/// Holds what is stored in `topic` against what the driver was told: every queue dense,
+/// every message exactly once at the queue and offset its send result named, with its
+/// message id and the body it was built with, and nothing else.
+fn check_stored(ns: &str, topic: &str, acked: Vec<Acked>) {
+    let count = acked.len();
+    let log = SendLog {
+        acked,
+        ..SendLog::default()
+    };
+    let report = checker::check(&log, &stored(ns, topic)).unwrap();
+    assert_eq!(report.read, count, "{report:?}");
+}
+
+fn acked_one_by_one(
+    topic: &str,
+    sent: &BTreeMap<u64, Value>,
+    body_bytes: Option<usize>,
+) -> Vec<Acked> {
+    sent.iter()
+        .map(|(seq, line)| Acked {
+            queue_id: line["queue_id"].as_i64().unwrap() as i32,
+            queue_offset: line["queue_offset"].as_i64().unwrap(),
+            msg_id: line["msg_id"].as_str().unwrap().to_owned(),
+            body: expected_body(topic, *seq, body_bytes),
+        })
+        .collect()
+}
+
+/// Checks one message a consumer received against the send of the same `seq` (and its
+/// checksum, when the send reported one) and the body it was built with; returns the `seq`.
+fn check_received(
+    received: &Value,
+    topic: &str,
+    sent: &BTreeMap<u64, Value>,
+    body_bytes: Option<usize>,
+) -> u64 {
+    let seq: u64 = received["properties"]["seq"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no seq property: {received}"));
+    let original = &sent[&seq];
+    assert_eq!(received["topic"], topic, "{received}");
+    assert_eq!(
+        received["msg_id"], original["msg_id"],
+        "message id of {seq}"
+    );
+    assert_eq!(received["queue_id"], original["queue_id"], "queue of {seq}");
+    assert_eq!(
+        received["queue_offset"], original["queue_offset"],
+        "offset of {seq}"
+    );
+    let body = expected_body(topic, seq, body_bytes);
+    assert_eq!(received["body_len"], body.len(), "body length of {seq}");
+    if let Some(text) = received.get("body") {
+        // The driver prints short bodies whole.
+        assert_eq!(text, &body, "body of {seq}");
+    }
+    if let Some(crc) = original.get("body_crc32") {
+        assert_eq!(&received["body_crc32"], crc, "body checksum of {seq}");
+    }
+    assert_eq!(
+        received["tags"],
+        TAGS[seq as usize % TAGS.len()],
+        "tag of {seq}"
+    );
+    assert_eq!(received["keys"], format!("{KEY}-{seq}"), "keys of {seq}");
+    assert_eq!(
+        received["properties"],
+        user_properties(seq),
+        "user properties of {seq}"
+    );
+    assert_eq!(received["reconsume_times"], 0, "{received}");
+    seq
+}
+
+/// A consumer group to run: what it subscribes to and which messages it must get.
+struct Consumption<'a> {
+    /// `consume` (push consumer) or `pull` (lite pull consumer).
+    mode: &'a str,
+    topic: &'a str,
+    group: &'a str,
+    expression: &'a str,
+    /// The sizes the driver padded bodies to, if any.
+    body_bytes: Option<usize>,
+}
+
+/// Runs `consumption` until it has the `expected` messages; asserts it received exactly
+/// those (no other, none twice), each as sent.
+fn consume_exactly(
+    ns: &str,
+    consumption: &Consumption,
+    sent: &BTreeMap<u64, Value>,
+    expected: &BTreeSet<u64>,
+) {
+    let Consumption {
+        mode,
+        topic,
+        group,
+        expression,
+        body_bytes,
+    } = *consumption;
+    let expect = expected.len().to_string();
+    let output = run(&[
+        mode,
+        "-n",
+        ns,
+        "-t",
+        topic,
+        "-g",
+        group,
+        "--expr",
+        expression,
+        "--expect",
+        &expect,
+        "--timeout-secs",
+        CONSUME_TIMEOUT_SECS,
+        "--linger-ms",
+        LINGER_MS,
+    ]);
+    let op = if mode == "consume" {
+        "received"
+    } else {
+        "pulled"
+    };
+    let mut seqs: Vec<u64> = output
+        .ops(op)
+        .iter()
+        .map(|line| check_received(line, topic, sent, body_bytes))
+        .collect();
+    seqs.sort_unstable();
+    let wanted: Vec<u64> = expected.iter().copied().collect();
+    assert_eq!(
+        seqs, wanted,
+        "{mode} {expression}: stderr:\n{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn rust_client_keeps_tags_keys_and_properties_and_consumes_by_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, _broker) = start(dir.path());
+    let ns = namesrv.addr();
+    let topic = "RustTopic";
+    let sent = produce(&ns, topic, 30, &[]);
+    check_stored(&ns, topic, acked_one_by_one(topic, &sent, None));
+
+    let everything: BTreeSet<u64> = sent.keys().copied().collect();
+    let lite_pull = Consumption {
+        mode: "pull",
+        topic,
+        group: "rust-lite",
+        expression: "*",
+        body_bytes: None,
+    };
+    consume_exactly(&ns, &lite_pull, &sent, &everything);
+
+    // TagB messages (seq % 3 == 1) are filtered out: by the broker by tag hash, by the
+    // client by tag.
+    let a_or_c: BTreeSet<u64> = everything.iter().copied().filter(|s| s % 3 != 1).collect();
+    let push = Consumption {
+        mode: "consume",
+        topic,
+        group: "rust-push",
+        expression: "TagA || TagC",
+        body_bytes: None,
+    };
+    consume_exactly(&ns, &push, &sent, &a_or_c);
+}
+
+#[test]
+fn rust_client_batches_and_big_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, _broker) = start(dir.path());
+    let ns = namesrv.addr();
+
+    let topic = "RustBatch";
+    let output = run(&labelled(&[
+        "produce", "-n", &ns, "-t", topic, "-c", "10", "--batch",
+    ]));
+    let batch = output.ops("sent_batch");
+    assert_eq!(batch.len(), 1, "{:?}", output.lines);
+    let result = batch[0];
+    assert_eq!(result["status"], "SendOk", "{result}");
+    let ids = result["msg_ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 10, "one id per message: {result}");
+    let queue_id = result["queue_id"].as_i64().unwrap() as i32;
+    let first_offset = result["queue_offset"].as_i64().unwrap();
+    // A batch goes to one queue, its messages at consecutive offsets in batch order, each
+    // under its own id.
+    let acked: Vec<Acked> = ids
+        .iter()
+        .enumerate()
+        .map(|(seq, id)| Acked {
+            queue_id,
+            queue_offset: first_offset + seq as i64,
+            msg_id: id.as_str().unwrap().to_owned(),
+            body: expected_body(topic, seq as u64, None),
+        })
+        .collect();
+    check_stored(&ns, topic, acked);
+    // Each batch member kept its own tag, key and properties.
+    let sent: BTreeMap<u64, Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(seq, id)| {
+            let line = json!({
+                "msg_id": id,
+                "queue_id": queue_id,
+                "queue_offset": first_offset + seq as i64,
+            });
+            (seq as u64, line)
+        })
+        .collect();
+    let all: BTreeSet<u64> = (0..10).collect();
+    let push = Consumption {
+        mode: "consume",
+        topic,
+        group: "rust-batch-push",
+        expression: "*",
+        body_bytes: None,
+    };
+    consume_exactly(&ns, &push, &sent, &all);
+
+    // 1 MiB bodies, stored as they are and compressed by the client: both come back whole.
+    let mib = (1024 * 1024).to_string();
+    for (topic, extra) in [
+        (
+            "RustBig",
+            vec!["--body-bytes", mib.as_str(), "--no-compress"],
+        ),
+        ("RustBigZ", vec!["--body-bytes", mib.as_str()]),
+    ] {
+        let sent = produce(&ns, topic, 2, &extra);
+        check_stored(
+            &ns,
+            topic,
+            acked_one_by_one(topic, &sent, Some(1024 * 1024)),
+        );
+        let both: BTreeSet<u64> = [0, 1].into();
+        let group = format!("{topic}-push");
+        let push = Consumption {
+            mode: "consume",
+            topic,
+            group: &group,
+            expression: "*",
+            body_bytes: Some(1024 * 1024),
+        };
+        consume_exactly(&ns, &push, &sent, &both);
+    }
+}
+
+/// The same client against a 3-node broker group: it finds the elected master through the
+/// name server, and what it sends is stored once, where it was told, and consumed by tag.
+#[test]
+fn rust_client_against_a_broker_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let ns = namesrv.addr();
+    let _group = tests::group::BrokerGroup::start(dir.path(), "RustGroup", &ns, &[]).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let admin = client::Admin::start(client::ClientOptions::new(&ns)).unwrap();
+        tests::group::wait_for_master(&admin, "RustGroup", None, Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    let topic = "RustGroupTopic";
+    let sent = produce(&ns, topic, 20, &[]);
+    check_stored(&ns, topic, acked_one_by_one(topic, &sent, None));
+    let tag_b: BTreeSet<u64> = sent.keys().copied().filter(|s| s % 3 == 1).collect();
+    let push = Consumption {
+        mode: "consume",
+        topic,
+        group: "rust-group-push",
+        expression: "TagB",
+        body_bytes: None,
+    };
+    consume_exactly(&ns, &push, &sent, &tag_b);
+}
