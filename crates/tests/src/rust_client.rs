@@ -18,9 +18,9 @@ use crate::repo_root;
 /// The script that builds the driver.
 pub const SETUP_SCRIPT: &str = "scripts/setup-compat-rust-client";
 
-/// Where the setup script puts the driver (its release profile: see the script for why).
+/// Where the setup script puts the driver (its dev profile: see the script for why).
 pub fn binary() -> PathBuf {
-    repo_root().join("target/compat-rust-client/release/rust-client")
+    repo_root().join("target/compat-rust-client/debug/rust-client")
 }
 
 /// What one run printed.
