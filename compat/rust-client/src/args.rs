@@ -9,7 +9,7 @@ usage:
   rust-client produce -n NAMESRV -t TOPIC -c COUNT [--tag T]... [--key K] [--prop k=v]...
                       [--body-bytes B] [--batch] [--no-compress] [--group G]
   rust-client consume -n NAMESRV -t TOPIC -g GROUP [--expr EXPR] --expect N --timeout-secs S
-                      [--linger-ms MS]
+                      [--linger-ms MS] [--orderly] [--reconsume-once]
   rust-client pull    -n NAMESRV -t TOPIC -g GROUP [--expr EXPR] --expect N --timeout-secs S
                       [--linger-ms MS]
 
@@ -18,7 +18,10 @@ tag number SEQ mod (number of --tag), the key `K-SEQ`, the user property seq=SEQ
 --prop. One JSON line per acknowledged send (one for a --batch of all COUNT messages).
 Bodies over 4 KiB are compressed (the client's default) unless --no-compress.
 consume/pull: one JSON line per message received; exits 0 once N distinct messages were
-received (after lingering MS more milliseconds for late extras), 1 at the timeout.";
+received (after lingering MS more milliseconds for late extras), 1 at the timeout.
+--orderly: an orderly listener (queues locked on the broker) instead of a concurrent one.
+--reconsume-once: the first delivery of each message is refused (reconsume later / suspend
+the queue a moment), so it comes back; only accepted deliveries count towards N.";
 
 /// Most messages one run produces or expects (a bound on memory and run time).
 pub const MAX_COUNT: usize = 100_000;
@@ -48,6 +51,8 @@ pub struct Consume {
     pub expect: usize,
     pub timeout_secs: u64,
     pub linger_ms: u64,
+    pub orderly: bool,
+    pub reconsume_once: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +122,13 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 "--expect",
                 "--timeout-secs",
                 "--linger-ms",
+                "--orderly",
+                "--reconsume-once",
             ])?;
+            if command == "pull" && (flags.switch("--orderly") || flags.switch("--reconsume-once"))
+            {
+                bail!("--orderly and --reconsume-once are for consume");
+            }
             let expect = flags
                 .number("--expect")?
                 .context("--expect N is required")?;
@@ -134,6 +145,8 @@ pub fn parse(args: &[String]) -> Result<Command> {
                     .number("--timeout-secs")?
                     .context("--timeout-secs S is required")? as u64,
                 linger_ms: flags.number("--linger-ms")?.unwrap_or(0) as u64,
+                orderly: flags.switch("--orderly"),
+                reconsume_once: flags.switch("--reconsume-once"),
             };
             if command == "consume" {
                 Ok(Command::Consume(consume))
@@ -151,7 +164,7 @@ struct Flags {
 }
 
 /// Flags that take no value.
-const SWITCHES: [&str; 2] = ["--batch", "--no-compress"];
+const SWITCHES: [&str; 4] = ["--batch", "--no-compress", "--orderly", "--reconsume-once"];
 
 impl Flags {
     fn parse(args: &[String]) -> Result<Flags> {
@@ -251,5 +264,9 @@ mod tests {
         assert!(parse(&args("produce -n ns -t T -c 1 --body-bytes 999999999")).is_err());
         assert!(parse(&args("produce -n ns -t T -c 1 --key")).is_err());
         assert!(parse(&args("bogus")).is_err());
+        assert!(parse(&args(
+            "pull -n ns -t T -g G --expect 1 --timeout-secs 1 --orderly"
+        ))
+        .is_err());
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
-    DefaultLitePullConsumer, DefaultMQPushConsumer, MQPushConsumer, MessageListenerConcurrently,
+    ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultLitePullConsumer, DefaultMQPushConsumer,
+    MQPushConsumer, MessageListenerConcurrently, MessageListenerOrderly,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -25,10 +26,12 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one lite-pull poll waits for messages.
 const POLL_TIMEOUT_MS: u64 = 500;
 
-/// Prints each message and counts the distinct ones by client message id.
+/// Prints each message and counts the distinct accepted ones by client message id.
 struct Collector {
     op: &'static str,
     expect: usize,
+    /// Refuse the first delivery of each message.
+    reconsume_once: bool,
     state: Mutex<Seen>,
     reached: Notify,
 }
@@ -36,34 +39,43 @@ struct Collector {
 #[derive(Default)]
 struct Seen {
     distinct: HashSet<String>,
+    refused: HashSet<String>,
     received: usize,
 }
 
 impl Collector {
-    fn new(op: &'static str, expect: usize) -> Arc<Collector> {
+    fn new(op: &'static str, expect: usize, reconsume_once: bool) -> Arc<Collector> {
         Arc::new(Collector {
             op,
             expect,
+            reconsume_once,
             state: Mutex::new(Seen::default()),
             reached: Notify::new(),
         })
     }
 
-    fn record(&self, message: &MessageExt) {
-        report::print(&report::message_line(self.op, message));
-        // A poisoned lock only means another listener thread panicked mid-count; the set is
-        // still the best record there is.
+    /// Prints `message` and returns whether it is accepted (else it is to be redelivered).
+    fn record(&self, message: &MessageExt) -> bool {
+        let id = report::client_msg_id(message);
+        // A poisoned lock only means another listener thread panicked mid-count; the sets
+        // are still the best record there is.
         let mut seen = self.state.lock().unwrap_or_else(|e| e.into_inner());
         seen.received += 1;
-        // Once every expected id is in, further new ids are still counted (a test sees them
-        // as extras), but the bound keeps a runaway topic from growing the set without end.
-        if seen.distinct.len() <= crate::args::MAX_COUNT {
-            seen.distinct.insert(report::client_msg_id(message));
+        // The bound keeps a runaway topic from growing the sets without end; ids beyond it
+        // are still printed, so a test sees them as extras.
+        let room = seen.distinct.len() + seen.refused.len() <= 2 * crate::args::MAX_COUNT;
+        let accepted = !(self.reconsume_once && room && seen.refused.insert(id.clone()));
+        let mut line = report::message_line(self.op, message);
+        line["accepted"] = json!(accepted);
+        report::print(&line);
+        if accepted && room {
+            seen.distinct.insert(id);
         }
         if seen.distinct.len() >= self.expect {
             // notify_one keeps a permit when nobody waits yet, so the signal is never lost.
             self.reached.notify_one();
         }
+        accepted
     }
 
     fn summary(&self) -> (usize, usize) {
@@ -93,21 +105,47 @@ impl Collector {
 
 struct Listener(Arc<Collector>);
 
+/// Records every message of the batch (each is printed), refusing the batch when any of
+/// them is refused, as the client redelivers a refused batch whole.
+fn record_all(collector: &Collector, messages: &[&MessageExt]) -> bool {
+    // Every message is recorded: no short-circuit after the first refusal.
+    let mut all_accepted = true;
+    for message in messages {
+        all_accepted &= collector.record(message);
+    }
+    all_accepted
+}
+
 impl MessageListenerConcurrently for Listener {
     fn consume_message(
         &self,
         messages: &[&MessageExt],
         _context: &ConsumeConcurrentlyContext,
     ) -> ClientResult<ConsumeConcurrentlyStatus> {
-        for message in messages {
-            self.0.record(message);
+        if record_all(&self.0, messages) {
+            Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+        } else {
+            Ok(ConsumeConcurrentlyStatus::ReconsumeLater)
         }
-        Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+    }
+}
+
+impl MessageListenerOrderly for Listener {
+    fn consume_message(
+        &self,
+        messages: &[&MessageExt],
+        _context: &mut ConsumeOrderlyContext,
+    ) -> ClientResult<ConsumeOrderlyStatus> {
+        if record_all(&self.0, messages) {
+            Ok(ConsumeOrderlyStatus::Success)
+        } else {
+            Ok(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment)
+        }
     }
 }
 
 pub async fn push(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
-    let collector = Collector::new("received", args.expect);
+    let collector = Collector::new("received", args.expect, args.reconsume_once);
     let mut consumer = DefaultMQPushConsumer::builder(runtime)
         .consumer_group(args.group.as_str())
         .name_server_addr(args.namesrv.as_str())
@@ -117,7 +155,12 @@ pub async fn push(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
         .subscribe(args.topic.as_str(), args.expression.as_str())
         .await
         .context("subscribing")?;
-    consumer.register_message_listener_concurrently(Listener(Arc::clone(&collector)));
+    let listener = Listener(Arc::clone(&collector));
+    if args.orderly {
+        consumer.register_message_listener_orderly(listener);
+    } else {
+        consumer.register_message_listener_concurrently(listener);
+    }
     consumer
         .start()
         .await
@@ -140,7 +183,7 @@ pub async fn push(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
 }
 
 pub async fn pull(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
-    let collector = Collector::new("pulled", args.expect);
+    let collector = Collector::new("pulled", args.expect, false);
     let consumer = DefaultLitePullConsumer::builder(runtime)
         .consumer_group(args.group.as_str())
         .name_server_addr(args.namesrv.as_str())
@@ -163,6 +206,7 @@ pub async fn pull(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
             break;
         }
         for message in consumer.poll_with_timeout(POLL_TIMEOUT_MS).await {
+            // Nothing is refused here: the collector was made without reconsume_once.
             collector.record(&message);
         }
         if linger_until.is_none() && collector.summary().0 >= args.expect {

@@ -2,7 +2,8 @@
 //! of the Java client), unmodified, against the real `mqnamesrv` and `mqbroker`: sends with
 //! tags, keys and user properties, a batch, 1 MiB bodies (compressed by the client and not),
 //! read back by this project's own reader and by the client's lite pull consumer; push
-//! consumer groups with tag expressions; and the same against a 3-node broker group.
+//! consumer groups with tag expressions, orderly, and refusing messages so they come back
+//! through the retry topic; and produce + push against a 3-node broker group.
 //!
 //! The driver (`compat/rust-client`) is built by `scripts/setup-compat-rust-client`.
 
@@ -160,11 +161,14 @@ fn check_received(
         received["msg_id"], original["msg_id"],
         "message id of {seq}"
     );
-    assert_eq!(received["queue_id"], original["queue_id"], "queue of {seq}");
-    assert_eq!(
-        received["queue_offset"], original["queue_offset"],
-        "offset of {seq}"
-    );
+    if received["reconsume_times"] == 0 {
+        // A redelivery comes from the group's retry topic, at its own queue and offset.
+        assert_eq!(received["queue_id"], original["queue_id"], "queue of {seq}");
+        assert_eq!(
+            received["queue_offset"], original["queue_offset"],
+            "offset of {seq}"
+        );
+    }
     let body = expected_body(topic, seq, body_bytes);
     assert_eq!(received["body_len"], body.len(), "body length of {seq}");
     if let Some(text) = received.get("body") {
@@ -185,71 +189,103 @@ fn check_received(
         user_properties(seq),
         "user properties of {seq}"
     );
-    assert_eq!(received["reconsume_times"], 0, "{received}");
     seq
 }
 
 /// A consumer group to run: what it subscribes to and which messages it must get.
+#[derive(Clone, Copy)]
 struct Consumption<'a> {
     /// `consume` (push consumer) or `pull` (lite pull consumer).
     mode: &'a str,
     topic: &'a str,
     group: &'a str,
     expression: &'a str,
-    /// The sizes the driver padded bodies to, if any.
+    /// The size the driver padded bodies to, if any.
     body_bytes: Option<usize>,
+    /// More driver flags (`--orderly`, `--reconsume-once`).
+    flags: &'a [&'a str],
 }
 
-/// Runs `consumption` until it has the `expected` messages; asserts it received exactly
-/// those (no other, none twice), each as sent.
-fn consume_exactly(
+impl<'a> Consumption<'a> {
+    /// A concurrent push consumer group taking everything (`*`).
+    fn push(topic: &'a str, group: &'a str) -> Self {
+        Consumption {
+            mode: "consume",
+            topic,
+            group,
+            expression: "*",
+            body_bytes: None,
+            flags: &[],
+        }
+    }
+}
+
+/// Runs `consumption` until it has accepted the `expected` messages; returns what it
+/// printed about each delivery, in arrival order, after checking each against its send.
+fn consume(
     ns: &str,
     consumption: &Consumption,
     sent: &BTreeMap<u64, Value>,
     expected: &BTreeSet<u64>,
-) {
-    let Consumption {
-        mode,
-        topic,
-        group,
-        expression,
-        body_bytes,
-    } = *consumption;
+) -> Vec<(u64, Value)> {
     let expect = expected.len().to_string();
-    let output = run(&[
-        mode,
+    let mut args = vec![
+        consumption.mode,
         "-n",
         ns,
         "-t",
-        topic,
+        consumption.topic,
         "-g",
-        group,
+        consumption.group,
         "--expr",
-        expression,
+        consumption.expression,
         "--expect",
         &expect,
         "--timeout-secs",
         CONSUME_TIMEOUT_SECS,
         "--linger-ms",
         LINGER_MS,
-    ]);
-    let op = if mode == "consume" {
+    ];
+    args.extend_from_slice(consumption.flags);
+    let output = run(&args);
+    let op = if consumption.mode == "consume" {
         "received"
     } else {
         "pulled"
     };
-    let mut seqs: Vec<u64> = output
+    output
         .ops(op)
         .iter()
-        .map(|line| check_received(line, topic, sent, body_bytes))
-        .collect();
+        .map(|line| {
+            let seq = check_received(line, consumption.topic, sent, consumption.body_bytes);
+            (seq, (*line).clone())
+        })
+        .collect()
+}
+
+/// Runs `consumption` until it has the `expected` messages; asserts it received exactly
+/// those (no other, none twice), each as sent and delivered for the first time; returns
+/// them in arrival order.
+fn consume_exactly(
+    ns: &str,
+    consumption: &Consumption,
+    sent: &BTreeMap<u64, Value>,
+    expected: &BTreeSet<u64>,
+) -> Vec<(u64, Value)> {
+    let received = consume(ns, consumption, sent, expected);
+    for (seq, line) in &received {
+        assert_eq!(line["reconsume_times"], 0, "{seq}: {line}");
+        assert_eq!(line["accepted"], true, "{seq}: {line}");
+    }
+    let mut seqs: Vec<u64> = received.iter().map(|(seq, _)| *seq).collect();
     seqs.sort_unstable();
     let wanted: Vec<u64> = expected.iter().copied().collect();
     assert_eq!(
         seqs, wanted,
-        "{mode} {expression}: stderr:\n{}",
-        output.stderr
+        "{} {}: {received:?}",
+        consumption.mode, consumption.expression
     );
+    received
 }
 
 #[test]
@@ -264,10 +300,7 @@ fn rust_client_keeps_tags_keys_and_properties_and_consumes_by_tag() {
     let everything: BTreeSet<u64> = sent.keys().copied().collect();
     let lite_pull = Consumption {
         mode: "pull",
-        topic,
-        group: "rust-lite",
-        expression: "*",
-        body_bytes: None,
+        ..Consumption::push(topic, "rust-lite")
     };
     consume_exactly(&ns, &lite_pull, &sent, &everything);
 
@@ -275,13 +308,72 @@ fn rust_client_keeps_tags_keys_and_properties_and_consumes_by_tag() {
     // client by tag.
     let a_or_c: BTreeSet<u64> = everything.iter().copied().filter(|s| s % 3 != 1).collect();
     let push = Consumption {
-        mode: "consume",
-        topic,
-        group: "rust-push",
         expression: "TagA || TagC",
-        body_bytes: None,
+        ..Consumption::push(topic, "rust-push")
     };
     consume_exactly(&ns, &push, &sent, &a_or_c);
+
+    // An orderly push consumer locks its queues on the broker first, then gets each queue
+    // in offset order.
+    let orderly = Consumption {
+        flags: &["--orderly"],
+        ..Consumption::push(topic, "rust-orderly")
+    };
+    let received = consume_exactly(&ns, &orderly, &sent, &everything);
+    let mut last_offset_by_queue: BTreeMap<i64, i64> = BTreeMap::new();
+    for (seq, line) in &received {
+        let queue_id = line["queue_id"].as_i64().unwrap();
+        let offset = line["queue_offset"].as_i64().unwrap();
+        if let Some(last) = last_offset_by_queue.insert(queue_id, offset) {
+            assert!(
+                last < offset,
+                "{seq} at {offset} came after {last} in queue {queue_id}"
+            );
+        }
+    }
+}
+
+/// A message the consumer refuses goes back to the broker (CONSUMER_SEND_MSG_BACK), waits
+/// out its delay in the schedule topic and comes back through the group's retry topic: the
+/// same message id, topic, body, tag, key and properties, reconsumed once.
+#[test]
+fn rust_client_refused_messages_come_back_through_the_retry_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let _broker = Broker::start(
+        dir.path(),
+        "broker-rust-retry",
+        &namesrv.addr(),
+        &[
+            ("bindAddress", "127.0.0.1".to_string()),
+            // Every delay level one second: RocketMQ's first retry would wait 10 s.
+            ("messageDelayLevel", "1s".to_string()),
+        ],
+    )
+    .unwrap();
+    let ns = namesrv.addr();
+    let topic = "RustRetry";
+    let sent = produce(&ns, topic, 6, &[]);
+    let all: BTreeSet<u64> = sent.keys().copied().collect();
+    let refusing = Consumption {
+        flags: &["--reconsume-once"],
+        ..Consumption::push(topic, "rust-retry")
+    };
+    let received = consume(&ns, &refusing, &sent, &all);
+    let mut deliveries: BTreeMap<u64, Vec<(bool, i64)>> = BTreeMap::new();
+    for (seq, line) in &received {
+        let accepted = line["accepted"].as_bool().unwrap();
+        let reconsume_times = line["reconsume_times"].as_i64().unwrap();
+        deliveries
+            .entry(*seq)
+            .or_default()
+            .push((accepted, reconsume_times));
+    }
+    let expected: BTreeMap<u64, Vec<(bool, i64)>> = all
+        .iter()
+        .map(|seq| (*seq, vec![(false, 0), (true, 1)]))
+        .collect();
+    assert_eq!(deliveries, expected, "(accepted, reconsume times) by seq");
 }
 
 #[test]
@@ -329,14 +421,12 @@ fn rust_client_batches_and_big_messages() {
         })
         .collect();
     let all: BTreeSet<u64> = (0..10).collect();
-    let push = Consumption {
-        mode: "consume",
-        topic,
-        group: "rust-batch-push",
-        expression: "*",
-        body_bytes: None,
-    };
-    consume_exactly(&ns, &push, &sent, &all);
+    consume_exactly(
+        &ns,
+        &Consumption::push(topic, "rust-batch-push"),
+        &sent,
+        &all,
+    );
 
     // 1 MiB bodies, stored as they are and compressed by the client: both come back whole.
     let mib = (1024 * 1024).to_string();
@@ -356,11 +446,8 @@ fn rust_client_batches_and_big_messages() {
         let both: BTreeSet<u64> = [0, 1].into();
         let group = format!("{topic}-push");
         let push = Consumption {
-            mode: "consume",
-            topic,
-            group: &group,
-            expression: "*",
             body_bytes: Some(1024 * 1024),
+            ..Consumption::push(topic, &group)
         };
         consume_exactly(&ns, &push, &sent, &both);
     }
@@ -386,11 +473,8 @@ fn rust_client_against_a_broker_group() {
     check_stored(&ns, topic, acked_one_by_one(topic, &sent, None));
     let tag_b: BTreeSet<u64> = sent.keys().copied().filter(|s| s % 3 == 1).collect();
     let push = Consumption {
-        mode: "consume",
-        topic,
-        group: "rust-group-push",
         expression: "TagB",
-        body_bytes: None,
+        ..Consumption::push(topic, "rust-group-push")
     };
     consume_exactly(&ns, &push, &sent, &tag_b);
 }
