@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 pub const USAGE: &str = "\
 usage:
   rust-client produce -n NAMESRV -t TOPIC -c COUNT [--tag T]... [--key K] [--prop k=v]...
-                      [--body-bytes B] [--batch] [--no-compress] [--group G]
+                      [--body-bytes B] [--batch] [--no-compress] [--lookup] [--group G]
   rust-client consume -n NAMESRV -t TOPIC -g GROUP [--expr EXPR] --expect N --timeout-secs S
                       [--linger-ms MS] [--orderly] [--reconsume-once]
   rust-client pull    -n NAMESRV -t TOPIC -g GROUP [--expr EXPR] --expect N --timeout-secs S
@@ -17,6 +17,8 @@ produce: message SEQ (0-based) gets the body `TOPIC:SEQ:` padded with a-z to B b
 tag number SEQ mod (number of --tag), the key `K-SEQ`, the user property seq=SEQ and every
 --prop. One JSON line per acknowledged send (one for a --batch of all COUNT messages).
 Bodies over 4 KiB are compressed (the client's default) unless --no-compress.
+--lookup: after the sends, each message is looked up by its message id, by its offset
+message id and by its key (view/query through the producer's admin API).
 consume/pull: one JSON line per message received; exits 0 once N distinct messages were
 received (after lingering MS more milliseconds for late extras), 1 at the timeout.
 --orderly: an orderly listener (queues locked on the broker) instead of a concurrent one.
@@ -40,6 +42,7 @@ pub struct Produce {
     pub body_bytes: Option<usize>,
     pub batch: bool,
     pub compress: bool,
+    pub lookup: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +84,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 "--body-bytes",
                 "--batch",
                 "--no-compress",
+                "--lookup",
                 "--group",
             ])?;
             let count = flags.number("-c")?.context("-c COUNT is required")?;
@@ -111,6 +115,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 body_bytes,
                 batch: flags.switch("--batch"),
                 compress: !flags.switch("--no-compress"),
+                lookup: flags.switch("--lookup"),
             }))
         }
         "consume" | "pull" => {
@@ -164,7 +169,13 @@ struct Flags {
 }
 
 /// Flags that take no value.
-const SWITCHES: [&str; 4] = ["--batch", "--no-compress", "--orderly", "--reconsume-once"];
+const SWITCHES: [&str; 5] = [
+    "--batch",
+    "--no-compress",
+    "--lookup",
+    "--orderly",
+    "--reconsume-once",
+];
 
 impl Flags {
     fn parse(args: &[String]) -> Result<Flags> {

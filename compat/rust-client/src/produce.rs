@@ -73,11 +73,68 @@ pub async fn run(runtime: Arc<ClientRuntime>, args: &Produce) -> Result<()> {
         .build();
     producer.start().await.context("starting the producer")?;
     let sent = send_all(&producer, args).await;
+    if let (true, Ok(ids)) = (args.lookup, &sent) {
+        look_up(&mut producer, args, ids).await;
+    }
     producer.shutdown().await;
-    sent
+    sent.map(|_| ())
 }
 
-async fn send_all(producer: &DefaultMQProducer, args: &Produce) -> Result<()> {
+/// The longest a query by key looks back, from now.
+const QUERY_WINDOW_MS: u64 = 3_600_000;
+/// Most messages one query by key returns.
+const QUERY_MAX_MESSAGES: i32 = 32;
+
+/// Looks every sent message up by message id, offset message id and key; prints what each
+/// way found (`viewed`, `viewed_by_offset_id`, `queried`) or why it failed (`lookup_failed`).
+async fn look_up(producer: &mut DefaultMQProducer, args: &Produce, sent: &[SentIds]) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for ids in sent {
+        for (op, id) in [
+            ("viewed", &ids.msg_id),
+            ("viewed_by_offset_id", &ids.offset_msg_id),
+        ] {
+            match producer.view_message(&args.topic, id).await {
+                Ok(message) => report::print(&report::message_line(op, &message)),
+                Err(e) => report_lookup_failure(op, ids.seq, &e),
+            }
+        }
+        if let Some(key) = &args.key {
+            let key = format!("{key}-{}", ids.seq);
+            let begin_ms = now_ms.saturating_sub(QUERY_WINDOW_MS);
+            let end_ms = now_ms + QUERY_WINDOW_MS;
+            match producer
+                .query_message(&args.topic, &key, QUERY_MAX_MESSAGES, begin_ms, end_ms)
+                .await
+            {
+                Ok(found) => {
+                    for message in found.message_list() {
+                        report::print(&report::message_line("queried", message));
+                    }
+                }
+                Err(e) => report_lookup_failure("queried", ids.seq, &e),
+            }
+        }
+    }
+}
+
+fn report_lookup_failure(op: &str, seq: usize, error: &dyn std::fmt::Display) {
+    report::print(
+        &json!({"op": "lookup_failed", "lookup": op, "seq": seq, "error": error.to_string()}),
+    );
+}
+
+/// The ids a single send was acknowledged with.
+struct SentIds {
+    seq: usize,
+    msg_id: String,
+    offset_msg_id: String,
+}
+
+/// Sends every message; returns the ids of the single sends (none for a batch).
+async fn send_all(producer: &DefaultMQProducer, args: &Produce) -> Result<Vec<SentIds>> {
     if args.batch {
         let messages = (0..args.count)
             .map(|seq| message(args, seq, body(&args.topic, seq, args.body_bytes)))
@@ -98,8 +155,9 @@ async fn send_all(producer: &DefaultMQProducer, args: &Produce) -> Result<()> {
         line["count"] = json!(args.count);
         line["msg_ids"] = json!(ids);
         report::print(&line);
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let mut sent = Vec::with_capacity(args.count);
     for seq in 0..args.count {
         let body = body(&args.topic, seq, args.body_bytes);
         let (body_len, body_crc32) = (body.len(), crc32fast::hash(&body));
@@ -118,8 +176,13 @@ async fn send_all(producer: &DefaultMQProducer, args: &Produce) -> Result<()> {
         line["body_len"] = json!(body_len);
         line["body_crc32"] = json!(body_crc32);
         report::print(&line);
+        sent.push(SentIds {
+            seq,
+            msg_id: result.msg_id.as_deref().unwrap_or_default().to_owned(),
+            offset_msg_id: result.offset_msg_id.clone().unwrap_or_default(),
+        });
     }
-    Ok(())
+    Ok(sent)
 }
 
 #[cfg(test)]

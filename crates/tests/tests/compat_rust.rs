@@ -1,7 +1,8 @@
 //! The third-party Rust RocketMQ client (`rocketmq-client-rust` 1.0.0 from crates.io, a port
 //! of the Java client), unmodified, against the real `mqnamesrv` and `mqbroker`: sends with
 //! tags, keys and user properties, a batch, 1 MiB bodies (compressed by the client and not),
-//! read back by this project's own reader and by the client's lite pull consumer; push
+//! read back by this project's own reader and by the client's lite pull consumer, and
+//! looked up by message id, offset message id and key; push
 //! consumer groups with tag expressions, orderly, and refusing messages so they come back
 //! through the retry topic; and produce + push against a 3-node broker group.
 //!
@@ -89,6 +90,16 @@ fn labelled<'a>(args: &[&'a str]) -> Vec<&'a str> {
 /// Sends `count` labelled messages to `topic` one by one; the `sent` lines by sequence
 /// number, after checking each was stored.
 fn produce(ns: &str, topic: &str, count: u64, extra: &[&str]) -> BTreeMap<u64, Value> {
+    produce_with_output(ns, topic, count, extra).0
+}
+
+/// [`produce`], also returning everything the run printed.
+fn produce_with_output(
+    ns: &str,
+    topic: &str,
+    count: u64,
+    extra: &[&str],
+) -> (BTreeMap<u64, Value>, Output) {
     let count_arg = count.to_string();
     let mut args = labelled(&["produce", "-n", ns, "-t", topic, "-c", &count_arg]);
     args.extend_from_slice(extra);
@@ -99,7 +110,7 @@ fn produce(ns: &str, topic: &str, count: u64, extra: &[&str]) -> BTreeMap<u64, V
         sent.insert(line["seq"].as_u64().unwrap(), line.clone());
     }
     assert_eq!(sent.len() as u64, count, "{:?}", output.lines);
-    sent
+    (sent, output)
 }
 
 /// Every queue of `topic` read from offset 0 by this project's own pull consumer.
@@ -294,10 +305,24 @@ fn rust_client_keeps_tags_keys_and_properties_and_consumes_by_tag() {
     let (namesrv, _broker) = start(dir.path());
     let ns = namesrv.addr();
     let topic = "RustTopic";
-    let sent = produce(&ns, topic, 30, &[]);
+    let (sent, output) = produce_with_output(&ns, topic, 30, &["--lookup"]);
     check_stored(&ns, topic, acked_one_by_one(topic, &sent, None));
 
+    // Each message is found, as sent, by its message id (the client's unique key), by its
+    // offset message id (QUERY_MESSAGE / VIEW_MESSAGE_BY_ID) and by its key.
+    assert_eq!(output.ops("lookup_failed"), Vec::<&Value>::new());
     let everything: BTreeSet<u64> = sent.keys().copied().collect();
+    for op in ["viewed", "viewed_by_offset_id", "queried"] {
+        let mut found: Vec<u64> = output
+            .ops(op)
+            .iter()
+            .map(|line| check_received(line, topic, &sent, None))
+            .collect();
+        found.sort_unstable();
+        let wanted: Vec<u64> = everything.iter().copied().collect();
+        assert_eq!(found, wanted, "{op}");
+    }
+
     let lite_pull = Consumption {
         mode: "pull",
         ..Consumption::push(topic, "rust-lite")
