@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 pub const USAGE: &str = "\
 usage:
   rust-client produce -n NAMESRV -t TOPIC -c COUNT [--tag T]... [--key K] [--prop k=v]...
-                      [--body-bytes B] [--batch] [--no-compress] [--lookup] [--group G]
+                      [--body-bytes B] [--batch] [--no-compress] [--lookup]
+                      [--delay-level L] [--group G]
   rust-client consume -n NAMESRV -t TOPIC -g GROUP [--expr EXPR] --expect N --timeout-secs S
                       [--linger-ms MS] [--orderly] [--reconsume-once]
   rust-client pull    -n NAMESRV -t TOPIC -g GROUP [--expr EXPR] --expect N --timeout-secs S
@@ -17,6 +18,7 @@ produce: message SEQ (0-based) gets the body `TOPIC:SEQ:` padded with a-z to B b
 tag number SEQ mod (number of --tag), the key `K-SEQ`, the user property seq=SEQ and every
 --prop. One JSON line per acknowledged send (one for a --batch of all COUNT messages).
 Bodies over 4 KiB are compressed (the client's default) unless --no-compress.
+--delay-level L: RocketMQ's delay level L (1-based) on every message.
 --lookup: after the sends, each message is looked up by its message id, by its offset
 message id and by its key (view/query through the producer's admin API).
 consume/pull: one JSON line per message received; exits 0 once N distinct messages were
@@ -43,6 +45,7 @@ pub struct Produce {
     pub batch: bool,
     pub compress: bool,
     pub lookup: bool,
+    pub delay_level: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +88,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 "--batch",
                 "--no-compress",
                 "--lookup",
+                "--delay-level",
                 "--group",
             ])?;
             let count = flags.number("-c")?.context("-c COUNT is required")?;
@@ -116,6 +120,10 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 batch: flags.switch("--batch"),
                 compress: !flags.switch("--no-compress"),
                 lookup: flags.switch("--lookup"),
+                delay_level: flags
+                    .number("--delay-level")?
+                    .map(|level| i32::try_from(level).context("--delay-level too large"))
+                    .transpose()?,
             }))
         }
         "consume" | "pull" => {

@@ -39,6 +39,9 @@ fn message(args: &Produce, seq: usize, body: Vec<u8>) -> Result<Message> {
     if let Some(key) = &args.key {
         builder = builder.key(format!("{key}-{seq}"));
     }
+    if let Some(level) = args.delay_level {
+        builder = builder.delay_level(level);
+    }
     builder = builder
         .raw_property("seq", seq.to_string())
         .context("property seq")?;
