@@ -1,10 +1,10 @@
 //! The third-party Rust RocketMQ client (`rocketmq-client-rust` 1.0.0 from crates.io, a port
 //! of the Java client), unmodified, against the real `mqnamesrv` and `mqbroker`: sends with
-//! tags, keys and user properties, a batch, 1 MiB bodies (compressed by the client and not),
-//! read back by this project's own reader and by the client's lite pull consumer, and
-//! looked up by message id, offset message id and key; push
-//! consumer groups with tag expressions, orderly, and refusing messages so they come back
-//! through the retry topic; and produce + push against a 3-node broker group.
+//! tags, keys and user properties, a batch, 1 MiB bodies (compressed by the client and not)
+//! and delayed messages; read back by this project's own reader and by the client's lite
+//! pull consumer, and looked up by message id, offset message id and key; push consumer
+//! groups with a tag expression, orderly, and refusing messages so they come back through
+//! the retry topic; and produce + push against a 3-node broker group.
 //!
 //! The driver (`compat/rust-client`) is built by `scripts/setup-compat-rust-client`.
 
@@ -51,7 +51,7 @@ fn start(dir: &Path) -> (NameServer, Broker) {
     (namesrv, broker)
 }
 
-/// The body the driver gives message `seq` (see `rust-client --help`): `TOPIC:SEQ:` padded
+/// The body the driver gives message `seq` (see the driver's usage text): `TOPIC:SEQ:` padded
 /// with a-z to `body_bytes`.
 fn expected_body(topic: &str, seq: u64, body_bytes: Option<usize>) -> String {
     let mut body = format!("{topic}:{seq}:");
