@@ -220,6 +220,11 @@ impl Group {
                 ("dLegerPeers", peers.join(";")),
                 ("dLegerSelfId", id.clone()),
                 ("mapedFileSizeCommitLog", (64 << 20).to_string()),
+                // A bench writes gigabytes on a shared disk: forced cleaning above 85% would
+                // remove segments the consume phase then reads, and writes would be refused
+                // above 90%. The figures are about throughput, not disk policy.
+                ("diskSpaceCleanForciblyRatio", "100".to_owned()),
+                ("diskSpaceWarningLevelRatio", "100".to_owned()),
                 (
                     "flushDiskType",
                     if sync_flush {

@@ -200,6 +200,10 @@ fn one_run(options: &Options) -> RunResult {
         } else {
             FlushDiskType::Async
         },
+        // Throughput, not disk policy: a shared disk past 85-90% would otherwise clean
+        // segments early or refuse writes mid-run.
+        disk_space_clean_forcibly_ratio: 1.0,
+        disk_space_warning_level_ratio: 1.0,
         ..BrokerConfig::default()
     };
     let running = broker_runtime
