@@ -8,6 +8,7 @@
 //!   test's own directory.
 //! - [`compat_python`]: the virtualenv holding the C++ RocketMQ client
 //!   (`scripts/setup-compat-client` installs it).
+//! - [`driver`]: runs a compatibility driver with a time limit and collects its JSON lines.
 //! - [`cpp_client`]: runs the C++ client driver script and parses what it prints.
 //! - [`rust_client`]: runs the driver of the third-party Rust RocketMQ client
 //!   (`scripts/setup-compat-rust-client` builds it) and parses what it prints.
@@ -28,6 +29,7 @@ use anyhow::{bail, Context, Result};
 
 pub mod checker;
 pub mod cpp_client;
+pub mod driver;
 pub mod group;
 pub mod requests;
 pub mod rust_client;
