@@ -210,6 +210,11 @@ async fn levels_above_the_last_are_clamped_and_no_level_is_no_delay() {
         .call(pull(&pull_header("CG", SCHEDULE_TOPIC, 1, 0)))
         .await;
     assert_eq!(pulled.code, response::TOPIC_NOT_EXIST);
+    // Nor can a client move the delivery progress by committing offsets as its group.
+    let moved = broker
+        .call(update_offset(PROGRESS_GROUP, SCHEDULE_TOPIC, 0, 1_000))
+        .await;
+    assert_eq!(moved.code, response::TOPIC_NOT_EXIST, "{:?}", moved.remark);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
