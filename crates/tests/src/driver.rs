@@ -1,8 +1,9 @@
-//! Runs a compatibility driver (a program that drives a RocketMQ client this project did not
-//! write) with a time limit, and collects the JSON lines it prints.
+//! Runs a process with a time limit and captures what it prints: the compatibility drivers
+//! (programs driving RocketMQ clients this project did not write), whose JSON lines are
+//! collected, and the command-line tools under test.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -26,28 +27,56 @@ impl DriverOutput {
 /// How often a run is checked for having exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Runs `command` (program and arguments set; `name` says what it is in errors), killing it
-/// after `timeout`; fails unless it exits 0, with everything it printed in the error.
-pub fn run(name: &str, mut command: Command, timeout: Duration) -> Result<DriverOutput> {
+/// What a finished (or killed) process printed.
+#[derive(Debug)]
+pub struct Captured {
+    /// `None` when it was still running at its time limit and was killed.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command`, writing `stdin` to it when given, and kills it after `timeout`. Both
+/// pipes drain on their own threads while it runs, so a chatty process cannot fill one up
+/// and stall.
+pub fn run_captured(
+    command: &mut Command,
+    stdin: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<Captured> {
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    let mut stdout = child.stdout.take().context("stdout")?;
-    let mut stderr = child.stderr.take().context("stderr")?;
-    // Both pipes drain while the child runs, so neither can fill up and stall it.
-    let out_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
+        .spawn()?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())?;
+    }
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out_reader = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_reader = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -60,8 +89,21 @@ pub fn run(name: &str, mut command: Command, timeout: Duration) -> Result<Driver
         }
         std::thread::sleep(POLL_INTERVAL);
     };
-    let out = out_reader.join().unwrap_or_default();
-    let err = err_reader.join().unwrap_or_default();
+    Ok(Captured {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
+/// Runs `command` (program and arguments set; `name` says what it is in errors), killing it
+/// after `timeout`; fails unless it exits 0, with everything it printed in the error.
+pub fn run(name: &str, mut command: Command, timeout: Duration) -> Result<DriverOutput> {
+    let Captured {
+        status,
+        stdout: out,
+        stderr: err,
+    } = run_captured(&mut command, None, timeout).with_context(|| format!("running {name}"))?;
     let Some(status) = status else {
         bail!("{name} still running after {timeout:?}\nstdout:\n{out}\nstderr:\n{err}");
     };

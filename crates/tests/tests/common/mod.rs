@@ -6,10 +6,9 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client::consumer::{ConsumeFromWhere, ConsumeResult};
 use client::{Admin, ClientOptions, PushConsumerOptions, ReceivedMessage};
@@ -345,53 +344,18 @@ pub fn topic_status_total(out: &str) -> i64 {
 }
 
 fn run_tool(name: &str, args: &[String], stdin: Option<&str>) -> ToolRun {
-    use std::io::Write;
-    let mut child = Command::new(binary(name))
-        .args(args)
-        .env_remove("NAMESRV_ADDR")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).unwrap();
-    }
-    // Read the pipes on their own threads so a chatty tool cannot block on a full pipe.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{name} {args:?} did not finish within {WAIT:?}; stderr: {}",
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let mut command = Command::new(binary(name));
+    command.args(args).env_remove("NAMESRV_ADDR");
+    let run = tests::driver::run_captured(&mut command, stdin, WAIT).unwrap();
+    let Some(status) = run.status else {
+        panic!(
+            "{name} {args:?} did not finish within {WAIT:?}; stderr: {}",
+            run.stderr
+        );
     };
     ToolRun {
         ok: status.success(),
-        out: out.join().unwrap_or_default(),
-        err: err.join().unwrap_or_default(),
+        out: run.stdout,
+        err: run.stderr,
     }
 }
