@@ -284,6 +284,14 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
     let committed = group.call(master, update_offset("CG", "Early", 1, 3)).await;
     assert_eq!(committed.code, response::SUCCESS, "{:?}", committed.remark);
     let body = vec![b'x'; 1024];
+    // A queue whose only messages retention will remove: a member rebuilt past them sees
+    // no record of it in the log it receives.
+    for _ in 0..5 {
+        let answer = group
+            .call(master, send_v2(&send_header("Early", 0, ""), &body))
+            .await;
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+    }
     let mut sent = 0i64;
     for _ in 0..800 {
         let answer = group
@@ -339,6 +347,13 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
     })
     .await;
     let store = group.store(wiped);
+    // Its copy of that queue goes on where the group's did, though it never saw a record
+    // of it: were it to lead, the next message there would not reuse offset 0.
+    eventually("the rebuilt member's empty queue continues at 5", || {
+        store.max_offset("Early", 0) == 5
+    })
+    .await;
+    assert_eq!(store.min_offset("Early", 0), 5);
     eventually("the rebuilt member catches up", || {
         store.max_offset("Bulk", 0) == sent
     })

@@ -506,6 +506,17 @@ impl Dispatcher {
         self.dispatch(&accepted, end_pos)
     }
 
+    /// Moves `topic`:`queue_id` forward so its next entry is `next_offset`, if it retains
+    /// nothing and is behind (see [`ConsumeQueue::skip_to`]). Returns whether it moved.
+    pub fn raise_empty_queue(&self, topic: &str, queue_id: i32, next_offset: i64) -> Result<bool> {
+        let cq = self.queue_or_create(topic, queue_id)?;
+        if cq.min_offset() != cq.max_offset() || cq.max_offset() >= next_offset {
+            return Ok(false);
+        }
+        cq.skip_to(next_offset)?;
+        Ok(true)
+    }
+
     /// Retention moved the CommitLog start: drop derived files that only point below it.
     pub fn remove_below(&self, min_phys_offset: i64) -> Result<usize> {
         let mut removed = 0;

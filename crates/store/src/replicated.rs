@@ -549,6 +549,45 @@ impl ReplicatedStore {
             .get_messages(topic, queue_id, offset, max_count, max_bytes, filter)
     }
 
+    /// After a log restart past records this node never saw, a queue with no record since
+    /// the restart does not know where the group's offsets reached. `floors` are another
+    /// member's next offsets (topic, queue id, next offset), read before it reported
+    /// `as_of_index` as applied. Once this node has applied that far, a queue that is still
+    /// empty here had no record since the restart up to `as_of_index`, so its floor is
+    /// exactly where the group's queue goes on: such queues move forward to it (a writable
+    /// leader's queue-offset table too). Returns how many moved, or `None` when this node
+    /// has not applied `as_of_index` yet (ask again later).
+    pub fn raise_empty_queues(
+        &self,
+        floors: &[(String, i32, i64)],
+        as_of_index: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        if self.status.borrow().applied_index < as_of_index {
+            return Ok(None);
+        }
+        let mut raised = 0;
+        for (topic, queue_id, next_offset) in floors {
+            if self
+                .inner
+                .dispatcher
+                .raise_empty_queue(topic, *queue_id, *next_offset)?
+            {
+                raised += 1;
+                let mut table = self.table.lock();
+                if table.term != 0 {
+                    let next = table
+                        .next
+                        .entry(topic.clone())
+                        .or_default()
+                        .entry(*queue_id)
+                        .or_insert(0);
+                    *next = (*next).max(*next_offset);
+                }
+            }
+        }
+        Ok(Some(raised))
+    }
+
     /// Next queue offset to be dispatched (0 for an unknown queue).
     pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
         self.inner.max_offset(topic, queue_id)

@@ -26,12 +26,15 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use remoting::body::{ClusterInfo, SubscriptionGroupWrapper, TopicConfigSerializeWrapper};
+use remoting::body::{
+    ClusterInfo, SubscriptionGroupWrapper, TopicConfigSerializeWrapper, TopicStatsTable,
+};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::request;
 use remoting::command::RemotingCommand;
+use remoting::header::admin::GetTopicStatsInfoRequestHeader;
 use serde::{Deserialize, Serialize};
-use store::replicated::CHANNEL_METADATA;
+use store::replicated::{ReplicatedStore, CHANNEL_METADATA};
 use store::MetadataApplier;
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
@@ -47,6 +50,9 @@ pub const CHECKPOINT_FILE: &str = "groupMetadata.json";
 const MAX_HELD_OPS: usize = 100_000;
 const COPY_RETRY: Duration = Duration::from_secs(1);
 const COPY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a copy waits for this member to apply as far as its source had.
+const CATCH_UP_POLL: Duration = Duration::from_millis(50);
+const CATCH_UP_POLLS: usize = 200;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -88,6 +94,9 @@ pub struct GroupMetadata {
     /// Whether the tables hold everything (no copy owed).
     complete: watch::Sender<bool>,
     source: Option<CopySource>,
+    /// The member's store, set once it is open: a copy also moves queues that retain
+    /// nothing to where the group's offsets reached.
+    store: std::sync::OnceLock<Weak<ReplicatedStore>>,
     me: Weak<GroupMetadata>,
 }
 
@@ -115,6 +124,7 @@ impl GroupMetadata {
             held: Mutex::new(checkpoint.copy_owed.then(Held::default)),
             complete: watch::Sender::new(!checkpoint.copy_owed),
             source,
+            store: std::sync::OnceLock::new(),
             me: me.clone(),
         });
         if checkpoint.copy_owed {
@@ -122,6 +132,11 @@ impl GroupMetadata {
             metadata.start_copy();
         }
         Ok(metadata)
+    }
+
+    /// Gives the copy the member's store (once it is open; before that a copy waits).
+    pub fn attach_store(&self, store: &Arc<ReplicatedStore>) {
+        let _ = self.store.set(Arc::downgrade(store));
     }
 
     /// Highest raft index applied here.
@@ -249,11 +264,14 @@ impl GroupMetadata {
                 }
             }
         };
-        // The applied index first: the tables read after it hold every op up to it.
+        // Queue offsets before the applied index (they reflect no record past it), the
+        // tables after it (they hold every op up to it).
+        let floors = self.queue_floors(client, addr).await?;
         let status: GroupStatusBody =
             serde_json::from_slice(&call(request::DLEDGER_METADATA).await?.body)
                 .map_err(|e| e.to_string())?;
         let copied_through = status.applied_index;
+        self.raise_empty_queues(&floors, copied_through).await?;
         let topics =
             TopicConfigSerializeWrapper::decode(&call(request::GET_ALL_TOPIC_CONFIG).await?.body)
                 .map_err(|e| e.to_string())?;
@@ -303,6 +321,83 @@ impl GroupMetadata {
             warn!(error = %e, "metadata checkpoint not written after the copy");
         }
         Ok(())
+    }
+}
+
+impl GroupMetadata {
+    /// Every queue's next offset on the member at `addr`.
+    async fn queue_floors(
+        &self,
+        client: &RemotingClient,
+        addr: &str,
+    ) -> Result<Vec<(String, i32, i64)>, String> {
+        let request = RemotingCommand::request(request::GET_ALL_TOPIC_CONFIG);
+        let response = client
+            .invoke(addr, request, COPY_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.is_success() {
+            return Err(format!("code {}: {:?}", response.code, response.remark));
+        }
+        let topics =
+            TopicConfigSerializeWrapper::decode(&response.body).map_err(|e| e.to_string())?;
+        let mut floors = Vec::new();
+        // Bounded by the source's topic table.
+        for topic in topics.topic_config_table.keys() {
+            let request = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(
+                &GetTopicStatsInfoRequestHeader {
+                    topic: topic.clone(),
+                },
+            );
+            let response = client
+                .invoke(addr, request, COPY_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !response.is_success() {
+                // A topic deleted meanwhile has nothing to carry over.
+                continue;
+            }
+            let stats = TopicStatsTable::decode(&response.body).map_err(|e| e.to_string())?;
+            for (queue, offsets) in stats.offset_table {
+                if offsets.max_offset > 0 {
+                    floors.push((queue.topic, queue.queue_id, offsets.max_offset));
+                }
+            }
+        }
+        Ok(floors)
+    }
+
+    /// Moves this member's empty queues to `floors` once it has applied `as_of_index`
+    /// (waiting a little for that; the copy is retried otherwise).
+    async fn raise_empty_queues(
+        &self,
+        floors: &[(String, i32, i64)],
+        as_of_index: u64,
+    ) -> Result<(), String> {
+        let store = self
+            .store
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or("the store is not open yet")?;
+        // Bounded: CATCH_UP_POLLS polls.
+        for _ in 0..CATCH_UP_POLLS {
+            match store.raise_empty_queues(floors, as_of_index) {
+                Ok(Some(raised)) => {
+                    if raised > 0 {
+                        info!(
+                            raised,
+                            "queues that retain nothing continue from the group's offsets"
+                        );
+                    }
+                    return Ok(());
+                }
+                Ok(None) => tokio::time::sleep(CATCH_UP_POLL).await,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(format!(
+            "this member has not applied index {as_of_index} yet"
+        ))
     }
 }
 

@@ -156,6 +156,7 @@ pub async fn open(
     let (store, recovery) = opened?;
     info!(group = %group_name, id = %self_id, raft = %bind, ?recovery, "broker group member opened");
     let store = Arc::new(store);
+    metadata.attach_store(&store);
     let member = Arc::new(GroupMember {
         writer: MetadataWriter::new(Arc::clone(&store)),
         store,
