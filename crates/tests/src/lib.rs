@@ -206,7 +206,6 @@ impl Drop for Process {
     }
 }
 
-/// Writes a RocketMQ-style `key=value` config file.
 /// Broker settings every test broker gets: a test's data must not depend on how full the
 /// host's disk happens to be (a shared CI disk above 85-90% would otherwise make brokers
 /// refuse writes or remove segments early). Disk-full behaviour has its own store tests.
@@ -215,6 +214,7 @@ pub const HOST_DISK_INSENSITIVE: [(&str, &str); 2] = [
     ("diskSpaceCleanForciblyRatio", "100"),
 ];
 
+/// Writes a RocketMQ-style `key=value` config file.
 pub fn write_conf(path: &Path, entries: &[(&str, String)]) -> Result<()> {
     let mut file = fs::File::create(path)?;
     for (key, value) in entries {
