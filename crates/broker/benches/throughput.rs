@@ -23,6 +23,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,12 +33,9 @@ use broker::config::{BrokerConfig, FlushDiskType};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
-use remoting::header::pull::PullMessageRequestHeader;
 use remoting::header::send::SendMessageRequestHeader;
 use remoting::message::batch::{encode_batch, BatchItem};
 use remoting::message::properties;
-use remoting::message::sysflag::pull as pull_flag;
-use remoting::message::MessageIter;
 
 const TOPIC: &str = "BenchTopic";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -342,47 +341,14 @@ async fn consume(options: &Options, addr: &str, expected: u64) -> f64 {
         let client = clients[queue_id as usize % clients.len()].clone();
         let addr = addr.to_owned();
         let consumed = Arc::clone(&consumed);
-        pullers.push(tokio::spawn(async move {
-            let mut offset = 0i64;
-            loop {
-                let header = PullMessageRequestHeader {
-                    consumer_group: "BenchConsumer".into(),
-                    topic: TOPIC.into(),
-                    queue_id,
-                    queue_offset: offset,
-                    max_msg_nums: 32,
-                    sys_flag: pull_flag::SUBSCRIPTION,
-                    commit_offset: 0,
-                    suspend_timeout_millis: 0,
-                    subscription: Some("*".into()),
-                    sub_version: 0,
-                    expression_type: Some("TAG".into()),
-                    max_msg_bytes: None,
-                    request_source: None,
-                    proxy_forward_client_id: None,
-                    broker_name: None,
-                };
-                let request = RemotingCommand::request(request::PULL_MESSAGE).with_header(&header);
-                let answer = client
-                    .invoke(&addr, request, CALL_TIMEOUT)
-                    .await
-                    .expect("pull");
-                if answer.code != response::SUCCESS {
-                    break;
-                }
-                // A consumer decodes every record it receives.
-                let mut count = 0u64;
-                for record in MessageIter::new(&answer.body) {
-                    std::hint::black_box(record.expect("record decodes").body());
-                    count += 1;
-                }
-                consumed.fetch_add(count, Ordering::Relaxed);
-                offset = answer
-                    .ext_field("nextBeginOffset")
-                    .and_then(|v| v.parse().ok())
-                    .expect("nextBeginOffset");
-            }
-        }));
+        pullers.push(tokio::spawn(support::drain_queue(
+            client,
+            addr,
+            TOPIC.to_owned(),
+            queue_id,
+            consumed,
+            CALL_TIMEOUT,
+        )));
     }
     for puller in pullers {
         puller.await.expect("puller");
