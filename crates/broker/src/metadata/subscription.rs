@@ -124,21 +124,7 @@ impl SubscriptionGroupManager {
         };
         if changed {
             data_version.next_version(now_ms());
-            let wrapper = SubscriptionGroupWrapper {
-                subscription_group_table: groups
-                    .iter()
-                    .map(|(name, config)| (name.clone(), SubscriptionGroupConfig::clone(config)))
-                    .collect(),
-                forbidden_table: BTreeMap::new(),
-                data_version,
-            };
-            let bytes = serde_json::to_vec_pretty(&wrapper)
-                .map_err(|e| MetaError::Invalid(e.to_string()))?;
-            persist::write_atomically(&self.path, &bytes)?;
-            *self.table.write() = GroupTable {
-                groups,
-                data_version,
-            };
+            self.persist_and_install(groups, data_version)?;
         }
         Ok(result)
     }
@@ -154,6 +140,16 @@ impl SubscriptionGroupManager {
             .collect();
         let mut data_version = self.table.read().data_version;
         data_version.next_version(now_ms());
+        self.persist_and_install(groups, data_version)
+    }
+
+    /// Writes `groups` to the file, then makes them the table: a crash between the two
+    /// leaves the file ahead, never behind, what readers saw.
+    fn persist_and_install(
+        &self,
+        groups: HashMap<String, Arc<SubscriptionGroupConfig>>,
+        data_version: DataVersion,
+    ) -> Result<(), MetaError> {
         let wrapper = SubscriptionGroupWrapper {
             subscription_group_table: groups
                 .iter()
