@@ -37,9 +37,6 @@ use remoting::body::ClusterInfo;
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
-use remoting::header::admin::CreateTopicRequestHeader;
-use remoting::header::send::SendMessageRequestHeader;
-use remoting::message::batch::{encode_batch, BatchItem};
 use remoting::message::properties;
 
 const GROUP: &str = "BenchGroup";
@@ -292,20 +289,7 @@ impl Group {
 
     async fn create_topic(&self, topic: &str, queues: i32) {
         let (leader, _) = self.leader(WAIT).await.expect("leader");
-        let request = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(
-            &CreateTopicRequestHeader {
-                topic: topic.into(),
-                default_topic: "TBW102".into(),
-                read_queue_nums: queues,
-                write_queue_nums: queues,
-                perm: 6,
-                topic_filter_type: "SINGLE_TAG".into(),
-                topic_sys_flag: Some(0),
-                order: false,
-                attributes: None,
-                force: false,
-            },
-        );
+        let request = tests::requests::create_topic(topic, queues);
         let answer = self
             .client
             .invoke(&self.members[leader].addr(), request, CALL_TIMEOUT)
@@ -344,38 +328,7 @@ fn send_request(topic: &str, queue_id: i32, body: &[u8]) -> RemotingCommand {
 /// One message, or a SEND_BATCH_MESSAGE of `batch` copies.
 fn batch_request(topic: &str, queue_id: i32, body: &[u8], batch: usize) -> RemotingCommand {
     let tags = properties::encode([("TAGS", "TagA")]);
-    let header = SendMessageRequestHeader {
-        producer_group: "BenchProducer".into(),
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id,
-        sys_flag: 0,
-        born_timestamp: 1_700_000_000_000,
-        flag: 0,
-        properties: Some(tags.clone()),
-        reconsume_times: Some(0),
-        unit_mode: Some(false),
-        batch: Some(batch > 1),
-        max_reconsume_times: None,
-        broker_name: None,
-    };
-    let (code, body) = if batch > 1 {
-        let items = (0..batch).map(|_| BatchItem {
-            flag: 0,
-            body,
-            properties: &tags,
-        });
-        (
-            request::SEND_BATCH_MESSAGE,
-            encode_batch(items).expect("batch encodes"),
-        )
-    } else {
-        (request::SEND_MESSAGE_V2, body.to_vec())
-    };
-    let mut command = RemotingCommand::request(code).with_body(body);
-    header.to_v2(&mut command.ext_fields);
-    command
+    support::send_request(topic, queue_id, body, &tags, batch)
 }
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -31,10 +31,8 @@ use std::time::{Duration, Instant};
 
 use broker::config::{BrokerConfig, FlushDiskType};
 use remoting::client::{ClientConfig, RemotingClient};
-use remoting::code::{request, response};
+use remoting::code::response;
 use remoting::command::RemotingCommand;
-use remoting::header::send::SendMessageRequestHeader;
-use remoting::message::batch::{encode_batch, BatchItem};
 use remoting::message::properties;
 
 const TOPIC: &str = "BenchTopic";
@@ -246,38 +244,7 @@ fn one_run(options: &Options) -> RunResult {
 
 fn request_for(options: &Options, queue_id: i32, body: &[u8]) -> RemotingCommand {
     let properties = properties::encode([("TAGS", "TagA"), ("KEYS", "bench-key")]);
-    let header = SendMessageRequestHeader {
-        producer_group: "BenchProducer".into(),
-        topic: TOPIC.into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id,
-        sys_flag: 0,
-        born_timestamp: 1_700_000_000_000,
-        flag: 0,
-        properties: Some(properties.clone()),
-        reconsume_times: Some(0),
-        unit_mode: Some(false),
-        batch: Some(options.batch > 1),
-        max_reconsume_times: None,
-        broker_name: None,
-    };
-    let (code, body) = if options.batch > 1 {
-        let items = (0..options.batch).map(|_| BatchItem {
-            flag: 0,
-            body,
-            properties: &properties,
-        });
-        (
-            request::SEND_BATCH_MESSAGE,
-            encode_batch(items).expect("batch"),
-        )
-    } else {
-        (request::SEND_MESSAGE_V2, body.to_vec())
-    };
-    let mut command = RemotingCommand::request(code).with_body(body);
-    header.to_v2(&mut command.ext_fields);
-    command
+    support::send_request(TOPIC, queue_id, body, &properties, options.batch)
 }
 
 /// Sends for `--seconds`; returns messages stored and the rate.

@@ -1,10 +1,14 @@
-//! What the broker benches share: the consumer loop that reads a queue to its end.
+//! What the broker benches share: the send request a producer makes and the consumer loop
+//! that reads a queue to its end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use remoting::client::RemotingClient;
-use remoting::code::response;
+use remoting::code::{request, response};
+use remoting::command::RemotingCommand;
+use remoting::header::send::SendMessageRequestHeader;
+use remoting::message::batch::{encode_batch, BatchItem};
 use remoting::message::MessageIter;
 use tests::requests::{pull, pull_header};
 
@@ -40,4 +44,47 @@ pub async fn drain_queue(
             .and_then(|v| v.parse().ok())
             .expect("nextBeginOffset");
     }
+}
+
+/// SEND_MESSAGE_V2 of one message with `properties` (encoded), or SEND_BATCH_MESSAGE of
+/// `batch` copies of it.
+pub fn send_request(
+    topic: &str,
+    queue_id: i32,
+    body: &[u8],
+    properties: &str,
+    batch: usize,
+) -> RemotingCommand {
+    let header = SendMessageRequestHeader {
+        producer_group: "BenchProducer".into(),
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 4,
+        queue_id,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        flag: 0,
+        properties: Some(properties.to_owned()),
+        reconsume_times: Some(0),
+        unit_mode: Some(false),
+        batch: Some(batch > 1),
+        max_reconsume_times: None,
+        broker_name: None,
+    };
+    let (code, body) = if batch > 1 {
+        let items = (0..batch).map(|_| BatchItem {
+            flag: 0,
+            body,
+            properties,
+        });
+        (
+            request::SEND_BATCH_MESSAGE,
+            encode_batch(items).expect("batch encodes"),
+        )
+    } else {
+        (request::SEND_MESSAGE_V2, body.to_vec())
+    };
+    let mut command = RemotingCommand::request(code).with_body(body);
+    header.to_v2(&mut command.ext_fields);
+    command
 }
