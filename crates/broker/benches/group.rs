@@ -33,11 +33,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use message::properties;
 use remoting::body::ClusterInfo;
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
-use remoting::message::properties;
 
 const GROUP: &str = "BenchGroup";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);

@@ -30,10 +30,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker::config::{BrokerConfig, FlushDiskType};
+use message::properties;
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::response;
 use remoting::command::RemotingCommand;
-use remoting::message::properties;
 
 const TOPIC: &str = "BenchTopic";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -345,7 +345,7 @@ fn store_only(options: &Options) {
         ("CLUSTER", "DefaultCluster"),
     ]);
     let host: std::net::SocketAddr = "127.0.0.1:10911".parse().expect("address");
-    let draft = remoting::message::MessageDraft {
+    let draft = message::MessageDraft {
         topic: TOPIC,
         body: &body,
         flag: 0,
@@ -371,7 +371,7 @@ fn store_only(options: &Options) {
         while started.elapsed() < Duration::from_secs(options.seconds) {
             for _ in 0..1000 {
                 let mut batch = RecordBatch::with_capacity(body.len() + 256, 1);
-                remoting::message::encode_into(&draft, batch.buffer()).expect("encodes");
+                message::encode_into(&draft, batch.buffer()).expect("encodes");
                 batch.finish_record();
                 store.put(batch).await.expect("put");
                 count += 1;

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use message::DelayLevels;
 use namesrv::properties::{self, BadSetting, Setting};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +67,7 @@ pub struct BrokerConfig {
     pub preferred_leader_id: Option<String>,
     /// `messageDelayLevel`: the delay of each level a `DELAY` property or a retry names,
     /// level 1 first ("1s 5s 10s ... 2h"; units s, m, h, d).
-    pub message_delay_level: String,
+    pub message_delay_level: DelayLevels,
 }
 
 impl Default for BrokerConfig {
@@ -106,14 +107,10 @@ impl Default for BrokerConfig {
             dledger_peers: Vec::new(),
             dledger_self_id: String::new(),
             preferred_leader_id: None,
-            message_delay_level: DEFAULT_MESSAGE_DELAY_LEVEL.into(),
+            message_delay_level: DelayLevels::default(),
         }
     }
 }
-
-/// RocketMQ's default `messageDelayLevel` (18 levels).
-pub const DEFAULT_MESSAGE_DELAY_LEVEL: &str =
-    "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
 
 fn default_broker_name() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "broker-a".into())
@@ -139,10 +136,6 @@ pub enum ConfigError {
 /// Frame headers, properties and the record layout add well under this to a body; the
 /// remoting layer's 16 MiB frame limit must still hold a maximal message.
 const MAX_MESSAGE_SIZE_LIMIT: u32 = 15 * 1024 * 1024;
-
-/// Most delay levels `messageDelayLevel` may list (each is a queue the schedule service
-/// reads every round).
-pub const MAX_DELAY_LEVELS: usize = 64;
 
 impl BrokerConfig {
     /// Reads `path`; `-n` on the command line may override `namesrvAddr`.
@@ -251,15 +244,7 @@ impl BrokerConfig {
                 self.preferred_leader_id = Some(non_empty(s)?)
             }
             "messageDelayLevel" => {
-                let levels = store::dispatch::parse_delay_levels(&s.value)
-                    .map_err(|e| s.bad(e.to_string()))?;
-                // Levels are queue ids of SCHEDULE_TOPIC_XXXX: at least one, and few.
-                if levels.is_empty() || levels.len() > MAX_DELAY_LEVELS {
-                    return Err(s.bad(format!(
-                        "expected between 1 and {MAX_DELAY_LEVELS} delays like 1s 5s 1m 2h"
-                    )));
-                }
-                self.message_delay_level = s.value.clone()
+                self.message_delay_level = s.value.parse().map_err(|e| s.bad(format!("{e}")))?
             }
             _ => return Ok(false),
         }
@@ -455,12 +440,15 @@ mod tests {
     fn delay_levels_are_read_and_checked() {
         let (c, unknown) = load("messageDelayLevel=1s 30s 2m 1h 1d\n").unwrap();
         assert!(unknown.is_empty());
-        assert_eq!(c.message_delay_level, "1s 30s 2m 1h 1d");
+        assert_eq!(c.message_delay_level.to_string(), "1s 30s 2m 1h 1d");
         assert_eq!(
-            BrokerConfig::default().message_delay_level,
-            DEFAULT_MESSAGE_DELAY_LEVEL
+            BrokerConfig::default().message_delay_level.to_string(),
+            message::delay::DEFAULT_MESSAGE_DELAY_LEVEL
         );
-        let too_many = format!("messageDelayLevel={}\n", "1s ".repeat(MAX_DELAY_LEVELS + 1));
+        let too_many = format!(
+            "messageDelayLevel={}\n",
+            "1s ".repeat(message::delay::MAX_DELAY_LEVELS + 1)
+        );
         for text in [
             "messageDelayLevel=1s 5x\n",
             "messageDelayLevel= \n",

@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use message::UniqIdGenerator;
 use remoting::body::{perm, SubscriptionGroupConfig, TopicConfig};
-use remoting::message::UniqIdGenerator;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -21,9 +21,9 @@ use crate::metadata::{
     SubscriptionGroupManager, SubscriptionOp, TopicConfigManager, TopicOp,
 };
 use crate::role::{Role, RoleState};
-use crate::schedule::DelayLevels;
 use crate::stats::BrokerStats;
 use crate::store_facade::MessageStore;
+use message::DelayLevels;
 
 /// Bounds on tables clients can grow.
 pub mod limits {
@@ -104,8 +104,7 @@ impl BrokerContext {
             ))
         })?;
         let store_host = SocketAddr::new(ip, port);
-        let delay_levels = DelayLevels::parse(&config.message_delay_level)
-            .map_err(|e| MetaError::Invalid(format!("messageDelayLevel: {e}")))?;
+        let delay_levels = config.message_delay_level.clone();
         let long_poll = LongPollHub::new(limits::MAX_PARKED_PULLS);
         let hub = Arc::clone(&long_poll);
         store.set_arrival_listener(Arc::new(move |topic: &str, queue_id: i32, _max: i64| {

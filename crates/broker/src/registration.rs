@@ -12,12 +12,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use futures::future::join_all;
+use message::body_crc;
 use remoting::body::{ClusterInfo, RegisterBrokerBody};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::request;
 use remoting::command::RemotingCommand;
 use remoting::header::namesrv::{RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader};
-use remoting::message::body_crc;
 use tracing::{debug, info, warn};
 
 use crate::context::BrokerContext;

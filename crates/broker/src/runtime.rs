@@ -344,9 +344,12 @@ mod tests {
         // Standalone and group members both open their store with `store_config`: the
         // store stamps schedule entries with deliver times from these levels.
         let config = BrokerConfig {
-            message_delay_level: "2s 7m".into(),
+            message_delay_level: "2s 7m".parse().unwrap(),
             ..BrokerConfig::default()
         };
-        assert_eq!(store_config(&config).message_delay_level, "2s 7m");
+        assert_eq!(
+            store_config(&config).message_delay_level.to_string(),
+            "2s 7m"
+        );
     }
 }

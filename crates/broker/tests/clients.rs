@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use message::{decode_all, decode_offset_msg_id};
 use remoting::body::{
     CheckClientRequestBody, ConsumeFromWhere, ConsumeType, ConsumerConnection, ConsumerData,
     ConsumerListBody, HeartbeatData, LockBatchRequestBody, LockBatchResponseBody, MessageModel,
@@ -18,7 +19,6 @@ use remoting::header::client::{
     ConsumerSendMsgBackRequestHeader, GetConsumerConnectionListRequestHeader,
     GetConsumerListByGroupRequestHeader, UnregisterClientRequestHeader,
 };
-use remoting::message::{decode_all, decode_offset_msg_id};
 use remoting::server::{ConnectionHandle, RequestProcessor};
 use support::*;
 use tokio::sync::mpsc;
@@ -279,7 +279,8 @@ async fn pull_when_delivered(broker: &TestBroker, topic: &str, offset: i64) -> R
 #[tokio::test]
 async fn sent_back_messages_go_to_the_retry_topic_then_the_dlq() {
     // Retries wait at level 3 + reconsumeTimes; one short level keeps the test quick.
-    let broker = TestBroker::start_with(|config| config.message_delay_level = "1s".into()).await;
+    let broker =
+        TestBroker::start_with(|config| config.message_delay_level = "1s".parse().unwrap()).await;
     let sent = send_tagged(&broker, "OrigTopic", 0, "TagA", b"payload").await;
     let offset = decode_offset_msg_id(sent.ext_field("msgId").unwrap())
         .unwrap()

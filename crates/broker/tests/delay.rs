@@ -13,14 +13,14 @@ mod support;
 use std::time::Duration;
 
 use broker::schedule::{PROGRESS_GROUP, SCHEDULE_TOPIC};
+use message::{decode_all, decode_offset_msg_id, MessageView, StoredMessage};
 use remoting::code::response;
 use remoting::command::RemotingCommand;
-use remoting::message::{decode_all, decode_offset_msg_id, MessageView, StoredMessage};
 use support::*;
 use tests::requests::send_back;
 
 async fn broker_with_levels(levels: &'static str) -> TestBroker {
-    TestBroker::start_with(|config| config.message_delay_level = levels.into()).await
+    TestBroker::start_with(|config| config.message_delay_level = levels.parse().unwrap()).await
 }
 
 /// Sends one message to `topic` queue 0 with `properties` and returns the response.

@@ -158,7 +158,7 @@ async fn a_group_replicates_sends_and_metadata_and_followers_refuse_writes() {
                 .call(i, pull(&pull_header("CG", "GroupTopic", 0, 0)))
                 .await;
             if pulled.code == response::SUCCESS {
-                let messages = remoting::message::decode_all(&pulled.body).unwrap();
+                let messages = message::decode_all(&pulled.body).unwrap();
                 if messages.len() == 10 {
                     assert_eq!(messages[3].body(), b"m3");
                     assert_eq!(ext_i64(&pulled, "suggestWhichBrokerId"), 0);
@@ -368,15 +368,15 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
 }
 
 /// Every message of a queue from offset 0 as a member serves it (at most 32).
-async fn pull_all(group: &Group, i: usize, topic: &str) -> Vec<remoting::message::StoredMessage> {
+async fn pull_all(group: &Group, i: usize, topic: &str) -> Vec<message::StoredMessage> {
     let pulled = group.call(i, pull(&pull_header("CG", topic, 0, 0))).await;
     if pulled.code != response::SUCCESS {
         return Vec::new();
     }
-    remoting::message::decode_all(&pulled.body)
+    message::decode_all(&pulled.body)
         .unwrap()
         .iter()
-        .map(remoting::message::MessageView::to_owned_message)
+        .map(message::MessageView::to_owned_message)
         .collect()
 }
 
@@ -393,7 +393,8 @@ fn schedule_caught_up(ctx: &broker::BrokerContext) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delayed_messages_are_delivered_by_the_group_and_survive_the_master_stopping() {
-    let mut group = Group::start_with(|config| config.message_delay_level = "1s 5s".into()).await;
+    let mut group =
+        Group::start_with(|config| config.message_delay_level = "1s 5s".parse().unwrap()).await;
     let master = group.wait_master(None).await;
     let created = group.call(master, create_topic("GroupDelay", 1)).await;
     assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);

@@ -5,6 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use message::decode_all;
+use message::sysflag::pull as pull_flag;
 use remoting::body::{
     ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData,
 };
@@ -12,8 +14,6 @@ use remoting::client::ClientError;
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::header::pull::PullMessageRequestHeader;
-use remoting::message::decode_all;
-use remoting::message::sysflag::pull as pull_flag;
 use support::*;
 use tokio::task::JoinHandle;
 
@@ -302,7 +302,7 @@ async fn shutdown_answers_parked_pulls() {
 
 #[tokio::test]
 async fn a_parked_pull_woken_by_a_long_run_of_other_tags_sends_the_client_on() {
-    use remoting::message::batch::{encode_batch, BatchItem};
+    use message::batch::{encode_batch, BatchItem};
     let broker = TestBroker::start().await;
     fill(&broker, "RunTopic", &["TagA"]).await;
     let mut header = pull_header("G", "RunTopic", 0, 1);

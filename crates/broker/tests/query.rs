@@ -2,11 +2,11 @@
 
 mod support;
 
+use message::{decode_all, decode_offset_msg_id};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::header::offset::GetEarliestMsgStoretimeRequestHeader;
 use remoting::header::query::{QueryMessageRequestHeader, ViewMessageRequestHeader};
-use remoting::message::{decode_all, decode_offset_msg_id};
 use support::*;
 
 fn query(topic: &str, key: &str, unique: bool) -> RemotingCommand {

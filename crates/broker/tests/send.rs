@@ -2,10 +2,10 @@
 
 mod support;
 
+use message::batch::{encode_batch, BatchItem};
+use message::{decode_all, decode_offset_msg_id};
 use remoting::body::{perm, TopicConfig};
 use remoting::code::response;
-use remoting::message::batch::{encode_batch, BatchItem};
-use remoting::message::{decode_all, decode_offset_msg_id};
 use support::*;
 
 #[tokio::test]

@@ -18,6 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use message::topic::retry_topic;
+use message::{decode_offset_msg_id, validate_topic};
 use remoting::body::fastjson;
 use remoting::body::route::MASTER_ID;
 use remoting::body::{
@@ -32,8 +34,6 @@ use remoting::header::admin::{
 use remoting::header::client::GetConsumerConnectionListRequestHeader;
 use remoting::header::namesrv::{DeleteTopicFromNamesrvRequestHeader, PutKvConfigRequestHeader};
 use remoting::header::query::{QueryMessageRequestHeader, ViewMessageRequestHeader};
-use remoting::message::validate::retry_topic;
-use remoting::message::{decode_offset_msg_id, validate_topic};
 
 use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
@@ -235,7 +235,7 @@ impl Admin {
             .map_err(|err| ClientError::InvalidArgument(format!("topic: {err}")))?;
         let header = CreateTopicRequestHeader {
             topic: config.topic_name.clone(),
-            default_topic: remoting::message::validate::AUTO_CREATE_TOPIC_KEY_TOPIC.to_owned(),
+            default_topic: message::topic::AUTO_CREATE_TOPIC_KEY_TOPIC.to_owned(),
             read_queue_nums: config.read_queue_nums,
             write_queue_nums: config.write_queue_nums,
             perm: config.perm,

@@ -12,6 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use message::UniqIdGenerator;
 use parking_lot::{Mutex, RwLock};
 use remoting::body::route::MASTER_ID;
 use remoting::body::{ConsumerData, HeartbeatData, ProducerData, TopicRouteData};
@@ -19,7 +20,6 @@ use remoting::client::RemotingClient;
 use remoting::code::request;
 use remoting::command::RemotingCommand;
 use remoting::header::client::NotifyConsumerIdsChangedRequestHeader;
-use remoting::message::UniqIdGenerator;
 use remoting::server::{ConnectionHandle, RequestProcessor};
 use tokio::sync::Notify;
 use tokio::time::Instant;

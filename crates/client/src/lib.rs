@@ -57,11 +57,11 @@ pub mod message;
 pub mod producer;
 pub mod route;
 
+pub use self::message::{Message, ReceivedMessage};
 pub use admin::Admin;
 pub use config::ClientOptions;
 pub use consumer::{PullConsumer, PushConsumer, PushConsumerOptions};
 pub use error::{ClientError, Result};
 pub use instance::ClientInstance;
-pub use message::{Message, ReceivedMessage};
 pub use producer::{Producer, ProducerOptions, SendResult, SendStatus};
 pub use remoting::body::MessageQueue;

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
+use message::sysflag::{message as msg_flag, CompressionType};
+use message::{keys, validate_topic, MessageView};
 use remoting::body::MessageQueue;
-use remoting::message::sysflag::{message as msg_flag, CompressionType};
-use remoting::message::{keys, validate_topic, MessageView};
 
 use crate::error::{ClientError, Result};
 
@@ -130,7 +130,7 @@ impl Message {
     pub(crate) fn validate(&self, max_message_bytes: usize) -> Result<()> {
         validate_topic(&self.topic)
             .map_err(|err| ClientError::InvalidMessage(format!("topic: {err}")))?;
-        if remoting::message::validate::is_not_allowed_send_topic(&self.topic) {
+        if message::topic::is_not_allowed_send_topic(&self.topic) {
             return Err(ClientError::InvalidMessage(format!(
                 "sending to topic `{}` is not allowed",
                 self.topic
@@ -164,7 +164,7 @@ impl Message {
 
     /// The properties string sent in the request header.
     pub(crate) fn encode_properties(&self) -> String {
-        remoting::message::properties::encode(
+        message::properties::encode(
             self.properties
                 .iter()
                 .map(|(key, value)| (key.as_str(), value.as_str())),
@@ -261,7 +261,7 @@ pub(crate) fn decode_messages(
     body: &[u8],
     broker_name: &str,
 ) -> Result<Vec<ReceivedMessage>, String> {
-    remoting::message::MessageIter::new(body)
+    message::MessageIter::new(body)
         .map(|view| {
             let view = view.map_err(|err| err.to_string())?;
             ReceivedMessage::from_view(&view, broker_name)
@@ -293,7 +293,7 @@ pub(crate) fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use remoting::message::{encode, MessageDraft};
+    use message::{encode, MessageDraft};
 
     #[test]
     fn builder_sets_rocketmq_properties() {

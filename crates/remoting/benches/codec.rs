@@ -12,11 +12,11 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use message::properties;
 use remoting::code::request;
 use remoting::command::RemotingCommand;
 use remoting::frame::RemotingCodec;
 use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
-use remoting::message::properties;
 use tokio_util::codec::{Decoder, Encoder};
 
 const ROUNDS: usize = 5;

@@ -1,4 +1,5 @@
-//! The RocketMQ remoting protocol, as real RocketMQ clients and servers speak it.
+//! The RocketMQ remoting protocol, as real RocketMQ clients and servers speak it. The
+//! stored message those commands carry is the `message` crate's.
 //!
 //! - [`code`]: request and response codes.
 //! - [`frame`]: the TCP frame codec (length-prefixed; JSON or binary `ROCKETMQ` header).
@@ -7,8 +8,6 @@
 //! - [`header`]: typed request/response headers that convert to and from `extFields`.
 //! - [`body`]: JSON bodies (routes, cluster info, heartbeats, topic configs, ...) with
 //!   fastjson's quirks where clients depend on them.
-//! - [`message`]: the stored-message record (the same bytes on disk and in pull
-//!   responses), properties, message ids, batch bodies, topic-name rules, tag hashes.
 //! - [`client`]: a request/response client with opaque correlation and timeouts.
 //! - [`server`]: a server loop that hands each decoded command to a processor.
 
@@ -21,5 +20,4 @@ pub mod command;
 pub mod ext_fields;
 pub mod frame;
 pub mod header;
-pub mod message;
 pub mod server;

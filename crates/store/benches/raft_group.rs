@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use message::{encode, properties, MessageDraft};
 use raft::{parse_peers, DriverConfig, NodeId};
-use remoting::message::{encode, properties, MessageDraft};
 use store::{FlushDiskType, ReplicatedStore, StoreConfig};
 use tokio::net::TcpListener;
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use remoting::message::{encode, properties, MessageDraft};
+use message::{encode, properties, MessageDraft};
 use store::{AcceptAll, FlushDiskType, MessageStore, StoreConfig};
 
 const BODY_LEN: usize = 1024;

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use message::DelayLevels;
+
 use crate::error::{Result, StoreError};
 
 /// When a put is acknowledged relative to fsync.
@@ -83,7 +85,7 @@ pub struct StoreConfig {
     /// Most results a key query returns (`maxMsgsNumBatch`).
     pub max_query_results: usize,
     /// `messageDelayLevel`: delays of levels 1, 2, ... for SCHEDULE_TOPIC_XXXX.
-    pub message_delay_level: String,
+    pub message_delay_level: DelayLevels,
 }
 
 impl Default for StoreConfig {
@@ -114,8 +116,7 @@ impl Default for StoreConfig {
             max_hash_slot_num: 5_000_000,
             max_index_num: 20_000_000,
             max_query_results: 64,
-            message_delay_level: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
-                .to_string(),
+            message_delay_level: DelayLevels::default(),
         }
     }
 }
@@ -189,8 +190,9 @@ impl StoreConfig {
             "maxIndexNum" => self.max_index_num = num(key, value)?,
             "maxMsgsNumBatch" => self.max_query_results = num(key, value)?,
             "messageDelayLevel" => {
-                crate::dispatch::parse_delay_levels(value)?;
-                self.message_delay_level = value.to_string();
+                self.message_delay_level = value
+                    .parse()
+                    .map_err(|e| StoreError::Config(format!("messageDelayLevel: {e}")))?
             }
             _ => return Ok(false),
         }
@@ -233,7 +235,6 @@ impl StoreConfig {
             }
         }
         parse_delete_when(&self.delete_when)?;
-        crate::dispatch::parse_delay_levels(&self.message_delay_level)?;
         Ok(())
     }
 

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use message::delay::requested_level;
+use message::topic::SCHEDULE_TOPIC;
+use message::{DelayLevels, DispatchInfo, MessageView};
 use parking_lot::RwLock;
 use raft::entry::EntryKind;
-use remoting::message::{DispatchInfo, MessageView};
 
 use crate::commit_log::{CommitLog, FrameAt};
 use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue, CqEntry, QueueMap};
@@ -48,8 +50,9 @@ pub struct Dispatcher {
     /// A frame boundary: every record below it is dispatched.
     dispatched_pos: AtomicU64,
     dispatched_timestamp_ms: AtomicI64,
-    /// Delay of each level (level 1 first), for SCHEDULE_TOPIC_XXXX tags codes.
-    delay_levels_ms: Vec<i64>,
+    /// Delay of each level, for SCHEDULE_TOPIC_XXXX tags codes; without them those
+    /// entries keep their tag hash.
+    delay_levels: Option<DelayLevels>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -105,14 +108,13 @@ impl Dispatcher {
             key_index,
             dispatched_pos: AtomicU64::new(0),
             dispatched_timestamp_ms: AtomicI64::new(0),
-            delay_levels_ms: Vec::new(),
+            delay_levels: None,
         })
     }
 
-    /// Sets the delay levels used for SCHEDULE_TOPIC_XXXX entries (see
-    /// [`parse_delay_levels`]).
-    pub fn with_delay_levels(mut self, delay_levels_ms: Vec<i64>) -> Dispatcher {
-        self.delay_levels_ms = delay_levels_ms;
+    /// Sets the delay levels used for SCHEDULE_TOPIC_XXXX entries.
+    pub fn with_delay_levels(mut self, delay_levels: DelayLevels) -> Dispatcher {
+        self.delay_levels = Some(delay_levels);
         self
     }
 
@@ -121,14 +123,15 @@ impl Dispatcher {
     /// expects.
     fn cq_entry(&self, info: &DispatchInfo<'_>) -> CqEntry {
         let mut tags_code = info.tags_code;
-        if info.topic == SCHEDULE_TOPIC && !self.delay_levels_ms.is_empty() {
-            let level = remoting::message::properties::find(info.properties, "DELAY")
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(0)
-                .min(self.delay_levels_ms.len() as i64);
-            if level > 0 {
-                let delay = self.delay_levels_ms[(level - 1) as usize];
-                tags_code = info.store_timestamp_ms.saturating_add(delay);
+        if let Some(levels) = self
+            .delay_levels
+            .as_ref()
+            .filter(|_| info.topic == SCHEDULE_TOPIC)
+        {
+            if let Some(level) = levels.clamp(requested_level(info.properties)) {
+                tags_code = info
+                    .store_timestamp_ms
+                    .saturating_add(levels.delay_ms(level));
             }
         }
         CqEntry {
@@ -561,32 +564,6 @@ impl Dispatcher {
         let cq: u64 = self.all_queues().iter().map(|q| q.disk_bytes()).sum();
         cq + self.key_index.as_ref().map_or(0, |k| k.disk_bytes())
     }
-}
-
-/// The topic delayed messages wait in; its ConsumeQueue tags code is the delivery time.
-pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
-
-/// Parses RocketMQ's `messageDelayLevel` ("1s 5s 10s 30s 1m ... 2h") into milliseconds.
-pub fn parse_delay_levels(value: &str) -> Result<Vec<i64>> {
-    value
-        .split_whitespace()
-        .map(|level| {
-            let (number, unit) = level.split_at(level.len().saturating_sub(1));
-            let unit_ms = match unit {
-                "s" => 1_000,
-                "m" => 60_000,
-                "h" => 3_600_000,
-                "d" => 86_400_000,
-                _ => 0,
-            };
-            match number.parse::<i64>() {
-                Ok(n) if unit_ms > 0 && n >= 0 => Ok(n.saturating_mul(unit_ms)),
-                _ => Err(StoreError::Config(format!(
-                    "messageDelayLevel: {level:?} is not a duration like 5s, 1m or 2h"
-                ))),
-            }
-        })
-        .collect()
 }
 
 /// Drops trailing entries at or after `from_pos` (re-dispatch rewrites them), pointing past

@@ -14,13 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, RwLock};
-use raft::entry::{EntryHeader, EntryKind};
-use remoting::message::record::field;
-use remoting::message::record::{
+use message::record::field;
+use message::record::{
     patch_physical_offset, patch_queue_offset, patch_store_timestamp, store_timestamp_offset,
 };
-use remoting::message::{DispatchInfo, MessageView};
+use message::{DispatchInfo, MessageView};
+use parking_lot::{Condvar, Mutex, RwLock};
+use raft::entry::{EntryHeader, EntryKind};
 
 use crate::checkpoint::{self, StoreCheckpoint};
 use crate::commit_log::{CommitLog, CommitLogConfig, LogRecovery};
@@ -131,7 +131,7 @@ impl<F: Fn(i64) -> bool> TagsCodeFilter for F {
     }
 }
 
-impl TagsCodeFilter for remoting::message::TagFilter {
+impl TagsCodeFilter for message::TagFilter {
     fn matches(&self, tags_code: i64) -> bool {
         self.matches_code(tags_code)
     }
@@ -263,9 +263,7 @@ impl MessageStore {
             config.consume_queue_entries_per_file,
             key_index,
         )?
-        .with_delay_levels(crate::dispatch::parse_delay_levels(
-            &config.message_delay_level,
-        )?);
+        .with_delay_levels(config.message_delay_level.clone());
         let store_cp: StoreCheckpoint =
             checkpoint::read(&config.checkpoint_path()).unwrap_or_default();
         let dispatch_recovery = dispatcher.recover(

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use remoting::message::MessageView;
+use message::MessageView;
 
 use crate::commit_log::FrameAt;
 use crate::consume_queue::{Boundary, CqEntry};

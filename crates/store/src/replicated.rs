@@ -32,14 +32,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
+use message::record::{patch_physical_offset, patch_queue_offset, patch_store_timestamp};
+use message::MessageView;
 use parking_lot::Mutex;
 use raft::entry::{Entry, EntryKind};
 use raft::{
     ApplyEvent, DriverConfig, DriverError, FileHardStateStore, NodeId, Proposal, ProposalError,
     RaftDriver, RaftHandle, RaftState, Role,
 };
-use remoting::message::record::{patch_physical_offset, patch_queue_offset, patch_store_timestamp};
-use remoting::message::MessageView;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -265,9 +265,7 @@ impl ReplicatedStore {
             config.consume_queue_entries_per_file,
             key_index,
         )?
-        .with_delay_levels(crate::dispatch::parse_delay_levels(
-            &config.message_delay_level,
-        )?);
+        .with_delay_levels(config.message_delay_level.clone());
         let store_cp: StoreCheckpoint =
             checkpoint::read(&config.checkpoint_path()).unwrap_or_default();
         // Everything the durable dispatch checkpoint covers was committed (only committed

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{record, small_config};
-use remoting::message::MessageView;
+use message::MessageView;
 use store::{AcceptAll, GetMessageStatus, MessageStore};
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{body_of, put_one, read_all_bodies, record, small_config, Msg};
-use remoting::message::{tag_hash, MessageView};
+use message::{tag_hash, MessageView};
 use store::{AcceptAll, Boundary, GetMessageStatus, MessageStore, StoreError};
 
 #[test]
@@ -107,7 +107,7 @@ fn tag_filter_skips_and_reports_no_match() {
     assert_eq!(r.messages.len(), 2);
     assert_eq!(r.queue_offsets, vec![8, 9]);
     assert_eq!(r.next_begin_offset, 10);
-    let parsed = remoting::message::TagFilter::parse("TagB || TagC").unwrap();
+    let parsed = message::TagFilter::parse("TagB || TagC").unwrap();
     assert_eq!(
         store
             .get_messages("T", 0, 0, 32, None, &parsed)
@@ -356,8 +356,8 @@ fn scheduled_messages_carry_their_delivery_time_as_tags_code() {
         disk: store::ManualDiskUsage::new(0.1),
     };
     let (store, _) = MessageStore::open_with(small_config(dir.path()), env).unwrap();
-    let props = remoting::message::properties::encode([("DELAY", "3"), ("TAGS", "TagA")]);
-    let draft = remoting::message::MessageDraft {
+    let props = message::properties::encode([("DELAY", "3"), ("TAGS", "TagA")]);
+    let draft = message::MessageDraft {
         topic: "SCHEDULE_TOPIC_XXXX",
         body: b"later",
         flag: 0,
@@ -373,7 +373,7 @@ fn scheduled_messages_carry_their_delivery_time_as_tags_code() {
         physical_offset: 0,
         store_timestamp_ms: 0,
     };
-    put_one(&store, &remoting::message::encode(&draft).unwrap());
+    put_one(&store, &message::encode(&draft).unwrap());
     // Level 3 of the default "1s 5s 10s ..." is 10 s.
     let due_now = |code: i64| code <= 100_000 + 9_999;
     assert_eq!(

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{body_of, small_config, Msg};
+use message::MessageView;
 use parking_lot::Mutex;
 use raft::{parse_peers, DriverConfig, NodeId, PeerSpec};
-use remoting::message::MessageView;
 use store::{
     AcceptAll, FlushDiskType, MetadataApplier, PutMessageResult, ReplicatedError, ReplicatedStore,
     StoreConfig,

@@ -4,8 +4,8 @@
 mod common;
 
 use common::record;
+use message::record::{patch_physical_offset, patch_queue_offset};
 use raft::entry::{EntryHeader, EntryKind};
-use remoting::message::record::{patch_physical_offset, patch_queue_offset};
 use store::commit_log::{CommitLog, CommitLogConfig};
 use store::dispatch::{Dispatcher, CHANNEL_MESSAGE};
 use store::StoreError;
@@ -77,8 +77,5 @@ fn only_stable_entries_are_dispatched_and_only_unstable_ones_truncated() {
     assert_eq!(dispatcher.queue("T", 0).unwrap().max_offset(), 8);
     let entry = dispatcher.queue("T", 0).unwrap().get(7).unwrap();
     let (_, body) = log.read_body_at(entry.phys_offset as u64).unwrap();
-    assert_eq!(
-        remoting::message::MessageView::parse(&body).unwrap().body(),
-        b"m7"
-    );
+    assert_eq!(message::MessageView::parse(&body).unwrap().body(), b"m7");
 }

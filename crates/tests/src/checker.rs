@@ -321,7 +321,7 @@ pub async fn read_member(
             .await?;
         match response.code {
             response::SUCCESS => {
-                for view in remoting::message::decode_all(&response.body)? {
+                for view in message::decode_all(&response.body)? {
                     reads.push(Read {
                         queue_offset: view.queue_offset(),
                         msg_id: view.uniq_key().unwrap_or_default().to_owned(),

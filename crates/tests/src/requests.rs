@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use message::properties;
+use message::sysflag::pull as pull_flag;
 use remoting::body::TopicRouteData;
 use remoting::client::RemotingClient;
 use remoting::code::request;
@@ -17,8 +19,6 @@ use remoting::header::offset::{
 };
 use remoting::header::pull::PullMessageRequestHeader;
 use remoting::header::send::SendMessageRequestHeader;
-use remoting::message::properties;
-use remoting::message::sysflag::pull as pull_flag;
 
 /// An encoded properties string.
 pub fn props(pairs: &[(&str, &str)]) -> String {

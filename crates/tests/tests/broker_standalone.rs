@@ -7,13 +7,13 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
+use message::batch::{encode_batch, BatchItem};
+use message::decode_all;
+use message::sysflag::pull as pull_flag;
 use remoting::body::{KvTable, TopicConfigSerializeWrapper};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
-use remoting::message::batch::{encode_batch, BatchItem};
-use remoting::message::decode_all;
-use remoting::message::sysflag::pull as pull_flag;
 use tests::requests::*;
 use tests::{Broker, NameServer};
 

@@ -4,12 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use message::batch::{encode_batch, BatchItem};
+use message::MessageIter;
 use remoting::client::RemotingClient;
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::header::send::SendMessageRequestHeader;
-use remoting::message::batch::{encode_batch, BatchItem};
-use remoting::message::MessageIter;
 use tests::requests::{pull, pull_header};
 
 /// Pulls `topic`:`queue_id` from offset 0, 32 messages a request, until the broker answers

@@ -5,11 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use message::topic::{AUTO_CREATE_TOPIC_KEY_TOPIC, OFFSET_MOVED_EVENT_TOPIC, SELF_TEST_TOPIC};
 use parking_lot::{Mutex, RwLock};
 use remoting::body::{perm, DataVersion, TopicConfig, TopicConfigSerializeWrapper};
-use remoting::message::validate::{
-    AUTO_CREATE_TOPIC_KEY_TOPIC, OFFSET_MOVED_EVENT_TOPIC, SELF_TEST_TOPIC,
-};
 
 use super::persist;
 use super::MetaError;
@@ -78,7 +76,7 @@ pub fn system_topics(defaults: &TopicDefaults) -> Vec<TopicConfig> {
     }
     // mqadmin finds brokers of a cluster (or a broker) through these topics' routes.
     for name in [&defaults.cluster_name, &defaults.broker_name] {
-        if remoting::message::validate_topic(name).is_ok() {
+        if message::validate_topic(name).is_ok() {
             topics.push(TopicConfig::new(
                 name,
                 1,
@@ -299,7 +297,7 @@ impl TopicConfigManager {
 
 /// Topics every broker makes for itself (kept when a table is replaced).
 fn is_system_topic_name(name: &str) -> bool {
-    remoting::message::validate::is_system_topic(name)
+    message::topic::is_system_topic(name)
 }
 
 fn write_table(

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use message::topic::{is_system_topic, system_topic_conflict_remark};
+use message::{validate_group, validate_topic};
 use remoting::body::{SubscriptionGroupConfig, TopicConfig, TopicList};
 use remoting::code::response;
 use remoting::command::RemotingCommand;
@@ -15,8 +17,6 @@ use remoting::header::admin::{
     CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader,
     GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader,
 };
-use remoting::message::validate::{is_system_topic, system_topic_conflict_remark};
-use remoting::message::{validate_group, validate_topic};
 use tracing::info;
 
 use super::{decode_header, error, Refusal};
@@ -296,7 +296,7 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ),
         ("regionId", c.region_id.clone()),
         ("traceOn", c.trace_on.to_string()),
-        ("messageDelayLevel", c.message_delay_level.clone()),
+        ("messageDelayLevel", c.message_delay_level.to_string()),
     ];
     let mut body = String::new();
     for (key, value) in lines {

@@ -6,13 +6,13 @@
 //! a route for it. The response carries our version (479): the Java client remembers it
 //! as the broker's version and gates features on it.
 
+use message::tag::SubscriptionError;
+use message::topic::retry_topic;
+use message::{validate_group, TagFilter};
 use remoting::body::{perm, CheckClientRequestBody, HeartbeatData};
 use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::header::client::UnregisterClientRequestHeader;
-use remoting::message::tag::SubscriptionError;
-use remoting::message::validate::retry_topic;
-use remoting::message::{validate_group, TagFilter};
 use remoting::server::ConnectionHandle;
 use tracing::warn;
 

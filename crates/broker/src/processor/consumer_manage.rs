@@ -72,7 +72,7 @@ pub async fn update_offset(ctx: &BrokerContext, request: &RemotingCommand) -> Re
             format!("topic[{}] not exist", header.topic),
         );
     };
-    if let Err(e) = remoting::message::validate_group(&header.consumer_group) {
+    if let Err(e) = message::validate_group(&header.consumer_group) {
         return error(request, response::INVALID_PARAMETER, e.to_string());
     }
     match ctx.group_or_create(&header.consumer_group).await {

@@ -23,13 +23,13 @@
 
 use std::time::Duration;
 
+use message::sysflag::pull as pull_flag;
+use message::tag::SubscriptionError;
+use message::TagFilter;
 use remoting::body::perm;
 use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
-use remoting::message::sysflag::pull as pull_flag;
-use remoting::message::tag::SubscriptionError;
-use remoting::message::TagFilter;
 use store::{GetMessageResult, GetMessageStatus};
 use tokio::time::Instant;
 
@@ -115,7 +115,7 @@ async fn check(
         ));
     }
     let group = header.consumer_group.as_str();
-    if let Err(e) = remoting::message::validate_group(group) {
+    if let Err(e) = message::validate_group(group) {
         return Err((response::INVALID_PARAMETER, e.to_string()));
     }
     let group_config = match ctx.group_or_create(group).await {

@@ -5,8 +5,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use remoting::message::properties::{self, keys, MAX_PROPERTIES_LEN, PROPERTY_SEPARATOR};
-use remoting::message::{encode_into, MessageDraft, MessageProperties};
+use message::properties::{self, keys, MAX_PROPERTIES_LEN, PROPERTY_SEPARATOR};
+use message::{encode_into, MessageDraft, MessageProperties};
 
 use crate::store_facade::RecordBatch;
 
@@ -114,7 +114,7 @@ pub fn ipv4_if_possible(addr: SocketAddr) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use remoting::message::MessageView;
+    use message::MessageView;
 
     const CLUSTER: &str = "C1";
 

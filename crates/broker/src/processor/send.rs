@@ -13,17 +13,18 @@
 
 use std::sync::Arc;
 
+use message::properties::{self, keys, MAX_PROPERTIES_LEN};
+use message::sysflag::message as sysflag;
+use message::topic::{
+    self, is_not_allowed_send_topic, not_allowed_send_remark, DLQ_GROUP_TOPIC_PREFIX,
+};
+use message::validate;
+use message::{decode_batch, offset_msg_id, record::MAX_TOPIC_LEN_V1};
 use rand::Rng;
 use remoting::body::{perm, TopicConfig};
 use remoting::code::response;
 use remoting::command::{version, RemotingCommand};
 use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
-use remoting::message::properties::{self, keys, MAX_PROPERTIES_LEN};
-use remoting::message::sysflag::message as sysflag;
-use remoting::message::validate::{
-    self, is_not_allowed_send_topic, not_allowed_send_remark, DLQ_GROUP_TOPIC_PREFIX,
-};
-use remoting::message::{decode_batch, offset_msg_id, record::MAX_TOPIC_LEN_V1};
 use remoting::server::ConnectionHandle;
 use tracing::{info, warn};
 
@@ -32,7 +33,7 @@ use super::Refusal;
 use crate::context::{limits, BrokerContext};
 use crate::group::handoff;
 use crate::schedule::divert::{self, Diverted};
-use crate::schedule::{self, SCHEDULE_TOPIC};
+use crate::schedule::SCHEDULE_TOPIC;
 use crate::store_facade::{PutOutcome, RecordBatch};
 
 pub async fn process(
@@ -217,7 +218,7 @@ async fn topic_for_send(
             format!("topic[{topic}] not exist, apply first please! ({reason})"),
         )
     };
-    let created = if validate::is_retry_topic(topic) {
+    let created = if topic::is_retry_topic(topic) {
         ctx.topic_or_create(topic, 1, perm::READ_WRITE)
             .await
             .map_err(|e| not_exist(&e.to_string()))?
@@ -248,10 +249,7 @@ async fn retry_or_dead_letter(
     header: &SendMessageRequestHeader,
     target: Target,
 ) -> Result<Target, Refusal> {
-    let Some(group) = target
-        .topic
-        .strip_prefix(validate::RETRY_GROUP_TOPIC_PREFIX)
-    else {
+    let Some(group) = target.topic.strip_prefix(topic::RETRY_GROUP_TOPIC_PREFIX) else {
         return Ok(target);
     };
     let group_config = match ctx.group_or_create(group).await {
@@ -339,7 +337,7 @@ async fn send_batch(
             "message topic length too long for a batch",
         ));
     }
-    if validate::is_retry_topic(&target.topic) {
+    if topic::is_retry_topic(&target.topic) {
         return Err(Refusal::new(
             response::MESSAGE_ILLEGAL,
             "batch request does not support retry group",
@@ -348,7 +346,7 @@ async fn send_batch(
     let batch_properties = header.properties.as_deref().unwrap_or("");
     if ctx
         .delay_levels
-        .clamp(schedule::levels::requested_level(batch_properties))
+        .clamp(message::delay::requested_level(batch_properties))
         .is_some()
     {
         return Err(Refusal::new(

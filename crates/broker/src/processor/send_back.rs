@@ -8,14 +8,14 @@
 //! levels 10 s, 30 s, 1 min, 2 min, ...); the last level is the longest wait. Dead letters
 //! are stored at once.
 
+use message::properties::keys;
+use message::topic::{dlq_topic, retry_topic};
+use message::{MessageProperties, MessageView};
 use rand::Rng;
 use remoting::body::perm;
 use remoting::code::response;
 use remoting::command::{version, RemotingCommand};
 use remoting::header::client::ConsumerSendMsgBackRequestHeader;
-use remoting::message::properties::keys;
-use remoting::message::validate::{dlq_topic, retry_topic};
-use remoting::message::{MessageProperties, MessageView};
 
 use super::record::{append_record, complete_properties, NewMessage};
 use super::{decode_header, error};
@@ -36,7 +36,7 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         );
     }
     let group = header.group.as_str();
-    if let Err(e) = remoting::message::validate_group(group) {
+    if let Err(e) = message::validate_group(group) {
         return error(request, response::INVALID_PARAMETER, e.to_string());
     }
     let group_config = match ctx.group_or_create(group).await {

@@ -3,10 +3,11 @@
 //! level used) and out of it when it is due (those three removed; everything else,
 //! `UNIQ_KEY` included, kept so consumers see the message id the producer saw).
 
-use remoting::message::properties::{keys, MAX_PROPERTIES_LEN};
-use remoting::message::MessageProperties;
+use message::properties::{keys, MAX_PROPERTIES_LEN};
+use message::MessageProperties;
 
-use super::levels::{requested_level, DelayLevels};
+use message::delay::requested_level;
+use message::DelayLevels;
 
 /// Where a delayed message waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +99,10 @@ pub fn out(properties: &str) -> Result<Delivery, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use remoting::message::properties;
+    use message::properties;
 
     fn levels() -> DelayLevels {
-        DelayLevels::parse("1s 2s 3s").unwrap()
+        "1s 2s 3s".parse().unwrap()
     }
 
     #[test]

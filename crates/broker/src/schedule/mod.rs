@@ -7,7 +7,6 @@
 //! On a master, the schedule service reads each level's queue in order and, once an
 //! entry's time has come, stores the message again under its real topic and queue.
 //!
-//! - [`levels`]: [`DelayLevels`], `messageDelayLevel` parsed; the level a message asks for.
 //! - [`divert`]: moving a message into the schedule topic at send time and back out at
 //!   delivery time (the property rewrites).
 //! - [`progress`]: how far each level's queue was delivered, kept in the consumer-offset
@@ -15,12 +14,10 @@
 //! - [`service`]: the delivery loop ([`service::run`]).
 
 pub mod divert;
-pub mod levels;
 pub mod progress;
 pub mod service;
 
-pub use levels::DelayLevels;
 pub use progress::PROGRESS_GROUP;
 
 /// The topic delayed messages wait in (a system topic: clients may not send to it).
-pub const SCHEDULE_TOPIC: &str = remoting::message::validate::SCHEDULE_TOPIC;
+pub use message::topic::SCHEDULE_TOPIC;

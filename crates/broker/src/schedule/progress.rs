@@ -12,7 +12,9 @@
 //! Progress is recorded after the delivered copy is stored, so a crash or failover between
 //! the two delivers that message again (at least once), never loses it.
 
-use super::{DelayLevels, SCHEDULE_TOPIC};
+use message::DelayLevels;
+
+use super::SCHEDULE_TOPIC;
 use crate::context::BrokerContext;
 
 /// The consumer group whose offsets on the schedule topic are the delivery progress.

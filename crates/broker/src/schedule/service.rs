@@ -13,17 +13,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use remoting::message::validate::TRANS_HALF_TOPIC;
-use remoting::message::MessageView;
+use message::topic::TRANS_HALF_TOPIC;
+use message::MessageView;
 use store::AcceptAll;
 use tracing::{error, info, warn};
 
-use super::levels::DelayLevels;
 use super::{divert, progress, SCHEDULE_TOPIC};
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
 use crate::processor::record::{append_record, NewMessage};
 use crate::store_facade::{GetRequest, PutError, RecordBatch};
+use message::DelayLevels;
 
 /// Longest sleep between two rounds.
 pub const ROUND_MAX_WAIT: Duration = Duration::from_millis(100);

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use message::record::field;
 use remoting::code::response;
-use remoting::message::record::field;
 use store::{
     AcceptAll, ArrivalListener, Boundary, GetMessageResult, PutMessageResult, QueryMessageResult,
     StoreError, TagsCodeFilter,
@@ -240,7 +240,7 @@ pub trait MessageStore: Send + Sync + 'static {
 /// Store time of the message at a queue offset, read from the record itself.
 pub(crate) fn store_time_at(read: GetMessageResult) -> Option<i64> {
     let record = read.messages.first()?;
-    let view = remoting::message::MessageView::parse(record).ok()?;
+    let view = message::MessageView::parse(record).ok()?;
     Some(view.store_timestamp_ms())
 }
 

@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use client::admin::{BrokerGroupMember, MemberRole};
 use client::display::{front, timestamp_ms, timestamp_s};
 use client::{Admin, ClientOptions, ReceivedMessage};
+use message::topic::{DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX};
 use remoting::body::{perm, TopicConfig};
-use remoting::message::validate::{DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX};
 use serde_json::json;
 
 #[derive(Parser)]

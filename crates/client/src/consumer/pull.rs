@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use message::sysflag::pull as pull_flag;
+use message::tag::EXPRESSION_TYPE_TAG;
+use message::{validate_group, TagFilter};
 use remoting::body::{ConsumeFromWhere, ConsumeType, ConsumerData, MessageModel, MessageQueue};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
-use remoting::message::sysflag::pull as pull_flag;
-use remoting::message::tag::EXPRESSION_TYPE_TAG;
-use remoting::message::{validate_group, TagFilter};
 
 use crate::broker_api::StoredOffset;
 use crate::config::ClientOptions;

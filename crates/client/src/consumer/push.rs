@@ -41,12 +41,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use message::topic::{is_retry_topic, retry_topic};
+use message::{keys, validate_group, validate_topic, TagFilter};
 use parking_lot::Mutex;
 use remoting::body::{
     ConsumeFromWhere, ConsumeType, ConsumerData, MessageModel, MessageQueue, SubscriptionData,
 };
-use remoting::message::validate::{is_retry_topic, retry_topic};
-use remoting::message::{keys, validate_group, validate_topic, TagFilter};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};

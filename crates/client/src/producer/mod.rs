@@ -34,13 +34,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use message::sysflag::CompressionType;
+use message::topic::{is_retry_topic, AUTO_CREATE_TOPIC_KEY_TOPIC};
+use message::{keys, validate_group, BatchItem};
 use remoting::body::MessageQueue;
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
-use remoting::message::sysflag::CompressionType;
-use remoting::message::validate::{is_retry_topic, AUTO_CREATE_TOPIC_KEY_TOPIC};
-use remoting::message::{keys, validate_group, BatchItem};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -388,7 +388,7 @@ impl Producer {
             }
         }
         let properties = message.encode_properties();
-        if properties.len() > remoting::message::properties::MAX_PROPERTIES_LEN {
+        if properties.len() > message::properties::MAX_PROPERTIES_LEN {
             return Err(ClientError::InvalidMessage(format!(
                 "properties are {} bytes encoded; at most 32767 fit",
                 properties.len()
@@ -454,12 +454,10 @@ impl Producer {
             ));
         }
         let body =
-            remoting::message::encode_batch(encoded.iter().map(|(flag, body, properties)| {
-                BatchItem {
-                    flag: *flag,
-                    body,
-                    properties,
-                }
+            message::encode_batch(encoded.iter().map(|(flag, body, properties)| BatchItem {
+                flag: *flag,
+                body,
+                properties,
             }))
             .map_err(|err| ClientError::InvalidMessage(err.to_string()))?;
         if body.len() > self.inner.options.max_message_bytes {

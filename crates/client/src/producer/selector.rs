@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use message::tag_hash;
 use parking_lot::Mutex;
 use remoting::body::MessageQueue;
-use remoting::message::tag_hash;
 use tokio::time::Instant;
 
 /// Round-robin queue choice with a short memory of failed brokers.

@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::fastjson::{self, JsonError};
-use crate::message::tag::{SubscriptionError, TagFilter, EXPRESSION_TYPE_TAG};
+use message::tag::{SubscriptionError, TagFilter, EXPRESSION_TYPE_TAG};
 
 /// Declares a Java enum that serializes by name and deserializes from its name or ordinal.
 macro_rules! java_enum {

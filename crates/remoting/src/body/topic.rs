@@ -140,7 +140,7 @@ impl TopicConfigSerializeWrapper {
 }
 
 /// REGISTER_BROKER request body (uncompressed form). Its CRC for the `bodyCrc32` header
-/// is [`crate::message::record::body_crc`] of the encoded bytes.
+/// is [`message::record::body_crc`] of the encoded bytes.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RegisterBrokerBody {

@@ -2,7 +2,7 @@
 
 command_header! {
     /// A consumer's pull request. Bits of `sys_flag` are in
-    /// [`crate::message::sysflag::pull`].
+    /// [`message::sysflag::pull`].
     pub struct PullMessageRequestHeader {
         consumer_group: String = "consumerGroup",
         topic: String = "topic",

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use remoting::message::{encode, properties, MessageDraft, MessageView};
+use message::{encode, properties, MessageDraft, MessageView};
 use store::{MessageStore, StoreConfig};
 
 /// A small store: 64 KiB CommitLog segments, 16-entry ConsumeQueue files, no background

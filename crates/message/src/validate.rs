@@ -1,75 +1,15 @@
 //! Topic and consumer-group naming rules, as RocketMQ 5.x brokers enforce them
-//! (`TopicValidator`), plus the reserved and system topic names.
+//! (`TopicValidator`).
 //!
 //! Error messages reproduce Java's remarks because clients show them to users.
 
-/// Template topic producers fall back to so brokers auto-create topics.
-pub const AUTO_CREATE_TOPIC_KEY_TOPIC: &str = "TBW102";
-pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
-pub const BENCHMARK_TOPIC: &str = "BenchmarkTest";
-pub const TRANS_HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
-pub const TRACE_TOPIC: &str = "RMQ_SYS_TRACE_TOPIC";
-pub const TRANS_OP_HALF_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
-pub const TRANS_CHECK_MAX_TIME_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
-pub const SELF_TEST_TOPIC: &str = "SELF_TEST_TOPIC";
-pub const OFFSET_MOVED_EVENT_TOPIC: &str = "OFFSET_MOVED_EVENT";
-pub const ROCKSDB_OFFSET_TOPIC: &str = "CHECKPOINT_TOPIC";
-pub const TOPIC_CONFIG_SYNC_TOPIC: &str = "RMQ_SYS_TOPIC_CONFIG_SYNC";
-pub const CONSUMER_OFFSET_SYNC_TOPIC: &str = "RMQ_SYS_CONSUMER_OFFSET_SYNC";
-pub const DELAY_OFFSET_SYNC_TOPIC: &str = "RMQ_SYS_DELAY_OFFSET_SYNC";
-pub const SUBSCRIPTION_GROUP_SYNC_TOPIC: &str = "RMQ_SYS_SUBSCRIPTION_GROUP_SYNC";
-pub const MESSAGE_MODE_SYNC_TOPIC: &str = "RMQ_SYS_MESSAGE_MODE_SYNC";
-pub const TIMER_METRICS_SYNC_TOPIC: &str = "RMQ_SYS_TIMER_METRICS_SYNC";
-/// Any topic starting with this is a system topic.
-pub const SYSTEM_TOPIC_PREFIX: &str = "rmq_sys_";
-
-/// Prefix of a consumer group's retry topic (`%RETRY%<group>`).
-pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
-/// Prefix of a consumer group's dead-letter topic (`%DLQ%<group>`).
-pub const DLQ_GROUP_TOPIC_PREFIX: &str = "%DLQ%";
+use crate::topic::{is_dlq_topic, is_retry_topic};
 
 pub const TOPIC_MAX_LEN: usize = 127;
 /// Retry and DLQ topics may be longer: they embed a group name.
 pub const RETRY_OR_DLQ_TOPIC_MAX_LEN: usize = 255;
 /// Groups are at most 120 so that `%RETRY%<group>` stays a legal topic.
 pub const GROUP_MAX_LEN: usize = 120;
-
-/// Topics the broker keeps for itself.
-pub const SYSTEM_TOPICS: &[&str] = &[
-    AUTO_CREATE_TOPIC_KEY_TOPIC,
-    SCHEDULE_TOPIC,
-    BENCHMARK_TOPIC,
-    TRANS_HALF_TOPIC,
-    TRACE_TOPIC,
-    TRANS_OP_HALF_TOPIC,
-    TRANS_CHECK_MAX_TIME_TOPIC,
-    SELF_TEST_TOPIC,
-    OFFSET_MOVED_EVENT_TOPIC,
-    ROCKSDB_OFFSET_TOPIC,
-    TOPIC_CONFIG_SYNC_TOPIC,
-    CONSUMER_OFFSET_SYNC_TOPIC,
-    DELAY_OFFSET_SYNC_TOPIC,
-    SUBSCRIPTION_GROUP_SYNC_TOPIC,
-    MESSAGE_MODE_SYNC_TOPIC,
-    TIMER_METRICS_SYNC_TOPIC,
-];
-
-/// System topics clients may not send to (TBW102, BenchmarkTest and the trace topic are
-/// system topics that clients do send to).
-pub const NOT_ALLOWED_SEND_TOPICS: &[&str] = &[
-    SCHEDULE_TOPIC,
-    TRANS_HALF_TOPIC,
-    TRANS_OP_HALF_TOPIC,
-    TRANS_CHECK_MAX_TIME_TOPIC,
-    SELF_TEST_TOPIC,
-    OFFSET_MOVED_EVENT_TOPIC,
-    TOPIC_CONFIG_SYNC_TOPIC,
-    CONSUMER_OFFSET_SYNC_TOPIC,
-    DELAY_OFFSET_SYNC_TOPIC,
-    SUBSCRIPTION_GROUP_SYNC_TOPIC,
-    MESSAGE_MODE_SYNC_TOPIC,
-    TIMER_METRICS_SYNC_TOPIC,
-];
 
 /// Why a topic or group name is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,55 +78,10 @@ pub fn validate_group(group: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// Whether the broker reserves `topic` (users may not create or delete it).
-pub fn is_system_topic(topic: &str) -> bool {
-    SYSTEM_TOPICS.contains(&topic) || topic.starts_with(SYSTEM_TOPIC_PREFIX)
-}
-
-/// Whether clients are forbidden to send to `topic` (answer NO_PERMISSION with
-/// [`not_allowed_send_remark`]).
-pub fn is_not_allowed_send_topic(topic: &str) -> bool {
-    NOT_ALLOWED_SEND_TOPICS.contains(&topic)
-}
-
-/// The remark Java brokers send when a client sends to a forbidden topic.
-pub fn not_allowed_send_remark(topic: &str) -> String {
-    format!("Sending message to topic[{topic}] is forbidden.")
-}
-
-/// The remark Java brokers send when asked to create or delete a system topic.
-pub fn system_topic_conflict_remark(topic: &str) -> String {
-    format!("The topic[{topic}] is conflict with system topic.")
-}
-
-pub fn is_retry_topic(topic: &str) -> bool {
-    topic.starts_with(RETRY_GROUP_TOPIC_PREFIX)
-}
-
-pub fn is_dlq_topic(topic: &str) -> bool {
-    topic.starts_with(DLQ_GROUP_TOPIC_PREFIX)
-}
-
-/// `%RETRY%<group>`.
-pub fn retry_topic(group: &str) -> String {
-    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}")
-}
-
-/// `%DLQ%<group>`.
-pub fn dlq_topic(group: &str) -> String {
-    format!("{DLQ_GROUP_TOPIC_PREFIX}{group}")
-}
-
-/// The group a retry or DLQ topic belongs to.
-pub fn group_of_retry_or_dlq_topic(topic: &str) -> Option<&str> {
-    topic
-        .strip_prefix(RETRY_GROUP_TOPIC_PREFIX)
-        .or_else(|| topic.strip_prefix(DLQ_GROUP_TOPIC_PREFIX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topic::{dlq_topic, group_of_retry_or_dlq_topic, retry_topic};
 
     #[test]
     fn legal_topics_pass() {
@@ -251,24 +146,5 @@ mod tests {
             validate_group("g g"),
             Err(NameError::GroupIllegalChars(_))
         ));
-    }
-
-    #[test]
-    fn system_and_forbidden_topics() {
-        assert!(is_system_topic("TBW102"));
-        assert!(is_system_topic("SCHEDULE_TOPIC_XXXX"));
-        assert!(is_system_topic("rmq_sys_anything"));
-        assert!(!is_system_topic("RMQ_SYS_anything_else"));
-        assert!(!is_system_topic("TopicTest"));
-        assert!(is_not_allowed_send_topic("RMQ_SYS_TRANS_HALF_TOPIC"));
-        assert!(!is_not_allowed_send_topic("TBW102"));
-        assert!(
-            !is_not_allowed_send_topic("%RETRY%cg"),
-            "send-back writes to retry topics"
-        );
-        assert_eq!(
-            not_allowed_send_remark("SCHEDULE_TOPIC_XXXX"),
-            "Sending message to topic[SCHEDULE_TOPIC_XXXX] is forbidden."
-        );
     }
 }
