@@ -335,8 +335,8 @@ fn store_only(options: &Options) {
         ..BrokerConfig::default()
     };
     let (store, _) =
-        store::MessageStore::open(broker::runtime::store_config(&config)).expect("store opens");
-    let store = broker::LocalStore::new(Arc::new(store));
+        store::StandaloneStore::open(broker::runtime::store_config(&config)).expect("store opens");
+    let store = broker::StandaloneFacade::new(Arc::new(store));
     let body = vec![b'x'; options.body_bytes];
     let properties = properties::encode([
         ("TAGS", "TagA"),

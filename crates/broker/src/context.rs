@@ -107,9 +107,9 @@ impl BrokerContext {
         let delay_levels = config.message_delay_level.clone();
         let long_poll = LongPollHub::new(limits::MAX_PARKED_PULLS);
         let hub = Arc::clone(&long_poll);
-        store.set_arrival_listener(Arc::new(move |topic: &str, queue_id: i32, _max: i64| {
-            hub.on_arrival(topic, queue_id)
-        }));
+        store.reader().set_arrival_listener(Arc::new(
+            move |topic: &str, queue_id: i32, _max: i64| hub.on_arrival(topic, queue_id),
+        ));
         let role = match group {
             Some(_) => RoleState::new(Role::Slave, config.dledger_slave_id()),
             None => RoleState::new(Role::Master, config.broker_id),

@@ -6,7 +6,7 @@
 //! - [`processor`]: one module per request family (send, pull, offsets, heartbeats,
 //!   admin, queries, locks), routed by [`processor::BrokerProcessor`].
 //! - [`store_facade`]: the [`MessageStore`] trait between processors and storage, with
-//!   [`LocalStore`] (standalone) and [`store_facade::ReplicatedFacade`] (raft group) behind
+//!   [`StandaloneFacade`] (standalone) and [`store_facade::ReplicatedFacade`] (raft group) behind
 //!   it.
 //! - [`metadata`]: topic configs, subscription groups and consumer offsets, each changed
 //!   by explicit ops through one `apply` path and persisted under `config/`.
@@ -41,4 +41,4 @@ pub mod store_facade;
 pub use config::BrokerConfig;
 pub use context::BrokerContext;
 pub use runtime::{start, start_with_store, RunningBroker, StartError};
-pub use store_facade::{LocalStore, MessageStore};
+pub use store_facade::{MessageStore, StandaloneFacade};

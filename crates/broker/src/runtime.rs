@@ -24,7 +24,7 @@ use crate::metadata::MetaError;
 use crate::processor::{notify_if_enabled, BrokerProcessor};
 use crate::registration::{self, NameServerRegistrar};
 use crate::schedule;
-use crate::store_facade::{LocalStore, MessageStore, ReplicatedFacade};
+use crate::store_facade::{MessageStore, ReplicatedFacade, StandaloneFacade};
 
 /// Consumer offsets are written out this often (RocketMQ: `flushConsumerOffsetInterval`).
 pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
@@ -107,12 +107,12 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         return start_group_member(config).await;
     }
     let store_config = store_config(&config);
-    let opened = tokio::task::spawn_blocking(move || store::MessageStore::open(store_config))
+    let opened = tokio::task::spawn_blocking(move || store::StandaloneStore::open(store_config))
         .await
         .map_err(|e| StartError::Interrupted(e.to_string()))?;
     let (message_store, recovery) = opened?;
     info!(?recovery, "store recovered");
-    let store: Arc<dyn MessageStore> = Arc::new(LocalStore::new(Arc::new(message_store)));
+    let store: Arc<dyn MessageStore> = Arc::new(StandaloneFacade::new(Arc::new(message_store)));
     start_with_store(config, store).await
 }
 

@@ -46,7 +46,12 @@ fn stored_record(broker: &TestBroker, sent: &RemotingCommand) -> StoredMessage {
 }
 
 fn stored_at(broker: &TestBroker, commit_log_offset: i64) -> StoredMessage {
-    let record = broker.ctx().store.message_at(commit_log_offset).unwrap();
+    let record = broker
+        .ctx()
+        .store
+        .reader()
+        .message_at(commit_log_offset)
+        .unwrap();
     MessageView::parse(&record).unwrap().to_owned_message()
 }
 
@@ -91,7 +96,7 @@ async fn wait_for(
 /// that it delivers nothing more).
 fn everything_delivered(ctx: &broker::BrokerContext) -> bool {
     (0..ctx.delay_levels.max_level()).all(|queue_id| {
-        let waiting = ctx.store.max_offset(SCHEDULE_TOPIC, queue_id);
+        let waiting = ctx.store.reader().max_offset(SCHEDULE_TOPIC, queue_id);
         let delivered = ctx
             .offsets
             .query(PROGRESS_GROUP, SCHEDULE_TOPIC, queue_id)
@@ -282,7 +287,11 @@ async fn a_retry_waits_at_level_three_and_a_spent_one_is_dead_lettered_at_once()
         "the retry waits"
     );
     let ctx = broker.ctx();
-    assert_eq!(ctx.store.max_offset(SCHEDULE_TOPIC, 2), 1, "at level 3");
+    assert_eq!(
+        ctx.store.reader().max_offset(SCHEDULE_TOPIC, 2),
+        1,
+        "at level 3"
+    );
     let waiting = schedule_entry(&broker, 2);
     assert_eq!(waiting.property("REAL_TOPIC"), Some("%RETRY%RG"));
 
@@ -301,7 +310,7 @@ async fn a_retry_waits_at_level_three_and_a_spent_one_is_dead_lettered_at_once()
         .call(send_back(retry.physical_offset, "RG", 1, 5))
         .await;
     assert_eq!(back.code, response::SUCCESS, "{:?}", back.remark);
-    assert_eq!(ctx.store.max_offset(SCHEDULE_TOPIC, 0), 1);
+    assert_eq!(ctx.store.reader().max_offset(SCHEDULE_TOPIC, 0), 1);
 
     // Past its retries (1 retry done, at most 1): the dead-letter queue, at once.
     let back = broker
@@ -317,14 +326,12 @@ async fn a_retry_waits_at_level_three_and_a_spent_one_is_dead_lettered_at_once()
 
 /// The first entry waiting in a schedule queue.
 fn schedule_entry(broker: &TestBroker, queue_id: i32) -> StoredMessage {
-    let read = broker.ctx().store.get(
-        &broker::store_facade::GetRequest {
-            topic: SCHEDULE_TOPIC,
-            queue_id,
-            offset: 0,
-            max_count: 1,
-            max_bytes: None,
-        },
+    let read = broker.ctx().store.reader().get_messages(
+        SCHEDULE_TOPIC,
+        queue_id,
+        0,
+        1,
+        None,
         &store::AcceptAll,
     );
     let record = read.messages.first().expect("a waiting entry");
@@ -366,7 +373,9 @@ async fn a_backlog_is_delivered_once_each_in_order_per_queue() {
     }
     let ctx = broker.ctx();
     let deadline = tokio::time::Instant::now() + TEST_WAIT;
-    while !(everything_delivered(ctx) && ctx.store.max_offset(SCHEDULE_TOPIC, 0) == 2 * PER_QUEUE) {
+    while !(everything_delivered(ctx)
+        && ctx.store.reader().max_offset(SCHEDULE_TOPIC, 0) == 2 * PER_QUEUE)
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "backlog not delivered"
@@ -374,7 +383,10 @@ async fn a_backlog_is_delivered_once_each_in_order_per_queue() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for queue_id in 0..2 {
-        assert_eq!(ctx.store.max_offset("BacklogTopic", queue_id), PER_QUEUE);
+        assert_eq!(
+            ctx.store.reader().max_offset("BacklogTopic", queue_id),
+            PER_QUEUE
+        );
         let mut bodies = Vec::new();
         while (bodies.len() as i64) < PER_QUEUE {
             let pulled = broker

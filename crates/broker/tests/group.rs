@@ -321,7 +321,7 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
         sent += 1;
         if running.iter().all(|&i| {
             group.store(i).commit_log().first_index() > early_index + 100
-                && group.store(i).min_offset("Bulk", 0) > 0
+                && group.store(i).reader().min_offset("Bulk", 0) > 0
         }) {
             break;
         }
@@ -350,16 +350,16 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
     // Its copy of that queue goes on where the group's did, though it never saw a record
     // of it: were it to lead, the next message there would not reuse offset 0.
     eventually("the rebuilt member's empty queue continues at 5", || {
-        store.max_offset("Early", 0) == 5
+        store.reader().max_offset("Early", 0) == 5
     })
     .await;
-    assert_eq!(store.min_offset("Early", 0), 5);
+    assert_eq!(store.reader().min_offset("Early", 0), 5);
     eventually("the rebuilt member catches up", || {
-        store.max_offset("Bulk", 0) == sent
+        store.reader().max_offset("Bulk", 0) == sent
     })
     .await;
     assert!(store.commit_log().first_index() > early_index + 100);
-    assert!(store.min_offset("Bulk", 0) > 0);
+    assert!(store.reader().min_offset("Bulk", 0) > 0);
     // Later metadata changes reach it through the log as usual.
     let created = group.call(master, create_topic("Late", 1)).await;
     assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
@@ -387,7 +387,7 @@ fn schedule_caught_up(ctx: &broker::BrokerContext) -> bool {
         ctx.offsets
             .query(PROGRESS_GROUP, SCHEDULE_TOPIC, queue_id)
             .unwrap_or(0)
-            >= ctx.store.max_offset(SCHEDULE_TOPIC, queue_id)
+            >= ctx.store.reader().max_offset(SCHEDULE_TOPIC, queue_id)
     })
 }
 
@@ -416,7 +416,7 @@ async fn delayed_messages_are_delivered_by_the_group_and_survive_the_master_stop
     for i in 0..3 {
         let ctx = group.member(i).context().clone();
         eventually("the schedule progress reaches every member", || {
-            schedule_caught_up(&ctx) && ctx.store.max_offset("GroupDelay", 0) == 1
+            schedule_caught_up(&ctx) && ctx.store.reader().max_offset("GroupDelay", 0) == 1
         })
         .await;
     }
@@ -428,12 +428,12 @@ async fn delayed_messages_are_delivered_by_the_group_and_survive_the_master_stop
     let next = group.wait_master(Some(master)).await;
     let next_ctx = group.member(next).context().clone();
     assert_eq!(
-        next_ctx.store.max_offset("GroupDelay", 0),
+        next_ctx.store.reader().max_offset("GroupDelay", 0),
         1,
         "the second message was not delivered before the master stopped"
     );
     eventually("the new master delivers the waiting message", || {
-        next_ctx.store.max_offset("GroupDelay", 0) >= 2 && schedule_caught_up(&next_ctx)
+        next_ctx.store.reader().max_offset("GroupDelay", 0) >= 2 && schedule_caught_up(&next_ctx)
     })
     .await;
     let delivered = pull_all(&group, next, "GroupDelay").await;

@@ -29,7 +29,12 @@ async fn v1_and_v2_sends_store_messages_with_dense_queue_offsets() {
     // The offset msgId names this broker and the record's CommitLog offset.
     let id = decode_offset_msg_id(first.ext_field("msgId").unwrap()).unwrap();
     assert_eq!(id.store_host, broker.running().local_addr());
-    let view = broker.ctx().store.message_at(id.commit_log_offset).unwrap();
+    let view = broker
+        .ctx()
+        .store
+        .reader()
+        .message_at(id.commit_log_offset)
+        .unwrap();
     let records = decode_all(&view).unwrap();
     assert_eq!(records[0].body(), b"one");
     assert_eq!(records[0].property("color"), Some("blue"));

@@ -1,4 +1,4 @@
-//! Put and get throughput of 1 KiB messages through `MessageStore`.
+//! Put and get throughput of 1 KiB messages through `StandaloneStore`.
 //!
 //! `cargo bench -p store --bench throughput -- [--messages N] [--runs R]`
 //!
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use message::{encode, properties, MessageDraft};
-use store::{AcceptAll, FlushDiskType, MessageStore, StoreConfig};
+use store::{AcceptAll, FlushDiskType, StandaloneStore, StoreConfig};
 
 const BODY_LEN: usize = 1024;
 const QUEUES: i32 = 8;
@@ -121,7 +121,7 @@ fn report(name: &str, mut rates: Vec<f64>) {
 
 /// Puts `n` messages from `threads` threads in batches of `batch`; returns msg/s.
 fn put_run(
-    store: &Arc<MessageStore>,
+    store: &Arc<StandaloneStore>,
     records: &Arc<Vec<Vec<u8>>>,
     threads: usize,
     batch: usize,
@@ -151,7 +151,7 @@ fn put_run(
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn get_run(store: &Arc<MessageStore>, threads: usize) -> f64 {
+fn get_run(store: &Arc<StandaloneStore>, threads: usize) -> f64 {
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
@@ -162,7 +162,14 @@ fn get_run(store: &Arc<MessageStore>, threads: usize) -> f64 {
                 for q in (0..QUEUES).skip(t).step_by(threads) {
                     let mut offset = 0;
                     loop {
-                        let r = store.get_messages("BenchTopic", q, offset, 32, None, &AcceptAll);
+                        let r = store.reader().get_messages(
+                            "BenchTopic",
+                            q,
+                            offset,
+                            32,
+                            None,
+                            &AcceptAll,
+                        );
                         if r.messages.is_empty() {
                             break;
                         }
@@ -217,7 +224,7 @@ fn main() {
         for _ in 0..args.runs {
             let dir = tempfile::tempdir().expect("tempdir");
             let (store, _) =
-                MessageStore::open(config(dir.path(), FlushDiskType::AsyncFlush)).expect("open");
+                StandaloneStore::open(config(dir.path(), FlushDiskType::AsyncFlush)).expect("open");
             let store = Arc::new(store);
             let cpu_before = process_cpu_us();
             rates.push(put_run(&store, &records, threads, batch));
@@ -249,7 +256,7 @@ fn main() {
     for _ in 0..args.runs {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) =
-            MessageStore::open(config(dir.path(), FlushDiskType::SyncFlush)).expect("open");
+            StandaloneStore::open(config(dir.path(), FlushDiskType::SyncFlush)).expect("open");
         let store = Arc::new(store);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

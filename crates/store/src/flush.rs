@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use crate::checkpoint::{self, StoreCheckpoint};
 use crate::config::FlushDiskType;
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::message_store::Inner;
 
 /// Asks the flusher to make the CommitLog durable up to at least `pos`.
-pub(crate) fn request_flush(inner: &Inner, pos: u64) {
+pub(crate) fn request_flush(inner: &Engine, pos: u64) {
     {
         let mut state = inner.flush_signal.state.lock();
         if pos > state.requested_pos {
@@ -22,7 +22,7 @@ pub(crate) fn request_flush(inner: &Inner, pos: u64) {
 
 /// The CommitLog flusher: nothing else runs on this thread, so a SYNC_FLUSH put never
 /// waits behind ConsumeQueue flushes or checkpoint writes.
-pub(crate) fn run_flusher(inner: &Inner) {
+pub(crate) fn run_flusher(inner: &Engine) {
     let sync = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
     let data_interval = Duration::from_millis(inner.config.flush_interval_commit_log_ms.max(1));
     let mut next_data = Instant::now() + data_interval;
@@ -61,7 +61,7 @@ pub(crate) fn run_flusher(inner: &Inner) {
 
 /// Flushes ConsumeQueues, key index, CommitLog and entry index, then records the safe
 /// points recovery will start from.
-pub(crate) fn flush_all_and_checkpoint(inner: &Inner) -> Result<()> {
+pub(crate) fn flush_all_and_checkpoint(inner: &Engine) -> Result<()> {
     let mut last = inner.checkpoint_lock.lock();
     // Read the dispatched position before flushing: everything below it is then durable.
     let dispatched = inner.dispatcher.dispatched_pos();

@@ -11,18 +11,30 @@
 //! - [`raft_log`]: the CommitLog as raft's log storage (`raft::LogStorage`), with retention
 //!   carried out on the raft driver's thread.
 //!
-//! Derived files and the standalone facade:
+//! Derived files:
 //! - [`consume_queue`]: one ConsumeQueue per topic-queue (20-byte entries).
 //! - [`key_index`]: `topic#key` to CommitLog offsets for QUERY_MESSAGE.
 //! - [`dispatch`]: records to ConsumeQueue and key-index entries; rebuilding them after a
 //!   crash.
-//! - [`message_store`]: what the standalone broker codes against: put, get, query, stats.
-//! - `reads` (internal): pulls, offsets and lookups shared by both stores.
+//!
+//! The two stores over one engine:
+//! - `engine` (internal): what both stores share: CommitLog, dispatcher, counters, the
+//!   arrival listener, record validation.
+//! - [`reader`]: [`StoreReader`], the one read API of both stores: pulls, offsets, time and
+//!   key lookups.
+//! - [`results`]: what puts, reads and queries answer; the filter and listener hooks.
+//! - `queue_offsets` (internal): the writer's next queue offsets and record stamping, used
+//!   by both put paths.
+//! - [`standalone`]: [`StandaloneStore`], the standalone broker's store: puts under one
+//!   lock, group commit with SYNC_FLUSH.
+//! - [`replicated`]: [`ReplicatedStore`], the store of a broker in a raft group (DLedger
+//!   mode): puts through the raft leader with queue offsets assigned at placement, an apply
+//!   loop dispatching only committed entries, leader readiness, retention on every node.
+//!
+//! Background services (each depends on the engine only):
+//! - `background` (internal): starts and stops the two service threads.
 //! - `flush` (internal): the CommitLog flusher thread (async flush, SYNC_FLUSH group
 //!   commit) and the flush-everything-then-checkpoint step.
-//! - [`replicated`]: the store of a broker in a raft group (DLedger mode): puts through the
-//!   raft leader with queue offsets assigned at placement, an apply loop dispatching only
-//!   committed entries, leader readiness, retention on every node.
 //! - [`retention`]: the maintenance thread (periodic checkpoints, retention) and removing
 //!   old segments by age and disk pressure.
 //!
@@ -32,33 +44,38 @@
 //! - [`stats`]: counters for runtime info.
 //! - [`error`]: the store's error type.
 
+mod background;
 pub mod checkpoint;
 pub mod commit_log;
 pub mod config;
 pub mod consume_queue;
 pub mod dir_lock;
 pub mod dispatch;
+mod engine;
 pub mod entry_index;
 pub mod environment;
 pub mod error;
 mod flush;
 pub mod key_index;
-pub mod message_store;
+mod queue_offsets;
 pub mod raft_log;
-mod reads;
+pub mod reader;
 pub mod replicated;
+pub mod results;
 pub mod retention;
 pub mod segment;
 pub mod segment_queue;
+pub mod standalone;
 pub mod stats;
 
 pub use config::{FlushDiskType, StoreConfig};
 pub use consume_queue::Boundary;
 pub use environment::{Clock, DiskUsage, Environment, ManualClock, ManualDiskUsage};
 pub use error::{Result, StoreError};
-pub use message_store::{
-    AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, MessageStore, PendingPut,
-    PutMessageResult, PutMessagesResult, PutStatus, QueryMessageResult, StoreRecovery,
-    TagsCodeFilter,
-};
+pub use reader::StoreReader;
 pub use replicated::{MetadataApplier, ReplicaStatus, ReplicatedError, ReplicatedStore};
+pub use results::{
+    AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, PendingPut, PutMessageResult,
+    PutMessagesResult, PutStatus, QueryMessageResult, StoreRecovery, TagsCodeFilter,
+};
+pub use standalone::StandaloneStore;

@@ -25,14 +25,11 @@
 //!   (through the raft driver, see [`crate::raft_log`]) with their ConsumeQueue and index
 //!   files.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use message::record::{patch_physical_offset, patch_queue_offset, patch_store_timestamp};
 use message::MessageView;
 use parking_lot::Mutex;
 use raft::entry::{Entry, EntryKind};
@@ -44,19 +41,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::background::BackgroundThreads;
 use crate::checkpoint::{self, StoreCheckpoint};
 use crate::commit_log::{CommitLog, CommitLogConfig};
 use crate::config::{FlushDiskType, StoreConfig};
-use crate::consume_queue::Boundary;
-use crate::dispatch::{Dispatcher, CHANNEL_MESSAGE};
+use crate::dispatch::CHANNEL_MESSAGE;
+use crate::engine::{open_derived_files, parse_records, validate_body, Engine};
 use crate::environment::Environment;
 use crate::error::StoreError;
-use crate::key_index::KeyIndex;
-use crate::message_store::{
-    parse_records, validate_body, ArrivalListener, GetMessageResult, Inner, PutMessageResult,
-    PutMessagesResult, PutStatus, QueryMessageResult, StoreRecovery, TagsCodeFilter,
-};
+use crate::queue_offsets::{stamp_record, QueueOffsetTable};
 use crate::raft_log::{RaftLog, RetentionGate};
+use crate::reader::StoreReader;
+use crate::results::{PutMessageResult, PutMessagesResult, PutStatus, StoreRecovery};
 
 /// The entry channel of replicated broker metadata operations (topic and subscription
 /// configs, consumer offsets, ...). Any channel other than [`CHANNEL_MESSAGE`] is handed to
@@ -150,21 +146,7 @@ fn proposal_error(e: ProposalError) -> ReplicatedError {
 struct QueueTable {
     /// The term the table was rebuilt for; 0 while it is not valid.
     term: u64,
-    next: HashMap<String, HashMap<i32, i64>>,
-    last_store_timestamp_ms: i64,
-}
-
-impl QueueTable {
-    fn take(&mut self, topic: &str, queue_id: i32) -> i64 {
-        let per_topic = match self.next.get_mut(topic) {
-            Some(m) => m,
-            None => self.next.entry(topic.to_string()).or_default(),
-        };
-        let next = per_topic.entry(queue_id).or_insert(0);
-        let offset = *next;
-        *next += 1;
-        offset
-    }
+    offsets: QueueOffsetTable,
 }
 
 /// What a patch decided for one record.
@@ -179,7 +161,8 @@ struct Assigned {
 /// A broker's store in a raft group. Dropping it stops everything (see
 /// [`ReplicatedStore::close`] to wait for the raft node to release its port and files).
 pub struct ReplicatedStore {
-    inner: Arc<Inner>,
+    engine: Arc<Engine>,
+    reader: StoreReader,
     handle: RaftHandle,
     status: watch::Receiver<ReplicaStatus>,
     table: Arc<Mutex<QueueTable>>,
@@ -188,7 +171,7 @@ pub struct ReplicatedStore {
     shutdown: CancellationToken,
     driver_task: Mutex<Option<tokio::task::JoinHandle<Result<(), DriverError>>>>,
     apply_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: BackgroundThreads,
     raft_dir: PathBuf,
 }
 
@@ -251,21 +234,7 @@ impl ReplicatedStore {
             max_batch_bytes: (4 << 20).max(2 * config.max_message_size + 4096),
         };
         let (log, log_recovery) = CommitLog::open(log_config, &validate_body)?;
-        let key_index = if config.message_index_enable {
-            Some(KeyIndex::open(
-                &config.index_dir(),
-                config.max_hash_slot_num,
-                config.max_index_num,
-            )?)
-        } else {
-            None
-        };
-        let dispatcher = Dispatcher::open(
-            &config.consume_queue_dir(),
-            config.consume_queue_entries_per_file,
-            key_index,
-        )?
-        .with_delay_levels(config.message_delay_level.clone());
+        let dispatcher = open_derived_files(&config)?;
         let store_cp: StoreCheckpoint =
             checkpoint::read(&config.checkpoint_path()).unwrap_or_default();
         // Everything the durable dispatch checkpoint covers was committed (only committed
@@ -285,16 +254,16 @@ impl ReplicatedStore {
             .raft
             .max_entry_body_bytes
             .min(config.max_message_size);
-        let inner = Arc::new(Inner::new(
+        let engine = Arc::new(Engine::new(
             config,
             env,
             Arc::clone(&log),
             dispatcher,
             Some(Arc::clone(&gate)),
         ));
-        crate::flush::flush_all_and_checkpoint(&inner)?;
+        crate::flush::flush_all_and_checkpoint(&engine)?;
 
-        let dispatched_next = index_at_or_after(&log, inner.dispatcher.dispatched_pos());
+        let dispatched_next = index_at_or_after(&log, engine.dispatcher.dispatched_pos());
         let metadata_applied = metadata.as_ref().map_or(u64::MAX, |m| m.applied_index());
         let apply_from = dispatched_next
             .min(metadata_applied.saturating_add(1))
@@ -308,7 +277,7 @@ impl ReplicatedStore {
         let Some(apply_rx) = started.apply else {
             return Err(ReplicatedError::Stopped);
         };
-        let threads = inner.start_threads()?;
+        let threads = BackgroundThreads::start(&engine)?;
 
         let raft_state = started.handle.state();
         let initial = *raft_state.borrow();
@@ -325,7 +294,7 @@ impl ReplicatedStore {
         let table = Arc::new(Mutex::new(QueueTable::default()));
         let shutdown = CancellationToken::new();
         let applier = Applier {
-            inner: Arc::clone(&inner),
+            engine: Arc::clone(&engine),
             table: Arc::clone(&table),
             metadata,
             metadata_applied: metadata_applied.min(applied_index),
@@ -343,7 +312,8 @@ impl ReplicatedStore {
         tracing::info!(root = %root.display(), %id, apply_from, ?recovery, "replicated store opened");
         Ok((
             ReplicatedStore {
-                inner,
+                reader: StoreReader::new(Arc::clone(&engine)),
+                engine,
                 handle: started.handle,
                 status: status_rx,
                 table,
@@ -352,20 +322,25 @@ impl ReplicatedStore {
                 shutdown,
                 driver_task: Mutex::new(Some(started.task)),
                 apply_task: Mutex::new(Some(apply_task)),
-                threads: Mutex::new(threads),
+                threads,
                 raft_dir,
             },
             recovery,
         ))
     }
 
+    /// Pulls, offsets and lookups: committed messages only.
+    pub fn reader(&self) -> &StoreReader {
+        &self.reader
+    }
+
     pub fn config(&self) -> &StoreConfig {
-        &self.inner.config
+        &self.engine.config
     }
 
     /// The CommitLog (raft log) of this node, for stats and checks.
     pub fn commit_log(&self) -> &CommitLog {
-        &self.inner.log
+        &self.engine.log
     }
 
     /// The raft node, for status, leadership transfer and shutdown.
@@ -383,12 +358,6 @@ impl ReplicatedStore {
         self.status.clone()
     }
 
-    /// Registers the hook called when messages arrive in a queue (long-polling wake-up), on
-    /// every node as committed messages are dispatched.
-    pub fn set_arrival_listener(&self, listener: ArrivalListener) {
-        self.inner.set_listener(listener);
-    }
-
     /// Stores a batch of encoded message records through raft (queue offset, physical offset
     /// and store timestamp fields are placeholders). Only on a writable leader. Completes
     /// when the batch is committed (with SYNC_FLUSH: fsynced on a quorum) and dispatched
@@ -401,14 +370,14 @@ impl ReplicatedStore {
         if !status.writable {
             return Err(not_writable(&status));
         }
-        let parsed = parse_records(&self.inner.config, records)?;
+        let parsed = parse_records(&self.engine.config, records)?;
         if records.is_empty() {
             return Ok(PutMessagesResult {
                 status: PutStatus::PutOk,
                 messages: Vec::new(),
             });
         }
-        let now_ms = self.inner.env.clock.now_ms();
+        let now_ms = self.engine.env.clock.now_ms();
         let slots: Arc<Mutex<Vec<Option<Assigned>>>> =
             Arc::new(Mutex::new(vec![None; records.len()]));
         let proposals: Vec<Proposal> = records
@@ -428,22 +397,19 @@ impl ReplicatedStore {
                         // Runs on the raft driver when the entry is placed, in log order.
                         let (queue_offset, store_ts, poisoned) = {
                             let mut table = table.lock();
-                            let store_ts = now_ms.max(table.last_store_timestamp_ms);
                             if table.term != place.term {
-                                (POISONED_QUEUE_OFFSET, store_ts, true)
+                                (POISONED_QUEUE_OFFSET, table.offsets.peek_time(now_ms), true)
                             } else {
-                                table.last_store_timestamp_ms = store_ts;
+                                let store_ts = table.offsets.stamp_time(now_ms);
                                 let offset = match &queue {
-                                    Some((topic, queue_id)) => table.take(topic, *queue_id),
+                                    Some((topic, queue_id)) => table.offsets.take(topic, *queue_id),
                                     None => 0,
                                 };
                                 (offset, store_ts, false)
                             }
                         };
                         let phys_offset = place.body_pos() as i64;
-                        let patched = patch_queue_offset(body, queue_offset)
-                            .and_then(|()| patch_physical_offset(body, phys_offset))
-                            .and_then(|()| patch_store_timestamp(body, store_ts));
+                        let patched = stamp_record(body, queue_offset, phys_offset, store_ts);
                         if let Err(e) = &patched {
                             // Validated records always patch; this is a bug, made loud.
                             tracing::error!(error = %e, "cannot patch a replicated record");
@@ -532,21 +498,6 @@ impl ReplicatedStore {
         .await;
     }
 
-    /// Reads up to `max_count` messages of a topic-queue from logical `offset`, skipping
-    /// entries `filter` rejects; RocketMQ's `getMessage`. Only committed messages are there.
-    pub fn get_messages(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        offset: i64,
-        max_count: usize,
-        max_bytes: Option<usize>,
-        filter: &dyn TagsCodeFilter,
-    ) -> GetMessageResult {
-        self.inner
-            .get_messages(topic, queue_id, offset, max_count, max_bytes, filter)
-    }
-
     /// After a log restart past records this node never saw, a queue with no record since
     /// the restart does not know where the group's offsets reached. `floors` are another
     /// member's next offsets (topic, queue id, next offset), read before it reported
@@ -566,86 +517,25 @@ impl ReplicatedStore {
         let mut raised = 0;
         for (topic, queue_id, next_offset) in floors {
             if self
-                .inner
+                .engine
                 .dispatcher
                 .raise_empty_queue(topic, *queue_id, *next_offset)?
             {
                 raised += 1;
                 let mut table = self.table.lock();
                 if table.term != 0 {
-                    let next = table
-                        .next
-                        .entry(topic.clone())
-                        .or_default()
-                        .entry(*queue_id)
-                        .or_insert(0);
-                    *next = (*next).max(*next_offset);
+                    table.offsets.raise(topic, *queue_id, *next_offset);
                 }
             }
         }
         Ok(Some(raised))
     }
 
-    /// Next queue offset to be dispatched (0 for an unknown queue).
-    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.inner.max_offset(topic, queue_id)
-    }
-
-    /// Smallest retained queue offset (0 for an unknown queue).
-    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.inner.min_offset(topic, queue_id)
-    }
-
-    /// SEARCH_OFFSET_BY_TIMESTAMP.
-    pub fn offset_by_timestamp(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        timestamp_ms: i64,
-        boundary: Boundary,
-    ) -> i64 {
-        self.inner
-            .offset_by_timestamp(topic, queue_id, timestamp_ms, boundary)
-    }
-
-    /// Store time of the oldest retained message of a queue.
-    pub fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
-        self.inner.earliest_message_time(topic, queue_id)
-    }
-
-    /// Store time of the newest message of a queue.
-    pub fn last_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
-        self.inner.last_message_time(topic, queue_id)
-    }
-
-    /// The committed record stored at a CommitLog offset (VIEW_MESSAGE_BY_ID).
-    pub fn message_at(&self, phys_offset: i64) -> Option<Bytes> {
-        self.inner.message_at(phys_offset)
-    }
-
-    /// QUERY_MESSAGE by key or unique key, newest first.
-    pub fn query_by_key(
-        &self,
-        topic: &str,
-        key: &str,
-        max_count: usize,
-        begin_ms: i64,
-        end_ms: i64,
-    ) -> QueryMessageResult {
-        self.inner
-            .query_by_key(topic, key, max_count, begin_ms, end_ms)
-    }
-
-    /// Queue ids of a topic with their (min, max) offsets.
-    pub fn topic_queue_offsets(&self, topic: &str) -> BTreeMap<i32, (i64, i64)> {
-        self.inner.topic_queue_offsets(topic)
-    }
-
     /// Runs retention now, ignoring the hour of day: asks the raft node to remove expired
     /// segments below the durable dispatch checkpoint (done at its next commit) and removes
     /// derived files of segments already gone.
     pub fn clean_expired_files_now(&self) -> Result<crate::retention::RetentionReport, StoreError> {
-        crate::retention::run_once(&self.inner, true)
+        crate::retention::run_once(&self.engine, true)
     }
 
     /// CommitLog segments removed by retention since open.
@@ -655,7 +545,7 @@ impl ReplicatedStore {
 
     /// Flushes derived files and the CommitLog and writes the checkpoints.
     pub fn flush(&self) -> Result<(), StoreError> {
-        crate::flush::flush_all_and_checkpoint(&self.inner)
+        crate::flush::flush_all_and_checkpoint(&self.engine)
     }
 
     /// Stops the raft node (waiting, bounded, until it released its port and log), the apply
@@ -679,12 +569,10 @@ impl ReplicatedStore {
     }
 
     fn stop_threads_and_flush(&self) {
-        let threads: Vec<_> = self.threads.lock().drain(..).collect();
-        if threads.is_empty() {
+        if !self.threads.stop(&self.engine) {
             return;
         }
-        self.inner.stop_threads(threads);
-        if let Err(e) = crate::flush::flush_all_and_checkpoint(&self.inner) {
+        if let Err(e) = crate::flush::flush_all_and_checkpoint(&self.engine) {
             tracing::error!(error = %e, "final flush failed");
         }
     }
@@ -711,7 +599,7 @@ fn not_writable(status: &ReplicaStatus) -> ReplicatedError {
 /// The apply loop: committed entries in, ConsumeQueues, key index and metadata ops out;
 /// role changes in, readiness out.
 struct Applier {
-    inner: Arc<Inner>,
+    engine: Arc<Engine>,
     table: Arc<Mutex<QueueTable>>,
     metadata: Option<Arc<dyn MetadataApplier>>,
     metadata_applied: u64,
@@ -735,7 +623,7 @@ impl Applier {
                     if let Err(e) = self.on_event(event) {
                         // The derived files can no longer follow the log: stop applying
                         // rather than serve queues that disagree with the group.
-                        self.inner.log.fail(format!("applying committed entries failed: {e}"));
+                        self.engine.log.fail(format!("applying committed entries failed: {e}"));
                         break;
                     }
                 }
@@ -761,20 +649,20 @@ impl Applier {
                     next_pos,
                     "log restarted: dropping derived entries below it"
                 );
-                self.inner.dispatcher.restart_at(next_pos)?;
+                self.engine.dispatcher.restart_at(next_pos)?;
                 if let Some(metadata) = &self.metadata {
                     metadata.log_restarted(next_index);
                 }
                 self.metadata_applied = next_index - 1;
                 self.applied_index = next_index - 1;
-                self.applied_term = self.inner.log.term_at(next_index - 1).unwrap_or(0);
-                crate::flush::flush_all_and_checkpoint(&self.inner)
+                self.applied_term = self.engine.log.term_at(next_index - 1).unwrap_or(0);
+                crate::flush::flush_all_and_checkpoint(&self.engine)
             }
         }
     }
 
     fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
-        let dispatched = self.inner.dispatcher.dispatched_pos();
+        let dispatched = self.engine.dispatcher.dispatched_pos();
         let mut records = Vec::with_capacity(entries.len());
         let mut end_pos = None;
         for entry in entries {
@@ -815,21 +703,21 @@ impl Applier {
         if let Some(end_pos) = end_pos {
             // The driver marks committed entries stable as the commit index moves; this only
             // makes sure before reading them back.
-            self.inner.log.mark_stable(end_pos);
+            self.engine.log.mark_stable(end_pos);
             if end_pos > dispatched {
                 let grown = self
-                    .inner
+                    .engine
                     .dispatcher
                     .dispatch_replicated(&records, end_pos)?;
-                self.inner.notify_arrivals(&grown);
+                self.engine.notify_arrivals(&grown);
             }
         }
         // Retention removes segments on the raft driver as commits arrive: drop the queue
         // and index entries of removed segments right away, so pulls never start at records
         // that are gone.
-        let first_pos = self.inner.log.first_pos();
+        let first_pos = self.engine.log.first_pos();
         if first_pos > self.trimmed_below_pos {
-            self.inner.dispatcher.remove_below(first_pos as i64)?;
+            self.engine.dispatcher.remove_below(first_pos as i64)?;
             self.trimmed_below_pos = first_pos;
         }
         Ok(())
@@ -846,16 +734,7 @@ impl Applier {
                 table.term = 0;
             }
             if leading && table.term == 0 && self.applied_term == raft.term && raft.term > 0 {
-                let mut next: HashMap<String, HashMap<i32, i64>> = HashMap::new();
-                for cq in self.inner.dispatcher.all_queues() {
-                    next.entry(cq.topic().to_string())
-                        .or_default()
-                        .insert(cq.queue_id(), cq.max_offset());
-                }
-                table.next = next;
-                table.last_store_timestamp_ms = table
-                    .last_store_timestamp_ms
-                    .max(self.inner.dispatcher.dispatched_timestamp_ms());
+                table.offsets.reload(&self.engine.dispatcher);
                 table.term = raft.term;
                 tracing::info!(
                     term = raft.term,

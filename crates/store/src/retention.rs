@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::config::parse_delete_when;
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::message_store::Inner;
 use crate::stats::StoreStats;
 
 /// What one retention pass did.
@@ -27,7 +27,7 @@ pub struct RetentionReport {
 
 /// The maintenance thread: flushes derived files and writes checkpoints every
 /// `flushIntervalConsumeQueue`, and runs retention every `cleanResourceInterval`.
-pub(crate) fn run_cleaner(inner: &Inner) {
+pub(crate) fn run_cleaner(inner: &Engine) {
     let clean_interval = Duration::from_millis(inner.config.clean_resource_interval_ms.max(10));
     let checkpoint_interval =
         Duration::from_millis(inner.config.flush_interval_consume_queue_ms.max(1));
@@ -69,7 +69,7 @@ pub(crate) fn run_cleaner(inner: &Inner) {
 }
 
 /// One pass. `manual` ignores the hour of day (an operator asked).
-pub(crate) fn run_once(inner: &Inner, manual: bool) -> Result<RetentionReport> {
+pub(crate) fn run_once(inner: &Engine, manual: bool) -> Result<RetentionReport> {
     let config = &inner.config;
     let now_ms = inner.env.clock.now_ms();
     let ratio = match inner.env.disk.used_ratio(&config.store_path_root_dir) {
@@ -133,7 +133,7 @@ pub(crate) fn run_once(inner: &Inner, manual: bool) -> Result<RetentionReport> {
 /// removed. Only what the durable dispatch checkpoint covers may go, so a restart never
 /// needs a removed record to rebuild a ConsumeQueue.
 fn request_removal(
-    inner: &Inner,
+    inner: &Engine,
     gate: &crate::raft_log::RetentionGate,
     now_ms: i64,
     reserved_ms: i64,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{record, small_config};
 use message::MessageView;
-use store::{AcceptAll, GetMessageStatus, MessageStore};
+use store::{AcceptAll, GetMessageStatus, StandaloneStore};
 
 #[test]
 fn readers_see_a_growing_consistent_prefix_while_writers_append() {
@@ -15,7 +15,7 @@ fn readers_see_a_growing_consistent_prefix_while_writers_append() {
     let mut config = small_config(dir.path());
     config.flush_interval_commit_log_ms = 5;
     config.flush_interval_consume_queue_ms = 5;
-    let (store, _) = MessageStore::open(config).unwrap();
+    let (store, _) = StandaloneStore::open(config).unwrap();
     let store = Arc::new(store);
     const WRITERS: i32 = 2;
     const PER_WRITER: usize = 2000;
@@ -42,7 +42,9 @@ fn readers_see_a_growing_consistent_prefix_while_writers_append() {
                 let mut offset = 0i64;
                 let mut seen = 0usize;
                 while seen < PER_WRITER && Instant::now() < deadline {
-                    let r = store.get_messages("T", q, offset, 32, None, &AcceptAll);
+                    let r = store
+                        .reader()
+                        .get_messages("T", q, offset, 32, None, &AcceptAll);
                     match r.status {
                         GetMessageStatus::Found => {
                             for (m, qo) in r.messages.iter().zip(&r.queue_offsets) {

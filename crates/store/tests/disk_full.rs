@@ -3,7 +3,7 @@
 mod common;
 
 use common::{put_one, read_all_bodies, record, small_config};
-use store::{Environment, ManualClock, ManualDiskUsage, MessageStore, StoreError};
+use store::{Environment, ManualClock, ManualDiskUsage, StandaloneStore, StoreError};
 
 #[test]
 fn writes_are_refused_above_the_threshold_and_resume_below_it() {
@@ -15,7 +15,7 @@ fn writes_are_refused_above_the_threshold_and_resume_below_it() {
         clock: ManualClock::new(1_000, 12),
         disk: disk.clone(),
     };
-    let (store, _) = MessageStore::open_with(config, env).unwrap();
+    let (store, _) = StandaloneStore::open_with(config, env).unwrap();
     put_one(&store, &record("T", 0, b"before"));
     disk.set(0.95);
     match store.put_messages_nowait(&[&record("T", 0, b"refused")]) {
@@ -50,7 +50,7 @@ fn real_filesystem_threshold_of_zero_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small_config(dir.path());
     config.disk_space_warning_level_ratio = 0.0;
-    let (store, _) = MessageStore::open(config).unwrap();
+    let (store, _) = StandaloneStore::open(config).unwrap();
     assert!(matches!(
         store.put_messages_nowait(&[&record("T", 0, b"x")]),
         Err(StoreError::DiskFull { .. })

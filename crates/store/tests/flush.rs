@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{put_one, record, small_config, wait_until};
-use store::{FlushDiskType, MessageStore, PutStatus};
+use store::{FlushDiskType, PutStatus, StandaloneStore};
 
 #[test]
 fn sync_flush_shares_fsyncs_between_concurrent_puts() {
@@ -14,7 +14,7 @@ fn sync_flush_shares_fsyncs_between_concurrent_puts() {
     let mut config = small_config(dir.path());
     config.flush_disk_type = FlushDiskType::SyncFlush;
     config.mapped_file_size_commit_log = 4 << 20;
-    let (store, _) = MessageStore::open(config).unwrap();
+    let (store, _) = StandaloneStore::open(config).unwrap();
     let store = Arc::new(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -60,7 +60,7 @@ fn async_flush_makes_data_durable_in_the_background() {
     let mut config = small_config(dir.path());
     config.flush_interval_commit_log_ms = 10;
     config.flush_interval_consume_queue_ms = 10;
-    let (store, _) = MessageStore::open(config).unwrap();
+    let (store, _) = StandaloneStore::open(config).unwrap();
     let r = put_one(&store, &record("T", 0, b"lazy"));
     let end = r.phys_offset as u64 + r.size as u64;
     assert!(
@@ -76,10 +76,10 @@ fn sync_put_after_restart_waits_for_its_own_fsync() {
     let mut config = small_config(dir.path());
     config.flush_disk_type = FlushDiskType::SyncFlush;
     {
-        let (store, _) = MessageStore::open(config.clone()).unwrap();
+        let (store, _) = StandaloneStore::open(config.clone()).unwrap();
         put_one(&store, &record("T", 0, b"first"));
     }
-    let (store, _) = MessageStore::open(config).unwrap();
+    let (store, _) = StandaloneStore::open(config).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

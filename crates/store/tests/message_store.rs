@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use common::{body_of, put_one, read_all_bodies, record, small_config, Msg};
 use message::{tag_hash, MessageView};
-use store::{AcceptAll, Boundary, GetMessageStatus, MessageStore, StoreError};
+use store::{AcceptAll, Boundary, GetMessageStatus, StandaloneStore, StoreError};
 
 #[test]
 fn queue_offsets_are_dense_and_records_are_patched() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     let mut results = Vec::new();
     for i in 0..10 {
         let q = (i % 2) as i32;
@@ -26,7 +26,7 @@ fn queue_offsets_are_dense_and_records_are_patched() {
         assert_eq!(offsets, expect);
     }
     for (q, r) in &results {
-        let stored = store.message_at(r.phys_offset).unwrap();
+        let stored = store.reader().message_at(r.phys_offset).unwrap();
         let view = MessageView::parse(&stored).unwrap();
         assert_eq!(view.physical_offset(), r.phys_offset);
         assert_eq!(view.queue_offset(), r.queue_offset);
@@ -35,18 +35,21 @@ fn queue_offsets_are_dense_and_records_are_patched() {
         assert_eq!(stored.len() as i32, r.size);
     }
     assert!(
-        store.message_at(results[0].1.phys_offset + 1).is_none(),
+        store
+            .reader()
+            .message_at(results[0].1.phys_offset + 1)
+            .is_none(),
         "not a record start"
     );
-    assert_eq!(store.max_offset("TopicA", 0), 5);
-    assert_eq!(store.min_offset("TopicA", 0), 0);
-    assert_eq!(store.max_offset("Nope", 0), 0);
+    assert_eq!(store.reader().max_offset("TopicA", 0), 5);
+    assert_eq!(store.reader().min_offset("TopicA", 0), 0);
+    assert_eq!(store.reader().max_offset("Nope", 0), 0);
 }
 
 #[test]
 fn batch_put_assigns_consecutive_offsets_across_queues() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     let recs: Vec<Vec<u8>> = (0..6)
         .map(|i| record("T", (i % 3) as i32, &body_of(i, 50)))
         .collect();
@@ -55,46 +58,56 @@ fn batch_put_assigns_consecutive_offsets_across_queues() {
     let offsets: Vec<i64> = pending.messages.iter().map(|m| m.queue_offset).collect();
     assert_eq!(offsets, vec![0, 0, 0, 1, 1, 1]);
     for q in 0..3 {
-        assert_eq!(store.max_offset("T", q), 2);
+        assert_eq!(store.reader().max_offset("T", q), 2);
     }
 }
 
 #[test]
 fn get_statuses_follow_rocketmq() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
-    let unknown = store.get_messages("T", 0, 0, 32, None, &AcceptAll);
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
+    let unknown = store.reader().get_messages("T", 0, 0, 32, None, &AcceptAll);
     assert_eq!(unknown.status, GetMessageStatus::NoMatchedLogicQueue);
     for i in 0..40 {
         put_one(&store, &record("T", 0, &body_of(i, 200)));
     }
-    let first = store.get_messages("T", 0, 0, 32, None, &AcceptAll);
+    let first = store.reader().get_messages("T", 0, 0, 32, None, &AcceptAll);
     assert_eq!(first.status, GetMessageStatus::Found);
     assert_eq!(first.messages.len(), 32);
     assert_eq!(first.next_begin_offset, 32);
     assert_eq!((first.min_offset, first.max_offset), (0, 40));
     assert_eq!(first.queue_offsets, (0..32).collect::<Vec<i64>>());
-    let rest = store.get_messages("T", 0, 32, 32, None, &AcceptAll);
+    let rest = store
+        .reader()
+        .get_messages("T", 0, 32, 32, None, &AcceptAll);
     assert_eq!(rest.messages.len(), 8);
     assert_eq!(rest.next_begin_offset, 40);
-    let caught_up = store.get_messages("T", 0, 40, 32, None, &AcceptAll);
+    let caught_up = store
+        .reader()
+        .get_messages("T", 0, 40, 32, None, &AcceptAll);
     assert_eq!(caught_up.status, GetMessageStatus::OffsetOverflowOne);
     assert_eq!(caught_up.next_begin_offset, 40);
-    let beyond = store.get_messages("T", 0, 99, 32, None, &AcceptAll);
+    let beyond = store
+        .reader()
+        .get_messages("T", 0, 99, 32, None, &AcceptAll);
     assert_eq!(beyond.status, GetMessageStatus::OffsetOverflowBadly);
     // Byte limit: at least one message, never more than the limit after the first.
-    let one_kb = store.get_messages("T", 0, 0, 32, Some(700), &AcceptAll);
+    let one_kb = store
+        .reader()
+        .get_messages("T", 0, 0, 32, Some(700), &AcceptAll);
     let size = one_kb.messages[0].len();
     assert_eq!(one_kb.messages.len(), 700 / size);
     assert_eq!(one_kb.next_begin_offset, (700 / size) as i64);
-    let tiny = store.get_messages("T", 0, 0, 32, Some(1), &AcceptAll);
+    let tiny = store
+        .reader()
+        .get_messages("T", 0, 0, 32, Some(1), &AcceptAll);
     assert_eq!(tiny.messages.len(), 1);
 }
 
 #[test]
 fn tag_filter_skips_and_reports_no_match() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     for i in 0..10 {
         let mut m = Msg::new("T", 0, b"x");
         m.tags = Some(if i < 8 { "TagA" } else { "TagB" });
@@ -102,7 +115,7 @@ fn tag_filter_skips_and_reports_no_match() {
     }
     let tag_b = tag_hash("TagB");
     let only_b = |code: i64| code == tag_b;
-    let r = store.get_messages("T", 0, 0, 32, None, &only_b);
+    let r = store.reader().get_messages("T", 0, 0, 32, None, &only_b);
     assert_eq!(r.status, GetMessageStatus::Found);
     assert_eq!(r.messages.len(), 2);
     assert_eq!(r.queue_offsets, vec![8, 9]);
@@ -110,13 +123,14 @@ fn tag_filter_skips_and_reports_no_match() {
     let parsed = message::TagFilter::parse("TagB || TagC").unwrap();
     assert_eq!(
         store
+            .reader()
             .get_messages("T", 0, 0, 32, None, &parsed)
             .messages
             .len(),
         2
     );
     let only_c = |code: i64| code == tag_hash("TagC");
-    let none = store.get_messages("T", 0, 0, 32, None, &only_c);
+    let none = store.reader().get_messages("T", 0, 0, 32, None, &only_c);
     assert_eq!(none.status, GetMessageStatus::NoMatchedMessage);
     assert!(none.messages.is_empty());
     assert_eq!(none.next_begin_offset, 10, "filtered entries are consumed");
@@ -130,7 +144,7 @@ fn queries_by_key_time_and_id() {
         clock: clock.clone(),
         disk: store::ManualDiskUsage::new(0.1),
     };
-    let (store, _) = MessageStore::open_with(small_config(dir.path()), env).unwrap();
+    let (store, _) = StandaloneStore::open_with(small_config(dir.path()), env).unwrap();
     let mut phys = Vec::new();
     for i in 0..20 {
         clock.set_ms(1_000_000 + (i / 2) as i64 * 1000);
@@ -141,7 +155,7 @@ fn queries_by_key_time_and_id() {
         m.uniq = Some(&uniq);
         phys.push(put_one(&store, &m.encode()).phys_offset);
     }
-    let q = store.query_by_key("T", "order-3", 10, 0, i64::MAX);
+    let q = store.reader().query_by_key("T", "order-3", 10, 0, i64::MAX);
     let found: Vec<i64> = q
         .messages
         .iter()
@@ -152,34 +166,56 @@ fn queries_by_key_time_and_id() {
         vec![phys[18], phys[13], phys[8], phys[3]],
         "newest first"
     );
-    let q = store.query_by_key("T", "order-3", 2, 0, i64::MAX);
+    let q = store.reader().query_by_key("T", "order-3", 2, 0, i64::MAX);
     assert_eq!(q.messages.len(), 2);
-    let q = store.query_by_key("T", "UNIQ0007", 10, 0, i64::MAX);
+    let q = store
+        .reader()
+        .query_by_key("T", "UNIQ0007", 10, 0, i64::MAX);
     assert_eq!(q.messages.len(), 1);
     assert!(store
+        .reader()
         .query_by_key("Other", "order-3", 10, 0, i64::MAX)
         .messages
         .is_empty());
-    let q = store.query_by_key("T", "order-3", 10, 1_000_000 + 5_000, i64::MAX);
+    let q = store
+        .reader()
+        .query_by_key("T", "order-3", 10, 1_000_000 + 5_000, i64::MAX);
     assert_eq!(q.messages.len(), 2, "time-bounded");
 
     assert_eq!(
-        store.offset_by_timestamp("T", 0, 1_003_000, Boundary::Lower),
+        store
+            .reader()
+            .offset_by_timestamp("T", 0, 1_003_000, Boundary::Lower),
         6
     );
     assert_eq!(
-        store.offset_by_timestamp("T", 0, 1_003_000, Boundary::Upper),
+        store
+            .reader()
+            .offset_by_timestamp("T", 0, 1_003_000, Boundary::Upper),
         7
     );
-    assert_eq!(store.offset_by_timestamp("T", 0, 0, Boundary::Lower), 0);
     assert_eq!(
-        store.offset_by_timestamp("T", 0, 9_999_999, Boundary::Lower),
+        store
+            .reader()
+            .offset_by_timestamp("T", 0, 0, Boundary::Lower),
+        0
+    );
+    assert_eq!(
+        store
+            .reader()
+            .offset_by_timestamp("T", 0, 9_999_999, Boundary::Lower),
         20
     );
-    assert_eq!(store.earliest_message_time("T", 0), Some(1_000_000));
-    assert_eq!(store.last_message_time("T", 0), Some(1_009_000));
-    assert_eq!(store.last_message_time("T", 1), None);
-    assert_eq!(store.earliest_message_time_in_store(), Some(1_000_000));
+    assert_eq!(
+        store.reader().earliest_message_time("T", 0),
+        Some(1_000_000)
+    );
+    assert_eq!(store.reader().last_message_time("T", 0), Some(1_009_000));
+    assert_eq!(store.reader().last_message_time("T", 1), None);
+    assert_eq!(
+        store.reader().earliest_message_time_in_store(),
+        Some(1_000_000)
+    );
 }
 
 #[test]
@@ -190,7 +226,7 @@ fn store_timestamps_never_go_backwards() {
         clock: clock.clone(),
         disk: store::ManualDiskUsage::new(0.1),
     };
-    let (store, _) = MessageStore::open_with(small_config(dir.path()), env).unwrap();
+    let (store, _) = StandaloneStore::open_with(small_config(dir.path()), env).unwrap();
     let a = put_one(&store, &record("T", 0, b"a"));
     clock.set_ms(1_000);
     let b = put_one(&store, &record("T", 0, b"b"));
@@ -202,14 +238,14 @@ fn store_timestamps_never_go_backwards() {
 fn restart_continues_queue_offsets() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+        let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
         for i in 0..30 {
             put_one(&store, &record("T", 1, &body_of(i, 3000)));
         }
     }
-    let (store, recovery) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, recovery) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert_eq!(recovery.commit_log.cut, None);
-    assert_eq!(store.max_offset("T", 1), 30);
+    assert_eq!(store.reader().max_offset("T", 1), 30);
     assert_eq!(put_one(&store, &record("T", 1, b"next")).queue_offset, 30);
     let bodies = read_all_bodies(&store, "T", 1);
     assert_eq!(bodies.len(), 31);
@@ -219,7 +255,7 @@ fn restart_continues_queue_offsets() {
 #[test]
 fn bad_input_is_refused_without_consuming_offsets() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     put_one(&store, &record("T", 0, b"ok"));
     let good = record("T", 0, b"fine");
     let mut torn = record("T", 0, b"broken");
@@ -257,25 +293,27 @@ fn bad_input_is_refused_without_consuming_offsets() {
 #[test]
 fn half_transaction_messages_get_no_queue_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     let mut half = Msg::new("T", 0, b"half");
     half.sys_flag = 0x4;
     let r = put_one(&store, &half.encode());
     assert_eq!(r.queue_offset, 0);
-    assert!(store.message_at(r.phys_offset).is_some());
-    assert_eq!(store.max_offset("T", 0), 0);
+    assert!(store.reader().message_at(r.phys_offset).is_some());
+    assert_eq!(store.reader().max_offset("T", 0), 0);
     assert_eq!(put_one(&store, &record("T", 0, b"normal")).queue_offset, 0);
 }
 
 #[test]
 fn arrival_listener_sees_new_max_offsets() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     let calls = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let seen = Arc::clone(&calls);
-    store.set_arrival_listener(Arc::new(move |topic: &str, q: i32, max: i64| {
-        seen.lock().push((topic.to_string(), q, max));
-    }));
+    store
+        .reader()
+        .set_arrival_listener(Arc::new(move |topic: &str, q: i32, max: i64| {
+            seen.lock().push((topic.to_string(), q, max));
+        }));
     put_one(&store, &record("T", 3, b"a"));
     put_one(&store, &record("T", 3, b"b"));
     assert_eq!(
@@ -287,12 +325,13 @@ fn arrival_listener_sees_new_max_offsets() {
 #[test]
 fn delete_topic_drops_its_queues() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     put_one(&store, &record("Gone", 0, b"a"));
     put_one(&store, &record("Kept", 0, b"b"));
     store.delete_topic("Gone").unwrap();
     assert_eq!(
         store
+            .reader()
             .get_messages("Gone", 0, 0, 32, None, &AcceptAll)
             .status,
         GetMessageStatus::NoMatchedLogicQueue
@@ -302,7 +341,7 @@ fn delete_topic_drops_its_queues() {
         put_one(&store, &record("Gone", 0, b"again")).queue_offset,
         0
     );
-    assert_eq!(store.max_offset("Kept", 0), 1);
+    assert_eq!(store.reader().max_offset("Kept", 0), 1);
 }
 
 #[test]
@@ -310,9 +349,12 @@ fn reads_share_memory_and_outlive_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let held;
     {
-        let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+        let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
         put_one(&store, &record("T", 0, b"kept alive"));
-        held = store.get_messages("T", 0, 0, 1, None, &AcceptAll).messages;
+        held = store
+            .reader()
+            .get_messages("T", 0, 0, 1, None, &AcceptAll)
+            .messages;
     }
     assert_eq!(held.len(), 1);
     assert_eq!(MessageView::parse(&held[0]).unwrap().body(), b"kept alive");
@@ -321,9 +363,9 @@ fn reads_share_memory_and_outlive_the_store() {
 #[test]
 fn runtime_info_reports_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     put_one(&store, &record("T", 0, b"a"));
-    store.get_messages("T", 0, 0, 32, None, &AcceptAll);
+    store.reader().get_messages("T", 0, 0, 32, None, &AcceptAll);
     let info = store.runtime_info();
     assert_eq!(info["putMessageTimesTotal"], "1");
     assert_eq!(info["getFoundTimesTotal"], "1");
@@ -338,10 +380,10 @@ fn store_timestamps_stay_monotonic_across_restarts() {
         disk: store::ManualDiskUsage::new(0.1),
     };
     {
-        let (store, _) = MessageStore::open_with(small_config(dir.path()), env(50_000)).unwrap();
+        let (store, _) = StandaloneStore::open_with(small_config(dir.path()), env(50_000)).unwrap();
         put_one(&store, &record("T", 0, b"a"));
     }
-    let (store, _) = MessageStore::open_with(small_config(dir.path()), env(10_000)).unwrap();
+    let (store, _) = StandaloneStore::open_with(small_config(dir.path()), env(10_000)).unwrap();
     assert_eq!(
         put_one(&store, &record("T", 0, b"b")).store_timestamp_ms,
         50_000
@@ -355,7 +397,7 @@ fn scheduled_messages_carry_their_delivery_time_as_tags_code() {
         clock: store::ManualClock::new(100_000, 12),
         disk: store::ManualDiskUsage::new(0.1),
     };
-    let (store, _) = MessageStore::open_with(small_config(dir.path()), env).unwrap();
+    let (store, _) = StandaloneStore::open_with(small_config(dir.path()), env).unwrap();
     let props = message::properties::encode([("DELAY", "3"), ("TAGS", "TagA")]);
     let draft = message::MessageDraft {
         topic: "SCHEDULE_TOPIC_XXXX",
@@ -378,6 +420,7 @@ fn scheduled_messages_carry_their_delivery_time_as_tags_code() {
     let due_now = |code: i64| code <= 100_000 + 9_999;
     assert_eq!(
         store
+            .reader()
             .get_messages("SCHEDULE_TOPIC_XXXX", 2, 0, 32, None, &due_now)
             .status,
         GetMessageStatus::NoMatchedMessage
@@ -385,6 +428,7 @@ fn scheduled_messages_carry_their_delivery_time_as_tags_code() {
     let due_later = |code: i64| code == 110_000;
     assert_eq!(
         store
+            .reader()
             .get_messages("SCHEDULE_TOPIC_XXXX", 2, 0, 32, None, &due_later)
             .messages
             .len(),
@@ -395,9 +439,9 @@ fn scheduled_messages_carry_their_delivery_time_as_tags_code() {
 #[test]
 fn a_store_directory_has_one_owner() {
     let dir = tempfile::tempdir().unwrap();
-    let (first, _) = MessageStore::open(small_config(dir.path())).unwrap();
-    let second = MessageStore::open(small_config(dir.path()));
+    let (first, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
+    let second = StandaloneStore::open(small_config(dir.path()));
     assert!(matches!(second, Err(StoreError::Config(_))));
     drop(first);
-    MessageStore::open(small_config(dir.path())).unwrap();
+    StandaloneStore::open(small_config(dir.path())).unwrap();
 }

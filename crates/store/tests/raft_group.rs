@@ -165,7 +165,7 @@ impl Cluster {
     async fn wait_queue(&self, topic: &str, queue_id: i32, count: i64) {
         for (i, s) in self.running() {
             tokio::time::timeout(WAIT, async {
-                while s.max_offset(topic, queue_id) < count {
+                while s.reader().max_offset(topic, queue_id) < count {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             })
@@ -173,11 +173,11 @@ impl Cluster {
             .unwrap_or_else(|_| {
                 panic!(
                     "node {i} has {} of {count} entries in {topic}:{queue_id}",
-                    s.max_offset(topic, queue_id)
+                    s.reader().max_offset(topic, queue_id)
                 )
             });
             assert_eq!(
-                s.max_offset(topic, queue_id),
+                s.reader().max_offset(topic, queue_id),
                 count,
                 "node {i} has extra entries"
             );
@@ -217,9 +217,11 @@ async fn put(
 /// Every record of a queue as this node serves it: (queue offset, physical offset, bytes).
 fn queue_records(store: &ReplicatedStore, topic: &str, queue_id: i32) -> Vec<(i64, Bytes)> {
     let mut out = Vec::new();
-    let mut offset = store.min_offset(topic, queue_id);
+    let mut offset = store.reader().min_offset(topic, queue_id);
     for _ in 0..10_000 {
-        let r = store.get_messages(topic, queue_id, offset, 32, None, &AcceptAll);
+        let r = store
+            .reader()
+            .get_messages(topic, queue_id, offset, 32, None, &AcceptAll);
         if r.messages.is_empty() && r.next_begin_offset <= offset {
             break;
         }
@@ -238,8 +240,9 @@ fn assert_same_queue(c: &Cluster, a: usize, b: usize, topic: &str, queue_id: i32
     let rb = queue_records(c.store(b), topic, queue_id);
     let from = c
         .store(a)
+        .reader()
         .min_offset(topic, queue_id)
-        .max(c.store(b).min_offset(topic, queue_id));
+        .max(c.store(b).reader().min_offset(topic, queue_id));
     let ra: Vec<_> = ra.into_iter().filter(|(o, _)| *o >= from).collect();
     let rb: Vec<_> = rb.into_iter().filter(|(o, _)| *o >= from).collect();
     assert_eq!(
@@ -253,8 +256,8 @@ fn assert_same_queue(c: &Cluster, a: usize, b: usize, topic: &str, queue_id: i32
         let view = MessageView::parse(ma).unwrap();
         assert_eq!(view.queue_offset(), *oa);
         let phys = view.physical_offset();
-        assert_eq!(c.store(a).message_at(phys).as_ref(), Some(ma));
-        assert_eq!(c.store(b).message_at(phys).as_ref(), Some(ma));
+        assert_eq!(c.store(a).reader().message_at(phys).as_ref(), Some(ma));
+        assert_eq!(c.store(b).reader().message_at(phys).as_ref(), Some(ma));
     }
     ra.len()
 }
@@ -330,7 +333,10 @@ async fn leader_puts_reach_every_node_identically() {
         assert_eq!(assert_same_queue(&c, l, other, "T", 1), 40);
         assert_eq!(assert_same_queue(&c, l, other, "U", 0), 30);
         // The key index is built from committed entries on followers too.
-        let found = c.store(other).query_by_key("T", "key-7", 4, 0, i64::MAX);
+        let found = c
+            .store(other)
+            .reader()
+            .query_by_key("T", "key-7", 4, 0, i64::MAX);
         assert!(!found.messages.is_empty(), "node {other} cannot find key-7");
     }
     for node in &c.nodes {
@@ -376,7 +382,7 @@ async fn uncommitted_entries_are_never_dispatched_and_are_cut_on_rejoin() {
     let s = c.store(old);
     assert!(s.commit_log().last_index() > s.status().applied_index);
     assert_eq!(
-        s.max_offset("T", 0),
+        s.reader().max_offset("T", 0),
         20,
         "uncommitted entries were dispatched"
     );
@@ -429,7 +435,7 @@ async fn restarted_node_catches_up_and_dispatches_once() {
     })
     .await
     .unwrap();
-    assert_eq!(s.max_offset("T", 0), 100);
+    assert_eq!(s.reader().max_offset("T", 0), 100);
     assert_eq!(assert_same_queue(&c, l, f, "T", 0), 100);
     let ops: Vec<Vec<u8>> = c.nodes[f]
         .metadata
@@ -498,7 +504,7 @@ async fn node_behind_retention_is_reset_and_its_queues_go_on() {
     assert!(first > f_last + 20, "retention did not move the log start");
     assert!(c.store(l).removed_segments() > 0);
     assert!(
-        c.store(l).min_offset("T", 0) > 0,
+        c.store(l).reader().min_offset("T", 0) > 0,
         "queue files below the log start stay"
     );
 
@@ -514,7 +520,7 @@ async fn node_behind_retention_is_reset_and_its_queues_go_on() {
     assert!(!c.nodes[f].metadata.restarts.lock().is_empty());
     let shared = assert_same_queue(&c, l, f, "T", 0);
     assert!(shared > 0);
-    assert_eq!(s.max_offset("T", 0), total);
+    assert_eq!(s.reader().max_offset("T", 0), total);
     assert_same_frames(&c);
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 use common::{body_of, put_one, read_all_bodies, record, small_config};
 use raft::entry::{Entry, ENTRY_HEADER_LEN};
-use store::{MessageStore, PutMessageResult};
+use store::{PutMessageResult, StandaloneStore};
 
 const SEGMENT: u64 = 64 * 1024;
 
@@ -54,7 +54,7 @@ fn read_at(path: &Path, at: u64, len: usize) -> Vec<u8> {
 /// Puts 5 messages, checkpoints, puts 5 more, then "crashes" back to that checkpoint.
 /// Returns the put results and the bodies.
 fn ten_messages_with_old_checkpoint(dir: &Path) -> (Vec<PutMessageResult>, Vec<Vec<u8>>) {
-    let (store, _) = MessageStore::open(small_config(dir)).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir)).unwrap();
     let bodies: Vec<Vec<u8>> = (0..10).map(|i| body_of(i, 900)).collect();
     let mut results = Vec::new();
     for b in &bodies[..5] {
@@ -76,9 +76,9 @@ fn frame_span(r: &PutMessageResult) -> (u64, u64) {
 }
 
 fn assert_serves_prefix(dir: &Path, bodies: &[Vec<u8>], valid: usize) {
-    let (store, recovery) = MessageStore::open(small_config(dir)).unwrap();
+    let (store, recovery) = StandaloneStore::open(small_config(dir)).unwrap();
     assert_eq!(
-        store.max_offset("T", 0),
+        store.reader().max_offset("T", 0),
         valid as i64,
         "recovery: {recovery:?}"
     );
@@ -87,7 +87,7 @@ fn assert_serves_prefix(dir: &Path, bodies: &[Vec<u8>], valid: usize) {
     let next = put_one(&store, &record("T", 0, b"after recovery"));
     assert_eq!(next.queue_offset, valid as i64);
     drop(store);
-    let (store, recovery) = MessageStore::open(small_config(dir)).unwrap();
+    let (store, recovery) = StandaloneStore::open(small_config(dir)).unwrap();
     assert_eq!(recovery.commit_log.cut, None);
     let mut expected = bodies[..valid].to_vec();
     expected.push(b"after recovery".to_vec());
@@ -105,7 +105,7 @@ fn torn_write_in_the_middle_of_the_last_frame() {
         rel + size / 2,
         &vec![0u8; (size - size / 2) as usize],
     );
-    let (_, recovery) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (_, recovery) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert!(recovery.commit_log.cut.is_some(), "{recovery:?}");
     assert_eq!(recovery.commit_log.last_index, 9);
     assert_serves_prefix(dir.path(), &bodies, 9);
@@ -143,7 +143,7 @@ fn flipped_bit_in_a_body_cuts_from_there_and_queues_follow() {
 #[test]
 fn garbage_after_the_end_is_erased() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     let bodies: Vec<Vec<u8>> = (0..6).map(|i| body_of(i, 500)).collect();
     let mut last = None;
     for b in &bodies {
@@ -156,7 +156,7 @@ fn garbage_after_the_end_is_erased() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     write_at(&file, rel, &garbage);
-    let (_, recovery) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (_, recovery) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert!(recovery.commit_log.cut.is_some());
     assert_eq!(recovery.commit_log.last_index, 6);
     assert_eq!(
@@ -189,7 +189,7 @@ fn lost_consume_queue_tail_is_rebuilt_from_the_log() {
     // Entries 6..9 never reached the disk.
     let cq = dir.path().join(format!("consumequeue/T/0/{:020}", 0));
     write_at(&cq, 6 * 20, &[0u8; 4 * 20]);
-    let (store, recovery) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, recovery) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert_eq!(recovery.commit_log.cut, None);
     assert!(recovery.dispatch.records >= 5, "{recovery:?}");
     assert_eq!(read_all_bodies(&store, "T", 0), bodies);
@@ -201,7 +201,7 @@ fn torn_consume_queue_entry_is_replaced() {
     let (_, bodies) = ten_messages_with_old_checkpoint(dir.path());
     let cq = dir.path().join(format!("consumequeue/T/0/{:020}", 0));
     write_at(&cq, 9 * 20, &[0x7F; 12]);
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert_eq!(read_all_bodies(&store, "T", 0), bodies);
 }
 
@@ -210,7 +210,7 @@ fn all_derived_files_lost_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let bodies: Vec<Vec<u8>> = (0..200).map(|i| body_of(i, 1000)).collect();
     {
-        let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+        let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
         for (i, b) in bodies.iter().enumerate() {
             let mut m = common::Msg::new("T", (i % 4) as i32, b);
             let key = format!("k{i}");
@@ -221,7 +221,7 @@ fn all_derived_files_lost_are_rebuilt() {
     std::fs::remove_dir_all(dir.path().join("consumequeue")).unwrap();
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
     std::fs::remove_file(dir.path().join("checkpoint")).unwrap();
-    let (store, recovery) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, recovery) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert_eq!(recovery.dispatch.records, 200);
     for q in 0..4 {
         let expected: Vec<Vec<u8>> = bodies.iter().skip(q).step_by(4).cloned().collect();
@@ -229,6 +229,7 @@ fn all_derived_files_lost_are_rebuilt() {
     }
     assert_eq!(
         store
+            .reader()
             .query_by_key("T", "k123", 10, 0, i64::MAX)
             .messages
             .len(),
@@ -242,7 +243,7 @@ fn recovery_after_many_segments_verifies_from_the_checkpoint() {
     let bodies: Vec<Vec<u8>> = (0..300).map(|i| body_of(i, 1500)).collect();
     let saved;
     {
-        let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+        let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
         for b in &bodies[..250] {
             put_one(&store, &record("T", 0, b));
         }
@@ -253,7 +254,7 @@ fn recovery_after_many_segments_verifies_from_the_checkpoint() {
         }
     }
     restore_checkpoints(dir.path(), &saved);
-    let (store, recovery) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, recovery) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert_eq!(
         recovery.commit_log.frames_verified, 50,
         "only the part after the checkpoint"
@@ -265,7 +266,7 @@ fn recovery_after_many_segments_verifies_from_the_checkpoint() {
 #[test]
 fn deleted_topic_does_not_come_back_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     for i in 0..3 {
         put_one(&store, &record("Gone", 0, &body_of(i, 100)));
     }
@@ -277,6 +278,6 @@ fn deleted_topic_does_not_come_back_after_a_crash() {
     );
     drop(store);
     restore_checkpoints(dir.path(), &saved);
-    let (store, _) = MessageStore::open(small_config(dir.path())).unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert_eq!(read_all_bodies(&store, "Gone", 0), vec![b"reborn".to_vec()]);
 }

@@ -5,7 +5,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{body_of, put_one, read_all_bodies, record, small_config, Msg};
-use store::{AcceptAll, Environment, GetMessageStatus, ManualClock, ManualDiskUsage, MessageStore};
+use store::{
+    AcceptAll, Environment, GetMessageStatus, ManualClock, ManualDiskUsage, StandaloneStore,
+};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -18,7 +20,7 @@ fn now_ms() -> i64 {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: MessageStore,
+    store: StandaloneStore,
     clock: Arc<ManualClock>,
     disk: Arc<ManualDiskUsage>,
 }
@@ -37,7 +39,7 @@ fn fixture(reserved_hours: u64) -> Fixture {
         clock: clock.clone(),
         disk: disk.clone(),
     };
-    let (store, _) = MessageStore::open_with(config, env).unwrap();
+    let (store, _) = StandaloneStore::open_with(config, env).unwrap();
     for i in 0..200 {
         let body = body_of(i, 2000);
         let key = format!("key-{i}");
@@ -53,7 +55,7 @@ fn fixture(reserved_hours: u64) -> Fixture {
     }
 }
 
-fn segment_count(store: &MessageStore) -> usize {
+fn segment_count(store: &StandaloneStore) -> usize {
     store.commit_log().segments().len()
 }
 
@@ -90,9 +92,12 @@ fn expired_segments_go_at_the_delete_hour_but_never_the_active_one() {
     assert!(first_pos > 0);
 
     // Queues start after the removed messages; old offsets are "too small".
-    let min = f.store.min_offset("T", 0);
+    let min = f.store.reader().min_offset("T", 0);
     assert!(min > 0);
-    let r = f.store.get_messages("T", 0, 0, 32, None, &AcceptAll);
+    let r = f
+        .store
+        .reader()
+        .get_messages("T", 0, 0, 32, None, &AcceptAll);
     assert_eq!(r.status, GetMessageStatus::OffsetTooSmall);
     assert_eq!(r.next_begin_offset, min);
     let kept = read_all_bodies(&f.store, "T", 0);
@@ -100,11 +105,13 @@ fn expired_segments_go_at_the_delete_hour_but_never_the_active_one() {
     assert_eq!(kept.last().unwrap(), &body_of(198, 2000));
     assert!(f
         .store
+        .reader()
         .query_by_key("T", "key-0", 10, 0, i64::MAX)
         .messages
         .is_empty());
     assert_eq!(
         f.store
+            .reader()
             .query_by_key("T", "key-199", 10, 0, i64::MAX)
             .messages
             .len(),
@@ -117,11 +124,11 @@ fn expired_segments_go_at_the_delete_hour_but_never_the_active_one() {
     let root = f.store.config().store_path_root_dir.clone();
     let config = f.store.config().clone();
     drop(f.store);
-    let (store, recovery) = MessageStore::open(config).unwrap();
+    let (store, recovery) = StandaloneStore::open(config).unwrap();
     assert_eq!(recovery.commit_log.cut, None);
     assert_eq!(store.commit_log().first_pos(), first_pos);
-    assert_eq!(store.min_offset("T", 0), min);
-    assert_eq!(store.max_offset("T", 0), 101);
+    assert_eq!(store.reader().min_offset("T", 0), min);
+    assert_eq!(store.reader().max_offset("T", 0), 101);
     assert!(root.exists());
 }
 

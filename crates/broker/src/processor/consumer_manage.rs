@@ -35,10 +35,19 @@ pub fn query_offset(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
             )
         }
         None => {
-            let min = ctx.store.min_offset(&header.topic, header.queue_id);
-            let max = ctx.store.max_offset(&header.topic, header.queue_id);
-            let starts_in_memory =
-                max == 0 || ctx.store.is_in_memory(&header.topic, header.queue_id, 0);
+            let min = ctx
+                .store
+                .reader()
+                .min_offset(&header.topic, header.queue_id);
+            let max = ctx
+                .store
+                .reader()
+                .max_offset(&header.topic, header.queue_id);
+            let starts_in_memory = max == 0
+                || ctx
+                    .store
+                    .reader()
+                    .is_in_memory(&header.topic, header.queue_id, 0);
             if min <= 0 && starts_in_memory {
                 0
             } else {

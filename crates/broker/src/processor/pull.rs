@@ -34,7 +34,6 @@ use store::{GetMessageResult, GetMessageStatus};
 use tokio::time::Instant;
 
 use crate::context::BrokerContext;
-use crate::store_facade::GetRequest;
 
 /// Clients wait 30 s for a suspended pull; answer well before.
 pub const MAX_SUSPEND: Duration = Duration::from_secs(25);
@@ -194,8 +193,12 @@ fn subscription_refusal(error: SubscriptionError) -> Refusal {
 fn queue_bounds(ctx: &BrokerContext, header: &PullMessageRequestHeader) -> (i64, i64) {
     if ctx.topics.contains(&header.topic) && header.queue_id >= 0 {
         (
-            ctx.store.min_offset(&header.topic, header.queue_id),
-            ctx.store.max_offset(&header.topic, header.queue_id),
+            ctx.store
+                .reader()
+                .min_offset(&header.topic, header.queue_id),
+            ctx.store
+                .reader()
+                .max_offset(&header.topic, header.queue_id),
         )
     } else {
         (0, 0)
@@ -266,14 +269,12 @@ async fn read_or_wait(
     loop {
         // Registered before the read, so an arrival during the read is not missed.
         let arrival = parked.as_ref().map(|p| p.notified());
-        let read = ctx.store.get(
-            &GetRequest {
-                topic: &header.topic,
-                queue_id: header.queue_id,
-                offset,
-                max_count,
-                max_bytes,
-            },
+        let read = ctx.store.reader().get_messages(
+            &header.topic,
+            header.queue_id,
+            offset,
+            max_count,
+            max_bytes,
             &tag_filter,
         );
         let mut verdict = verdict(read.status, offset);

@@ -26,7 +26,7 @@ pub fn query_message(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
     } else {
         usize::try_from(header.max_num).unwrap_or(1).max(1)
     };
-    let result = ctx.store.query_by_key(
+    let result = ctx.store.reader().query_by_key(
         &header.topic,
         &header.key,
         max_count,
@@ -62,7 +62,7 @@ pub fn view_message(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
         Ok(header) => header,
         Err(refusal) => return refusal.into_response(request),
     };
-    match ctx.store.message_at(header.offset) {
+    match ctx.store.reader().message_at(header.offset) {
         Some(record) => RemotingCommand::success_to(request).with_body(record),
         None => error(
             request,

@@ -19,14 +19,14 @@ fn offset_response(request: &RemotingCommand, offset: i64) -> RemotingCommand {
 
 pub fn max_offset(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     match decode_header::<GetMaxOffsetRequestHeader>(request) {
-        Ok(h) => offset_response(request, ctx.store.max_offset(&h.topic, h.queue_id)),
+        Ok(h) => offset_response(request, ctx.store.reader().max_offset(&h.topic, h.queue_id)),
         Err(refusal) => refusal.into_response(request),
     }
 }
 
 pub fn min_offset(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     match decode_header::<GetMinOffsetRequestHeader>(request) {
-        Ok(h) => offset_response(request, ctx.store.min_offset(&h.topic, h.queue_id)),
+        Ok(h) => offset_response(request, ctx.store.reader().min_offset(&h.topic, h.queue_id)),
         Err(refusal) => refusal.into_response(request),
     }
 }
@@ -38,9 +38,10 @@ pub fn search_by_timestamp(ctx: &BrokerContext, request: &RemotingCommand) -> Re
                 BoundaryType::Lower => Boundary::Lower,
                 BoundaryType::Upper => Boundary::Upper,
             };
-            let offset = ctx
-                .store
-                .offset_by_timestamp(&h.topic, h.queue_id, h.timestamp, boundary);
+            let offset =
+                ctx.store
+                    .reader()
+                    .offset_by_timestamp(&h.topic, h.queue_id, h.timestamp, boundary);
             offset_response(request, offset)
         }
         Err(refusal) => refusal.into_response(request),
@@ -54,6 +55,7 @@ pub fn earliest_store_time(ctx: &BrokerContext, request: &RemotingCommand) -> Re
     };
     match ctx
         .store
+        .reader()
         .earliest_message_time(&header.topic, header.queue_id)
     {
         Some(timestamp) => RemotingCommand::success_to(request)

@@ -64,7 +64,7 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         // The group wants no retries: the message is dropped, as RocketMQ does.
         return RemotingCommand::success_to(request);
     }
-    let Some(record) = ctx.store.message_at(header.offset) else {
+    let Some(record) = ctx.store.reader().message_at(header.offset) else {
         return error(
             request,
             response::SYSTEM_ERROR,

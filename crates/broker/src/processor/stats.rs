@@ -90,10 +90,11 @@ pub fn topic_stats(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCo
     };
     let mut stats = TopicStatsTable::default();
     for queue_id in 0..topic.write_queue_nums.max(0) {
-        let min_offset = ctx.store.min_offset(&header.topic, queue_id);
-        let max_offset = ctx.store.max_offset(&header.topic, queue_id);
+        let min_offset = ctx.store.reader().min_offset(&header.topic, queue_id);
+        let max_offset = ctx.store.reader().max_offset(&header.topic, queue_id);
         let last_update_timestamp = if max_offset > 0 {
             ctx.store
+                .reader()
                 .message_store_time(&header.topic, queue_id, max_offset - 1)
                 .unwrap_or(0)
         } else {
@@ -141,10 +142,11 @@ pub fn consume_stats(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         }
         let committed = ctx.offsets.queue_offsets(group, topic);
         for queue_id in 0..config.read_queue_nums.max(0) {
-            let broker_offset = ctx.store.max_offset(topic, queue_id);
+            let broker_offset = ctx.store.reader().max_offset(topic, queue_id);
             let consumer_offset = committed.get(&queue_id).copied().unwrap_or(0).max(0);
             let last_timestamp = if consumer_offset > 0 {
                 ctx.store
+                    .reader()
                     .message_store_time(topic, queue_id, consumer_offset - 1)
                     .unwrap_or(0)
             } else {

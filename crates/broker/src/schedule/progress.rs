@@ -43,7 +43,7 @@ pub fn runtime_info(ctx: &BrokerContext) -> Vec<(String, String)> {
     (1..=ctx.delay_levels.max_level())
         .map(|level| {
             let queue_id = DelayLevels::queue_id(level);
-            let stored = ctx.store.max_offset(SCHEDULE_TOPIC, queue_id);
+            let stored = ctx.store.reader().max_offset(SCHEDULE_TOPIC, queue_id);
             let delivered = recorded(ctx, level).unwrap_or(0);
             (
                 format!("scheduleMessageOffset_{level}"),

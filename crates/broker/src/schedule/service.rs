@@ -22,7 +22,7 @@ use super::{divert, progress, SCHEDULE_TOPIC};
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
 use crate::processor::record::{append_record, NewMessage};
-use crate::store_facade::{GetRequest, PutError, RecordBatch};
+use crate::store_facade::{PutError, RecordBatch};
 use message::DelayLevels;
 
 /// Longest sleep between two rounds.
@@ -130,7 +130,7 @@ impl Schedule {
     fn correct_progress(&mut self) {
         for level in 1..=self.levels.max_level() {
             let queue_id = DelayLevels::queue_id(level);
-            let max_offset = self.ctx.store.max_offset(SCHEDULE_TOPIC, queue_id);
+            let max_offset = self.ctx.store.reader().max_offset(SCHEDULE_TOPIC, queue_id);
             let recorded = progress::recorded(&self.ctx, level).unwrap_or(0);
             if recorded > max_offset {
                 warn!(
@@ -178,9 +178,9 @@ impl Schedule {
         let start = state
             .delivered_below
             .max(progress::recorded(&self.ctx, level).unwrap_or(0))
-            .max(store.min_offset(SCHEDULE_TOPIC, queue_id));
+            .max(store.reader().min_offset(SCHEDULE_TOPIC, queue_id));
         state.delivered_below = start;
-        let max_offset = store.max_offset(SCHEDULE_TOPIC, queue_id);
+        let max_offset = store.reader().max_offset(SCHEDULE_TOPIC, queue_id);
         if start >= max_offset {
             return Turn::CaughtUp;
         }
@@ -193,18 +193,16 @@ impl Schedule {
         // After a batch of deliveries was refused as a whole, its messages go one at a time
         // so one bad record cannot hold back the others.
         let one_at_a_time = start < state.one_at_a_time_below;
-        let read = store.get(
-            &GetRequest {
-                topic: SCHEDULE_TOPIC,
-                queue_id,
-                offset: start,
-                max_count: if one_at_a_time {
-                    1
-                } else {
-                    MESSAGES_PER_LEVEL_ROUND
-                },
-                max_bytes: Some(DELIVERY_BATCH_MAX_BYTES),
+        let read = store.reader().get_messages(
+            SCHEDULE_TOPIC,
+            queue_id,
+            start,
+            if one_at_a_time {
+                1
+            } else {
+                MESSAGES_PER_LEVEL_ROUND
             },
+            Some(DELIVERY_BATCH_MAX_BYTES),
             &AcceptAll,
         );
         // Where progress goes once `batch` is stored: past every entry looked at.

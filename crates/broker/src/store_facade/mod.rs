@@ -3,26 +3,21 @@
 //! Processors encode stored-message records and hand them to a [`MessageStore`]; they read
 //! queues, offsets and messages back through it, and never learn which store is behind it.
 //!
-//! - [`local`]: [`LocalStore`], the standalone `store::MessageStore`.
+//! - [`standalone`]: [`StandaloneFacade`], `store::StandaloneStore`.
 //! - [`replicated`]: [`ReplicatedFacade`], `store::ReplicatedStore` (DLedger mode: the
 //!   CommitLog is the raft log and only quorum-committed entries are dispatched).
 
-pub mod local;
 pub mod replicated;
+pub mod standalone;
 
-pub use local::LocalStore;
 pub use replicated::ReplicatedFacade;
+pub use standalone::StandaloneFacade;
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
-use message::record::field;
 use remoting::code::response;
-use store::{
-    AcceptAll, ArrivalListener, Boundary, GetMessageResult, PutMessageResult, QueryMessageResult,
-    StoreError, TagsCodeFilter,
-};
+use store::{PutMessageResult, PutMessagesResult, PutStatus, StoreError, StoreReader};
 
 /// Encoded message records, back to back in one buffer, to be stored together (one send
 /// or one batch). Queue offset, physical offset and store timestamp are placeholders the
@@ -158,77 +153,22 @@ impl From<StoreError> for PutError {
 #[error("{0}")]
 pub struct StoreOpError(pub String);
 
-/// A read of one topic-queue (PULL_MESSAGE).
-#[derive(Debug, Clone, Copy)]
-pub struct GetRequest<'a> {
-    pub topic: &'a str,
-    pub queue_id: i32,
-    pub offset: i64,
-    pub max_count: usize,
-    pub max_bytes: Option<usize>,
-}
-
 /// What processors need from message storage. Object-safe: the broker holds an
-/// `Arc<dyn MessageStore>` so a replicated implementation can replace [`LocalStore`].
+/// `Arc<dyn MessageStore>` and never learns which store is behind it. Reads are the
+/// store's own [`StoreReader`], the same for both; only writing and running differ.
 pub trait MessageStore: Send + Sync + 'static {
+    /// Pulls, offsets, time and key lookups, and the arrival hook.
+    fn reader(&self) -> &StoreReader;
+
     /// Stores the records as one unit with dense queue offsets; resolves once they are
     /// durable as the flush / replication policy demands.
     fn put(&self, batch: RecordBatch) -> BoxFuture<'_, Result<PutOutcome, PutError>>;
 
-    /// Reads from a topic-queue, skipping entries `filter` rejects (RocketMQ `getMessage`).
-    fn get(&self, request: &GetRequest<'_>, filter: &dyn TagsCodeFilter) -> GetMessageResult;
-
-    /// Next queue offset to be written (0 for an unknown queue).
-    fn max_offset(&self, topic: &str, queue_id: i32) -> i64;
-
-    /// Smallest retained queue offset.
-    fn min_offset(&self, topic: &str, queue_id: i32) -> i64;
-
-    fn offset_by_timestamp(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        timestamp_ms: i64,
-        boundary: Boundary,
-    ) -> i64;
-
-    /// Store time of the oldest retained message of a queue.
-    fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64>;
-
-    /// Store time of the message at a queue offset.
-    fn message_store_time(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64>;
-
-    /// Store time of the oldest message in the store.
-    fn earliest_message_time_in_store(&self) -> Option<i64>;
-
-    /// The record at a CommitLog offset (VIEW_MESSAGE_BY_ID, CONSUMER_SEND_MSG_BACK).
-    fn message_at(&self, phys_offset: i64) -> Option<Bytes>;
-
-    /// QUERY_MESSAGE by key or UNIQ_KEY.
-    fn query_by_key(
-        &self,
-        topic: &str,
-        key: &str,
-        max_count: usize,
-        begin_ms: i64,
-        end_ms: i64,
-    ) -> QueryMessageResult;
-
-    /// Whether the message at a queue offset is still likely in the page cache (RocketMQ
-    /// decides with it where a brand-new consumer group starts).
-    fn is_in_memory(&self, topic: &str, queue_id: i32, offset: i64) -> bool;
-
     /// Drops a topic's queues.
     fn delete_topic(&self, topic: &str) -> Result<(), StoreOpError>;
 
-    /// Queue id → (min, max) offsets of every queue the store has for `topic`.
-    fn queue_offsets(&self, topic: &str) -> BTreeMap<i32, (i64, i64)>;
-
     /// Facts for GET_BROKER_RUNTIME_INFO.
     fn runtime_info(&self) -> BTreeMap<String, String>;
-
-    /// Called with (topic, queue id, new max offset) whenever messages become readable.
-    fn set_arrival_listener(&self, listener: ArrivalListener);
 
     /// Flushes everything to disk.
     fn flush(&self) -> Result<(), StoreOpError>;
@@ -237,66 +177,16 @@ pub trait MessageStore: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
-/// Store time of the message at a queue offset, read from the record itself.
-pub(crate) fn store_time_at(read: GetMessageResult) -> Option<i64> {
-    let record = read.messages.first()?;
-    let view = message::MessageView::parse(record).ok()?;
-    Some(view.store_timestamp_ms())
-}
-
-/// PHYSICALOFFSET of the first record a read returned.
-pub(crate) fn first_phys_offset(read: &GetMessageResult) -> Option<i64> {
-    let record = read.messages.first()?;
-    let bytes = record.get(field::PHYSICAL_OFFSET..field::PHYSICAL_OFFSET + 8)?;
-    let mut word = [0u8; 8];
-    word.copy_from_slice(bytes);
-    Some(i64::from_be_bytes(word))
-}
-
-/// Physical memory share beyond which RocketMQ assumes a message has left the page cache
-/// (`accessMessageInMemoryMaxRatio`, 40).
-const IN_MEMORY_RATIO: f64 = 0.40;
-
-/// Whether a message `behind_bytes` before the end of the CommitLog is likely cached.
-pub(crate) fn likely_in_memory(behind_bytes: u64) -> bool {
-    static MEMORY_BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let memory = *MEMORY_BYTES.get_or_init(physical_memory_bytes);
-    (behind_bytes as f64) <= memory as f64 * IN_MEMORY_RATIO
-}
-
-/// Physical memory of the machine, or a conservative 1 GiB when unknown.
-fn physical_memory_bytes() -> u64 {
-    // SAFETY: sysconf only reads system constants.
-    let (pages, page_size) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PHYS_PAGES),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
+/// The outcome both stores report, in the facade's terms.
+fn put_outcome(result: PutMessagesResult) -> PutOutcome {
+    let status = match result.status {
+        PutStatus::PutOk => PutOutcomeStatus::Ok,
+        PutStatus::FlushDiskTimeout => PutOutcomeStatus::FlushDiskTimeout,
     };
-    if pages > 0 && page_size > 0 {
-        (pages as u64).saturating_mul(page_size as u64)
-    } else {
-        1 << 30
+    PutOutcome {
+        status,
+        messages: result.messages,
     }
-}
-
-/// The first-record read both stores use for per-offset lookups.
-pub(crate) fn one_record(
-    store: &dyn MessageStore,
-    topic: &str,
-    queue_id: i32,
-    offset: i64,
-) -> GetMessageResult {
-    store.get(
-        &GetRequest {
-            topic,
-            queue_id,
-            offset,
-            max_count: 1,
-            max_bytes: None,
-        },
-        &AcceptAll,
-    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use message::{encode, properties, MessageDraft, MessageView};
-use store::{MessageStore, StoreConfig};
+use store::{StandaloneStore, StoreConfig};
 
 /// A small store: 64 KiB CommitLog segments, 16-entry ConsumeQueue files, no background
 /// flush or checkpoint for an hour (tests decide when state hits the disk).
@@ -95,17 +95,19 @@ pub fn body_of(i: usize, len: usize) -> Vec<u8> {
 }
 
 /// Puts one message per call, synchronously (ASYNC_FLUSH stores complete at once).
-pub fn put_one(store: &MessageStore, rec: &[u8]) -> store::PutMessageResult {
+pub fn put_one(store: &StandaloneStore, rec: &[u8]) -> store::PutMessageResult {
     let pending = store.put_messages_nowait(&[rec]).unwrap();
     pending.messages[0]
 }
 
 /// All bodies of a queue from offset 0 on, in order, read page by page.
-pub fn read_all_bodies(store: &MessageStore, topic: &str, queue_id: i32) -> Vec<Vec<u8>> {
+pub fn read_all_bodies(store: &StandaloneStore, topic: &str, queue_id: i32) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut offset = store.min_offset(topic, queue_id);
+    let mut offset = store.reader().min_offset(topic, queue_id);
     for _ in 0..10_000 {
-        let r = store.get_messages(topic, queue_id, offset, 32, None, &store::AcceptAll);
+        let r = store
+            .reader()
+            .get_messages(topic, queue_id, offset, 32, None, &store::AcceptAll);
         if r.messages.is_empty() {
             break;
         }

@@ -1,23 +1,57 @@
-//! Reads shared by the standalone [`MessageStore`](crate::MessageStore) and the replicated
-//! store: pulls from a ConsumeQueue, offsets, time lookups, lookups by offset and by key. They
-//! only touch published (dispatched, stable) data, so they never take a write lock.
+//! The one read API of a store, the same for the standalone and the replicated store:
+//! pulls from a ConsumeQueue, offsets, time lookups, lookups by CommitLog offset and by key,
+//! and the hook told when messages become readable. Reads only touch published
+//! (dispatched, stable) data, so they never take a write lock; in a replicated store that
+//! is committed data only.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use message::MessageView;
 
 use crate::commit_log::FrameAt;
-use crate::consume_queue::{Boundary, CqEntry};
-use crate::message_store::{
-    GetMessageResult, GetMessageStatus, Inner, QueryMessageResult, TagsCodeFilter,
+use crate::consume_queue::{Boundary, ConsumeQueue, CqEntry};
+use crate::engine::Engine;
+use crate::results::{
+    AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, QueryMessageResult,
+    TagsCodeFilter,
 };
 use crate::stats::StoreStats;
 
-impl Inner {
+/// Reads of one store. Cheap to clone; every clone reads the same store.
+#[derive(Clone)]
+pub struct StoreReader {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for StoreReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreReader")
+            .field("root", &self.engine.config.store_path_root_dir)
+            .finish()
+    }
+}
+
+/// Physical memory share beyond which RocketMQ assumes a message has left the page cache
+/// (`accessMessageInMemoryMaxRatio`, 40).
+const IN_MEMORY_RATIO: f64 = 0.40;
+
+impl StoreReader {
+    pub(crate) fn new(engine: Arc<Engine>) -> StoreReader {
+        StoreReader { engine }
+    }
+
+    /// Registers the hook called with (topic, queue id, new max offset) whenever messages
+    /// become readable (long-polling wake-up); in a replicated store on every member, as
+    /// committed messages are dispatched.
+    pub fn set_arrival_listener(&self, listener: ArrivalListener) {
+        self.engine.set_listener(listener);
+    }
+
     /// Reads up to `max_count` messages of a topic-queue from logical `offset`, skipping
     /// entries `filter` rejects; RocketMQ's `getMessage`.
-    pub(crate) fn get_messages(
+    pub fn get_messages(
         &self,
         topic: &str,
         queue_id: i32,
@@ -26,7 +60,7 @@ impl Inner {
         max_bytes: Option<usize>,
         filter: &dyn TagsCodeFilter,
     ) -> GetMessageResult {
-        let config = &self.config;
+        let config = &self.engine.config;
         let max_count = max_count.clamp(1, config.max_transfer_count_on_message_in_memory.max(1));
         let max_bytes = max_bytes
             .unwrap_or(usize::MAX)
@@ -40,8 +74,8 @@ impl Inner {
             queue_offsets: Vec::new(),
             buffer_total_size: 0,
         };
-        let Some(cq) = self.dispatcher.queue(topic, queue_id) else {
-            StoreStats::add(&self.stats.get_message_times_total_miss, 1);
+        let Some(cq) = self.engine.dispatcher.queue(topic, queue_id) else {
+            StoreStats::add(&self.engine.stats.get_message_times_total_miss, 1);
             return result;
         };
         let min = cq.min_offset();
@@ -63,13 +97,13 @@ impl Inner {
             self.scan_queue(&cq, offset, max_count, max_bytes, filter, &mut result);
         }
         let counter = if result.status == GetMessageStatus::Found {
-            &self.stats.get_message_times_total_found
+            &self.engine.stats.get_message_times_total_found
         } else {
-            &self.stats.get_message_times_total_miss
+            &self.engine.stats.get_message_times_total_miss
         };
         StoreStats::add(counter, 1);
         StoreStats::add(
-            &self.stats.get_message_transferred_msg_count,
+            &self.engine.stats.get_message_transferred_msg_count,
             result.messages.len() as u64,
         );
         result
@@ -77,7 +111,7 @@ impl Inner {
 
     fn scan_queue(
         &self,
-        cq: &crate::consume_queue::ConsumeQueue,
+        cq: &ConsumeQueue,
         offset: i64,
         max_count: usize,
         max_bytes: usize,
@@ -117,7 +151,7 @@ impl Inner {
                 if !filter.matches(entry.tags_code) {
                     continue;
                 }
-                match self.read_record(entry.phys_offset) {
+                match self.engine.read_record(entry.phys_offset) {
                     Some(record) if record.len() == entry.size as usize => {
                         result.buffer_total_size += record.len();
                         result.messages.push(record);
@@ -136,15 +170,17 @@ impl Inner {
     }
 
     /// Next queue offset to be written (0 for an unknown queue).
-    pub(crate) fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.dispatcher
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.engine
+            .dispatcher
             .queue(topic, queue_id)
             .map_or(0, |cq| cq.max_offset())
     }
 
     /// Smallest retained queue offset (0 for an unknown queue).
-    pub(crate) fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.dispatcher
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.engine
+            .dispatcher
             .queue(topic, queue_id)
             .map_or(0, |cq| cq.min_offset())
     }
@@ -152,44 +188,44 @@ impl Inner {
     /// SEARCH_OFFSET_BY_TIMESTAMP (see [`ConsumeQueue::offset_by_time`] for the boundaries).
     ///
     /// [`ConsumeQueue::offset_by_time`]: crate::consume_queue::ConsumeQueue::offset_by_time
-    pub(crate) fn offset_by_timestamp(
+    pub fn offset_by_timestamp(
         &self,
         topic: &str,
         queue_id: i32,
         timestamp_ms: i64,
         boundary: Boundary,
     ) -> i64 {
-        let Some(cq) = self.dispatcher.queue(topic, queue_id) else {
+        let Some(cq) = self.engine.dispatcher.queue(topic, queue_id) else {
             return 0;
         };
         cq.offset_by_time(timestamp_ms, boundary, |entry| {
-            self.store_timestamp_at(entry.phys_offset)
+            self.engine.store_timestamp_at(entry.phys_offset)
         })
     }
 
     /// Store time of the oldest retained message of a queue (GET_EARLIEST_MSG_STORETIME).
-    pub(crate) fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
-        let cq = self.dispatcher.queue(topic, queue_id)?;
+    pub fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
+        let cq = self.engine.dispatcher.queue(topic, queue_id)?;
         let entry = cq.get(cq.min_offset())?;
-        self.store_timestamp_at(entry.phys_offset)
+        self.engine.store_timestamp_at(entry.phys_offset)
     }
 
     /// Store time of the newest message of a queue (GET_TOPIC_STATS_INFO's
     /// `lastUpdateTimestamp`).
-    pub(crate) fn last_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
-        let cq = self.dispatcher.queue(topic, queue_id)?;
+    pub fn last_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
+        let cq = self.engine.dispatcher.queue(topic, queue_id)?;
         let entry = cq.get(cq.max_offset() - 1)?;
-        self.store_timestamp_at(entry.phys_offset)
+        self.engine.store_timestamp_at(entry.phys_offset)
     }
 
     /// Store time of the oldest message in the whole store.
-    pub(crate) fn earliest_message_time_in_store(&self) -> Option<i64> {
-        let mut pos = self.log.first_pos();
+    pub fn earliest_message_time_in_store(&self) -> Option<i64> {
+        let mut pos = self.engine.log.first_pos();
         // Bounded: a few skips over padding at most.
         for _ in 0..4 {
-            match self.log.frame_at(pos) {
+            match self.engine.log.frame_at(pos) {
                 FrameAt::Entry { header, .. } => {
-                    return self.store_timestamp_at(header.body_pos() as i64);
+                    return self.engine.store_timestamp_at(header.body_pos() as i64);
                 }
                 FrameAt::Skip { next_pos } => pos = next_pos,
                 FrameAt::End => return None,
@@ -199,13 +235,13 @@ impl Inner {
     }
 
     /// The record stored at a CommitLog offset (VIEW_MESSAGE_BY_ID).
-    pub(crate) fn message_at(&self, phys_offset: i64) -> Option<Bytes> {
-        self.read_record(phys_offset)
+    pub fn message_at(&self, phys_offset: i64) -> Option<Bytes> {
+        self.engine.read_record(phys_offset)
     }
 
     /// QUERY_MESSAGE: messages of `topic` whose KEYS contain `key` or whose UNIQ_KEY is
     /// `key`, stored within `[begin_ms, end_ms]`, newest first.
-    pub(crate) fn query_by_key(
+    pub fn query_by_key(
         &self,
         topic: &str,
         key: &str,
@@ -214,19 +250,19 @@ impl Inner {
         end_ms: i64,
     ) -> QueryMessageResult {
         let mut result = QueryMessageResult::default();
-        let Some(index) = self.dispatcher.key_index() else {
+        let Some(index) = self.engine.dispatcher.key_index() else {
             return result;
         };
         let (ts, phys) = index.last_update();
         result.index_last_update_timestamp = ts;
         result.index_last_update_phyoffset = phys;
-        let max_count = max_count.clamp(1, self.config.max_query_results.max(1));
+        let max_count = max_count.clamp(1, self.engine.config.max_query_results.max(1));
         // Ask for a few more candidates than needed: some may be hash collisions.
         for candidate in index.query(topic, key, max_count * 2, begin_ms, end_ms) {
             if result.messages.len() >= max_count {
                 break;
             }
-            let Some(record) = self.read_record(candidate) else {
+            let Some(record) = self.engine.read_record(candidate) else {
                 continue;
             };
             let Ok(view) = MessageView::parse(&record) else {
@@ -245,11 +281,57 @@ impl Inner {
     }
 
     /// Topics with ConsumeQueues, with their queue ids and (min, max) offsets.
-    pub(crate) fn topic_queue_offsets(&self, topic: &str) -> BTreeMap<i32, (i64, i64)> {
-        self.dispatcher
+    pub fn topic_queue_offsets(&self, topic: &str) -> BTreeMap<i32, (i64, i64)> {
+        self.engine
+            .dispatcher
             .topic_queues(topic)
             .into_iter()
             .map(|cq| (cq.queue_id(), (cq.min_offset(), cq.max_offset())))
             .collect()
     }
+
+    /// Store time of the message at a queue offset; like a pull of one message, it skips
+    /// holes.
+    pub fn message_store_time(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64> {
+        let read = self.get_messages(topic, queue_id, offset, 1, None, &AcceptAll);
+        let record = read.messages.first()?;
+        Some(MessageView::parse(record).ok()?.store_timestamp_ms())
+    }
+
+    /// Whether the message at a queue offset is still likely in the page cache (RocketMQ
+    /// decides with it where a brand-new consumer group starts).
+    pub fn is_in_memory(&self, topic: &str, queue_id: i32, offset: i64) -> bool {
+        let read = self.get_messages(topic, queue_id, offset, 1, None, &AcceptAll);
+        let Some(record) = read.messages.first() else {
+            return false;
+        };
+        let Ok(view) = MessageView::parse(record) else {
+            return false;
+        };
+        let behind_bytes = self
+            .engine
+            .log
+            .write_pos()
+            .saturating_sub(u64::try_from(view.physical_offset()).unwrap_or(0));
+        (behind_bytes as f64) <= physical_memory_bytes() as f64 * IN_MEMORY_RATIO
+    }
+}
+
+/// Physical memory of the machine (read once), or a conservative 1 GiB when unknown.
+fn physical_memory_bytes() -> u64 {
+    static MEMORY_BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MEMORY_BYTES.get_or_init(|| {
+        // SAFETY: sysconf only reads system constants.
+        let (pages, page_size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && page_size > 0 {
+            (pages as u64).saturating_mul(page_size as u64)
+        } else {
+            1 << 30
+        }
+    })
 }
