@@ -10,37 +10,21 @@ use remoting::body::{perm, SubscriptionGroupConfig, TopicConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ConsumerManager, ProducerManager, RebalanceLockManager};
+use crate::client_groups::{ConsumerManager, ProducerManager, RebalanceLockManager};
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::counters::BrokerStats;
 use crate::group::handoff::HandoffGate;
 use crate::group::GroupMember;
+use crate::limits;
 use crate::long_poll::LongPollHub;
 use crate::metadata::{
     ConsumerOffsetManager, MetaError, MetadataOp, MetadataTables, OffsetOp,
     SubscriptionGroupManager, SubscriptionOp, TopicConfigManager, TopicOp,
 };
 use crate::role::{Role, RoleState};
-use crate::stats::BrokerStats;
 use crate::store_facade::MessageStore;
 use message::DelayLevels;
-
-/// Bounds on tables clients can grow.
-pub mod limits {
-    /// REGISTER_BROKER and GET_ALL_TOPIC_CONFIG carry the whole table in one frame of at
-    /// most 16 MiB; 30 000 topics of the longest names (~400 bytes of JSON each) fit.
-    pub const MAX_TOPICS: usize = 30_000;
-    pub const MAX_SUBSCRIPTION_GROUPS: usize = 100_000;
-    pub const MAX_OFFSET_KEYS: usize = 1_000_000;
-    pub const MAX_CONSUMER_GROUPS: usize = 100_000;
-    pub const MAX_PRODUCER_GROUPS: usize = 100_000;
-    pub const MAX_CHANNELS_PER_GROUP: usize = 10_000;
-    pub const MAX_LOCK_ENTRIES: usize = 1_000_000;
-    /// Pulls held open at once, across all connections.
-    pub const MAX_PARKED_PULLS: usize = 100_000;
-    /// Messages in one batch send.
-    pub const MAX_BATCH_MESSAGES: usize = 1024;
-}
 
 /// RocketMQ `rocketmq.broker.rebalance.lockMaxLiveTime`.
 pub const REBALANCE_LOCK_MAX_LIVE: Duration = Duration::from_secs(60);
@@ -50,7 +34,7 @@ pub struct BrokerContext {
     /// `brokerIP1:port` as registered and written into every record's STOREHOST.
     pub store_host: SocketAddr,
     pub broker_addr: String,
-    pub role: RoleState,
+    pub role: Arc<RoleState>,
     pub store: Arc<dyn MessageStore>,
     pub topics: Arc<TopicConfigManager>,
     pub groups: Arc<SubscriptionGroupManager>,
@@ -111,8 +95,8 @@ impl BrokerContext {
             move |topic: &str, queue_id: i32, _max: i64| hub.on_arrival(topic, queue_id),
         ));
         let role = match group {
-            Some(_) => RoleState::new(Role::Slave, config.dledger_slave_id()),
-            None => RoleState::new(Role::Master, config.broker_id),
+            Some(_) => Arc::new(RoleState::new(Role::Slave, config.dledger_slave_id())),
+            None => Arc::new(RoleState::new(Role::Master, config.broker_id)),
         };
         Ok(Arc::new(BrokerContext {
             broker_addr: store_host.to_string(),
@@ -254,15 +238,6 @@ impl BrokerContext {
         }
         let config = TopicConfig::new(topic, queue_nums.max(1), queue_nums.max(1), topic_perm);
         self.create_topic(config).await
-    }
-
-    /// Switches role (a replicated group's leader change) and re-registers at once, so
-    /// name servers route clients to the new master.
-    pub fn change_role(&self, role: Role, broker_id: u64) {
-        if self.role.set(role, broker_id) {
-            tracing::info!(?role, broker_id, "broker role changed");
-            self.registration_needed.notify_one();
-        }
     }
 
     /// Whether the broker as a whole takes writes (its role and `brokerPermission`).

@@ -6,11 +6,12 @@
 //! - [`processor`]: one module per request family (send, pull, offsets, heartbeats,
 //!   admin, queries, locks), routed by [`processor::BrokerProcessor`].
 //! - [`store_facade`]: the [`MessageStore`] trait between processors and storage, with
-//!   [`StandaloneFacade`] (standalone) and [`store_facade::ReplicatedFacade`] (raft group) behind
-//!   it.
+//!   [`StandaloneFacade`] (standalone) and [`store_facade::ReplicatedFacade`] (raft group)
+//!   behind it; reads are the store's own `store::StoreReader`.
 //! - [`metadata`]: topic configs, subscription groups and consumer offsets, each changed
 //!   by explicit ops through one `apply` path and persisted under `config/`.
-//! - [`client`]: consumer and producer groups from heartbeats; orderly-consumption locks.
+//! - [`client_groups`]: consumer and producer groups from heartbeats; orderly-consumption
+//!   locks.
 //! - [`long_poll`]: pulls parked until a message arrives.
 //! - [`schedule`]: delayed messages and delayed retries (`SCHEDULE_TOPIC_XXXX`, the
 //!   delivery loop a master runs, its replicated progress).
@@ -18,24 +19,32 @@
 //! - [`role`]: master or slave.
 //! - [`group`]: membership of a raft group (DLedger mode): the replicated store, metadata
 //!   replicated through the raft log, the role manager, graceful hand-off, group status.
-//! - [`stats`]: message counters and rates.
+//! - [`counters`]: message counters and rates.
+//! - [`record`]: stored records built from what clients send (send, send-back and the
+//!   schedule service all build them).
+//! - [`limits`]: bounds on the tables clients can grow.
 //! - [`local`]: a name server and a broker in one process (`mqlocal`).
 //! - [`clock`]: wall-clock milliseconds.
+//!
+//! Dependencies point one way: `context` wires everything together; `group` and
+//! `metadata` never reach back into it (they are handed the parts they need).
 
-pub mod client;
+pub mod client_groups;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod counters;
 pub mod group;
+pub mod limits;
 pub mod local;
 pub mod long_poll;
 pub mod metadata;
 pub mod processor;
+pub mod record;
 pub mod registration;
 pub mod role;
 pub mod runtime;
 pub mod schedule;
-pub mod stats;
 pub mod store_facade;
 
 pub use config::BrokerConfig;

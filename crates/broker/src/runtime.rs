@@ -145,8 +145,14 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
         Some(Arc::clone(&member)),
     )?;
     let mut running = serve(Arc::clone(&ctx), listener, local_addr)?;
-    running.tasks.push(tokio::spawn(group::role::follow(
-        Arc::clone(&ctx),
+    let role_manager = group::role_manager::RoleManager {
+        role: Arc::clone(&ctx.role),
+        registration_needed: Arc::clone(&ctx.registration_needed),
+        slave_id: ctx.config.dledger_slave_id(),
+        shutdown: ctx.shutdown.clone(),
+    };
+    running.tasks.push(tokio::spawn(group::role_manager::follow(
+        role_manager,
         member.store.subscribe(),
         member.metadata.complete(),
     )));

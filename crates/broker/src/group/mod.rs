@@ -4,16 +4,17 @@
 //! - [`open`]: from `dLegerPeers` / `dLegerSelfId` / `dLegerGroup` to a running
 //!   `store::ReplicatedStore` with this broker's metadata applier, as a [`GroupMember`].
 //! - [`metadata`]: [`GroupMetadata`], committed metadata ops applied on every member, and
-//!   the checkpoint that says where a restart resumes.
+//!   the checkpoint that says where a restart resumes; its `copy` fetches the tables from a
+//!   peer after a log restart.
 //! - [`writer`]: [`MetadataWriter`], the leader proposing metadata ops (batched).
-//! - [`role`]: the role manager: master (brokerId 0) while the store is writable, slave
+//! - [`role_manager`]: the broker role follows the store: master (brokerId 0) while the store is writable, slave
 //!   (brokerId = selfId digits + 1) otherwise, re-registering at every change.
 //! - [`handoff`]: graceful hand-off of leadership before a master stops.
 //! - [`status`]: what `mqadmin getBrokerGroup` shows, and leadership transfer on request.
 
 pub mod handoff;
 pub mod metadata;
-pub mod role;
+pub mod role_manager;
 pub mod status;
 pub mod writer;
 

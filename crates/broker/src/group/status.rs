@@ -18,7 +18,6 @@ use raft::{NodeId, Role, TransferError};
 use serde::{Deserialize, Serialize};
 
 use super::GroupMember;
-use crate::context::BrokerContext;
 
 /// Ext field naming the node that should lead.
 pub const TRANSFEREE_FIELD: &str = "transfereeId";
@@ -63,8 +62,18 @@ pub fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// How this member is known to clients, for its status.
+pub struct MemberIdentity<'a> {
+    pub broker_name: &'a str,
+    pub broker_addr: &'a str,
+    pub broker_id: u64,
+}
+
 /// This member's view of the group.
-pub async fn group_status(ctx: &BrokerContext, member: &GroupMember) -> Option<GroupStatusBody> {
+pub async fn group_status(
+    identity: MemberIdentity<'_>,
+    member: &GroupMember,
+) -> Option<GroupStatusBody> {
     let replica = member.store.status();
     let raft = match tokio::time::timeout(STATUS_TIMEOUT, member.store.raft().status()).await {
         Ok(Ok(status)) => status,
@@ -86,9 +95,9 @@ pub async fn group_status(ctx: &BrokerContext, member: &GroupMember) -> Option<G
         .collect();
     Some(GroupStatusBody {
         group: member.group_name.clone(),
-        broker_name: ctx.config.broker_name.clone(),
-        broker_addr: ctx.broker_addr.clone(),
-        broker_id: ctx.role.broker_id(),
+        broker_name: identity.broker_name.to_owned(),
+        broker_addr: identity.broker_addr.to_owned(),
+        broker_id: identity.broker_id,
         self_id: member.self_id.to_string(),
         role: role_name(raft.role).to_owned(),
         term: raft.term,

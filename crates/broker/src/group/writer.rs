@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::context::limits;
+use crate::limits;
 use crate::metadata::{MetaError, MetadataOp, OffsetOp};
 
 /// Writes waiting for the next proposal; beyond it `write` fails fast.

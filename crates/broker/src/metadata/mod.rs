@@ -27,7 +27,7 @@ pub use subscription::{SubscriptionGroupManager, SubscriptionOp};
 pub use topic::{TopicConfigManager, TopicOp};
 
 use crate::config::BrokerConfig;
-use crate::context::limits;
+use crate::limits;
 use topic::TopicDefaults;
 
 /// The three tables, opened from `storePathRootDir/config`. Cheap to clone (shared).

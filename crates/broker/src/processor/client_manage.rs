@@ -17,8 +17,8 @@ use remoting::server::ConnectionHandle;
 use tracing::warn;
 
 use super::{decode_header, error, notify_if_enabled};
-use crate::client::consumer::ConsumerRegistration;
-use crate::client::ClientChannel;
+use crate::client_groups::consumer::ConsumerRegistration;
+use crate::client_groups::ClientChannel;
 use crate::context::BrokerContext;
 
 /// Groups one heartbeat may register; real clients name a handful. Each new consumer group

@@ -16,7 +16,12 @@ pub async fn group_status(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
     let Some(member) = ctx.group.as_deref() else {
         return error(request, response::SYSTEM_ERROR, NOT_IN_GROUP);
     };
-    match status::group_status(ctx, member).await {
+    let identity = status::MemberIdentity {
+        broker_name: &ctx.config.broker_name,
+        broker_addr: &ctx.broker_addr,
+        broker_id: ctx.role.broker_id(),
+    };
+    match status::group_status(identity, member).await {
         Some(body) => RemotingCommand::success_to(request)
             .with_body(serde_json::to_vec(&body).unwrap_or_default()),
         None => error(

@@ -13,7 +13,6 @@
 //! - [`admin`]: topics, subscription groups, broker config.
 //! - [`stats`]: runtime info, topic and consume stats, connection lists.
 //! - [`group`]: a broker group's raft status and leadership transfer (DLedger codes).
-//! - [`record`]: building stored records from what clients send.
 
 pub mod admin;
 pub mod client_manage;
@@ -23,7 +22,6 @@ pub mod pull;
 pub mod query;
 pub mod queue_offset;
 pub mod rebalance;
-pub mod record;
 pub mod send;
 pub mod send_back;
 pub mod stats;
@@ -35,7 +33,7 @@ use remoting::command::RemotingCommand;
 use remoting::header::{CommandHeader, HeaderError};
 use remoting::server::{ConnectionHandle, RequestProcessor};
 
-use crate::client::consumer::notify_ids_changed;
+use crate::client_groups::consumer::notify_ids_changed;
 use crate::context::BrokerContext;
 
 /// The broker's [`RequestProcessor`]: routes each request code to its processor.
@@ -109,7 +107,10 @@ impl RequestProcessor for BrokerProcessor {
 }
 
 /// Notifies a group's members of a membership change unless the group opted out.
-pub(crate) fn notify_if_enabled(ctx: &BrokerContext, change: crate::client::consumer::GroupChange) {
+pub(crate) fn notify_if_enabled(
+    ctx: &BrokerContext,
+    change: crate::client_groups::consumer::GroupChange,
+) {
     let enabled = ctx
         .groups
         .get(&change.group)

@@ -28,10 +28,11 @@ use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader
 use remoting::server::ConnectionHandle;
 use tracing::{info, warn};
 
-use super::record::{append_record, complete_properties, NewMessage};
 use super::Refusal;
-use crate::context::{limits, BrokerContext};
+use crate::context::BrokerContext;
 use crate::group::handoff;
+use crate::limits;
+use crate::record::{append_record, complete_properties, NewMessage};
 use crate::schedule::divert::{self, Diverted};
 use crate::schedule::SCHEDULE_TOPIC;
 use crate::store_facade::{PutOutcome, RecordBatch};

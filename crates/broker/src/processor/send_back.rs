@@ -17,9 +17,9 @@ use remoting::code::response;
 use remoting::command::{version, RemotingCommand};
 use remoting::header::client::ConsumerSendMsgBackRequestHeader;
 
-use super::record::{append_record, complete_properties, NewMessage};
 use super::{decode_header, error};
 use crate::context::BrokerContext;
+use crate::record::{append_record, complete_properties, NewMessage};
 use crate::schedule::{divert, SCHEDULE_TOPIC};
 use crate::store_facade::RecordBatch;
 

@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 use super::{divert, progress, SCHEDULE_TOPIC};
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
-use crate::processor::record::{append_record, NewMessage};
+use crate::record::{append_record, NewMessage};
 use crate::store_facade::{PutError, RecordBatch};
 use message::DelayLevels;
 

@@ -5,16 +5,15 @@
 //! rebuilt, so queue offsets continue densely from where the last master stopped. Any
 //! other state (follower, candidate, a leader still catching up, a leader handing off) is
 //! slave with brokerId = `dLegerSelfId` digits + 1. Every change re-registers with the name
-//! servers at once (see [`crate::BrokerContext::change_role`]), so clients find the new
-//! master on their next route refresh.
+//! servers at once, so clients find the new master on their next route refresh.
 
 use std::sync::Arc;
 
 use store::ReplicaStatus;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
 
-use crate::context::BrokerContext;
-use crate::role::Role;
+use crate::role::{Role, RoleState};
 
 /// The role a replica status implies, given whether the metadata tables are complete (a
 /// member rebuilt after a log restart must not register as master with half its topics).
@@ -26,37 +25,56 @@ pub fn role_for(status: &ReplicaStatus, metadata_complete: bool, slave_id: u64) 
     }
 }
 
+/// The broker's role and what must hear of its changes.
+pub struct RoleManager {
+    pub role: Arc<RoleState>,
+    /// Fired at every change, so name servers route clients to the new master at once.
+    pub registration_needed: Arc<Notify>,
+    /// The id this member registers with as a slave.
+    pub slave_id: u64,
+    pub shutdown: CancellationToken,
+}
+
+impl RoleManager {
+    fn change(&self, role: Role, broker_id: u64) {
+        if self.role.set(role, broker_id) {
+            tracing::info!(?role, broker_id, "broker role changed");
+            self.registration_needed.notify_one();
+        }
+    }
+}
+
 /// Follows `status` (and the metadata's completeness) until shutdown or until the store
 /// stops publishing.
 pub async fn follow(
-    ctx: Arc<BrokerContext>,
+    manager: RoleManager,
     mut status: watch::Receiver<ReplicaStatus>,
     mut metadata_complete: watch::Receiver<bool>,
 ) {
-    let slave_id = ctx.config.dledger_slave_id();
+    let slave_id = manager.slave_id;
     loop {
         let now = *status.borrow_and_update();
         let complete = *metadata_complete.borrow_and_update();
         let (role, broker_id) = role_for(&now, complete, slave_id);
-        if ctx.role.role() != role {
+        if manager.role.role() != role {
             tracing::info!(?role, term = now.term, leader = ?now.leader, commit = now.commit_index,
                 metadata_complete = complete, "raft role change seen");
         }
-        ctx.change_role(role, broker_id);
+        manager.change(role, broker_id);
         tokio::select! {
             changed = status.changed() => {
                 if changed.is_err() {
-                    ctx.change_role(Role::Slave, slave_id);
+                    manager.change(Role::Slave, slave_id);
                     return;
                 }
             }
             changed = metadata_complete.changed() => {
                 if changed.is_err() {
-                    ctx.change_role(Role::Slave, slave_id);
+                    manager.change(Role::Slave, slave_id);
                     return;
                 }
             }
-            _ = ctx.shutdown.cancelled() => return,
+            _ = manager.shutdown.cancelled() => return,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Replicated metadata on every member: committed [`MetadataOp`]s from the raft log are
+//! Replicated metadata on every member, the applier side (the peer copy is [`copy`]): committed [`MetadataOp`]s from the raft log are
 //! applied to the topic, subscription-group and offset tables, in log order, on every node.
 //!
 //! Restart: the tables are files written as ops apply (topics and groups at once, offsets
@@ -19,27 +19,22 @@
 //! receives are held back, the checkpoint says a copy is still owed (so a crash in between
 //! resumes the copy), and the member does not become master.
 
+mod copy;
+
+pub use copy::CopySource;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use parking_lot::Mutex;
-use remoting::body::{
-    ClusterInfo, SubscriptionGroupWrapper, TopicConfigSerializeWrapper, TopicStatsTable,
-};
-use remoting::client::{ClientConfig, RemotingClient};
-use remoting::code::request;
-use remoting::command::RemotingCommand;
-use remoting::header::admin::GetTopicStatsInfoRequestHeader;
 use serde::{Deserialize, Serialize};
 use store::replicated::{ReplicatedStore, CHANNEL_METADATA};
 use store::MetadataApplier;
 use tokio::sync::{watch, Notify};
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
-use super::status::GroupStatusBody;
 use crate::metadata::persist;
 use crate::metadata::{MetaError, MetadataOp, MetadataTables};
 
@@ -48,11 +43,6 @@ pub const CHECKPOINT_FILE: &str = "groupMetadata.json";
 /// Ops held back while a copy is fetched; beyond it the oldest are dropped and the copy
 /// must then be at least as new as the last dropped one.
 const MAX_HELD_OPS: usize = 100_000;
-const COPY_RETRY: Duration = Duration::from_secs(1);
-const COPY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a copy waits for this member to apply as far as its source had.
-const CATCH_UP_POLL: Duration = Duration::from_millis(50);
-const CATCH_UP_POLLS: usize = 200;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -60,15 +50,6 @@ struct Checkpoint {
     applied_index: u64,
     /// The log restarted and the tables still miss what came before: copy them.
     copy_owed: bool,
-}
-
-/// Where a member finds the others to copy metadata from.
-#[derive(Debug, Clone)]
-pub struct CopySource {
-    pub namesrv_addrs: Vec<String>,
-    pub broker_name: String,
-    /// This member's client address (skipped).
-    pub own_addr: String,
 }
 
 /// Ops received while a copy is owed.
@@ -177,227 +158,6 @@ impl GroupMetadata {
             Ok(false) => {}
             Err(e) => warn!(index, error = %e, "committed metadata op refused"),
         }
-    }
-
-    fn start_copy(&self) {
-        let Some(me) = self.me.upgrade() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            error!("no runtime to copy metadata on");
-            return;
-        };
-        runtime.spawn(async move {
-            let weak = Arc::downgrade(&me);
-            drop(me);
-            // Bounded by the member's life: the task ends once the metadata is dropped.
-            loop {
-                let Some(me) = weak.upgrade() else { return };
-                if me.held.lock().is_none() {
-                    return;
-                }
-                match me.copy_once().await {
-                    Ok(from) => {
-                        info!(%from, "metadata copied from another member");
-                        return;
-                    }
-                    Err(reason) => warn!(%reason, "metadata copy failed; retrying"),
-                }
-                drop(me);
-                tokio::time::sleep(COPY_RETRY).await;
-            }
-        });
-    }
-
-    /// One attempt: find a member, read its applied index and tables, install them.
-    async fn copy_once(&self) -> Result<String, String> {
-        let source = self
-            .source
-            .as_ref()
-            .ok_or("no name servers to find other members through")?;
-        let client = RemotingClient::new(ClientConfig::default());
-        let result = self.copy_from_any(&client, source).await;
-        client.shutdown();
-        result
-    }
-
-    async fn copy_from_any(
-        &self,
-        client: &RemotingClient,
-        source: &CopySource,
-    ) -> Result<String, String> {
-        let mut members = Vec::new();
-        for namesrv in &source.namesrv_addrs {
-            let request = RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO);
-            if let Ok(response) = client.invoke(namesrv, request, COPY_TIMEOUT).await {
-                if let Ok(info) = ClusterInfo::decode(&response.body) {
-                    if let Some(broker) = info.broker_addr_table.get(&source.broker_name) {
-                        members.extend(broker.broker_addrs.values().cloned());
-                    }
-                }
-            }
-        }
-        members.sort();
-        members.dedup();
-        let mut last_error = "no other member is registered".to_owned();
-        for addr in members.iter().filter(|a| **a != source.own_addr) {
-            match self.copy_from(client, addr).await {
-                Ok(()) => return Ok(addr.clone()),
-                Err(e) => last_error = format!("{addr}: {e}"),
-            }
-        }
-        Err(last_error)
-    }
-
-    async fn copy_from(&self, client: &RemotingClient, addr: &str) -> Result<(), String> {
-        let call = |code: i32| {
-            let request = RemotingCommand::request(code);
-            async move {
-                let response = client
-                    .invoke(addr, request, COPY_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if response.is_success() {
-                    Ok(response)
-                } else {
-                    Err(format!("code {}: {:?}", response.code, response.remark))
-                }
-            }
-        };
-        // Queue offsets before the applied index (they reflect no record past it), the
-        // tables after it (they hold every op up to it).
-        let floors = self.queue_floors(client, addr).await?;
-        let status: GroupStatusBody =
-            serde_json::from_slice(&call(request::DLEDGER_METADATA).await?.body)
-                .map_err(|e| e.to_string())?;
-        let copied_through = status.applied_index;
-        self.raise_empty_queues(&floors, copied_through).await?;
-        let topics =
-            TopicConfigSerializeWrapper::decode(&call(request::GET_ALL_TOPIC_CONFIG).await?.body)
-                .map_err(|e| e.to_string())?;
-        let groups: SubscriptionGroupWrapper = remoting::body::fastjson::decode(
-            &call(request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG).await?.body,
-        )
-        .map_err(|e| e.to_string())?;
-        let offsets = call(request::GET_ALL_CONSUMER_OFFSET).await?.body;
-
-        let mut held = self.held.lock();
-        let Some(pending) = held.as_mut() else {
-            return Ok(());
-        };
-        if pending.dropped_through > copied_through {
-            return Err(format!(
-                "the copy (through index {copied_through}) is older than ops dropped here \
-                 (through {})",
-                pending.dropped_through
-            ));
-        }
-        let tables = &self.tables;
-        tables
-            .topics
-            .replace_all(topics.topic_config_table.into_values().collect())
-            .map_err(|e| e.to_string())?;
-        tables
-            .groups
-            .replace_all(groups.subscription_group_table.into_values().collect())
-            .map_err(|e| e.to_string())?;
-        tables
-            .offsets
-            .replace_all_encoded(&offsets)
-            .map_err(|e| e.to_string())?;
-        let mut applied = copied_through;
-        for (index, op) in pending.ops.drain(..) {
-            if index > copied_through {
-                self.apply_op(index, op);
-                applied = applied.max(index);
-            }
-        }
-        *held = None;
-        self.applied.fetch_max(applied, Ordering::AcqRel);
-        drop(held);
-        self.complete.send_replace(true);
-        self.registration_needed.notify_one();
-        if let Err(e) = self.persist() {
-            warn!(error = %e, "metadata checkpoint not written after the copy");
-        }
-        Ok(())
-    }
-}
-
-impl GroupMetadata {
-    /// Every queue's next offset on the member at `addr`.
-    async fn queue_floors(
-        &self,
-        client: &RemotingClient,
-        addr: &str,
-    ) -> Result<Vec<(String, i32, i64)>, String> {
-        let request = RemotingCommand::request(request::GET_ALL_TOPIC_CONFIG);
-        let response = client
-            .invoke(addr, request, COPY_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !response.is_success() {
-            return Err(format!("code {}: {:?}", response.code, response.remark));
-        }
-        let topics =
-            TopicConfigSerializeWrapper::decode(&response.body).map_err(|e| e.to_string())?;
-        let mut floors = Vec::new();
-        // Bounded by the source's topic table.
-        for topic in topics.topic_config_table.keys() {
-            let request = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(
-                &GetTopicStatsInfoRequestHeader {
-                    topic: topic.clone(),
-                },
-            );
-            let response = client
-                .invoke(addr, request, COPY_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
-            if !response.is_success() {
-                // A topic deleted meanwhile has nothing to carry over.
-                continue;
-            }
-            let stats = TopicStatsTable::decode(&response.body).map_err(|e| e.to_string())?;
-            for (queue, offsets) in stats.offset_table {
-                if offsets.max_offset > 0 {
-                    floors.push((queue.topic, queue.queue_id, offsets.max_offset));
-                }
-            }
-        }
-        Ok(floors)
-    }
-
-    /// Moves this member's empty queues to `floors` once it has applied `as_of_index`
-    /// (waiting a little for that; the copy is retried otherwise).
-    async fn raise_empty_queues(
-        &self,
-        floors: &[(String, i32, i64)],
-        as_of_index: u64,
-    ) -> Result<(), String> {
-        let store = self
-            .store
-            .get()
-            .and_then(Weak::upgrade)
-            .ok_or("the store is not open yet")?;
-        // Bounded: CATCH_UP_POLLS polls.
-        for _ in 0..CATCH_UP_POLLS {
-            match store.raise_empty_queues(floors, as_of_index) {
-                Ok(Some(raised)) => {
-                    if raised > 0 {
-                        info!(
-                            raised,
-                            "queues that retain nothing continue from the group's offsets"
-                        );
-                    }
-                    return Ok(());
-                }
-                Ok(None) => tokio::time::sleep(CATCH_UP_POLL).await,
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Err(format!(
-            "this member has not applied index {as_of_index} yet"
-        ))
     }
 }
 
