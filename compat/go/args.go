@@ -13,7 +13,8 @@ const usage = `usage: go-client COMMAND [flags]
           [--tag T]... [--key K] [--prop k=v]... [--body-bytes B] [--delay-level L]
           [--order-keys N] [--retries R] [--vip] [--no-compress]
   consume -n NS -t TOPIC -g GROUP --expect N --timeout-secs S [--expr EXPR] [--linger-ms MS]
-          [--orderly] [--broadcast] [--fail-first K] [--max-reconsume-times M] [--vip]
+          [--orderly] [--broadcast] [--fail-first K | --fail-always --expect-refusals R]
+          [--max-reconsume-times M] [--vip]
   pull    -n NS -t TOPIC -g GROUP --expect N --timeout-secs S [--expr EXPR] [--linger-ms MS]
   admin   -n NS ACTION [flags]
           topic-list
@@ -38,6 +39,7 @@ func usagef(format string, a ...interface{}) error {
 // switches take no value.
 var switches = map[string]bool{
 	"--vip": true, "--no-compress": true, "--orderly": true, "--broadcast": true,
+	"--fail-always": true,
 }
 
 type flagValue struct {

@@ -64,17 +64,30 @@ func (t *tally) distinct() int {
 	return len(t.accepted)
 }
 
-// runConsume: a push consumer in a group. Lines: "received" per accepted delivery
+// runConsume: a push consumer in a group. Done when --expect N distinct messages were accepted,
+// or with --fail-always (every delivery refused) when --expect-refusals R refusals were made. Lines: "received" per accepted delivery
 // (delivery: 1 for the first delivery of that id), "refused" per refused one (ConsumeRetryLater,
 // or SuspendCurrentQueueAMoment when --orderly), then "done" or "timeout" (exit 1).
 func runConsume(a *args) (int, error) {
 	if err := a.only("-n", "-t", "-g", "--expr", "--expect", "--timeout-secs", "--linger-ms",
-		"--orderly", "--broadcast", "--fail-first", "--max-reconsume-times", "--vip"); err != nil {
+		"--orderly", "--broadcast", "--fail-first", "--fail-always", "--expect-refusals",
+		"--max-reconsume-times", "--vip"); err != nil {
 		return 2, err
+	}
+	failAlways := a.has("--fail-always")
+	if failAlways && !a.has("--expect") {
+		a.given = append(a.given, flagValue{name: "--expect", value: strPtr("0")})
 	}
 	c, err := parseConsumeArgs(a)
 	if err != nil {
 		return 2, err
+	}
+	expectRefusals, err := a.number("--expect-refusals", 0)
+	if err != nil {
+		return 2, err
+	}
+	if failAlways && expectRefusals <= 0 {
+		return 2, usagef("--fail-always needs --expect-refusals R")
 	}
 	failFirst, err := a.number("--fail-first", 0)
 	if err != nil {
@@ -113,7 +126,7 @@ func runConsume(a *args) (int, error) {
 		for _, m := range msgs {
 			t.deliveries[m.MsgId]++
 			d := t.deliveries[m.MsgId]
-			if int64(d) <= failFirst {
+			if failAlways || int64(d) <= failFirst {
 				accept = false
 			}
 			lines = append(lines, messageLine("received", m).put("delivery", d).put("batch", len(msgs)))
@@ -146,7 +159,14 @@ func runConsume(a *args) (int, error) {
 	if err := pc.Start(); err != nil {
 		return 1, err
 	}
-	complete := waitFor(func() bool { return int64(t.distinct()) >= c.expect }, c.timeoutMs)
+	complete := waitFor(func() bool {
+		if failAlways {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			return int64(t.refusals) >= expectRefusals
+		}
+		return int64(t.distinct()) >= c.expect
+	}, c.timeoutMs)
 	if complete && c.lingerMs > 0 {
 		time.Sleep(time.Duration(c.lingerMs) * time.Millisecond)
 	}
@@ -247,3 +267,5 @@ func runPull(a *args) (int, error) {
 	emit(l)
 	return 0, nil
 }
+
+func strPtr(s string) *string { return &s }
