@@ -29,11 +29,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker::config::{BrokerConfig, FlushDiskType};
+use broker::config::BrokerConfig;
 use message::properties;
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::response;
 use remoting::command::RemotingCommand;
+use store::{FlushDiskType, StoreConfig};
 
 const TOPIC: &str = "BenchTopic";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -191,16 +192,18 @@ fn one_run(options: &Options) -> RunResult {
         bind_address: "127.0.0.1".into(),
         broker_ip1: "127.0.0.1".into(),
         broker_name: "bench".into(),
-        store_path_root_dir: dir.path().to_path_buf(),
-        flush_disk_type: if options.sync_flush {
-            FlushDiskType::Sync
-        } else {
-            FlushDiskType::Async
+        store: StoreConfig {
+            flush_disk_type: if options.sync_flush {
+                FlushDiskType::SyncFlush
+            } else {
+                FlushDiskType::AsyncFlush
+            },
+            // Throughput, not disk policy: a shared disk past 85-90% would otherwise clean
+            // segments early or refuse writes mid-run.
+            disk_space_clean_forcibly_ratio: 1.0,
+            disk_space_warning_level_ratio: 1.0,
+            ..StoreConfig::new(dir.path())
         },
-        // Throughput, not disk policy: a shared disk past 85-90% would otherwise clean
-        // segments early or refuse writes mid-run.
-        disk_space_clean_forcibly_ratio: 1.0,
-        disk_space_warning_level_ratio: 1.0,
         ..BrokerConfig::default()
     };
     let running = broker_runtime
@@ -331,7 +334,7 @@ fn store_only(options: &Options) {
     use broker::store_facade::{MessageStore, RecordBatch};
     let dir = tempfile::tempdir().expect("temporary store directory");
     let config = BrokerConfig {
-        store_path_root_dir: dir.path().to_path_buf(),
+        store: StoreConfig::new(dir.path()),
         ..BrokerConfig::default()
     };
     let (store, _) =

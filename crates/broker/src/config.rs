@@ -1,21 +1,14 @@
 //! The broker's configuration, read from RocketMQ's `broker.conf` keys.
 //!
 //! Unknown keys are logged and ignored, as RocketMQ does, so an operator's existing file
-//! works; a known key with a bad value stops start-up with the line and the reason.
+//! works; a known key with a bad value stops start-up with the line and the reason. The
+//! store's keys are the store's: [`BrokerConfig::store`] reads them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use message::DelayLevels;
-use namesrv::properties::{self, BadSetting, Setting};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlushDiskType {
-    /// Acknowledge once the message is in the page cache; flush periodically.
-    Async,
-    /// Acknowledge only after fsync (group commit).
-    Sync,
-}
+use conf::{BadSetting, PropertiesError, Setting};
+use store::StoreConfig;
 
 /// A broker group member as `dLegerPeers` lists it: `n0-127.0.0.1:40911`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,22 +28,12 @@ pub struct BrokerConfig {
     /// Address the client port binds (not a RocketMQ key: RocketMQ always binds all
     /// interfaces). `bindAddress`.
     pub bind_address: String,
-    pub store_path_root_dir: PathBuf,
-    pub mapped_file_size_commit_log: u64,
-    pub mapped_file_size_consume_queue_entries: u64,
-    pub flush_disk_type: FlushDiskType,
-    pub flush_interval_commit_log: Duration,
     pub auto_create_topic_enable: bool,
     pub auto_create_subscription_group: bool,
     pub default_topic_queue_nums: u32,
+    /// `maxMessageSize`: the largest body a producer may send (the store's record limits
+    /// follow from it).
     pub max_message_size: u32,
-    pub file_reserved_time_hours: u64,
-    pub delete_when: Vec<u32>,
-    pub disk_max_used_space_ratio: f64,
-    /// Above this disk usage the oldest segments go even before `fileReservedTime`.
-    pub disk_space_clean_forcibly_ratio: f64,
-    /// Above this disk usage writes are refused (SERVICE_NOT_AVAILABLE, "disk nearly full").
-    pub disk_space_warning_level_ratio: f64,
     pub long_polling_enable: bool,
     pub short_polling_time: Duration,
     pub register_name_server_period: Duration,
@@ -65,9 +48,8 @@ pub struct BrokerConfig {
     pub dledger_peers: Vec<DLedgerPeer>,
     pub dledger_self_id: String,
     pub preferred_leader_id: Option<String>,
-    /// `messageDelayLevel`: the delay of each level a `DELAY` property or a retry names,
-    /// level 1 first ("1s 5s 10s ... 2h"; units s, m, h, d).
-    pub message_delay_level: DelayLevels,
+    /// The store's settings (CommitLog, flushing, retention, disk limits, delay levels).
+    pub store: StoreConfig,
 }
 
 impl Default for BrokerConfig {
@@ -80,20 +62,10 @@ impl Default for BrokerConfig {
             namesrv_addrs: Vec::new(),
             broker_ip1: "127.0.0.1".into(),
             bind_address: "0.0.0.0".into(),
-            store_path_root_dir: default_store_root(),
-            mapped_file_size_commit_log: 1024 * 1024 * 1024,
-            mapped_file_size_consume_queue_entries: 300_000,
-            flush_disk_type: FlushDiskType::Async,
-            flush_interval_commit_log: Duration::from_millis(500),
             auto_create_topic_enable: true,
             auto_create_subscription_group: true,
             default_topic_queue_nums: 8,
             max_message_size: 4 * 1024 * 1024,
-            file_reserved_time_hours: 72,
-            delete_when: vec![4],
-            disk_max_used_space_ratio: 0.75,
-            disk_space_clean_forcibly_ratio: 0.85,
-            disk_space_warning_level_ratio: 0.90,
             long_polling_enable: true,
             short_polling_time: Duration::from_millis(1000),
             register_name_server_period: Duration::from_secs(30),
@@ -107,7 +79,7 @@ impl Default for BrokerConfig {
             dledger_peers: Vec::new(),
             dledger_self_id: String::new(),
             preferred_leader_id: None,
-            message_delay_level: DelayLevels::default(),
+            store: StoreConfig::new(default_store_root()),
         }
     }
 }
@@ -126,7 +98,7 @@ fn default_store_root() -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(transparent)]
-    File(#[from] properties::PropertiesError),
+    File(#[from] PropertiesError),
     #[error("bad broker config: {0}")]
     Bad(#[from] BadSetting),
     #[error("bad broker config: {0}")]
@@ -140,7 +112,7 @@ const MAX_MESSAGE_SIZE_LIMIT: u32 = 15 * 1024 * 1024;
 impl BrokerConfig {
     /// Reads `path`; `-n` on the command line may override `namesrvAddr`.
     pub fn load(path: &Path) -> Result<(BrokerConfig, Vec<Setting>), ConfigError> {
-        let settings = properties::read_file(path)?;
+        let settings = conf::read_file(path)?;
         let mut config = BrokerConfig::default();
         let ignored = config.apply_all(&settings)?;
         Ok((config, ignored))
@@ -161,13 +133,13 @@ impl BrokerConfig {
     /// Applies one setting; `Ok(false)` when the key is not one this broker uses.
     pub fn apply(&mut self, s: &Setting) -> Result<bool, BadSetting> {
         match s.key.as_str() {
-            "brokerClusterName" => self.broker_cluster_name = non_empty(s)?,
-            "brokerName" => self.broker_name = non_empty(s)?,
+            "brokerClusterName" => self.broker_cluster_name = s.non_empty()?,
+            "brokerName" => self.broker_name = s.non_empty()?,
             "brokerId" => self.broker_id = s.parse_u64()?,
             "listenPort" => self.listen_port = s.parse_u16()?,
             "namesrvAddr" => self.namesrv_addrs = parse_namesrv_addrs(s)?,
             "brokerIP1" => {
-                let ip = non_empty(s)?;
+                let ip = s.non_empty()?;
                 // It goes into every offset msgId, which only holds an IP address.
                 if ip.parse::<std::net::IpAddr>().is_err() {
                     return Err(s.bad("expected an IP address"));
@@ -175,78 +147,42 @@ impl BrokerConfig {
                 self.broker_ip1 = ip
             }
             "bindAddress" => {
-                let ip = non_empty(s)?;
+                let ip = s.non_empty()?;
                 if ip.parse::<std::net::IpAddr>().is_err() {
                     return Err(s.bad("expected an IP address"));
                 }
                 self.bind_address = ip
             }
-            "storePathRootDir" => self.store_path_root_dir = PathBuf::from(non_empty(s)?),
-            // RocketMQ's key keeps its historic misspelling; accept the correct one too.
-            "mapedFileSizeCommitLog" | "mappedFileSizeCommitLog" => {
-                self.mapped_file_size_commit_log = in_range(s, 4096, 1 << 40)?
-            }
-            "mapedFileSizeConsumeQueue" | "mappedFileSizeConsumeQueue" => {
-                // RocketMQ gives this in bytes of 20-byte entries.
-                self.mapped_file_size_consume_queue_entries = in_range(s, 20, 1 << 34)? / 20
-            }
-            "flushDiskType" => {
-                self.flush_disk_type = match s.value.as_str() {
-                    "ASYNC_FLUSH" => FlushDiskType::Async,
-                    "SYNC_FLUSH" => FlushDiskType::Sync,
-                    _ => return Err(s.bad("expected ASYNC_FLUSH or SYNC_FLUSH")),
-                }
-            }
-            "flushIntervalCommitLog" => {
-                self.flush_interval_commit_log = Duration::from_millis(in_range(s, 1, 60_000)?)
-            }
             "autoCreateTopicEnable" => self.auto_create_topic_enable = s.parse_bool()?,
             "autoCreateSubscriptionGroup" => {
                 self.auto_create_subscription_group = s.parse_bool()?
             }
-            "defaultTopicQueueNums" => self.default_topic_queue_nums = in_range(s, 1, 1024)? as u32,
+            "defaultTopicQueueNums" => self.default_topic_queue_nums = s.in_range(1, 1024)? as u32,
             "maxMessageSize" => {
-                self.max_message_size = in_range(s, 1, MAX_MESSAGE_SIZE_LIMIT as u64)? as u32
-            }
-            "fileReservedTime" => self.file_reserved_time_hours = in_range(s, 1, 24 * 365 * 10)?,
-            "deleteWhen" => self.delete_when = parse_delete_when(s)?,
-            "diskMaxUsedSpaceRatio" => {
-                // RocketMQ gives a percentage (default 75).
-                let percent = in_range(s, 10, 95)?;
-                self.disk_max_used_space_ratio = percent as f64 / 100.0;
-            }
-            // Percentages, as RocketMQ 5 reads them (4.x took them as JVM properties).
-            "diskSpaceCleanForciblyRatio" => {
-                self.disk_space_clean_forcibly_ratio = in_range(s, 10, 100)? as f64 / 100.0
-            }
-            "diskSpaceWarningLevelRatio" => {
-                self.disk_space_warning_level_ratio = in_range(s, 10, 100)? as f64 / 100.0
+                self.max_message_size = s.in_range(1, MAX_MESSAGE_SIZE_LIMIT as u64)? as u32
             }
             "longPollingEnable" => self.long_polling_enable = s.parse_bool()?,
             "shortPollingTimeMills" => {
-                self.short_polling_time = Duration::from_millis(in_range(s, 1, 60_000)?)
+                self.short_polling_time = Duration::from_millis(s.in_range(1, 60_000)?)
             }
             "registerNameServerPeriod" => {
-                self.register_name_server_period = Duration::from_millis(in_range(s, 1000, 60_000)?)
+                self.register_name_server_period = Duration::from_millis(s.in_range(1000, 60_000)?)
             }
             "channelExpiredTimeout" => {
-                self.channel_expired_timeout = Duration::from_millis(in_range(s, 1000, 3_600_000)?)
+                self.channel_expired_timeout = Duration::from_millis(s.in_range(1000, 3_600_000)?)
             }
-            "brokerPermission" => self.broker_permission = in_range(s, 0, 15)? as u32,
-            "regionId" => self.region_id = non_empty(s)?,
+            "brokerPermission" => self.broker_permission = s.in_range(0, 15)? as u32,
+            "regionId" => self.region_id = s.non_empty()?,
             "traceOn" => self.trace_on = s.parse_bool()?,
             "slaveReadEnable" => self.slave_read_enable = s.parse_bool()?,
             "enableDLegerCommitLog" => self.enable_dledger_commit_log = s.parse_bool()?,
-            "dLegerGroup" => self.dledger_group = non_empty(s)?,
+            "dLegerGroup" => self.dledger_group = s.non_empty()?,
             "dLegerPeers" => self.dledger_peers = parse_dledger_peers(s)?,
-            "dLegerSelfId" => self.dledger_self_id = non_empty(s)?,
+            "dLegerSelfId" => self.dledger_self_id = s.non_empty()?,
             "preferredLeaderId" | "preferredLeaderIds" => {
-                self.preferred_leader_id = Some(non_empty(s)?)
+                self.preferred_leader_id = Some(s.non_empty()?)
             }
-            "messageDelayLevel" => {
-                self.message_delay_level = s.value.parse().map_err(|e| s.bad(format!("{e}")))?
-            }
-            _ => return Ok(false),
+            _ => return self.store.apply(s),
         }
         Ok(true)
     }
@@ -303,22 +239,6 @@ impl BrokerConfig {
     }
 }
 
-fn non_empty(s: &Setting) -> Result<String, BadSetting> {
-    if s.value.is_empty() {
-        Err(s.bad("must not be empty"))
-    } else {
-        Ok(s.value.clone())
-    }
-}
-
-fn in_range(s: &Setting, min: u64, max: u64) -> Result<u64, BadSetting> {
-    let v = s.parse_u64()?;
-    if v < min || v > max {
-        return Err(s.bad(format!("must be between {min} and {max}")));
-    }
-    Ok(v)
-}
-
 fn parse_namesrv_addrs(s: &Setting) -> Result<Vec<String>, BadSetting> {
     let addrs: Vec<String> = s
         .value
@@ -341,21 +261,6 @@ fn check_host_port(addr: &str) -> Result<(), String> {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
         _ => Err(format!("`{addr}` is not host:port")),
     }
-}
-
-/// `deleteWhen` is a `;`-separated list of hours of the day (RocketMQ: "04", "04;16").
-fn parse_delete_when(s: &Setting) -> Result<Vec<u32>, BadSetting> {
-    let mut hours = Vec::new();
-    for part in s.value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.parse::<u32>() {
-            Ok(h) if h < 24 => hours.push(h),
-            _ => return Err(s.bad("expected hours of the day 00-23, separated by ';'")),
-        }
-    }
-    if hours.is_empty() {
-        return Err(s.bad("expected at least one hour of the day"));
-    }
-    Ok(hours)
 }
 
 /// `n0-127.0.0.1:40911;n1-127.0.0.1:40912`: the id is the text before the first `-`.
@@ -391,7 +296,7 @@ mod tests {
 
     fn load(text: &str) -> Result<(BrokerConfig, Vec<Setting>), ConfigError> {
         let mut config = BrokerConfig::default();
-        let unknown = config.apply_all(&properties::parse(text))?;
+        let unknown = config.apply_all(&conf::parse(text))?;
         Ok((config, unknown))
     }
 
@@ -405,14 +310,14 @@ mod tests {
              diskSpaceCleanForciblyRatio=92\n",
         )
         .unwrap();
-        assert!((c.disk_space_warning_level_ratio - 0.95).abs() < 1e-9);
-        assert!((c.disk_space_clean_forcibly_ratio - 0.92).abs() < 1e-9);
+        assert!((c.store.disk_space_warning_level_ratio - 0.95).abs() < 1e-9);
+        assert!((c.store.disk_space_clean_forcibly_ratio - 0.92).abs() < 1e-9);
         assert_eq!(c.listen_port, 30911);
         assert_eq!(c.namesrv_addrs.len(), 2);
-        assert_eq!(c.flush_disk_type, FlushDiskType::Sync);
-        assert_eq!(c.mapped_file_size_commit_log, 1 << 20);
-        assert_eq!(c.delete_when, vec![4, 16]);
-        assert_eq!(c.file_reserved_time_hours, 48);
+        assert_eq!(c.store.flush_disk_type, store::FlushDiskType::SyncFlush);
+        assert_eq!(c.store.mapped_file_size_commit_log, 1 << 20);
+        assert_eq!(c.store.delete_when, vec![4, 16]);
+        assert_eq!(c.store.file_reserved_time_hours, 48);
         assert_eq!(unknown.len(), 1);
         assert_eq!(unknown[0].key, "brokerRole");
     }
@@ -440,9 +345,12 @@ mod tests {
     fn delay_levels_are_read_and_checked() {
         let (c, unknown) = load("messageDelayLevel=1s 30s 2m 1h 1d\n").unwrap();
         assert!(unknown.is_empty());
-        assert_eq!(c.message_delay_level.to_string(), "1s 30s 2m 1h 1d");
+        assert_eq!(c.store.message_delay_level.to_string(), "1s 30s 2m 1h 1d");
         assert_eq!(
-            BrokerConfig::default().message_delay_level.to_string(),
+            BrokerConfig::default()
+                .store
+                .message_delay_level
+                .to_string(),
             message::delay::DEFAULT_MESSAGE_DELAY_LEVEL
         );
         let too_many = format!(

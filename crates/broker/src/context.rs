@@ -88,7 +88,7 @@ impl BrokerContext {
             ))
         })?;
         let store_host = SocketAddr::new(ip, port);
-        let delay_levels = config.message_delay_level.clone();
+        let delay_levels = config.store.message_delay_level.clone();
         let long_poll = LongPollHub::new(limits::MAX_PARKED_PULLS);
         let hub = Arc::clone(&long_poll);
         store.reader().set_arrival_listener(Arc::new(

@@ -9,6 +9,8 @@ use std::time::Duration;
 use namesrv::config::NamesrvConfig;
 use namesrv::server::RunningNameServer;
 
+use store::StoreConfig;
+
 use crate::config::{BrokerConfig, DLedgerPeer};
 use crate::runtime::{self, RunningBroker, StartError};
 
@@ -81,9 +83,11 @@ pub fn broker_configs(
         namesrv_addrs: vec![namesrv_addr.to_owned()],
         broker_ip1: options.host.clone(),
         bind_address: options.host.clone(),
-        store_path_root_dir: dir,
-        // Smaller segments than RocketMQ's 1 GiB keep a laptop's disk use modest.
-        mapped_file_size_commit_log: 128 * 1024 * 1024,
+        store: StoreConfig {
+            // Smaller segments than RocketMQ's 1 GiB keep a laptop's disk use modest.
+            mapped_file_size_commit_log: 128 * 1024 * 1024,
+            ..StoreConfig::new(dir)
+        },
         ..BrokerConfig::default()
     };
     if options.standalone {
@@ -227,7 +231,7 @@ mod tests {
         assert_eq!(configs[2].dledger_self_id, "n2");
         assert_eq!(configs[0].dledger_peers[1].addr, "127.0.0.1:40912");
         assert_eq!(
-            configs[1].store_path_root_dir,
+            configs[1].store.store_path_root_dir,
             PathBuf::from("data/RaftNode00/n1")
         );
     }

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::clock::now_ms;
-use crate::config::{BrokerConfig, FlushDiskType};
+use crate::config::BrokerConfig;
 use crate::context::BrokerContext;
 use crate::group::{self, handoff, GroupError};
 use crate::metadata::MetaError;
@@ -58,34 +58,12 @@ pub enum StartError {
 
 /// The store settings a broker config implies.
 pub fn store_config(config: &BrokerConfig) -> StoreConfig {
-    let delete_when = config
-        .delete_when
-        .iter()
-        .map(|h| format!("{h:02}"))
-        .collect::<Vec<_>>()
-        .join(";");
     let max_body = config.max_message_size as usize;
     StoreConfig {
-        store_path_root_dir: config.store_path_root_dir.clone(),
-        mapped_file_size_commit_log: config.mapped_file_size_commit_log,
-        consume_queue_entries_per_file: config.mapped_file_size_consume_queue_entries,
-        flush_disk_type: match config.flush_disk_type {
-            FlushDiskType::Async => store::FlushDiskType::AsyncFlush,
-            FlushDiskType::Sync => store::FlushDiskType::SyncFlush,
-        },
-        flush_interval_commit_log_ms: u64::try_from(config.flush_interval_commit_log.as_millis())
-            .unwrap_or(500),
-        file_reserved_time_hours: config.file_reserved_time_hours,
-        delete_when,
-        disk_max_used_space_ratio: config.disk_max_used_space_ratio,
-        disk_space_clean_forcibly_ratio: config.disk_space_clean_forcibly_ratio,
-        disk_space_warning_level_ratio: config.disk_space_warning_level_ratio,
         // The broker limits bodies; the store limits whole records and batches of them.
         max_message_size: max_body + RECORD_OVERHEAD_MAX_BYTES,
         max_batch_bytes: (max_body + BATCH_OVERHEAD_MAX_BYTES).max(16 * 1024 * 1024),
-        // The store stamps each SCHEDULE_TOPIC_XXXX entry with its deliver time.
-        message_delay_level: config.message_delay_level.clone(),
-        ..StoreConfig::new(&config.store_path_root_dir)
+        ..config.store.clone()
     }
 }
 
@@ -350,7 +328,10 @@ mod tests {
         // Standalone and group members both open their store with `store_config`: the
         // store stamps schedule entries with deliver times from these levels.
         let config = BrokerConfig {
-            message_delay_level: "2s 7m".parse().unwrap(),
+            store: StoreConfig {
+                message_delay_level: "2s 7m".parse().unwrap(),
+                ..StoreConfig::default()
+            },
             ..BrokerConfig::default()
         };
         assert_eq!(

@@ -280,7 +280,8 @@ async fn pull_when_delivered(broker: &TestBroker, topic: &str, offset: i64) -> R
 async fn sent_back_messages_go_to_the_retry_topic_then_the_dlq() {
     // Retries wait at level 3 + reconsumeTimes; one short level keeps the test quick.
     let broker =
-        TestBroker::start_with(|config| config.message_delay_level = "1s".parse().unwrap()).await;
+        TestBroker::start_with(|config| config.store.message_delay_level = "1s".parse().unwrap())
+            .await;
     let sent = send_tagged(&broker, "OrigTopic", 0, "TagA", b"payload").await;
     let offset = decode_offset_msg_id(sent.ext_field("msgId").unwrap())
         .unwrap()

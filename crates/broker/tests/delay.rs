@@ -20,7 +20,8 @@ use support::*;
 use tests::requests::send_back;
 
 async fn broker_with_levels(levels: &'static str) -> TestBroker {
-    TestBroker::start_with(|config| config.message_delay_level = levels.parse().unwrap()).await
+    TestBroker::start_with(|config| config.store.message_delay_level = levels.parse().unwrap())
+        .await
 }
 
 /// Sends one message to `topic` queue 0 with `properties` and returns the response.

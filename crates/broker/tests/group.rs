@@ -271,9 +271,9 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
     let mut group = Group::start_with(|config| {
         config.namesrv_addrs = vec![ns.clone()];
         // Segments of about 200 messages, all expired as soon as they are full.
-        config.mapped_file_size_commit_log = 256 * 1024;
+        config.store.mapped_file_size_commit_log = 256 * 1024;
         config.max_message_size = 8 * 1024;
-        config.file_reserved_time_hours = 0;
+        config.store.file_reserved_time_hours = 0;
     })
     .await;
     let master = group.wait_master(None).await;
@@ -305,7 +305,7 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
     // One follower loses its disk while the others drop their old segments.
     let wiped = (master + 1) % 3;
     group.members[wiped].take().unwrap().shutdown().await;
-    std::fs::remove_dir_all(&group.configs[wiped].store_path_root_dir).unwrap();
+    std::fs::remove_dir_all(&group.configs[wiped].store.store_path_root_dir).unwrap();
     let running: Vec<usize> = (0..3).filter(|&i| i != wiped).collect();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -394,7 +394,8 @@ fn schedule_caught_up(ctx: &broker::BrokerContext) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delayed_messages_are_delivered_by_the_group_and_survive_the_master_stopping() {
     let mut group =
-        Group::start_with(|config| config.message_delay_level = "1s 5s".parse().unwrap()).await;
+        Group::start_with(|config| config.store.message_delay_level = "1s 5s".parse().unwrap())
+            .await;
     let master = group.wait_master(None).await;
     let created = group.call(master, create_topic("GroupDelay", 1)).await;
     assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::properties::{self, BadSetting, PropertiesError, Setting};
+use conf::{BadSetting, PropertiesError, Setting};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamesrvConfig {
@@ -35,7 +35,7 @@ pub enum NamesrvConfigError {
 impl NamesrvConfig {
     /// Reads `path`; returns the config and the settings it does not know (to be logged).
     pub fn load(path: &Path) -> Result<(NamesrvConfig, Vec<Setting>), NamesrvConfigError> {
-        let settings = properties::read_file(path)?;
+        let settings = conf::read_file(path)?;
         let mut config = NamesrvConfig::default();
         let mut unknown = Vec::new();
         for setting in settings {
@@ -70,11 +70,11 @@ mod tests {
     #[test]
     fn known_unknown_and_bad_keys() {
         let mut config = NamesrvConfig::default();
-        let settings = properties::parse("listenPort=19876\nrocketmqHome=/opt\n");
+        let settings = conf::parse("listenPort=19876\nrocketmqHome=/opt\n");
         assert!(config.apply(&settings[0]).unwrap());
         assert!(!config.apply(&settings[1]).unwrap());
         assert_eq!(config.listen_port, 19876);
-        let bad = properties::parse("scanNotActiveBrokerInterval=1\n");
+        let bad = conf::parse("scanNotActiveBrokerInterval=1\n");
         assert!(config.apply(&bad[0]).is_err());
     }
 }

@@ -1,11 +1,9 @@
 //! The name server: where brokers register and clients find topic routes.
 //!
-//! - [`properties`]: RocketMQ's `key=value` config files (shared with the broker).
 //! - [`config`]: the `namesrv.conf` keys.
 //! - [`registry`]: the route registry and its rules (registration, expiry, role swaps).
 //! - [`server`]: request handling on the name server's port, and [`server::start`].
 
 pub mod config;
-pub mod properties;
 pub mod registry;
 pub mod server;

@@ -1,7 +1,9 @@
-//! Store settings, with RocketMQ's `MessageStoreConfig` names and defaults.
+//! Store settings, with RocketMQ's `MessageStoreConfig` names and defaults. The store owns
+//! its `broker.conf` keys: each is read here, once, into its type.
 
 use std::path::PathBuf;
 
+use conf::{BadSetting, Setting};
 use message::DelayLevels;
 
 use crate::error::{Result, StoreError};
@@ -17,20 +19,17 @@ pub enum FlushDiskType {
     SyncFlush,
 }
 
-impl std::str::FromStr for FlushDiskType {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim() {
-            "ASYNC_FLUSH" => Ok(FlushDiskType::AsyncFlush),
-            "SYNC_FLUSH" => Ok(FlushDiskType::SyncFlush),
-            other => Err(StoreError::Config(format!(
-                "flushDiskType must be ASYNC_FLUSH or SYNC_FLUSH, not {other:?}"
-            ))),
+impl FlushDiskType {
+    /// The `flushDiskType` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushDiskType::AsyncFlush => "ASYNC_FLUSH",
+            FlushDiskType::SyncFlush => "SYNC_FLUSH",
         }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreConfig {
     /// `storePathRootDir`: holds `commitlog/`, `consumequeue/`, `index/`, `checkpoint`.
     pub store_path_root_dir: PathBuf,
@@ -50,9 +49,9 @@ pub struct StoreConfig {
     pub sync_flush_timeout_ms: u64,
     /// `fileReservedTime`: hours a CommitLog segment is kept after its last write.
     pub file_reserved_time_hours: u64,
-    /// `deleteWhen`: hours of the day (local time, `;`-separated, e.g. "04" or "03;04")
-    /// when expired segments are removed.
-    pub delete_when: String,
+    /// `deleteWhen`: hours of the day (local time; `;`-separated in the file, e.g. "04" or
+    /// "03;04") when expired segments are removed.
+    pub delete_when: Vec<u32>,
     /// `cleanResourceInterval`: how often retention runs.
     pub clean_resource_interval_ms: u64,
     /// `deleteCommitLogFilesInterval`-like bound: segments removed per retention run.
@@ -100,7 +99,7 @@ impl Default for StoreConfig {
             flush_interval_consume_queue_ms: 1000,
             sync_flush_timeout_ms: 5000,
             file_reserved_time_hours: 72,
-            delete_when: "04".to_string(),
+            delete_when: vec![4],
             clean_resource_interval_ms: 10_000,
             max_segments_deleted_per_run: 10,
             disk_max_used_space_ratio: 0.75,
@@ -130,69 +129,62 @@ impl StoreConfig {
         }
     }
 
-    /// Applies one `broker.conf` key if it is a store setting. Returns whether the key was
-    /// recognised; a recognised key with a bad value is an error.
-    pub fn apply_property(&mut self, key: &str, value: &str) -> Result<bool> {
-        let value = value.trim();
-        fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
-            value
-                .parse()
-                .map_err(|_| StoreError::Config(format!("{key}={value:?} is not a valid number")))
-        }
-        fn ratio(key: &str, value: &str) -> Result<f64> {
-            let percent: f64 = num(key, value)?;
-            if !(0.0..=100.0).contains(&percent) {
-                return Err(StoreError::Config(format!(
-                    "{key}={value} must be a percentage"
-                )));
+    /// Applies one `broker.conf` setting if its key is a store setting. Returns whether the
+    /// key was recognised; a recognised key with a bad value is an error naming its line.
+    /// (`maxMessageSize` is the broker's: it limits bodies, and the broker derives the
+    /// store's record limits from it.)
+    pub fn apply(&mut self, s: &Setting) -> std::result::Result<bool, BadSetting> {
+        match s.key.as_str() {
+            "storePathRootDir" => self.store_path_root_dir = PathBuf::from(s.non_empty()?),
+            // RocketMQ's key keeps its historic misspelling; accept the correct one too.
+            "mapedFileSizeCommitLog" | "mappedFileSizeCommitLog" => {
+                self.mapped_file_size_commit_log = s.in_range(4096, 1 << 40)?
             }
-            Ok(percent / 100.0)
-        }
-        match key {
-            "storePathRootDir" => self.store_path_root_dir = PathBuf::from(value),
-            "mappedFileSizeCommitLog" | "mapedFileSizeCommitLog" => {
-                self.mapped_file_size_commit_log = num(key, value)?
+            "mapedFileSizeConsumeQueue" | "mappedFileSizeConsumeQueue" => {
+                // RocketMQ gives this in bytes of 20-byte entries.
+                self.consume_queue_entries_per_file = s.in_range(20, 1 << 34)? / 20
             }
-            "mappedFileSizeConsumeQueue" | "mapedFileSizeConsumeQueue" => {
-                let bytes: u64 = num(key, value)?;
-                self.consume_queue_entries_per_file = (bytes / 20).max(1);
+            "flushDiskType" => {
+                self.flush_disk_type = match s.value.as_str() {
+                    "ASYNC_FLUSH" => FlushDiskType::AsyncFlush,
+                    "SYNC_FLUSH" => FlushDiskType::SyncFlush,
+                    _ => return Err(s.bad("expected ASYNC_FLUSH or SYNC_FLUSH")),
+                }
             }
-            "flushDiskType" => self.flush_disk_type = value.parse()?,
-            "flushIntervalCommitLog" => self.flush_interval_commit_log_ms = num(key, value)?,
-            "flushIntervalConsumeQueue" => self.flush_interval_consume_queue_ms = num(key, value)?,
-            "syncFlushTimeout" => self.sync_flush_timeout_ms = num(key, value)?,
-            "fileReservedTime" => self.file_reserved_time_hours = num(key, value)?,
-            "deleteWhen" => {
-                parse_delete_when(value)?;
-                self.delete_when = value.to_string();
+            "flushIntervalCommitLog" => {
+                self.flush_interval_commit_log_ms = s.in_range(1, 60_000)?
             }
-            "cleanResourceInterval" => self.clean_resource_interval_ms = num(key, value)?,
-            "diskMaxUsedSpaceRatio" => self.disk_max_used_space_ratio = ratio(key, value)?,
+            "flushIntervalConsumeQueue" => {
+                self.flush_interval_consume_queue_ms = s.in_range(1, 60_000)?
+            }
+            "syncFlushTimeout" => self.sync_flush_timeout_ms = s.in_range(1, 600_000)?,
+            "fileReservedTime" => self.file_reserved_time_hours = s.in_range(1, 24 * 365 * 10)?,
+            "deleteWhen" => self.delete_when = parse_delete_when(s)?,
+            "cleanResourceInterval" => {
+                self.clean_resource_interval_ms = s.in_range(100, 3_600_000)?
+            }
+            // Percentages, as RocketMQ 5 reads them (4.x took the last two as JVM properties).
+            "diskMaxUsedSpaceRatio" => {
+                self.disk_max_used_space_ratio = s.in_range(10, 95)? as f64 / 100.0
+            }
             "diskSpaceCleanForciblyRatio" => {
-                self.disk_space_clean_forcibly_ratio = ratio(key, value)?
+                self.disk_space_clean_forcibly_ratio = s.in_range(10, 100)? as f64 / 100.0
             }
             "diskSpaceWarningLevelRatio" => {
-                self.disk_space_warning_level_ratio = ratio(key, value)?
+                self.disk_space_warning_level_ratio = s.in_range(10, 100)? as f64 / 100.0
             }
-            "maxMessageSize" => self.max_message_size = num(key, value)?,
             "maxTransferCountOnMessageInMemory" => {
-                self.max_transfer_count_on_message_in_memory = num(key, value)?
+                self.max_transfer_count_on_message_in_memory = s.in_range(1, 1 << 20)? as usize
             }
             "maxTransferBytesOnMessageInMemory" => {
-                self.max_transfer_bytes_on_message_in_memory = num(key, value)?
+                self.max_transfer_bytes_on_message_in_memory = s.in_range(1, 1 << 30)? as usize
             }
-            "messageIndexEnable" => {
-                self.message_index_enable = value.parse().map_err(|_| {
-                    StoreError::Config(format!("{key}={value:?} must be true or false"))
-                })?
-            }
-            "maxHashSlotNum" => self.max_hash_slot_num = num(key, value)?,
-            "maxIndexNum" => self.max_index_num = num(key, value)?,
-            "maxMsgsNumBatch" => self.max_query_results = num(key, value)?,
+            "messageIndexEnable" => self.message_index_enable = s.parse_bool()?,
+            "maxHashSlotNum" => self.max_hash_slot_num = s.in_range(1, u32::MAX.into())? as u32,
+            "maxIndexNum" => self.max_index_num = s.in_range(1, u32::MAX.into())? as u32,
+            "maxMsgsNumBatch" => self.max_query_results = s.in_range(1, 1 << 16)? as usize,
             "messageDelayLevel" => {
-                self.message_delay_level = value
-                    .parse()
-                    .map_err(|e| StoreError::Config(format!("messageDelayLevel: {e}")))?
+                self.message_delay_level = s.value.parse().map_err(|e| s.bad(format!("{e}")))?
             }
             _ => return Ok(false),
         }
@@ -234,7 +226,12 @@ impl StoreConfig {
                 )));
             }
         }
-        parse_delete_when(&self.delete_when)?;
+        if self.delete_when.iter().any(|&hour| hour >= 24) {
+            return Err(StoreError::Config(format!(
+                "deleteWhen lists an hour past 23: {:?}",
+                self.delete_when
+            )));
+        }
         Ok(())
     }
 
@@ -255,18 +252,17 @@ impl StoreConfig {
     }
 }
 
-/// Parses `deleteWhen` ("04", "03;04") into hours of the day.
-pub fn parse_delete_when(value: &str) -> Result<Vec<u32>> {
+/// `deleteWhen` is a `;`-separated list of hours of the day (RocketMQ: "04", "04;16").
+fn parse_delete_when(s: &Setting) -> std::result::Result<Vec<u32>, BadSetting> {
     let mut hours = Vec::new();
-    for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in s.value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         match part.parse::<u32>() {
             Ok(h) if h < 24 => hours.push(h),
-            _ => {
-                return Err(StoreError::Config(format!(
-                    "deleteWhen={value:?}: {part:?} is not an hour of the day"
-                )))
-            }
+            _ => return Err(s.bad("expected hours of the day 00-23, separated by ';'")),
         }
+    }
+    if hours.is_empty() {
+        return Err(s.bad("expected at least one hour of the day"));
     }
     Ok(hours)
 }
@@ -274,6 +270,32 @@ pub fn parse_delete_when(value: &str) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn setting(key: &str, value: &str) -> Setting {
+        Setting {
+            key: key.into(),
+            value: value.into(),
+            line: 1,
+        }
+    }
+
+    trait ApplyProperty {
+        fn apply_property(
+            &mut self,
+            key: &str,
+            value: &str,
+        ) -> std::result::Result<bool, BadSetting>;
+    }
+
+    impl ApplyProperty for StoreConfig {
+        fn apply_property(
+            &mut self,
+            key: &str,
+            value: &str,
+        ) -> std::result::Result<bool, BadSetting> {
+            self.apply(&setting(key, value))
+        }
+    }
 
     #[test]
     fn properties_apply_with_rocketmq_names() {
@@ -309,8 +331,14 @@ mod tests {
 
     #[test]
     fn delete_when_lists_hours() {
-        assert_eq!(parse_delete_when("04").unwrap(), vec![4]);
-        assert_eq!(parse_delete_when("03; 04;").unwrap(), vec![3, 4]);
-        assert!(parse_delete_when("4am").is_err());
+        assert_eq!(
+            parse_delete_when(&setting("deleteWhen", "04")).unwrap(),
+            vec![4]
+        );
+        assert_eq!(
+            parse_delete_when(&setting("deleteWhen", "03; 04;")).unwrap(),
+            vec![3, 4]
+        );
+        assert!(parse_delete_when(&setting("deleteWhen", "4am")).is_err());
     }
 }

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use crate::config::parse_delete_when;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::stats::StoreStats;
@@ -82,7 +81,7 @@ pub(crate) fn run_once(inner: &Engine, manual: bool) -> Result<RetentionReport> 
     inner
         .disk_used_ratio_bits
         .store(ratio.to_bits(), std::sync::atomic::Ordering::Relaxed);
-    let hours = parse_delete_when(&config.delete_when).unwrap_or_default();
+    let hours = &config.delete_when;
     let time_up = hours.contains(&inner.env.clock.local_hour());
     let pressure = ratio > config.disk_max_used_space_ratio;
     let force = ratio > config.disk_space_clean_forcibly_ratio;

@@ -30,7 +30,7 @@ fn fixture(reserved_hours: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small_config(dir.path());
     config.file_reserved_time_hours = reserved_hours;
-    config.delete_when = "04".into();
+    config.delete_when = vec![4];
     config.disk_max_used_space_ratio = 0.75;
     config.disk_space_clean_forcibly_ratio = 0.85;
     let clock = ManualClock::new(now_ms(), 12);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use broker::config::BrokerConfig;
 use clap::Parser;
-use namesrv::properties::Setting;
+use conf::Setting;
 use tracing::{info, warn};
 
 #[derive(Parser)]

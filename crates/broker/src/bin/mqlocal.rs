@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
                         .iter()
                         .find(|p| p.id == config.dledger_self_id)
                         .map_or("?", |p| p.addr.as_str()),
-                    config.store_path_root_dir.display()
+                    config.store.store_path_root_dir.display()
                 );
             }
             match local.wait_for_master(Duration::from_secs(15)).await {

@@ -141,7 +141,7 @@ pub async fn open(
         own_addr: config.broker_addr(),
     };
     let metadata = GroupMetadata::open(
-        &config_dir(&config.store_path_root_dir),
+        &config_dir(&config.store.store_path_root_dir),
         tables.clone(),
         Arc::clone(&registration_needed),
         Some(source),
@@ -176,6 +176,7 @@ pub async fn open(
 /// The raft directory of this member (where the store keeps its term and vote).
 fn raft_dir(config: &BrokerConfig, self_id: NodeId) -> std::path::PathBuf {
     config
+        .store
         .store_path_root_dir
         .join(format!("dledger-{self_id}"))
 }

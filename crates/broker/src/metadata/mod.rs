@@ -40,7 +40,7 @@ pub struct MetadataTables {
 
 impl MetadataTables {
     pub fn open(config: &BrokerConfig) -> Result<MetadataTables, MetaError> {
-        let dir = persist::config_dir(&config.store_path_root_dir);
+        let dir = persist::config_dir(&config.store.store_path_root_dir);
         let defaults = TopicDefaults {
             cluster_name: config.broker_cluster_name.clone(),
             broker_name: config.broker_name.clone(),

@@ -247,16 +247,13 @@ pub async fn delete_group(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
 /// The running configuration as `key=value` lines (what mqadmin getBrokerConfig prints).
 pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let c = &ctx.config;
-    let delete_when = c
+    let store = &c.store;
+    let delete_when = store
         .delete_when
         .iter()
         .map(|h| format!("{h:02}"))
         .collect::<Vec<_>>()
         .join(";");
-    let flush_disk_type = match c.flush_disk_type {
-        crate::config::FlushDiskType::Async => "ASYNC_FLUSH",
-        crate::config::FlushDiskType::Sync => "SYNC_FLUSH",
-    };
     let lines = [
         ("brokerClusterName", c.broker_cluster_name.clone()),
         ("brokerName", c.broker_name.clone()),
@@ -266,13 +263,13 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ("namesrvAddr", c.namesrv_addrs.join(";")),
         (
             "storePathRootDir",
-            c.store_path_root_dir.display().to_string(),
+            store.store_path_root_dir.display().to_string(),
         ),
         (
             "mapedFileSizeCommitLog",
-            c.mapped_file_size_commit_log.to_string(),
+            store.mapped_file_size_commit_log.to_string(),
         ),
-        ("flushDiskType", flush_disk_type.to_string()),
+        ("flushDiskType", store.flush_disk_type.as_str().to_owned()),
         (
             "autoCreateTopicEnable",
             c.auto_create_topic_enable.to_string(),
@@ -286,7 +283,10 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
             c.default_topic_queue_nums.to_string(),
         ),
         ("maxMessageSize", c.max_message_size.to_string()),
-        ("fileReservedTime", c.file_reserved_time_hours.to_string()),
+        (
+            "fileReservedTime",
+            store.file_reserved_time_hours.to_string(),
+        ),
         ("deleteWhen", delete_when),
         ("brokerPermission", c.broker_permission.to_string()),
         ("longPollingEnable", c.long_polling_enable.to_string()),
@@ -296,7 +296,7 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ),
         ("regionId", c.region_id.clone()),
         ("traceOn", c.trace_on.to_string()),
-        ("messageDelayLevel", c.message_delay_level.to_string()),
+        ("messageDelayLevel", store.message_delay_level.to_string()),
     ];
     let mut body = String::new();
     for (key, value) in lines {

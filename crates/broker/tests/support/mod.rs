@@ -37,12 +37,14 @@ pub fn test_config(dir: &std::path::Path) -> BrokerConfig {
         listen_port: 0,
         bind_address: "127.0.0.1".into(),
         broker_ip1: "127.0.0.1".into(),
-        store_path_root_dir: dir.join("store"),
-        mapped_file_size_commit_log: 16 * 1024 * 1024,
         max_message_size: 1024 * 1024,
-        // A test's data must not depend on how full the host's disk is.
-        disk_space_warning_level_ratio: 1.0,
-        disk_space_clean_forcibly_ratio: 1.0,
+        store: store::StoreConfig {
+            mapped_file_size_commit_log: 16 * 1024 * 1024,
+            // A test's data must not depend on how full the host's disk is.
+            disk_space_warning_level_ratio: 1.0,
+            disk_space_clean_forcibly_ratio: 1.0,
+            ..store::StoreConfig::new(dir.join("store"))
+        },
         ..BrokerConfig::default()
     }
 }

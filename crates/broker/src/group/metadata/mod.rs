@@ -222,7 +222,7 @@ mod tests {
 
     fn tables(dir: &Path) -> MetadataTables {
         let config = BrokerConfig {
-            store_path_root_dir: dir.to_path_buf(),
+            store: store::StoreConfig::new(dir),
             broker_name: "g".into(),
             ..BrokerConfig::default()
         };

@@ -1,4 +1,6 @@
-//! RocketMQ's `key=value` configuration files (`namesrv.conf`, `broker.conf`).
+//! RocketMQ's `key=value` configuration files (`namesrv.conf`, `broker.conf`): read once,
+//! each value turned into its type where the key is known, with the line it came from in
+//! every error. The name server, the broker and the store each own their keys.
 //!
 //! Java reads them with `java.util.Properties`; operators write them by hand. This reader
 //! accepts what they write in practice: `#` and `!` comments, blank lines, `key=value` or
@@ -133,6 +135,24 @@ impl Setting {
             "true" => Ok(true),
             "false" => Ok(false),
             _ => Err(self.bad("expected true or false")),
+        }
+    }
+
+    /// An integer within `min..=max`.
+    pub fn in_range(&self, min: u64, max: u64) -> Result<u64, BadSetting> {
+        let v = self.parse_u64()?;
+        if v < min || v > max {
+            return Err(self.bad(format!("must be between {min} and {max}")));
+        }
+        Ok(v)
+    }
+
+    /// The value, which must not be empty.
+    pub fn non_empty(&self) -> Result<String, BadSetting> {
+        if self.value.is_empty() {
+            Err(self.bad("must not be empty"))
+        } else {
+            Ok(self.value.clone())
         }
     }
 
