@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use message::properties::{self, keys, MAX_PROPERTIES_LEN, PROPERTY_SEPARATOR};
-use message::{encode_into, MessageDraft, MessageProperties};
+use message::{encode_into, EncodeError, MessageDraft, MessageProperties};
 
 use crate::store_facade::RecordBatch;
 
@@ -25,6 +25,15 @@ pub struct NewMessage<'a> {
     pub reconsume_times: i32,
 }
 
+/// Why a message cannot become a stored record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("message properties are {0} bytes; at most {MAX_PROPERTIES_LEN} are allowed")]
+    PropertiesTooLong(usize),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
 /// Properties as stored: the client's string with `CLUSTER` and (if missing) `UNIQ_KEY`
 /// appended. The client's bytes stay as they are when possible, so what a consumer reads
 /// back is what the producer wrote.
@@ -32,7 +41,7 @@ pub fn complete_properties(
     client: &str,
     cluster_name: &str,
     new_uniq_id: impl FnOnce() -> String,
-) -> Result<String, String> {
+) -> Result<String, RecordError> {
     let mut stored = if client.contains(keys::TRANSIENT_PREFIX) {
         let mut parsed = MessageProperties::parse(client);
         parsed.remove_transient();
@@ -64,10 +73,7 @@ pub fn complete_properties(
         append(keys::CLUSTER, cluster_name);
     }
     if stored.len() > MAX_PROPERTIES_LEN {
-        return Err(format!(
-            "message properties are {} bytes; at most {MAX_PROPERTIES_LEN} are allowed",
-            stored.len()
-        ));
+        return Err(RecordError::PropertiesTooLong(stored.len()));
     }
     Ok(stored)
 }
@@ -77,7 +83,7 @@ pub fn append_record(
     batch: &mut RecordBatch,
     message: &NewMessage<'_>,
     store_host: SocketAddr,
-) -> Result<(), String> {
+) -> Result<(), RecordError> {
     let draft = MessageDraft {
         topic: message.topic,
         body: message.body,
@@ -94,7 +100,7 @@ pub fn append_record(
         physical_offset: 0,
         store_timestamp_ms: 0,
     };
-    encode_into(&draft, batch.buffer()).map_err(|e| e.to_string())?;
+    encode_into(&draft, batch.buffer())?;
     batch.finish_record();
     Ok(())
 }

@@ -202,7 +202,7 @@ impl ReceivedMessage {
     /// Decodes one record read from `broker_name`. A compressed body is inflated; a body
     /// compressed with an algorithm this client lacks (LZ4, ZSTD) is kept as stored with
     /// its COMPRESSED sysflag bit still set.
-    pub(crate) fn from_view(view: &MessageView<'_>, broker_name: &str) -> Result<Self, String> {
+    pub(crate) fn from_view(view: &MessageView<'_>, broker_name: &str) -> Result<Self, BodyError> {
         let mut sys_flag = view.sys_flag();
         let body = match CompressionType::of_sys_flag(sys_flag) {
             Some(Ok(CompressionType::Zlib)) => {
@@ -256,16 +256,24 @@ impl ReceivedMessage {
     }
 }
 
+/// Why a response body does not hold readable messages.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Record(#[from] message::DecodeError),
+    #[error("zlib body does not inflate: {0}")]
+    Inflate(std::io::Error),
+    #[error("inflated body exceeds {0} bytes")]
+    TooLarge(usize),
+}
+
 /// Decodes a concatenated body of stored records (pull, query and view responses).
 pub(crate) fn decode_messages(
     body: &[u8],
     broker_name: &str,
-) -> Result<Vec<ReceivedMessage>, String> {
+) -> Result<Vec<ReceivedMessage>, BodyError> {
     message::MessageIter::new(body)
-        .map(|view| {
-            let view = view.map_err(|err| err.to_string())?;
-            ReceivedMessage::from_view(&view, broker_name)
-        })
+        .map(|view| ReceivedMessage::from_view(&view?, broker_name))
         .collect()
 }
 
@@ -277,15 +285,15 @@ pub(crate) fn deflate(body: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Inflates a zlib stream, refusing output larger than `limit` bytes.
-pub(crate) fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::with_capacity(compressed.len().saturating_mul(2).min(limit));
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     ZlibDecoder::new(compressed)
         .take(cap)
         .read_to_end(&mut out)
-        .map_err(|err| format!("zlib body does not inflate: {err}"))?;
+        .map_err(BodyError::Inflate)?;
     if out.len() > limit {
-        return Err(format!("inflated body exceeds {limit} bytes"));
+        return Err(BodyError::TooLarge(limit));
     }
     Ok(out)
 }

@@ -131,7 +131,12 @@ pub enum FrameAt {
 
 /// Checks a frame's body during recovery (e.g. that a message record decodes and its
 /// PHYSICALOFFSET matches the frame).
-pub type BodyValidator<'a> = &'a dyn Fn(&EntryHeader, &[u8]) -> std::result::Result<(), String>;
+pub type BodyValidator<'a> =
+    &'a dyn Fn(&EntryHeader, &[u8]) -> std::result::Result<(), InvalidBody>;
+
+/// Why the log's owner rejects a frame body (recovery cuts the log before it). The log only
+/// reports it; what is wrong is the owner's to say.
+pub type InvalidBody = Box<dyn std::error::Error + Send + Sync>;
 
 struct Published {
     first_index: AtomicU64,
@@ -1307,7 +1312,7 @@ mod tests {
         }
     }
 
-    fn accept_all(_: &EntryHeader, _: &[u8]) -> std::result::Result<(), String> {
+    fn accept_all(_: &EntryHeader, _: &[u8]) -> std::result::Result<(), InvalidBody> {
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use raft::entry::{EntryHeader, EntryKind};
 
 use crate::checkpoint::StoreCheckpoint;
-use crate::commit_log::CommitLog;
+use crate::commit_log::{CommitLog, InvalidBody};
 use crate::config::StoreConfig;
 use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue};
 use crate::dispatch::{Dispatcher, CHANNEL_MESSAGE};
@@ -72,26 +72,40 @@ pub(crate) fn open_derived_files(config: &StoreConfig) -> Result<Dispatcher> {
     .with_delay_levels(config.message_delay_level.clone()))
 }
 
+/// Why a CommitLog body is not a message record stored where it says it is.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MisplacedRecord {
+    #[error("not a message record: {0}")]
+    NotARecord(#[from] message::DecodeError),
+    #[error("record of {record} bytes in a body of {body}")]
+    SizeMismatch { record: usize, body: usize },
+    #[error("record says PHYSICALOFFSET {says} but sits at {at}")]
+    WrongPosition { says: i64, at: u64 },
+}
+
 /// Checks a CommitLog body during recovery: a message record whose PHYSICALOFFSET is the
 /// body's own position.
-pub(crate) fn validate_body(header: &EntryHeader, body: &[u8]) -> std::result::Result<(), String> {
+pub(crate) fn validate_body(
+    header: &EntryHeader,
+    body: &[u8],
+) -> std::result::Result<(), InvalidBody> {
     if header.channel != CHANNEL_MESSAGE {
         return Ok(());
     }
-    let view = MessageView::parse(body).map_err(|e| format!("not a message record: {e}"))?;
+    let view = MessageView::parse(body).map_err(MisplacedRecord::from)?;
     if view.total_size() != body.len() {
-        return Err(format!(
-            "record of {} bytes in a body of {}",
-            view.total_size(),
-            body.len()
-        ));
+        return Err(MisplacedRecord::SizeMismatch {
+            record: view.total_size(),
+            body: body.len(),
+        }
+        .into());
     }
     if view.physical_offset() != header.body_pos() as i64 {
-        return Err(format!(
-            "record says PHYSICALOFFSET {} but sits at {}",
-            view.physical_offset(),
-            header.body_pos()
-        ));
+        return Err(MisplacedRecord::WrongPosition {
+            says: view.physical_offset(),
+            at: header.body_pos(),
+        }
+        .into());
     }
     Ok(())
 }

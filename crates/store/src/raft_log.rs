@@ -377,7 +377,10 @@ mod tests {
     use raft::entry::{Entry, EntryHeader, EntryKind};
     use raft::MemLog;
 
-    fn accept(_: &EntryHeader, _: &[u8]) -> std::result::Result<(), String> {
+    fn accept(
+        _: &EntryHeader,
+        _: &[u8],
+    ) -> std::result::Result<(), crate::commit_log::InvalidBody> {
         Ok(())
     }
 

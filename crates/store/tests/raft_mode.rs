@@ -10,7 +10,7 @@ use store::commit_log::{CommitLog, CommitLogConfig};
 use store::dispatch::{Dispatcher, CHANNEL_MESSAGE};
 use store::StoreError;
 
-fn accept(_: &EntryHeader, _: &[u8]) -> Result<(), String> {
+fn accept(_: &EntryHeader, _: &[u8]) -> Result<(), store::commit_log::InvalidBody> {
     Ok(())
 }
 

@@ -145,7 +145,13 @@ impl MetadataWriter {
         let mut chunk: Vec<Write> = Vec::new();
         let mut chunk_bytes = 0;
         for write in writes {
-            let size = write.op.encode().len();
+            let size = match write.op.encode() {
+                Ok(bytes) => bytes.len(),
+                Err(e) => {
+                    let _ = write.done.send(Err(e));
+                    continue;
+                }
+            };
             if !chunk.is_empty() && chunk_bytes + size > MAX_ENTRY_BYTES {
                 self.propose_chunk(std::mem::take(&mut chunk)).await;
                 chunk_bytes = 0;
@@ -191,7 +197,7 @@ impl MetadataWriter {
         if !self.store.status().writable {
             return Err(replication_error(not_writable(&self.store)));
         }
-        let body = Bytes::from(MetadataOp::Batch(ops).encode());
+        let body = Bytes::from(MetadataOp::Batch(ops).encode()?);
         self.store
             .propose_metadata(body)
             .await

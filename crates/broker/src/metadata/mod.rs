@@ -113,8 +113,9 @@ pub enum MetadataOp {
 
 impl MetadataOp {
     /// JSON: readable in logs and dumps, and ops are small and rare next to messages.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>, MetaError> {
+        serde_json::to_vec(self)
+            .map_err(|e| MetaError::Invalid(format!("metadata op cannot be encoded: {e}")))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<MetadataOp, MetaError> {
@@ -169,7 +170,7 @@ mod tests {
             })]),
         ];
         for op in ops {
-            assert_eq!(MetadataOp::decode(&op.encode()).unwrap(), op);
+            assert_eq!(MetadataOp::decode(&op.encode().unwrap()).unwrap(), op);
         }
         assert!(MetadataOp::decode(b"{\"Nope\":1}").is_err());
     }

@@ -172,7 +172,7 @@ impl ConsumerOffsetManager {
     }
 
     /// The table in RocketMQ's `{"offsetTable":{...}}` form (GET_ALL_CONSUMER_OFFSET).
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Result<Vec<u8>, MetaError> {
         let file = OffsetFile {
             offset_table: self
                 .table
@@ -181,7 +181,8 @@ impl ConsumerOffsetManager {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        serde_json::to_vec_pretty(&file).unwrap_or_default()
+        serde_json::to_vec_pretty(&file)
+            .map_err(|e| MetaError::Invalid(format!("consumer offsets cannot be encoded: {e}")))
     }
 
     /// Writes the table if anything changed since the last write; returns whether it wrote.
@@ -190,8 +191,10 @@ impl ConsumerOffsetManager {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(false);
         }
-        let bytes = self.encode();
-        if let Err(e) = persist::write_atomically(&self.path, &bytes) {
+        let written = self
+            .encode()
+            .and_then(|bytes| persist::write_atomically(&self.path, &bytes));
+        if let Err(e) = written {
             // Try again next time.
             self.dirty.store(true, Ordering::Release);
             return Err(e);

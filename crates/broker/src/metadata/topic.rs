@@ -269,17 +269,15 @@ impl TopicConfigManager {
         default_topic: &str,
         client_queue_nums: i32,
         topic_sys_flag: i32,
-    ) -> Result<TopicConfig, String> {
+    ) -> Result<TopicConfig, AutoCreateError> {
         let Some(template) = self.get(default_topic) else {
-            return Err(format!(
-                "create new topic failed, because the default topic[{default_topic}] not exist"
-            ));
+            return Err(AutoCreateError::NoTemplate(default_topic.to_owned()));
         };
         if !perm::is_inherited(template.perm) {
-            return Err(format!(
-                "create new topic failed, because the default topic[{default_topic}] has no perm [{}] producer",
-                perm::to_display(template.perm)
-            ));
+            return Err(AutoCreateError::NotInheritable {
+                template: default_topic.to_owned(),
+                perm: perm::to_display(template.perm),
+            });
         }
         let queue_nums = client_queue_nums.min(template.write_queue_nums).max(1);
         Ok(TopicConfig {
@@ -293,6 +291,15 @@ impl TopicConfigManager {
             attributes: BTreeMap::new(),
         })
     }
+}
+
+/// Why a send cannot auto-create its topic; the remarks are RocketMQ's, which clients show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AutoCreateError {
+    #[error("create new topic failed, because the default topic[{0}] not exist")]
+    NoTemplate(String),
+    #[error("create new topic failed, because the default topic[{template}] has no perm [{perm}] producer")]
+    NotInheritable { template: String, perm: String },
 }
 
 /// Topics every broker makes for itself (kept when a table is replaced).

@@ -19,7 +19,7 @@ use remoting::header::admin::{
 };
 use tracing::info;
 
-use super::{decode_header, error, Refusal};
+use super::{decode_header, error, json_success, Refusal};
 use crate::context::BrokerContext;
 use crate::metadata::{MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
 
@@ -145,8 +145,7 @@ pub fn topic_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
         Err(refusal) => return refusal.into_response(request),
     };
     match ctx.topics.get(&header.topic) {
-        Some(config) => RemotingCommand::success_to(request)
-            .with_body(serde_json::to_vec(config.as_ref()).unwrap_or_default()),
+        Some(config) => json_success(request, config.as_ref()),
         None => error(
             request,
             response::TOPIC_NOT_EXIST,
@@ -160,7 +159,7 @@ pub fn topic_names(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCo
         topic_list: ctx.topics.topic_names().into_iter().collect(),
         broker_addr: Some(ctx.broker_addr.clone()),
     };
-    RemotingCommand::success_to(request).with_body(serde_json::to_vec(&list).unwrap_or_default())
+    json_success(request, &list)
 }
 
 pub async fn create_group(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
@@ -201,8 +200,7 @@ pub async fn create_group(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
 }
 
 pub fn all_group_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
-    RemotingCommand::success_to(request)
-        .with_body(serde_json::to_vec(&ctx.groups.wrapper()).unwrap_or_default())
+    json_success(request, &ctx.groups.wrapper())
 }
 
 pub fn group_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
@@ -211,8 +209,7 @@ pub fn group_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingC
         Err(refusal) => return refusal.into_response(request),
     };
     match ctx.groups.get(&header.group) {
-        Some(config) => RemotingCommand::success_to(request)
-            .with_body(serde_json::to_vec(config.as_ref()).unwrap_or_default()),
+        Some(config) => json_success(request, config.as_ref()),
         None => error(
             request,
             response::SUBSCRIPTION_GROUP_NOT_EXIST,
@@ -305,12 +302,21 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         body.push_str(&value);
         body.push('\n');
     }
-    let version = serde_json::to_string(&ctx.topics.data_version()).unwrap_or_default();
-    RemotingCommand::success_to(request)
-        .with_ext_field("version", version)
-        .with_body(body.into_bytes())
+    match serde_json::to_string(&ctx.topics.data_version()) {
+        Ok(version) => RemotingCommand::success_to(request)
+            .with_ext_field("version", version)
+            .with_body(body.into_bytes()),
+        Err(e) => error(
+            request,
+            response::SYSTEM_ERROR,
+            format!("the data version cannot be encoded: {e}"),
+        ),
+    }
 }
 
 pub fn all_consumer_offsets(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
-    RemotingCommand::success_to(request).with_body(ctx.offsets.encode())
+    match ctx.offsets.encode() {
+        Ok(body) => RemotingCommand::success_to(request).with_body(body),
+        Err(e) => error(request, response::SYSTEM_ERROR, e.to_string()),
+    }
 }

@@ -6,7 +6,7 @@ use remoting::code::response;
 use remoting::command::RemotingCommand;
 use tracing::info;
 
-use super::error;
+use super::{error, json_success};
 use crate::context::BrokerContext;
 use crate::group::status::{self, TRANSFEREE_FIELD};
 
@@ -22,8 +22,7 @@ pub async fn group_status(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
         broker_id: ctx.role.broker_id(),
     };
     match status::group_status(identity, member).await {
-        Some(body) => RemotingCommand::success_to(request)
-            .with_body(serde_json::to_vec(&body).unwrap_or_default()),
+        Some(body) => json_success(request, &body),
         None => error(
             request,
             response::SYSTEM_ERROR,

@@ -153,6 +153,22 @@ pub(crate) fn decode_header<H: CommandHeader>(request: &RemotingCommand) -> Resu
     request.decode_header::<H>().map_err(Refusal::from)
 }
 
+/// A success answer whose body is `value` as JSON; SYSTEM_ERROR when it cannot be encoded
+/// (an empty body would read as an empty table to the client).
+pub(crate) fn json_success(
+    request: &RemotingCommand,
+    value: &impl serde::Serialize,
+) -> RemotingCommand {
+    match serde_json::to_vec(value) {
+        Ok(body) => RemotingCommand::success_to(request).with_body(body),
+        Err(e) => error(
+            request,
+            response::SYSTEM_ERROR,
+            format!("the answer cannot be encoded: {e}"),
+        ),
+    }
+}
+
 /// `code` with `remark`.
 pub(crate) fn error(
     request: &RemotingCommand,

@@ -232,7 +232,7 @@ async fn topic_for_send(
                 header.default_topic_queue_nums,
                 0,
             )
-            .map_err(|reason| not_exist(&reason))?;
+            .map_err(|reason| not_exist(&reason.to_string()))?;
         ctx.create_topic(config)
             .await
             .map_err(|e| not_exist(&e.to_string()))?
@@ -299,7 +299,7 @@ async fn send_one(
         &ctx.config.broker_cluster_name,
         || ctx.uniq_ids.next_id(),
     )
-    .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+    .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
     let diverted = delay(ctx, &stored_properties, target)?;
     let (topic, queue_id, stored_properties) = match diverted {
         Some(diverted) => (SCHEDULE_TOPIC, diverted.queue_id, diverted.properties),
@@ -319,7 +319,7 @@ async fn send_one(
     let mut batch =
         RecordBatch::with_capacity(request.body.len() + stored_properties.len() + 160, 1);
     append_record(&mut batch, &message, ctx.store_host)
-        .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+        .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
     let uniq_key = properties::find(&stored_properties, keys::UNIQ_KEY).map(str::to_owned);
     let outcome = put(ctx, batch).await?;
     Ok(respond(ctx, request, target, &outcome, uniq_key))
@@ -363,7 +363,7 @@ async fn send_batch(
             complete_properties(item.properties, &ctx.config.broker_cluster_name, || {
                 ctx.uniq_ids.next_id()
             })
-            .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+            .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
         let message = NewMessage {
             topic: &target.topic,
             queue_id: target.queue_id,
@@ -376,7 +376,7 @@ async fn send_batch(
             reconsume_times: header.reconsume_times.unwrap_or(0),
         };
         append_record(&mut batch, &message, ctx.store_host)
-            .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))?;
+            .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
     }
     let uniq_key = header
         .properties
@@ -403,7 +403,7 @@ fn delay(
         &target.topic,
         target.queue_id,
     )
-    .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason))
+    .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))
 }
 
 async fn put(ctx: &BrokerContext, batch: RecordBatch) -> Result<PutOutcome, Refusal> {

@@ -145,7 +145,7 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         || ctx.uniq_ids.next_id(),
     ) {
         Ok(p) => p,
-        Err(reason) => return error(request, response::MESSAGE_ILLEGAL, reason),
+        Err(reason) => return error(request, response::MESSAGE_ILLEGAL, reason.to_string()),
     };
     let (store_topic, store_queue_id, stored_properties) = if dead {
         (topic.as_str(), queue_id, stored_properties)
@@ -158,7 +158,7 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         let level = ctx.delay_levels.clamp(requested).unwrap_or(1);
         match divert::at_level(&stored_properties, level, &topic, queue_id) {
             Ok(diverted) => (SCHEDULE_TOPIC, diverted.queue_id, diverted.properties),
-            Err(reason) => return error(request, response::MESSAGE_ILLEGAL, reason),
+            Err(reason) => return error(request, response::MESSAGE_ILLEGAL, reason.to_string()),
         }
     };
     let message = NewMessage {
@@ -174,7 +174,7 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
     };
     let mut batch = RecordBatch::with_capacity(record.len() + 256, 1);
     if let Err(reason) = append_record(&mut batch, &message, ctx.store_host) {
-        return error(request, response::MESSAGE_ILLEGAL, reason);
+        return error(request, response::MESSAGE_ILLEGAL, reason.to_string());
     }
     match ctx.store.put(batch).await {
         Ok(_) => {

@@ -15,7 +15,7 @@ use remoting::header::client::{
     GetConsumerConnectionListRequestHeader, GetProducerConnectionListRequestHeader,
 };
 
-use super::{decode_header, error};
+use super::{decode_header, error, json_success};
 use crate::context::BrokerContext;
 use crate::schedule;
 
@@ -172,8 +172,7 @@ pub fn consumer_connections(ctx: &BrokerContext, request: &RemotingCommand) -> R
         Err(refusal) => return refusal.into_response(request),
     };
     match ctx.consumers.connection_view(&header.consumer_group) {
-        Some(view) => RemotingCommand::success_to(request)
-            .with_body(serde_json::to_vec(&view).unwrap_or_default()),
+        Some(view) => json_success(request, &view),
         None => error(
             request,
             response::CONSUMER_NOT_ONLINE,
@@ -188,8 +187,7 @@ pub fn producer_connections(ctx: &BrokerContext, request: &RemotingCommand) -> R
         Err(refusal) => return refusal.into_response(request),
     };
     match ctx.producers.connection_view(&header.producer_group) {
-        Some(view) => RemotingCommand::success_to(request)
-            .with_body(serde_json::to_vec(&view).unwrap_or_default()),
+        Some(view) => json_success(request, &view),
         None => error(
             request,
             response::SYSTEM_ERROR,

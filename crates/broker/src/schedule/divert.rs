@@ -3,11 +3,26 @@
 //! level used) and out of it when it is due (those three removed; everything else,
 //! `UNIQ_KEY` included, kept so consumers see the message id the producer saw).
 
-use message::properties::{keys, MAX_PROPERTIES_LEN};
+use message::properties::{keys, PropertyError, MAX_PROPERTIES_LEN};
 use message::MessageProperties;
 
 use message::delay::requested_level;
 use message::DelayLevels;
+
+/// Why a message cannot go into, or come out of, the schedule topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DivertError {
+    #[error("cannot schedule the message: {0}")]
+    Property(#[from] PropertyError),
+    #[error(
+        "message properties are {0} bytes once scheduled; at most {MAX_PROPERTIES_LEN} are allowed"
+    )]
+    PropertiesTooLong(usize),
+    #[error("no REAL_TOPIC property")]
+    NoRealTopic,
+    #[error("no valid REAL_QID property")]
+    NoRealQueue,
+}
 
 /// Where a delayed message waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +42,7 @@ pub fn by_delay_property(
     properties: &str,
     real_topic: &str,
     real_queue_id: i32,
-) -> Result<Option<Diverted>, String> {
+) -> Result<Option<Diverted>, DivertError> {
     match levels.clamp(requested_level(properties)) {
         Some(level) => at_level(properties, level, real_topic, real_queue_id).map(Some),
         None => Ok(None),
@@ -40,7 +55,7 @@ pub fn at_level(
     level: i32,
     real_topic: &str,
     real_queue_id: i32,
-) -> Result<Diverted, String> {
+) -> Result<Diverted, DivertError> {
     let mut parsed = MessageProperties::parse(properties);
     let level_text = level.to_string();
     let queue_id_text = real_queue_id.to_string();
@@ -49,16 +64,11 @@ pub fn at_level(
         (keys::REAL_TOPIC, real_topic),
         (keys::REAL_QID, queue_id_text.as_str()),
     ] {
-        parsed
-            .put(key, value)
-            .map_err(|e| format!("cannot schedule the message: {e}"))?;
+        parsed.put(key, value)?;
     }
     let encoded = parsed.encode();
     if encoded.len() > MAX_PROPERTIES_LEN {
-        return Err(format!(
-            "message properties are {} bytes once scheduled; at most {MAX_PROPERTIES_LEN} are allowed",
-            encoded.len()
-        ));
+        return Err(DivertError::PropertiesTooLong(encoded.len()));
     }
     Ok(Diverted {
         level,
@@ -77,17 +87,17 @@ pub struct Delivery {
 
 /// The message a due schedule entry becomes; an error when its properties do not say
 /// where it belongs.
-pub fn out(properties: &str) -> Result<Delivery, String> {
+pub fn out(properties: &str) -> Result<Delivery, DivertError> {
     let mut parsed = MessageProperties::parse(properties);
     let topic = parsed
         .remove(keys::REAL_TOPIC)
         .filter(|t| !t.is_empty())
-        .ok_or("no REAL_TOPIC property")?;
+        .ok_or(DivertError::NoRealTopic)?;
     let queue_id = parsed
         .remove(keys::REAL_QID)
         .and_then(|q| q.trim().parse::<i32>().ok())
         .filter(|q| *q >= 0)
-        .ok_or("no valid REAL_QID property")?;
+        .ok_or(DivertError::NoRealQueue)?;
     parsed.remove(keys::DELAY);
     Ok(Delivery {
         topic,

@@ -285,11 +285,11 @@ impl Schedule {
         &self,
         view: &MessageView<'_>,
         batch: &mut RecordBatch,
-    ) -> Result<(), String> {
+    ) -> Result<(), Undeliverable> {
         let delivery = divert::out(view.properties())?;
         if delivery.topic == TRANS_HALF_TOPIC {
             // Half messages are never scheduled; one claiming to be is not delivered.
-            return Err(format!("real topic {TRANS_HALF_TOPIC} is not deliverable"));
+            return Err(Undeliverable::HalfMessage);
         }
         let message = NewMessage {
             topic: &delivery.topic,
@@ -302,8 +302,19 @@ impl Schedule {
             born_host: view.born_host(),
             reconsume_times: view.reconsume_times(),
         };
-        append_record(batch, &message, self.ctx.store_host)
+        Ok(append_record(batch, &message, self.ctx.store_host)?)
     }
+}
+
+/// Why a due message can never be delivered (it is passed over, with this logged).
+#[derive(Debug, thiserror::Error)]
+enum Undeliverable {
+    #[error(transparent)]
+    Divert(#[from] divert::DivertError),
+    #[error("real topic {TRANS_HALF_TOPIC} is not deliverable")]
+    HalfMessage,
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
 }
 
 /// When a message stored at `store_timestamp_ms` with `delay_ms` is due. A deliver time

@@ -24,6 +24,42 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(5);
 const CATCH_UP_POLL: Duration = Duration::from_millis(50);
 const CATCH_UP_POLLS: usize = 200;
 
+/// Why one copy attempt failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("no name servers to find other members through")]
+    NoNameServers,
+    #[error("no other member is registered")]
+    NoMember,
+    #[error("{addr}: {reason}")]
+    From {
+        addr: String,
+        reason: Box<CopyError>,
+    },
+    #[error("request failed: {0}")]
+    Call(String),
+    #[error("code {code}: {remark:?}")]
+    Refused { code: i32, remark: Option<String> },
+    #[error("unreadable answer: {0}")]
+    Decode(String),
+    #[error(
+        "the copy (through index {copied_through}) is older than ops dropped here \
+         (through {dropped_through})"
+    )]
+    Stale {
+        copied_through: u64,
+        dropped_through: u64,
+    },
+    #[error(transparent)]
+    Install(#[from] crate::metadata::MetaError),
+    #[error("the store is not open yet")]
+    StoreNotOpen,
+    #[error("this member has not applied index {0} yet")]
+    NotCaughtUp(u64),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
 /// Where a member finds the others to copy metadata from.
 #[derive(Debug, Clone)]
 pub struct CopySource {
@@ -65,11 +101,8 @@ impl GroupMetadata {
     }
 
     /// One attempt: find a member, read its applied index and tables, install them.
-    async fn copy_once(&self) -> Result<String, String> {
-        let source = self
-            .source
-            .as_ref()
-            .ok_or("no name servers to find other members through")?;
+    async fn copy_once(&self) -> Result<String, CopyError> {
+        let source = self.source.as_ref().ok_or(CopyError::NoNameServers)?;
         let client = RemotingClient::new(ClientConfig::default());
         let result = self.copy_from_any(&client, source).await;
         client.shutdown();
@@ -80,7 +113,7 @@ impl GroupMetadata {
         &self,
         client: &RemotingClient,
         source: &CopySource,
-    ) -> Result<String, String> {
+    ) -> Result<String, CopyError> {
         let mut members = Vec::new();
         for namesrv in &source.namesrv_addrs {
             let request = RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO);
@@ -94,28 +127,36 @@ impl GroupMetadata {
         }
         members.sort();
         members.dedup();
-        let mut last_error = "no other member is registered".to_owned();
+        let mut last_error = CopyError::NoMember;
         for addr in members.iter().filter(|a| **a != source.own_addr) {
             match self.copy_from(client, addr).await {
                 Ok(()) => return Ok(addr.clone()),
-                Err(e) => last_error = format!("{addr}: {e}"),
+                Err(e) => {
+                    last_error = CopyError::From {
+                        addr: addr.clone(),
+                        reason: Box::new(e),
+                    }
+                }
             }
         }
         Err(last_error)
     }
 
-    async fn copy_from(&self, client: &RemotingClient, addr: &str) -> Result<(), String> {
+    async fn copy_from(&self, client: &RemotingClient, addr: &str) -> Result<(), CopyError> {
         let call = |code: i32| {
             let request = RemotingCommand::request(code);
             async move {
                 let response = client
                     .invoke(addr, request, COPY_TIMEOUT)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| CopyError::Call(e.to_string()))?;
                 if response.is_success() {
                     Ok(response)
                 } else {
-                    Err(format!("code {}: {:?}", response.code, response.remark))
+                    Err(CopyError::Refused {
+                        code: response.code,
+                        remark: response.remark,
+                    })
                 }
             }
         };
@@ -124,16 +165,16 @@ impl GroupMetadata {
         let floors = self.queue_floors(client, addr).await?;
         let status: GroupStatusBody =
             serde_json::from_slice(&call(request::DLEDGER_METADATA).await?.body)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CopyError::Decode(e.to_string()))?;
         let copied_through = status.applied_index;
         self.raise_empty_queues(&floors, copied_through).await?;
         let topics =
             TopicConfigSerializeWrapper::decode(&call(request::GET_ALL_TOPIC_CONFIG).await?.body)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CopyError::Decode(e.to_string()))?;
         let groups: SubscriptionGroupWrapper = remoting::body::fastjson::decode(
             &call(request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG).await?.body,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CopyError::Decode(e.to_string()))?;
         let offsets = call(request::GET_ALL_CONSUMER_OFFSET).await?.body;
 
         let mut held = self.held.lock();
@@ -141,25 +182,19 @@ impl GroupMetadata {
             return Ok(());
         };
         if pending.dropped_through > copied_through {
-            return Err(format!(
-                "the copy (through index {copied_through}) is older than ops dropped here \
-                 (through {})",
-                pending.dropped_through
-            ));
+            return Err(CopyError::Stale {
+                copied_through,
+                dropped_through: pending.dropped_through,
+            });
         }
         let tables = &self.tables;
         tables
             .topics
-            .replace_all(topics.topic_config_table.into_values().collect())
-            .map_err(|e| e.to_string())?;
+            .replace_all(topics.topic_config_table.into_values().collect())?;
         tables
             .groups
-            .replace_all(groups.subscription_group_table.into_values().collect())
-            .map_err(|e| e.to_string())?;
-        tables
-            .offsets
-            .replace_all_encoded(&offsets)
-            .map_err(|e| e.to_string())?;
+            .replace_all(groups.subscription_group_table.into_values().collect())?;
+        tables.offsets.replace_all_encoded(&offsets)?;
         let mut applied = copied_through;
         for (index, op) in pending.ops.drain(..) {
             if index > copied_through {
@@ -182,17 +217,20 @@ impl GroupMetadata {
         &self,
         client: &RemotingClient,
         addr: &str,
-    ) -> Result<Vec<(String, i32, i64)>, String> {
+    ) -> Result<Vec<(String, i32, i64)>, CopyError> {
         let request = RemotingCommand::request(request::GET_ALL_TOPIC_CONFIG);
         let response = client
             .invoke(addr, request, COPY_TIMEOUT)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| CopyError::Call(e.to_string()))?;
         if !response.is_success() {
-            return Err(format!("code {}: {:?}", response.code, response.remark));
+            return Err(CopyError::Refused {
+                code: response.code,
+                remark: response.remark,
+            });
         }
-        let topics =
-            TopicConfigSerializeWrapper::decode(&response.body).map_err(|e| e.to_string())?;
+        let topics = TopicConfigSerializeWrapper::decode(&response.body)
+            .map_err(|e| CopyError::Decode(e.to_string()))?;
         let mut floors = Vec::new();
         // Bounded by the source's topic table.
         for topic in topics.topic_config_table.keys() {
@@ -204,12 +242,13 @@ impl GroupMetadata {
             let response = client
                 .invoke(addr, request, COPY_TIMEOUT)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CopyError::Call(e.to_string()))?;
             if !response.is_success() {
                 // A topic deleted meanwhile has nothing to carry over.
                 continue;
             }
-            let stats = TopicStatsTable::decode(&response.body).map_err(|e| e.to_string())?;
+            let stats = TopicStatsTable::decode(&response.body)
+                .map_err(|e| CopyError::Decode(e.to_string()))?;
             for (queue, offsets) in stats.offset_table {
                 if offsets.max_offset > 0 {
                     floors.push((queue.topic, queue.queue_id, offsets.max_offset));
@@ -225,12 +264,12 @@ impl GroupMetadata {
         &self,
         floors: &[(String, i32, i64)],
         as_of_index: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), CopyError> {
         let store = self
             .store
             .get()
             .and_then(Weak::upgrade)
-            .ok_or("the store is not open yet")?;
+            .ok_or(CopyError::StoreNotOpen)?;
         // Bounded: CATCH_UP_POLLS polls.
         for _ in 0..CATCH_UP_POLLS {
             match store.raise_empty_queues(floors, as_of_index) {
@@ -244,11 +283,9 @@ impl GroupMetadata {
                     return Ok(());
                 }
                 Ok(None) => tokio::time::sleep(CATCH_UP_POLL).await,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
-        Err(format!(
-            "this member has not applied index {as_of_index} yet"
-        ))
+        Err(CopyError::NotCaughtUp(as_of_index))
     }
 }

@@ -240,14 +240,14 @@ mod tests {
         let create = MetadataOp::Topic(crate::metadata::TopicOp::Create(TopicConfig::new(
             "T", 2, 2, 6,
         )));
-        meta.apply(3, CHANNEL_METADATA, &create.encode());
+        meta.apply(3, CHANNEL_METADATA, &create.encode().unwrap());
         let commit = MetadataOp::Batch(vec![MetadataOp::Offset(OffsetOp::Commit {
             group: "G".into(),
             topic: "T".into(),
             queue_id: 1,
             offset: 9,
         })]);
-        meta.apply(5, CHANNEL_METADATA, &commit.encode());
+        meta.apply(5, CHANNEL_METADATA, &commit.encode().unwrap());
         meta.apply(6, CHANNEL_METADATA, b"not json");
         assert_eq!(meta.applied(), 6);
         meta.persist().unwrap();
@@ -272,7 +272,7 @@ mod tests {
         let create = MetadataOp::Topic(crate::metadata::TopicOp::Create(TopicConfig::new(
             "Later", 1, 1, 6,
         )));
-        meta.apply(120, CHANNEL_METADATA, &create.encode());
+        meta.apply(120, CHANNEL_METADATA, &create.encode().unwrap());
         assert!(meta.tables.topics.get("Later").is_none(), "held back");
         assert_eq!(meta.applied(), 99);
         drop(meta);
