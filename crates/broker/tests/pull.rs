@@ -10,9 +10,9 @@ use message::sysflag::pull as pull_flag;
 use remoting::body::{
     ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData,
 };
-use remoting::client::ClientError;
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
+use remoting::connection::ClientError;
 use remoting::header::pull::PullMessageRequestHeader;
 use support::*;
 use tokio::task::JoinHandle;

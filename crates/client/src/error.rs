@@ -1,7 +1,7 @@
 //! The one error type of the library, and which failures a producer retries.
 
-use remoting::client::ClientError as RemotingError;
 use remoting::code::response;
+use remoting::connection::ClientError as RemotingError;
 
 /// Response codes on which RocketMQ's producer retries on another queue or broker
 /// (`DefaultMQProducer.retryResponseCodes`): TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE,

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use remoting::client::{ClientConfig, ClientError, RemotingClient};
+use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request, response};
 use remoting::command::{RemotingCommand, SerializeType};
-use remoting::server::{ConnectionHandle, RemotingServer, RequestProcessor, ServerConfig};
+use remoting::connection::{ClientError, ConnectionHandle, RequestProcessor};
+use remoting::server::{RemotingServer, ServerConfig};
 use support::*;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);

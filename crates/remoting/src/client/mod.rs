@@ -1,12 +1,11 @@
 //! The client: request/response calls to other servers (name servers, brokers, peers).
 //!
 //! One multiplexed connection per address, connected on first use and replaced after it
-//! fails. Each connection runs on the server's machinery ([`crate::server::connection`]):
+//! fails. Each connection runs on the machinery the server uses too ([`crate::connection`]):
 //! requests are matched to responses by opaque, and requests the server sends us (e.g. a
 //! broker's CHECK_TRANSACTION_STATE) go to an optional handler.
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,34 +14,11 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::command::RemotingCommand;
-use crate::frame::{EncodeError, RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
-use crate::server::connection::{
-    self, duration_ms, ConnectionHandle, ConnectionSettings, StopSignals,
+use crate::connection::{
+    self, duration_ms, ClientError, ConnectionHandle, ConnectionSettings, DynProcessor, RejectAll,
+    RequestProcessor, StopSignals,
 };
-use crate::server::processor::{DynProcessor, RejectAll, RequestProcessor};
-
-/// Why a call to a peer failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("connecting to {addr} failed: {source}")]
-    ConnectFailed {
-        addr: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("connecting to {addr} timed out after {timeout_ms} ms")]
-    ConnectTimeout { addr: String, timeout_ms: u64 },
-    #[error("no response within {timeout_ms} ms")]
-    Timeout { timeout_ms: u64 },
-    #[error("connection closed")]
-    ConnectionClosed,
-    #[error("too many requests awaiting a response on this connection (limit {limit})")]
-    TooManyPending { limit: usize },
-    #[error("request cannot be encoded: {0}")]
-    Encode(#[from] EncodeError),
-    #[error("client is shut down")]
-    Shutdown,
-}
+use crate::frame::{RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
 
 /// Limits and timeouts of a client.
 #[derive(Debug, Clone)]
