@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::command::RemotingCommand;
 use crate::connection::{
-    self, duration_ms, ClientError, ConnectionHandle, ConnectionSettings, DynProcessor, RejectAll,
+    self, duration_ms, CallError, ConnectionHandle, ConnectionSettings, DynProcessor, RejectAll,
     RequestProcessor, StopSignals,
 };
 use crate::frame::{RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
@@ -117,7 +117,7 @@ impl RemotingClient {
         addr: &str,
         request: RemotingCommand,
         timeout: Duration,
-    ) -> Result<RemotingCommand, ClientError> {
+    ) -> Result<RemotingCommand, CallError> {
         let started = Instant::now();
         let conn = self.connect_within(addr, timeout).await?;
         conn.invoke(request, timeout.saturating_sub(started.elapsed()))
@@ -132,7 +132,7 @@ impl RemotingClient {
         addr: &str,
         request: RemotingCommand,
         timeout: Duration,
-    ) -> Result<(), ClientError> {
+    ) -> Result<(), CallError> {
         let started = Instant::now();
         let conn = self.connect_within(addr, timeout).await?;
         conn.invoke_oneway(request, timeout.saturating_sub(started.elapsed()))
@@ -141,7 +141,7 @@ impl RemotingClient {
     }
 
     /// The connection to `addr`, connecting if there is none or it has closed.
-    pub async fn connection(&self, addr: &str) -> Result<ConnectionHandle, ClientError> {
+    pub async fn connection(&self, addr: &str) -> Result<ConnectionHandle, CallError> {
         self.connect_within(addr, self.inner.config.connect_timeout)
             .await
     }
@@ -172,9 +172,9 @@ impl RemotingClient {
         &self,
         addr: &str,
         limit: Duration,
-    ) -> Result<ConnectionHandle, ClientError> {
+    ) -> Result<ConnectionHandle, CallError> {
         if self.inner.stop.abort.is_cancelled() {
-            return Err(ClientError::Shutdown);
+            return Err(CallError::Shutdown);
         }
         let slot = self.inner.slot(addr);
         let limit = limit.min(self.inner.config.connect_timeout);
@@ -185,7 +185,7 @@ impl RemotingClient {
                 self.inner.forget(addr, &slot);
                 Err(error)
             }
-            Err(_) => Err(ClientError::ConnectTimeout {
+            Err(_) => Err(CallError::ConnectTimeout {
                 addr: addr.to_owned(),
                 timeout_ms: duration_ms(limit),
             }),
@@ -194,9 +194,9 @@ impl RemotingClient {
 }
 
 /// A timeout names the caller's budget, not what was left of it after connecting.
-fn report_whole_timeout(error: ClientError, timeout: Duration) -> ClientError {
+fn report_whole_timeout(error: CallError, timeout: Duration) -> CallError {
     match error {
-        ClientError::Timeout { .. } => ClientError::Timeout {
+        CallError::Timeout { .. } => CallError::Timeout {
             timeout_ms: duration_ms(timeout),
         },
         other => other,
@@ -235,18 +235,18 @@ impl ClientInner {
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<ConnectionHandle, ClientError> {
+    async fn connect(&self, addr: &str) -> Result<ConnectionHandle, CallError> {
         let timeout = self.config.connect_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(source)) => {
-                return Err(ClientError::ConnectFailed {
+                return Err(CallError::ConnectFailed {
                     addr: addr.to_owned(),
                     source,
                 })
             }
             Err(_) => {
-                return Err(ClientError::ConnectTimeout {
+                return Err(CallError::ConnectTimeout {
                     addr: addr.to_owned(),
                     timeout_ms: duration_ms(timeout),
                 })
@@ -259,7 +259,7 @@ impl ClientInner {
             self.stop.clone(),
             None,
         )
-        .map_err(|source| ClientError::ConnectFailed {
+        .map_err(|source| CallError::ConnectFailed {
             addr: addr.to_owned(),
             source,
         })

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use crate::frame::EncodeError;
 
-/// Why a call to a peer failed.
+/// Why a call to a peer failed. Named for the call, not for the client: a broker calling
+/// a client back over an accepted connection gets the same error.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub enum CallError {
     #[error("connecting to {addr} failed: {source}")]
     ConnectFailed {
         addr: String,

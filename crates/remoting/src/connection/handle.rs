@@ -17,7 +17,7 @@ use crate::code::response;
 use crate::command::{RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
 use crate::frame::RemotingCodec;
 
-use super::error::{duration_ms, ClientError};
+use super::error::{duration_ms, CallError};
 use super::pending::PendingTable;
 use super::writer::{OutboundFrame, WriteQueue};
 
@@ -89,7 +89,7 @@ impl ConnectionHandle {
         &self,
         mut request: RemotingCommand,
         timeout: Duration,
-    ) -> Result<RemotingCommand, ClientError> {
+    ) -> Result<RemotingCommand, CallError> {
         request.flag &= !(FLAG_RESPONSE | FLAG_ONEWAY);
         let (reply, response) = oneshot::channel();
         let registration = self.shared.register(&mut request, reply)?;
@@ -99,12 +99,12 @@ impl ConnectionHandle {
                 .queue
                 .push(frame)
                 .await
-                .map_err(|_| ClientError::ConnectionClosed)?;
-            response.await.map_err(|_| ClientError::ConnectionClosed)
+                .map_err(|_| CallError::ConnectionClosed)?;
+            response.await.map_err(|_| CallError::ConnectionClosed)
         };
         let result = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(ClientError::Timeout {
+            Err(_) => Err(CallError::Timeout {
                 timeout_ms: duration_ms(timeout),
             }),
         };
@@ -118,24 +118,20 @@ impl ConnectionHandle {
         &self,
         request: RemotingCommand,
         timeout: Duration,
-    ) -> Result<(), ClientError> {
+    ) -> Result<(), CallError> {
         self.send(request.into_oneway(), timeout).await
     }
 
     /// Queues any command as it is (e.g. a response produced outside `process`).
-    pub async fn send(
-        &self,
-        command: RemotingCommand,
-        timeout: Duration,
-    ) -> Result<(), ClientError> {
+    pub async fn send(&self, command: RemotingCommand, timeout: Duration) -> Result<(), CallError> {
         if self.is_closed() {
-            return Err(ClientError::ConnectionClosed);
+            return Err(CallError::ConnectionClosed);
         }
         let frame = OutboundFrame::encode(&self.shared.codec, &command)?;
         match tokio::time::timeout(timeout, self.shared.queue.push(frame)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(ClientError::ConnectionClosed),
-            Err(_) => Err(ClientError::Timeout {
+            Ok(Err(_)) => Err(CallError::ConnectionClosed),
+            Err(_) => Err(CallError::Timeout {
                 timeout_ms: duration_ms(timeout),
             }),
         }
@@ -227,7 +223,7 @@ impl Shared {
         self: &Arc<Self>,
         request: &mut RemotingCommand,
         reply: oneshot::Sender<RemotingCommand>,
-    ) -> Result<Registration, ClientError> {
+    ) -> Result<Registration, CallError> {
         let registration = self.table().register(request, reply)?;
         Ok(Registration {
             shared: Arc::clone(self),

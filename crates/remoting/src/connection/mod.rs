@@ -20,7 +20,7 @@
 //! - `processor`: the [`RequestProcessor`] trait the broker, the name server and client
 //!   handlers implement.
 //! - `writer`: the bounded write queue and the coalescing write half.
-//! - `error`: [`ClientError`], why a call to a peer failed.
+//! - `error`: [`CallError`], why a call to a peer failed.
 //! - `settings` and `shutdown`: the limits an owner gives each connection, and how it stops
 //!   them.
 
@@ -41,7 +41,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::debug;
 
-pub use error::ClientError;
+pub use error::CallError;
 pub use handle::ConnectionHandle;
 pub use processor::RequestProcessor;
 

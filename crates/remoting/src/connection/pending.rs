@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::command::{next_opaque, RemotingCommand};
 
-use super::error::ClientError;
+use super::error::CallError;
 
 /// Attempts to find an opaque not already pending before giving up.
 const OPAQUE_ATTEMPTS_MAX: usize = 16;
@@ -79,12 +79,12 @@ impl PendingTable {
         &mut self,
         request: &mut RemotingCommand,
         reply: oneshot::Sender<RemotingCommand>,
-    ) -> Result<u64, ClientError> {
+    ) -> Result<u64, CallError> {
         if self.closed {
-            return Err(ClientError::ConnectionClosed);
+            return Err(CallError::ConnectionClosed);
         }
         if self.waiters.len() >= self.max_pending {
-            return Err(ClientError::TooManyPending {
+            return Err(CallError::TooManyPending {
                 limit: self.max_pending,
             });
         }
@@ -93,7 +93,7 @@ impl PendingTable {
         while self.waiters.contains_key(&request.opaque) {
             attempts += 1;
             if attempts > OPAQUE_ATTEMPTS_MAX {
-                return Err(ClientError::TooManyPending {
+                return Err(CallError::TooManyPending {
                     limit: self.max_pending,
                 });
             }
