@@ -15,11 +15,11 @@ use remoting::body::{
 };
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
+use remoting::connection::{ConnectionHandle, RequestProcessor};
 use remoting::header::client::{
     ConsumerSendMsgBackRequestHeader, GetConsumerConnectionListRequestHeader,
     GetConsumerListByGroupRequestHeader, UnregisterClientRequestHeader,
 };
-use remoting::server::{ConnectionHandle, RequestProcessor};
 use support::*;
 use tokio::sync::mpsc;
 

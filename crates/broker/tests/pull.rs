@@ -10,9 +10,9 @@ use message::sysflag::pull as pull_flag;
 use remoting::body::{
     ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData,
 };
-use remoting::client::ClientError;
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
+use remoting::connection::CallError;
 use remoting::header::pull::PullMessageRequestHeader;
 use support::*;
 use tokio::task::JoinHandle;
@@ -208,7 +208,7 @@ async fn pulls_commit_the_consumer_offset_when_asked() {
 async fn park(
     broker: &TestBroker,
     mut header: PullMessageRequestHeader,
-) -> JoinHandle<Result<RemotingCommand, ClientError>> {
+) -> JoinHandle<Result<RemotingCommand, CallError>> {
     header.sys_flag |= pull_flag::SUSPEND;
     header.suspend_timeout_millis = 20_000;
     let client = broker.client.clone();
@@ -224,7 +224,7 @@ async fn park(
 
 /// The answer to a parked pull; `why` says what should have brought it within 10 s.
 async fn answer(
-    parked: JoinHandle<Result<RemotingCommand, ClientError>>,
+    parked: JoinHandle<Result<RemotingCommand, CallError>>,
     why: &str,
 ) -> RemotingCommand {
     tokio::time::timeout(Duration::from_secs(10), parked)

@@ -1,7 +1,7 @@
 //! The one error type of the library, and which failures a producer retries.
 
-use remoting::client::ClientError as RemotingError;
 use remoting::code::response;
+use remoting::connection::CallError;
 
 /// Response codes on which RocketMQ's producer retries on another queue or broker
 /// (`DefaultMQProducer.retryResponseCodes`): TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE,
@@ -35,7 +35,7 @@ pub enum ClientError {
     Remoting {
         addr: String,
         #[source]
-        source: RemotingError,
+        source: CallError,
     },
     /// No name server knows the topic, or its route has no usable queue.
     #[error("no route for topic `{topic}`: {reason}")]
@@ -75,17 +75,17 @@ pub enum ClientError {
 
 impl ClientError {
     /// Wraps a transport error, turning its timeout into [`ClientError::Timeout`].
-    pub(crate) fn from_remoting(addr: &str, source: RemotingError) -> Self {
+    pub(crate) fn from_remoting(addr: &str, source: CallError) -> Self {
         match source {
-            RemotingError::Timeout { timeout_ms } => ClientError::Timeout {
+            CallError::Timeout { timeout_ms } => ClientError::Timeout {
                 addr: addr.to_owned(),
                 timeout_ms,
             },
-            RemotingError::ConnectTimeout { timeout_ms, .. } => ClientError::Timeout {
+            CallError::ConnectTimeout { timeout_ms, .. } => ClientError::Timeout {
                 addr: addr.to_owned(),
                 timeout_ms,
             },
-            RemotingError::Shutdown => ClientError::Shutdown,
+            CallError::Shutdown => ClientError::Shutdown,
             source => ClientError::Remoting {
                 addr: addr.to_owned(),
                 source,
@@ -174,9 +174,9 @@ mod tests {
 
     #[test]
     fn transport_timeouts_become_client_timeouts() {
-        let error = ClientError::from_remoting("b:1", RemotingError::Timeout { timeout_ms: 30 });
+        let error = ClientError::from_remoting("b:1", CallError::Timeout { timeout_ms: 30 });
         assert!(matches!(error, ClientError::Timeout { timeout_ms: 30, .. }));
-        let error = ClientError::from_remoting("b:1", RemotingError::ConnectionClosed);
+        let error = ClientError::from_remoting("b:1", CallError::ConnectionClosed);
         assert!(matches!(error, ClientError::Remoting { .. }));
         assert!(error.marks_broker_faulty());
     }

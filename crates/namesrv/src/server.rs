@@ -10,12 +10,13 @@ use parking_lot::Mutex;
 use remoting::body::{ClusterInfo, KeyQuoting, RegisterBrokerBody, TopicList};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
+use remoting::connection::{ConnectionHandle, RequestProcessor};
 use remoting::header::namesrv::{
     DeleteTopicFromNamesrvRequestHeader, GetKvConfigRequestHeader, GetKvConfigResponseHeader,
     GetRouteInfoRequestHeader, PutKvConfigRequestHeader, QueryDataVersionResponseHeader,
     RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
 };
-use remoting::server::{ConnectionHandle, RemotingServer, RequestProcessor, ServerConfig};
+use remoting::server::{RemotingServer, ServerConfig};
 use tracing::{info, warn};
 
 use crate::config::NamesrvConfig;

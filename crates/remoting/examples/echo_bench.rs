@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::command::{RemotingCommand, SerializeType};
-use remoting::server::{ConnectionHandle, RemotingServer, RequestProcessor, ServerConfig};
+use remoting::connection::{ConnectionHandle, RequestProcessor};
+use remoting::server::{RemotingServer, ServerConfig};
 
 const BENCH_CODE: i32 = 9_000;
 

@@ -8,8 +8,11 @@
 //! - [`header`]: typed request/response headers that convert to and from `extFields`.
 //! - [`body`]: JSON bodies (routes, cluster info, heartbeats, topic configs, ...) with
 //!   fastjson's quirks where clients depend on them.
-//! - [`client`]: a request/response client with opaque correlation and timeouts.
-//! - [`server`]: a server loop that hands each decoded command to a processor.
+//! - [`connection`]: one TCP connection, whichever side opened it: frame reading with
+//!   back-pressure, the bounded write queue, responses matched to callers by opaque,
+//!   requests handed to a [`RequestProcessor`](connection::RequestProcessor).
+//! - [`client`]: a request/response client with timeouts, one connection per address.
+//! - [`server`]: a server loop that accepts connections and stops them gracefully.
 
 pub use ext_fields::ExtFields;
 
@@ -17,6 +20,7 @@ pub mod body;
 pub mod client;
 pub mod code;
 pub mod command;
+pub mod connection;
 pub mod ext_fields;
 pub mod frame;
 pub mod header;

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use remoting::client::{ClientConfig, ClientError, RemotingClient};
+use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request, response};
 use remoting::command::{RemotingCommand, SerializeType};
-use remoting::server::{ConnectionHandle, RemotingServer, RequestProcessor, ServerConfig};
+use remoting::connection::{CallError, ConnectionHandle, RequestProcessor};
+use remoting::server::{RemotingServer, ServerConfig};
 use support::*;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -283,7 +284,7 @@ async fn a_slow_response_times_out_and_the_connection_stays_usable() {
     .await
     .unwrap_err();
     assert!(
-        matches!(error, ClientError::Timeout { timeout_ms: 100 }),
+        matches!(error, CallError::Timeout { timeout_ms: 100 }),
         "{error:?}"
     );
     let conn = bounded(client.connection(&addr)).await.unwrap();
@@ -324,7 +325,7 @@ async fn pending_requests_fail_fast_when_the_server_goes_away() {
     bounded(probe.gated_started.recv()).await.unwrap();
     drop(server);
     let error = bounded(held).await.unwrap().unwrap_err();
-    assert!(matches!(error, ClientError::ConnectionClosed), "{error:?}");
+    assert!(matches!(error, CallError::ConnectionClosed), "{error:?}");
 }
 
 #[tokio::test]
@@ -353,7 +354,7 @@ async fn too_many_pending_requests_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, ClientError::TooManyPending { limit: 2 }),
+        matches!(error, CallError::TooManyPending { limit: 2 }),
         "{error:?}"
     );
     probe.gate.send(true).unwrap();
@@ -377,7 +378,7 @@ async fn connecting_to_a_closed_port_fails() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, ClientError::ConnectFailed { .. }),
+        matches!(error, CallError::ConnectFailed { .. }),
         "{error:?}"
     );
 }
@@ -476,7 +477,7 @@ async fn graceful_shutdown_lets_requests_in_flight_answer() {
     assert!(
         matches!(
             error,
-            ClientError::ConnectFailed { .. } | ClientError::ConnectionClosed
+            CallError::ConnectFailed { .. } | CallError::ConnectionClosed
         ),
         "{error:?}"
     );
@@ -503,7 +504,7 @@ async fn shutdown_gives_up_on_requests_after_the_grace_period() {
     bounded(probe.gated_started.recv()).await.unwrap();
     bounded(server.shutdown(Duration::from_millis(100))).await;
     let error = bounded(held).await.unwrap().unwrap_err();
-    assert!(matches!(error, ClientError::ConnectionClosed), "{error:?}");
+    assert!(matches!(error, CallError::ConnectionClosed), "{error:?}");
 }
 
 #[tokio::test]
@@ -520,7 +521,7 @@ async fn a_shut_down_client_refuses_calls() {
     let error = bounded(client.invoke(&addr, RemotingCommand::request(ECHO), CALL_TIMEOUT))
         .await
         .unwrap_err();
-    assert!(matches!(error, ClientError::Shutdown), "{error:?}");
+    assert!(matches!(error, CallError::Shutdown), "{error:?}");
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use remoting::body::{
 };
 use remoting::code::request;
 use remoting::command::RemotingCommand;
+use remoting::connection::ConnectionHandle;
 use remoting::header::client::NotifyConsumerIdsChangedRequestHeader;
-use remoting::server::ConnectionHandle;
 use tracing::{debug, info};
 
 use super::ClientChannel;

@@ -12,7 +12,7 @@ pub mod rebalance_lock;
 use std::time::Instant;
 
 use remoting::command::LanguageCode;
-use remoting::server::ConnectionHandle;
+use remoting::connection::ConnectionHandle;
 
 pub use consumer::ConsumerManager;
 pub use producer::ProducerManager;

@@ -12,8 +12,8 @@ use message::{validate_group, TagFilter};
 use remoting::body::{perm, CheckClientRequestBody, HeartbeatData};
 use remoting::code::response;
 use remoting::command::RemotingCommand;
+use remoting::connection::ConnectionHandle;
 use remoting::header::client::UnregisterClientRequestHeader;
-use remoting::server::ConnectionHandle;
 use tracing::warn;
 
 use super::{decode_header, error, notify_if_enabled};

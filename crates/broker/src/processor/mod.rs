@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
+use remoting::connection::{ConnectionHandle, RequestProcessor};
 use remoting::header::{CommandHeader, HeaderError};
-use remoting::server::{ConnectionHandle, RequestProcessor};
 
 use crate::client_groups::consumer::notify_ids_changed;
 use crate::context::BrokerContext;

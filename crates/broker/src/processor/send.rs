@@ -24,8 +24,8 @@ use rand::Rng;
 use remoting::body::{perm, TopicConfig};
 use remoting::code::response;
 use remoting::command::{version, RemotingCommand};
+use remoting::connection::ConnectionHandle;
 use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
-use remoting::server::ConnectionHandle;
 use tracing::{info, warn};
 
 use super::Refusal;

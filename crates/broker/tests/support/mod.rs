@@ -10,7 +10,7 @@ use broker::config::BrokerConfig;
 use broker::RunningBroker;
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::command::RemotingCommand;
-use remoting::server::RequestProcessor;
+use remoting::connection::RequestProcessor;
 use tempfile::TempDir;
 use tests::requests;
 // Each test binary uses part of them.

@@ -15,213 +15,43 @@
 //! driver's job; with `sync_flush` the node counts its own entries towards the quorum only
 //! once they are reported persisted, which lets the driver send and fsync in parallel.
 //!
-//! Submodules: `election` (vote answers and candidate outcomes), `progress` (per-follower
-//! replication state and quorum arithmetic), `replication` (leader pushes, follower appends,
-//! the commit rule, proposals), `transfer` (leadership transfer and preferred leaders).
+//! This file holds the node and the state it keeps per role, its constructor, its observers
+//! and the calls that drive it (`tick`, `step`, `on_persisted`, `take_ready`). The rest is
+//! split by concern:
+//! - `types`: what goes in and out of a node ([`Role`], [`Proposal`], [`Ready`], [`Event`],
+//!   [`Status`], the errors), apart from the node so a reader of the API finds it in one place;
+//! - `election`: vote rounds as the node runs them (candidacy, answering votes, becoming
+//!   leader), applying the rules of `vote`;
+//! - `vote`: the pure rules of a vote: how a voter answers and what a candidate makes of the
+//!   answers;
+//! - `progress`: per-follower replication state and quorum arithmetic;
+//! - `replication`: leader pushes, follower appends, the commit rule, proposals;
+//! - `transfer`: leadership transfer and preferred leaders.
 
 mod election;
 mod progress;
 mod replication;
 mod transfer;
+mod types;
+mod vote;
 
-use bytes::Bytes;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
-use crate::config::{ConfigError, RaftConfig};
+use crate::config::RaftConfig;
 use crate::hard_state::HardState;
-use crate::message::{Message, Payload, RejectReason, VoteRequest, VoteResponse};
+use crate::message::{Message, Payload};
 use crate::storage::{LogStorage, StorageError};
 use crate::NodeId;
 
-pub use election::{Outcome, RevoteDelay};
-use election::{Tally, Verdict, VoterState};
 use progress::Progress;
 pub use progress::ReplicaState;
-
-/// A node's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Follower,
-    Candidate,
-    Leader,
-}
-
-/// Where a proposed entry lands: its index, term and byte position in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntryPlace {
-    pub index: u64,
-    pub term: u64,
-    pub pos: u64,
-}
-
-impl EntryPlace {
-    /// Log position of the first body byte (a RocketMQ message's physical offset).
-    pub fn body_pos(&self) -> u64 {
-        self.pos + crate::entry::ENTRY_HEADER_LEN as u64
-    }
-}
-
-/// Writes placement-dependent fields into a body (e.g. a message's physical offset) once
-/// the entry's place is known, before its checksum is computed and it is replicated.
-pub type PatchFn = Box<dyn FnOnce(EntryPlace, &mut [u8]) + Send>;
-
-/// One entry to append.
-pub struct Proposal {
-    /// What the body is, chosen by the application; stored in the entry header.
-    pub channel: u32,
-    pub body: Bytes,
-    pub patch: Option<PatchFn>,
-}
-
-impl Proposal {
-    pub fn new(channel: u32, body: impl Into<Bytes>) -> Proposal {
-        Proposal {
-            channel,
-            body: body.into(),
-            patch: None,
-        }
-    }
-
-    /// A proposal whose body is completed by `patch` once its place is known. The patch sees
-    /// the body (same length as `body`) inside the entry frame and may change any byte.
-    pub fn with_patch(
-        channel: u32,
-        body: impl Into<Bytes>,
-        patch: impl FnOnce(EntryPlace, &mut [u8]) + Send + 'static,
-    ) -> Proposal {
-        Proposal {
-            channel,
-            body: body.into(),
-            patch: Some(Box::new(patch)),
-        }
-    }
-}
-
-impl std::fmt::Debug for Proposal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proposal")
-            .field("channel", &self.channel)
-            .field("body_len", &self.body.len())
-            .field("patch", &self.patch.is_some())
-            .finish()
-    }
-}
-
-/// Why a proposal was refused. Nothing was appended.
-#[derive(Debug, thiserror::Error)]
-pub enum ProposeError {
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader { leader: Option<NodeId> },
-    #[error("leadership is being transferred")]
-    Transferring,
-    #[error("too many uncommitted entries ({uncommitted})")]
-    Busy { uncommitted: u64 },
-    #[error("entry body of {body_bytes} bytes exceeds {max_bytes}")]
-    TooLarge { body_bytes: usize, max_bytes: usize },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-/// Why a leadership transfer failed or was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransferError {
-    #[error("not the leader")]
-    NotLeader,
-    #[error("{0} is not a member of the group")]
-    UnknownPeer(NodeId),
-    #[error("a transfer is already under way")]
-    AlreadyTransferring,
-    #[error("target lags by {lag} entries")]
-    TooFarBehind { lag: u64 },
-    #[error("transfer did not complete in time")]
-    Timeout,
-    #[error("another node became leader: {leader:?}")]
-    Superseded { leader: Option<NodeId> },
-}
-
-/// A failure that stops the node.
-#[derive(Debug, thiserror::Error)]
-pub enum RaftError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("node {id} is not in the member list {members:?}")]
-    NotMember { id: NodeId, members: Vec<NodeId> },
-    #[error("a group has 1 to {max} members, got {got}")]
-    GroupSize { max: usize, got: usize },
-}
-
-/// Something the application may want to know about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Role, term or known leader changed.
-    RoleChanged {
-        role: Role,
-        term: u64,
-        leader: Option<NodeId>,
-    },
-    /// The log was restarted at a leader's first entry: every entry before `next_index` is
-    /// gone from this node, and the application rebuilds what it derived from them.
-    LogRestarted { next_index: u64, next_pos: u64 },
-    /// A transfer asked of this node ended.
-    TransferFinished {
-        target: NodeId,
-        result: Result<(), TransferError>,
-    },
-    /// A follower refused an append; replication to it retries after the append timeout.
-    ReplicationRejected { peer: NodeId, reason: RejectReason },
-}
-
-/// What the driver must do after feeding the node, in this order: persist `hard_state` with
-/// fsync; then send `messages` and, if `sync_needed`, fsync the log in parallel and report it
-/// with [`Node::on_persisted`]; then read committed entries up to [`Node::apply_limit`].
-#[derive(Debug, Default)]
-pub struct Ready {
-    pub hard_state: Option<HardState>,
-    pub messages: Vec<Message>,
-    pub sync_needed: bool,
-    pub events: Vec<Event>,
-}
-
-impl Ready {
-    pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none()
-            && self.messages.is_empty()
-            && !self.sync_needed
-            && self.events.is_empty()
-    }
-}
-
-/// Replication state of one follower, as its leader sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerStatus {
-    pub id: NodeId,
-    pub state: ReplicaState,
-    pub match_index: u64,
-    pub next_index: u64,
-    pub inflight_batches: usize,
-    /// Time since the follower last answered, in milliseconds of the node's clock.
-    pub last_contact_ms_ago: u64,
-}
-
-/// Everything observable about a node, for the broker to report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub id: NodeId,
-    pub role: Role,
-    pub term: u64,
-    pub leader: Option<NodeId>,
-    pub voted_for: Option<NodeId>,
-    pub commit_index: u64,
-    pub first_index: u64,
-    pub last_index: u64,
-    pub persisted_index: u64,
-    /// Per-follower replication state (leader only).
-    pub peers: Vec<PeerStatus>,
-    pub transferring_to: Option<NodeId>,
-}
+pub use types::{
+    EntryPlace, Event, PatchFn, PeerStatus, Proposal, ProposeError, RaftError, Ready, Role, Status,
+    TransferError,
+};
+use vote::Tally;
+pub use vote::{Outcome, RevoteDelay};
 
 #[derive(Debug)]
 struct Round {
@@ -592,22 +422,6 @@ impl<S: LogStorage> Node<S> {
         }
     }
 
-    fn vote_interval(&mut self) -> u64 {
-        let (min_ms, max_ms) = if self.taking_leadership_term.is_some() {
-            (
-                self.config.min_take_leadership_vote_interval_ms,
-                self.config.max_take_leadership_vote_interval_ms,
-            )
-        } else {
-            (
-                self.config.min_vote_interval_ms,
-                self.config.max_vote_interval_ms,
-            )
-        };
-        let ms = self.rng.gen_range(min_ms..=max_ms);
-        ms.div_ceil(self.config.tick_ms)
-    }
-
     fn set_term(&mut self, term: u64) {
         if term > self.term {
             self.term = term;
@@ -636,269 +450,11 @@ impl<S: LogStorage> Node<S> {
         self.last_leader_contact = self.now;
     }
 
-    fn become_candidate(&mut self, wait_ticks: u64) {
-        self.leader = None;
-        self.leader_match = 0;
-        self.pending_ack = None;
-        self.role = RoleState::Candidate(Candidacy {
-            last_outcome: Outcome::WaitToVoteNext,
-            last_round_pre_vote: false,
-            need_increase_term: false,
-            pre_vote_passed: false,
-            next_round_at: self.now + wait_ticks,
-            round: None,
-        });
-    }
-
-    fn lease_holds(&self) -> bool {
-        if !(self.config.pre_vote || self.config.check_quorum) {
-            return false;
-        }
-        match &self.role {
-            RoleState::Leader(ls) => self.quorum_contact_age(ls) < self.ticks.leader_timeout,
-            _ => {
-                self.leader.is_some()
-                    && self.now.saturating_sub(self.last_leader_contact) < self.ticks.leader_timeout
-            }
-        }
-    }
-
-    fn voter_state(&self) -> Result<VoterState, StorageError> {
-        let last_index = self.storage.last_index();
-        Ok(VoterState {
-            term: self.term,
-            voted_for: self.voted_for,
-            leader: self.leader,
-            lease_holds: self.lease_holds(),
-            last_index,
-            last_term: self.storage.term(last_index)?.unwrap_or(0),
-            taking_leadership: self.taking_leadership_term == Some(self.term)
-                && matches!(self.role, RoleState::Candidate(_)),
-        })
-    }
-
-    // ---- elections ----
-
-    fn on_vote_request(
-        &mut self,
-        from: NodeId,
-        term: u64,
-        req: VoteRequest,
-    ) -> Result<(), RaftError> {
-        let voter = self.voter_state()?;
-        let verdict = election::judge(&voter, from, term, &req, false);
-        let answer = match verdict {
-            Verdict::Answer(answer) => answer,
-            Verdict::AdoptTermNotReady => {
-                self.become_follower(term, None);
-                crate::message::VoteAnswer::RejectTermNotReady
-            }
-            Verdict::Grant => {
-                self.voted_for = Some(from);
-                self.hard_state_dirty = true;
-                self.last_leader_contact = self.now;
-                crate::message::VoteAnswer::Accept
-            }
-        };
-        let reply_term = if answer == crate::message::VoteAnswer::RejectTermSmallThanLedger {
-            voter.last_term
-        } else {
-            self.term
-        };
-        self.out.messages.push(Message {
-            from: self.id,
-            to: from,
-            term: reply_term,
-            payload: Payload::VoteResponse(VoteResponse {
-                pre_vote: req.pre_vote,
-                request_term: term,
-                answer,
-            }),
-        });
-        Ok(())
-    }
-
-    fn on_vote_response(
-        &mut self,
-        from: NodeId,
-        term: u64,
-        resp: VoteResponse,
-    ) -> Result<(), RaftError> {
-        let members = self.members.len();
-        let RoleState::Candidate(c) = &mut self.role else {
-            return Ok(());
-        };
-        let Some(round) = c.round.as_mut() else {
-            return Ok(());
-        };
-        if resp.pre_vote != round.pre_vote
-            || resp.request_term != round.term
-            || round.answered.contains(&from)
-        {
-            return Ok(());
-        }
-        round.answered.push(from);
-        round.tally.record(resp.answer, term);
-        if round.tally.decisive(members) {
-            self.conclude_round()?;
-        }
-        Ok(())
-    }
-
-    /// Starts the next vote round: a pre-vote for the next term, a vote at the next term, or
-    /// a revote at the current one, depending on the last outcome.
-    fn start_round(&mut self) -> Result<(), RaftError> {
-        let taking = self.taking_leadership_term.is_some();
-        let RoleState::Candidate(c) = &mut self.role else {
-            return Ok(());
-        };
-        let increase = c.need_increase_term || c.last_outcome == Outcome::WaitToVoteNext;
-        c.need_increase_term = false;
-        let pre_vote_passed = std::mem::take(&mut c.pre_vote_passed);
-        let pre_vote = if increase {
-            self.config.pre_vote && !taking && !pre_vote_passed
-        } else {
-            c.last_round_pre_vote
-        };
-        let round_term = if pre_vote {
-            // Saturating: a term is peer input, and no input may panic the node.
-            self.term.saturating_add(1)
-        } else {
-            if increase {
-                let next = self.term.saturating_add(1);
-                self.set_term(next);
-            }
-            self.term
-        };
-        let last_index = self.storage.last_index();
-        let request = VoteRequest {
-            pre_vote,
-            take_leadership: taking,
-            last_index,
-            last_term: self.storage.term(last_index)?.unwrap_or(0),
-        };
-        let mut tally = Tally::default();
-        let voter = self.voter_state()?;
-        match election::judge(&voter, self.id, round_term, &request, true) {
-            Verdict::Grant => {
-                self.voted_for = Some(self.id);
-                self.hard_state_dirty = true;
-                tally.record(crate::message::VoteAnswer::Accept, self.term);
-            }
-            Verdict::Answer(answer) => tally.record(answer, self.term),
-            Verdict::AdoptTermNotReady => {
-                tally.record(crate::message::VoteAnswer::RejectTermNotReady, self.term)
-            }
-        }
-        let deadline = self.now + self.ticks.vote_round;
-        let peers: Vec<NodeId> = self.peers().collect();
-        for peer in peers {
-            self.out.messages.push(Message {
-                from: self.id,
-                to: peer,
-                term: round_term,
-                payload: Payload::VoteRequest(request),
-            });
-        }
-        let decisive = tally.decisive(self.members.len());
-        if let RoleState::Candidate(c) = &mut self.role {
-            c.round = Some(Round {
-                pre_vote,
-                term: round_term,
-                deadline,
-                answered: vec![self.id],
-                tally,
-            });
-        }
-        if decisive {
-            self.conclude_round()?;
-        }
-        Ok(())
-    }
-
-    fn conclude_round(&mut self) -> Result<(), RaftError> {
-        let members = self.members.len();
-        let RoleState::Candidate(c) = &mut self.role else {
-            return Ok(());
-        };
-        let Some(round) = c.round.take() else {
-            return Ok(());
-        };
-        let outcome = election::outcome(&round.tally, members, round.term);
-        c.last_outcome = outcome;
-        c.last_round_pre_vote = round.pre_vote;
-        tracing::debug!(node = %self.id, term = round.term, pre_vote = round.pre_vote,
-            ?outcome, tally = ?round.tally, "vote round over");
-        match outcome {
-            Outcome::Passed => {
-                if round.pre_vote {
-                    // Straight to the real vote at the next term.
-                    c.need_increase_term = true;
-                    c.pre_vote_passed = true;
-                    self.start_round()?;
-                } else if round.term == self.term {
-                    self.become_leader()?;
-                }
-            }
-            Outcome::RevoteImmediately => {
-                c.next_round_at = self.now;
-                self.start_round()?;
-            }
-            Outcome::WaitToRevote(delay) => {
-                let extra = match delay {
-                    RevoteDelay::None => 0,
-                    RevoteDelay::LeaderTimeout => self.ticks.leader_timeout,
-                    RevoteDelay::GiveWayToBetterLog => {
-                        self.config.ticks(self.config.max_vote_interval_ms)
-                    }
-                };
-                let wait = self.vote_interval() + extra;
-                if let RoleState::Candidate(c) = &mut self.role {
-                    c.next_round_at = self.now + wait;
-                }
-            }
-            Outcome::WaitToVoteNext => {
-                if round.tally.known_max_term > self.term {
-                    self.set_term(round.tally.known_max_term);
-                }
-                let wait = self.vote_interval();
-                if let RoleState::Candidate(c) = &mut self.role {
-                    c.next_round_at = self.now + wait;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn become_leader(&mut self) -> Result<(), RaftError> {
-        let next = self.storage.last_index() + 1;
-        let now = self.now;
-        let progress = self
-            .peers()
-            .map(|peer| Progress::new(peer, next, now))
-            .collect();
-        self.role = RoleState::Leader(LeaderState {
-            progress,
-            next_heartbeat_at: now,
-            next_preferred_check_at: now + self.ticks.preferred_check,
-            transfer: None,
-        });
-        self.leader = Some(self.id);
-        self.taking_leadership_term = None;
-        tracing::info!(node = %self.id, term = self.term, "became leader");
-        // Raft section 5.4.2: only entries of the current term commit by counting replicas;
-        // a no-op of this term commits everything before it promptly.
-        self.append_noop()?;
-        self.broadcast_heartbeats();
-        self.maybe_commit()?;
-        Ok(())
-    }
-
     fn quorum_contact_age(&self, ls: &LeaderState) -> u64 {
         let mut contacts: Vec<u64> = ls.progress.iter().map(|p| p.last_contact).collect();
         contacts.push(self.now);
         contacts.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum = election::quorum(self.members.len());
+        let quorum = vote::quorum(self.members.len());
         let contact = contacts.get(quorum - 1).copied().unwrap_or(0);
         self.now.saturating_sub(contact)
     }

@@ -118,7 +118,7 @@ pub(crate) fn quorum_index(indexes: &[u64], scratch: &mut Vec<u64>) -> u64 {
     scratch.clear();
     scratch.extend_from_slice(indexes);
     scratch.sort_unstable_by(|a, b| b.cmp(a));
-    let quorum = super::election::quorum(indexes.len());
+    let quorum = super::vote::quorum(indexes.len());
     scratch.get(quorum - 1).copied().unwrap_or(0)
 }
 

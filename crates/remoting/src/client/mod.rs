@@ -1,12 +1,11 @@
 //! The client: request/response calls to other servers (name servers, brokers, peers).
 //!
 //! One multiplexed connection per address, connected on first use and replaced after it
-//! fails. Each connection runs on the server's machinery ([`crate::server::connection`]):
+//! fails. Each connection runs on the machinery the server uses too ([`crate::connection`]):
 //! requests are matched to responses by opaque, and requests the server sends us (e.g. a
 //! broker's CHECK_TRANSACTION_STATE) go to an optional handler.
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,34 +14,11 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::command::RemotingCommand;
-use crate::frame::{EncodeError, RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
-use crate::server::connection::{
-    self, duration_ms, ConnectionHandle, ConnectionSettings, StopSignals,
+use crate::connection::{
+    self, duration_ms, CallError, ConnectionHandle, ConnectionSettings, DynProcessor, RejectAll,
+    RequestProcessor, StopSignals,
 };
-use crate::server::processor::{DynProcessor, RejectAll, RequestProcessor};
-
-/// Why a call to a peer failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("connecting to {addr} failed: {source}")]
-    ConnectFailed {
-        addr: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("connecting to {addr} timed out after {timeout_ms} ms")]
-    ConnectTimeout { addr: String, timeout_ms: u64 },
-    #[error("no response within {timeout_ms} ms")]
-    Timeout { timeout_ms: u64 },
-    #[error("connection closed")]
-    ConnectionClosed,
-    #[error("too many requests awaiting a response on this connection (limit {limit})")]
-    TooManyPending { limit: usize },
-    #[error("request cannot be encoded: {0}")]
-    Encode(#[from] EncodeError),
-    #[error("client is shut down")]
-    Shutdown,
-}
+use crate::frame::{RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
 
 /// Limits and timeouts of a client.
 #[derive(Debug, Clone)]
@@ -141,7 +117,7 @@ impl RemotingClient {
         addr: &str,
         request: RemotingCommand,
         timeout: Duration,
-    ) -> Result<RemotingCommand, ClientError> {
+    ) -> Result<RemotingCommand, CallError> {
         let started = Instant::now();
         let conn = self.connect_within(addr, timeout).await?;
         conn.invoke(request, timeout.saturating_sub(started.elapsed()))
@@ -156,7 +132,7 @@ impl RemotingClient {
         addr: &str,
         request: RemotingCommand,
         timeout: Duration,
-    ) -> Result<(), ClientError> {
+    ) -> Result<(), CallError> {
         let started = Instant::now();
         let conn = self.connect_within(addr, timeout).await?;
         conn.invoke_oneway(request, timeout.saturating_sub(started.elapsed()))
@@ -165,7 +141,7 @@ impl RemotingClient {
     }
 
     /// The connection to `addr`, connecting if there is none or it has closed.
-    pub async fn connection(&self, addr: &str) -> Result<ConnectionHandle, ClientError> {
+    pub async fn connection(&self, addr: &str) -> Result<ConnectionHandle, CallError> {
         self.connect_within(addr, self.inner.config.connect_timeout)
             .await
     }
@@ -196,9 +172,9 @@ impl RemotingClient {
         &self,
         addr: &str,
         limit: Duration,
-    ) -> Result<ConnectionHandle, ClientError> {
+    ) -> Result<ConnectionHandle, CallError> {
         if self.inner.stop.abort.is_cancelled() {
-            return Err(ClientError::Shutdown);
+            return Err(CallError::Shutdown);
         }
         let slot = self.inner.slot(addr);
         let limit = limit.min(self.inner.config.connect_timeout);
@@ -209,7 +185,7 @@ impl RemotingClient {
                 self.inner.forget(addr, &slot);
                 Err(error)
             }
-            Err(_) => Err(ClientError::ConnectTimeout {
+            Err(_) => Err(CallError::ConnectTimeout {
                 addr: addr.to_owned(),
                 timeout_ms: duration_ms(limit),
             }),
@@ -218,9 +194,9 @@ impl RemotingClient {
 }
 
 /// A timeout names the caller's budget, not what was left of it after connecting.
-fn report_whole_timeout(error: ClientError, timeout: Duration) -> ClientError {
+fn report_whole_timeout(error: CallError, timeout: Duration) -> CallError {
     match error {
-        ClientError::Timeout { .. } => ClientError::Timeout {
+        CallError::Timeout { .. } => CallError::Timeout {
             timeout_ms: duration_ms(timeout),
         },
         other => other,
@@ -259,18 +235,18 @@ impl ClientInner {
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<ConnectionHandle, ClientError> {
+    async fn connect(&self, addr: &str) -> Result<ConnectionHandle, CallError> {
         let timeout = self.config.connect_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(source)) => {
-                return Err(ClientError::ConnectFailed {
+                return Err(CallError::ConnectFailed {
                     addr: addr.to_owned(),
                     source,
                 })
             }
             Err(_) => {
-                return Err(ClientError::ConnectTimeout {
+                return Err(CallError::ConnectTimeout {
                     addr: addr.to_owned(),
                     timeout_ms: duration_ms(timeout),
                 })
@@ -283,7 +259,7 @@ impl ClientInner {
             self.stop.clone(),
             None,
         )
-        .map_err(|source| ClientError::ConnectFailed {
+        .map_err(|source| CallError::ConnectFailed {
             addr: addr.to_owned(),
             source,
         })

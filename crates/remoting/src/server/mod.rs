@@ -1,14 +1,12 @@
-//! The server: accepts TCP connections and hands every request to a processor.
-//!
-//! - [`connection`]: a framed connection with opaque correlation; the client runs its
-//!   sockets on the same machinery.
-//! - [`processor`]: the [`RequestProcessor`] trait the broker and name server implement.
-//! - `writer`: the coalescing write half of a connection.
+//! The server: accepts TCP connections and hands every request to a processor. Each
+//! accepted socket runs on [`crate::connection`], the machinery the client uses too; the
+//! server adds the accept loop, the connection limit and graceful shutdown.
 //!
 //! ```no_run
 //! # use std::{sync::Arc, time::Duration};
 //! # use remoting::command::RemotingCommand;
-//! # use remoting::server::{ConnectionHandle, RemotingServer, RequestProcessor, ServerConfig};
+//! # use remoting::connection::{ConnectionHandle, RequestProcessor};
+//! # use remoting::server::{RemotingServer, ServerConfig};
 //! struct Echo;
 //! impl RequestProcessor for Echo {
 //!     async fn process(&self, _conn: &ConnectionHandle, request: RemotingCommand)
@@ -23,10 +21,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod connection;
-pub mod processor;
-mod writer;
-
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,12 +31,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::connection::{self, ConnectionSettings, RequestProcessor, StopSignals};
 use crate::frame::{RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
-
-pub use connection::ConnectionHandle;
-pub use processor::RequestProcessor;
-
-use connection::{ConnectionSettings, StopSignals};
 
 /// After a failed `accept` (e.g. out of file descriptors), wait this long before retrying
 /// rather than spinning.

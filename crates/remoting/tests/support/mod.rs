@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use remoting::code::response;
 use remoting::command::RemotingCommand;
-use remoting::server::{ConnectionHandle, RemotingServer, RequestProcessor, ServerConfig};
+use remoting::connection::{ConnectionHandle, RequestProcessor};
+use remoting::server::{RemotingServer, ServerConfig};
 use tokio::sync::{mpsc, watch};
 
 /// Echoes body, ext fields and remark.

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 use crate::command::RemotingCommand;
 
-use super::connection::ConnectionHandle;
+use super::handle::ConnectionHandle;
 
 /// Handles the requests arriving on connections.
 ///
