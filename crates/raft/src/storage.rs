@@ -312,6 +312,7 @@ impl LogStorage for MemLog {
                     header.size()
                 )));
             }
+            debug_assert!(header.index > self.base_index);
             self.entries.push_back(Stored {
                 frame: frame.clone(),
                 term: header.term,

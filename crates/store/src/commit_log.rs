@@ -713,6 +713,7 @@ impl CommitLog {
             return None;
         }
         let body = segment.read_stable(rel + HEADER_LEN, header.body_len as usize)?;
+        debug_assert_eq!(body.len(), header.body_len as usize);
         Some((header, body))
     }
 
@@ -784,6 +785,8 @@ impl CommitLog {
             )));
         }
         let old_end = self.write_pos();
+        // Only an uncommitted suffix goes: checked above, asserted as the invariant it is.
+        debug_assert!(new_end >= self.stable_pos() && new_end <= old_end);
         // Lower the durable mark first, so a crash in between cannot resurrect the suffix.
         {
             let mut cp = self.checkpoint_lock.lock();
@@ -1065,6 +1068,14 @@ impl AppendBatch<'_> {
             )));
         }
         let placement = self.placement(body_len);
+        // Entries go one after another: the next index, never before the write position,
+        // and within one segment.
+        debug_assert_eq!(placement.index, self.next_index);
+        debug_assert!(placement.pos >= self.write_pos);
+        debug_assert!(
+            placement.pos % self.log.config.segment_len + frame_len as u64
+                <= self.log.config.segment_len
+        );
         let seg_len = self.log.config.segment_len;
         let writer = &mut *self.writer;
         if placement.pos != self.write_pos {
@@ -1228,6 +1239,13 @@ impl AppendBatch<'_> {
         if writer.chunks.is_empty() {
             return Ok(appended);
         }
+        // The batch continues the published log exactly.
+        debug_assert_eq!(appended.first_index, log.last_index() + 1);
+        debug_assert!(appended.end_pos >= log.write_pos());
+        debug_assert_eq!(
+            writer.locations.len() as u64,
+            appended.last_index + 1 - appended.first_index
+        );
         // Create every file first: running out of space there leaves nothing half written,
         // so the log stays writable once space is freed.
         let mut targets = Vec::with_capacity(writer.chunks.len());

@@ -183,6 +183,10 @@ impl ConsumeQueue {
             self.max_offset.store(first_offset + 1, Ordering::Release);
             return Ok(());
         }
+        // Within one append the records come in log order: CommitLog offsets increase.
+        debug_assert!(entries
+            .windows(2)
+            .all(|w| w[0].is_hole() || w[1].is_hole() || w[0].phys_offset < w[1].phys_offset));
         let mut buf = Vec::with_capacity(entries.len() * ENTRY_LEN as usize);
         let mut run_start = (first_offset as u64) * ENTRY_LEN;
         for entry in entries {
@@ -196,6 +200,7 @@ impl ConsumeQueue {
         }
         self.write_run(run_start, &buf)?;
         let new_max = first_offset + entries.len() as i64;
+        debug_assert!(new_max >= max, "queue offsets only grow");
         self.max_offset.store(new_max, Ordering::Release);
         Ok(())
     }

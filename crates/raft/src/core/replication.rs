@@ -171,6 +171,7 @@ impl<S: LogStorage> Node<S> {
         let candidate = super::progress::quorum_index(&indexes, &mut sorted);
         self.scratch = indexes;
         if candidate > self.commit_index && self.storage.term(candidate)? == Some(self.term) {
+            debug_assert!(candidate <= self.storage.last_index());
             self.commit_index = candidate;
         }
         Ok(())
@@ -556,6 +557,8 @@ impl<S: LogStorage> Node<S> {
                 );
                 return Ok(());
             }
+            // Never below the commit point: a committed entry never changes.
+            debug_assert!(h.index > self.commit_index);
             self.storage.truncate_after(h.index - 1)?;
             self.persisted_index = self.persisted_index.min(h.index - 1);
             append_from = Some(i);
