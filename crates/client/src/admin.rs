@@ -299,27 +299,44 @@ impl Admin {
 
     /// Min/max offsets of every queue of `topic`, from each broker group's master.
     pub async fn topic_stats(&self, topic: &str) -> Result<TopicStatsTable> {
-        let route = self.instance.refresh_route(topic).await?;
+        let header = TopicRequestHeader {
+            topic: topic.to_owned(),
+        };
+        let request = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(&header);
         let mut merged = TopicStatsTable::default();
-        for broker in &route.data.broker_datas {
-            let Some(addr) = broker.master_addr() else {
-                continue;
-            };
-            let header = TopicRequestHeader {
-                topic: topic.to_owned(),
-            };
-            let request =
-                RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(&header);
-            let response = self
-                .instance
-                .invoke_ok(addr, request, self.timeout())
-                .await?;
-            let table = TopicStatsTable::decode(&response.body)
-                .map_err(|err| ClientError::malformed(addr, err))?;
+        for table in self
+            .ask_masters(topic, &request, TopicStatsTable::decode)
+            .await?
+        {
             merged.offset_table.extend(table.offset_table);
             merged.topic_put_tps += table.topic_put_tps;
         }
         Ok(merged)
+    }
+
+    /// Sends `request` to the master of every broker group serving `route_topic` and
+    /// decodes each answer; a group without a master is skipped, a refusal is an error.
+    async fn ask_masters<T, E: std::fmt::Display>(
+        &self,
+        route_topic: &str,
+        request: &RemotingCommand,
+        decode: impl Fn(&[u8]) -> std::result::Result<T, E>,
+    ) -> Result<Vec<T>> {
+        let route = self.instance.refresh_route(route_topic).await?;
+        let mut answers = Vec::with_capacity(route.data.broker_datas.len());
+        for addr in route
+            .data
+            .broker_datas
+            .iter()
+            .filter_map(|b| b.master_addr())
+        {
+            let response = self
+                .instance
+                .invoke_ok(addr, request.clone(), self.timeout())
+                .await?;
+            answers.push(decode(&response.body).map_err(|err| ClientError::malformed(addr, err))?);
+        }
+        Ok(answers)
     }
 
     // ---- brokers --------------------------------------------------------------------
@@ -434,24 +451,17 @@ impl Admin {
     /// master hosting the group's retry topic, or `topic`'s brokers when given.
     pub async fn consume_stats(&self, group: &str, topic: Option<&str>) -> Result<ConsumeStats> {
         let route_topic = topic.map_or_else(|| retry_topic(group), str::to_owned);
-        let route = self.instance.refresh_route(&route_topic).await?;
+        let header = GetConsumeStatsRequestHeader {
+            consumer_group: group.to_owned(),
+            topic: topic.map(str::to_owned),
+            topic_list: None,
+        };
+        let request = RemotingCommand::request(request::GET_CONSUME_STATS).with_header(&header);
         let mut merged = ConsumeStats::default();
-        for broker in &route.data.broker_datas {
-            let Some(addr) = broker.master_addr() else {
-                continue;
-            };
-            let header = GetConsumeStatsRequestHeader {
-                consumer_group: group.to_owned(),
-                topic: topic.map(str::to_owned),
-                topic_list: None,
-            };
-            let request = RemotingCommand::request(request::GET_CONSUME_STATS).with_header(&header);
-            let response = self
-                .instance
-                .invoke_ok(addr, request, self.timeout())
-                .await?;
-            let stats = ConsumeStats::decode(&response.body)
-                .map_err(|err| ClientError::malformed(addr, err))?;
+        for stats in self
+            .ask_masters(&route_topic, &request, ConsumeStats::decode)
+            .await?
+        {
             merged.offset_table.extend(stats.offset_table);
             merged.consume_tps += stats.consume_tps;
         }
@@ -460,26 +470,13 @@ impl Admin {
 
     /// Consumer groups that consume `topic` (QUERY_TOPIC_CONSUME_BY_WHO on its masters).
     pub async fn topic_consumer_groups(&self, topic: &str) -> Result<BTreeSet<String>> {
-        let route = self.instance.refresh_route(topic).await?;
-        let mut groups = BTreeSet::new();
-        for broker in &route.data.broker_datas {
-            let Some(addr) = broker.master_addr() else {
-                continue;
-            };
-            let header = TopicRequestHeader {
-                topic: topic.to_owned(),
-            };
-            let request =
-                RemotingCommand::request(request::QUERY_TOPIC_CONSUME_BY_WHO).with_header(&header);
-            let response = self
-                .instance
-                .invoke_ok(addr, request, self.timeout())
-                .await?;
-            let list = GroupList::decode(&response.body)
-                .map_err(|err| ClientError::malformed(addr, err))?;
-            groups.extend(list.group_list);
-        }
-        Ok(groups)
+        let header = TopicRequestHeader {
+            topic: topic.to_owned(),
+        };
+        let request =
+            RemotingCommand::request(request::QUERY_TOPIC_CONSUME_BY_WHO).with_header(&header);
+        let lists = self.ask_masters(topic, &request, GroupList::decode).await?;
+        Ok(lists.into_iter().flat_map(|list| list.group_list).collect())
     }
 
     /// The group's connected members and subscriptions (GET_CONSUMER_CONNECTION_LIST).

@@ -26,12 +26,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    launch::init_logging("info", launch::LogTo::Stdout);
     let args = Args::parse();
     let mut config = match &args.config_file {
         Some(path) => {
@@ -55,32 +50,13 @@ fn main() -> anyhow::Result<()> {
     if config.namesrv_addrs.is_empty() {
         warn!("no name server configured (namesrvAddr or -n): clients will not find this broker");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("broker")
-        .build()
-        .context("starting the runtime")?;
+    let runtime = launch::runtime("broker").context("starting the runtime")?;
     runtime.block_on(async {
         let running = broker::start(config).await.context("starting the broker")?;
-        shutdown_signal().await;
+        launch::shutdown_signal().await;
         info!("signal received; shutting down");
         // A group master hands leadership to a follower before it stops.
         running.shutdown().await;
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

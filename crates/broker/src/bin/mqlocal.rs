@@ -40,12 +40,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    launch::init_logging("warn", launch::LogTo::Stdout);
     let args = Args::parse();
     let defaults = LocalOptions::default();
     let options = LocalOptions {
@@ -60,10 +55,7 @@ fn main() -> anyhow::Result<()> {
         standalone: args.standalone,
         data_dir: args.data_dir,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = launch::runtime("mqlocal").context("starting the runtime")?;
     runtime.block_on(async {
         let local = start_local(&options).await.context("starting mqlocal")?;
         let ns = local.namesrv_addr();
@@ -115,8 +107,8 @@ fn main() -> anyhow::Result<()> {
         println!();
         println!("  Topics are created on first send (autoCreateTopicEnable=true). Ctrl-C stops.");
         println!();
-        tokio::signal::ctrl_c().await.context("waiting for ctrl-c")?;
-        info!("ctrl-c: shutting down");
+        launch::shutdown_signal().await;
+        info!("shutting down");
         local.shutdown().await;
         Ok(())
     })

@@ -150,17 +150,8 @@ struct BenchConsume {
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    launch::init_logging("warn", launch::LogTo::Stderr);
+    let runtime = match launch::runtime("mq") {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("mq: cannot start a runtime: {error}");

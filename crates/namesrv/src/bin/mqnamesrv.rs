@@ -22,12 +22,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    launch::init_logging("info", launch::LogTo::Stdout);
     let args = Args::parse();
     let config = match &args.config_file {
         Some(path) => {
@@ -40,33 +35,15 @@ fn main() -> anyhow::Result<()> {
         }
         None => NamesrvConfig::default(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = launch::runtime("namesrv").context("starting the runtime")?;
     runtime.block_on(async {
         let ns = namesrv::server::start(config, &args.host)
             .await
             .context("binding the name server port")?;
         info!(addr = %ns.local_addr(), "The Name Server boot success.");
-        shutdown_signal().await;
+        launch::shutdown_signal().await;
         info!("shutting down");
         ns.shutdown().await;
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
