@@ -63,9 +63,7 @@ func parseArgs(argv []string) (*args, error) {
 	for i := 1; i < len(argv); i++ {
 		f := argv[i]
 		if !strings.HasPrefix(f, "-") {
-			if len(a.given) > 0 {
-				return nil, usagef("unexpected argument %q", f)
-			}
+			// Anywhere on the line: "admin -n NS ACTION" and "admin ACTION -n NS" alike.
 			a.words = append(a.words, f)
 			continue
 		}

@@ -41,6 +41,9 @@ func main() {
 }
 
 func run(a *args) (int, error) {
+	if a.command != "admin" && len(a.words) > 0 {
+		return 2, usagef("unexpected argument %q", a.words[0])
+	}
 	switch a.command {
 	case "version":
 		emit(startedLine("version"))

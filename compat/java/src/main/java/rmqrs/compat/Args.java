@@ -15,7 +15,7 @@ final class Args {
         "  produce -n NS -t TOPIC -c COUNT [--mode sync|async|oneway|batch|ordered]",
         "          [--group G] [--tag T]... [--key K] [--prop k=v]... [--body-bytes B]",
         "          [--delay-level L] [--vip] [--no-compress] [--order-keys N] [--retries R]",
-        "          [--timeout-ms MS]",
+        "          [--timeout-ms MS] [--interval-ms MS]",
         "  consume -n NS -t TOPIC -g GROUP --expect N --timeout-secs S [--expr EXPR]",
         "          [--linger-ms MS] [--orderly] [--broadcast] [--instances I]",
         "          [--stop-instance-after N] [--fail-first K | --fail-always --expect-refusals R]",
@@ -63,9 +63,7 @@ final class Args {
         for (int i = 1; i < argv.length; i++) {
             String flag = argv[i];
             if (!flag.startsWith("-")) {
-                if (!given.isEmpty()) {
-                    throw new UsageException("unexpected argument " + flag);
-                }
+                // Anywhere on the line: `admin -n NS ACTION` and `admin ACTION -n NS` alike.
                 words.add(flag);
                 continue;
             }

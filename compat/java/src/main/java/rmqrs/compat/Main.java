@@ -41,6 +41,9 @@ public final class Main {
 
     private static int run(String[] argv) throws Exception {
         Args args = new Args(argv);
+        if (!args.command.equals("admin") && !args.words.isEmpty()) {
+            throw new Args.UsageException("unexpected argument " + args.words.get(0));
+        }
         switch (args.command) {
             case "version":
                 Report.print(Clients.started("version"));

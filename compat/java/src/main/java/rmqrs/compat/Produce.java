@@ -23,6 +23,8 @@ import org.apache.rocketmq.common.message.MessageClientIDSetter;
  * (sendOneway; `sent_oneway` lines with the client-made message id), {@code batch} (one send of
  * all messages; one `sent_batch` line) and {@code ordered} (send with a MessageQueueSelector
  * picking queue {@code (SEQ mod order-keys) mod queues}; `sent` lines with `order_key`).
+ * {@code --interval-ms MS} paces sync, ordered and oneway sends (a producer that keeps
+ * sending through a broker failure).
  * A final `done` line counts what was acknowledged. Exit 1 if any send failed.
  */
 final class Produce {
@@ -41,7 +43,8 @@ final class Produce {
 
     static int run(Args args) throws Exception {
         args.only("-n", "-t", "-c", "--mode", "--group", "--tag", "--key", "--prop", "--body-bytes",
-            "--delay-level", "--vip", "--no-compress", "--order-keys", "--retries", "--timeout-ms");
+            "--delay-level", "--vip", "--no-compress", "--order-keys", "--retries", "--timeout-ms",
+            "--interval-ms");
         String namesrv = args.required("-n");
         String topic = args.required("-t");
         long count = args.requiredNumber("-c");
@@ -69,6 +72,10 @@ final class Produce {
             props.add(new String[] {p.substring(0, eq), p.substring(eq + 1)});
         }
         boolean vip = args.has("--vip");
+        long intervalMs = args.number("--interval-ms", 0);
+        if (intervalMs > 0 && (mode.equals("async") || mode.equals("batch"))) {
+            throw new Args.UsageException("--interval-ms is for sync, ordered and oneway sends");
+        }
 
         DefaultMQProducer producer = Clients.configure(
             new DefaultMQProducer(args.one("--group", "java_driver_producer")), namesrv, vip);
@@ -109,6 +116,7 @@ final class Produce {
             switch (mode) {
                 case "sync":
                     for (int seq = 0; seq < messages.size(); seq++) {
+                        pause(seq, intervalMs);
                         failures += syncSend(producer, messages.get(seq), seq, acked, null);
                     }
                     break;
@@ -116,6 +124,7 @@ final class Produce {
                     MessageQueueSelector selector =
                         (mqs, msg, arg) -> mqs.get((int) ((Long) arg % mqs.size()));
                     for (int seq = 0; seq < messages.size(); seq++) {
+                        pause(seq, intervalMs);
                         failures += syncSend(producer, messages.get(seq), seq, acked,
                             new Object[] {selector, seq % orderKeys});
                     }
@@ -126,6 +135,7 @@ final class Produce {
                     break;
                 case "oneway":
                     for (int seq = 0; seq < messages.size(); seq++) {
+                        pause(seq, intervalMs);
                         Message m = messages.get(seq);
                         try {
                             producer.sendOneway(m);
@@ -165,6 +175,13 @@ final class Produce {
         }
         Report.print(Json.op("done").put("acked", acked.get()).put("failed", failures));
         return failures == 0 ? 0 : 1;
+    }
+
+    /** Waits {@code intervalMs} before every send but the first (--interval-ms). */
+    private static void pause(int seq, long intervalMs) throws InterruptedException {
+        if (seq > 0 && intervalMs > 0) {
+            Thread.sleep(intervalMs);
+        }
     }
 
     private static List<Object> split(String ids) {
