@@ -19,7 +19,8 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * {@code --mode assign}: fetchMessageQueues (a `queues` line), assign all of them, then
  * optionally seek every queue (--seek OFFSET, --seek-begin, --seek-end; a `seeked` line each),
  * and with --pause-ms MS pause every queue, poll for MS (a `paused` line counting what came
- * anyway) and resume them (`resumed`).
+ * anyway) and resume them (`resumed`). A seek that fails because the client closed its own
+ * connection (a 5.x race) is retried: `seek_retried` lines.
  *
  * <p>Lines: `received` per message; with --commit (auto commit off) a `committed` line per
  * queue after commitSync(offsets, persist=true) of each queue's last received offset + 1, read
@@ -88,15 +89,13 @@ final class Pull {
                     String how = null;
                     if (args.has("--seek-begin")) {
                         how = "begin";
-                        c.seekToBegin(mq);
                     } else if (args.has("--seek-end")) {
                         how = "end";
-                        c.seekToEnd(mq);
                     } else if (args.has("--seek")) {
                         how = "offset";
-                        c.seek(mq, args.number("--seek", 0));
                     }
                     if (how != null) {
+                        seek(c, mq, how, args.number("--seek", 0));
                         Json line = Json.op("seeked").putAll(Report.queueJson(mq)).put("to", how);
                         if (how.equals("offset")) {
                             line.put("offset", args.number("--seek", 0));
@@ -155,6 +154,45 @@ final class Pull {
             c.shutdown();
         }
         return exitCode;
+    }
+
+    /**
+     * seek, seekToBegin or seekToEnd. 5.x cancels the queue's pull task with an interrupt; a
+     * pull request the interrupt hits makes the client close the broker connection, and the
+     * seek's own request on it (the queue's max offset) fails: the client's race, not the
+     * broker's answer. Such a failure is retried (a `seek_retried` line), twice at most.
+     */
+    private static void seek(DefaultLitePullConsumer c, MessageQueue mq, String how, long offset)
+            throws Exception {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                if (how.equals("begin")) {
+                    c.seekToBegin(mq);
+                } else if (how.equals("end")) {
+                    c.seekToEnd(mq);
+                } else {
+                    c.seek(mq, offset);
+                }
+                return;
+            } catch (Exception e) {
+                if (attempt >= 3 || !sendFailed(e)) {
+                    throw e;
+                }
+                Report.print(Report.failure("seek", e).put("op", "seek_retried")
+                    .put("attempt", attempt).putAll(Report.queueJson(mq)));
+                Thread.sleep(200);
+            }
+        }
+    }
+
+    /** Whether the request never got an answer because the client's connection failed. */
+    private static boolean sendFailed(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c.getClass().getSimpleName().equals("RemotingSendRequestException")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static void receive(MessageExt m, Set<String> seen, Map<MessageQueue, Long> next,
