@@ -12,6 +12,11 @@
 //! - [`cpp_client`]: runs the C++ client driver script and parses what it prints.
 //! - [`rust_client`]: runs the driver of the third-party Rust RocketMQ client
 //!   (`scripts/setup-compat-rust-client` builds it) and parses what it prints.
+//! - [`java_client`] and [`go_client`]: run the drivers of the official Java (4.9.8 and
+//!   5.5.0) and Go RocketMQ clients (`scripts/setup-compat-java`, `scripts/setup-compat-go`).
+//! - [`compat`]: what the official clients' compatibility tests share: servers started once,
+//!   the messages a driver's produce run makes and the checks of what its consumers print.
+//! - [`scenario`]: runs many scenarios against shared servers and reports every one.
 //! - [`requests`]: the requests RocketMQ clients send, for driving servers directly.
 //! - [`group`]: [`group::BrokerGroup`], a DLedger-mode broker group of real `mqbroker`
 //!   processes, and waits for its master and members.
@@ -28,11 +33,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod checker;
+pub mod compat;
 pub mod cpp_client;
 pub mod driver;
+pub mod go_client;
 pub mod group;
+pub mod java_client;
 pub mod requests;
 pub mod rust_client;
+pub mod scenario;
 
 /// How long a freshly started server may take to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);

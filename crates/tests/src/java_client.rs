@@ -1,0 +1,136 @@
+//! Runs `compat/java`, the driver of the official Java RocketMQ remoting client
+//! (`rocketmq-client` and `rocketmq-tools` from Maven Central, unmodified), built twice: against
+//! 4.9.8 and against 5.5.0.
+//!
+//! `scripts/setup-compat-java` builds `target/compat-java/rocketmq-{4,5}/driver.jar` (its
+//! dependencies in `lib/` beside it); a missing jar is an error naming that script, never a
+//! skipped test. Each run is one `java -jar` process printing JSON lines
+//! (`compat/java/README.md`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use crate::driver::{self, Finished, Running};
+use crate::repo_root;
+
+/// The script that builds both jars.
+pub const SETUP_SCRIPT: &str = "scripts/setup-compat-java";
+
+/// Options for the driver's JVM: the client is started afresh for every run, so start-up
+/// cost matters more than peak speed (C1 only: a run takes about half the CPU time), and a
+/// test machine runs several at once (the serial collector, a bounded heap).
+const JVM_OPTIONS: [&str; 4] = [
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
+    "-Xss512k",
+    "-Xmx512m",
+];
+
+/// A client generation the driver is built against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// rocketmq-client 4.9.8.
+    V4,
+    /// rocketmq-client 5.5.0 (the remoting client).
+    V5,
+}
+
+impl Version {
+    pub const ALL: [Version; 2] = [Version::V4, Version::V5];
+
+    /// The client's release.
+    pub fn release(self) -> &'static str {
+        match self {
+            Version::V4 => "4.9.8",
+            Version::V5 => "5.5.0",
+        }
+    }
+
+    /// What `started` lines say the client is (MQVersion).
+    pub fn version_desc(self) -> &'static str {
+        match self {
+            Version::V4 => "V4_9_8",
+            Version::V5 => "V5_5_0",
+        }
+    }
+
+    /// 4 or 5.
+    pub fn major(self) -> u8 {
+        match self {
+            Version::V4 => 4,
+            Version::V5 => 5,
+        }
+    }
+
+    /// The jar built against this version.
+    pub fn jar(self) -> PathBuf {
+        repo_root().join(format!(
+            "target/compat-java/rocketmq-{}/driver.jar",
+            self.major()
+        ))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Java client {}", self.release())
+    }
+}
+
+/// The `java -jar` command for `args`, after checking the jar is built.
+fn command(jar: &Path, args: &[&str]) -> Result<Command> {
+    if !jar.exists() {
+        bail!(
+            "the Java RocketMQ client driver {} is not built: run {SETUP_SCRIPT} \
+             (scripts/test does)",
+            jar.display()
+        );
+    }
+    let mut command = Command::new("java");
+    command.args(JVM_OPTIONS).arg("-jar").arg(jar).args(args);
+    Ok(command)
+}
+
+fn name(version: Version, args: &[&str]) -> String {
+    format!("{version} driver {args:?}")
+}
+
+/// Runs the driver of `version` with `args` to its end (killed after `timeout`), whatever
+/// its exit code.
+pub fn run(version: Version, args: &[&str], timeout: Duration) -> Result<Finished> {
+    driver::run_to_end(
+        &name(version, args),
+        command(&version.jar(), args)?,
+        timeout,
+    )
+}
+
+/// Starts the driver of `version` with `args` in the background (killed after `timeout`).
+pub fn spawn(version: Version, args: &[&str], timeout: Duration) -> Result<Running> {
+    Running::spawn(
+        &name(version, args),
+        command(&version.jar(), args)?,
+        timeout,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_jar_fails_naming_the_setup_script() {
+        let error = command(Path::new("/nonexistent/driver.jar"), &[]).unwrap_err();
+        assert!(error.to_string().contains(SETUP_SCRIPT), "{error:#}");
+    }
+
+    #[test]
+    fn each_version_has_its_own_jar() {
+        assert_ne!(Version::V4.jar(), Version::V5.jar());
+        assert!(Version::V5.jar().ends_with("rocketmq-5/driver.jar"));
+    }
+}
