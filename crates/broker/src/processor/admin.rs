@@ -135,6 +135,18 @@ pub async fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
     RemotingCommand::success_to(request)
 }
 
+/// GET_SYSTEM_TOPIC_LIST_FROM_BROKER (305): the topics RocketMQ reserves.
+pub fn system_topics(request: &RemotingCommand) -> RemotingCommand {
+    let list = TopicList {
+        topic_list: message::topic::SYSTEM_TOPICS
+            .iter()
+            .map(|topic| (*topic).to_owned())
+            .collect(),
+        broker_addr: None,
+    };
+    json_success(request, &list)
+}
+
 pub fn all_topic_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::success_to(request).with_body(ctx.topics.wrapper().encode())
 }

@@ -51,6 +51,17 @@ command_header! {
 }
 
 command_header! {
+    /// CLONE_GROUP_OFFSET (314): copy `srcGroup`'s offsets of `topic` (every topic it has
+    /// offsets of, when blank) to `destGroup`.
+    pub struct CloneGroupOffsetRequestHeader {
+        src_group: String = "srcGroup",
+        dest_group: String = "destGroup",
+        topic: Option<String> = "topic",
+        offline: bool = "offline" => false,
+    }
+}
+
+command_header! {
     /// DELETE_SUBSCRIPTIONGROUP (207).
     pub struct DeleteSubscriptionGroupRequestHeader {
         group_name: String = "groupName",
