@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use message::UniqIdGenerator;
-use remoting::body::{perm, SubscriptionGroupConfig, TopicConfig};
+use remoting::body::{SubscriptionGroupConfig, TopicConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +17,7 @@ use crate::counters::BrokerStats;
 use crate::group::handoff::HandoffGate;
 use crate::group::GroupMember;
 use crate::limits;
+use crate::live_config::LiveConfig;
 use crate::long_poll::LongPollHub;
 use crate::metadata::{
     ConsumerOffsetManager, MetaError, MetadataOp, MetadataTables, OffsetOp,
@@ -56,6 +57,8 @@ pub struct BrokerContext {
     pub boot_timestamp_ms: i64,
     /// `messageDelayLevel`, for sends with a `DELAY` level, retries and the schedule service.
     pub delay_levels: DelayLevels,
+    /// Settings an operator may change while the broker runs; read these, not `config`.
+    pub live: LiveConfig,
 }
 
 impl BrokerContext {
@@ -124,6 +127,7 @@ impl BrokerContext {
             uniq_ids: UniqIdGenerator::new(ip),
             boot_timestamp_ms: now_ms(),
             delay_levels,
+            live: LiveConfig::new(&config),
             config,
         }))
     }
@@ -212,7 +216,7 @@ impl BrokerContext {
         if let Some(config) = self.groups.get(group) {
             return Ok(Some(config));
         }
-        if !self.config.auto_create_subscription_group {
+        if !self.live.auto_create_subscription_group() {
             return Ok(None);
         }
         if !self.can_write_metadata() {
@@ -242,10 +246,10 @@ impl BrokerContext {
 
     /// Whether the broker as a whole takes writes (its role and `brokerPermission`).
     pub fn is_writeable(&self) -> bool {
-        perm::is_writeable(self.config.broker_permission as i32)
+        self.live.is_writeable()
     }
 
     pub fn is_readable(&self) -> bool {
-        perm::is_readable(self.config.broker_permission as i32)
+        self.live.is_readable()
     }
 }

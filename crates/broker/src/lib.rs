@@ -23,6 +23,7 @@
 //! - [`record`]: stored records built from what clients send (send, send-back and the
 //!   schedule service all build them).
 //! - [`limits`]: bounds on the tables clients can grow.
+//! - [`live_config`]: the settings UPDATE_BROKER_CONFIG changes while the broker runs.
 //! - [`local`]: a name server and a broker in one process (`mqlocal`).
 //! - [`clock`]: wall-clock milliseconds.
 //!
@@ -36,6 +37,7 @@ pub mod context;
 pub mod counters;
 pub mod group;
 pub mod limits;
+pub mod live_config;
 pub mod local;
 pub mod long_poll;
 pub mod metadata;

@@ -159,3 +159,61 @@ async fn operator_views_report_offsets_and_runtime_facts() {
         .await;
     assert!(String::from_utf8_lossy(&config.body).contains("brokerName=broker-t"));
 }
+
+#[tokio::test]
+async fn broker_config_updates_apply_at_once_and_refuse_what_they_cannot() {
+    let broker = TestBroker::start().await;
+    let update = |text: &str| {
+        RemotingCommand::request(request::UPDATE_BROKER_CONFIG).with_body(text.as_bytes().to_vec())
+    };
+    let config_text = || async {
+        let config = broker
+            .call(RemotingCommand::request(request::GET_BROKER_CONFIG))
+            .await;
+        String::from_utf8_lossy(&config.body).into_owned()
+    };
+    let send = || broker.call(send_v2(&send_header("LiveTopic", 0, ""), b"x"));
+    assert_eq!(send().await.code, response::SUCCESS);
+
+    // Read-only (4): sends are refused until write permission is back.
+    let updated = broker.call(update("brokerPermission=4\n")).await;
+    assert_eq!(updated.code, response::SUCCESS, "{:?}", updated.remark);
+    assert!(config_text().await.contains("brokerPermission=4\n"));
+    assert_eq!(send().await.code, response::NO_PERMISSION);
+    let updated = broker.call(update("brokerPermission=6\n")).await;
+    assert_eq!(updated.code, response::SUCCESS);
+    assert_eq!(send().await.code, response::SUCCESS);
+
+    let black_listed = broker.call(update("brokerConfigPath=/etc/x\n")).await;
+    assert_eq!(black_listed.code, response::NO_PERMISSION);
+    assert_eq!(
+        black_listed.remark.as_deref(),
+        Some("Can not update config in black list.")
+    );
+    let start_up_only = broker
+        .call(update("maxMessageSize=1000\nlistenPort=1\n"))
+        .await;
+    assert_eq!(start_up_only.code, response::SYSTEM_ERROR);
+    assert!(start_up_only.remark.unwrap().contains("listenPort"));
+    assert!(
+        config_text().await.contains("maxMessageSize=1048576\n"),
+        "nothing of a refused update applies"
+    );
+    let bad = broker.call(update("brokerPermission=99\n")).await;
+    assert_eq!(bad.code, response::SYSTEM_ERROR);
+
+    let smaller = broker.call(update("maxMessageSize=1000\n")).await;
+    assert_eq!(smaller.code, response::SUCCESS);
+    let big = broker
+        .call(send_v2(&send_header("LiveTopic", 0, ""), &[7u8; 1001]))
+        .await;
+    assert_eq!(big.code, response::MESSAGE_ILLEGAL);
+    let text = config_text().await;
+    for key in [
+        "flushDiskType=",
+        "diskSpaceWarningLevelRatio=100",
+        "messageIndexEnable=",
+    ] {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+}

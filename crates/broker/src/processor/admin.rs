@@ -21,6 +21,7 @@ use tracing::info;
 
 use super::{decode_header, error, json_success, Refusal};
 use crate::context::BrokerContext;
+use crate::live_config::UpdateError;
 use crate::metadata::{MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
 
 /// Most queues a topic may have on one broker.
@@ -253,6 +254,29 @@ pub async fn delete_group(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
     RemotingCommand::success_to(request)
 }
 
+/// A ratio as the percentage broker.conf gives it.
+fn percent(ratio: f64) -> String {
+    format!("{}", (ratio * 100.0).round() as i64)
+}
+
+/// UPDATE_BROKER_CONFIG (25): `key=value` lines in the body, applied all or nothing to the
+/// settings that change while the broker runs ([`crate::live_config`]); a permission change
+/// reaches the name servers at once.
+pub fn update_broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let settings = conf::parse(&String::from_utf8_lossy(&request.body));
+    match ctx.live.update(&ctx.config, &settings) {
+        Ok(applied) => {
+            info!(?applied, "broker config updated");
+            if applied.iter().any(|key| key == "brokerPermission") {
+                ctx.registration_needed.notify_one();
+            }
+            RemotingCommand::success_to(request)
+        }
+        Err(e @ UpdateError::BlackListed) => error(request, response::NO_PERMISSION, e.to_string()),
+        Err(e) => error(request, response::SYSTEM_ERROR, e.to_string()),
+    }
+}
+
 /// The running configuration as `key=value` lines (what mqadmin getBrokerConfig prints).
 pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let c = &ctx.config;
@@ -285,20 +309,23 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ),
         (
             "autoCreateSubscriptionGroup",
-            c.auto_create_subscription_group.to_string(),
+            ctx.live.auto_create_subscription_group().to_string(),
         ),
         (
             "defaultTopicQueueNums",
             c.default_topic_queue_nums.to_string(),
         ),
-        ("maxMessageSize", c.max_message_size.to_string()),
+        ("maxMessageSize", ctx.live.max_message_size().to_string()),
         (
             "fileReservedTime",
             store.file_reserved_time_hours.to_string(),
         ),
         ("deleteWhen", delete_when),
-        ("brokerPermission", c.broker_permission.to_string()),
-        ("longPollingEnable", c.long_polling_enable.to_string()),
+        ("brokerPermission", ctx.live.broker_permission().to_string()),
+        (
+            "longPollingEnable",
+            ctx.live.long_polling_enable().to_string(),
+        ),
         (
             "registerNameServerPeriod",
             c.register_name_server_period.as_millis().to_string(),
@@ -306,6 +333,71 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ("regionId", c.region_id.clone()),
         ("traceOn", c.trace_on.to_string()),
         ("messageDelayLevel", store.message_delay_level.to_string()),
+        ("bindAddress", c.bind_address.clone()),
+        (
+            "channelExpiredTimeout",
+            c.channel_expired_timeout.as_millis().to_string(),
+        ),
+        (
+            "shortPollingTimeMills",
+            c.short_polling_time.as_millis().to_string(),
+        ),
+        ("slaveReadEnable", c.slave_read_enable.to_string()),
+        (
+            "enableDLegerCommitLog",
+            c.enable_dledger_commit_log.to_string(),
+        ),
+        ("dLegerGroup", c.dledger_group.clone()),
+        (
+            "dLegerPeers",
+            c.dledger_peers
+                .iter()
+                .map(|p| format!("{}-{}", p.id, p.addr))
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
+        ("dLegerSelfId", c.dledger_self_id.clone()),
+        (
+            "mapedFileSizeConsumeQueue",
+            (store.consume_queue_entries_per_file * 20).to_string(),
+        ),
+        (
+            "flushIntervalCommitLog",
+            store.flush_interval_commit_log_ms.to_string(),
+        ),
+        (
+            "flushIntervalConsumeQueue",
+            store.flush_interval_consume_queue_ms.to_string(),
+        ),
+        ("syncFlushTimeout", store.sync_flush_timeout_ms.to_string()),
+        (
+            "cleanResourceInterval",
+            store.clean_resource_interval_ms.to_string(),
+        ),
+        (
+            "diskMaxUsedSpaceRatio",
+            percent(store.disk_max_used_space_ratio),
+        ),
+        (
+            "diskSpaceCleanForciblyRatio",
+            percent(store.disk_space_clean_forcibly_ratio),
+        ),
+        (
+            "diskSpaceWarningLevelRatio",
+            percent(store.disk_space_warning_level_ratio),
+        ),
+        ("messageIndexEnable", store.message_index_enable.to_string()),
+        ("maxHashSlotNum", store.max_hash_slot_num.to_string()),
+        ("maxIndexNum", store.max_index_num.to_string()),
+        ("maxMsgsNumBatch", store.max_query_results.to_string()),
+        (
+            "maxTransferCountOnMessageInMemory",
+            store.max_transfer_count_on_message_in_memory.to_string(),
+        ),
+        (
+            "maxTransferBytesOnMessageInMemory",
+            store.max_transfer_bytes_on_message_in_memory.to_string(),
+        ),
     ];
     let mut body = String::new();
     for (key, value) in lines {

@@ -87,6 +87,7 @@ impl RequestProcessor for BrokerProcessor {
             code::GET_SUBSCRIPTIONGROUP_CONFIG => admin::group_config(ctx, &request),
             code::DELETE_SUBSCRIPTIONGROUP => admin::delete_group(ctx, &request).await,
             code::GET_BROKER_CONFIG => admin::broker_config(ctx, &request),
+            code::UPDATE_BROKER_CONFIG => admin::update_broker_config(ctx, &request),
             code::GET_ALL_CONSUMER_OFFSET => admin::all_consumer_offsets(ctx, &request),
             code::GET_BROKER_RUNTIME_INFO => stats::runtime_info(ctx, &request),
             code::GET_TOPIC_STATS_INFO => stats::topic_stats(ctx, &request),

@@ -246,7 +246,7 @@ async fn read_or_wait(
     filter: &TagFilter,
 ) -> RemotingCommand {
     let suspend = header.sys_flag & pull_flag::SUSPEND != 0;
-    let hold = if ctx.config.long_polling_enable {
+    let hold = if ctx.live.long_polling_enable() {
         Duration::from_millis(u64::try_from(header.suspend_timeout_millis).unwrap_or(0))
     } else {
         ctx.config.short_polling_time

@@ -159,7 +159,7 @@ async fn check(
             ),
         ));
     }
-    let max_body = ctx.config.max_message_size as usize;
+    let max_body = ctx.live.max_message_size() as usize;
     if request.body.len() > max_body {
         return Err(Refusal::new(
             response::MESSAGE_ILLEGAL,
