@@ -217,3 +217,46 @@ async fn broker_config_updates_apply_at_once_and_refuse_what_they_cannot() {
         assert!(text.contains(key), "{key} in {text}");
     }
 }
+
+#[tokio::test]
+async fn topic_attributes_are_checked_stored_and_altered() {
+    let broker = TestBroker::start().await;
+    let create = |attributes: &str| {
+        create_topic("TypedTopic", 2).with_ext_field("attributes", attributes.to_owned())
+    };
+    let topic_config = || async {
+        let answer = broker
+            .call(
+                RemotingCommand::request(request::GET_TOPIC_CONFIG).with_header(
+                    &TopicRequestHeader {
+                        topic: "TypedTopic".into(),
+                    },
+                ),
+            )
+            .await;
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+        serde_json::from_slice::<remoting::body::TopicConfig>(&answer.body).unwrap()
+    };
+    let bad = broker.call(create("+message.type=LOUD")).await;
+    assert_eq!(bad.code, response::SYSTEM_ERROR);
+    assert_eq!(bad.remark.as_deref(), Some("value is not in set: LOUD"));
+
+    let created = broker.call(create("+message.type=FIFO")).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    assert_eq!(topic_config().await.attributes["message.type"], "FIFO");
+
+    // An update without attributes keeps them; one with attributes alters them.
+    let updated = broker.call(create_topic("TypedTopic", 4)).await;
+    assert_eq!(updated.code, response::SUCCESS);
+    let config = topic_config().await;
+    assert_eq!(
+        (
+            config.write_queue_nums,
+            config.attributes["message.type"].as_str()
+        ),
+        (4, "FIFO")
+    );
+    let altered = broker.call(create("+message.type=DELAY")).await;
+    assert_eq!(altered.code, response::SUCCESS);
+    assert_eq!(topic_config().await.attributes["message.type"], "DELAY");
+}

@@ -6,8 +6,6 @@
 //! DELETE_SUBSCRIPTIONGROUP (207), GET_BROKER_CONFIG (26), GET_ALL_CONSUMER_OFFSET (43).
 //! Topic changes are announced to the name servers right away.
 
-use std::collections::BTreeMap;
-
 use message::topic::{is_system_topic, system_topic_conflict_remark};
 use message::{validate_group, validate_topic};
 use remoting::body::{SubscriptionGroupConfig, TopicConfig, TopicList};
@@ -22,7 +20,7 @@ use tracing::info;
 use super::{decode_header, error, json_success, Refusal};
 use crate::context::BrokerContext;
 use crate::live_config::UpdateError;
-use crate::metadata::{MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
+use crate::metadata::{attributes, MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
 
 /// Most queues a topic may have on one broker.
 const MAX_QUEUE_NUMS: i32 = 1024;
@@ -76,6 +74,14 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
             format!("perm {} is not a permission", header.perm),
         );
     }
+    let existing = ctx.topics.get(topic);
+    let attributes = match attributes::alter(
+        existing.as_ref().map(|config| &config.attributes),
+        header.attributes.as_deref(),
+    ) {
+        Ok(attributes) => attributes,
+        Err(e) => return error(request, response::SYSTEM_ERROR, e.to_string()),
+    };
     let config = TopicConfig {
         topic_name: header.topic.clone(),
         read_queue_nums: header.read_queue_nums,
@@ -84,7 +90,7 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
         topic_filter_type: header.topic_filter_type,
         topic_sys_flag: header.topic_sys_flag.unwrap_or(0),
         order: header.order,
-        attributes: BTreeMap::new(),
+        attributes,
     };
     match ctx
         .write_metadata(MetadataOp::Topic(TopicOp::Upsert(config)))
