@@ -260,3 +260,34 @@ async fn topic_attributes_are_checked_stored_and_altered() {
     assert_eq!(altered.code, response::SUCCESS);
     assert_eq!(topic_config().await.attributes["message.type"], "DELAY");
 }
+
+#[tokio::test]
+async fn broker_stats_data_reports_topic_traffic() {
+    let broker = TestBroker::start().await;
+    let view = |name: &str, key: &str| {
+        let mut command = RemotingCommand::request(request::VIEW_BROKER_STATS_DATA);
+        command = command
+            .with_ext_field("statsName", name.to_owned())
+            .with_ext_field("statsKey", key.to_owned());
+        command
+    };
+    let send = || broker.call(send_v2(&send_header("StatsTopic", 0, ""), b"0123456789"));
+    assert_eq!(send().await.code, response::SUCCESS);
+    broker.ctx().stats_items.sample(1_000);
+    for _ in 0..2 {
+        assert_eq!(send().await.code, response::SUCCESS);
+    }
+    broker.ctx().stats_items.sample(11_000);
+
+    let answer = broker.call(view("TOPIC_PUT_NUMS", "StatsTopic")).await;
+    assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+    let data: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(data["statsMinute"]["sum"], 2);
+    assert_eq!(data["statsMinute"]["tps"], 0.2);
+    let unknown = broker.call(view("TOPIC_PUT_NUMS", "NoTraffic")).await;
+    assert_eq!(unknown.code, response::SYSTEM_ERROR);
+    assert_eq!(
+        unknown.remark.as_deref(),
+        Some("The stats <TOPIC_PUT_NUMS> <NoTraffic> not exist")
+    );
+}

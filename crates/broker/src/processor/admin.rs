@@ -13,7 +13,7 @@ use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::header::admin::{
     CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader,
-    GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader,
+    GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader, ViewBrokerStatsDataRequestHeader,
 };
 use tracing::info;
 
@@ -140,6 +140,25 @@ pub async fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
     }
     info!(%topic, "topic deleted");
     RemotingCommand::success_to(request)
+}
+
+/// VIEW_BROKER_STATS_DATA (315): one stats item's minute, hour and day figures.
+pub fn broker_stats_data(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: ViewBrokerStatsDataRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    match ctx.stats_items.view(&header.stats_name, &header.stats_key) {
+        Some(data) => json_success(request, &data),
+        None => error(
+            request,
+            response::SYSTEM_ERROR,
+            format!(
+                "The stats <{}> <{}> not exist",
+                header.stats_name, header.stats_key
+            ),
+        ),
+    }
 }
 
 /// GET_SYSTEM_TOPIC_LIST_FROM_BROKER (305): the topics RocketMQ reserves.

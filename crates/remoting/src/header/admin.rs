@@ -62,6 +62,15 @@ command_header! {
 }
 
 command_header! {
+    /// VIEW_BROKER_STATS_DATA (315): `statsName` such as TOPIC_PUT_NUMS, `statsKey` the
+    /// topic (or `topic@group` for GROUP_GET_NUMS).
+    pub struct ViewBrokerStatsDataRequestHeader {
+        stats_name: String = "statsName",
+        stats_key: String = "statsKey",
+    }
+}
+
+command_header! {
     /// DELETE_SUBSCRIPTIONGROUP (207).
     pub struct DeleteSubscriptionGroupRequestHeader {
         group_name: String = "groupName",
