@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use remoting::body::{ClusterInfo, KeyQuoting, RegisterBrokerBody, TopicList};
+use remoting::body::{ClusterInfo, DataVersion, KeyQuoting, RegisterBrokerBody, TopicList};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
 use remoting::header::namesrv::{
+    AddWritePermOfBrokerRequestHeader, AddWritePermOfBrokerResponseHeader,
     DeleteTopicFromNamesrvRequestHeader, GetKvConfigRequestHeader, GetKvConfigResponseHeader,
     GetRouteInfoRequestHeader, PutKvConfigRequestHeader, QueryDataVersionResponseHeader,
     RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
+    WipeWritePermOfBrokerRequestHeader, WipeWritePermOfBrokerResponseHeader,
 };
 use remoting::server::{RemotingServer, ServerConfig};
 use tracing::{info, warn};
@@ -63,25 +65,28 @@ impl NameServer {
                 "compressed REGISTER_BROKER bodies are not supported; send JSON",
             );
         }
-        let topics = if req.body.is_empty() {
-            Vec::new()
+        let (topics, data_version) = if req.body.is_empty() {
+            (Vec::new(), DataVersion::default())
         } else {
             match RegisterBrokerBody::decode(&req.body) {
-                Ok(body) => body
-                    .topic_config_serialize_wrapper
-                    .topic_config_table
-                    .into_values()
-                    .map(|tc| RegisteredTopic {
-                        queues: remoting::body::QueueData {
-                            broker_name: header.broker_name.clone(),
-                            read_queue_nums: tc.read_queue_nums,
-                            write_queue_nums: tc.write_queue_nums,
-                            perm: tc.perm,
-                            topic_sys_flag: tc.topic_sys_flag,
-                        },
-                        name: tc.topic_name,
-                    })
-                    .collect(),
+                Ok(body) => {
+                    let wrapper = body.topic_config_serialize_wrapper;
+                    let topics = wrapper
+                        .topic_config_table
+                        .into_values()
+                        .map(|tc| RegisteredTopic {
+                            queues: remoting::body::QueueData {
+                                broker_name: header.broker_name.clone(),
+                                read_queue_nums: tc.read_queue_nums,
+                                write_queue_nums: tc.write_queue_nums,
+                                perm: tc.perm,
+                                topic_sys_flag: tc.topic_sys_flag,
+                            },
+                            name: tc.topic_name,
+                        })
+                        .collect();
+                    (topics, wrapper.data_version)
+                }
                 Err(e) => {
                     return RemotingCommand::error_to(
                         req,
@@ -105,6 +110,7 @@ impl NameServer {
             ha_server_addr: header.ha_server_addr,
             enable_acting_master: header.enable_acting_master.unwrap_or(false),
             topics,
+            data_version,
             timeout,
             connection_id: Some(conn.id()),
         };
@@ -207,6 +213,33 @@ impl NameServer {
         }
     }
 
+    /// WIPE_WRITE_PERM_OF_BROKER: clients stop sending to the broker (RocketMQ's
+    /// `mqadmin wipeWritePerm`, run before stopping a broker).
+    fn wipe_write_perm(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h = match req.decode_header::<WipeWritePermOfBrokerRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let topics = self.registry.lock().wipe_write_perm(&h.broker_name);
+        info!(broker = %h.broker_name, topics, "write permission of broker wiped");
+        RemotingCommand::success_to(req).with_header(&WipeWritePermOfBrokerResponseHeader {
+            wipe_topic_count: count_header(topics),
+        })
+    }
+
+    /// ADD_WRITE_PERM_OF_BROKER: the broker's queues become readable and writable again.
+    fn add_write_perm(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h = match req.decode_header::<AddWritePermOfBrokerRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let topics = self.registry.lock().add_write_perm(&h.broker_name);
+        info!(broker = %h.broker_name, topics, "write permission of broker added");
+        RemotingCommand::success_to(req).with_header(&AddWritePermOfBrokerResponseHeader {
+            add_topic_count: count_header(topics),
+        })
+    }
+
     fn get_kv(&self, req: &RemotingCommand) -> RemotingCommand {
         let h = match req.decode_header::<GetKvConfigRequestHeader>() {
             Ok(h) => h,
@@ -276,6 +309,11 @@ impl NameServer {
     }
 }
 
+/// A topic count as the `Integer` RocketMQ's response headers carry.
+fn count_header(count: usize) -> i32 {
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
 impl RequestProcessor for NameServer {
     async fn process(
         &self,
@@ -297,6 +335,8 @@ impl RequestProcessor for NameServer {
             }
             request::GET_TOPICS_BY_CLUSTER => self.topics_by_cluster(&req),
             request::DELETE_TOPIC_IN_NAMESRV => self.delete_topic(&req),
+            request::WIPE_WRITE_PERM_OF_BROKER => self.wipe_write_perm(&req),
+            request::ADD_WRITE_PERM_OF_BROKER => self.add_write_perm(&req),
             request::GET_KV_CONFIG => self.get_kv(&req),
             request::PUT_KV_CONFIG => self.put_kv(&req),
             request::DELETE_KV_CONFIG => self.delete_kv(&req),
@@ -472,6 +512,90 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        ns.shutdown().await;
+    }
+
+    fn route_perm(resp: &RemotingCommand) -> i32 {
+        assert_eq!(resp.code, response::SUCCESS, "{:?}", resp.remark);
+        TopicRouteData::decode(&resp.body).unwrap().queue_datas[0].perm
+    }
+
+    fn route_request(topic: &str) -> RemotingCommand {
+        RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_header(
+            &GetRouteInfoRequestHeader {
+                topic: topic.into(),
+                accept_standard_json_only: None,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn wipe_and_add_write_perm_over_tcp() {
+        let ns = start(
+            NamesrvConfig {
+                listen_port: 0,
+                ..Default::default()
+            },
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+        let addr = ns.local_addr().to_string();
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+        client
+            .invoke(
+                &addr,
+                register_request("b", "127.0.0.1:1", 0, &["T", "U"]),
+                t,
+            )
+            .await
+            .unwrap();
+
+        let wipe = RemotingCommand::request(request::WIPE_WRITE_PERM_OF_BROKER).with_header(
+            &WipeWritePermOfBrokerRequestHeader {
+                broker_name: "b".into(),
+            },
+        );
+        let resp = client.invoke(&addr, wipe, t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(resp.ext_field("wipeTopicCount"), Some("2"));
+        let resp = client.invoke(&addr, route_request("T"), t).await.unwrap();
+        assert_eq!(route_perm(&resp), 4);
+
+        // The broker's next (unchanged) registration does not undo it.
+        client
+            .invoke(
+                &addr,
+                register_request("b", "127.0.0.1:1", 0, &["T", "U"]),
+                t,
+            )
+            .await
+            .unwrap();
+        let resp = client.invoke(&addr, route_request("T"), t).await.unwrap();
+        assert_eq!(route_perm(&resp), 4);
+
+        let add = RemotingCommand::request(request::ADD_WRITE_PERM_OF_BROKER).with_header(
+            &AddWritePermOfBrokerRequestHeader {
+                broker_name: "b".into(),
+            },
+        );
+        let resp = client.invoke(&addr, add, t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(resp.ext_field("addTopicCount"), Some("2"));
+        let resp = client.invoke(&addr, route_request("U"), t).await.unwrap();
+        assert_eq!(route_perm(&resp), 6);
+
+        // An unknown broker changes nothing; a request without `brokerName` is refused.
+        let wipe_unknown = RemotingCommand::request(request::WIPE_WRITE_PERM_OF_BROKER)
+            .with_header(&WipeWritePermOfBrokerRequestHeader {
+                broker_name: "nobody".into(),
+            });
+        let resp = client.invoke(&addr, wipe_unknown, t).await.unwrap();
+        assert_eq!(resp.ext_field("wipeTopicCount"), Some("0"));
+        let bare = RemotingCommand::request(request::ADD_WRITE_PERM_OF_BROKER);
+        let resp = client.invoke(&addr, bare, t).await.unwrap();
+        assert_eq!(resp.code, response::SYSTEM_ERROR);
         ns.shutdown().await;
     }
 }
