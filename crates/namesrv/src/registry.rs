@@ -334,6 +334,23 @@ impl Registry {
         (&self.brokers, &self.cluster_brokers)
     }
 
+    /// GET_SYSTEM_TOPIC_LIST_FROM_NS, as RocketMQ builds it: every cluster name and every
+    /// broker name (RocketMQ treats each as a system topic), and one registered broker's
+    /// address, the lowest id (the master, where listed) of the first broker name, for the
+    /// caller to ask about the broker's own system topics.
+    pub fn system_topics(&self) -> (BTreeSet<String>, Option<String>) {
+        let mut names = BTreeSet::new();
+        for (cluster, brokers) in &self.cluster_brokers {
+            names.insert(cluster.clone());
+            names.extend(brokers.iter().cloned());
+        }
+        let addr = self
+            .brokers
+            .values()
+            .find_map(|b| b.broker_addrs.values().next().cloned());
+        (names, addr)
+    }
+
     pub fn topics(&self) -> impl Iterator<Item = &str> {
         self.topic_queues.keys().map(String::as_str)
     }
@@ -623,5 +640,21 @@ mod tests {
         // The slave takes over as master with a copy of the same table.
         r.register(reg("g", "s:1", 0, &["T"]), now).unwrap();
         assert_eq!(perm_of(&r, "T", "g"), perm::READ_WRITE);
+    }
+
+    #[test]
+    fn system_topics_are_cluster_and_broker_names_with_one_broker_address() {
+        let mut r = Registry::new();
+        assert_eq!(r.system_topics(), (BTreeSet::new(), None));
+        let now = Instant::now();
+        r.register(reg("b", "b-slave:1", 1, &["T"]), now).unwrap();
+        r.register(reg("b", "b-master:1", 0, &["T"]), now).unwrap();
+        let mut other = reg("x", "x:1", 0, &["T"]);
+        other.cluster = "D".into();
+        r.register(other, now).unwrap();
+        let (names, addr) = r.system_topics();
+        let expected: BTreeSet<String> = ["C", "D", "b", "x"].map(String::from).into();
+        assert_eq!(names, expected);
+        assert_eq!(addr.as_deref(), Some("b-master:1"));
     }
 }

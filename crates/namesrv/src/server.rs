@@ -195,6 +195,21 @@ impl NameServer {
             topic_list: topics.into_iter().collect(),
             broker_addr: None,
         };
+        self.topic_list_response(req, &list)
+    }
+
+    /// GET_SYSTEM_TOPIC_LIST_FROM_NS: cluster and broker names, and a broker to ask for the
+    /// rest (RocketMQ's admin adds that broker's own system topics).
+    fn system_topic_list(&self, req: &RemotingCommand) -> RemotingCommand {
+        let (names, broker_addr) = self.registry.lock().system_topics();
+        let list = TopicList {
+            topic_list: names,
+            broker_addr,
+        };
+        self.topic_list_response(req, &list)
+    }
+
+    fn topic_list_response(&self, req: &RemotingCommand, list: &TopicList) -> RemotingCommand {
         match serde_json::to_vec(&list) {
             Ok(body) => RemotingCommand::success_to(req).with_body(body),
             Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
@@ -334,6 +349,7 @@ impl RequestProcessor for NameServer {
                 }
             }
             request::GET_TOPICS_BY_CLUSTER => self.topics_by_cluster(&req),
+            request::GET_SYSTEM_TOPIC_LIST_FROM_NS => self.system_topic_list(&req),
             request::DELETE_TOPIC_IN_NAMESRV => self.delete_topic(&req),
             request::WIPE_WRITE_PERM_OF_BROKER => self.wipe_write_perm(&req),
             request::ADD_WRITE_PERM_OF_BROKER => self.add_write_perm(&req),
@@ -596,6 +612,40 @@ mod tests {
         let bare = RemotingCommand::request(request::ADD_WRITE_PERM_OF_BROKER);
         let resp = client.invoke(&addr, bare, t).await.unwrap();
         assert_eq!(resp.code, response::SYSTEM_ERROR);
+        ns.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn system_topic_list_over_tcp() {
+        let ns = start(
+            NamesrvConfig {
+                listen_port: 0,
+                ..Default::default()
+            },
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+        let addr = ns.local_addr().to_string();
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+        let ask = || RemotingCommand::request(request::GET_SYSTEM_TOPIC_LIST_FROM_NS);
+
+        // No broker yet: an empty list and no address (fastjson leaves the null out).
+        let resp = client.invoke(&addr, ask(), t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(&resp.body[..], br#"{"topicList":[]}"#);
+
+        client
+            .invoke(&addr, register_request("b", "127.0.0.1:1", 0, &["T"]), t)
+            .await
+            .unwrap();
+        let resp = client.invoke(&addr, ask(), t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(
+            &resp.body[..],
+            br#"{"topicList":["C","b"],"brokerAddr":"127.0.0.1:1"}"#
+        );
         ns.shutdown().await;
     }
 }
