@@ -230,11 +230,28 @@ pub struct NameServer {
 }
 
 impl NameServer {
+    /// Starts `mqnamesrv` keeping its KV config in `dir` (never in `$HOME/namesrv`).
     pub fn start(dir: &Path) -> Result<NameServer> {
+        NameServer::start_with(dir, &[])
+    }
+
+    /// [`NameServer::start`] with `extra` entries appended to its config (later keys win,
+    /// so `kvConfigPath` may be given to share a KV config across restarts).
+    pub fn start_with(dir: &Path, extra: &[(&str, String)]) -> Result<NameServer> {
         retry_on_port_clash(|| {
             let port = free_port();
             let conf = dir.join(format!("namesrv-{port}.conf"));
-            write_conf(&conf, &[("listenPort", port.to_string())])?;
+            let mut entries = vec![
+                ("listenPort", port.to_string()),
+                (
+                    "kvConfigPath",
+                    dir.join(format!("namesrv-{port}-kvConfig.json"))
+                        .display()
+                        .to_string(),
+                ),
+            ];
+            entries.extend(extra.iter().cloned());
+            write_conf(&conf, &entries)?;
             let process = Process::spawn(
                 "mqnamesrv",
                 &binary("mqnamesrv"),
