@@ -14,6 +14,9 @@ pub struct NamesrvConfig {
     pub enable_all_topic_list: bool,
     /// Where the KV config lives (RocketMQ: `$HOME/namesrv/kvConfig.json`).
     pub kv_config_path: PathBuf,
+    /// Routes carry the topic's `orderTopicConf` (KV namespace `ORDER_TOPIC_CONFIG`) only
+    /// when on, as in RocketMQ (default off).
+    pub order_message_enable: bool,
 }
 
 /// RocketMQ's default `kvConfigPath`: `namesrv/kvConfig.json` under the user's home (under
@@ -33,6 +36,7 @@ impl Default for NamesrvConfig {
             scan_not_active_broker_interval: Duration::from_secs(5),
             enable_all_topic_list: true,
             kv_config_path: default_kv_config_path(),
+            order_message_enable: false,
         }
     }
 }
@@ -71,6 +75,7 @@ impl NamesrvConfig {
             }
             "enableAllTopicList" => self.enable_all_topic_list = s.parse_bool()?,
             "kvConfigPath" => self.kv_config_path = PathBuf::from(s.non_empty()?),
+            "orderMessageEnable" => self.order_message_enable = s.parse_bool()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -90,6 +95,16 @@ mod tests {
         assert_eq!(config.listen_port, 19876);
         let bad = conf::parse("scanNotActiveBrokerInterval=1\n");
         assert!(config.apply(&bad[0]).is_err());
+    }
+
+    #[test]
+    fn order_message_enable_is_off_unless_set() {
+        let mut config = NamesrvConfig::default();
+        assert!(!config.order_message_enable);
+        let settings = conf::parse("orderMessageEnable=true\norderMessageEnable=maybe\n");
+        assert!(config.apply(&settings[0]).unwrap());
+        assert!(config.order_message_enable);
+        assert!(config.apply(&settings[1]).is_err());
     }
 
     #[test]

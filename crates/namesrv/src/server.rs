@@ -174,7 +174,11 @@ impl NameServer {
         }
     }
 
+    /// A topic's `orderTopicConf`, attached to its route only with `orderMessageEnable`.
     fn order_topic_conf(&self, topic: &str) -> Option<String> {
+        if !self.config.order_message_enable {
+            return None;
+        }
         self.kv.get(ORDER_TOPIC_CONFIG_NAMESPACE, topic)
     }
 
@@ -757,5 +761,41 @@ mod tests {
         };
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("kvConfig.json"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn order_topic_conf_only_with_order_message_enable() {
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+        for enabled in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = NamesrvConfig {
+                order_message_enable: enabled,
+                ..NamesrvConfig::default()
+            };
+            let ns = start_in(dir.path(), config).await;
+            let addr = ns.local_addr().to_string();
+            client
+                .invoke(&addr, register_request("b", "127.0.0.1:1", 0, &["T"]), t)
+                .await
+                .unwrap();
+            let put = kv_request(
+                request::PUT_KV_CONFIG,
+                &[
+                    ("namespace", ORDER_TOPIC_CONFIG_NAMESPACE),
+                    ("key", "T"),
+                    ("value", "b:4"),
+                ],
+            );
+            assert_eq!(client.invoke(&addr, put, t).await.unwrap().code, 0);
+            let resp = client.invoke(&addr, route_request("T"), t).await.unwrap();
+            let route = TopicRouteData::decode(&resp.body).unwrap();
+            let expected = enabled.then(|| "b:4".to_owned());
+            assert_eq!(
+                route.order_topic_conf, expected,
+                "orderMessageEnable={enabled}"
+            );
+            ns.shutdown().await;
+        }
     }
 }
