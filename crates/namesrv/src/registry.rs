@@ -5,13 +5,15 @@
 //! - a broker address appears under one broker id only: registering it under a new id first
 //!   drops the old one (this is what lets a broker group's master and slaves swap roles);
 //! - only a master (broker id 0) defines the queues of its broker name's topics, and a
-//!   master that re-registers the same topic table (an unchanged data version) leaves the
-//!   queues as they are, so an operator's WIPE_WRITE_PERM_OF_BROKER / ADD_WRITE_PERM_OF_BROKER
+//!   master that re-registers the same topic table (the same data version and content)
+//!   leaves the queues as they are, so an operator's WIPE_WRITE_PERM_OF_BROKER / ADD_WRITE_PERM_OF_BROKER
 //!   holds until the broker's topics change or it registers afresh;
 //! - a broker that stops re-registering is dropped after its heartbeat timeout, and one whose
 //!   connection closes is dropped at once.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use remoting::body::{perm, BrokerData, DataVersion, QueueData, TopicRouteData};
@@ -78,8 +80,36 @@ struct LiveBroker {
     cluster: String,
     broker_name: String,
     broker_id: i64,
-    /// The topic-table version this broker last defined its routes with, as master.
-    topics_version: Option<DataVersion>,
+    /// The topic table this broker last defined its routes with, as master.
+    topics_seen: Option<TableSeen>,
+}
+
+/// A master's registered topic table: its version and a digest of what it listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TableSeen {
+    version: DataVersion,
+    digest: u64,
+}
+
+impl TableSeen {
+    fn of(reg: &Registration) -> TableSeen {
+        let mut hasher = DefaultHasher::new();
+        for topic in &reg.topics {
+            topic.name.hash(&mut hasher);
+            let q = &topic.queues;
+            (
+                q.read_queue_nums,
+                q.write_queue_nums,
+                q.perm,
+                q.topic_sys_flag,
+            )
+                .hash(&mut hasher);
+        }
+        TableSeen {
+            version: reg.data_version,
+            digest: hasher.finish(),
+        }
+    }
 }
 
 /// The registry itself. Callers wrap it in a lock.
@@ -111,7 +141,11 @@ impl Registry {
         // RocketMQ rewrites a master's queue data only on its first registration or when its
         // topic table's version changed; a periodic re-registration of the same table keeps
         // what an operator set (wiped or added write permission). A role change (a new
-        // master, or an address moving to id 0) counts as a first registration.
+        // master, or an address moving to id 0) counts as a first registration. Beyond
+        // RocketMQ, a table whose content changed under the same version (a broker that
+        // rewrites its topics' perm for its brokerPermission without a new version) counts
+        // as changed too.
+        let seen = TableSeen::of(&reg);
         let same_topic_table = reg.broker_id == MASTER_ID
             && self
                 .brokers
@@ -121,7 +155,7 @@ impl Registry {
             && self.live.get(&reg.broker_addr).is_some_and(|l| {
                 l.broker_name == reg.broker_name
                     && l.broker_id == MASTER_ID
-                    && l.topics_version == Some(reg.data_version)
+                    && l.topics_seen == Some(seen)
             });
 
         self.cluster_brokers
@@ -176,7 +210,7 @@ impl Registry {
                 cluster: reg.cluster.clone(),
                 broker_name: reg.broker_name.clone(),
                 broker_id: reg.broker_id,
-                topics_version: (reg.broker_id == MASTER_ID).then_some(reg.data_version),
+                topics_seen: (reg.broker_id == MASTER_ID).then_some(seen),
             },
         );
 
@@ -598,21 +632,42 @@ mod tests {
     fn a_wiped_perm_holds_until_the_broker_registers_a_new_topic_table() {
         let mut r = Registry::new();
         let now = Instant::now();
-        r.register(reg("a", "a:1", 0, &["T"]), now).unwrap();
+        r.register(reg("a", "a:1", 0, &["T", "U"]), now).unwrap();
         r.wipe_write_perm("a");
 
         // The periodic re-registration of the same table keeps the operator's change...
-        r.register(reg("a", "a:1", 0, &["T"]), now).unwrap();
+        r.register(reg("a", "a:1", 0, &["T", "U"]), now).unwrap();
         assert_eq!(perm_of(&r, "T", "a"), perm::READ);
-        // ...but a topic new to the route still appears, with the broker's perm.
-        r.register(reg("a", "a:1", 0, &["T", "New"]), now).unwrap();
-        assert_eq!(perm_of(&r, "New", "a"), perm::READ_WRITE);
+        // ...but a topic deleted on the name server alone comes back, with the broker's perm.
+        r.delete_topic("U", None);
+        r.register(reg("a", "a:1", 0, &["T", "U"]), now).unwrap();
+        assert_eq!(perm_of(&r, "U", "a"), perm::READ_WRITE);
         assert_eq!(perm_of(&r, "T", "a"), perm::READ);
 
-        // A changed table (a topic created or updated on the broker) is the truth again.
-        let mut changed = reg("a", "a:1", 0, &["T", "New"]);
+        // A new version (a topic created or updated on the broker) is the truth again.
+        let mut changed = reg("a", "a:1", 0, &["T", "U"]);
         changed.data_version = version(2);
         r.register(changed, now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE);
+    }
+
+    #[test]
+    fn a_table_that_changed_under_the_same_version_is_the_truth_again() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("a", "a:1", 0, &["T"]), now).unwrap();
+        r.wipe_write_perm("a");
+        r.add_write_perm("a");
+        // The broker itself goes read-only (brokerPermission=4) and says so in every
+        // topic, with its topic table's version unchanged.
+        let mut read_only = reg("a", "a:1", 0, &["T"]);
+        read_only.topics[0].queues.perm = perm::READ;
+        r.register(read_only.clone(), now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ);
+        r.add_write_perm("a");
+        r.register(read_only, now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE, "unchanged again");
+        r.register(reg("a", "a:1", 0, &["T"]), now).unwrap();
         assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE);
     }
 
