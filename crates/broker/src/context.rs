@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use message::UniqIdGenerator;
-use remoting::body::{perm, SubscriptionGroupConfig, TopicConfig};
+use remoting::body::{SubscriptionGroupConfig, TopicConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -17,12 +17,14 @@ use crate::counters::BrokerStats;
 use crate::group::handoff::HandoffGate;
 use crate::group::GroupMember;
 use crate::limits;
+use crate::live_config::LiveConfig;
 use crate::long_poll::LongPollHub;
 use crate::metadata::{
     ConsumerOffsetManager, MetaError, MetadataOp, MetadataTables, OffsetOp,
     SubscriptionGroupManager, SubscriptionOp, TopicConfigManager, TopicOp,
 };
 use crate::role::{Role, RoleState};
+use crate::stats_items::StatsItems;
 use crate::store_facade::MessageStore;
 use message::DelayLevels;
 
@@ -48,6 +50,8 @@ pub struct BrokerContext {
     pub locks: RebalanceLockManager,
     pub long_poll: Arc<LongPollHub>,
     pub stats: BrokerStats,
+    /// Per-topic and per-group traffic over the last minute, hour and day.
+    pub stats_items: StatsItems,
     /// Fired when name servers must hear about a topic or role change now.
     pub registration_needed: Arc<Notify>,
     /// Cancelled at shutdown: parked pulls answer at once.
@@ -56,6 +60,8 @@ pub struct BrokerContext {
     pub boot_timestamp_ms: i64,
     /// `messageDelayLevel`, for sends with a `DELAY` level, retries and the schedule service.
     pub delay_levels: DelayLevels,
+    /// Settings an operator may change while the broker runs; read these, not `config`.
+    pub live: LiveConfig,
 }
 
 impl BrokerContext {
@@ -119,11 +125,13 @@ impl BrokerContext {
             locks: RebalanceLockManager::new(REBALANCE_LOCK_MAX_LIVE, limits::MAX_LOCK_ENTRIES),
             long_poll,
             stats: BrokerStats::default(),
+            stats_items: StatsItems::default(),
             registration_needed,
             shutdown: CancellationToken::new(),
             uniq_ids: UniqIdGenerator::new(ip),
             boot_timestamp_ms: now_ms(),
             delay_levels,
+            live: LiveConfig::new(&config),
             config,
         }))
     }
@@ -212,7 +220,7 @@ impl BrokerContext {
         if let Some(config) = self.groups.get(group) {
             return Ok(Some(config));
         }
-        if !self.config.auto_create_subscription_group {
+        if !self.live.auto_create_subscription_group() {
             return Ok(None);
         }
         if !self.can_write_metadata() {
@@ -242,10 +250,10 @@ impl BrokerContext {
 
     /// Whether the broker as a whole takes writes (its role and `brokerPermission`).
     pub fn is_writeable(&self) -> bool {
-        perm::is_writeable(self.config.broker_permission as i32)
+        self.live.is_writeable()
     }
 
     pub fn is_readable(&self) -> bool {
-        perm::is_readable(self.config.broker_permission as i32)
+        self.live.is_readable()
     }
 }

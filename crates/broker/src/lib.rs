@@ -20,9 +20,11 @@
 //! - [`group`]: membership of a raft group (DLedger mode): the replicated store, metadata
 //!   replicated through the raft log, the role manager, graceful hand-off, group status.
 //! - [`counters`]: message counters and rates.
+//! - [`stats_items`]: per-topic and per-group traffic (VIEW_BROKER_STATS_DATA).
 //! - [`record`]: stored records built from what clients send (send, send-back and the
 //!   schedule service all build them).
 //! - [`limits`]: bounds on the tables clients can grow.
+//! - [`live_config`]: the settings UPDATE_BROKER_CONFIG changes while the broker runs.
 //! - [`local`]: a name server and a broker in one process (`mqlocal`).
 //! - [`clock`]: wall-clock milliseconds.
 //!
@@ -36,6 +38,7 @@ pub mod context;
 pub mod counters;
 pub mod group;
 pub mod limits;
+pub mod live_config;
 pub mod local;
 pub mod long_poll;
 pub mod metadata;
@@ -45,6 +48,7 @@ pub mod registration;
 pub mod role;
 pub mod runtime;
 pub mod schedule;
+pub mod stats_items;
 pub mod store_facade;
 
 pub use config::BrokerConfig;

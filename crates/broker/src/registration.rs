@@ -52,8 +52,17 @@ impl NameServerRegistrar {
     }
 
     fn register_request(ctx: &BrokerContext) -> RemotingCommand {
+        let mut topics = ctx.topics.wrapper();
+        // A broker not taking reads or writes (brokerPermission) says so in every route, as
+        // RocketMQ's broker registers its topics with the broker's permission then.
+        let broker_perm = ctx.live.broker_permission() as i32;
+        if !ctx.live.is_writeable() || !ctx.live.is_readable() {
+            for config in topics.topic_config_table.values_mut() {
+                config.perm = broker_perm;
+            }
+        }
         let body = RegisterBrokerBody {
-            topic_config_serialize_wrapper: ctx.topics.wrapper(),
+            topic_config_serialize_wrapper: topics,
             filter_server_list: Vec::new(),
         }
         .encode();

@@ -31,6 +31,8 @@ pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
 /// How often silent clients are looked for (RocketMQ's ClientHousekeepingService).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 const STATS_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Per-topic stats snapshots are taken every this many samples (RocketMQ: 10 s).
+const STATS_ITEMS_EVERY: u64 = 10;
 /// Requests in flight get this long to answer at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Room for a record's fixed fields, topic and added properties beyond its body.
@@ -72,6 +74,9 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
 pub struct RunningBroker {
     ctx: Arc<BrokerContext>,
     server: Option<RemotingServer>,
+    /// RocketMQ's "VIP channel" on `listenPort - 2`: the same requests on a second port,
+    /// which clients with `vipChannelEnabled` (and the dashboard) send to.
+    fast_server: Option<RemotingServer>,
     registrar: Arc<NameServerRegistrar>,
     tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
@@ -100,14 +105,16 @@ pub async fn start_with_store(
     store: Arc<dyn MessageStore>,
 ) -> Result<RunningBroker, StartError> {
     let (listener, local_addr) = bind_client_port(&config).await?;
+    let fast_listener = bind_fast_port(&config).await?;
     let ctx = BrokerContext::new(config, local_addr.port(), store)?;
-    serve(ctx, listener, local_addr)
+    serve(ctx, listener, fast_listener, local_addr)
 }
 
 /// A member of a raft group (DLedger mode): the client port first (so a bad port fails
 /// before the raft node starts), then the group's store, metadata and role manager.
 async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, StartError> {
     let (listener, local_addr) = bind_client_port(&config).await?;
+    let fast_listener = bind_fast_port(&config).await?;
     // With `listenPort=0` the address this member registers is only known now; the group
     // code compares it with the members the name servers list (to not copy from itself).
     config.listen_port = local_addr.port();
@@ -122,7 +129,7 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
         opened.registration_needed,
         Some(Arc::clone(&member)),
     )?;
-    let mut running = serve(Arc::clone(&ctx), listener, local_addr)?;
+    let mut running = serve(Arc::clone(&ctx), listener, fast_listener, local_addr)?;
     let role_manager = group::role_manager::RoleManager {
         role: Arc::clone(&ctx.role),
         registration_needed: Arc::clone(&ctx.registration_needed),
@@ -154,18 +161,51 @@ async fn bind_client_port(config: &BrokerConfig) -> Result<(TcpListener, SocketA
     Ok((listener, local_addr))
 }
 
+/// The fast ("VIP") port, `listenPort - 2` as RocketMQ's broker opens it; none when the
+/// client port is picked by the system (`listenPort=0`), as clients could not derive it.
+async fn bind_fast_port(config: &BrokerConfig) -> Result<Option<TcpListener>, StartError> {
+    let Some(port) = config
+        .listen_port
+        .checked_sub(2)
+        .filter(|_| config.listen_port > 2)
+    else {
+        return Ok(None);
+    };
+    let bind = format!("{}:{port}", config.bind_address);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: format!("{bind} (the VIP channel, listenPort - 2)"),
+            source,
+        })?;
+    Ok(Some(listener))
+}
+
 fn serve(
     ctx: Arc<BrokerContext>,
     listener: TcpListener,
+    fast_listener: Option<TcpListener>,
     local_addr: SocketAddr,
 ) -> Result<RunningBroker, StartError> {
+    let processor = Arc::new(BrokerProcessor::new(Arc::clone(&ctx)));
     let bind = local_addr.to_string();
     let server = RemotingServer::from_listener(
         listener,
         ServerConfig::default(),
-        Arc::new(BrokerProcessor::new(Arc::clone(&ctx))),
+        Arc::clone(&processor) as Arc<_>,
     )
     .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let fast_server = match fast_listener {
+        Some(fast) => Some(
+            RemotingServer::from_listener(fast, ServerConfig::default(), processor).map_err(
+                |source| StartError::Bind {
+                    addr: "the VIP channel".into(),
+                    source,
+                },
+            )?,
+        ),
+        None => None,
+    };
     let registrar = Arc::new(NameServerRegistrar::new(ctx.config.namesrv_addrs.clone()));
     let tasks = vec![
         tokio::spawn(registration::run(Arc::clone(&ctx), Arc::clone(&registrar))),
@@ -180,6 +220,7 @@ fn serve(
     Ok(RunningBroker {
         ctx,
         server: Some(server),
+        fast_server,
         registrar,
         tasks,
         local_addr,
@@ -232,9 +273,13 @@ impl RunningBroker {
             self.ctx.handoff.end();
         }
         self.ctx.shutdown.cancel();
-        if let Some(server) = self.server.take() {
-            server.shutdown(SHUTDOWN_GRACE).await;
-        }
+        let stopping = self
+            .server
+            .take()
+            .into_iter()
+            .chain(self.fast_server.take())
+            .map(|server| server.shutdown(SHUTDOWN_GRACE));
+        futures::future::join_all(stopping).await;
         for task in self.tasks.drain(..) {
             task.abort();
             let _ = task.await;
@@ -310,12 +355,17 @@ async fn expire_clients_periodically(ctx: Arc<BrokerContext>) {
 
 async fn sample_stats_periodically(ctx: Arc<BrokerContext>) {
     let mut tick = tokio::time::interval(STATS_SAMPLE_INTERVAL);
+    let mut samples_taken: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = ctx.shutdown.cancelled() => return,
         }
         ctx.stats.sample(Instant::now(), now_ms());
+        samples_taken += 1;
+        if samples_taken.is_multiple_of(STATS_ITEMS_EVERY) {
+            ctx.stats_items.sample(now_ms());
+        }
     }
 }
 

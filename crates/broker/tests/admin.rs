@@ -159,3 +159,135 @@ async fn operator_views_report_offsets_and_runtime_facts() {
         .await;
     assert!(String::from_utf8_lossy(&config.body).contains("brokerName=broker-t"));
 }
+
+#[tokio::test]
+async fn broker_config_updates_apply_at_once_and_refuse_what_they_cannot() {
+    let broker = TestBroker::start().await;
+    let update = |text: &str| {
+        RemotingCommand::request(request::UPDATE_BROKER_CONFIG).with_body(text.as_bytes().to_vec())
+    };
+    let config_text = || async {
+        let config = broker
+            .call(RemotingCommand::request(request::GET_BROKER_CONFIG))
+            .await;
+        String::from_utf8_lossy(&config.body).into_owned()
+    };
+    let send = || broker.call(send_v2(&send_header("LiveTopic", 0, ""), b"x"));
+    assert_eq!(send().await.code, response::SUCCESS);
+
+    // Read-only (4): sends are refused until write permission is back.
+    let updated = broker.call(update("brokerPermission=4\n")).await;
+    assert_eq!(updated.code, response::SUCCESS, "{:?}", updated.remark);
+    assert!(config_text().await.contains("brokerPermission=4\n"));
+    assert_eq!(send().await.code, response::NO_PERMISSION);
+    let updated = broker.call(update("brokerPermission=6\n")).await;
+    assert_eq!(updated.code, response::SUCCESS);
+    assert_eq!(send().await.code, response::SUCCESS);
+
+    let black_listed = broker.call(update("brokerConfigPath=/etc/x\n")).await;
+    assert_eq!(black_listed.code, response::NO_PERMISSION);
+    assert_eq!(
+        black_listed.remark.as_deref(),
+        Some("Can not update config in black list.")
+    );
+    let start_up_only = broker
+        .call(update("maxMessageSize=1000\nlistenPort=1\n"))
+        .await;
+    assert_eq!(start_up_only.code, response::SYSTEM_ERROR);
+    assert!(start_up_only.remark.unwrap().contains("listenPort"));
+    assert!(
+        config_text().await.contains("maxMessageSize=1048576\n"),
+        "nothing of a refused update applies"
+    );
+    let bad = broker.call(update("brokerPermission=99\n")).await;
+    assert_eq!(bad.code, response::SYSTEM_ERROR);
+
+    let smaller = broker.call(update("maxMessageSize=1000\n")).await;
+    assert_eq!(smaller.code, response::SUCCESS);
+    let big = broker
+        .call(send_v2(&send_header("LiveTopic", 0, ""), &[7u8; 1001]))
+        .await;
+    assert_eq!(big.code, response::MESSAGE_ILLEGAL);
+    let text = config_text().await;
+    for key in [
+        "flushDiskType=",
+        "diskSpaceWarningLevelRatio=100",
+        "messageIndexEnable=",
+    ] {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn topic_attributes_are_checked_stored_and_altered() {
+    let broker = TestBroker::start().await;
+    let create = |attributes: &str| {
+        create_topic("TypedTopic", 2).with_ext_field("attributes", attributes.to_owned())
+    };
+    let topic_config = || async {
+        let answer = broker
+            .call(
+                RemotingCommand::request(request::GET_TOPIC_CONFIG).with_header(
+                    &TopicRequestHeader {
+                        topic: "TypedTopic".into(),
+                    },
+                ),
+            )
+            .await;
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+        serde_json::from_slice::<remoting::body::TopicConfig>(&answer.body).unwrap()
+    };
+    let bad = broker.call(create("+message.type=LOUD")).await;
+    assert_eq!(bad.code, response::SYSTEM_ERROR);
+    assert_eq!(bad.remark.as_deref(), Some("value is not in set: LOUD"));
+
+    let created = broker.call(create("+message.type=FIFO")).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    assert_eq!(topic_config().await.attributes["message.type"], "FIFO");
+
+    // An update without attributes keeps them; one with attributes alters them.
+    let updated = broker.call(create_topic("TypedTopic", 4)).await;
+    assert_eq!(updated.code, response::SUCCESS);
+    let config = topic_config().await;
+    assert_eq!(
+        (
+            config.write_queue_nums,
+            config.attributes["message.type"].as_str()
+        ),
+        (4, "FIFO")
+    );
+    let altered = broker.call(create("+message.type=DELAY")).await;
+    assert_eq!(altered.code, response::SUCCESS);
+    assert_eq!(topic_config().await.attributes["message.type"], "DELAY");
+}
+
+#[tokio::test]
+async fn broker_stats_data_reports_topic_traffic() {
+    let broker = TestBroker::start().await;
+    let view = |name: &str, key: &str| {
+        let mut command = RemotingCommand::request(request::VIEW_BROKER_STATS_DATA);
+        command = command
+            .with_ext_field("statsName", name.to_owned())
+            .with_ext_field("statsKey", key.to_owned());
+        command
+    };
+    let send = || broker.call(send_v2(&send_header("StatsTopic", 0, ""), b"0123456789"));
+    assert_eq!(send().await.code, response::SUCCESS);
+    broker.ctx().stats_items.sample(1_000);
+    for _ in 0..2 {
+        assert_eq!(send().await.code, response::SUCCESS);
+    }
+    broker.ctx().stats_items.sample(11_000);
+
+    let answer = broker.call(view("TOPIC_PUT_NUMS", "StatsTopic")).await;
+    assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+    let data: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(data["statsMinute"]["sum"], 2);
+    assert_eq!(data["statsMinute"]["tps"], 0.2);
+    let unknown = broker.call(view("TOPIC_PUT_NUMS", "NoTraffic")).await;
+    assert_eq!(unknown.code, response::SYSTEM_ERROR);
+    assert_eq!(
+        unknown.remark.as_deref(),
+        Some("The stats <TOPIC_PUT_NUMS> <NoTraffic> not exist")
+    );
+}

@@ -258,9 +258,11 @@ async fn leadership_moves_on_request_and_a_stopping_master_hands_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_metadata() {
+    let namesrv_dir = tempfile::tempdir().unwrap();
     let namesrv = namesrv::server::start(
         namesrv::config::NamesrvConfig {
             listen_port: 0,
+            kv_config_path: namesrv_dir.path().join("kvConfig.json"),
             ..Default::default()
         },
         "127.0.0.1",
@@ -446,4 +448,49 @@ async fn delayed_messages_are_delivered_by_the_group_and_survive_the_master_stop
     );
     assert_eq!(delivered[1].store_host, next_ctx.store_host);
     assert_eq!(delivered[1].property("DELAY"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_topic_or_a_subscription_group_reaches_every_member() {
+    use remoting::body::SubscriptionGroupConfig;
+    use remoting::header::admin::{DeleteSubscriptionGroupRequestHeader, TopicRequestHeader};
+
+    let group = Group::start().await;
+    let master = group.wait_master(None).await;
+    let created = group.call(master, create_topic("Doomed", 2)).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    let sub_group = RemotingCommand::request(request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
+        .with_body(serde_json::to_vec(&SubscriptionGroupConfig::new("DoomedGroup")).unwrap());
+    let created = group.call(master, sub_group).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    for i in 0..3 {
+        let ctx = group.member(i).context().clone();
+        eventually("the topic and group reach every member", || {
+            ctx.topics.get("Doomed").is_some() && ctx.groups.get("DoomedGroup").is_some()
+        })
+        .await;
+    }
+
+    let delete_topic = RemotingCommand::request(request::DELETE_TOPIC_IN_BROKER).with_header(
+        &TopicRequestHeader {
+            topic: "Doomed".into(),
+        },
+    );
+    let deleted = group.call(master, delete_topic).await;
+    assert_eq!(deleted.code, response::SUCCESS, "{:?}", deleted.remark);
+    let delete_group = RemotingCommand::request(request::DELETE_SUBSCRIPTIONGROUP).with_header(
+        &DeleteSubscriptionGroupRequestHeader {
+            group_name: "DoomedGroup".into(),
+            clean_offset: true,
+        },
+    );
+    let deleted = group.call(master, delete_group).await;
+    assert_eq!(deleted.code, response::SUCCESS, "{:?}", deleted.remark);
+    for i in 0..3 {
+        let ctx = group.member(i).context().clone();
+        eventually("the deletions reach every member", || {
+            ctx.topics.get("Doomed").is_none() && ctx.groups.get("DoomedGroup").is_none()
+        })
+        .await;
+    }
 }

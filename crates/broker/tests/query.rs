@@ -85,5 +85,9 @@ async fn messages_are_found_by_key_uniq_key_and_offset_id() {
     let first = broker.call(earliest(0)).await;
     assert_eq!(first.code, response::SUCCESS);
     assert!(ext_i64(&first, "timestamp") > 0);
-    assert_eq!(broker.call(earliest(3)).await.code, response::SYSTEM_ERROR);
+    // An empty queue has no earliest message: RocketMQ answers SUCCESS with -1, and
+    // DefaultMQAdminExt.earliestMsgStoreTime reads it so.
+    let empty = broker.call(earliest(3)).await;
+    assert_eq!(empty.code, response::SUCCESS);
+    assert_eq!(ext_i64(&empty, "timestamp"), -1);
 }

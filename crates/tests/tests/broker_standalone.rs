@@ -344,3 +344,31 @@ async fn bad_input_gets_the_expected_answer_or_a_closed_connection() {
     let pulled = call(&client, &addr, pull(&pull_header("G", "BadIn", 0, 0))).await;
     assert_eq!(decode_all(&pulled.body).unwrap()[0].body(), b"fine");
 }
+
+/// RocketMQ's "VIP channel": the broker also serves on `listenPort - 2`, where clients with
+/// `vipChannelEnabled` (and the dashboard) send their requests.
+#[tokio::test]
+async fn the_vip_channel_on_listen_port_minus_two_serves_the_same_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_namesrv, broker) = start(dir.path(), &[]);
+    let client = new_client();
+    let vip = format!("127.0.0.1:{}", broker.port - 2);
+    let sent = call(
+        &client,
+        &vip,
+        send_v2(&send_header("VipTopic", 0, ""), b"through the VIP channel"),
+    )
+    .await;
+    assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+    let pulled = call(
+        &client,
+        &broker.addr(),
+        pull(&pull_header("VipGroup", "VipTopic", 0, 0)),
+    )
+    .await;
+    assert_eq!(pulled.code, response::SUCCESS, "{:?}", pulled.remark);
+    let messages = decode_all(&pulled.body).unwrap();
+    assert_eq!(messages[0].body(), b"through the VIP channel");
+    // Messages stored through either port name the client port as their store host.
+    assert_eq!(messages[0].store_host().to_string(), broker.addr());
+}

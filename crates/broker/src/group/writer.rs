@@ -197,7 +197,16 @@ impl MetadataWriter {
         if !self.store.status().writable {
             return Err(replication_error(not_writable(&self.store)));
         }
-        let body = Bytes::from(MetadataOp::Batch(ops).encode()?);
+        // Writes that are batches themselves (a topic deleted with its offsets) join the
+        // entry's one flat batch: the applier refuses nested batches.
+        let flat: Vec<MetadataOp> = ops
+            .into_iter()
+            .flat_map(|op| match op {
+                MetadataOp::Batch(inner) => inner,
+                op => vec![op],
+            })
+            .collect();
+        let body = Bytes::from(MetadataOp::Batch(flat).encode()?);
         self.store
             .propose_metadata(body)
             .await

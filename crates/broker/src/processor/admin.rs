@@ -6,8 +6,6 @@
 //! DELETE_SUBSCRIPTIONGROUP (207), GET_BROKER_CONFIG (26), GET_ALL_CONSUMER_OFFSET (43).
 //! Topic changes are announced to the name servers right away.
 
-use std::collections::BTreeMap;
-
 use message::topic::{is_system_topic, system_topic_conflict_remark};
 use message::{validate_group, validate_topic};
 use remoting::body::{SubscriptionGroupConfig, TopicConfig, TopicList};
@@ -15,13 +13,14 @@ use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::header::admin::{
     CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader,
-    GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader,
+    GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader, ViewBrokerStatsDataRequestHeader,
 };
 use tracing::info;
 
 use super::{decode_header, error, json_success, Refusal};
 use crate::context::BrokerContext;
-use crate::metadata::{MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
+use crate::live_config::UpdateError;
+use crate::metadata::{attributes, MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
 
 /// Most queues a topic may have on one broker.
 const MAX_QUEUE_NUMS: i32 = 1024;
@@ -75,6 +74,14 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
             format!("perm {} is not a permission", header.perm),
         );
     }
+    let existing = ctx.topics.get(topic);
+    let attributes = match attributes::alter(
+        existing.as_ref().map(|config| &config.attributes),
+        header.attributes.as_deref(),
+    ) {
+        Ok(attributes) => attributes,
+        Err(e) => return error(request, response::SYSTEM_ERROR, e.to_string()),
+    };
     let config = TopicConfig {
         topic_name: header.topic.clone(),
         read_queue_nums: header.read_queue_nums,
@@ -83,7 +90,7 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
         topic_filter_type: header.topic_filter_type,
         topic_sys_flag: header.topic_sys_flag.unwrap_or(0),
         order: header.order,
-        attributes: BTreeMap::new(),
+        attributes,
     };
     match ctx
         .write_metadata(MetadataOp::Topic(TopicOp::Upsert(config)))
@@ -133,6 +140,37 @@ pub async fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
     }
     info!(%topic, "topic deleted");
     RemotingCommand::success_to(request)
+}
+
+/// VIEW_BROKER_STATS_DATA (315): one stats item's minute, hour and day figures.
+pub fn broker_stats_data(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: ViewBrokerStatsDataRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    match ctx.stats_items.view(&header.stats_name, &header.stats_key) {
+        Some(data) => json_success(request, &data),
+        None => error(
+            request,
+            response::SYSTEM_ERROR,
+            format!(
+                "The stats <{}> <{}> not exist",
+                header.stats_name, header.stats_key
+            ),
+        ),
+    }
+}
+
+/// GET_SYSTEM_TOPIC_LIST_FROM_BROKER (305): the topics RocketMQ reserves.
+pub fn system_topics(request: &RemotingCommand) -> RemotingCommand {
+    let list = TopicList {
+        topic_list: message::topic::SYSTEM_TOPICS
+            .iter()
+            .map(|topic| (*topic).to_owned())
+            .collect(),
+        broker_addr: None,
+    };
+    json_success(request, &list)
 }
 
 pub fn all_topic_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
@@ -241,6 +279,29 @@ pub async fn delete_group(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
     RemotingCommand::success_to(request)
 }
 
+/// A ratio as the percentage broker.conf gives it.
+fn percent(ratio: f64) -> String {
+    format!("{}", (ratio * 100.0).round() as i64)
+}
+
+/// UPDATE_BROKER_CONFIG (25): `key=value` lines in the body, applied all or nothing to the
+/// settings that change while the broker runs ([`crate::live_config`]); a permission change
+/// reaches the name servers at once.
+pub fn update_broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let settings = conf::parse(&String::from_utf8_lossy(&request.body));
+    match ctx.live.update(&ctx.config, &settings) {
+        Ok(applied) => {
+            info!(?applied, "broker config updated");
+            if applied.iter().any(|key| key == "brokerPermission") {
+                ctx.registration_needed.notify_one();
+            }
+            RemotingCommand::success_to(request)
+        }
+        Err(e @ UpdateError::BlackListed) => error(request, response::NO_PERMISSION, e.to_string()),
+        Err(e) => error(request, response::SYSTEM_ERROR, e.to_string()),
+    }
+}
+
 /// The running configuration as `key=value` lines (what mqadmin getBrokerConfig prints).
 pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let c = &ctx.config;
@@ -273,20 +334,23 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ),
         (
             "autoCreateSubscriptionGroup",
-            c.auto_create_subscription_group.to_string(),
+            ctx.live.auto_create_subscription_group().to_string(),
         ),
         (
             "defaultTopicQueueNums",
             c.default_topic_queue_nums.to_string(),
         ),
-        ("maxMessageSize", c.max_message_size.to_string()),
+        ("maxMessageSize", ctx.live.max_message_size().to_string()),
         (
             "fileReservedTime",
             store.file_reserved_time_hours.to_string(),
         ),
         ("deleteWhen", delete_when),
-        ("brokerPermission", c.broker_permission.to_string()),
-        ("longPollingEnable", c.long_polling_enable.to_string()),
+        ("brokerPermission", ctx.live.broker_permission().to_string()),
+        (
+            "longPollingEnable",
+            ctx.live.long_polling_enable().to_string(),
+        ),
         (
             "registerNameServerPeriod",
             c.register_name_server_period.as_millis().to_string(),
@@ -294,6 +358,71 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ("regionId", c.region_id.clone()),
         ("traceOn", c.trace_on.to_string()),
         ("messageDelayLevel", store.message_delay_level.to_string()),
+        ("bindAddress", c.bind_address.clone()),
+        (
+            "channelExpiredTimeout",
+            c.channel_expired_timeout.as_millis().to_string(),
+        ),
+        (
+            "shortPollingTimeMills",
+            c.short_polling_time.as_millis().to_string(),
+        ),
+        ("slaveReadEnable", c.slave_read_enable.to_string()),
+        (
+            "enableDLegerCommitLog",
+            c.enable_dledger_commit_log.to_string(),
+        ),
+        ("dLegerGroup", c.dledger_group.clone()),
+        (
+            "dLegerPeers",
+            c.dledger_peers
+                .iter()
+                .map(|p| format!("{}-{}", p.id, p.addr))
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
+        ("dLegerSelfId", c.dledger_self_id.clone()),
+        (
+            "mapedFileSizeConsumeQueue",
+            (store.consume_queue_entries_per_file * 20).to_string(),
+        ),
+        (
+            "flushIntervalCommitLog",
+            store.flush_interval_commit_log_ms.to_string(),
+        ),
+        (
+            "flushIntervalConsumeQueue",
+            store.flush_interval_consume_queue_ms.to_string(),
+        ),
+        ("syncFlushTimeout", store.sync_flush_timeout_ms.to_string()),
+        (
+            "cleanResourceInterval",
+            store.clean_resource_interval_ms.to_string(),
+        ),
+        (
+            "diskMaxUsedSpaceRatio",
+            percent(store.disk_max_used_space_ratio),
+        ),
+        (
+            "diskSpaceCleanForciblyRatio",
+            percent(store.disk_space_clean_forcibly_ratio),
+        ),
+        (
+            "diskSpaceWarningLevelRatio",
+            percent(store.disk_space_warning_level_ratio),
+        ),
+        ("messageIndexEnable", store.message_index_enable.to_string()),
+        ("maxHashSlotNum", store.max_hash_slot_num.to_string()),
+        ("maxIndexNum", store.max_index_num.to_string()),
+        ("maxMsgsNumBatch", store.max_query_results.to_string()),
+        (
+            "maxTransferCountOnMessageInMemory",
+            store.max_transfer_count_on_message_in_memory.to_string(),
+        ),
+        (
+            "maxTransferBytesOnMessageInMemory",
+            store.max_transfer_bytes_on_message_in_memory.to_string(),
+        ),
     ];
     let mut body = String::new();
     for (key, value) in lines {

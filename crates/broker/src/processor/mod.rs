@@ -10,12 +10,15 @@
 //! - [`queue_offset`]: max/min offsets, offset by time, earliest store time.
 //! - [`query`]: QUERY_MESSAGE, VIEW_MESSAGE_BY_ID.
 //! - [`rebalance`]: LOCK_BATCH_MQ, UNLOCK_BATCH_MQ.
-//! - [`admin`]: topics, subscription groups, broker config.
+//! - [`admin`]: topics, subscription groups, broker config, system topics.
+//! - [`consumer_calls`]: requests relayed to online consumers (running info, consume a
+//!   message directly, consumer status, offset reset) and cloning a group's offsets.
 //! - [`stats`]: runtime info, topic and consume stats, connection lists.
 //! - [`group`]: a broker group's raft status and leadership transfer (DLedger codes).
 
 pub mod admin;
 pub mod client_manage;
+pub mod consumer_calls;
 pub mod consumer_manage;
 pub mod group;
 pub mod pull;
@@ -84,6 +87,7 @@ impl RequestProcessor for BrokerProcessor {
             code::GET_SUBSCRIPTIONGROUP_CONFIG => admin::group_config(ctx, &request),
             code::DELETE_SUBSCRIPTIONGROUP => admin::delete_group(ctx, &request).await,
             code::GET_BROKER_CONFIG => admin::broker_config(ctx, &request),
+            code::UPDATE_BROKER_CONFIG => admin::update_broker_config(ctx, &request),
             code::GET_ALL_CONSUMER_OFFSET => admin::all_consumer_offsets(ctx, &request),
             code::GET_BROKER_RUNTIME_INFO => stats::runtime_info(ctx, &request),
             code::GET_TOPIC_STATS_INFO => stats::topic_stats(ctx, &request),
@@ -91,6 +95,21 @@ impl RequestProcessor for BrokerProcessor {
             code::GET_CONSUMER_CONNECTION_LIST => stats::consumer_connections(ctx, &request),
             code::GET_PRODUCER_CONNECTION_LIST => stats::producer_connections(ctx, &request),
             code::QUERY_TOPIC_CONSUME_BY_WHO => stats::consumed_by_whom(ctx, &request),
+            code::GET_SYSTEM_TOPIC_LIST_FROM_BROKER => admin::system_topics(&request),
+            code::VIEW_BROKER_STATS_DATA => admin::broker_stats_data(ctx, &request),
+            code::GET_CONSUMER_RUNNING_INFO => {
+                consumer_calls::consumer_running_info(ctx, &request).await
+            }
+            code::CONSUME_MESSAGE_DIRECTLY => {
+                consumer_calls::consume_message_directly(ctx, &request).await
+            }
+            code::INVOKE_BROKER_TO_GET_CONSUMER_STATUS => {
+                consumer_calls::consumer_status(ctx, &request).await
+            }
+            code::INVOKE_BROKER_TO_RESET_OFFSET => {
+                consumer_calls::reset_offset(ctx, &request).await
+            }
+            code::CLONE_GROUP_OFFSET => consumer_calls::clone_group_offset(ctx, &request).await,
             code::DLEDGER_METADATA => group::group_status(ctx, &request).await,
             code::DLEDGER_LEADERSHIP_TRANSFER => group::transfer_leadership(ctx, &request).await,
             _ => RemotingCommand::not_supported_to(&request),

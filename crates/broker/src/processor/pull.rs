@@ -34,6 +34,7 @@ use store::{GetMessageResult, GetMessageStatus};
 use tokio::time::Instant;
 
 use crate::context::BrokerContext;
+use crate::stats_items;
 
 /// Clients wait 30 s for a suspended pull; answer well before.
 pub const MAX_SUSPEND: Duration = Duration::from_secs(25);
@@ -246,7 +247,7 @@ async fn read_or_wait(
     filter: &TagFilter,
 ) -> RemotingCommand {
     let suspend = header.sys_flag & pull_flag::SUSPEND != 0;
-    let hold = if ctx.config.long_polling_enable {
+    let hold = if ctx.live.long_polling_enable() {
         Duration::from_millis(u64::try_from(header.suspend_timeout_millis).unwrap_or(0))
     } else {
         ctx.config.short_polling_time
@@ -288,7 +289,10 @@ async fn read_or_wait(
         let may_wait =
             parked.is_some() && Instant::now() < deadline && !ctx.shutdown.is_cancelled();
         match verdict {
-            Verdict::Found => return found(ctx, request, read),
+            Verdict::Found => {
+                count_get(ctx, &header.topic, &header.consumer_group, &read);
+                return found(ctx, request, read);
+            }
             Verdict::NothingNew if may_wait => {}
             // What arrived while parked was not for us and the read reached the end of
             // the queue: wait on from there. (If it stopped short of the end, the answer
@@ -341,6 +345,24 @@ async fn read_or_wait(
             _ = ctx.shutdown.cancelled() => {}
         }
     }
+}
+
+/// Per-group and broker-wide traffic (VIEW_BROKER_STATS_DATA).
+fn count_get(ctx: &BrokerContext, topic: &str, group: &str, read: &GetMessageResult) {
+    let items = &ctx.stats_items;
+    let key = format!("{topic}@{group}");
+    let messages = read.messages.len() as u64;
+    items.add(stats_items::GROUP_GET_NUMS, &key, messages);
+    items.add(
+        stats_items::GROUP_GET_SIZE,
+        &key,
+        read.buffer_total_size as u64,
+    );
+    items.add(
+        stats_items::BROKER_GET_NUMS,
+        &ctx.config.broker_cluster_name,
+        messages,
+    );
 }
 
 fn found(

@@ -1,7 +1,6 @@
 //! GET_MAX_OFFSET (30), GET_MIN_OFFSET (31), SEARCH_OFFSET_BY_TIMESTAMP (29),
 //! GET_EARLIEST_MSG_STORETIME (32). An unknown queue has offsets 0, as in RocketMQ.
 
-use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::header::offset::{
     BoundaryType, GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
@@ -10,7 +9,7 @@ use remoting::header::offset::{
 };
 use store::Boundary;
 
-use super::{decode_header, error};
+use super::decode_header;
 use crate::context::BrokerContext;
 
 fn offset_response(request: &RemotingCommand, offset: i64) -> RemotingCommand {
@@ -53,20 +52,12 @@ pub fn earliest_store_time(ctx: &BrokerContext, request: &RemotingCommand) -> Re
         Ok(header) => header,
         Err(refusal) => return refusal.into_response(request),
     };
-    match ctx
+    // As RocketMQ: -1 for a queue without messages (empty, unknown or all expired).
+    let timestamp = ctx
         .store
         .reader()
         .earliest_message_time(&header.topic, header.queue_id)
-    {
-        Some(timestamp) => RemotingCommand::success_to(request)
-            .with_header(&GetEarliestMsgStoretimeResponseHeader { timestamp }),
-        None => error(
-            request,
-            response::SYSTEM_ERROR,
-            format!(
-                "no message in topic {} queue {}",
-                header.topic, header.queue_id
-            ),
-        ),
-    }
+        .unwrap_or(-1);
+    RemotingCommand::success_to(request)
+        .with_header(&GetEarliestMsgStoretimeResponseHeader { timestamp })
 }

@@ -156,6 +156,22 @@ fn i64_from_number_or_string<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
     deserializer.deserialize_any(Lenient)
 }
 
+/// Tag hash codes as Java's fastjson reads them into `Set<Integer>`: numbers, or numeric
+/// strings (the Go client writes `"codeSet":["2598919"]`); `null` is no codes.
+fn tag_codes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i32>, D::Error> {
+    struct Code(i32);
+    impl<'de> Deserialize<'de> for Code {
+        fn deserialize<D2: Deserializer<'de>>(deserializer: D2) -> Result<Code, D2::Error> {
+            let code = i64_from_number_or_string(deserializer)?;
+            i32::try_from(code).map(Code).map_err(|_| {
+                de::Error::invalid_value(de::Unexpected::Signed(code), &"a 32-bit tag hash")
+            })
+        }
+    }
+    let codes = Option::<Vec<Code>>::deserialize(deserializer)?;
+    Ok(codes.unwrap_or_default().into_iter().map(|c| c.0).collect())
+}
+
 /// A consumer's subscription to one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -164,6 +180,7 @@ pub struct SubscriptionData {
     pub topic: String,
     pub sub_string: String,
     pub tags_set: Vec<String>,
+    #[serde(deserialize_with = "tag_codes")]
     pub code_set: Vec<i32>,
     #[serde(deserialize_with = "i64_from_number_or_string")]
     pub sub_version: i64,
@@ -375,6 +392,34 @@ mod tests {
             serde_json::from_str::<MessageModel>("\"0\"").unwrap(),
             MessageModel::Broadcasting
         );
+    }
+
+    #[test]
+    fn go_heartbeat_with_codes_as_strings() {
+        // What rocketmq-client-go v2.1.2 sends for `TagA || TagB`.
+        let body = br#"{"clientID":"127.0.0.1@1@go","producerDataSet":[],
+          "consumerDataSet":[{"groupName":"CG","consumeType":"CONSUME_PASSIVELY",
+          "messageModel":"CLUSTERING","consumeFromWhere":"CONSUME_FROM_LAST_OFFSET",
+          "subscriptionDataSet":[{"classFilterMode":false,"topic":"GSync","subString":"TagA || TagB",
+          "tagsSet":["TagA","TagB"],"codeSet":["2598919","2598920"],
+          "subVersion":1796266179750330569,"expressionType":"TAG"}],"unitMode":false}]}"#;
+        let heartbeat = HeartbeatData::decode(body).unwrap();
+        let sub = &heartbeat.consumer_data_set[0].subscription_data_set[0];
+        assert_eq!(sub.code_set, [2_598_919, 2_598_920]);
+        assert!(sub.tag_filter().unwrap().matches_code(2_598_919));
+        let null_codes = br#"{"clientID":"c","consumerDataSet":[{"groupName":"CG",
+          "consumeType":"CONSUME_PASSIVELY","messageModel":"CLUSTERING",
+          "consumeFromWhere":"CONSUME_FROM_LAST_OFFSET",
+          "subscriptionDataSet":[{"topic":"T","subString":"*","codeSet":null}]}]}"#;
+        let heartbeat = HeartbeatData::decode(null_codes).unwrap();
+        assert!(heartbeat.consumer_data_set[0].subscription_data_set[0]
+            .code_set
+            .is_empty());
+        let not_a_code = br#"{"clientID":"c","consumerDataSet":[{"groupName":"CG",
+          "consumeType":"CONSUME_PASSIVELY","messageModel":"CLUSTERING",
+          "consumeFromWhere":"CONSUME_FROM_LAST_OFFSET",
+          "subscriptionDataSet":[{"topic":"T","subString":"A","codeSet":["A"]}]}]}"#;
+        assert!(HeartbeatData::decode(not_a_code).is_err());
     }
 
     #[test]

@@ -28,9 +28,9 @@ pub use heartbeat::{
     SubscriptionData,
 };
 pub use queue::{
-    ConsumeStats, ConsumerListBody, GroupList, LockBatchRequestBody, LockBatchResponseBody,
-    MessageQueue, OffsetWrapper, ResetOffsetBody, ResetOffsetBodyForC, TopicOffset,
-    TopicStatsTable, UnlockBatchRequestBody,
+    ConsumeStats, ConsumerListBody, GetConsumerStatusBody, GroupList, LockBatchRequestBody,
+    LockBatchResponseBody, MessageQueue, OffsetWrapper, ResetOffsetBody, ResetOffsetBodyForC,
+    TopicOffset, TopicStatsTable, UnlockBatchRequestBody,
 };
 pub use route::{BrokerData, ClusterInfo, KeyQuoting, QueueData, TopicList, TopicRouteData};
 pub use topic::{

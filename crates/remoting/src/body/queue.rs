@@ -272,6 +272,51 @@ impl ResetOffsetBody {
     }
 }
 
+/// GET_CONSUMER_STATUS_FROM_CLIENT's answer (`messageQueueTable`: one client's offsets)
+/// and INVOKE_BROKER_TO_GET_CONSUMER_STATUS's (`consumerTable`: every client's, by id).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GetConsumerStatusBody {
+    pub message_queue_table: BTreeMap<MessageQueue, i64>,
+    pub consumer_table: BTreeMap<String, BTreeMap<MessageQueue, i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawGetConsumerStatusBody {
+    message_queue_table: BTreeMap<String, i64>,
+    consumer_table: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl GetConsumerStatusBody {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::from("{\"messageQueueTable\":");
+        push_mq_map(&mut out, &self.message_queue_table);
+        out.push_str(",\"consumerTable\":{");
+        for (index, (client_id, table)) in self.consumer_table.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            push_json(&mut out, client_id);
+            out.push(':');
+            push_mq_map(&mut out, table);
+        }
+        out.push_str("}}");
+        out.into_bytes()
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, JsonError> {
+        let raw: RawGetConsumerStatusBody = decode_raw(body)?;
+        Ok(GetConsumerStatusBody {
+            message_queue_table: parse_mq_keys(raw.message_queue_table)?,
+            consumer_table: raw
+                .consumer_table
+                .into_iter()
+                .map(|(client_id, table)| Ok((client_id, parse_mq_keys(table)?)))
+                .collect::<Result<_, JsonError>>()?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MessageQueueForC {
@@ -293,6 +338,20 @@ json_codec!(ResetOffsetBodyForC);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumer_status_keys_are_message_queue_objects() {
+        // A Java client's answer to GET_CONSUMER_STATUS_FROM_CLIENT.
+        let from_client = br#"{"messageQueueTable":{{"brokerName":"broker-a","queueId":1,"topic":"TopicTest"}:7}}"#;
+        let body = GetConsumerStatusBody::decode(from_client).unwrap();
+        assert_eq!(body.message_queue_table.get(&mq(1)), Some(&7));
+        let merged = GetConsumerStatusBody {
+            consumer_table: BTreeMap::from([("c1".to_owned(), body.message_queue_table)]),
+            ..GetConsumerStatusBody::default()
+        };
+        let decoded = GetConsumerStatusBody::decode(&merged.encode()).unwrap();
+        assert_eq!(decoded, merged);
+    }
 
     fn mq(queue_id: i32) -> MessageQueue {
         MessageQueue::new("TopicTest", "broker-a", queue_id)

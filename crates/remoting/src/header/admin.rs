@@ -51,6 +51,26 @@ command_header! {
 }
 
 command_header! {
+    /// CLONE_GROUP_OFFSET (314): copy `srcGroup`'s offsets of `topic` (every topic it has
+    /// offsets of, when blank) to `destGroup`.
+    pub struct CloneGroupOffsetRequestHeader {
+        src_group: String = "srcGroup",
+        dest_group: String = "destGroup",
+        topic: Option<String> = "topic",
+        offline: bool = "offline" => false,
+    }
+}
+
+command_header! {
+    /// VIEW_BROKER_STATS_DATA (315): `statsName` such as TOPIC_PUT_NUMS, `statsKey` the
+    /// topic (or `topic@group` for GROUP_GET_NUMS).
+    pub struct ViewBrokerStatsDataRequestHeader {
+        stats_name: String = "statsName",
+        stats_key: String = "statsKey",
+    }
+}
+
+command_header! {
     /// DELETE_SUBSCRIPTIONGROUP (207).
     pub struct DeleteSubscriptionGroupRequestHeader {
         group_name: String = "groupName",

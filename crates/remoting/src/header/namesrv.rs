@@ -79,6 +79,13 @@ command_header! {
 }
 
 command_header! {
+    /// GET_KVLIST_BY_NAMESPACE (219): the response body is a `KvTable`.
+    pub struct GetKvListByNamespaceRequestHeader {
+        namespace: String = "namespace",
+    }
+}
+
+command_header! {
     /// PUT_KV_CONFIG (100).
     pub struct PutKvConfigRequestHeader {
         namespace: String = "namespace",
@@ -97,5 +104,18 @@ command_header! {
 command_header! {
     pub struct WipeWritePermOfBrokerResponseHeader {
         wipe_topic_count: i32 = "wipeTopicCount",
+    }
+}
+
+command_header! {
+    /// ADD_WRITE_PERM_OF_BROKER (327).
+    pub struct AddWritePermOfBrokerRequestHeader {
+        broker_name: String = "brokerName",
+    }
+}
+
+command_header! {
+    pub struct AddWritePermOfBrokerResponseHeader {
+        add_topic_count: i32 = "addTopicCount",
     }
 }
