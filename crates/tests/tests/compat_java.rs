@@ -1504,7 +1504,9 @@ fn subscription_groups(env: Env) {
 }
 
 /// getBrokerConfig names the broker as configured; updateBrokerConfig changes a value (each
-/// version its own key, so they can run side by side).
+/// version its own key, so they can run side by side): 4.9.8 lowers maxMessageSize (still
+/// above every later send), 5.5.0 sets flushIntervalCommitLog, which RocketMQ's broker takes
+/// at once (its flush service reads it on every round).
 fn broker_config(env: Env) {
     env.step("DefaultMQAdminExt getBrokerConfig", || {
         let output = env.admin("broker-config", &[])?;
@@ -1523,8 +1525,8 @@ fn broker_config(env: Env) {
     });
     env.step("DefaultMQAdminExt updateBrokerConfig", || {
         let (key, value) = match env.v {
-            Version::V4 => ("flushIntervalCommitLog", "600"),
-            Version::V5 => ("flushIntervalConsumeQueue", "1100"),
+            Version::V4 => ("maxMessageSize", "1572864"),
+            Version::V5 => ("flushIntervalCommitLog", "600"),
         };
         let output = env.admin(
             "update-broker-config",
