@@ -30,7 +30,13 @@ pub fn run(args: &[&str], timeout: Duration) -> Result<Finished> {
     run_program(&binary(), args, timeout)
 }
 
-fn run_program(program: &Path, args: &[&str], timeout: Duration) -> Result<Finished> {
+/// Fails unless the driver is built: a test calls this first, so a missing build fails it
+/// at once with the script to run instead of in every scenario.
+pub fn check_built() -> Result<()> {
+    check_program(&binary())
+}
+
+fn check_program(program: &Path) -> Result<()> {
     if !program.exists() {
         bail!(
             "the Go RocketMQ client driver {} is not built: run {SETUP_SCRIPT} \
@@ -38,6 +44,11 @@ fn run_program(program: &Path, args: &[&str], timeout: Duration) -> Result<Finis
             program.display()
         );
     }
+    Ok(())
+}
+
+fn run_program(program: &Path, args: &[&str], timeout: Duration) -> Result<Finished> {
+    check_program(program)?;
     let mut command = Command::new(program);
     command.args(args);
     driver::run_to_end(&format!("Go client driver {args:?}"), command, timeout)

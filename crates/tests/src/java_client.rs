@@ -95,6 +95,19 @@ fn command(jar: &Path, args: &[&str]) -> Result<Command> {
     Ok(command)
 }
 
+/// Fails unless both jars are built and `java` runs: a test calls this first, so a missing
+/// build fails it at once with the script to run instead of in every scenario.
+pub fn check_built() -> Result<()> {
+    for version in Version::ALL {
+        command(&version.jar(), &[])?;
+    }
+    let java = Command::new("java").arg("-version").output();
+    if !java.is_ok_and(|out| out.status.success()) {
+        bail!("`java -version` does not run: the Java driver needs a JDK 17 on PATH ({SETUP_SCRIPT} installs one when run as root)");
+    }
+    Ok(())
+}
+
 fn name(version: Version, args: &[&str]) -> String {
     format!("{version} driver {args:?}")
 }

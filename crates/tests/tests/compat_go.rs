@@ -41,6 +41,7 @@ const AT_ONCE: usize = 4;
 
 #[test]
 fn go_client_against_a_standalone_broker() {
+    go_client::check_built().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let servers = Servers::start(Setup::Standalone, dir.path(), "broker-go", &[]).unwrap();
     let suite = Suite::new("Go client v2.1.2 / standalone broker", AT_ONCE);
@@ -50,6 +51,7 @@ fn go_client_against_a_standalone_broker() {
 
 #[test]
 fn go_client_against_a_broker_group() {
+    go_client::check_built().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let servers = Servers::start(Setup::Group, dir.path(), "GoGroup", &[]).unwrap();
     let suite = Suite::new("Go client v2.1.2 / 3-node broker group", AT_ONCE);

@@ -56,6 +56,7 @@ const MIB: usize = 1024 * 1024;
 
 #[test]
 fn java_clients_against_a_standalone_broker() {
+    java_client::check_built().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let servers = Servers::start(
         Setup::Standalone,
@@ -71,6 +72,7 @@ fn java_clients_against_a_standalone_broker() {
 
 #[test]
 fn java_clients_against_a_broker_group() {
+    java_client::check_built().unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Room for a 1 MiB body with its properties (the group harness allows 1 MiB).
     let extra = [("maxMessageSize", (2 * MIB).to_string())];
