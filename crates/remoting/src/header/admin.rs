@@ -90,3 +90,19 @@ command_header! {
         group: String = "group",
     }
 }
+
+command_header! {
+    /// VIEW_BROKER_STATS_DATA (315): one of the broker's statistics (`TOPIC_PUT_NUMS` by
+    /// topic, `GROUP_GET_NUMS` by `topic@group`, ...).
+    pub struct ViewBrokerStatsDataRequestHeader {
+        stats_name: String = "statsName",
+        stats_key: String = "statsKey",
+    }
+}
+
+command_header! {
+    /// GET_BROKER_CONSUME_STATS (317): every group's consume stats on one broker.
+    pub struct GetConsumeStatsInBrokerHeader {
+        is_order: bool = "isOrder" => false,
+    }
+}

@@ -99,3 +99,16 @@ command_header! {
         wipe_topic_count: i32 = "wipeTopicCount",
     }
 }
+
+command_header! {
+    /// ADD_WRITE_PERM_OF_BROKER (327).
+    pub struct AddWritePermOfBrokerRequestHeader {
+        broker_name: String = "brokerName",
+    }
+}
+
+command_header! {
+    pub struct AddWritePermOfBrokerResponseHeader {
+        add_topic_count: i32 = "addTopicCount",
+    }
+}
