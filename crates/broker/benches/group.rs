@@ -592,6 +592,8 @@ async fn run(options: Options) {
     let namesrv = namesrv::server::start(
         namesrv::config::NamesrvConfig {
             listen_port: 0,
+            kv_config_path: std::env::temp_dir()
+                .join(format!("rmq-bench-kvConfig-{}.json", std::process::id())),
             ..Default::default()
         },
         "127.0.0.1",

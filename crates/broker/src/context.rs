@@ -24,6 +24,7 @@ use crate::metadata::{
     SubscriptionGroupManager, SubscriptionOp, TopicConfigManager, TopicOp,
 };
 use crate::role::{Role, RoleState};
+use crate::stats_items::StatsItems;
 use crate::store_facade::MessageStore;
 use message::DelayLevels;
 
@@ -49,6 +50,8 @@ pub struct BrokerContext {
     pub locks: RebalanceLockManager,
     pub long_poll: Arc<LongPollHub>,
     pub stats: BrokerStats,
+    /// Per-topic and per-group traffic over the last minute, hour and day.
+    pub stats_items: StatsItems,
     /// Fired when name servers must hear about a topic or role change now.
     pub registration_needed: Arc<Notify>,
     /// Cancelled at shutdown: parked pulls answer at once.
@@ -122,6 +125,7 @@ impl BrokerContext {
             locks: RebalanceLockManager::new(REBALANCE_LOCK_MAX_LIVE, limits::MAX_LOCK_ENTRIES),
             long_poll,
             stats: BrokerStats::default(),
+            stats_items: StatsItems::default(),
             registration_needed,
             shutdown: CancellationToken::new(),
             uniq_ids: UniqIdGenerator::new(ip),

@@ -72,24 +72,32 @@ impl BrokerStats {
         }
     }
 
-    /// Messages per second put and got over the last `window` of samples.
+    /// Messages per second put and got over the last `window`, up to now: the counters as
+    /// they are now against the oldest sample inside the window, so a burst shows at once
+    /// rather than after the next sample.
     pub fn tps(&self, window: Duration) -> (f64, f64) {
+        self.tps_at(Instant::now(), window)
+    }
+
+    fn tps_at(&self, now: Instant, window: Duration) -> (f64, f64) {
         let samples = self.samples.lock();
-        let Some(last) = samples.back().copied() else {
+        let Some(first) = samples
+            .iter()
+            .find(|s| now.saturating_duration_since(s.at) <= window)
+            .or(samples.back())
+            .copied()
+        else {
             return (0.0, 0.0);
         };
-        let first = samples
-            .iter()
-            .find(|s| last.at.saturating_duration_since(s.at) <= window)
-            .copied()
-            .unwrap_or(last);
-        let secs = last.at.saturating_duration_since(first.at).as_secs_f64();
-        if secs <= 0.0 {
+        drop(samples);
+        let secs = now.saturating_duration_since(first.at).as_secs_f64();
+        // Below a millisecond the rate would be noise.
+        if secs < 0.001 {
             return (0.0, 0.0);
         }
         (
-            last.put.saturating_sub(first.put) as f64 / secs,
-            last.get.saturating_sub(first.get) as f64 / secs,
+            self.put_total().saturating_sub(first.put) as f64 / secs,
+            self.get_total().saturating_sub(first.get) as f64 / secs,
         )
     }
 
@@ -112,8 +120,18 @@ mod tests {
         stats.add_put(100);
         stats.add_get(50);
         stats.sample(t0 + Duration::from_secs(2), 2000);
-        let (put, get) = stats.tps(Duration::from_secs(10));
+        let (put, get) = stats.tps_at(t0 + Duration::from_secs(2), Duration::from_secs(10));
         assert!((put - 50.0).abs() < 1e-9 && (get - 25.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_burst_shows_before_the_next_sample() {
+        let stats = BrokerStats::default();
+        let t0 = Instant::now();
+        stats.sample(t0, 0);
+        stats.add_put(300);
+        let (put, _) = stats.tps_at(t0 + Duration::from_millis(500), Duration::from_secs(10));
+        assert!((put - 600.0).abs() < 1e-6, "{put}");
     }
 
     #[test]

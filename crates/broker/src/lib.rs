@@ -20,6 +20,7 @@
 //! - [`group`]: membership of a raft group (DLedger mode): the replicated store, metadata
 //!   replicated through the raft log, the role manager, graceful hand-off, group status.
 //! - [`counters`]: message counters and rates.
+//! - [`stats_items`]: per-topic and per-group traffic (VIEW_BROKER_STATS_DATA).
 //! - [`record`]: stored records built from what clients send (send, send-back and the
 //!   schedule service all build them).
 //! - [`limits`]: bounds on the tables clients can grow.
@@ -47,6 +48,7 @@ pub mod registration;
 pub mod role;
 pub mod runtime;
 pub mod schedule;
+pub mod stats_items;
 pub mod store_facade;
 
 pub use config::BrokerConfig;

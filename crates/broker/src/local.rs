@@ -172,6 +172,8 @@ impl LocalDeployment {
 pub async fn start_local(options: &LocalOptions) -> Result<LocalDeployment, LocalError> {
     let namesrv_config = NamesrvConfig {
         listen_port: options.namesrv_port,
+        // The local setup keeps everything under its data directory, not in $HOME.
+        kv_config_path: options.data_dir.join("namesrv").join("kvConfig.json"),
         ..NamesrvConfig::default()
     };
     let namesrv = namesrv::server::start(namesrv_config, &options.host)

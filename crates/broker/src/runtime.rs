@@ -31,6 +31,8 @@ pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
 /// How often silent clients are looked for (RocketMQ's ClientHousekeepingService).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 const STATS_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Per-topic stats snapshots are taken every this many samples (RocketMQ: 10 s).
+const STATS_ITEMS_EVERY: u64 = 10;
 /// Requests in flight get this long to answer at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Room for a record's fixed fields, topic and added properties beyond its body.
@@ -353,12 +355,17 @@ async fn expire_clients_periodically(ctx: Arc<BrokerContext>) {
 
 async fn sample_stats_periodically(ctx: Arc<BrokerContext>) {
     let mut tick = tokio::time::interval(STATS_SAMPLE_INTERVAL);
+    let mut samples_taken: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = ctx.shutdown.cancelled() => return,
         }
         ctx.stats.sample(Instant::now(), now_ms());
+        samples_taken += 1;
+        if samples_taken.is_multiple_of(STATS_ITEMS_EVERY) {
+            ctx.stats_items.sample(now_ms());
+        }
     }
 }
 

@@ -217,3 +217,77 @@ async fn broker_config_updates_apply_at_once_and_refuse_what_they_cannot() {
         assert!(text.contains(key), "{key} in {text}");
     }
 }
+
+#[tokio::test]
+async fn topic_attributes_are_checked_stored_and_altered() {
+    let broker = TestBroker::start().await;
+    let create = |attributes: &str| {
+        create_topic("TypedTopic", 2).with_ext_field("attributes", attributes.to_owned())
+    };
+    let topic_config = || async {
+        let answer = broker
+            .call(
+                RemotingCommand::request(request::GET_TOPIC_CONFIG).with_header(
+                    &TopicRequestHeader {
+                        topic: "TypedTopic".into(),
+                    },
+                ),
+            )
+            .await;
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+        serde_json::from_slice::<remoting::body::TopicConfig>(&answer.body).unwrap()
+    };
+    let bad = broker.call(create("+message.type=LOUD")).await;
+    assert_eq!(bad.code, response::SYSTEM_ERROR);
+    assert_eq!(bad.remark.as_deref(), Some("value is not in set: LOUD"));
+
+    let created = broker.call(create("+message.type=FIFO")).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    assert_eq!(topic_config().await.attributes["message.type"], "FIFO");
+
+    // An update without attributes keeps them; one with attributes alters them.
+    let updated = broker.call(create_topic("TypedTopic", 4)).await;
+    assert_eq!(updated.code, response::SUCCESS);
+    let config = topic_config().await;
+    assert_eq!(
+        (
+            config.write_queue_nums,
+            config.attributes["message.type"].as_str()
+        ),
+        (4, "FIFO")
+    );
+    let altered = broker.call(create("+message.type=DELAY")).await;
+    assert_eq!(altered.code, response::SUCCESS);
+    assert_eq!(topic_config().await.attributes["message.type"], "DELAY");
+}
+
+#[tokio::test]
+async fn broker_stats_data_reports_topic_traffic() {
+    let broker = TestBroker::start().await;
+    let view = |name: &str, key: &str| {
+        let mut command = RemotingCommand::request(request::VIEW_BROKER_STATS_DATA);
+        command = command
+            .with_ext_field("statsName", name.to_owned())
+            .with_ext_field("statsKey", key.to_owned());
+        command
+    };
+    let send = || broker.call(send_v2(&send_header("StatsTopic", 0, ""), b"0123456789"));
+    assert_eq!(send().await.code, response::SUCCESS);
+    broker.ctx().stats_items.sample(1_000);
+    for _ in 0..2 {
+        assert_eq!(send().await.code, response::SUCCESS);
+    }
+    broker.ctx().stats_items.sample(11_000);
+
+    let answer = broker.call(view("TOPIC_PUT_NUMS", "StatsTopic")).await;
+    assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+    let data: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(data["statsMinute"]["sum"], 2);
+    assert_eq!(data["statsMinute"]["tps"], 0.2);
+    let unknown = broker.call(view("TOPIC_PUT_NUMS", "NoTraffic")).await;
+    assert_eq!(unknown.code, response::SYSTEM_ERROR);
+    assert_eq!(
+        unknown.remark.as_deref(),
+        Some("The stats <TOPIC_PUT_NUMS> <NoTraffic> not exist")
+    );
+}

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use message::{decode_all, decode_offset_msg_id};
 use remoting::body::{
-    CheckClientRequestBody, ConsumeFromWhere, ConsumeType, ConsumerConnection, ConsumerData,
-    ConsumerListBody, HeartbeatData, LockBatchRequestBody, LockBatchResponseBody, MessageModel,
-    MessageQueue, ProducerData, SubscriptionData,
+    CheckClientRequestBody, ConsumerConnection, ConsumerListBody, LockBatchRequestBody,
+    LockBatchResponseBody, MessageQueue, SubscriptionData,
 };
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
@@ -22,25 +21,6 @@ use remoting::header::client::{
 };
 use support::*;
 use tokio::sync::mpsc;
-
-fn consumer_heartbeat(client_id: &str, group: &str, topic: &str) -> RemotingCommand {
-    let data = HeartbeatData {
-        client_id: client_id.into(),
-        producer_data_set: vec![ProducerData {
-            group_name: "PG".into(),
-        }],
-        consumer_data_set: vec![ConsumerData {
-            group_name: group.into(),
-            consume_type: ConsumeType::ConsumePassively,
-            message_model: MessageModel::Clustering,
-            consume_from_where: ConsumeFromWhere::ConsumeFromLastOffset,
-            subscription_data_set: vec![SubscriptionData::tag(topic, "*", 1).unwrap()],
-            unit_mode: false,
-        }],
-        ..HeartbeatData::default()
-    };
-    RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
-}
 
 fn consumer_list(group: &str) -> RemotingCommand {
     RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP).with_header(

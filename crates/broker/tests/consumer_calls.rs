@@ -8,10 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use message::decode_all;
-use remoting::body::{
-    ConsumeFromWhere, ConsumeType, ConsumerData, GetConsumerStatusBody, HeartbeatData,
-    MessageModel, MessageQueue, ResetOffsetBody, SubscriptionData, TopicList,
-};
+use remoting::body::{GetConsumerStatusBody, MessageQueue, ResetOffsetBody, TopicList};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
@@ -22,22 +19,6 @@ use remoting::header::client::{
 };
 use support::*;
 use tokio::sync::mpsc;
-
-fn heartbeat(client_id: &str, group: &str, topic: &str) -> RemotingCommand {
-    let data = HeartbeatData {
-        client_id: client_id.into(),
-        consumer_data_set: vec![ConsumerData {
-            group_name: group.into(),
-            consume_type: ConsumeType::ConsumePassively,
-            message_model: MessageModel::Clustering,
-            consume_from_where: ConsumeFromWhere::ConsumeFromLastOffset,
-            subscription_data_set: vec![SubscriptionData::tag(topic, "*", 1).unwrap()],
-            unit_mode: false,
-        }],
-        ..HeartbeatData::default()
-    };
-    RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
-}
 
 /// A consumer that answers the broker's questions as a Java client does, and reports
 /// every request it gets.
@@ -124,7 +105,7 @@ async fn requests_reach_online_consumers_and_offsets_reset_and_clone() {
     let beat = consumer
         .invoke(
             &broker.addr(),
-            heartbeat("c1", "CallGroup", "CallTopic"),
+            consumer_heartbeat("c1", "CallGroup", "CallTopic"),
             TEST_WAIT,
         )
         .await

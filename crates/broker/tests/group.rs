@@ -258,9 +258,11 @@ async fn leadership_moves_on_request_and_a_stopping_master_hands_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_metadata() {
+    let namesrv_dir = tempfile::tempdir().unwrap();
     let namesrv = namesrv::server::start(
         namesrv::config::NamesrvConfig {
             listen_port: 0,
+            kv_config_path: namesrv_dir.path().join("kvConfig.json"),
             ..Default::default()
         },
         "127.0.0.1",

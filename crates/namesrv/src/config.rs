@@ -1,6 +1,6 @@
 //! `namesrv.conf`: the keys of RocketMQ's name server that this one uses.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use conf::{BadSetting, PropertiesError, Setting};
@@ -12,6 +12,21 @@ pub struct NamesrvConfig {
     pub scan_not_active_broker_interval: Duration,
     /// `GET_ALL_TOPIC_LIST_FROM_NAMESERVER` may be switched off, as in RocketMQ.
     pub enable_all_topic_list: bool,
+    /// Where the KV config lives (RocketMQ: `$HOME/namesrv/kvConfig.json`).
+    pub kv_config_path: PathBuf,
+    /// Routes carry the topic's `orderTopicConf` (KV namespace `ORDER_TOPIC_CONFIG`) only
+    /// when on, as in RocketMQ (default off).
+    pub order_message_enable: bool,
+}
+
+/// RocketMQ's default `kvConfigPath`: `namesrv/kvConfig.json` under the user's home (under
+/// the working directory when `HOME` is unset).
+pub fn default_kv_config_path() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join("namesrv")
+        .join("kvConfig.json")
 }
 
 impl Default for NamesrvConfig {
@@ -20,6 +35,8 @@ impl Default for NamesrvConfig {
             listen_port: 9876,
             scan_not_active_broker_interval: Duration::from_secs(5),
             enable_all_topic_list: true,
+            kv_config_path: default_kv_config_path(),
+            order_message_enable: false,
         }
     }
 }
@@ -57,6 +74,8 @@ impl NamesrvConfig {
                 self.scan_not_active_broker_interval = Duration::from_millis(ms);
             }
             "enableAllTopicList" => self.enable_all_topic_list = s.parse_bool()?,
+            "kvConfigPath" => self.kv_config_path = PathBuf::from(s.non_empty()?),
+            "orderMessageEnable" => self.order_message_enable = s.parse_bool()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -76,5 +95,33 @@ mod tests {
         assert_eq!(config.listen_port, 19876);
         let bad = conf::parse("scanNotActiveBrokerInterval=1\n");
         assert!(config.apply(&bad[0]).is_err());
+    }
+
+    #[test]
+    fn order_message_enable_is_off_unless_set() {
+        let mut config = NamesrvConfig::default();
+        assert!(!config.order_message_enable);
+        let settings = conf::parse("orderMessageEnable=true\norderMessageEnable=maybe\n");
+        assert!(config.apply(&settings[0]).unwrap());
+        assert!(config.order_message_enable);
+        assert!(config.apply(&settings[1]).is_err());
+    }
+
+    #[test]
+    fn kv_config_path_defaults_to_rocketmqs_and_can_be_set() {
+        let config = NamesrvConfig::default();
+        assert!(
+            config.kv_config_path.ends_with("namesrv/kvConfig.json"),
+            "{}",
+            config.kv_config_path.display()
+        );
+        if let Some(home) = std::env::var_os("HOME") {
+            assert!(config.kv_config_path.starts_with(home));
+        }
+        let mut config = NamesrvConfig::default();
+        let set = conf::parse("kvConfigPath=/var/lib/ns/kv.json\nkvConfigPath=\n");
+        assert!(config.apply(&set[0]).unwrap());
+        assert_eq!(config.kv_config_path, PathBuf::from("/var/lib/ns/kv.json"));
+        assert!(config.apply(&set[1]).is_err(), "an empty path is refused");
     }
 }

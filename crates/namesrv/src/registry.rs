@@ -4,14 +4,19 @@
 //! The rules follow RocketMQ's `RouteInfoManager`:
 //! - a broker address appears under one broker id only: registering it under a new id first
 //!   drops the old one (this is what lets a broker group's master and slaves swap roles);
-//! - only a master (broker id 0) defines the queues of its broker name's topics;
+//! - only a master (broker id 0) defines the queues of its broker name's topics, and a
+//!   master that re-registers the same topic table (the same data version and content)
+//!   leaves the queues as they are, so an operator's WIPE_WRITE_PERM_OF_BROKER / ADD_WRITE_PERM_OF_BROKER
+//!   holds until the broker's topics change or it registers afresh;
 //! - a broker that stops re-registering is dropped after its heartbeat timeout, and one whose
 //!   connection closes is dropped at once.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use remoting::body::{BrokerData, QueueData, TopicRouteData};
+use remoting::body::{perm, BrokerData, DataVersion, QueueData, TopicRouteData};
 
 /// RocketMQ's broker expiry (`BROKER_CHANNEL_EXPIRED_TIME`): brokers re-register every 30 s.
 pub const DEFAULT_BROKER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -40,6 +45,9 @@ pub struct Registration {
     pub ha_server_addr: String,
     pub enable_acting_master: bool,
     pub topics: Vec<RegisteredTopic>,
+    /// The version of `topics` (the body's `dataVersion`): the broker bumps it whenever its
+    /// topic table changes.
+    pub data_version: DataVersion,
     pub timeout: Duration,
     /// Identifies the connection the registration came on, so the broker can be dropped when
     /// that connection closes.
@@ -72,6 +80,36 @@ struct LiveBroker {
     cluster: String,
     broker_name: String,
     broker_id: i64,
+    /// The topic table this broker last defined its routes with, as master.
+    topics_seen: Option<TableSeen>,
+}
+
+/// A master's registered topic table: its version and a digest of what it listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TableSeen {
+    version: DataVersion,
+    digest: u64,
+}
+
+impl TableSeen {
+    fn of(reg: &Registration) -> TableSeen {
+        let mut hasher = DefaultHasher::new();
+        for topic in &reg.topics {
+            topic.name.hash(&mut hasher);
+            let q = &topic.queues;
+            (
+                q.read_queue_nums,
+                q.write_queue_nums,
+                q.perm,
+                q.topic_sys_flag,
+            )
+                .hash(&mut hasher);
+        }
+        TableSeen {
+            version: reg.data_version,
+            digest: hasher.finish(),
+        }
+    }
 }
 
 /// The registry itself. Callers wrap it in a lock.
@@ -99,6 +137,26 @@ impl Registry {
         if !self.live.contains_key(&reg.broker_addr) && self.live.len() >= MAX_BROKERS {
             return Err(RegistryError::TooManyBrokers);
         }
+
+        // RocketMQ rewrites a master's queue data only on its first registration or when its
+        // topic table's version changed; a periodic re-registration of the same table keeps
+        // what an operator set (wiped or added write permission). A role change (a new
+        // master, or an address moving to id 0) counts as a first registration. Beyond
+        // RocketMQ, a table whose content changed under the same version (a broker that
+        // rewrites its topics' perm for its brokerPermission without a new version) counts
+        // as changed too.
+        let seen = TableSeen::of(&reg);
+        let same_topic_table = reg.broker_id == MASTER_ID
+            && self
+                .brokers
+                .get(&reg.broker_name)
+                .and_then(|b| b.broker_addrs.get(&MASTER_ID))
+                == Some(&reg.broker_addr)
+            && self.live.get(&reg.broker_addr).is_some_and(|l| {
+                l.broker_name == reg.broker_name
+                    && l.broker_id == MASTER_ID
+                    && l.topics_seen == Some(seen)
+            });
 
         self.cluster_brokers
             .entry(reg.cluster.clone())
@@ -139,7 +197,7 @@ impl Registry {
         }
 
         if reg.broker_id == MASTER_ID {
-            self.replace_topics_of(&reg.broker_name, &reg.topics);
+            self.replace_topics_of(&reg.broker_name, &reg.topics, same_topic_table);
         }
 
         self.live.insert(
@@ -152,6 +210,7 @@ impl Registry {
                 cluster: reg.cluster.clone(),
                 broker_name: reg.broker_name.clone(),
                 broker_id: reg.broker_id,
+                topics_seen: (reg.broker_id == MASTER_ID).then_some(seen),
             },
         );
 
@@ -170,8 +229,15 @@ impl Registry {
     }
 
     /// Makes the master's topic list the truth for its broker name: topics it no longer has
-    /// (deleted on the broker) stop listing it.
-    fn replace_topics_of(&mut self, broker_name: &str, topics: &[RegisteredTopic]) {
+    /// (deleted on the broker) stop listing it. With `keep_existing` (the same topic table
+    /// as last time) queue data already listed stays as it is; only missing entries are
+    /// added (a topic deleted on the name server alone comes back, as in RocketMQ).
+    fn replace_topics_of(
+        &mut self,
+        broker_name: &str,
+        topics: &[RegisteredTopic],
+        keep_existing: bool,
+    ) {
         let current: BTreeSet<&str> = topics.iter().map(|t| t.name.as_str()).collect();
         self.topic_queues.retain(|topic, per_broker| {
             if !current.contains(topic.as_str()) {
@@ -180,13 +246,40 @@ impl Registry {
             !per_broker.is_empty()
         });
         for topic in topics {
+            let per_broker = self.topic_queues.entry(topic.name.clone()).or_default();
+            if keep_existing && per_broker.contains_key(broker_name) {
+                continue;
+            }
             let mut queues = topic.queues.clone();
             queues.broker_name = broker_name.to_string();
-            self.topic_queues
-                .entry(topic.name.clone())
-                .or_default()
-                .insert(broker_name.to_string(), queues);
+            per_broker.insert(broker_name.to_string(), queues);
         }
+    }
+
+    /// WIPE_WRITE_PERM_OF_BROKER: clears the write bit of `broker_name`'s queues in every
+    /// topic it serves, so clients stop sending to it (RocketMQ's way to drain a broker
+    /// before stopping it). Returns how many topics it serves, each counted whether or not
+    /// its write bit was already clear, as RocketMQ counts them.
+    pub fn wipe_write_perm(&mut self, broker_name: &str) -> usize {
+        self.set_perm_of(broker_name, |perm| perm & !perm::WRITE)
+    }
+
+    /// ADD_WRITE_PERM_OF_BROKER: sets `broker_name`'s queues in every topic it serves to
+    /// read and write (RocketMQ sets exactly `PERM_READ | PERM_WRITE`). Returns how many
+    /// topics it serves.
+    pub fn add_write_perm(&mut self, broker_name: &str) -> usize {
+        self.set_perm_of(broker_name, |_| perm::READ | perm::WRITE)
+    }
+
+    fn set_perm_of(&mut self, broker_name: &str, change: impl Fn(i32) -> i32) -> usize {
+        let mut topics = 0;
+        for per_broker in self.topic_queues.values_mut() {
+            if let Some(queues) = per_broker.get_mut(broker_name) {
+                queues.perm = change(queues.perm);
+                topics += 1;
+            }
+        }
+        topics
     }
 
     pub fn unregister(
@@ -275,6 +368,23 @@ impl Registry {
         (&self.brokers, &self.cluster_brokers)
     }
 
+    /// GET_SYSTEM_TOPIC_LIST_FROM_NS, as RocketMQ builds it: every cluster name and every
+    /// broker name (RocketMQ treats each as a system topic), and one registered broker's
+    /// address, the lowest id (the master, where listed) of the first broker name, for the
+    /// caller to ask about the broker's own system topics.
+    pub fn system_topics(&self) -> (BTreeSet<String>, Option<String>) {
+        let mut names = BTreeSet::new();
+        for (cluster, brokers) in &self.cluster_brokers {
+            names.insert(cluster.clone());
+            names.extend(brokers.iter().cloned());
+        }
+        let addr = self
+            .brokers
+            .values()
+            .find_map(|b| b.broker_addrs.values().next().cloned());
+        (names, addr)
+    }
+
     pub fn topics(&self) -> impl Iterator<Item = &str> {
         self.topic_queues.keys().map(String::as_str)
     }
@@ -344,9 +454,31 @@ mod tests {
                     queues: queues(4),
                 })
                 .collect(),
+            data_version: version(1),
             timeout: DEFAULT_BROKER_TIMEOUT,
             connection_id: None,
         }
+    }
+
+    fn version(counter: i64) -> DataVersion {
+        DataVersion {
+            counter,
+            state_version: 0,
+            timestamp: 1_700_000_000_000,
+        }
+    }
+
+    /// The perm of `broker`'s queues in `topic`'s route.
+    fn perm_of(r: &Registry, topic: &str, broker: &str) -> i32 {
+        r.route(topic)
+            .and_then(|route| {
+                route
+                    .queue_datas
+                    .into_iter()
+                    .find(|q| q.broker_name == broker)
+            })
+            .map(|q| q.perm)
+            .expect("the broker serves the topic")
     }
 
     #[test]
@@ -457,5 +589,127 @@ mod tests {
             r.register(big, Instant::now()),
             Err(RegistryError::TooManyTopics(_))
         ));
+    }
+
+    #[test]
+    fn wipe_and_add_write_perm_change_one_broker_in_every_topic() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("a", "a:1", 0, &["T", "U"]), now).unwrap();
+        r.register(reg("b", "b:1", 0, &["T"]), now).unwrap();
+
+        assert_eq!(r.wipe_write_perm("a"), 2);
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ);
+        assert_eq!(perm_of(&r, "U", "a"), perm::READ);
+        assert_eq!(
+            perm_of(&r, "T", "b"),
+            perm::READ_WRITE,
+            "other brokers keep theirs"
+        );
+        // RocketMQ counts every topic of the broker, changed or not.
+        assert_eq!(r.wipe_write_perm("a"), 2);
+        assert_eq!(r.wipe_write_perm("nobody"), 0);
+
+        assert_eq!(r.add_write_perm("a"), 2);
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE);
+        assert_eq!(perm_of(&r, "U", "a"), perm::READ_WRITE);
+        assert_eq!(r.add_write_perm("nobody"), 0);
+    }
+
+    #[test]
+    fn add_write_perm_sets_read_write_whatever_the_broker_registered() {
+        let mut r = Registry::new();
+        let mut read_only = reg("a", "a:1", 0, &["T"]);
+        read_only.topics[0].queues.perm = perm::READ | perm::INHERIT;
+        r.register(read_only, Instant::now()).unwrap();
+        assert_eq!(r.wipe_write_perm("a"), 1);
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ | perm::INHERIT);
+        assert_eq!(r.add_write_perm("a"), 1);
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE);
+    }
+
+    #[test]
+    fn a_wiped_perm_holds_until_the_broker_registers_a_new_topic_table() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("a", "a:1", 0, &["T", "U"]), now).unwrap();
+        r.wipe_write_perm("a");
+
+        // The periodic re-registration of the same table keeps the operator's change...
+        r.register(reg("a", "a:1", 0, &["T", "U"]), now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ);
+        // ...but a topic deleted on the name server alone comes back, with the broker's perm.
+        r.delete_topic("U", None);
+        r.register(reg("a", "a:1", 0, &["T", "U"]), now).unwrap();
+        assert_eq!(perm_of(&r, "U", "a"), perm::READ_WRITE);
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ);
+
+        // A new version (a topic created or updated on the broker) is the truth again.
+        let mut changed = reg("a", "a:1", 0, &["T", "U"]);
+        changed.data_version = version(2);
+        r.register(changed, now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE);
+    }
+
+    #[test]
+    fn a_table_that_changed_under_the_same_version_is_the_truth_again() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("a", "a:1", 0, &["T"]), now).unwrap();
+        r.wipe_write_perm("a");
+        r.add_write_perm("a");
+        // The broker itself goes read-only (brokerPermission=4) and says so in every
+        // topic, with its topic table's version unchanged.
+        let mut read_only = reg("a", "a:1", 0, &["T"]);
+        read_only.topics[0].queues.perm = perm::READ;
+        r.register(read_only.clone(), now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ);
+        r.add_write_perm("a");
+        r.register(read_only, now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE, "unchanged again");
+        r.register(reg("a", "a:1", 0, &["T"]), now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE);
+    }
+
+    #[test]
+    fn a_wiped_perm_goes_when_the_broker_registers_afresh() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        let mut first = reg("a", "a:1", 0, &["T"]);
+        first.connection_id = Some(1);
+        r.register(first, now).unwrap();
+        r.wipe_write_perm("a");
+        // Restarted: its old connection closed, then the same table registers again.
+        r.connection_closed(1);
+        r.register(reg("a", "a:1", 0, &["T"]), now).unwrap();
+        assert_eq!(perm_of(&r, "T", "a"), perm::READ_WRITE);
+    }
+
+    #[test]
+    fn a_new_master_defines_the_queues_even_with_the_same_table_version() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(reg("g", "m:1", 0, &["T"]), now).unwrap();
+        r.register(reg("g", "s:1", 1, &["T"]), now).unwrap();
+        r.wipe_write_perm("g");
+        // The slave takes over as master with a copy of the same table.
+        r.register(reg("g", "s:1", 0, &["T"]), now).unwrap();
+        assert_eq!(perm_of(&r, "T", "g"), perm::READ_WRITE);
+    }
+
+    #[test]
+    fn system_topics_are_cluster_and_broker_names_with_one_broker_address() {
+        let mut r = Registry::new();
+        assert_eq!(r.system_topics(), (BTreeSet::new(), None));
+        let now = Instant::now();
+        r.register(reg("b", "b-slave:1", 1, &["T"]), now).unwrap();
+        r.register(reg("b", "b-master:1", 0, &["T"]), now).unwrap();
+        let mut other = reg("x", "x:1", 0, &["T"]);
+        other.cluster = "D".into();
+        r.register(other, now).unwrap();
+        let (names, addr) = r.system_topics();
+        let expected: BTreeSet<String> = ["C", "D", "b", "x"].map(String::from).into();
+        assert_eq!(names, expected);
+        assert_eq!(addr.as_deref(), Some("b-master:1"));
     }
 }

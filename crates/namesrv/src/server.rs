@@ -1,30 +1,34 @@
 //! The name server's request handling: decode, apply to the registry, answer as RocketMQ's
 //! name server does.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use remoting::body::{ClusterInfo, KeyQuoting, RegisterBrokerBody, TopicList};
+use remoting::body::{
+    ClusterInfo, DataVersion, KeyQuoting, KvTable, RegisterBrokerBody, TopicList,
+};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
 use remoting::header::namesrv::{
-    DeleteTopicFromNamesrvRequestHeader, GetKvConfigRequestHeader, GetKvConfigResponseHeader,
-    GetRouteInfoRequestHeader, PutKvConfigRequestHeader, QueryDataVersionResponseHeader,
-    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
+    AddWritePermOfBrokerRequestHeader, AddWritePermOfBrokerResponseHeader,
+    DeleteKvConfigRequestHeader, DeleteTopicFromNamesrvRequestHeader, GetKvConfigRequestHeader,
+    GetKvConfigResponseHeader, GetKvListByNamespaceRequestHeader, GetRouteInfoRequestHeader,
+    PutKvConfigRequestHeader, QueryDataVersionResponseHeader, RegisterBrokerRequestHeader,
+    RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
+    WipeWritePermOfBrokerRequestHeader, WipeWritePermOfBrokerResponseHeader,
 };
 use remoting::server::{RemotingServer, ServerConfig};
 use tracing::{info, warn};
 
 use crate::config::NamesrvConfig;
+use crate::kvconfig::{KvConfig, KvConfigError};
 use crate::registry::{RegisteredTopic, Registration, Registry, DEFAULT_BROKER_TIMEOUT};
 
-/// Bounds on the KV config store (PUT_KV_CONFIG comes from admin tools).
-const MAX_KV_ENTRIES: usize = 10_000;
-const MAX_KV_VALUE_BYTES: usize = 64 * 1024;
+/// The KV namespace RocketMQ keeps ordered-topic layouts (`orderTopicConf`) in.
+pub const ORDER_TOPIC_CONFIG_NAMESPACE: &str = "ORDER_TOPIC_CONFIG";
 /// A broker's own heartbeat timeout is honoured within these bounds.
 const MIN_BROKER_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_BROKER_TIMEOUT: Duration = Duration::from_secs(600);
@@ -32,15 +36,17 @@ const MAX_BROKER_TIMEOUT: Duration = Duration::from_secs(600);
 /// The state behind the name server's port.
 pub struct NameServer {
     registry: Mutex<Registry>,
-    kv: Mutex<BTreeMap<(String, String), String>>,
+    kv: Arc<KvConfig>,
     config: NamesrvConfig,
 }
 
 impl NameServer {
-    pub fn new(config: NamesrvConfig) -> Arc<NameServer> {
+    /// The state of a name server with `kv` as its KV config (loaded from
+    /// `config.kv_config_path` by [`start`]).
+    pub fn new(config: NamesrvConfig, kv: KvConfig) -> Arc<NameServer> {
         Arc::new(NameServer {
             registry: Mutex::new(Registry::new()),
-            kv: Mutex::new(BTreeMap::new()),
+            kv: Arc::new(kv),
             config,
         })
     }
@@ -63,25 +69,28 @@ impl NameServer {
                 "compressed REGISTER_BROKER bodies are not supported; send JSON",
             );
         }
-        let topics = if req.body.is_empty() {
-            Vec::new()
+        let (topics, data_version) = if req.body.is_empty() {
+            (Vec::new(), DataVersion::default())
         } else {
             match RegisterBrokerBody::decode(&req.body) {
-                Ok(body) => body
-                    .topic_config_serialize_wrapper
-                    .topic_config_table
-                    .into_values()
-                    .map(|tc| RegisteredTopic {
-                        queues: remoting::body::QueueData {
-                            broker_name: header.broker_name.clone(),
-                            read_queue_nums: tc.read_queue_nums,
-                            write_queue_nums: tc.write_queue_nums,
-                            perm: tc.perm,
-                            topic_sys_flag: tc.topic_sys_flag,
-                        },
-                        name: tc.topic_name,
-                    })
-                    .collect(),
+                Ok(body) => {
+                    let wrapper = body.topic_config_serialize_wrapper;
+                    let topics = wrapper
+                        .topic_config_table
+                        .into_values()
+                        .map(|tc| RegisteredTopic {
+                            queues: remoting::body::QueueData {
+                                broker_name: header.broker_name.clone(),
+                                read_queue_nums: tc.read_queue_nums,
+                                write_queue_nums: tc.write_queue_nums,
+                                perm: tc.perm,
+                                topic_sys_flag: tc.topic_sys_flag,
+                            },
+                            name: tc.topic_name,
+                        })
+                        .collect();
+                    (topics, wrapper.data_version)
+                }
                 Err(e) => {
                     return RemotingCommand::error_to(
                         req,
@@ -105,6 +114,7 @@ impl NameServer {
             ha_server_addr: header.ha_server_addr,
             enable_acting_master: header.enable_acting_master.unwrap_or(false),
             topics,
+            data_version,
             timeout,
             connection_id: Some(conn.id()),
         };
@@ -164,12 +174,12 @@ impl NameServer {
         }
     }
 
-    /// RocketMQ keeps ordered-topic layouts in the KV store under this namespace.
+    /// A topic's `orderTopicConf`, attached to its route only with `orderMessageEnable`.
     fn order_topic_conf(&self, topic: &str) -> Option<String> {
-        self.kv
-            .lock()
-            .get(&("ORDER_TOPIC_CONFIG".to_string(), topic.to_string()))
-            .cloned()
+        if !self.config.order_message_enable {
+            return None;
+        }
+        self.kv.get(ORDER_TOPIC_CONFIG_NAMESPACE, topic)
     }
 
     fn cluster_info(&self, req: &RemotingCommand) -> RemotingCommand {
@@ -189,6 +199,21 @@ impl NameServer {
             topic_list: topics.into_iter().collect(),
             broker_addr: None,
         };
+        self.topic_list_response(req, &list)
+    }
+
+    /// GET_SYSTEM_TOPIC_LIST_FROM_NS: cluster and broker names, and a broker to ask for the
+    /// rest (RocketMQ's admin adds that broker's own system topics).
+    fn system_topic_list(&self, req: &RemotingCommand) -> RemotingCommand {
+        let (names, broker_addr) = self.registry.lock().system_topics();
+        let list = TopicList {
+            topic_list: names,
+            broker_addr,
+        };
+        self.topic_list_response(req, &list)
+    }
+
+    fn topic_list_response(&self, req: &RemotingCommand, list: &TopicList) -> RemotingCommand {
         match serde_json::to_vec(&list) {
             Ok(body) => RemotingCommand::success_to(req).with_body(body),
             Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
@@ -207,17 +232,39 @@ impl NameServer {
         }
     }
 
+    /// WIPE_WRITE_PERM_OF_BROKER: clients stop sending to the broker (RocketMQ's
+    /// `mqadmin wipeWritePerm`, run before stopping a broker).
+    fn wipe_write_perm(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h = match req.decode_header::<WipeWritePermOfBrokerRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let topics = self.registry.lock().wipe_write_perm(&h.broker_name);
+        info!(broker = %h.broker_name, topics, "write permission of broker wiped");
+        RemotingCommand::success_to(req).with_header(&WipeWritePermOfBrokerResponseHeader {
+            wipe_topic_count: count_header(topics),
+        })
+    }
+
+    /// ADD_WRITE_PERM_OF_BROKER: the broker's queues become readable and writable again.
+    fn add_write_perm(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h = match req.decode_header::<AddWritePermOfBrokerRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let topics = self.registry.lock().add_write_perm(&h.broker_name);
+        info!(broker = %h.broker_name, topics, "write permission of broker added");
+        RemotingCommand::success_to(req).with_header(&AddWritePermOfBrokerResponseHeader {
+            add_topic_count: count_header(topics),
+        })
+    }
+
     fn get_kv(&self, req: &RemotingCommand) -> RemotingCommand {
         let h = match req.decode_header::<GetKvConfigRequestHeader>() {
             Ok(h) => h,
             Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
         };
-        let value = self
-            .kv
-            .lock()
-            .get(&(h.namespace.clone(), h.key.clone()))
-            .cloned();
-        match value {
+        match self.kv.get(&h.namespace, &h.key) {
             Some(value) => RemotingCommand::success_to(req)
                 .with_header(&GetKvConfigResponseHeader { value: Some(value) }),
             None => RemotingCommand::error_to(
@@ -228,30 +275,73 @@ impl NameServer {
         }
     }
 
-    fn put_kv(&self, req: &RemotingCommand) -> RemotingCommand {
+    /// GET_KVLIST_BY_NAMESPACE: the namespace's entries as a KVTable body.
+    fn get_kv_list(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h = match req.decode_header::<GetKvListByNamespaceRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        match self.kv.namespace(&h.namespace) {
+            Some(table) => RemotingCommand::success_to(req).with_body(KvTable { table }.encode()),
+            None => RemotingCommand::error_to(
+                req,
+                response::QUERY_NOT_FOUND,
+                format!("No config item, Namespace: {}", h.namespace),
+            ),
+        }
+    }
+
+    /// PUT_KV_CONFIG: answered once the change is on disk.
+    async fn put_kv(&self, req: &RemotingCommand) -> RemotingCommand {
         let h = match req.decode_header::<PutKvConfigRequestHeader>() {
             Ok(h) => h,
             Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
         };
-        if h.value.len() > MAX_KV_VALUE_BYTES {
-            return RemotingCommand::error_to(req, response::SYSTEM_ERROR, "value too large");
-        }
-        let mut kv = self.kv.lock();
-        let key = (h.namespace, h.key);
-        if !kv.contains_key(&key) && kv.len() >= MAX_KV_ENTRIES {
-            return RemotingCommand::error_to(req, response::SYSTEM_ERROR, "kv config full");
-        }
-        kv.insert(key, h.value);
-        RemotingCommand::success_to(req)
-    }
-
-    fn delete_kv(&self, req: &RemotingCommand) -> RemotingCommand {
-        match req.decode_header::<GetKvConfigRequestHeader>() {
-            Ok(h) => {
-                self.kv.lock().remove(&(h.namespace, h.key));
+        let kv = Arc::clone(&self.kv);
+        let (namespace, key) = (h.namespace.clone(), h.key.clone());
+        let written = self
+            .on_disk(move || kv.put(&h.namespace, &h.key, h.value))
+            .await;
+        match written {
+            Ok(()) => {
+                info!(%namespace, %key, "kv config item put");
                 RemotingCommand::success_to(req)
             }
-            Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+            Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e),
+        }
+    }
+
+    /// DELETE_KV_CONFIG: answered once the change is on disk.
+    async fn delete_kv(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h = match req.decode_header::<DeleteKvConfigRequestHeader>() {
+            Ok(h) => h,
+            Err(e) => return RemotingCommand::error_to(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let kv = Arc::clone(&self.kv);
+        let (namespace, key) = (h.namespace.clone(), h.key.clone());
+        let written = self.on_disk(move || kv.delete(&h.namespace, &h.key)).await;
+        match written {
+            Ok(()) => {
+                info!(%namespace, %key, "kv config item deleted");
+                RemotingCommand::success_to(req)
+            }
+            Err(e) => RemotingCommand::error_to(req, response::SYSTEM_ERROR, e),
+        }
+    }
+
+    /// Runs a KV change (which writes and fsyncs the file) off the request tasks' threads;
+    /// the error as a response remark.
+    async fn on_disk(
+        &self,
+        change: impl FnOnce() -> Result<(), KvConfigError> + Send + 'static,
+    ) -> Result<(), String> {
+        match tokio::task::spawn_blocking(change).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                warn!(error = %e, "kv config change refused");
+                Err(e.to_string())
+            }
+            Err(e) => Err(format!("kv config change failed: {e}")),
         }
     }
 
@@ -276,6 +366,11 @@ impl NameServer {
     }
 }
 
+/// A topic count as the `Integer` RocketMQ's response headers carry.
+fn count_header(count: usize) -> i32 {
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
 impl RequestProcessor for NameServer {
     async fn process(
         &self,
@@ -296,10 +391,14 @@ impl RequestProcessor for NameServer {
                 }
             }
             request::GET_TOPICS_BY_CLUSTER => self.topics_by_cluster(&req),
+            request::GET_SYSTEM_TOPIC_LIST_FROM_NS => self.system_topic_list(&req),
             request::DELETE_TOPIC_IN_NAMESRV => self.delete_topic(&req),
+            request::WIPE_WRITE_PERM_OF_BROKER => self.wipe_write_perm(&req),
+            request::ADD_WRITE_PERM_OF_BROKER => self.add_write_perm(&req),
             request::GET_KV_CONFIG => self.get_kv(&req),
-            request::PUT_KV_CONFIG => self.put_kv(&req),
-            request::DELETE_KV_CONFIG => self.delete_kv(&req),
+            request::PUT_KV_CONFIG => self.put_kv(&req).await,
+            request::DELETE_KV_CONFIG => self.delete_kv(&req).await,
+            request::GET_KVLIST_BY_NAMESPACE => self.get_kv_list(&req),
             // Our brokers always register in full (RocketMQ's forceRegister default), so
             // "changed" steers nothing; answer that it changed to be safe.
             request::QUERY_DATA_VERSION => RemotingCommand::success_to(&req)
@@ -335,9 +434,23 @@ impl RunningNameServer {
     }
 }
 
-/// Binds `host:listenPort` and serves until shut down.
+/// Loads the KV config from `config.kv_config_path`, binds `host:listenPort` and serves
+/// until shut down. A KV config that cannot be read is an `InvalidData` error carrying the
+/// [`KvConfigError`].
 pub async fn start(config: NamesrvConfig, host: &str) -> std::io::Result<RunningNameServer> {
-    let state = NameServer::new(config.clone());
+    let kv = KvConfig::load(&config.kv_config_path)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    start_with_kv(config, kv, host).await
+}
+
+/// [`start`] with a KV config already loaded (`mqnamesrv` loads it first, to report a bad
+/// file as such).
+pub async fn start_with_kv(
+    config: NamesrvConfig,
+    kv: KvConfig,
+    host: &str,
+) -> std::io::Result<RunningNameServer> {
+    let state = NameServer::new(config.clone(), kv);
     let server = RemotingServer::bind(
         (host, config.listen_port),
         ServerConfig::default(),
@@ -359,6 +472,16 @@ mod tests {
     use bytes::Bytes;
     use remoting::body::{TopicConfig, TopicConfigSerializeWrapper, TopicRouteData};
     use remoting::client::{ClientConfig, RemotingClient};
+
+    /// A name server on a free port keeping its KV config in `dir`.
+    async fn start_in(dir: &std::path::Path, config: NamesrvConfig) -> RunningNameServer {
+        let config = NamesrvConfig {
+            listen_port: 0,
+            kv_config_path: dir.join("kvConfig.json"),
+            ..config
+        };
+        start(config, "127.0.0.1").await.unwrap()
+    }
 
     fn register_request(name: &str, addr: &str, id: i64, topics: &[&str]) -> RemotingCommand {
         let mut wrapper = TopicConfigSerializeWrapper::default();
@@ -391,15 +514,8 @@ mod tests {
 
     #[tokio::test]
     async fn register_then_route_over_tcp() {
-        let ns = start(
-            NamesrvConfig {
-                listen_port: 0,
-                ..Default::default()
-            },
-            "127.0.0.1",
-        )
-        .await
-        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ns = start_in(dir.path(), NamesrvConfig::default()).await;
         let addr = ns.local_addr().to_string();
         let client = RemotingClient::new(ClientConfig::default());
         let t = Duration::from_secs(5);
@@ -446,15 +562,8 @@ mod tests {
 
     #[tokio::test]
     async fn broker_leaves_routes_when_its_connection_closes() {
-        let ns = start(
-            NamesrvConfig {
-                listen_port: 0,
-                ..Default::default()
-            },
-            "127.0.0.1",
-        )
-        .await
-        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ns = start_in(dir.path(), NamesrvConfig::default()).await;
         let addr = ns.local_addr().to_string();
         let t = Duration::from_secs(5);
         let broker_side = RemotingClient::new(ClientConfig::default());
@@ -473,5 +582,220 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         ns.shutdown().await;
+    }
+
+    fn route_perm(resp: &RemotingCommand) -> i32 {
+        assert_eq!(resp.code, response::SUCCESS, "{:?}", resp.remark);
+        TopicRouteData::decode(&resp.body).unwrap().queue_datas[0].perm
+    }
+
+    fn route_request(topic: &str) -> RemotingCommand {
+        RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_header(
+            &GetRouteInfoRequestHeader {
+                topic: topic.into(),
+                accept_standard_json_only: None,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn wipe_and_add_write_perm_over_tcp() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = start_in(dir.path(), NamesrvConfig::default()).await;
+        let addr = ns.local_addr().to_string();
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+        client
+            .invoke(
+                &addr,
+                register_request("b", "127.0.0.1:1", 0, &["T", "U"]),
+                t,
+            )
+            .await
+            .unwrap();
+
+        let wipe = RemotingCommand::request(request::WIPE_WRITE_PERM_OF_BROKER).with_header(
+            &WipeWritePermOfBrokerRequestHeader {
+                broker_name: "b".into(),
+            },
+        );
+        let resp = client.invoke(&addr, wipe, t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(resp.ext_field("wipeTopicCount"), Some("2"));
+        let resp = client.invoke(&addr, route_request("T"), t).await.unwrap();
+        assert_eq!(route_perm(&resp), 4);
+
+        // The broker's next (unchanged) registration does not undo it.
+        client
+            .invoke(
+                &addr,
+                register_request("b", "127.0.0.1:1", 0, &["T", "U"]),
+                t,
+            )
+            .await
+            .unwrap();
+        let resp = client.invoke(&addr, route_request("T"), t).await.unwrap();
+        assert_eq!(route_perm(&resp), 4);
+
+        let add = RemotingCommand::request(request::ADD_WRITE_PERM_OF_BROKER).with_header(
+            &AddWritePermOfBrokerRequestHeader {
+                broker_name: "b".into(),
+            },
+        );
+        let resp = client.invoke(&addr, add, t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(resp.ext_field("addTopicCount"), Some("2"));
+        let resp = client.invoke(&addr, route_request("U"), t).await.unwrap();
+        assert_eq!(route_perm(&resp), 6);
+
+        // An unknown broker changes nothing; a request without `brokerName` is refused.
+        let wipe_unknown = RemotingCommand::request(request::WIPE_WRITE_PERM_OF_BROKER)
+            .with_header(&WipeWritePermOfBrokerRequestHeader {
+                broker_name: "nobody".into(),
+            });
+        let resp = client.invoke(&addr, wipe_unknown, t).await.unwrap();
+        assert_eq!(resp.ext_field("wipeTopicCount"), Some("0"));
+        let bare = RemotingCommand::request(request::ADD_WRITE_PERM_OF_BROKER);
+        let resp = client.invoke(&addr, bare, t).await.unwrap();
+        assert_eq!(resp.code, response::SYSTEM_ERROR);
+        ns.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn system_topic_list_over_tcp() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = start_in(dir.path(), NamesrvConfig::default()).await;
+        let addr = ns.local_addr().to_string();
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+        let ask = || RemotingCommand::request(request::GET_SYSTEM_TOPIC_LIST_FROM_NS);
+
+        // No broker yet: an empty list and no address (fastjson leaves the null out).
+        let resp = client.invoke(&addr, ask(), t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(&resp.body[..], br#"{"topicList":[]}"#);
+
+        client
+            .invoke(&addr, register_request("b", "127.0.0.1:1", 0, &["T"]), t)
+            .await
+            .unwrap();
+        let resp = client.invoke(&addr, ask(), t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(
+            &resp.body[..],
+            br#"{"topicList":["C","b"],"brokerAddr":"127.0.0.1:1"}"#
+        );
+        ns.shutdown().await;
+    }
+
+    fn kv_request(code: i32, pairs: &[(&str, &str)]) -> RemotingCommand {
+        let mut command = RemotingCommand::request(code);
+        for (k, v) in pairs {
+            command.ext_fields.insert((*k).into(), (*v).into());
+        }
+        command
+    }
+
+    #[tokio::test]
+    async fn kv_config_is_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+        let get =
+            |key: &str| kv_request(request::GET_KV_CONFIG, &[("namespace", "NS"), ("key", key)]);
+        let list = |ns: &str| kv_request(request::GET_KVLIST_BY_NAMESPACE, &[("namespace", ns)]);
+
+        let ns = start_in(dir.path(), NamesrvConfig::default()).await;
+        let addr = ns.local_addr().to_string();
+        for (key, value) in [("a", "1"), ("b", "2")] {
+            let put = kv_request(
+                request::PUT_KV_CONFIG,
+                &[("namespace", "NS"), ("key", key), ("value", value)],
+            );
+            let resp = client.invoke(&addr, put, t).await.unwrap();
+            assert_eq!(resp.code, response::SUCCESS, "{:?}", resp.remark);
+        }
+        let delete = kv_request(
+            request::DELETE_KV_CONFIG,
+            &[("namespace", "NS"), ("key", "b")],
+        );
+        let resp = client.invoke(&addr, delete, t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        let resp = client.invoke(&addr, list("NS"), t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(&resp.body[..], br#"{"table":{"a":"1"}}"#);
+        let resp = client.invoke(&addr, list("Nope"), t).await.unwrap();
+        assert_eq!(resp.code, response::QUERY_NOT_FOUND);
+        assert_eq!(
+            resp.remark.as_deref(),
+            Some("No config item, Namespace: Nope")
+        );
+        let resp = client.invoke(&addr, list(""), t).await.unwrap();
+        assert_eq!(resp.code, response::QUERY_NOT_FOUND);
+        let bare = RemotingCommand::request(request::GET_KVLIST_BY_NAMESPACE);
+        let resp = client.invoke(&addr, bare, t).await.unwrap();
+        assert_eq!(resp.code, response::SYSTEM_ERROR, "namespace is required");
+        ns.shutdown().await;
+
+        let ns = start_in(dir.path(), NamesrvConfig::default()).await;
+        let addr = ns.local_addr().to_string();
+        let resp = client.invoke(&addr, get("a"), t).await.unwrap();
+        assert_eq!(resp.code, response::SUCCESS);
+        assert_eq!(resp.ext_field("value"), Some("1"));
+        let resp = client.invoke(&addr, get("b"), t).await.unwrap();
+        assert_eq!(resp.code, response::QUERY_NOT_FOUND);
+        ns.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_kv_config_stops_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kvConfig.json"), "{oops").unwrap();
+        let config = NamesrvConfig {
+            listen_port: 0,
+            kv_config_path: dir.path().join("kvConfig.json"),
+            ..NamesrvConfig::default()
+        };
+        let Err(e) = start(config, "127.0.0.1").await else {
+            panic!("started with a corrupt kvConfig.json");
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("kvConfig.json"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn order_topic_conf_only_with_order_message_enable() {
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+        for enabled in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = NamesrvConfig {
+                order_message_enable: enabled,
+                ..NamesrvConfig::default()
+            };
+            let ns = start_in(dir.path(), config).await;
+            let addr = ns.local_addr().to_string();
+            client
+                .invoke(&addr, register_request("b", "127.0.0.1:1", 0, &["T"]), t)
+                .await
+                .unwrap();
+            let put = kv_request(
+                request::PUT_KV_CONFIG,
+                &[
+                    ("namespace", ORDER_TOPIC_CONFIG_NAMESPACE),
+                    ("key", "T"),
+                    ("value", "b:4"),
+                ],
+            );
+            assert_eq!(client.invoke(&addr, put, t).await.unwrap().code, 0);
+            let resp = client.invoke(&addr, route_request("T"), t).await.unwrap();
+            let route = TopicRouteData::decode(&resp.body).unwrap();
+            let expected = enabled.then(|| "b:4".to_owned());
+            assert_eq!(
+                route.order_topic_conf, expected,
+                "orderMessageEnable={enabled}"
+            );
+            ns.shutdown().await;
+        }
     }
 }

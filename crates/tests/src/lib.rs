@@ -230,21 +230,51 @@ pub struct NameServer {
 }
 
 impl NameServer {
+    /// Starts `mqnamesrv` keeping its KV config in `dir` (never in `$HOME/namesrv`).
     pub fn start(dir: &Path) -> Result<NameServer> {
-        retry_on_port_clash(|| {
-            let port = free_port();
-            let conf = dir.join(format!("namesrv-{port}.conf"));
-            write_conf(&conf, &[("listenPort", port.to_string())])?;
-            let process = Process::spawn(
-                "mqnamesrv",
-                &binary("mqnamesrv"),
-                &["-c", conf.to_str().context("utf-8 path")?],
-                dir.join(format!("namesrv-{port}.log")),
-            )?;
-            let mut ns = NameServer { process, port };
-            wait_started(&mut ns.process, port)?;
-            Ok(ns)
-        })
+        NameServer::start_with(dir, &[])
+    }
+
+    /// [`NameServer::start`] with `extra` entries appended to its config (later keys win).
+    pub fn start_with(dir: &Path, extra: &[(&str, String)]) -> Result<NameServer> {
+        retry_on_port_clash(|| NameServer::spawn(dir, free_port(), extra))
+    }
+
+    /// Stops this name server (SIGTERM) and starts it again on the same port and KV config
+    /// file, with `extra` entries appended to its config.
+    pub fn restart_with(&mut self, dir: &Path, extra: &[(&str, String)]) -> Result<()> {
+        if !self.process.terminate(START_TIMEOUT) {
+            bail!("mqnamesrv on {} ignored SIGTERM", self.port);
+        }
+        *self = NameServer::spawn(dir, self.port, extra)?;
+        Ok(())
+    }
+
+    /// The KV config file of the name server on `port` started in `dir`.
+    pub fn kv_config_path(dir: &Path, port: u16) -> PathBuf {
+        dir.join(format!("namesrv-{port}-kvConfig.json"))
+    }
+
+    fn spawn(dir: &Path, port: u16, extra: &[(&str, String)]) -> Result<NameServer> {
+        let conf = dir.join(format!("namesrv-{port}.conf"));
+        let mut entries = vec![
+            ("listenPort", port.to_string()),
+            (
+                "kvConfigPath",
+                NameServer::kv_config_path(dir, port).display().to_string(),
+            ),
+        ];
+        entries.extend(extra.iter().cloned());
+        write_conf(&conf, &entries)?;
+        let process = Process::spawn(
+            "mqnamesrv",
+            &binary("mqnamesrv"),
+            &["-c", conf.to_str().context("utf-8 path")?],
+            dir.join(format!("namesrv-{port}-{}.log", unique_suffix())),
+        )?;
+        let mut ns = NameServer { process, port };
+        wait_started(&mut ns.process, port)?;
+        Ok(ns)
     }
 
     pub fn addr(&self) -> String {

@@ -1,6 +1,7 @@
 //! The broker's metadata: topic configs, subscription groups and consumer offsets.
 //!
 //! - [`persist`]: atomic JSON files under `storePathRootDir/config/`.
+//! - [`attributes`]: topic attributes (5.x `message.type`, ...) and their alterations.
 //! - [`topic`]: topic configs (`topics.json`), system topics and auto-creation.
 //! - [`subscription`]: consumer-group configs (`subscriptionGroup.json`).
 //! - [`offset`]: committed consumer offsets (`consumerOffset.json`).
@@ -14,6 +15,7 @@
 //! themselves: they call [`crate::BrokerContext::write_metadata`], which applies at once on a
 //! standalone broker and goes through the raft log in a group (see [`crate::group`]).
 
+pub mod attributes;
 pub mod offset;
 pub mod persist;
 pub mod subscription;

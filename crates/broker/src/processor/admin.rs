@@ -6,8 +6,6 @@
 //! DELETE_SUBSCRIPTIONGROUP (207), GET_BROKER_CONFIG (26), GET_ALL_CONSUMER_OFFSET (43).
 //! Topic changes are announced to the name servers right away.
 
-use std::collections::BTreeMap;
-
 use message::topic::{is_system_topic, system_topic_conflict_remark};
 use message::{validate_group, validate_topic};
 use remoting::body::{SubscriptionGroupConfig, TopicConfig, TopicList};
@@ -15,14 +13,14 @@ use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::header::admin::{
     CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader,
-    GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader,
+    GetSubscriptionGroupConfigRequestHeader, TopicRequestHeader, ViewBrokerStatsDataRequestHeader,
 };
 use tracing::info;
 
 use super::{decode_header, error, json_success, Refusal};
 use crate::context::BrokerContext;
 use crate::live_config::UpdateError;
-use crate::metadata::{MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
+use crate::metadata::{attributes, MetadataOp, OffsetOp, SubscriptionOp, TopicOp};
 
 /// Most queues a topic may have on one broker.
 const MAX_QUEUE_NUMS: i32 = 1024;
@@ -76,6 +74,14 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
             format!("perm {} is not a permission", header.perm),
         );
     }
+    let existing = ctx.topics.get(topic);
+    let attributes = match attributes::alter(
+        existing.as_ref().map(|config| &config.attributes),
+        header.attributes.as_deref(),
+    ) {
+        Ok(attributes) => attributes,
+        Err(e) => return error(request, response::SYSTEM_ERROR, e.to_string()),
+    };
     let config = TopicConfig {
         topic_name: header.topic.clone(),
         read_queue_nums: header.read_queue_nums,
@@ -84,7 +90,7 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
         topic_filter_type: header.topic_filter_type,
         topic_sys_flag: header.topic_sys_flag.unwrap_or(0),
         order: header.order,
-        attributes: BTreeMap::new(),
+        attributes,
     };
     match ctx
         .write_metadata(MetadataOp::Topic(TopicOp::Upsert(config)))
@@ -134,6 +140,25 @@ pub async fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
     }
     info!(%topic, "topic deleted");
     RemotingCommand::success_to(request)
+}
+
+/// VIEW_BROKER_STATS_DATA (315): one stats item's minute, hour and day figures.
+pub fn broker_stats_data(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let header: ViewBrokerStatsDataRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    match ctx.stats_items.view(&header.stats_name, &header.stats_key) {
+        Some(data) => json_success(request, &data),
+        None => error(
+            request,
+            response::SYSTEM_ERROR,
+            format!(
+                "The stats <{}> <{}> not exist",
+                header.stats_name, header.stats_key
+            ),
+        ),
+    }
 }
 
 /// GET_SYSTEM_TOPIC_LIST_FROM_BROKER (305): the topics RocketMQ reserves.

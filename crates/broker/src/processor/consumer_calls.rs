@@ -96,7 +96,7 @@ pub async fn consume_message_directly(
 async fn call_consumer(
     ctx: &BrokerContext,
     request: &RemotingCommand,
-    mut forwarded: RemotingCommand,
+    forwarded: RemotingCommand,
     group: &str,
     client_id: &str,
 ) -> RemotingCommand {
@@ -107,7 +107,6 @@ async fn call_consumer(
             format!("The Consumer <{group}> <{client_id}> not online"),
         );
     };
-    forwarded.opaque = RemotingCommand::request(forwarded.code).opaque;
     match channel.conn.invoke(forwarded, CALL_CLIENT_TIMEOUT).await {
         Ok(reply) => relay(request, reply),
         Err(CallError::Timeout { .. }) => error(

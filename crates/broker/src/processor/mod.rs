@@ -96,6 +96,7 @@ impl RequestProcessor for BrokerProcessor {
             code::GET_PRODUCER_CONNECTION_LIST => stats::producer_connections(ctx, &request),
             code::QUERY_TOPIC_CONSUME_BY_WHO => stats::consumed_by_whom(ctx, &request),
             code::GET_SYSTEM_TOPIC_LIST_FROM_BROKER => admin::system_topics(&request),
+            code::VIEW_BROKER_STATS_DATA => admin::broker_stats_data(ctx, &request),
             code::GET_CONSUMER_RUNNING_INFO => {
                 consumer_calls::consumer_running_info(ctx, &request).await
             }

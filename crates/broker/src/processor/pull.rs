@@ -34,6 +34,7 @@ use store::{GetMessageResult, GetMessageStatus};
 use tokio::time::Instant;
 
 use crate::context::BrokerContext;
+use crate::stats_items;
 
 /// Clients wait 30 s for a suspended pull; answer well before.
 pub const MAX_SUSPEND: Duration = Duration::from_secs(25);
@@ -288,7 +289,10 @@ async fn read_or_wait(
         let may_wait =
             parked.is_some() && Instant::now() < deadline && !ctx.shutdown.is_cancelled();
         match verdict {
-            Verdict::Found => return found(ctx, request, read),
+            Verdict::Found => {
+                count_get(ctx, &header.topic, &header.consumer_group, &read);
+                return found(ctx, request, read);
+            }
             Verdict::NothingNew if may_wait => {}
             // What arrived while parked was not for us and the read reached the end of
             // the queue: wait on from there. (If it stopped short of the end, the answer
@@ -341,6 +345,24 @@ async fn read_or_wait(
             _ = ctx.shutdown.cancelled() => {}
         }
     }
+}
+
+/// Per-group and broker-wide traffic (VIEW_BROKER_STATS_DATA).
+fn count_get(ctx: &BrokerContext, topic: &str, group: &str, read: &GetMessageResult) {
+    let items = &ctx.stats_items;
+    let key = format!("{topic}@{group}");
+    let messages = read.messages.len() as u64;
+    items.add(stats_items::GROUP_GET_NUMS, &key, messages);
+    items.add(
+        stats_items::GROUP_GET_SIZE,
+        &key,
+        read.buffer_total_size as u64,
+    );
+    items.add(
+        stats_items::BROKER_GET_NUMS,
+        &ctx.config.broker_cluster_name,
+        messages,
+    );
 }
 
 fn found(

@@ -35,6 +35,7 @@ use crate::limits;
 use crate::record::{append_record, complete_properties, NewMessage};
 use crate::schedule::divert::{self, Diverted};
 use crate::schedule::SCHEDULE_TOPIC;
+use crate::stats_items;
 use crate::store_facade::{PutOutcome, RecordBatch};
 
 pub async fn process(
@@ -321,7 +322,9 @@ async fn send_one(
     append_record(&mut batch, &message, ctx.store_host)
         .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
     let uniq_key = properties::find(&stored_properties, keys::UNIQ_KEY).map(str::to_owned);
+    let bytes = batch.byte_len() as u64;
     let outcome = put(ctx, batch).await?;
+    count_put(ctx, &target.topic, outcome.messages.len() as u64, bytes);
     Ok(respond(ctx, request, target, &outcome, uniq_key))
 }
 
@@ -383,7 +386,9 @@ async fn send_batch(
         .as_deref()
         .and_then(|p| properties::find(p, keys::UNIQ_KEY))
         .map(str::to_owned);
+    let bytes = batch.byte_len() as u64;
     let outcome = put(ctx, batch).await?;
+    count_put(ctx, &target.topic, outcome.messages.len() as u64, bytes);
     Ok(respond(ctx, request, target, &outcome, uniq_key))
 }
 
@@ -404,6 +409,18 @@ fn delay(
         target.queue_id,
     )
     .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))
+}
+
+/// Per-topic and broker-wide traffic (VIEW_BROKER_STATS_DATA).
+fn count_put(ctx: &BrokerContext, topic: &str, messages: u64, bytes: u64) {
+    let items = &ctx.stats_items;
+    items.add(stats_items::TOPIC_PUT_NUMS, topic, messages);
+    items.add(stats_items::TOPIC_PUT_SIZE, topic, bytes);
+    items.add(
+        stats_items::BROKER_PUT_NUMS,
+        &ctx.config.broker_cluster_name,
+        messages,
+    );
 }
 
 async fn put(ctx: &BrokerContext, batch: RecordBatch) -> Result<PutOutcome, Refusal> {

@@ -8,7 +8,12 @@ use std::time::Duration;
 
 use broker::config::BrokerConfig;
 use broker::RunningBroker;
+use remoting::body::{
+    ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData, MessageModel, ProducerData,
+    SubscriptionData,
+};
 use remoting::client::{ClientConfig, RemotingClient};
+use remoting::code::request;
 use remoting::command::RemotingCommand;
 use remoting::connection::RequestProcessor;
 use tempfile::TempDir;
@@ -121,4 +126,25 @@ pub async fn send_tagged(
 ) -> RemotingCommand {
     let header = send_header(topic, queue_id, &props(&[("TAGS", tag)]));
     broker.call(send_v2(&header, body)).await
+}
+
+/// A Java consumer's heartbeat: client `client_id` in `group`, subscribed to all of `topic`
+/// (and producer group PG).
+pub fn consumer_heartbeat(client_id: &str, group: &str, topic: &str) -> RemotingCommand {
+    let data = HeartbeatData {
+        client_id: client_id.into(),
+        producer_data_set: vec![ProducerData {
+            group_name: "PG".into(),
+        }],
+        consumer_data_set: vec![ConsumerData {
+            group_name: group.into(),
+            consume_type: ConsumeType::ConsumePassively,
+            message_model: MessageModel::Clustering,
+            consume_from_where: ConsumeFromWhere::ConsumeFromLastOffset,
+            subscription_data_set: vec![SubscriptionData::tag(topic, "*", 1).unwrap()],
+            unit_mode: false,
+        }],
+        ..HeartbeatData::default()
+    };
+    RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use namesrv::config::NamesrvConfig;
+use namesrv::kvconfig::KvConfig;
 use tracing::{info, warn};
 
 #[derive(Parser)]
@@ -35,9 +36,12 @@ fn main() -> anyhow::Result<()> {
         }
         None => NamesrvConfig::default(),
     };
+    // A KV config that cannot be read stops start-up, as in RocketMQ, before the port opens.
+    let kv = KvConfig::load(&config.kv_config_path).context("loading the KV config")?;
+    info!(path = %kv.path().display(), entries = kv.len(), "KV config loaded");
     let runtime = launch::runtime("namesrv").context("starting the runtime")?;
     runtime.block_on(async {
-        let ns = namesrv::server::start(config, &args.host)
+        let ns = namesrv::server::start_with_kv(config, kv, &args.host)
             .await
             .context("binding the name server port")?;
         info!(addr = %ns.local_addr(), "The Name Server boot success.");

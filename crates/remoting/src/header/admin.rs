@@ -62,6 +62,15 @@ command_header! {
 }
 
 command_header! {
+    /// VIEW_BROKER_STATS_DATA (315): `statsName` such as TOPIC_PUT_NUMS, `statsKey` the
+    /// topic (or `topic@group` for GROUP_GET_NUMS).
+    pub struct ViewBrokerStatsDataRequestHeader {
+        stats_name: String = "statsName",
+        stats_key: String = "statsKey",
+    }
+}
+
+command_header! {
     /// DELETE_SUBSCRIPTIONGROUP (207).
     pub struct DeleteSubscriptionGroupRequestHeader {
         group_name: String = "groupName",
@@ -88,15 +97,6 @@ command_header! {
     pub struct QueryConsumeTimeSpanRequestHeader {
         topic: String = "topic",
         group: String = "group",
-    }
-}
-
-command_header! {
-    /// VIEW_BROKER_STATS_DATA (315): one of the broker's statistics (`TOPIC_PUT_NUMS` by
-    /// topic, `GROUP_GET_NUMS` by `topic@group`, ...).
-    pub struct ViewBrokerStatsDataRequestHeader {
-        stats_name: String = "statsName",
-        stats_key: String = "statsKey",
     }
 }
 

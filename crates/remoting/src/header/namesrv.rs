@@ -79,6 +79,13 @@ command_header! {
 }
 
 command_header! {
+    /// GET_KVLIST_BY_NAMESPACE (219): the response body is a `KvTable`.
+    pub struct GetKvListByNamespaceRequestHeader {
+        namespace: String = "namespace",
+    }
+}
+
+command_header! {
     /// PUT_KV_CONFIG (100).
     pub struct PutKvConfigRequestHeader {
         namespace: String = "namespace",

@@ -1,0 +1,178 @@
+//! Per-topic and per-group traffic, as RocketMQ's `BrokerStatsManager` keeps it and
+//! VIEW_BROKER_STATS_DATA (315) reports it (`mqadmin statsAll` reads it): for each stats
+//! name (`TOPIC_PUT_NUMS`, `TOPIC_PUT_SIZE`, `GROUP_GET_NUMS` keyed `topic@group`, ...) and
+//! key, the sum, rate and average per call over the last minute, hour and day.
+//!
+//! Each item counts a total and the number of calls; snapshots of both are taken every
+//! 10 s for the minute, every minute for the hour and every hour for the day, so the
+//! windows are answered from two snapshots, without a per-message cost beyond two atomic
+//! adds.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+pub const TOPIC_PUT_NUMS: &str = "TOPIC_PUT_NUMS";
+pub const TOPIC_PUT_SIZE: &str = "TOPIC_PUT_SIZE";
+pub const GROUP_GET_NUMS: &str = "GROUP_GET_NUMS";
+pub const GROUP_GET_SIZE: &str = "GROUP_GET_SIZE";
+pub const BROKER_PUT_NUMS: &str = "BROKER_PUT_NUMS";
+pub const BROKER_GET_NUMS: &str = "BROKER_GET_NUMS";
+
+/// Most items kept; past it new keys are not counted (a client inventing topic names must
+/// not grow the broker's memory).
+const MAX_ITEMS: usize = 100_000;
+
+/// How many snapshots each window keeps, and how many 10-second ticks apart they are.
+const MINUTE: (usize, u64) = (7, 1);
+const HOUR: (usize, u64) = (61, 6);
+const DAY: (usize, u64) = (25, 360);
+
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    at_ms: i64,
+    sum: u64,
+    times: u64,
+}
+
+#[derive(Debug, Default)]
+struct Item {
+    sum: AtomicU64,
+    times: AtomicU64,
+    minute: Mutex<VecDeque<Snapshot>>,
+    hour: Mutex<VecDeque<Snapshot>>,
+    day: Mutex<VecDeque<Snapshot>>,
+}
+
+/// One window's figures, as RocketMQ's `BrokerStatsItem` (JSON `{sum, tps, avgpt}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct WindowStats {
+    pub sum: u64,
+    pub tps: f64,
+    pub avgpt: f64,
+}
+
+/// VIEW_BROKER_STATS_DATA's body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerStatsData {
+    pub stats_minute: WindowStats,
+    pub stats_hour: WindowStats,
+    pub stats_day: WindowStats,
+}
+
+#[derive(Default)]
+pub struct StatsItems {
+    items: RwLock<HashMap<(&'static str, String), Arc<Item>>>,
+    ticks: AtomicU64,
+}
+
+impl StatsItems {
+    /// Adds `value` (messages or bytes) for one call under `name` / `key`.
+    pub fn add(&self, name: &'static str, key: &str, value: u64) {
+        let item = {
+            let items = self.items.read();
+            items.get(&(name, key.to_owned())).cloned()
+        };
+        let item = match item {
+            Some(item) => item,
+            None => {
+                let mut items = self.items.write();
+                if items.len() >= MAX_ITEMS && !items.contains_key(&(name, key.to_owned())) {
+                    return;
+                }
+                Arc::clone(items.entry((name, key.to_owned())).or_default())
+            }
+        };
+        item.sum.fetch_add(value, Ordering::Relaxed);
+        item.times.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes the snapshots due; call every 10 seconds.
+    pub fn sample(&self, now_ms: i64) {
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
+        let items: Vec<Arc<Item>> = self.items.read().values().cloned().collect();
+        for item in items {
+            let snapshot = Snapshot {
+                at_ms: now_ms,
+                sum: item.sum.load(Ordering::Relaxed),
+                times: item.times.load(Ordering::Relaxed),
+            };
+            for (window, (kept, every)) in
+                [(&item.minute, MINUTE), (&item.hour, HOUR), (&item.day, DAY)]
+            {
+                if tick.is_multiple_of(every) {
+                    let mut window = window.lock();
+                    window.push_back(snapshot);
+                    while window.len() > kept {
+                        window.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The figures of `name` / `key`, or `None` when nothing was ever counted there.
+    pub fn view(&self, name: &str, key: &str) -> Option<BrokerStatsData> {
+        let item = self
+            .items
+            .read()
+            .iter()
+            .find(|((n, k), _)| *n == name && k == key)
+            .map(|(_, item)| Arc::clone(item))?;
+        let stats = BrokerStatsData {
+            stats_minute: window_stats(&item.minute.lock()),
+            stats_hour: window_stats(&item.hour.lock()),
+            stats_day: window_stats(&item.day.lock()),
+        };
+        Some(stats)
+    }
+}
+
+fn window_stats(snapshots: &VecDeque<Snapshot>) -> WindowStats {
+    let (Some(first), Some(last)) = (snapshots.front(), snapshots.back()) else {
+        return WindowStats::default();
+    };
+    let sum = last.sum.saturating_sub(first.sum);
+    let times = last.times.saturating_sub(first.times);
+    let elapsed_ms = last.at_ms.saturating_sub(first.at_ms);
+    WindowStats {
+        sum,
+        tps: if elapsed_ms > 0 {
+            sum as f64 * 1000.0 / elapsed_ms as f64
+        } else {
+            0.0
+        },
+        avgpt: if times > 0 {
+            sum as f64 / times as f64
+        } else {
+            0.0
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_come_from_snapshots_and_unknown_keys_have_none() {
+        let stats = StatsItems::default();
+        stats.add(TOPIC_PUT_NUMS, "T", 0);
+        stats.sample(0);
+        stats.add(TOPIC_PUT_NUMS, "T", 30);
+        stats.add(TOPIC_PUT_NUMS, "T", 10);
+        stats.sample(10_000);
+        let view = stats.view(TOPIC_PUT_NUMS, "T").unwrap();
+        assert_eq!(view.stats_minute.sum, 40);
+        assert!((view.stats_minute.tps - 4.0).abs() < 1e-9);
+        assert!((view.stats_minute.avgpt - 20.0).abs() < 1e-9);
+        assert!(stats.view(TOPIC_PUT_NUMS, "Other").is_none());
+        assert!(stats.view(GROUP_GET_NUMS, "T").is_none());
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(json.starts_with(r#"{"statsMinute":{"sum":40,"#), "{json}");
+    }
+}
