@@ -1070,18 +1070,63 @@ async fn mqadmin_stats_count_traffic_and_lag() {
     cluster.create_topic("Counted", 2).await;
     cluster.create_topic("Quiet", 1).await;
     let producer = producer(&cluster);
-    send_per_queue(&producer, "Counted", &[&["a", "b"], &["c"]]).await;
-    send_per_queue(&producer, "Quiet", &[&["q"]]).await;
-    // A group that has pulled and committed the first message of queue 0.
     let reader = PullConsumer::start(cluster.options(), "counters").unwrap();
     let queue = MessageQueue::new("Counted", "broker-a", 0);
-    let pulled = reader.pull(&queue, "*", 0, 1).await.unwrap();
-    assert_eq!(pulled.messages.len(), 1);
+    // Traffic in two rounds more than one of the broker's 10-second stats samples apart,
+    // so its minute window counts the second round whether or not it counts a key's
+    // first burst.
+    send_per_queue(&producer, "Counted", &[&["a"], &[]]).await;
+    send_per_queue(&producer, "Quiet", &[&["q"]]).await;
+    assert_eq!(
+        reader.pull(&queue, "*", 0, 1).await.unwrap().messages.len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    send_per_queue(&producer, "Counted", &[&["b"], &["c"]]).await;
+    assert_eq!(
+        reader.pull(&queue, "*", 1, 1).await.unwrap().messages.len(),
+        1
+    );
+    // The group has committed the first message of queue 0: two are left.
     reader.commit_offset(&queue, 1).await.unwrap();
     let admin = Admin::start(cluster.options()).unwrap();
     wait_for_group(&admin, "counters", 2).await;
 
-    let out = tool_ok("mqadmin", &["statsAll", "-n", &ns, "-t", "Counted"], None).await;
+    // statsAll prints the broker's own counters (VIEW_BROKER_STATS_DATA), which count
+    // the second round once the broker has sampled it.
+    let figures = || {
+        let (admin, broker) = (admin.clone(), broker.clone());
+        async move {
+            let put = admin
+                .broker_stats_data(&broker, client::admin::TOPIC_PUT_NUMS, "Counted")
+                .await
+                .unwrap();
+            let got = admin
+                .broker_stats_data(&broker, client::admin::GROUP_GET_NUMS, "Counted@counters")
+                .await
+                .unwrap();
+            (put.sum_24_hours(), got.sum_24_hours())
+        }
+    };
+    let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    eventually("statsAll showing the sampled traffic", || {
+        let (ns, last, figures) = (ns.clone(), last.clone(), &figures);
+        async move {
+            let before = figures().await;
+            let run = tool("mqadmin", &["statsAll", "-n", &ns, "-t", "Counted"], None).await;
+            let after = figures().await;
+            let printed = rows_starting(&run.out, "Counted").first().map(|cols| {
+                (
+                    cols[5].parse::<i64>().unwrap(),
+                    cols[6].parse::<i64>().unwrap(),
+                )
+            });
+            *last.lock().unwrap() = run.out;
+            run.ok && before == after && printed == Some(before) && before.0 >= 2 && before.1 >= 1
+        }
+    })
+    .await;
+    let out = last.lock().unwrap().clone();
     assert!(
         out.starts_with(&format!(
             "{:<64}  {:<64} {:>12} {:>11} {:>11} {:>14} {:>14}\n",
@@ -1095,15 +1140,19 @@ async fn mqadmin_stats_count_traffic_and_lag() {
         )),
         "{out}"
     );
-    assert_eq!(
-        rows_starting(&out, "Counted"),
-        [["Counted", "counters", "2", "0.00", "0.00", "3", "1"]],
-        "{out}"
+    let row = &rows_starting(&out, "Counted")[0];
+    assert_eq!(row[..3], ["Counted", "counters", "2"], "{out}");
+    assert!(
+        row[3].parse::<f64>().unwrap() > 0.0,
+        "puts in the last minute: {out}"
     );
+    // A topic nobody consumes.
     let out = tool_ok("mqadmin", &["statsAll", "-n", &ns, "-t", "Quiet"], None).await;
+    let rows = rows_starting(&out, "Quiet");
+    assert_eq!(rows.len(), 1, "{out}");
     assert_eq!(
-        rows_starting(&out, "Quiet"),
-        [["Quiet", "0", "0.00", "1", "NO_CONSUMER"]],
+        (rows[0][1], rows[0].last().copied()),
+        ("0", Some("NO_CONSUMER")),
         "{out}"
     );
     let out = tool_ok("mqadmin", &["statsAll", "-n", &ns, "--json"], None).await;
@@ -1119,6 +1168,7 @@ async fn mqadmin_stats_count_traffic_and_lag() {
         "{out}"
     );
     assert!(!topics.iter().any(|t| t.starts_with("%RETRY%")), "{out}");
+    assert_eq!(stats["source"], "brokerStats", "{out}");
 
     let out = tool_ok(
         "mqadmin",
@@ -1160,4 +1210,76 @@ async fn mqadmin_stats_count_traffic_and_lag() {
     reader.shutdown();
     admin.shutdown();
     producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqadmin_wipes_and_adds_back_a_brokers_write_permission() {
+    let cluster = Cluster::start().await;
+    let ns = cluster.namesrv_addr();
+    cluster.create_topic("Guarded", 2).await;
+    let admin = Admin::start(cluster.options()).unwrap();
+    // The name server counts the topics in which the broker has queues.
+    let mut served = 0;
+    for topic in admin.topic_list().await.unwrap() {
+        let route = admin.topic_route(&topic).await;
+        if route.is_ok_and(|r| r.queue_datas.iter().any(|q| q.broker_name == "broker-a")) {
+            served += 1;
+        }
+    }
+    assert!(served > 1, "Guarded and the broker's own topics");
+    let perm = || {
+        let admin = admin.clone();
+        async move { admin.topic_route("Guarded").await.unwrap().queue_datas[0].perm }
+    };
+
+    // A second name server that is not there: reported, and the command fails.
+    let both = format!("{ns};127.0.0.1:1");
+    let ToolRun { ok, out, err } = tool(
+        "mqadmin",
+        &["wipeWritePerm", "-n", &both, "-b", "broker-a"],
+        None,
+    )
+    .await;
+    assert!(!ok, "one name server failed: {err}");
+    assert_eq!(
+        out,
+        format!(
+            "wipe write perm of broker[broker-a] in name server[{ns}] OK, {served}\n\
+             wipe write perm of broker[broker-a] in name server[127.0.0.1:1] Failed\n"
+        )
+    );
+    assert_eq!(perm().await, remoting::body::perm::READ);
+
+    let out = tool_ok(
+        "mqadmin",
+        &["addWritePerm", "-n", &ns, "-b", "broker-a", "--json"],
+        None,
+    )
+    .await;
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer[0]["addTopicCount"], served, "{out}");
+    assert_eq!(perm().await, remoting::body::perm::READ_WRITE);
+
+    let out = tool_ok(
+        "mqadmin",
+        &["wipeWritePerm", "-n", &ns, "-b", "broker-a"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        out,
+        format!("wipe write perm of broker[broker-a] in name server[{ns}] OK, {served}\n")
+    );
+    let out = tool_ok(
+        "mqadmin",
+        &["addWritePerm", "-n", &ns, "-b", "broker-a"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        out,
+        format!("add write perm of broker[broker-a] in name server[{ns}] OK, {served}\n")
+    );
+    assert_eq!(perm().await, remoting::body::perm::READ_WRITE);
+    admin.shutdown();
 }
