@@ -2,8 +2,9 @@
 //! group's consume stats on one broker (GET_BROKER_CONSUME_STATS, 317), and the per topic
 //! and group view of `mqadmin statsAll`.
 //!
-//! Brokers that do not answer 315 or 317 (this project's broker answers neither yet) are
-//! asked what they do answer instead, and the result says so: see [`StatsSource`].
+//! Brokers that do not answer 315 or 317 (this project's broker answers 315 but not 317
+//! yet) are asked what they do answer instead, and the result says so: see
+//! [`StatsSource`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
