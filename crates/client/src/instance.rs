@@ -18,7 +18,7 @@ use remoting::body::route::MASTER_ID;
 use remoting::body::running::prop;
 use remoting::body::{
     ConsumerData, ConsumerRunningInfo, GetConsumerStatusBody, HeartbeatData, MessageQueue,
-    ProducerData, TopicRouteData,
+    ProducerData, ResetOffsetBody, TopicRouteData,
 };
 use remoting::client::RemotingClient;
 use remoting::code::request;
@@ -27,7 +27,7 @@ use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
 use remoting::header::client::{
     GetConsumerRunningInfoRequestHeader, GetConsumerStatusRequestHeader,
-    NotifyConsumerIdsChangedRequestHeader,
+    NotifyConsumerIdsChangedRequestHeader, ResetOffsetRequestHeader,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -56,6 +56,9 @@ pub(crate) trait ConsumerReport: Send + Sync {
     fn running_info(&self) -> ConsumerRunningInfo;
     /// The offsets it holds for the queues of `topic` it consumes.
     fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64>;
+    /// RESET_CONSUMER_CLIENT_OFFSET (220): the broker moved the group's offsets of
+    /// `topic` (`mqadmin resetOffsetByTime`); consumption goes on from them.
+    fn reset_offsets(&self, topic: &str, offsets: BTreeMap<MessageQueue, i64>);
 }
 
 type ConsumerTable = DashMap<String, ConsumerEntry>;
@@ -496,6 +499,26 @@ impl BrokerRequestHandler {
         RemotingCommand::success_to(request).with_body(info.encode())
     }
 
+    /// RESET_CONSUMER_CLIENT_OFFSET (220): the broker has reset the group's offsets.
+    fn reset_offsets(&self, request: &RemotingCommand) {
+        let header = match request.decode_header::<ResetOffsetRequestHeader>() {
+            Ok(header) => header,
+            Err(error) => return debug!(%error, "bad RESET_CONSUMER_CLIENT_OFFSET"),
+        };
+        let body = match ResetOffsetBody::decode(&request.body) {
+            Ok(body) => body,
+            Err(error) => return debug!(%error, "unreadable RESET_CONSUMER_CLIENT_OFFSET body"),
+        };
+        let report = self
+            .consumers
+            .get(&header.group)
+            .and_then(|entry| entry.report.clone());
+        if let Some(report) = report {
+            info!(group = %header.group, topic = %header.topic, "broker reset the group's offsets");
+            report.reset_offsets(&header.topic, body.offset_table);
+        }
+    }
+
     /// GET_CONSUMER_STATUS_FROM_CLIENT (221): this member's offsets of a topic, for
     /// INVOKE_BROKER_TO_GET_CONSUMER_STATUS (`mqadmin getConsumerStatus`).
     fn consumer_status(&self, request: &RemotingCommand) -> RemotingCommand {
@@ -538,6 +561,11 @@ impl RequestProcessor for BrokerRequestHandler {
                     }
                     Err(error) => debug!(%error, "bad NOTIFY_CONSUMER_IDS_CHANGED"),
                 }
+                // One-way from the broker: the server loop sends nothing back.
+                Some(RemotingCommand::success_to(&request))
+            }
+            request::RESET_CONSUMER_CLIENT_OFFSET => {
+                self.reset_offsets(&request);
                 // One-way from the broker: the server loop sends nothing back.
                 Some(RemotingCommand::success_to(&request))
             }

@@ -380,6 +380,41 @@ impl ConsumerReport for Report {
         }
     }
 
+    /// As Java's client does: the topic's queues are dropped (buffered messages are
+    /// forgotten, listener calls in flight commit nothing), the new offsets stored, and a
+    /// rebalance takes the queues up again from there.
+    fn reset_offsets(&self, topic: &str, offsets: BTreeMap<MessageQueue, i64>) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let topic = topic.to_owned();
+        tokio::spawn(async move {
+            {
+                let _no_rebalance_meanwhile = inner.rebalancing.lock().await;
+                let taken: Vec<Arc<ProcessQueue>> = {
+                    let mut queues = inner.queues.lock();
+                    let keys: Vec<MessageQueue> = queues
+                        .keys()
+                        .filter(|q| q.topic == topic)
+                        .cloned()
+                        .collect();
+                    keys.iter().filter_map(|q| queues.remove(q)).collect()
+                };
+                for pq in &taken {
+                    pq.drop_queue();
+                }
+                for (queue, offset) in offsets.iter().filter(|(q, _)| q.topic == topic) {
+                    inner.offsets.update(queue, *offset, false);
+                    if let Err(error) = inner.offsets.persist(queue).await {
+                        debug!(?queue, %error, "storing a reset offset failed");
+                    }
+                }
+                info!(%topic, queues = taken.len(), "offsets reset by the broker");
+            }
+            inner.rebalance_now.notify_one();
+        });
+    }
+
     fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {
         let Some(inner) = self.0.upgrade() else {
             return BTreeMap::new();
