@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use client::{Admin, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer};
 use common::{
-    eventually, push_options, recorder, tool, tool_ok, topic_status_total, wait_for_topic_list,
-    Cluster, Seen, ToolRun, CLUSTER,
+    bodies, eventually, push_options, recorder, tool, tool_ok, topic_status_total,
+    wait_for_topic_list, Cluster, Seen, ToolRun, CLUSTER,
 };
 
 fn producer(cluster: &Cluster) -> Producer {
@@ -752,6 +752,37 @@ async fn mqadmin_shows_connections_and_what_consumers_report() {
     )
     .await;
     assert!(!ok && !err.is_empty(), "an unknown group has no connection");
+
+    // A reset reaches the online member, which consumes everything again from there.
+    let out = tool_ok(
+        "mqadmin",
+        &[
+            "resetOffsetByTime",
+            "-n",
+            &ns,
+            "-g",
+            "watchers",
+            "-t",
+            "Watched",
+            "-s",
+            "0",
+        ],
+        None,
+    )
+    .await;
+    let rows: Vec<(&str, &str)> = rows_starting(&out, "broker-a")
+        .iter()
+        .map(|c| (c[1], c[2]))
+        .collect();
+    assert_eq!(rows, [("0", "0"), ("1", "0")], "{out}");
+    eventually("the 4 messages consumed again", || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().len() == 8 }
+    })
+    .await;
+    let mut again = bodies(&seen);
+    again.sort();
+    assert_eq!(again, ["a", "a", "b", "b", "c", "c", "d", "d"]);
     consumer.shutdown().await;
     producer.shutdown().await;
 }
