@@ -710,6 +710,52 @@ async fn mqadmin_shows_connections_and_what_consumers_report() {
 
     let out = tool_ok(
         "mqadmin",
+        &[
+            "getConsumerStatus",
+            "-n",
+            &ns,
+            "-g",
+            "watchers",
+            "-t",
+            "Watched",
+            "-i",
+            &client_id,
+            "--json",
+        ],
+        None,
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let offsets: Vec<i64> = status[&client_id]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, [2, 2], "{out}");
+    let out = tool_ok(
+        "mqadmin",
+        &[
+            "producerConnection",
+            "-n",
+            &ns,
+            "-g",
+            "tools-tests",
+            "-t",
+            "Watched",
+            "--json",
+        ],
+        None,
+    )
+    .await;
+    let connection: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        connection["connectionSet"][0]["clientId"],
+        producer_id.as_str(),
+        "{out}"
+    );
+    let out = tool_ok(
+        "mqadmin",
         &["consumerConnection", "-n", &ns, "-g", "watchers", "--json"],
         None,
     )
@@ -951,6 +997,36 @@ async fn mqadmin_reads_and_changes_broker_config_and_subscription_groups() {
         )),
         "{out}"
     );
+    let out = tool_ok(
+        "mqadmin",
+        &[
+            "updateSubGroup",
+            "-n",
+            &ns,
+            "-b",
+            &broker,
+            "-g",
+            "other-group",
+            "-d",
+            "true",
+            "--json",
+        ],
+        None,
+    )
+    .await;
+    let written: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(written["brokers"][0], broker.as_str(), "{out}");
+    assert_eq!(
+        written["subscriptionGroupConfig"]["consumeBroadcastEnable"], true,
+        "{out}"
+    );
+    assert!(
+        admin
+            .subscription_group(&broker, "other-group")
+            .await
+            .unwrap()
+            .consume_broadcast_enable
+    );
     let gone = admin.subscription_group(&broker, "audit-group").await;
     assert_eq!(
         gone.err().and_then(|e| e.response_code()),
@@ -1002,6 +1078,32 @@ async fn mqadmin_prints_messages_by_queue_offset_and_time() {
         out.contains(&format!("{:<20} b0\n", "Message Body:")),
         "{out}"
     );
+    let out = tool_ok(
+        "mqadmin",
+        &[
+            "queryMsgByOffset",
+            "-n",
+            &ns,
+            "-t",
+            "Printed",
+            "-b",
+            "broker-a",
+            "-i",
+            "1",
+            "-o",
+            "0",
+            "--json",
+        ],
+        None,
+    )
+    .await;
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (found["queueId"].as_i64(), found["queueOffset"].as_i64()),
+        (Some(1), Some(0)),
+        "{out}"
+    );
+    assert_eq!(found["body"], "a1", "{out}");
     let ToolRun { ok, err, .. } = tool(
         "mqadmin",
         &[
