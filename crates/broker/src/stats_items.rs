@@ -15,6 +15,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
+use crate::clock::now_ms;
+
 pub const TOPIC_PUT_NUMS: &str = "TOPIC_PUT_NUMS";
 pub const TOPIC_PUT_SIZE: &str = "TOPIC_PUT_SIZE";
 pub const GROUP_GET_NUMS: &str = "GROUP_GET_NUMS";
@@ -40,6 +42,9 @@ struct Snapshot {
 
 #[derive(Debug, Default)]
 struct Item {
+    /// When the item was first counted: its windows start from zero there, so a first
+    /// burst counts.
+    created_at_ms: i64,
     sum: AtomicU64,
     times: AtomicU64,
     minute: Mutex<VecDeque<Snapshot>>,
@@ -84,7 +89,12 @@ impl StatsItems {
                 if items.len() >= MAX_ITEMS && !items.contains_key(&(name, key.to_owned())) {
                     return;
                 }
-                Arc::clone(items.entry((name, key.to_owned())).or_default())
+                Arc::clone(items.entry((name, key.to_owned())).or_insert_with(|| {
+                    Arc::new(Item {
+                        created_at_ms: now_ms(),
+                        ..Item::default()
+                    })
+                }))
             }
         };
         item.sum.fetch_add(value, Ordering::Relaxed);
@@ -106,6 +116,13 @@ impl StatsItems {
             {
                 if tick.is_multiple_of(every) {
                     let mut window = window.lock();
+                    if window.is_empty() {
+                        window.push_back(Snapshot {
+                            at_ms: item.created_at_ms.min(now_ms),
+                            sum: 0,
+                            times: 0,
+                        });
+                    }
                     window.push_back(snapshot);
                     while window.len() > kept {
                         window.pop_front();
@@ -161,15 +178,21 @@ mod tests {
     #[test]
     fn windows_come_from_snapshots_and_unknown_keys_have_none() {
         let stats = StatsItems::default();
-        stats.add(TOPIC_PUT_NUMS, "T", 0);
-        stats.sample(0);
+        let start_ms = now_ms();
+        // A new key's first burst counts from zero, as RocketMQ's counters do.
         stats.add(TOPIC_PUT_NUMS, "T", 30);
         stats.add(TOPIC_PUT_NUMS, "T", 10);
-        stats.sample(10_000);
+        stats.sample(start_ms + 10_000);
         let view = stats.view(TOPIC_PUT_NUMS, "T").unwrap();
         assert_eq!(view.stats_minute.sum, 40);
-        assert!((view.stats_minute.tps - 4.0).abs() < 1e-9);
+        assert!((view.stats_minute.tps - 4.0).abs() < 0.01, "{view:?}");
         assert!((view.stats_minute.avgpt - 20.0).abs() < 1e-9);
+        stats.add(TOPIC_PUT_NUMS, "T", 20);
+        stats.sample(start_ms + 20_000);
+        assert_eq!(
+            stats.view(TOPIC_PUT_NUMS, "T").unwrap().stats_minute.sum,
+            60
+        );
         assert!(stats.view(TOPIC_PUT_NUMS, "Other").is_none());
         assert!(stats.view(GROUP_GET_NUMS, "T").is_none());
         let json = serde_json::to_string(&view).unwrap();

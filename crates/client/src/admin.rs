@@ -1,6 +1,13 @@
 //! The admin API (what RocketMQ's `DefaultMQAdminExt` offers `mqadmin`): topics, routes,
 //! clusters, broker runtime stats, consumer progress, message lookup, and the broker
-//! group (Raft) view.
+//! group (Raft) view; in the files beside this one:
+//!
+//! - `consumers`: offsets reset by time or cloned, what online consumers report
+//!   (running info, status), producer connections, subscription groups.
+//! - `brokers`: broker config read and changed, cluster members, name servers' write
+//!   permission of a broker.
+//! - `reading`: pulling messages by queue and offset under the tools' group.
+//! - `stats`: broker stats data, a broker's consume stats, per topic traffic.
 //!
 //! ```no_run
 //! use client::{Admin, ClientOptions};
@@ -15,6 +22,11 @@
 //! println!("lag: {}", progress.total_diff());
 //! # Ok(()) }
 //! ```
+
+mod brokers;
+mod consumers;
+mod reading;
+mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +51,11 @@ use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
 use crate::instance::{broker_error, ClientInstance};
 use crate::message::{decode_messages, ReceivedMessage};
+
+pub use brokers::BrokerMembers;
+pub use consumers::ConsumerStatusTable;
+pub use reading::TOOLS_CONSUMER_GROUP;
+pub use stats::{GroupTraffic, StatsSource, TopicTraffic, GROUP_GET_NUMS, TOPIC_PUT_NUMS};
 
 /// The KV namespace name servers keep ordered-topic configs in (`orderTopicConf`).
 pub const ORDER_TOPIC_CONFIG_NAMESPACE: &str = "ORDER_TOPIC_CONFIG";

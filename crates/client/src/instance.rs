@@ -15,12 +15,20 @@ use dashmap::DashMap;
 use message::UniqIdGenerator;
 use parking_lot::{Mutex, RwLock};
 use remoting::body::route::MASTER_ID;
-use remoting::body::{ConsumerData, HeartbeatData, ProducerData, TopicRouteData};
+use remoting::body::running::prop;
+use remoting::body::{
+    ConsumerData, ConsumerRunningInfo, GetConsumerStatusBody, HeartbeatData, MessageQueue,
+    ProducerData, ResetOffsetBody, TopicRouteData,
+};
 use remoting::client::RemotingClient;
 use remoting::code::request;
+use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
-use remoting::header::client::NotifyConsumerIdsChangedRequestHeader;
+use remoting::header::client::{
+    GetConsumerRunningInfoRequestHeader, GetConsumerStatusRequestHeader,
+    NotifyConsumerIdsChangedRequestHeader, ResetOffsetRequestHeader,
+};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,11 +38,27 @@ use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
 use crate::route::TopicRoute;
 
-/// How a consumer group appears in heartbeats, and the signal that asks it to rebalance.
+/// How a consumer group appears in heartbeats, the signal that asks it to rebalance, and
+/// what it tells operators about itself.
 #[derive(Clone)]
 pub(crate) struct ConsumerEntry {
     pub data: ConsumerData,
     pub rebalance: Arc<Notify>,
+    /// `None`: only what the heartbeat says is reported.
+    pub report: Option<Arc<dyn ConsumerReport>>,
+}
+
+/// A consumer's answers to the diagnostics brokers relay from `mqadmin`:
+/// GET_CONSUMER_RUNNING_INFO (307) and GET_CONSUMER_STATUS_FROM_CLIENT (221).
+pub(crate) trait ConsumerReport: Send + Sync {
+    /// Its properties, subscriptions and assigned queues (the caller adds what every
+    /// consumer shares: name servers, consume type, client version).
+    fn running_info(&self) -> ConsumerRunningInfo;
+    /// The offsets it holds for the queues of `topic` it consumes.
+    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64>;
+    /// RESET_CONSUMER_CLIENT_OFFSET (220): the broker moved the group's offsets of
+    /// `topic` (`mqadmin resetOffsetByTime`); consumption goes on from them.
+    fn reset_offsets(&self, topic: &str, offsets: BTreeMap<MessageQueue, i64>);
 }
 
 type ConsumerTable = DashMap<String, ConsumerEntry>;
@@ -80,6 +104,7 @@ impl ClientInstance {
         let consumers: Arc<ConsumerTable> = Arc::new(DashMap::new());
         let handler = Arc::new(BrokerRequestHandler {
             consumers: Arc::clone(&consumers),
+            namesrv_addrs: options.namesrv_addrs.join(";"),
         });
         let remoting = RemotingClient::with_request_handler(options.remoting.clone(), handler);
         let inner = Arc::new(Inner {
@@ -420,6 +445,103 @@ async fn route_refresh_loop(weak: Weak<Inner>, stop: CancellationToken) {
 /// Answers requests brokers send to this client.
 struct BrokerRequestHandler {
     consumers: Arc<ConsumerTable>,
+    /// As Java reports them in a consumer's running info.
+    namesrv_addrs: String,
+}
+
+impl BrokerRequestHandler {
+    /// GET_CONSUMER_RUNNING_INFO (307), relayed by a broker for `mqadmin consumerStatus`.
+    fn running_info(&self, request: &RemotingCommand) -> RemotingCommand {
+        let header = match request.decode_header::<GetConsumerRunningInfoRequestHeader>() {
+            Ok(header) => header,
+            Err(error) => {
+                return RemotingCommand::error_to(
+                    request,
+                    response::SYSTEM_ERROR,
+                    error.to_string(),
+                )
+            }
+        };
+        let Some(entry) = self
+            .consumers
+            .get(&header.consumer_group)
+            .map(|e| e.clone())
+        else {
+            return RemotingCommand::error_to(
+                request,
+                response::SYSTEM_ERROR,
+                format!(
+                    "The Consumer Group <{}> not exist in this consumer",
+                    header.consumer_group
+                ),
+            );
+        };
+        let mut info = match &entry.report {
+            Some(report) => report.running_info(),
+            None => ConsumerRunningInfo {
+                subscription_set: entry.data.subscription_data_set.clone(),
+                ..ConsumerRunningInfo::default()
+            },
+        };
+        let mut put = |key: &str, value: String| {
+            info.properties.insert(key.to_owned(), value);
+        };
+        put(prop::NAMESERVER_ADDR, self.namesrv_addrs.clone());
+        put(
+            prop::CONSUME_TYPE,
+            entry.data.consume_type.java_name().to_owned(),
+        );
+        put(
+            prop::CLIENT_VERSION,
+            remoting::command::version::desc(remoting::command::version::CURRENT),
+        );
+        // `jstackEnable` asks for a JVM thread dump, which a Rust client does not have.
+        RemotingCommand::success_to(request).with_body(info.encode())
+    }
+
+    /// RESET_CONSUMER_CLIENT_OFFSET (220): the broker has reset the group's offsets.
+    fn reset_offsets(&self, request: &RemotingCommand) {
+        let header = match request.decode_header::<ResetOffsetRequestHeader>() {
+            Ok(header) => header,
+            Err(error) => return debug!(%error, "bad RESET_CONSUMER_CLIENT_OFFSET"),
+        };
+        let body = match ResetOffsetBody::decode(&request.body) {
+            Ok(body) => body,
+            Err(error) => return debug!(%error, "unreadable RESET_CONSUMER_CLIENT_OFFSET body"),
+        };
+        let report = self
+            .consumers
+            .get(&header.group)
+            .and_then(|entry| entry.report.clone());
+        if let Some(report) = report {
+            info!(group = %header.group, topic = %header.topic, "broker reset the group's offsets");
+            report.reset_offsets(&header.topic, body.offset_table);
+        }
+    }
+
+    /// GET_CONSUMER_STATUS_FROM_CLIENT (221): this member's offsets of a topic, for
+    /// INVOKE_BROKER_TO_GET_CONSUMER_STATUS (`mqadmin getConsumerStatus`).
+    fn consumer_status(&self, request: &RemotingCommand) -> RemotingCommand {
+        let header = match request.decode_header::<GetConsumerStatusRequestHeader>() {
+            Ok(header) => header,
+            Err(error) => {
+                return RemotingCommand::error_to(
+                    request,
+                    response::SYSTEM_ERROR,
+                    error.to_string(),
+                )
+            }
+        };
+        let report = self
+            .consumers
+            .get(&header.group)
+            .and_then(|entry| entry.report.clone());
+        let body = GetConsumerStatusBody {
+            message_queue_table: report.map(|r| r.offsets(&header.topic)).unwrap_or_default(),
+            consumer_table: BTreeMap::new(),
+        };
+        RemotingCommand::success_to(request).with_body(body.encode())
+    }
 }
 
 impl RequestProcessor for BrokerRequestHandler {
@@ -442,6 +564,13 @@ impl RequestProcessor for BrokerRequestHandler {
                 // One-way from the broker: the server loop sends nothing back.
                 Some(RemotingCommand::success_to(&request))
             }
+            request::RESET_CONSUMER_CLIENT_OFFSET => {
+                self.reset_offsets(&request);
+                // One-way from the broker: the server loop sends nothing back.
+                Some(RemotingCommand::success_to(&request))
+            }
+            request::GET_CONSUMER_RUNNING_INFO => Some(self.running_info(&request)),
+            request::GET_CONSUMER_STATUS_FROM_CLIENT => Some(self.consumer_status(&request)),
             _ => Some(RemotingCommand::not_supported_to(&request)),
         }
     }
@@ -597,6 +726,7 @@ mod tests {
                 unit_mode: false,
             },
             rebalance: Arc::new(Notify::new()),
+            report: None,
         };
         instance.register_consumer(entry.clone()).unwrap();
         assert!(instance.register_consumer(entry).is_err());

@@ -65,6 +65,7 @@ pub mod request {
     pub const SEND_MESSAGE_V2: i32 = 310;
     pub const CLONE_GROUP_OFFSET: i32 = 314;
     pub const VIEW_BROKER_STATS_DATA: i32 = 315;
+    pub const GET_BROKER_CONSUME_STATS: i32 = 317;
     pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const QUERY_DATA_VERSION: i32 = 322;
     pub const ADD_WRITE_PERM_OF_BROKER: i32 = 327;

@@ -4,6 +4,18 @@
 // Table headers are passed as arguments, mirroring RocketMQ's printf calls column by column.
 #![allow(clippy::print_literal)]
 
+// One file per family of sub-commands, beside this one in `mqadmin/`.
+#[path = "mqadmin/brokers.rs"]
+mod brokers;
+#[path = "mqadmin/consumers.rs"]
+mod consumers;
+#[path = "mqadmin/messages.rs"]
+mod messages;
+#[path = "mqadmin/offsets.rs"]
+mod offsets;
+#[path = "mqadmin/stats.rs"]
+mod stats;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -106,6 +118,54 @@ enum Command {
         #[arg(short = 'k', long = "msgKey")]
         key: String,
     },
+    /// Reset consumer offset by timestamp(without client restart).
+    #[command(name = "resetOffsetByTime")]
+    ResetOffsetByTime(offsets::ResetOffsetByTime),
+    /// Clone offset from other group.
+    #[command(name = "cloneGroupOffset")]
+    CloneGroupOffset(offsets::CloneGroupOffset),
+    /// get consumer status from client.
+    #[command(name = "getConsumerStatus")]
+    GetConsumerStatus(offsets::GetConsumerStatus),
+    /// Query consumer's internal data structure.
+    #[command(name = "consumerStatus")]
+    ConsumerStatus(consumers::ConsumerStatus),
+    /// Query consumer's socket connection, client version and subscription.
+    #[command(name = "consumerConnection")]
+    ConsumerConnection(consumers::ConsumerConnection),
+    /// Query producer's socket connection and client version.
+    #[command(name = "producerConnection")]
+    ProducerConnection(consumers::ProducerConnection),
+    /// Update or create subscription group.
+    #[command(name = "updateSubGroup")]
+    UpdateSubGroup(consumers::UpdateSubGroup),
+    /// Delete subscription group from broker.
+    #[command(name = "deleteSubGroup")]
+    DeleteSubGroup(consumers::DeleteSubGroup),
+    /// Wipe write perm of broker in all name server you defined in the -n param.
+    #[command(name = "wipeWritePerm")]
+    WipeWritePerm(brokers::WritePerm),
+    /// Add write perm of broker in all name server you defined in the -n param.
+    #[command(name = "addWritePerm")]
+    AddWritePerm(brokers::WritePerm),
+    /// Get broker config by cluster or special broker.
+    #[command(name = "getBrokerConfig")]
+    GetBrokerConfig(brokers::GetBrokerConfig),
+    /// Update broker's config.
+    #[command(name = "updateBrokerConfig")]
+    UpdateBrokerConfig(brokers::UpdateBrokerConfig),
+    /// Query Message by offset.
+    #[command(name = "queryMsgByOffset")]
+    QueryMsgByOffset(messages::QueryMsgByOffset),
+    /// Print Message Detail.
+    #[command(name = "printMsg")]
+    PrintMsg(messages::PrintMsg),
+    /// Topic and Consumer tps stats.
+    #[command(name = "statsAll")]
+    StatsAll(stats::StatsAll),
+    /// Fetch broker consume stats data.
+    #[command(name = "brokerConsumeStats")]
+    BrokerConsumeStats(stats::BrokerConsumeStats),
     /// Show the members of a broker group: role, term, leader, commit and match indexes
     #[command(name = "getBrokerGroup")]
     GetBrokerGroup {
@@ -230,6 +290,32 @@ async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::QueryMsgByKey { topic, key } => query_by_key(&admin, &topic, &key, json).await,
+        Command::ResetOffsetByTime(args) => offsets::reset_offset_by_time(&admin, args, json).await,
+        Command::CloneGroupOffset(args) => offsets::clone_group_offset(&admin, args, json).await,
+        Command::GetConsumerStatus(args) => offsets::get_consumer_status(&admin, args, json).await,
+        Command::ConsumerStatus(args) => consumers::consumer_status(&admin, args, json).await,
+        Command::ConsumerConnection(args) => {
+            consumers::consumer_connection(&admin, args, json).await
+        }
+        Command::ProducerConnection(args) => {
+            consumers::producer_connection(&admin, args, json).await
+        }
+        Command::UpdateSubGroup(args) => consumers::update_sub_group(&admin, args, json).await,
+        Command::DeleteSubGroup(args) => consumers::delete_sub_group(&admin, args, json).await,
+        Command::WipeWritePerm(args) => {
+            brokers::write_perm(&admin, args, brokers::PermChange::Wipe, json).await
+        }
+        Command::AddWritePerm(args) => {
+            brokers::write_perm(&admin, args, brokers::PermChange::Add, json).await
+        }
+        Command::GetBrokerConfig(args) => brokers::get_broker_config(&admin, args, json).await,
+        Command::UpdateBrokerConfig(args) => {
+            brokers::update_broker_config(&admin, args, json).await
+        }
+        Command::QueryMsgByOffset(args) => messages::query_msg_by_offset(&admin, args, json).await,
+        Command::PrintMsg(args) => messages::print_msg(&admin, args, json).await,
+        Command::StatsAll(args) => stats::stats_all(&admin, args, json).await,
+        Command::BrokerConsumeStats(args) => stats::broker_consume_stats(&admin, args, json).await,
         Command::GetBrokerGroup { broker_name } => broker_group(&admin, &broker_name, json).await,
         Command::TransferLeader {
             broker_name,
@@ -709,36 +795,42 @@ async fn query_by_id(
         return print_json(&found.iter().map(message_json).collect::<Vec<_>>());
     }
     for message in &found {
-        let body_path = write_body_file(message);
-        println!("{:<20} {}", "OffsetID:", message.offset_msg_id);
-        println!("{:<20} {}", "Topic:", message.topic);
-        println!("{:<20} [{}]", "Tags:", message.tag().unwrap_or("null"));
-        println!("{:<20} [{}]", "Keys:", message.keys().unwrap_or("null"));
-        println!("{:<20} {}", "Queue ID:", message.queue.queue_id);
-        println!("{:<20} {}", "Queue Offset:", message.queue_offset);
-        println!("{:<20} {}", "CommitLog Offset:", message.commit_log_offset);
-        println!("{:<20} {}", "Reconsume Times:", message.reconsume_times);
-        println!(
-            "{:<20} {}",
-            "Born Timestamp:",
-            timestamp_ms(message.born_timestamp_ms)
-        );
-        println!(
-            "{:<20} {}",
-            "Store Timestamp:",
-            timestamp_ms(message.store_timestamp_ms)
-        );
-        println!("{:<20} {}", "Born Host:", message.born_host);
-        println!("{:<20} {}", "Store Host:", message.store_host);
-        println!("{:<20} {}", "System Flag:", message.sys_flag);
-        let properties: BTreeMap<_, _> = message.properties.iter().collect();
-        println!("{:<20} {:?}", "Properties:", properties);
-        println!("{:<20} {}", "Message Body Path:", body_path);
-        if print_body {
-            println!("{:<20} {}", "Message Body:", message.body_text());
-        }
+        print_message(message, print_body);
     }
     Ok(())
+}
+
+/// A message as `queryMsgById` prints it (RocketMQ's `printMsg` of the tools), its body
+/// written to a file first.
+fn print_message(message: &ReceivedMessage, print_body: bool) {
+    let body_path = write_body_file(message);
+    println!("{:<20} {}", "OffsetID:", message.offset_msg_id);
+    println!("{:<20} {}", "Topic:", message.topic);
+    println!("{:<20} [{}]", "Tags:", message.tag().unwrap_or("null"));
+    println!("{:<20} [{}]", "Keys:", message.keys().unwrap_or("null"));
+    println!("{:<20} {}", "Queue ID:", message.queue.queue_id);
+    println!("{:<20} {}", "Queue Offset:", message.queue_offset);
+    println!("{:<20} {}", "CommitLog Offset:", message.commit_log_offset);
+    println!("{:<20} {}", "Reconsume Times:", message.reconsume_times);
+    println!(
+        "{:<20} {}",
+        "Born Timestamp:",
+        timestamp_ms(message.born_timestamp_ms)
+    );
+    println!(
+        "{:<20} {}",
+        "Store Timestamp:",
+        timestamp_ms(message.store_timestamp_ms)
+    );
+    println!("{:<20} {}", "Born Host:", message.born_host);
+    println!("{:<20} {}", "Store Host:", message.store_host);
+    println!("{:<20} {}", "System Flag:", message.sys_flag);
+    let properties: BTreeMap<_, _> = message.properties.iter().collect();
+    println!("{:<20} {:?}", "Properties:", properties);
+    println!("{:<20} {}", "Message Body Path:", body_path);
+    if print_body {
+        println!("{:<20} {}", "Message Body:", message.body_text());
+    }
 }
 
 /// Writes the body where RocketMQ's tool does (`/tmp/rocketmq/msgbodys/<msgId>`).

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use remoting::body::MessageQueue;
+use remoting::body::{MessageQueue, ProcessQueueInfo};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -149,6 +149,30 @@ impl ProcessQueue {
         for (offset, mut message) in consuming {
             message.reconsume_times = message.reconsume_times.saturating_add(1);
             buffer.waiting.insert(offset, message);
+        }
+    }
+
+    /// What a running-info report shows of this queue (Java's `fillProcessQueueInfo`);
+    /// pull and consume times are not tracked here and read 0.
+    pub(crate) fn info(&self, commit_offset: i64) -> ProcessQueueInfo {
+        let buffer = self.buffer.lock();
+        let offsets = buffer.waiting.keys().chain(buffer.consuming.keys());
+        let (min, max) = offsets.fold((None, None), |(min, max): (Option<i64>, Option<i64>), o| {
+            (
+                Some(min.map_or(*o, |m| m.min(*o))),
+                Some(max.map_or(*o, |m| m.max(*o))),
+            )
+        });
+        ProcessQueueInfo {
+            commit_offset,
+            cached_msg_min_offset: min.unwrap_or(0),
+            cached_msg_max_offset: max.unwrap_or(0),
+            cached_msg_count: i32::try_from(buffer.waiting.len() + buffer.consuming.len())
+                .unwrap_or(i32::MAX),
+            cached_msg_size_in_mib: i32::try_from(buffer.bytes / (1024 * 1024)).unwrap_or(i32::MAX),
+            locked: self.locked.load(Ordering::Acquire),
+            droped: self.is_dropped(),
+            ..ProcessQueueInfo::default()
         }
     }
 

@@ -243,6 +243,8 @@ impl PullConsumer {
             },
             // Nothing to rebalance: the caller picks its queues.
             rebalance: Arc::default(),
+            // Java's pull consumer reports no queues either: the caller holds them.
+            report: None,
         })?;
         Ok(PullConsumer {
             puller: Puller::new(instance.clone()),

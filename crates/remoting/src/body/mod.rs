@@ -11,6 +11,8 @@
 //!   RegisterBrokerBody, KvTable, SubscriptionGroupConfig.
 //! - [`queue`]: MessageQueue, lock/unlock bodies, consumer lists, and the
 //!   MessageQueue-keyed admin statistics (TopicStatsTable, ConsumeStats, ResetOffsetBody).
+//! - [`running`]: a consumer's running info, broker stats data and a broker's consume
+//!   stats list (operators' diagnostics).
 //!
 //! Every type decodes with `decode(&[u8])` (standard JSON or fastjson's dialect) and
 //! encodes with `encode()` (or `encode(KeyQuoting)` where the quoting matters).
@@ -19,6 +21,7 @@ pub mod fastjson;
 pub mod heartbeat;
 pub mod queue;
 pub mod route;
+pub mod running;
 pub mod topic;
 
 pub use fastjson::JsonError;
@@ -33,6 +36,10 @@ pub use queue::{
     TopicOffset, TopicStatsTable, UnlockBatchRequestBody,
 };
 pub use route::{BrokerData, ClusterInfo, KeyQuoting, QueueData, TopicList, TopicRouteData};
+pub use running::{
+    BrokerStatsData, BrokerStatsItem, ConsumeStatsList, ConsumeStatus, ConsumerRunningInfo,
+    ProcessQueueInfo,
+};
 pub use topic::{
     perm, DataVersion, KvTable, RegisterBrokerBody, SubscriptionGroupConfig,
     SubscriptionGroupWrapper, TopicConfig, TopicConfigSerializeWrapper,

@@ -102,7 +102,7 @@ json_codec!(
 );
 
 /// Writes `{<MessageQueue object>:<value>,...}` as fastjson does.
-fn push_mq_map<V: Serialize>(out: &mut String, map: &BTreeMap<MessageQueue, V>) {
+pub(crate) fn push_mq_map<V: Serialize>(out: &mut String, map: &BTreeMap<MessageQueue, V>) {
     out.push('{');
     for (index, (queue, value)) in map.iter().enumerate() {
         if index > 0 {
@@ -116,7 +116,9 @@ fn push_mq_map<V: Serialize>(out: &mut String, map: &BTreeMap<MessageQueue, V>) 
 }
 
 /// Turns keys normalized to JSON text back into MessageQueues.
-fn parse_mq_keys<V>(raw: BTreeMap<String, V>) -> Result<BTreeMap<MessageQueue, V>, JsonError> {
+pub(crate) fn parse_mq_keys<V>(
+    raw: BTreeMap<String, V>,
+) -> Result<BTreeMap<MessageQueue, V>, JsonError> {
     raw.into_iter()
         .map(|(key, value)| {
             let queue: MessageQueue = serde_json::from_str(&key).map_err(|err| {

@@ -29,3 +29,42 @@ pub const V5_3_3: i32 = 479;
 /// The version we put in every command we create: a current Java release, so every client
 /// enables the features it would enable against a Java broker.
 pub const CURRENT: i32 = V5_3_3;
+
+/// The first ordinal of RocketMQ 4.x (`V4_0_0_SNAPSHOT`); from there on every release
+/// `X.Y.Z` has two ordinals, its snapshot and itself, up to `V5_9_9`.
+const V4_0_0_SNAPSHOT: i32 = 212;
+/// The ordinal after `V5_9_9`, RocketMQ's `HIGHER_VERSION`.
+const HIGHER_VERSION: i32 = 612;
+
+/// A version ordinal as RocketMQ's tools print it (`MQVersion.getVersionDesc`): `V5_3_3`,
+/// `V4_9_4_SNAPSHOT`, `HIGHER_VERSION` past the last known one. The 3.x ordinals, whose
+/// sequence has irregular alpha and beta steps, are printed as their number.
+pub fn desc(ordinal: i32) -> String {
+    if ordinal >= HIGHER_VERSION {
+        return "HIGHER_VERSION".to_owned();
+    }
+    if ordinal < V4_0_0_SNAPSHOT {
+        return ordinal.to_string();
+    }
+    let step = ordinal - V4_0_0_SNAPSHOT;
+    let release = step / 2;
+    let (major, minor, patch) = (4 + release / 100, release / 10 % 10, release % 10);
+    let snapshot = if step % 2 == 0 { "_SNAPSHOT" } else { "" };
+    format!("V{major}_{minor}_{patch}{snapshot}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinals_print_as_rocketmq_names() {
+        assert_eq!(desc(CURRENT), "V5_3_3");
+        assert_eq!(desc(V5_3_1_SNAPSHOT), "V5_3_1_SNAPSHOT");
+        assert_eq!(desc(V4_9_4), "V4_9_4");
+        assert_eq!(desc(V4_6_0), "V4_6_0");
+        assert_eq!(desc(V5_0_0), "V5_0_0");
+        assert_eq!(desc(9999), "HIGHER_VERSION");
+        assert_eq!(desc(V3_4_9), "121");
+    }
+}

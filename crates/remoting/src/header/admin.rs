@@ -99,3 +99,10 @@ command_header! {
         group: String = "group",
     }
 }
+
+command_header! {
+    /// GET_BROKER_CONSUME_STATS (317): every group's consume stats on one broker.
+    pub struct GetConsumeStatsInBrokerHeader {
+        is_order: bool = "isOrder" => false,
+    }
+}

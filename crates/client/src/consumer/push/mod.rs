@@ -48,13 +48,16 @@ mod rebalance;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use message::topic::retry_topic;
 use message::{validate_topic, TagFilter};
 use parking_lot::Mutex;
-use remoting::body::{ConsumeType, ConsumerData, MessageModel, MessageQueue, SubscriptionData};
+use remoting::body::running::prop;
+use remoting::body::{
+    ConsumeType, ConsumerData, ConsumerRunningInfo, MessageModel, MessageQueue, SubscriptionData,
+};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -67,7 +70,7 @@ use super::process_queue::ProcessQueue;
 use super::pull::Puller;
 use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
-use crate::instance::{ClientInstance, ConsumerEntry};
+use crate::instance::{ClientInstance, ConsumerEntry, ConsumerReport};
 use crate::producer::now_ms;
 use locks::lock_loop;
 use rebalance::rebalance_loop;
@@ -99,6 +102,8 @@ struct Inner {
     max_reconsume_times: i32,
     stop: CancellationToken,
     closed: AtomicBool,
+    /// When it started, for its running-info report.
+    started_ms: i64,
 }
 
 impl Drop for PushConsumer {
@@ -167,17 +172,14 @@ impl PushConsumer {
             },
         };
         let rebalance_now = Arc::new(Notify::new());
-        instance.register_consumer(ConsumerEntry {
-            data: ConsumerData {
-                group_name: options.group.clone(),
-                consume_type: ConsumeType::ConsumePassively,
-                message_model: options.message_model,
-                consume_from_where: options.consume_from_where,
-                subscription_data_set: subscriptions.iter().map(|s| s.data.clone()).collect(),
-                unit_mode: false,
-            },
-            rebalance: Arc::clone(&rebalance_now),
-        })?;
+        let data = ConsumerData {
+            group_name: options.group.clone(),
+            consume_type: ConsumeType::ConsumePassively,
+            message_model: options.message_model,
+            consume_from_where: options.consume_from_where,
+            subscription_data_set: subscriptions.iter().map(|s| s.data.clone()).collect(),
+            unit_mode: false,
+        };
         let stop = instance.stopped().child_token();
         let inner = Arc::new(Inner {
             puller: Puller::new(instance.clone()),
@@ -193,8 +195,14 @@ impl PushConsumer {
             max_reconsume_times,
             stop,
             closed: AtomicBool::new(false),
+            started_ms: now_ms(),
             options,
         });
+        inner.instance.register_consumer(ConsumerEntry {
+            data,
+            rebalance: Arc::clone(&inner.rebalance_now),
+            report: Some(Arc::new(Report(Arc::downgrade(&inner)))),
+        })?;
         // Brokers must know this member before anyone asks them for the group's members.
         for sub in &inner.subscriptions {
             if let Err(error) = inner.instance.refresh_route(&sub.topic).await {
@@ -311,6 +319,117 @@ impl Inner {
 
     fn subscription_of(&self, topic: &str) -> Option<&Subscription> {
         self.subscriptions.iter().find(|s| s.topic == topic)
+    }
+}
+
+/// What the consumer tells operators (`mqadmin consumerStatus` / `getConsumerStatus`).
+struct Report(Weak<Inner>);
+
+impl ConsumerReport for Report {
+    fn running_info(&self) -> ConsumerRunningInfo {
+        let Some(inner) = self.0.upgrade() else {
+            return ConsumerRunningInfo::default();
+        };
+        let options = &inner.options;
+        let mut properties = BTreeMap::new();
+        let mut put = |key: &str, value: String| {
+            properties.insert(key.to_owned(), value);
+        };
+        put(
+            prop::CONSUME_ORDERLY,
+            (options.consume_mode == ConsumeMode::Orderly).to_string(),
+        );
+        put(
+            prop::THREADPOOL_CORE_SIZE,
+            options.consume_concurrency.to_string(),
+        );
+        put(prop::CONSUMER_START_TIMESTAMP, inner.started_ms.to_string());
+        // Some of the consumer's settings, under the names Java's properties give them.
+        put("consumerGroup", options.group.clone());
+        put("messageModel", options.message_model.java_name().to_owned());
+        put(
+            "consumeFromWhere",
+            options.consume_from_where.java_name().to_owned(),
+        );
+        put(
+            "consumeMessageBatchMaxSize",
+            options.consume_batch_max.to_string(),
+        );
+        put("pullBatchSize", options.pull_batch_size.to_string());
+        put(
+            "pullThresholdForQueue",
+            options.pull_threshold_for_queue.to_string(),
+        );
+        let mq_table = inner
+            .queues
+            .lock()
+            .iter()
+            .map(|(queue, pq)| {
+                let commit = inner.offsets.in_memory(queue).unwrap_or(-1);
+                (queue.clone(), pq.info(commit))
+            })
+            .collect();
+        ConsumerRunningInfo {
+            properties,
+            subscription_set: inner.subscriptions.iter().map(|s| s.data.clone()).collect(),
+            mq_table,
+            // Pull and consume rates are not measured by this client.
+            status_table: BTreeMap::new(),
+            user_consumer_info: BTreeMap::new(),
+            jstack: None,
+        }
+    }
+
+    /// As Java's client does: the topic's queues are dropped (buffered messages are
+    /// forgotten, listener calls in flight commit nothing), the new offsets stored, and a
+    /// rebalance takes the queues up again from there.
+    fn reset_offsets(&self, topic: &str, offsets: BTreeMap<MessageQueue, i64>) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let topic = topic.to_owned();
+        tokio::spawn(async move {
+            {
+                let _no_rebalance_meanwhile = inner.rebalancing.lock().await;
+                let taken: Vec<Arc<ProcessQueue>> = {
+                    let mut queues = inner.queues.lock();
+                    let keys: Vec<MessageQueue> = queues
+                        .keys()
+                        .filter(|q| q.topic == topic)
+                        .cloned()
+                        .collect();
+                    keys.iter().filter_map(|q| queues.remove(q)).collect()
+                };
+                for pq in &taken {
+                    pq.drop_queue();
+                }
+                for (queue, offset) in offsets.iter().filter(|(q, _)| q.topic == topic) {
+                    inner.offsets.update(queue, *offset, false);
+                    if let Err(error) = inner.offsets.persist(queue).await {
+                        debug!(?queue, %error, "storing a reset offset failed");
+                    }
+                }
+                info!(%topic, queues = taken.len(), "offsets reset by the broker");
+            }
+            inner.rebalance_now.notify_one();
+        });
+    }
+
+    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {
+        let Some(inner) = self.0.upgrade() else {
+            return BTreeMap::new();
+        };
+        let queues: Vec<MessageQueue> = inner
+            .queues
+            .lock()
+            .keys()
+            .filter(|q| q.topic == topic)
+            .cloned()
+            .collect();
+        queues
+            .into_iter()
+            .filter_map(|q| inner.offsets.in_memory(&q).map(|offset| (q, offset)))
+            .collect()
     }
 }
 
