@@ -552,10 +552,19 @@ pub fn check_sent(lines: &[&Value], messages: &Messages, broker_name: &str) -> R
     Ok(sent)
 }
 
+/// How long the audit reader waits for the name server to route a topic a send just
+/// created: the broker registers it in the background (RocketMQ's broker registers before
+/// it answers; the Go topic scenario asserts that on its own).
+const ROUTE_WAIT: Duration = Duration::from_secs(15);
+
 /// Every queue of `topic` read from offset 0 by this project's own consumer.
 pub fn stored(ns: &str, topic: &str) -> Result<BTreeMap<i32, Vec<Read>>> {
     block_on(async {
         let reader = PullConsumer::start(ClientOptions::new(ns), &format!("{topic}-audit"))?;
+        let deadline = tokio::time::Instant::now() + ROUTE_WAIT;
+        while reader.queues(topic).await.is_err() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let queues = checker::read_all(&reader, topic).await;
         reader.shutdown();
         queues

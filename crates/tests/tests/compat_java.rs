@@ -879,8 +879,10 @@ fn rebalance(env: Env, (messages, sent): &(Messages, Sent)) {
                 "2",
                 "--stop-instance-after",
                 "12",
+                // Slow enough that both instances hold queues before one stops, even on a
+                // loaded machine.
                 "--consume-delay-ms",
-                "200",
+                "300",
                 "--threads",
                 "1",
             ],
@@ -1697,7 +1699,7 @@ fn master_killed_under_load(suite: &Suite, servers: &mut Servers) {
             // The producers' time and then some: it ends on this timeout unless every send
             // was stored.
             "--timeout-secs",
-            "80",
+            "100",
         ]);
         let consumer = java_client::spawn(
             v,
