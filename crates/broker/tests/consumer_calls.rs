@@ -175,17 +175,19 @@ async fn requests_reach_online_consumers_and_offsets_reset_and_clone() {
     );
 
     // Reset offsets only move back without isForce.
-    let back = RemotingCommand::request(request::INVOKE_BROKER_TO_RESET_OFFSET).with_header(
-        &ResetOffsetRequestHeader {
-            topic: "CallTopic".into(),
-            group: "CallGroup".into(),
-            timestamp: 0,
-            is_force: false,
-            queue_id: -1,
-            offset: None,
-        },
-    );
-    let back = broker.call(back).await;
+    let reset_to_zero = |is_force: bool| {
+        RemotingCommand::request(request::INVOKE_BROKER_TO_RESET_OFFSET).with_header(
+            &ResetOffsetRequestHeader {
+                topic: "CallTopic".into(),
+                group: "CallGroup".into(),
+                timestamp: 0,
+                is_force,
+                queue_id: -1,
+                offset: None,
+            },
+        )
+    };
+    let back = broker.call(reset_to_zero(false)).await;
     assert_eq!(back.code, response::SUCCESS, "{:?}", back.remark);
     assert_eq!(
         ext_i64(
@@ -194,6 +196,43 @@ async fn requests_reach_online_consumers_and_offsets_reset_and_clone() {
         ),
         0
     );
+
+    // Until a consumer pulls the queue again, its commits (made before it heard of the
+    // reset) are ignored; that pull is moved to the reset offset.
+    let stale = broker
+        .call(update_offset("CallGroup", "CallTopic", 0, 3))
+        .await;
+    assert_eq!(stale.code, response::SUCCESS);
+    assert_eq!(
+        ext_i64(
+            &broker.call(query_offset("CallGroup", "CallTopic", 0)).await,
+            "offset"
+        ),
+        0
+    );
+    let moved = broker
+        .call(pull(&pull_header("CallGroup", "CallTopic", 0, 3)))
+        .await;
+    assert_eq!(moved.code, response::PULL_OFFSET_MOVED);
+    assert_eq!(ext_i64(&moved, "nextBeginOffset"), 0);
+    let found = broker
+        .call(pull(&pull_header("CallGroup", "CallTopic", 0, 0)))
+        .await;
+    assert_eq!(found.code, response::SUCCESS);
+    let committed = broker
+        .call(update_offset("CallGroup", "CallTopic", 0, 2))
+        .await;
+    assert_eq!(committed.code, response::SUCCESS);
+    assert_eq!(
+        ext_i64(
+            &broker.call(query_offset("CallGroup", "CallTopic", 0)).await,
+            "offset"
+        ),
+        2,
+        "commits count again once the consumer pulled after the reset"
+    );
+    let back = broker.call(reset_to_zero(true)).await;
+    assert_eq!(back.code, response::SUCCESS);
 
     let clone = RemotingCommand::request(request::CLONE_GROUP_OFFSET).with_header(
         &CloneGroupOffsetRequestHeader {

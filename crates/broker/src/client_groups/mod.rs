@@ -4,8 +4,10 @@
 //!   subscriptions reported by heartbeats, membership-change notifications and expiry.
 //! - [`producer`]: producer groups and their channels (admin views).
 //! - [`rebalance_lock`]: queue locks held by orderly consumers (LOCK_BATCH_MQ).
+//! - [`offset_resets`]: offsets reset on the broker that consumers have not picked up yet.
 
 pub mod consumer;
+pub mod offset_resets;
 pub mod producer;
 pub mod rebalance_lock;
 
@@ -15,6 +17,7 @@ use remoting::command::LanguageCode;
 use remoting::connection::ConnectionHandle;
 
 pub use consumer::ConsumerManager;
+pub use offset_resets::OffsetResets;
 pub use producer::ProducerManager;
 pub use rebalance_lock::RebalanceLockManager;
 

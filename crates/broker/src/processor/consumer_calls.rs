@@ -261,6 +261,11 @@ async fn reset_offset_inner(
             offset,
         }));
     }
+    // Marked before the commit is written, so no consumer commit slips in between.
+    for (queue, offset) in &offsets {
+        ctx.offset_resets
+            .mark(&header.group, &header.topic, queue.queue_id, *offset);
+    }
     ctx.write_metadata(MetadataOp::Batch(commits))
         .await
         .map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;

@@ -116,6 +116,14 @@ pub async fn update_offset(ctx: &BrokerContext, request: &RemotingCommand) -> Re
             format!("commitOffset {} is negative", header.commit_offset),
         );
     }
+    if ctx
+        .offset_resets
+        .is_pending(&header.consumer_group, &header.topic, header.queue_id)
+    {
+        // An offset from before a reset the consumer has not pulled since: RocketMQ 5
+        // answers success and keeps the reset.
+        return RemotingCommand::success_to(request);
+    }
     let op = OffsetOp::Commit {
         group: header.consumer_group,
         topic: header.topic,

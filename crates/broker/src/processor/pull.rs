@@ -65,6 +65,21 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
             );
         }
     };
+    if let Some(reset_to) =
+        ctx.offset_resets
+            .take(&header.consumer_group, &header.topic, header.queue_id)
+    {
+        // The first pull of a queue after a reset moves the consumer there (and carries no
+        // commit: its offset predates the reset).
+        let (min, max) = queue_bounds(ctx, &header);
+        return with_offsets(
+            RemotingCommand::error_to(request, response::PULL_OFFSET_MOVED, "reset offset"),
+            suggest_broker_id(ctx),
+            reset_to,
+            min,
+            max,
+        );
+    }
     if header.sys_flag & pull_flag::COMMIT_OFFSET != 0
         && header.commit_offset >= 0
         && ctx.role.is_master()
