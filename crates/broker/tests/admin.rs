@@ -284,7 +284,9 @@ async fn broker_stats_data_reports_topic_traffic() {
     // Every send counts, the first burst of a new topic too, up to now.
     assert_eq!(data["statsMinute"]["sum"], 3);
     assert_eq!(data["statsDay"]["sum"], 3);
-    assert!(data["statsMinute"]["tps"].as_f64().is_some_and(|tps| tps >= 0.0));
+    assert!(data["statsMinute"]["tps"]
+        .as_f64()
+        .is_some_and(|tps| tps >= 0.0));
     let unknown = broker.call(view("TOPIC_PUT_NUMS", "NoTraffic")).await;
     assert_eq!(unknown.code, response::SYSTEM_ERROR);
     assert_eq!(
