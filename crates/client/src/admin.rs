@@ -43,7 +43,6 @@ use remoting::command::RemotingCommand;
 use remoting::header::admin::{
     CreateTopicRequestHeader, GetConsumeStatsRequestHeader, TopicRequestHeader,
 };
-use remoting::header::client::GetConsumerConnectionListRequestHeader;
 use remoting::header::namesrv::{DeleteTopicFromNamesrvRequestHeader, PutKvConfigRequestHeader};
 use remoting::header::query::{QueryMessageRequestHeader, ViewMessageRequestHeader};
 
@@ -498,23 +497,8 @@ impl Admin {
 
     /// The group's connected members and subscriptions (GET_CONSUMER_CONNECTION_LIST).
     pub async fn consumer_connection(&self, group: &str) -> Result<ConsumerConnection> {
-        let route = self.instance.refresh_route(&retry_topic(group)).await?;
-        let addr = route
-            .data
-            .broker_datas
-            .iter()
-            .find_map(|b| b.master_addr())
-            .ok_or_else(|| ClientError::NotFound(format!("no master hosts group `{group}`")))?;
-        let header = GetConsumerConnectionListRequestHeader {
-            consumer_group: group.to_owned(),
-        };
-        let request =
-            RemotingCommand::request(request::GET_CONSUMER_CONNECTION_LIST).with_header(&header);
-        let response = self
-            .instance
-            .invoke_ok(addr, request, self.timeout())
-            .await?;
-        fastjson::decode(&response.body).map_err(|err| ClientError::malformed(addr, err))
+        let addr = self.group_master(group).await?;
+        self.consumer_connection_at(group, &addr).await
     }
 
     // ---- messages -------------------------------------------------------------------

@@ -204,7 +204,7 @@ impl Admin {
     }
 
     /// A master hosting `group` (one serving its retry topic).
-    async fn group_master(&self, group: &str) -> Result<String> {
+    pub(crate) async fn group_master(&self, group: &str) -> Result<String> {
         let route = self.instance.refresh_route(&retry_topic(group)).await?;
         route
             .data
