@@ -43,11 +43,30 @@ pub struct BrokerConfig {
     pub region_id: String,
     pub trace_on: bool,
     pub slave_read_enable: bool,
+    /// `enablePropertyFilter`: SQL92 subscriptions (RocketMQ's default: off).
+    pub enable_property_filter: bool,
+    /// `storeReplyMessageEnable`: replies (request-reply) are stored as well as pushed.
+    pub store_reply_message_enable: bool,
     pub enable_dledger_commit_log: bool,
     pub dledger_group: String,
     pub dledger_peers: Vec<DLedgerPeer>,
     pub dledger_self_id: String,
     pub preferred_leader_id: Option<String>,
+    /// `rejectTransactionMessage`: transactional sends are refused (NO_PERMISSION).
+    pub reject_transaction_message: bool,
+    /// `transactionTimeOut`: a half message is first checked back this long after it was
+    /// born (its `CHECK_IMMUNITY_TIME_IN_SECONDS`, if longer, instead).
+    pub transaction_timeout: Duration,
+    /// `transactionCheckInterval`: how often open transactions are checked back.
+    pub transaction_check_interval: Duration,
+    /// `transactionCheckMax`: checks before a half message goes to
+    /// `TRANS_CHECK_MAX_TIME_TOPIC`.
+    pub transaction_check_max: u32,
+    /// `masterShutdownForwardMs` (not RocketMQ's): how long a group master stopped with
+    /// SIGTERM keeps its client port open after handing leadership off, forwarding the
+    /// sends that still reach it to the new master. Longer than the clients' route poll
+    /// (30 s in RocketMQ's clients), so no producer sends to a closed port.
+    pub master_shutdown_forward: Duration,
     /// The store's settings (CommitLog, flushing, retention, disk limits, delay levels).
     pub store: StoreConfig,
 }
@@ -74,11 +93,18 @@ impl Default for BrokerConfig {
             region_id: "DefaultRegion".into(),
             trace_on: true,
             slave_read_enable: false,
+            enable_property_filter: false,
+            store_reply_message_enable: true,
             enable_dledger_commit_log: false,
             dledger_group: String::new(),
             dledger_peers: Vec::new(),
             dledger_self_id: String::new(),
             preferred_leader_id: None,
+            reject_transaction_message: false,
+            transaction_timeout: Duration::from_millis(6_000),
+            transaction_check_interval: Duration::from_millis(30_000),
+            transaction_check_max: 15,
+            master_shutdown_forward: Duration::from_secs(35),
             store: StoreConfig::new(default_store_root()),
         }
     }
@@ -175,12 +201,26 @@ impl BrokerConfig {
             "regionId" => self.region_id = s.non_empty()?,
             "traceOn" => self.trace_on = s.parse_bool()?,
             "slaveReadEnable" => self.slave_read_enable = s.parse_bool()?,
+            "enablePropertyFilter" => self.enable_property_filter = s.parse_bool()?,
+            "storeReplyMessageEnable" => self.store_reply_message_enable = s.parse_bool()?,
             "enableDLegerCommitLog" => self.enable_dledger_commit_log = s.parse_bool()?,
             "dLegerGroup" => self.dledger_group = s.non_empty()?,
             "dLegerPeers" => self.dledger_peers = parse_dledger_peers(s)?,
             "dLegerSelfId" => self.dledger_self_id = s.non_empty()?,
             "preferredLeaderId" | "preferredLeaderIds" => {
                 self.preferred_leader_id = Some(s.non_empty()?)
+            }
+            "rejectTransactionMessage" => self.reject_transaction_message = s.parse_bool()?,
+            "transactionTimeOut" => {
+                self.transaction_timeout = Duration::from_millis(s.in_range(0, 86_400_000)?)
+            }
+            "transactionCheckInterval" => {
+                self.transaction_check_interval =
+                    Duration::from_millis(s.in_range(100, 86_400_000)?)
+            }
+            "transactionCheckMax" => self.transaction_check_max = s.in_range(1, 10_000)? as u32,
+            "masterShutdownForwardMs" => {
+                self.master_shutdown_forward = Duration::from_millis(s.in_range(0, 600_000)?)
             }
             _ => return self.store.apply(s),
         }
@@ -364,6 +404,32 @@ mod tests {
         ] {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains("messageDelayLevel"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn transaction_keys_have_rocketmqs_defaults() {
+        let c = BrokerConfig::default();
+        assert_eq!(c.transaction_timeout, Duration::from_secs(6));
+        assert_eq!(c.transaction_check_interval, Duration::from_secs(30));
+        assert_eq!(c.transaction_check_max, 15);
+        assert!(!c.reject_transaction_message);
+        let (c, unknown) = load(
+            "transactionTimeOut=1000\ntransactionCheckInterval=500\ntransactionCheckMax=3\n\
+             rejectTransactionMessage=true\n",
+        )
+        .unwrap();
+        assert!(unknown.is_empty());
+        assert_eq!(c.transaction_timeout, Duration::from_secs(1));
+        assert_eq!(c.transaction_check_interval, Duration::from_millis(500));
+        assert_eq!(c.transaction_check_max, 3);
+        assert!(c.reject_transaction_message);
+        for text in [
+            "transactionCheckInterval=0",
+            "transactionCheckMax=0",
+            "transactionTimeOut=-1",
+        ] {
+            assert!(load(text).is_err(), "{text}");
         }
     }
 

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client_groups::{ConsumerManager, OffsetResets, ProducerManager, RebalanceLockManager};
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::consumer_filter::FilterCache;
 use crate::counters::BrokerStats;
 use crate::group::handoff::HandoffGate;
 use crate::group::GroupMember;
@@ -26,6 +27,7 @@ use crate::metadata::{
 use crate::role::{Role, RoleState};
 use crate::stats_items::StatsItems;
 use crate::store_facade::MessageStore;
+use crate::transaction::state::Transactions;
 use message::DelayLevels;
 
 /// RocketMQ `rocketmq.broker.rebalance.lockMaxLiveTime`.
@@ -46,6 +48,8 @@ pub struct BrokerContext {
     /// Set while a stopping master hands leadership off.
     pub handoff: HandoffGate,
     pub consumers: ConsumerManager,
+    /// Compiled SQL92 subscriptions.
+    pub filters: FilterCache,
     pub producers: ProducerManager,
     pub locks: RebalanceLockManager,
     /// Offsets reset on this broker that consumers have not pulled since.
@@ -56,6 +60,9 @@ pub struct BrokerContext {
     pub stats_items: StatsItems,
     /// Fired when name servers must hear about a topic or role change now.
     pub registration_needed: Arc<Notify>,
+    /// Registration rounds done, for a request that answers only once the name servers
+    /// know its change.
+    pub registration_rounds: crate::registration_rounds::RegistrationRounds,
     /// Cancelled at shutdown: parked pulls answer at once.
     pub shutdown: CancellationToken,
     pub uniq_ids: UniqIdGenerator,
@@ -64,6 +71,8 @@ pub struct BrokerContext {
     pub delay_levels: DelayLevels,
     /// Settings an operator may change while the broker runs; read these, not `config`.
     pub live: LiveConfig,
+    /// On a master, its table of open transactions (see [`crate::transaction`]).
+    pub transactions: Transactions,
 }
 
 impl BrokerContext {
@@ -120,6 +129,10 @@ impl BrokerContext {
                 limits::MAX_CONSUMER_GROUPS,
                 limits::MAX_CHANNELS_PER_GROUP,
             ),
+            filters: FilterCache::new(
+                limits::MAX_CACHED_FILTERS,
+                limits::MAX_CACHED_FILTER_TEXT_BYTES,
+            ),
             producers: ProducerManager::new(
                 limits::MAX_PRODUCER_GROUPS,
                 limits::MAX_CHANNELS_PER_GROUP,
@@ -130,11 +143,13 @@ impl BrokerContext {
             stats: BrokerStats::default(),
             stats_items: StatsItems::default(),
             registration_needed,
+            registration_rounds: Default::default(),
             shutdown: CancellationToken::new(),
             uniq_ids: UniqIdGenerator::new(ip),
             boot_timestamp_ms: now_ms(),
             delay_levels,
             live: LiveConfig::new(&config),
+            transactions: Transactions::default(),
             config,
         }))
     }

@@ -12,10 +12,16 @@
 //!   by explicit ops through one `apply` path and persisted under `config/`.
 //! - [`client_groups`]: consumer and producer groups from heartbeats; orderly-consumption
 //!   locks.
+//! - [`consumer_filter`]: the filter a pull applies (TAG by tags code, SQL92 by the stored
+//!   message's properties) and the cache of compiled SQL92 subscriptions.
 //! - [`long_poll`]: pulls parked until a message arrives.
 //! - [`schedule`]: delayed messages and delayed retries (`SCHEDULE_TOPIC_XXXX`, the
 //!   delivery loop a master runs, its replicated progress).
+//! - [`transaction`]: transactional messages (half messages, END_TRANSACTION, the check
+//!   service a master runs, its replicated progress).
 //! - [`registration`]: registering with the name servers.
+//! - [`registration_rounds`]: counting registration rounds, for requests that answer once
+//!   the name servers know their change.
 //! - [`role`]: master or slave.
 //! - [`group`]: membership of a raft group (DLedger mode): the replicated store, metadata
 //!   replicated through the raft log, the role manager, graceful hand-off, group status.
@@ -34,6 +40,7 @@
 pub mod client_groups;
 pub mod clock;
 pub mod config;
+pub mod consumer_filter;
 pub mod context;
 pub mod counters;
 pub mod group;
@@ -45,11 +52,13 @@ pub mod metadata;
 pub mod processor;
 pub mod record;
 pub mod registration;
+pub mod registration_rounds;
 pub mod role;
 pub mod runtime;
 pub mod schedule;
 pub mod stats_items;
 pub mod store_facade;
+pub mod transaction;
 
 pub use config::BrokerConfig;
 pub use context::BrokerContext;

@@ -14,3 +14,7 @@ pub const MAX_LOCK_ENTRIES: usize = 1_000_000;
 pub const MAX_PARKED_PULLS: usize = 100_000;
 /// Messages in one batch send.
 pub const MAX_BATCH_MESSAGES: usize = 1024;
+/// Compiled SQL92 subscriptions kept, and the bytes of their expression text (the compiled
+/// trees are proportional to it): real brokers hold a few per consumer group.
+pub const MAX_CACHED_FILTERS: usize = 10_000;
+pub const MAX_CACHED_FILTER_TEXT_BYTES: usize = 32 * 1024 * 1024;

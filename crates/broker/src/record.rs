@@ -84,6 +84,17 @@ pub fn append_record(
     message: &NewMessage<'_>,
     store_host: SocketAddr,
 ) -> Result<(), RecordError> {
+    append_record_of_transaction(batch, message, store_host, 0)
+}
+
+/// [`append_record`] for a committed transactional message, whose record names the
+/// CommitLog offset of its half message (RocketMQ's PREPAREDTRANSACTIONOFFSET field).
+pub fn append_record_of_transaction(
+    batch: &mut RecordBatch,
+    message: &NewMessage<'_>,
+    store_host: SocketAddr,
+    prepared_transaction_offset: i64,
+) -> Result<(), RecordError> {
     let draft = MessageDraft {
         topic: message.topic,
         body: message.body,
@@ -95,7 +106,7 @@ pub fn append_record(
         born_host: ipv4_if_possible(message.born_host),
         store_host,
         reconsume_times: message.reconsume_times,
-        prepared_transaction_offset: 0,
+        prepared_transaction_offset,
         queue_offset: 0,
         physical_offset: 0,
         store_timestamp_ms: 0,

@@ -78,6 +78,10 @@ impl NameServerRegistrar {
                 compressed: false,
                 body_crc32: body_crc(&body),
                 zone_name: None,
+                raft_term: ctx
+                    .group
+                    .as_ref()
+                    .and_then(|g| i64::try_from(g.store.status().term).ok()),
             })
             .with_body(body)
     }
@@ -191,7 +195,9 @@ pub async fn run(ctx: Arc<BrokerContext>, registrar: Arc<NameServerRegistrar>) {
                 _ = ctx.shutdown.cancelled() => return,
             }
         }
+        let round = ctx.registration_rounds.begin();
         let accepted = registrar.register_all(&ctx).await;
+        ctx.registration_rounds.end(round);
         debug!(
             accepted,
             of = registrar.addrs.len(),

@@ -25,6 +25,7 @@ use crate::processor::{notify_if_enabled, BrokerProcessor};
 use crate::registration::{self, NameServerRegistrar};
 use crate::schedule;
 use crate::store_facade::{MessageStore, ReplicatedFacade, StandaloneFacade};
+use crate::transaction;
 
 /// Consumer offsets are written out this often (RocketMQ: `flushConsumerOffsetInterval`).
 pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
@@ -213,6 +214,7 @@ fn serve(
         tokio::spawn(expire_clients_periodically(Arc::clone(&ctx))),
         tokio::spawn(sample_stats_periodically(Arc::clone(&ctx))),
         tokio::spawn(schedule::service::run(Arc::clone(&ctx))),
+        tokio::spawn(transaction::check::run(Arc::clone(&ctx))),
     ];
     info!(broker = %ctx.config.broker_name, addr = %ctx.broker_addr, %local_addr,
         cluster = %ctx.config.broker_cluster_name, namesrv = ?ctx.config.namesrv_addrs,
@@ -242,6 +244,27 @@ impl RunningBroker {
         &self.ctx
     }
 
+    /// Resolves, with the reason, once this group member can no longer follow its group
+    /// (a storage error stopped its raft node or its apply loop: EIO, ENOSPC, a checksum
+    /// failure in an old segment). It would otherwise serve frozen queues as a slave; its
+    /// owner should stop it (leaving the routes) and exit non-zero so that a supervisor
+    /// restarts it once the cause is gone. Never resolves for a standalone broker.
+    pub async fn failed(&self) -> String {
+        if let Some(member) = &self.ctx.group {
+            let mut failure = member.store.failure();
+            // Bounded by the store's life: `changed` fails once nothing can report any more.
+            loop {
+                if let Some(reason) = failure.borrow_and_update().clone() {
+                    return reason;
+                }
+                if failure.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+        std::future::pending().await
+    }
+
     /// Graceful stop: a group master first hands leadership to a follower and waits
     /// (bounded) until the name servers list the new master; then parked pulls answer, the
     /// port stops accepting and requests in flight finish, consumer offsets are written,
@@ -265,9 +288,11 @@ impl RunningBroker {
                     .wait_for_other_master(&self.ctx, handoff::HANDOFF_TIMEOUT)
                     .await;
                 if let Some(new_master) = new_master {
-                    info!(%new_master, "forwarding sends to the new master while routes refresh");
+                    let linger = self.ctx.config.master_shutdown_forward;
+                    info!(%new_master, linger_ms = linger.as_millis() as u64,
+                        "forwarding sends to the new master while clients' routes refresh");
                     self.ctx.handoff.forward_to(new_master);
-                    tokio::time::sleep(handoff::FORWARD_LINGER).await;
+                    tokio::time::sleep(linger).await;
                 }
             }
             self.ctx.handoff.end();

@@ -109,7 +109,7 @@ async fn oversize_bodies_and_bad_queue_ids_are_refused() {
 
 #[tokio::test]
 async fn missing_header_fields_and_transactions_are_refused() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::start_with(|c| c.reject_transaction_message = true).await;
     let mut command = send_v2(&send_header("T", 0, ""), b"x");
     command.ext_fields.remove("b");
     let sent = broker.call(command).await;

@@ -12,7 +12,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use message::UniqIdGenerator;
+use message::properties::keys;
+use message::{MessageView, UniqIdGenerator};
 use parking_lot::{Mutex, RwLock};
 use remoting::body::route::MASTER_ID;
 use remoting::body::running::prop;
@@ -29,6 +30,8 @@ use remoting::header::client::{
     GetConsumerRunningInfoRequestHeader, GetConsumerStatusRequestHeader,
     NotifyConsumerIdsChangedRequestHeader, ResetOffsetRequestHeader,
 };
+use remoting::header::reply::ReplyMessageRequestHeader;
+use remoting::header::CommandHeader;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +39,10 @@ use tracing::{debug, info, warn};
 
 use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
+use crate::message::ReceivedMessage;
+use crate::replies::PendingReplies;
 use crate::route::TopicRoute;
+use crate::transaction_check::{answer_check, TransactionChecker};
 
 /// How a consumer group appears in heartbeats, the signal that asks it to rebalance, and
 /// what it tells operators about itself.
@@ -62,6 +68,8 @@ pub(crate) trait ConsumerReport: Send + Sync {
 }
 
 type ConsumerTable = DashMap<String, ConsumerEntry>;
+/// Producer group → what answers the brokers' transaction checks for it.
+type CheckerTable = DashMap<String, Arc<dyn TransactionChecker>>;
 
 /// The shared core; cheap to clone.
 #[derive(Clone)]
@@ -82,6 +90,9 @@ pub(crate) struct Inner {
     refreshed_at: Mutex<HashMap<String, Instant>>,
     producer_groups: Mutex<HashMap<String, usize>>,
     consumers: Arc<ConsumerTable>,
+    /// Requests of this client's producers waiting for replies.
+    pub(crate) pending_replies: Arc<PendingReplies>,
+    checkers: Arc<CheckerTable>,
     heartbeat_now: Arc<Notify>,
     stop: CancellationToken,
 }
@@ -102,8 +113,12 @@ impl ClientInstance {
             ClientError::InvalidArgument("a client must be created inside a tokio runtime".into())
         })?;
         let consumers: Arc<ConsumerTable> = Arc::new(DashMap::new());
+        let pending_replies = Arc::new(PendingReplies::default());
+        let checkers: Arc<CheckerTable> = Arc::new(DashMap::new());
         let handler = Arc::new(BrokerRequestHandler {
             consumers: Arc::clone(&consumers),
+            pending_replies: Arc::clone(&pending_replies),
+            checkers: Arc::clone(&checkers),
             namesrv_addrs: options.namesrv_addrs.join(";"),
         });
         let remoting = RemotingClient::with_request_handler(options.remoting.clone(), handler);
@@ -118,6 +133,8 @@ impl ClientInstance {
             refreshed_at: Mutex::new(HashMap::new()),
             producer_groups: Mutex::new(HashMap::new()),
             consumers,
+            pending_replies,
+            checkers,
             heartbeat_now: Arc::new(Notify::new()),
             stop: CancellationToken::new(),
         });
@@ -308,6 +325,19 @@ impl ClientInstance {
             .or_default() += 1;
     }
 
+    /// Makes `checker` answer the brokers' transaction checks for producer `group`.
+    pub(crate) fn register_transaction_checker(
+        &self,
+        group: &str,
+        checker: Arc<dyn TransactionChecker>,
+    ) {
+        self.inner.checkers.insert(group.to_owned(), checker);
+    }
+
+    pub(crate) fn unregister_transaction_checker(&self, group: &str) {
+        self.inner.checkers.remove(group);
+    }
+
     pub(crate) fn unregister_producer(&self, group: &str) {
         let mut groups = self.inner.producer_groups.lock();
         if let Some(count) = groups.get_mut(group) {
@@ -442,25 +472,51 @@ async fn route_refresh_loop(weak: Weak<Inner>, stop: CancellationToken) {
     }
 }
 
+/// The request's header, or the SYSTEM_ERROR answer saying why it does not decode.
+fn header_of<H: CommandHeader>(request: &RemotingCommand) -> Result<H, Box<RemotingCommand>> {
+    request.decode_header::<H>().map_err(|error| {
+        Box::new(RemotingCommand::error_to(
+            request,
+            response::SYSTEM_ERROR,
+            error.to_string(),
+        ))
+    })
+}
+
 /// Answers requests brokers send to this client.
 struct BrokerRequestHandler {
     consumers: Arc<ConsumerTable>,
+    pending_replies: Arc<PendingReplies>,
+    checkers: Arc<CheckerTable>,
     /// As Java reports them in a consumer's running info.
     namesrv_addrs: String,
 }
 
 impl BrokerRequestHandler {
+    /// PUSH_REPLY_MESSAGE_TO_CLIENT (326): a reply to one of this client's requests. Taken
+    /// (SUCCESS) even when its request already timed out, as Java clients do: the broker
+    /// delivered it.
+    fn reply_pushed(&self, request: &RemotingCommand) -> RemotingCommand {
+        let header = match header_of::<ReplyMessageRequestHeader>(request) {
+            Ok(header) => header,
+            Err(answer) => return *answer,
+        };
+        match ReceivedMessage::from_reply_push(&header, &request.body) {
+            Ok(reply) => {
+                self.pending_replies.deliver(reply);
+                RemotingCommand::success_to(request)
+            }
+            Err(error) => {
+                RemotingCommand::error_to(request, response::SYSTEM_ERROR, error.to_string())
+            }
+        }
+    }
+
     /// GET_CONSUMER_RUNNING_INFO (307), relayed by a broker for `mqadmin consumerStatus`.
     fn running_info(&self, request: &RemotingCommand) -> RemotingCommand {
-        let header = match request.decode_header::<GetConsumerRunningInfoRequestHeader>() {
+        let header = match header_of::<GetConsumerRunningInfoRequestHeader>(request) {
             Ok(header) => header,
-            Err(error) => {
-                return RemotingCommand::error_to(
-                    request,
-                    response::SYSTEM_ERROR,
-                    error.to_string(),
-                )
-            }
+            Err(answer) => return *answer,
         };
         let Some(entry) = self
             .consumers
@@ -522,15 +578,9 @@ impl BrokerRequestHandler {
     /// GET_CONSUMER_STATUS_FROM_CLIENT (221): this member's offsets of a topic, for
     /// INVOKE_BROKER_TO_GET_CONSUMER_STATUS (`mqadmin getConsumerStatus`).
     fn consumer_status(&self, request: &RemotingCommand) -> RemotingCommand {
-        let header = match request.decode_header::<GetConsumerStatusRequestHeader>() {
+        let header = match header_of::<GetConsumerStatusRequestHeader>(request) {
             Ok(header) => header,
-            Err(error) => {
-                return RemotingCommand::error_to(
-                    request,
-                    response::SYSTEM_ERROR,
-                    error.to_string(),
-                )
-            }
+            Err(answer) => return *answer,
         };
         let report = self
             .consumers
@@ -547,10 +597,20 @@ impl BrokerRequestHandler {
 impl RequestProcessor for BrokerRequestHandler {
     async fn process(
         &self,
-        _conn: &ConnectionHandle,
+        conn: &ConnectionHandle,
         request: RemotingCommand,
     ) -> Option<RemotingCommand> {
         match request.code {
+            request::CHECK_TRANSACTION_STATE => {
+                let group = MessageView::parse(&request.body)
+                    .ok()
+                    .and_then(|view| view.property(keys::PGROUP).map(str::to_owned))
+                    .unwrap_or_default();
+                let checker = self.checkers.get(&group).map(|c| Arc::clone(c.value()));
+                answer_check(checker, conn, &request);
+                // One-way from the broker; the answer is a request of its own.
+                None
+            }
             request::NOTIFY_CONSUMER_IDS_CHANGED => {
                 match request.decode_header::<NotifyConsumerIdsChangedRequestHeader>() {
                     Ok(header) => {
@@ -570,6 +630,7 @@ impl RequestProcessor for BrokerRequestHandler {
                 Some(RemotingCommand::success_to(&request))
             }
             request::GET_CONSUMER_RUNNING_INFO => Some(self.running_info(&request)),
+            request::PUSH_REPLY_MESSAGE_TO_CLIENT => Some(self.reply_pushed(&request)),
             request::GET_CONSUMER_STATUS_FROM_CLIENT => Some(self.consumer_status(&request)),
             _ => Some(RemotingCommand::not_supported_to(&request)),
         }

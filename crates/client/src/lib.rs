@@ -9,9 +9,14 @@
 //! - [`message`]: [`Message`] to send, [`ReceivedMessage`] received, body compression.
 //! - [`broker_api`]: typed broker requests shared by consumers and the admin API (offsets,
 //!   consumer lists, queue locks, send-back).
-//! - [`producer`]: [`Producer`]: sync, async, one-way, batch and ordered sends with retries.
+//! - [`producer`]: [`Producer`]: sync, async, one-way, batch and ordered sends with retries;
+//!   request-reply ([`Producer::request`], [`Producer::reply`]).
+//! - [`replies`]: requests waiting for the replies brokers push.
+//!   [`TransactionProducer`]: transactional sends and answers to the brokers' checks.
 //! - [`consumer`]: [`PullConsumer`] and [`PushConsumer`] (rebalancing, flow control,
 //!   offsets, concurrent and ordered consumption, retries).
+//! - [`transaction_check`]: [`TransactionChecker`] and the answer to a broker's transaction
+//!   check.
 //! - [`display`]: timestamps and column widths as RocketMQ's tools print them.
 //! - [`admin`]: [`Admin`]: topics, routes, clusters, broker stats, consumer progress,
 //!   message lookup.
@@ -55,7 +60,9 @@ pub mod error;
 pub mod instance;
 pub mod message;
 pub mod producer;
+pub mod replies;
 pub mod route;
+pub mod transaction_check;
 
 pub use self::message::{Message, ReceivedMessage};
 pub use admin::Admin;
@@ -63,5 +70,8 @@ pub use config::ClientOptions;
 pub use consumer::{PullConsumer, PushConsumer, PushConsumerOptions};
 pub use error::{ClientError, Result};
 pub use instance::ClientInstance;
+pub use producer::transaction::{
+    TransactionChecker, TransactionProducer, TransactionSendResult, TransactionState,
+};
 pub use producer::{Producer, ProducerOptions, SendResult, SendStatus};
 pub use remoting::body::MessageQueue;

@@ -12,6 +12,7 @@ use flate2::Compression;
 use message::sysflag::{message as msg_flag, CompressionType};
 use message::{keys, validate_topic, MessageView};
 use remoting::body::MessageQueue;
+use remoting::header::reply::ReplyMessageRequestHeader;
 
 use crate::error::{ClientError, Result};
 
@@ -226,6 +227,39 @@ impl ReceivedMessage {
             reconsume_times: view.reconsume_times(),
             properties: view.properties_map(),
             offset_msg_id: view.offset_msg_id(),
+        })
+    }
+
+    /// A reply a broker pushed (PUSH_REPLY_MESSAGE_TO_CLIENT): not read from a queue, so it
+    /// has no offsets, and no broker name.
+    pub(crate) fn from_reply_push(
+        header: &ReplyMessageRequestHeader,
+        body: &[u8],
+    ) -> Result<Self, BodyError> {
+        let mut sys_flag = header.sys_flag;
+        let body = match CompressionType::of_sys_flag(sys_flag) {
+            Some(Ok(CompressionType::Zlib)) => {
+                sys_flag &= !(msg_flag::COMPRESSED | msg_flag::COMPRESSION_TYPE_MASK);
+                Bytes::from(inflate(body, MAX_DECOMPRESSED_BYTES)?)
+            }
+            _ => Bytes::copy_from_slice(body),
+        };
+        let unknown_host = SocketAddr::from(([0, 0, 0, 0], 0));
+        Ok(ReceivedMessage {
+            topic: header.topic.clone(),
+            queue: MessageQueue::new(&header.topic, "", header.queue_id),
+            queue_offset: 0,
+            commit_log_offset: 0,
+            body,
+            flag: header.flag,
+            sys_flag,
+            born_timestamp_ms: header.born_timestamp,
+            born_host: header.born_host.parse().unwrap_or(unknown_host),
+            store_timestamp_ms: header.store_timestamp,
+            store_host: header.store_host.parse().unwrap_or(unknown_host),
+            reconsume_times: header.reconsume_times.unwrap_or(0),
+            properties: message::properties::decode(header.properties.as_deref().unwrap_or("")),
+            offset_msg_id: String::new(),
         })
     }
 

@@ -19,6 +19,15 @@ pub const DELAY_OFFSET_SYNC_TOPIC: &str = "RMQ_SYS_DELAY_OFFSET_SYNC";
 pub const SUBSCRIPTION_GROUP_SYNC_TOPIC: &str = "RMQ_SYS_SUBSCRIPTION_GROUP_SYNC";
 pub const MESSAGE_MODE_SYNC_TOPIC: &str = "RMQ_SYS_MESSAGE_MODE_SYNC";
 pub const TIMER_METRICS_SYNC_TOPIC: &str = "RMQ_SYS_TIMER_METRICS_SYNC";
+/// Replies of request-reply travel through `{cluster}_REPLY_TOPIC`, which every broker of
+/// the cluster creates at start-up (repliers send to it; requesters never read it).
+pub const REPLY_TOPIC_POSTFIX: &str = "REPLY_TOPIC";
+
+/// The reply topic of `cluster`.
+pub fn reply_topic(cluster: &str) -> String {
+    format!("{cluster}_{REPLY_TOPIC_POSTFIX}")
+}
+
 /// Any topic starting with this is a system topic.
 pub const SYSTEM_TOPIC_PREFIX: &str = "rmq_sys_";
 

@@ -52,6 +52,8 @@ pub struct Registration {
     /// Identifies the connection the registration came on, so the broker can be dropped when
     /// that connection closes.
     pub connection_id: Option<u64>,
+    /// A broker group member's raft term (not RocketMQ's; absent from other brokers).
+    pub raft_term: Option<u64>,
 }
 
 /// What REGISTER_BROKER answers: a slave learns where its master is.
@@ -82,6 +84,7 @@ struct LiveBroker {
     broker_id: i64,
     /// The topic table this broker last defined its routes with, as master.
     topics_seen: Option<TableSeen>,
+    raft_term: Option<u64>,
 }
 
 /// A master's registered topic table: its version and a digest of what it listed.
@@ -136,6 +139,21 @@ impl Registry {
         }
         if !self.live.contains_key(&reg.broker_addr) && self.live.len() >= MAX_BROKERS {
             return Err(RegistryError::TooManyBrokers);
+        }
+        if let Some(master) = self.newer_master(&reg) {
+            // A master frozen past its registration time wakes up still claiming the role;
+            // letting it displace the master of a later term would leave clients without a
+            // master once it registers as a slave, until the real one re-registers.
+            tracing::warn!(broker = %reg.broker_name, stale = %reg.broker_addr, ?reg.raft_term,
+                master = %master, "master claim of an older raft term ignored");
+            if let Some(live) = self.live.get_mut(&reg.broker_addr) {
+                live.last_seen = now;
+            }
+            let ha_server_addr = self.live.get(&master).map(|l| l.ha_server_addr.clone());
+            return Ok(RegisterOutcome {
+                master_addr: Some(master),
+                ha_server_addr,
+            });
         }
 
         // RocketMQ rewrites a master's queue data only on its first registration or when its
@@ -211,6 +229,7 @@ impl Registry {
                 broker_name: reg.broker_name.clone(),
                 broker_id: reg.broker_id,
                 topics_seen: (reg.broker_id == MASTER_ID).then_some(seen),
+                raft_term: reg.raft_term,
             },
         );
 
@@ -226,6 +245,24 @@ impl Registry {
             }
         }
         Ok(outcome)
+    }
+
+    /// The live master `reg` would displace when that master registered with a newer raft
+    /// term than `reg` carries.
+    fn newer_master(&self, reg: &Registration) -> Option<String> {
+        if reg.broker_id != MASTER_ID {
+            return None;
+        }
+        let claimed = reg.raft_term?;
+        let master = self
+            .brokers
+            .get(&reg.broker_name)?
+            .broker_addrs
+            .get(&MASTER_ID)
+            .filter(|addr| **addr != reg.broker_addr)?;
+        let live = self.live.get(master)?;
+        (live.broker_id == MASTER_ID && live.raft_term.is_some_and(|t| t > claimed))
+            .then(|| master.clone())
     }
 
     /// Makes the master's topic list the truth for its broker name: topics it no longer has
@@ -457,6 +494,7 @@ mod tests {
             data_version: version(1),
             timeout: DEFAULT_BROKER_TIMEOUT,
             connection_id: None,
+            raft_term: None,
         }
     }
 
@@ -495,6 +533,54 @@ mod tests {
         assert_eq!(route.broker_datas[0].broker_addrs.len(), 2);
         // Only the master's topic list counts.
         assert!(r.route("Other").is_none());
+    }
+
+    fn in_term(mut reg: Registration, term: u64) -> Registration {
+        reg.raft_term = Some(term);
+        reg
+    }
+
+    fn master_of(r: &Registry, topic: &str) -> Option<String> {
+        r.route(topic)?.broker_datas[0]
+            .broker_addrs
+            .get(&MASTER_ID)
+            .cloned()
+    }
+
+    #[test]
+    fn a_master_of_an_older_term_cannot_displace_the_newer_one() {
+        let mut r = Registry::new();
+        let now = Instant::now();
+        r.register(in_term(reg("g", "a:1", 0, &["T"]), 5), now)
+            .unwrap();
+        r.register(in_term(reg("g", "b:1", 2, &["T"]), 5), now)
+            .unwrap();
+        // b is elected in term 6 while a is frozen.
+        r.register(in_term(reg("g", "b:1", 0, &["T"]), 6), now)
+            .unwrap();
+        assert_eq!(master_of(&r, "T").as_deref(), Some("b:1"));
+        // a wakes past its registration time, still believing it leads term 5.
+        let out = r
+            .register(in_term(reg("g", "a:1", 0, &["T"]), 5), now)
+            .unwrap();
+        assert_eq!(
+            out.master_addr.as_deref(),
+            Some("b:1"),
+            "told who the master is"
+        );
+        assert_eq!(master_of(&r, "T").as_deref(), Some("b:1"));
+        // Then it learns its role and registers as a slave: the master stays.
+        r.register(in_term(reg("g", "a:1", 1, &["T"]), 6), now)
+            .unwrap();
+        assert_eq!(master_of(&r, "T").as_deref(), Some("b:1"));
+        let addrs = &r.route("T").unwrap().broker_datas[0].broker_addrs;
+        assert_eq!(addrs.get(&1).map(String::as_str), Some("a:1"));
+        // A master of a newer term still takes over, and so does one without a term.
+        r.register(in_term(reg("g", "a:1", 0, &["T"]), 7), now)
+            .unwrap();
+        assert_eq!(master_of(&r, "T").as_deref(), Some("a:1"));
+        r.register(reg("g", "b:1", 0, &["T"]), now).unwrap();
+        assert_eq!(master_of(&r, "T").as_deref(), Some("b:1"));
     }
 
     #[test]

@@ -117,6 +117,7 @@ impl NameServer {
             data_version,
             timeout,
             connection_id: Some(conn.id()),
+            raft_term: header.raft_term.and_then(|t| u64::try_from(t).ok()),
         };
         let outcome = self.registry.lock().register(registration, Instant::now());
         match outcome {
@@ -508,6 +509,7 @@ mod tests {
                 compressed: false,
                 body_crc32: crc,
                 zone_name: None,
+                raft_term: None,
             })
             .with_body(Bytes::from(body))
     }

@@ -5,7 +5,7 @@
 //!
 //! | off | size | field |
 //! |----:|-----:|-------|
-//! | 0 | 1 | version (1) |
+//! | 0 | 1 | version (2: durable commit index in heartbeats and appends) |
 //! | 1 | 1 | kind |
 //! | 2 | 4 | from |
 //! | 6 | 4 | to |
@@ -24,7 +24,7 @@ use crate::message::{
 };
 use crate::NodeId;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HEADER_LEN: usize = 18;
 
 const KIND_VOTE_REQUEST: u8 = 1;
@@ -38,6 +38,9 @@ const KIND_TAKE_LEADERSHIP: u8 = 7;
 const HELLO_MAGIC: u32 = 0x5246_4831; // "RFH1"
 /// Longest group name a hello may carry.
 pub const MAX_GROUP_NAME_LEN: usize = 255;
+
+/// Longest group settings text a [`Hello`] carries (a peer list of a few members).
+pub const MAX_SETTINGS_LEN: usize = 4096;
 
 /// Why bytes are not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +64,9 @@ pub enum CodecError {
 pub struct Hello {
     pub group: String,
     pub from: NodeId,
+    /// What every member of the group must agree on (the peer list, the log's segment
+    /// size), as text: a member configured differently is refused, not replicated into.
+    pub settings: String,
 }
 
 pub fn encode_hello(hello: &Hello, out: &mut BytesMut) {
@@ -71,6 +77,10 @@ pub fn encode_hello(hello: &Hello, out: &mut BytesMut) {
     out.put_u32(hello.from.0);
     out.put_u8(group.len() as u8);
     out.put_slice(group);
+    let settings = hello.settings.as_bytes();
+    let settings = &settings[..settings.len().min(MAX_SETTINGS_LEN)];
+    out.put_u16(settings.len() as u16);
+    out.put_slice(settings);
 }
 
 pub fn decode_hello(mut buf: &[u8]) -> Result<Hello, CodecError> {
@@ -83,11 +93,21 @@ pub fn decode_hello(mut buf: &[u8]) -> Result<Hello, CodecError> {
     }
     let from = NodeId(buf.get_u32());
     let len = buf.get_u8() as usize;
-    if buf.remaining() != len {
+    if buf.remaining() < len + 2 {
         return Err(CodecError::Hello);
     }
     let group = String::from_utf8(buf[..len].to_vec()).map_err(|_| CodecError::Hello)?;
-    Ok(Hello { group, from })
+    buf.advance(len);
+    let len = buf.get_u16() as usize;
+    if len > MAX_SETTINGS_LEN || buf.remaining() != len {
+        return Err(CodecError::Hello);
+    }
+    let settings = String::from_utf8(buf.to_vec()).map_err(|_| CodecError::Hello)?;
+    Ok(Hello {
+        group,
+        from,
+        settings,
+    })
 }
 
 /// Bytes [`encode`] will write for `msg`.
@@ -96,9 +116,9 @@ pub fn encoded_len(msg: &Message) -> usize {
         + match &msg.payload {
             Payload::VoteRequest(_) => 17,
             Payload::VoteResponse(_) => 10,
-            Payload::Heartbeat(_) => 8,
+            Payload::Heartbeat(_) => 16,
             Payload::HeartbeatResponse(_) => 1,
-            Payload::Append(a) => 37 + a.entries.iter().map(Bytes::len).sum::<usize>(),
+            Payload::Append(a) => 45 + a.entries.iter().map(Bytes::len).sum::<usize>(),
             Payload::AppendResponse(_) => 9 + 24,
             Payload::TakeLeadership => 0,
         }
@@ -122,7 +142,10 @@ pub fn encode(msg: &Message, out: &mut BytesMut) {
             out.put_u64(r.request_term);
             out.put_u8(answer_code(r.answer));
         }
-        Payload::Heartbeat(h) => out.put_u64(h.commit_index),
+        Payload::Heartbeat(h) => {
+            out.put_u64(h.commit_index);
+            out.put_u64(h.safe_index);
+        }
         Payload::HeartbeatResponse(r) => out.put_u8(match r {
             HeartbeatResponse::Success => 0,
             HeartbeatResponse::ExpiredTerm => 1,
@@ -133,6 +156,7 @@ pub fn encode(msg: &Message, out: &mut BytesMut) {
             out.put_u64(a.prev_index);
             out.put_u64(a.prev_term.unwrap_or(0));
             out.put_u64(a.commit_index);
+            out.put_u64(a.safe_index);
             out.put_u8(u8::from(a.restart) | u8::from(a.prev_term.is_some()) << 1);
             out.put_u32(a.entries.len() as u32);
             for frame in &a.entries {
@@ -142,9 +166,13 @@ pub fn encode(msg: &Message, out: &mut BytesMut) {
         Payload::AppendResponse(r) => {
             out.put_u64(r.seq);
             match r.result {
-                AppendResult::Success { match_index } => {
+                AppendResult::Success {
+                    match_index,
+                    persisted_index,
+                } => {
                     out.put_u8(0);
                     out.put_u64(match_index);
+                    out.put_u64(persisted_index);
                 }
                 AppendResult::Inconsistent {
                     hint_index,
@@ -201,6 +229,7 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
         }
         KIND_HEARTBEAT => Payload::Heartbeat(Heartbeat {
             commit_index: r.u64()?,
+            safe_index: r.u64()?,
         }),
         KIND_HEARTBEAT_RESPONSE => Payload::HeartbeatResponse(match r.u8()? {
             0 => HeartbeatResponse::Success,
@@ -218,6 +247,7 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
             let prev_index = r.u64()?;
             let prev_term = r.u64()?;
             let commit_index = r.u64()?;
+            let safe_index = r.u64()?;
             let flags = r.u8()?;
             let count = r.u32()? as usize;
             if count > r.remaining() / ENTRY_HEADER_LEN {
@@ -235,6 +265,7 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
                 prev_index,
                 prev_term: (flags & 2 != 0).then_some(prev_term),
                 commit_index,
+                safe_index,
                 restart: flags & 1 != 0,
                 entries,
             })
@@ -244,6 +275,7 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
             let result = match r.u8()? {
                 0 => AppendResult::Success {
                     match_index: r.u64()?,
+                    persisted_index: r.u64()?,
                 },
                 1 => AppendResult::Inconsistent {
                     hint_index: r.u64()?,
@@ -420,13 +452,17 @@ mod tests {
                 request_term: 4,
                 answer: VoteAnswer::RejectTakingLeadership,
             }),
-            Payload::Heartbeat(Heartbeat { commit_index: 77 }),
+            Payload::Heartbeat(Heartbeat {
+                commit_index: 77,
+                safe_index: 70,
+            }),
             Payload::HeartbeatResponse(HeartbeatResponse::InconsistentLeader),
             Payload::Append(Append {
                 seq: 5,
                 prev_index: 10,
                 prev_term: Some(3),
                 commit_index: 8,
+                safe_index: 7,
                 restart: false,
                 entries: vec![frame(11, b"a"), frame(12, b"bcdef")],
             }),
@@ -435,6 +471,7 @@ mod tests {
                 prev_index: 0,
                 prev_term: None,
                 commit_index: 0,
+                safe_index: 0,
                 restart: true,
                 entries: vec![],
             }),
@@ -452,7 +489,10 @@ mod tests {
             }),
             Payload::AppendResponse(AppendResponse {
                 seq: 8,
-                result: AppendResult::Success { match_index: 12 },
+                result: AppendResult::Success {
+                    match_index: 12,
+                    persisted_index: 11,
+                },
             }),
             Payload::AppendResponse(AppendResponse {
                 seq: 9,
@@ -534,6 +574,7 @@ mod tests {
         let hello = Hello {
             group: "broker-a".into(),
             from: NodeId(3),
+            settings: "dLegerPeers=n0-h:1;n3-h:2 mappedFileSizeCommitLog=1024".into(),
         };
         let mut buf = BytesMut::new();
         encode_hello(&hello, &mut buf);

@@ -33,8 +33,8 @@ use crate::entry::Entry;
 use crate::hard_state::{HardStateError, HardStateStore};
 use crate::transport::{Transport, TransportConfig};
 use crate::{
-    EntryPlace, Event, LogStorage, Node, NodeId, PeerSpec, Proposal, ProposeError, RaftConfig,
-    RaftError, Role, Status, StorageError, TransferError,
+    BackgroundSync, EntryPlace, Event, LogStorage, Node, NodeId, PeerSpec, Proposal, ProposeError,
+    RaftConfig, RaftError, Role, Status, StorageError, TransferError,
 };
 
 /// Everything a driver needs to know.
@@ -61,6 +61,9 @@ pub struct DriverConfig {
     pub apply_queue_len: usize,
     /// Largest batch of entries in one [`ApplyEvent::Entries`].
     pub apply_batch_entries: usize,
+    /// Settings every member must share besides the peer list (the store puts its segment
+    /// size here), as `key=value` text: a peer whose differ is refused when it connects.
+    pub shared_settings: String,
 }
 
 impl DriverConfig {
@@ -83,6 +86,7 @@ impl DriverConfig {
             apply_from: None,
             apply_queue_len: 64,
             apply_batch_entries: 1024,
+            shared_settings: String::new(),
         }
     }
 }
@@ -272,6 +276,7 @@ impl RaftDriver {
             raft.random_seed = rand::random();
         }
         let persisted = hard_state.load()?;
+        let node_syncer = storage.background_sync();
         let node = Node::new(config.id, &members, raft, storage, persisted)?;
         let shutdown = CancellationToken::new();
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_len.max(1));
@@ -284,6 +289,7 @@ impl RaftDriver {
             config.id,
             &config.group,
             &config.peers,
+            &config.shared_settings,
             listener,
             inbound_tx,
             &transport_config,
@@ -331,6 +337,9 @@ impl RaftDriver {
             state: state_tx,
             pending: VecDeque::new(),
             transfers: Vec::new(),
+            syncer: node_syncer,
+            sync_in_flight: None,
+            stable_reported: 0,
             apply,
             shutdown: shutdown.clone(),
         };
@@ -416,7 +425,29 @@ struct Driver<S: LogStorage, H: HardStateStore> {
     pending: VecDeque<Pending>,
     transfers: Vec<(NodeId, oneshot::Sender<Result<(), TransferError>>)>,
     apply: Option<Apply>,
+    /// Background fsync, when the storage offers it, and the one running.
+    syncer: Option<BackgroundSync>,
+    sync_in_flight: Option<InflightSync>,
+    /// Durable commit index last reported to the storage as stable.
+    stable_reported: u64,
     shutdown: CancellationToken,
+}
+
+/// A background fsync and what it will vouch for once done.
+struct InflightSync {
+    index: u64,
+    term: u64,
+    log_cuts: u64,
+    task: JoinHandle<Result<(), StorageError>>,
+}
+
+async fn sync_finished(
+    slot: &mut Option<InflightSync>,
+) -> Result<Result<(), StorageError>, tokio::task::JoinError> {
+    match slot {
+        Some(sync) => (&mut sync.task).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Steps taken per wake-up before the Ready is handled, so a flood of messages cannot delay
@@ -476,6 +507,9 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                         Some(command) => self.handle_commands(command)?,
                         None => self.commands_open = false,
                     }
+                }
+                done = sync_finished(&mut self.sync_in_flight), if self.sync_in_flight.is_some() => {
+                    self.on_sync_finished(done)?;
                 }
                 permit = reserve(apply_tx), if apply_ready => {
                     match permit {
@@ -599,6 +633,20 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             // The appends just handed to the transport travel while we fsync.
             let index = self.node.last_index();
             let term = self.node.last_term()?;
+            if let Some(syncer) = &self.syncer {
+                // One fsync at a time covers everything appended before it started: the
+                // group commit. The next starts when it returns, if anything is left.
+                if self.sync_in_flight.is_none() {
+                    let syncer = syncer.clone();
+                    self.sync_in_flight = Some(InflightSync {
+                        index,
+                        term,
+                        log_cuts: self.node.log_cuts(),
+                        task: tokio::task::spawn_blocking(move || syncer()),
+                    });
+                }
+                break;
+            }
             let storage = self.node.storage_mut();
             if storage.sync_may_block() {
                 blocking(|| storage.sync())?;
@@ -609,8 +657,10 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
         }
         self.resolve_committed();
         let state = snapshot(&self.node);
-        if state.commit_index != self.state.borrow().commit_index {
-            self.node.storage_mut().committed(state.commit_index);
+        let stable = self.node.apply_limit();
+        if stable > self.stable_reported {
+            self.stable_reported = stable;
+            self.node.storage_mut().committed(stable);
         }
         self.state.send_if_modified(|current| {
             if *current != state {
@@ -621,6 +671,30 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             }
         });
         Ok(())
+    }
+
+    fn on_sync_finished(
+        &mut self,
+        done: Result<Result<(), StorageError>, tokio::task::JoinError>,
+    ) -> Result<(), DriverError> {
+        let Some(sync) = self.sync_in_flight.take() else {
+            return Ok(());
+        };
+        match done {
+            Ok(Ok(())) => {
+                // A truncation meanwhile may have replaced what the fsync covered with
+                // entries it did not; the next fsync will vouch for those.
+                if self.node.log_cuts() == sync.log_cuts {
+                    self.node.on_persisted(sync.index, sync.term)?;
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(StorageError::Io(std::io::Error::other(format!(
+                "background fsync did not finish: {e}"
+            )))
+            .into()),
+        }
     }
 
     fn on_event(&mut self, event: Event) {

@@ -40,4 +40,4 @@ pub use crate::driver::{
 pub use crate::hard_state::{FileHardStateStore, HardState, HardStateStore, MemHardStateStore};
 pub use crate::message::Message;
 pub use crate::peers::{parse_group, parse_peers, NodeId, PeerSpec};
-pub use crate::storage::{LogStorage, MemLog, StorageError};
+pub use crate::storage::{BackgroundSync, LogStorage, MemLog, StorageError};

@@ -73,6 +73,8 @@ pub struct VoteResponse {
 pub struct Heartbeat {
     /// Leader's commit index, capped at what this follower is known to hold.
     pub commit_index: u64,
+    /// Leader's durable commit index (entries a quorum holds on disk), capped the same way.
+    pub safe_index: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +96,8 @@ pub struct Append {
     /// Term of `prev_index` on the leader; `None` when the leader no longer knows it.
     pub prev_term: Option<u64>,
     pub commit_index: u64,
+    /// Leader's durable commit index: only entries up to here may be applied.
+    pub safe_index: u64,
     /// The follower's log must start over at the first entry (it is behind the leader's
     /// first retained entry, or its log is empty).
     pub restart: bool,
@@ -109,8 +113,13 @@ pub struct AppendResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendResult {
     /// The follower's log equals the leader's up to `match_index` (and, with `sync_flush`,
-    /// holds it durably).
-    Success { match_index: u64 },
+    /// holds it durably), and is on its disk up to `persisted_index` (at most `match_index`).
+    /// Without `sync_flush` a follower also sends this when an fsync completes, so the
+    /// leader learns what a quorum holds durably.
+    Success {
+        match_index: u64,
+        persisted_index: u64,
+    },
     /// `prev` did not match. `hint_index`/`hint_term`: the follower's last entry at or before
     /// the probe whose term is not above the probe's term, so the leader can skip a whole
     /// divergent term per round trip.

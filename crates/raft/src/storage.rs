@@ -10,6 +10,8 @@
 //! `first_index()` is greater than 1; the entry just before it is the log's *base*, whose term
 //! the storage may or may not know.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::entry::{EntryHeader, FrameError, ENTRY_HEADER_LEN};
@@ -87,11 +89,25 @@ pub trait LogStorage: Send + 'static {
         true
     }
 
-    /// Told by the driver when the commit index advances: entries up to `index` are never
+    /// A way to make the log durable from another thread while this one keeps appending (a
+    /// file log whose fsync is thread-safe): the driver then fsyncs in the background, so
+    /// replication and acknowledgement never stall on the disk, and only what must wait for
+    /// durability (`sync_flush` commits, applying) waits. The call must make durable every
+    /// append and truncation made before it started. `None`: the driver calls
+    /// [`sync`](LogStorage::sync) inline.
+    fn background_sync(&self) -> Option<BackgroundSync> {
+        None
+    }
+
+    /// Told by the driver when the durable commit index advances (see
+    /// [`Node::safe_index`](crate::Node::safe_index)): entries up to `index` are never
     /// truncated again (a store may mark them stable and hand them out without copying).
     /// Only [`reset`](LogStorage::reset) still removes them, as it removes the whole log.
     fn committed(&mut self, _index: u64) {}
 }
+
+/// See [`LogStorage::background_sync`].
+pub type BackgroundSync = Arc<dyn Fn() -> Result<(), StorageError> + Send + Sync>;
 
 /// The placement rule of a log cut in segments of `segment_bytes`: an entry starts where
 /// the log ends if it fits in the rest of that segment, otherwise at the start of the next

@@ -7,12 +7,13 @@
 //! - Outbound: one task per peer with a bounded queue. While disconnected it redials with
 //!   exponential backoff; messages that do not fit in the queue are dropped (raft resends what
 //!   matters), so a dead peer never stalls the node.
-//! - Inbound: an accept loop; each connection starts with a [`Hello`] naming the group and the
-//!   sender, then carries length-delimited messages. Bad frames close the connection.
+//! - Inbound: an accept loop; each connection starts with a [`Hello`] naming the group, the
+//!   sender and the settings every member must share (peer list, segment size), then carries
+//!   length-delimited messages. Bad frames and differently configured members are refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use futures::StreamExt;
@@ -62,21 +63,30 @@ pub struct Transport {
 
 impl Transport {
     /// Starts the accept loop on `listener` and one dialer per peer. Received messages go to
-    /// `inbound`. Everything stops when `shutdown` is cancelled.
+    /// `inbound`. `settings`: what every member must share beyond the peer list (compared
+    /// with each connecting peer's). Everything stops when `shutdown` is cancelled.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         id: NodeId,
         group: &str,
         peers: &[PeerSpec],
+        settings: &str,
         listener: TcpListener,
         inbound: mpsc::Sender<Message>,
         config: &TransportConfig,
         shutdown: CancellationToken,
     ) -> Transport {
         let members: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
+        let settings = group_settings(peers, settings);
+        let link = Arc::new(LinkRules {
+            group: group.to_string(),
+            members,
+            settings: settings.clone(),
+            refusals: std::sync::Mutex::new(HashMap::new()),
+        });
         tokio::spawn(accept_loop(
             listener,
-            group.to_string(),
-            members,
+            link,
             inbound,
             config.clone(),
             shutdown.clone(),
@@ -88,6 +98,7 @@ impl Transport {
             let hello = Hello {
                 group: group.to_string(),
                 from: id,
+                settings: settings.clone(),
             };
             tokio::spawn(dial_loop(
                 peer.clone(),
@@ -151,7 +162,7 @@ async fn dial_loop(
                 continue;
             }
         };
-        backoff = min;
+        let connected_at = Instant::now();
         let _ = stream.set_nodelay(true);
         tracing::info!(peer = %peer.id, addr = %peer.addr, "connected");
         let mut buf = BytesMut::with_capacity(64 << 10);
@@ -185,6 +196,58 @@ async fn dial_loop(
                 break;
             }
         }
+        // A peer that closes at once (it refuses this member's settings) is redialed with a
+        // growing pause, not in a tight loop.
+        if connected_at.elapsed() < max {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(max);
+        } else {
+            backoff = min;
+        }
+    }
+}
+
+/// The settings text members compare: the peer list in id order, then `extra`.
+pub fn group_settings(peers: &[PeerSpec], extra: &str) -> String {
+    let mut sorted: Vec<&PeerSpec> = peers.iter().collect();
+    sorted.sort_by_key(|p| p.id);
+    let list: Vec<String> = sorted
+        .iter()
+        .map(|p| format!("{}-{}", p.name, p.addr))
+        .collect();
+    format!("dLegerPeers={} {extra}", list.join(";"))
+        .trim_end()
+        .to_string()
+}
+
+/// Who may connect: members of this group configured like this member.
+struct LinkRules {
+    group: String,
+    members: Vec<NodeId>,
+    settings: String,
+    /// When each refused peer was last logged, so a redialing peer is named once a while.
+    refusals: std::sync::Mutex<HashMap<NodeId, Instant>>,
+}
+
+/// A refused differently configured member is logged at most this often.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+impl LinkRules {
+    fn report_mismatch(&self, peer: NodeId, theirs: &str) {
+        let now = Instant::now();
+        let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let due = refusals
+            .get(&peer)
+            .is_none_or(|at| now.duration_since(*at) >= REFUSAL_LOG_INTERVAL);
+        if due {
+            refusals.insert(peer, now);
+            tracing::error!(%peer, theirs, ours = %self.settings,
+                "refusing a member configured differently (dLegerPeers and \
+                 mappedFileSizeCommitLog must be the same on every member)");
+        }
     }
 }
 
@@ -198,15 +261,12 @@ fn put_frame(msg: &Message, buf: &mut BytesMut) {
 
 async fn accept_loop(
     listener: TcpListener,
-    group: String,
-    members: Vec<NodeId>,
+    link: Arc<LinkRules>,
     inbound: mpsc::Sender<Message>,
     config: TransportConfig,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(config.max_inbound_connections.max(1)));
-    let group = Arc::new(group);
-    let members = Arc::new(members);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -228,15 +288,16 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let reader = read_loop(
             stream,
-            group.clone(),
-            members.clone(),
+            link.clone(),
             inbound.clone(),
             config.max_frame_bytes,
             shutdown.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) = reader.await {
-                tracing::info!(%remote, error = %e, "inbound connection closed");
+            match reader.await {
+                // Logged (rate-limited) where it was found.
+                Err(ReadError::Mismatch(_)) | Ok(()) => {}
+                Err(e) => tracing::info!(%remote, error = %e, "inbound connection closed"),
             }
             drop(permit);
         });
@@ -255,12 +316,13 @@ enum ReadError {
     WrongGroup(String),
     #[error("message claims to come from {claimed}, connection is from {peer}")]
     Spoofed { claimed: NodeId, peer: NodeId },
+    #[error("peer {0} is configured differently")]
+    Mismatch(NodeId),
 }
 
 async fn read_loop(
     stream: TcpStream,
-    group: Arc<String>,
-    members: Arc<Vec<NodeId>>,
+    link: Arc<LinkRules>,
     inbound: mpsc::Sender<Message>,
     max_frame_bytes: usize,
     shutdown: CancellationToken,
@@ -277,11 +339,15 @@ async fn read_loop(
         return Ok(());
     };
     let hello = codec::decode_hello(&first?)?;
-    if hello.group != *group {
+    if hello.group != link.group {
         return Err(ReadError::WrongGroup(hello.group));
     }
-    if !members.contains(&hello.from) {
+    if !link.members.contains(&hello.from) {
         return Err(ReadError::Stranger(hello.from));
+    }
+    if hello.settings != link.settings {
+        link.report_mismatch(hello.from, &hello.settings);
+        return Err(ReadError::Mismatch(hello.from));
     }
     loop {
         let frame = tokio::select! {

@@ -25,6 +25,15 @@ struct Member {
 }
 
 async fn start_group(size: u32, sync_flush: bool) -> Vec<Member> {
+    start_group_with(size, sync_flush, |_, _| {}).await
+}
+
+/// A group whose members' configurations `adjust` may change before they start.
+async fn start_group_with(
+    size: u32,
+    sync_flush: bool,
+    adjust: impl Fn(NodeId, &mut DriverConfig),
+) -> Vec<Member> {
     let mut listeners = Vec::new();
     let mut peers = Vec::new();
     for i in 0..size {
@@ -42,6 +51,7 @@ async fn start_group(size: u32, sync_flush: bool) -> Vec<Member> {
         let mut config = DriverConfig::new(id, peers.clone(), "e2e");
         config.raft.sync_flush = sync_flush;
         config.apply_from = Some(1);
+        adjust(id, &mut config);
         let driver = RaftDriver::start(
             config,
             MemLog::with_segments(64 << 10),
@@ -306,6 +316,7 @@ async fn strangers_and_garbage_on_the_raft_port_change_nothing() {
             &raft::codec::Hello {
                 group: "other".into(),
                 from: NodeId(1),
+                settings: String::new(),
             },
             &mut hello,
         );
@@ -323,6 +334,36 @@ async fn strangers_and_garbage_on_the_raft_port_change_nothing() {
     let state = *handle.state().borrow();
     assert_eq!(state.term, term);
     assert_eq!(state.leader, Some(leader));
+    for m in &members {
+        m.handle.shutdown();
+    }
+}
+
+/// A member whose log segment size differs from the others' would place entries at other
+/// positions: the others refuse it, and it neither joins nor disturbs their quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_configured_differently_is_refused() {
+    let members = start_group_with(3, false, |id, config| {
+        let segment = if id == NodeId(2) { 2048 } else { 1024 };
+        config.shared_settings = format!("mappedFileSizeCommitLog={segment}");
+    })
+    .await;
+    let pair: Vec<&Member> = members[..2].iter().collect();
+    let (leader, _) = wait_for_leader(&pair, None).await;
+    let places = propose_all(&members[leader.0 as usize].handle, 0, 20).await;
+    assert_eq!(places.len(), 20);
+    // Long enough for a follower to catch up many times over, had it been let in.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let odd = *members[2].handle.state().borrow();
+    assert_eq!(odd.last_index, 0, "the odd member received entries");
+    assert_eq!(odd.commit_index, 0);
+    assert_ne!(odd.leader, Some(leader));
+    let state = *members[leader.0 as usize].handle.state().borrow();
+    assert_eq!(
+        state.role,
+        Role::Leader,
+        "the odd member disturbed the quorum"
+    );
     for m in &members {
         m.handle.shutdown();
     }

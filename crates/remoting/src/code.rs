@@ -68,6 +68,11 @@ pub mod request {
     pub const GET_BROKER_CONSUME_STATS: i32 = 317;
     pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const QUERY_DATA_VERSION: i32 = 322;
+    /// Request-reply: a replier's answer (SEND_MESSAGE's header, long or V2 keys), and the
+    /// broker's push of it to the requesting client.
+    pub const SEND_REPLY_MESSAGE: i32 = 324;
+    pub const SEND_REPLY_MESSAGE_V2: i32 = 325;
+    pub const PUSH_REPLY_MESSAGE_TO_CLIENT: i32 = 326;
     pub const ADD_WRITE_PERM_OF_BROKER: i32 = 327;
     pub const GET_TOPIC_CONFIG: i32 = 351;
     pub const GET_SUBSCRIPTIONGROUP_CONFIG: i32 = 352;

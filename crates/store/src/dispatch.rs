@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use message::delay::requested_level;
 use message::topic::SCHEDULE_TOPIC;
 use message::{DelayLevels, DispatchInfo, MessageView};
 use parking_lot::RwLock;
-use raft::entry::EntryKind;
+use raft::entry::{EntryKind, ENTRY_HEADER_LEN};
 
 use crate::commit_log::{CommitLog, FrameAt};
 use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue, CqEntry, QueueMap};
@@ -25,6 +26,113 @@ use crate::key_index::{IndexRequest, KeyIndex};
 /// The entry channel of RocketMQ message records (other channels carry other replicated
 /// state and are not dispatched here).
 pub const CHANNEL_MESSAGE: u32 = 0;
+
+/// The entry channel of every record of a multi-record batch but its last (which is on
+/// [`CHANNEL_MESSAGE`]). A batch is dispatched when its last record is, all at once; leading
+/// records followed by anything else belong to a batch whose leader lost it part-way, and are
+/// never dispatched: a batch is visible whole or not at all.
+pub const CHANNEL_MESSAGE_BATCH_PART: u32 = 2;
+
+/// Whether entries of `channel` hold a message record.
+pub fn is_message_channel(channel: u32) -> bool {
+    channel == CHANNEL_MESSAGE || channel == CHANNEL_MESSAGE_BATCH_PART
+}
+
+/// Collects the records of a multi-record batch from consecutive log entries, so that a
+/// batch is dispatched whole (when its last record is read) or, when anything other than
+/// its continuation follows, not at all.
+#[derive(Default)]
+pub(crate) struct BatchAssembly {
+    /// Each leading record of the open batch: its entry position and body.
+    parts: Vec<(u64, Bytes)>,
+}
+
+/// The message records one entry completes, with their entry positions.
+pub(crate) enum Completed {
+    Nothing,
+    /// The usual case, a single record: no allocation on the apply path.
+    One(u64, Bytes),
+    Batch(std::vec::IntoIter<(u64, Bytes)>),
+}
+
+impl Iterator for Completed {
+    type Item = (u64, Bytes);
+
+    fn next(&mut self) -> Option<(u64, Bytes)> {
+        match std::mem::replace(self, Completed::Nothing) {
+            Completed::Nothing => None,
+            Completed::One(pos, body) => Some((pos, body)),
+            Completed::Batch(mut records) => {
+                let next = records.next();
+                *self = Completed::Batch(records);
+                next
+            }
+        }
+    }
+}
+
+impl BatchAssembly {
+    /// Takes the next entry in log order (its position, kind, channel and body); returns the
+    /// message records it completes: none for a leading part or a non-message entry, a
+    /// whole batch at its last record.
+    pub(crate) fn step(
+        &mut self,
+        pos: u64,
+        kind: EntryKind,
+        channel: u32,
+        body: Bytes,
+    ) -> Completed {
+        let is_record = kind == EntryKind::Normal && is_message_channel(channel);
+        if is_record && channel == CHANNEL_MESSAGE_BATCH_PART {
+            self.parts.push((pos, body));
+            return Completed::Nothing;
+        }
+        if !self.parts.is_empty() {
+            if is_record {
+                let mut whole = std::mem::take(&mut self.parts);
+                whole.push((pos, body));
+                return Completed::Batch(whole.into_iter());
+            }
+            tracing::warn!(
+                records = self.parts.len(),
+                at = self.open_at(),
+                "a batch its leader did not finish is not dispatched"
+            );
+            self.parts.clear();
+        }
+        if is_record {
+            Completed::One(pos, body)
+        } else {
+            Completed::Nothing
+        }
+    }
+
+    /// Whether leading records wait for the rest of their batch.
+    pub(crate) fn is_open(&self) -> bool {
+        !self.parts.is_empty()
+    }
+
+    /// Where the open batch starts: nothing from there on may count as dispatched.
+    pub(crate) fn open_at(&self) -> Option<u64> {
+        self.parts.first().map(|(pos, _)| *pos)
+    }
+
+    /// Forgets an open batch (the log restarted past it).
+    pub(crate) fn clear(&mut self) {
+        self.parts.clear();
+    }
+}
+
+/// A stored message record's dispatch fields; a record that does not parse is corruption.
+fn parse_stored<'a>(log: &CommitLog, entry_pos: u64, body: &'a [u8]) -> Result<DispatchInfo<'a>> {
+    let view = MessageView::parse(body).map_err(|e| {
+        StoreError::corrupt(
+            log.dir(),
+            format!("record at {}: {e}", entry_pos + ENTRY_HEADER_LEN as u64),
+        )
+    })?;
+    Ok(view.dispatch_info())
+}
 
 /// Largest gap of lost ConsumeQueue entries recovery fills with holes.
 const MAX_HOLES: i64 = 1 << 20;
@@ -286,6 +394,7 @@ impl Dispatcher {
         let mut grown: Vec<(Arc<ConsumeQueue>, i64)> = Vec::new();
         let mut pos = self.dispatched_pos().max(log.first_pos());
         let up_to = up_to_pos.min(log.stable_pos());
+        let mut batch = BatchAssembly::default();
         // Bounded: every step advances `pos` towards `up_to`.
         while pos < up_to {
             match log.frame_at(pos) {
@@ -294,14 +403,8 @@ impl Dispatcher {
                     if next > up_to {
                         break;
                     }
-                    if header.kind == EntryKind::Normal && header.channel == CHANNEL_MESSAGE {
-                        let view = MessageView::parse(&body).map_err(|e| {
-                            StoreError::corrupt(
-                                log.dir(),
-                                format!("record at {}: {e}", header.body_pos()),
-                            )
-                        })?;
-                        let info = view.dispatch_info();
+                    for (at, body) in batch.step(header.pos, header.kind, header.channel, body) {
+                        let info = parse_stored(log, at, &body)?;
                         self.prepare(std::slice::from_ref(&info))?;
                         for (cq, max) in self.dispatch(std::slice::from_ref(&info), next)? {
                             match grown.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &cq)) {
@@ -310,12 +413,16 @@ impl Dispatcher {
                             }
                         }
                     }
-                    self.dispatched_pos.fetch_max(next, Ordering::AcqRel);
+                    if !batch.is_open() {
+                        self.dispatched_pos.fetch_max(next, Ordering::AcqRel);
+                    }
                     pos = next;
                 }
                 FrameAt::Skip { next_pos } => {
-                    self.dispatched_pos
-                        .fetch_max(next_pos.min(up_to), Ordering::AcqRel);
+                    if !batch.is_open() {
+                        self.dispatched_pos
+                            .fetch_max(next_pos.min(up_to), Ordering::AcqRel);
+                    }
                     pos = next_pos;
                 }
                 FrameAt::End => break,
@@ -348,31 +455,29 @@ impl Dispatcher {
             report.dropped_entries += trim_queue_tail(&cq, log, from_pos as i64, log_end)?;
         }
         let mut pos = from_pos;
+        let mut batch = BatchAssembly::default();
         // Bounded: every step advances `pos` through the finite, recovered log.
         loop {
             match log.frame_at(pos) {
                 FrameAt::Entry { header, body } => {
                     let next = header.pos + header.size() as u64;
-                    if header.kind == EntryKind::Normal && header.channel == CHANNEL_MESSAGE {
-                        let view = MessageView::parse(&body).map_err(|e| {
-                            StoreError::corrupt(
-                                log.dir(),
-                                format!("record at {}: {e}", header.body_pos()),
-                            )
-                        })?;
-                        let info = view.dispatch_info();
-                        self.redispatch_one(&info)?;
+                    for (at, body) in batch.step(header.pos, header.kind, header.channel, body) {
+                        self.redispatch_one(&parse_stored(log, at, &body)?)?;
                         report.records += 1;
                     }
-                    self.dispatched_pos.store(next, Ordering::Release);
+                    if !batch.is_open() {
+                        self.dispatched_pos.store(next, Ordering::Release);
+                    }
                     pos = next;
                 }
                 FrameAt::Skip { next_pos } => pos = next_pos,
                 FrameAt::End => break,
             }
         }
+        // A batch still waiting for its last record is dispatched when that arrives.
+        let end = batch.open_at().unwrap_or(pos);
         self.dispatched_pos
-            .store(pos.max(from_pos), Ordering::Release);
+            .store(end.max(from_pos), Ordering::Release);
         let min_phys = log.first_pos() as i64;
         for cq in self.all_queues() {
             cq.seal();

@@ -16,7 +16,7 @@ use crate::checkpoint::StoreCheckpoint;
 use crate::commit_log::{CommitLog, InvalidBody};
 use crate::config::StoreConfig;
 use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue};
-use crate::dispatch::{Dispatcher, CHANNEL_MESSAGE};
+use crate::dispatch::{is_message_channel, Dispatcher};
 use crate::environment::Environment;
 use crate::error::{Result, StoreError};
 use crate::key_index::KeyIndex;
@@ -89,7 +89,7 @@ pub(crate) fn validate_body(
     header: &EntryHeader,
     body: &[u8],
 ) -> std::result::Result<(), InvalidBody> {
-    if header.channel != CHANNEL_MESSAGE {
+    if !is_message_channel(header.channel) {
         return Ok(());
     }
     let view = MessageView::parse(body).map_err(MisplacedRecord::from)?;
@@ -156,7 +156,7 @@ impl Engine {
     pub(crate) fn read_record(&self, phys_offset: i64) -> Option<Bytes> {
         let pos = u64::try_from(phys_offset).ok()?;
         let (header, body) = self.log.read_body_at(pos)?;
-        if header.channel != CHANNEL_MESSAGE || header.kind != EntryKind::Normal {
+        if !is_message_channel(header.channel) || header.kind != EntryKind::Normal {
             return None;
         }
         Some(body)

@@ -75,7 +75,7 @@ pub use error::{Result, StoreError};
 pub use reader::StoreReader;
 pub use replicated::{MetadataApplier, ReplicaStatus, ReplicatedError, ReplicatedStore};
 pub use results::{
-    AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, PendingPut, PutMessageResult,
-    PutMessagesResult, PutStatus, QueryMessageResult, StoreRecovery, TagsCodeFilter,
+    AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, MessageFilter, PendingPut,
+    PutMessageResult, PutMessagesResult, PutStatus, QueryMessageResult, StoreRecovery,
 };
 pub use standalone::StandaloneStore;

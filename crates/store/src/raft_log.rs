@@ -361,6 +361,15 @@ impl LogStorage for RaftLog {
         self.log.flush().map(|_| ()).map_err(storage_error)
     }
 
+    fn background_sync(&self) -> Option<raft::BackgroundSync> {
+        // CommitLog::flush is thread-safe and covers every append made before it; a
+        // truncation waits for a running flush and is durable by itself.
+        let log = Arc::clone(&self.log);
+        Some(Arc::new(move || {
+            log.flush().map(|_| ()).map_err(storage_error)
+        }))
+    }
+
     fn committed(&mut self, index: u64) {
         let index = index.min(self.log.last_index());
         if let Some(loc) = self.log.location(index) {

@@ -14,8 +14,8 @@ use crate::commit_log::FrameAt;
 use crate::consume_queue::{Boundary, ConsumeQueue, CqEntry};
 use crate::engine::Engine;
 use crate::results::{
-    AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, QueryMessageResult,
-    TagsCodeFilter,
+    AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, MessageFilter,
+    QueryMessageResult,
 };
 use crate::stats::StoreStats;
 
@@ -58,7 +58,7 @@ impl StoreReader {
         offset: i64,
         max_count: usize,
         max_bytes: Option<usize>,
-        filter: &dyn TagsCodeFilter,
+        filter: &dyn MessageFilter,
     ) -> GetMessageResult {
         let config = &self.engine.config;
         let max_count = max_count.clamp(1, config.max_transfer_count_on_message_in_memory.max(1));
@@ -115,7 +115,7 @@ impl StoreReader {
         offset: i64,
         max_count: usize,
         max_bytes: usize,
-        filter: &dyn TagsCodeFilter,
+        filter: &dyn MessageFilter,
         result: &mut GetMessageResult,
     ) {
         // RocketMQ scans at most 16000 bytes of ConsumeQueue (800 entries) per pull.
@@ -152,6 +152,11 @@ impl StoreReader {
                     continue;
                 }
                 match self.engine.read_record(entry.phys_offset) {
+                    // Skipped like a tag mismatch: the scan (and the next begin offset)
+                    // moves past it.
+                    Some(record)
+                        if record.len() == entry.size as usize
+                            && !filter.matches_record(&record) => {}
                     Some(record) if record.len() == entry.size as usize => {
                         result.buffer_total_size += record.len();
                         result.messages.push(record);

@@ -5,9 +5,15 @@
 //!   proposed with a patch that runs when the driver places the entry: it takes the next
 //!   queue offset from the leader's queue-offset table (placement order is log order, so
 //!   offsets are dense in log order) and writes QUEUEOFFSET, PHYSICALOFFSET (entry position +
-//!   48) and STORETIMESTAMP into the entry body before it is checksummed and replicated. A
-//!   put completes once its entries are committed (with SYNC_FLUSH: fsynced on a quorum) and
-//!   dispatched on this node.
+//!   48) and STORETIMESTAMP into the entry body before it is checksummed and replicated. With
+//!   SYNC_FLUSH a put completes once its entries are fsynced on a quorum and dispatched on
+//!   this node; with ASYNC_FLUSH once they are in the page cache of a quorum (a power cut of
+//!   a quorum may take them back).
+//! - Only what a quorum holds on disk is dispatched (raft's durable commit index, see
+//!   `raft::Node::safe_index`), in both modes: no consumer ever reads a message that a crash
+//!   or power cut of any set of members could take back, and no (queue, offset) ever names
+//!   two messages. Each member fsyncs in the background as entries arrive, so with
+//!   ASYNC_FLUSH messages become visible one fsync after their acknowledgement.
 //! - The apply loop receives committed entries in log order: channel 0 (message records) is
 //!   dispatched to ConsumeQueues and the key index; other channels go to the broker's
 //!   [`MetadataApplier`] with their index; raft's own no-ops are skipped. A log restart (the
@@ -32,7 +38,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use message::MessageView;
 use parking_lot::Mutex;
-use raft::entry::{Entry, EntryKind};
+use raft::entry::{Entry, EntryKind, ENTRY_HEADER_LEN};
 use raft::{
     ApplyEvent, DriverConfig, DriverError, FileHardStateStore, NodeId, Proposal, ProposalError,
     RaftDriver, RaftHandle, RaftState, Role,
@@ -45,7 +51,9 @@ use crate::background::BackgroundThreads;
 use crate::checkpoint::{self, StoreCheckpoint};
 use crate::commit_log::{CommitLog, CommitLogConfig};
 use crate::config::{FlushDiskType, StoreConfig};
-use crate::dispatch::CHANNEL_MESSAGE;
+use crate::dispatch::{
+    is_message_channel, BatchAssembly, CHANNEL_MESSAGE, CHANNEL_MESSAGE_BATCH_PART,
+};
 use crate::engine::{open_derived_files, parse_records, validate_body, Engine};
 use crate::environment::Environment;
 use crate::error::StoreError;
@@ -169,8 +177,10 @@ pub struct ReplicatedStore {
     gate: Arc<RetentionGate>,
     propose_timeout: Duration,
     shutdown: CancellationToken,
-    driver_task: Mutex<Option<tokio::task::JoinHandle<Result<(), DriverError>>>>,
+    /// Waits for the raft node to end and reports why, if it was not asked to.
+    driver_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     apply_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    failure: watch::Receiver<Option<String>>,
     threads: BackgroundThreads,
     raft_dir: PathBuf,
 }
@@ -250,6 +260,14 @@ impl ReplicatedStore {
         if config.flush_disk_type == FlushDiskType::SyncFlush {
             driver.raft.sync_flush = true;
         }
+        // Entry positions are CommitLog offsets, the same on every member only with the same
+        // segment size.
+        driver.shared_settings = format!(
+            "mappedFileSizeCommitLog={} {}",
+            config.mapped_file_size_commit_log, driver.shared_settings
+        )
+        .trim_end()
+        .to_string();
         driver.raft.max_entry_body_bytes = driver
             .raft
             .max_entry_body_bytes
@@ -293,7 +311,11 @@ impl ReplicatedStore {
         });
         let table = Arc::new(Mutex::new(QueueTable::default()));
         let shutdown = CancellationToken::new();
+        let (failure_tx, failure) = watch::channel(None);
+        let failure_tx = Arc::new(failure_tx);
+        let driver_task = tokio::spawn(report_driver_end(started.task, Arc::clone(&failure_tx)));
         let applier = Applier {
+            failure: failure_tx,
             engine: Arc::clone(&engine),
             table: Arc::clone(&table),
             metadata,
@@ -303,6 +325,7 @@ impl ReplicatedStore {
             applied_index,
             applied_term: log.term_at(applied_index).unwrap_or(0),
             trimmed_below_pos: log.first_pos(),
+            batch: BatchAssembly::default(),
         };
         let apply_task = tokio::spawn(applier.run(apply_rx, shutdown.clone()));
         let recovery = StoreRecovery {
@@ -320,13 +343,21 @@ impl ReplicatedStore {
                 gate,
                 propose_timeout,
                 shutdown,
-                driver_task: Mutex::new(Some(started.task)),
+                driver_task: Mutex::new(Some(driver_task)),
                 apply_task: Mutex::new(Some(apply_task)),
+                failure,
                 threads,
                 raft_dir,
             },
             recovery,
         ))
+    }
+
+    /// Why this member stopped following its group (its raft node stopped on an error, or
+    /// applying committed entries failed); `None` while it follows. Once set it stays:
+    /// the member serves only what it had, and should leave the routes and restart.
+    pub fn failure(&self) -> watch::Receiver<Option<String>> {
+        self.failure.clone()
     }
 
     /// Pulls, offsets and lookups: committed messages only.
@@ -360,8 +391,8 @@ impl ReplicatedStore {
 
     /// Stores a batch of encoded message records through raft (queue offset, physical offset
     /// and store timestamp fields are placeholders). Only on a writable leader. Completes
-    /// when the batch is committed (with SYNC_FLUSH: fsynced on a quorum) and dispatched
-    /// here.
+    /// when the batch is committed: with SYNC_FLUSH fsynced on a quorum and dispatched here,
+    /// with ASYNC_FLUSH in the page cache of a quorum (see the module documentation).
     pub async fn put_messages(
         &self,
         records: &[&[u8]],
@@ -380,6 +411,10 @@ impl ReplicatedStore {
         let now_ms = self.engine.env.clock.now_ms();
         let slots: Arc<Mutex<Vec<Option<Assigned>>>> =
             Arc::new(Mutex::new(vec![None; records.len()]));
+        // Decided by the batch's first record for all of them: a batch is stored whole or
+        // poisoned whole, never with some records dispatchable and the send failed.
+        let poisoned_batch: Arc<std::sync::OnceLock<bool>> = Arc::new(std::sync::OnceLock::new());
+        let last = records.len() - 1;
         let proposals: Vec<Proposal> = records
             .iter()
             .zip(&parsed)
@@ -390,14 +425,20 @@ impl ReplicatedStore {
                     .then(|| (info.topic.to_string(), info.queue_id));
                 let table = Arc::clone(&self.table);
                 let slots = Arc::clone(&slots);
+                let poisoned_batch = Arc::clone(&poisoned_batch);
+                let channel = if i < last {
+                    CHANNEL_MESSAGE_BATCH_PART
+                } else {
+                    CHANNEL_MESSAGE
+                };
                 Proposal::with_patch(
-                    CHANNEL_MESSAGE,
+                    channel,
                     Bytes::copy_from_slice(record),
                     move |place, body| {
                         // Runs on the raft driver when the entry is placed, in log order.
                         let (queue_offset, store_ts, poisoned) = {
                             let mut table = table.lock();
-                            if table.term != place.term {
+                            if *poisoned_batch.get_or_init(|| table.term != place.term) {
                                 (POISONED_QUEUE_OFFSET, table.offsets.peek_time(now_ms), true)
                             } else {
                                 let store_ts = table.offsets.stamp_time(now_ms);
@@ -452,8 +493,10 @@ impl ReplicatedStore {
                 _ => return Err(ReplicatedError::NotReady),
             }
         }
-        if let Some(last) = places.last() {
-            self.wait_applied(last.index).await;
+        if self.engine.config.flush_disk_type == FlushDiskType::SyncFlush {
+            if let Some(last) = places.last() {
+                self.wait_applied(last.index).await;
+            }
         }
         Ok(PutMessagesResult {
             status: PutStatus::PutOk,
@@ -485,6 +528,26 @@ impl ReplicatedStore {
         };
         self.wait_applied(place.index).await;
         Ok(place.index)
+    }
+
+    /// The record at `phys_offset`, waiting up to `max_wait` for one whose put was just
+    /// acknowledged: with ASYNC_FLUSH a put is acknowledged once a quorum holds it, and
+    /// becomes readable here once a quorum has fsynced it and it is applied, a moment later.
+    /// Wakes on each applied entry rather than polling.
+    pub async fn message_after_put(&self, phys_offset: i64, max_wait: Duration) -> Option<Bytes> {
+        let mut rx = self.status.clone();
+        let deadline = tokio::time::Instant::now() + max_wait;
+        // Bounded by the deadline: every wait is.
+        loop {
+            rx.borrow_and_update();
+            if let Some(record) = self.reader.message_at(phys_offset) {
+                return Some(record);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
     }
 
     /// Waits (bounded) until this node applied `index`. A committed entry is applied soon;
@@ -555,10 +618,11 @@ impl ReplicatedStore {
         self.handle.shutdown();
         let driver = self.driver_task.lock().take();
         if let Some(task) = driver {
-            match tokio::time::timeout(Duration::from_secs(10), task).await {
-                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "raft node had stopped with an error"),
-                Ok(_) => {}
-                Err(_) => tracing::error!("raft node did not stop in time"),
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::error!("raft node did not stop in time");
             }
         }
         let apply = self.apply_task.lock().take();
@@ -586,6 +650,31 @@ impl Drop for ReplicatedStore {
     }
 }
 
+/// Waits for the raft node's task; an end it was not asked for becomes the store's failure.
+async fn report_driver_end(
+    task: tokio::task::JoinHandle<Result<(), DriverError>>,
+    failure: Arc<watch::Sender<Option<String>>>,
+) {
+    let reason = match task.await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => format!("raft node stopped: {e}"),
+        Err(e) => format!("raft node task ended abnormally: {e}"),
+    };
+    tracing::error!(%reason, "this member no longer follows its group");
+    record_failure(&failure, reason);
+}
+
+/// Keeps the first failure: later ones are its consequences.
+fn record_failure(failure: &watch::Sender<Option<String>>, reason: String) {
+    failure.send_if_modified(|current| {
+        let first = current.is_none();
+        if first {
+            *current = Some(reason);
+        }
+        first
+    });
+}
+
 fn not_writable(status: &ReplicaStatus) -> ReplicatedError {
     if status.role == Role::Leader {
         ReplicatedError::NotReady
@@ -609,6 +698,9 @@ struct Applier {
     applied_term: u64,
     /// The CommitLog start derived files were last trimmed to.
     trimmed_below_pos: u64,
+    /// Leading records of a batch whose last record is not applied yet.
+    batch: BatchAssembly,
+    failure: Arc<watch::Sender<Option<String>>>,
 }
 
 impl Applier {
@@ -623,7 +715,9 @@ impl Applier {
                     if let Err(e) = self.on_event(event) {
                         // The derived files can no longer follow the log: stop applying
                         // rather than serve queues that disagree with the group.
-                        self.engine.log.fail(format!("applying committed entries failed: {e}"));
+                        let reason = format!("applying committed entries failed: {e}");
+                        self.engine.log.fail(reason.clone());
+                        record_failure(&self.failure, reason);
                         break;
                     }
                 }
@@ -649,6 +743,7 @@ impl Applier {
                     next_pos,
                     "log restarted: dropping derived entries below it"
                 );
+                self.batch.clear();
                 self.engine.dispatcher.restart_at(next_pos)?;
                 if let Some(metadata) = &self.metadata {
                     metadata.log_restarted(next_index);
@@ -663,47 +758,62 @@ impl Applier {
 
     fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
         let dispatched = self.engine.dispatcher.dispatched_pos();
-        let mut records = Vec::with_capacity(entries.len());
+        let mut bodies: Vec<(u64, Bytes)> = Vec::new();
         let mut end_pos = None;
         for entry in entries {
             let entry_end = entry.pos + entry.size() as u64;
-            if entry.kind == EntryKind::Normal {
-                if entry.channel == CHANNEL_MESSAGE {
-                    // Below the dispatched position: re-delivered after a restart for the
-                    // metadata applier's sake; its queue entries are already there.
-                    if entry_end > dispatched {
-                        match MessageView::parse(&entry.body) {
-                            Ok(view)
-                                if view.physical_offset() == (entry.pos + 48) as i64
-                                    && view.total_size() == entry.body.len() =>
-                            {
-                                let info = view.dispatch_info();
-                                if info.queue_offset != POISONED_QUEUE_OFFSET {
-                                    records.push(info);
-                                }
-                            }
-                            _ => tracing::error!(
-                                index = entry.index,
-                                pos = entry.pos,
-                                "committed entry is not a valid message record; not dispatched"
-                            ),
-                        }
-                    }
-                } else if entry.index > self.metadata_applied {
-                    if let Some(metadata) = &self.metadata {
-                        metadata.apply(entry.index, entry.channel, &entry.body);
-                    }
-                    self.metadata_applied = entry.index;
+            if entry.kind == EntryKind::Normal
+                && !is_message_channel(entry.channel)
+                && entry.index > self.metadata_applied
+            {
+                if let Some(metadata) = &self.metadata {
+                    metadata.apply(entry.index, entry.channel, &entry.body);
                 }
+                self.metadata_applied = entry.index;
+            }
+            // Below the dispatched position: re-delivered after a restart for the metadata
+            // applier's sake; its queue entries are already there.
+            if entry_end > dispatched {
+                bodies.extend(self.batch.step(
+                    entry.pos,
+                    entry.kind,
+                    entry.channel,
+                    entry.body.clone(),
+                ));
             }
             end_pos = Some(entry_end);
             self.applied_index = entry.index;
             self.applied_term = entry.term;
         }
+        let mut records = Vec::with_capacity(bodies.len());
+        for (pos, body) in &bodies {
+            match MessageView::parse(body) {
+                Ok(view)
+                    if view.physical_offset() == (pos + ENTRY_HEADER_LEN as u64) as i64
+                        && view.total_size() == body.len() =>
+                {
+                    let info = view.dispatch_info();
+                    if info.queue_offset != POISONED_QUEUE_OFFSET {
+                        records.push(info);
+                    }
+                }
+                _ => tracing::error!(
+                    pos,
+                    "committed entry is not a valid message record; not dispatched"
+                ),
+            }
+        }
+        // Nothing of a batch still waiting for its last record counts as dispatched.
+        let dispatch_end = match (end_pos, self.batch.open_at()) {
+            (Some(end), Some(open)) => Some(end.min(open)),
+            (end, _) => end,
+        };
         if let Some(end_pos) = end_pos {
             // The driver marks committed entries stable as the commit index moves; this only
             // makes sure before reading them back.
             self.engine.log.mark_stable(end_pos);
+        }
+        if let Some(end_pos) = dispatch_end {
             if end_pos > dispatched {
                 let grown = self
                     .engine

@@ -97,18 +97,25 @@ pub struct StoreRecovery {
 /// the put lock. Keep it quick (wake a waiter); it runs on the putting thread.
 pub type ArrivalListener = Arc<dyn Fn(&str, i32, i64) + Send + Sync>;
 
-/// Rules for which ConsumeQueue entries a pull wants, by tags code.
-pub trait TagsCodeFilter {
+/// Which messages a pull wants (RocketMQ's `MessageFilter`): first by the tags code of
+/// the ConsumeQueue entry, without touching the CommitLog; then, for filters that need the
+/// message itself (SQL92 over properties), by the stored record.
+pub trait MessageFilter {
     fn matches(&self, tags_code: i64) -> bool;
+
+    /// Asked only for entries [`MessageFilter::matches`] accepted, with the stored record.
+    fn matches_record(&self, _record: &[u8]) -> bool {
+        true
+    }
 }
 
-impl<F: Fn(i64) -> bool> TagsCodeFilter for F {
+impl<F: Fn(i64) -> bool> MessageFilter for F {
     fn matches(&self, tags_code: i64) -> bool {
         self(tags_code)
     }
 }
 
-impl TagsCodeFilter for message::TagFilter {
+impl MessageFilter for message::TagFilter {
     fn matches(&self, tags_code: i64) -> bool {
         self.matches_code(tags_code)
     }
@@ -118,7 +125,7 @@ impl TagsCodeFilter for message::TagFilter {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AcceptAll;
 
-impl TagsCodeFilter for AcceptAll {
+impl MessageFilter for AcceptAll {
     fn matches(&self, _: i64) -> bool {
         true
     }

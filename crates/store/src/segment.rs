@@ -298,6 +298,16 @@ impl Segment {
         Ok(())
     }
 
+    /// fdatasync whatever this process knows about it: after a kill -9 the previous process's
+    /// writes may still sit in the page cache only.
+    pub fn sync_unconditionally(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.dirty.store(false, Ordering::Release);
+        Ok(())
+    }
+
     pub fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire)
     }

@@ -136,6 +136,46 @@ fn tag_filter_skips_and_reports_no_match() {
     assert_eq!(none.next_begin_offset, 10, "filtered entries are consumed");
 }
 
+/// A filter that reads the stored record (SQL92 over properties), skipping by body here.
+struct BodyIs(&'static [u8]);
+
+impl store::MessageFilter for BodyIs {
+    fn matches(&self, _tags_code: i64) -> bool {
+        true
+    }
+
+    fn matches_record(&self, record: &[u8]) -> bool {
+        MessageView::parse(record).is_ok_and(|view| view.body() == self.0)
+    }
+}
+
+#[test]
+fn a_record_filter_skips_like_a_tag_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
+    for i in 0..10 {
+        let body: &[u8] = if i % 4 == 3 { b"wanted" } else { b"other" };
+        put_one(&store, &Msg::new("T", 0, body).encode());
+    }
+    let wanted = store
+        .reader()
+        .get_messages("T", 0, 0, 32, None, &BodyIs(b"wanted"));
+    assert_eq!(wanted.status, GetMessageStatus::Found);
+    assert_eq!(wanted.queue_offsets, vec![3, 7]);
+    assert_eq!(wanted.next_begin_offset, 10);
+    let one = store
+        .reader()
+        .get_messages("T", 0, 0, 1, None, &BodyIs(b"wanted"));
+    assert_eq!(one.queue_offsets, vec![3]);
+    assert_eq!(one.next_begin_offset, 4, "stops after the first match");
+    let none = store
+        .reader()
+        .get_messages("T", 0, 0, 32, None, &BodyIs(b"absent"));
+    assert_eq!(none.status, GetMessageStatus::NoMatchedMessage);
+    assert!(none.messages.is_empty());
+    assert_eq!(none.next_begin_offset, 10, "skipped records are consumed");
+}
+
 #[test]
 fn queries_by_key_time_and_id() {
     let dir = tempfile::tempdir().unwrap();

@@ -569,3 +569,103 @@ async fn sync_flush_puts_are_fsynced_on_a_quorum() {
         assert_eq!(assert_same_queue(&c, l, other, "T", 0), 40);
     }
 }
+
+/// Appends the leading records of a batch to node `i`'s stopped log, as a leader that
+/// crashed part-way through replicating it leaves them: in the log's last term, queue
+/// offsets from `first_offset`, without the batch's last record.
+fn append_unfinished_batch(c: &Cluster, i: usize, first_offset: i64, count: usize) {
+    let cfg = config(&c.nodes[i].dir, c.flush, c.segment_len);
+    let accept = |_: &raft::entry::EntryHeader,
+                  _: &[u8]|
+     -> Result<(), store::commit_log::InvalidBody> { Ok(()) };
+    let (log, _) = store::commit_log::CommitLog::open(
+        store::commit_log::CommitLogConfig {
+            dir: c.nodes[i].dir.join(format!("dledger-n{i}")).join("data"),
+            segment_len: cfg.mapped_file_size_commit_log,
+            index_slots_per_file: cfg.entry_index_slots_per_file,
+            max_body_len: cfg.max_message_size,
+            max_batch_bytes: 4 << 20,
+        },
+        &accept,
+    )
+    .unwrap();
+    assert!(log.last_index() > 20, "not the member's log");
+    let term = log.term_at(log.last_index()).unwrap();
+    let mut batch = log.begin_append().unwrap();
+    for k in 0..count {
+        let rec = record("T", 0, 1000 + k, 200);
+        batch
+            .append_with(
+                raft::entry::EntryKind::Normal,
+                term,
+                store::dispatch::CHANNEL_MESSAGE_BATCH_PART,
+                rec.len(),
+                |placement, out| {
+                    out.copy_from_slice(&rec);
+                    message::record::patch_queue_offset(out, first_offset + k as i64).unwrap();
+                    message::record::patch_physical_offset(out, placement.body_pos() as i64)
+                        .unwrap();
+                    Ok(())
+                },
+            )
+            .unwrap();
+    }
+    batch.commit().unwrap();
+    log.flush().unwrap();
+}
+
+/// A leader that crashed after replicating part of a batch to a majority: the new leader
+/// commits those entries with its first entry, but no member dispatches them (the sender
+/// was never told the batch was stored), and the queue goes on densely after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_replicated_part_way_is_never_dispatched() {
+    let mut c = Cluster::start(FlushDiskType::AsyncFlush, 64 * 1024).await;
+    let l = c.leader().await;
+    put(c.store(l), "T", 0, 0, 20, 200).await;
+    c.wait_queue("T", 0, 20).await;
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+    let majority = [l, (l + 1) % 3];
+    for &i in &majority {
+        append_unfinished_batch(&c, i, 20, 3);
+    }
+    for i in 0..3 {
+        c.restart(i).await;
+    }
+    let new = c.leader().await;
+    assert!(
+        majority.contains(&new),
+        "only a member holding the entries can lead"
+    );
+    // The new leader's first entry committed the parts: every member applied past them.
+    let parts_end = c.store(new).commit_log().last_index();
+    tokio::time::timeout(WAIT, async {
+        while c
+            .running()
+            .any(|(_, s)| s.status().applied_index < parts_end)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("members did not apply the new leader's first entry");
+    for (i, s) in c.running() {
+        assert_eq!(
+            s.reader().max_offset("T", 0),
+            20,
+            "node {i} dispatched records of an unfinished batch"
+        );
+    }
+    let more = put(c.store(new), "T", 0, 20, 8, 200).await;
+    assert_dense(&more, 20);
+    c.wait_queue("T", 0, 28).await;
+    let others: Vec<usize> = (0..3).filter(|&i| i != new).collect();
+    for &o in &others {
+        assert_eq!(assert_same_queue(&c, new, o, "T", 0), 28);
+    }
+    let records = queue_records(c.store(new), "T", 0);
+    let view = MessageView::parse(&records[20].1).unwrap();
+    assert_eq!(view.body(), body_of(20, 200).as_slice());
+    assert_same_frames(&c);
+}

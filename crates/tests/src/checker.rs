@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use client::consumer::PullStatus;
 use client::producer::SendStatus;
-use client::{Message, Producer, PullConsumer};
+use client::{Message, MessageQueue, Producer, PullConsumer};
 use remoting::client::RemotingClient;
 use remoting::code::response;
 
@@ -260,45 +260,50 @@ impl Load {
 const MAX_PULLS_PER_QUEUE: usize = 100_000;
 
 /// Every queue of `topic` read from offset 0 to its end through `consumer` (which pulls
-/// from the master when there is one).
+/// from the master when there is one), by queue id (a topic on one broker).
 pub async fn read_all(consumer: &PullConsumer, topic: &str) -> Result<BTreeMap<i32, Vec<Read>>> {
     let mut out = BTreeMap::new();
     for queue in consumer.queues(topic).await? {
-        let mut reads = Vec::new();
-        let mut offset = 0;
-        let mut failures = 0;
-        for _ in 0..MAX_PULLS_PER_QUEUE {
-            let result = match consumer.pull(&queue, "*", offset, 32).await {
-                Ok(result) => result,
-                Err(e) if failures < 20 => {
-                    failures += 1;
-                    tracing::debug!(error = %e, "pull failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-                Err(e) => return Err(e).context("pulling for the check"),
-            };
-            match result.status {
-                PullStatus::Found => {
-                    for message in &result.messages {
-                        reads.push(Read {
-                            queue_offset: message.queue_offset,
-                            msg_id: message.msg_id().to_owned(),
-                            body: message.body_text().into_owned(),
-                        });
-                    }
-                    offset = result.next_begin_offset;
-                }
-                PullStatus::NoMatchedMsg => offset = result.next_begin_offset,
-                PullStatus::NoNewMsg => break,
-                PullStatus::OffsetIllegal => {
-                    bail!("queue {}: offset {offset} illegal", queue.queue_id)
-                }
-            }
-        }
-        out.insert(queue.queue_id, reads);
+        out.insert(queue.queue_id, read_queue(consumer, &queue).await?);
     }
     Ok(out)
+}
+
+/// One queue read from offset 0 to its end through `consumer`.
+pub async fn read_queue(consumer: &PullConsumer, queue: &MessageQueue) -> Result<Vec<Read>> {
+    let mut reads = Vec::new();
+    let mut offset = 0;
+    let mut failures = 0;
+    for _ in 0..MAX_PULLS_PER_QUEUE {
+        let result = match consumer.pull(queue, "*", offset, 32).await {
+            Ok(result) => result,
+            Err(e) if failures < 20 => {
+                failures += 1;
+                tracing::debug!(error = %e, "pull failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(e) => return Err(e).context("pulling for the check"),
+        };
+        match result.status {
+            PullStatus::Found => {
+                for message in &result.messages {
+                    reads.push(Read {
+                        queue_offset: message.queue_offset,
+                        msg_id: message.msg_id().to_owned(),
+                        body: message.body_text().into_owned(),
+                    });
+                }
+                offset = result.next_begin_offset;
+            }
+            PullStatus::NoMatchedMsg => offset = result.next_begin_offset,
+            PullStatus::NoNewMsg => break,
+            PullStatus::OffsetIllegal => {
+                bail!("queue {}: offset {offset} illegal", queue.queue_id)
+            }
+        }
+    }
+    Ok(reads)
 }
 
 /// Queue `queue_id` of `topic` read from offset 0 straight from the member at `addr`

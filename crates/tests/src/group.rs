@@ -74,6 +74,31 @@ impl GroupMember {
         Ok(false)
     }
 
+    /// Flips one byte of the first occurrence of `needle` in the member's CommitLog
+    /// segments (a bit rot under a stopped member); whether it was found.
+    pub fn corrupt_commit_log(&self, needle: &[u8]) -> Result<bool> {
+        let Ok(entries) = std::fs::read_dir(&self.store_dir) else {
+            return Ok(false);
+        };
+        for entry in entries {
+            let data = entry?.path().join("data").join("data");
+            let Ok(segments) = std::fs::read_dir(&data) else {
+                continue;
+            };
+            for segment in segments {
+                let path = segment?.path();
+                let mut bytes = std::fs::read(&path)?;
+                if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+                    bytes[at] ^= 0x20;
+                    std::fs::write(&path, &bytes)
+                        .with_context(|| format!("write {}", path.display()))?;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Kills the member, deletes its whole store (CommitLog, queues, metadata, raft term and
     /// vote) and starts it again: a node with a replaced disk.
     pub fn wipe_and_restart(&mut self) -> Result<()> {
@@ -141,6 +166,8 @@ impl BrokerGroup {
                     ("mapedFileSizeCommitLog", TEST_SEGMENT_BYTES.to_string()),
                     // A segment must hold the largest message.
                     ("maxMessageSize", (1024 * 1024).to_string()),
+                    // Test clients poll routes every second or so, not every 30 s.
+                    ("masterShutdownForwardMs", "2000".to_owned()),
                 ];
                 entries.extend(crate::HOST_DISK_INSENSITIVE.map(|(k, v)| (k, v.to_string())));
                 entries.extend(extra.iter().cloned());

@@ -35,11 +35,21 @@ struct Setup {
 impl Setup {
     /// A name server, a group with a registered master, and `topic` with four queues.
     async fn start(name: &str, topic: &str) -> (Setup, BrokerGroup) {
+        Self::start_with(name, topic, &[], Duration::from_secs(1)).await
+    }
+
+    /// [`Setup::start`] with extra broker settings and clients polling routes every `poll`.
+    async fn start_with(
+        name: &str,
+        topic: &str,
+        extra: &[(&str, String)],
+        poll: Duration,
+    ) -> (Setup, BrokerGroup) {
         let dir = tempfile::tempdir().unwrap();
         let namesrv = NameServer::start(dir.path()).unwrap();
-        let group = BrokerGroup::start(dir.path(), name, &namesrv.addr(), &[]).unwrap();
+        let group = BrokerGroup::start(dir.path(), name, &namesrv.addr(), extra).unwrap();
         let mut options = ClientOptions::new(&namesrv.addr());
-        options.poll_name_server_interval = Duration::from_secs(1);
+        options.poll_name_server_interval = poll;
         let admin = Admin::start(options.clone()).unwrap();
         let master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
         admin
@@ -516,5 +526,109 @@ async fn a_sync_flush_group_killed_all_at_once_restarts_with_every_acknowledged_
     eprintln!("whole group killed (SYNC_FLUSH): {report:?}");
     assert!(report.acked >= 300);
     consumer.shutdown();
+    producer.shutdown().await;
+}
+
+/// A member whose raft node stops on a storage error (here: a checksum failure reading an
+/// old segment for a follower) must not linger as a slave serving frozen queues: it says
+/// why, leaves the routes and exits non-zero for its supervisor; the others go on with
+/// nothing acknowledged lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_whose_raft_node_stops_on_a_storage_error_exits_for_a_restart() {
+    let (setup, mut group) = Setup::start("StorageError", "RotTopic").await;
+    let producer = setup.producer("rot-producer");
+    let load = Load::start(&producer, "RotTopic", SENDERS);
+    acked_after(&load, 300).await;
+    let log = load.stop().await;
+    let status = member_status(&setup.raw, &setup.master).await.unwrap();
+    let commit = status["commitIndex"].as_u64().unwrap();
+    for member in &group.members {
+        wait_applied(&setup.raw, &member.addr(), commit, WAIT)
+            .await
+            .unwrap();
+    }
+    // Stopped cleanly, so the rot below lies before every checkpoint and is found only
+    // when the entry is read again.
+    for member in &mut group.members {
+        assert!(member.process.terminate(WAIT), "{} did not stop", member.id);
+    }
+    let (rotten, wiped, healthy) = (0, 1, 2);
+    let needle = log.acked[0].body.as_bytes();
+    assert!(group.members[rotten].corrupt_commit_log(needle).unwrap());
+    let wiped_dir = group.members[wiped].store_dir.clone();
+    std::fs::remove_dir_all(&wiped_dir).unwrap();
+    // Only the rotten member has a log to lead with; leading, it must read its old
+    // segments to rebuild the wiped one.
+    group.members[rotten].restart().unwrap();
+    group.members[wiped].restart().unwrap();
+    let rotten_member = &mut group.members[rotten];
+    let exit = rotten_member.process.wait_exit(WAIT);
+    let output = rotten_member.process.log();
+    let exit = exit.unwrap_or_else(|| panic!("the member kept running: {output}"));
+    assert!(!exit.success(), "it must exit non-zero: {exit:?}");
+    assert!(
+        output.contains("can no longer follow its group"),
+        "it must say why: {output}"
+    );
+    // The others elect a master and serve everything that was acknowledged.
+    group.members[healthy].restart().unwrap();
+    let master = wait_for_master(&setup.admin, &setup.group_name, None, WAIT)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\n--- wiped member:\n{}\n--- healthy member:\n{}",
+                group.members[wiped].process.log(),
+                group.members[healthy].process.log()
+            )
+        });
+    assert_eq!(master, group.members[healthy].addr());
+    let (report, queues) = setup.check("RotTopic", &log).await;
+    eprintln!("after a member's storage error: {report:?}");
+    setup
+        .assert_caught_up(&group.members[wiped].addr(), "RotTopic", &queues)
+        .await;
+    producer.shutdown().await;
+}
+
+/// A rolling restart (each member in turn: SIGTERM, start again, catch up) that no producer
+/// notices: a stopping master hands off and keeps forwarding sends for longer than the
+/// clients take to refresh their routes (scaled down here: routes polled every 3 s, a 6 s
+/// forward; RocketMQ's clients poll every 30 s, the default forward is 35 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_of_every_member_fails_no_send() {
+    let poll = Duration::from_secs(3);
+    let extra = [("masterShutdownForwardMs", "6000".to_owned())];
+    let (setup, mut group) = Setup::start_with("Rolling", "RollingTopic", &extra, poll).await;
+    let producer = setup.producer("rolling-producer");
+    let load = Load::start(&producer, "RollingTopic", SENDERS);
+    acked_after(&load, 300).await;
+    for i in 0..group.members.len() {
+        let addr = group.members[i].addr();
+        let member = &mut group.members[i];
+        assert!(
+            member.process.terminate(WAIT),
+            "{} did not stop on SIGTERM",
+            member.id
+        );
+        member.restart().unwrap();
+        acked_after(&load, 200).await;
+        let master = setup.new_master("").await;
+        let status = member_status(&setup.raw, &master).await.unwrap();
+        let commit = status["commitIndex"].as_u64().unwrap();
+        wait_applied(&setup.raw, &addr, commit, WAIT).await.unwrap();
+    }
+    acked_after(&load, 300).await;
+    let log = load.stop().await;
+    let (report, _) = setup.check("RollingTopic", &log).await;
+    eprintln!(
+        "rolling restart: {} failed sends {:?}; {report:?}",
+        log.unknown.len(),
+        log.errors
+    );
+    assert!(
+        log.unknown.is_empty(),
+        "the producer saw failed sends: {:?}",
+        log.errors
+    );
     producer.shutdown().await;
 }

@@ -372,3 +372,22 @@ async fn the_vip_channel_on_listen_port_minus_two_serves_the_same_requests() {
     // Messages stored through either port name the client port as their store host.
     assert_eq!(messages[0].store_host().to_string(), broker.addr());
 }
+
+/// As with RocketMQ's broker, the name server routes a topic by the time CREATE_TOPIC is
+/// answered: clients (the Go admin API among them) read the route right after creating.
+#[tokio::test]
+async fn a_created_topic_is_routed_when_the_create_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, broker) = start(dir.path(), &[]);
+    let client = new_client();
+    for i in 0..20 {
+        let topic = format!("RoutedAtOnce{i}");
+        let created = call(&client, &broker.addr(), create_topic(&topic, 4)).await;
+        assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+        let routed = route(&client, &namesrv.addr(), &topic).await.unwrap();
+        assert!(
+            routed.is_some(),
+            "{topic} not routed when its creation was answered"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use anyhow::Context;
 use broker::config::BrokerConfig;
 use clap::Parser;
 use conf::Setting;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(name = "mqbroker", about = "RocketMQ-compatible broker")]
@@ -53,10 +53,25 @@ fn main() -> anyhow::Result<()> {
     let runtime = launch::runtime("broker").context("starting the runtime")?;
     runtime.block_on(async {
         let running = broker::start(config).await.context("starting the broker")?;
-        launch::shutdown_signal().await;
-        info!("signal received; shutting down");
-        // A group master hands leadership to a follower before it stops.
-        running.shutdown().await;
-        Ok(())
+        let failure = tokio::select! {
+            _ = launch::shutdown_signal() => None,
+            reason = running.failed() => Some(reason),
+        };
+        match failure {
+            None => {
+                info!("signal received; shutting down");
+                // A group master hands leadership to a follower before it stops.
+                running.shutdown().await;
+                Ok(())
+            }
+            Some(reason) => {
+                error!(%reason, "this member can no longer follow its group: leaving the \
+                    routes and exiting (non-zero) for its supervisor to restart it");
+                running.stop(false).await;
+                Err(anyhow::anyhow!(
+                    "stopped following the broker group: {reason}"
+                ))
+            }
+        }
     })
 }

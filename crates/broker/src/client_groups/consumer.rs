@@ -265,6 +265,17 @@ impl ConsumerManager {
         })
     }
 
+    /// A live channel of the client `client_id` (a requester may be known here only as a
+    /// consumer). A scan, like [`super::ProducerManager::find_channel`].
+    pub fn find_channel(&self, client_id: &str) -> Option<ClientChannel> {
+        self.groups
+            .read()
+            .values()
+            .flat_map(|info| info.channels.values())
+            .find(|channel| channel.client_id == client_id)
+            .cloned()
+    }
+
     pub fn group_count(&self) -> usize {
         self.groups.read().len()
     }

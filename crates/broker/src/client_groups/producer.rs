@@ -1,6 +1,8 @@
-//! Producer groups and their channels, kept for admin views and for calling producers back.
+//! Producer groups and their channels, kept for admin views and for calling producers back
+//! (a transaction's check goes to one live channel of its producer group).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -13,6 +15,8 @@ pub struct ProducerManager {
     groups: RwLock<HashMap<String, HashMap<u64, ClientChannel>>>,
     max_groups: usize,
     max_channels_per_group: usize,
+    /// Rotates the channel [`ProducerManager::available_channel`] picks first.
+    next_pick: AtomicUsize,
 }
 
 impl ProducerManager {
@@ -21,6 +25,7 @@ impl ProducerManager {
             groups: RwLock::new(HashMap::new()),
             max_groups,
             max_channels_per_group,
+            next_pick: AtomicUsize::new(0),
         }
     }
 
@@ -82,6 +87,24 @@ impl ProducerManager {
         });
     }
 
+    /// A connection of `group` that is still open, taking turns among them (RocketMQ's
+    /// `getAvailableChannel`); `None` when no producer of the group is connected.
+    pub fn available_channel(&self, group: &str) -> Option<ClientChannel> {
+        let groups = self.groups.read();
+        let mut open: Vec<&ClientChannel> = groups
+            .get(group)?
+            .values()
+            .filter(|channel| !channel.conn.is_closed())
+            .collect();
+        if open.is_empty() {
+            return None;
+        }
+        // Connection ids give a stable order, so turns go round all of them.
+        open.sort_by_key(|channel| channel.conn.id());
+        let turn = self.next_pick.fetch_add(1, Ordering::Relaxed) % open.len();
+        open.get(turn).map(|channel| (*channel).clone())
+    }
+
     /// GET_PRODUCER_CONNECTION_LIST's body.
     pub fn connection_view(&self, group: &str) -> Option<ProducerConnection> {
         let groups = self.groups.read();
@@ -92,6 +115,17 @@ impl ProducerManager {
                 .map(ClientChannel::connection_view)
                 .collect(),
         })
+    }
+
+    /// A live channel of the client `client_id` (request-reply pushes replies to it). A scan:
+    /// replies are rare next to sends, and the table is bounded.
+    pub fn find_channel(&self, client_id: &str) -> Option<ClientChannel> {
+        self.groups
+            .read()
+            .values()
+            .flat_map(|channels| channels.values())
+            .find(|channel| channel.client_id == client_id)
+            .cloned()
     }
 
     pub fn group_count(&self) -> usize {

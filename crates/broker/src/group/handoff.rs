@@ -2,8 +2,8 @@
 //! the most up-to-date follower that answered recently, so clients see one short election
 //! gap instead of the minute RocketMQ's DLedger mode takes to notice a stopped master
 //! (apache/rocketmq#3858). Sends that reach it meanwhile wait for the new master and are
-//! forwarded to it ([`HandoffGate`]); it keeps forwarding for [`FORWARD_LINGER`] while
-//! producers' routes catch up, then stops.
+//! forwarded to it ([`HandoffGate`]); it keeps forwarding for `masterShutdownForwardMs`
+//! (longer than clients' route poll) while producers' routes catch up, then stops.
 
 use std::cmp::Reverse;
 use std::time::Duration;
@@ -64,10 +64,6 @@ pub async fn hand_off(member: &GroupMember, timeout: Duration) -> Option<NodeId>
     None
 }
 
-/// How long a stopped-leading master keeps forwarding sends to the new master: producers
-/// that still route to it get their sends through while their route refreshes (a client
-/// refreshes at most every few hundred milliseconds after failures, Java every 30 s).
-pub const FORWARD_LINGER: Duration = Duration::from_secs(2);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a stopping master is in its hand-off.

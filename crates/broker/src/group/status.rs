@@ -7,6 +7,7 @@
 //! {"group":"RaftNode00","brokerName":"RaftNode00","brokerAddr":"127.0.0.1:30911",
 //!  "brokerId":0,"selfId":"n0","role":"LEADER","term":3,"leaderId":"n0","writable":true,
 //!  "firstIndex":1,"lastIndex":812,"commitIndex":812,"appliedIndex":812,
+//!  "metadataComplete":true,
 //!  "peers":[{"nodeId":"n1","raftAddr":"127.0.0.1:40912","matchIndex":812,
 //!            "lastContactMsAgo":40}, ...]}
 //! ```
@@ -51,6 +52,15 @@ pub struct GroupStatusBody {
     pub last_index: u64,
     pub commit_index: u64,
     pub applied_index: u64,
+    /// Whether this member's metadata tables (topics, groups, offsets) hold every op it
+    /// applied: `false` while it owes a copy after a log restart. A member copying
+    /// metadata takes it only from a member that says `true`.
+    #[serde(default)]
+    pub metadata_complete: bool,
+    /// Why this member stopped following its group (a storage error stopped its raft node
+    /// or its apply loop); it leaves the routes and exits for its supervisor to restart it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
     pub peers: Vec<PeerBody>,
 }
 
@@ -75,8 +85,27 @@ pub async fn group_status(
     member: &GroupMember,
 ) -> Option<GroupStatusBody> {
     let replica = member.store.status();
+    let stopped_reason = member.store.failure().borrow().clone();
     let raft = match tokio::time::timeout(STATUS_TIMEOUT, member.store.raft().status()).await {
         Ok(Ok(status)) => status,
+        // A stopped raft node answers nothing: report what it last published, and why.
+        _ if stopped_reason.is_some() => {
+            let last = *member.store.raft().state().borrow();
+            raft::Status {
+                id: last.id,
+                role: last.role,
+                term: last.term,
+                leader: last.leader,
+                voted_for: None,
+                commit_index: last.commit_index,
+                safe_index: 0,
+                first_index: member.store.commit_log().first_index(),
+                last_index: last.last_index,
+                persisted_index: 0,
+                peers: Vec::new(),
+                transferring_to: None,
+            }
+        }
         _ => return None,
     };
     let peers = member
@@ -107,6 +136,8 @@ pub async fn group_status(
         last_index: raft.last_index,
         commit_index: raft.commit_index,
         applied_index: replica.applied_index,
+        metadata_complete: *member.metadata.complete().borrow(),
+        stopped_reason,
         peers,
     })
 }

@@ -74,6 +74,11 @@ pub fn system_topics(defaults: &TopicDefaults) -> Vec<TopicConfig> {
             perm::READ_WRITE | perm::INHERIT,
         ));
     }
+    // Request-reply: repliers send to it before anything else could create it.
+    let reply = message::topic::reply_topic(&defaults.cluster_name);
+    if message::validate_topic(&reply).is_ok() {
+        topics.push(TopicConfig::new(&reply, 1, 1, perm::READ_WRITE));
+    }
     // mqadmin finds brokers of a cluster (or a broker) through these topics' routes.
     for name in [&defaults.cluster_name, &defaults.broker_name] {
         if message::validate_topic(name).is_ok() {

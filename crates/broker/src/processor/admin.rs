@@ -36,6 +36,9 @@ fn require_master(ctx: &BrokerContext) -> Result<(), Refusal> {
     }
 }
 
+/// How long CREATE_TOPIC waits for the name servers to hear of the topic.
+const TOPIC_REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let header: CreateTopicRequestHeader = match decode_header(request) {
         Ok(header) => header,
@@ -92,6 +95,7 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
         order: header.order,
         attributes,
     };
+    let registered = ctx.registration_rounds.ticket();
     match ctx
         .write_metadata(MetadataOp::Topic(TopicOp::Upsert(config)))
         .await
@@ -99,6 +103,9 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
         Ok(_) => {
             info!(%topic, read = header.read_queue_nums, write = header.write_queue_nums,
                 perm = header.perm, "topic created or updated");
+            // As RocketMQ's broker does: the name servers route the topic before the
+            // answer, so a client reading the route right after finds it.
+            registered.wait(TOPIC_REGISTRATION_WAIT).await;
             RemotingCommand::success_to(request)
         }
         Err(e) => error(request, response::SYSTEM_ERROR, e.to_string()),
@@ -368,11 +375,33 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
             c.short_polling_time.as_millis().to_string(),
         ),
         ("slaveReadEnable", c.slave_read_enable.to_string()),
+        ("enablePropertyFilter", c.enable_property_filter.to_string()),
+        (
+            "storeReplyMessageEnable",
+            c.store_reply_message_enable.to_string(),
+        ),
+        (
+            "rejectTransactionMessage",
+            c.reject_transaction_message.to_string(),
+        ),
+        (
+            "transactionTimeOut",
+            c.transaction_timeout.as_millis().to_string(),
+        ),
+        (
+            "transactionCheckInterval",
+            c.transaction_check_interval.as_millis().to_string(),
+        ),
+        ("transactionCheckMax", c.transaction_check_max.to_string()),
         (
             "enableDLegerCommitLog",
             c.enable_dledger_commit_log.to_string(),
         ),
         ("dLegerGroup", c.dledger_group.clone()),
+        (
+            "masterShutdownForwardMs",
+            c.master_shutdown_forward.as_millis().to_string(),
+        ),
         (
             "dLegerPeers",
             c.dledger_peers

@@ -1,15 +1,18 @@
 //! HEART_BEAT (34), UNREGISTER_CLIENT (35), CHECK_CLIENT_CONFIG (46).
 //!
+//! SQL92 subscriptions a heartbeat reports are compiled at once (and cached for the pulls)
+//! so a bad one is logged when it arrives; CHECK_CLIENT_CONFIG answers whether one can be
+//! used here.
+//!
 //! A heartbeat registers the client's connection in each producer and consumer group it
 //! names, records the consumers' subscriptions (pulls without a subscription use them),
 //! and makes sure each consumer group's `%RETRY%<group>` topic exists so clients can find
 //! a route for it. The response carries our version (479): the Java client remembers it
 //! as the broker's version and gates features on it.
 
-use message::tag::SubscriptionError;
 use message::topic::retry_topic;
-use message::{validate_group, TagFilter};
-use remoting::body::{perm, CheckClientRequestBody, HeartbeatData};
+use message::validate_group;
+use remoting::body::{perm, CheckClientRequestBody, HeartbeatData, SubscriptionData};
 use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::connection::ConnectionHandle;
@@ -19,6 +22,7 @@ use tracing::warn;
 use super::{decode_header, error, notify_if_enabled};
 use crate::client_groups::consumer::ConsumerRegistration;
 use crate::client_groups::ClientChannel;
+use crate::consumer_filter::{ExpressionKind, Subscription};
 use crate::context::BrokerContext;
 
 /// Groups one heartbeat may register; real clients name a handful. Each new consumer group
@@ -57,6 +61,12 @@ pub async fn heartbeat(
             continue;
         }
         ensure_retry_topic(ctx, &group).await;
+        precompile_sql92(
+            ctx,
+            &data.client_id,
+            &group,
+            &consumer.subscription_data_set,
+        );
         let registration = ConsumerRegistration {
             group: group.clone(),
             channel: channel.clone(),
@@ -137,27 +147,73 @@ pub fn unregister(
     RemotingCommand::success_to(request)
 }
 
-/// Java consumers with a non-TAG subscription ask before starting; we filter by tag only.
-pub fn check_client_config(request: &RemotingCommand) -> RemotingCommand {
+/// Java consumers with a non-TAG subscription ask every broker of the topic before they
+/// start, and refuse to start on an error: SYSTEM_ERROR when SQL92 is off here
+/// (`enablePropertyFilter`), SUBSCRIPTION_PARSE_FAILED with the reason when the expression
+/// does not compile. The compiled expression is kept for the pulls that follow.
+pub fn check_client_config(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let body = match remoting::body::fastjson::decode::<CheckClientRequestBody>(&request.body) {
         Ok(body) => body,
         Err(e) => return error(request, response::SYSTEM_ERROR, format!("bad body: {e}")),
     };
-    if let Some(subscription) = body.subscription_data {
-        match TagFilter::parse_typed(
-            &subscription.sub_string,
-            Some(&subscription.expression_type),
+    let Some(subscription) = body.subscription_data else {
+        return RemotingCommand::success_to(request);
+    };
+    let kind = match ExpressionKind::of(Some(&subscription.expression_type)) {
+        Ok(kind) => kind,
+        Err(e) => return error(request, response::SUBSCRIPTION_PARSE_FAILED, e.to_string()),
+    };
+    if kind == ExpressionKind::Sql92 && !ctx.config.enable_property_filter {
+        return error(
+            request,
+            response::SYSTEM_ERROR,
+            format!(
+                "The broker does not support consumer to filter message by {}; set enablePropertyFilter=true in broker.conf",
+                subscription.expression_type
+            ),
+        );
+    }
+    let checked = Subscription {
+        group: &body.group,
+        topic: &subscription.topic,
+        expression: &subscription.sub_string,
+        expression_type: Some(&subscription.expression_type),
+        version: subscription.sub_version,
+    };
+    match ctx.filters.filter(checked) {
+        Ok(_) => RemotingCommand::success_to(request),
+        Err(e) => error(request, response::SUBSCRIPTION_PARSE_FAILED, e.to_string()),
+    }
+}
+
+/// Compiles a heartbeat's SQL92 subscriptions ahead of the pulls (which would otherwise
+/// compile them) and logs those that cannot be used: the client learns of it from its pulls.
+fn precompile_sql92(
+    ctx: &BrokerContext,
+    client: &str,
+    group: &str,
+    subscriptions: &[SubscriptionData],
+) {
+    if !ctx.config.enable_property_filter {
+        return;
+    }
+    for subscription in subscriptions {
+        if !matches!(
+            ExpressionKind::of(Some(&subscription.expression_type)),
+            Ok(ExpressionKind::Sql92)
         ) {
-            Ok(_) => {}
-            Err(e @ SubscriptionError::UnsupportedType(_)) => {
-                return error(
-                    request,
-                    response::SYSTEM_ERROR,
-                    format!("The broker does not support consumer to filter message by {e}"),
-                )
-            }
-            Err(e) => return error(request, response::SUBSCRIPTION_PARSE_FAILED, e.to_string()),
+            continue;
+        }
+        let registered = Subscription {
+            group,
+            topic: &subscription.topic,
+            expression: &subscription.sub_string,
+            expression_type: Some(&subscription.expression_type),
+            version: subscription.sub_version,
+        };
+        if let Err(e) = ctx.filters.sql92(registered) {
+            warn!(%client, %group, topic = %subscription.topic, error = %e,
+                "a consumer's SQL92 subscription does not compile; its pulls will be refused");
         }
     }
-    RemotingCommand::success_to(request)
 }

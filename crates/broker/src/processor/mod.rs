@@ -3,7 +3,10 @@
 //! respond.
 //!
 //! - [`send`]: SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE.
+//! - [`reply`]: SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2 (request-reply: store the reply
+//!   and push it to the requester).
 //! - [`send_back`]: CONSUMER_SEND_MSG_BACK (retry and dead-letter queues).
+//! - [`end_transaction`]: END_TRANSACTION (commit or roll back a half message).
 //! - [`pull`]: PULL_MESSAGE, LITE_PULL_MESSAGE, with long polling.
 //! - [`consumer_manage`]: consumer offsets and consumer lists.
 //! - [`client_manage`]: HEART_BEAT, UNREGISTER_CLIENT, CHECK_CLIENT_CONFIG.
@@ -20,11 +23,13 @@ pub mod admin;
 pub mod client_manage;
 pub mod consumer_calls;
 pub mod consumer_manage;
+pub mod end_transaction;
 pub mod group;
 pub mod pull;
 pub mod query;
 pub mod queue_offset;
 pub mod rebalance;
+pub mod reply;
 pub mod send;
 pub mod send_back;
 pub mod stats;
@@ -61,6 +66,10 @@ impl RequestProcessor for BrokerProcessor {
             code::SEND_MESSAGE | code::SEND_MESSAGE_V2 | code::SEND_BATCH_MESSAGE => {
                 send::process(ctx, conn, &request).await
             }
+            code::SEND_REPLY_MESSAGE | code::SEND_REPLY_MESSAGE_V2 => {
+                reply::process(ctx, conn, &request).await
+            }
+            code::END_TRANSACTION => end_transaction::process(ctx, &request).await,
             code::CONSUMER_SEND_MSG_BACK => send_back::process(ctx, &request).await,
             code::PULL_MESSAGE | code::LITE_PULL_MESSAGE => pull::process(ctx, &request).await,
             code::QUERY_CONSUMER_OFFSET => consumer_manage::query_offset(ctx, &request),
@@ -68,7 +77,7 @@ impl RequestProcessor for BrokerProcessor {
             code::GET_CONSUMER_LIST_BY_GROUP => consumer_manage::consumer_list(ctx, &request),
             code::HEART_BEAT => client_manage::heartbeat(ctx, conn, &request).await,
             code::UNREGISTER_CLIENT => client_manage::unregister(ctx, conn, &request),
-            code::CHECK_CLIENT_CONFIG => client_manage::check_client_config(&request),
+            code::CHECK_CLIENT_CONFIG => client_manage::check_client_config(ctx, &request),
             code::GET_MAX_OFFSET => queue_offset::max_offset(ctx, &request),
             code::GET_MIN_OFFSET => queue_offset::min_offset(ctx, &request),
             code::SEARCH_OFFSET_BY_TIMESTAMP => queue_offset::search_by_timestamp(ctx, &request),

@@ -3,7 +3,13 @@
 //! Checks, in RocketMQ's order: header; role and broker permission; subscription group
 //! (auto-created when allowed) and its consume permission; topic exists and is readable;
 //! queue id; the subscription (from the request when it carries one, else the one the
-//! group's heartbeat registered: Java push consumers send none).
+//! group's heartbeat registered: Java push consumers send none); for a SQL92 subscription,
+//! `enablePropertyFilter`.
+//!
+//! TAG subscriptions filter on the ConsumeQueue's tags code; SQL92 ones on each candidate
+//! record's properties (compiled once, see [`crate::consumer_filter`]). Either way a pull
+//! scans a bounded stretch of the queue, so a selective filter costs the consumer extra
+//! round trips (PULL_RETRY_IMMEDIATELY), never the broker an unbounded read.
 //!
 //! The response body is the stored records exactly as the CommitLog holds them, back to
 //! back. Every response, whatever its code, carries the four offsets clients read
@@ -24,8 +30,7 @@
 use std::time::Duration;
 
 use message::sysflag::pull as pull_flag;
-use message::tag::SubscriptionError;
-use message::TagFilter;
+use message::tag::EXPRESSION_TYPE_SQL92;
 use remoting::body::perm;
 use remoting::code::response;
 use remoting::command::RemotingCommand;
@@ -33,6 +38,7 @@ use remoting::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader
 use store::{GetMessageResult, GetMessageStatus};
 use tokio::time::Instant;
 
+use crate::consumer_filter::{FilterError, Subscription, SubscriptionFilter};
 use crate::context::BrokerContext;
 use crate::stats_items;
 
@@ -113,7 +119,7 @@ fn is_group_follower(ctx: &BrokerContext) -> bool {
 async fn check(
     ctx: &BrokerContext,
     header: &PullMessageRequestHeader,
-) -> Result<TagFilter, Refusal> {
+) -> Result<SubscriptionFilter, Refusal> {
     if !ctx.role.is_master() && !ctx.config.slave_read_enable && ctx.group.is_none() {
         return Err((
             response::NO_PERMISSION,
@@ -171,11 +177,44 @@ async fn check(
             ),
         ));
     }
-    if header.sys_flag & pull_flag::SUBSCRIPTION != 0 {
-        let expression = header.subscription.as_deref().unwrap_or("");
-        return TagFilter::parse_typed(expression, header.expression_type.as_deref())
-            .map_err(subscription_refusal);
+    let filter = if header.sys_flag & pull_flag::SUBSCRIPTION != 0 {
+        let subscription = Subscription {
+            group,
+            topic,
+            expression: header.subscription.as_deref().unwrap_or(""),
+            expression_type: header.expression_type.as_deref(),
+            version: header.sub_version,
+        };
+        ctx.filters.filter(subscription).map_err(|e| {
+            (
+                response::SUBSCRIPTION_PARSE_FAILED,
+                format!("parse the consumer's subscription failed: {e}"),
+            )
+        })?
+    } else {
+        registered_filter(ctx, header)?
+    };
+    if filter.is_sql92() && !ctx.config.enable_property_filter {
+        return Err((
+            response::SYSTEM_ERROR,
+            format!(
+                "The broker does not support consumer to filter message by {}; set enablePropertyFilter=true in broker.conf",
+                EXPRESSION_TYPE_SQL92
+            ),
+        ));
     }
+    Ok(filter)
+}
+
+/// The filter of the subscription the group's heartbeats registered. A SQL92 expression
+/// that does not compile is RocketMQ's FILTER_DATA_NOT_EXIST (its broker keeps no filter
+/// data for it); a bad TAG expression, SUBSCRIPTION_PARSE_FAILED.
+fn registered_filter(
+    ctx: &BrokerContext,
+    header: &PullMessageRequestHeader,
+) -> Result<SubscriptionFilter, Refusal> {
+    let group = header.consumer_group.as_str();
+    let topic = header.topic.as_str();
     let Some(subscription) = ctx.consumers.subscription(group, topic) else {
         let remark = if ctx.consumers.group_exists(group) {
             format!("the consumer's subscription not exist, group: {group} topic: {topic}")
@@ -190,20 +229,26 @@ async fn check(
             format!("the consumer's subscription not latest, group: {group} topic: {topic}"),
         ));
     }
-    subscription.tag_filter().map_err(subscription_refusal)
-}
-
-fn subscription_refusal(error: SubscriptionError) -> Refusal {
-    match error {
-        SubscriptionError::UnsupportedType(_) => (
-            response::SYSTEM_ERROR,
-            format!("The broker does not support consumer to filter message by {error}"),
-        ),
-        SubscriptionError::NoTag(_) => (
+    let registered = Subscription {
+        group,
+        topic,
+        expression: &subscription.sub_string,
+        expression_type: Some(&subscription.expression_type),
+        version: subscription.sub_version,
+    };
+    ctx.filters.filter(registered).map_err(|e| match e {
+        FilterError::Tag(_) => (
             response::SUBSCRIPTION_PARSE_FAILED,
-            format!("parse the consumer's subscription failed: {error}"),
+            format!("parse the consumer's subscription failed: {e}"),
         ),
-    }
+        FilterError::Sql92(_) | FilterError::UnknownType(_) => (
+            response::FILTER_DATA_NOT_EXIST,
+            format!(
+                "the consumer's filter data does not exist, group: {group} topic: {topic}: the expression `{}` is refused: {e}",
+                subscription.sub_string
+            ),
+        ),
+    })
 }
 
 fn queue_bounds(ctx: &BrokerContext, header: &PullMessageRequestHeader) -> (i64, i64) {
@@ -259,7 +304,7 @@ async fn read_or_wait(
     ctx: &BrokerContext,
     request: &RemotingCommand,
     header: &PullMessageRequestHeader,
-    filter: &TagFilter,
+    filter: &SubscriptionFilter,
 ) -> RemotingCommand {
     let suspend = header.sys_flag & pull_flag::SUSPEND != 0;
     let hold = if ctx.live.long_polling_enable() {
@@ -278,7 +323,6 @@ async fn read_or_wait(
         .max_msg_bytes
         .and_then(|b| usize::try_from(b).ok())
         .filter(|b| *b > 0);
-    let tag_filter = |tags_code: i64| filter.matches_code(tags_code);
     let mut offset = header.queue_offset;
     let mut first_read = true;
     let follower = is_group_follower(ctx);
@@ -291,7 +335,7 @@ async fn read_or_wait(
             offset,
             max_count,
             max_bytes,
-            &tag_filter,
+            filter,
         );
         let mut verdict = verdict(read.status, offset);
         let mut read = read;

@@ -5,7 +5,10 @@
 //!
 //! Checks, in RocketMQ's order: header; role and broker permission; topic name; topics
 //! clients may not send to; topic exists (else auto-created from `defaultTopic`); topic
-//! writable; queue id; body size; properties; transactions (not supported). A send to a
+//! writable; queue id; body size; properties; transactions (`rejectTransactionMessage`).
+//! A transactional send is stored as a half message (see [`crate::transaction`]); the
+//! answer names the queue it was sent to and the half message's queue offset and offset
+//! msgId, which END_TRANSACTION names back. A send to a
 //! `%RETRY%` topic past the group's max reconsume times goes to its `%DLQ%` topic. A
 //! message with a delay level (`DELAY` > 0; above the last level means the last) is stored
 //! in `SCHEDULE_TOPIC_XXXX` to wait (see [`crate::schedule`]); the answer still names the
@@ -14,7 +17,6 @@
 use std::sync::Arc;
 
 use message::properties::{self, keys, MAX_PROPERTIES_LEN};
-use message::sysflag::message as sysflag;
 use message::topic::{
     self, is_not_allowed_send_topic, not_allowed_send_remark, DLQ_GROUP_TOPIC_PREFIX,
 };
@@ -37,6 +39,7 @@ use crate::schedule::divert::{self, Diverted};
 use crate::schedule::SCHEDULE_TOPIC;
 use crate::stats_items;
 use crate::store_facade::{PutOutcome, RecordBatch};
+use crate::transaction::{bridge, TRANS_HALF_TOPIC};
 
 pub async fn process(
     ctx: &Arc<BrokerContext>,
@@ -105,12 +108,13 @@ fn is_batch(request: &RemotingCommand, header: &SendMessageRequestHeader) -> boo
 }
 
 /// Where a validated send goes.
-struct Target {
-    topic: String,
-    queue_id: i32,
+pub(crate) struct Target {
+    pub(crate) topic: String,
+    pub(crate) queue_id: i32,
 }
 
-async fn check(
+/// A send's checks, in RocketMQ's order (replies go through them too).
+pub(crate) async fn check(
     ctx: &BrokerContext,
     conn: &ConnectionHandle,
     request: &RemotingCommand,
@@ -180,13 +184,17 @@ async fn check(
             ),
         ));
     }
-    let transactional = properties::find(client_properties, keys::TRAN_MSG)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        || sysflag::transaction_type(header.sys_flag) != sysflag::TRANSACTION_NOT_TYPE;
-    if transactional {
-        return Err(Refusal::new(response::NO_PERMISSION,
+    if ctx.config.reject_transaction_message
+        && bridge::is_transactional(
+            client_properties,
+            header.sys_flag,
+            header.reconsume_times.unwrap_or(0),
+        )
+    {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
             format!(
-                "the broker[{}] sending transaction message is forbidden (transactions are not supported)",
+                "the broker[{}] sending transaction message is forbidden",
                 ctx.config.broker_ip1
             ),
         ));
@@ -288,7 +296,8 @@ async fn retry_or_dead_letter(
     })
 }
 
-async fn send_one(
+/// Stores one message; the answer carries where it went.
+pub(crate) async fn send_one(
     ctx: &BrokerContext,
     conn: &ConnectionHandle,
     request: &RemotingCommand,
@@ -301,21 +310,44 @@ async fn send_one(
         || ctx.uniq_ids.next_id(),
     )
     .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
-    let diverted = delay(ctx, &stored_properties, target)?;
-    let (topic, queue_id, stored_properties) = match diverted {
-        Some(diverted) => (SCHEDULE_TOPIC, diverted.queue_id, diverted.properties),
-        None => (target.topic.as_str(), target.queue_id, stored_properties),
-    };
+    let reconsume_times = header.reconsume_times.unwrap_or(0);
+    let (topic, queue_id, stored_properties, sys_flag) =
+        if bridge::is_transactional(&stored_properties, header.sys_flag, reconsume_times) {
+            // A delay level waits until the commit: the committed message is diverted then.
+            let half = bridge::into_half(
+                &stored_properties,
+                header.sys_flag,
+                &target.topic,
+                target.queue_id,
+            )
+            .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
+            (TRANS_HALF_TOPIC, 0, half.properties, half.sys_flag)
+        } else {
+            match delay(ctx, &stored_properties, target)? {
+                Some(diverted) => (
+                    SCHEDULE_TOPIC,
+                    diverted.queue_id,
+                    diverted.properties,
+                    header.sys_flag,
+                ),
+                None => (
+                    target.topic.as_str(),
+                    target.queue_id,
+                    stored_properties,
+                    header.sys_flag,
+                ),
+            }
+        };
     let message = NewMessage {
         topic,
         queue_id,
         body: &request.body,
         flag: header.flag,
         properties: &stored_properties,
-        sys_flag: header.sys_flag,
+        sys_flag,
         born_timestamp_ms: header.born_timestamp,
         born_host: conn.remote_addr(),
-        reconsume_times: header.reconsume_times.unwrap_or(0),
+        reconsume_times,
     };
     let mut batch =
         RecordBatch::with_capacity(request.body.len() + stored_properties.len() + 160, 1);
@@ -348,6 +380,12 @@ async fn send_batch(
         ));
     }
     let batch_properties = header.properties.as_deref().unwrap_or("");
+    if bridge::is_transactional(batch_properties, header.sys_flag, 0) {
+        return Err(Refusal::new(
+            response::MESSAGE_ILLEGAL,
+            "batch messages cannot be transactional",
+        ));
+    }
     if ctx
         .delay_levels
         .clamp(message::delay::requested_level(batch_properties))

@@ -14,6 +14,9 @@ pub use replicated::ReplicatedFacade;
 pub use standalone::StandaloneFacade;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
 
 use futures::future::BoxFuture;
 use remoting::code::response;
@@ -159,6 +162,18 @@ pub struct StoreOpError(pub String);
 pub trait MessageStore: Send + Sync + 'static {
     /// Pulls, offsets, time and key lookups, and the arrival hook.
     fn reader(&self) -> &StoreReader;
+
+    /// The record at `phys_offset`, waiting up to `max_wait` for one whose put was just
+    /// acknowledged but may not be readable yet (a broker group acknowledges before the
+    /// record is durable on a quorum and applied). A standalone store reads it at once.
+    fn message_after_put(
+        &self,
+        phys_offset: i64,
+        _max_wait: Duration,
+    ) -> BoxFuture<'_, Option<Bytes>> {
+        let record = self.reader().message_at(phys_offset);
+        Box::pin(std::future::ready(record))
+    }
 
     /// Stores the records as one unit with dense queue offsets; resolves once they are
     /// durable as the flush / replication policy demands.

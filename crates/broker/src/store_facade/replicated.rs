@@ -11,6 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
 
 use futures::future::BoxFuture;
 use store::{ReplicatedError, ReplicatedStore, StoreReader};
@@ -50,6 +53,14 @@ impl From<ReplicatedError> for PutError {
 impl MessageStore for ReplicatedFacade {
     fn reader(&self) -> &StoreReader {
         self.store.reader()
+    }
+
+    fn message_after_put(
+        &self,
+        phys_offset: i64,
+        max_wait: Duration,
+    ) -> BoxFuture<'_, Option<Bytes>> {
+        Box::pin(self.store.message_after_put(phys_offset, max_wait))
     }
 
     fn put(&self, batch: RecordBatch) -> BoxFuture<'_, Result<PutOutcome, PutError>> {

@@ -24,7 +24,9 @@
 //! # Ok(()) }
 //! ```
 
+mod request;
 pub mod selector;
+pub mod transaction;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,7 +40,7 @@ use message::sysflag::CompressionType;
 use message::topic::{is_retry_topic, AUTO_CREATE_TOPIC_KEY_TOPIC};
 use message::{keys, validate_group, BatchItem};
 use remoting::body::MessageQueue;
-use remoting::code::{request, response};
+use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
 use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -171,14 +173,16 @@ struct ProducerInner {
 }
 
 /// A message ready for the wire.
-struct Outgoing {
+pub(crate) struct Outgoing {
     topic: String,
     body: Bytes,
     flag: i32,
     properties: String,
-    sys_flag: i32,
+    pub(crate) sys_flag: i32,
     msg_id: String,
     batch: bool,
+    /// A reply of request-reply (`MSG_TYPE=reply`): sent with SEND_REPLY_MESSAGE_V2.
+    reply: bool,
 }
 
 impl Producer {
@@ -193,7 +197,7 @@ impl Producer {
         Self::build(instance, options, false)
     }
 
-    fn build(
+    pub(crate) fn build(
         instance: ClientInstance,
         options: ProducerOptions,
         owns_instance: bool,
@@ -363,7 +367,7 @@ impl Producer {
         }
     }
 
-    fn prepare(&self, mut message: Message) -> Result<Outgoing> {
+    pub(crate) fn prepare(&self, mut message: Message) -> Result<Outgoing> {
         self.check_open()?;
         message.validate(self.inner.options.max_message_bytes)?;
         let msg_id = match message.uniq_key() {
@@ -387,6 +391,7 @@ impl Producer {
                 Err(error) => debug!(%error, "compression failed; sending uncompressed"),
             }
         }
+        let reply = message.property(keys::MSG_TYPE) == Some(request::REPLY_MESSAGE_FLAG);
         let properties = message.encode_properties();
         if properties.len() > message::properties::MAX_PROPERTIES_LEN {
             return Err(ClientError::InvalidMessage(format!(
@@ -402,6 +407,7 @@ impl Producer {
             sys_flag,
             msg_id,
             batch: false,
+            reply,
         })
     }
 
@@ -475,6 +481,7 @@ impl Producer {
             sys_flag: 0,
             msg_id: ids.join(","),
             batch: true,
+            reply: false,
         })
     }
 
@@ -508,7 +515,7 @@ impl Producer {
         Ok(route)
     }
 
-    async fn broker_addr(&self, queue: &MessageQueue) -> Result<String> {
+    pub(crate) async fn broker_addr(&self, queue: &MessageQueue) -> Result<String> {
         if let Some(addr) = self.inner.instance.master_addr(&queue.broker_name) {
             return Ok(addr);
         }
@@ -521,7 +528,7 @@ impl Producer {
             })
     }
 
-    async fn send_with_retries(&self, outgoing: &Outgoing) -> Result<SendResult> {
+    pub(crate) async fn send_with_retries(&self, outgoing: &Outgoing) -> Result<SendResult> {
         let deadline = Instant::now() + self.inner.options.send_timeout;
         let attempts = self.inner.options.retry_times.saturating_add(1);
         let mut last_failed_broker: Option<String> = None;
@@ -678,9 +685,11 @@ impl Producer {
             broker_name: Some(queue.broker_name.clone()),
         };
         let code = if outgoing.batch {
-            request::SEND_BATCH_MESSAGE
+            code::SEND_BATCH_MESSAGE
+        } else if outgoing.reply {
+            code::SEND_REPLY_MESSAGE_V2
         } else {
-            request::SEND_MESSAGE_V2
+            code::SEND_MESSAGE_V2
         };
         let mut command = RemotingCommand::request(code).with_body(outgoing.body.clone());
         header.to_v2(&mut command.ext_fields);

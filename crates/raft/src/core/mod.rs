@@ -125,12 +125,26 @@ pub struct Node<S: LogStorage> {
     leader: Option<NodeId>,
     role: RoleState,
     commit_index: u64,
-    /// Highest index known durable on this node (meaningful with `sync_flush`).
+    /// Durable commit index: the highest entry a quorum holds on disk (leader: counted from
+    /// the followers' fsync reports, current-term entries only, as the commit rule does;
+    /// follower: learnt from the leader). Only entries up to here are applied, so nothing
+    /// applied can be taken back by any combination of crashes and power cuts. With
+    /// `sync_flush` every commit is durable and this equals `commit_index`. Without it an
+    /// entry above it may still vanish when a quorum loses power, and a follower may then
+    /// have to drop entries it counted as committed.
+    safe_index: u64,
+    /// Highest index known durable on this node.
     persisted_index: u64,
     /// Follower: this log equals the current leader's up to here.
     leader_match: u64,
     /// Follower with `sync_flush`: an append answer owed once the log is persisted.
     pending_ack: Option<u64>,
+    /// Follower: sequence number of the current leader's last append, echoed when an fsync
+    /// completes later (without `sync_flush`) to report the durable position.
+    last_append_seq: Option<u64>,
+    /// Truncations and resets of the log so far: an fsync that ran across one cannot vouch
+    /// for the entries that replaced what it covered.
+    log_cuts: u64,
     now: u64,
     last_leader_contact: u64,
     taking_leadership_term: Option<u64>,
@@ -144,15 +158,18 @@ pub struct Node<S: LogStorage> {
 
 impl<S: LogStorage> Node<S> {
     /// Starts a node from its persisted state: the log as recovered and the hard state as
-    /// last saved. Everything in `storage` counts as durable.
+    /// last saved. Everything in `storage` counts as durable, so it is synced first: after
+    /// a kill -9 the recovered tail may sit only in the page cache, and counting it towards
+    /// a quorum unsynced would let a later power cut take back what a quorum "held".
     pub fn new(
         id: NodeId,
         members: &[NodeId],
         config: RaftConfig,
-        storage: S,
+        mut storage: S,
         hard_state: HardState,
     ) -> Result<Node<S>, RaftError> {
         config.validate()?;
+        storage.sync()?;
         let mut members = members.to_vec();
         members.sort_unstable();
         members.dedup();
@@ -187,9 +204,12 @@ impl<S: LogStorage> Node<S> {
             // Entries before the first held one were committed (retention and restarts only
             // drop committed entries).
             commit_index: first.saturating_sub(1),
+            safe_index: first.saturating_sub(1),
             persisted_index: last,
             leader_match: 0,
             pending_ack: None,
+            last_append_seq: None,
+            log_cuts: 0,
             now: 0,
             last_leader_contact: 0,
             taking_leadership_term: None,
@@ -246,10 +266,19 @@ impl<S: LogStorage> Node<S> {
         Ok(self.storage.term(self.storage.last_index())?.unwrap_or(0))
     }
 
-    /// Committed entries up to here may be handed to the application: committed, and (with
-    /// `sync_flush`) durable on this node, so that what was applied survives a crash.
+    /// Durable commit index (see the field): what no crash or power cut can take back.
+    pub fn safe_index(&self) -> u64 {
+        self.safe_index
+    }
+
+    /// Committed entries up to here may be handed to the application: durable on a quorum
+    /// (so no later election can replace them) and on this node (so that what was applied
+    /// survives a crash of this node).
     pub fn apply_limit(&self) -> u64 {
-        self.commit_index.min(self.durable_index())
+        self.commit_index
+            .min(self.safe_index)
+            .min(self.persisted_index)
+            .min(self.storage.last_index())
     }
 
     pub fn hard_state(&self) -> HardState {
@@ -304,6 +333,7 @@ impl<S: LogStorage> Node<S> {
             leader: self.leader,
             voted_for: self.voted_for,
             commit_index: self.commit_index,
+            safe_index: self.safe_index,
             first_index: self.storage.first_index(),
             last_index: self.storage.last_index(),
             persisted_index: self.persisted_index,
@@ -360,6 +390,12 @@ impl<S: LogStorage> Node<S> {
         Ok(())
     }
 
+    /// Truncations and resets so far; a driver syncing in the background compares it before
+    /// and after an fsync (see [`Node::on_persisted`]).
+    pub fn log_cuts(&self) -> u64 {
+        self.log_cuts
+    }
+
     /// Reports that the log is durable up to `index`, whose term was `term` when the fsync
     /// started. A report about entries that were truncated meanwhile is ignored.
     pub fn on_persisted(&mut self, index: u64, term: u64) -> Result<(), RaftError> {
@@ -370,7 +406,8 @@ impl<S: LogStorage> Node<S> {
         self.persisted_index = index;
         match self.role {
             RoleState::Leader(_) => self.maybe_commit()?,
-            _ => self.flush_pending_ack(),
+            _ if self.config.sync_flush => self.flush_pending_ack(),
+            _ => self.report_persisted(),
         }
         Ok(())
     }
@@ -384,8 +421,9 @@ impl<S: LogStorage> Node<S> {
             self.hard_state_dirty = false;
             ready.hard_state = Some(self.hard_state());
         }
-        ready.sync_needed =
-            self.config.sync_flush && self.persisted_index < self.storage.last_index();
+        // Without sync_flush nothing waits on the fsync to acknowledge, but the durable
+        // commit index (and so what is applied) does.
+        ready.sync_needed = self.persisted_index < self.storage.last_index();
         let now = (self.role(), self.term, self.leader);
         if now != self.reported {
             self.reported = now;
@@ -429,6 +467,7 @@ impl<S: LogStorage> Node<S> {
             self.hard_state_dirty = true;
             self.leader_match = 0;
             self.pending_ack = None;
+            self.last_append_seq = None;
             if self.taking_leadership_term.is_some_and(|t| t < term) {
                 self.taking_leadership_term = None;
             }
@@ -441,6 +480,7 @@ impl<S: LogStorage> Node<S> {
         if leader != self.leader {
             self.leader_match = 0;
             self.pending_ack = None;
+            self.last_append_seq = None;
         }
         self.leader = leader;
         self.role = RoleState::Follower;

@@ -30,6 +30,8 @@ pub(crate) struct Progress {
     pub state: ReplicaState,
     /// Highest index known to be on the follower (durably, with `sync_flush`).
     pub match_index: u64,
+    /// Highest index known to be on the follower's disk (at most `match_index`).
+    pub durable_match: u64,
     /// Next index to send.
     pub next_index: u64,
     pub inflight: VecDeque<Inflight>,
@@ -52,6 +54,7 @@ impl Progress {
             id,
             state: ReplicaState::Compare,
             match_index: 0,
+            durable_match: 0,
             next_index,
             inflight: VecDeque::new(),
             inflight_bytes: 0,

@@ -174,6 +174,30 @@ impl<S: LogStorage> Node<S> {
             debug_assert!(candidate <= self.storage.last_index());
             self.commit_index = candidate;
         }
+        self.maybe_advance_safe()
+    }
+
+    /// The commit rule again over what each member holds on disk: the durable commit index.
+    fn maybe_advance_safe(&mut self) -> Result<(), StorageError> {
+        if self.config.sync_flush {
+            // Matches are fsynced before they are acknowledged: every commit is durable.
+            self.safe_index = self.commit_index;
+            return Ok(());
+        }
+        let own = self.persisted_index.min(self.storage.last_index());
+        let RoleState::Leader(ls) = &self.role else {
+            return Ok(());
+        };
+        let mut indexes = std::mem::take(&mut self.scratch);
+        indexes.clear();
+        indexes.push(own);
+        indexes.extend(ls.progress.iter().map(|p| p.durable_match));
+        let mut sorted = Vec::with_capacity(indexes.len());
+        let candidate = super::progress::quorum_index(&indexes, &mut sorted).min(self.commit_index);
+        self.scratch = indexes;
+        if candidate > self.safe_index && self.storage.term(candidate)? == Some(self.term) {
+            self.safe_index = candidate;
+        }
         Ok(())
     }
 
@@ -182,13 +206,25 @@ impl<S: LogStorage> Node<S> {
             return;
         };
         ls.next_heartbeat_at = self.now + self.ticks.heartbeat;
-        let beats: Vec<(NodeId, u64)> = ls
+        let beats: Vec<(NodeId, u64, u64)> = ls
             .progress
             .iter()
-            .map(|p| (p.id, self.commit_index.min(p.match_index)))
+            .map(|p| {
+                (
+                    p.id,
+                    self.commit_index.min(p.match_index),
+                    self.safe_index.min(p.match_index),
+                )
+            })
             .collect();
-        for (to, commit_index) in beats {
-            self.send(to, Payload::Heartbeat(Heartbeat { commit_index }));
+        for (to, commit_index, safe_index) in beats {
+            self.send(
+                to,
+                Payload::Heartbeat(Heartbeat {
+                    commit_index,
+                    safe_index,
+                }),
+            );
         }
     }
 
@@ -226,7 +262,7 @@ impl<S: LogStorage> Node<S> {
                 &self.config,
                 self.now,
                 self.term,
-                self.commit_index,
+                (self.commit_index, self.safe_index),
                 self.id,
                 &mut out,
             )?;
@@ -258,12 +294,21 @@ impl<S: LogStorage> Node<S> {
         };
         p.last_contact = self.now;
         match resp.result {
-            AppendResult::Success { match_index } => {
+            AppendResult::Success {
+                match_index,
+                persisted_index,
+            } => {
                 let match_index = match_index.min(last);
                 if match_index > p.match_index {
                     p.match_index = match_index;
                     p.match_seq = p.next_seq;
                 }
+                let durable = if self.config.sync_flush {
+                    match_index
+                } else {
+                    persisted_index.min(match_index)
+                };
+                p.durable_match = p.durable_match.max(durable);
                 p.release_through(p.match_index);
                 if p.state != ReplicaState::Append && resp.seq >= p.rewind_seq {
                     // The probe matched. If it is only partly acknowledged (a follower with
@@ -285,16 +330,27 @@ impl<S: LogStorage> Node<S> {
                 if resp.seq < p.rewind_seq {
                     return Ok(());
                 }
-                if last_index < p.match_index && resp.seq < p.match_seq {
+                // A follower still holding our entry at `match_index` answers a hint at or
+                // after it (the probe is after it and terms never decrease along a log), and
+                // at it only with our term there.
+                let ours_at_hint = self.storage.term(hint_index)?;
+                let lost = hint_index < p.match_index
+                    || (hint_index == p.match_index
+                        && ours_at_hint.is_some()
+                        && ours_at_hint != Some(hint_term));
+                if lost && resp.seq < p.match_seq {
                     // Overtaken by a later success (answers may arrive out of order).
                     return Ok(());
                 }
-                if last_index < p.match_index {
+                if lost {
                     // Only possible when a follower lost acknowledged entries (a power cut
-                    // without sync_flush): forget what it no longer has.
-                    tracing::warn!(peer = %from, last_index, match_index = p.match_index,
+                    // without sync_flush), whether or not older entries took their place:
+                    // forget what it no longer has.
+                    tracing::warn!(peer = %from, last_index, hint_index, match_index = p.match_index,
                         "follower lost acknowledged entries");
-                    p.match_index = last_index;
+                    p.match_index =
+                        hint_index.saturating_sub(u64::from(hint_index == p.match_index));
+                    p.durable_match = p.durable_match.min(p.match_index);
                 }
                 let peer_idx = ls.progress.iter().position(|q| q.id == from);
                 let found = last_index_with_term_at_most(&self.storage, hint_index, hint_term)?;
@@ -377,14 +433,39 @@ impl<S: LogStorage> Node<S> {
             self.send(from, Payload::HeartbeatResponse(result));
             return;
         }
-        self.advance_follower_commit(hb.commit_index);
+        self.advance_follower_commit(hb.commit_index, hb.safe_index);
         self.send(from, Payload::HeartbeatResponse(HeartbeatResponse::Success));
     }
 
-    fn advance_follower_commit(&mut self, leader_commit: u64) {
+    fn advance_follower_commit(&mut self, leader_commit: u64, leader_safe: u64) {
         let commit = leader_commit.min(self.leader_match);
         if commit > self.commit_index {
             self.commit_index = commit;
+        }
+        let safe = leader_safe.min(self.leader_match).min(self.commit_index);
+        if safe > self.safe_index {
+            self.safe_index = safe;
+        }
+    }
+
+    /// The last entry no leader can ask this follower to replace: durably committed (with
+    /// `sync_flush`, that is every committed entry).
+    fn irreplaceable_index(&self) -> u64 {
+        if self.config.sync_flush {
+            self.commit_index
+        } else {
+            self.safe_index
+        }
+    }
+
+    /// Without sync_flush: an entry counted as committed but not durable on a quorum is being
+    /// replaced, which happens only after a quorum lost power. What was acknowledged there is
+    /// lost (ASYNC_FLUSH's documented risk); nothing was applied, so nothing applied changes.
+    fn forget_commits_after(&mut self, index: u64) {
+        if self.commit_index > index {
+            tracing::warn!(node = %self.id, commit = self.commit_index, kept = index,
+                "entries committed in memory but not durable on a quorum were lost to a power cut; dropping them");
+            self.commit_index = index;
         }
     }
 
@@ -491,7 +572,9 @@ impl<S: LogStorage> Node<S> {
             if have_first || have_prev {
                 prev_checked = true;
             } else {
-                if first.index <= self.commit_index && self.storage.last_index() >= first.index {
+                if first.index <= self.irreplaceable_index()
+                    && self.storage.last_index() >= first.index
+                {
                     self.reply_append(
                         from,
                         seq,
@@ -503,10 +586,13 @@ impl<S: LogStorage> Node<S> {
                     "log restarts at the leader's first entry");
                 self.storage
                     .reset(first.index, first.pos, append.prev_term)?;
+                self.log_cuts += 1;
                 let base = first.index - 1;
+                self.forget_commits_after(base);
                 self.persisted_index = base;
                 self.leader_match = self.leader_match.max(base);
                 self.commit_index = self.commit_index.max(base);
+                self.safe_index = self.safe_index.max(base);
                 self.out.events.push(Event::LogRestarted {
                     next_index: first.index,
                     next_pos: first.pos,
@@ -547,9 +633,9 @@ impl<S: LogStorage> Node<S> {
             if self.storage.term(h.index)? == Some(h.term) {
                 continue;
             }
-            if h.index <= self.commit_index {
+            if h.index <= self.irreplaceable_index() {
                 tracing::error!(node = %self.id, index = h.index,
-                    "leader sent an entry conflicting with a committed one");
+                    "leader sent an entry conflicting with a durably committed one");
                 self.reply_append(
                     from,
                     seq,
@@ -557,9 +643,11 @@ impl<S: LogStorage> Node<S> {
                 );
                 return Ok(());
             }
-            // Never below the commit point: a committed entry never changes.
-            debug_assert!(h.index > self.commit_index);
+            // Never below the durable commit point: such an entry never changes.
+            debug_assert!(h.index > self.irreplaceable_index());
+            self.forget_commits_after(h.index - 1);
             self.storage.truncate_after(h.index - 1)?;
+            self.log_cuts += 1;
             self.persisted_index = self.persisted_index.min(h.index - 1);
             append_from = Some(i);
             break;
@@ -582,7 +670,8 @@ impl<S: LogStorage> Node<S> {
         }
         let verified = append.prev_index + headers.len() as u64;
         self.leader_match = self.leader_match.max(verified);
-        self.advance_follower_commit(append.commit_index);
+        self.advance_follower_commit(append.commit_index, append.safe_index);
+        self.last_append_seq = Some(seq);
         if self.config.sync_flush && self.persisted_index < self.leader_match {
             // Answer once the fsync covers it (the driver reports it with on_persisted).
             self.pending_ack = Some(seq);
@@ -592,10 +681,29 @@ impl<S: LogStorage> Node<S> {
                 seq,
                 AppendResult::Success {
                     match_index: self.leader_match,
+                    persisted_index: self.persisted_index.min(self.leader_match),
                 },
             );
         }
         Ok(())
+    }
+
+    /// Without sync_flush: tells the leader how far this log is now on disk (answers went out
+    /// before the fsync), so it can advance the durable commit index.
+    pub(super) fn report_persisted(&mut self) {
+        let (RoleState::Follower, Some(leader), Some(seq)) =
+            (&self.role, self.leader, self.last_append_seq)
+        else {
+            return;
+        };
+        if self.leader_match == 0 {
+            return;
+        }
+        let result = AppendResult::Success {
+            match_index: self.leader_match,
+            persisted_index: self.persisted_index.min(self.leader_match),
+        };
+        self.reply_append(leader, seq, result);
     }
 
     pub(super) fn flush_pending_ack(&mut self) {
@@ -609,7 +717,14 @@ impl<S: LogStorage> Node<S> {
         if match_index >= self.leader_match {
             self.pending_ack = None;
         }
-        self.reply_append(leader, seq, AppendResult::Success { match_index });
+        self.reply_append(
+            leader,
+            seq,
+            AppendResult::Success {
+                match_index,
+                persisted_index: match_index,
+            },
+        );
     }
 }
 
@@ -642,7 +757,7 @@ fn push_to_follower<S: LogStorage>(
     config: &crate::RaftConfig,
     now: u64,
     term: u64,
-    commit_index: u64,
+    (commit_index, safe_index): (u64, u64),
     from: NodeId,
     out: &mut Vec<crate::Message>,
 ) -> Result<(), StorageError> {
@@ -691,6 +806,7 @@ fn push_to_follower<S: LogStorage>(
                 prev_index,
                 prev_term,
                 commit_index,
+                safe_index,
                 restart,
                 entries,
             }),

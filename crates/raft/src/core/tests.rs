@@ -220,6 +220,7 @@ fn sync_flush_leader_counts_itself_only_once_persisted() {
                 seq: u64::MAX,
                 result: AppendResult::Success {
                     match_index: place.index,
+                    persisted_index: place.index,
                 },
             }),
         })
@@ -391,7 +392,10 @@ fn older_term_entry_does_not_commit_by_replica_count() {
         term,
         payload: Payload::AppendResponse(AppendResponse {
             seq: u64::MAX,
-            result: AppendResult::Success { match_index },
+            result: AppendResult::Success {
+                match_index,
+                persisted_index: match_index,
+            },
         }),
     };
     c.nodes[0].step(ack(1, 2)).unwrap();
@@ -596,6 +600,7 @@ fn corrupt_frames_are_rejected() {
             prev_index: last - 1,
             prev_term: Some(term),
             commit_index: 0,
+            safe_index: 0,
             restart: false,
             entries: vec![Bytes::from(bad)],
         }),
@@ -748,6 +753,7 @@ fn hostile_messages_never_panic_or_stop_the_node() {
                 prev_index,
                 prev_term: Some(wild(&mut rng)),
                 commit_index: wild(&mut rng),
+                safe_index: wild(&mut rng),
                 restart: rng.gen(),
                 entries: vec![buf.freeze()],
             }),
@@ -767,6 +773,7 @@ fn hostile_messages_never_panic_or_stop_the_node() {
             }),
             _ => Payload::Heartbeat(crate::message::Heartbeat {
                 commit_index: wild(&mut rng),
+                safe_index: wild(&mut rng),
             }),
         };
         let to = if rng.gen_bool(0.5) { victim } else { leader };
@@ -782,4 +789,41 @@ fn hostile_messages_never_panic_or_stop_the_node() {
         let _ = node.tick();
         node.take_ready().expect("ready");
     }
+}
+
+/// A member rebuilt on an empty disk voted, in a term the others never reached, for a leader
+/// that died: the survivor with the log pre-votes for that very term and is refused ("already
+/// voted"). It must learn the voter's term from the refusal and go past it, not pre-vote for
+/// the same term forever (seen with real processes: no master for minutes).
+#[test]
+fn a_pre_vote_refused_for_an_older_vote_moves_past_the_voters_term() {
+    let mut c = Cluster::new(3, test_config(false));
+    let dead = c.elect();
+    c.propose(dead, b"kept");
+    c.run(20);
+    let term = c.nodes[dead as usize].term();
+    let wiped = (dead + 1) % 3;
+    let survivor = (dead + 2) % 3;
+    let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
+    c.nodes[wiped as usize] = Node::new(
+        NodeId(wiped),
+        &ids,
+        test_config(false),
+        MemLog::new(),
+        HardState {
+            term: term + 1,
+            voted_for: Some(NodeId(dead)),
+        },
+    )
+    .unwrap();
+    c.isolate(dead);
+    c.run(500);
+    assert_eq!(
+        c.leaders(),
+        vec![survivor],
+        "the member with the log must lead (terms: survivor {}, wiped {})",
+        c.nodes[survivor as usize].term(),
+        c.nodes[wiped as usize].term()
+    );
+    assert!(c.nodes[survivor as usize].term() > term + 1);
 }

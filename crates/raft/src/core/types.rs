@@ -190,6 +190,10 @@ pub struct Status {
     pub leader: Option<NodeId>,
     pub voted_for: Option<NodeId>,
     pub commit_index: u64,
+    /// Durable commit index: entries a quorum holds on disk (see [`Node::safe_index`]).
+    ///
+    /// [`Node::safe_index`]: super::Node::safe_index
+    pub safe_index: u64,
     pub first_index: u64,
     pub last_index: u64,
     pub persisted_index: u64,

@@ -111,12 +111,15 @@ impl Tally {
         match answer {
             Accept => self.accepted += 1,
             RejectAlreadyHasLeader => self.already_has_leader = true,
-            RejectExpiredVoteTerm | RejectTermSmallThanLedger => {
+            // A voter that already voted in its term answers with that term: a pre-vote
+            // candidate behind it must move up to it, or it would ask for the same term
+            // forever (pre-votes never raise the term by themselves).
+            RejectExpiredVoteTerm | RejectTermSmallThanLedger | RejectAlreadyVoted => {
                 self.known_max_term = self.known_max_term.max(responder_term);
             }
             RejectExpiredLedgerTerm | RejectSmallLedgerEndIndex => self.bigger_ledger += 1,
             RejectTermNotReady => self.not_ready += 1,
-            RejectAlreadyVoted | RejectTakingLeadership => {}
+            RejectTakingLeadership => {}
         }
     }
 

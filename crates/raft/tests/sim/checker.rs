@@ -4,13 +4,17 @@
 //! - Log matching: two logs holding an entry with the same index and term hold the same
 //!   entry (position and body checksum) after the same predecessor term; by induction their
 //!   prefixes are equal. Checked on every entry when it is written.
-//! - Committed entries never change: the first node to commit an index records it; every
-//!   node's entry at its own commit index must equal the record (with log matching, its whole
-//!   committed prefix does), and so must every entry handed to the application.
+//! - Durably committed entries never change: the first node to report an index durably
+//!   committed records it; every node's entry at its own durable commit index must equal
+//!   the record (with log matching, its whole prefix does), and so must every entry handed
+//!   to the application. (Without `sync_flush` an entry committed in memory only may be
+//!   lost when a quorum loses power; it is never applied.)
+//! - Applied entries never change: what any node ever handed its application at an index is
+//!   what every node hands there, whatever crashes and power cuts happen in between.
 //! - Leader completeness: a new leader of term T holds every entry committed in a term
 //!   before T (a stale leader of an older term, back from a pause, may lack newer ones).
-//! - Durability (with `sync_flush`): the highest committed entry is in the durable image of
-//!   a quorum, so no power cut of any set of nodes can lose it.
+//! - Durability: the highest durably committed entry is in the durable image of a quorum,
+//!   so no power cut of any set of nodes can lose it.
 
 use std::collections::HashMap;
 
@@ -33,6 +37,8 @@ pub struct Checker {
     /// For each committed index, the term of the node that first reported it committed: an
     /// upper bound of the term in which it was committed.
     commit_terms: Vec<u64>,
+    /// What the first node to apply each index applied there.
+    applied: HashMap<u64, (NodeId, EntryFacts)>,
 }
 
 pub type Violation = String;
@@ -60,6 +66,20 @@ impl Checker {
             return None;
         }
         self.committed.get(index as usize - 1).copied().flatten()
+    }
+
+    /// `id` hands entry `index` to its application.
+    pub fn applied(&mut self, id: NodeId, index: u64, entry: EntryFacts) -> Result<(), Violation> {
+        match self.applied.get(&index) {
+            None => {
+                self.applied.insert(index, (id, entry));
+                Ok(())
+            }
+            Some(&(first, known)) if known != entry => Err(format!(
+                "applied entry changed: {id} applied {index} as {entry:?}, {first} applied it as {known:?}"
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     pub fn leader(&mut self, term: u64, id: NodeId) -> Result<(), Violation> {
@@ -169,7 +189,7 @@ impl Checker {
         Ok(())
     }
 
-    /// With `sync_flush`, the highest committed entry must be durable on a quorum.
+    /// The highest durably committed entry must be durable on a quorum.
     pub fn durable_on_quorum<'a>(
         &self,
         logs: impl Iterator<Item = &'a MemLog>,

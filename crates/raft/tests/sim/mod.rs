@@ -54,7 +54,10 @@ pub struct Sim {
     checker: Checker,
     pending: Vec<Pending>,
     acked: u64,
-    power_cuts: bool,
+    /// Share of crashes that are power cuts (unsynced writes lost) rather than kill -9.
+    power_cut_chance: f64,
+    /// Chance per tick that a pending fsync completes (slow disks make long windows).
+    sync_chance: f64,
     verbose: bool,
 }
 
@@ -147,7 +150,10 @@ impl Sim {
             .collect();
         Sim {
             seed,
-            power_cuts: sync_flush,
+            // Every mode meets power cuts: with sync_flush nothing acknowledged may be lost;
+            // without, acknowledged entries may go, but nothing applied may ever change.
+            power_cut_chance: if rng.gen_bool(0.8) { 0.5 } else { 0.0 },
+            sync_chance: rng.gen_range(0.05..0.9),
             rng,
             now: 0,
             config,
@@ -171,9 +177,10 @@ impl Sim {
     /// Runs the seed to the end: chaos, heal, then progress within a bound.
     pub fn run(mut self) -> Result<SeedStats, Violation> {
         let summary = format!(
-            "{} nodes, sync_flush={}, pre_vote={}, check_quorum={}, preferred={:?}",
+            "{} nodes, sync_flush={}, power cuts={}, pre_vote={}, check_quorum={}, preferred={:?}",
             self.members.len(),
             self.config.sync_flush,
+            self.power_cut_chance,
             self.config.pre_vote,
             self.config.check_quorum,
             self.config.preferred_leaders
@@ -287,8 +294,10 @@ impl Sim {
                 self.nodes[i].paused_until = self.now + ticks;
                 self.note(|| format!("pause {i} for {ticks} ticks"));
             }
-            999 => {
-                // Everyone at once: with sync_flush nothing committed may be lost.
+            997..=999 => {
+                // Everyone at once (a power failure of the whole group when the crashes are
+                // power cuts): with sync_flush nothing committed may be lost, and in no mode
+                // may anything applied change.
                 for i in 0..size {
                     self.crash(i);
                 }
@@ -349,14 +358,14 @@ impl Sim {
             return;
         };
         let mut disk = node.into_storage();
-        if self.power_cuts {
+        let power = self.rng.gen_bool(self.power_cut_chance);
+        if power {
             disk.crash();
         }
         let down_for = self.rng.gen_range(5..80);
         self.nodes[i].restart_at = self.now + down_for;
         self.nodes[i].disk = Some(disk);
         self.nodes[i].sync_pending = false;
-        let power = self.power_cuts;
         self.note(|| format!("crash {i} (power cut: {power}) for {down_for} ticks"));
     }
 
@@ -377,11 +386,11 @@ impl Sim {
         )
         .map_err(|e| format!("restart of {i} failed: {e}"))?;
         let sn = &mut self.nodes[i];
-        sn.commit_seen = node.commit_index();
+        sn.commit_seen = node.safe_index();
         // The application resumes from what the log still holds; a real broker would rebuild
         // its state from the log, replaying from the start.
         sn.applied = node
-            .commit_index()
+            .safe_index()
             .min(sn.applied)
             .max(node.storage().first_index() - 1);
         sn.node = Some(node);
@@ -488,7 +497,7 @@ impl Sim {
         for i in 0..self.nodes.len() {
             if self.nodes[i].sync_pending
                 && self.nodes[i].paused_until <= self.now
-                && self.rng.gen_bool(0.6)
+                && self.rng.gen_bool(self.sync_chance)
             {
                 self.sync(i)?;
             }
@@ -567,7 +576,7 @@ impl Sim {
                 }
             }
         }
-        if ready.sync_needed && self.rng.gen_bool(0.5) {
+        if ready.sync_needed && self.rng.gen_bool(self.sync_chance / 2.0) {
             return self.sync(i);
         }
         self.check(i)
@@ -582,16 +591,24 @@ impl Sim {
         if let Some(from) = node.storage_mut().take_changed_from() {
             self.checker.written(id, node.storage(), from)?;
         }
-        let commit = node.commit_index();
-        if commit < sn.commit_seen {
+        // What is durably committed never goes back; without sync_flush the commit index
+        // itself may, after a quorum lost power (what it covered was never applied).
+        let safe = node.safe_index();
+        if self.config.sync_flush && node.commit_index() != safe {
             return Err(format!(
-                "{id}: commit went back from {} to {commit}",
+                "{id}: with sync_flush the durable commit {safe} differs from commit {}",
+                node.commit_index()
+            ));
+        }
+        if safe < sn.commit_seen {
+            return Err(format!(
+                "{id}: durable commit went back from {} to {safe}",
                 sn.commit_seen
             ));
         }
-        sn.commit_seen = commit;
+        sn.commit_seen = safe;
         self.checker
-            .committed(id, node.term(), node.storage(), commit)?;
+            .committed(id, node.term(), node.storage(), safe)?;
         if node.role() == Role::Leader {
             let term = node.term();
             self.checker.leader(term, id)?;
@@ -642,6 +659,8 @@ impl Sim {
                         entry.index
                     ));
                 }
+                // What any node handed to its application is what every node ever hands.
+                self.checker.applied(id, entry.index, mine)?;
                 if entry.kind == EntryKind::Normal {
                     let body_pos = (entry.pos + 48).to_be_bytes();
                     let index = entry.index.to_be_bytes();
@@ -689,15 +708,13 @@ impl Sim {
                 k += 1;
             }
         }
-        if self.config.sync_flush {
-            let logs = self.nodes.iter().filter_map(|n| {
-                n.node
-                    .as_ref()
-                    .map(|node| node.storage())
-                    .or(n.disk.as_ref())
-            });
-            self.checker.durable_on_quorum(logs, self.members.len())?;
-        }
+        let logs = self.nodes.iter().filter_map(|n| {
+            n.node
+                .as_ref()
+                .map(|node| node.storage())
+                .or(n.disk.as_ref())
+        });
+        self.checker.durable_on_quorum(logs, self.members.len())?;
         Ok(())
     }
 }

@@ -195,6 +195,7 @@ pub mod namesrv;
 pub mod offset;
 pub mod pull;
 pub mod query;
+pub mod reply;
 pub mod send;
 pub mod transaction;
 

@@ -16,6 +16,9 @@ command_header! {
         /// CRC32 of the body masked to 31 bits; 0 skips the check.
         body_crc32: i32 = "bodyCrc32" => 0,
         zone_name: Option<String> = "__ZONE_NAME",
+        /// Not RocketMQ's: the raft term of a broker group member, so a name server keeps
+        /// the master of the newest term when an old master that was frozen registers late.
+        raft_term: Option<i64> = "raftTerm",
     }
 }
 

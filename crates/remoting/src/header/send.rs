@@ -96,7 +96,10 @@ impl SendMessageRequestHeader {
     /// Parses the header of a send request according to its code: V2 keys for
     /// SEND_MESSAGE_V2 and SEND_BATCH_MESSAGE, long keys otherwise.
     pub fn from_request(code: i32, ext: &ExtFields) -> Result<Self, HeaderError> {
-        if code == request::SEND_MESSAGE_V2 || code == request::SEND_BATCH_MESSAGE {
+        if code == request::SEND_MESSAGE_V2
+            || code == request::SEND_BATCH_MESSAGE
+            || code == request::SEND_REPLY_MESSAGE_V2
+        {
             Self::from_v2(ext)
         } else {
             Self::from_ext_fields(ext)

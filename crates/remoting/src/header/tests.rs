@@ -274,9 +274,11 @@ fn other_headers_round_trip() {
         compressed: false,
         body_crc32: 12345,
         zone_name: None,
+        raft_term: Some(7),
     };
     let map = to_ext_map(&register);
     assert_eq!(map["bodyCrc32"], "12345");
+    assert_eq!(map["raftTerm"], "7");
     assert_eq!(
         RegisterBrokerRequestHeader::from_ext_fields(&map).unwrap(),
         register

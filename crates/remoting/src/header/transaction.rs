@@ -26,5 +26,8 @@ command_header! {
         msg_id: Option<String> = "msgId",
         transaction_id: Option<String> = "transactionId",
         offset_msg_id: Option<String> = "offsetMsgId",
+        /// The checking broker's name (RocketMQ 5's `RpcRequestHeader` base field); a
+        /// 5.x producer copies it into the END_TRANSACTION it answers with.
+        broker_name: Option<String> = "bname",
     }
 }

@@ -263,7 +263,17 @@ impl CommitLog {
             fsyncs: AtomicU64::new(0),
             config,
         };
+        let checkpointed_durable = cp.safe_pos;
         let recovery = log.recover(cp, validate)?;
+        // Bytes past the checkpoint were written by an earlier process and perhaps never
+        // fsynced (kill -9 leaves them in the page cache, where recovery read them): make them
+        // durable before anything counts them as such (raft counts its log towards quorums).
+        for segment in log.data.snapshot() {
+            if segment.end() > checkpointed_durable && segment.start() < log.write_pos() {
+                segment.sync_unconditionally()?;
+                log.fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let durable = Durable {
             pos: log.write_pos(),
             index: log.last_index(),

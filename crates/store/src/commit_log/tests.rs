@@ -329,3 +329,30 @@ mod model {
         }
     }
 }
+
+#[test]
+fn recovery_fsyncs_what_an_earlier_process_left_unsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (log, _) = open(dir.path(), 512);
+        let bodies: Vec<_> = (1..=10).map(|i| body(i, 100)).collect();
+        append(&log, 1, &bodies);
+        // Dropped without a flush: as after kill -9, the entries sit in the page cache.
+    }
+    let (log, rec) = open(dir.path(), 512);
+    assert_eq!(rec.last_index, 10);
+    assert!(
+        log.fsync_count() >= 4,
+        "the 4 segments written since the last checkpoint are fsynced before counting as durable (fsyncs: {})",
+        log.fsync_count()
+    );
+    assert_eq!(log.durable().index, 10);
+    log.flush_and_checkpoint().unwrap();
+    drop(log);
+    let (log, _) = open(dir.path(), 512);
+    assert!(
+        log.fsync_count() <= 1,
+        "after a clean close only the open segment is synced again (fsyncs: {})",
+        log.fsync_count()
+    );
+}

@@ -130,11 +130,16 @@ pub struct Group {
 impl Group {
     /// Returns once the name server lists a master: until then no client can send.
     pub async fn start() -> Group {
+        Group::start_with(&[]).await
+    }
+
+    /// [`Group::start`] with extra config entries for every member.
+    pub async fn start_with(extra: &[(&str, String)]) -> Group {
         let dir = tempfile::tempdir().unwrap();
         let namesrv = NameServer::start(dir.path()).unwrap();
-        let brokers =
-            BrokerGroup::start(dir.path(), GROUP, &namesrv.addr(), &[quick_retry_levels()])
-                .unwrap();
+        let mut entries = vec![quick_retry_levels()];
+        entries.extend(extra.iter().cloned());
+        let brokers = BrokerGroup::start(dir.path(), GROUP, &namesrv.addr(), &entries).unwrap();
         let admin = Admin::start(client_options(&namesrv.addr())).unwrap();
         let master = wait_for_master(&admin, GROUP, None, WAIT).await.unwrap();
         Group {

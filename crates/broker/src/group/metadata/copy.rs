@@ -56,6 +56,10 @@ pub enum CopyError {
     StoreNotOpen,
     #[error("this member has not applied index {0} yet")]
     NotCaughtUp(u64),
+    #[error("its own tables are incomplete (it owes a copy itself)")]
+    SourceIncomplete,
+    #[error("its tables changed while they were read (applied index {before} -> {after})")]
+    SourceMoved { before: u64, after: u64 },
     #[error(transparent)]
     Store(#[from] store::StoreError),
 }
@@ -163,10 +167,12 @@ impl GroupMetadata {
         // Queue offsets before the applied index (they reflect no record past it), the
         // tables after it (they hold every op up to it).
         let floors = self.queue_floors(client, addr).await?;
-        let status: GroupStatusBody =
-            serde_json::from_slice(&call(request::DLEDGER_METADATA).await?.body)
-                .map_err(|e| CopyError::Decode(e.to_string()))?;
-        let copied_through = status.applied_index;
+        let status = |body: bytes::Bytes| {
+            serde_json::from_slice::<GroupStatusBody>(&body)
+                .map_err(|e| CopyError::Decode(e.to_string()))
+        };
+        let before = status(call(request::DLEDGER_METADATA).await?.body)?;
+        let copied_through = before.applied_index;
         self.raise_empty_queues(&floors, copied_through).await?;
         let topics =
             TopicConfigSerializeWrapper::decode(&call(request::GET_ALL_TOPIC_CONFIG).await?.body)
@@ -176,6 +182,8 @@ impl GroupMetadata {
         )
         .map_err(|e| CopyError::Decode(e.to_string()))?;
         let offsets = call(request::GET_ALL_CONSUMER_OFFSET).await?.body;
+        let after = status(call(request::DLEDGER_METADATA).await?.body)?;
+        usable_copy(&before, &after)?;
 
         let mut held = self.held.lock();
         let Some(pending) = held.as_mut() else {
@@ -287,5 +295,76 @@ impl GroupMetadata {
             }
         }
         Err(CopyError::NotCaughtUp(as_of_index))
+    }
+}
+
+/// Whether tables read between the status `before` and the status `after` are a copy
+/// complete through `before.applied_index`: the source held every op it applied for the
+/// whole read (a member that itself owes a copy holds back ops, and a log restart
+/// meanwhile would have emptied its tables).
+fn usable_copy(before: &GroupStatusBody, after: &GroupStatusBody) -> Result<(), CopyError> {
+    if !before.metadata_complete || !after.metadata_complete {
+        return Err(CopyError::SourceIncomplete);
+    }
+    if after.first_index > before.applied_index + 1 || after.applied_index < before.applied_index {
+        return Err(CopyError::SourceMoved {
+            before: before.applied_index,
+            after: after.applied_index,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(applied_index: u64, first_index: u64, metadata_complete: bool) -> GroupStatusBody {
+        GroupStatusBody {
+            group: "g".into(),
+            broker_name: "g".into(),
+            broker_addr: "127.0.0.1:1".into(),
+            broker_id: 2,
+            self_id: "n1".into(),
+            role: "FOLLOWER".into(),
+            term: 3,
+            leader_id: Some("n0".into()),
+            writable: false,
+            first_index,
+            last_index: applied_index,
+            commit_index: applied_index,
+            applied_index,
+            metadata_complete,
+            stopped_reason: None,
+            peers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_member_that_owes_a_copy_is_no_source() {
+        let complete = status(100, 1, true);
+        assert!(usable_copy(&complete, &status(120, 1, true)).is_ok());
+        assert!(matches!(
+            usable_copy(&status(100, 1, false), &status(120, 1, false)),
+            Err(CopyError::SourceIncomplete)
+        ));
+        // Became incomplete while its tables were read (its own log restarted).
+        assert!(matches!(
+            usable_copy(&complete, &status(130, 1, false)),
+            Err(CopyError::SourceIncomplete)
+        ));
+        // Restarted its log past the index the copy claims and is complete again already.
+        assert!(matches!(
+            usable_copy(&complete, &status(300, 250, true)),
+            Err(CopyError::SourceMoved { .. })
+        ));
+    }
+
+    #[test]
+    fn a_status_without_the_field_counts_as_incomplete() {
+        let mut json = serde_json::to_value(status(5, 1, true)).unwrap();
+        json.as_object_mut().unwrap().remove("metadataComplete");
+        let parsed: GroupStatusBody = serde_json::from_value(json).unwrap();
+        assert!(!parsed.metadata_complete);
     }
 }

@@ -10,6 +10,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.rocketmq.client.consumer.AllocateMessageQueueStrategy;
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
+import org.apache.rocketmq.client.consumer.MessageSelector;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
 import org.apache.rocketmq.client.consumer.listener.ConsumeOrderlyStatus;
 import org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently;
@@ -48,7 +49,7 @@ final class Consume {
     }
 
     static int run(Args args) throws Exception {
-        args.only("-n", "-t", "-g", "--expr", "--expect", "--timeout-secs", "--linger-ms",
+        args.only("-n", "-t", "-g", "--expr", "--sql", "--expect", "--timeout-secs", "--linger-ms",
             "--orderly", "--broadcast", "--instances", "--stop-instance-after", "--fail-first",
             "--fail-always", "--expect-refusals", "--max-reconsume-times", "--consume-delay-ms",
             "--threads", "--from", "--vip");
@@ -56,6 +57,7 @@ final class Consume {
         String topic = args.required("-t");
         String group = args.required("-g");
         String expr = args.one("--expr", "*");
+        String sql = args.one("--sql", null);
         boolean failAlways = args.has("--fail-always");
         long expect = failAlways ? args.number("--expect", 0) : args.requiredNumber("--expect");
         long expectRefusals = failAlways ? args.requiredNumber("--expect-refusals") : 0;
@@ -76,7 +78,7 @@ final class Consume {
         }
 
         Report.print(Clients.started("consume").put("orderly", orderly).put("broadcast", broadcast)
-            .put("instances", instances).put("expr", expr));
+            .put("instances", instances).put("expr", expr).put("sql", sql));
         Tally tally = new Tally();
         List<DefaultMQPushConsumer> consumers = new ArrayList<>();
         for (int i = 0; i < instances; i++) {
@@ -84,7 +86,11 @@ final class Consume {
             tally.acceptedBy.put(i, ConcurrentHashMap.newKeySet());
             DefaultMQPushConsumer c = Clients.configure(new DefaultMQPushConsumer(group), namesrv,
                 args.has("--vip"));
-            c.subscribe(topic, expr);
+            if (sql != null) {
+                c.subscribe(topic, MessageSelector.bySql(sql));
+            } else {
+                c.subscribe(topic, expr);
+            }
             c.setConsumeFromWhere("last".equals(from) ? ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
                 : ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
             if (broadcast) {

@@ -11,7 +11,9 @@ package rmqrs.compat;
  *   <li>{@link Consume}: DefaultMQPushConsumer, concurrent or orderly, clustering or
  *       broadcasting, one or more instances, refusals through %RETRY% into %DLQ%.
  *   <li>{@link Pull}: DefaultLitePullConsumer, subscribe or assign, seek, commit, pause/resume.
+ *   <li>{@link Request}: DefaultMQProducer.request answered through MessageUtil.createReplyMessage.
  *   <li>{@link Admin}: DefaultMQAdminExt.
+ *   <li>{@link Transaction}: TransactionMQProducer, commits, rollbacks and check-backs.
  * </ul>
  */
 public final class Main {
@@ -54,8 +56,12 @@ public final class Main {
                 return Consume.run(args);
             case "pull":
                 return Pull.run(args);
+            case "request":
+                return Request.run(args);
             case "admin":
                 return Admin.run(args);
+            case "transaction":
+                return Transaction.run(args);
             default:
                 throw new Args.UsageException("unknown command " + args.command);
         }
