@@ -228,8 +228,24 @@ impl Drop for Process {
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
+            if let Some(summary) = failure_summary() {
+                eprintln!("---- what failed (repeated from above) ----\n{summary}");
+            }
         }
     }
+}
+
+/// One line per failed scenario of the suite that failed last in this test binary.
+static FAILURE_SUMMARY: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn set_failure_summary(summary: String) {
+    if let Ok(mut slot) = FAILURE_SUMMARY.lock() {
+        *slot = Some(summary);
+    }
+}
+
+fn failure_summary() -> Option<String> {
+    FAILURE_SUMMARY.lock().ok()?.clone()
 }
 
 /// Broker settings every test broker gets: a test's data must not depend on how full the

@@ -164,6 +164,17 @@ impl Suite {
                     failure.error.as_deref().unwrap_or_default()
                 );
             }
+            // The processes' drops print their logs' tails after this panic; they repeat the
+            // one-line summary so a truncated CI log still ends with what failed.
+            let summary: Vec<String> = sorted
+                .iter()
+                .filter_map(|o| {
+                    let error = o.error.as_deref()?;
+                    let first = error.lines().next().unwrap_or_default();
+                    Some(format!("{} / {}: {first}", self.label, o.name))
+                })
+                .collect();
+            crate::set_failure_summary(summary.join("\n"));
             panic!("{report}");
         }
     }
