@@ -67,6 +67,20 @@ pub struct BrokerConfig {
     /// sends that still reach it to the new master. Longer than the clients' route poll
     /// (30 s in RocketMQ's clients), so no producer sends to a closed port.
     pub master_shutdown_forward: Duration,
+    /// `timerWheelEnable`: RocketMQ 5 timer messages are accepted (off: refused).
+    pub timer_wheel_enable: bool,
+    /// `timerMaxDelaySec`: the longest delay a timer message may ask for.
+    pub timer_max_delay: Duration,
+    /// `timerPrecisionMs`: timer messages are delivered in slots this long.
+    pub timer_precision_ms: i64,
+    /// `recallMessageEnable`: RECALL_MESSAGE (370) may cancel a pending timer message
+    /// (RocketMQ's default: off).
+    pub recall_message_enable: bool,
+    /// `enableTopicMessageTypeCheck`: a send whose kind (normal, FIFO, delay, transaction)
+    /// differs from its topic's `message.type` attribute is refused, as RocketMQ 5's
+    /// proxy refuses it. Off by default here: a 4.x application sending delayed messages
+    /// to a topic without the attribute would be refused otherwise.
+    pub enable_topic_message_type_check: bool,
     /// The store's settings (CommitLog, flushing, retention, disk limits, delay levels).
     pub store: StoreConfig,
 }
@@ -105,6 +119,11 @@ impl Default for BrokerConfig {
             transaction_check_interval: Duration::from_millis(30_000),
             transaction_check_max: 15,
             master_shutdown_forward: Duration::from_secs(35),
+            timer_wheel_enable: true,
+            timer_max_delay: Duration::from_secs(3 * 24 * 3600),
+            timer_precision_ms: 1000,
+            recall_message_enable: false,
+            enable_topic_message_type_check: false,
             store: StoreConfig::new(default_store_root()),
         }
     }
@@ -221,6 +240,15 @@ impl BrokerConfig {
             "transactionCheckMax" => self.transaction_check_max = s.in_range(1, 10_000)? as u32,
             "masterShutdownForwardMs" => {
                 self.master_shutdown_forward = Duration::from_millis(s.in_range(0, 600_000)?)
+            }
+            "timerWheelEnable" => self.timer_wheel_enable = s.parse_bool()?,
+            "timerMaxDelaySec" => {
+                self.timer_max_delay = Duration::from_secs(s.in_range(1, 90 * 24 * 3600)?)
+            }
+            "timerPrecisionMs" => self.timer_precision_ms = s.in_range(10, 60_000)? as i64,
+            "recallMessageEnable" => self.recall_message_enable = s.parse_bool()?,
+            "enableTopicMessageTypeCheck" => {
+                self.enable_topic_message_type_check = s.parse_bool()?
             }
             _ => return self.store.apply(s),
         }
@@ -428,6 +456,33 @@ mod tests {
             "transactionCheckInterval=0",
             "transactionCheckMax=0",
             "transactionTimeOut=-1",
+        ] {
+            assert!(load(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn timer_settings_have_rocketmqs_keys_and_defaults() {
+        let c = BrokerConfig::default();
+        assert!(c.timer_wheel_enable);
+        assert_eq!(c.timer_max_delay, Duration::from_secs(259_200));
+        assert_eq!(c.timer_precision_ms, 1000);
+        assert!(!c.recall_message_enable);
+        assert!(!c.enable_topic_message_type_check);
+        let (c, unknown) = load(
+            "timerWheelEnable=false\ntimerMaxDelaySec=60\ntimerPrecisionMs=100\n\
+             recallMessageEnable=true\nenableTopicMessageTypeCheck=true\n",
+        )
+        .unwrap();
+        assert!(unknown.is_empty());
+        assert!(!c.timer_wheel_enable);
+        assert_eq!(c.timer_max_delay, Duration::from_secs(60));
+        assert_eq!(c.timer_precision_ms, 100);
+        assert!(c.recall_message_enable && c.enable_topic_message_type_check);
+        for text in [
+            "timerPrecisionMs=0",
+            "timerMaxDelaySec=0",
+            "timerWheelEnable=maybe",
         ] {
             assert!(load(text).is_err(), "{text}");
         }

@@ -73,6 +73,10 @@ pub struct BrokerContext {
     pub live: LiveConfig,
     /// On a master, its table of open transactions (see [`crate::transaction`]).
     pub transactions: Transactions,
+    /// The timer's settings, and the recall markers its service loaded (RECALL_MESSAGE
+    /// refuses new recalls once too many are held).
+    pub timer: crate::timer::TimerSettings,
+    pub timer_recalls: parking_lot::Mutex<crate::timer::recalls::Recalls>,
 }
 
 impl BrokerContext {
@@ -150,6 +154,8 @@ impl BrokerContext {
             delay_levels,
             live: LiveConfig::new(&config),
             transactions: Transactions::default(),
+            timer: crate::timer::TimerSettings::of(&config),
+            timer_recalls: Default::default(),
             config,
         }))
     }

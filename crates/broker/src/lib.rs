@@ -17,6 +17,8 @@
 //! - [`long_poll`]: pulls parked until a message arrives.
 //! - [`schedule`]: delayed messages and delayed retries (`SCHEDULE_TOPIC_XXXX`, the
 //!   delivery loop a master runs, its replicated progress).
+//! - [`timer`]: RocketMQ 5 timer messages (`rmq_sys_wheel_timer`, the time wheel every
+//!   member builds, the delivery a master runs, its replicated progress, recalls).
 //! - [`transaction`]: transactional messages (half messages, END_TRANSACTION, the check
 //!   service a master runs, its replicated progress).
 //! - [`registration`]: registering with the name servers.
@@ -58,6 +60,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod stats_items;
 pub mod store_facade;
+pub mod timer;
 pub mod transaction;
 
 pub use config::BrokerConfig;

@@ -214,6 +214,7 @@ fn serve(
         tokio::spawn(expire_clients_periodically(Arc::clone(&ctx))),
         tokio::spawn(sample_stats_periodically(Arc::clone(&ctx))),
         tokio::spawn(schedule::service::run(Arc::clone(&ctx))),
+        tokio::spawn(crate::timer::service::run(Arc::clone(&ctx))),
         tokio::spawn(transaction::check::run(Arc::clone(&ctx))),
     ];
     info!(broker = %ctx.config.broker_name, addr = %ctx.broker_addr, %local_addr,

@@ -245,7 +245,9 @@ impl Admin {
 
     // ---- topics ---------------------------------------------------------------------
 
-    /// Creates or updates a topic on one broker (UPDATE_AND_CREATE_TOPIC).
+    /// Creates or updates a topic on one broker (UPDATE_AND_CREATE_TOPIC). The config's
+    /// attributes are sent as RocketMQ's alterations: a key `message.type` or
+    /// `+message.type` adds or changes it, `-message.type` removes it.
     pub async fn create_topic(&self, broker_addr: &str, config: &TopicConfig) -> Result<()> {
         validate_topic(&config.topic_name)
             .map_err(|err| ClientError::InvalidArgument(format!("topic: {err}")))?;
@@ -258,7 +260,7 @@ impl Admin {
             topic_filter_type: config.topic_filter_type.clone(),
             topic_sys_flag: Some(config.topic_sys_flag),
             order: config.order,
-            attributes: None,
+            attributes: attribute_alterations(&config.attributes),
             force: false,
         };
         let request =
@@ -615,4 +617,19 @@ impl Admin {
         }
         Ok(found)
     }
+}
+
+/// RocketMQ's alteration string (`+a=b,-c`) for a topic config's attributes; `None` when
+/// there are none.
+fn attribute_alterations(
+    attributes: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    let items: Vec<String> = attributes
+        .iter()
+        .map(|(key, value)| match key.strip_prefix('-') {
+            Some(removed) => format!("-{removed}"),
+            None => format!("+{}={value}", key.trim_start_matches('+')),
+        })
+        .collect();
+    (!items.is_empty()).then(|| items.join(","))
 }

@@ -98,6 +98,25 @@ impl Message {
         self
     }
 
+    /// A RocketMQ 5 timer message: delivered at `deliver_time_ms` (epoch milliseconds,
+    /// `TIMER_DELIVER_MS`), to the broker's precision (1 s by default), up to its
+    /// `timerMaxDelaySec` ahead. The send's result carries a recall handle.
+    pub fn with_deliver_time_ms(mut self, deliver_time_ms: i64) -> Self {
+        self.properties.insert(
+            keys::TIMER_DELIVER_MS.to_owned(),
+            deliver_time_ms.to_string(),
+        );
+        self
+    }
+
+    /// A RocketMQ 5 timer message delivered `delay_ms` after the broker stores it
+    /// (`TIMER_DELAY_MS`).
+    pub fn with_delay_ms(mut self, delay_ms: i64) -> Self {
+        self.properties
+            .insert(keys::TIMER_DELAY_MS.to_owned(), delay_ms.to_string());
+        self
+    }
+
     /// Sets the user flag.
     pub fn with_flag(mut self, flag: i32) -> Self {
         self.flag = flag;

@@ -62,6 +62,11 @@ pub mod keys {
     pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
     pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
     pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
+    /// The slot time a timer message is delivered at (its deliver time rounded to the
+    /// timer's precision), set by the broker when it puts the message aside.
+    pub const TIMER_OUT_MS: &str = "TIMER_OUT_MS";
+    /// On a recall marker: `<topic>+<UNIQ_KEY>` of the timer message it cancels.
+    pub const TIMER_DEL_UNIQKEY: &str = "TIMER_DEL_UNIQKEY";
     pub const DLQ_ORIGIN_TOPIC: &str = "DLQ_ORIGIN_TOPIC";
     pub const DLQ_ORIGIN_MESSAGE_ID: &str = "DLQ_ORIGIN_MESSAGE_ID";
     /// Optional stored CRC property; its value follows the `#` in the same key.

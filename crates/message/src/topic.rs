@@ -5,6 +5,9 @@
 /// Template topic producers fall back to so brokers auto-create topics.
 pub const AUTO_CREATE_TOPIC_KEY_TOPIC: &str = "TBW102";
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// Where RocketMQ 5 timer messages (`TIMER_DELIVER_MS` / `TIMER_DELAY_SEC` /
+/// `TIMER_DELAY_MS`) wait: queue 0 holds the messages, queue 1 the recall markers.
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
 pub const BENCHMARK_TOPIC: &str = "BenchmarkTest";
 pub const TRANS_HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
 pub const TRACE_TOPIC: &str = "RMQ_SYS_TRACE_TOPIC";
@@ -60,6 +63,7 @@ pub const SYSTEM_TOPICS: &[&str] = &[
 /// system topics that clients do send to).
 pub const NOT_ALLOWED_SEND_TOPICS: &[&str] = &[
     SCHEDULE_TOPIC,
+    TIMER_TOPIC,
     TRANS_HALF_TOPIC,
     TRANS_OP_HALF_TOPIC,
     TRANS_CHECK_MAX_TIME_TOPIC,

@@ -77,6 +77,9 @@ pub mod request {
     pub const GET_TOPIC_CONFIG: i32 = 351;
     pub const GET_SUBSCRIPTIONGROUP_CONFIG: i32 = 352;
     pub const LITE_PULL_MESSAGE: i32 = 361;
+    /// RocketMQ 5.3: cancel a timer message still waiting, by the recall handle its send
+    /// returned.
+    pub const RECALL_MESSAGE: i32 = 370;
     pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
     pub const BROKER_HEARTBEAT: i32 = 904;
     /// DLedger's METADATA and LEADERSHIP_TRANSFER numbers, answered on a group member's

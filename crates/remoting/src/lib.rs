@@ -6,6 +6,7 @@
 //! - [`command`]: `RemotingCommand`, the unit every request and response travels in.
 //! - [`ext_fields`]: [`ExtFields`], a command's custom-header fields as strings.
 //! - [`header`]: typed request/response headers that convert to and from `extFields`.
+//! - [`recall_handle`]: the handles that name a waiting timer message (RECALL_MESSAGE).
 //! - [`body`]: JSON bodies (routes, cluster info, heartbeats, topic configs, ...) with
 //!   fastjson's quirks where clients depend on them.
 //! - [`connection`]: one TCP connection, whichever side opened it: frame reading with
@@ -24,4 +25,5 @@ pub mod connection;
 pub mod ext_fields;
 pub mod frame;
 pub mod header;
+pub mod recall_handle;
 pub mod server;

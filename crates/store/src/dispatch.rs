@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use message::delay::requested_level;
-use message::topic::SCHEDULE_TOPIC;
+use message::properties::{self, keys};
+use message::topic::{SCHEDULE_TOPIC, TIMER_TOPIC};
 use message::{DelayLevels, DispatchInfo, MessageView};
 use parking_lot::RwLock;
 use raft::entry::{EntryKind, ENTRY_HEADER_LEN};
@@ -228,9 +229,17 @@ impl Dispatcher {
 
     /// A record's ConsumeQueue entry. For SCHEDULE_TOPIC_XXXX the tags code is the delivery
     /// time (store time + the delay of its `DELAY` level), as RocketMQ's schedule service
-    /// expects.
+    /// expects; for the timer topic it is the message's slot time (`TIMER_OUT_MS`), so the
+    /// broker's time wheel is built from the queue without reading a message.
     fn cq_entry(&self, info: &DispatchInfo<'_>) -> CqEntry {
         let mut tags_code = info.tags_code;
+        if info.topic == TIMER_TOPIC {
+            if let Some(slot_ms) = properties::find(info.properties, keys::TIMER_OUT_MS)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+            {
+                tags_code = slot_ms;
+            }
+        }
         if let Some(levels) = self
             .delay_levels
             .as_ref()

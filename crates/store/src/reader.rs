@@ -174,6 +174,30 @@ impl StoreReader {
         result.next_begin_offset = offset + scanned as i64;
     }
 
+    /// The tags codes of up to `max_count` ConsumeQueue entries from `offset` (moved up to
+    /// the queue's first retained entry), each with its queue offset; a hole's code is
+    /// `None`. Reads no message: for services that index a queue by its tags codes (the
+    /// timer wheel reads deliver times this way).
+    pub fn queue_tags_codes(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_count: usize,
+    ) -> Vec<(i64, Option<i64>)> {
+        let Some(cq) = self.engine.dispatcher.queue(topic, queue_id) else {
+            return Vec::new();
+        };
+        let start = offset.max(cq.min_offset());
+        let mut entries = Vec::with_capacity(max_count.min(4096));
+        cq.read(start, max_count, &mut entries);
+        entries
+            .iter()
+            .zip(start..)
+            .map(|(entry, at)| (at, (!entry.is_hole()).then_some(entry.tags_code)))
+            .collect()
+    }
+
     /// Next queue offset to be written (0 for an unknown queue).
     pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
         self.engine

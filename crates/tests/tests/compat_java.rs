@@ -62,10 +62,12 @@ const MIB: usize = 1024 * 1024;
 
 /// Broker settings every test adds: transactions left unknown are checked back a second
 /// after they were born, every second.
-fn quick_checks() -> [(&'static str, String); 2] {
+fn quick_checks() -> [(&'static str, String); 4] {
     [
         ("transactionTimeOut", "1000".to_owned()),
         ("transactionCheckInterval", "1000".to_owned()),
+        ("recallMessageEnable", "true".to_owned()),
+        ("timerPrecisionMs", "200".to_owned()),
     ]
 }
 
@@ -638,6 +640,7 @@ fn read_scenarios<'scope, 'env>(
     scope.spawn(move || subscription_groups(env));
     scope.spawn(move || broker_config(env));
     scope.spawn(move || request_reply(env));
+    scope.spawn(move || timer_messages(env));
     scope.spawn(move || system_topics_and_stats(env, p.sync.as_ref()));
     scope.spawn(move || delete_topic(env, p.doomed.as_ref()));
 }
@@ -648,6 +651,73 @@ const REBALANCE: &str = "DefaultMQPushConsumer two instances share the queues an
 const RESET: &str = "DefaultMQAdminExt resetOffsetByTimestamp with the consumer online";
 const CONNECTION: &str = "DefaultMQAdminExt examineConsumerConnectionInfo";
 const DLQ: &str = "DefaultMQPushConsumer refusals through %RETRY% into %DLQ%";
+
+/// RocketMQ 5 timer messages (5.5.0's `setDeliverTimeMs`; 4.9.8 sets the property itself):
+/// each arrives once, never before its deliver time; 5.5.0 recalls one with
+/// `recallMessage` and it never arrives.
+fn timer_messages(env: Env) {
+    let recall = env.v == Version::V5;
+    let name = if recall {
+        "DefaultMQProducer timer messages (setDeliverTimeMs) and recallMessage"
+    } else {
+        "DefaultMQProducer timer messages (TIMER_DELIVER_MS)"
+    };
+    env.step(name, || {
+        let topic = env.topic("Timer");
+        env.admin("create-topic", &["-t", &topic, "--queues", "2"])?;
+        let count = 6usize;
+        let mut args = strings(&[
+            "timer",
+            "-n",
+            &env.ns(),
+            "-t",
+            &topic,
+            "-c",
+            &count.to_string(),
+            "--group",
+            &env.group("timer"),
+            "--first-ms",
+            "2000",
+            "--step-ms",
+            "300",
+        ]);
+        if recall {
+            args.push("--recall".to_owned());
+        }
+        let output = env.run_ok(&args)?;
+        let sent = output.ops("sent");
+        ensure!(
+            sent.len() == count + usize::from(recall),
+            "{} sent",
+            sent.len()
+        );
+        if recall {
+            ensure!(
+                sent.iter().all(|s| s["recall_handle"].is_string()),
+                "5.5.0 send results without a recall handle: {sent:?}"
+            );
+            let recalled = single(&output, "recalled")?;
+            ensure!(recalled["msg_id"].is_string(), "recall failed: {recalled}");
+        }
+        let received = output.ops("received");
+        for line in &sent {
+            let body = line["body"].as_str().unwrap_or_default();
+            let copies: Vec<_> = received.iter().filter(|r| r["body"] == body).collect();
+            if body == "recalled" {
+                ensure!(copies.is_empty(), "the recalled message arrived");
+                continue;
+            }
+            ensure!(copies.len() == 1, "{body} arrived {} times", copies.len());
+            let deliver = line["deliver_ms"].as_i64().unwrap_or(i64::MAX);
+            let stored = copies[0]["store_ms"].as_i64().unwrap_or(0);
+            ensure!(
+                stored >= deliver,
+                "{body} stored at {stored}, before its deliver time {deliver}"
+            );
+        }
+        Ok(())
+    });
+}
 
 /// DefaultMQProducer.request answered by another client instance through
 /// MessageUtil.createReplyMessage: every request gets its own reply (same correlation id),

@@ -32,6 +32,52 @@ const ATTRIBUTES: &[Attribute] = &[
     },
 ];
 
+/// The `message.type` a topic without the attribute has (RocketMQ's default).
+pub const DEFAULT_MESSAGE_TYPE: &str = "NORMAL";
+
+/// A topic's `message.type`.
+pub fn message_type_of_topic(attributes: &BTreeMap<String, String>) -> &str {
+    attributes
+        .get("message.type")
+        .map_or(DEFAULT_MESSAGE_TYPE, String::as_str)
+}
+
+/// The kind of message these properties make, as RocketMQ 5 reads it: transactional
+/// (`TRAN_MSG=true`), delayed (a `DELAY` level or a timer property), FIFO (a sharding key),
+/// else normal.
+pub fn message_type_of(properties: &str) -> &'static str {
+    use message::properties::{find, keys};
+    if find(properties, keys::TRAN_MSG) == Some("true") {
+        "TRANSACTION"
+    } else if [
+        keys::DELAY,
+        keys::TIMER_DELIVER_MS,
+        keys::TIMER_DELAY_SEC,
+        keys::TIMER_DELAY_MS,
+    ]
+    .iter()
+    .any(|key| find(properties, key).is_some())
+    {
+        "DELAY"
+    } else if find(properties, keys::SHARDING_KEY).is_some() {
+        "FIFO"
+    } else {
+        "NORMAL"
+    }
+}
+
+/// `enableTopicMessageTypeCheck`: whether a message of `actual` kind may go to a topic of
+/// `expected` type; the error is RocketMQ's remark.
+pub fn check_message_type(expected: &str, actual: &str) -> Result<(), String> {
+    if expected == actual || expected == "MIXED" {
+        Ok(())
+    } else {
+        Err(format!(
+            "TopicMessageType validate failed, the expected type is {expected}, but actual type is {actual}"
+        ))
+    }
+}
+
 /// Most alterations one request may carry.
 const MAX_ALTERATIONS: usize = 64;
 
@@ -109,6 +155,29 @@ fn known(key: &str) -> Result<&'static Attribute, AttributeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_messages_kind_must_match_its_topics_type_unless_mixed() {
+        use message::properties::encode;
+        assert_eq!(
+            message_type_of(&encode([("TRAN_MSG", "true")])),
+            "TRANSACTION"
+        );
+        assert_eq!(
+            message_type_of(&encode([("TIMER_DELAY_SEC", "3")])),
+            "DELAY"
+        );
+        assert_eq!(message_type_of(&encode([("DELAY", "2")])), "DELAY");
+        assert_eq!(message_type_of(&encode([("__SHARDINGKEY", "g")])), "FIFO");
+        assert_eq!(message_type_of(&encode([("TAGS", "a")])), "NORMAL");
+        assert_eq!(message_type_of_topic(&BTreeMap::new()), "NORMAL");
+        assert!(check_message_type("DELAY", "DELAY").is_ok());
+        assert!(check_message_type("MIXED", "FIFO").is_ok());
+        assert_eq!(
+            check_message_type("NORMAL", "DELAY").unwrap_err(),
+            "TopicMessageType validate failed, the expected type is NORMAL, but actual type is DELAY"
+        );
+    }
 
     #[test]
     fn alterations_add_change_and_remove_as_rocketmq_allows() {

@@ -95,6 +95,9 @@ async fn end_transaction(
         warn!(msg_id = %header.msg_id, error = %e, "transaction not ended");
         let code = match &e {
             end::EndError::Put(put) => put.response_code(),
+            end::EndError::Bridge(crate::transaction::bridge::BridgeError::Timer(
+                crate::timer::request::TimerRefusal::Illegal { .. },
+            )) => response::MESSAGE_ILLEGAL,
             _ => response::SYSTEM_ERROR,
         };
         Refusal::new(code, e.to_string())

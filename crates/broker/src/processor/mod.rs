@@ -7,6 +7,7 @@
 //!   and push it to the requester).
 //! - [`send_back`]: CONSUMER_SEND_MSG_BACK (retry and dead-letter queues).
 //! - [`end_transaction`]: END_TRANSACTION (commit or roll back a half message).
+//! - [`recall`]: RECALL_MESSAGE (cancel a waiting timer message).
 //! - [`pull`]: PULL_MESSAGE, LITE_PULL_MESSAGE, with long polling.
 //! - [`consumer_manage`]: consumer offsets and consumer lists.
 //! - [`client_manage`]: HEART_BEAT, UNREGISTER_CLIENT, CHECK_CLIENT_CONFIG.
@@ -29,6 +30,7 @@ pub mod pull;
 pub mod query;
 pub mod queue_offset;
 pub mod rebalance;
+pub mod recall;
 pub mod reply;
 pub mod send;
 pub mod send_back;
@@ -70,6 +72,7 @@ impl RequestProcessor for BrokerProcessor {
                 reply::process(ctx, conn, &request).await
             }
             code::END_TRANSACTION => end_transaction::process(ctx, &request).await,
+            code::RECALL_MESSAGE => recall::process(ctx, conn, &request).await,
             code::CONSUMER_SEND_MSG_BACK => send_back::process(ctx, &request).await,
             code::PULL_MESSAGE | code::LITE_PULL_MESSAGE => pull::process(ctx, &request).await,
             code::QUERY_CONSUMER_OFFSET => consumer_manage::query_offset(ctx, &request),

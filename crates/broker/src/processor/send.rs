@@ -12,7 +12,11 @@
 //! `%RETRY%` topic past the group's max reconsume times goes to its `%DLQ%` topic. A
 //! message with a delay level (`DELAY` > 0; above the last level means the last) is stored
 //! in `SCHEDULE_TOPIC_XXXX` to wait (see [`crate::schedule`]); the answer still names the
-//! queue it was sent to. Batches cannot be delayed (RocketMQ refuses them too).
+//! queue it was sent to. Batches cannot be delayed (RocketMQ refuses them too). A timer
+//! message (`TIMER_DELIVER_MS`, `TIMER_DELAY_SEC`, `TIMER_DELAY_MS`) is stored in the
+//! timer topic to wait (see [`crate::timer`]) and the answer carries its recall handle.
+//! With `enableTopicMessageTypeCheck`, a message whose kind differs from its topic's
+//! `message.type` is refused.
 
 use std::sync::Arc;
 
@@ -31,14 +35,17 @@ use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader
 use tracing::{info, warn};
 
 use super::Refusal;
+use crate::clock::now_ms;
 use crate::context::BrokerContext;
 use crate::group::handoff;
 use crate::limits;
+use crate::metadata::attributes;
 use crate::record::{append_record, complete_properties, NewMessage};
 use crate::schedule::divert::{self, Diverted};
 use crate::schedule::SCHEDULE_TOPIC;
 use crate::stats_items;
 use crate::store_facade::{PutOutcome, RecordBatch};
+use crate::timer::{self, TIMER_TOPIC};
 use crate::transaction::{bridge, TRANS_HALF_TOPIC};
 
 pub async fn process(
@@ -151,6 +158,19 @@ pub(crate) async fn check(
             response::NO_PERMISSION,
             format!("the topic[{topic}] sending message is forbidden"),
         ));
+    }
+    if ctx.config.enable_topic_message_type_check
+        && !topic::is_retry_topic(topic)
+        && !topic.starts_with(DLQ_GROUP_TOPIC_PREFIX)
+    {
+        let properties = header.properties.as_deref().unwrap_or("");
+        if properties::find(properties, keys::TRANSFER_FLAG).is_none() {
+            attributes::check_message_type(
+                attributes::message_type_of_topic(&topic_config.attributes),
+                attributes::message_type_of(properties),
+            )
+            .map_err(|remark| Refusal::new(response::MESSAGE_ILLEGAL, remark))?;
+        }
     }
     let queue_limit = topic_config
         .write_queue_nums
@@ -311,6 +331,7 @@ pub(crate) async fn send_one(
     )
     .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
     let reconsume_times = header.reconsume_times.unwrap_or(0);
+    let mut timer_slot_ms = None;
     let (topic, queue_id, stored_properties, sys_flag) =
         if bridge::is_transactional(&stored_properties, header.sys_flag, reconsume_times) {
             // A delay level waits until the commit: the committed message is diverted then.
@@ -330,12 +351,23 @@ pub(crate) async fn send_one(
                     diverted.properties,
                     header.sys_flag,
                 ),
-                None => (
-                    target.topic.as_str(),
-                    target.queue_id,
-                    stored_properties,
-                    header.sys_flag,
-                ),
+                None => match put_aside(ctx, &stored_properties, target)? {
+                    Some(aside) => {
+                        timer_slot_ms = Some(aside.slot_ms);
+                        (
+                            TIMER_TOPIC,
+                            timer::MESSAGE_QUEUE,
+                            aside.properties,
+                            header.sys_flag,
+                        )
+                    }
+                    None => (
+                        target.topic.as_str(),
+                        target.queue_id,
+                        stored_properties,
+                        header.sys_flag,
+                    ),
+                },
             }
         };
     let message = NewMessage {
@@ -354,10 +386,24 @@ pub(crate) async fn send_one(
     append_record(&mut batch, &message, ctx.store_host)
         .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))?;
     let uniq_key = properties::find(&stored_properties, keys::UNIQ_KEY).map(str::to_owned);
+    // RocketMQ hands out a recall handle for a timer message, unless it is a retry.
+    let recall_handle = timer_slot_ms
+        .zip(uniq_key.as_deref())
+        .filter(|_| !topic::is_retry_topic(&target.topic))
+        .map(|(slot_ms, uniq)| {
+            remoting::recall_handle::encode(&target.topic, &ctx.config.broker_name, slot_ms, uniq)
+        });
     let bytes = batch.byte_len() as u64;
     let outcome = put(ctx, batch).await?;
     count_put(ctx, &target.topic, outcome.messages.len() as u64, bytes);
-    Ok(respond(ctx, request, target, &outcome, uniq_key))
+    Ok(respond(
+        ctx,
+        request,
+        target,
+        &outcome,
+        uniq_key,
+        recall_handle,
+    ))
 }
 
 async fn send_batch(
@@ -398,6 +444,16 @@ async fn send_batch(
     }
     let items = decode_batch(&request.body, limits::MAX_BATCH_MESSAGES)
         .map_err(|e| Refusal::new(response::MESSAGE_ILLEGAL, format!("bad batch body: {e}")))?;
+    // A timer property would be ignored in a batch: refused rather than delivered at once.
+    if std::iter::once(batch_properties)
+        .chain(items.iter().map(|item| item.properties))
+        .any(|p| timer::request::is_timer_message(&message::MessageProperties::parse(p)))
+    {
+        return Err(Refusal::new(
+            response::MESSAGE_ILLEGAL,
+            "batch messages cannot be timer messages (TIMER_DELIVER_MS, TIMER_DELAY_SEC, TIMER_DELAY_MS)",
+        ));
+    }
     let mut batch = RecordBatch::with_capacity(request.body.len() + items.len() * 200, items.len());
     for item in &items {
         let stored_properties =
@@ -427,7 +483,7 @@ async fn send_batch(
     let bytes = batch.byte_len() as u64;
     let outcome = put(ctx, batch).await?;
     count_put(ctx, &target.topic, outcome.messages.len() as u64, bytes);
-    Ok(respond(ctx, request, target, &outcome, uniq_key))
+    Ok(respond(ctx, request, target, &outcome, uniq_key, None))
 }
 
 /// Where a message with a delay level waits instead of its target; `None` when it asks for
@@ -447,6 +503,35 @@ fn delay(
         target.queue_id,
     )
     .map_err(|reason| Refusal::new(response::MESSAGE_ILLEGAL, reason.to_string()))
+}
+
+/// Where a timer message waits instead of its target; `None` when it asks for no timer,
+/// its time has come, or it goes to a dead-letter queue.
+fn put_aside(
+    ctx: &BrokerContext,
+    stored_properties: &str,
+    target: &Target,
+) -> Result<Option<timer::request::PutAside>, Refusal> {
+    if target.topic.starts_with(DLQ_GROUP_TOPIC_PREFIX) {
+        return Ok(None);
+    }
+    timer::request::put_aside(
+        stored_properties,
+        &ctx.timer,
+        now_ms(),
+        &target.topic,
+        target.queue_id,
+    )
+    .map_err(timer_refusal)
+}
+
+/// RocketMQ's answers to a timer message it cannot take.
+pub(crate) fn timer_refusal(refusal: timer::request::TimerRefusal) -> Refusal {
+    let code = match refusal {
+        timer::request::TimerRefusal::NotEnabled => response::SYSTEM_ERROR,
+        _ => response::MESSAGE_ILLEGAL,
+    };
+    Refusal::new(code, refusal.to_string())
 }
 
 /// Per-topic and broker-wide traffic (VIEW_BROKER_STATS_DATA).
@@ -481,6 +566,7 @@ fn respond(
     target: &Target,
     outcome: &PutOutcome,
     uniq_key: Option<String>,
+    recall_handle: Option<String>,
 ) -> RemotingCommand {
     let msg_id = outcome
         .messages
@@ -496,7 +582,7 @@ fn respond(
             queue_offset,
             transaction_id: uniq_key,
             batch_uniq_id: None,
-            recall_handle: None,
+            recall_handle,
             msg_region: Some(ctx.config.region_id.clone()),
             trace_on: Some(ctx.config.trace_on),
         },

@@ -3,8 +3,14 @@
 //! level used) and out of it when it is due (those three removed; everything else,
 //! `UNIQ_KEY` included, kept so consumers see the message id the producer saw).
 
+use std::net::SocketAddr;
+
 use message::properties::{keys, PropertyError, MAX_PROPERTIES_LEN};
-use message::MessageProperties;
+use message::topic::TRANS_HALF_TOPIC;
+use message::{MessageProperties, MessageView};
+
+use crate::record::{append_record, NewMessage};
+use crate::store_facade::RecordBatch;
 
 use message::delay::requested_level;
 use message::DelayLevels;
@@ -104,6 +110,43 @@ pub fn out(properties: &str) -> Result<Delivery, DivertError> {
         queue_id,
         properties: parsed.encode(),
     })
+}
+
+/// Encodes a due message (delayed or timer) into `batch` as a new record under its real
+/// topic and queue; an error when it can never be delivered.
+pub fn append_delivery(
+    batch: &mut RecordBatch,
+    view: &MessageView<'_>,
+    store_host: SocketAddr,
+) -> Result<(), Undeliverable> {
+    let delivery = out(view.properties())?;
+    if delivery.topic == TRANS_HALF_TOPIC {
+        // Half messages are never scheduled; one claiming to be is not delivered.
+        return Err(Undeliverable::HalfMessage);
+    }
+    let message = NewMessage {
+        topic: &delivery.topic,
+        queue_id: delivery.queue_id,
+        body: view.body(),
+        flag: view.flag(),
+        properties: &delivery.properties,
+        sys_flag: view.sys_flag(),
+        born_timestamp_ms: view.born_timestamp_ms(),
+        born_host: view.born_host(),
+        reconsume_times: view.reconsume_times(),
+    };
+    Ok(append_record(batch, &message, store_host)?)
+}
+
+/// Why a due message can never be delivered (it is passed over, with this logged).
+#[derive(Debug, thiserror::Error)]
+pub enum Undeliverable {
+    #[error(transparent)]
+    Divert(#[from] DivertError),
+    #[error("real topic {TRANS_HALF_TOPIC} is not deliverable")]
+    HalfMessage,
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
 }
 
 #[cfg(test)]

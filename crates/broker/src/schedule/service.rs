@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use message::topic::TRANS_HALF_TOPIC;
 use message::MessageView;
 use store::AcceptAll;
 use tracing::{error, info, warn};
@@ -21,7 +20,6 @@ use tracing::{error, info, warn};
 use super::{divert, progress, SCHEDULE_TOPIC};
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
-use crate::record::{append_record, NewMessage};
 use crate::store_facade::{PutError, RecordBatch};
 use message::DelayLevels;
 
@@ -236,7 +234,7 @@ impl Schedule {
                 turn = Some(Turn::WaitMs(due_ms - now));
                 break;
             }
-            if let Err(reason) = self.encode_delivery(&view, &mut batch) {
+            if let Err(reason) = divert::append_delivery(&mut batch, &view, self.ctx.store_host) {
                 error!(level, queue_offset, %reason, "scheduled message cannot be delivered; passed over");
             }
             covered = queue_offset + 1;
@@ -278,43 +276,6 @@ impl Schedule {
             Turn::CaughtUp
         })
     }
-
-    /// Encodes a due message into `batch` as a new record under its real topic and queue;
-    /// an error when it cannot ever be delivered.
-    fn encode_delivery(
-        &self,
-        view: &MessageView<'_>,
-        batch: &mut RecordBatch,
-    ) -> Result<(), Undeliverable> {
-        let delivery = divert::out(view.properties())?;
-        if delivery.topic == TRANS_HALF_TOPIC {
-            // Half messages are never scheduled; one claiming to be is not delivered.
-            return Err(Undeliverable::HalfMessage);
-        }
-        let message = NewMessage {
-            topic: &delivery.topic,
-            queue_id: delivery.queue_id,
-            body: view.body(),
-            flag: view.flag(),
-            properties: &delivery.properties,
-            sys_flag: view.sys_flag(),
-            born_timestamp_ms: view.born_timestamp_ms(),
-            born_host: view.born_host(),
-            reconsume_times: view.reconsume_times(),
-        };
-        Ok(append_record(batch, &message, self.ctx.store_host)?)
-    }
-}
-
-/// Why a due message can never be delivered (it is passed over, with this logged).
-#[derive(Debug, thiserror::Error)]
-enum Undeliverable {
-    #[error(transparent)]
-    Divert(#[from] divert::DivertError),
-    #[error("real topic {TRANS_HALF_TOPIC} is not deliverable")]
-    HalfMessage,
-    #[error(transparent)]
-    Record(#[from] crate::record::RecordError),
 }
 
 /// When a message stored at `store_timestamp_ms` with `delay_ms` is due. A deliver time

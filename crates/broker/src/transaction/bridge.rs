@@ -38,6 +38,8 @@ pub enum BridgeError {
     Record(#[from] RecordError),
     #[error(transparent)]
     Delay(#[from] divert::DivertError),
+    #[error(transparent)]
+    Timer(#[from] crate::timer::request::TimerRefusal),
 }
 
 /// Whether a send is transactional: `TRAN_MSG=true` or a prepared SYSFLAG. A message a
@@ -198,23 +200,39 @@ pub fn destination(copy: &MessageView<'_>) -> Result<Destination, BridgeError> {
 /// the half message's properties string, so consumers see `TRAN_MSG`, `PGROUP`,
 /// `REAL_TOPIC` / `REAL_QID` and `__transactionId__` there too — and `UNIQ_KEY`, so the
 /// message id is the one the producer saw. A `DELAY` level sends it to wait in the
-/// schedule topic first, as a committed message passes RocketMQ's delay hook.
+/// schedule topic first, and a timer property (its delay counted from the commit) to the
+/// timer topic, as a committed message passes RocketMQ's delay hook.
 pub fn append_committed(
     batch: &mut RecordBatch,
     copy: &MessageView<'_>,
-    delay_levels: &DelayLevels,
+    delays: &Delays<'_>,
     store_host: SocketAddr,
 ) -> Result<Destination, BridgeError> {
     let real = destination(copy)?;
     let delayed =
-        divert::by_delay_property(delay_levels, copy.properties(), &real.topic, real.queue_id)?;
-    let (topic, queue_id, properties) = match &delayed {
-        Some(diverted) => (
+        divert::by_delay_property(delays.levels, copy.properties(), &real.topic, real.queue_id)?;
+    let put_aside = match delayed {
+        Some(_) => None,
+        None => crate::timer::request::put_aside(
+            copy.properties(),
+            delays.timer,
+            delays.now_ms,
+            &real.topic,
+            real.queue_id,
+        )?,
+    };
+    let (topic, queue_id, properties) = match (&delayed, &put_aside) {
+        (Some(diverted), _) => (
             message::topic::SCHEDULE_TOPIC,
             diverted.queue_id,
             diverted.properties.as_str(),
         ),
-        None => (real.topic.as_str(), real.queue_id, copy.properties()),
+        (None, Some(aside)) => (
+            crate::timer::TIMER_TOPIC,
+            crate::timer::MESSAGE_QUEUE,
+            aside.properties.as_str(),
+        ),
+        (None, None) => (real.topic.as_str(), real.queue_id, copy.properties()),
     };
     let message = NewMessage {
         topic,
@@ -225,6 +243,13 @@ pub fn append_committed(
     };
     append_record_of_transaction(batch, &message, store_host, copy.physical_offset())?;
     Ok(real)
+}
+
+/// What decides where a committed message waits first, if anywhere.
+pub struct Delays<'a> {
+    pub levels: &'a DelayLevels,
+    pub timer: &'a crate::timer::TimerSettings,
+    pub now_ms: i64,
 }
 
 /// What a transaction checked `transactionCheckMax` times leaves behind: the half message
@@ -318,6 +343,20 @@ mod tests {
         HOST.parse().unwrap()
     }
 
+    fn no_delays() -> Delays<'static> {
+        static LEVELS: std::sync::OnceLock<DelayLevels> = std::sync::OnceLock::new();
+        static TIMER: crate::timer::TimerSettings = crate::timer::TimerSettings {
+            enabled: true,
+            max_delay_ms: 3 * 24 * 3600 * 1000,
+            precision_ms: 1000,
+        };
+        Delays {
+            levels: LEVELS.get_or_init(DelayLevels::default),
+            timer: &TIMER,
+            now_ms: 0,
+        }
+    }
+
     /// A half message as the send path stores it, read back with offsets filled in.
     fn stored_half(extra: &[(&str, &str)], queue_offset: i64, phys_offset: i64) -> Vec<u8> {
         let mut client: Vec<(&str, &str)> = vec![
@@ -409,7 +448,7 @@ mod tests {
         let record = stored_half(&[], 7, 4096);
         let half = MessageView::parse(&record).unwrap();
         let mut batch = RecordBatch::default();
-        let real = append_committed(&mut batch, &half, &DelayLevels::default(), host()).unwrap();
+        let real = append_committed(&mut batch, &half, &no_delays(), host()).unwrap();
         assert_eq!((real.topic.as_str(), real.queue_id), ("Orders", 3));
         let committed_record = batch.records()[0].to_vec();
         let committed = MessageView::parse(&committed_record).unwrap();
@@ -433,7 +472,7 @@ mod tests {
         let record = stored_half(&[("DELAY", "2")], 7, 4096);
         let half = MessageView::parse(&record).unwrap();
         let mut batch = RecordBatch::default();
-        append_committed(&mut batch, &half, &DelayLevels::default(), host()).unwrap();
+        append_committed(&mut batch, &half, &no_delays(), host()).unwrap();
         let waiting_record = batch.records()[0].to_vec();
         let waiting = MessageView::parse(&waiting_record).unwrap();
         assert_eq!(waiting.topic(), message::topic::SCHEDULE_TOPIC);

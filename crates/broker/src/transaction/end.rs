@@ -41,7 +41,11 @@ pub async fn finish(
         Outcome::Commit => Some(bridge::append_committed(
             &mut batch,
             half,
-            &ctx.delay_levels,
+            &bridge::Delays {
+                levels: &ctx.delay_levels,
+                timer: &ctx.timer,
+                now_ms: crate::clock::now_ms(),
+            },
             ctx.store_host,
         )?),
         Outcome::Rollback => None,

@@ -212,6 +212,9 @@ struct UpdateTopic {
     /// has unit sub (true|false)
     #[arg(short = 's', long = "hasUnitSub", default_value = "false")]
     has_unit_sub: String,
+    /// attribute(+a=b,+c=d,-e), e.g. +message.type=DELAY
+    #[arg(short = 'a', long = "attributes")]
+    attributes: Option<String>,
 }
 
 fn main() {
@@ -355,6 +358,21 @@ fn topic_config_line(config: &TopicConfig) -> String {
     )
 }
 
+/// `-a`'s `+a=b,+c=d,-e` as the keys `+a`, `+c`, `-e` the admin API sends on.
+fn parse_attribute_alterations(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if let Some(removed) = item.strip_prefix('-') {
+            out.insert(format!("-{removed}"), String::new());
+        } else if let Some((key, value)) = item.strip_prefix('+').and_then(|i| i.split_once('=')) {
+            out.insert(format!("+{key}"), value.to_owned());
+        } else {
+            anyhow::bail!("attributes: `{item}` is neither +key=value nor -key");
+        }
+    }
+    Ok(out)
+}
+
 async fn update_topic(admin: &Admin, args: UpdateTopic, json: bool) -> Result<()> {
     let mut config = Admin::topic_config(
         args.topic.trim(),
@@ -366,6 +384,9 @@ async fn update_topic(admin: &Admin, args: UpdateTopic, json: bool) -> Result<()
     // TopicSysFlag: bit 0 unit, bit 1 unit-sub.
     config.topic_sys_flag =
         i32::from(parse_bool(&args.unit)) | (i32::from(parse_bool(&args.has_unit_sub)) << 1);
+    if let Some(alterations) = &args.attributes {
+        config.attributes = parse_attribute_alterations(alterations)?;
+    }
     let written = if let Some(addr) = args.broker_addr {
         let addr = addr.trim().to_owned();
         admin.create_topic(&addr, &config).await?;

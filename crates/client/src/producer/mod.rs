@@ -42,7 +42,10 @@ use message::{keys, validate_group, BatchItem};
 use remoting::body::MessageQueue;
 use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
-use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use remoting::header::send::{
+    RecallMessageRequestHeader, RecallMessageResponseHeader, SendMessageRequestHeader,
+    SendMessageResponseHeader,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -155,6 +158,8 @@ pub struct SendResult {
     pub queue_offset: i64,
     pub transaction_id: Option<String>,
     pub region_id: Option<String>,
+    /// For a timer message: what [`Producer::recall`] takes to cancel it while it waits.
+    pub recall_handle: Option<String>,
 }
 
 /// A producer. Cheap to clone; clones share everything.
@@ -318,6 +323,31 @@ impl Producer {
             hash_queue_index(&key, queues.len())
         })
         .await
+    }
+
+    /// Cancels a timer message still waiting (RECALL_MESSAGE, RocketMQ 5.3): `handle` is its
+    /// send result's `recall_handle`. Returns the recalled message's id. The broker must
+    /// have `recallMessageEnable=true`; a message whose time has come cannot be recalled.
+    pub async fn recall(&self, topic: &str, handle: &str) -> Result<String> {
+        let decoded = remoting::recall_handle::decode(handle)
+            .map_err(|reason| ClientError::InvalidArgument(reason.to_owned()))?;
+        let queue = MessageQueue::new(topic, &decoded.broker_name, 0);
+        let addr = self.broker_addr(&queue).await?;
+        let header = RecallMessageRequestHeader {
+            producer_group: Some(self.inner.options.group.clone()),
+            topic: topic.to_owned(),
+            recall_handle: handle.to_owned(),
+        };
+        let command = RemotingCommand::request(code::RECALL_MESSAGE).with_header(&header);
+        let response = self
+            .inner
+            .instance
+            .invoke_ok(&addr, command, self.inner.options.send_timeout)
+            .await?;
+        let answer = response
+            .decode_header::<RecallMessageResponseHeader>()
+            .map_err(|err| ClientError::malformed(&addr, err))?;
+        Ok(answer.msg_id)
     }
 
     /// Unregisters the producer group from the brokers and, if this producer made its own
@@ -664,6 +694,7 @@ impl Producer {
             queue_offset: header.queue_offset,
             transaction_id: header.transaction_id,
             region_id: header.msg_region,
+            recall_handle: header.recall_handle,
         })
     }
 

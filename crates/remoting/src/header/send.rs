@@ -128,3 +128,19 @@ command_header! {
         trace_on: Option<bool> = "TRACE_ON",
     }
 }
+
+command_header! {
+    /// RECALL_MESSAGE (370): `recallHandle` is what the timer message's send returned.
+    pub struct RecallMessageRequestHeader {
+        producer_group: Option<String> = "producerGroup",
+        topic: String = "topic",
+        recall_handle: String = "recallHandle",
+    }
+}
+
+command_header! {
+    /// The recalled message's id (its `UNIQ_KEY`).
+    pub struct RecallMessageResponseHeader {
+        msg_id: String = "msgId",
+    }
+}

@@ -32,6 +32,8 @@ final class Args {
         "          create-topic, delete-topic, consumed-by, clone-offset, system-topics;",
         "          flags per action in Admin.java)",
         "  transaction -n NS -t TOPIC [--group G] [--timeout-secs S] [--linger-ms MS]",
+        "  timer   -n NS -t TOPIC -c COUNT [--group G] [--first-ms MS] [--step-ms MS] [--recall]",
+        "          [--timeout-secs S] [--linger-ms MS]",
         "",
         "Every outcome is one JSON object per line on stdout; logs go to stderr (system property",
         "driver.log.level, WARN by default). Exit 0 on success, 1 on a failure (a `failed` line",
@@ -43,7 +45,7 @@ final class Args {
     /** Flags that take no value. */
     private static final Set<String> SWITCHES = new HashSet<>(Arrays.asList(
         "--vip", "--no-compress", "--orderly", "--broadcast", "--fail-always", "--commit",
-        "--seek-begin", "--seek-end", "--force", "--with-consumer", "--no-fallback"));
+        "--seek-begin", "--seek-end", "--force", "--with-consumer", "--no-fallback", "--recall"));
 
     /** Raised for a bad command line (exit code 2). */
     static final class UsageException extends RuntimeException {

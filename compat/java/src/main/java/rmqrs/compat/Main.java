@@ -14,6 +14,7 @@ package rmqrs.compat;
  *   <li>{@link Request}: DefaultMQProducer.request answered through MessageUtil.createReplyMessage.
  *   <li>{@link Admin}: DefaultMQAdminExt.
  *   <li>{@link Transaction}: TransactionMQProducer, commits, rollbacks and check-backs.
+ *   <li>{@link Timer}: RocketMQ 5 timer messages and recalls.
  * </ul>
  */
 public final class Main {
@@ -62,6 +63,8 @@ public final class Main {
                 return Admin.run(args);
             case "transaction":
                 return Transaction.run(args);
+            case "timer":
+                return Timer.run(args);
             default:
                 throw new Args.UsageException("unknown command " + args.command);
         }

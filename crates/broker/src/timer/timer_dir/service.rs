@@ -1,0 +1,481 @@
+//! The timer loop.
+//!
+//! On every member, each round: the wheel follows the message queue (an entry whose slot
+//! is not yet delivered is chained into its slot) and recall markers are loaded, so a
+//! member that becomes master holds an up-to-date wheel.
+//!
+//! On a master (a standalone broker, a group's writable leader), from the recorded
+//! [`Progress`]: first the *catch-up pass* over the message queue from `caught_up_below`
+//! to what the wheel has taken in, delivering every entry whose slot is already before
+//! `slot_ms` (it arrived late, or after a failover the old master had not reached it);
+//! then, slot by slot while slots are due, the chain of `slot_ms` from its
+//! `delivered_in_slot`-th entry. Recalled messages are passed over. Deliveries are stored
+//! in puts of [`DELIVERIES_PER_PUT`] and the progress recorded after each, so a crash
+//! repeats at most one put's worth.
+//!
+//! Why nothing is lost: an entry below `caught_up_below` with a slot before `slot_ms` was
+//! delivered by the pass that moved either past it; every other entry is either at or above
+//! `caught_up_below` (the next catch-up pass looks at it) or in a slot not yet wholly
+//! delivered, whose chain the wheel holds in the same order on every member once it has
+//! taken in everything below `caught_up_below` — which a new master waits for.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use message::properties::{self, keys};
+use message::MessageView;
+use store::AcceptAll;
+use tracing::{error, info, warn};
+
+use super::progress::{self, Progress};
+use super::request::recall_key;
+use super::wheel::{Added, Wheel};
+use super::{TimerSettings, MESSAGE_QUEUE, RECALL_QUEUE, TIMER_TOPIC};
+use crate::clock::now_ms;
+use crate::context::BrokerContext;
+use crate::schedule::divert;
+use crate::store_facade::{PutError, RecordBatch};
+
+/// Longest sleep between two rounds.
+pub const ROUND_MAX_WAIT: Duration = Duration::from_millis(100);
+/// Queue entries the wheel takes in per round.
+const ENQUEUE_PER_ROUND: usize = 20_000;
+/// Messages stored by one put, with one progress record after it.
+pub const DELIVERIES_PER_PUT: usize = 32;
+/// Puts per round, so a backlog cannot keep the loop from taking in new entries.
+const PUTS_PER_ROUND: usize = 64;
+/// Empty slots stepped over per round (a master that was down for a day has 86,400).
+const EMPTY_SLOTS_PER_ROUND: usize = 100_000;
+/// Recall markers held (each a few dozen bytes); beyond it new recalls are refused.
+pub const MAX_RECALLS: usize = 1_000_000;
+/// Recall markers are kept this long after their slot was delivered: a message that
+/// arrived after its slot (the catch-up pass delivers it) can still be recalled.
+const RECALLS_KEPT_AFTER_SLOT_MS: i64 = 10 * 60 * 1000;
+/// After a failed put, how long the master waits before trying again.
+const RETRY_AFTER_FAILED_PUT: Duration = Duration::from_secs(1);
+
+/// Runs until the broker shuts down.
+pub async fn run(ctx: Arc<BrokerContext>) {
+    let settings = ctx.timer;
+    let links_dir = ctx
+        .config
+        .store
+        .store_path_root_dir
+        .join("timer")
+        .join("links");
+    let wheel = match Wheel::open(&links_dir, settings.precision_ms, settings.max_delay_ms) {
+        Ok(wheel) => wheel,
+        Err(e) => {
+            error!(dir = %links_dir.display(), error = %e, "timer wheel cannot open its files; timer messages will not be delivered by this broker");
+            return;
+        }
+    };
+    let mut timer = Timer::new(Arc::clone(&ctx), settings, wheel);
+    loop {
+        let pause = timer.round().await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// The recall markers loaded, by slot. Shared with RECALL_MESSAGE so it can refuse
+/// recalls once [`MAX_RECALLS`] are held.
+#[derive(Debug, Default)]
+pub struct Recalls {
+    by_slot: BTreeMap<i64, HashSet<String>>,
+    count: usize,
+}
+
+impl Recalls {
+    fn insert(&mut self, slot_ms: i64, key: String) {
+        if self.by_slot.entry(slot_ms).or_default().insert(key) {
+            self.count += 1;
+        }
+    }
+
+    fn contains(&self, slot_ms: i64, key: &str) -> bool {
+        self.by_slot
+            .get(&slot_ms)
+            .is_some_and(|keys| keys.contains(key))
+    }
+
+    fn forget_before(&mut self, slot_ms: i64) {
+        let kept = self.by_slot.split_off(&slot_ms);
+        let forgotten: usize = self.by_slot.values().map(HashSet::len).sum();
+        self.count -= forgotten;
+        self.by_slot = kept;
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count >= MAX_RECALLS
+    }
+}
+
+struct Timer {
+    ctx: Arc<BrokerContext>,
+    settings: TimerSettings,
+    wheel: Wheel,
+    /// Message-queue entries below this were offered to the wheel.
+    enqueued_below: i64,
+    recalls_loaded_below: i64,
+    /// This master's progress (what it last recorded); `None` when not delivering.
+    delivering: Option<Progress>,
+    retry_at_ms: Option<i64>,
+}
+
+/// What a delivery attempt came to.
+enum Stored {
+    Yes,
+    /// Not stored (not the leader any more, disk full...): try again later.
+    No,
+}
+
+impl Timer {
+    fn new(ctx: Arc<BrokerContext>, settings: TimerSettings, wheel: Wheel) -> Timer {
+        Timer {
+            ctx,
+            settings,
+            wheel,
+            enqueued_below: 0,
+            recalls_loaded_below: 0,
+            delivering: None,
+            retry_at_ms: None,
+        }
+    }
+
+    /// Slots before this are wholly delivered (as far as this member knows).
+    fn delivered_below_ms(&self) -> i64 {
+        self.delivering
+            .or_else(|| progress::recorded(&self.ctx))
+            .map_or(i64::MIN, |p| p.slot_ms)
+    }
+
+    async fn round(&mut self) -> Duration {
+        if let Err(e) = self.take_in() {
+            error!(error = %e, "timer wheel files failed; retrying");
+            return RETRY_AFTER_FAILED_PUT;
+        }
+        self.load_recalls();
+        let master = self.ctx.role.is_master() && self.ctx.is_writeable();
+        if !master {
+            if self.delivering.take().is_some() {
+                info!("timer service idle (not the master)");
+            }
+            return ROUND_MAX_WAIT;
+        }
+        if let Some(retry_at) = self.retry_at_ms {
+            let now = now_ms();
+            if now < retry_at {
+                return Duration::from_millis((retry_at - now) as u64);
+            }
+            self.retry_at_ms = None;
+        }
+        match self.deliver().await {
+            Ok(pause) => pause,
+            Err(e) => {
+                error!(error = %e, "timer wheel files failed; retrying");
+                RETRY_AFTER_FAILED_PUT
+            }
+        }
+    }
+
+    /// Offers the message queue's new entries to the wheel.
+    fn take_in(&mut self) -> std::io::Result<()> {
+        let reader = self.ctx.store.reader();
+        self.enqueued_below = self
+            .enqueued_below
+            .max(reader.min_offset(TIMER_TOPIC, MESSAGE_QUEUE));
+        let delivered_below = self.delivered_below_ms();
+        let entries = reader.queue_tags_codes(
+            TIMER_TOPIC,
+            MESSAGE_QUEUE,
+            self.enqueued_below,
+            ENQUEUE_PER_ROUND,
+        );
+        for (offset, slot_ms) in entries {
+            if let Some(slot_ms) = slot_ms.filter(|slot| *slot >= delivered_below) {
+                if self.wheel.add(offset, slot_ms, delivered_below)? == Added::Occupied {
+                    break;
+                }
+            }
+            self.enqueued_below = offset + 1;
+        }
+        self.wheel.release(delivered_below, self.enqueued_below)
+    }
+
+    /// Loads the recall queue's new markers.
+    fn load_recalls(&mut self) {
+        let kept_from = self
+            .delivered_below_ms()
+            .saturating_sub(RECALLS_KEPT_AFTER_SLOT_MS);
+        let reader = self.ctx.store.reader();
+        let mut recalls = self.ctx.timer_recalls.lock();
+        recalls.forget_before(kept_from);
+        let max = reader.max_offset(TIMER_TOPIC, RECALL_QUEUE);
+        // Bounded: each pass moves forward or stops.
+        while self.recalls_loaded_below < max && !recalls.is_full() {
+            let read = reader.get_messages(
+                TIMER_TOPIC,
+                RECALL_QUEUE,
+                self.recalls_loaded_below,
+                DELIVERIES_PER_PUT,
+                None,
+                &AcceptAll,
+            );
+            for record in &read.messages {
+                let Ok(view) = MessageView::parse(record) else {
+                    continue;
+                };
+                let props = view.properties();
+                let key = properties::find(props, keys::TIMER_DEL_UNIQKEY);
+                let slot = properties::find(props, keys::TIMER_OUT_MS)
+                    .and_then(|v| v.trim().parse::<i64>().ok());
+                if let (Some(key), Some(slot)) = (key, slot) {
+                    if slot >= kept_from {
+                        recalls.insert(slot, key.to_owned());
+                    }
+                }
+            }
+            if read.next_begin_offset <= self.recalls_loaded_below {
+                break;
+            }
+            self.recalls_loaded_below = read.next_begin_offset;
+        }
+    }
+
+    fn recalls_loaded(&self) -> bool {
+        self.recalls_loaded_below
+            >= self
+                .ctx
+                .store
+                .reader()
+                .max_offset(TIMER_TOPIC, RECALL_QUEUE)
+            || self.ctx.timer_recalls.lock().is_full()
+    }
+
+    /// The master's work for one round; returns how long to sleep.
+    async fn deliver(&mut self) -> std::io::Result<Duration> {
+        let mut progress = match self.delivering {
+            Some(progress) => progress,
+            None => {
+                let start = progress::recorded(&self.ctx).unwrap_or_else(|| Progress {
+                    caught_up_below: self
+                        .ctx
+                        .store
+                        .reader()
+                        .min_offset(TIMER_TOPIC, MESSAGE_QUEUE),
+                    slot_ms: self.settings.slot_of(now_ms()),
+                    delivered_in_slot: 0,
+                });
+                info!(
+                    caught_up_below = start.caught_up_below,
+                    slot_ms = start.slot_ms,
+                    delivered_in_slot = start.delivered_in_slot,
+                    "timer service delivering"
+                );
+                self.delivering = Some(start);
+                start
+            }
+        };
+        // A slot's chain is only complete once the wheel holds every entry the previous
+        // master had looked at, and a recall only counts once its marker is loaded.
+        if self.enqueued_below < progress.caught_up_below || !self.recalls_loaded() {
+            return Ok(Duration::from_millis(10));
+        }
+        let mut puts = 0;
+        // The catch-up pass.
+        while progress.caught_up_below < self.enqueued_below && puts < PUTS_PER_ROUND {
+            let entries = self.ctx.store.reader().queue_tags_codes(
+                TIMER_TOPIC,
+                MESSAGE_QUEUE,
+                progress.caught_up_below,
+                4 * DELIVERIES_PER_PUT,
+            );
+            if entries.is_empty() {
+                break;
+            }
+            let mut overdue = Vec::new();
+            let mut covered = progress.caught_up_below;
+            for (offset, slot_ms) in entries {
+                if offset >= self.enqueued_below || overdue.len() == DELIVERIES_PER_PUT {
+                    break;
+                }
+                if let Some(slot_ms) = slot_ms.filter(|slot| *slot < progress.slot_ms) {
+                    overdue.push((offset, slot_ms));
+                }
+                covered = offset + 1;
+            }
+            if !overdue.is_empty() {
+                puts += 1;
+                if let Stored::No = self.store_deliveries(&overdue).await {
+                    return Ok(self.retry_later());
+                }
+            }
+            progress.caught_up_below = covered;
+            if !self.record(progress).await {
+                return Ok(self.retry_later());
+            }
+        }
+        if progress.caught_up_below < self.enqueued_below {
+            return Ok(Duration::ZERO);
+        }
+        // Due slots, in order.
+        let mut empty_slots = 0;
+        let mut unrecorded = false;
+        while self.settings.due_ms(progress.slot_ms) <= now_ms()
+            && puts < PUTS_PER_ROUND
+            && empty_slots < EMPTY_SLOTS_PER_ROUND
+        {
+            let chain = self.wheel.chain(
+                progress.slot_ms,
+                progress.delivered_in_slot,
+                DELIVERIES_PER_PUT,
+            )?;
+            if chain.is_empty() {
+                progress.slot_ms += self.settings.precision_ms;
+                progress.delivered_in_slot = 0;
+                empty_slots += 1;
+                unrecorded = true;
+                continue;
+            }
+            let items: Vec<(i64, i64)> = chain.iter().map(|o| (*o, progress.slot_ms)).collect();
+            puts += 1;
+            if let Stored::No = self.store_deliveries(&items).await {
+                return Ok(self.retry_later());
+            }
+            progress.delivered_in_slot += chain.len() as u64;
+            if !self.record(progress).await {
+                return Ok(self.retry_later());
+            }
+            unrecorded = false;
+        }
+        if unrecorded && !self.record(progress).await {
+            return Ok(self.retry_later());
+        }
+        let now = now_ms();
+        let next_due = self.settings.due_ms(progress.slot_ms);
+        Ok(if next_due <= now {
+            Duration::ZERO
+        } else {
+            Duration::from_millis((next_due - now) as u64).min(ROUND_MAX_WAIT)
+        })
+    }
+
+    fn retry_later(&mut self) -> Duration {
+        // What was stored but not recorded is delivered again: at least once.
+        self.delivering = None;
+        self.retry_at_ms = Some(now_ms() + RETRY_AFTER_FAILED_PUT.as_millis() as i64);
+        RETRY_AFTER_FAILED_PUT
+    }
+
+    async fn record(&mut self, progress: Progress) -> bool {
+        match progress::record(&self.ctx, progress).await {
+            Ok(()) => {
+                self.delivering = Some(progress);
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "timer progress not recorded; will retry");
+                false
+            }
+        }
+    }
+
+    /// Stores the messages at these (queue offset, slot) entries under their real topics,
+    /// passing over recalled and unreadable ones.
+    async fn store_deliveries(&self, items: &[(i64, i64)]) -> Stored {
+        let reader = self.ctx.store.reader();
+        let mut records = Vec::with_capacity(items.len());
+        {
+            let recalls = self.ctx.timer_recalls.lock();
+            for &(offset, slot_ms) in items {
+                let read = reader.get_messages(
+                    TIMER_TOPIC,
+                    MESSAGE_QUEUE,
+                    offset,
+                    1,
+                    None,
+                    &AcceptAll,
+                );
+                let record = match (read.messages.first(), read.queue_offsets.first()) {
+                    (Some(record), Some(&at)) if at == offset => record.clone(),
+                    _ => {
+                        error!(offset, "timer message unreadable (removed by retention?); passed over");
+                        continue;
+                    }
+                };
+                let Ok(view) = MessageView::parse(&record) else {
+                    error!(offset, "timer message unparsable; passed over");
+                    continue;
+                };
+                let props = view.properties();
+                if let (Some(topic), Some(uniq)) = (
+                    properties::find(props, keys::REAL_TOPIC),
+                    properties::find(props, keys::UNIQ_KEY),
+                ) {
+                    if recalls.contains(slot_ms, &recall_key(topic, uniq)) {
+                        info!(offset, topic, uniq_key = uniq, "timer message recalled; not delivered");
+                        continue;
+                    }
+                }
+                records.push(record);
+            }
+        }
+        let mut batch = RecordBatch::with_capacity(
+            records.iter().map(|r| r.len() + 64).sum(),
+            records.len(),
+        );
+        let mut views = Vec::with_capacity(records.len());
+        for record in &records {
+            if let Ok(view) = MessageView::parse(record) {
+                views.push(view);
+            }
+        }
+        for view in &views {
+            if let Err(reason) = divert::append_delivery(&mut batch, view, self.ctx.store_host) {
+                error!(%reason, "timer message cannot be delivered; passed over");
+            }
+        }
+        if batch.is_empty() {
+            return Stored::Yes;
+        }
+        let count = batch.len();
+        match self.ctx.store.put(batch).await {
+            Ok(_) => {
+                self.ctx.stats.add_put(count as u64);
+                Stored::Yes
+            }
+            Err(PutError::MessageIllegal(reason)) if count > 1 => {
+                warn!(count, %reason, "a batch of due timer messages was refused; storing them one at a time");
+                for view in &views {
+                    let mut single = RecordBatch::with_capacity(view.properties().len() + 256, 1);
+                    if divert::append_delivery(&mut single, view, self.ctx.store_host).is_err() {
+                        continue;
+                    }
+                    match self.ctx.store.put(single).await {
+                        Ok(_) => self.ctx.stats.add_put(1),
+                        Err(PutError::MessageIllegal(reason)) => {
+                            error!(%reason, "timer message refused by the store; passed over");
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "due timer messages not stored yet; will retry");
+                            return Stored::No;
+                        }
+                    }
+                }
+                Stored::Yes
+            }
+            Err(PutError::MessageIllegal(reason)) => {
+                error!(%reason, "timer message refused by the store; passed over");
+                Stored::Yes
+            }
+            Err(e) => {
+                warn!(error = %e, "due timer messages not stored yet; will retry");
+                Stored::No
+            }
+        }
+    }
+}
