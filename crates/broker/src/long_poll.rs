@@ -61,6 +61,8 @@ impl LongPollHub {
             });
         slot.parked += 1;
         self.parked_total.fetch_add(1, Ordering::Relaxed);
+        // See `on_arrival`: the registration is visible before the caller reads the queue.
+        std::sync::atomic::fence(Ordering::SeqCst);
         Some(ParkedPull {
             hub: Arc::clone(self),
             topic: topic.to_owned(),
@@ -71,6 +73,11 @@ impl LongPollHub {
 
     /// Messages became readable in a queue: wake the pulls parked on it.
     pub fn on_arrival(&self, topic: &str, queue_id: i32) {
+        // Pairs with the fence in `park`: either this load sees the pull's registration, or
+        // the pull's read sees the message this arrival announces. Without both fences the
+        // store of the new entry and this load may pass each other (x86 allows it) while the
+        // pull reads the old end of the queue: a lost wake-up, the pull waiting out its hold.
+        std::sync::atomic::fence(Ordering::SeqCst);
         // The common case on the produce hot path: nobody waits anywhere.
         if self.parked_total.load(Ordering::Relaxed) == 0 {
             return;

@@ -81,6 +81,17 @@ final class Request {
             return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
         });
         replier.start();
+        // Requests go out once the replier consumes: a consumer takes the topic's queues at
+        // its first rebalance, and a request sent before then waits for it against the
+        // request's own timeout.
+        long readyDeadline = System.currentTimeMillis() + 40_000;
+        while (replier.getDefaultMQPushConsumerImpl().getRebalanceImpl().getProcessQueueTable().isEmpty()
+            && System.currentTimeMillis() < readyDeadline) {
+            Thread.sleep(100);
+        }
+        Report.print(Json.op("replier_ready").put("queues",
+            (long) replier.getDefaultMQPushConsumerImpl().getRebalanceImpl().getProcessQueueTable().size())
+            .put("at_ms", Report.elapsedMs()));
 
         long ok = 0;
         long failed = 0;
