@@ -12,7 +12,8 @@
 //!   rewrites into the timer topic; recall handles.
 //! - [`wheel`]: the time wheel each member builds from queue 0 — slots in memory, the
 //!   chains through them in files — so millions of waiting messages cost bounded memory.
-//! - [`progress`]: how far delivery went, replicated through the consumer-offset table.
+//! - [`progress`]: how far delivery went: a record stored in the same put as the
+//!   deliveries it covers (queue 2), so it is replicated with them.
 //! - [`recalls`]: the recall markers loaded, which delivery passes over.
 //! - [`service`]: the loop that builds the wheel (every member) and delivers due slots
 //!   (the master only).

@@ -1,23 +1,27 @@
-//! How far timer delivery went, as three consumer offsets of [`PROGRESS_GROUP`] on the
-//! timer topic, written together as one metadata op (in a group: one raft entry), so a new
-//! master finds a consistent triple:
+//! How far timer delivery went, as a record in [`TIMER_TOPIC`] queue
+//! [`PROGRESS_QUEUE`] (body `caught_up_below,slot_ms,delivered_in_slot`), stored in the
+//! same put as the deliveries it covers. A put is one raft entry in a broker group, so a new
+//! master finds exactly the progress of what was stored: no delivery is lost and none is
+//! repeated across a failover. The latest record is the progress:
 //!
-//! - queue 0: `caught_up_below` — every entry of the message queue below this offset whose
-//!   slot is before `slot_ms` has been delivered;
-//! - queue 1: `slot_ms` — the first slot not wholly delivered;
-//! - queue 2: `delivered_in_slot` — how many entries of that slot's chain (in queue-offset
-//!   order, the same on every member) have been delivered.
-//!
-//! Each is recorded after the deliveries it covers are stored, so a crash or failover in
-//! between delivers those again (at least once), never loses one.
+//! - `caught_up_below`: every entry of the message queue below this offset whose slot is
+//!   before `slot_ms` has been delivered;
+//! - `slot_ms`: the first slot not wholly delivered;
+//! - `delivered_in_slot`: how many entries of that slot's chain (in queue-offset order, the
+//!   same on every member) have been delivered.
 
-use crate::context::BrokerContext;
-use crate::metadata::{MetaError, MetadataOp, OffsetOp};
+use std::net::SocketAddr;
+
+use message::MessageView;
+use store::AcceptAll;
 
 use super::TIMER_TOPIC;
+use crate::clock::now_ms;
+use crate::record::{append_record, NewMessage, RecordError};
+use crate::store_facade::{MessageStore, RecordBatch};
 
-/// The consumer group whose offsets on the timer topic are the delivery progress.
-pub const PROGRESS_GROUP: &str = "CID_RMQ_SYS_TIMER";
+/// Queue of [`TIMER_TOPIC`] holding the progress records.
+pub const PROGRESS_QUEUE: i32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -26,33 +30,73 @@ pub struct Progress {
     pub delivered_in_slot: u64,
 }
 
-/// The recorded progress; `None` before the first record.
-pub fn recorded(ctx: &BrokerContext) -> Option<Progress> {
-    let at = |queue_id| ctx.offsets.query(PROGRESS_GROUP, TIMER_TOPIC, queue_id);
-    Some(Progress {
-        caught_up_below: at(0)?,
-        slot_ms: at(1)?,
-        delivered_in_slot: u64::try_from(at(2)?).unwrap_or(0),
-    })
+impl Progress {
+    fn encode(&self) -> String {
+        format!(
+            "{},{},{}",
+            self.caught_up_below, self.slot_ms, self.delivered_in_slot
+        )
+    }
+
+    fn decode(body: &[u8]) -> Option<Progress> {
+        let text = std::str::from_utf8(body).ok()?;
+        let mut parts = text.split(',').map(str::trim);
+        let progress = Progress {
+            caught_up_below: parts.next()?.parse().ok()?,
+            slot_ms: parts.next()?.parse().ok()?,
+            delivered_in_slot: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(progress)
+    }
 }
 
-/// Records `progress`; resolves once it is committed and applied.
-pub async fn record(ctx: &BrokerContext, progress: Progress) -> Result<(), MetaError> {
-    let commit = |queue_id: i32, offset: i64| {
-        MetadataOp::Offset(OffsetOp::Commit {
-            group: PROGRESS_GROUP.to_owned(),
-            topic: TIMER_TOPIC.to_owned(),
-            queue_id,
-            offset,
-        })
+/// The latest progress record; `None` before the first (or if it is unreadable).
+pub fn recorded(store: &dyn MessageStore) -> Option<Progress> {
+    let reader = store.reader();
+    let last = reader.max_offset(TIMER_TOPIC, PROGRESS_QUEUE) - 1;
+    if last < 0 {
+        return None;
+    }
+    let read = reader.get_messages(TIMER_TOPIC, PROGRESS_QUEUE, last, 1, None, &AcceptAll);
+    let record = read.messages.first()?;
+    Progress::decode(MessageView::parse(record).ok()?.body())
+}
+
+/// Adds the record of `progress` to `batch` (after the deliveries it covers).
+pub fn append(
+    batch: &mut RecordBatch,
+    progress: &Progress,
+    store_host: SocketAddr,
+) -> Result<(), RecordError> {
+    let body = progress.encode();
+    let message = NewMessage {
+        topic: TIMER_TOPIC,
+        queue_id: PROGRESS_QUEUE,
+        body: body.as_bytes(),
+        flag: 0,
+        properties: "",
+        sys_flag: 0,
+        born_timestamp_ms: now_ms(),
+        born_host: store_host,
+        reconsume_times: 0,
     };
-    ctx.write_metadata(MetadataOp::Batch(vec![
-        commit(0, progress.caught_up_below),
-        commit(1, progress.slot_ms),
-        commit(
-            2,
-            i64::try_from(progress.delivered_in_slot).unwrap_or(i64::MAX),
-        ),
-    ]))
-    .await
+    append_record(batch, &message, store_host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_record_round_trips_and_garbage_is_none() {
+        let p = Progress {
+            caught_up_below: 42,
+            slot_ms: 1_700_000_000_000,
+            delivered_in_slot: 7,
+        };
+        assert_eq!(Progress::decode(p.encode().as_bytes()), Some(p));
+        for bad in ["", "1,2", "1,2,x", "1,2,3,4", "-"] {
+            assert_eq!(Progress::decode(bad.as_bytes()), None, "{bad}");
+        }
+    }
 }

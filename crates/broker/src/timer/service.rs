@@ -10,8 +10,10 @@
 //! `slot_ms` (it arrived late, or after a failover the old master had not reached it);
 //! then, slot by slot while slots are due, the chain of `slot_ms` from its
 //! `delivered_in_slot`-th entry. Recalled messages are passed over. Deliveries are stored
-//! in puts of [`DELIVERIES_PER_PUT`] and the progress recorded after each, so a crash
-//! repeats at most one put's worth.
+//! in puts of at most [`DELIVERIES_PER_PUT`], each carrying the progress record that
+//! covers it, so what was stored and what the progress says never differ (in a group a
+//! put is one raft entry): a failover neither loses nor repeats a delivery. Progress that
+//! only stepped over empty slots is recorded at most every [`IDLE_RECORD_INTERVAL_MS`].
 //!
 //! Why nothing is lost: an entry below `caught_up_below` with a slot before `slot_ms` was
 //! delivered by the pass that moved either past it; every other entry is either at or above
@@ -49,6 +51,9 @@ const EMPTY_SLOTS_PER_ROUND: usize = 100_000;
 /// Recall markers are kept this long after their slot was delivered: a message that
 /// arrived after its slot (the catch-up pass delivers it) can still be recalled.
 const RECALLS_KEPT_AFTER_SLOT_MS: i64 = 10 * 60 * 1000;
+/// Progress with no delivery to carry it (empty slots stepped over) is recorded at most this
+/// often: a new master steps over those slots again, which costs nothing.
+pub const IDLE_RECORD_INTERVAL_MS: i64 = 60_000;
 /// After a failed put, how long the master waits before trying again.
 const RETRY_AFTER_FAILED_PUT: Duration = Duration::from_secs(1);
 
@@ -85,8 +90,11 @@ struct Timer {
     /// Message-queue entries below this were offered to the wheel.
     enqueued_below: i64,
     recalls_loaded_below: i64,
-    /// This master's progress (what it last recorded); `None` when not delivering.
+    /// This master's progress; `None` when not delivering.
     delivering: Option<Progress>,
+    /// The progress this master last stored, and when.
+    stored: Option<Progress>,
+    stored_at_ms: i64,
     retry_at_ms: Option<i64>,
 }
 
@@ -106,6 +114,8 @@ impl Timer {
             enqueued_below: 0,
             recalls_loaded_below: 0,
             delivering: None,
+            stored: None,
+            stored_at_ms: 0,
             retry_at_ms: None,
         }
     }
@@ -113,7 +123,7 @@ impl Timer {
     /// Slots before this are wholly delivered (as far as this member knows).
     fn delivered_below_ms(&self) -> i64 {
         self.delivering
-            .or_else(|| progress::recorded(&self.ctx))
+            .or_else(|| progress::recorded(self.ctx.store.as_ref()))
             .map_or(i64::MIN, |p| p.slot_ms)
     }
 
@@ -225,12 +235,14 @@ impl Timer {
         let mut progress = match self.delivering {
             Some(progress) => progress,
             None => {
-                let start = progress::recorded(&self.ctx).unwrap_or_else(|| Progress {
-                    caught_up_below: self
-                        .ctx
-                        .store
-                        .reader()
-                        .min_offset(TIMER_TOPIC, MESSAGE_QUEUE),
+                let recorded = progress::recorded(self.ctx.store.as_ref());
+                let reader = self.ctx.store.reader();
+                if recorded.is_none() && reader.max_offset(TIMER_TOPIC, MESSAGE_QUEUE) == 0 {
+                    // No timer message ever: nothing to deliver, nothing to record.
+                    return Ok(ROUND_MAX_WAIT);
+                }
+                let start = recorded.unwrap_or_else(|| Progress {
+                    caught_up_below: reader.min_offset(TIMER_TOPIC, MESSAGE_QUEUE),
                     slot_ms: self.settings.slot_of(now_ms()),
                     delivered_in_slot: 0,
                 });
@@ -241,6 +253,8 @@ impl Timer {
                     "timer service delivering"
                 );
                 self.delivering = Some(start);
+                self.stored = recorded;
+                self.stored_at_ms = now_ms();
                 start
             }
         };
@@ -272,23 +286,24 @@ impl Timer {
                 }
                 covered = offset + 1;
             }
+            let next = Progress {
+                caught_up_below: covered,
+                ..progress
+            };
             if !overdue.is_empty() {
                 puts += 1;
-                if let Stored::No = self.store_deliveries(&overdue).await {
+                if let Stored::No = self.store_deliveries(&overdue, &next).await {
                     return Ok(self.retry_later());
                 }
             }
-            progress.caught_up_below = covered;
-            if !self.record(progress).await {
-                return Ok(self.retry_later());
-            }
+            progress = next;
+            self.delivering = Some(progress);
         }
         if progress.caught_up_below < self.enqueued_below {
             return Ok(Duration::ZERO);
         }
         // Due slots, in order.
         let mut empty_slots = 0;
-        let mut unrecorded = false;
         while self.settings.due_ms(progress.slot_ms) <= now_ms()
             && puts < PUTS_PER_ROUND
             && empty_slots < EMPTY_SLOTS_PER_ROUND
@@ -302,21 +317,25 @@ impl Timer {
                 progress.slot_ms += self.settings.precision_ms;
                 progress.delivered_in_slot = 0;
                 empty_slots += 1;
-                unrecorded = true;
+                self.delivering = Some(progress);
                 continue;
             }
             let items: Vec<(i64, i64)> = chain.iter().map(|o| (*o, progress.slot_ms)).collect();
+            let next = Progress {
+                delivered_in_slot: progress.delivered_in_slot + chain.len() as u64,
+                ..progress
+            };
             puts += 1;
-            if let Stored::No = self.store_deliveries(&items).await {
+            if let Stored::No = self.store_deliveries(&items, &next).await {
                 return Ok(self.retry_later());
             }
-            progress.delivered_in_slot += chain.len() as u64;
-            if !self.record(progress).await {
-                return Ok(self.retry_later());
-            }
-            unrecorded = false;
+            progress = next;
+            self.delivering = Some(progress);
         }
-        if unrecorded && !self.record(progress).await {
+        if self.stored != Some(progress)
+            && now_ms() - self.stored_at_ms >= IDLE_RECORD_INTERVAL_MS
+            && matches!(self.store_deliveries(&[], &progress).await, Stored::No)
+        {
             return Ok(self.retry_later());
         }
         let now = now_ms();
@@ -329,28 +348,21 @@ impl Timer {
     }
 
     fn retry_later(&mut self) -> Duration {
-        // What was stored but not recorded is delivered again: at least once.
+        // Start again from the stored progress: what the failed put held is delivered then.
         self.delivering = None;
         self.retry_at_ms = Some(now_ms() + RETRY_AFTER_FAILED_PUT.as_millis() as i64);
         RETRY_AFTER_FAILED_PUT
     }
 
-    async fn record(&mut self, progress: Progress) -> bool {
-        match progress::record(&self.ctx, progress).await {
-            Ok(()) => {
-                self.delivering = Some(progress);
-                true
-            }
-            Err(e) => {
-                warn!(error = %e, "timer progress not recorded; will retry");
-                false
-            }
-        }
+    fn note_stored(&mut self, progress: &Progress) {
+        self.stored = Some(*progress);
+        self.stored_at_ms = now_ms();
     }
 
     /// Stores the messages at these (queue offset, slot) entries under their real topics,
-    /// passing over recalled and unreadable ones.
-    async fn store_deliveries(&self, items: &[(i64, i64)]) -> Stored {
+    /// passing over recalled and unreadable ones, and `next` (the progress once they are
+    /// delivered) with them in one put.
+    async fn store_deliveries(&mut self, items: &[(i64, i64)], next: &Progress) -> Stored {
         let reader = self.ctx.store.reader();
         let mut records = Vec::with_capacity(items.len());
         {
@@ -403,13 +415,15 @@ impl Timer {
                 error!(%reason, "timer message cannot be delivered; passed over");
             }
         }
-        if batch.is_empty() {
-            return Stored::Yes;
-        }
         let count = batch.len();
+        if let Err(e) = progress::append(&mut batch, next, self.ctx.store_host) {
+            error!(error = %e, "timer progress record cannot be built");
+            return Stored::No;
+        }
         match self.ctx.store.put(batch).await {
             Ok(_) => {
                 self.ctx.stats.add_put(count as u64);
+                self.note_stored(next);
                 Stored::Yes
             }
             Err(PutError::MessageIllegal(reason)) if count > 1 => {
@@ -430,11 +444,12 @@ impl Timer {
                         }
                     }
                 }
-                Stored::Yes
+                // The deliveries went one by one: the progress goes after them.
+                Box::pin(self.store_deliveries(&[], next)).await
             }
             Err(PutError::MessageIllegal(reason)) => {
-                error!(%reason, "timer message refused by the store; passed over");
-                Stored::Yes
+                error!(%reason, "timer progress or delivery refused by the store");
+                Stored::No
             }
             Err(e) => {
                 warn!(error = %e, "due timer messages not stored yet; will retry");
