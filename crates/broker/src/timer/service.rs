@@ -31,7 +31,7 @@ use tracing::{error, info, warn};
 
 use super::progress::{self, Progress};
 use super::request::recall_key;
-use super::wheel::{Added, Wheel};
+use super::wheel::{Added, ChainCursor, Wheel};
 use super::{TimerSettings, MESSAGE_QUEUE, RECALL_QUEUE, TIMER_TOPIC};
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
@@ -92,6 +92,9 @@ struct Timer {
     recalls_loaded_below: i64,
     /// This master's progress; `None` when not delivering.
     delivering: Option<Progress>,
+    /// Where the delivery of the current slot's chain stands (walking a chain of a
+    /// million entries from its start for every put would cost a million squared).
+    cursor: Option<ChainCursor>,
     /// The progress this master last stored, and when.
     stored: Option<Progress>,
     stored_at_ms: i64,
@@ -114,6 +117,7 @@ impl Timer {
             enqueued_below: 0,
             recalls_loaded_below: 0,
             delivering: None,
+            cursor: None,
             stored: None,
             stored_at_ms: 0,
             retry_at_ms: None,
@@ -308,11 +312,18 @@ impl Timer {
             && puts < PUTS_PER_ROUND
             && empty_slots < EMPTY_SLOTS_PER_ROUND
         {
-            let chain = self.wheel.chain(
-                progress.slot_ms,
-                progress.delivered_in_slot,
-                DELIVERIES_PER_PUT,
-            )?;
+            let cursor = match self.cursor {
+                Some(cursor)
+                    if cursor.slot_ms == progress.slot_ms
+                        && cursor.position == progress.delivered_in_slot =>
+                {
+                    cursor
+                }
+                _ => self
+                    .wheel
+                    .cursor(progress.slot_ms, progress.delivered_in_slot)?,
+            };
+            let (chain, after) = self.wheel.chain_from(cursor, DELIVERIES_PER_PUT)?;
             if chain.is_empty() {
                 progress.slot_ms += self.settings.precision_ms;
                 progress.delivered_in_slot = 0;
@@ -331,6 +342,7 @@ impl Timer {
             }
             progress = next;
             self.delivering = Some(progress);
+            self.cursor = Some(after);
         }
         if self.stored != Some(progress)
             && now_ms() - self.stored_at_ms >= IDLE_RECORD_INTERVAL_MS
@@ -350,6 +362,7 @@ impl Timer {
     fn retry_later(&mut self) -> Duration {
         // Start again from the stored progress: what the failed put held is delivered then.
         self.delivering = None;
+        self.cursor = None;
         self.retry_at_ms = Some(now_ms() + RETRY_AFTER_FAILED_PUT.as_millis() as i64);
         RETRY_AFTER_FAILED_PUT
     }

@@ -41,6 +41,15 @@ pub enum Added {
     Occupied,
 }
 
+/// A place in a slot's chain: `position` entries passed, the last of them at queue offset
+/// `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainCursor {
+    pub slot_ms: i64,
+    pub position: u64,
+    last: i64,
+}
+
 #[derive(Debug)]
 pub struct Wheel {
     precision_ms: i64,
@@ -104,34 +113,67 @@ impl Wheel {
     }
 
     /// Up to `max` queue offsets of the slot of `slot_ms`, in chain order, after the first
-    /// `skip`.
+    /// `skip` (walking `skip` links first: a deliverer keeps a [`ChainCursor`] instead).
     pub fn chain(&self, slot_ms: i64, skip: u64, max: usize) -> io::Result<Vec<i64>> {
+        let cursor = self.cursor(slot_ms, skip)?;
+        Ok(self.chain_from(cursor, max)?.0)
+    }
+
+    /// A cursor after the first `skip` entries of the slot of `slot_ms`.
+    pub fn cursor(&self, slot_ms: i64, skip: u64) -> io::Result<ChainCursor> {
+        let mut cursor = ChainCursor {
+            slot_ms,
+            position: 0,
+            last: -1,
+        };
         let slot = self.slots[self.index(slot_ms)];
-        let mut out = Vec::new();
-        if slot.time_ms != slot_ms || slot.count <= skip {
-            return Ok(out);
+        if slot.time_ms != slot_ms {
+            return Ok(cursor);
         }
-        let mut at = slot.first;
-        let mut position = 0u64;
         // Bounded by the slot's count.
-        while position < slot.count && out.len() < max {
-            if position >= skip {
-                out.push(at);
-            }
-            position += 1;
-            if position < slot.count {
-                match self.links.get(at)? {
-                    Some(next) => at = next,
-                    None => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("timer wheel chain of slot {slot_ms} broken after {at}"),
-                        ))
-                    }
-                }
-            }
+        while cursor.position < skip.min(slot.count) {
+            cursor.last = self.next_in_chain(&slot, &cursor)?;
+            cursor.position += 1;
         }
-        Ok(out)
+        Ok(cursor)
+    }
+
+    /// Up to `max` queue offsets from `cursor`, and the cursor after them. Entries chained
+    /// into the slot later are found from the returned cursor too.
+    pub fn chain_from(
+        &self,
+        cursor: ChainCursor,
+        max: usize,
+    ) -> io::Result<(Vec<i64>, ChainCursor)> {
+        let slot = self.slots[self.index(cursor.slot_ms)];
+        let mut out = Vec::new();
+        let mut cursor = cursor;
+        if slot.time_ms != cursor.slot_ms {
+            return Ok((out, cursor));
+        }
+        // Bounded by `max` and the slot's count.
+        while cursor.position < slot.count && out.len() < max {
+            let at = self.next_in_chain(&slot, &cursor)?;
+            out.push(at);
+            cursor.last = at;
+            cursor.position += 1;
+        }
+        Ok((out, cursor))
+    }
+
+    fn next_in_chain(&self, slot: &Slot, cursor: &ChainCursor) -> io::Result<i64> {
+        if cursor.position == 0 {
+            return Ok(slot.first);
+        }
+        self.links.get(cursor.last)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "timer wheel chain of slot {} broken after {}",
+                    cursor.slot_ms, cursor.last
+                ),
+            )
+        })
     }
 
     /// Removes links files whose every entry fell in a slot before `delivered_below_ms`
@@ -261,6 +303,24 @@ mod tests {
         assert_eq!(wheel.chain(5_000, 1, 1).unwrap(), vec![2]);
         assert_eq!(wheel.chain(7_000, 0, 10).unwrap(), vec![1, 4]);
         assert!(wheel.chain(6_000, 0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_cursor_goes_on_where_it_stopped_and_finds_entries_chained_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wheel = Wheel::open(&dir.path().join("links"), 1000, 10_000).unwrap();
+        for offset in 0..5 {
+            wheel.add(offset, 5_000, 0).unwrap();
+        }
+        let (first, cursor) = wheel
+            .chain_from(wheel.cursor(5_000, 0).unwrap(), 3)
+            .unwrap();
+        assert_eq!(first, vec![0, 1, 2]);
+        assert_eq!(cursor, wheel.cursor(5_000, 3).unwrap());
+        let (rest, cursor) = wheel.chain_from(cursor, 10).unwrap();
+        assert_eq!(rest, vec![3, 4]);
+        wheel.add(9, 5_000, 0).unwrap();
+        assert_eq!(wheel.chain_from(cursor, 10).unwrap().0, vec![9]);
     }
 
     #[test]

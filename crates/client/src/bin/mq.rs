@@ -42,11 +42,24 @@ enum Command {
     Produce(Produce),
     /// Print messages of a topic; --follow keeps waiting for new ones.
     Consume(Consume),
+    /// Cancel a waiting timer message by the recall handle its send printed.
+    Recall(Recall),
     /// Measure throughput and latency.
     Bench {
         #[command(subcommand)]
         kind: Bench,
     },
+}
+
+#[derive(Args)]
+struct Recall {
+    #[arg(short = 't', long)]
+    topic: String,
+    /// The recall handle `mq produce --deliver-after-ms` printed.
+    #[arg(long)]
+    handle: String,
+    #[arg(long, default_value = "mq-producer")]
+    group: String,
 }
 
 #[derive(Args)]
@@ -67,6 +80,10 @@ struct Produce {
     /// Delay level (1..=18: 1s 5s 10s 30s 1m ... 2h).
     #[arg(long, default_value_t = 0)]
     delay: i32,
+    /// A RocketMQ 5 timer message delivered this many milliseconds from now
+    /// (TIMER_DELIVER_MS); its recall handle is printed.
+    #[arg(long)]
+    deliver_after_ms: Option<i64>,
     /// Send the --body this many times.
     #[arg(short = 'c', long, default_value_t = 1)]
     count: u64,
@@ -131,6 +148,14 @@ struct BenchProduce {
     /// Messages per send (1 = single sends).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Timer messages (single sends only), due 1 s to 1 + this many seconds from their
+    /// send, spread evenly: what the broker's timer holds while they wait.
+    #[arg(long)]
+    timer_spread_secs: Option<u64>,
+    /// Timer messages (single sends only) all due at this epoch millisecond: a backlog
+    /// the broker delivers at once.
+    #[arg(long, conflicts_with = "timer_spread_secs")]
+    timer_due_at_ms: Option<i64>,
 }
 
 #[derive(Args)]
@@ -173,6 +198,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Produce(args) => produce(options, args, cli.json).await,
         Command::Consume(args) => consume(options, args, cli.json).await,
+        Command::Recall(args) => recall(options, args, cli.json).await,
         Command::Bench {
             kind: Bench::Produce(args),
         } => bench_produce(options, args, cli.json).await,
@@ -184,10 +210,32 @@ async fn run(cli: Cli) -> Result<()> {
 
 // ---- produce --------------------------------------------------------------------------
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+async fn recall(options: ClientOptions, args: Recall, json: bool) -> Result<()> {
+    let producer = Producer::start(options, ProducerOptions::new(&args.group))?;
+    let recalled = producer.recall(&args.topic, &args.handle).await;
+    producer.shutdown().await;
+    let msg_id = recalled?;
+    if json {
+        println!("{}", json!({"recalled": msg_id}));
+    } else {
+        println!("recalled msgId={msg_id}");
+    }
+    Ok(())
+}
+
 async fn produce(options: ClientOptions, args: Produce, json: bool) -> Result<()> {
     let producer = Producer::start(options, ProducerOptions::new(&args.group))?;
     let build = |body: String| -> Result<Message> {
         let mut message = Message::new(args.topic.clone(), body).with_delay_level(args.delay);
+        if let Some(after_ms) = args.deliver_after_ms {
+            message = message.with_deliver_time_ms(now_ms().saturating_add(after_ms));
+        }
         if let Some(tag) = &args.tag {
             message = message.with_tag(tag.clone());
         }
@@ -212,16 +260,21 @@ async fn produce(options: ClientOptions, args: Produce, json: bool) -> Result<()
             Ok(result) if json => println!(
                 "{}",
                 json!({"status": result.status.as_str(), "msgId": result.msg_id, "offsetMsgId": result.offset_msg_id,
-                    "brokerName": result.queue.broker_name, "queueId": result.queue.queue_id, "queueOffset": result.queue_offset})
+                    "brokerName": result.queue.broker_name, "queueId": result.queue.queue_id, "queueOffset": result.queue_offset,
+                    "recallHandle": result.recall_handle})
             ),
             Ok(result) => println!(
-                "{} msgId={} offsetMsgId={} queue={}:{} offset={}",
+                "{} msgId={} offsetMsgId={} queue={}:{} offset={}{}",
                 result.status.as_str(),
                 result.msg_id,
                 result.offset_msg_id,
                 result.queue.broker_name,
                 result.queue.queue_id,
-                result.queue_offset
+                result.queue_offset,
+                result
+                    .recall_handle
+                    .map(|h| format!(" recallHandle={h}"))
+                    .unwrap_or_default()
             ),
             Err(error) => {
                 failures += 1;
@@ -506,6 +559,15 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
     if args.concurrency == 0 || args.size == 0 || args.batch == 0 {
         bail!("--concurrency, --size and --batch must be > 0");
     }
+    if (args.timer_spread_secs.is_some() || args.timer_due_at_ms.is_some()) && args.batch > 1 {
+        bail!("timer messages take single sends (--batch 1)");
+    }
+    let due_at_ms = args.timer_due_at_ms;
+    let spread_ms = args.timer_spread_secs.map(|s| {
+        i64::try_from(s.saturating_mul(1000))
+            .unwrap_or(i64::MAX)
+            .max(1)
+    });
     let mut producer_options = ProducerOptions::new("mq-bench-producer");
     // Bench what the broker does, not zlib.
     producer_options.compress_over_bytes = usize::MAX;
@@ -538,9 +600,14 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
                 }
                 let sent_at = Instant::now();
                 let result = if take == 1 {
-                    producer
-                        .send(Message::new(topic.clone(), body.clone()))
-                        .await
+                    let mut message = Message::new(topic.clone(), body.clone());
+                    if let Some(spread) = spread_ms {
+                        let within = rand::random::<u64>() % spread as u64;
+                        message = message.with_deliver_time_ms(now_ms() + 1_000 + within as i64);
+                    } else if let Some(due) = due_at_ms {
+                        message = message.with_deliver_time_ms(due);
+                    }
+                    producer.send(message).await
                 } else {
                     let messages = (0..take)
                         .map(|_| Message::new(topic.clone(), body.clone()))
