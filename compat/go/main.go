@@ -56,6 +56,8 @@ func run(a *args) (int, error) {
 		return runPull(a)
 	case "admin":
 		return runAdmin(a)
+	case "transaction":
+		return runTransaction(a)
 	default:
 		return 2, usagef("unknown command %q", a.command)
 	}

@@ -41,8 +41,11 @@ def tag_of(i):
     return "TagA" if i % 2 == 0 else "TagB"
 
 
-def new_message(topic, i, size=None):
+def new_message(topic, i, size=None, deliver_ms=None):
     msg = Message(topic)
+    if deliver_ms is not None:
+        # A RocketMQ 5 timer message; this client predates them, so the property by hand.
+        msg.set_property("TIMER_DELIVER_MS", str(deliver_ms))
     msg.set_keys("key-%d" % i)
     msg.set_tags(tag_of(i))
     msg.set_property("color", "blue" if i % 2 == 0 else "red")
@@ -59,13 +62,14 @@ def start_producer(namesrv, max_size=None):
     return producer
 
 
-def produce(namesrv, topic, count, size=None):
+def produce(namesrv, topic, count, size=None, deliver_ms=None):
     producer = start_producer(namesrv, 8 * 1024 * 1024 if size else None)
     for i in range(count):
         body = make_body(topic, i, size)
-        result = producer.send_sync(new_message(topic, i, size))
+        result = producer.send_sync(new_message(topic, i, size, deliver_ms))
         emit({"op": "sent", "seq": i, "status": int(result.status), "msg_id": result.msg_id,
-              "offset": result.offset, "sha256": digest(body), "len": len(body), "tag": tag_of(i)})
+              "offset": result.offset, "sha256": digest(body), "len": len(body), "tag": tag_of(i),
+              "deliver_ms": deliver_ms})
     producer.shutdown()
 
 
@@ -91,7 +95,7 @@ def describe(msg):
             "sha256": digest(body), "len": len(body), "queue_id": msg.queue_id,
             "queue_offset": msg.queue_offset, "color": text(msg.get_property("color")),
             "seq": text(msg.get_property("seq")), "id": text(msg.id),
-            "reconsume_times": msg.reconsume_times}
+            "reconsume_times": msg.reconsume_times, "store_timestamp": msg.store_timestamp}
 
 
 def pull(namesrv, topic, group, expression):
@@ -135,6 +139,9 @@ def main(argv):
     cmd = argv[1]
     if cmd == "produce":
         produce(argv[2], argv[3], int(argv[4]))
+    elif cmd == "timer":
+        # timer NAMESRV TOPIC COUNT DELAY_MS: every message due DELAY_MS from now.
+        produce(argv[2], argv[3], int(argv[4]), deliver_ms=int(time.time() * 1000) + int(argv[5]))
     elif cmd == "batch":
         batch(argv[2], argv[3], int(argv[4]))
     elif cmd == "big":

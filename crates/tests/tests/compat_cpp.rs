@@ -1,6 +1,7 @@
 //! The C++ RocketMQ client (librocketmq through the PyPI package `rocketmq` 0.4.4), unmodified,
 //! against the real `mqnamesrv` and `mqbroker`: produce, batch, 1 MiB messages, pull with
-//! `*` and with a tag, and push consumers (concurrent and orderly).
+//! `*` and with a tag, push consumers (concurrent and orderly), and timer messages with
+//! `TIMER_DELIVER_MS` set as a property.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -179,4 +180,44 @@ fn cpp_client_against_a_broker_group() {
             .unwrap();
     });
     produce_then_pull_and_push(&ns, "CppGroupTopic", "cpp-group");
+}
+
+/// RocketMQ 5 timer messages from a client that predates them, the property set by hand:
+/// each is stored once in its topic, with its body, no earlier than its deliver time.
+#[test]
+fn cpp_client_timer_messages_wait_for_their_deliver_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, _broker) = start(dir.path());
+    let ns = namesrv.addr();
+    let produced = run(&["timer", &ns, "CppTimer", "10", "3000"]);
+    let sent = sent_by_seq(&produced);
+    assert_eq!(sent.len(), 10);
+    let deliver_ms = sent[&0]["deliver_ms"].as_i64().unwrap();
+    let mut pulled = Vec::new();
+    for _ in 0..30 {
+        pulled = run(&["pull", &ns, "CppTimer", "cpp-timer-pull", "*"])
+            .ops("pulled")
+            .into_iter()
+            .cloned()
+            .collect();
+        if pulled.len() >= sent.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let mut seqs: Vec<i64> = pulled
+        .iter()
+        .map(|m| {
+            let seq: i64 = m["seq"].as_str().unwrap().parse().unwrap();
+            assert_eq!(m["sha256"], sent[&seq]["sha256"], "body of {seq}");
+            let stored = m["store_timestamp"].as_i64().unwrap();
+            assert!(
+                stored >= deliver_ms,
+                "{seq} stored at {stored}, before its deliver time {deliver_ms}"
+            );
+            seq
+        })
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>(), "each timer message once");
 }

@@ -10,7 +10,9 @@
 //! - push consumer: a tag expression (`TagA || TagB`), everything (`*`), orderly;
 //! - pull consumer (Poll, then ACK): everything, and one tag;
 //! - admin: the topic list; create a topic on the master, delete it (from the name server and
-//!   from every member).
+//!   from every member);
+//! - a transaction producer: commit, rollback, check-backs answered commit and rollback;
+//! - timer messages, `TIMER_DELIVER_MS` set as a property (the client predates them).
 //!
 //! What each consumer receives is checked as a user sees it: body (length, CRC-32, text),
 //! tag, key, user properties, message id, queue and offset. A failing scenario does not stop
@@ -43,7 +45,8 @@ const AT_ONCE: usize = 4;
 fn go_client_against_a_standalone_broker() {
     go_client::check_built().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let servers = Servers::start(Setup::Standalone, dir.path(), "broker-go", &[]).unwrap();
+    let servers =
+        Servers::start(Setup::Standalone, dir.path(), "broker-go", &quick_checks()).unwrap();
     let suite = Suite::new("Go client v2.1.2 / standalone broker", AT_ONCE);
     run_scenarios(&suite, &servers);
     suite.finish();
@@ -53,10 +56,18 @@ fn go_client_against_a_standalone_broker() {
 fn go_client_against_a_broker_group() {
     go_client::check_built().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let servers = Servers::start(Setup::Group, dir.path(), "GoGroup", &[]).unwrap();
+    let servers = Servers::start(Setup::Group, dir.path(), "GoGroup", &quick_checks()).unwrap();
     let suite = Suite::new("Go client v2.1.2 / 3-node broker group", AT_ONCE);
     run_scenarios(&suite, &servers);
     suite.finish();
+}
+
+/// Open transactions are checked back one second after they began, then every second.
+fn quick_checks() -> [(&'static str, String); 2] {
+    [
+        ("transactionTimeOut", "1000".to_owned()),
+        ("transactionCheckInterval", "1000".to_owned()),
+    ]
 }
 
 #[derive(Clone, Copy)]
@@ -138,6 +149,9 @@ const SYNC: &str = "producer SendSync";
 const ASYNC: &str = "producer SendAsync";
 const BATCH: &str = "producer batch";
 const ORDERED: &str = "producer ordered (hash queue selector on a sharding key)";
+const TRANSACTION: &str =
+    "transaction producer: commit, rollback, check-back answered commit and rollback";
+const TIMER: &str = "timer messages (TIMER_DELIVER_MS set as a property), push consumer";
 
 fn run_scenarios(suite: &Suite, servers: &Servers) {
     let env = Env { suite, servers };
@@ -215,6 +229,8 @@ fn run_scenarios(suite: &Suite, servers: &Servers) {
             });
         }
         s.spawn(|| orderly(env, ordered.as_ref()));
+        s.spawn(|| env.step(TIMER, || timer_messages(env)));
+        s.spawn(|| env.step(TRANSACTION, || transaction(env)));
         s.spawn(|| {
             env.step("admin create-topic, delete-topic", || {
                 create_and_delete(env)
@@ -234,6 +250,126 @@ fn run_scenarios(suite: &Suite, servers: &Servers) {
             });
         });
     });
+}
+
+/// A transaction producer: a commit, a rollback and two transactions left unknown that the
+/// broker checks back (answered commit and rollback). Each check names the real topic and
+/// the transaction; the topic ends up holding the two commits, once each, with the message
+/// ids their sends returned.
+fn transaction(env: Env) -> Result<()> {
+    let topic = "GoTx";
+    let output = env
+        .run(&strings(&[
+            "transaction",
+            "-n",
+            &env.ns(),
+            "-t",
+            topic,
+            "--group",
+            "go-tx-producer",
+            "--timeout-secs",
+            "60",
+            "--linger-ms",
+            "1500",
+        ]))?
+        .ok()?;
+    let mut sent = BTreeMap::new();
+    for line in output.ops("sent") {
+        ensure!(
+            line["status"] == "SEND_OK",
+            "a half message not stored: {line}"
+        );
+        let name = line["name"].as_str().unwrap_or_default().to_owned();
+        sent.insert(name, line["msg_id"].as_str().unwrap_or_default().to_owned());
+    }
+    ensure!(
+        sent.len() == 4,
+        "{} transactions sent, 4 expected",
+        sent.len()
+    );
+    let mut checked = BTreeMap::<String, u64>::new();
+    for line in output.ops("checked") {
+        let name = line["name"].as_str().unwrap_or_default().to_owned();
+        ensure!(
+            line["topic"] == topic,
+            "a check names topic {} (its real topic is {topic})",
+            line["topic"]
+        );
+        *checked.entry(name).or_default() += 1;
+    }
+    let expected_checks: BTreeMap<String, u64> = [("check-commit", 1), ("check-rollback", 1)]
+        .into_iter()
+        .map(|(name, times)| (name.to_owned(), times))
+        .collect();
+    ensure!(
+        checked == expected_checks,
+        "checks {checked:?}, expected {expected_checks:?}"
+    );
+    let committed: BTreeMap<String, String> = ["commit", "check-commit"]
+        .into_iter()
+        .map(|name| (format!("{topic}:{name}"), sent[name].clone()))
+        .collect();
+    eventually(Duration::from_secs(30), || {
+        let stored: Vec<(String, String)> = compat::stored(&env.ns(), topic)?
+            .into_values()
+            .flatten()
+            .map(|read| (read.body, read.msg_id))
+            .collect();
+        let as_map: BTreeMap<String, String> = stored.iter().cloned().collect();
+        ensure!(
+            stored.len() == committed.len() && as_map == committed,
+            "{topic} holds {stored:?}, expected the commits {committed:?} once each"
+        );
+        Ok(())
+    })
+}
+
+/// RocketMQ 5 timer messages from a client that predates them: the property set by hand
+/// (`WithProperty("TIMER_DELIVER_MS", ...)`). Every send is acknowledged; the push consumer
+/// gets each message once, stored no earlier than its deliver time.
+fn timer_messages(env: Env) -> Result<()> {
+    let messages = Messages::new("GoTimer", "timer", 10);
+    let deliver_ms = now_ms() + 4_000;
+    let deliver_prop = format!("TIMER_DELIVER_MS={deliver_ms}");
+    let output = env.produce(&messages, "sync", &["--prop", &deliver_prop])?;
+    check_done(&output, messages.count)?;
+    let sent = output.ops("sent");
+    ensure!(
+        sent.len() == messages.count as usize && sent.iter().all(|l| l["status"] == "SEND_OK"),
+        "sends: {sent:?}"
+    );
+    let output = env.consume(
+        "consume",
+        &messages.topic,
+        "go-timer",
+        messages.count as usize,
+        &[],
+    )?;
+    let received = output.ops("received");
+    let mut bodies = BTreeSet::new();
+    for line in &received {
+        let body = line["body"].as_str().unwrap_or_default().to_owned();
+        ensure!(bodies.insert(body.clone()), "{body} received twice");
+        let stored = line["store_timestamp"].as_i64().unwrap_or(0);
+        ensure!(
+            stored >= deliver_ms,
+            "{body} stored at {stored}, before its deliver time {deliver_ms}"
+        );
+    }
+    let wanted: BTreeSet<String> = (0..messages.count).map(|seq| messages.body(seq)).collect();
+    ensure!(
+        bodies == wanted,
+        "received {} of {} timer messages",
+        bodies.len(),
+        wanted.len()
+    );
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Sends each message on its own (`sync`, `async`), checks every send result and that each

@@ -739,6 +739,11 @@ fn request_reply(env: Env) {
                 &count.to_string(),
                 "--group",
                 &env.group("requester"),
+                // The first replies of a fresh topic have taken 15-30 s with 5.5.0 in a
+                // group (not understood yet; the driver's lines carry the timings): the
+                // scenario checks request-reply, not that latency.
+                "--timeout-ms",
+                "60000",
             ]))?;
             let done = single(&output, "done")?;
             ensure!(

@@ -67,12 +67,14 @@ final class Request {
         replier.registerMessageListener((MessageListenerConcurrently) (msgs, context) -> {
             for (MessageExt msg : msgs) {
                 String body = new String(msg.getBody(), StandardCharsets.UTF_8);
-                Json line = Json.op("replied").put("request_body", body);
+                Json line = Json.op("replied").put("request_body", body)
+                    .put("consumed_at_ms", Report.elapsedMs());
                 try {
                     Message reply = MessageUtil.createReplyMessage(msg,
                         ("reply:" + body).getBytes(StandardCharsets.UTF_8));
                     SendResult result = replyProducer.send(reply);
-                    line.put("status", result.getSendStatus().name()).put("topic", reply.getTopic());
+                    line.put("status", result.getSendStatus().name()).put("topic", reply.getTopic())
+                        .put("replied_at_ms", Report.elapsedMs());
                 } catch (Exception e) {
                     line.put("error_class", e.getClass().getName()).put("error", String.valueOf(e.getMessage()));
                 }
@@ -98,16 +100,18 @@ final class Request {
         for (long seq = 0; seq < count; seq++) {
             String body = topic + ":" + seq;
             Message msg = new Message(topic, body.getBytes(StandardCharsets.UTF_8));
+            long sentAt = Report.elapsedMs();
             try {
                 Message answer = requester.request(msg, timeoutMs);
                 Report.print(Json.op("response").put("seq", seq)
                     .put("body", new String(answer.getBody(), StandardCharsets.UTF_8))
                     .put("topic", answer.getTopic())
                     .put("correlation_id", answer.getProperty("CORRELATION_ID"))
-                    .put("request_correlation_id", msg.getProperty("CORRELATION_ID")));
+                    .put("request_correlation_id", msg.getProperty("CORRELATION_ID"))
+                    .put("sent_at_ms", sentAt).put("answered_at_ms", Report.elapsedMs()));
                 ok++;
             } catch (Exception e) {
-                Report.print(Json.op("request_failed").put("seq", seq)
+                Report.print(Json.op("request_failed").put("seq", seq).put("sent_at_ms", sentAt)
                     .put("error_class", e.getClass().getName()).put("error", String.valueOf(e.getMessage())));
                 failed++;
             }
