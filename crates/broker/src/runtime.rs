@@ -182,6 +182,17 @@ async fn bind_fast_port(config: &BrokerConfig) -> Result<Option<TcpListener>, St
     Ok(Some(listener))
 }
 
+/// The client ports' limits from broker.conf (each port has its own).
+fn server_config(config: &crate::config::BrokerConfig) -> ServerConfig {
+    ServerConfig {
+        max_connections: config.server_max_connections,
+        max_partial_frame_bytes: config.server_partial_frame_budget_bytes,
+        frame_read_timeout: Some(config.server_frame_read_timeout),
+        idle_timeout: Some(config.server_channel_max_idle),
+        ..ServerConfig::default()
+    }
+}
+
 fn serve(
     ctx: Arc<BrokerContext>,
     listener: TcpListener,
@@ -192,13 +203,13 @@ fn serve(
     let bind = local_addr.to_string();
     let server = RemotingServer::from_listener(
         listener,
-        ServerConfig::default(),
+        server_config(&ctx.config),
         Arc::clone(&processor) as Arc<_>,
     )
     .map_err(|source| StartError::Bind { addr: bind, source })?;
     let fast_server = match fast_listener {
         Some(fast) => Some(
-            RemotingServer::from_listener(fast, ServerConfig::default(), processor).map_err(
+            RemotingServer::from_listener(fast, server_config(&ctx.config), processor).map_err(
                 |source| StartError::Bind {
                     addr: "the VIP channel".into(),
                     source,

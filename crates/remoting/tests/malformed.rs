@@ -110,3 +110,78 @@ async fn a_malformed_frame_after_valid_ones_still_closes() {
     );
     assert!(bounded(probe.closed.recv()).await.is_some());
 }
+
+/// Opens a connection that sends the first bytes of a frame announcing 8 MiB, then stalls.
+async fn stalled_half_frame(addr: SocketAddr) -> TcpStream {
+    let mut stream = bounded(TcpStream::connect(addr)).await.unwrap();
+    let start = frame(64, &[b'{'; 512], Some(8 * 1024 * 1024));
+    bounded(stream.write_all(&start)).await.unwrap();
+    stream
+}
+
+/// Whether the server has closed `stream` (waits up to `wait`).
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut sink = [0u8; 64];
+    matches!(
+        tokio::time::timeout(wait, stream.read(&mut sink)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn stalled_half_frames_stay_within_the_servers_budget_and_others_are_served() {
+    let config = ServerConfig {
+        // Each stalled frame holds its read buffer plus the bounded reserve ahead (about
+        // 260 KiB): three fit, the fourth would not.
+        max_partial_frame_bytes: 900 * 1024,
+        frame_read_timeout: None,
+        ..ServerConfig::default()
+    };
+    let (server, _probe) = start_server(config).await;
+    let addr = server.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(stalled_half_frame(addr).await);
+    }
+    let mut over = stalled_half_frame(addr).await;
+    assert!(
+        closed_within(&mut over, Duration::from_secs(5)).await,
+        "a half-frame past the budget was kept"
+    );
+    for stream in &mut held {
+        assert!(
+            !closed_within(stream, Duration::from_millis(200)).await,
+            "a half-frame within the budget was closed"
+        );
+    }
+    let client = RemotingClient::new(ClientConfig::default());
+    assert_still_serving(&client, &addr.to_string()).await;
+    // Closing the stalled ones gives their budget back.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = stalled_half_frame(addr).await;
+    assert!(
+        !closed_within(&mut again, Duration::from_millis(300)).await,
+        "the budget was not given back"
+    );
+}
+
+#[tokio::test]
+async fn a_frame_that_does_not_arrive_whole_in_time_closes_its_connection() {
+    let config = ServerConfig {
+        frame_read_timeout: Some(Duration::from_millis(300)),
+        ..ServerConfig::default()
+    };
+    let (server, _probe) = start_server(config).await;
+    let addr = server.local_addr();
+    let mut slow = stalled_half_frame(addr).await;
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)).await,
+        "a stalled frame outlived the frame read timeout"
+    );
+    // An idle connection between frames is not a slow frame.
+    let mut idle = bounded(TcpStream::connect(addr)).await.unwrap();
+    assert!(!closed_within(&mut idle, Duration::from_millis(900)).await);
+    let client = RemotingClient::new(ClientConfig::default());
+    assert_still_serving(&client, &addr.to_string()).await;
+}

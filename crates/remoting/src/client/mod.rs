@@ -98,6 +98,9 @@ impl RemotingClient {
             // The peer decides when our connection is idle; we keep ours while in use.
             idle_timeout: None,
             write_stall_timeout: config.write_stall_timeout,
+            // A client reads from servers it chose: no shared budget, no frame deadline.
+            partial_frame_budget: None,
+            frame_read_timeout: None,
         };
         RemotingClient {
             inner: Arc::new(ClientInner {

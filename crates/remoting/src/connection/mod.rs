@@ -15,7 +15,10 @@
 //! - `handle`: [`ConnectionHandle`], what owners and processors hold to call the peer,
 //!   send, close, or learn when the connection has closed.
 //! - `pending`: invocations awaiting a response, by opaque.
-//! - `reader`: the read loop, with back-pressure and the idle timeout.
+//! - `reader`: the read loop, with back-pressure, the idle timeout and the frame read
+//!   timeout.
+//! - `decoder`: frames out of a small read buffer, with what a connection holds for a
+//!   frame still arriving counted against a budget the server's connections share.
 //! - `dispatch`: one decoded request to the processor, in its own task.
 //! - `processor`: the [`RequestProcessor`] trait the broker, the name server and client
 //!   handlers implement.
@@ -24,6 +27,7 @@
 //! - `settings` and `shutdown`: the limits an owner gives each connection, and how it stops
 //!   them.
 
+mod decoder;
 mod dispatch;
 mod error;
 mod handle;
@@ -41,6 +45,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::debug;
 
+pub use decoder::PartialFrameBudget;
 pub use error::CallError;
 pub use handle::ConnectionHandle;
 pub use processor::RequestProcessor;

@@ -12,8 +12,9 @@ use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, warn};
 
-use crate::frame::{DecodeError, RemotingCodec};
+use crate::frame::DecodeError;
 
+use super::decoder::{ConnectionDecoder, READ_BUFFER_BYTES};
 use super::dispatch::spawn_request;
 use super::error::duration_ms;
 use super::handle::ConnectionHandle;
@@ -22,9 +23,6 @@ use super::settings::ConnectionSettings;
 use super::shutdown::StopSignals;
 use super::writer::{budget_units, byte_budget};
 
-/// Initial read buffer per connection; grows for larger frames.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-
 /// Why a connection's reader stopped.
 #[derive(Debug)]
 pub(super) enum CloseReason {
@@ -32,6 +30,8 @@ pub(super) enum CloseReason {
     Malformed(DecodeError),
     ReadFailed(io::Error),
     Idle(Duration),
+    /// A frame began to arrive and did not complete within the frame read timeout.
+    SlowFrame(Duration),
     Shutdown,
     ClosedLocally,
 }
@@ -41,6 +41,10 @@ pub(super) fn log_close(conn: &ConnectionHandle, reason: &CloseReason) {
     match reason {
         CloseReason::Malformed(error) => {
             warn!(conn = id, %peer, %error, "closing connection: malformed frame")
+        }
+        CloseReason::SlowFrame(timeout) => {
+            warn!(conn = id, %peer, timeout_ms = duration_ms(*timeout),
+                "closing connection: a frame did not arrive whole in time")
         }
         CloseReason::Idle(idle) => {
             debug!(conn = id, %peer, idle_ms = duration_ms(*idle), "closing idle connection")
@@ -56,7 +60,7 @@ pub(super) fn log_close(conn: &ConnectionHandle, reason: &CloseReason) {
 
 pub(super) struct Reader<P> {
     conn: ConnectionHandle,
-    frames: FramedRead<OwnedReadHalf, RemotingCodec>,
+    frames: FramedRead<OwnedReadHalf, ConnectionDecoder>,
     processor: Arc<P>,
     in_flight: Arc<Semaphore>,
     max_in_flight: u32,
@@ -64,6 +68,7 @@ pub(super) struct Reader<P> {
     in_flight_bytes: Arc<Semaphore>,
     in_flight_bytes_units: u32,
     idle_timeout: Option<Duration>,
+    frame_read_timeout: Option<Duration>,
     stop: StopSignals,
 }
 
@@ -75,7 +80,8 @@ impl<P: RequestProcessor> Reader<P> {
         settings: &ConnectionSettings,
         stop: StopSignals,
     ) -> Self {
-        let frames = FramedRead::with_capacity(read_half, settings.codec, READ_BUFFER_BYTES);
+        let decoder = ConnectionDecoder::new(settings.codec, settings.partial_frame_budget.clone());
+        let frames = FramedRead::with_capacity(read_half, decoder, READ_BUFFER_BYTES);
         let max_in_flight = u32::try_from(settings.max_in_flight_requests)
             .unwrap_or(u32::MAX)
             .clamp(1, Semaphore::MAX_PERMITS as u32);
@@ -90,6 +96,7 @@ impl<P: RequestProcessor> Reader<P> {
             in_flight_bytes,
             in_flight_bytes_units,
             idle_timeout: settings.idle_timeout,
+            frame_read_timeout: settings.frame_read_timeout,
             stop,
         }
     }
@@ -115,23 +122,46 @@ impl<P: RequestProcessor> Reader<P> {
         let closed = self.conn.closed_token().cancelled_owned();
         let graceful = self.stop.graceful.clone().cancelled_owned();
         tokio::pin!(closed, graceful);
-        // Idleness is checked once per period: a connection that read nothing during a
-        // whole period is closed, so an idle one lives between one and two periods. This
-        // avoids re-arming a timer for every frame on the hot path.
-        let mut idle_check = self
-            .idle_timeout
+        // Idleness and slow frames are checked once per period (the shorter of the two
+        // timeouts) rather than with a timer re-armed for every frame on the hot path: a
+        // connection that read nothing for the idle timeout is closed (it lives up to one
+        // period longer), and so is one whose frame has been arriving for longer than the
+        // frame read timeout.
+        let period = match (self.idle_timeout, self.frame_read_timeout) {
+            (Some(idle), Some(frame)) => Some(idle.min(frame)),
+            (idle, frame) => idle.or(frame),
+        };
+        let mut idle_check = period
             .map(|period| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
         let mut read_since_check = false;
+        let mut idle_for = Duration::ZERO;
         loop {
             let frame = tokio::select! {
                 biased;
                 _ = &mut closed => return CloseReason::ClosedLocally,
                 _ = &mut graceful => return CloseReason::Shutdown,
                 _ = tick(&mut idle_check) => {
+                    if let (Some(timeout), Some(since)) =
+                        (self.frame_read_timeout, self.frames.decoder().partial_since())
+                    {
+                        if since.elapsed() >= timeout {
+                            return CloseReason::SlowFrame(timeout);
+                        }
+                    }
                     // A request still being answered (a held pull) keeps it alive too.
                     let busy = self.in_flight.available_permits() < self.max_in_flight as usize;
-                    if !read_since_check && !busy {
-                        return CloseReason::Idle(self.idle_timeout.unwrap_or_default());
+                    if read_since_check || busy {
+                        idle_for = Duration::ZERO;
+                    } else {
+                        idle_for += period.unwrap_or_default();
+                        if let Some(idle_timeout) = self.idle_timeout {
+                            if idle_for >= idle_timeout {
+                                return CloseReason::Idle(idle_timeout);
+                            }
+                        }
+                    }
+                    if !read_since_check {
+                        ConnectionDecoder::shrink_if_empty(self.frames.read_buffer_mut());
                     }
                     read_since_check = false;
                     continue;

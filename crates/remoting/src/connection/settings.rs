@@ -1,8 +1,10 @@
 //! The limits and timeouts of one connection, in one shape for both owners: the server and
 //! the client each translate their own configuration into it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::decoder::PartialFrameBudget;
 use crate::frame::RemotingCodec;
 
 /// Limits and timeouts of one connection.
@@ -16,4 +18,8 @@ pub(crate) struct ConnectionSettings {
     pub(crate) max_pending_invocations: usize,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) write_stall_timeout: Duration,
+    /// Shared by every connection of a server; `None` on a client's connections.
+    pub(crate) partial_frame_budget: Option<Arc<PartialFrameBudget>>,
+    /// A frame that began to arrive must be whole within this.
+    pub(crate) frame_read_timeout: Option<Duration>,
 }

@@ -36,6 +36,8 @@ const PREFIX_LEN: usize = LENGTH_FIELD_LEN + TYPE_WORD_LEN;
 const COPIED_BODY_MAX: usize = 4 * 1024;
 /// How far ahead of received bytes the decoder grows its buffer for a partial frame.
 const RESERVE_AHEAD_MAX: usize = 256 * 1024;
+/// Room left in the read buffer below which a partial frame reserves its next step.
+const RESERVE_LOW_WATER: usize = 64 * 1024;
 
 /// Why incoming bytes are not a valid frame. Any of these ends the connection: the
 /// stream cannot be resynchronised once a length is wrong.
@@ -50,6 +52,10 @@ pub enum DecodeError {
     },
     #[error("frame length field {length_field} is smaller than the 4-byte type word")]
     FrameTooShort { length_field: u32 },
+    #[error(
+        "partially received frames of all connections would exceed their budget of {budget} bytes"
+    )]
+    PartialFramesOverBudget { budget: usize },
     #[error("header length {header_length} exceeds the {available} bytes left in the frame")]
     HeaderLengthExceedsFrame {
         header_length: usize,
@@ -204,8 +210,14 @@ impl Decoder for RemotingCodec {
         if src.len() < frame_length {
             // Reserve for the rest of the frame, but only a bounded step ahead of the bytes
             // that actually arrived: a peer announcing 16 MiB and sending nothing must not
-            // make us hold 16 MiB.
-            src.reserve((frame_length - src.len()).min(RESERVE_AHEAD_MAX));
+            // make us hold 16 MiB. And only once the room left runs low: reserving a full
+            // step again on every few bytes that trickle in would double the buffer each
+            // time (growth is geometric), so a slow sender would make it grow without
+            // sending the bytes to fill it.
+            let remaining = frame_length - src.len();
+            if src.capacity() - src.len() < remaining.min(RESERVE_LOW_WATER) {
+                src.reserve(remaining.min(RESERVE_AHEAD_MAX));
+            }
             return Ok(None);
         }
         let mut frame = src.split_to(frame_length);

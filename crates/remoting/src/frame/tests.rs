@@ -281,6 +281,13 @@ fn a_partial_frame_reserves_only_a_bounded_step() {
         "{}",
         bytes.capacity()
     );
+    // Bytes trickling in do not make it reserve (and so double) again.
+    let reserved = bytes.capacity();
+    for _ in 0..100 {
+        bytes.put_slice(&[b'{'; 100]);
+        assert!(decode_one(&mut bytes).unwrap().is_none());
+    }
+    assert_eq!(bytes.capacity(), reserved);
 }
 
 #[test]

@@ -31,7 +31,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::connection::{self, ConnectionSettings, RequestProcessor, StopSignals};
+use crate::connection::{
+    self, ConnectionSettings, PartialFrameBudget, RequestProcessor, StopSignals,
+};
 use crate::frame::{RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
 
 /// After a failed `accept` (e.g. out of file descriptors), wait this long before retrying
@@ -63,6 +65,12 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// A connection whose peer accepts no bytes for this long is closed.
     pub write_stall_timeout: Duration,
+    /// Bytes all connections together may hold for frames still arriving; a connection
+    /// that would go past it is closed (logged). Bounds what stalled half-frames cost.
+    pub max_partial_frame_bytes: usize,
+    /// A frame that began to arrive must be whole within this, or its connection is
+    /// closed (a sender trickling bytes would otherwise hold its buffer forever).
+    pub frame_read_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +85,8 @@ impl Default for ServerConfig {
             max_pending_invocations_per_connection: 1024,
             idle_timeout: Some(Duration::from_secs(120)),
             write_stall_timeout: Duration::from_secs(30),
+            max_partial_frame_bytes: 256 * 1024 * 1024,
+            frame_read_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -92,6 +102,8 @@ impl ServerConfig {
             max_pending_invocations: self.max_pending_invocations_per_connection,
             idle_timeout: self.idle_timeout,
             write_stall_timeout: self.write_stall_timeout,
+            partial_frame_budget: Some(PartialFrameBudget::new(self.max_partial_frame_bytes)),
+            frame_read_timeout: self.frame_read_timeout,
         }
     }
 }
