@@ -685,6 +685,74 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T>) ->
     }
 }
 
+/// Checks a transaction driver run (Java's and Go's `transaction`): four transactions sent
+/// (`commit`, `rollback`, `check-commit`, `check-rollback`), the two left unknown checked
+/// back once each, naming the real topic (and, with `check_ids`, the transaction by the
+/// message id its send returned), and `topic` holding the two commits once each under the
+/// message ids their sends returned.
+pub fn check_transaction_run(
+    output: &crate::driver::DriverOutput,
+    ns: &str,
+    topic: &str,
+    check_ids: bool,
+) -> Result<()> {
+    let mut sent = BTreeMap::new();
+    for line in output.ops("sent") {
+        ensure!(
+            line["status"] == "SEND_OK",
+            "a half message not stored: {line}"
+        );
+        let name = line["name"].as_str().unwrap_or_default().to_owned();
+        sent.insert(name, line["msg_id"].as_str().unwrap_or_default().to_owned());
+    }
+    ensure!(
+        sent.len() == 4,
+        "{} transactions sent, 4 expected",
+        sent.len()
+    );
+    let mut checked = BTreeMap::<String, u64>::new();
+    for line in output.ops("checked") {
+        let name = line["name"].as_str().unwrap_or_default().to_owned();
+        ensure!(
+            line["topic"] == topic,
+            "a check names topic {} (its real topic is {topic})",
+            line["topic"]
+        );
+        ensure!(
+            !check_ids || line["transaction_id"].as_str() == sent.get(&name).map(String::as_str),
+            "the check of {name} names transaction {}",
+            line["transaction_id"]
+        );
+        *checked.entry(name).or_default() += 1;
+    }
+    let expected_checks: BTreeMap<String, u64> = [("check-commit", 1), ("check-rollback", 1)]
+        .into_iter()
+        .map(|(name, times)| (name.to_owned(), times))
+        .collect();
+    ensure!(
+        checked == expected_checks,
+        "checks {checked:?}, expected {expected_checks:?}"
+    );
+    let committed: BTreeMap<String, String> = ["commit", "check-commit"]
+        .into_iter()
+        .map(|name| (format!("{topic}:{name}"), sent[name].clone()))
+        .collect();
+    eventually(Duration::from_secs(30), || {
+        let stored: Vec<(String, String)> = stored(ns, topic)?
+            .into_values()
+            .flatten()
+            .map(|read| (read.body, read.msg_id))
+            .collect();
+        let by_body: BTreeMap<String, String> = stored.iter().cloned().collect();
+        // A second copy of either commit would show as a second read.
+        ensure!(
+            stored.len() == committed.len() && by_body == committed,
+            "{topic} holds {stored:?}, expected the commits {committed:?} once each"
+        );
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

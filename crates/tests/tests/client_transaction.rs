@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use client::consumer::PullStatus;
 use client::{
     ClientOptions, Message, MessageQueue, ProducerOptions, PullConsumer, ReceivedMessage,
     TransactionProducer, TransactionState,
@@ -74,27 +73,7 @@ fn transaction_producer(options: ClientOptions, checks: SharedChecks) -> Transac
 async fn stored(reader: &PullConsumer, topic: &str) -> Vec<ReceivedMessage> {
     let mut all = Vec::new();
     for queue in reader.queues(topic).await.unwrap() {
-        all.extend(read_queue(reader, &queue).await);
-    }
-    all
-}
-
-async fn read_queue(reader: &PullConsumer, queue: &MessageQueue) -> Vec<ReceivedMessage> {
-    let mut all = Vec::new();
-    let mut offset = 0;
-    for _ in 0..1000 {
-        let Ok(pulled) = reader.pull(queue, "*", offset, 32).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        match pulled.status {
-            PullStatus::Found => {
-                all.extend(pulled.messages);
-                offset = pulled.next_begin_offset;
-            }
-            PullStatus::NoMatchedMsg => offset = pulled.next_begin_offset,
-            PullStatus::NoNewMsg | PullStatus::OffsetIllegal => break,
-        }
+        all.extend(common::read_queue(reader, &queue).await);
     }
     all
 }
@@ -127,7 +106,7 @@ async fn a_commit_delivers_the_message_once_as_sent_and_a_rollback_never() {
                 async move {
                     // While the local transaction runs, nobody sees the message.
                     assert!(
-                        read_queue(&reader, &sent.queue).await.is_empty(),
+                        common::read_queue(&reader, &sent.queue).await.is_empty(),
                         "a half message is invisible"
                     );
                     TransactionState::Commit
@@ -211,7 +190,7 @@ async fn check_backs_commit_roll_back_or_ask_again_until_the_transaction_is_give
         let reader = Arc::clone(&reader);
         let given_up = given_up.clone();
         async move {
-            read_queue(&reader, &given_up)
+            common::read_queue(&reader, &given_up)
                 .await
                 .iter()
                 .any(|m| m.body_text() == "unknown forever")
@@ -233,7 +212,7 @@ async fn check_backs_commit_roll_back_or_ask_again_until_the_transaction_is_give
         "transactionCheckMax"
     );
     assert_eq!(times_asked(&checks, "commit when immune no more"), 1);
-    let given_up_bodies = bodies(&read_queue(&reader, &given_up).await);
+    let given_up_bodies = bodies(&common::read_queue(&reader, &given_up).await);
     assert_eq!(given_up_bodies, vec!["unknown forever"]);
 
     // No check before transactionTimeOut, nor before a longer immunity.

@@ -273,55 +273,7 @@ fn transaction(env: Env) -> Result<()> {
             "1500",
         ]))?
         .ok()?;
-    let mut sent = BTreeMap::new();
-    for line in output.ops("sent") {
-        ensure!(
-            line["status"] == "SEND_OK",
-            "a half message not stored: {line}"
-        );
-        let name = line["name"].as_str().unwrap_or_default().to_owned();
-        sent.insert(name, line["msg_id"].as_str().unwrap_or_default().to_owned());
-    }
-    ensure!(
-        sent.len() == 4,
-        "{} transactions sent, 4 expected",
-        sent.len()
-    );
-    let mut checked = BTreeMap::<String, u64>::new();
-    for line in output.ops("checked") {
-        let name = line["name"].as_str().unwrap_or_default().to_owned();
-        ensure!(
-            line["topic"] == topic,
-            "a check names topic {} (its real topic is {topic})",
-            line["topic"]
-        );
-        *checked.entry(name).or_default() += 1;
-    }
-    let expected_checks: BTreeMap<String, u64> = [("check-commit", 1), ("check-rollback", 1)]
-        .into_iter()
-        .map(|(name, times)| (name.to_owned(), times))
-        .collect();
-    ensure!(
-        checked == expected_checks,
-        "checks {checked:?}, expected {expected_checks:?}"
-    );
-    let committed: BTreeMap<String, String> = ["commit", "check-commit"]
-        .into_iter()
-        .map(|name| (format!("{topic}:{name}"), sent[name].clone()))
-        .collect();
-    eventually(Duration::from_secs(30), || {
-        let stored: Vec<(String, String)> = compat::stored(&env.ns(), topic)?
-            .into_values()
-            .flatten()
-            .map(|read| (read.body, read.msg_id))
-            .collect();
-        let as_map: BTreeMap<String, String> = stored.iter().cloned().collect();
-        ensure!(
-            stored.len() == committed.len() && as_map == committed,
-            "{topic} holds {stored:?}, expected the commits {committed:?} once each"
-        );
-        Ok(())
-    })
+    compat::check_transaction_run(&output, &env.ns(), topic, false)
 }
 
 /// RocketMQ 5 timer messages from a client that predates them: the property set by hand

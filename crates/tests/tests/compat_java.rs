@@ -376,66 +376,7 @@ fn transaction(env: Env) -> Result<()> {
         "--linger-ms",
         "1500",
     ]))?;
-    let mut sent = BTreeMap::new();
-    for line in output.ops("sent") {
-        ensure!(
-            line["status"] == "SEND_OK",
-            "a half message not stored: {line}"
-        );
-        let name = line["name"].as_str().unwrap_or_default().to_owned();
-        sent.insert(name, line["msg_id"].as_str().unwrap_or_default().to_owned());
-    }
-    ensure!(
-        sent.len() == 4,
-        "{} transactions sent, 4 expected",
-        sent.len()
-    );
-    let mut checked = BTreeMap::<String, u64>::new();
-    for line in output.ops("checked") {
-        let name = line["name"].as_str().unwrap_or_default().to_owned();
-        ensure!(
-            line["topic"] == topic.as_str(),
-            "a check names topic {} (its real topic is {topic})",
-            line["topic"]
-        );
-        ensure!(
-            line["transaction_id"].as_str() == sent.get(&name).map(String::as_str),
-            "the check of {name} names transaction {}",
-            line["transaction_id"]
-        );
-        *checked.entry(name).or_default() += 1;
-    }
-    let expected_checks: BTreeMap<String, u64> = [("check-commit", 1), ("check-rollback", 1)]
-        .into_iter()
-        .map(|(name, times)| (name.to_owned(), times))
-        .collect();
-    ensure!(
-        checked == expected_checks,
-        "checks {checked:?}, expected {expected_checks:?}"
-    );
-    let committed: BTreeMap<String, String> = ["commit", "check-commit"]
-        .into_iter()
-        .map(|name| (format!("{topic}:{name}"), sent[name].clone()))
-        .collect();
-    eventually(Duration::from_secs(30), || {
-        let stored: BTreeMap<String, String> = compat::stored(&env.ns(), &topic)?
-            .into_values()
-            .flatten()
-            .map(|read| (read.body, read.msg_id))
-            .collect();
-        ensure!(
-            stored == committed,
-            "{topic} holds {stored:?}, expected the commits {committed:?}"
-        );
-        Ok(())
-    })?;
-    // Read again: each commit once (a second copy of either would show as a second read).
-    let reads: usize = compat::stored(&env.ns(), &topic)?
-        .values()
-        .map(Vec::len)
-        .sum();
-    ensure!(reads == 2, "{topic} holds {reads} messages, 2 expected");
-    Ok(())
+    compat::check_transaction_run(&output, &env.ns(), &topic, true)
 }
 
 /// Oneway sends get no result: each message must still be stored once, under the message id

@@ -14,8 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::consumer::PullStatus;
-use client::{Message, MessageQueue, Producer, ProducerOptions, PullConsumer, ReceivedMessage};
+use client::{Message, Producer, ProducerOptions, PullConsumer, ReceivedMessage};
 use common::{eventually, Cluster, Group};
 
 const PRECISION_MS: i64 = 200;
@@ -40,26 +39,6 @@ fn producer(options: client::ClientOptions) -> Producer {
     Producer::start(options, producer_options).unwrap()
 }
 
-async fn read_queue(reader: &PullConsumer, queue: &MessageQueue) -> Vec<ReceivedMessage> {
-    let mut all = Vec::new();
-    let mut offset = 0;
-    for _ in 0..1000 {
-        let Ok(pulled) = reader.pull(queue, "*", offset, 32).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        match pulled.status {
-            PullStatus::Found => {
-                all.extend(pulled.messages);
-                offset = pulled.next_begin_offset;
-            }
-            PullStatus::NoMatchedMsg => offset = pulled.next_begin_offset,
-            PullStatus::NoNewMsg | PullStatus::OffsetIllegal => break,
-        }
-    }
-    all
-}
-
 /// Every message stored in `topic`, by body.
 async fn stored(reader: &PullConsumer, topic: &str) -> BTreeMap<String, Vec<ReceivedMessage>> {
     let mut by_body: BTreeMap<String, Vec<ReceivedMessage>> = BTreeMap::new();
@@ -67,7 +46,7 @@ async fn stored(reader: &PullConsumer, topic: &str) -> BTreeMap<String, Vec<Rece
         return by_body;
     };
     for queue in queues {
-        for message in read_queue(reader, &queue).await {
+        for message in common::read_queue(reader, &queue).await {
             by_body
                 .entry(message.body_text().into_owned())
                 .or_default()

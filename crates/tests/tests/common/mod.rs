@@ -364,3 +364,28 @@ fn run_tool(name: &str, args: &[String], stdin: Option<&str>) -> ToolRun {
         err: run.stderr,
     }
 }
+
+/// Every message of `queue` from offset 0, through `reader` (bounded: 1000 pulls).
+pub async fn read_queue(
+    reader: &client::PullConsumer,
+    queue: &client::MessageQueue,
+) -> Vec<ReceivedMessage> {
+    use client::consumer::PullStatus;
+    let mut all = Vec::new();
+    let mut offset = 0;
+    for _ in 0..1000 {
+        let Ok(pulled) = reader.pull(queue, "*", offset, 32).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        match pulled.status {
+            PullStatus::Found => {
+                all.extend(pulled.messages);
+                offset = pulled.next_begin_offset;
+            }
+            PullStatus::NoMatchedMsg => offset = pulled.next_begin_offset,
+            PullStatus::NoNewMsg | PullStatus::OffsetIllegal => break,
+        }
+    }
+    all
+}
