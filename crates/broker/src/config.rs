@@ -81,17 +81,10 @@ pub struct BrokerConfig {
     /// proxy refuses it. Off by default here: a 4.x application sending delayed messages
     /// to a topic without the attribute would be refused otherwise.
     pub enable_topic_message_type_check: bool,
-    /// `serverMaxConnections`: client connections (per listening port) beyond this are
-    /// closed right after accept, with a logged reason.
-    pub server_max_connections: usize,
-    /// `serverPartialFrameBudgetBytes`: what all connections of a port together may hold
-    /// for frames still arriving; a connection that would go past it is closed.
-    pub server_partial_frame_budget_bytes: usize,
-    /// `serverFrameReadTimeoutMs`: a frame that began to arrive must be whole within this.
-    pub server_frame_read_timeout: Duration,
-    /// `serverChannelMaxIdleTimeSeconds` (RocketMQ's key): a connection silent this long is
-    /// closed.
-    pub server_channel_max_idle: Duration,
+    /// Limits of each client port (the client port and the VIP channel each):
+    /// `serverMaxConnections`, `serverPartialFrameBudgetBytes`, `serverFrameReadTimeoutMs`,
+    /// `serverChannelMaxIdleTimeSeconds`.
+    pub server_limits: conf::ServerLimits,
     /// The store's settings (CommitLog, flushing, retention, disk limits, delay levels).
     pub store: StoreConfig,
 }
@@ -135,10 +128,7 @@ impl Default for BrokerConfig {
             timer_precision_ms: 1000,
             recall_message_enable: false,
             enable_topic_message_type_check: false,
-            server_max_connections: 10_000,
-            server_partial_frame_budget_bytes: 256 * 1024 * 1024,
-            server_frame_read_timeout: Duration::from_secs(30),
-            server_channel_max_idle: Duration::from_secs(120),
+            server_limits: conf::ServerLimits::default(),
             store: StoreConfig::new(default_store_root()),
         }
     }
@@ -192,6 +182,9 @@ impl BrokerConfig {
 
     /// Applies one setting; `Ok(false)` when the key is not one this broker uses.
     pub fn apply(&mut self, s: &Setting) -> Result<bool, BadSetting> {
+        if self.server_limits.apply(s)? {
+            return Ok(true);
+        }
         match s.key.as_str() {
             "brokerClusterName" => self.broker_cluster_name = s.non_empty()?,
             "brokerName" => self.broker_name = s.non_empty()?,
@@ -262,19 +255,6 @@ impl BrokerConfig {
             }
             "timerPrecisionMs" => self.timer_precision_ms = s.in_range(10, 60_000)? as i64,
             "recallMessageEnable" => self.recall_message_enable = s.parse_bool()?,
-            "serverMaxConnections" => {
-                self.server_max_connections = s.in_range(1, 1_000_000)? as usize
-            }
-            "serverPartialFrameBudgetBytes" => {
-                self.server_partial_frame_budget_bytes =
-                    s.in_range(1024 * 1024, 64 * 1024 * 1024 * 1024)? as usize
-            }
-            "serverFrameReadTimeoutMs" => {
-                self.server_frame_read_timeout = Duration::from_millis(s.in_range(100, 3_600_000)?)
-            }
-            "serverChannelMaxIdleTimeSeconds" => {
-                self.server_channel_max_idle = Duration::from_secs(s.in_range(1, 86_400)?)
-            }
             "enableTopicMessageTypeCheck" => {
                 self.enable_topic_message_type_check = s.parse_bool()?
             }
@@ -490,23 +470,15 @@ mod tests {
     }
 
     #[test]
-    fn connection_limits_have_defaults_and_keys() {
-        let c = BrokerConfig::default();
-        assert_eq!(c.server_max_connections, 10_000);
-        assert_eq!(c.server_frame_read_timeout, Duration::from_secs(30));
-        let (c, unknown) = load(
-            "serverMaxConnections=50\nserverPartialFrameBudgetBytes=2097152\n\
-             serverFrameReadTimeoutMs=500\nserverChannelMaxIdleTimeSeconds=9\n",
-        )
-        .unwrap();
+    fn connection_limits_are_read_from_broker_conf() {
+        let (c, unknown) = load("serverMaxConnections=50\nserverFrameReadTimeoutMs=500\n").unwrap();
         assert!(unknown.is_empty());
-        assert_eq!(c.server_max_connections, 50);
-        assert_eq!(c.server_partial_frame_budget_bytes, 2 << 20);
-        assert_eq!(c.server_frame_read_timeout, Duration::from_millis(500));
-        assert_eq!(c.server_channel_max_idle, Duration::from_secs(9));
-        for text in ["serverMaxConnections=0", "serverPartialFrameBudgetBytes=10"] {
-            assert!(load(text).is_err(), "{text}");
-        }
+        assert_eq!(c.server_limits.max_connections, 50);
+        assert_eq!(
+            c.server_limits.frame_read_timeout,
+            Duration::from_millis(500)
+        );
+        assert!(load("serverMaxConnections=0").is_err());
     }
 
     #[test]

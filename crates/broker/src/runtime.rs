@@ -182,17 +182,6 @@ async fn bind_fast_port(config: &BrokerConfig) -> Result<Option<TcpListener>, St
     Ok(Some(listener))
 }
 
-/// The client ports' limits from broker.conf (each port has its own).
-fn server_config(config: &crate::config::BrokerConfig) -> ServerConfig {
-    ServerConfig {
-        max_connections: config.server_max_connections,
-        max_partial_frame_bytes: config.server_partial_frame_budget_bytes,
-        frame_read_timeout: Some(config.server_frame_read_timeout),
-        idle_timeout: Some(config.server_channel_max_idle),
-        ..ServerConfig::default()
-    }
-}
-
 fn serve(
     ctx: Arc<BrokerContext>,
     listener: TcpListener,
@@ -203,18 +192,21 @@ fn serve(
     let bind = local_addr.to_string();
     let server = RemotingServer::from_listener(
         listener,
-        server_config(&ctx.config),
+        ServerConfig::with_limits(&ctx.config.server_limits),
         Arc::clone(&processor) as Arc<_>,
     )
     .map_err(|source| StartError::Bind { addr: bind, source })?;
     let fast_server = match fast_listener {
         Some(fast) => Some(
-            RemotingServer::from_listener(fast, server_config(&ctx.config), processor).map_err(
-                |source| StartError::Bind {
-                    addr: "the VIP channel".into(),
-                    source,
-                },
-            )?,
+            RemotingServer::from_listener(
+                fast,
+                ServerConfig::with_limits(&ctx.config.server_limits),
+                processor,
+            )
+            .map_err(|source| StartError::Bind {
+                addr: "the VIP channel".into(),
+                source,
+            })?,
         ),
         None => None,
     };

@@ -8,6 +8,9 @@
 //! are not supported (no RocketMQ config needs them); such lines are kept verbatim.
 //! Later occurrences of a key override earlier ones, as with `Properties.load`.
 
+mod server_limits;
+pub use server_limits::ServerLimits;
+
 use std::path::Path;
 
 /// One `key=value` setting and the line it came from (for error messages).

@@ -17,6 +17,8 @@ pub struct NamesrvConfig {
     /// Routes carry the topic's `orderTopicConf` (KV namespace `ORDER_TOPIC_CONFIG`) only
     /// when on, as in RocketMQ (default off).
     pub order_message_enable: bool,
+    /// Limits of the listening port (`serverMaxConnections`, ...; see `conf::ServerLimits`).
+    pub server_limits: conf::ServerLimits,
 }
 
 /// RocketMQ's default `kvConfigPath`: `namesrv/kvConfig.json` under the user's home (under
@@ -37,6 +39,7 @@ impl Default for NamesrvConfig {
             enable_all_topic_list: true,
             kv_config_path: default_kv_config_path(),
             order_message_enable: false,
+            server_limits: conf::ServerLimits::default(),
         }
     }
 }
@@ -64,6 +67,9 @@ impl NamesrvConfig {
     }
 
     pub fn apply(&mut self, s: &Setting) -> Result<bool, BadSetting> {
+        if self.server_limits.apply(s)? {
+            return Ok(true);
+        }
         match s.key.as_str() {
             "listenPort" => self.listen_port = s.parse_u16()?,
             "scanNotActiveBrokerInterval" => {

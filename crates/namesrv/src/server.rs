@@ -454,7 +454,7 @@ pub async fn start_with_kv(
     let state = NameServer::new(config.clone(), kv);
     let server = RemotingServer::bind(
         (host, config.listen_port),
-        ServerConfig::default(),
+        ServerConfig::with_limits(&config.server_limits),
         Arc::clone(&state),
     )
     .await?;

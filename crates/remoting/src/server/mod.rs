@@ -92,6 +92,17 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The defaults with the limits an operator set (`broker.conf`, `namesrv.conf`).
+    pub fn with_limits(limits: &conf::ServerLimits) -> ServerConfig {
+        ServerConfig {
+            max_connections: limits.max_connections,
+            max_partial_frame_bytes: limits.partial_frame_budget_bytes,
+            frame_read_timeout: Some(limits.frame_read_timeout),
+            idle_timeout: Some(limits.channel_max_idle),
+            ..ServerConfig::default()
+        }
+    }
+
     fn connection_settings(&self) -> ConnectionSettings {
         ConnectionSettings {
             codec: RemotingCodec::with_max_frame_length(self.max_frame_length),
