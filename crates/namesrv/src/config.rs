@@ -104,6 +104,23 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_are_read_from_namesrv_conf() {
+        let mut config = NamesrvConfig::default();
+        let settings = conf::parse("serverMaxConnections=64\nserverChannelMaxIdleTimeSeconds=5\n");
+        for setting in &settings {
+            assert!(config.apply(setting).unwrap(), "{}", setting.key);
+        }
+        assert_eq!(config.server_limits.max_connections, 64);
+        assert_eq!(
+            config.server_limits.channel_max_idle,
+            Duration::from_secs(5)
+        );
+        assert!(config
+            .apply(&conf::parse("serverMaxConnections=0\n")[0])
+            .is_err());
+    }
+
+    #[test]
     fn order_message_enable_is_off_unless_set() {
         let mut config = NamesrvConfig::default();
         assert!(!config.order_message_enable);
