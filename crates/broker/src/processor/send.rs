@@ -447,7 +447,7 @@ async fn send_batch(
     // A timer property would be ignored in a batch: refused rather than delivered at once.
     if std::iter::once(batch_properties)
         .chain(items.iter().map(|item| item.properties))
-        .any(|p| timer::request::is_timer_message(&message::MessageProperties::parse(p)))
+        .any(timer::request::is_timer_message)
     {
         return Err(Refusal::new(
             response::MESSAGE_ILLEGAL,

@@ -27,15 +27,16 @@ pub enum TimerRefusal {
     PropertiesTooLong(usize),
 }
 
-/// Whether a message's properties ask for the timer at all.
-pub fn is_timer_message(properties: &MessageProperties) -> bool {
+/// Whether a message's (encoded) properties ask for the timer at all: a scan of the
+/// string, so a send without timer properties never parses them into a map.
+pub fn is_timer_message(properties: &str) -> bool {
     [
         keys::TIMER_DELAY_SEC,
         keys::TIMER_DELAY_MS,
         keys::TIMER_DELIVER_MS,
     ]
     .iter()
-    .any(|key| properties.get(key).is_some())
+    .any(|key| message::properties::find(properties, key).is_some())
 }
 
 /// The deliver time a timer message asks for; `None` when it asks for none.
@@ -79,10 +80,10 @@ pub fn put_aside(
     real_topic: &str,
     real_queue_id: i32,
 ) -> Result<Option<PutAside>, TimerRefusal> {
-    let mut parsed = MessageProperties::parse(properties);
-    if !is_timer_message(&parsed) {
+    if !is_timer_message(properties) {
         return Ok(None);
     }
+    let mut parsed = MessageProperties::parse(properties);
     if !settings.enabled {
         return Err(TimerRefusal::NotEnabled);
     }
