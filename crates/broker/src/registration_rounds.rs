@@ -12,8 +12,8 @@ pub struct RegistrationRounds {
     finished: tokio::sync::watch::Sender<u64>,
 }
 
-/// Taken before a change: [`RoundTicket::wait`] returns once a round that started after it
-/// is done.
+/// Taken once a change is applied: [`RoundTicket::wait`] returns once a round that started
+/// after it, and so registered the change, is done. The taker asks for that round.
 pub struct RoundTicket<'a> {
     rounds: &'a RegistrationRounds,
     started_before: u64,

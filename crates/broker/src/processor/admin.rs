@@ -95,7 +95,6 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
         order: header.order,
         attributes,
     };
-    let registered = ctx.registration_rounds.ticket();
     match ctx
         .write_metadata(MetadataOp::Topic(TopicOp::Upsert(config)))
         .await
@@ -104,7 +103,11 @@ pub async fn create_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
             info!(%topic, read = header.read_queue_nums, write = header.write_queue_nums,
                 perm = header.perm, "topic created or updated");
             // As RocketMQ's broker does: the name servers route the topic before the
-            // answer, so a client reading the route right after finds it.
+            // answer, so a client reading the route right after finds it. The ticket is
+            // taken only now that the topic is in the table: a round that began earlier
+            // (another topic's, or the periodic one) may have read the table without it.
+            let registered = ctx.registration_rounds.ticket();
+            ctx.registration_needed.notify_one();
             registered.wait(TOPIC_REGISTRATION_WAIT).await;
             RemotingCommand::success_to(request)
         }
