@@ -66,15 +66,25 @@ pub fn message_type_of(properties: &str) -> &'static str {
     }
 }
 
+/// A message whose kind the topic's `message.type` does not take; the text is RocketMQ's
+/// remark.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("TopicMessageType validate failed, the expected type is {expected}, but actual type is {actual}")]
+pub struct MessageTypeMismatch {
+    pub expected: String,
+    pub actual: String,
+}
+
 /// `enableTopicMessageTypeCheck`: whether a message of `actual` kind may go to a topic of
-/// `expected` type; the error is RocketMQ's remark.
-pub fn check_message_type(expected: &str, actual: &str) -> Result<(), String> {
+/// `expected` type.
+pub fn check_message_type(expected: &str, actual: &str) -> Result<(), MessageTypeMismatch> {
     if expected == actual || expected == "MIXED" {
         Ok(())
     } else {
-        Err(format!(
-            "TopicMessageType validate failed, the expected type is {expected}, but actual type is {actual}"
-        ))
+        Err(MessageTypeMismatch {
+            expected: expected.to_owned(),
+            actual: actual.to_owned(),
+        })
     }
 }
 
@@ -174,7 +184,9 @@ mod tests {
         assert!(check_message_type("DELAY", "DELAY").is_ok());
         assert!(check_message_type("MIXED", "FIFO").is_ok());
         assert_eq!(
-            check_message_type("NORMAL", "DELAY").unwrap_err(),
+            check_message_type("NORMAL", "DELAY")
+                .unwrap_err()
+                .to_string(),
             "TopicMessageType validate failed, the expected type is NORMAL, but actual type is DELAY"
         );
     }

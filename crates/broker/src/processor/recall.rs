@@ -68,7 +68,7 @@ async fn recall(
             attributes::message_type_of_topic(&topic_config.attributes),
             "DELAY",
         )
-        .map_err(|remark| Refusal::new(response::MESSAGE_ILLEGAL, remark))?;
+        .map_err(|mismatch| Refusal::new(response::MESSAGE_ILLEGAL, mismatch.to_string()))?;
     }
     let handle = remoting::recall_handle::decode(&header.recall_handle)
         .map_err(|remark| Refusal::new(response::ILLEGAL_OPERATION, remark))?;

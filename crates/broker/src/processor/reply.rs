@@ -66,10 +66,10 @@ pub async fn process(
     let answer = stored.unwrap_or_else(|| not_stored(ctx, request, &target));
     match pushed {
         Ok(()) => answer,
-        Err(remark) => {
+        Err(undelivered) => {
             let mut answer = answer;
             answer.code = response::SYSTEM_ERROR;
-            answer.remark = Some(remark);
+            answer.remark = Some(undelivered.to_string());
             answer
         }
     }
@@ -90,21 +90,31 @@ fn not_stored(ctx: &BrokerContext, request: &RemotingCommand, target: &Target) -
     })
 }
 
-/// Hands the reply to its requester; `Err` says why it did not arrive.
+/// Why a reply did not reach its requester; the texts are RocketMQ's remarks.
+#[derive(Debug, thiserror::Error)]
+enum ReplyUndelivered {
+    #[error("reply message properties[{}] is null", keys::REPLY_TO_CLIENT)]
+    NoRequester,
+    #[error("push reply message fail, channel of <{0}> not found.")]
+    NotConnected(String),
+    #[error("reply message properties cannot take PUSH_REPLY_TIME: {0}")]
+    Properties(String),
+    #[error("push reply message to {0} fail.")]
+    Refused(String),
+}
+
+/// Hands the reply to its requester.
 async fn push(
     ctx: &BrokerContext,
     conn: &ConnectionHandle,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
     target: &Target,
-) -> Result<(), String> {
+) -> Result<(), ReplyUndelivered> {
     let client_properties = header.properties.as_deref().unwrap_or("");
     let mut properties = MessageProperties::parse(client_properties);
     let Some(requester) = properties.get(keys::REPLY_TO_CLIENT).map(str::to_owned) else {
-        return Err(format!(
-            "reply message properties[{}] is null",
-            keys::REPLY_TO_CLIENT
-        ));
+        return Err(ReplyUndelivered::NoRequester);
     };
     let channel = ctx
         .producers
@@ -112,14 +122,12 @@ async fn push(
         .or_else(|| ctx.consumers.find_channel(&requester));
     let Some(channel) = channel else {
         debug!(%requester, "reply for a requester not connected here");
-        return Err(format!(
-            "push reply message fail, channel of <{requester}> not found."
-        ));
+        return Err(ReplyUndelivered::NotConnected(requester));
     };
     let push_time = now_ms().to_string();
     properties
         .put(keys::PUSH_REPLY_TIME, &push_time)
-        .map_err(|e| format!("reply message properties cannot take PUSH_REPLY_TIME: {e}"))?;
+        .map_err(|e| ReplyUndelivered::Properties(e.to_string()))?;
     let pushed = RemotingCommand::request(code::PUSH_REPLY_MESSAGE_TO_CLIENT)
         .with_header(&ReplyMessageRequestHeader {
             producer_group: header.producer_group.clone(),
@@ -143,11 +151,11 @@ async fn push(
         Ok(answer) => {
             warn!(%requester, code = answer.code, remark = ?answer.remark,
                 "the requester refused a reply");
-            Err(format!("push reply message to {requester} fail."))
+            Err(ReplyUndelivered::Refused(requester))
         }
         Err(error) => {
             warn!(%requester, %error, "a reply could not be pushed");
-            Err(format!("push reply message to {requester} fail."))
+            Err(ReplyUndelivered::Refused(requester))
         }
     }
 }

@@ -169,7 +169,7 @@ pub(crate) async fn check(
                 attributes::message_type_of_topic(&topic_config.attributes),
                 attributes::message_type_of(properties),
             )
-            .map_err(|remark| Refusal::new(response::MESSAGE_ILLEGAL, remark))?;
+            .map_err(|mismatch| Refusal::new(response::MESSAGE_ILLEGAL, mismatch.to_string()))?;
         }
     }
     let queue_limit = topic_config

@@ -35,7 +35,7 @@ struct Installed {
 }
 
 #[derive(Default)]
-struct Inner {
+struct LiveTable {
     installed: Option<Installed>,
     claimed: HashSet<i64>,
 }
@@ -43,7 +43,7 @@ struct Inner {
 /// The live table, when this node is a master that has loaded it.
 #[derive(Default)]
 pub struct Transactions {
-    inner: Mutex<Inner>,
+    inner: Mutex<LiveTable>,
     /// Fired when a claim is released or a table installed.
     changed: Notify,
 }
@@ -110,7 +110,7 @@ impl Transactions {
     /// waiting.
     pub fn try_claim(&self, term: u64, origin: i64) -> Result<Claim<'_>, ClaimError> {
         let mut inner = self.inner.lock();
-        let Inner { installed, claimed } = &mut *inner;
+        let LiveTable { installed, claimed } = &mut *inner;
         let table = match installed {
             Some(installed) if installed.term == term => &installed.table,
             _ => return Err(ClaimError::NotReady),
