@@ -81,6 +81,18 @@ pub struct BrokerConfig {
     /// proxy refuses it. Off by default here: a 4.x application sending delayed messages
     /// to a topic without the attribute would be refused otherwise.
     pub enable_topic_message_type_check: bool,
+    /// `defaultMessageRequestMode`: how a consumer group reads a topic for which no
+    /// `mqadmin setConsumeMode` was given: PULL (RocketMQ's default) or POP.
+    pub default_message_request_mode: remoting::body::pop::MessageRequestMode,
+    /// `popFromRetryProbability`: of each hundred pops, how many look at the group's pop
+    /// retry topic first (the others look there when the topic had too little).
+    pub pop_from_retry_probability: u32,
+    /// `reviveInterval`: how often a master looks for popped messages whose invisible time
+    /// ran out unacknowledged.
+    pub revive_interval: Duration,
+    /// `popCkMaxBufferSize`: most pop checkpoints (one per queue a pop took messages
+    /// from) open at once on this broker; pops beyond it are told POLLING_FULL.
+    pub pop_ck_max_buffer_size: usize,
     /// Limits of each client port (the client port and the VIP channel each):
     /// `serverMaxConnections`, `serverPartialFrameBudgetBytes`, `serverFrameReadTimeoutMs`,
     /// `serverChannelMaxIdleTimeSeconds`.
@@ -128,6 +140,10 @@ impl Default for BrokerConfig {
             timer_precision_ms: 1000,
             recall_message_enable: false,
             enable_topic_message_type_check: false,
+            default_message_request_mode: remoting::body::pop::MessageRequestMode::Pull,
+            pop_from_retry_probability: 20,
+            revive_interval: Duration::from_millis(1000),
+            pop_ck_max_buffer_size: 200_000,
             server_limits: conf::ServerLimits::default(),
             store: StoreConfig::new(default_store_root()),
         }
@@ -257,6 +273,20 @@ impl BrokerConfig {
             "recallMessageEnable" => self.recall_message_enable = s.parse_bool()?,
             "enableTopicMessageTypeCheck" => {
                 self.enable_topic_message_type_check = s.parse_bool()?
+            }
+            "defaultMessageRequestMode" => {
+                self.default_message_request_mode =
+                    remoting::body::pop::MessageRequestMode::from_java_name(s.value.trim())
+                        .ok_or_else(|| s.bad("expected PULL or POP"))?
+            }
+            "popFromRetryProbability" => {
+                self.pop_from_retry_probability = s.in_range(0, 100)? as u32
+            }
+            "reviveInterval" => {
+                self.revive_interval = Duration::from_millis(s.in_range(10, 3_600_000)?)
+            }
+            "popCkMaxBufferSize" => {
+                self.pop_ck_max_buffer_size = s.in_range(1, 10_000_000)? as usize
             }
             _ => return self.store.apply(s),
         }

@@ -43,6 +43,8 @@ pub struct BrokerContext {
     pub topics: Arc<TopicConfigManager>,
     pub groups: Arc<SubscriptionGroupManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
+    /// PULL or POP per topic and group (`mqadmin setConsumeMode`).
+    pub request_modes: Arc<crate::metadata::RequestModeManager>,
     /// The raft group this broker is a member of (DLedger mode); `None` when standalone.
     pub group: Option<Arc<GroupMember>>,
     /// Set while a stopping master hands leadership off.
@@ -77,6 +79,10 @@ pub struct BrokerContext {
     /// refuses new recalls once too many are held).
     pub timer: crate::timer::TimerSettings,
     pub timer_recalls: parking_lot::Mutex<crate::timer::recalls::Recalls>,
+    /// POP consumption's open checkpoints and queue locks (see [`crate::pop`]).
+    pub pop: Arc<crate::pop::PopState>,
+    /// Topic routes from the name servers (QUERY_ASSIGNMENT answers for the cluster).
+    pub routes: crate::route_lookup::RouteLookup,
 }
 
 impl BrokerContext {
@@ -127,6 +133,7 @@ impl BrokerContext {
             topics: tables.topics,
             groups: tables.groups,
             offsets: tables.offsets,
+            request_modes: tables.request_modes,
             group,
             handoff: HandoffGate::default(),
             consumers: ConsumerManager::new(
@@ -156,6 +163,8 @@ impl BrokerContext {
             transactions: Transactions::default(),
             timer: crate::timer::TimerSettings::of(&config),
             timer_recalls: Default::default(),
+            pop: Arc::new(crate::pop::PopState::new(&config)),
+            routes: crate::route_lookup::RouteLookup::new(config.namesrv_addrs.clone()),
             config,
         }))
     }
@@ -166,6 +175,7 @@ impl BrokerContext {
             topics: Arc::clone(&self.topics),
             groups: Arc::clone(&self.groups),
             offsets: Arc::clone(&self.offsets),
+            request_modes: Arc::clone(&self.request_modes),
         }
     }
 

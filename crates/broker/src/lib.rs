@@ -21,6 +21,9 @@
 //!   member builds, the delivery a master runs, its replicated progress, recalls).
 //! - [`transaction`]: transactional messages (half messages, END_TRANSACTION, the check
 //!   service a master runs, its replicated progress).
+//! - [`pop`]: POP consumption (checkpoints and acks in the revive topic, the ledger of
+//!   open checkpoints every member builds, redelivery by the master).
+//! - [`route_lookup`]: topic routes from the name servers.
 //! - [`registration`]: registering with the name servers.
 //! - [`registration_rounds`]: counting registration rounds, for requests that answer once
 //!   the name servers know their change.
@@ -51,11 +54,13 @@ pub mod live_config;
 pub mod local;
 pub mod long_poll;
 pub mod metadata;
+pub mod pop;
 pub mod processor;
 pub mod record;
 pub mod registration;
 pub mod registration_rounds;
 pub mod role;
+pub mod route_lookup;
 pub mod runtime;
 pub mod schedule;
 pub mod stats_items;

@@ -6,6 +6,8 @@
 pub const MAX_TOPICS: usize = 30_000;
 pub const MAX_SUBSCRIPTION_GROUPS: usize = 100_000;
 pub const MAX_OFFSET_KEYS: usize = 1_000_000;
+/// Topic-and-group pairs with a request mode (`mqadmin setConsumeMode`).
+pub const MAX_REQUEST_MODES: usize = 100_000;
 pub const MAX_CONSUMER_GROUPS: usize = 100_000;
 pub const MAX_PRODUCER_GROUPS: usize = 100_000;
 pub const MAX_CHANNELS_PER_GROUP: usize = 10_000;

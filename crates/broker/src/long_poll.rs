@@ -20,6 +20,10 @@ struct Slot {
     parked: usize,
 }
 
+/// The queue id a wait registers under to be woken by an arrival in any queue of its topic
+/// (a pop of every queue).
+pub const ANY_QUEUE: i32 = -1;
+
 pub struct LongPollHub {
     /// Topic → queue id → slot; two levels so the arrival path looks up a `&str` without
     /// allocating a key.
@@ -83,8 +87,12 @@ impl LongPollHub {
             return;
         }
         let slots = self.slots.lock();
-        if let Some(slot) = slots.get(topic).and_then(|queues| queues.get(&queue_id)) {
-            slot.notify.notify_waiters();
+        if let Some(queues) = slots.get(topic) {
+            for waiting in [queue_id, ANY_QUEUE] {
+                if let Some(slot) = queues.get(&waiting) {
+                    slot.notify.notify_waiters();
+                }
+            }
         }
     }
 
@@ -143,6 +151,19 @@ mod tests {
         hub.on_arrival("T", 0);
         assert!(is_ready(wait_q0.as_mut()));
         assert!(!is_ready(wait_q1.as_mut()));
+    }
+
+    #[test]
+    fn an_arrival_in_any_queue_wakes_a_wait_on_every_queue_of_its_topic() {
+        let hub = LongPollHub::new(10);
+        let on_all = hub.park("T", ANY_QUEUE).unwrap();
+        let on_other_topic = hub.park("U", ANY_QUEUE).unwrap();
+        let mut wait_all = pin!(on_all.notified());
+        let mut wait_other = pin!(on_other_topic.notified());
+        assert!(!is_ready(wait_all.as_mut()));
+        hub.on_arrival("T", 3);
+        assert!(is_ready(wait_all.as_mut()));
+        assert!(!is_ready(wait_other.as_mut()));
     }
 
     #[test]

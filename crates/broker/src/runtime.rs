@@ -219,6 +219,7 @@ fn serve(
         tokio::spawn(schedule::service::run(Arc::clone(&ctx))),
         tokio::spawn(crate::timer::service::run(Arc::clone(&ctx))),
         tokio::spawn(transaction::check::run(Arc::clone(&ctx))),
+        tokio::spawn(crate::pop::revive::run(Arc::clone(&ctx))),
     ];
     info!(broker = %ctx.config.broker_name, addr = %ctx.broker_addr, %local_addr,
         cluster = %ctx.config.broker_cluster_name, namesrv = ?ctx.config.namesrv_addrs,

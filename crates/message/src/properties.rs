@@ -25,6 +25,9 @@ pub mod keys {
     /// Delay level 1..=18.
     pub const DELAY: &str = "DELAY";
     pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    /// POP: when a message was first popped, and the receipt handle a client attached.
+    pub const FIRST_POP_TIME: &str = "1ST_POP_TIME";
+    pub const POP_CK: &str = "POP_CK";
     pub const REAL_TOPIC: &str = "REAL_TOPIC";
     pub const REAL_QID: &str = "REAL_QID";
     /// `"true"` marks a transactional half message.

@@ -31,6 +31,25 @@ pub fn reply_topic(cluster: &str) -> String {
     format!("{cluster}_{REPLY_TOPIC_POSTFIX}")
 }
 
+/// POP consumption's checkpoints and acknowledgements live in `rmq_sys_REVIVE_LOG_<cluster>`.
+pub const REVIVE_TOPIC_PREFIX: &str = "rmq_sys_REVIVE_LOG_";
+
+/// The revive topic of `cluster`.
+pub fn revive_topic(cluster: &str) -> String {
+    format!("{REVIVE_TOPIC_PREFIX}{cluster}")
+}
+
+/// Where popped messages not acknowledged in time are stored again for their group:
+/// `%RETRY%<group>_<topic>`, the naming every 5.x client understands.
+pub fn pop_retry_topic(group: &str, topic: &str) -> String {
+    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}_{topic}")
+}
+
+/// The newer naming some brokers use (`enableRetryTopicV2`): `%RETRY%<group>+<topic>`.
+pub fn pop_retry_topic_v2(group: &str, topic: &str) -> String {
+    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}+{topic}")
+}
+
 /// Any topic starting with this is a system topic.
 pub const SYSTEM_TOPIC_PREFIX: &str = "rmq_sys_";
 
@@ -85,7 +104,7 @@ pub fn is_system_topic(topic: &str) -> bool {
 /// Whether clients are forbidden to send to `topic` (answer NO_PERMISSION with
 /// [`not_allowed_send_remark`]).
 pub fn is_not_allowed_send_topic(topic: &str) -> bool {
-    NOT_ALLOWED_SEND_TOPICS.contains(&topic)
+    NOT_ALLOWED_SEND_TOPICS.contains(&topic) || topic.starts_with(REVIVE_TOPIC_PREFIX)
 }
 
 /// The remark Java brokers send when a client sends to a forbidden topic.

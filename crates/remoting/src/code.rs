@@ -80,12 +80,23 @@ pub mod request {
     /// RocketMQ 5.3: cancel a timer message still waiting, by the recall handle its send
     /// returned.
     pub const RECALL_MESSAGE: i32 = 370;
+    /// RocketMQ 5's assignment of queues by the broker (POP mode or server-side
+    /// rebalance), and the per-topic-and-group mode an operator sets.
+    pub const QUERY_ASSIGNMENT: i32 = 400;
+    pub const SET_MESSAGE_REQUEST_MODE: i32 = 401;
+    pub const GET_ALL_MESSAGE_REQUEST_MODE: i32 = 402;
     pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
     pub const BROKER_HEARTBEAT: i32 = 904;
     /// DLedger's METADATA and LEADERSHIP_TRANSFER numbers, answered on a group member's
     /// client port: its raft status as JSON; hand leadership to ext field `transfereeId`.
     pub const DLEDGER_METADATA: i32 = 50000;
     pub const DLEDGER_LEADERSHIP_TRANSFER: i32 = 51005;
+    /// POP consumption (RocketMQ 5).
+    pub const POP_MESSAGE: i32 = 200050;
+    pub const ACK_MESSAGE: i32 = 200051;
+    pub const CHANGE_MESSAGE_INVISIBLETIME: i32 = 200053;
+    pub const NOTIFICATION: i32 = 200054;
+    pub const BATCH_ACK_MESSAGE: i32 = 200151;
 }
 
 /// Response codes (`ResponseCode` / `RemotingSysResponseCode` in RocketMQ).
@@ -124,6 +135,10 @@ pub mod response {
     pub const CONSUMER_NOT_ONLINE: i32 = 206;
     pub const CONSUME_MSG_TIMEOUT: i32 = 207;
     pub const NO_MESSAGE: i32 = 208;
+    /// A pop (or notification) found nothing and too many are already waiting.
+    pub const POLLING_FULL: i32 = 209;
+    /// A pop found nothing within its poll time.
+    pub const POLLING_TIMEOUT: i32 = 210;
     pub const FLOW_CONTROL: i32 = 215;
     pub const NOT_LEADER_FOR_QUEUE: i32 = 501;
     pub const ILLEGAL_OPERATION: i32 = 604;

@@ -6,6 +6,8 @@
 //! - [`command`]: `RemotingCommand`, the unit every request and response travels in.
 //! - [`ext_fields`]: [`ExtFields`], a command's custom-header fields as strings.
 //! - [`header`]: typed request/response headers that convert to and from `extFields`.
+//! - [`pop_receipt`]: the receipt handles of popped messages and the offset lists they are
+//!   built from (POP consumption).
 //! - [`recall_handle`]: the handles that name a waiting timer message (RECALL_MESSAGE).
 //! - [`body`]: JSON bodies (routes, cluster info, heartbeats, topic configs, ...) with
 //!   fastjson's quirks where clients depend on them.
@@ -25,5 +27,6 @@ pub mod connection;
 pub mod ext_fields;
 pub mod frame;
 pub mod header;
+pub mod pop_receipt;
 pub mod recall_handle;
 pub mod server;

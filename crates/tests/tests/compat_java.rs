@@ -582,6 +582,7 @@ fn read_scenarios<'scope, 'env>(
     scope.spawn(move || broker_config(env));
     scope.spawn(move || request_reply(env));
     scope.spawn(move || timer_messages(env));
+    scope.spawn(move || pop_consumer(env));
     scope.spawn(move || system_topics_and_stats(env, p.sync.as_ref()));
     scope.spawn(move || delete_topic(env, p.doomed.as_ref()));
 }
@@ -658,6 +659,75 @@ fn timer_messages(env: Env) {
         }
         Ok(())
     });
+}
+
+/// RocketMQ 5's POP consumption over remoting (5.5.0; 4.9.8 has none): with the group's
+/// mode set to POP for the topic (`setMessageRequestMode`, what `mqadmin setConsumeMode`
+/// sends), a push consumer that leaves rebalancing to the broker pops every message once
+/// and acknowledges it; a delivery it refuses (changeInvisibleTime) comes back once, from
+/// the group's pop retry topic, with its delivery count raised.
+fn pop_consumer(env: Env) {
+    if env.v != Version::V5 {
+        return;
+    }
+    env.step(
+        "DefaultMQPushConsumer in POP mode: pop and ack, a refused message comes back",
+        || {
+            let group = env.group("pop");
+            env.admin("create-group", &["-g", &group])?;
+            let pop_mode = |topic: &str| -> Result<()> {
+                env.admin("create-topic", &["-t", topic, "--queues", "4"])?;
+                env.admin("set-consume-mode", &["-t", topic, "-g", &group, "--mode", "POP"])?;
+                Ok(())
+            };
+            let topic = env.topic("Pop");
+            pop_mode(&topic)?;
+            let (messages, sent) =
+                send_one_by_one(env, Messages::new(&topic, "pop", 20), &[])?;
+            let output = env.consume(&topic, &group, 20, &["--pop"])?;
+            let received = output.ops("received");
+            messages.check_received_exactly(&received, &sent, &messages.all())?;
+            ensure!(
+                received
+                    .iter()
+                    .all(|line| line["sys_properties"]["POP_CK"].is_string()),
+                "messages arrived without a receipt handle (not popped): {:?}",
+                received.first()
+            );
+
+            let topic = env.topic("PopRefused");
+            pop_mode(&topic)?;
+            let (messages, sent) =
+                send_one_by_one(env, Messages::new(&topic, "pop-refused", 10), &[])?;
+            let output = env.consume(&topic, &group, 10, &["--pop", "--fail-first", "1"])?;
+            let mut refused = BTreeMap::new();
+            for line in output.ops("refused") {
+                let seq = messages.check_received(line, &sent)?;
+                *refused.entry(seq).or_insert(0) += 1;
+            }
+            let mut accepted = BTreeMap::new();
+            for line in output.ops("received") {
+                let seq = messages.check_received(line, &sent)?;
+                ensure!(
+                    line["reconsume_times"] == 1,
+                    "message {seq} accepted with reconsume times {}, wanted 1: {line}",
+                    line["reconsume_times"]
+                );
+                let handle = line["sys_properties"]["POP_CK"].as_str().unwrap_or("");
+                ensure!(
+                    handle.split(' ').nth(4) == Some("1"),
+                    "message {seq} came back with receipt `{handle}`, not from the pop retry topic"
+                );
+                *accepted.entry(seq).or_insert(0) += 1;
+            }
+            let once: BTreeMap<u64, i32> = messages.all().into_iter().map(|s| (s, 1)).collect();
+            ensure!(
+                refused == once && accepted == once,
+                "each message refused once and accepted once; refused {refused:?}, accepted {accepted:?}"
+            );
+            Ok(())
+        },
+    );
 }
 
 /// DefaultMQProducer.request answered by another client instance through

@@ -5,6 +5,7 @@
 //! - [`topic`]: topic configs (`topics.json`), system topics and auto-creation.
 //! - [`subscription`]: consumer-group configs (`subscriptionGroup.json`).
 //! - [`offset`]: committed consumer offsets (`consumerOffset.json`).
+//! - [`request_mode`]: PULL or POP per topic and group (`messageRequestMode.json`).
 //!
 //! Every change is an explicit operation (`TopicOp`, `SubscriptionOp`, `OffsetOp`) applied by
 //! one `apply` path per manager. Processors first decide *what* should change (e.g. which
@@ -18,6 +19,7 @@
 pub mod attributes;
 pub mod offset;
 pub mod persist;
+pub mod request_mode;
 pub mod subscription;
 pub mod topic;
 
@@ -25,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use offset::{ConsumerOffsetManager, OffsetOp};
+pub use request_mode::{RequestModeManager, RequestModeOp};
 pub use subscription::{SubscriptionGroupManager, SubscriptionOp};
 pub use topic::{TopicConfigManager, TopicOp};
 
@@ -38,6 +41,7 @@ pub struct MetadataTables {
     pub topics: Arc<TopicConfigManager>,
     pub groups: Arc<SubscriptionGroupManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
+    pub request_modes: Arc<RequestModeManager>,
 }
 
 impl MetadataTables {
@@ -60,6 +64,7 @@ impl MetadataTables {
                 limits::MAX_SUBSCRIPTION_GROUPS,
             )?),
             offsets: Arc::new(ConsumerOffsetManager::open(&dir, limits::MAX_OFFSET_KEYS)?),
+            request_modes: Arc::new(RequestModeManager::open(&dir, limits::MAX_REQUEST_MODES)?),
         })
     }
 
@@ -71,6 +76,7 @@ impl MetadataTables {
             MetadataOp::Topic(op) => self.topics.apply(op).map(|applied| applied.changed),
             MetadataOp::Subscription(op) => self.groups.apply(op).map(|_| false),
             MetadataOp::Offset(op) => self.offsets.apply(op).map(|()| false),
+            MetadataOp::RequestMode(op) => self.request_modes.apply(op).map(|()| false),
             MetadataOp::Batch(ops) => {
                 let mut topics_changed = false;
                 let mut first_error = None;
@@ -108,6 +114,7 @@ pub enum MetadataOp {
     Topic(TopicOp),
     Subscription(SubscriptionOp),
     Offset(OffsetOp),
+    RequestMode(RequestModeOp),
     /// Several ops applied in order as one (what a group's leader proposes as one raft
     /// entry: coalesced offset commits, or the writes that queued up behind one proposal).
     Batch(Vec<MetadataOp>),

@@ -12,6 +12,7 @@ pub const CONFIG_DIR: &str = "config";
 pub const TOPICS_FILE: &str = "topics.json";
 pub const CONSUMER_OFFSET_FILE: &str = "consumerOffset.json";
 pub const SUBSCRIPTION_GROUP_FILE: &str = "subscriptionGroup.json";
+pub const MESSAGE_REQUEST_MODE_FILE: &str = "messageRequestMode.json";
 
 /// Metadata files larger than this are refused at load (they would be absurdly large for
 /// the bounded tables that write them).

@@ -141,6 +141,9 @@ pub async fn delete_topic(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
         MetadataOp::Offset(OffsetOp::RemoveTopic {
             topic: topic.clone(),
         }),
+        MetadataOp::RequestMode(crate::metadata::RequestModeOp::RemoveTopic {
+            topic: topic.clone(),
+        }),
     ]);
     if let Err(e) = ctx.write_metadata(op).await {
         return error(request, response::SYSTEM_ERROR, e.to_string());

@@ -9,6 +9,9 @@
 //! - [`end_transaction`]: END_TRANSACTION (commit or roll back a half message).
 //! - [`recall`]: RECALL_MESSAGE (cancel a waiting timer message).
 //! - [`pull`]: PULL_MESSAGE, LITE_PULL_MESSAGE, with long polling.
+//! - [`pop`]: POP_MESSAGE (RocketMQ 5's POP consumption), with long polling.
+//! - [`pop_ack`]: ACK_MESSAGE, BATCH_ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME.
+//! - [`assignment`]: QUERY_ASSIGNMENT and the request modes (PULL or POP per group).
 //! - [`consumer_manage`]: consumer offsets and consumer lists.
 //! - [`client_manage`]: HEART_BEAT, UNREGISTER_CLIENT, CHECK_CLIENT_CONFIG.
 //! - [`queue_offset`]: max/min offsets, offset by time, earliest store time.
@@ -21,11 +24,14 @@
 //! - [`group`]: a broker group's raft status and leadership transfer (DLedger codes).
 
 pub mod admin;
+pub mod assignment;
 pub mod client_manage;
 pub mod consumer_calls;
 pub mod consumer_manage;
 pub mod end_transaction;
 pub mod group;
+pub mod pop;
+pub mod pop_ack;
 pub mod pull;
 pub mod query;
 pub mod queue_offset;
@@ -75,6 +81,15 @@ impl RequestProcessor for BrokerProcessor {
             code::RECALL_MESSAGE => recall::process(ctx, conn, &request).await,
             code::CONSUMER_SEND_MSG_BACK => send_back::process(ctx, &request).await,
             code::PULL_MESSAGE | code::LITE_PULL_MESSAGE => pull::process(ctx, &request).await,
+            code::POP_MESSAGE => pop::process(ctx, conn, &request).await,
+            code::ACK_MESSAGE => pop_ack::ack(ctx, &request).await,
+            code::BATCH_ACK_MESSAGE => pop_ack::batch_ack(ctx, &request).await,
+            code::CHANGE_MESSAGE_INVISIBLETIME => {
+                pop_ack::change_invisible_time(ctx, &request).await
+            }
+            code::QUERY_ASSIGNMENT => assignment::query(ctx, &request).await,
+            code::SET_MESSAGE_REQUEST_MODE => assignment::set_mode(ctx, &request).await,
+            code::GET_ALL_MESSAGE_REQUEST_MODE => assignment::all_modes(ctx, &request),
             code::QUERY_CONSUMER_OFFSET => consumer_manage::query_offset(ctx, &request),
             code::UPDATE_CONSUMER_OFFSET => consumer_manage::update_offset(ctx, &request).await,
             code::GET_CONSUMER_LIST_BY_GROUP => consumer_manage::consumer_list(ctx, &request),

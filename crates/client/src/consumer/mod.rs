@@ -5,17 +5,21 @@
 //! - [`push`]: [`PushConsumer`]: a consumer-group member that rebalances queues with its
 //!   group, prefetches with flow control, commits offsets, consumes concurrently or in
 //!   order, and sends failed messages back for retry.
+//! - [`pop`]: [`PopConsumer`]: RocketMQ 5's POP consumption (pop, ack, change invisible
+//!   time); the broker keeps the group's progress.
 //! - [`allocate`]: how a group shares queues.
 //! - `process_queue`: one assigned queue's prefetch buffer, commit point and lock.
 //! - `offset_store`: consumer progress in memory, on the brokers, or in a local file.
 
 pub mod allocate;
 pub(crate) mod offset_store;
+pub mod pop;
 pub(crate) mod process_queue;
 pub mod pull;
 pub mod push;
 
 pub use allocate::AllocateStrategy;
+pub use pop::{PopConsumer, PopRequest, PopResult, PoppedMessage};
 pub use pull::{PullConsumer, PullResult, PullStatus};
 pub use push::{ConsumeMode, ConsumeResult, MessageListener, PushConsumer, PushConsumerOptions};
 pub use remoting::body::{ConsumeFromWhere, MessageModel};

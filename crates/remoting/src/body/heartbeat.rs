@@ -78,6 +78,7 @@ macro_rules! java_enum {
         }
     };
 }
+pub(crate) use java_enum;
 
 java_enum! {
     /// Pull (`CONSUME_ACTIVELY`), push (`CONSUME_PASSIVELY`) or pop.

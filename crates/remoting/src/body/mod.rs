@@ -11,6 +11,7 @@
 //!   RegisterBrokerBody, KvTable, SubscriptionGroupConfig.
 //! - [`queue`]: MessageQueue, lock/unlock bodies, consumer lists, and the
 //!   MessageQueue-keyed admin statistics (TopicStatsTable, ConsumeStats, ResetOffsetBody).
+//! - [`pop`]: request modes, queue assignments and batch acks (RocketMQ 5's POP).
 //! - [`running`]: a consumer's running info, broker stats data and a broker's consume
 //!   stats list (operators' diagnostics).
 //!
@@ -19,6 +20,7 @@
 
 pub mod fastjson;
 pub mod heartbeat;
+pub mod pop;
 pub mod queue;
 pub mod route;
 pub mod running;

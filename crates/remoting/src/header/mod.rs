@@ -6,6 +6,7 @@
 //!
 //! - [`send`]: SEND_MESSAGE (long keys) and SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE (`a`..`n`).
 //! - [`pull`]: PULL_MESSAGE / LITE_PULL_MESSAGE.
+//! - [`pop`]: POP consumption: pop, ack, change invisible time, notification.
 //! - [`offset`]: consumer offsets and queue offset queries.
 //! - [`query`]: VIEW_MESSAGE_BY_ID and QUERY_MESSAGE.
 //! - [`client`]: heartbeats, client registration, send-back, broker-to-client calls.
@@ -193,6 +194,7 @@ pub mod admin;
 pub mod client;
 pub mod namesrv;
 pub mod offset;
+pub mod pop;
 pub mod pull;
 pub mod query;
 pub mod reply;

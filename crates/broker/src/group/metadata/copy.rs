@@ -182,6 +182,7 @@ impl GroupMetadata {
         )
         .map_err(|e| CopyError::Decode(e.to_string()))?;
         let offsets = call(request::GET_ALL_CONSUMER_OFFSET).await?.body;
+        let request_modes = call(request::GET_ALL_MESSAGE_REQUEST_MODE).await?.body;
         let after = status(call(request::DLEDGER_METADATA).await?.body)?;
         usable_copy(&before, &after)?;
 
@@ -203,6 +204,7 @@ impl GroupMetadata {
             .groups
             .replace_all(groups.subscription_group_table.into_values().collect())?;
         tables.offsets.replace_all_encoded(&offsets)?;
+        tables.request_modes.replace_all_encoded(&request_modes)?;
         let mut applied = copied_through;
         for (index, op) in pending.ops.drain(..) {
             if index > copied_through {

@@ -62,6 +62,8 @@ import org.apache.rocketmq.tools.admin.DefaultMQAdminExt;
  *                                             createAndUpdateSubscriptionGroupConfig, then
  *                                             examineSubscriptionGroupConfig
  * delete-group [-b ADDR] -g G                 deleteSubscriptionGroup
+ * set-consume-mode [-b ADDR] -t T -g G [--mode POP|PULL] [--pop-share N]
+ *                                             setMessageRequestMode (5.x; mqadmin setConsumeMode)
  * create-topic [-b ADDR] -t T [--queues N] [--perm P] [--order]
  *                                             createAndUpdateTopicConfig
  * delete-topic -t T [-c CLUSTER]              deleteTopicInBroker (masters), deleteTopicInNameServer
@@ -85,7 +87,8 @@ final class Admin {
         args.only("-n", "-t", "-g", "-b", "-c", "-k", "-i", "--max", "--timestamp", "--force",
             "--no-fallback", "--with-consumer", "--expect", "--timeout-secs", "--expr",
             "--direct-msg-id", "--broker-name", "--set", "--name", "--key", "--retry-max",
-            "--broadcast-enable", "--queues", "--perm", "--order", "--src", "--dest", "--vip");
+            "--broadcast-enable", "--queues", "--perm", "--order", "--src", "--dest", "--vip",
+            "--mode", "--pop-share");
         String namesrv = args.required("-n");
         DefaultMQAdminExt admin = Clients.configure(new DefaultMQAdminExt(), namesrv,
             args.has("--vip"));
@@ -216,6 +219,17 @@ final class Admin {
                             .put("consume_enable", read.isConsumeEnable())
                             .put("consume_broadcast_enable", read.isConsumeBroadcastEnable())
                             .put("consume_from_min_enable", read.isConsumeFromMinEnable())));
+                });
+            }
+            case "set-consume-mode": {
+                String topic = args.required("-t");
+                String group = args.required("-g");
+                String mode = args.one("--mode", "POP");
+                int share = (int) args.number("--pop-share", 0);
+                return perBroker(admin, args, addr -> {
+                    Versioned.setMessageRequestMode(admin, addr, topic, group, mode, share);
+                    Report.print(Json.op("set_consume_mode").put("addr", addr).put("topic", topic)
+                        .put("group", group).put("mode", mode));
                 });
             }
             case "delete-group": {

@@ -20,7 +20,7 @@ final class Args {
         "          [--linger-ms MS] [--orderly] [--broadcast] [--instances I]",
         "          [--stop-instance-after N] [--fail-first K | --fail-always --expect-refusals R]",
         "          [--max-reconsume-times M] [--consume-delay-ms MS] [--threads T]",
-        "          [--from first|last] [--vip]",
+        "          [--from first|last] [--vip] [--pop]",
         "  pull    -n NS -t TOPIC -g GROUP --expect N --timeout-secs S [--mode subscribe|assign]",
         "          [--expr EXPR] [--linger-ms MS] [--seek OFFSET | --seek-begin | --seek-end]",
         "          [--commit] [--pause-ms MS] [--from first|last]",
@@ -29,6 +29,7 @@ final class Args {
         "          consume-stats, query-key, view, offsets, reset-offset, consumer-info,",
         "          producer-info, wipe-write-perm, add-write-perm, broker-config,",
         "          update-broker-config, broker-stats, stats-data, create-group, delete-group,",
+        "          set-consume-mode,",
         "          create-topic, delete-topic, consumed-by, clone-offset, system-topics;",
         "          flags per action in Admin.java)",
         "  transaction -n NS -t TOPIC [--group G] [--timeout-secs S] [--linger-ms MS]",
@@ -45,7 +46,8 @@ final class Args {
     /** Flags that take no value. */
     private static final Set<String> SWITCHES = new HashSet<>(Arrays.asList(
         "--vip", "--no-compress", "--orderly", "--broadcast", "--fail-always", "--commit",
-        "--seek-begin", "--seek-end", "--force", "--with-consumer", "--no-fallback", "--recall"));
+        "--seek-begin", "--seek-end", "--force", "--with-consumer", "--no-fallback", "--recall",
+        "--pop"));
 
     /** Raised for a bad command line (exit code 2). */
     static final class UsageException extends RuntimeException {

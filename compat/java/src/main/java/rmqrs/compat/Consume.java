@@ -34,7 +34,8 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * <p>Done when --expect N distinct message ids were accepted (by every instance when
  * --broadcast), or with --fail-always when --expect-refusals R refusals were made, then after
  * lingering --linger-ms for late extras. --fail-first K refuses the first K deliveries of each
- * message. Consumers start from the first offset of a new group unless --from last.
+ * message. Consumers start from the first offset of a new group unless --from last. With --pop
+ * (5.x) the consumers leave rebalancing to the broker and pop when it says POP.
  */
 final class Consume {
     private Consume() {}
@@ -52,7 +53,7 @@ final class Consume {
         args.only("-n", "-t", "-g", "--expr", "--sql", "--expect", "--timeout-secs", "--linger-ms",
             "--orderly", "--broadcast", "--instances", "--stop-instance-after", "--fail-first",
             "--fail-always", "--expect-refusals", "--max-reconsume-times", "--consume-delay-ms",
-            "--threads", "--from", "--vip");
+            "--threads", "--from", "--vip", "--pop");
         String namesrv = args.required("-n");
         String topic = args.required("-t");
         String group = args.required("-g");
@@ -95,6 +96,11 @@ final class Consume {
                 : ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
             if (broadcast) {
                 Versioned.setMessageModel(c, "BROADCASTING");
+            }
+            if (args.has("--pop")) {
+                // 5.x: leave rebalancing to the broker, which answers POP for the topic
+                // (mqadmin setConsumeMode); the consumer then pops and acknowledges.
+                Versioned.call(c, "setClientRebalance", false);
             }
             if (args.has("--max-reconsume-times")) {
                 c.setMaxReconsumeTimes((int) args.number("--max-reconsume-times", 16));

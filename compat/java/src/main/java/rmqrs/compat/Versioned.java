@@ -28,6 +28,22 @@ final class Versioned {
         return Enum.valueOf((Class) type, name);
     }
 
+    /**
+     * 5.x only: {@code DefaultMQAdminExt.setMessageRequestMode} (what {@code mqadmin
+     * setConsumeMode} sends) with the mode given by name.
+     */
+    static void setMessageRequestMode(Object admin, String addr, String topic, String group,
+            String mode, int popShareQueueNum) throws Exception {
+        for (Method m : admin.getClass().getMethods()) {
+            if (m.getName().equals("setMessageRequestMode") && m.getParameterCount() == 6) {
+                Object value = enumValue(m.getParameterTypes()[3], mode);
+                m.invoke(admin, addr, topic, group, value, popShareQueueNum, 5000L);
+                return;
+            }
+        }
+        throw new IllegalStateException("this client has no setMessageRequestMode");
+    }
+
     /** A SubscriptionGroupConfig with {@code settings} applied through its setters. */
     static Object subscriptionGroupConfig(Map<String, Object> settings) throws Exception {
         Class<?> type = firstClass(

@@ -1,0 +1,444 @@
+//! POP_MESSAGE (200050): hand out up to 32 messages of a topic — every queue when the
+//! request names none — invisible to the group's other poppers for the request's invisible
+//! time unless acknowledged. Per queue, under its pop lock: read from the group's offset,
+//! store a checkpoint of the offsets handed out (see [`crate::pop`]), move the group's
+//! offset past what was read, answer. The group's pop retry topic is looked at first in
+//! `popFromRetryProbability` of a hundred pops, and after the topic when it had too little.
+//! Nothing there: the request waits, up to its poll time, for an arrival.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use remoting::body::topic::perm;
+use remoting::code::response;
+use remoting::command::RemotingCommand;
+use remoting::connection::ConnectionHandle;
+use remoting::header::pop::{PopMessageRequestHeader, PopMessageResponseHeader};
+use remoting::pop_receipt::PopOffsetInfo;
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::{decode_header, Refusal};
+use crate::clock::now_ms;
+use crate::consumer_filter::{Subscription, SubscriptionFilter};
+use crate::context::BrokerContext;
+use crate::long_poll::ANY_QUEUE;
+use crate::metadata::{MetadataOp, OffsetOp};
+use crate::pop::record::{CheckpointKey, PopRecord};
+use crate::pop::{MAX_POP_BATCH, REVIVE_QUEUE};
+use crate::store_facade::RecordBatch;
+
+/// Longest a pop waits for messages, whatever its poll time.
+const MAX_POLL: Duration = Duration::from_secs(30);
+/// A request that reaches the broker this long after its poll time ended is answered at
+/// once (RocketMQ's check against queued or clock-skewed requests).
+const TOO_LATE_MS: i64 = 500;
+
+/// What a checked request pops.
+struct Plan {
+    group: String,
+    topic: String,
+    retry_topic: String,
+    queue_ids: Vec<i32>,
+    filter: SubscriptionFilter,
+    max: usize,
+    invisible_time: i64,
+    /// New groups start at the queue's first message (initMode 0) or its end (1).
+    from_first: bool,
+}
+
+/// What one pass over the queues found.
+#[derive(Default)]
+struct Popped {
+    records: Vec<Bytes>,
+    info: PopOffsetInfo,
+    rest: i64,
+}
+
+pub async fn process(
+    ctx: &BrokerContext,
+    conn: &ConnectionHandle,
+    request: &RemotingCommand,
+) -> RemotingCommand {
+    let header: PopMessageRequestHeader = match decode_header(request) {
+        Ok(header) => header,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    let arrived_ms = now_ms();
+    let born_ms = if header.born_time > 0 {
+        header.born_time
+    } else {
+        arrived_ms
+    };
+    if header.poll_time > 0 && arrived_ms - born_ms - header.poll_time > TOO_LATE_MS {
+        return RemotingCommand::error_to(
+            request,
+            response::POLLING_TIMEOUT,
+            format!(
+                "the broker[{}] pop message is timeout too much",
+                ctx.config.broker_ip1
+            ),
+        );
+    }
+    let plan = match check(ctx, &header).await {
+        Ok(plan) => plan,
+        Err(refusal) => return refusal.into_response(request),
+    };
+    let left_ms = header.poll_time.saturating_sub(arrived_ms - born_ms).max(0);
+    let deadline = Instant::now() + Duration::from_millis(left_ms as u64).min(MAX_POLL);
+    let waits = if header.poll_time > 0 {
+        let on_topic = ctx.long_poll.park(&plan.topic, ANY_QUEUE);
+        let on_retry = ctx.long_poll.park(&plan.retry_topic, 0);
+        match (on_topic, on_retry) {
+            (Some(on_topic), Some(on_retry)) => Some((on_topic, on_retry)),
+            _ => {
+                return empty(request, &plan, response::POLLING_FULL, now_ms(), 0);
+            }
+        }
+    } else {
+        None
+    };
+    // Bounded by the deadline: each pass either answers or waits for an arrival.
+    loop {
+        let arrivals = waits
+            .as_ref()
+            .map(|(on_topic, on_retry)| (on_topic.notified(), on_retry.notified()));
+        if conn.is_closed() {
+            // The consumer is gone: messages popped now would only come back after their
+            // invisible time. The answer goes nowhere.
+            return empty(request, &plan, response::POLLING_TIMEOUT, now_ms(), 0);
+        }
+        if !ctx.pop.has_room() {
+            return empty(request, &plan, response::POLLING_FULL, now_ms(), 0);
+        }
+        let pop_time = now_ms();
+        let popped = match pop_once(ctx, &plan, pop_time).await {
+            Ok(popped) => popped,
+            Err(refusal) => return refusal.into_response(request),
+        };
+        if !popped.records.is_empty() {
+            return found(request, &plan, pop_time, popped);
+        }
+        let Some((on_topic, on_retry)) = arrivals else {
+            return empty(
+                request,
+                &plan,
+                response::POLLING_TIMEOUT,
+                pop_time,
+                popped.rest,
+            );
+        };
+        if Instant::now() >= deadline || ctx.shutdown.is_cancelled() {
+            return empty(
+                request,
+                &plan,
+                response::POLLING_TIMEOUT,
+                pop_time,
+                popped.rest,
+            );
+        }
+        tokio::select! {
+            _ = on_topic => {}
+            _ = on_retry => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = ctx.shutdown.cancelled() => {}
+            _ = conn.closed() => {}
+        }
+    }
+}
+
+async fn check(ctx: &BrokerContext, header: &PopMessageRequestHeader) -> Result<Plan, Refusal> {
+    let ip = &ctx.config.broker_ip1;
+    if !ctx.role.is_master() {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            format!("the broker[{ip}] is not the master of its group; pop from the master"),
+        ));
+    }
+    if !ctx.is_readable() {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            format!("the broker[{ip}] pop message is forbidden"),
+        ));
+    }
+    if header.max_msg_nums > MAX_POP_BATCH {
+        return Err(Refusal::new(
+            response::INVALID_PARAMETER,
+            format!("the broker[{ip}] pop message's num is greater than {MAX_POP_BATCH}"),
+        ));
+    }
+    if header.max_msg_nums < 1 {
+        return Err(Refusal::new(
+            response::INVALID_PARAMETER,
+            format!("maxMsgNums {} must be at least 1", header.max_msg_nums),
+        ));
+    }
+    if header.invisible_time <= 0 {
+        return Err(Refusal::new(
+            response::INVALID_PARAMETER,
+            format!("invisibleTime {} must be positive", header.invisible_time),
+        ));
+    }
+    if header.order == Some(true) {
+        return Err(Refusal::new(
+            response::INVALID_PARAMETER,
+            "orderly pop (FIFO message groups) is not supported by this broker yet",
+        ));
+    }
+    let group = header.consumer_group.as_str();
+    message::validate_group(group)
+        .map_err(|e| Refusal::new(response::INVALID_PARAMETER, e.to_string()))?;
+    let topic = header.topic.as_str();
+    let Some(topic_config) = ctx.topics.get(topic) else {
+        return Err(Refusal::new(
+            response::TOPIC_NOT_EXIST,
+            format!("topic[{topic}] not exist, apply first please!"),
+        ));
+    };
+    if !perm::is_readable(topic_config.perm) {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            format!("the topic[{topic}] peeking message is forbidden"),
+        ));
+    }
+    let queue_ids: Vec<i32> = if header.queue_id < 0 {
+        (0..topic_config.read_queue_nums).collect()
+    } else if header.queue_id < topic_config.read_queue_nums {
+        vec![header.queue_id]
+    } else {
+        return Err(Refusal::new(
+            response::INVALID_PARAMETER,
+            format!(
+                "queueId[{}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{}] consumer:[{group}]",
+                header.queue_id, topic_config.read_queue_nums
+            ),
+        ));
+    };
+    let group_config = match ctx.group_or_create(group).await {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            return Err(Refusal::new(
+                response::SUBSCRIPTION_GROUP_NOT_EXIST,
+                format!("subscription group [{group}] does not exist"),
+            ))
+        }
+        Err(e) => return Err(Refusal::new(response::SYSTEM_ERROR, e.to_string())),
+    };
+    if !group_config.consume_enable {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            format!("subscription group no permission, {group}"),
+        ));
+    }
+    let filter = ctx
+        .filters
+        .filter(Subscription {
+            group,
+            topic,
+            expression: header.exp.as_deref().unwrap_or("*"),
+            expression_type: header.exp_type.as_deref(),
+            version: 0,
+        })
+        .map_err(|e| {
+            Refusal::new(
+                response::SUBSCRIPTION_PARSE_FAILED,
+                format!("parse the consumer's subscription failed: {e}"),
+            )
+        })?;
+    if filter.is_sql92() && !ctx.config.enable_property_filter {
+        return Err(Refusal::new(
+            response::SYSTEM_ERROR,
+            "The broker does not support consumer to filter message by SQL92; set enablePropertyFilter=true in broker.conf",
+        ));
+    }
+    Ok(Plan {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        retry_topic: message::topic::pop_retry_topic(group, topic),
+        queue_ids,
+        filter,
+        max: header.max_msg_nums as usize,
+        invisible_time: header.invisible_time,
+        from_first: header.init_mode == 0,
+    })
+}
+
+/// One pass over the retry topic and the topic's queues.
+async fn pop_once(ctx: &BrokerContext, plan: &Plan, pop_time: i64) -> Result<Popped, Refusal> {
+    let mut popped = Popped::default();
+    let (retry_first, start) = {
+        let mut rng = rand::thread_rng();
+        (
+            rng.gen_range(0..100) < ctx.pop.settings.from_retry_probability,
+            rng.gen_range(0..plan.queue_ids.len().max(1)),
+        )
+    };
+    let has_retry = ctx.topics.contains(&plan.retry_topic);
+    if retry_first && has_retry {
+        pop_queue(ctx, plan, &plan.retry_topic, 0, pop_time, &mut popped).await?;
+    }
+    for i in 0..plan.queue_ids.len() {
+        let queue_id = plan.queue_ids[(start + i) % plan.queue_ids.len()];
+        pop_queue(ctx, plan, &plan.topic, queue_id, pop_time, &mut popped).await?;
+    }
+    if !retry_first && has_retry {
+        pop_queue(ctx, plan, &plan.retry_topic, 0, pop_time, &mut popped).await?;
+    }
+    Ok(popped)
+}
+
+/// Pops from one queue what `popped` still has room for; with no room (or the queue busy
+/// with another pop of the group) only counts its backlog.
+async fn pop_queue(
+    ctx: &BrokerContext,
+    plan: &Plan,
+    topic: &str,
+    queue_id: i32,
+    pop_time: i64,
+    popped: &mut Popped,
+) -> Result<(), Refusal> {
+    let reader = ctx.store.reader();
+    let (min, max) = (
+        reader.min_offset(topic, queue_id),
+        reader.max_offset(topic, queue_id),
+    );
+    let want = plan.max.saturating_sub(popped.records.len());
+    let committed = ctx.offsets.query(&plan.group, topic, queue_id);
+    let backlog = |offset: i64| (max - offset.clamp(min, max)).max(0);
+    if want == 0 {
+        popped.rest += backlog(committed.unwrap_or(min));
+        return Ok(());
+    }
+    let Some(_serial) = ctx.pop.queue_locks.try_lock(&plan.group, topic, queue_id) else {
+        popped.rest += backlog(committed.unwrap_or(min));
+        return Ok(());
+    };
+    // Read again under the lock: another pop may have moved it.
+    let offset = match ctx.offsets.query(&plan.group, topic, queue_id) {
+        Some(offset) => offset.clamp(min, max),
+        None => start_of_new_group(ctx, plan, topic, queue_id, min, max),
+    };
+    if offset >= max {
+        return Ok(());
+    }
+    let read = reader.get_messages(topic, queue_id, offset, want, None, &plan.filter);
+    let next = read.next_begin_offset.clamp(offset, max);
+    popped.rest += (max - next).max(0);
+    if read.messages.is_empty() {
+        if next > offset {
+            // Nothing matched the filter up to `next`: the group is past it.
+            commit(ctx, plan, topic, queue_id, next).await;
+        }
+        return Ok(());
+    }
+    let key = CheckpointKey {
+        group: plan.group.clone(),
+        topic: topic.to_owned(),
+        queue_id,
+        start_offset: offset,
+        pop_time,
+    };
+    let checkpoint = PopRecord::Checkpoint {
+        key,
+        invisible_time: plan.invisible_time,
+        offsets: read.queue_offsets.clone(),
+    };
+    let mut batch = RecordBatch::with_capacity(512, 1);
+    checkpoint
+        .append(
+            &mut batch,
+            &ctx.pop.revive_topic,
+            REVIVE_QUEUE,
+            ctx.store_host,
+        )
+        .map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
+    // The checkpoint is stored before anything is handed out: whatever happens next, the
+    // messages come back if they are not acknowledged.
+    if let Err(e) = ctx.store.put(batch).await {
+        return Err(Refusal::new(
+            e.response_code(),
+            format!("pop checkpoint not stored: {e}"),
+        ));
+    }
+    commit(ctx, plan, topic, queue_id, next).await;
+    popped
+        .info
+        .add(topic, queue_id, offset, &read.queue_offsets);
+    ctx.stats.add_get(read.messages.len() as u64);
+    popped.records.extend(read.messages);
+    Ok(())
+}
+
+/// Where a group with no offset on the queue starts: its first message (initMode 0, and
+/// always in a retry topic); otherwise the end, unless the queue is young enough that its
+/// first message is still in memory (RocketMQ's rule, so a consumer that starts with a new
+/// topic sees its first messages).
+fn start_of_new_group(
+    ctx: &BrokerContext,
+    plan: &Plan,
+    topic: &str,
+    queue_id: i32,
+    min: i64,
+    max: i64,
+) -> i64 {
+    if plan.from_first || message::topic::is_retry_topic(topic) {
+        return min;
+    }
+    if min == 0 && ctx.store.reader().is_in_memory(topic, queue_id, 0) {
+        0
+    } else {
+        max
+    }
+}
+
+/// Moves the group's offset (awaited: the next pop of the queue must read past it).
+async fn commit(ctx: &BrokerContext, plan: &Plan, topic: &str, queue_id: i32, offset: i64) {
+    let op = MetadataOp::Offset(OffsetOp::Commit {
+        group: plan.group.clone(),
+        topic: topic.to_owned(),
+        queue_id,
+        offset,
+    });
+    if let Err(e) = ctx.write_metadata(op).await {
+        // The checkpoint is stored: a pop that reads these messages again hands out copies,
+        // never loses them.
+        warn!(group = %plan.group, %topic, queue_id, offset, error = %e,
+            "pop offset not committed");
+    }
+}
+
+fn found(request: &RemotingCommand, plan: &Plan, pop_time: i64, popped: Popped) -> RemotingCommand {
+    let header = PopMessageResponseHeader {
+        pop_time,
+        invisible_time: plan.invisible_time,
+        revive_qid: REVIVE_QUEUE,
+        rest_num: popped.rest,
+        start_offset_info: Some(popped.info.start_offset_info().to_owned()),
+        msg_offset_info: Some(popped.info.msg_offset_info().to_owned()),
+        order_count_info: None,
+    };
+    let mut response = RemotingCommand::success_to(request).with_header(&header);
+    response.remark = Some("FOUND".into());
+    response.with_body_chunks(popped.records)
+}
+
+fn empty(
+    request: &RemotingCommand,
+    plan: &Plan,
+    code: i32,
+    pop_time: i64,
+    rest: i64,
+) -> RemotingCommand {
+    RemotingCommand::error_to(request, code, "NO_MESSAGE_IN_QUEUE").with_header(
+        &PopMessageResponseHeader {
+            pop_time,
+            invisible_time: plan.invisible_time,
+            revive_qid: REVIVE_QUEUE,
+            rest_num: rest,
+            start_offset_info: None,
+            msg_offset_info: None,
+            order_count_info: None,
+        },
+    )
+}

@@ -1,0 +1,181 @@
+//! What a popped message's receipt handle says (RocketMQ's `extraInfo`, the `POP_CK`
+//! property the client builds from a pop's answer and sends back with ack and change
+//! invisible time), and the per-queue offset lists of a pop's answer it is built from.
+//!
+//! A handle is eight space-separated fields: `checkpoint_offset pop_time invisible_time
+//! revive_qid retry_flag broker_name queue_id offset`.
+
+/// Which topic a popped message was read from, as the handle's retry flag says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryFlag {
+    /// The topic itself.
+    Normal,
+    /// Its pop retry topic `%RETRY%group_topic`.
+    RetryV1,
+    /// Its pop retry topic `%RETRY%group+topic`.
+    RetryV2,
+}
+
+impl RetryFlag {
+    /// The flag of a topic name as read.
+    pub fn of_topic(topic: &str) -> RetryFlag {
+        match topic.strip_prefix("%RETRY%") {
+            Some(rest) if rest.contains('+') => RetryFlag::RetryV2,
+            Some(_) => RetryFlag::RetryV1,
+            None => RetryFlag::Normal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryFlag::Normal => "0",
+            RetryFlag::RetryV1 => "1",
+            RetryFlag::RetryV2 => "2",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RetryFlag> {
+        match text {
+            "0" => Some(RetryFlag::Normal),
+            "1" => Some(RetryFlag::RetryV1),
+            "2" => Some(RetryFlag::RetryV2),
+            _ => None,
+        }
+    }
+}
+
+/// A decoded receipt handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PopReceipt {
+    /// The offset the pop that handed the message out started from: with `pop_time`,
+    /// names its checkpoint.
+    pub checkpoint_offset: i64,
+    pub pop_time: i64,
+    pub invisible_time: i64,
+    pub revive_qid: i32,
+    pub retry: RetryFlag,
+    pub broker_name: String,
+    pub queue_id: i32,
+    pub offset: i64,
+}
+
+/// Longest handle accepted; real ones are well under 200 bytes.
+const MAX_RECEIPT_LEN: usize = 1024;
+
+impl PopReceipt {
+    pub fn encode(&self) -> String {
+        format!(
+            "{} {} {} {} {} {} {} {}",
+            self.checkpoint_offset,
+            self.pop_time,
+            self.invisible_time,
+            self.revive_qid,
+            self.retry.as_str(),
+            self.broker_name,
+            self.queue_id,
+            self.offset
+        )
+    }
+
+    /// Parses a handle; the older seven-field form lacks the offset, which the request's
+    /// `offset` header gives (`fallback_offset`).
+    pub fn parse(text: &str, fallback_offset: i64) -> Result<PopReceipt, &'static str> {
+        const INVALID: &str = "the receipt handle (extraInfo) is invalid";
+        if text.len() > MAX_RECEIPT_LEN {
+            return Err(INVALID);
+        }
+        let fields: Vec<&str> = text.split(' ').collect();
+        if fields.len() != 7 && fields.len() != 8 {
+            return Err(INVALID);
+        }
+        let number = |i: usize| fields[i].parse::<i64>().map_err(|_| INVALID);
+        Ok(PopReceipt {
+            checkpoint_offset: number(0)?,
+            pop_time: number(1)?,
+            invisible_time: number(2)?,
+            revive_qid: fields[3].parse().map_err(|_| INVALID)?,
+            retry: RetryFlag::parse(fields[4]).ok_or(INVALID)?,
+            broker_name: fields[5].to_owned(),
+            queue_id: fields[6].parse().map_err(|_| INVALID)?,
+            offset: if fields.len() == 8 {
+                number(7)?
+            } else {
+                fallback_offset
+            },
+        })
+    }
+}
+
+/// The offset lists of a pop's answer, one entry per topic-queue read:
+/// `startOffsetInfo` (`flag queue start;...`) and `msgOffsetInfo`
+/// (`flag queue o1,o2,...;...`). The body must list each queue's messages in the order
+/// of its offsets here.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PopOffsetInfo {
+    start: String,
+    offsets: String,
+}
+
+impl PopOffsetInfo {
+    /// Adds a queue read from `start` that handed out `offsets`.
+    pub fn add(&mut self, topic: &str, queue_id: i32, start: i64, offsets: &[i64]) {
+        let flag = RetryFlag::of_topic(topic).as_str();
+        if !self.start.is_empty() {
+            self.start.push(';');
+            self.offsets.push(';');
+        }
+        self.start.push_str(&format!("{flag} {queue_id} {start}"));
+        self.offsets.push_str(&format!("{flag} {queue_id} "));
+        let listed: Vec<String> = offsets.iter().map(i64::to_string).collect();
+        self.offsets.push_str(&listed.join(","));
+    }
+
+    pub fn start_offset_info(&self) -> &str {
+        &self.start
+    }
+
+    pub fn msg_offset_info(&self) -> &str {
+        &self.offsets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_round_trip_and_take_the_older_form() {
+        let receipt = PopReceipt {
+            checkpoint_offset: 100,
+            pop_time: 1_700_000_000_000,
+            invisible_time: 60_000,
+            revive_qid: 3,
+            retry: RetryFlag::Normal,
+            broker_name: "broker-a".into(),
+            queue_id: 2,
+            offset: 101,
+        };
+        assert_eq!(
+            receipt.encode(),
+            "100 1700000000000 60000 3 0 broker-a 2 101"
+        );
+        assert_eq!(PopReceipt::parse(&receipt.encode(), 0), Ok(receipt.clone()));
+        assert_eq!(
+            PopReceipt::parse("100 1700000000000 60000 3 0 broker-a 2", 101),
+            Ok(receipt)
+        );
+        for bad in ["", "1 2 3", "a 1 1 1 0 b 1 1", "1 1 1 1 9 b 1 1"] {
+            assert!(PopReceipt::parse(bad, 0).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn offset_info_lists_each_queue_with_its_retry_flag() {
+        let mut info = PopOffsetInfo::default();
+        info.add("T", 2, 100, &[100, 101, 103]);
+        info.add("%RETRY%G_T", 0, 7, &[7, 8]);
+        assert_eq!(info.start_offset_info(), "0 2 100;1 0 7");
+        assert_eq!(info.msg_offset_info(), "0 2 100,101,103;1 0 7,8");
+        assert_eq!(RetryFlag::of_topic("%RETRY%G+T"), RetryFlag::RetryV2);
+    }
+}
