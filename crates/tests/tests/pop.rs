@@ -305,3 +305,105 @@ async fn a_killed_master_loses_no_popped_message_and_brings_back_no_acked_one() 
     );
     consumer.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqadmin_set_consume_mode_makes_the_broker_assign_pop() {
+    let cluster = Cluster::start().await;
+    cluster.create_topic("ModeTopic", 4).await;
+    let namesrv = cluster.namesrv_addr();
+    common::tool_ok(
+        "mqadmin",
+        &[
+            "updateSubGroup",
+            "-n",
+            &namesrv,
+            "-c",
+            "TestCluster",
+            "-g",
+            "popping",
+        ],
+        None,
+    )
+    .await;
+    let out = common::tool_ok(
+        "mqadmin",
+        &[
+            "setConsumeMode",
+            "-n",
+            &namesrv,
+            "-c",
+            "TestCluster",
+            "-t",
+            "ModeTopic",
+            "-g",
+            "popping",
+            "-m",
+            "POP",
+        ],
+        None,
+    )
+    .await;
+    assert!(out.contains("consume mode[POP]"), "{out}");
+    let bad = common::tool(
+        "mqadmin",
+        &[
+            "setConsumeMode",
+            "-n",
+            &namesrv,
+            "-c",
+            "TestCluster",
+            "-t",
+            "ModeTopic",
+            "-g",
+            "popping",
+            "-m",
+            "SOMETIMES",
+        ],
+        None,
+    )
+    .await;
+    assert!(!bad.ok && bad.err.contains("PULL or POP"), "{}", bad.err);
+
+    // A member of the PULL group, so the broker knows who shares the queues (its
+    // heartbeat reaches the brokers its route names).
+    let puller = client::PullConsumer::start(cluster.options(), "pulling").unwrap();
+    puller.queues("ModeTopic").await.unwrap();
+    puller.instance().send_heartbeat_now().await;
+    let client = RemotingClient::new(ClientConfig::default());
+    let assignment = |group: &str, client_id: &str| {
+        let body = format!(
+            r#"{{"clientId":"{client_id}","consumerGroup":"{group}","messageModel":"CLUSTERING","strategyName":"AVG","topic":"ModeTopic"}}"#
+        );
+        RemotingCommand::request(request::QUERY_ASSIGNMENT).with_body(body.into_bytes())
+    };
+    let broker = cluster.broker().addr();
+    let answer = client
+        .invoke(
+            &broker,
+            assignment("popping", "any"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    assert!(
+        text.contains(r#""queueId":-1"#) && text.contains(r#""mode":"POP""#),
+        "{text}"
+    );
+    let answer = client
+        .invoke(
+            &broker,
+            assignment("pulling", puller.instance().client_id()),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    assert_eq!(
+        text.matches(r#""mode":"PULL""#).count(),
+        4,
+        "the only consumer of a PULL group gets all four queues: {text}"
+    );
+    client.shutdown();
+    puller.shutdown();
+}

@@ -217,6 +217,21 @@ impl Admin {
 
     // ---- subscription groups ----------------------------------------------------------
 
+    /// Sets whether `group` pulls or pops `topic` on one broker (SET_MESSAGE_REQUEST_MODE,
+    /// 401; RocketMQ 5's `mqadmin setConsumeMode`).
+    pub async fn set_message_request_mode(
+        &self,
+        addr: &str,
+        mode: &remoting::body::pop::SetMessageRequestModeRequestBody,
+    ) -> Result<()> {
+        let request =
+            RemotingCommand::request(request::SET_MESSAGE_REQUEST_MODE).with_body(mode.encode());
+        self.instance
+            .invoke_ok(addr, request, self.timeout())
+            .await
+            .map(drop)
+    }
+
     /// Creates or updates a subscription group on one broker
     /// (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, 200).
     pub async fn create_subscription_group(

@@ -139,6 +139,9 @@ enum Command {
     /// Update or create subscription group.
     #[command(name = "updateSubGroup")]
     UpdateSubGroup(consumers::UpdateSubGroup),
+    /// Set consume message mode. pull/pop etc.
+    #[command(name = "setConsumeMode")]
+    SetConsumeMode(consumers::SetConsumeMode),
     /// Delete subscription group from broker.
     #[command(name = "deleteSubGroup")]
     DeleteSubGroup(consumers::DeleteSubGroup),
@@ -304,6 +307,7 @@ async fn run(cli: Cli) -> Result<()> {
             consumers::producer_connection(&admin, args, json).await
         }
         Command::UpdateSubGroup(args) => consumers::update_sub_group(&admin, args, json).await,
+        Command::SetConsumeMode(args) => consumers::set_consume_mode(&admin, args, json).await,
         Command::DeleteSubGroup(args) => consumers::delete_sub_group(&admin, args, json).await,
         Command::WipeWritePerm(args) => {
             brokers::write_perm(&admin, args, brokers::PermChange::Wipe, json).await

@@ -1,4 +1,4 @@
-//! `consumerConnection`, `producerConnection`, `consumerStatus`, `updateSubGroup` and
+//! `consumerConnection`, `producerConnection`, `consumerStatus`, `updateSubGroup`, `setConsumeMode` and
 //! `deleteSubGroup`: who is connected, what consumers report about themselves, and
 //! subscription-group configs.
 
@@ -590,6 +590,82 @@ pub async fn update_sub_group(admin: &Admin, args: UpdateSubGroup, json: bool) -
     }
     if failed > 0 {
         bail!("{failed} of {} brokers refused the group", addrs.len());
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SetConsumeMode {
+    /// create subscription group to which broker
+    #[arg(short = 'b', long = "brokerAddr")]
+    broker_addr: Option<String>,
+    /// create subscription group to which cluster
+    #[arg(short = 'c', long = "clusterName")]
+    cluster: Option<String>,
+    /// topic name
+    #[arg(short = 't', long = "topicName")]
+    topic: String,
+    /// consumer group name
+    #[arg(short = 'g', long = "groupName")]
+    group: String,
+    /// consume mode. PULL/POP
+    #[arg(short = 'm', long = "mode")]
+    mode: String,
+    /// num of queue which share in pop mode
+    #[arg(short = 'q', long = "popShareQueueNum", default_value_t = 0)]
+    pop_share_queue_num: i32,
+}
+
+pub async fn set_consume_mode(admin: &Admin, args: SetConsumeMode, json: bool) -> Result<()> {
+    use remoting::body::pop::{MessageRequestMode, SetMessageRequestModeRequestBody};
+    let Some(mode) = MessageRequestMode::from_java_name(args.mode.trim()) else {
+        bail!("mode `{}` is not PULL or POP", args.mode.trim());
+    };
+    let body = SetMessageRequestModeRequestBody {
+        consumer_group: args.group.trim().to_owned(),
+        mode,
+        pop_share_queue_num: args.pop_share_queue_num,
+        topic: args.topic.trim().to_owned(),
+    };
+    let addrs = match (&args.broker_addr, &args.cluster) {
+        (Some(addr), _) => vec![addr.trim().to_owned()],
+        (None, Some(cluster)) => admin.cluster_master_addrs(cluster.trim()).await?,
+        (None, None) => bail!("setConsumeMode needs -b brokerAddr or -c clusterName"),
+    };
+    let mut set = Vec::new();
+    let mut failed = 0;
+    for addr in &addrs {
+        match admin.set_message_request_mode(addr, &body).await {
+            Ok(()) => {
+                if !json {
+                    println!("set consume mode to {addr} success.");
+                }
+                set.push(addr.clone());
+            }
+            // As RocketMQ's tool: with -c, one broker's refusal does not stop the others.
+            Err(error) if args.broker_addr.is_none() => {
+                eprintln!("set consume mode to {addr} failed: {error}");
+                failed += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if json {
+        print_json(
+            &json!({"brokers": set, "topic": body.topic, "group": body.consumer_group,
+            "mode": mode.java_name(), "popShareQueueNum": body.pop_share_queue_num}),
+        )?;
+    } else {
+        println!(
+            "topic[{}] group[{}] consume mode[{}] popShareQueueNum[{}]",
+            body.topic,
+            body.consumer_group,
+            mode.java_name(),
+            body.pop_share_queue_num
+        );
+    }
+    if failed > 0 {
+        bail!("{failed} of {} brokers refused the mode", addrs.len());
     }
     Ok(())
 }
