@@ -204,6 +204,7 @@ impl Group {
                 ("brokerClusterName", "BenchCluster".to_owned()),
                 ("brokerName", GROUP.to_owned()),
                 ("listenPort", port.to_string()),
+                ("grpcServerPort", free_port().to_string()),
                 ("namesrvAddr", namesrv.to_owned()),
                 ("brokerIP1", "127.0.0.1".to_owned()),
                 ("bindAddress", "127.0.0.1".to_owned()),

@@ -189,6 +189,7 @@ fn one_run(options: &Options) -> RunResult {
         .expect("broker runtime");
     let config = BrokerConfig {
         listen_port: 0,
+        grpc_server_port: 0,
         bind_address: "127.0.0.1".into(),
         broker_ip1: "127.0.0.1".into(),
         broker_name: "bench".into(),

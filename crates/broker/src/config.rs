@@ -81,6 +81,11 @@ pub struct BrokerConfig {
     /// proxy refuses it. Off by default here: a 4.x application sending delayed messages
     /// to a topic without the attribute would be refused otherwise.
     pub enable_topic_message_type_check: bool,
+    /// `enableGrpcServer`: serve RocketMQ 5's gRPC protocol (the clients that otherwise
+    /// need RocketMQ's proxy) on `grpcServerPort`.
+    pub enable_grpc_server: bool,
+    /// `grpcServerPort`: the gRPC port (RocketMQ's proxy's default, 8081).
+    pub grpc_server_port: u16,
     /// `defaultMessageRequestMode`: how a consumer group reads a topic for which no
     /// `mqadmin setConsumeMode` was given: PULL (RocketMQ's default) or POP.
     pub default_message_request_mode: remoting::body::pop::MessageRequestMode,
@@ -140,6 +145,8 @@ impl Default for BrokerConfig {
             timer_precision_ms: 1000,
             recall_message_enable: false,
             enable_topic_message_type_check: false,
+            enable_grpc_server: true,
+            grpc_server_port: 8081,
             default_message_request_mode: remoting::body::pop::MessageRequestMode::Pull,
             pop_from_retry_probability: 20,
             revive_interval: Duration::from_millis(1000),
@@ -274,6 +281,8 @@ impl BrokerConfig {
             "enableTopicMessageTypeCheck" => {
                 self.enable_topic_message_type_check = s.parse_bool()?
             }
+            "enableGrpcServer" => self.enable_grpc_server = s.parse_bool()?,
+            "grpcServerPort" => self.grpc_server_port = s.parse_u16()?,
             "defaultMessageRequestMode" => {
                 self.default_message_request_mode =
                     remoting::body::pop::MessageRequestMode::from_java_name(s.value.trim())

@@ -83,6 +83,8 @@ pub struct BrokerContext {
     pub pop: Arc<crate::pop::PopState>,
     /// Topic routes from the name servers (QUERY_ASSIGNMENT answers for the cluster).
     pub routes: crate::route_lookup::RouteLookup,
+    /// The gRPC port bound (`grpcServerPort`, or the one the system picked for 0).
+    pub grpc_port: std::sync::atomic::AtomicU16,
 }
 
 impl BrokerContext {
@@ -165,6 +167,7 @@ impl BrokerContext {
             timer_recalls: Default::default(),
             pop: Arc::new(crate::pop::PopState::new(&config)),
             routes: crate::route_lookup::RouteLookup::new(config.namesrv_addrs.clone()),
+            grpc_port: std::sync::atomic::AtomicU16::new(config.grpc_server_port),
             config,
         }))
     }
@@ -284,6 +287,10 @@ impl BrokerContext {
         }
         let config = TopicConfig::new(topic, queue_nums.max(1), queue_nums.max(1), topic_perm);
         self.create_topic(config).await
+    }
+
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc_port.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the broker as a whole takes writes (its role and `brokerPermission`).

@@ -21,6 +21,7 @@
 //!   member builds, the delivery a master runs, its replicated progress, recalls).
 //! - [`transaction`]: transactional messages (half messages, END_TRANSACTION, the check
 //!   service a master runs, its replicated progress).
+//! - [`grpc`]: RocketMQ 5's gRPC protocol served by the broker itself (no proxy).
 //! - [`pop`]: POP consumption (checkpoints and acks in the revive topic, the ledger of
 //!   open checkpoints every member builds, redelivery by the master).
 //! - [`route_lookup`]: topic routes from the name servers.
@@ -49,6 +50,7 @@ pub mod consumer_filter;
 pub mod context;
 pub mod counters;
 pub mod group;
+pub mod grpc;
 pub mod limits;
 pub mod live_config;
 pub mod local;

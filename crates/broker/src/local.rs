@@ -30,6 +30,9 @@ pub struct LocalOptions {
     pub broker_port: u16,
     /// The first member's raft port (the others follow: 40911, 40912, 40913).
     pub raft_port: u16,
+    /// The first broker's gRPC port (RocketMQ 5 clients; the others follow: 8081, 8082,
+    /// 8083).
+    pub grpc_port: u16,
     /// One standalone broker instead of a group.
     pub standalone: bool,
     /// Each broker's store goes in a subdirectory.
@@ -43,6 +46,7 @@ impl Default for LocalOptions {
             namesrv_port: 9876,
             broker_port: 30911,
             raft_port: 40911,
+            grpc_port: 8081,
             standalone: false,
             data_dir: PathBuf::from("data"),
         }
@@ -75,11 +79,12 @@ pub fn broker_configs(
     options: &LocalOptions,
     namesrv_addr: &str,
 ) -> Result<Vec<BrokerConfig>, LocalError> {
-    let base = |name: &str, cluster: &str, port: u16, dir: PathBuf| BrokerConfig {
+    let base = |name: &str, cluster: &str, port: u16, grpc_port: u16, dir: PathBuf| BrokerConfig {
         broker_cluster_name: cluster.to_owned(),
         broker_name: name.to_owned(),
         broker_id: 0,
         listen_port: port,
+        grpc_server_port: grpc_port,
         namesrv_addrs: vec![namesrv_addr.to_owned()],
         broker_ip1: options.host.clone(),
         bind_address: options.host.clone(),
@@ -96,6 +101,7 @@ pub fn broker_configs(
             name,
             "DefaultCluster",
             options.broker_port,
+            options.grpc_port,
             options.data_dir.join(name),
         )]);
     }
@@ -118,13 +124,17 @@ pub fn broker_configs(
                 .broker_port
                 .checked_add(i * 10)
                 .ok_or(LocalError::PortRange(options.broker_port))?;
+            let grpc_port = options
+                .grpc_port
+                .checked_add(i)
+                .ok_or(LocalError::PortRange(options.grpc_port))?;
             let dir = options.data_dir.join(GROUP_NAME).join(&id);
             Ok(BrokerConfig {
                 enable_dledger_commit_log: true,
                 dledger_group: GROUP_NAME.to_owned(),
                 dledger_peers: peers.clone(),
                 dledger_self_id: id,
-                ..base(GROUP_NAME, GROUP_CLUSTER, port, dir)
+                ..base(GROUP_NAME, GROUP_CLUSTER, port, grpc_port, dir)
             })
         })
         .collect()
@@ -229,6 +239,8 @@ mod tests {
         assert_eq!(configs.len(), 3);
         let ports: Vec<u16> = configs.iter().map(|c| c.listen_port).collect();
         assert_eq!(ports, [30911, 30921, 30931]);
+        let grpc: Vec<u16> = configs.iter().map(|c| c.grpc_server_port).collect();
+        assert_eq!(grpc, [8081, 8082, 8083]);
         assert!(configs.iter().all(|c| c.enable_dledger_commit_log));
         assert_eq!(configs[2].dledger_self_id, "n2");
         assert_eq!(configs[0].dledger_peers[1].addr, "127.0.0.1:40912");

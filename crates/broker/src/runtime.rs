@@ -107,8 +107,9 @@ pub async fn start_with_store(
 ) -> Result<RunningBroker, StartError> {
     let (listener, local_addr) = bind_client_port(&config).await?;
     let fast_listener = bind_fast_port(&config).await?;
+    let grpc_listener = bind_grpc_port(&config).await?;
     let ctx = BrokerContext::new(config, local_addr.port(), store)?;
-    serve(ctx, listener, fast_listener, local_addr)
+    serve(ctx, listener, fast_listener, grpc_listener, local_addr)
 }
 
 /// A member of a raft group (DLedger mode): the client port first (so a bad port fails
@@ -116,6 +117,7 @@ pub async fn start_with_store(
 async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, StartError> {
     let (listener, local_addr) = bind_client_port(&config).await?;
     let fast_listener = bind_fast_port(&config).await?;
+    let grpc_listener = bind_grpc_port(&config).await?;
     // With `listenPort=0` the address this member registers is only known now; the group
     // code compares it with the members the name servers list (to not copy from itself).
     config.listen_port = local_addr.port();
@@ -130,7 +132,13 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
         opened.registration_needed,
         Some(Arc::clone(&member)),
     )?;
-    let mut running = serve(Arc::clone(&ctx), listener, fast_listener, local_addr)?;
+    let mut running = serve(
+        Arc::clone(&ctx),
+        listener,
+        fast_listener,
+        grpc_listener,
+        local_addr,
+    )?;
     let role_manager = group::role_manager::RoleManager {
         role: Arc::clone(&ctx.role),
         registration_needed: Arc::clone(&ctx.registration_needed),
@@ -182,10 +190,26 @@ async fn bind_fast_port(config: &BrokerConfig) -> Result<Option<TcpListener>, St
     Ok(Some(listener))
 }
 
+/// The gRPC port for RocketMQ 5 clients (`grpcServerPort`), unless `enableGrpcServer=false`.
+async fn bind_grpc_port(config: &BrokerConfig) -> Result<Option<TcpListener>, StartError> {
+    if !config.enable_grpc_server {
+        return Ok(None);
+    }
+    let bind = format!("{}:{}", config.bind_address, config.grpc_server_port);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: format!("{bind} (gRPC, grpcServerPort)"),
+            source,
+        })?;
+    Ok(Some(listener))
+}
+
 fn serve(
     ctx: Arc<BrokerContext>,
     listener: TcpListener,
     fast_listener: Option<TcpListener>,
+    grpc_listener: Option<TcpListener>,
     local_addr: SocketAddr,
 ) -> Result<RunningBroker, StartError> {
     let processor = Arc::new(BrokerProcessor::new(Arc::clone(&ctx)));
@@ -211,7 +235,7 @@ fn serve(
         None => None,
     };
     let registrar = Arc::new(NameServerRegistrar::new(ctx.config.namesrv_addrs.clone()));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(registration::run(Arc::clone(&ctx), Arc::clone(&registrar))),
         tokio::spawn(persist_offsets_periodically(Arc::clone(&ctx))),
         tokio::spawn(expire_clients_periodically(Arc::clone(&ctx))),
@@ -221,6 +245,13 @@ fn serve(
         tokio::spawn(transaction::check::run(Arc::clone(&ctx))),
         tokio::spawn(crate::pop::revive::run(Arc::clone(&ctx))),
     ];
+    if let Some(grpc_listener) = grpc_listener {
+        if let Ok(addr) = grpc_listener.local_addr() {
+            ctx.grpc_port
+                .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
+        }
+        tasks.push(crate::grpc::serve(Arc::clone(&ctx), grpc_listener));
+    }
     info!(broker = %ctx.config.broker_name, addr = %ctx.broker_addr, %local_addr,
         cluster = %ctx.config.broker_cluster_name, namesrv = ?ctx.config.namesrv_addrs,
         "The broker boot success.");

@@ -146,6 +146,21 @@ impl Servers {
         }
     }
 
+    /// The gRPC endpoints of every broker process, `;`-separated, as a RocketMQ 5 client is
+    /// configured with them.
+    pub fn grpc_endpoints(&self) -> Result<String> {
+        let addrs: Vec<String> = match (&self.broker, &self.group) {
+            (Some(broker), _) => vec![broker.grpc_addr()?],
+            (None, Some(group)) => group
+                .members
+                .iter()
+                .map(|m| m.grpc_addr())
+                .collect::<Result<_>>()?,
+            (None, None) => Vec::new(),
+        };
+        Ok(addrs.join(";"))
+    }
+
     /// The broker ids and addresses the name server should list: 0 for the master; a
     /// group's followers as `dLegerSelfId` digits + 1.
     pub fn expected_addrs(&self, master: &str) -> BTreeMap<String, String> {

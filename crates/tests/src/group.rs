@@ -37,6 +37,11 @@ impl GroupMember {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Where RocketMQ 5 clients reach it over gRPC.
+    pub fn grpc_addr(&self) -> anyhow::Result<String> {
+        crate::grpc_addr_in(&self.conf)
+    }
+
     fn spawn(dir: &Path, id: &str, conf: &Path) -> Result<Process> {
         Process::spawn(
             id,
@@ -155,6 +160,7 @@ impl BrokerGroup {
                     ("brokerClusterName", "RaftCluster".to_owned()),
                     ("brokerName", name.to_owned()),
                     ("listenPort", port.to_string()),
+                    ("grpcServerPort", free_port().to_string()),
                     ("namesrvAddr", namesrv.to_owned()),
                     ("brokerIP1", "127.0.0.1".to_owned()),
                     ("bindAddress", "127.0.0.1".to_owned()),

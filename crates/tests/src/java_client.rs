@@ -81,6 +81,32 @@ impl fmt::Display for Version {
     }
 }
 
+/// The driver of Apache's RocketMQ 5 gRPC client (rocketmq-client-java 5.0.8,
+/// `compat/java/src-grpc`).
+pub const GRPC_RELEASE: &str = "5.0.8";
+
+pub fn grpc_jar() -> PathBuf {
+    repo_root().join("target/compat-java/rocketmq-grpc/driver.jar")
+}
+
+/// Runs the gRPC client's driver with `args` to its end (killed after `timeout`).
+pub fn run_grpc(args: &[&str], timeout: Duration) -> Result<Finished> {
+    driver::run_to_end(
+        &format!("Java gRPC client {GRPC_RELEASE} driver {args:?}"),
+        command(&grpc_jar(), args)?,
+        timeout,
+    )
+}
+
+/// Starts the gRPC client's driver in the background (killed after `timeout`).
+pub fn spawn_grpc(args: &[&str], timeout: Duration) -> Result<Running> {
+    Running::spawn(
+        &format!("Java gRPC client {GRPC_RELEASE} driver {args:?}"),
+        command(&grpc_jar(), args)?,
+        timeout,
+    )
+}
+
 /// The `java -jar` command for `args`, after checking the jar is built.
 fn command(jar: &Path, args: &[&str]) -> Result<Command> {
     if !jar.exists() {
@@ -101,6 +127,7 @@ pub fn check_built() -> Result<()> {
     for version in Version::ALL {
         command(&version.jar(), &[])?;
     }
+    command(&grpc_jar(), &[])?;
     let java = Command::new("java").arg("-version").output();
     if !java.is_ok_and(|out| out.status.success()) {
         bail!("`java -version` does not run: the Java driver needs a JDK 17 on PATH ({SETUP_SCRIPT} installs one when run as root)");

@@ -350,6 +350,7 @@ impl Broker {
                 ("brokerName", name.to_string()),
                 ("brokerId", "0".to_string()),
                 ("listenPort", port.to_string()),
+                ("grpcServerPort", free_port().to_string()),
                 ("namesrvAddr", namesrv.to_string()),
                 ("brokerIP1", "127.0.0.1".to_string()),
                 ("storePathRootDir", store_dir.display().to_string()),
@@ -404,6 +405,23 @@ impl Broker {
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Where RocketMQ 5 clients reach it over gRPC (`grpcServerPort` of its config).
+    pub fn grpc_addr(&self) -> Result<String> {
+        grpc_addr_in(&self.conf)
+    }
+}
+
+/// `127.0.0.1:<grpcServerPort>` as a broker config file sets it (the last setting wins).
+pub(crate) fn grpc_addr_in(conf: &Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(conf).with_context(|| format!("reading {}", conf.display()))?;
+    let port = text
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("grpcServerPort="))
+        .with_context(|| format!("{} sets no grpcServerPort", conf.display()))?;
+    Ok(format!("127.0.0.1:{}", port.trim()))
 }
 
 pub(crate) fn unique_suffix() -> u128 {

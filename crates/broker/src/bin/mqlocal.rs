@@ -31,6 +31,9 @@ struct Args {
     /// Raft port of the first member (the others: +1, +2).
     #[arg(long, default_value_t = 40911)]
     raft_port: u16,
+    /// gRPC port (RocketMQ 5 clients) of the first broker (the others: +1, +2).
+    #[arg(long, default_value_t = 8081)]
+    grpc_port: u16,
     /// One standalone broker instead of a replicated group.
     #[arg(long)]
     standalone: bool,
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             defaults.broker_port
         }),
         raft_port: args.raft_port,
+        grpc_port: args.grpc_port,
         standalone: args.standalone,
         data_dir: args.data_dir,
     };

@@ -72,7 +72,7 @@ impl RequestProcessor for BrokerProcessor {
         let ctx = &self.ctx;
         let response = match request.code {
             code::SEND_MESSAGE | code::SEND_MESSAGE_V2 | code::SEND_BATCH_MESSAGE => {
-                send::process(ctx, conn, &request).await
+                send::process(ctx, conn.remote_addr(), &request).await
             }
             code::SEND_REPLY_MESSAGE | code::SEND_REPLY_MESSAGE_V2 => {
                 reply::process(ctx, conn, &request).await
@@ -81,7 +81,7 @@ impl RequestProcessor for BrokerProcessor {
             code::RECALL_MESSAGE => recall::process(ctx, conn, &request).await,
             code::CONSUMER_SEND_MSG_BACK => send_back::process(ctx, &request).await,
             code::PULL_MESSAGE | code::LITE_PULL_MESSAGE => pull::process(ctx, &request).await,
-            code::POP_MESSAGE => pop::process(ctx, conn, &request).await,
+            code::POP_MESSAGE => pop::process(ctx, &request, conn.closed()).await,
             code::ACK_MESSAGE => pop_ack::ack(ctx, &request).await,
             code::BATCH_ACK_MESSAGE => pop_ack::batch_ack(ctx, &request).await,
             code::CHANGE_MESSAGE_INVISIBLETIME => {

@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use rand::Rng;
 use remoting::body::topic::perm;
 use remoting::code::response;
 use remoting::command::RemotingCommand;
-use remoting::connection::ConnectionHandle;
 use remoting::header::pop::{PopMessageRequestHeader, PopMessageResponseHeader};
 use remoting::pop_receipt::PopOffsetInfo;
 use tokio::time::Instant;
@@ -56,11 +56,15 @@ struct Popped {
     rest: i64,
 }
 
+/// Serves one pop. `requester_gone` resolves when whoever asked can no longer take the
+/// answer (its connection closed): a waiting pop then stops rather than take messages that
+/// would only come back after their invisible time.
 pub async fn process(
     ctx: &BrokerContext,
-    conn: &ConnectionHandle,
     request: &RemotingCommand,
+    requester_gone: impl std::future::Future<Output = ()>,
 ) -> RemotingCommand {
+    tokio::pin!(requester_gone);
     let header: PopMessageRequestHeader = match decode_header(request) {
         Ok(header) => header,
         Err(refusal) => return refusal.into_response(request),
@@ -104,7 +108,7 @@ pub async fn process(
         let arrivals = waits
             .as_ref()
             .map(|(on_topic, on_retry)| (on_topic.notified(), on_retry.notified()));
-        if conn.is_closed() {
+        if requester_gone.as_mut().now_or_never().is_some() {
             // The consumer is gone: messages popped now would only come back after their
             // invisible time. The answer goes nowhere.
             return empty(request, &plan, response::POLLING_TIMEOUT, now_ms(), 0);
@@ -143,7 +147,9 @@ pub async fn process(
             _ = on_retry => {}
             _ = tokio::time::sleep_until(deadline) => {}
             _ = ctx.shutdown.cancelled() => {}
-            _ = conn.closed() => {}
+            _ = requester_gone.as_mut() => {
+                return empty(request, &plan, response::POLLING_TIMEOUT, now_ms(), 0);
+            }
         }
     }
 }

@@ -41,13 +41,13 @@ pub async fn process(
         Ok(header) => header,
         Err(e) => return Refusal::from(e).into_response(request),
     };
-    let target = match send::check(ctx, conn, request, &header).await {
+    let target = match send::check(ctx, conn.remote_addr(), request, &header).await {
         Ok(target) => target,
         Err(refusal) => return refusal.into_response(request),
     };
     let pushed = push(ctx, conn, request, &header, &target).await;
     let stored = if ctx.config.store_reply_message_enable {
-        match send::send_one(ctx, conn, request, &header, &target).await {
+        match send::send_one(ctx, conn.remote_addr(), request, &header, &target).await {
             Ok(stored) if stored.code == response::SUCCESS => Some(stored),
             Ok(stored) => {
                 warn!(topic = %target.topic, code = stored.code, remark = ?stored.remark,

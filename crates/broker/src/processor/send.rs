@@ -30,8 +30,8 @@ use rand::Rng;
 use remoting::body::{perm, TopicConfig};
 use remoting::code::response;
 use remoting::command::{version, RemotingCommand};
-use remoting::connection::ConnectionHandle;
 use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use std::net::SocketAddr;
 use tracing::{info, warn};
 
 use super::Refusal;
@@ -50,7 +50,7 @@ use crate::transaction::{bridge, TRANS_HALF_TOPIC};
 
 pub async fn process(
     ctx: &Arc<BrokerContext>,
-    conn: &ConnectionHandle,
+    producer: SocketAddr,
     request: &RemotingCommand,
 ) -> RemotingCommand {
     if let Some(new_master) = ctx.handoff.forwarding_to() {
@@ -58,27 +58,27 @@ pub async fn process(
             return response;
         }
     }
-    let response = process_send(ctx, conn, request).await;
+    let response = process_send(ctx, producer, request).await;
     answer_after_handoff(ctx, request, response).await
 }
 
 async fn process_send(
     ctx: &Arc<BrokerContext>,
-    conn: &ConnectionHandle,
+    producer: SocketAddr,
     request: &RemotingCommand,
 ) -> RemotingCommand {
     let header = match SendMessageRequestHeader::from_request(request.code, &request.ext_fields) {
         Ok(header) => header,
         Err(e) => return Refusal::from(e).into_response(request),
     };
-    let target = match check(ctx, conn, request, &header).await {
+    let target = match check(ctx, producer, request, &header).await {
         Ok(target) => target,
         Err(refusal) => return refusal.into_response(request),
     };
     let result = if is_batch(request, &header) {
-        send_batch(ctx, conn, request, &header, &target).await
+        send_batch(ctx, producer, request, &header, &target).await
     } else {
-        send_one(ctx, conn, request, &header, &target).await
+        send_one(ctx, producer, request, &header, &target).await
     };
     result.unwrap_or_else(|refusal| refusal.into_response(request))
 }
@@ -123,7 +123,7 @@ pub(crate) struct Target {
 /// A send's checks, in RocketMQ's order (replies go through them too).
 pub(crate) async fn check(
     ctx: &BrokerContext,
-    conn: &ConnectionHandle,
+    producer: SocketAddr,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
 ) -> Result<Target, Refusal> {
@@ -152,7 +152,7 @@ pub(crate) async fn check(
             not_allowed_send_remark(topic),
         ));
     }
-    let topic_config = topic_for_send(ctx, conn, header).await?;
+    let topic_config = topic_for_send(ctx, producer, header).await?;
     if !perm::is_writeable(topic_config.perm) {
         return Err(Refusal::new(
             response::NO_PERMISSION,
@@ -180,7 +180,7 @@ pub(crate) async fn check(
             format!(
                 "request queueId[{}] is illegal, topic {topic} has {queue_limit} queues, producer: {}",
                 header.queue_id,
-                conn.remote_addr()
+                producer
             ),
         ));
     }
@@ -235,7 +235,7 @@ pub(crate) async fn check(
 /// absent and allowed.
 async fn topic_for_send(
     ctx: &BrokerContext,
-    conn: &ConnectionHandle,
+    producer: SocketAddr,
     header: &SendMessageRequestHeader,
 ) -> Result<Arc<TopicConfig>, Refusal> {
     let topic = header.topic.as_str();
@@ -266,7 +266,7 @@ async fn topic_for_send(
             .await
             .map_err(|e| not_exist(&e.to_string()))?
     };
-    info!(%topic, producer = %conn.remote_addr(), queues = created.write_queue_nums,
+    info!(%topic, producer = %producer, queues = created.write_queue_nums,
         "auto-created topic on send");
     Ok(created)
 }
@@ -319,7 +319,7 @@ async fn retry_or_dead_letter(
 /// Stores one message; the answer carries where it went.
 pub(crate) async fn send_one(
     ctx: &BrokerContext,
-    conn: &ConnectionHandle,
+    producer: SocketAddr,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
     target: &Target,
@@ -378,7 +378,7 @@ pub(crate) async fn send_one(
         properties: &stored_properties,
         sys_flag,
         born_timestamp_ms: header.born_timestamp,
-        born_host: conn.remote_addr(),
+        born_host: producer,
         reconsume_times,
     };
     let mut batch =
@@ -408,7 +408,7 @@ pub(crate) async fn send_one(
 
 async fn send_batch(
     ctx: &BrokerContext,
-    conn: &ConnectionHandle,
+    producer: SocketAddr,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
     target: &Target,
@@ -469,7 +469,7 @@ async fn send_batch(
             properties: &stored_properties,
             sys_flag: header.sys_flag,
             born_timestamp_ms: header.born_timestamp,
-            born_host: conn.remote_addr(),
+            born_host: producer,
             reconsume_times: header.reconsume_times.unwrap_or(0),
         };
         append_record(&mut batch, &message, ctx.store_host)

@@ -40,6 +40,7 @@ pub fn test_config(dir: &std::path::Path) -> BrokerConfig {
         broker_cluster_name: "TestCluster".into(),
         broker_name: "broker-t".into(),
         listen_port: 0,
+        grpc_server_port: 0,
         bind_address: "127.0.0.1".into(),
         broker_ip1: "127.0.0.1".into(),
         max_message_size: 1024 * 1024,

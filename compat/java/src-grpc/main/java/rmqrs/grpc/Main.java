@@ -1,0 +1,284 @@
+package rmqrs.grpc;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.rocketmq.client.apis.ClientConfiguration;
+import org.apache.rocketmq.client.apis.ClientServiceProvider;
+import org.apache.rocketmq.client.apis.consumer.ConsumeResult;
+import org.apache.rocketmq.client.apis.consumer.FilterExpression;
+import org.apache.rocketmq.client.apis.consumer.FilterExpressionType;
+import org.apache.rocketmq.client.apis.consumer.PushConsumer;
+import org.apache.rocketmq.client.apis.consumer.SimpleConsumer;
+import org.apache.rocketmq.client.apis.message.Message;
+import org.apache.rocketmq.client.apis.message.MessageView;
+import org.apache.rocketmq.client.apis.producer.Producer;
+import org.apache.rocketmq.client.apis.producer.SendReceipt;
+
+/**
+ * Drives Apache's RocketMQ 5 gRPC client (rocketmq-client-java), unmodified, against a broker
+ * that serves gRPC itself. One JSON object per line on stdout; exit 0 on success, 1 on a
+ * failure (a `failed` line says why), 2 on a usage error.
+ *
+ * <pre>
+ * produce --endpoints E -t TOPIC -c COUNT [--tag T] [--delay-ms MS] [--interval-ms MS]
+ *     Producer.send, one message at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ;
+ *     a send that fails after the client's retries is a `send_failed` line.
+ * simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
+ *     SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's first
+ *     delivery gets changeInvisibleDuration(1 s) instead, and must come back.
+ * push    --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--fail-first]
+ *     PushConsumer; with --fail-first the listener fails each message's first delivery.
+ * </pre>
+ */
+public final class Main {
+    private Main() {}
+
+    public static void main(String[] argv) {
+        int code;
+        try {
+            code = run(argv);
+        } catch (IllegalArgumentException e) {
+            System.err.println("grpc-driver: " + e.getMessage());
+            code = 2;
+        } catch (Throwable e) {
+            line(Map.of("op", "failed", "error", String.valueOf(e)));
+            e.printStackTrace();
+            code = 1;
+        }
+        System.out.flush();
+        System.exit(code);
+    }
+
+    private static int run(String[] argv) throws Exception {
+        if (argv.length == 0) {
+            throw new IllegalArgumentException("usage: produce|simple|push --endpoints E ...");
+        }
+        Map<String, String> flags = new HashMap<>();
+        for (int i = 1; i < argv.length; i++) {
+            String key = argv[i];
+            if (key.equals("--nack-first") || key.equals("--fail-first")) {
+                flags.put(key, "true");
+            } else if (i + 1 < argv.length) {
+                flags.put(key, argv[++i]);
+            } else {
+                throw new IllegalArgumentException(key + " needs a value");
+            }
+        }
+        ClientServiceProvider provider = ClientServiceProvider.loadService();
+        ClientConfiguration config = ClientConfiguration.newBuilder()
+            .setEndpoints(required(flags, "--endpoints"))
+            .enableSsl(false)
+            .setRequestTimeout(Duration.ofSeconds(10))
+            .build();
+        String topic = required(flags, "-t");
+        switch (argv[0]) {
+            case "produce":
+                return produce(provider, config, topic, flags);
+            case "simple":
+                return simple(provider, config, topic, flags);
+            case "push":
+                return push(provider, config, topic, flags);
+            default:
+                throw new IllegalArgumentException("unknown command " + argv[0]);
+        }
+    }
+
+    private static int produce(ClientServiceProvider provider, ClientConfiguration config,
+            String topic, Map<String, String> flags) throws Exception {
+        int count = Integer.parseInt(required(flags, "-c"));
+        long delayMs = Long.parseLong(flags.getOrDefault("--delay-ms", "0"));
+        long intervalMs = Long.parseLong(flags.getOrDefault("--interval-ms", "0"));
+        int failed = 0;
+        try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config)
+                .setTopics(topic).build()) {
+            line(Map.of("op", "started", "command", "produce"));
+            for (int seq = 0; seq < count; seq++) {
+                var builder = provider.newMessageBuilder().setTopic(topic)
+                    .setKeys("K-" + seq).addProperty("seq", String.valueOf(seq))
+                    .setBody((topic + ":" + seq).getBytes(StandardCharsets.UTF_8));
+                if (flags.containsKey("--tag")) {
+                    builder.setTag(flags.get("--tag"));
+                }
+                long deliver = 0;
+                if (delayMs > 0) {
+                    deliver = System.currentTimeMillis() + delayMs;
+                    builder.setDeliveryTimestamp(deliver);
+                }
+                Message message = builder.build();
+                if (intervalMs > 0) {
+                    Thread.sleep(intervalMs);
+                }
+                SendReceipt receipt;
+                try {
+                    receipt = producer.send(message);
+                } catch (Exception e) {
+                    // Through a failover some sends fail after the client's own retries; only
+                    // acknowledged ones must survive.
+                    failed++;
+                    line(Map.of("op", "send_failed", "seq", seq, "error", String.valueOf(e)));
+                    continue;
+                }
+                Map<String, Object> sent = new HashMap<>();
+                sent.put("op", "sent");
+                sent.put("seq", seq);
+                sent.put("msg_id", receipt.getMessageId().toString());
+                sent.put("deliver_ms", deliver);
+                line(sent);
+            }
+        }
+        line(Map.of("op", "done", "sent", count - failed, "failed", failed));
+        return 0;
+    }
+
+    private static int simple(ClientServiceProvider provider, ClientConfiguration config,
+            String topic, Map<String, String> flags) throws Exception {
+        String group = required(flags, "-g");
+        int expect = Integer.parseInt(required(flags, "--expect"));
+        long deadline = System.currentTimeMillis()
+            + 1000L * Long.parseLong(required(flags, "--timeout-secs"));
+        boolean nackFirst = flags.containsKey("--nack-first");
+        Map<String, AtomicInteger> deliveries = new ConcurrentHashMap<>();
+        Set<String> acked = ConcurrentHashMap.newKeySet();
+        try (SimpleConsumer consumer = provider.newSimpleConsumerBuilder()
+                .setClientConfiguration(config).setConsumerGroup(group)
+                .setAwaitDuration(Duration.ofSeconds(5))
+                .setSubscriptionExpressions(Map.of(topic,
+                    new FilterExpression("*", FilterExpressionType.TAG)))
+                .build()) {
+            line(Map.of("op", "started", "command", "simple"));
+            while (acked.size() < expect && System.currentTimeMillis() < deadline) {
+                List<MessageView> views = consumer.receive(16, Duration.ofSeconds(20));
+                for (MessageView view : views) {
+                    String id = view.getMessageId().toString();
+                    int delivery = deliveries.computeIfAbsent(id, k -> new AtomicInteger())
+                        .incrementAndGet();
+                    Map<String, Object> received = describe(view, delivery);
+                    if (nackFirst && delivery == 1) {
+                        consumer.changeInvisibleDuration(view, Duration.ofSeconds(1));
+                        received.put("op", "nacked");
+                    } else {
+                        consumer.ack(view);
+                        acked.add(id);
+                        received.put("op", "received");
+                    }
+                    line(received);
+                }
+            }
+        }
+        line(Map.of("op", acked.size() >= expect ? "done" : "timeout", "distinct", acked.size()));
+        return acked.size() >= expect ? 0 : 1;
+    }
+
+    private static int push(ClientServiceProvider provider, ClientConfiguration config,
+            String topic, Map<String, String> flags) throws Exception {
+        String group = required(flags, "-g");
+        int expect = Integer.parseInt(required(flags, "--expect"));
+        long deadline = System.currentTimeMillis()
+            + 1000L * Long.parseLong(required(flags, "--timeout-secs"));
+        boolean failFirst = flags.containsKey("--fail-first");
+        Map<String, AtomicInteger> deliveries = new ConcurrentHashMap<>();
+        Set<String> accepted = ConcurrentHashMap.newKeySet();
+        List<Map<String, Object>> lines = new ArrayList<>();
+        PushConsumer consumer = provider.newPushConsumerBuilder().setClientConfiguration(config)
+            .setConsumerGroup(group)
+            .setSubscriptionExpressions(Map.of(topic,
+                new FilterExpression("*", FilterExpressionType.TAG)))
+            .setMessageListener(view -> {
+                String id = view.getMessageId().toString();
+                int delivery = deliveries.computeIfAbsent(id, k -> new AtomicInteger())
+                    .incrementAndGet();
+                Map<String, Object> received = describe(view, delivery);
+                boolean refuse = failFirst && delivery == 1;
+                received.put("op", refuse ? "refused" : "received");
+                line(received);
+                if (refuse) {
+                    return ConsumeResult.FAILURE;
+                }
+                accepted.add(id);
+                return ConsumeResult.SUCCESS;
+            })
+            .build();
+        line(Map.of("op", "started", "command", "push"));
+        while (accepted.size() < expect && System.currentTimeMillis() < deadline) {
+            Thread.sleep(50);
+        }
+        // Let the last acknowledgements reach the broker.
+        Thread.sleep(1000);
+        consumer.close();
+        line(Map.of("op", accepted.size() >= expect ? "done" : "timeout",
+            "distinct", accepted.size()));
+        return accepted.size() >= expect ? 0 : 1;
+    }
+
+    private static Map<String, Object> describe(MessageView view, int delivery) {
+        ByteBuffer body = view.getBody();
+        byte[] bytes = new byte[body.remaining()];
+        body.get(bytes);
+        Map<String, Object> out = new HashMap<>();
+        out.put("msg_id", view.getMessageId().toString());
+        out.put("topic", view.getTopic());
+        out.put("body", new String(bytes, StandardCharsets.UTF_8));
+        out.put("seq", view.getProperties().get("seq"));
+        out.put("delivery_attempt", view.getDeliveryAttempt());
+        out.put("delivery", delivery);
+        out.put("at_ms", System.currentTimeMillis());
+        out.put("tag", view.getTag().orElse(null));
+        out.put("keys", String.join(" ", view.getKeys()));
+        return out;
+    }
+
+    private static String required(Map<String, String> flags, String key) {
+        String value = flags.get(key);
+        if (value == null) {
+            throw new IllegalArgumentException("missing " + key);
+        }
+        return value;
+    }
+
+    private static synchronized void line(Map<String, ?> fields) {
+        StringBuilder out = new StringBuilder("{");
+        boolean first = true;
+        for (Map.Entry<String, ?> e : fields.entrySet()) {
+            if (!first) {
+                out.append(',');
+            }
+            first = false;
+            out.append(quote(e.getKey())).append(':');
+            Object v = e.getValue();
+            if (v == null) {
+                out.append("null");
+            } else if (v instanceof Number || v instanceof Boolean) {
+                out.append(v);
+            } else {
+                out.append(quote(v.toString()));
+            }
+        }
+        System.out.println(out.append('}'));
+    }
+
+    private static String quote(String s) {
+        StringBuilder out = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"': out.append("\\\""); break;
+                case '\\': out.append("\\\\"); break;
+                case '\n': out.append("\\n"); break;
+                default:
+                    if (c < 0x20) {
+                        out.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        out.append(c);
+                    }
+            }
+        }
+        return out.append('"').toString();
+    }
+}

@@ -1,0 +1,376 @@
+//! ReceiveMessage, AckMessage, ChangeInvisibleDuration and ForwardMessageToDeadLetterQueue:
+//! 5.x consumers over the POP engine (see [`crate::pop`]). A receive is a pop of every
+//! queue of the topic (and the group's pop retry topic) on this broker; the receipt handle
+//! a client gets is the pop's receipt followed by the message's CommitLog offset, as
+//! RocketMQ's proxy makes it.
+
+use std::sync::Arc;
+
+use grpc::v2::{self, receive_message_response::Content, Code, FilterType};
+use message::MessageIter;
+use remoting::code::{request as code, response};
+use remoting::command::RemotingCommand;
+use remoting::header::client::ConsumerSendMsgBackRequestHeader;
+use remoting::header::pop::{
+    AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
+    PopMessageRequestHeader, PopMessageResponseHeader,
+};
+use remoting::pop_receipt::{PopReceipt, RetryFlag};
+
+use super::clients::{MAX_LONG_POLLING_MS, RECEIVE_BATCH};
+use super::convert::{self, duration_ms};
+use super::relay::MasterRelay;
+use super::status;
+use crate::clock::now_ms;
+use crate::context::BrokerContext;
+use crate::processor::{pop, pop_ack, send_back};
+
+/// The invisible time of a push consumer's receive (it asks for none and renews).
+const DEFAULT_INVISIBLE_MS: i64 = 60_000;
+/// How long an ack, a change or a dead-lettering may take on the master.
+const QUICK: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest invisible time a receive or a change may ask for (RocketMQ's proxy's bound).
+const MAX_INVISIBLE_MS: i64 = 12 * 3600 * 1000;
+
+fn name(resource: Option<&v2::Resource>) -> String {
+    resource.map(|r| r.name.clone()).unwrap_or_default()
+}
+
+fn done(status: Option<v2::Status>) -> Vec<v2::ReceiveMessageResponse> {
+    vec![
+        v2::ReceiveMessageResponse {
+            content: Some(Content::Status(status.unwrap_or_default())),
+        },
+        v2::ReceiveMessageResponse {
+            content: Some(Content::DeliveryTimestamp(convert::timestamp(now_ms()))),
+        },
+    ]
+}
+
+/// The whole answer of one receive, in the order RocketMQ's proxy writes it: the status,
+/// the messages, the delivery time.
+pub async fn receive(
+    ctx: &Arc<BrokerContext>,
+    relay: &MasterRelay,
+    request: v2::ReceiveMessageRequest,
+) -> Vec<v2::ReceiveMessageResponse> {
+    let group = name(request.group.as_ref());
+    let topic = name(
+        request
+            .message_queue
+            .as_ref()
+            .and_then(|q| q.topic.as_ref()),
+    );
+    let invisible_ms = request
+        .invisible_duration
+        .as_ref()
+        .map(duration_ms)
+        .filter(|ms| *ms > 0)
+        .unwrap_or(DEFAULT_INVISIBLE_MS);
+    if invisible_ms > MAX_INVISIBLE_MS {
+        return done(status::of(
+            Code::IllegalInvisibleTime,
+            format!("the invisible time is at most {MAX_INVISIBLE_MS} ms"),
+        ));
+    }
+    let poll_ms = request
+        .long_polling_timeout
+        .as_ref()
+        .map(duration_ms)
+        .unwrap_or(MAX_LONG_POLLING_MS)
+        .clamp(0, MAX_LONG_POLLING_MS);
+    let (exp_type, exp) = match request.filter_expression.as_ref() {
+        Some(filter) if filter.r#type == FilterType::Sql as i32 => {
+            ("SQL92", filter.expression.clone())
+        }
+        Some(filter) if !filter.expression.is_empty() => ("TAG", filter.expression.clone()),
+        _ => ("TAG", "*".to_owned()),
+    };
+    let header = PopMessageRequestHeader {
+        consumer_group: group,
+        topic: topic.clone(),
+        queue_id: -1,
+        max_msg_nums: request.batch_size.clamp(1, RECEIVE_BATCH),
+        invisible_time: invisible_ms,
+        poll_time: poll_ms,
+        born_time: now_ms(),
+        init_mode: 1,
+        exp_type: Some(exp_type.to_owned()),
+        exp: Some(exp),
+        order: None,
+        attempt_id: request.attempt_id.clone(),
+        broker_name: None,
+    };
+    let command = RemotingCommand::request(code::POP_MESSAGE).with_header(&header);
+    let takes = std::time::Duration::from_millis(poll_ms as u64);
+    let answer = relay
+        .run(ctx, command, takes, |command| async move {
+            pop::process(ctx, &command, std::future::pending()).await
+        })
+        .await;
+    match answer.code {
+        response::SUCCESS => {}
+        response::POLLING_TIMEOUT => {
+            return done(status::of(Code::MessageNotFound, "no new message"));
+        }
+        response::POLLING_FULL => return done(status::of(Code::TooManyRequests, "polling full")),
+        other => return done(status::of_remoting(other, answer.remark.as_deref())),
+    }
+    let popped: PopMessageResponseHeader = match answer.decode_header() {
+        Ok(popped) => popped,
+        Err(e) => return done(status::of(Code::InternalServerError, e.to_string())),
+    };
+    let starts = start_offsets(popped.start_offset_info.as_deref().unwrap_or(""));
+    let mut responses = vec![v2::ReceiveMessageResponse {
+        content: Some(Content::Status(status::ok().unwrap_or_default())),
+    }];
+    // The records come as the store's own buffers (one chunk each, or a plain body).
+    let records = std::iter::once(&answer.body).chain(answer.body_chunks.iter());
+    for view in records.flat_map(|chunk| MessageIter::new(chunk)) {
+        let Ok(view) = view else {
+            break;
+        };
+        let retry = RetryFlag::of_topic(view.topic());
+        let checkpoint_offset = starts
+            .iter()
+            .find(|(flag, queue, _)| *flag == retry && *queue == view.queue_id())
+            .map_or(view.queue_offset(), |(_, _, start)| *start);
+        let receipt = PopReceipt {
+            checkpoint_offset,
+            pop_time: popped.pop_time,
+            invisible_time: popped.invisible_time,
+            revive_qid: popped.revive_qid,
+            retry,
+            broker_name: ctx.config.broker_name.clone(),
+            queue_id: view.queue_id(),
+            offset: view.queue_offset(),
+        };
+        let handle = format!("{} {}", receipt.encode(), view.physical_offset());
+        responses.push(v2::ReceiveMessageResponse {
+            content: Some(Content::Message(convert::incoming(&view, &topic, handle))),
+        });
+    }
+    responses.push(v2::ReceiveMessageResponse {
+        content: Some(Content::DeliveryTimestamp(convert::timestamp(now_ms()))),
+    });
+    responses
+}
+
+/// `startOffsetInfo` as (retry flag, queue, start offset).
+fn start_offsets(text: &str) -> Vec<(RetryFlag, i32, i64)> {
+    text.split(';')
+        .filter_map(|entry| {
+            let mut parts = entry.split(' ');
+            let flag = RetryFlag::parse(parts.next()?)?;
+            let queue = parts.next()?.parse().ok()?;
+            let start = parts.next()?.parse().ok()?;
+            Some((flag, queue, start))
+        })
+        .collect()
+}
+
+/// A receipt handle this broker gave out: the pop receipt and the CommitLog offset.
+struct Handle {
+    receipt: PopReceipt,
+    extra_info: String,
+    commit_log_offset: i64,
+}
+
+fn handle_of(text: &str) -> Result<Handle, Option<v2::Status>> {
+    let invalid = || {
+        status::of(
+            Code::InvalidReceiptHandle,
+            "the receipt handle is not valid",
+        )
+    };
+    let (extra_info, commit_log_offset) = text.rsplit_once(' ').ok_or_else(invalid)?;
+    let commit_log_offset = commit_log_offset.parse().map_err(|_| invalid())?;
+    let receipt = PopReceipt::parse(extra_info, -1).map_err(|_| invalid())?;
+    if receipt.offset < 0 {
+        return Err(invalid());
+    }
+    Ok(Handle {
+        receipt,
+        extra_info: extra_info.to_owned(),
+        commit_log_offset,
+    })
+}
+
+/// The topic the handle's message is stored in.
+fn stored_topic(group: &str, topic: &str, retry: RetryFlag) -> String {
+    match retry {
+        RetryFlag::Normal => topic.to_owned(),
+        RetryFlag::RetryV1 => message::topic::pop_retry_topic(group, topic),
+        RetryFlag::RetryV2 => message::topic::pop_retry_topic_v2(group, topic),
+    }
+}
+
+fn expired(receipt: &PopReceipt) -> bool {
+    receipt.pop_time.saturating_add(receipt.invisible_time) <= now_ms()
+}
+
+pub async fn ack(
+    ctx: &BrokerContext,
+    relay: &MasterRelay,
+    request: v2::AckMessageRequest,
+) -> v2::AckMessageResponse {
+    let group = name(request.group.as_ref());
+    let topic = name(request.topic.as_ref());
+    let mut entries = Vec::with_capacity(request.entries.len());
+    for entry in &request.entries {
+        let status = match handle_of(&entry.receipt_handle) {
+            Err(refusal) => refusal,
+            Ok(handle) if expired(&handle.receipt) => {
+                status::of(Code::InvalidReceiptHandle, "receipt handle is expired")
+            }
+            Ok(handle) => {
+                let header = AckMessageRequestHeader {
+                    consumer_group: group.clone(),
+                    topic: stored_topic(&group, &topic, handle.receipt.retry),
+                    queue_id: handle.receipt.queue_id,
+                    extra_info: handle.extra_info,
+                    offset: handle.receipt.offset,
+                    broker_name: None,
+                };
+                let command = RemotingCommand::request(code::ACK_MESSAGE).with_header(&header);
+                let answer = relay
+                    .run(ctx, command, QUICK, |command| async move {
+                        pop_ack::ack(ctx, &command).await
+                    })
+                    .await;
+                status::of_remoting(answer.code, answer.remark.as_deref())
+            }
+        };
+        entries.push(v2::AckMessageResultEntry {
+            message_id: entry.message_id.clone(),
+            receipt_handle: entry.receipt_handle.clone(),
+            status,
+        });
+    }
+    let mut codes: Vec<i32> = entries
+        .iter()
+        .filter_map(|e| e.status.as_ref().map(|s| s.code))
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let status = match codes.as_slice() {
+        [] => status::of(Code::BadRequest, "no entries to acknowledge"),
+        [_] => entries.first().and_then(|e| e.status.clone()),
+        _ => status::of(Code::MultipleResults, "the entries had different outcomes"),
+    };
+    v2::AckMessageResponse { status, entries }
+}
+
+pub async fn change_invisible_duration(
+    ctx: &BrokerContext,
+    relay: &MasterRelay,
+    request: v2::ChangeInvisibleDurationRequest,
+) -> v2::ChangeInvisibleDurationResponse {
+    let refused = |status| v2::ChangeInvisibleDurationResponse {
+        status,
+        receipt_handle: String::new(),
+    };
+    let group = name(request.group.as_ref());
+    let topic = name(request.topic.as_ref());
+    let invisible_ms = request.invisible_duration.as_ref().map_or(0, duration_ms);
+    if !(0..=MAX_INVISIBLE_MS).contains(&invisible_ms) {
+        return refused(status::of(
+            Code::IllegalInvisibleTime,
+            format!("the invisible time must be 0 to {MAX_INVISIBLE_MS} ms"),
+        ));
+    }
+    let handle = match handle_of(&request.receipt_handle) {
+        Ok(handle) if expired(&handle.receipt) => {
+            return refused(status::of(
+                Code::InvalidReceiptHandle,
+                "receipt handle is expired",
+            ))
+        }
+        Ok(handle) => handle,
+        Err(refusal) => return refused(refusal),
+    };
+    let header = ChangeInvisibleTimeRequestHeader {
+        consumer_group: group.clone(),
+        topic: stored_topic(&group, &topic, handle.receipt.retry),
+        queue_id: handle.receipt.queue_id,
+        extra_info: handle.extra_info.clone(),
+        offset: handle.receipt.offset,
+        invisible_time: invisible_ms,
+        broker_name: None,
+    };
+    let command = RemotingCommand::request(code::CHANGE_MESSAGE_INVISIBLETIME).with_header(&header);
+    let answer = relay
+        .run(ctx, command, QUICK, |command| async move {
+            pop_ack::change_invisible_time(ctx, &command).await
+        })
+        .await;
+    if answer.code != response::SUCCESS {
+        return refused(status::of_remoting(answer.code, answer.remark.as_deref()));
+    }
+    let renewed: ChangeInvisibleTimeResponseHeader = match answer.decode_header() {
+        Ok(renewed) => renewed,
+        Err(e) => return refused(status::of(Code::InternalServerError, e.to_string())),
+    };
+    let receipt = PopReceipt {
+        checkpoint_offset: handle.receipt.offset,
+        pop_time: renewed.pop_time,
+        invisible_time: renewed.invisible_time,
+        revive_qid: renewed.revive_qid,
+        ..handle.receipt
+    };
+    v2::ChangeInvisibleDurationResponse {
+        status: status::ok(),
+        receipt_handle: format!("{} {}", receipt.encode(), handle.commit_log_offset),
+    }
+}
+
+/// The message goes to the group's dead-letter topic and its receipt is acknowledged.
+pub async fn forward_to_dead_letter_queue(
+    ctx: &BrokerContext,
+    relay: &MasterRelay,
+    request: v2::ForwardMessageToDeadLetterQueueRequest,
+) -> v2::ForwardMessageToDeadLetterQueueResponse {
+    let group = name(request.group.as_ref());
+    let topic = name(request.topic.as_ref());
+    let handle = match handle_of(&request.receipt_handle) {
+        Ok(handle) => handle,
+        Err(status) => return v2::ForwardMessageToDeadLetterQueueResponse { status },
+    };
+    let header = ConsumerSendMsgBackRequestHeader {
+        offset: handle.commit_log_offset,
+        group: group.clone(),
+        delay_level: -1,
+        origin_msg_id: Some(request.message_id.clone()),
+        origin_topic: Some(topic.clone()),
+        unit_mode: false,
+        max_reconsume_times: Some(0),
+    };
+    let command = RemotingCommand::request(code::CONSUMER_SEND_MSG_BACK).with_header(&header);
+    let answer = relay
+        .run(ctx, command, QUICK, |command| async move {
+            send_back::process(ctx, &command).await
+        })
+        .await;
+    if answer.code != response::SUCCESS {
+        return v2::ForwardMessageToDeadLetterQueueResponse {
+            status: status::of_remoting(answer.code, answer.remark.as_deref()),
+        };
+    }
+    let ack = AckMessageRequestHeader {
+        consumer_group: group.clone(),
+        topic: stored_topic(&group, &topic, handle.receipt.retry),
+        queue_id: handle.receipt.queue_id,
+        extra_info: handle.extra_info,
+        offset: handle.receipt.offset,
+        broker_name: None,
+    };
+    let command = RemotingCommand::request(code::ACK_MESSAGE).with_header(&ack);
+    let answer = relay
+        .run(ctx, command, QUICK, |command| async move {
+            pop_ack::ack(ctx, &command).await
+        })
+        .await;
+    v2::ForwardMessageToDeadLetterQueueResponse {
+        status: status::of_remoting(answer.code, answer.remark.as_deref()),
+    }
+}

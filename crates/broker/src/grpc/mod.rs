@@ -1,0 +1,59 @@
+//! RocketMQ 5's gRPC protocol (`apache.rocketmq.v2.MessagingService`) served by the broker
+//! itself, so 5.x clients need no separate proxy. Plaintext HTTP/2 on `grpcServerPort`
+//! (clients set `enableSsl(false)`).
+//!
+//! - [`service`]: the service, routing each call to its room.
+//! - [`route`]: QueryRoute, QueryAssignment.
+//! - [`clients`]: Telemetry settings, heartbeats and terminations of 5.x clients.
+//! - [`produce`]: SendMessage over the remoting send path.
+//! - [`consume`]: ReceiveMessage, AckMessage, ChangeInvisibleDuration and dead-lettering,
+//!   over the POP engine.
+//! - [`relay`]: on a group's follower, what only the master does, handed to it.
+//! - [`convert`]: messages between the gRPC and the stored form.
+//! - [`status`]: the v2 status codes, and remoting codes translated to them.
+
+pub mod clients;
+pub mod consume;
+pub mod convert;
+pub mod produce;
+pub mod relay;
+pub mod route;
+pub mod service;
+pub mod status;
+
+use std::sync::Arc;
+
+use grpc::v2::messaging_service_server::MessagingServiceServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tracing::{error, info};
+
+use crate::context::BrokerContext;
+
+/// Largest gRPC message accepted: a send of a few messages of the largest size.
+fn max_decoding_bytes(ctx: &BrokerContext) -> usize {
+    (ctx.config.max_message_size as usize)
+        .saturating_mul(4)
+        .max(16 * 1024 * 1024)
+}
+
+/// Serves gRPC on `listener` until the broker shuts down.
+pub fn serve(ctx: Arc<BrokerContext>, listener: TcpListener) -> JoinHandle<()> {
+    let service = MessagingServiceServer::new(service::GrpcService::new(Arc::clone(&ctx)))
+        .max_decoding_message_size(max_decoding_bytes(&ctx));
+    let local = listener.local_addr().ok();
+    tokio::spawn(async move {
+        info!(addr = ?local, "gRPC server listening (RocketMQ 5 clients)");
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let shutdown = ctx.shutdown.clone();
+        let served = tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(256)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            error!(error = %e, "gRPC server stopped");
+        }
+    })
+}

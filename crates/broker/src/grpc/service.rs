@@ -1,0 +1,303 @@
+//! `apache.rocketmq.v2.MessagingService` over the broker: each call is served by the room
+//! that owns it (routes, clients, produce, consume). Every answer carries a `Status`; the
+//! gRPC call itself fails only for what RocketMQ's proxy fails it for (a Telemetry stream
+//! without a client id).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use grpc::v2::messaging_service_server::MessagingService;
+use grpc::v2::{self, telemetry_command::Command, Code};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::debug;
+
+use super::clients::{self, GrpcClients};
+use super::relay::MasterRelay;
+use super::{consume, produce, route, status};
+use crate::context::BrokerContext;
+
+/// Commands a Telemetry stream may have waiting to be written to its client.
+const TELEMETRY_QUEUE: usize = 16;
+
+type Answer<T> = Result<Response<T>, Status>;
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+pub struct GrpcService {
+    ctx: Arc<BrokerContext>,
+    clients: Arc<GrpcClients>,
+    relay: MasterRelay,
+}
+
+impl GrpcService {
+    pub fn new(ctx: Arc<BrokerContext>) -> GrpcService {
+        GrpcService {
+            ctx,
+            clients: Arc::new(GrpcClients::default()),
+            relay: MasterRelay::default(),
+        }
+    }
+}
+
+fn client_id<T>(request: &Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get("x-mq-client-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+fn peer<T>(request: &Request<T>) -> SocketAddr {
+    request
+        .remote_addr()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+fn not_implemented(what: &str) -> Option<v2::Status> {
+    status::of(
+        Code::NotImplemented,
+        format!("{what} is not served over gRPC by this broker yet"),
+    )
+}
+
+#[tonic::async_trait]
+impl MessagingService for GrpcService {
+    async fn query_route(
+        &self,
+        request: Request<v2::QueryRouteRequest>,
+    ) -> Answer<v2::QueryRouteResponse> {
+        Ok(Response::new(route::query_route(
+            &self.ctx,
+            request.get_ref(),
+        )))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<v2::HeartbeatRequest>,
+    ) -> Answer<v2::HeartbeatResponse> {
+        let status = match client_id(&request) {
+            None => status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
+            Some(_) if !clients::is_known_type(request.get_ref().client_type) => {
+                status::of(Code::UnrecognizedClientType, "unknown client type")
+            }
+            Some(id) if self.clients.settings(&id).is_none() => status::of(
+                Code::UnrecognizedClientType,
+                "cannot find client settings for this client",
+            ),
+            Some(_) => status::ok(),
+        };
+        Ok(Response::new(v2::HeartbeatResponse { status }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<v2::SendMessageRequest>,
+    ) -> Answer<v2::SendMessageResponse> {
+        let producer = peer(&request);
+        if client_id(&request).is_none() {
+            return Ok(Response::new(v2::SendMessageResponse {
+                status: status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
+                entries: Vec::new(),
+            }));
+        }
+        let answer =
+            produce::send_message(&self.ctx, &self.relay, producer, request.into_inner()).await;
+        Ok(Response::new(answer))
+    }
+
+    async fn query_assignment(
+        &self,
+        request: Request<v2::QueryAssignmentRequest>,
+    ) -> Answer<v2::QueryAssignmentResponse> {
+        Ok(Response::new(route::query_assignment(
+            &self.ctx,
+            request.get_ref(),
+        )))
+    }
+
+    type ReceiveMessageStream = BoxStream<v2::ReceiveMessageResponse>;
+
+    async fn receive_message(
+        &self,
+        request: Request<v2::ReceiveMessageRequest>,
+    ) -> Answer<Self::ReceiveMessageStream> {
+        let responses = consume::receive(&self.ctx, &self.relay, request.into_inner()).await;
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            responses.into_iter().map(Ok),
+        ))))
+    }
+
+    async fn ack_message(
+        &self,
+        request: Request<v2::AckMessageRequest>,
+    ) -> Answer<v2::AckMessageResponse> {
+        Ok(Response::new(
+            consume::ack(&self.ctx, &self.relay, request.into_inner()).await,
+        ))
+    }
+
+    async fn forward_message_to_dead_letter_queue(
+        &self,
+        request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
+    ) -> Answer<v2::ForwardMessageToDeadLetterQueueResponse> {
+        Ok(Response::new(
+            consume::forward_to_dead_letter_queue(&self.ctx, &self.relay, request.into_inner())
+                .await,
+        ))
+    }
+
+    type PullMessageStream = BoxStream<v2::PullMessageResponse>;
+
+    async fn pull_message(
+        &self,
+        _request: Request<v2::PullMessageRequest>,
+    ) -> Answer<Self::PullMessageStream> {
+        let refused = v2::PullMessageResponse {
+            content: Some(v2::pull_message_response::Content::Status(
+                not_implemented("PullMessage").unwrap_or_default(),
+            )),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(
+            refused,
+        )]))))
+    }
+
+    async fn update_offset(
+        &self,
+        _request: Request<v2::UpdateOffsetRequest>,
+    ) -> Answer<v2::UpdateOffsetResponse> {
+        Ok(Response::new(v2::UpdateOffsetResponse {
+            status: not_implemented("UpdateOffset"),
+        }))
+    }
+
+    async fn get_offset(
+        &self,
+        _request: Request<v2::GetOffsetRequest>,
+    ) -> Answer<v2::GetOffsetResponse> {
+        Ok(Response::new(v2::GetOffsetResponse {
+            status: not_implemented("GetOffset"),
+            ..Default::default()
+        }))
+    }
+
+    async fn query_offset(
+        &self,
+        _request: Request<v2::QueryOffsetRequest>,
+    ) -> Answer<v2::QueryOffsetResponse> {
+        Ok(Response::new(v2::QueryOffsetResponse {
+            status: not_implemented("QueryOffset"),
+            ..Default::default()
+        }))
+    }
+
+    async fn end_transaction(
+        &self,
+        _request: Request<v2::EndTransactionRequest>,
+    ) -> Answer<v2::EndTransactionResponse> {
+        Ok(Response::new(v2::EndTransactionResponse {
+            status: not_implemented("EndTransaction"),
+        }))
+    }
+
+    type TelemetryStream = BoxStream<v2::TelemetryCommand>;
+
+    async fn telemetry(
+        &self,
+        request: Request<Streaming<v2::TelemetryCommand>>,
+    ) -> Answer<Self::TelemetryStream> {
+        let Some(id) = client_id(&request) else {
+            let refused = v2::TelemetryCommand {
+                status: status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
+                command: None,
+            };
+            return Ok(Response::new(Box::pin(futures::stream::iter([Ok(
+                refused,
+            )]))));
+        };
+        let mut inbound = request.into_inner();
+        let (mut outbound, answers) = futures::channel::mpsc::channel(TELEMETRY_QUEUE);
+        let (ctx, clients) = (Arc::clone(&self.ctx), Arc::clone(&self.clients));
+        tokio::spawn(async move {
+            loop {
+                let command = tokio::select! {
+                    next = inbound.message() => match next {
+                        Ok(Some(command)) => command,
+                        Ok(None) => break,
+                        Err(e) => {
+                            debug!(client = %id, error = %e, "telemetry stream ended");
+                            break;
+                        }
+                    },
+                    _ = ctx.shutdown.cancelled() => break,
+                };
+                let Some(Command::Settings(reported)) = command.command else {
+                    continue;
+                };
+                let answer = match clients.settle(&ctx, &id, reported) {
+                    Ok(settings) => v2::TelemetryCommand {
+                        status: status::ok(),
+                        command: Some(Command::Settings(settings)),
+                    },
+                    Err(refusal) => v2::TelemetryCommand {
+                        status: refusal,
+                        command: None,
+                    },
+                };
+                if futures::SinkExt::send(&mut outbound, Ok(answer))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(answers.boxed()))
+    }
+
+    async fn notify_client_termination(
+        &self,
+        request: Request<v2::NotifyClientTerminationRequest>,
+    ) -> Answer<v2::NotifyClientTerminationResponse> {
+        let status = match client_id(&request) {
+            Some(id) if self.clients.forget(&id) => status::ok(),
+            Some(_) => status::of(Code::UnrecognizedClientType, "unknown client"),
+            None => status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
+        };
+        Ok(Response::new(v2::NotifyClientTerminationResponse {
+            status,
+        }))
+    }
+
+    async fn change_invisible_duration(
+        &self,
+        request: Request<v2::ChangeInvisibleDurationRequest>,
+    ) -> Answer<v2::ChangeInvisibleDurationResponse> {
+        Ok(Response::new(
+            consume::change_invisible_duration(&self.ctx, &self.relay, request.into_inner()).await,
+        ))
+    }
+
+    async fn recall_message(
+        &self,
+        _request: Request<v2::RecallMessageRequest>,
+    ) -> Answer<v2::RecallMessageResponse> {
+        Ok(Response::new(v2::RecallMessageResponse {
+            status: not_implemented("RecallMessage"),
+            message_id: String::new(),
+        }))
+    }
+
+    async fn sync_lite_subscription(
+        &self,
+        _request: Request<v2::SyncLiteSubscriptionRequest>,
+    ) -> Answer<v2::SyncLiteSubscriptionResponse> {
+        Ok(Response::new(v2::SyncLiteSubscriptionResponse {
+            status: not_implemented("SyncLiteSubscription"),
+        }))
+    }
+}

@@ -1,0 +1,385 @@
+//! Apache's RocketMQ 5 gRPC client for Java (`rocketmq-client-java` 5.0.8, unmodified,
+//! driven by `compat/java/src-grpc`) against the broker's own gRPC port — no proxy — on a
+//! standalone broker and on a 3-node broker group (the client given every member):
+//! - Producer: sends, each acknowledged once with its message id;
+//! - SimpleConsumer: receive and ack, every message once; a message whose invisible time is
+//!   changed (`changeInvisibleDuration`) comes back once, its delivery attempt raised;
+//! - PushConsumer: every message once; a failed consumption comes back once;
+//! - delay messages (`setDeliveryTimestamp`): none arrives before its time;
+//! - in the group, the master killed (-9) while a producer sends: every acknowledged
+//!   message is received afterwards.
+//!
+//! Topics are created first (a 5.x client needs its topic's route before it starts, as
+//! with RocketMQ's proxy). The driver is built by `scripts/setup-compat-java`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use serde_json::Value;
+use tests::compat::{Servers, Setup};
+use tests::driver::DriverOutput;
+use tests::java_client;
+use tests::scenario::Suite;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const CONSUME_TIMEOUT_SECS: &str = "60";
+
+#[test]
+fn java_grpc_client_against_a_standalone_broker() {
+    java_client::check_built().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = Servers::start(Setup::Standalone, dir.path(), "broker-grpc", &[]).unwrap();
+    let suite = Suite::new("Java gRPC client 5.0.8 / standalone broker", 3);
+    run_scenarios(&suite, &mut servers);
+    suite.finish();
+}
+
+#[test]
+fn java_grpc_client_against_a_broker_group() {
+    java_client::check_built().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = Servers::start(Setup::Group, dir.path(), "GrpcGroup", &[]).unwrap();
+    let suite = Suite::new("Java gRPC client 5.0.8 / 3-node broker group", 3);
+    run_scenarios(&suite, &mut servers);
+    suite.finish();
+}
+
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    servers: &'a Servers,
+}
+
+impl Env<'_> {
+    fn endpoints(&self) -> Result<String> {
+        self.servers.grpc_endpoints()
+    }
+
+    fn run(&self, command: &str, topic: &str, flags: &[&str]) -> Result<DriverOutput> {
+        let endpoints = self.endpoints()?;
+        let mut args = vec![command, "--endpoints", &endpoints, "-t", topic];
+        args.extend_from_slice(flags);
+        java_client::run_grpc(&args, RUN_TIMEOUT)?.ok()
+    }
+
+    fn create_topic(&self, topic: &str) -> Result<()> {
+        let namesrv = self.servers.ns();
+        tests::compat::block_on(async {
+            let admin = client::Admin::start(client::ClientOptions::new(&namesrv))?;
+            let created = admin
+                .create_topic_in_cluster(
+                    &self.servers.cluster,
+                    &client::Admin::topic_config(topic, 4, 4),
+                )
+                .await;
+            admin.shutdown();
+            created.map(drop).map_err(anyhow::Error::from)
+        })
+    }
+
+    /// Sends `count` messages; returns seq → message id.
+    fn produce(
+        &self,
+        topic: &str,
+        count: usize,
+        flags: &[&str],
+    ) -> Result<BTreeMap<String, String>> {
+        let count_text = count.to_string();
+        let mut all = vec!["-c", count_text.as_str()];
+        all.extend_from_slice(flags);
+        let output = self.run("produce", topic, &all)?;
+        let sent: BTreeMap<String, String> = output
+            .ops("sent")
+            .iter()
+            .map(|l| (l["seq"].to_string(), text(l, "msg_id")))
+            .collect();
+        ensure!(
+            sent.len() == count,
+            "{} of {count} sends acknowledged",
+            sent.len()
+        );
+        Ok(sent)
+    }
+}
+
+fn text(line: &Value, field: &str) -> String {
+    line[field].as_str().unwrap_or_default().to_owned()
+}
+
+/// Message id → how many times each op line named it.
+fn tally(output: &DriverOutput, op: &str) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for line in output.ops(op) {
+        *seen.entry(text(line, "msg_id")).or_default() += 1;
+    }
+    seen
+}
+
+fn run_scenarios(suite: &Suite, servers: &mut Servers) {
+    let env = Env { servers: &*servers };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            suite.step("Producer send, SimpleConsumer receive and ack", || {
+                simple_consumer(env)
+            })
+        });
+        s.spawn(|| {
+            suite.step(
+                "SimpleConsumer changeInvisibleDuration: the message comes back",
+                || simple_consumer_nack(env),
+            )
+        });
+        s.spawn(|| {
+            suite.step("PushConsumer, a failed consumption comes back", || {
+                push_consumer(env)
+            })
+        });
+        s.spawn(|| {
+            suite.step(
+                "delay messages (setDeliveryTimestamp) arrive on time",
+                || delay_messages(env),
+            )
+        });
+    });
+    if servers.setup == Setup::Group {
+        suite.step("kill -9 of the master while the producer sends", || {
+            master_killed(servers)
+        });
+    }
+}
+
+fn simple_consumer(env: Env) -> Result<()> {
+    let topic = "GrpcSimple";
+    env.create_topic(topic)?;
+    let sent = env.produce(topic, 20, &["--tag", "TagA"])?;
+    let ids: BTreeSet<String> = sent.values().cloned().collect();
+    ensure!(ids.len() == 20, "message ids repeat: {sent:?}");
+    let output = env.run(
+        "simple",
+        topic,
+        &[
+            "-g",
+            "grpc-simple",
+            "--expect",
+            "20",
+            "--timeout-secs",
+            CONSUME_TIMEOUT_SECS,
+        ],
+    )?;
+    let received = tally(&output, "received");
+    ensure!(
+        received.keys().cloned().collect::<BTreeSet<_>>() == ids,
+        "received {received:?}, sent {ids:?}"
+    );
+    for line in output.ops("received") {
+        ensure!(line["tag"] == "TagA", "tag lost: {line}");
+        ensure!(
+            text(line, "body") == format!("{topic}:{}", text(line, "seq")),
+            "body: {line}"
+        );
+        ensure!(
+            text(line, "keys") == format!("K-{}", text(line, "seq")),
+            "keys: {line}"
+        );
+        ensure!(
+            line["delivery_attempt"] == 1,
+            "a first delivery says {line}"
+        );
+    }
+    Ok(())
+}
+
+fn simple_consumer_nack(env: Env) -> Result<()> {
+    let topic = "GrpcNack";
+    env.create_topic(topic)?;
+    let sent = env.produce(topic, 6, &[])?;
+    let output = env.run(
+        "simple",
+        topic,
+        &[
+            "-g",
+            "grpc-nack",
+            "--expect",
+            "6",
+            "--timeout-secs",
+            CONSUME_TIMEOUT_SECS,
+            "--nack-first",
+        ],
+    )?;
+    let nacked = tally(&output, "nacked");
+    let received = tally(&output, "received");
+    check_back_once_or_more(&sent, &nacked, &received, "nacked")?;
+    for line in output.ops("received") {
+        ensure!(
+            line["delivery_attempt"].as_i64() >= Some(2),
+            "a redelivery says {line}"
+        );
+    }
+    Ok(())
+}
+
+fn push_consumer(env: Env) -> Result<()> {
+    let topic = "GrpcPush";
+    env.create_topic(topic)?;
+    let sent = env.produce(topic, 6, &[])?;
+    let output = env.run(
+        "push",
+        topic,
+        &[
+            "-g",
+            "grpc-push",
+            "--expect",
+            "6",
+            "--timeout-secs",
+            CONSUME_TIMEOUT_SECS,
+            "--fail-first",
+        ],
+    )?;
+    let refused = tally(&output, "refused");
+    let received = tally(&output, "received");
+    check_back_once_or_more(&sent, &refused, &received, "refused")
+}
+
+/// Each message's first delivery was turned down exactly once, and each came back and was
+/// taken (at least once: POP redelivery is at-least-once; copies are printed).
+fn check_back_once_or_more(
+    sent: &BTreeMap<String, String>,
+    turned_down: &BTreeMap<String, usize>,
+    taken: &BTreeMap<String, usize>,
+    how: &str,
+) -> Result<()> {
+    let ids: BTreeSet<&String> = sent.values().collect();
+    let once: BTreeMap<String, usize> = sent.values().map(|id| (id.clone(), 1)).collect();
+    ensure!(
+        *turned_down == once,
+        "each message {how} once on its first delivery; {how} {turned_down:?}"
+    );
+    ensure!(
+        taken.keys().collect::<BTreeSet<_>>() == ids,
+        "every message comes back and is taken; taken {taken:?}"
+    );
+    let copies: Vec<(&String, &usize)> = taken.iter().filter(|(_, n)| **n > 1).collect();
+    if !copies.is_empty() {
+        println!("messages taken more than once (at-least-once): {copies:?}");
+    }
+    Ok(())
+}
+
+fn delay_messages(env: Env) -> Result<()> {
+    let topic = "GrpcDelay";
+    env.create_topic(topic)?;
+    let output = env.run("produce", topic, &["-c", "4", "--delay-ms", "3000"])?;
+    let deliver: BTreeMap<String, i64> = output
+        .ops("sent")
+        .iter()
+        .map(|l| {
+            (
+                text(l, "msg_id"),
+                l["deliver_ms"].as_i64().unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    ensure!(
+        deliver.len() == 4,
+        "{} delay messages acknowledged",
+        deliver.len()
+    );
+    let output = env.run(
+        "simple",
+        topic,
+        &[
+            "-g",
+            "grpc-delay",
+            "--expect",
+            "4",
+            "--timeout-secs",
+            CONSUME_TIMEOUT_SECS,
+        ],
+    )?;
+    for line in output.ops("received") {
+        let id = text(line, "msg_id");
+        let due = deliver.get(&id).context("a message never sent")?;
+        let at = line["at_ms"].as_i64().unwrap_or(0);
+        ensure!(
+            at >= *due,
+            "{id} received at {at}, before its delivery time {due}"
+        );
+    }
+    ensure!(
+        tally(&output, "received").len() == 4,
+        "not every delay message arrived"
+    );
+    Ok(())
+}
+
+/// A producer sends through a kill -9 of the group's master; everything it was told was
+/// sent is received afterwards.
+fn master_killed(servers: &mut Servers) -> Result<()> {
+    let env = Env { servers: &*servers };
+    let topic = "GrpcFailover";
+    env.create_topic(topic)?;
+    let endpoints = env.endpoints()?;
+    let mut producer = java_client::spawn_grpc(
+        &[
+            "produce",
+            "--endpoints",
+            &endpoints,
+            "-t",
+            topic,
+            "-c",
+            "300",
+            "--interval-ms",
+            "20",
+        ],
+        RUN_TIMEOUT,
+    )?;
+    ensure!(
+        producer.wait_until(Duration::from_secs(30), |lines| {
+            lines.iter().filter(|l| l["op"] == "sent").count() >= 50
+        }),
+        "the producer did not get going"
+    );
+    let master = servers.master()?;
+    servers
+        .group
+        .as_mut()
+        .and_then(|g| g.member_mut(&master))
+        .context("the master is no member")?
+        .process
+        .kill();
+    servers.wait_for_master(Some(&master))?;
+    let env = Env { servers: &*servers };
+    let finished = producer.finish()?;
+    let acked: BTreeSet<String> = finished
+        .output
+        .ops("sent")
+        .iter()
+        .map(|l| text(l, "msg_id"))
+        .collect();
+    ensure!(
+        acked.len() >= 100,
+        "only {} sends acknowledged through the failover",
+        acked.len()
+    );
+    let expect = acked.len().to_string();
+    let output = env.run(
+        "simple",
+        topic,
+        &[
+            "-g",
+            "grpc-failover",
+            "--expect",
+            &expect,
+            "--timeout-secs",
+            "90",
+        ],
+    )?;
+    let received: BTreeSet<String> = tally(&output, "received").into_keys().collect();
+    let lost: Vec<&String> = acked.difference(&received).collect();
+    ensure!(
+        lost.is_empty(),
+        "{} acknowledged messages lost: {lost:?}",
+        lost.len()
+    );
+    Ok(())
+}
