@@ -38,6 +38,7 @@ pub mod cpp_client;
 pub mod driver;
 pub mod go_client;
 pub mod group;
+pub mod grpc_clients;
 pub mod java_client;
 pub mod requests;
 pub mod rust_client;

@@ -1,0 +1,131 @@
+// Drives Apache's RocketMQ 5 gRPC client for Node.js (rocketmq-client-nodejs, unmodified)
+// against a broker that serves gRPC itself. One JSON object per line on stdout; exit 0 on
+// success, 1 on a failure (a `failed` line says why), 2 on a usage error.
+//
+//   produce --endpoints E -t TOPIC -c COUNT [--tag T]
+//       Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ.
+//   simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
+//       SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's
+//       first delivery gets changeInvisibleDuration(1 s) instead, and must come back.
+'use strict';
+
+const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
+
+const RELEASE = '1.0.8';
+
+function line(fields) {
+  process.stdout.write(JSON.stringify(fields) + '\n');
+}
+
+function parse(argv) {
+  const [command, ...rest] = argv;
+  const flags = {};
+  for (let i = 0; i < rest.length; i++) {
+    const key = rest[i];
+    if (key === '--nack-first') {
+      flags[key] = true;
+    } else if (i + 1 < rest.length) {
+      flags[key] = rest[++i];
+    } else {
+      throw new Error(`${key} needs a value`);
+    }
+  }
+  for (const needed of ['--endpoints', '-t']) {
+    if (!flags[needed]) throw new Error(`missing ${needed}`);
+  }
+  return { command, flags };
+}
+
+async function produce(flags) {
+  const topic = flags['-t'];
+  const count = Number(flags['-c'] || 0);
+  const producer = new Producer({ endpoints: flags['--endpoints'], requestTimeout: 10000 });
+  await producer.startup();
+  line({ op: 'started', command: 'produce', client_version: RELEASE });
+  try {
+    for (let seq = 0; seq < count; seq++) {
+      const message = {
+        topic,
+        keys: [`K-${seq}`],
+        properties: new Map([['seq', String(seq)]]),
+        body: Buffer.from(`${topic}:${seq}`),
+      };
+      if (flags['--tag']) message.tag = flags['--tag'];
+      const receipt = await producer.send(message);
+      line({ op: 'sent', seq, msg_id: receipt.messageId });
+    }
+  } finally {
+    await producer.shutdown();
+  }
+  line({ op: 'done', sent: count });
+  return 0;
+}
+
+async function simple(flags) {
+  const topic = flags['-t'];
+  const expect = Number(flags['--expect'] || 0);
+  const deadline = Date.now() + 1000 * Number(flags['--timeout-secs'] || 60);
+  const consumer = new SimpleConsumer({
+    consumerGroup: flags['-g'],
+    endpoints: flags['--endpoints'],
+    subscriptions: new Map().set(topic, '*'),
+    awaitDuration: 5000,
+    requestTimeout: 10000,
+  });
+  await consumer.startup();
+  line({ op: 'started', command: 'simple', client_version: RELEASE });
+  const deliveries = new Map();
+  const acked = new Set();
+  try {
+    while (acked.size < expect && Date.now() < deadline) {
+      const messages = await consumer.receive(16, 20000);
+      for (const message of messages) {
+        const id = message.messageId;
+        deliveries.set(id, (deliveries.get(id) || 0) + 1);
+        const fields = {
+          msg_id: id,
+          body: message.body.toString(),
+          seq: message.properties.get('seq'),
+          tag: message.tag || null,
+          delivery_attempt: message.deliveryAttempt,
+          delivery: deliveries.get(id),
+          at_ms: Date.now(),
+        };
+        if (flags['--nack-first'] && deliveries.get(id) === 1) {
+          await consumer.changeInvisibleDuration(message, 1000);
+          line({ op: 'nacked', ...fields });
+        } else {
+          await consumer.ack(message);
+          acked.add(id);
+          line({ op: 'received', ...fields });
+        }
+      }
+    }
+  } finally {
+    await consumer.shutdown();
+  }
+  const done = acked.size >= expect;
+  line({ op: done ? 'done' : 'timeout', distinct: acked.size });
+  return done ? 0 : 1;
+}
+
+async function main() {
+  let parsed;
+  try {
+    parsed = parse(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`nodejs-driver: ${e.message}\n`);
+    return 2;
+  }
+  try {
+    if (parsed.command === 'produce') return await produce(parsed.flags);
+    if (parsed.command === 'simple') return await simple(parsed.flags);
+    process.stderr.write(`nodejs-driver: unknown command ${parsed.command}\n`);
+    return 2;
+  } catch (e) {
+    line({ op: 'failed', error: String(e && e.stack ? e.stack : e) });
+    return 1;
+  }
+}
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,99 @@
+"""Drives Apache's RocketMQ 5 gRPC client for Python (rocketmq-python-client, unmodified)
+against a broker that serves gRPC itself. One JSON object per line on stdout; exit 0 on
+success, 1 on a failure (a `failed` line says why), 2 on a usage error.
+
+  produce --endpoints E -t TOPIC -c COUNT [--tag T]
+      Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ.
+  simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
+      SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's
+      first delivery gets change_invisible_duration(1 s) instead, and must come back.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from rocketmq import (ClientConfiguration, Credentials, FilterExpression, Message,
+                      Producer, SimpleConsumer)
+
+RELEASE = "5.1.2"
+
+
+def line(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def produce(config, args):
+    producer = Producer(config, (args.t,))
+    producer.startup()
+    line(op="started", command="produce", client_version=RELEASE)
+    try:
+        for seq in range(args.c):
+            message = Message()
+            message.topic = args.t
+            message.body = f"{args.t}:{seq}".encode()
+            message.keys = f"K-{seq}"
+            message.add_property("seq", str(seq))
+            if args.tag:
+                message.tag = args.tag
+            receipt = producer.send(message)
+            line(op="sent", seq=seq, msg_id=receipt.message_id)
+    finally:
+        producer.shutdown()
+    line(op="done", sent=args.c)
+    return 0
+
+
+def simple(config, args):
+    consumer = SimpleConsumer(config, args.g, {args.t: FilterExpression("*")}, await_duration=5)
+    consumer.startup()
+    line(op="started", command="simple", client_version=RELEASE)
+    deliveries = {}
+    acked = set()
+    deadline = time.time() + args.timeout_secs
+    try:
+        while len(acked) < args.expect and time.time() < deadline:
+            for message in consumer.receive(16, 20) or []:
+                msg_id = message.message_id
+                deliveries[msg_id] = deliveries.get(msg_id, 0) + 1
+                fields = dict(msg_id=msg_id, body=message.body.decode(errors="replace"),
+                              seq=message.properties.get("seq"), tag=message.tag,
+                              delivery_attempt=message.delivery_attempt,
+                              delivery=deliveries[msg_id], at_ms=int(time.time() * 1000))
+                if args.nack_first and deliveries[msg_id] == 1:
+                    consumer.change_invisible_duration(message, 1)
+                    line(op="nacked", **fields)
+                else:
+                    consumer.ack(message)
+                    acked.add(msg_id)
+                    line(op="received", **fields)
+    finally:
+        consumer.shutdown()
+    done = len(acked) >= args.expect
+    line(op="done" if done else "timeout", distinct=len(acked))
+    return 0 if done else 1
+
+
+def main():
+    parser = argparse.ArgumentParser(add_help=True)
+    parser.add_argument("command", choices=["produce", "simple"])
+    parser.add_argument("--endpoints", required=True)
+    parser.add_argument("-t", required=True)
+    parser.add_argument("-c", type=int, default=0)
+    parser.add_argument("-g")
+    parser.add_argument("--tag")
+    parser.add_argument("--expect", type=int, default=0)
+    parser.add_argument("--timeout-secs", type=int, default=60)
+    parser.add_argument("--nack-first", action="store_true")
+    args = parser.parse_args()
+    config = ClientConfiguration(args.endpoints, Credentials(), request_timeout=10)
+    try:
+        return produce(config, args) if args.command == "produce" else simple(config, args)
+    except Exception as e:  # the client's own exceptions: report and fail
+        line(op="failed", error=repr(e))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

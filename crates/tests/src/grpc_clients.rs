@@ -1,0 +1,101 @@
+//! Runs the drivers of Apache's RocketMQ 5 gRPC clients other than Java's (that one lives
+//! beside the remoting client's driver, see [`crate::java_client`]): the Python client
+//! (`rocketmq-python-client` from PyPI, `compat/python-grpc/driver.py`) and the Node.js
+//! client (`rocketmq-client-nodejs` from npm, `compat/nodejs-grpc/driver.js`), unmodified,
+//! each installed by its setup script under `target/`. A missing install is an error naming
+//! the script, never a skipped test. Both drivers take the same commands and print the same
+//! JSON lines (`produce`, `simple`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use crate::driver::{self, Finished};
+use crate::repo_root;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrpcClient {
+    Python,
+    NodeJs,
+}
+
+impl GrpcClient {
+    pub const OTHERS: [GrpcClient; 2] = [GrpcClient::Python, GrpcClient::NodeJs];
+
+    pub fn release(self) -> &'static str {
+        match self {
+            GrpcClient::Python => "5.1.2",
+            GrpcClient::NodeJs => "1.0.8",
+        }
+    }
+
+    fn setup_script(self) -> &'static str {
+        match self {
+            GrpcClient::Python => "scripts/setup-compat-python-grpc",
+            GrpcClient::NodeJs => "scripts/setup-compat-nodejs-grpc",
+        }
+    }
+
+    /// What must exist once the setup script ran.
+    fn installed(self) -> PathBuf {
+        match self {
+            GrpcClient::Python => repo_root().join("target/compat-python-grpc/bin/python"),
+            GrpcClient::NodeJs => {
+                repo_root().join("target/compat-nodejs-grpc/node_modules/rocketmq-client-nodejs")
+            }
+        }
+    }
+
+    pub fn check_installed(self) -> Result<()> {
+        if !self.installed().exists() {
+            bail!(
+                "the {self} is not installed: run {} (scripts/test does)",
+                self.setup_script()
+            );
+        }
+        Ok(())
+    }
+
+    fn command(self) -> Command {
+        let root = repo_root();
+        let mut command = match self {
+            GrpcClient::Python => {
+                let mut c = Command::new(self.installed());
+                c.arg(root.join("compat/python-grpc/driver.py"));
+                c
+            }
+            GrpcClient::NodeJs => {
+                let mut c = Command::new("node");
+                c.arg(root.join("compat/nodejs-grpc/driver.js")).env(
+                    "NODE_PATH",
+                    root.join("target/compat-nodejs-grpc/node_modules"),
+                );
+                c
+            }
+        };
+        // The clients write their logs under $HOME; keep them out of the way.
+        command.env("HOME", std::env::temp_dir());
+        command
+    }
+
+    /// Runs the driver with `args` to its end (killed after `timeout`).
+    pub fn run(self, args: &[&str], timeout: Duration) -> Result<Finished> {
+        self.check_installed()?;
+        let mut command = self.command();
+        command.args(args);
+        driver::run_to_end(&format!("{self} driver {args:?}"), command, timeout)
+    }
+}
+
+impl fmt::Display for GrpcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            GrpcClient::Python => "Python gRPC client",
+            GrpcClient::NodeJs => "Node.js gRPC client",
+        };
+        write!(f, "{name} {}", self.release())
+    }
+}
