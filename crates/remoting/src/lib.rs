@@ -6,6 +6,7 @@
 //! - [`command`]: `RemotingCommand`, the unit every request and response travels in.
 //! - [`ext_fields`]: [`ExtFields`], a command's custom-header fields as strings.
 //! - [`header`]: typed request/response headers that convert to and from `extFields`.
+//! - [`allocate`]: how a consumer group shares a topic's queues (RocketMQ's strategies).
 //! - [`pop_receipt`]: the receipt handles of popped messages and the offset lists they are
 //!   built from (POP consumption).
 //! - [`recall_handle`]: the handles that name a waiting timer message (RECALL_MESSAGE).
@@ -19,6 +20,7 @@
 
 pub use ext_fields::ExtFields;
 
+pub mod allocate;
 pub mod body;
 pub mod client;
 pub mod code;

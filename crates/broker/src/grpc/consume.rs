@@ -224,20 +224,7 @@ pub async fn ack(
                 status::of(Code::InvalidReceiptHandle, "receipt handle is expired")
             }
             Ok(handle) => {
-                let header = AckMessageRequestHeader {
-                    consumer_group: group.clone(),
-                    topic: stored_topic(&group, &topic, handle.receipt.retry),
-                    queue_id: handle.receipt.queue_id,
-                    extra_info: handle.extra_info,
-                    offset: handle.receipt.offset,
-                    broker_name: None,
-                };
-                let command = RemotingCommand::request(code::ACK_MESSAGE).with_header(&header);
-                let answer = relay
-                    .run(ctx, command, QUICK, |command| async move {
-                        pop_ack::ack(ctx, &command).await
-                    })
-                    .await;
+                let answer = ack_handle(ctx, relay, &group, &topic, handle).await;
                 status::of_remoting(answer.code, answer.remark.as_deref())
             }
         };
@@ -356,21 +343,32 @@ pub async fn forward_to_dead_letter_queue(
             status: status::of_remoting(answer.code, answer.remark.as_deref()),
         };
     }
-    let ack = AckMessageRequestHeader {
-        consumer_group: group.clone(),
-        topic: stored_topic(&group, &topic, handle.receipt.retry),
+    let answer = ack_handle(ctx, relay, &group, &topic, handle).await;
+    v2::ForwardMessageToDeadLetterQueueResponse {
+        status: status::of_remoting(answer.code, answer.remark.as_deref()),
+    }
+}
+
+/// Acknowledges the message a handle names (ACK_MESSAGE, on the master).
+async fn ack_handle(
+    ctx: &BrokerContext,
+    relay: &MasterRelay,
+    group: &str,
+    topic: &str,
+    handle: Handle,
+) -> RemotingCommand {
+    let header = AckMessageRequestHeader {
+        consumer_group: group.to_owned(),
+        topic: stored_topic(group, topic, handle.receipt.retry),
         queue_id: handle.receipt.queue_id,
         extra_info: handle.extra_info,
         offset: handle.receipt.offset,
         broker_name: None,
     };
-    let command = RemotingCommand::request(code::ACK_MESSAGE).with_header(&ack);
-    let answer = relay
+    let command = RemotingCommand::request(code::ACK_MESSAGE).with_header(&header);
+    relay
         .run(ctx, command, QUICK, |command| async move {
             pop_ack::ack(ctx, &command).await
         })
-        .await;
-    v2::ForwardMessageToDeadLetterQueueResponse {
-        status: status::of_remoting(answer.code, answer.remark.as_deref()),
-    }
+        .await
 }

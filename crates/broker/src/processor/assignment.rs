@@ -5,6 +5,7 @@
 //! queue id -1 (pop every queue there), in PULL mode its share of the queues, averaged
 //! over the group's consumers as the client's own rebalance would.
 
+use remoting::allocate::AllocateStrategy;
 use remoting::body::heartbeat::MessageModel;
 use remoting::body::pop::{
     MessageQueueAssignment, MessageRequestMode, QueryAssignmentRequestBody,
@@ -131,13 +132,13 @@ async fn assign(
     let mine = if broadcasting {
         queues
     } else {
-        let mut consumers = ctx.consumers.consumer_ids(&body.consumer_group);
-        consumers.sort();
-        match body.strategy_name.as_deref().unwrap_or("AVG") {
-            "AVG" => average(&queues, &consumers, &body.client_id),
-            "AVG_BY_CIRCLE" => circle(&queues, &consumers, &body.client_id),
+        let consumers = ctx.consumers.consumer_ids(&body.consumer_group);
+        let strategy = match body.strategy_name.as_deref().unwrap_or("AVG") {
+            "AVG" => AllocateStrategy::Averagely,
+            "AVG_BY_CIRCLE" => AllocateStrategy::AveragelyByCircle,
             _ => return None,
-        }
+        };
+        strategy.allocate(&body.client_id, &queues, &consumers)
     };
     Some(
         mine.into_iter()
@@ -185,73 +186,4 @@ fn readable_queues(route: &TopicRouteData, topic: &str) -> Vec<MessageQueue> {
         .collect();
     queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
     queues
-}
-
-/// RocketMQ's AllocateMessageQueueAveragely: consecutive blocks, the first
-/// `queues % consumers` consumers one queue more.
-fn average(queues: &[MessageQueue], consumers: &[String], me: &str) -> Vec<MessageQueue> {
-    let Some(index) = consumers.iter().position(|c| c == me) else {
-        return Vec::new();
-    };
-    let (n, c) = (queues.len(), consumers.len());
-    if n == 0 {
-        return Vec::new();
-    }
-    let remainder = n % c;
-    let size = if n <= c {
-        1
-    } else if remainder > 0 && index < remainder {
-        n / c + 1
-    } else {
-        n / c
-    };
-    let start = if remainder > 0 && index < remainder {
-        index * size
-    } else {
-        index * size + remainder
-    };
-    let range = size.min(n.saturating_sub(start));
-    (0..range)
-        .map(|i| queues[(start + i) % n].clone())
-        .collect()
-}
-
-/// RocketMQ's AllocateMessageQueueAveragelyByCircle: every `consumers`-th queue.
-fn circle(queues: &[MessageQueue], consumers: &[String], me: &str) -> Vec<MessageQueue> {
-    let Some(index) = consumers.iter().position(|c| c == me) else {
-        return Vec::new();
-    };
-    queues
-        .iter()
-        .skip(index)
-        .step_by(consumers.len().max(1))
-        .cloned()
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn queues(n: i32) -> Vec<MessageQueue> {
-        (0..n).map(|i| MessageQueue::new("T", "b", i)).collect()
-    }
-
-    fn ids(assigned: &[MessageQueue]) -> Vec<i32> {
-        assigned.iter().map(|q| q.queue_id).collect()
-    }
-
-    #[test]
-    fn averaging_matches_the_clients_own_rebalance() {
-        let consumers: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let q = queues(8);
-        assert_eq!(ids(&average(&q, &consumers, "a")), vec![0, 1, 2]);
-        assert_eq!(ids(&average(&q, &consumers, "b")), vec![3, 4, 5]);
-        assert_eq!(ids(&average(&q, &consumers, "c")), vec![6, 7]);
-        assert!(average(&q, &consumers, "stranger").is_empty());
-        let few = queues(2);
-        assert_eq!(ids(&average(&few, &consumers, "b")), vec![1]);
-        assert!(average(&few, &consumers, "c").is_empty());
-        assert_eq!(ids(&circle(&q, &consumers, "b")), vec![1, 4, 7]);
-    }
 }

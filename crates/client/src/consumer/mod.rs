@@ -11,7 +11,8 @@
 //! - `process_queue`: one assigned queue's prefetch buffer, commit point and lock.
 //! - `offset_store`: consumer progress in memory, on the brokers, or in a local file.
 
-pub mod allocate;
+// Shared with the broker, which assigns queues for consumers that ask it to.
+pub use remoting::allocate;
 pub(crate) mod offset_store;
 pub mod pop;
 pub(crate) mod process_queue;

@@ -1,8 +1,9 @@
-//! How a consumer group shares a topic's queues. Every member computes the same answer
+//! How a consumer group shares a topic's queues (clients rebalancing themselves, and a
+//! broker answering QUERY_ASSIGNMENT for them). Every member computes the same answer
 //! from the same sorted inputs (the queues from the route, the member ids from a broker),
 //! so no coordination is needed beyond agreeing on those lists.
 
-use remoting::body::MessageQueue;
+use crate::body::MessageQueue;
 
 /// RocketMQ's allocation strategies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
