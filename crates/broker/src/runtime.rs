@@ -107,7 +107,7 @@ pub async fn start_with_store(
 ) -> Result<RunningBroker, StartError> {
     let (listener, local_addr) = bind_client_port(&config).await?;
     let fast_listener = bind_fast_port(&config).await?;
-    let grpc_listener = bind_grpc_port(&config).await?;
+    let grpc_listener = bind_grpc_port(&config).await;
     let ctx = BrokerContext::new(config, local_addr.port(), store)?;
     serve(ctx, listener, fast_listener, grpc_listener, local_addr)
 }
@@ -117,7 +117,7 @@ pub async fn start_with_store(
 async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, StartError> {
     let (listener, local_addr) = bind_client_port(&config).await?;
     let fast_listener = bind_fast_port(&config).await?;
-    let grpc_listener = bind_grpc_port(&config).await?;
+    let grpc_listener = bind_grpc_port(&config).await;
     // With `listenPort=0` the address this member registers is only known now; the group
     // code compares it with the members the name servers list (to not copy from itself).
     config.listen_port = local_addr.port();
@@ -191,18 +191,22 @@ async fn bind_fast_port(config: &BrokerConfig) -> Result<Option<TcpListener>, St
 }
 
 /// The gRPC port for RocketMQ 5 clients (`grpcServerPort`), unless `enableGrpcServer=false`.
-async fn bind_grpc_port(config: &BrokerConfig) -> Result<Option<TcpListener>, StartError> {
+/// A port already taken (often by a RocketMQ proxy still running on 8081 beside the broker
+/// it replaces) does not stop the broker: remoting clients are served, and the error says
+/// gRPC is not.
+async fn bind_grpc_port(config: &BrokerConfig) -> Option<TcpListener> {
     if !config.enable_grpc_server {
-        return Ok(None);
+        return None;
     }
     let bind = format!("{}:{}", config.bind_address, config.grpc_server_port);
-    let listener = TcpListener::bind(&bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: format!("{bind} (gRPC, grpcServerPort)"),
-            source,
-        })?;
-    Ok(Some(listener))
+    match TcpListener::bind(&bind).await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::error!(addr = %bind, error = %e,
+                "cannot listen for gRPC (grpcServerPort): RocketMQ 5 clients are not served; remoting clients are");
+            None
+        }
+    }
 }
 
 fn serve(

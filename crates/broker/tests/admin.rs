@@ -294,3 +294,16 @@ async fn broker_stats_data_reports_topic_traffic() {
         Some("The stats <TOPIC_PUT_NUMS> <NoTraffic> not exist")
     );
 }
+
+#[tokio::test]
+async fn a_taken_grpc_port_leaves_remoting_clients_served() {
+    // Something else (a RocketMQ proxy left running, say) holds the gRPC port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let broker = TestBroker::start_with(|config| config.grpc_server_port = port).await;
+    let answer = broker
+        .call(RemotingCommand::request(request::GET_BROKER_CONFIG))
+        .await;
+    assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+    drop(taken);
+}
