@@ -2,11 +2,15 @@
 // against a broker that serves gRPC itself. One JSON object per line on stdout; exit 0 on
 // success, 1 on a failure (a `failed` line says why), 2 on a usage error.
 //
-//   produce --endpoints E -t TOPIC -c COUNT [--tag T]
-//       Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ.
+//   produce --endpoints E -t TOPIC -c COUNT [--tag T] [--delay-ms MS [--recall-last]]
+//       Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ; with
+//       --delay-ms each is a delay message due MS from its send, and --recall-last recalls
+//       the last one with the handle its send answered (`recalled`).
 //   simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
+//           [--linger-ms MS]
 //       SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's
-//       first delivery gets changeInvisibleDuration(1 s) instead, and must come back.
+//       first delivery gets changeInvisibleDuration(1 s) instead, and must come back; with
+//       --linger-ms it keeps receiving that long after the last expected message.
 'use strict';
 
 const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
@@ -22,7 +26,7 @@ function parse(argv) {
   const flags = {};
   for (let i = 0; i < rest.length; i++) {
     const key = rest[i];
-    if (key === '--nack-first') {
+    if (key === '--nack-first' || key === '--recall-last') {
       flags[key] = true;
     } else if (i + 1 < rest.length) {
       flags[key] = rest[++i];
@@ -39,6 +43,7 @@ function parse(argv) {
 async function produce(flags) {
   const topic = flags['-t'];
   const count = Number(flags['-c'] || 0);
+  const delayMs = Number(flags['--delay-ms'] || 0);
   const producer = new Producer({ endpoints: flags['--endpoints'], requestTimeout: 10000 });
   await producer.startup();
   line({ op: 'started', command: 'produce', client_version: RELEASE });
@@ -51,8 +56,14 @@ async function produce(flags) {
         body: Buffer.from(`${topic}:${seq}`),
       };
       if (flags['--tag']) message.tag = flags['--tag'];
+      const deliver = delayMs > 0 ? Date.now() + delayMs : 0;
+      if (deliver) message.deliveryTimestamp = new Date(deliver);
       const receipt = await producer.send(message);
-      line({ op: 'sent', seq, msg_id: receipt.messageId });
+      line({ op: 'sent', seq, msg_id: receipt.messageId, deliver_ms: deliver });
+      if (flags['--recall-last'] && seq === count - 1) {
+        const recalled = await producer.recallMessage(topic, receipt.recallHandle);
+        line({ op: 'recalled', seq, msg_id: recalled.messageId });
+      }
     }
   } finally {
     await producer.shutdown();
@@ -64,7 +75,9 @@ async function produce(flags) {
 async function simple(flags) {
   const topic = flags['-t'];
   const expect = Number(flags['--expect'] || 0);
-  const deadline = Date.now() + 1000 * Number(flags['--timeout-secs'] || 60);
+  const lingerMs = Number(flags['--linger-ms'] || 0);
+  let deadline = Date.now() + 1000 * Number(flags['--timeout-secs'] || 60);
+  let lingering = false;
   const consumer = new SimpleConsumer({
     consumerGroup: flags['-g'],
     endpoints: flags['--endpoints'],
@@ -77,7 +90,12 @@ async function simple(flags) {
   const deliveries = new Map();
   const acked = new Set();
   try {
-    while (acked.size < expect && Date.now() < deadline) {
+    while (Date.now() < deadline) {
+      if (acked.size >= expect && !lingering) {
+        if (lingerMs <= 0) break;
+        lingering = true;
+        deadline = Date.now() + lingerMs;
+      }
       const messages = await consumer.receive(16, 20000);
       for (const message of messages) {
         const id = message.messageId;

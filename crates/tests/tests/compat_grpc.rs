@@ -33,7 +33,8 @@ const CONSUME_TIMEOUT_SECS: &str = "60";
 fn java_grpc_client_against_a_standalone_broker() {
     check_installed();
     let dir = tempfile::tempdir().unwrap();
-    let mut servers = Servers::start(Setup::Standalone, dir.path(), "broker-grpc", &[]).unwrap();
+    let mut servers =
+        Servers::start(Setup::Standalone, dir.path(), "broker-grpc", &recall_on()).unwrap();
     let suite = Suite::new("Java gRPC client 5.0.8 / standalone broker", 3);
     run_scenarios(&suite, &mut servers);
     suite.finish();
@@ -43,10 +44,15 @@ fn java_grpc_client_against_a_standalone_broker() {
 fn java_grpc_client_against_a_broker_group() {
     check_installed();
     let dir = tempfile::tempdir().unwrap();
-    let mut servers = Servers::start(Setup::Group, dir.path(), "GrpcGroup", &[]).unwrap();
+    let mut servers = Servers::start(Setup::Group, dir.path(), "GrpcGroup", &recall_on()).unwrap();
     let suite = Suite::new("Java gRPC client 5.0.8 / 3-node broker group", 3);
     run_scenarios(&suite, &mut servers);
     suite.finish();
+}
+
+/// RECALL_MESSAGE is off by default, as in RocketMQ.
+fn recall_on() -> [(&'static str, String); 1] {
+    [("recallMessageEnable", "true".to_owned())]
 }
 
 fn check_installed() {
@@ -167,6 +173,10 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
         });
         // The other languages' clients, alongside the Java scenarios.
         s.spawn(|| {
+            suite.step(
+                "Node.js gRPC client 1.0.8: a recalled delay message never arrives",
+                || recalled_delay_message(env),
+            );
             for client in GrpcClient::OTHERS {
                 suite.step(
                     &format!(
@@ -359,6 +369,67 @@ fn other_client(env: Env, client: GrpcClient) -> Result<()> {
         &tally(&output, "received"),
         "nacked",
     )
+}
+
+/// Three delay messages from the Node.js producer, the last recalled (RecallMessage with
+/// the handle its send answered): the other two arrive, not before their time, and the
+/// recalled one never does.
+fn recalled_delay_message(env: Env) -> Result<()> {
+    let topic = "GrpcRecall";
+    env.create_topic(topic)?;
+    let endpoints = env.one_endpoint()?;
+    let client = GrpcClient::NodeJs;
+    let run = |args: &[&str]| -> Result<DriverOutput> {
+        let mut all = vec![args[0], "--endpoints", &endpoints, "-t", topic];
+        all.extend_from_slice(&args[1..]);
+        client.run(&all, RUN_TIMEOUT)?.ok()
+    };
+    let output = run(&["produce", "-c", "3", "--delay-ms", "3000", "--recall-last"])?;
+    let deliver: BTreeMap<String, i64> = output
+        .ops("sent")
+        .iter()
+        .map(|l| {
+            (
+                text(l, "msg_id"),
+                l["deliver_ms"].as_i64().unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    let recalled: Vec<String> = output
+        .ops("recalled")
+        .iter()
+        .map(|l| text(l, "msg_id"))
+        .collect();
+    ensure!(
+        deliver.len() == 3 && recalled.len() == 1,
+        "sent {deliver:?}, recalled {recalled:?}"
+    );
+    let output = run(&[
+        "simple",
+        "-g",
+        "grpc-recall",
+        "--expect",
+        "2",
+        "--timeout-secs",
+        CONSUME_TIMEOUT_SECS,
+        "--linger-ms",
+        "4000",
+    ])?;
+    let received = tally(&output, "received");
+    let expected: BTreeSet<&String> = deliver.keys().filter(|id| !recalled.contains(id)).collect();
+    ensure!(
+        received.keys().collect::<BTreeSet<_>>() == expected,
+        "received {received:?}; sent {deliver:?}, recalled {recalled:?}"
+    );
+    for line in output.ops("received") {
+        let at = line["at_ms"].as_i64().unwrap_or(0);
+        let due = deliver
+            .get(&text(line, "msg_id"))
+            .copied()
+            .unwrap_or(i64::MAX);
+        ensure!(at >= due, "{line} received before its delivery time {due}");
+    }
+    Ok(())
 }
 
 fn delay_messages(env: Env) -> Result<()> {

@@ -8,14 +8,17 @@ use std::sync::Arc;
 use grpc::v2::{self, Code, MessageType};
 use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
-use remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use remoting::header::send::{
+    RecallMessageRequestHeader, RecallMessageResponseHeader, SendMessageRequestHeader,
+    SendMessageResponseHeader,
+};
 
 use super::convert;
 use super::relay::MasterRelay;
 use super::status;
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
-use crate::processor::send;
+use crate::processor::{recall as recall_processor, send};
 
 /// How long a send may take on the master.
 const SEND_TAKES: std::time::Duration = std::time::Duration::from_secs(10);
@@ -65,11 +68,7 @@ pub async fn send_message(
 }
 
 fn topic_of(message: &v2::Message) -> String {
-    message
-        .topic
-        .as_ref()
-        .map(|t| t.name.clone())
-        .unwrap_or_default()
+    topic_of_resource(message.topic.as_ref())
 }
 
 fn failed(code: Code, message: impl Into<String>) -> v2::SendResultEntry {
@@ -167,4 +166,45 @@ async fn send_one(
         offset: sent.queue_offset,
         recall_handle: sent.recall_handle.unwrap_or_default(),
     }
+}
+
+/// RecallMessage: cancels a delay (timer) message still waiting, by the recall handle its
+/// send answered with (RECALL_MESSAGE on the master; `recallMessageEnable`).
+pub async fn recall(
+    ctx: &Arc<BrokerContext>,
+    relay: &MasterRelay,
+    requester: SocketAddr,
+    request: v2::RecallMessageRequest,
+) -> v2::RecallMessageResponse {
+    let header = RecallMessageRequestHeader {
+        producer_group: None,
+        topic: topic_of_resource(request.topic.as_ref()),
+        recall_handle: request.recall_handle,
+    };
+    let command = RemotingCommand::request(code::RECALL_MESSAGE).with_header(&header);
+    let answer = relay
+        .run(ctx, command, SEND_TAKES, |command| async move {
+            recall_processor::process(ctx, requester, &command).await
+        })
+        .await;
+    if answer.code != response::SUCCESS {
+        return v2::RecallMessageResponse {
+            status: status::of_remoting(answer.code, answer.remark.as_deref()),
+            message_id: String::new(),
+        };
+    }
+    match answer.decode_header::<RecallMessageResponseHeader>() {
+        Ok(recalled) => v2::RecallMessageResponse {
+            status: status::ok(),
+            message_id: recalled.msg_id,
+        },
+        Err(e) => v2::RecallMessageResponse {
+            status: status::of(Code::InternalServerError, e.to_string()),
+            message_id: String::new(),
+        },
+    }
+}
+
+fn topic_of_resource(resource: Option<&v2::Resource>) -> String {
+    resource.map(|r| r.name.clone()).unwrap_or_default()
 }

@@ -284,12 +284,11 @@ impl MessagingService for GrpcService {
 
     async fn recall_message(
         &self,
-        _request: Request<v2::RecallMessageRequest>,
+        request: Request<v2::RecallMessageRequest>,
     ) -> Answer<v2::RecallMessageResponse> {
-        Ok(Response::new(v2::RecallMessageResponse {
-            status: not_implemented("RecallMessage"),
-            message_id: String::new(),
-        }))
+        let requester = peer(&request);
+        let answer = produce::recall(&self.ctx, &self.relay, requester, request.into_inner()).await;
+        Ok(Response::new(answer))
     }
 
     async fn sync_lite_subscription(

@@ -78,7 +78,7 @@ impl RequestProcessor for BrokerProcessor {
                 reply::process(ctx, conn, &request).await
             }
             code::END_TRANSACTION => end_transaction::process(ctx, &request).await,
-            code::RECALL_MESSAGE => recall::process(ctx, conn, &request).await,
+            code::RECALL_MESSAGE => recall::process(ctx, conn.remote_addr(), &request).await,
             code::CONSUMER_SEND_MSG_BACK => send_back::process(ctx, &request).await,
             code::PULL_MESSAGE | code::LITE_PULL_MESSAGE => pull::process(ctx, &request).await,
             code::POP_MESSAGE => pop::process(ctx, &request, conn.closed()).await,

@@ -3,12 +3,12 @@
 //! timer topic's recall queue (replicated like any record) makes the timer service pass
 //! the message over when its slot comes. Refusals and their remarks are RocketMQ's.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use remoting::body::perm;
 use remoting::code::response;
 use remoting::command::RemotingCommand;
-use remoting::connection::ConnectionHandle;
 use remoting::header::send::{RecallMessageRequestHeader, RecallMessageResponseHeader};
 use remoting::header::CommandHeader;
 use tracing::info;
@@ -23,10 +23,10 @@ use crate::timer::{self, request};
 
 pub async fn process(
     ctx: &Arc<BrokerContext>,
-    conn: &ConnectionHandle,
+    requester: SocketAddr,
     request: &RemotingCommand,
 ) -> RemotingCommand {
-    match recall(ctx, conn, request).await {
+    match recall(ctx, requester, request).await {
         Ok(msg_id) => RemotingCommand::success_to(request)
             .with_header(&RecallMessageResponseHeader { msg_id }),
         Err(refusal) => refusal.into_response(request),
@@ -35,7 +35,7 @@ pub async fn process(
 
 async fn recall(
     ctx: &BrokerContext,
-    conn: &ConnectionHandle,
+    requester: SocketAddr,
     request: &RemotingCommand,
 ) -> Result<String, Refusal> {
     let header = RecallMessageRequestHeader::from_ext_fields(&request.ext_fields)?;
@@ -108,7 +108,7 @@ async fn recall(
         properties: &properties,
         sys_flag: 0,
         born_timestamp_ms: now_ms(),
-        born_host: conn.remote_addr(),
+        born_host: requester,
         reconsume_times: 0,
     };
     let mut batch = RecordBatch::with_capacity(properties.len() + 256, 1);
