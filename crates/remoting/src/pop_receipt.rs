@@ -139,6 +139,67 @@ impl PopOffsetInfo {
     }
 }
 
+/// What the receipts of one pop's answer are built from: its header's fields and the
+/// broker that answered. A client (and a gRPC front) gives each message its receipt.
+#[derive(Debug, Clone)]
+pub struct PopAnswer {
+    /// `startOffsetInfo` as (retry flag, queue, start offset).
+    starts: Vec<(RetryFlag, i32, i64)>,
+    pub pop_time: i64,
+    pub invisible_time: i64,
+    pub revive_qid: i32,
+    pub broker_name: String,
+}
+
+impl PopAnswer {
+    pub fn new(
+        start_offset_info: &str,
+        pop_time: i64,
+        invisible_time: i64,
+        revive_qid: i32,
+        broker_name: &str,
+    ) -> PopAnswer {
+        let starts = start_offset_info
+            .split(';')
+            .filter_map(|entry| {
+                let mut parts = entry.split(' ');
+                let flag = RetryFlag::parse(parts.next()?)?;
+                let queue = parts.next()?.parse().ok()?;
+                let start = parts.next()?.parse().ok()?;
+                Some((flag, queue, start))
+            })
+            .collect();
+        PopAnswer {
+            starts,
+            pop_time,
+            invisible_time,
+            revive_qid,
+            broker_name: broker_name.to_owned(),
+        }
+    }
+
+    /// The receipt of the message stored at `offset` of `queue_id` in `stored_topic` (a
+    /// retry topic for a redelivered one).
+    pub fn receipt(&self, stored_topic: &str, queue_id: i32, offset: i64) -> PopReceipt {
+        let retry = RetryFlag::of_topic(stored_topic);
+        let checkpoint_offset = self
+            .starts
+            .iter()
+            .find(|(flag, queue, _)| *flag == retry && *queue == queue_id)
+            .map_or(offset, |(_, _, start)| *start);
+        PopReceipt {
+            checkpoint_offset,
+            pop_time: self.pop_time,
+            invisible_time: self.invisible_time,
+            revive_qid: self.revive_qid,
+            retry,
+            broker_name: self.broker_name.clone(),
+            queue_id,
+            offset,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +238,9 @@ mod tests {
         assert_eq!(info.start_offset_info(), "0 2 100;1 0 7");
         assert_eq!(info.msg_offset_info(), "0 2 100,101,103;1 0 7,8");
         assert_eq!(RetryFlag::of_topic("%RETRY%G+T"), RetryFlag::RetryV2);
+        let answer = PopAnswer::new(info.start_offset_info(), 5, 60_000, 0, "b");
+        assert_eq!(answer.receipt("T", 2, 101).checkpoint_offset, 100);
+        assert_eq!(answer.receipt("%RETRY%G_T", 0, 8).checkpoint_offset, 7);
+        assert_eq!(answer.receipt("%RETRY%G_T", 0, 8).retry, RetryFlag::RetryV1);
     }
 }

@@ -15,10 +15,10 @@ use remoting::header::pop::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
     PopMessageRequestHeader, PopMessageResponseHeader,
 };
-use remoting::pop_receipt::{PopReceipt, RetryFlag};
+use remoting::pop_receipt::{PopAnswer, PopReceipt, RetryFlag};
 
 use super::clients::{MAX_LONG_POLLING_MS, RECEIVE_BATCH};
-use super::convert::{self, duration_ms};
+use super::convert::{self, duration_ms, resource_name};
 use super::relay::MasterRelay;
 use super::status;
 use crate::clock::now_ms;
@@ -31,10 +31,6 @@ const DEFAULT_INVISIBLE_MS: i64 = 60_000;
 const QUICK: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest invisible time a receive or a change may ask for (RocketMQ's proxy's bound).
 const MAX_INVISIBLE_MS: i64 = 12 * 3600 * 1000;
-
-fn name(resource: Option<&v2::Resource>) -> String {
-    resource.map(|r| r.name.clone()).unwrap_or_default()
-}
 
 fn done(status: Option<v2::Status>) -> Vec<v2::ReceiveMessageResponse> {
     vec![
@@ -54,8 +50,8 @@ pub async fn receive(
     relay: &MasterRelay,
     request: v2::ReceiveMessageRequest,
 ) -> Vec<v2::ReceiveMessageResponse> {
-    let group = name(request.group.as_ref());
-    let topic = name(
+    let group = resource_name(request.group.as_ref());
+    let topic = resource_name(
         request
             .message_queue
             .as_ref()
@@ -120,7 +116,13 @@ pub async fn receive(
         Ok(popped) => popped,
         Err(e) => return done(status::of(Code::InternalServerError, e.to_string())),
     };
-    let starts = start_offsets(popped.start_offset_info.as_deref().unwrap_or(""));
+    let receipts = PopAnswer::new(
+        popped.start_offset_info.as_deref().unwrap_or(""),
+        popped.pop_time,
+        popped.invisible_time,
+        popped.revive_qid,
+        &ctx.config.broker_name,
+    );
     let mut responses = vec![v2::ReceiveMessageResponse {
         content: Some(Content::Status(status::ok().unwrap_or_default())),
     }];
@@ -130,21 +132,7 @@ pub async fn receive(
         let Ok(view) = view else {
             break;
         };
-        let retry = RetryFlag::of_topic(view.topic());
-        let checkpoint_offset = starts
-            .iter()
-            .find(|(flag, queue, _)| *flag == retry && *queue == view.queue_id())
-            .map_or(view.queue_offset(), |(_, _, start)| *start);
-        let receipt = PopReceipt {
-            checkpoint_offset,
-            pop_time: popped.pop_time,
-            invisible_time: popped.invisible_time,
-            revive_qid: popped.revive_qid,
-            retry,
-            broker_name: ctx.config.broker_name.clone(),
-            queue_id: view.queue_id(),
-            offset: view.queue_offset(),
-        };
+        let receipt = receipts.receipt(view.topic(), view.queue_id(), view.queue_offset());
         let handle = format!("{} {}", receipt.encode(), view.physical_offset());
         responses.push(v2::ReceiveMessageResponse {
             content: Some(Content::Message(convert::incoming(&view, &topic, handle))),
@@ -154,19 +142,6 @@ pub async fn receive(
         content: Some(Content::DeliveryTimestamp(convert::timestamp(now_ms()))),
     });
     responses
-}
-
-/// `startOffsetInfo` as (retry flag, queue, start offset).
-fn start_offsets(text: &str) -> Vec<(RetryFlag, i32, i64)> {
-    text.split(';')
-        .filter_map(|entry| {
-            let mut parts = entry.split(' ');
-            let flag = RetryFlag::parse(parts.next()?)?;
-            let queue = parts.next()?.parse().ok()?;
-            let start = parts.next()?.parse().ok()?;
-            Some((flag, queue, start))
-        })
-        .collect()
 }
 
 /// A receipt handle this broker gave out: the pop receipt and the CommitLog offset.
@@ -214,8 +189,8 @@ pub async fn ack(
     relay: &MasterRelay,
     request: v2::AckMessageRequest,
 ) -> v2::AckMessageResponse {
-    let group = name(request.group.as_ref());
-    let topic = name(request.topic.as_ref());
+    let group = resource_name(request.group.as_ref());
+    let topic = resource_name(request.topic.as_ref());
     let mut entries = Vec::with_capacity(request.entries.len());
     for entry in &request.entries {
         let status = match handle_of(&entry.receipt_handle) {
@@ -257,8 +232,8 @@ pub async fn change_invisible_duration(
         status,
         receipt_handle: String::new(),
     };
-    let group = name(request.group.as_ref());
-    let topic = name(request.topic.as_ref());
+    let group = resource_name(request.group.as_ref());
+    let topic = resource_name(request.topic.as_ref());
     let invisible_ms = request.invisible_duration.as_ref().map_or(0, duration_ms);
     if !(0..=MAX_INVISIBLE_MS).contains(&invisible_ms) {
         return refused(status::of(
@@ -317,8 +292,8 @@ pub async fn forward_to_dead_letter_queue(
     relay: &MasterRelay,
     request: v2::ForwardMessageToDeadLetterQueueRequest,
 ) -> v2::ForwardMessageToDeadLetterQueueResponse {
-    let group = name(request.group.as_ref());
-    let topic = name(request.topic.as_ref());
+    let group = resource_name(request.group.as_ref());
+    let topic = resource_name(request.topic.as_ref());
     let handle = match handle_of(&request.receipt_handle) {
         Ok(handle) => handle,
         Err(status) => return v2::ForwardMessageToDeadLetterQueueResponse { status },

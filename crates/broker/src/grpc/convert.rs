@@ -71,6 +71,11 @@ const BORN_HOST: &str = "__BORNHOST";
 /// Most user properties one message may carry (RocketMQ's proxy's limit).
 const MAX_USER_PROPERTIES: usize = 128;
 
+/// The name a resource (topic, group) gives, empty when absent.
+pub fn resource_name(resource: Option<&v2::Resource>) -> String {
+    resource.map(|r| r.name.clone()).unwrap_or_default()
+}
+
 pub fn is_system_key(key: &str) -> bool {
     SYSTEM_KEYS.contains(&key)
 }

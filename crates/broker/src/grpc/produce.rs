@@ -68,7 +68,7 @@ pub async fn send_message(
 }
 
 fn topic_of(message: &v2::Message) -> String {
-    topic_of_resource(message.topic.as_ref())
+    convert::resource_name(message.topic.as_ref())
 }
 
 fn failed(code: Code, message: impl Into<String>) -> v2::SendResultEntry {
@@ -178,7 +178,7 @@ pub async fn recall(
 ) -> v2::RecallMessageResponse {
     let header = RecallMessageRequestHeader {
         producer_group: None,
-        topic: topic_of_resource(request.topic.as_ref()),
+        topic: convert::resource_name(request.topic.as_ref()),
         recall_handle: request.recall_handle,
     };
     let command = RemotingCommand::request(code::RECALL_MESSAGE).with_header(&header);
@@ -203,8 +203,4 @@ pub async fn recall(
             message_id: String::new(),
         },
     }
-}
-
-fn topic_of_resource(resource: Option<&v2::Resource>) -> String {
-    resource.map(|r| r.name.clone()).unwrap_or_default()
 }

@@ -16,7 +16,7 @@ use remoting::header::pop::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
     PopMessageRequestHeader, PopMessageResponseHeader,
 };
-use remoting::pop_receipt::{PopReceipt, RetryFlag};
+use remoting::pop_receipt::{PopAnswer, PopReceipt};
 
 use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
@@ -189,26 +189,22 @@ impl PopConsumer {
             .map_err(|err| ClientError::malformed(&addr, err))?;
         let messages = decode_messages(&answer.body, &broker)
             .map_err(|err| ClientError::malformed(&addr, err))?;
-        let starts = offset_info(header.start_offset_info.as_deref().unwrap_or(""));
+        let answer = PopAnswer::new(
+            header.start_offset_info.as_deref().unwrap_or(""),
+            header.pop_time,
+            header.invisible_time,
+            header.revive_qid,
+            &broker,
+        );
         let mut popped = Vec::with_capacity(messages.len());
         for mut message in messages {
-            let flag = RetryFlag::of_topic(&message.queue.topic);
-            let key = format!("{} {}", flag.as_str(), message.queue.queue_id);
-            let checkpoint_offset = starts
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map_or(message.queue_offset, |(_, start)| *start);
-            let receipt = PopReceipt {
-                checkpoint_offset,
-                pop_time: header.pop_time,
-                invisible_time: header.invisible_time,
-                revive_qid: header.revive_qid,
-                retry: flag,
-                broker_name: broker.clone(),
-                queue_id: message.queue.queue_id,
-                offset: message.queue_offset,
-            }
-            .encode();
+            let receipt = answer
+                .receipt(
+                    &message.queue.topic,
+                    message.queue.queue_id,
+                    message.queue_offset,
+                )
+                .encode();
             // What was sent to: a redelivered message keeps its original topic.
             message.topic = request.topic.to_owned();
             popped.push(PoppedMessage { message, receipt });
@@ -321,15 +317,4 @@ impl Drop for PopConsumer {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// `startOffsetInfo` entries as (`flag queue`, start offset).
-fn offset_info(text: &str) -> Vec<(String, i64)> {
-    text.split(';')
-        .filter_map(|entry| {
-            let mut parts = entry.split(' ');
-            let (flag, queue, start) = (parts.next()?, parts.next()?, parts.next()?);
-            Some((format!("{flag} {queue}"), start.parse().ok()?))
-        })
-        .collect()
 }
