@@ -108,6 +108,9 @@ async fn select(
             response::SUCCESS => found.extend(bodies(&pulled)),
             response::PULL_RETRY_IMMEDIATELY => {}
             response::PULL_NOT_FOUND => return found,
+            // A group follower that has not applied the topic's creation yet; a caller that
+            // expects messages asks again.
+            response::TOPIC_NOT_EXIST => return found,
             code => panic!("pull answered {code}: {:?}", pulled.remark),
         }
         assert!(next > header.queue_offset, "the pull moved on");
