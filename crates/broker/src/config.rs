@@ -102,6 +102,9 @@ pub struct BrokerConfig {
     /// `serverMaxConnections`, `serverPartialFrameBudgetBytes`, `serverFrameReadTimeoutMs`,
     /// `serverChannelMaxIdleTimeSeconds`.
     pub server_limits: conf::ServerLimits,
+    /// Prometheus metrics: `metricsExporterType` (DISABLE or PROM),
+    /// `metricsPromExporterHost`, `metricsPromExporterPort` (5557), `metricsLabel`.
+    pub metrics_exporter: conf::MetricsExporter,
     /// The store's settings (CommitLog, flushing, retention, disk limits, delay levels).
     pub store: StoreConfig,
 }
@@ -152,6 +155,7 @@ impl Default for BrokerConfig {
             revive_interval: Duration::from_millis(1000),
             pop_ck_max_buffer_size: 200_000,
             server_limits: conf::ServerLimits::default(),
+            metrics_exporter: conf::MetricsExporter::default(),
             store: StoreConfig::new(default_store_root()),
         }
     }
@@ -205,7 +209,7 @@ impl BrokerConfig {
 
     /// Applies one setting; `Ok(false)` when the key is not one this broker uses.
     pub fn apply(&mut self, s: &Setting) -> Result<bool, BadSetting> {
-        if self.server_limits.apply(s)? {
+        if self.server_limits.apply(s)? || self.metrics_exporter.apply(s)? {
             return Ok(true);
         }
         match s.key.as_str() {

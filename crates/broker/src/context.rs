@@ -85,6 +85,8 @@ pub struct BrokerContext {
     pub routes: crate::route_lookup::RouteLookup,
     /// The gRPC port bound (`grpcServerPort`, or the one the system picked for 0).
     pub grpc_port: std::sync::atomic::AtomicU16,
+    /// Prometheus counters and histograms (recorded only with `metricsExporterType=PROM`).
+    pub metrics: crate::instruments::BrokerMetrics,
 }
 
 impl BrokerContext {
@@ -96,7 +98,16 @@ impl BrokerContext {
         store: Arc<dyn MessageStore>,
     ) -> Result<Arc<BrokerContext>, MetaError> {
         let tables = MetadataTables::open(&config)?;
-        Self::assemble(config, port, store, tables, Arc::new(Notify::new()), None)
+        let metrics = crate::instruments::BrokerMetrics::new(config.metrics_exporter.enabled());
+        Self::assemble(
+            config,
+            port,
+            store,
+            tables,
+            Arc::new(Notify::new()),
+            None,
+            metrics,
+        )
     }
 
     /// A context over metadata tables the caller opened (a group member opens them before
@@ -109,6 +120,7 @@ impl BrokerContext {
         tables: MetadataTables,
         registration_needed: Arc<Notify>,
         group: Option<Arc<GroupMember>>,
+        metrics: crate::instruments::BrokerMetrics,
     ) -> Result<Arc<BrokerContext>, MetaError> {
         let ip: IpAddr = config.broker_ip1.parse().map_err(|_| {
             MetaError::Invalid(format!(
@@ -168,6 +180,7 @@ impl BrokerContext {
             pop: Arc::new(crate::pop::PopState::new(&config)),
             routes: crate::route_lookup::RouteLookup::new(config.namesrv_addrs.clone()),
             grpc_port: std::sync::atomic::AtomicU16::new(config.grpc_server_port),
+            metrics,
             config,
         }))
     }

@@ -33,6 +33,7 @@
 //!   replicated through the raft log, the role manager, graceful hand-off, group status.
 //! - [`counters`]: message counters and rates.
 //! - [`stats_items`]: per-topic and per-group traffic (VIEW_BROKER_STATS_DATA).
+//! - [`instruments`]: Prometheus metrics under RocketMQ 5's names, and their endpoint.
 //! - [`record`]: stored records built from what clients send (send, send-back and the
 //!   schedule service all build them).
 //! - [`limits`]: bounds on the tables clients can grow.
@@ -51,6 +52,7 @@ pub mod context;
 pub mod counters;
 pub mod group;
 pub mod grpc;
+pub mod instruments;
 pub mod limits;
 pub mod live_config;
 pub mod local;

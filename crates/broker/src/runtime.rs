@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use remoting::connection::RequestProcessor;
 use remoting::server::{RemotingServer, ServerConfig};
 use store::{StoreConfig, StoreError};
 use tokio::net::TcpListener;
@@ -57,6 +58,8 @@ pub enum StartError {
     Interrupted(String),
     #[error("cannot join the broker group")]
     Group(#[from] GroupError),
+    #[error(transparent)]
+    Metrics(#[from] metrics::endpoint::BindError),
 }
 
 /// The store settings a broker config implies.
@@ -108,8 +111,18 @@ pub async fn start_with_store(
     let (listener, local_addr) = bind_client_port(&config).await?;
     let fast_listener = bind_fast_port(&config).await?;
     let grpc_listener = bind_grpc_port(&config).await;
+    let metrics_listener = bind_metrics_port(&config).await?;
     let ctx = BrokerContext::new(config, local_addr.port(), store)?;
-    serve(ctx, listener, fast_listener, grpc_listener, local_addr)
+    serve(
+        ctx,
+        Listeners {
+            client: listener,
+            fast: fast_listener,
+            grpc: grpc_listener,
+            metrics: metrics_listener,
+        },
+        local_addr,
+    )
 }
 
 /// A member of a raft group (DLedger mode): the client port first (so a bad port fails
@@ -118,10 +131,15 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
     let (listener, local_addr) = bind_client_port(&config).await?;
     let fast_listener = bind_fast_port(&config).await?;
     let grpc_listener = bind_grpc_port(&config).await;
+    let metrics_listener = bind_metrics_port(&config).await?;
     // With `listenPort=0` the address this member registers is only known now; the group
     // code compares it with the members the name servers list (to not copy from itself).
     config.listen_port = local_addr.port();
-    let opened = group::open(&config, store_config(&config)).await?;
+    let metrics = crate::instruments::BrokerMetrics::new(config.metrics_exporter.enabled());
+    let raft_observer = metrics
+        .enabled()
+        .then(|| Arc::new(metrics.raft.clone()) as Arc<dyn raft::DriverObserver>);
+    let opened = group::open(&config, store_config(&config), raft_observer).await?;
     let member = opened.member;
     let store: Arc<dyn MessageStore> = Arc::new(ReplicatedFacade::new(Arc::clone(&member.store)));
     let ctx = BrokerContext::assemble(
@@ -131,12 +149,16 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
         opened.tables,
         opened.registration_needed,
         Some(Arc::clone(&member)),
+        metrics,
     )?;
     let mut running = serve(
         Arc::clone(&ctx),
-        listener,
-        fast_listener,
-        grpc_listener,
+        Listeners {
+            client: listener,
+            fast: fast_listener,
+            grpc: grpc_listener,
+            metrics: metrics_listener,
+        },
         local_addr,
     )?;
     let role_manager = group::role_manager::RoleManager {
@@ -153,6 +175,14 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
     running.tasks.push(tokio::spawn(
         Arc::clone(&member.writer).run(ctx.shutdown.clone()),
     ));
+    if ctx.metrics.enabled() {
+        running.tasks.push(tokio::spawn(
+            ctx.metrics
+                .raft
+                .clone()
+                .follow(member.store.raft().state(), ctx.shutdown.clone()),
+        ));
+    }
     Ok(running)
 }
 
@@ -209,34 +239,51 @@ async fn bind_grpc_port(config: &BrokerConfig) -> Option<TcpListener> {
     }
 }
 
+/// The Prometheus endpoint's port, with `metricsExporterType=PROM`. Unlike gRPC's, a taken
+/// port stops start-up: the operator asked for metrics and would otherwise scrape nothing.
+async fn bind_metrics_port(
+    config: &BrokerConfig,
+) -> Result<Option<TcpListener>, metrics::endpoint::BindError> {
+    if !config.metrics_exporter.enabled() {
+        return Ok(None);
+    }
+    metrics::endpoint::bind(&config.metrics_exporter, &config.broker_ip1)
+        .await
+        .map(Some)
+}
+
+/// Every port a broker serves on.
+struct Listeners {
+    client: TcpListener,
+    fast: Option<TcpListener>,
+    grpc: Option<TcpListener>,
+    metrics: Option<TcpListener>,
+}
+
 fn serve(
     ctx: Arc<BrokerContext>,
-    listener: TcpListener,
-    fast_listener: Option<TcpListener>,
-    grpc_listener: Option<TcpListener>,
+    listeners: Listeners,
     local_addr: SocketAddr,
 ) -> Result<RunningBroker, StartError> {
     let processor = Arc::new(BrokerProcessor::new(Arc::clone(&ctx)));
-    let bind = local_addr.to_string();
-    let server = RemotingServer::from_listener(
-        listener,
-        ServerConfig::with_limits(&ctx.config.server_limits),
-        Arc::clone(&processor) as Arc<_>,
-    )
-    .map_err(|source| StartError::Bind { addr: bind, source })?;
-    let fast_server = match fast_listener {
-        Some(fast) => Some(
-            RemotingServer::from_listener(
-                fast,
-                ServerConfig::with_limits(&ctx.config.server_limits),
-                processor,
-            )
-            .map_err(|source| StartError::Bind {
-                addr: "the VIP channel".into(),
-                source,
-            })?,
-        ),
-        None => None,
+    let (server, fast_server) = if ctx.metrics.enabled() {
+        let latency = ctx.metrics.rpc.clone();
+        let instrumented = Arc::new(metrics::rpc::Instrumented::new(processor, latency));
+        client_servers(
+            &ctx,
+            listeners.client,
+            listeners.fast,
+            instrumented,
+            local_addr,
+        )?
+    } else {
+        client_servers(
+            &ctx,
+            listeners.client,
+            listeners.fast,
+            processor,
+            local_addr,
+        )?
     };
     let registrar = Arc::new(NameServerRegistrar::new(ctx.config.namesrv_addrs.clone()));
     let mut tasks = vec![
@@ -249,7 +296,17 @@ fn serve(
         tokio::spawn(transaction::check::run(Arc::clone(&ctx))),
         tokio::spawn(crate::pop::revive::run(Arc::clone(&ctx))),
     ];
-    if let Some(grpc_listener) = grpc_listener {
+    if let Some(metrics_listener) = listeners.metrics {
+        let scrape = Arc::new(crate::instruments::scrape::BrokerScrape {
+            ctx: Arc::clone(&ctx),
+        });
+        tasks.push(metrics::endpoint::serve(
+            metrics_listener,
+            scrape,
+            ctx.shutdown.clone(),
+        ));
+    }
+    if let Some(grpc_listener) = listeners.grpc {
         if let Ok(addr) = grpc_listener.local_addr() {
             ctx.grpc_port
                 .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
@@ -267,6 +324,40 @@ fn serve(
         tasks,
         local_addr,
     })
+}
+
+/// The client port and the VIP channel, both answered by `processor`.
+fn client_servers<P: RequestProcessor>(
+    ctx: &BrokerContext,
+    listener: TcpListener,
+    fast_listener: Option<TcpListener>,
+    processor: Arc<P>,
+    local_addr: SocketAddr,
+) -> Result<(RemotingServer, Option<RemotingServer>), StartError> {
+    let server = RemotingServer::from_listener(
+        listener,
+        ServerConfig::with_limits(&ctx.config.server_limits),
+        Arc::clone(&processor),
+    )
+    .map_err(|source| StartError::Bind {
+        addr: local_addr.to_string(),
+        source,
+    })?;
+    let fast_server = match fast_listener {
+        Some(fast) => Some(
+            RemotingServer::from_listener(
+                fast,
+                ServerConfig::with_limits(&ctx.config.server_limits),
+                processor,
+            )
+            .map_err(|source| StartError::Bind {
+                addr: "the VIP channel".into(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    Ok((server, fast_server))
 }
 
 impl RunningBroker {

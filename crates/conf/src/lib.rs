@@ -8,7 +8,9 @@
 //! are not supported (no RocketMQ config needs them); such lines are kept verbatim.
 //! Later occurrences of a key override earlier ones, as with `Properties.load`.
 
+mod metrics_exporter;
 mod server_limits;
+pub use metrics_exporter::{ExporterType, MetricsExporter};
 pub use server_limits::ServerLimits;
 
 use std::path::Path;

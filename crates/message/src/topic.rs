@@ -117,6 +117,15 @@ pub fn system_topic_conflict_remark(topic: &str) -> String {
     format!("The topic[{topic}] is conflict with system topic.")
 }
 
+/// Consumer groups the broker itself uses (its progress through system topics).
+pub const SYSTEM_GROUP_PREFIX: &str = "CID_RMQ_SYS_";
+
+/// Whether `group` is one of the broker's own consumer groups (RocketMQ's
+/// `isSysConsumerGroup`).
+pub fn is_system_group(group: &str) -> bool {
+    group.starts_with(SYSTEM_GROUP_PREFIX)
+}
+
 pub fn is_retry_topic(topic: &str) -> bool {
     topic.starts_with(RETRY_GROUP_TOPIC_PREFIX)
 }

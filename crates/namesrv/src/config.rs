@@ -19,6 +19,9 @@ pub struct NamesrvConfig {
     pub order_message_enable: bool,
     /// Limits of the listening port (`serverMaxConnections`, ...; see `conf::ServerLimits`).
     pub server_limits: conf::ServerLimits,
+    /// Prometheus metrics, under the broker's keys (`metricsExporterType=PROM`,
+    /// `metricsPromExporterHost`, `metricsPromExporterPort`, `metricsLabel`).
+    pub metrics_exporter: conf::MetricsExporter,
 }
 
 /// RocketMQ's default `kvConfigPath`: `namesrv/kvConfig.json` under the user's home (under
@@ -40,6 +43,7 @@ impl Default for NamesrvConfig {
             kv_config_path: default_kv_config_path(),
             order_message_enable: false,
             server_limits: conf::ServerLimits::default(),
+            metrics_exporter: conf::MetricsExporter::default(),
         }
     }
 }
@@ -67,7 +71,7 @@ impl NamesrvConfig {
     }
 
     pub fn apply(&mut self, s: &Setting) -> Result<bool, BadSetting> {
-        if self.server_limits.apply(s)? {
+        if self.server_limits.apply(s)? || self.metrics_exporter.apply(s)? {
             return Ok(true);
         }
         match s.key.as_str() {

@@ -4,8 +4,10 @@
 //! - [`kvconfig`]: the KV config and its file (`kvConfigPath`).
 //! - [`registry`]: the route registry and its rules (registration, expiry, role swaps).
 //! - [`server`]: request handling on the name server's port, and [`server::start`].
+//! - [`scrape`]: its Prometheus metrics (`metricsExporterType=PROM`).
 
 pub mod config;
 pub mod kvconfig;
 pub mod registry;
+pub mod scrape;
 pub mod server;

@@ -115,6 +115,15 @@ impl TableSeen {
     }
 }
 
+/// How much a name server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryCensus {
+    pub clusters: usize,
+    /// Live broker addresses (a master and its slaves count once each).
+    pub brokers: usize,
+    pub topics: usize,
+}
+
 /// The registry itself. Callers wrap it in a lock.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -420,6 +429,15 @@ impl Registry {
             .values()
             .find_map(|b| b.broker_addrs.values().next().cloned());
         (names, addr)
+    }
+
+    /// Clusters, broker addresses and topics registered (the name server's metrics).
+    pub fn census(&self) -> RegistryCensus {
+        RegistryCensus {
+            clusters: self.cluster_brokers.len(),
+            brokers: self.live.len(),
+            topics: self.topic_queues.len(),
+        }
     }
 
     pub fn topics(&self) -> impl Iterator<Item = &str> {

@@ -21,6 +21,7 @@ use remoting::header::namesrv::{
     WipeWritePermOfBrokerRequestHeader, WipeWritePermOfBrokerResponseHeader,
 };
 use remoting::server::{RemotingServer, ServerConfig};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::NamesrvConfig;
@@ -49,6 +50,11 @@ impl NameServer {
             kv: Arc::new(kv),
             config,
         })
+    }
+
+    /// What the registry holds now.
+    pub fn census(&self) -> crate::registry::RegistryCensus {
+        self.registry.lock().census()
     }
 
     fn register_broker(&self, conn: &ConnectionHandle, req: &RemotingCommand) -> RemotingCommand {
@@ -422,6 +428,8 @@ pub struct RunningNameServer {
     pub server: RemotingServer,
     pub state: Arc<NameServer>,
     expiry: tokio::task::JoinHandle<()>,
+    /// The Prometheus endpoint (`metricsExporterType=PROM`) and what stops it.
+    metrics: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
 }
 
 impl RunningNameServer {
@@ -431,6 +439,10 @@ impl RunningNameServer {
 
     pub async fn shutdown(self) {
         self.expiry.abort();
+        if let Some((endpoint, stop)) = self.metrics {
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), endpoint).await;
+        }
         self.server.shutdown(Duration::from_secs(2)).await;
     }
 }
@@ -445,25 +457,51 @@ pub async fn start(config: NamesrvConfig, host: &str) -> std::io::Result<Running
 }
 
 /// [`start`] with a KV config already loaded (`mqnamesrv` loads it first, to report a bad
-/// file as such).
+/// file as such). With `metricsExporterType=PROM` a Prometheus port that cannot be bound
+/// stops start-up (an `AddrInUse`-like error carrying the reason).
 pub async fn start_with_kv(
     config: NamesrvConfig,
     kv: KvConfig,
     host: &str,
 ) -> std::io::Result<RunningNameServer> {
+    let metrics_listener = if config.metrics_exporter.enabled() {
+        let bound = metrics::endpoint::bind(&config.metrics_exporter, host).await;
+        Some(bound.map_err(|e| std::io::Error::new(e.source.kind(), e))?)
+    } else {
+        None
+    };
     let state = NameServer::new(config.clone(), kv);
-    let server = RemotingServer::bind(
-        (host, config.listen_port),
-        ServerConfig::with_limits(&config.server_limits),
-        Arc::clone(&state),
-    )
-    .await?;
+    let limits = ServerConfig::with_limits(&config.server_limits);
+    let latency = metrics::rpc::RpcLatency::default();
+    let server = if metrics_listener.is_some() {
+        let instrumented = metrics::rpc::Instrumented::new(Arc::clone(&state), latency.clone());
+        RemotingServer::bind((host, config.listen_port), limits, Arc::new(instrumented)).await?
+    } else {
+        RemotingServer::bind((host, config.listen_port), limits, Arc::clone(&state)).await?
+    };
     let expiry = tokio::spawn(Arc::clone(&state).expire_brokers_periodically());
+    let metrics = metrics_listener.map(|listener| {
+        let stop = CancellationToken::new();
+        let mut labels = vec![
+            ("node_type".to_owned(), "namesrv".to_owned()),
+            ("node_id".to_owned(), server.local_addr().to_string()),
+        ];
+        labels.extend(config.metrics_exporter.labels.iter().cloned());
+        let census_of = Arc::clone(&state);
+        let scrape = crate::scrape::NamesrvScrape {
+            census: Box::new(move || census_of.census()),
+            latency,
+            labels,
+        };
+        let endpoint = metrics::endpoint::serve(listener, Arc::new(scrape), stop.clone());
+        (endpoint, stop)
+    });
     info!(addr = %server.local_addr(), "name server started");
     Ok(RunningNameServer {
         server,
         state,
         expiry,
+        metrics,
     })
 }
 

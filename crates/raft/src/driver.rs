@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,17 @@ pub struct DriverConfig {
     /// Settings every member must share besides the peer list (the store puts its segment
     /// size here), as `key=value` text: a peer whose differ is refused when it connects.
     pub shared_settings: String,
+    /// Told about fsyncs and appends as they happen (metrics); `None`: nobody listens.
+    pub observer: Option<Arc<dyn DriverObserver>>,
+}
+
+/// What a driver tells about its work as it happens, for metrics. Called on the driver's
+/// own task and its fsync thread: keep each call to a few atomic operations.
+pub trait DriverObserver: std::fmt::Debug + Send + Sync + 'static {
+    /// An fsync of the log finished after `elapsed`.
+    fn log_synced(&self, elapsed: Duration);
+    /// The leader appended `entries` proposals to its log in one append.
+    fn proposals_appended(&self, entries: usize);
 }
 
 impl DriverConfig {
@@ -87,6 +99,7 @@ impl DriverConfig {
             apply_queue_len: 64,
             apply_batch_entries: 1024,
             shared_settings: String::new(),
+            observer: None,
         }
     }
 }
@@ -339,6 +352,7 @@ impl RaftDriver {
             transfers: Vec::new(),
             syncer: node_syncer,
             sync_in_flight: None,
+            observer: config.observer.clone(),
             stable_reported: 0,
             apply,
             shutdown: shutdown.clone(),
@@ -428,6 +442,7 @@ struct Driver<S: LogStorage, H: HardStateStore> {
     /// Background fsync, when the storage offers it, and the one running.
     syncer: Option<BackgroundSync>,
     sync_in_flight: Option<InflightSync>,
+    observer: Option<Arc<dyn DriverObserver>>,
     /// Durable commit index last reported to the storage as stable.
     stable_reported: u64,
     shutdown: CancellationToken,
@@ -566,6 +581,9 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
         }
         match self.node.propose(proposals) {
             Ok(places) => {
+                if let Some(observer) = &self.observer {
+                    observer.proposals_appended(places.len());
+                }
                 let deadline = Instant::now() + self.propose_timeout;
                 let term = self.node.term();
                 let mut places = places.into_iter();
@@ -638,20 +656,32 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                 // group commit. The next starts when it returns, if anything is left.
                 if self.sync_in_flight.is_none() {
                     let syncer = syncer.clone();
+                    let observer = self.observer.clone();
                     self.sync_in_flight = Some(InflightSync {
                         index,
                         term,
                         log_cuts: self.node.log_cuts(),
-                        task: tokio::task::spawn_blocking(move || syncer()),
+                        task: tokio::task::spawn_blocking(move || {
+                            let started = Instant::now();
+                            let synced = syncer();
+                            if let Some(observer) = observer {
+                                observer.log_synced(started.elapsed());
+                            }
+                            synced
+                        }),
                     });
                 }
                 break;
             }
+            let started = Instant::now();
             let storage = self.node.storage_mut();
             if storage.sync_may_block() {
                 blocking(|| storage.sync())?;
             } else {
                 storage.sync()?;
+            }
+            if let Some(observer) = &self.observer {
+                observer.log_synced(started.elapsed());
             }
             self.node.on_persisted(index, term)?;
         }

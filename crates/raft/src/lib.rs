@@ -34,8 +34,8 @@ pub use crate::core::{
     Role, Status, TransferError,
 };
 pub use crate::driver::{
-    ApplyEvent, DriverConfig, DriverError, ProposalError, ProposalFuture, RaftDriver, RaftHandle,
-    RaftState,
+    ApplyEvent, DriverConfig, DriverError, DriverObserver, ProposalError, ProposalFuture,
+    RaftDriver, RaftHandle, RaftState,
 };
 pub use crate::hard_state::{FileHardStateStore, HardState, HardStateStore, MemHardStateStore};
 pub use crate::message::Message;

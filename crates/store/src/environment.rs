@@ -89,23 +89,35 @@ pub struct StatvfsDiskUsage;
 
 impl DiskUsage for StatvfsDiskUsage {
     fn used_ratio(&self, path: &Path) -> io::Result<f64> {
-        use std::os::unix::ffi::OsStrExt;
-        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-        // SAFETY: `statvfs` writes only into the struct we own; the path is NUL-terminated.
-        let st = unsafe {
-            let mut st: libc::statvfs = std::mem::zeroed();
-            if libc::statvfs(c_path.as_ptr(), &mut st) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            st
-        };
+        let st = statvfs(path)?;
         let used = (st.f_blocks as f64) - (st.f_bfree as f64);
         let usable = used + st.f_bavail as f64;
         if usable <= 0.0 {
             return Ok(1.0);
         }
         Ok((used / usable).clamp(0.0, 1.0))
+    }
+}
+
+/// Bytes in use on the filesystem holding `path` (total minus free), as RocketMQ reports
+/// its storage size.
+pub fn filesystem_used_bytes(path: &Path) -> io::Result<u64> {
+    let st = statvfs(path)?;
+    let fragment = st.f_frsize as u64;
+    Ok((st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * fragment)
+}
+
+fn statvfs(path: &Path) -> io::Result<libc::statvfs> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: `statvfs` writes only into the struct we own; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c_path.as_ptr(), &mut st) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
     }
 }
 

@@ -42,6 +42,11 @@ impl GroupMember {
         crate::grpc_addr_in(&self.conf)
     }
 
+    /// Where Prometheus scrapes it (served only with `metricsExporterType=PROM`).
+    pub fn metrics_addr(&self) -> anyhow::Result<String> {
+        crate::port_addr_in(&self.conf, "metricsPromExporterPort")
+    }
+
     fn spawn(dir: &Path, id: &str, conf: &Path) -> Result<Process> {
         Process::spawn(
             id,
@@ -161,6 +166,7 @@ impl BrokerGroup {
                     ("brokerName", name.to_owned()),
                     ("listenPort", port.to_string()),
                     ("grpcServerPort", free_port().to_string()),
+                    ("metricsPromExporterPort", free_port().to_string()),
                     ("namesrvAddr", namesrv.to_owned()),
                     ("brokerIP1", "127.0.0.1".to_owned()),
                     ("bindAddress", "127.0.0.1".to_owned()),

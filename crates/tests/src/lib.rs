@@ -43,6 +43,7 @@ pub mod java_client;
 pub mod requests;
 pub mod rust_client;
 pub mod scenario;
+pub mod scrape;
 
 /// How long a freshly started server may take to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -352,6 +353,7 @@ impl Broker {
                 ("brokerId", "0".to_string()),
                 ("listenPort", port.to_string()),
                 ("grpcServerPort", free_port().to_string()),
+                ("metricsPromExporterPort", free_port().to_string()),
                 ("namesrvAddr", namesrv.to_string()),
                 ("brokerIP1", "127.0.0.1".to_string()),
                 ("storePathRootDir", store_dir.display().to_string()),
@@ -411,17 +413,29 @@ impl Broker {
     pub fn grpc_addr(&self) -> Result<String> {
         grpc_addr_in(&self.conf)
     }
+
+    /// Where Prometheus scrapes it (`metricsPromExporterPort` of its config; served only
+    /// with `metricsExporterType=PROM`).
+    pub fn metrics_addr(&self) -> Result<String> {
+        port_addr_in(&self.conf, "metricsPromExporterPort")
+    }
 }
 
 /// `127.0.0.1:<grpcServerPort>` as a broker config file sets it (the last setting wins).
 pub(crate) fn grpc_addr_in(conf: &Path) -> Result<String> {
+    port_addr_in(conf, "grpcServerPort")
+}
+
+/// `127.0.0.1:<port>` where `key` of a config file names the port (the last setting wins).
+pub(crate) fn port_addr_in(conf: &Path, key: &str) -> Result<String> {
     let text =
         std::fs::read_to_string(conf).with_context(|| format!("reading {}", conf.display()))?;
+    let prefix = format!("{key}=");
     let port = text
         .lines()
         .rev()
-        .find_map(|line| line.trim().strip_prefix("grpcServerPort="))
-        .with_context(|| format!("{} sets no grpcServerPort", conf.display()))?;
+        .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+        .with_context(|| format!("{} sets no {key}", conf.display()))?;
     Ok(format!("127.0.0.1:{}", port.trim()))
 }
 

@@ -279,6 +279,19 @@ impl ConsumerManager {
     pub fn group_count(&self) -> usize {
         self.groups.read().len()
     }
+
+    /// One `(group, consume type, channel)` per connected consumer client.
+    pub fn channels(&self) -> Vec<(String, ConsumeType, ClientChannel)> {
+        self.groups
+            .read()
+            .values()
+            .flat_map(|info| {
+                info.channels
+                    .values()
+                    .map(|channel| (info.group.clone(), info.consume_type, channel.clone()))
+            })
+            .collect()
+    }
 }
 
 /// RocketMQ's `updateSubscription`: add new topics, take newer versions, drop topics no

@@ -131,4 +131,14 @@ impl ProducerManager {
     pub fn group_count(&self) -> usize {
         self.groups.read().len()
     }
+
+    /// Each connected producer client once, however many producer groups it sends for.
+    pub fn distinct_channels(&self) -> Vec<ClientChannel> {
+        let groups = self.groups.read();
+        let mut by_connection: HashMap<u64, &ClientChannel> = HashMap::new();
+        for channel in groups.values().flat_map(|channels| channels.values()) {
+            by_connection.entry(channel.conn.id()).or_insert(channel);
+        }
+        by_connection.into_values().cloned().collect()
+    }
 }

@@ -107,11 +107,14 @@ pub fn driver_config(config: &BrokerConfig) -> Result<DriverConfig, GroupError> 
 
 /// Opens the metadata tables and the replicated store, and starts the raft node on this
 /// member's `dLegerPeers` port (bound on `bindAddress`).
+/// `observer` hears of the raft node's fsyncs and appends (metrics).
 pub async fn open(
     config: &BrokerConfig,
     store_config: StoreConfig,
+    observer: Option<Arc<dyn raft::DriverObserver>>,
 ) -> Result<OpenedGroup, GroupError> {
-    let driver = driver_config(config)?;
+    let mut driver = driver_config(config)?;
+    driver.observer = observer;
     let self_id = driver.id;
     let peers = driver.peers.clone();
     let group_name = driver.group.clone();

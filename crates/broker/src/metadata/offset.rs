@@ -149,6 +149,18 @@ impl ConsumerOffsetManager {
             .unwrap_or_default()
     }
 
+    /// Every `(topic, group)` with its queues' committed offsets.
+    pub fn all(&self) -> Vec<(String, String, BTreeMap<i32, i64>)> {
+        self.table
+            .lock()
+            .iter()
+            .filter_map(|(key, queues)| {
+                let (topic, group) = split_key(key)?;
+                Some((topic.to_owned(), group.to_owned(), queues.clone()))
+            })
+            .collect()
+    }
+
     /// Topics a group has offsets for.
     pub fn topics_of_group(&self, group: &str) -> BTreeSet<String> {
         self.table

@@ -63,6 +63,15 @@ impl SubscriptionGroupManager {
         })
     }
 
+    /// Subscription groups configured on this broker.
+    pub fn len(&self) -> usize {
+        self.table.read().groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(&self, group: &str) -> Option<Arc<SubscriptionGroupConfig>> {
         self.table.read().groups.get(group).cloned()
     }

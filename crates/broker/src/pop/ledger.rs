@@ -128,6 +128,13 @@ impl Ledger {
         self.open.values().map(|open| open.unacked.len()).sum()
     }
 
+    /// Each open checkpoint with its unacknowledged messages.
+    pub fn unacked_by_checkpoint(&self) -> impl Iterator<Item = (&CheckpointKey, usize)> {
+        self.open
+            .iter()
+            .map(|(key, open)| (key, open.unacked.len()))
+    }
+
     /// Where reading must start again to find every open checkpoint.
     pub fn low_watermark(&self) -> i64 {
         self.by_record_offset

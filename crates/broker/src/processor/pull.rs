@@ -408,6 +408,12 @@ async fn read_or_wait(
 
 /// Per-group and broker-wide traffic (VIEW_BROKER_STATS_DATA).
 fn count_get(ctx: &BrokerContext, topic: &str, group: &str, read: &GetMessageResult) {
+    ctx.metrics.messages_got(
+        topic,
+        group,
+        read.messages.len() as u64,
+        read.buffer_total_size as u64,
+    );
     let items = &ctx.stats_items;
     let key = format!("{topic}@{group}");
     let messages = read.messages.len() as u64;

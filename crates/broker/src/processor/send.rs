@@ -38,6 +38,7 @@ use super::Refusal;
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
 use crate::group::handoff;
+use crate::instruments::MessageKind;
 use crate::limits;
 use crate::metadata::attributes;
 use crate::record::{append_record, complete_properties, NewMessage};
@@ -395,7 +396,13 @@ pub(crate) async fn send_one(
         });
     let bytes = batch.byte_len() as u64;
     let outcome = put(ctx, batch).await?;
-    count_put(ctx, &target.topic, outcome.messages.len() as u64, bytes);
+    count_put(
+        ctx,
+        header,
+        &target.topic,
+        outcome.messages.len() as u64,
+        bytes,
+    );
     Ok(respond(
         ctx,
         request,
@@ -482,7 +489,13 @@ async fn send_batch(
         .map(str::to_owned);
     let bytes = batch.byte_len() as u64;
     let outcome = put(ctx, batch).await?;
-    count_put(ctx, &target.topic, outcome.messages.len() as u64, bytes);
+    count_put(
+        ctx,
+        header,
+        &target.topic,
+        outcome.messages.len() as u64,
+        bytes,
+    );
     Ok(respond(ctx, request, target, &outcome, uniq_key, None))
 }
 
@@ -534,8 +547,21 @@ pub(crate) fn timer_refusal(refusal: timer::request::TimerRefusal) -> Refusal {
     Refusal::new(code, refusal.to_string())
 }
 
-/// Per-topic and broker-wide traffic (VIEW_BROKER_STATS_DATA).
-fn count_put(ctx: &BrokerContext, topic: &str, messages: u64, bytes: u64) {
+/// Per-topic and broker-wide traffic (VIEW_BROKER_STATS_DATA, and the Prometheus counters
+/// under the topic the producer named, whatever system topic a delay or a transaction
+/// parks the message in first).
+fn count_put(
+    ctx: &BrokerContext,
+    header: &SendMessageRequestHeader,
+    topic: &str,
+    messages: u64,
+    bytes: u64,
+) {
+    if ctx.metrics.enabled() {
+        let properties = header.properties.as_deref().unwrap_or("");
+        let kind = MessageKind::from_type_name(attributes::message_type_of(properties));
+        ctx.metrics.messages_put(topic, kind, messages, bytes);
+    }
     let items = &ctx.stats_items;
     items.add(stats_items::TOPIC_PUT_NUMS, topic, messages);
     items.add(stats_items::TOPIC_PUT_SIZE, topic, bytes);

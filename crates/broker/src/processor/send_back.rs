@@ -179,6 +179,9 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
     match ctx.store.put(batch).await {
         Ok(_) => {
             ctx.stats.add_put(1);
+            if dead {
+                ctx.metrics.sent_to_dlq(&origin_topic, &header.group);
+            }
             RemotingCommand::success_to(request)
         }
         Err(e) => error(request, e.response_code(), e.to_string()),

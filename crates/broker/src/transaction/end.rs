@@ -63,6 +63,10 @@ pub async fn finish(
         warn!(origin = claim.origin(), error = %e, "transaction end not stored");
     })?;
     ctx.stats.add_put(count);
+    if let Some(topic) = half.property(message::properties::keys::REAL_TOPIC) {
+        ctx.metrics
+            .transaction_ended(topic, outcome == Outcome::Commit);
+    }
     if let Some(real) = committed {
         let items = &ctx.stats_items;
         items.add(stats_items::TOPIC_PUT_NUMS, &real.topic, 1);

@@ -1,0 +1,332 @@
+//! What a scrape reads from the broker at that moment, as gauges under RocketMQ 5's names
+//! (`rocketmq_topic_number`, `rocketmq_consumer_lag_messages`, `rocketmq_storage_size`,
+//! ...), plus a broker group member's raft state (`rocketmq_raft_*`, this project's own).
+
+use std::collections::{BTreeMap, HashMap};
+
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use remoting::body::ConsumeType;
+
+use crate::clock::now_ms;
+use crate::context::BrokerContext;
+use crate::group::status::{self, GroupStatusBody};
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Gauges with labels, filled once per scrape.
+struct GaugeSet {
+    family: Family<Labels, Gauge>,
+}
+
+impl GaugeSet {
+    fn new() -> Self {
+        GaugeSet {
+            family: Family::default(),
+        }
+    }
+
+    fn set(&self, labels: Labels, value: i64) {
+        self.family.get_or_create(&labels).set(value);
+    }
+
+    fn add(&self, labels: Labels, value: i64) {
+        self.family.get_or_create(&labels).inc_by(value);
+    }
+
+    fn register(self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.family);
+    }
+}
+
+fn single(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let set = GaugeSet::new();
+    set.set(Vec::new(), value);
+    set.register(registry, name, help);
+}
+
+fn flag(value: bool) -> String {
+    value.to_string()
+}
+
+/// Adds every gauge of this moment to `registry`.
+pub async fn collect(ctx: &BrokerContext, registry: &mut Registry) {
+    single(
+        registry,
+        "rocketmq_broker_permission",
+        "Broker permission",
+        i64::from(ctx.live.broker_permission()),
+    );
+    single(
+        registry,
+        "rocketmq_topic_number",
+        "Active topic number",
+        ctx.topics.len() as i64,
+    );
+    single(
+        registry,
+        "rocketmq_consumer_group_number",
+        "Active subscription group number",
+        ctx.groups.len() as i64,
+    );
+    connections(ctx, registry);
+    consumer_lag(ctx, registry);
+    storage(ctx, registry);
+    if let Some(member) = ctx.group.as_deref() {
+        let identity = status::MemberIdentity {
+            broker_name: &ctx.config.broker_name,
+            broker_addr: &ctx.broker_addr,
+            broker_id: ctx.role.broker_id(),
+        };
+        if let Some(body) = status::group_status(identity, member).await {
+            raft_state(&body, registry);
+        }
+    }
+}
+
+fn consume_mode(consume_type: ConsumeType) -> &'static str {
+    match consume_type {
+        ConsumeType::ConsumeActively => "pull",
+        ConsumeType::ConsumePassively => "push",
+        ConsumeType::ConsumePop => "pop",
+    }
+}
+
+fn connections(ctx: &BrokerContext, registry: &mut Registry) {
+    let producers = GaugeSet::new();
+    for channel in ctx.producers.distinct_channels() {
+        producers.add(
+            vec![
+                ("language", channel.language.name().to_ascii_lowercase()),
+                (
+                    "version",
+                    remoting::command::version::desc(channel.version).to_ascii_lowercase(),
+                ),
+                ("protocol_type", "remoting".to_owned()),
+            ],
+            1,
+        );
+    }
+    producers.register(
+        registry,
+        "rocketmq_producer_connections",
+        "Producer connections",
+    );
+    let consumers = GaugeSet::new();
+    for (group, consume_type, channel) in ctx.consumers.channels() {
+        let is_system = flag(message::topic::is_system_group(&group));
+        consumers.add(
+            vec![
+                ("consumer_group", group),
+                ("language", channel.language.name().to_ascii_lowercase()),
+                (
+                    "version",
+                    remoting::command::version::desc(channel.version).to_ascii_lowercase(),
+                ),
+                ("consume_mode", consume_mode(consume_type).to_owned()),
+                ("protocol_type", "remoting".to_owned()),
+                ("is_system", is_system),
+            ],
+            1,
+        );
+    }
+    consumers.register(
+        registry,
+        "rocketmq_consumer_connections",
+        "Consumer connections",
+    );
+}
+
+/// Per topic and consumer group, from the committed offsets: messages not yet consumed
+/// (`lag`), how long the oldest of them has waited (`lag_latency`), and messages popped but
+/// not yet acknowledged (`inflight`; a pull consumer's are not known to the broker, as its
+/// pulled offset is not reported) with the rest `ready`.
+fn consumer_lag(ctx: &BrokerContext, registry: &mut Registry) {
+    let lag_messages = GaugeSet::new();
+    let lag_latency = GaugeSet::new();
+    let inflight = GaugeSet::new();
+    let ready = GaugeSet::new();
+    let popped = popped_unacked(ctx);
+    let now = now_ms();
+    let reader = ctx.store.reader();
+    for (topic, group, committed) in ctx.offsets.all() {
+        let Some(config) = ctx.topics.get(&topic) else {
+            continue;
+        };
+        let mut lag = 0i64;
+        let mut oldest_waiting: Option<i64> = None;
+        for queue_id in 0..config.read_queue_nums.max(0) {
+            let max = reader.max_offset(&topic, queue_id);
+            let consumed = committed.get(&queue_id).copied().unwrap_or(0).max(0);
+            if consumed >= max {
+                continue;
+            }
+            lag += max - consumed;
+            if let Some(stored_at) = reader.message_store_time(&topic, queue_id, consumed) {
+                oldest_waiting = Some(oldest_waiting.map_or(stored_at, |o| o.min(stored_at)));
+            }
+        }
+        let in_flight = popped
+            .get(&(group.clone(), topic.clone()))
+            .copied()
+            .unwrap_or(0);
+        let labels = vec![
+            ("topic", topic.clone()),
+            ("consumer_group", group.clone()),
+            ("is_retry", flag(message::topic::is_retry_topic(&topic))),
+            (
+                "is_system",
+                flag(
+                    message::topic::is_system_topic(&topic)
+                        || message::topic::is_system_group(&group),
+                ),
+            ),
+        ];
+        lag_messages.set(labels.clone(), lag);
+        lag_latency.set(
+            labels.clone(),
+            oldest_waiting.map_or(0, |stored_at| (now - stored_at).max(0)),
+        );
+        inflight.set(labels.clone(), in_flight);
+        ready.set(labels, (lag - in_flight).max(0));
+    }
+    lag_messages.register(
+        registry,
+        "rocketmq_consumer_lag_messages",
+        "Consumer lag messages",
+    );
+    lag_latency.register(
+        registry,
+        "rocketmq_consumer_lag_latency",
+        "Consumer lag time, in milliseconds",
+    );
+    inflight.register(
+        registry,
+        "rocketmq_consumer_inflight_messages",
+        "Consumer inflight messages",
+    );
+    ready.register(
+        registry,
+        "rocketmq_consumer_ready_messages",
+        "Consumer ready messages",
+    );
+}
+
+/// Popped, unacknowledged messages per (group, topic).
+fn popped_unacked(ctx: &BrokerContext) -> HashMap<(String, String), i64> {
+    let mut counts = HashMap::new();
+    for (key, unacked) in ctx.pop.ledger.lock().unacked_by_checkpoint() {
+        *counts
+            .entry((key.group.clone(), key.topic.clone()))
+            .or_insert(0) += unacked as i64;
+    }
+    counts
+}
+
+fn storage(ctx: &BrokerContext, registry: &mut Registry) {
+    let root = &ctx.config.store.store_path_root_dir;
+    if let Ok(used) = store::environment::filesystem_used_bytes(root) {
+        single(
+            registry,
+            "rocketmq_storage_size",
+            "Broker storage size, in bytes",
+            i64::try_from(used).unwrap_or(i64::MAX),
+        );
+    }
+    let info: BTreeMap<String, String> = ctx.store.runtime_info();
+    if let Some(behind) = info
+        .get("dispatchBehindBytes")
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        single(
+            registry,
+            "rocketmq_storage_dispatch_behind_bytes",
+            "Broker dispatch behind bytes",
+            behind,
+        );
+    }
+    if let Some(earliest) = ctx.store.reader().earliest_message_time_in_store() {
+        single(
+            registry,
+            "rocketmq_storage_message_reserve_time",
+            "Broker message reserve time, in milliseconds",
+            (now_ms() - earliest).max(0),
+        );
+    }
+}
+
+/// A group member's raft state: its role (one series per role, 1 for the current one),
+/// term, indexes, each follower's distance behind the leader, and whether it stopped.
+fn raft_state(status: &GroupStatusBody, registry: &mut Registry) {
+    let role = GaugeSet::new();
+    for name in ["LEADER", "FOLLOWER", "CANDIDATE"] {
+        role.set(
+            vec![("role", name.to_owned())],
+            i64::from(status.role == name),
+        );
+    }
+    role.register(
+        registry,
+        "rocketmq_raft_role",
+        "This member's raft role: 1 for the current one",
+    );
+    let as_gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    single(
+        registry,
+        "rocketmq_raft_term",
+        "Raft term",
+        as_gauge(status.term),
+    );
+    single(
+        registry,
+        "rocketmq_raft_commit_index",
+        "Highest raft index known committed",
+        as_gauge(status.commit_index),
+    );
+    single(
+        registry,
+        "rocketmq_raft_applied_index",
+        "Highest raft index applied (dispatched to consume queues)",
+        as_gauge(status.applied_index),
+    );
+    single(
+        registry,
+        "rocketmq_raft_last_index",
+        "Last raft index in this member's log",
+        as_gauge(status.last_index),
+    );
+    let lag = GaugeSet::new();
+    let contact = GaugeSet::new();
+    for peer in &status.peers {
+        if let Some(matched) = peer.match_index {
+            lag.set(
+                vec![("peer", peer.node_id.clone())],
+                as_gauge(status.last_index.saturating_sub(matched)),
+            );
+        }
+        if let Some(ms) = peer.last_contact_ms_ago {
+            contact.set(vec![("peer", peer.node_id.clone())], as_gauge(ms));
+        }
+    }
+    lag.register(
+        registry,
+        "rocketmq_raft_follower_lag_entries",
+        "On the leader: entries each follower is behind",
+    );
+    contact.register(
+        registry,
+        "rocketmq_raft_follower_last_contact_ms",
+        "On the leader: milliseconds since each follower last answered",
+    );
+    let stopped = GaugeSet::new();
+    stopped.set(
+        vec![("reason", status.stopped_reason.clone().unwrap_or_default())],
+        i64::from(status.stopped_reason.is_some()),
+    );
+    stopped.register(
+        registry,
+        "rocketmq_raft_stopped",
+        "1 when a storage error stopped this member following its group (reason in the label)",
+    );
+}

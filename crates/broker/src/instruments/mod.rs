@@ -1,0 +1,253 @@
+//! The broker's Prometheus metrics, under RocketMQ 5's names and labels
+//! (`metricsExporterType=PROM`, scraped on `metricsPromExporterPort`):
+//! - [`BrokerMetrics`]: counters and histograms recorded where messages move (messages and
+//!   bytes in and out, message sizes, dead letters, transaction ends) and every remoting
+//!   request's latency;
+//! - [`gauges`]: what a scrape reads from the broker's tables at that moment (topics,
+//!   groups, connections, consumer lag, storage, and a broker group's raft state);
+//! - [`raft`]: elections and leadership changes a broker group member sees;
+//! - [`scrape`]: the endpoint that serves them all.
+//!
+//! With the exporter off nothing is recorded: each recording call returns at its first line.
+
+pub mod gauges;
+pub mod raft;
+pub mod scrape;
+
+use metrics::rpc::RpcLatency;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// RocketMQ's buckets for message sizes: 1 KiB, 4 KiB, 512 KiB, 1, 2 and 4 MiB.
+const MESSAGE_SIZE_BUCKETS: [f64; 6] = [
+    1024.0,
+    4096.0,
+    524_288.0,
+    1_048_576.0,
+    2_097_152.0,
+    4_194_304.0,
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PutLabels {
+    topic: String,
+    message_type: &'static str,
+    is_system: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GetLabels {
+    topic: String,
+    consumer_group: String,
+    is_system: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+/// RocketMQ's `message_type` label values (its `TopicMessageType`, lower case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Normal,
+    Fifo,
+    Delay,
+    Transaction,
+}
+
+impl MessageKind {
+    /// From the kind [`crate::metadata::attributes::message_type_of`] reads in properties.
+    pub fn from_type_name(name: &str) -> MessageKind {
+        match name {
+            "FIFO" => MessageKind::Fifo,
+            "DELAY" => MessageKind::Delay,
+            "TRANSACTION" => MessageKind::Transaction,
+            _ => MessageKind::Normal,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            MessageKind::Normal => "normal",
+            MessageKind::Fifo => "fifo",
+            MessageKind::Delay => "delay",
+            MessageKind::Transaction => "transaction",
+        }
+    }
+}
+
+fn flag(value: bool) -> &'static str {
+    if value {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+/// RocketMQ leaves retry and dead-letter topics out of the in/out counters.
+fn is_retry_or_dlq(topic: &str) -> bool {
+    message::topic::is_retry_topic(topic) || message::topic::is_dlq_topic(topic)
+}
+
+fn message_size_histogram() -> Histogram {
+    Histogram::new(MESSAGE_SIZE_BUCKETS)
+}
+
+/// The instruments recorded as messages move. Clones of the families share their values,
+/// so [`BrokerMetrics::register`] can hand them to a scrape's registry.
+pub struct BrokerMetrics {
+    enabled: bool,
+    pub rpc: RpcLatency,
+    pub raft: raft::RaftCounters,
+    messages_in: Family<PutLabels, Counter>,
+    throughput_in: Family<PutLabels, Counter>,
+    message_size: Family<PutLabels, Histogram, fn() -> Histogram>,
+    messages_out: Family<GetLabels, Counter>,
+    throughput_out: Family<GetLabels, Counter>,
+    send_to_dlq: Family<GetLabels, Counter>,
+    commit_messages: Family<TopicLabels, Counter>,
+    rollback_messages: Family<TopicLabels, Counter>,
+}
+
+impl BrokerMetrics {
+    pub fn new(enabled: bool) -> BrokerMetrics {
+        BrokerMetrics {
+            enabled,
+            rpc: RpcLatency::default(),
+            raft: raft::RaftCounters::default(),
+            messages_in: Family::default(),
+            throughput_in: Family::default(),
+            message_size: Family::new_with_constructor(message_size_histogram),
+            messages_out: Family::default(),
+            throughput_out: Family::default(),
+            send_to_dlq: Family::default(),
+            commit_messages: Family::default(),
+            rollback_messages: Family::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// `messages` stored in `topic` (`bytes` as written), from a producer or delivered by
+    /// the broker itself (delay levels, timers, transaction commits).
+    pub fn messages_put(&self, topic: &str, kind: MessageKind, messages: u64, bytes: u64) {
+        if !self.enabled || messages == 0 || is_retry_or_dlq(topic) {
+            return;
+        }
+        let labels = PutLabels {
+            topic: topic.to_owned(),
+            message_type: kind.label(),
+            is_system: flag(message::topic::is_system_topic(topic)),
+        };
+        self.messages_in.get_or_create(&labels).inc_by(messages);
+        self.throughput_in.get_or_create(&labels).inc_by(bytes);
+        self.message_size
+            .get_or_create(&labels)
+            .observe(bytes as f64 / messages as f64);
+    }
+
+    /// `messages` of `topic` handed to consumer `group` (`bytes` as read).
+    pub fn messages_got(&self, topic: &str, group: &str, messages: u64, bytes: u64) {
+        if !self.enabled || messages == 0 || is_retry_or_dlq(topic) {
+            return;
+        }
+        let labels = GetLabels {
+            topic: topic.to_owned(),
+            consumer_group: group.to_owned(),
+            is_system: flag(is_system(topic, group)),
+        };
+        self.messages_out.get_or_create(&labels).inc_by(messages);
+        self.throughput_out.get_or_create(&labels).inc_by(bytes);
+    }
+
+    /// A message of `topic` that `group` failed too often, moved to its dead-letter queue.
+    pub fn sent_to_dlq(&self, topic: &str, group: &str) {
+        if !self.enabled {
+            return;
+        }
+        let labels = GetLabels {
+            topic: topic.to_owned(),
+            consumer_group: group.to_owned(),
+            is_system: flag(is_system(topic, group)),
+        };
+        self.send_to_dlq.get_or_create(&labels).inc();
+    }
+
+    /// A transaction of `topic` ended: committed or rolled back.
+    pub fn transaction_ended(&self, topic: &str, committed: bool) {
+        if !self.enabled {
+            return;
+        }
+        let family = if committed {
+            &self.commit_messages
+        } else {
+            &self.rollback_messages
+        };
+        family
+            .get_or_create(&TopicLabels {
+                topic: topic.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Adds the instruments (shared, not copied) to a scrape's registry.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rocketmq_messages_in",
+            "Total number of incoming messages",
+            self.messages_in.clone(),
+        );
+        registry.register(
+            "rocketmq_throughput_in",
+            "Total traffic of incoming messages",
+            self.throughput_in.clone(),
+        );
+        registry.register(
+            "rocketmq_message_size",
+            "Incoming messages size",
+            self.message_size.clone(),
+        );
+        registry.register(
+            "rocketmq_messages_out",
+            "Total number of outgoing messages",
+            self.messages_out.clone(),
+        );
+        registry.register(
+            "rocketmq_throughput_out",
+            "Total traffic of outgoing messages",
+            self.throughput_out.clone(),
+        );
+        registry.register(
+            "rocketmq_send_to_dlq_messages",
+            "Consumer send to DLQ messages",
+            self.send_to_dlq.clone(),
+        );
+        registry.register(
+            "rocketmq_commit_messages",
+            "Total number of commit messages",
+            self.commit_messages.clone(),
+        );
+        registry.register(
+            "rocketmq_rollback_messages",
+            "Total number of rollback messages",
+            self.rollback_messages.clone(),
+        );
+        self.rpc.register(registry);
+    }
+
+    /// Adds a group member's election counters (they exist only there).
+    pub fn register_raft(&self, registry: &mut Registry) {
+        self.raft.register(registry);
+    }
+}
+
+/// RocketMQ's `is_system`: a system topic or a system consumer group.
+fn is_system(topic: &str, group: &str) -> bool {
+    message::topic::is_system_topic(topic) || message::topic::is_system_group(group)
+}

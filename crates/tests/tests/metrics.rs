@@ -1,0 +1,330 @@
+//! Prometheus metrics (`metricsExporterType=PROM`) over real `mqnamesrv` and `mqbroker`
+//! processes: a known workload's counters, lag and connections read back from a scrape of
+//! a standalone broker and of its name server, and a broker group's raft state across a
+//! kill -9 of its master. Scrapes are parsed by `prometheus-parse`, not by this project.
+
+mod common;
+
+use std::time::Duration;
+
+use client::{Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer};
+use common::{push_options, recorder, Group, Seen, WAIT};
+use tests::scrape::{scrape, Scrape};
+use tests::{free_port, Broker, NameServer};
+
+const TOPIC: &str = "MetricsTopic";
+const READER: &str = "metrics-reader";
+const BODY_BYTES: usize = 200;
+
+fn prometheus_on() -> Vec<(&'static str, String)> {
+    vec![
+        ("metricsExporterType", "PROM".to_owned()),
+        ("metricsPromExporterHost", "127.0.0.1".to_owned()),
+        ("metricsLabel", "env:ci".to_owned()),
+    ]
+}
+
+/// Scrapes `addr` until `done` holds for the scrape (bounded by [`WAIT`]); gauges and
+/// counters follow the workload by a moment (a pull answer is counted after it is sent).
+async fn scrape_until(addr: &str, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let addr_owned = addr.to_owned();
+        let scraped = tokio::task::spawn_blocking(move || scrape(&addr_owned))
+            .await
+            .unwrap();
+        match scraped {
+            Ok(scraped) if done(&scraped) => return scraped,
+            Ok(scraped) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last scrape:\n{}",
+                scraped.text
+            ),
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {e:#}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_counts_a_known_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv_metrics_port = free_port();
+    let mut namesrv_conf = prometheus_on();
+    namesrv_conf.push(("metricsPromExporterPort", namesrv_metrics_port.to_string()));
+    let namesrv = NameServer::start_with(dir.path(), &namesrv_conf).unwrap();
+    let broker = Broker::start(dir.path(), "broker-a", &namesrv.addr(), &prometheus_on()).unwrap();
+    let options = common::client_options(&namesrv.addr());
+    common::create_topic(&namesrv.addr(), TOPIC, 2).await;
+
+    // 30 normal sends, 10 with a delay level (message_type="delay"), 200-byte bodies.
+    let producer =
+        Producer::start(options.clone(), ProducerOptions::new("metrics-producer")).unwrap();
+    for i in 0..40 {
+        let body = format!("{i:0>width$}", width = BODY_BYTES);
+        let message = Message::new(TOPIC, body);
+        let message = if i >= 30 {
+            message.with_delay_level(1)
+        } else {
+            message
+        };
+        producer.send(message).await.unwrap();
+    }
+
+    // A pull consumer reads queue 0 from its start and commits 5 offsets there; a push
+    // consumer group stays connected.
+    let reader = PullConsumer::start(options.clone(), READER).unwrap();
+    let queue = MessageQueue::new(TOPIC, "broker-a", 0);
+    let read = common::read_queue(&reader, &queue).await;
+    assert!(read.len() >= 15, "queue 0 holds about half: {}", read.len());
+    reader.commit_offset(&queue, 5).await.unwrap();
+    let seen = Seen::default();
+    let push = PushConsumer::start(
+        options.clone(),
+        push_options("metrics-push-group", TOPIC),
+        recorder(&seen),
+    )
+    .await
+    .unwrap();
+
+    let broker_metrics = broker.metrics_addr().unwrap();
+    let on_broker = [
+        ("cluster", "TestCluster"),
+        ("node_type", "broker"),
+        ("node_id", "broker-a"),
+        ("env", "ci"),
+    ];
+    let topic_labels = [("topic", TOPIC)];
+    let read_count = read.len() as f64;
+    let scraped = scrape_until(&broker_metrics, "the workload in the scrape", |s| {
+        s.value("rocketmq_messages_out_total", &[("topic", TOPIC), ("consumer_group", READER)])
+            >= read_count
+            && s.value(
+                "rocketmq_consumer_connections",
+                &[("consumer_group", "metrics-push-group")],
+            ) >= 1.0
+            // Once the delayed ones reached the topic, all 40 but the 5 committed.
+            && s.value(
+                "rocketmq_consumer_lag_messages",
+                &[("topic", TOPIC), ("consumer_group", READER)],
+            ) == 35.0
+    })
+    .await;
+
+    let normal = [("topic", TOPIC), ("message_type", "normal")];
+    let delay = [("topic", TOPIC), ("message_type", "delay")];
+    assert_eq!(scraped.value("rocketmq_messages_in_total", &normal), 30.0);
+    assert_eq!(scraped.value("rocketmq_messages_in_total", &delay), 10.0);
+    for (key, value) in on_broker {
+        assert_eq!(
+            scraped.value(
+                "rocketmq_messages_in_total",
+                &[("topic", TOPIC), (key, value)]
+            ),
+            40.0,
+            "every series carries {key}={value}"
+        );
+    }
+    let bytes_in = scraped.value("rocketmq_throughput_in_total", &topic_labels);
+    assert!(
+        bytes_in >= 40.0 * BODY_BYTES as f64 && bytes_in < 40.0 * (BODY_BYTES as f64 + 1024.0),
+        "bytes in: {bytes_in}"
+    );
+    assert_eq!(scraped.value("rocketmq_message_size_count", &normal), 30.0);
+    assert_eq!(
+        scraped.value("rocketmq_message_size_sum", &normal),
+        scraped.value("rocketmq_throughput_in_total", &normal),
+        "each message's size is what it wrote"
+    );
+    // Sends were answered: each is one SEND_MESSAGE(_V2) in the latency histogram.
+    let sends = scraped.value(
+        "rocketmq_rpc_latency_count",
+        &[
+            ("request_code", "send_message_v2"),
+            ("response_code", "success"),
+        ],
+    ) + scraped.value(
+        "rocketmq_rpc_latency_count",
+        &[
+            ("request_code", "send_message"),
+            ("response_code", "success"),
+        ],
+    );
+    assert!(sends >= 40.0, "sends in rocketmq_rpc_latency: {sends}");
+    assert!(scraped.value("rocketmq_topic_number", &[]) >= 1.0);
+    assert_eq!(scraped.value("rocketmq_broker_permission", &[]), 6.0);
+    assert!(scraped.value("rocketmq_storage_size", &[]) > 0.0);
+    assert!(
+        scraped.value(
+            "rocketmq_producer_connections",
+            &[("protocol_type", "remoting")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        scraped.value(
+            "rocketmq_consumer_connections",
+            &[
+                ("consumer_group", "metrics-push-group"),
+                ("consume_mode", "push")
+            ]
+        ),
+        1.0
+    );
+    // The pull consumer committed 5 of queue 0 and nothing of queue 1 (the scrape waited
+    // for its lag to be every other message); nothing of it is popped, so all is ready.
+    let reader_labels = [("topic", TOPIC), ("consumer_group", READER)];
+    assert_eq!(
+        scraped.value("rocketmq_consumer_ready_messages", &reader_labels),
+        35.0
+    );
+    assert_eq!(
+        scraped.value("rocketmq_consumer_inflight_messages", &reader_labels),
+        0.0
+    );
+    assert_eq!(
+        scraped.series("rocketmq_consumer_lag_latency", &reader_labels),
+        1
+    );
+    assert_eq!(
+        scraped.value("rocketmq_messages_out_total", &reader_labels),
+        read_count,
+        "every message pulled is counted once"
+    );
+
+    // The name server: the broker registered, and its requests were timed.
+    let namesrv_metrics = format!("127.0.0.1:{namesrv_metrics_port}");
+    let on_namesrv = scrape_until(&namesrv_metrics, "the broker in the name server", |s| {
+        s.value("rocketmq_namesrv_brokers", &[]) >= 1.0
+    })
+    .await;
+    assert_eq!(on_namesrv.value("rocketmq_namesrv_clusters", &[]), 1.0);
+    assert!(on_namesrv.value("rocketmq_namesrv_topics", &[]) >= 1.0);
+    assert!(
+        on_namesrv.value(
+            "rocketmq_rpc_latency_count",
+            &[
+                ("request_code", "register_broker"),
+                ("node_type", "namesrv")
+            ]
+        ) >= 1.0
+    );
+    assert!(
+        on_namesrv.value(
+            "rocketmq_rpc_latency_count",
+            &[("request_code", "get_routeinfo_by_topic")]
+        ) >= 1.0
+    );
+
+    push.shutdown().await;
+    reader.shutdown();
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_reports_its_raft_state_through_a_failover() {
+    let mut group = Group::start_with(&prometheus_on()).await;
+    let producer = Producer::start(
+        common::client_options(&group.namesrv.addr()),
+        ProducerOptions::new("metrics-group-producer"),
+    )
+    .unwrap();
+    common::create_topic(&group.namesrv.addr(), TOPIC, 2).await;
+    for i in 0..20 {
+        producer
+            .send(Message::new(TOPIC, format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let members: Vec<(String, String)> = group
+        .brokers
+        .members
+        .iter()
+        .map(|m| (m.addr(), m.metrics_addr().unwrap()))
+        .collect();
+    let master_metrics = members
+        .iter()
+        .find(|(addr, _)| *addr == group.master)
+        .map(|(_, metrics)| metrics.clone())
+        .unwrap();
+    let leader = scrape_until(&master_metrics, "the master's raft state", |s| {
+        s.value("rocketmq_raft_role", &[("role", "LEADER")]) == 1.0
+            && s.series("rocketmq_raft_follower_lag_entries", &[]) == 2
+    })
+    .await;
+    let term = leader.value("rocketmq_raft_term", &[]);
+    let commit = leader.value("rocketmq_raft_commit_index", &[]);
+    assert!(
+        term >= 1.0 && commit >= 20.0,
+        "term {term}, commit {commit}"
+    );
+    assert_eq!(leader.value("rocketmq_raft_stopped", &[]), 0.0);
+    // 20 sends (and the topic's creation) went through the leader's appends and fsyncs.
+    assert!(leader.value("rocketmq_raft_entries_per_append_sum", &[]) >= 20.0);
+    assert!(leader.value("rocketmq_raft_fsync_latency_count", &[]) >= 1.0);
+    assert_eq!(
+        leader.value("rocketmq_messages_in_total", &[("topic", TOPIC)]),
+        20.0
+    );
+    for (addr, metrics) in members.iter().filter(|(addr, _)| *addr != group.master) {
+        let follower = scrape_until(metrics, "a follower at the leader's commit", |s| {
+            s.value("rocketmq_raft_role", &[("role", "FOLLOWER")]) == 1.0
+                && s.value("rocketmq_raft_applied_index", &[]) >= commit
+        })
+        .await;
+        assert_eq!(follower.value("rocketmq_raft_term", &[]), term, "{addr}");
+        assert_eq!(
+            follower.series("rocketmq_raft_follower_lag_entries", &[]),
+            0
+        );
+    }
+
+    // kill -9 of the master: a follower is elected and counts the election it saw.
+    let old_master = group.master.clone();
+    group.kill(&old_master);
+    let new_master = group.new_master(&old_master).await;
+    let new_metrics = members
+        .iter()
+        .find(|(addr, _)| *addr == new_master)
+        .map(|(_, metrics)| metrics.clone())
+        .unwrap();
+    let after = scrape_until(&new_metrics, "the new leader's raft state", |s| {
+        s.value("rocketmq_raft_role", &[("role", "LEADER")]) == 1.0
+    })
+    .await;
+    assert!(after.value("rocketmq_raft_term", &[]) > term);
+    assert!(after.value("rocketmq_raft_elections_total", &[]) >= 1.0);
+    assert!(after.value("rocketmq_raft_leader_changes_total", &[]) >= 1.0);
+    producer.shutdown().await;
+}
+
+/// Garbage in the exporter keys stops start-up with the key named, and a name server asked
+/// for an exporter this project does not have says so.
+#[test]
+fn bad_exporter_settings_stop_start_up_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = NameServer::start_with(
+        dir.path(),
+        &[("metricsExporterType", "OTLP_GRPC".to_owned())],
+    )
+    .err()
+    .map(|e| format!("{e:#}"))
+    .unwrap_or_default();
+    assert!(
+        refused.contains("metricsExporterType") && refused.contains("PROM"),
+        "{refused}"
+    );
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let refused = Broker::start(
+        dir.path(),
+        "broker-bad",
+        &namesrv.addr(),
+        &[("metricsPromExporterPort", "not-a-port".to_owned())],
+    )
+    .err()
+    .map(|e| format!("{e:#}"))
+    .unwrap_or_default();
+    assert!(refused.contains("metricsPromExporterPort"), "{refused}");
+}
