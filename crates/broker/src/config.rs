@@ -102,6 +102,11 @@ pub struct BrokerConfig {
     /// `serverMaxConnections`, `serverPartialFrameBudgetBytes`, `serverFrameReadTimeoutMs`,
     /// `serverChannelMaxIdleTimeSeconds`.
     pub server_limits: conf::ServerLimits,
+    /// `aclEnable`: ACL 1.0, from `plain_acl.yml` under [`BrokerConfig::rocketmq_home`].
+    pub acl_enable: bool,
+    /// Where RocketMQ's `conf/plain_acl.yml` and `conf/acl/` are: `rocketmqHome` (this
+    /// project's key, for brokers without the environment), else `$ROCKETMQ_HOME`.
+    pub rocketmq_home: Option<PathBuf>,
     /// Prometheus metrics: `metricsExporterType` (DISABLE or PROM),
     /// `metricsPromExporterHost`, `metricsPromExporterPort` (5557), `metricsLabel`.
     pub metrics_exporter: conf::MetricsExporter,
@@ -156,6 +161,10 @@ impl Default for BrokerConfig {
             pop_ck_max_buffer_size: 200_000,
             server_limits: conf::ServerLimits::default(),
             metrics_exporter: conf::MetricsExporter::default(),
+            acl_enable: false,
+            rocketmq_home: std::env::var_os("ROCKETMQ_HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from),
             store: StoreConfig::new(default_store_root()),
         }
     }
@@ -286,6 +295,8 @@ impl BrokerConfig {
                 self.enable_topic_message_type_check = s.parse_bool()?
             }
             "enableGrpcServer" => self.enable_grpc_server = s.parse_bool()?,
+            "aclEnable" => self.acl_enable = s.parse_bool()?,
+            "rocketmqHome" => self.rocketmq_home = Some(PathBuf::from(s.non_empty()?)),
             "grpcServerPort" => self.grpc_server_port = s.parse_u16()?,
             "defaultMessageRequestMode" => {
                 self.default_message_request_mode =

@@ -33,6 +33,13 @@ use message::DelayLevels;
 /// RocketMQ `rocketmq.broker.rebalance.lockMaxLiveTime`.
 pub const REBALANCE_LOCK_MAX_LIVE: Duration = Duration::from_secs(60);
 
+/// What an operator turned on to watch and guard the broker, made before the context (a
+/// group member's raft node reports to the metrics from its start).
+pub struct Oversight {
+    pub metrics: crate::instruments::BrokerMetrics,
+    pub acl: Option<Arc<crate::acl::files::AclFiles>>,
+}
+
 pub struct BrokerContext {
     pub config: BrokerConfig,
     /// `brokerIP1:port` as registered and written into every record's STOREHOST.
@@ -87,6 +94,8 @@ pub struct BrokerContext {
     pub grpc_port: std::sync::atomic::AtomicU16,
     /// Prometheus counters and histograms (recorded only with `metricsExporterType=PROM`).
     pub metrics: crate::instruments::BrokerMetrics,
+    /// ACL 1.0's files and rules, with `aclEnable=true`.
+    pub acl: Option<Arc<crate::acl::files::AclFiles>>,
 }
 
 impl BrokerContext {
@@ -96,9 +105,9 @@ impl BrokerContext {
         config: BrokerConfig,
         port: u16,
         store: Arc<dyn MessageStore>,
+        oversight: Oversight,
     ) -> Result<Arc<BrokerContext>, MetaError> {
         let tables = MetadataTables::open(&config)?;
-        let metrics = crate::instruments::BrokerMetrics::new(config.metrics_exporter.enabled());
         Self::assemble(
             config,
             port,
@@ -106,7 +115,7 @@ impl BrokerContext {
             tables,
             Arc::new(Notify::new()),
             None,
-            metrics,
+            oversight,
         )
     }
 
@@ -120,7 +129,7 @@ impl BrokerContext {
         tables: MetadataTables,
         registration_needed: Arc<Notify>,
         group: Option<Arc<GroupMember>>,
-        metrics: crate::instruments::BrokerMetrics,
+        oversight: Oversight,
     ) -> Result<Arc<BrokerContext>, MetaError> {
         let ip: IpAddr = config.broker_ip1.parse().map_err(|_| {
             MetaError::Invalid(format!(
@@ -180,7 +189,8 @@ impl BrokerContext {
             pop: Arc::new(crate::pop::PopState::new(&config)),
             routes: crate::route_lookup::RouteLookup::new(config.namesrv_addrs.clone()),
             grpc_port: std::sync::atomic::AtomicU16::new(config.grpc_server_port),
-            metrics,
+            metrics: oversight.metrics,
+            acl: oversight.acl,
             config,
         }))
     }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use metrics::rpc::Instrumented;
 use remoting::connection::RequestProcessor;
 use remoting::server::{RemotingServer, ServerConfig};
 use store::{StoreConfig, StoreError};
@@ -17,9 +18,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::acl::guard::AclGuard;
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
-use crate::context::BrokerContext;
+use crate::context::{BrokerContext, Oversight};
 use crate::group::{self, handoff, GroupError};
 use crate::metadata::MetaError;
 use crate::processor::{notify_if_enabled, BrokerProcessor};
@@ -60,6 +62,29 @@ pub enum StartError {
     Group(#[from] GroupError),
     #[error(transparent)]
     Metrics(#[from] metrics::endpoint::BindError),
+    #[error("cannot load ACL (aclEnable=true)")]
+    Acl(#[from] crate::acl::files::AclFileError),
+    #[error(
+        "aclEnable=true but neither rocketmqHome nor ROCKETMQ_HOME says where conf/plain_acl.yml is"
+    )]
+    AclHomeUnknown,
+}
+
+/// Metrics and ACL as the config asks for them.
+fn oversight(config: &BrokerConfig) -> Result<Oversight, StartError> {
+    let metrics = crate::instruments::BrokerMetrics::new(config.metrics_exporter.enabled());
+    let acl = if config.acl_enable {
+        let home = config
+            .rocketmq_home
+            .as_deref()
+            .ok_or(StartError::AclHomeUnknown)?;
+        let files = crate::acl::files::AclFiles::open(home)?;
+        info!(home = %home.display(), "ACL enabled");
+        Some(Arc::new(files))
+    } else {
+        None
+    };
+    Ok(Oversight { metrics, acl })
 }
 
 /// The store settings a broker config implies.
@@ -112,7 +137,8 @@ pub async fn start_with_store(
     let fast_listener = bind_fast_port(&config).await?;
     let grpc_listener = bind_grpc_port(&config).await;
     let metrics_listener = bind_metrics_port(&config).await?;
-    let ctx = BrokerContext::new(config, local_addr.port(), store)?;
+    let oversight = oversight(&config)?;
+    let ctx = BrokerContext::new(config, local_addr.port(), store, oversight)?;
     serve(
         ctx,
         Listeners {
@@ -135,10 +161,11 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
     // With `listenPort=0` the address this member registers is only known now; the group
     // code compares it with the members the name servers list (to not copy from itself).
     config.listen_port = local_addr.port();
-    let metrics = crate::instruments::BrokerMetrics::new(config.metrics_exporter.enabled());
-    let raft_observer = metrics
+    let oversight = oversight(&config)?;
+    let raft_observer = oversight
+        .metrics
         .enabled()
-        .then(|| Arc::new(metrics.raft.clone()) as Arc<dyn raft::DriverObserver>);
+        .then(|| Arc::new(oversight.metrics.raft.clone()) as Arc<dyn raft::DriverObserver>);
     let opened = group::open(&config, store_config(&config), raft_observer).await?;
     let member = opened.member;
     let store: Arc<dyn MessageStore> = Arc::new(ReplicatedFacade::new(Arc::clone(&member.store)));
@@ -149,7 +176,7 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
         opened.tables,
         opened.registration_needed,
         Some(Arc::clone(&member)),
-        metrics,
+        oversight,
     )?;
     let mut running = serve(
         Arc::clone(&ctx),
@@ -266,24 +293,24 @@ fn serve(
     local_addr: SocketAddr,
 ) -> Result<RunningBroker, StartError> {
     let processor = Arc::new(BrokerProcessor::new(Arc::clone(&ctx)));
-    let (server, fast_server) = if ctx.metrics.enabled() {
-        let latency = ctx.metrics.rpc.clone();
-        let instrumented = Arc::new(metrics::rpc::Instrumented::new(processor, latency));
-        client_servers(
-            &ctx,
-            listeners.client,
-            listeners.fast,
-            instrumented,
-            local_addr,
-        )?
-    } else {
-        client_servers(
-            &ctx,
-            listeners.client,
-            listeners.fast,
-            processor,
-            local_addr,
-        )?
+    let latency = ctx.metrics.enabled().then(|| ctx.metrics.rpc.clone());
+    let (client, fast) = (listeners.client, listeners.fast);
+    // Metrics time every request, refused ones too; ACL stands in front of the processors.
+    let (server, fast_server) = match (ctx.acl.clone(), latency) {
+        (Some(acl), Some(latency)) => {
+            let guarded = Arc::new(AclGuard::new(processor, acl));
+            let timed = Arc::new(Instrumented::new(guarded, latency));
+            client_servers(&ctx, client, fast, timed, local_addr)?
+        }
+        (Some(acl), None) => {
+            let guarded = Arc::new(AclGuard::new(processor, acl));
+            client_servers(&ctx, client, fast, guarded, local_addr)?
+        }
+        (None, Some(latency)) => {
+            let timed = Arc::new(Instrumented::new(processor, latency));
+            client_servers(&ctx, client, fast, timed, local_addr)?
+        }
+        (None, None) => client_servers(&ctx, client, fast, processor, local_addr)?,
     };
     let registrar = Arc::new(NameServerRegistrar::new(ctx.config.namesrv_addrs.clone()));
     let mut tasks = vec![
@@ -296,6 +323,9 @@ fn serve(
         tokio::spawn(transaction::check::run(Arc::clone(&ctx))),
         tokio::spawn(crate::pop::revive::run(Arc::clone(&ctx))),
     ];
+    if let Some(acl) = &ctx.acl {
+        tasks.push(tokio::spawn(Arc::clone(acl).watch(ctx.shutdown.clone())));
+    }
     if let Some(metrics_listener) = listeners.metrics {
         let scrape = Arc::new(crate::instruments::scrape::BrokerScrape {
             ctx: Arc::clone(&ctx),

@@ -44,6 +44,11 @@ pub mod request {
         GET_ALL_CONSUMER_OFFSET = 43;
         GET_ALL_DELAY_OFFSET = 45;
         CHECK_CLIENT_CONFIG = 46;
+        /// ACL 1.0 (`plain_acl.yml`): accounts and the global whitelist, changed on a broker.
+        UPDATE_AND_CREATE_ACL_CONFIG = 50;
+        DELETE_ACL_CONFIG = 51;
+        GET_BROKER_CLUSTER_ACL_INFO = 52;
+        UPDATE_GLOBAL_WHITE_ADDRS_CONFIG = 53;
         PUT_KV_CONFIG = 100;
         GET_KV_CONFIG = 101;
         DELETE_KV_CONFIG = 102;
@@ -149,6 +154,11 @@ pub mod response {
         CONSUMER_NOT_ONLINE = 206;
         CONSUME_MSG_TIMEOUT = 207;
         NO_MESSAGE = 208;
+        /// ACL 1.0 admin calls that failed (RocketMQ 4.x numbers, which 5.x reuses for
+        /// POLLING_FULL and POLLING_TIMEOUT; they answer different requests).
+        UPDATE_AND_CREATE_ACL_CONFIG_FAILED = 209;
+        DELETE_ACL_CONFIG_FAILED = 210;
+        UPDATE_GLOBAL_WHITE_ADDRS_CONFIG_FAILED = 211;
         /// A pop (or notification) found nothing and too many are already waiting.
         POLLING_FULL = 209;
         /// A pop found nothing within its poll time.

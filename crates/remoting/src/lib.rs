@@ -10,6 +10,7 @@
 //! - [`pop_receipt`]: the receipt handles of popped messages and the offset lists they are
 //!   built from (POP consumption).
 //! - [`recall_handle`]: the handles that name a waiting timer message (RECALL_MESSAGE).
+//! - [`acl`]: ACL 1.0 request signatures (signing and checking).
 //! - [`body`]: JSON bodies (routes, cluster info, heartbeats, topic configs, ...) with
 //!   fastjson's quirks where clients depend on them.
 //! - [`connection`]: one TCP connection, whichever side opened it: frame reading with
@@ -20,6 +21,7 @@
 
 pub use ext_fields::ExtFields;
 
+pub mod acl;
 pub mod allocate;
 pub mod body;
 pub mod client;

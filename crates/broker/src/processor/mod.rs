@@ -22,7 +22,9 @@
 //!   message directly, consumer status, offset reset) and cloning a group's offsets.
 //! - [`stats`]: runtime info, topic and consume stats, connection lists.
 //! - [`group`]: a broker group's raft status and leadership transfer (DLedger codes).
+//! - [`acl`]: ACL 1.0's admin requests (accounts, global whitelist, file versions).
 
+pub mod acl;
 pub mod admin;
 pub mod assignment;
 pub mod client_manage;
@@ -138,6 +140,10 @@ impl RequestProcessor for BrokerProcessor {
             }
             code::CLONE_GROUP_OFFSET => consumer_calls::clone_group_offset(ctx, &request).await,
             code::DLEDGER_METADATA => group::group_status(ctx, &request).await,
+            code::UPDATE_AND_CREATE_ACL_CONFIG => acl::update_account(ctx, &request),
+            code::DELETE_ACL_CONFIG => acl::delete_account(ctx, &request),
+            code::GET_BROKER_CLUSTER_ACL_INFO => acl::versions(ctx, &request),
+            code::UPDATE_GLOBAL_WHITE_ADDRS_CONFIG => acl::update_global_white(ctx, &request),
             code::DLEDGER_LEADERSHIP_TRANSFER => group::transfer_leadership(ctx, &request).await,
             _ => RemotingCommand::not_supported_to(&request),
         };
