@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acl;
 mod brokers;
 mod consumers;
 mod reading;
@@ -51,6 +52,7 @@ use crate::error::{ClientError, Result};
 use crate::instance::{broker_error, ClientInstance};
 use crate::message::{decode_messages, ReceivedMessage};
 
+pub use acl::{AclAccount, AclVersion, AclVersions};
 pub use brokers::BrokerMembers;
 pub use consumers::ConsumerStatusTable;
 pub use reading::TOOLS_CONSUMER_GROUP;

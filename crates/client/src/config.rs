@@ -55,6 +55,12 @@ impl ClientOptions {
         }
     }
 
+    /// Signs every request with these ACL 1.0 credentials (RocketMQ's `AclClientRPCHook`).
+    pub fn with_credentials(mut self, access_key: &str, secret_key: &str) -> Self {
+        self.remoting.credentials = Some(remoting::acl::Credentials::new(access_key, secret_key));
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.namesrv_addrs.is_empty() {
             return Err(ClientError::InvalidArgument(
@@ -157,4 +163,48 @@ mod tests {
         assert!(ClientOptions::default().validate().is_err());
         assert!(ClientOptions::new("127.0.0.1:1").validate().is_ok());
     }
+}
+
+/// The ACL 1.0 credentials `mq` and `mqadmin` take (`--access-key` / `--secret-key`, or
+/// `ROCKETMQ_ACCESS_KEY` / `ROCKETMQ_SECRET_KEY`), else `accessKey` / `secretKey` of
+/// `$ROCKETMQ_HOME/conf/tools.yml` (where RocketMQ's mqadmin reads them).
+#[derive(Debug, Clone, Default)]
+pub struct CredentialArgs {
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+impl CredentialArgs {
+    /// `options` signing with the credentials given, if any.
+    pub fn apply(&self, options: ClientOptions) -> Result<ClientOptions> {
+        let (access_key, secret_key) = match (&self.access_key, &self.secret_key) {
+            (Some(ak), Some(sk)) => (ak.clone(), sk.clone()),
+            (None, None) => match tools_yml_credentials() {
+                Some(found) => found,
+                None => return Ok(options),
+            },
+            _ => {
+                return Err(ClientError::InvalidArgument(
+                    "give both --access-key and --secret-key (or neither)".into(),
+                ))
+            }
+        };
+        Ok(options.with_credentials(&access_key, &secret_key))
+    }
+}
+
+fn tools_yml_credentials() -> Option<(String, String)> {
+    let home = std::env::var_os("ROCKETMQ_HOME")?;
+    let path = std::path::Path::new(&home).join("conf").join("tools.yml");
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc = yaml_rust2::YamlLoader::load_from_str(&text)
+        .ok()?
+        .into_iter()
+        .next()?;
+    let value = |key: &str| match &doc[key] {
+        yaml_rust2::Yaml::String(s) => Some(s.clone()),
+        yaml_rust2::Yaml::Integer(i) => Some(i.to_string()),
+        _ => None,
+    };
+    Some((value("accessKey")?, value("secretKey")?))
 }

@@ -66,7 +66,7 @@ pub mod transaction_check;
 
 pub use self::message::{Message, ReceivedMessage};
 pub use admin::Admin;
-pub use config::ClientOptions;
+pub use config::{ClientOptions, CredentialArgs};
 pub use consumer::{PullConsumer, PushConsumer, PushConsumerOptions};
 pub use error::{ClientError, Result};
 pub use instance::ClientInstance;

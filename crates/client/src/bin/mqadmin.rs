@@ -5,6 +5,8 @@
 #![allow(clippy::print_literal)]
 
 // One file per family of sub-commands, beside this one in `mqadmin/`.
+#[path = "mqadmin/acl.rs"]
+mod acl;
 #[path = "mqadmin/brokers.rs"]
 mod brokers;
 #[path = "mqadmin/consumers.rs"]
@@ -37,6 +39,17 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// ACL access key this tool signs its requests with
+    #[arg(long = "access-key", env = "ROCKETMQ_ACCESS_KEY", global = true)]
+    auth_access_key: Option<String>,
+    /// ACL secret key this tool signs its requests with
+    #[arg(
+        long = "secret-key",
+        env = "ROCKETMQ_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    auth_secret_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -145,6 +158,18 @@ enum Command {
     /// Delete subscription group from broker.
     #[command(name = "deleteSubGroup")]
     DeleteSubGroup(consumers::DeleteSubGroup),
+    /// Update or create an ACL 1.0 account on brokers
+    #[command(name = "updateAclConfig")]
+    UpdateAclConfig(acl::UpdateAclConfig),
+    /// Delete an ACL 1.0 account from brokers
+    #[command(name = "deleteAclConfig", alias = "deleteAccessConfig")]
+    DeleteAclConfig(acl::DeleteAclConfig),
+    /// Replace the global white remote addresses of brokers' ACL files
+    #[command(name = "updateGlobalWhiteAddr")]
+    UpdateGlobalWhiteAddr(acl::UpdateGlobalWhiteAddr),
+    /// List the versions of brokers' ACL files
+    #[command(name = "clusterAclConfigVersion")]
+    ClusterAclConfigVersion(acl::Target),
     /// Wipe write perm of broker in all name server you defined in the -n param.
     #[command(name = "wipeWritePerm")]
     WipeWritePerm(brokers::WritePerm),
@@ -244,7 +269,7 @@ async fn run(cli: Cli) -> Result<()> {
         .namesrv_addr
         .clone()
         .context("no name server: pass -n ADDR or set NAMESRV_ADDR")?;
-    let admin = Admin::start(ClientOptions::new(&namesrv))?;
+    let admin = Admin::start(credentials(&cli).apply(ClientOptions::new(&namesrv))?)?;
     let json = cli.json;
     let result = match cli.command {
         Command::UpdateTopic(args) => update_topic(&admin, args, json).await,
@@ -309,6 +334,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::UpdateSubGroup(args) => consumers::update_sub_group(&admin, args, json).await,
         Command::SetConsumeMode(args) => consumers::set_consume_mode(&admin, args, json).await,
         Command::DeleteSubGroup(args) => consumers::delete_sub_group(&admin, args, json).await,
+        Command::UpdateAclConfig(args) => acl::update_acl_config(&admin, args, json).await,
+        Command::DeleteAclConfig(args) => acl::delete_acl_config(&admin, args, json).await,
+        Command::UpdateGlobalWhiteAddr(args) => {
+            acl::update_global_white_addr(&admin, args, json).await
+        }
+        Command::ClusterAclConfigVersion(args) => {
+            acl::cluster_acl_config_version(&admin, args, json).await
+        }
         Command::WipeWritePerm(args) => {
             brokers::write_perm(&admin, args, brokers::PermChange::Wipe, json).await
         }
@@ -955,4 +988,11 @@ async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()
         eprintln!("note: no member answered the group-status request (not a DLedger-mode group?)");
     }
     Ok(())
+}
+
+fn credentials(cli: &Cli) -> client::CredentialArgs {
+    client::CredentialArgs {
+        access_key: cli.auth_access_key.clone(),
+        secret_key: cli.auth_secret_key.clone(),
+    }
 }

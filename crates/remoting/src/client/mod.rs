@@ -37,6 +37,10 @@ pub struct ClientConfig {
     pub max_in_flight_requests_per_connection: usize,
     /// A connection whose peer accepts no bytes for this long is closed.
     pub write_stall_timeout: Duration,
+    /// ACL 1.0 credentials: every request sent through [`RemotingClient::invoke`] and
+    /// [`RemotingClient::invoke_oneway`] is signed with them (RocketMQ's
+    /// `AclClientRPCHook`).
+    pub credentials: Option<crate::acl::Credentials>,
 }
 
 impl Default for ClientConfig {
@@ -49,6 +53,7 @@ impl Default for ClientConfig {
             write_queue_bytes_per_connection: 64 * 1024 * 1024,
             max_in_flight_requests_per_connection: 256,
             write_stall_timeout: Duration::from_secs(30),
+            credentials: None,
         }
     }
 }
@@ -113,14 +118,21 @@ impl RemotingClient {
         }
     }
 
+    fn sign(&self, request: &mut RemotingCommand) {
+        if let Some(credentials) = &self.inner.config.credentials {
+            credentials.sign(request);
+        }
+    }
+
     /// Sends `request` to `addr` and waits for its response. `timeout` covers connecting
     /// (if needed) and the exchange.
     pub async fn invoke(
         &self,
         addr: &str,
-        request: RemotingCommand,
+        mut request: RemotingCommand,
         timeout: Duration,
     ) -> Result<RemotingCommand, CallError> {
+        self.sign(&mut request);
         let started = Instant::now();
         let conn = self.connect_within(addr, timeout).await?;
         conn.invoke(request, timeout.saturating_sub(started.elapsed()))
@@ -133,9 +145,10 @@ impl RemotingClient {
     pub async fn invoke_oneway(
         &self,
         addr: &str,
-        request: RemotingCommand,
+        mut request: RemotingCommand,
         timeout: Duration,
     ) -> Result<(), CallError> {
+        self.sign(&mut request);
         let started = Instant::now();
         let conn = self.connect_within(addr, timeout).await?;
         conn.invoke_oneway(request, timeout.saturating_sub(started.elapsed()))

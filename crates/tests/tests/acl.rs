@@ -1,0 +1,353 @@
+//! ACL 1.0 (`aclEnable=true`, `plain_acl.yml`) over real `mqnamesrv` and `mqbroker`
+//! processes, with this project's client and `mqadmin` signing requests: allowed requests
+//! pass; unsigned ones, a wrong secret, an unknown key, a forbidden topic, a forbidden
+//! group and an admin request from a non-admin are refused with RocketMQ's code and text
+//! and change nothing; the ACL admin sub-commands change the file, and a hand edit is
+//! picked up while the broker runs.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use client::PullConsumer;
+use client::{Admin, ClientError, ClientOptions, Message, MessageQueue, Producer, ProducerOptions};
+use common::{eventually, tool, WAIT};
+use tests::{Broker, NameServer};
+
+const TOPIC: &str = "AclTopic";
+const PRODUCER_AK: &str = "aclProducer";
+const PRODUCER_SK: &str = "aclProducerSecret";
+const ADMIN_AK: &str = "aclAdmin00";
+const ADMIN_SK: &str = "aclAdminSecret";
+
+const PLAIN_ACL: &str = r#"
+globalWhiteRemoteAddresses: []
+accounts:
+  - accessKey: aclProducer
+    secretKey: aclProducerSecret
+    admin: false
+    defaultTopicPerm: DENY
+    defaultGroupPerm: SUB
+    topicPerms:
+      - AclTopic=PUB|SUB
+      - Forbidden=DENY
+    groupPerms:
+      - forbidden-group=DENY
+  - accessKey: aclAdmin00
+    secretKey: aclAdminSecret
+    admin: true
+"#;
+
+/// An access key and its secret, or none (unsigned requests).
+type Credentials<'a> = Option<(&'a str, &'a str)>;
+
+struct Secured {
+    dir: tempfile::TempDir,
+    namesrv: NameServer,
+    broker: Broker,
+}
+
+impl Secured {
+    async fn start() -> Secured {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("rocketmq-home");
+        std::fs::create_dir_all(home.join("conf")).unwrap();
+        std::fs::write(home.join("conf/plain_acl.yml"), PLAIN_ACL).unwrap();
+        let namesrv = NameServer::start(dir.path()).unwrap();
+        let broker = Broker::start(
+            dir.path(),
+            "broker-a",
+            &namesrv.addr(),
+            &[
+                ("aclEnable", "true".to_owned()),
+                ("rocketmqHome", home.display().to_string()),
+                ("autoCreateTopicEnable", "false".to_owned()),
+            ],
+        )
+        .unwrap();
+        let secured = Secured {
+            dir,
+            namesrv,
+            broker,
+        };
+        // The broker registers with the name server unsigned (name servers check no ACL).
+        let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
+        eventually("the broker registered", || {
+            let admin = admin.clone();
+            async move {
+                admin
+                    .cluster_info()
+                    .await
+                    .is_ok_and(|c| !c.broker_addr_table.is_empty())
+            }
+        })
+        .await;
+        admin.shutdown();
+        secured
+    }
+
+    fn home(&self) -> std::path::PathBuf {
+        self.dir.path().join("rocketmq-home")
+    }
+
+    fn options(&self, credentials: Option<(&str, &str)>) -> ClientOptions {
+        let options = common::client_options(&self.namesrv.addr());
+        match credentials {
+            Some((ak, sk)) => options.with_credentials(ak, sk),
+            None => options,
+        }
+    }
+
+    fn admin(&self, credentials: Option<(&str, &str)>) -> Admin {
+        Admin::start(self.options(credentials)).unwrap()
+    }
+
+    fn producer(&self, credentials: Option<(&str, &str)>) -> Producer {
+        let mut producer_options = ProducerOptions::new("acl-producer");
+        producer_options.retry_times = 0;
+        Producer::start(self.options(credentials), producer_options).unwrap()
+    }
+}
+
+/// The remark of a refusal, which must be RocketMQ's: SYSTEM_ERROR with an AclException.
+fn refusal(result: Result<impl std::fmt::Debug, ClientError>) -> String {
+    let error = match result {
+        Err(ClientError::RetriesExhausted { last, .. }) => Err(*last),
+        other => other,
+    };
+    match error {
+        Err(ClientError::Broker { code, remark, .. }) => {
+            assert_eq!(code, 1, "refusals are SYSTEM_ERROR: {remark}");
+            assert!(
+                remark.starts_with("org.apache.rocketmq.acl.common.AclException: "),
+                "{remark}"
+            );
+            remark
+        }
+        other => panic!("expected an ACL refusal, got {other:?}"),
+    }
+}
+
+async fn create_topic(admin: &Admin, broker_addr: &str, topic: &str) -> Result<(), ClientError> {
+    let config = remoting::body::TopicConfig::new(topic, 2, 2, 6);
+    admin.create_topic(broker_addr, &config).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_requests_pass_and_everything_else_is_refused() {
+    let secured = Secured::start().await;
+    let broker_addr = secured.broker.addr();
+
+    // Creating a topic is an admin request: refused unsigned and for a non-admin, and the
+    // refusals created nothing.
+    let unsigned_admin = secured.admin(None);
+    let remark = refusal(create_topic(&unsigned_admin, &broker_addr, TOPIC).await);
+    assert!(remark.contains("No accessKey is configured"), "{remark}");
+    let producer_admin = secured.admin(Some((PRODUCER_AK, PRODUCER_SK)));
+    let remark = refusal(create_topic(&producer_admin, &broker_addr, TOPIC).await);
+    assert!(
+        remark.contains("Need admin permission for request code=17"),
+        "{remark}"
+    );
+    let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
+    let topics = admin.topic_list().await.unwrap();
+    assert!(
+        !topics.contains(TOPIC),
+        "a refused creation created {TOPIC}"
+    );
+    create_topic(&admin, &broker_addr, TOPIC).await.unwrap();
+    create_topic(&admin, &broker_addr, "Forbidden")
+        .await
+        .unwrap();
+    common::wait_for_topic_list(&secured.namesrv.addr(), TOPIC).await;
+
+    // Sends: allowed with the producer's key; every other way refused, nothing stored.
+    let producer = secured.producer(Some((PRODUCER_AK, PRODUCER_SK)));
+    let sent = producer.send(Message::new(TOPIC, "allowed")).await.unwrap();
+    let cases: [(Credentials, &str, &str); 4] = [
+        (None, TOPIC, "No accessKey is configured"),
+        (
+            Some((PRODUCER_AK, "not-the-secret")),
+            TOPIC,
+            "Check signature failed for accessKey=aclProducer",
+        ),
+        (
+            Some(("nobody-at-all", "whatever-secret")),
+            TOPIC,
+            "No acl config for nobody-at-all",
+        ),
+        (
+            Some((PRODUCER_AK, PRODUCER_SK)),
+            "Forbidden",
+            "No permission for topic:Forbidden",
+        ),
+    ];
+    for (credentials, topic, expected) in cases {
+        let refused_producer = secured.producer(credentials);
+        let remark = refusal(refused_producer.send(Message::new(topic, "refused")).await);
+        assert!(remark.contains(expected), "{expected} in {remark}");
+        refused_producer.shutdown().await;
+    }
+    let stats = admin.topic_stats(TOPIC).await.unwrap();
+    let stored: i64 = stats.offset_table.values().map(|o| o.max_offset).sum();
+    assert_eq!(stored, 1, "only the allowed send was stored");
+    let forbidden: i64 = admin
+        .topic_stats("Forbidden")
+        .await
+        .unwrap()
+        .offset_table
+        .values()
+        .map(|o| o.max_offset)
+        .sum();
+    assert_eq!(forbidden, 0);
+
+    // Pulls: the producer's key may read AclTopic in any group but forbidden-group.
+    let queue = MessageQueue::new(TOPIC, "broker-a", sent.queue.queue_id);
+    let reader = PullConsumer::start(
+        secured.options(Some((PRODUCER_AK, PRODUCER_SK))),
+        "acl-reader",
+    )
+    .unwrap();
+    let pulled = reader.pull(&queue, "*", 0, 32).await.unwrap();
+    assert_eq!(pulled.messages.len(), 1);
+    let banned = PullConsumer::start(
+        secured.options(Some((PRODUCER_AK, PRODUCER_SK))),
+        "forbidden-group",
+    )
+    .unwrap();
+    let remark = refusal(banned.pull(&queue, "*", 0, 32).await);
+    assert!(
+        remark.contains("No permission for group:forbidden-group"),
+        "{remark}"
+    );
+
+    reader.shutdown();
+    banned.shutdown();
+    producer.shutdown().await;
+    for admin in [unsigned_admin, producer_admin, admin] {
+        admin.shutdown();
+    }
+}
+
+fn wait_for(path: &Path, what: &str, check: impl Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if check(&text) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_change_through_mqadmin_and_by_hand() {
+    let secured = Secured::start().await;
+    let broker_addr = secured.broker.addr();
+    let namesrv = secured.namesrv.addr();
+    let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
+    create_topic(&admin, &broker_addr, TOPIC).await.unwrap();
+    let signed = ["--access-key", ADMIN_AK, "--secret-key", ADMIN_SK];
+
+    // A new account through mqadmin, then sending with it.
+    let mut args = vec!["updateAclConfig", "-n", &namesrv, "-b", &broker_addr];
+    args.extend([
+        "-a",
+        "teamAccount",
+        "-s",
+        "teamSecret",
+        "-t",
+        "AclTopic=PUB",
+        "-u",
+        "SUB",
+    ]);
+    args.extend(signed);
+    let out = common::tool_ok("mqadmin", &args, None).await;
+    assert!(out.contains("success"), "{out}");
+    let file = secured.home().join("conf/plain_acl.yml");
+    wait_for(&file, "the account in the file", |t| {
+        t.contains("teamAccount")
+    });
+    let team = secured.producer(Some(("teamAccount", "teamSecret")));
+    team.send(Message::new(TOPIC, "from the team"))
+        .await
+        .unwrap();
+
+    // Without the admin's key the sub-command is refused and changes nothing.
+    let unsigned = tool(
+        "mqadmin",
+        &[
+            "deleteAclConfig",
+            "-n",
+            &namesrv,
+            "-b",
+            &broker_addr,
+            "-a",
+            "teamAccount",
+        ],
+        None,
+    )
+    .await;
+    assert!(!unsigned.ok, "{}", unsigned.out);
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("teamAccount"));
+
+    // clusterAclConfigVersion shows the file's version, bumped by the update.
+    let mut args = vec![
+        "clusterAclConfigVersion",
+        "-n",
+        &namesrv,
+        "-b",
+        &broker_addr,
+    ];
+    args.extend(signed);
+    let out = common::tool_ok("mqadmin", &args, None).await;
+    assert!(
+        out.contains("plain_acl.yml") && out.contains(" 1 "),
+        "{out}"
+    );
+
+    let mut args = vec![
+        "deleteAclConfig",
+        "-n",
+        &namesrv,
+        "-b",
+        &broker_addr,
+        "-a",
+        "teamAccount",
+    ];
+    args.extend(signed);
+    common::tool_ok("mqadmin", &args, None).await;
+    let remark = refusal(team.send(Message::new(TOPIC, "after deletion")).await);
+    assert!(remark.contains("No acl config for teamAccount"), "{remark}");
+
+    // A hand edit: whitelisting 127.0.0.1 lets an unsigned producer in within the
+    // watcher's 5 seconds.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let edited = text.replacen(
+        "globalWhiteRemoteAddresses: []",
+        "globalWhiteRemoteAddresses:\n  - 127.0.0.1",
+        1,
+    );
+    assert_ne!(edited, text, "the file keeps RocketMQ's layout:\n{text}");
+    std::fs::write(&file, edited).unwrap();
+    let unsigned_producer = secured.producer(None);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while unsigned_producer
+        .send(Message::new(TOPIC, "whitelisted"))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hand edit was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    unsigned_producer.shutdown().await;
+    team.shutdown().await;
+    admin.shutdown();
+}
