@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use rocketmq_client_rust::{ClientRuntime, DefaultMQProducer, SendResult};
+use rocketmq_client_rust::{
+    AclClientRPCHook, ClientRuntime, DefaultMQProducer, SendResult, SessionCredentials,
+};
 use rocketmq_model::common::message::message_single::Message;
 use serde_json::{json, Value};
 
@@ -67,6 +69,15 @@ pub async fn run(runtime: Arc<ClientRuntime>, args: &Produce) -> Result<()> {
     let mut builder = DefaultMQProducer::builder(runtime);
     if !args.compress {
         builder = builder.compress_msg_body_over_howmuch(COMPRESS_NEVER_BYTES);
+    }
+    // ACL 1.0: with credentials in the environment every request is signed by the
+    // client's own hook.
+    if let (Ok(access_key), Ok(secret_key)) = (
+        std::env::var("ROCKETMQ_ACCESS_KEY"),
+        std::env::var("ROCKETMQ_SECRET_KEY"),
+    ) {
+        let credentials = SessionCredentials::with_keys(access_key, secret_key);
+        builder = builder.rpc_hook(Arc::new(AclClientRPCHook::new(credentials)));
     }
     let mut producer = builder
         .producer_group(args.group.as_str())

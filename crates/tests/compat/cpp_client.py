@@ -11,9 +11,17 @@ usage:
 
 `push ... orderly` consumes with an orderly push consumer, which locks its queues on the
 broker (LOCK_BATCH_MQ) before consuming them.
+
+  cpp_client.py refused NAMESRV TOPIC
+sends one message and reports the error it got (`{"op": "refused", "error": ...}`), or
+`{"op": "sent"}` if the send went through.
+
+With ROCKETMQ_ACCESS_KEY and ROCKETMQ_SECRET_KEY in the environment every client signs its
+requests (ACL 1.0: the client's session credentials).
 """
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
@@ -54,9 +62,17 @@ def new_message(topic, i, size=None, deliver_ms=None):
     return msg
 
 
+def sign(client):
+    access_key = os.environ.get("ROCKETMQ_ACCESS_KEY")
+    secret_key = os.environ.get("ROCKETMQ_SECRET_KEY")
+    if access_key and secret_key:
+        client.set_session_credentials(access_key, secret_key, "ALIYUN")
+
+
 def start_producer(namesrv, max_size=None):
     producer = Producer("compat-producer", max_message_size=max_size)
     producer.set_namesrv_addr(namesrv)
+    sign(producer)
     producer.set_timeout(10000)
     producer.start()
     return producer
@@ -101,6 +117,7 @@ def describe(msg):
 def pull(namesrv, topic, group, expression):
     consumer = PullConsumer(group)
     consumer.set_namesrv_addr(namesrv)
+    sign(consumer)
     consumer.start()
     for msg in consumer.pull(topic, expression):
         d = describe(msg)
@@ -123,6 +140,7 @@ def push(namesrv, topic, group, expression, expected, timeout_s, orderly=False):
 
     consumer = PushConsumer(group, orderly=orderly)
     consumer.set_namesrv_addr(namesrv)
+    sign(consumer)
     consumer.subscribe(topic, on_message, expression)
     consumer.start()
     done.wait(timeout_s)
@@ -133,6 +151,16 @@ def push(namesrv, topic, group, expression, expected, timeout_s, orderly=False):
         for d in seen.values():
             d["op"] = "pushed"
             emit(d)
+
+
+def refused(namesrv, topic):
+    producer = start_producer(namesrv)
+    try:
+        result = producer.send_sync(new_message(topic, 0))
+        emit({"op": "sent", "status": int(result.status)})
+    except Exception as e:  # the binding raises one exception class per failing call
+        emit({"op": "refused", "error": str(e)})
+    producer.shutdown()
 
 
 def main(argv):
@@ -146,6 +174,8 @@ def main(argv):
         batch(argv[2], argv[3], int(argv[4]))
     elif cmd == "big":
         produce(argv[2], argv[3], int(argv[4]), int(argv[5]))
+    elif cmd == "refused":
+        refused(argv[2], argv[3])
     elif cmd == "pull":
         pull(argv[2], argv[3], argv[4], argv[5])
     elif cmd == "push":

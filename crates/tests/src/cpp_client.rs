@@ -20,7 +20,22 @@ pub type ScriptOutput = DriverOutput;
 
 /// Runs the script with `args`, killing it after `timeout`; fails unless it exits 0.
 pub fn run(args: &[&str], timeout: Duration) -> Result<ScriptOutput> {
+    run_signed(args, None, timeout)
+}
+
+/// [`run`] with the clients signing their requests with `credentials` (access key, secret
+/// key: ACL 1.0 session credentials).
+pub fn run_signed(
+    args: &[&str],
+    credentials: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Result<ScriptOutput> {
     let mut command = Command::new(compat_python());
+    if let Some((access_key, secret_key)) = credentials {
+        command
+            .env("ROCKETMQ_ACCESS_KEY", access_key)
+            .env("ROCKETMQ_SECRET_KEY", secret_key);
+    }
     command
         .arg(script())
         .args(args)

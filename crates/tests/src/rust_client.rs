@@ -31,7 +31,28 @@ pub fn run(args: &[&str], timeout: Duration) -> Result<Output> {
     run_program(&binary(), args, timeout)
 }
 
+/// Runs the driver with its producer signing requests with `credentials` (access key,
+/// secret key: the client's `AclClientRPCHook`), however it ends.
+pub fn run_signed(
+    args: &[&str],
+    credentials: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Result<driver::Finished> {
+    let mut command = command(&binary(), args)?;
+    if let Some((access_key, secret_key)) = credentials {
+        command
+            .env("ROCKETMQ_ACCESS_KEY", access_key)
+            .env("ROCKETMQ_SECRET_KEY", secret_key);
+    }
+    driver::run_to_end(&format!("rust-client {args:?}"), command, timeout)
+}
+
 fn run_program(program: &Path, args: &[&str], timeout: Duration) -> Result<Output> {
+    let command = command(program, args)?;
+    driver::run(&format!("rust-client {args:?}"), command, timeout)
+}
+
+fn command(program: &Path, args: &[&str]) -> Result<Command> {
     if !program.exists() {
         bail!(
             "the Rust RocketMQ client driver {} is not built: run {SETUP_SCRIPT} \
@@ -44,7 +65,7 @@ fn run_program(program: &Path, args: &[&str], timeout: Duration) -> Result<Outpu
         "RUST_LOG",
         std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
     );
-    driver::run(&format!("rust-client {args:?}"), command, timeout)
+    Ok(command)
 }
 
 #[cfg(test)]
