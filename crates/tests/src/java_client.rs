@@ -149,6 +149,21 @@ pub fn run(version: Version, args: &[&str], timeout: Duration) -> Result<Finishe
     )
 }
 
+/// [`run`] with the driver's producer signing its requests with `credentials` (access key,
+/// secret key) through the client's own `AclClientRPCHook`.
+pub fn run_signed(
+    version: Version,
+    args: &[&str],
+    credentials: (&str, &str),
+    timeout: Duration,
+) -> Result<Finished> {
+    let mut command = command(&version.jar(), args)?;
+    command
+        .env("ROCKETMQ_ACCESS_KEY", credentials.0)
+        .env("ROCKETMQ_SECRET_KEY", credentials.1);
+    driver::run_to_end(&name(version, args), command, timeout)
+}
+
 /// Starts the driver of `version` with `args` in the background (killed after `timeout`).
 pub fn spawn(version: Version, args: &[&str], timeout: Duration) -> Result<Running> {
     Running::spawn(

@@ -454,3 +454,49 @@ async fn the_cpp_and_rust_clients_sign_as_rocketmq_expects() {
     assert_eq!(stored, 5, "3 C++ and 2 Rust sends stored, nothing refused");
     admin.shutdown();
 }
+
+/// The official Java clients (4.9.8 and 5.5.0) sign with their `AclClientRPCHook`: sends
+/// pass with the right secret and are refused with a wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_java_clients_sign_with_their_acl_hook() {
+    use tests::java_client::{self, Version};
+    java_client::check_built().unwrap();
+    let secured = Secured::start().await;
+    let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
+    create_topic(&admin, &secured.broker.addr(), TOPIC)
+        .await
+        .unwrap();
+    common::wait_for_topic_list(&secured.namesrv.addr(), TOPIC).await;
+    let ns = secured.namesrv.addr();
+    let timeout = Duration::from_secs(90);
+    let mut expected_stored = 0;
+    for version in Version::ALL {
+        for (secret, allowed) in [(PRODUCER_SK, true), ("wrong-secret-key", false)] {
+            let ns = ns.clone();
+            let run = tokio::task::spawn_blocking(move || {
+                let args = ["produce", "-n", ns.as_str(), "-t", TOPIC, "-c", "2"];
+                java_client::run_signed(version, &args, (PRODUCER_AK, secret), timeout)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            if allowed {
+                assert!(run.succeeded(), "{}", run.describe());
+                assert_eq!(run.output.ops("sent").len(), 2, "{}", run.describe());
+                expected_stored += 2;
+            } else {
+                assert!(run.output.ops("sent").is_empty(), "{}", run.describe());
+                let describe = run.describe();
+                assert!(
+                    describe.contains("Check signature failed for accessKey=aclProducer"),
+                    "{} {describe}",
+                    version.release()
+                );
+            }
+        }
+    }
+    let stats = admin.topic_stats(TOPIC).await.unwrap();
+    let stored: i64 = stats.offset_table.values().map(|o| o.max_offset).sum();
+    assert_eq!(stored, expected_stored);
+    admin.shutdown();
+}

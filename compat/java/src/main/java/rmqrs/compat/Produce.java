@@ -78,7 +78,8 @@ final class Produce {
         }
 
         DefaultMQProducer producer = Clients.configure(
-            new DefaultMQProducer(args.one("--group", "java_driver_producer")), namesrv, vip);
+            new DefaultMQProducer(args.one("--group", "java_driver_producer"), Clients.rpcHook()),
+            namesrv, vip);
         // Each message is sent once unless asked, so a test can tell a duplicate from a retry.
         int retries = (int) args.number("--retries", 0);
         producer.setRetryTimesWhenSendFailed(retries);
