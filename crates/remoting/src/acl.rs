@@ -66,38 +66,42 @@ impl Credentials {
                 .insert_static(SECURITY_TOKEN, token.clone());
         }
         request.ext_fields.remove(SIGNATURE);
-        let content = signed_content(request, false);
-        let signature = sign(&self.secret_key, &content);
+        let mut mac = mac(&self.secret_key);
+        feed(&mut mac, request, false);
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
         request.ext_fields.insert_static(SIGNATURE, signature);
     }
 }
 
-/// What a request's signature covers: every ext field's value but the signature's, in key
-/// order (Java's string order, which is byte order for the ASCII names headers use), then
-/// the body. `_UNIQUE_KEY_QUERY` is left out when `for_old_client` says the sender's version
-/// did not sign it.
-pub fn signed_content(request: &RemotingCommand, for_old_client: bool) -> Vec<u8> {
-    let mut content = Vec::with_capacity(256 + request.body.len());
+/// Feeds what a request's signature covers to `mac`: every ext field's value but the
+/// signature's, in key order (Java's string order, which is byte order for the ASCII names
+/// headers use), then the body. `_UNIQUE_KEY_QUERY` is left out when `for_old_client` says
+/// the sender's version did not sign it. Fed piece by piece: nothing is copied.
+fn feed(mac: &mut HmacSha1, request: &RemotingCommand, for_old_client: bool) {
     for (key, value) in request.ext_fields.iter() {
         if key == SIGNATURE || (for_old_client && key == UNIQUE_KEY_QUERY) {
             continue;
         }
-        content.extend_from_slice(value.as_bytes());
+        mac.update(value.as_bytes());
     }
-    content.extend_from_slice(&request.body);
+    mac.update(&request.body);
     for chunk in &request.body_chunks {
-        content.extend_from_slice(chunk);
+        mac.update(chunk);
     }
-    content
+}
+
+fn mac(secret: &str) -> HmacSha1 {
+    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
+    match HmacSha1::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
 }
 
 /// Base64 of HmacSHA1(`secret`, `content`).
 pub fn sign(secret: &str, content: &[u8]) -> String {
-    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
-    let mut mac = match HmacSha1::new_from_slice(secret.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
+    let mut mac = mac(secret);
     mac.update(content);
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -111,11 +115,8 @@ pub fn verify(secret: &str, request: &RemotingCommand) -> bool {
         return false;
     };
     let old_client = request.version <= LAST_VERSION_NOT_SIGNING_UNIQUE_KEY_QUERY;
-    let content = signed_content(request, old_client);
-    let Ok(mut mac) = HmacSha1::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(&content);
+    let mut mac = mac(secret);
+    feed(&mut mac, request, old_client);
     mac.verify_slice(&provided).is_ok()
 }
 
