@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     pub dledger_peers: Vec<DLedgerPeer>,
     pub dledger_self_id: String,
     pub preferred_leader_id: Option<String>,
+    /// `dLegerSecret` (this project's key): group members prove it to each other on their
+    /// raft links; a member without it (or with another) is refused.
+    pub dledger_secret: Option<raft::transport::LinkSecret>,
     /// `rejectTransactionMessage`: transactional sends are refused (NO_PERMISSION).
     pub reject_transaction_message: bool,
     /// `transactionTimeOut`: a half message is first checked back this long after it was
@@ -143,6 +146,7 @@ impl Default for BrokerConfig {
             dledger_peers: Vec::new(),
             dledger_self_id: String::new(),
             preferred_leader_id: None,
+            dledger_secret: None,
             reject_transaction_message: false,
             transaction_timeout: Duration::from_millis(6_000),
             transaction_check_interval: Duration::from_millis(30_000),
@@ -270,6 +274,17 @@ impl BrokerConfig {
             "dLegerGroup" => self.dledger_group = s.non_empty()?,
             "dLegerPeers" => self.dledger_peers = parse_dledger_peers(s)?,
             "dLegerSelfId" => self.dledger_self_id = s.non_empty()?,
+            "dLegerSecret" => {
+                let secret = s.value.trim();
+                if secret.len() < 8 {
+                    // The error names the line, never the secret.
+                    return Err(BadSetting {
+                        value: "<hidden>".into(),
+                        ..s.bad("a link secret needs at least 8 characters")
+                    });
+                }
+                self.dledger_secret = Some(raft::transport::LinkSecret::new(secret));
+            }
             "preferredLeaderId" | "preferredLeaderIds" => {
                 self.preferred_leader_id = Some(s.non_empty()?)
             }
@@ -469,6 +484,19 @@ mod tests {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains("line 1"), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn the_link_secret_is_read_and_never_shown() {
+        let (c, _) = load("dLegerSecret=group-secret-1\n").unwrap();
+        assert_eq!(
+            c.dledger_secret,
+            Some(raft::transport::LinkSecret::new("group-secret-1"))
+        );
+        assert!(!format!("{c:?}").contains("group-secret-1"));
+        let refused = load("dLegerSecret=short12\n").unwrap_err().to_string();
+        assert!(refused.contains("dLegerSecret"), "{refused}");
+        assert!(!refused.contains("short12"), "{refused}");
     }
 
     #[test]

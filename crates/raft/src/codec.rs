@@ -41,6 +41,10 @@ pub const MAX_GROUP_NAME_LEN: usize = 255;
 
 /// Longest group settings text a [`Hello`] carries (a peer list of a few members).
 pub const MAX_SETTINGS_LEN: usize = 4096;
+/// Bytes of a hello's proof MAC (HmacSHA1).
+pub const PROOF_MAC_LEN: usize = 20;
+/// Longest hello frame: what a peer may send before it has said who it is.
+pub const MAX_HELLO_LEN: usize = 4 + 1 + 4 + 1 + MAX_GROUP_NAME_LEN + 2 + MAX_SETTINGS_LEN + 8 + 1 + PROOF_MAC_LEN;
 
 /// Why bytes are not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +71,30 @@ pub struct Hello {
     /// What every member of the group must agree on (the peer list, the log's segment
     /// size), as text: a member configured differently is refused, not replicated into.
     pub settings: String,
+    /// With a link secret: that the sender knows it (see `transport`), for the moment it
+    /// dialed.
+    pub proof: Option<HelloProof>,
+}
+
+/// A MAC under the group's link secret over the hello's fields and the time it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HelloProof {
+    pub sent_at_ms: u64,
+    pub mac: [u8; PROOF_MAC_LEN],
+}
+
+impl Hello {
+    /// The bytes a proof covers: group, sender, settings and time, each delimited.
+    pub fn proof_content(&self, sent_at_ms: u64) -> Vec<u8> {
+        let mut content = Vec::with_capacity(self.group.len() + self.settings.len() + 24);
+        content.extend_from_slice(self.group.as_bytes());
+        content.push(0);
+        content.extend_from_slice(&self.from.0.to_be_bytes());
+        content.extend_from_slice(self.settings.as_bytes());
+        content.push(0);
+        content.extend_from_slice(&sent_at_ms.to_be_bytes());
+        content
+    }
 }
 
 pub fn encode_hello(hello: &Hello, out: &mut BytesMut) {
@@ -81,6 +109,11 @@ pub fn encode_hello(hello: &Hello, out: &mut BytesMut) {
     let settings = &settings[..settings.len().min(MAX_SETTINGS_LEN)];
     out.put_u16(settings.len() as u16);
     out.put_slice(settings);
+    if let Some(proof) = &hello.proof {
+        out.put_u64(proof.sent_at_ms);
+        out.put_u8(PROOF_MAC_LEN as u8);
+        out.put_slice(&proof.mac);
+    }
 }
 
 pub fn decode_hello(mut buf: &[u8]) -> Result<Hello, CodecError> {
@@ -99,14 +132,29 @@ pub fn decode_hello(mut buf: &[u8]) -> Result<Hello, CodecError> {
     let group = String::from_utf8(buf[..len].to_vec()).map_err(|_| CodecError::Hello)?;
     buf.advance(len);
     let len = buf.get_u16() as usize;
-    if len > MAX_SETTINGS_LEN || buf.remaining() != len {
+    if len > MAX_SETTINGS_LEN || buf.remaining() < len {
         return Err(CodecError::Hello);
     }
-    let settings = String::from_utf8(buf.to_vec()).map_err(|_| CodecError::Hello)?;
+    let settings = String::from_utf8(buf[..len].to_vec()).map_err(|_| CodecError::Hello)?;
+    buf.advance(len);
+    let proof = match buf.remaining() {
+        0 => None,
+        n if n == 8 + 1 + PROOF_MAC_LEN => {
+            let sent_at_ms = buf.get_u64();
+            if buf.get_u8() as usize != PROOF_MAC_LEN {
+                return Err(CodecError::Hello);
+            }
+            let mut mac = [0u8; PROOF_MAC_LEN];
+            buf.copy_to_slice(&mut mac);
+            Some(HelloProof { sent_at_ms, mac })
+        }
+        _ => return Err(CodecError::Hello),
+    };
     Ok(Hello {
         group,
         from,
         settings,
+        proof,
     })
 }
 
@@ -571,14 +619,27 @@ mod tests {
 
     #[test]
     fn hello_round_trip() {
-        let hello = Hello {
+        let mut hello = Hello {
             group: "broker-a".into(),
             from: NodeId(3),
             settings: "dLegerPeers=n0-h:1;n3-h:2 mappedFileSizeCommitLog=1024".into(),
+            proof: None,
         };
         let mut buf = BytesMut::new();
         encode_hello(&hello, &mut buf);
         assert_eq!(decode_hello(&buf).unwrap(), hello);
         assert!(decode_hello(&buf[..buf.len() - 1]).is_err());
+        hello.proof = Some(HelloProof {
+            sent_at_ms: 1_700_000_000_000,
+            mac: [7; PROOF_MAC_LEN],
+        });
+        let mut buf = BytesMut::new();
+        encode_hello(&hello, &mut buf);
+        assert!(buf.len() <= MAX_HELLO_LEN);
+        assert_eq!(decode_hello(&buf).unwrap(), hello);
+        assert!(decode_hello(&buf[..buf.len() - 1]).is_err());
+        let mut longer = buf.to_vec();
+        longer.push(0);
+        assert!(decode_hello(&longer).is_err());
     }
 }

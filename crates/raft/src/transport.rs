@@ -10,6 +10,13 @@
 //! - Inbound: an accept loop; each connection starts with a [`Hello`] naming the group, the
 //!   sender and the settings every member must share (peer list, segment size), then carries
 //!   length-delimited messages. Bad frames and differently configured members are refused.
+//!   Until its hello is in, a connection may hold no more than a hello's bytes, and only for
+//!   `hello_timeout`.
+//! - With a link secret (`dLegerSecret`), a hello carries an HmacSHA1 under it over its
+//!   fields and the time it was sent: a dialer without the secret, or a hello older than
+//!   [`MAX_PROOF_AGE`] (a replay), is refused. The secret travels nowhere; the settings say
+//!   only that one is in use, so a member with and one without it refuse each other with the
+//!   configured-differently error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,8 +30,69 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{self, Hello};
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+use crate::codec::{self, Hello, HelloProof};
 use crate::{Message, NodeId, PeerSpec};
+
+/// How far a hello's send time may be from this member's clock (members' clocks differ by
+/// seconds at most; a replayed hello is older).
+pub const MAX_PROOF_AGE: Duration = Duration::from_secs(120);
+
+/// The secret group members prove to each other on their raft links. Its `Debug` never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkSecret(String);
+
+impl LinkSecret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        LinkSecret(secret.into())
+    }
+
+    fn mac(&self, content: &[u8]) -> Hmac<Sha1> {
+        // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
+        let mut mac = match Hmac::<Sha1>::new_from_slice(self.0.as_bytes()) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        mac.update(content);
+        mac
+    }
+
+    fn prove(&self, hello: &Hello, sent_at_ms: u64) -> HelloProof {
+        let digest = self.mac(&hello.proof_content(sent_at_ms)).finalize().into_bytes();
+        let mut mac = [0u8; codec::PROOF_MAC_LEN];
+        mac.copy_from_slice(&digest[..codec::PROOF_MAC_LEN]);
+        HelloProof { sent_at_ms, mac }
+    }
+
+    /// Whether `hello` proves the secret, sent within [`MAX_PROOF_AGE`] of `now_ms`;
+    /// compared in constant time.
+    fn verify(&self, hello: &Hello, now_ms: u64) -> bool {
+        let Some(proof) = &hello.proof else {
+            return false;
+        };
+        if proof.sent_at_ms.abs_diff(now_ms) > MAX_PROOF_AGE.as_millis() as u64 {
+            return false;
+        }
+        self.mac(&hello.proof_content(proof.sent_at_ms))
+            .verify_slice(&proof.mac)
+            .is_ok()
+    }
+}
+
+impl std::fmt::Debug for LinkSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSecret(<hidden>)")
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// Limits and timings of the transport.
 #[derive(Debug, Clone)]
@@ -40,6 +108,10 @@ pub struct TransportConfig {
     pub max_inbound_connections: usize,
     /// Bytes gathered into one socket write.
     pub write_batch_bytes: usize,
+    /// Members prove this to each other when they connect (`dLegerSecret`).
+    pub link_secret: Option<LinkSecret>,
+    /// How long an inbound connection may take to say who it is.
+    pub hello_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -51,6 +123,8 @@ impl Default for TransportConfig {
             reconnect_backoff_max_ms: 1000,
             max_inbound_connections: 64,
             write_batch_bytes: 1 << 20,
+            link_secret: None,
+            hello_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -77,11 +151,15 @@ impl Transport {
         shutdown: CancellationToken,
     ) -> Transport {
         let members: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
-        let settings = group_settings(peers, settings);
+        let settings = match &config.link_secret {
+            Some(_) => group_settings(peers, &format!("{settings} linkAuth=hmac-sha1")),
+            None => group_settings(peers, settings),
+        };
         let link = Arc::new(LinkRules {
             group: group.to_string(),
             members,
             settings: settings.clone(),
+            secret: config.link_secret.clone(),
             refusals: std::sync::Mutex::new(HashMap::new()),
         });
         tokio::spawn(accept_loop(
@@ -99,6 +177,7 @@ impl Transport {
                 group: group.to_string(),
                 from: id,
                 settings: settings.clone(),
+                proof: None,
             };
             tokio::spawn(dial_loop(
                 peer.clone(),
@@ -168,6 +247,11 @@ async fn dial_loop(
         let mut buf = BytesMut::with_capacity(64 << 10);
         let start = buf.len();
         buf.put_u32(0);
+        // A fresh proof per connection: a receiver refuses old ones.
+        let hello = Hello {
+            proof: config.link_secret.as_ref().map(|s| s.prove(&hello, now_ms())),
+            ..hello.clone()
+        };
         codec::encode_hello(&hello, &mut buf);
         let len = (buf.len() - start - 4) as u32;
         buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -228,6 +312,7 @@ struct LinkRules {
     group: String,
     members: Vec<NodeId>,
     settings: String,
+    secret: Option<LinkSecret>,
     /// When each refused peer was last logged, so a redialing peer is named once a while.
     refusals: std::sync::Mutex<HashMap<NodeId, Instant>>,
 }
@@ -236,7 +321,8 @@ struct LinkRules {
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 impl LinkRules {
-    fn report_mismatch(&self, peer: NodeId, theirs: &str) {
+    /// Whether a refusal of `peer` is due to be logged (rate-limited per peer).
+    fn refusal_due(&self, peer: NodeId) -> bool {
         let now = Instant::now();
         let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
         let due = refusals
@@ -244,9 +330,25 @@ impl LinkRules {
             .is_none_or(|at| now.duration_since(*at) >= REFUSAL_LOG_INTERVAL);
         if due {
             refusals.insert(peer, now);
+        }
+        due
+    }
+
+    fn report_mismatch(&self, peer: NodeId, theirs: &str) {
+        if self.refusal_due(peer) {
             tracing::error!(%peer, theirs, ours = %self.settings,
-                "refusing a member configured differently (dLegerPeers and \
-                 mappedFileSizeCommitLog must be the same on every member)");
+                "refusing a member configured differently (dLegerPeers, \
+                 mappedFileSizeCommitLog and whether dLegerSecret is set must be the same \
+                 on every member)");
+        }
+    }
+
+    fn report_unproven(&self, peer: NodeId) {
+        if self.refusal_due(peer) {
+            tracing::error!(%peer,
+                "refusing a connection claiming to be this member: its hello does not prove \
+                 dLegerSecret (a different secret, or a hello older than 2 minutes: check \
+                 the secret and the members' clocks)");
         }
     }
 }
@@ -290,13 +392,13 @@ async fn accept_loop(
             stream,
             link.clone(),
             inbound.clone(),
-            config.max_frame_bytes,
+            (config.max_frame_bytes, config.hello_timeout),
             shutdown.clone(),
         );
         tokio::spawn(async move {
             match reader.await {
                 // Logged (rate-limited) where it was found.
-                Err(ReadError::Mismatch(_)) | Ok(()) => {}
+                Err(ReadError::Mismatch(_)) | Err(ReadError::Unproven(_)) | Ok(()) => {}
                 Err(e) => tracing::info!(%remote, error = %e, "inbound connection closed"),
             }
             drop(permit);
@@ -318,22 +420,29 @@ enum ReadError {
     Spoofed { claimed: NodeId, peer: NodeId },
     #[error("peer {0} is configured differently")]
     Mismatch(NodeId),
+    #[error("peer claiming to be {0} did not prove the link secret")]
+    Unproven(NodeId),
+    #[error("no hello within {0:?}")]
+    HelloTimeout(Duration),
 }
 
 async fn read_loop(
     stream: TcpStream,
     link: Arc<LinkRules>,
     inbound: mpsc::Sender<Message>,
-    max_frame_bytes: usize,
+    (max_frame_bytes, hello_timeout): (usize, Duration),
     shutdown: CancellationToken,
 ) -> Result<(), ReadError> {
+    // Until it has said who it is, a connection may hold no more than a hello.
     let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(max_frame_bytes)
+        .max_frame_length(codec::MAX_HELLO_LEN)
         .new_codec();
     let mut frames = FramedRead::new(stream, codec);
     let first = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        frame = frames.next() => frame,
+        frame = tokio::time::timeout(hello_timeout, frames.next()) => {
+            frame.map_err(|_| ReadError::HelloTimeout(hello_timeout))?
+        }
     };
     let Some(first) = first else {
         return Ok(());
@@ -349,6 +458,13 @@ async fn read_loop(
         link.report_mismatch(hello.from, &hello.settings);
         return Err(ReadError::Mismatch(hello.from));
     }
+    if let Some(secret) = &link.secret {
+        if !secret.verify(&hello, now_ms()) {
+            link.report_unproven(hello.from);
+            return Err(ReadError::Unproven(hello.from));
+        }
+    }
+    frames.decoder_mut().set_max_frame_length(max_frame_bytes);
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),

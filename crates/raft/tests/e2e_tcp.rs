@@ -317,6 +317,7 @@ async fn strangers_and_garbage_on_the_raft_port_change_nothing() {
                 group: "other".into(),
                 from: NodeId(1),
                 settings: String::new(),
+                proof: None,
             },
             &mut hello,
         );
@@ -364,6 +365,52 @@ async fn a_member_configured_differently_is_refused() {
         Role::Leader,
         "the odd member disturbed the quorum"
     );
+    for m in &members {
+        m.handle.shutdown();
+    }
+}
+
+/// With `dLegerSecret`, a member that cannot prove the group's secret is refused like a
+/// stranger: it receives nothing and disturbs nothing. A connection that says nothing, or
+/// announces a first frame larger than a hello, is closed before it can hold more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_the_link_secret_is_refused_and_silent_connections_are_cut() {
+    use raft::transport::LinkSecret;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let members = start_group_with(3, false, |id, config| {
+        let secret = if id == NodeId(2) {
+            "another-secret"
+        } else {
+            "the-group-secret"
+        };
+        config.transport.link_secret = Some(LinkSecret::new(secret));
+        config.transport.hello_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let pair: Vec<&Member> = members[..2].iter().collect();
+    let (leader, _) = wait_for_leader(&pair, None).await;
+    let places = propose_all(&members[leader.0 as usize].handle, 0, 20).await;
+    assert_eq!(places.len(), 20);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let odd = *members[2].handle.state().borrow();
+    assert_eq!(odd.last_index, 0, "the member without the secret received entries");
+    assert_ne!(odd.leader, Some(leader));
+    let state = *members[leader.0 as usize].handle.state().borrow();
+    assert_eq!(state.role, Role::Leader, "the odd member disturbed the quorum");
+
+    // Silent, and oversized before any hello: both closed, within bounded time.
+    let leader_addr = &members[leader.0 as usize].addr;
+    let mut silent = tokio::net::TcpStream::connect(leader_addr).await.unwrap();
+    let mut oversized = tokio::net::TcpStream::connect(leader_addr).await.unwrap();
+    oversized.write_all(&(8u32 << 20).to_be_bytes()).await.unwrap();
+    for (what, stream) in [("silent", &mut silent), ("oversized", &mut oversized)] {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the {what} connection was not closed: {read:?}"
+        );
+    }
     for m in &members {
         m.handle.shutdown();
     }

@@ -96,6 +96,7 @@ pub fn driver_config(config: &BrokerConfig) -> Result<DriverConfig, GroupError> 
         config.dledger_group.clone()
     };
     let mut driver = DriverConfig::new(id, peers, group_name);
+    driver.transport.link_secret = config.dledger_secret.clone();
     if let Some(preferred) = &config.preferred_leader_id {
         let preferred: NodeId = preferred
             .parse()
