@@ -44,7 +44,8 @@ pub const MAX_SETTINGS_LEN: usize = 4096;
 /// Bytes of a hello's proof MAC (HmacSHA1).
 pub const PROOF_MAC_LEN: usize = 20;
 /// Longest hello frame: what a peer may send before it has said who it is.
-pub const MAX_HELLO_LEN: usize = 4 + 1 + 4 + 1 + MAX_GROUP_NAME_LEN + 2 + MAX_SETTINGS_LEN + 8 + 1 + PROOF_MAC_LEN;
+pub const MAX_HELLO_LEN: usize =
+    4 + 1 + 4 + 1 + MAX_GROUP_NAME_LEN + 2 + MAX_SETTINGS_LEN + 8 + 1 + PROOF_MAC_LEN;
 
 /// Why bytes are not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

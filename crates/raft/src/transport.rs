@@ -61,7 +61,10 @@ impl LinkSecret {
     }
 
     fn prove(&self, hello: &Hello, sent_at_ms: u64) -> HelloProof {
-        let digest = self.mac(&hello.proof_content(sent_at_ms)).finalize().into_bytes();
+        let digest = self
+            .mac(&hello.proof_content(sent_at_ms))
+            .finalize()
+            .into_bytes();
         let mut mac = [0u8; codec::PROOF_MAC_LEN];
         mac.copy_from_slice(&digest[..codec::PROOF_MAC_LEN]);
         HelloProof { sent_at_ms, mac }
@@ -249,7 +252,10 @@ async fn dial_loop(
         buf.put_u32(0);
         // A fresh proof per connection: a receiver refuses old ones.
         let hello = Hello {
-            proof: config.link_secret.as_ref().map(|s| s.prove(&hello, now_ms())),
+            proof: config
+                .link_secret
+                .as_ref()
+                .map(|s| s.prove(&hello, now_ms())),
             ..hello.clone()
         };
         codec::encode_hello(&hello, &mut buf);

@@ -393,16 +393,26 @@ async fn a_member_without_the_link_secret_is_refused_and_silent_connections_are_
     assert_eq!(places.len(), 20);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let odd = *members[2].handle.state().borrow();
-    assert_eq!(odd.last_index, 0, "the member without the secret received entries");
+    assert_eq!(
+        odd.last_index, 0,
+        "the member without the secret received entries"
+    );
     assert_ne!(odd.leader, Some(leader));
     let state = *members[leader.0 as usize].handle.state().borrow();
-    assert_eq!(state.role, Role::Leader, "the odd member disturbed the quorum");
+    assert_eq!(
+        state.role,
+        Role::Leader,
+        "the odd member disturbed the quorum"
+    );
 
     // Silent, and oversized before any hello: both closed, within bounded time.
     let leader_addr = &members[leader.0 as usize].addr;
     let mut silent = tokio::net::TcpStream::connect(leader_addr).await.unwrap();
     let mut oversized = tokio::net::TcpStream::connect(leader_addr).await.unwrap();
-    oversized.write_all(&(8u32 << 20).to_be_bytes()).await.unwrap();
+    oversized
+        .write_all(&(8u32 << 20).to_be_bytes())
+        .await
+        .unwrap();
     for (what, stream) in [("silent", &mut silent), ("oversized", &mut oversized)] {
         let mut byte = [0u8; 1];
         let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await;

@@ -225,7 +225,10 @@ async fn a_scrape_counts_a_known_workload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_reports_its_raft_state_through_a_failover() {
-    let mut group = Group::start_with(&prometheus_on()).await;
+    // The members also prove a link secret to each other (dLegerSecret) through the broker.
+    let mut config = prometheus_on();
+    config.push(("dLegerSecret", "metrics-group-link-secret".to_owned()));
+    let mut group = Group::start_with(&config).await;
     let producer = Producer::start(
         common::client_options(&group.namesrv.addr()),
         ProducerOptions::new("metrics-group-producer"),
