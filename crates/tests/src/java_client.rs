@@ -98,6 +98,24 @@ pub fn run_grpc(args: &[&str], timeout: Duration) -> Result<Finished> {
     )
 }
 
+/// [`run_grpc`] with the client signing its calls with `credentials` (access key, secret
+/// key).
+pub fn run_grpc_signed(
+    args: &[&str],
+    credentials: (&str, &str),
+    timeout: Duration,
+) -> Result<Finished> {
+    let mut command = command(&grpc_jar(), args)?;
+    command
+        .env("ROCKETMQ_ACCESS_KEY", credentials.0)
+        .env("ROCKETMQ_SECRET_KEY", credentials.1);
+    driver::run_to_end(
+        &format!("Java gRPC client {GRPC_RELEASE} driver {args:?}"),
+        command,
+        timeout,
+    )
+}
+
 /// Starts the gRPC client's driver in the background (killed after `timeout`).
 pub fn spawn_grpc(args: &[&str], timeout: Duration) -> Result<Running> {
     Running::spawn(

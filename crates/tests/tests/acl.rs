@@ -500,3 +500,64 @@ async fn the_java_clients_sign_with_their_acl_hook() {
     assert_eq!(stored, expected_stored);
     admin.shutdown();
 }
+
+/// The gRPC port checks the same accounts: Apache's RocketMQ 5 Java client signs its calls
+/// with its credentials provider; without them, or with a wrong secret, its sends are
+/// refused (PERMISSION_DENIED) and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_port_checks_the_same_accounts() {
+    use tests::java_client;
+    java_client::check_built().unwrap();
+    let secured = Secured::start().await;
+    let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
+    create_topic(&admin, &secured.broker.addr(), TOPIC)
+        .await
+        .unwrap();
+    common::wait_for_topic_list(&secured.namesrv.addr(), TOPIC).await;
+    let endpoints = secured.broker.grpc_addr().unwrap();
+    let timeout = Duration::from_secs(90);
+    let mut expected_stored = 0;
+    for credentials in [
+        Some((PRODUCER_AK, PRODUCER_SK)),
+        Some((PRODUCER_AK, "wrong-secret-key")),
+        None,
+    ] {
+        let endpoints = endpoints.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let args = [
+                "produce",
+                "--endpoints",
+                endpoints.as_str(),
+                "-t",
+                TOPIC,
+                "-c",
+                "2",
+            ];
+            match credentials {
+                Some(credentials) => java_client::run_grpc_signed(&args, credentials, timeout),
+                None => java_client::run_grpc(&args, timeout),
+            }
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        if credentials == Some((PRODUCER_AK, PRODUCER_SK)) {
+            assert!(run.succeeded(), "{}", run.describe());
+            assert_eq!(run.output.ops("sent").len(), 2, "{}", run.describe());
+            expected_stored += 2;
+        } else {
+            assert!(run.output.ops("sent").is_empty(), "{}", run.describe());
+        }
+    }
+    let log = secured.broker.process.log();
+    assert!(log.contains("gRPC call refused by ACL"), "{log}");
+    assert!(
+        log.contains("Check signature failed for accessKey=aclProducer"),
+        "{log}"
+    );
+    assert!(log.contains("No accessKey is configured"), "{log}");
+    let stats = admin.topic_stats(TOPIC).await.unwrap();
+    let stored: i64 = stats.offset_table.values().map(|o| o.max_offset).sum();
+    assert_eq!(stored, expected_stored);
+    admin.shutdown();
+}

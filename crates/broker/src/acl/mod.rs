@@ -8,11 +8,13 @@
 //! - [`tables`]: every loaded account and whitelist, and the check of one request.
 //! - [`files`]: where the files live, their reload, and the admin requests' writes.
 //! - [`guard`]: the check in front of every request on the client ports.
+//! - [`grpc_auth`]: how RocketMQ 5 clients sign gRPC calls (the gRPC front checks them).
 //!
 //! Signatures are made and checked by `remoting::acl`, which the client shares.
 
 pub mod address;
 pub mod files;
+pub mod grpc_auth;
 pub mod guard;
 pub mod perm;
 pub mod plain;

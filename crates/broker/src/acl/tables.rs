@@ -30,6 +30,16 @@ const ADMIN_CODES: [i32; 8] = [
     request::GET_BROKER_CLUSTER_ACL_INFO,
 ];
 
+/// What a request presents: its access key, whether it proves the account's secret (a
+/// signature checked against the secret given), and whether only admins may send it.
+pub struct Presented<'a> {
+    pub access_key: Option<&'a str>,
+    pub proves: &'a dyn Fn(&str) -> bool,
+    pub admin_only: bool,
+    /// The request code, for messages.
+    pub code: i32,
+}
+
 /// Why a request was refused (RocketMQ's AclException message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -76,12 +86,29 @@ impl AclTables {
         tables
     }
 
+    /// Checks a remoting request.
     pub fn check(&self, request: &RemotingCommand, ip: IpAddr) -> Result<(), AclRefusal> {
         let needs = resources::needed(request).map_err(AclRefusal)?;
+        let presented = Presented {
+            access_key: request.ext_field(ACCESS_KEY),
+            proves: &|secret: &str| acl::verify(secret, request),
+            admin_only: ADMIN_CODES.contains(&request.code),
+            code: request.code,
+        };
+        self.check_presented(&presented, &needs, ip)
+    }
+
+    /// Checks a request whose access key, proof and needs its protocol read.
+    pub fn check_presented(
+        &self,
+        presented: &Presented<'_>,
+        needs: &[(String, u8)],
+        ip: IpAddr,
+    ) -> Result<(), AclRefusal> {
         if self.global_white.iter().any(|p| p.matches(ip)) {
             return Ok(());
         }
-        let Some(access_key) = request.ext_field(ACCESS_KEY) else {
+        let Some(access_key) = presented.access_key else {
             return Err(AclRefusal("No accessKey is configured".into()));
         };
         let Some(account) = self.accounts.get(access_key) else {
@@ -90,7 +117,7 @@ impl AclTables {
         if account.white.matches(ip) {
             return Ok(());
         }
-        if !acl::verify(&account.secret_key, request) {
+        if !(presented.proves)(&account.secret_key) {
             return Err(AclRefusal(format!(
                 "Check signature failed for accessKey={access_key}"
             )));
@@ -101,16 +128,16 @@ impl AclTables {
         {
             return Ok(());
         }
-        if ADMIN_CODES.contains(&request.code) && !account.admin {
+        if presented.admin_only && !account.admin {
             return Err(AclRefusal(format!(
                 "Need admin permission for request code={}, but accessKey={access_key} is not",
-                request.code
+                presented.code
             )));
         }
         if account.admin {
             return Ok(());
         }
-        for (resource, needed) in &needs {
+        for (resource, needed) in needs {
             let group = resource.strip_prefix(RETRY_GROUP_TOPIC_PREFIX);
             let kind = if group.is_some() { "group" } else { "topic" };
             let name = group.unwrap_or(resource);

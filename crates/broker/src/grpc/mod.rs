@@ -3,6 +3,7 @@
 //! (clients set `enableSsl(false)`).
 //!
 //! - [`service`]: the service, routing each call to its room.
+//! - [`authorize`]: ACL 1.0 checks of each call (`aclEnable`).
 //! - [`route`]: QueryRoute, QueryAssignment.
 //! - [`clients`]: Telemetry settings, heartbeats and terminations of 5.x clients.
 //! - [`produce`]: SendMessage over the remoting send path.
@@ -12,6 +13,7 @@
 //! - [`convert`]: messages between the gRPC and the stored form.
 //! - [`status`]: the v2 status codes, and remoting codes translated to them.
 
+pub mod authorize;
 pub mod clients;
 pub mod consume;
 pub mod convert;

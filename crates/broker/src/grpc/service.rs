@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::clients::{self, GrpcClients};
 use super::relay::MasterRelay;
-use super::{consume, produce, route, status};
+use super::{authorize, consume, produce, route, status};
 use crate::context::BrokerContext;
 
 /// Commands a Telemetry stream may have waiting to be written to its client.
@@ -37,6 +37,16 @@ impl GrpcService {
             clients: Arc::new(GrpcClients::default()),
             relay: MasterRelay::default(),
         }
+    }
+
+    /// ACL's verdict on `request` needing `needs` (nothing to check with ACL off).
+    fn authorize<T>(&self, request: &Request<T>, needs: &[(String, u8)]) -> Result<(), Status> {
+        authorize::check(
+            self.ctx.acl.as_deref(),
+            request.metadata(),
+            peer(request).ip(),
+            needs,
+        )
     }
 }
 
@@ -69,6 +79,7 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::QueryRouteRequest>,
     ) -> Answer<v2::QueryRouteResponse> {
+        self.authorize(&request, &authorize::route(request.get_ref()))?;
         Ok(Response::new(route::query_route(
             &self.ctx,
             request.get_ref(),
@@ -79,6 +90,10 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::HeartbeatRequest>,
     ) -> Answer<v2::HeartbeatResponse> {
+        self.authorize(
+            &request,
+            &authorize::of_group(request.get_ref().group.as_ref()),
+        )?;
         let status = match client_id(&request) {
             None => status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
             Some(_) if !clients::is_known_type(request.get_ref().client_type) => {
@@ -97,6 +112,7 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::SendMessageRequest>,
     ) -> Answer<v2::SendMessageResponse> {
+        self.authorize(&request, &authorize::send(request.get_ref()))?;
         let producer = peer(&request);
         if client_id(&request).is_none() {
             return Ok(Response::new(v2::SendMessageResponse {
@@ -113,6 +129,7 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::QueryAssignmentRequest>,
     ) -> Answer<v2::QueryAssignmentResponse> {
+        self.authorize(&request, &authorize::assignment(request.get_ref()))?;
         Ok(Response::new(route::query_assignment(
             &self.ctx,
             request.get_ref(),
@@ -125,6 +142,7 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::ReceiveMessageRequest>,
     ) -> Answer<Self::ReceiveMessageStream> {
+        self.authorize(&request, &authorize::receive(request.get_ref()))?;
         let responses = consume::receive(&self.ctx, &self.relay, request.into_inner()).await;
         Ok(Response::new(Box::pin(futures::stream::iter(
             responses.into_iter().map(Ok),
@@ -135,6 +153,11 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::AckMessageRequest>,
     ) -> Answer<v2::AckMessageResponse> {
+        let r = request.get_ref();
+        self.authorize(
+            &request,
+            &authorize::consumed(r.group.as_ref(), r.topic.as_ref()),
+        )?;
         Ok(Response::new(
             consume::ack(&self.ctx, &self.relay, request.into_inner()).await,
         ))
@@ -144,6 +167,11 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Answer<v2::ForwardMessageToDeadLetterQueueResponse> {
+        let r = request.get_ref();
+        self.authorize(
+            &request,
+            &authorize::consumed(r.group.as_ref(), r.topic.as_ref()),
+        )?;
         Ok(Response::new(
             consume::forward_to_dead_letter_queue(&self.ctx, &self.relay, request.into_inner())
                 .await,
@@ -210,6 +238,9 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<Streaming<v2::TelemetryCommand>>,
     ) -> Answer<Self::TelemetryStream> {
+        // Who the stream is from is known at its start; what its settings name, per command.
+        self.authorize(&request, &[])?;
+        let (metadata, ip) = (request.metadata().clone(), peer(&request).ip());
         let Some(id) = client_id(&request) else {
             let refused = v2::TelemetryCommand {
                 status: status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
@@ -238,6 +269,11 @@ impl MessagingService for GrpcService {
                 let Some(Command::Settings(reported)) = command.command else {
                     continue;
                 };
+                let needs = authorize::settings(&reported);
+                if let Err(refused) = authorize::check(ctx.acl.as_deref(), &metadata, ip, &needs) {
+                    let _ = futures::SinkExt::send(&mut outbound, Err(refused)).await;
+                    break;
+                }
                 let answer = match clients.settle(&ctx, &id, reported) {
                     Ok(settings) => v2::TelemetryCommand {
                         status: status::ok(),
@@ -263,6 +299,10 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::NotifyClientTerminationRequest>,
     ) -> Answer<v2::NotifyClientTerminationResponse> {
+        self.authorize(
+            &request,
+            &authorize::of_group(request.get_ref().group.as_ref()),
+        )?;
         let status = match client_id(&request) {
             Some(id) if self.clients.forget(&id) => status::ok(),
             Some(_) => status::of(Code::UnrecognizedClientType, "unknown client"),
@@ -277,6 +317,11 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::ChangeInvisibleDurationRequest>,
     ) -> Answer<v2::ChangeInvisibleDurationResponse> {
+        let r = request.get_ref();
+        self.authorize(
+            &request,
+            &authorize::consumed(r.group.as_ref(), r.topic.as_ref()),
+        )?;
         Ok(Response::new(
             consume::change_invisible_duration(&self.ctx, &self.relay, request.into_inner()).await,
         ))
@@ -286,6 +331,7 @@ impl MessagingService for GrpcService {
         &self,
         request: Request<v2::RecallMessageRequest>,
     ) -> Answer<v2::RecallMessageResponse> {
+        self.authorize(&request, &authorize::recall(request.get_ref()))?;
         let requester = peer(&request);
         let answer = produce::recall(&self.ctx, &self.relay, requester, request.into_inner()).await;
         Ok(Response::new(answer))
