@@ -167,17 +167,28 @@ mod tests {
 
 /// The ACL 1.0 credentials `mq` and `mqadmin` take (`--access-key` / `--secret-key`, or
 /// `ROCKETMQ_ACCESS_KEY` / `ROCKETMQ_SECRET_KEY`), else `accessKey` / `secretKey` of
-/// `$ROCKETMQ_HOME/conf/tools.yml` (where RocketMQ's mqadmin reads them).
-#[derive(Debug, Clone, Default)]
+/// `$ROCKETMQ_HOME/conf/tools.yml` (where RocketMQ's mqadmin reads them). The fields'
+/// names differ from the sub-commands' own `accessKey` (the account `updateAclConfig`
+/// edits): clap tells arguments apart by them.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct CredentialArgs {
-    pub access_key: Option<String>,
-    pub secret_key: Option<String>,
+    /// ACL access key this tool signs its requests with
+    #[arg(long = "access-key", env = "ROCKETMQ_ACCESS_KEY", global = true)]
+    pub auth_access_key: Option<String>,
+    /// ACL secret key this tool signs its requests with
+    #[arg(
+        long = "secret-key",
+        env = "ROCKETMQ_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub auth_secret_key: Option<String>,
 }
 
 impl CredentialArgs {
     /// `options` signing with the credentials given, if any.
     pub fn apply(&self, options: ClientOptions) -> Result<ClientOptions> {
-        let (access_key, secret_key) = match (&self.access_key, &self.secret_key) {
+        let (access_key, secret_key) = match (&self.auth_access_key, &self.auth_secret_key) {
             (Some(ak), Some(sk)) => (ak.clone(), sk.clone()),
             (None, None) => match tools_yml_credentials() {
                 Some(found) => found,

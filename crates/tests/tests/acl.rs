@@ -87,6 +87,18 @@ impl Secured {
         secured
     }
 
+    /// A secured broker with [`TOPIC`] created (by the admin account) and routed, and the
+    /// admin's client.
+    async fn with_topic() -> (Secured, Admin) {
+        let secured = Secured::start().await;
+        let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
+        create_topic(&admin, &secured.broker.addr(), TOPIC)
+            .await
+            .unwrap();
+        common::wait_for_topic_list(&secured.namesrv.addr(), TOPIC).await;
+        (secured, admin)
+    }
+
     fn home(&self) -> std::path::PathBuf {
         self.dir.path().join("rocketmq-home")
     }
@@ -127,6 +139,12 @@ fn refusal(result: Result<impl std::fmt::Debug, ClientError>) -> String {
         }
         other => panic!("expected an ACL refusal, got {other:?}"),
     }
+}
+
+/// Messages stored in `topic`, over its queues.
+async fn stored(admin: &Admin, topic: &str) -> i64 {
+    let stats = admin.topic_stats(topic).await.unwrap();
+    stats.offset_table.values().map(|o| o.max_offset).sum()
 }
 
 async fn create_topic(admin: &Admin, broker_addr: &str, topic: &str) -> Result<(), ClientError> {
@@ -189,18 +207,12 @@ async fn signed_requests_pass_and_everything_else_is_refused() {
         assert!(remark.contains(expected), "{expected} in {remark}");
         refused_producer.shutdown().await;
     }
-    let stats = admin.topic_stats(TOPIC).await.unwrap();
-    let stored: i64 = stats.offset_table.values().map(|o| o.max_offset).sum();
-    assert_eq!(stored, 1, "only the allowed send was stored");
-    let forbidden: i64 = admin
-        .topic_stats("Forbidden")
-        .await
-        .unwrap()
-        .offset_table
-        .values()
-        .map(|o| o.max_offset)
-        .sum();
-    assert_eq!(forbidden, 0);
+    assert_eq!(
+        stored(&admin, TOPIC).await,
+        1,
+        "only the allowed send was stored"
+    );
+    assert_eq!(stored(&admin, "Forbidden").await, 0);
 
     // Pulls: the producer's key may read AclTopic in any group but forbidden-group.
     let queue = MessageQueue::new(TOPIC, "broker-a", sent.queue.queue_id);
@@ -358,12 +370,7 @@ async fn accounts_change_through_mqadmin_and_by_hand() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpp_and_rust_clients_sign_as_rocketmq_expects() {
     use tests::{cpp_client, rust_client};
-    let secured = Secured::start().await;
-    let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
-    create_topic(&admin, &secured.broker.addr(), TOPIC)
-        .await
-        .unwrap();
-    common::wait_for_topic_list(&secured.namesrv.addr(), TOPIC).await;
+    let (secured, admin) = Secured::with_topic().await;
     let ns = secured.namesrv.addr();
     let producer_key = Some((PRODUCER_AK, PRODUCER_SK));
     let timeout = Duration::from_secs(60);
@@ -449,8 +456,7 @@ async fn the_cpp_and_rust_clients_sign_as_rocketmq_expects() {
     assert!(log.contains("No acl config for rust-unknown-key"), "{log}");
     assert!(refused.output.ops("sent").is_empty());
 
-    let stats = admin.topic_stats(TOPIC).await.unwrap();
-    let stored: i64 = stats.offset_table.values().map(|o| o.max_offset).sum();
+    let stored = stored(&admin, TOPIC).await;
     assert_eq!(stored, 5, "3 C++ and 2 Rust sends stored, nothing refused");
     admin.shutdown();
 }
@@ -461,12 +467,7 @@ async fn the_cpp_and_rust_clients_sign_as_rocketmq_expects() {
 async fn the_java_clients_sign_with_their_acl_hook() {
     use tests::java_client::{self, Version};
     java_client::check_built().unwrap();
-    let secured = Secured::start().await;
-    let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
-    create_topic(&admin, &secured.broker.addr(), TOPIC)
-        .await
-        .unwrap();
-    common::wait_for_topic_list(&secured.namesrv.addr(), TOPIC).await;
+    let (secured, admin) = Secured::with_topic().await;
     let ns = secured.namesrv.addr();
     let timeout = Duration::from_secs(90);
     let mut expected_stored = 0;
@@ -495,8 +496,7 @@ async fn the_java_clients_sign_with_their_acl_hook() {
             }
         }
     }
-    let stats = admin.topic_stats(TOPIC).await.unwrap();
-    let stored: i64 = stats.offset_table.values().map(|o| o.max_offset).sum();
+    let stored = stored(&admin, TOPIC).await;
     assert_eq!(stored, expected_stored);
     admin.shutdown();
 }
@@ -508,12 +508,7 @@ async fn the_java_clients_sign_with_their_acl_hook() {
 async fn the_grpc_port_checks_the_same_accounts() {
     use tests::java_client;
     java_client::check_built().unwrap();
-    let secured = Secured::start().await;
-    let admin = secured.admin(Some((ADMIN_AK, ADMIN_SK)));
-    create_topic(&admin, &secured.broker.addr(), TOPIC)
-        .await
-        .unwrap();
-    common::wait_for_topic_list(&secured.namesrv.addr(), TOPIC).await;
+    let (secured, admin) = Secured::with_topic().await;
     let endpoints = secured.broker.grpc_addr().unwrap();
     let timeout = Duration::from_secs(90);
     let mut expected_stored = 0;
@@ -556,8 +551,7 @@ async fn the_grpc_port_checks_the_same_accounts() {
         "{log}"
     );
     assert!(log.contains("No accessKey is configured"), "{log}");
-    let stats = admin.topic_stats(TOPIC).await.unwrap();
-    let stored: i64 = stats.offset_table.values().map(|o| o.max_offset).sum();
+    let stored = stored(&admin, TOPIC).await;
     assert_eq!(stored, expected_stored);
     admin.shutdown();
 }

@@ -32,17 +32,8 @@ struct Cli {
     /// Machine-readable output (JSON lines, or a JSON summary for bench).
     #[arg(long, global = true)]
     json: bool,
-    /// ACL access key this tool signs its requests with
-    #[arg(long = "access-key", env = "ROCKETMQ_ACCESS_KEY", global = true)]
-    auth_access_key: Option<String>,
-    /// ACL secret key this tool signs its requests with
-    #[arg(
-        long = "secret-key",
-        env = "ROCKETMQ_SECRET_KEY",
-        global = true,
-        hide_env_values = true
-    )]
-    auth_secret_key: Option<String>,
+    #[command(flatten)]
+    credentials: client::CredentialArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -205,7 +196,7 @@ async fn run(cli: Cli) -> Result<()> {
         .namesrv
         .clone()
         .context("no name server: pass -n ADDR or set NAMESRV_ADDR")?;
-    let options = credentials(&cli).apply(ClientOptions::new(&namesrv))?;
+    let options = cli.credentials.apply(ClientOptions::new(&namesrv))?;
     match cli.command {
         Command::Produce(args) => produce(options, args, cli.json).await,
         Command::Consume(args) => consume(options, args, cli.json).await,
@@ -694,11 +685,4 @@ async fn bench_consume(options: ClientOptions, args: BenchConsume, json: bool) -
     consumer.shutdown().await;
     summary("consume", &stats, elapsed, json, "end_to_end_latency_ms");
     Ok(())
-}
-
-fn credentials(cli: &Cli) -> client::CredentialArgs {
-    client::CredentialArgs {
-        access_key: cli.auth_access_key.clone(),
-        secret_key: cli.auth_secret_key.clone(),
-    }
 }

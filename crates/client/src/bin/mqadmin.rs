@@ -39,17 +39,8 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
-    /// ACL access key this tool signs its requests with
-    #[arg(long = "access-key", env = "ROCKETMQ_ACCESS_KEY", global = true)]
-    auth_access_key: Option<String>,
-    /// ACL secret key this tool signs its requests with
-    #[arg(
-        long = "secret-key",
-        env = "ROCKETMQ_SECRET_KEY",
-        global = true,
-        hide_env_values = true
-    )]
-    auth_secret_key: Option<String>,
+    #[command(flatten)]
+    credentials: client::CredentialArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -269,7 +260,7 @@ async fn run(cli: Cli) -> Result<()> {
         .namesrv_addr
         .clone()
         .context("no name server: pass -n ADDR or set NAMESRV_ADDR")?;
-    let admin = Admin::start(credentials(&cli).apply(ClientOptions::new(&namesrv))?)?;
+    let admin = Admin::start(cli.credentials.apply(ClientOptions::new(&namesrv))?)?;
     let json = cli.json;
     let result = match cli.command {
         Command::UpdateTopic(args) => update_topic(&admin, args, json).await,
@@ -988,11 +979,4 @@ async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()
         eprintln!("note: no member answered the group-status request (not a DLedger-mode group?)");
     }
     Ok(())
-}
-
-fn credentials(cli: &Cli) -> client::CredentialArgs {
-    client::CredentialArgs {
-        access_key: cli.auth_access_key.clone(),
-        secret_key: cli.auth_secret_key.clone(),
-    }
 }
