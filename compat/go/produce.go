@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"hash/crc32"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +93,10 @@ func runProduce(a *args) (int, error) {
 	}
 	if a.has("--no-compress") {
 		opts = append(opts, producer.WithCompressMsgBodyOverHowmuch(1<<30))
+	}
+	// ACL: the client signs its requests when credentials are in the environment.
+	if ak, sk := os.Getenv("ROCKETMQ_ACCESS_KEY"), os.Getenv("ROCKETMQ_SECRET_KEY"); ak != "" && sk != "" {
+		opts = append(opts, producer.WithCredentials(primitive.Credentials{AccessKey: ak, SecretKey: sk}))
 	}
 	if mode == "ordered" {
 		opts = append(opts, producer.WithQueueSelector(producer.NewHashQueueSelector()))

@@ -48,9 +48,29 @@ fn check_program(program: &Path) -> Result<()> {
 }
 
 fn run_program(program: &Path, args: &[&str], timeout: Duration) -> Result<Finished> {
+    run_with(program, args, None, timeout)
+}
+
+/// [`run`] with the driver's producer signing its requests with `credentials` (access key,
+/// secret key: the client's `WithCredentials`).
+pub fn run_signed(args: &[&str], credentials: (&str, &str), timeout: Duration) -> Result<Finished> {
+    run_with(&binary(), args, Some(credentials), timeout)
+}
+
+fn run_with(
+    program: &Path,
+    args: &[&str],
+    credentials: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Result<Finished> {
     check_program(program)?;
     let mut command = Command::new(program);
     command.args(args);
+    if let Some((access_key, secret_key)) = credentials {
+        command
+            .env("ROCKETMQ_ACCESS_KEY", access_key)
+            .env("ROCKETMQ_SECRET_KEY", secret_key);
+    }
     driver::run_to_end(&format!("Go client driver {args:?}"), command, timeout)
 }
 

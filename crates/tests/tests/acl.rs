@@ -555,3 +555,37 @@ async fn the_grpc_port_checks_the_same_accounts() {
     assert_eq!(stored, expected_stored);
     admin.shutdown();
 }
+
+/// The official Go client signs with its credentials: sends pass with the right secret and
+/// are refused with a wrong one, storing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_client_signs_with_its_credentials() {
+    use tests::go_client;
+    go_client::check_built().unwrap();
+    let (secured, admin) = Secured::with_topic().await;
+    let ns = secured.namesrv.addr();
+    let timeout = Duration::from_secs(90);
+    for (secret, allowed) in [(PRODUCER_SK, true), ("wrong-secret-key", false)] {
+        let ns = ns.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let args = ["produce", "-n", ns.as_str(), "-t", TOPIC, "-c", "2"];
+            go_client::run_signed(&args, (PRODUCER_AK, secret), timeout)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        if allowed {
+            assert!(run.succeeded(), "{}", run.describe());
+            assert_eq!(run.output.ops("sent").len(), 2, "{}", run.describe());
+        } else {
+            assert!(run.output.ops("sent").is_empty(), "{}", run.describe());
+        }
+    }
+    let log = secured.broker.process.log();
+    assert!(
+        log.contains("Check signature failed for accessKey=aclProducer"),
+        "{log}"
+    );
+    assert_eq!(stored(&admin, TOPIC).await, 2);
+    admin.shutdown();
+}
