@@ -40,11 +40,22 @@ function parse(argv) {
   return { command, flags };
 }
 
+// ACL: the client signs its calls when credentials are in the environment.
+function credentials() {
+  const accessKey = process.env.ROCKETMQ_ACCESS_KEY;
+  const accessSecret = process.env.ROCKETMQ_SECRET_KEY;
+  return accessKey && accessSecret ? { accessKey, accessSecret } : undefined;
+}
+
 async function produce(flags) {
   const topic = flags['-t'];
   const count = Number(flags['-c'] || 0);
   const delayMs = Number(flags['--delay-ms'] || 0);
-  const producer = new Producer({ endpoints: flags['--endpoints'], requestTimeout: 10000 });
+  const producer = new Producer({
+    endpoints: flags['--endpoints'],
+    requestTimeout: 10000,
+    sessionCredentials: credentials(),
+  });
   await producer.startup();
   line({ op: 'started', command: 'produce', client_version: RELEASE });
   try {

@@ -11,6 +11,7 @@ success, 1 on a failure (a `failed` line says why), 2 on a usage error.
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -87,7 +88,10 @@ def main():
     parser.add_argument("--timeout-secs", type=int, default=60)
     parser.add_argument("--nack-first", action="store_true")
     args = parser.parse_args()
-    config = ClientConfiguration(args.endpoints, Credentials(), request_timeout=10)
+    # ACL: the client signs its calls when credentials are in the environment.
+    credentials = Credentials(os.environ.get("ROCKETMQ_ACCESS_KEY", ""),
+                              os.environ.get("ROCKETMQ_SECRET_KEY", ""))
+    config = ClientConfiguration(args.endpoints, credentials, request_timeout=10)
     try:
         return produce(config, args) if args.command == "produce" else simple(config, args)
     except Exception as e:  # the client's own exceptions: report and fail

@@ -88,6 +88,23 @@ impl GrpcClient {
         command.args(args);
         driver::run_to_end(&format!("{self} driver {args:?}"), command, timeout)
     }
+
+    /// [`GrpcClient::run`] with the client signing its calls with `credentials` (access
+    /// key, secret key).
+    pub fn run_signed(
+        self,
+        args: &[&str],
+        credentials: (&str, &str),
+        timeout: Duration,
+    ) -> Result<Finished> {
+        self.check_installed()?;
+        let mut command = self.command();
+        command
+            .args(args)
+            .env("ROCKETMQ_ACCESS_KEY", credentials.0)
+            .env("ROCKETMQ_SECRET_KEY", credentials.1);
+        driver::run_to_end(&format!("{self} driver {args:?}"), command, timeout)
+    }
 }
 
 impl fmt::Display for GrpcClient {

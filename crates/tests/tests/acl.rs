@@ -506,6 +506,7 @@ async fn the_java_clients_sign_with_their_acl_hook() {
 /// refused (PERMISSION_DENIED) and nothing is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_port_checks_the_same_accounts() {
+    use tests::grpc_clients::GrpcClient;
     use tests::java_client;
     java_client::check_built().unwrap();
     let (secured, admin) = Secured::with_topic().await;
@@ -542,6 +543,43 @@ async fn the_grpc_port_checks_the_same_accounts() {
             expected_stored += 2;
         } else {
             assert!(run.output.ops("sent").is_empty(), "{}", run.describe());
+        }
+    }
+    // The Python and Node.js 5.x clients sign the same way.
+    for client in [GrpcClient::Python, GrpcClient::NodeJs] {
+        client.check_installed().unwrap();
+        for (secret, allowed) in [(PRODUCER_SK, true), ("wrong-secret-key", false)] {
+            let endpoints = endpoints.clone();
+            let run = tokio::task::spawn_blocking(move || {
+                let args = [
+                    "produce",
+                    "--endpoints",
+                    endpoints.as_str(),
+                    "-t",
+                    TOPIC,
+                    "-c",
+                    "2",
+                ];
+                client.run_signed(&args, (PRODUCER_AK, secret), timeout)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            if allowed {
+                assert_eq!(
+                    run.output.ops("sent").len(),
+                    2,
+                    "{client}: {}",
+                    run.describe()
+                );
+                expected_stored += 2;
+            } else {
+                assert!(
+                    run.output.ops("sent").is_empty(),
+                    "{client}: {}",
+                    run.describe()
+                );
+            }
         }
     }
     let log = secured.broker.process.log();
