@@ -106,6 +106,14 @@ pub fn sign(secret: &str, content: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// Whether `signature` is HmacSHA1(`secret`, `content`), compared in constant time (the
+/// gRPC front's signatures are of a header's value, not of a command).
+pub fn verify_content(secret: &str, content: &[u8], signature: &[u8]) -> bool {
+    let mut mac = mac(secret);
+    mac.update(content);
+    mac.verify_slice(signature).is_ok()
+}
+
 /// Whether `request` carries a valid signature under `secret`, compared in constant time.
 pub fn verify(secret: &str, request: &RemotingCommand) -> bool {
     let Some(provided) = request.ext_field(SIGNATURE) else {

@@ -240,11 +240,6 @@ impl BrokerMetrics {
         );
         self.rpc.register(registry);
     }
-
-    /// Adds a group member's election counters (they exist only there).
-    pub fn register_raft(&self, registry: &mut Registry) {
-        self.raft.register(registry);
-    }
 }
 
 /// RocketMQ's `is_system`: a system topic or a system consumer group.

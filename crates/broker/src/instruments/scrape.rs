@@ -33,7 +33,8 @@ impl Scrape for BrokerScrape {
             let mut recorded = metrics::registry_with_labels(&labels);
             self.ctx.metrics.register(&mut recorded);
             if self.ctx.group.is_some() {
-                self.ctx.metrics.register_raft(&mut recorded);
+                // A group member's raft series exist only there.
+                self.ctx.metrics.raft.register(&mut recorded);
             }
             let mut gauges = metrics::registry_with_labels(&labels);
             super::gauges::collect(&self.ctx, &mut gauges).await;
