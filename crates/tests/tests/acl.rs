@@ -13,6 +13,7 @@ use std::time::Duration;
 use client::PullConsumer;
 use client::{Admin, ClientError, ClientOptions, Message, MessageQueue, Producer, ProducerOptions};
 use common::{eventually, tool, WAIT};
+use tests::driver::Finished;
 use tests::{Broker, NameServer};
 
 const TOPIC: &str = "AclTopic";
@@ -145,6 +146,39 @@ fn refusal(result: Result<impl std::fmt::Debug, ClientError>) -> String {
 async fn stored(admin: &Admin, topic: &str) -> i64 {
     let stats = admin.topic_stats(topic).await.unwrap();
     stats.offset_table.values().map(|o| o.max_offset).sum()
+}
+
+/// Runs a driver's `produce` of 2 messages signed with the producer's secret, then with a
+/// wrong one (`run` gets the secret): the first sends both, the second none. Returns both
+/// runs, right then wrong.
+async fn right_then_wrong_secret<F>(what: String, run: F) -> (Finished, Finished)
+where
+    F: Fn(&'static str) -> anyhow::Result<Finished> + Send + Sync + Clone + 'static,
+{
+    let mut runs = Vec::new();
+    for secret in [PRODUCER_SK, "wrong-secret-key"] {
+        let run = run.clone();
+        let finished = tokio::task::spawn_blocking(move || run(secret))
+            .await
+            .unwrap()
+            .unwrap();
+        runs.push(finished);
+    }
+    let (Some(wrong), Some(right)) = (runs.pop(), runs.pop()) else {
+        unreachable!("two runs were made");
+    };
+    assert_eq!(
+        right.output.ops("sent").len(),
+        2,
+        "{what}: {}",
+        right.describe()
+    );
+    assert!(
+        wrong.output.ops("sent").is_empty(),
+        "{what}: {}",
+        wrong.describe()
+    );
+    (right, wrong)
 }
 
 async fn create_topic(admin: &Admin, broker_addr: &str, topic: &str) -> Result<(), ClientError> {
@@ -472,29 +506,20 @@ async fn the_java_clients_sign_with_their_acl_hook() {
     let timeout = Duration::from_secs(90);
     let mut expected_stored = 0;
     for version in Version::ALL {
-        for (secret, allowed) in [(PRODUCER_SK, true), ("wrong-secret-key", false)] {
-            let ns = ns.clone();
-            let run = tokio::task::spawn_blocking(move || {
-                let args = ["produce", "-n", ns.as_str(), "-t", TOPIC, "-c", "2"];
-                java_client::run_signed(version, &args, (PRODUCER_AK, secret), timeout)
-            })
-            .await
-            .unwrap()
-            .unwrap();
-            if allowed {
-                assert!(run.succeeded(), "{}", run.describe());
-                assert_eq!(run.output.ops("sent").len(), 2, "{}", run.describe());
-                expected_stored += 2;
-            } else {
-                assert!(run.output.ops("sent").is_empty(), "{}", run.describe());
-                let describe = run.describe();
-                assert!(
-                    describe.contains("Check signature failed for accessKey=aclProducer"),
-                    "{} {describe}",
-                    version.release()
-                );
-            }
-        }
+        let ns = ns.clone();
+        let (right, wrong) = right_then_wrong_secret(version.release().to_owned(), move |secret| {
+            let args = ["produce", "-n", ns.as_str(), "-t", TOPIC, "-c", "2"];
+            java_client::run_signed(version, &args, (PRODUCER_AK, secret), timeout)
+        })
+        .await;
+        assert!(right.succeeded(), "{}", right.describe());
+        expected_stored += 2;
+        let describe = wrong.describe();
+        assert!(
+            describe.contains("Check signature failed for accessKey=aclProducer"),
+            "{} {describe}",
+            version.release()
+        );
     }
     let stored = stored(&admin, TOPIC).await;
     assert_eq!(stored, expected_stored);
@@ -548,39 +573,21 @@ async fn the_grpc_port_checks_the_same_accounts() {
     // The Python and Node.js 5.x clients sign the same way.
     for client in [GrpcClient::Python, GrpcClient::NodeJs] {
         client.check_installed().unwrap();
-        for (secret, allowed) in [(PRODUCER_SK, true), ("wrong-secret-key", false)] {
-            let endpoints = endpoints.clone();
-            let run = tokio::task::spawn_blocking(move || {
-                let args = [
-                    "produce",
-                    "--endpoints",
-                    endpoints.as_str(),
-                    "-t",
-                    TOPIC,
-                    "-c",
-                    "2",
-                ];
-                client.run_signed(&args, (PRODUCER_AK, secret), timeout)
-            })
-            .await
-            .unwrap()
-            .unwrap();
-            if allowed {
-                assert_eq!(
-                    run.output.ops("sent").len(),
-                    2,
-                    "{client}: {}",
-                    run.describe()
-                );
-                expected_stored += 2;
-            } else {
-                assert!(
-                    run.output.ops("sent").is_empty(),
-                    "{client}: {}",
-                    run.describe()
-                );
-            }
-        }
+        let endpoints = endpoints.clone();
+        right_then_wrong_secret(client.to_string(), move |secret| {
+            let args = [
+                "produce",
+                "--endpoints",
+                endpoints.as_str(),
+                "-t",
+                TOPIC,
+                "-c",
+                "2",
+            ];
+            client.run_signed(&args, (PRODUCER_AK, secret), timeout)
+        })
+        .await;
+        expected_stored += 2;
     }
     let log = secured.broker.process.log();
     assert!(log.contains("gRPC call refused by ACL"), "{log}");
@@ -603,22 +610,12 @@ async fn the_go_client_signs_with_its_credentials() {
     let (secured, admin) = Secured::with_topic().await;
     let ns = secured.namesrv.addr();
     let timeout = Duration::from_secs(90);
-    for (secret, allowed) in [(PRODUCER_SK, true), ("wrong-secret-key", false)] {
-        let ns = ns.clone();
-        let run = tokio::task::spawn_blocking(move || {
-            let args = ["produce", "-n", ns.as_str(), "-t", TOPIC, "-c", "2"];
-            go_client::run_signed(&args, (PRODUCER_AK, secret), timeout)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        if allowed {
-            assert!(run.succeeded(), "{}", run.describe());
-            assert_eq!(run.output.ops("sent").len(), 2, "{}", run.describe());
-        } else {
-            assert!(run.output.ops("sent").is_empty(), "{}", run.describe());
-        }
-    }
+    let (right, _) = right_then_wrong_secret("Go client".to_owned(), move |secret| {
+        let args = ["produce", "-n", ns.as_str(), "-t", TOPIC, "-c", "2"];
+        go_client::run_signed(&args, (PRODUCER_AK, secret), timeout)
+    })
+    .await;
+    assert!(right.succeeded(), "{}", right.describe());
     let log = secured.broker.process.log();
     assert!(
         log.contains("Check signature failed for accessKey=aclProducer"),
