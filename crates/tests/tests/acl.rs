@@ -44,9 +44,11 @@ accounts:
 type Credentials<'a> = Option<(&'a str, &'a str)>;
 
 struct Secured {
-    dir: tempfile::TempDir,
     namesrv: NameServer,
     broker: Broker,
+    /// Last: fields drop in order, and the processes above must stop (and print their
+    /// logs on a failure) before the directory holding those logs is removed.
+    dir: tempfile::TempDir,
 }
 
 impl Secured {

@@ -23,13 +23,15 @@ const QUEUES: i32 = 4;
 const SENDERS: usize = 4;
 
 struct Setup {
-    _dir: tempfile::TempDir,
     namesrv: NameServer,
     group_name: String,
     admin: Admin,
     options: ClientOptions,
     raw: RemotingClient,
     master: String,
+    /// Last: fields drop in order, and the processes above must stop (and print their
+    /// logs on a failure) before the directory holding those logs is removed.
+    _dir: tempfile::TempDir,
 }
 
 impl Setup {

@@ -298,10 +298,18 @@ async fn a_killed_master_loses_no_popped_message_and_brings_back_no_acked_one() 
         Duration::from_secs(8),
     )
     .await;
+    // The receipts say where each copy came from (topic, queue, offset, pop time).
+    let receipts = |popped: &BTreeMap<String, PoppedMessage>| -> Vec<String> {
+        popped
+            .iter()
+            .map(|(body, message)| format!("{body}: {}", message.receipt))
+            .collect()
+    };
     assert!(
         more.is_empty(),
-        "acknowledged messages came back: {:?}",
-        more.keys()
+        "messages came back after the failover's redelivery: {:#?}\nthe redelivery: {:#?}",
+        receipts(&more),
+        receipts(&back)
     );
     consumer.shutdown();
 }

@@ -33,9 +33,11 @@ fn quick_retry_levels() -> (&'static str, String) {
 }
 
 pub struct Cluster {
-    pub dir: tempfile::TempDir,
     pub namesrv: NameServer,
     pub brokers: Vec<Broker>,
+    /// Last: fields drop in order, and the processes above must stop (and print their
+    /// logs on a failure) before the directory holding those logs is removed.
+    pub dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -119,12 +121,14 @@ pub const GROUP: &str = "RaftNode00";
 /// A name server and a 3-node broker group (DLedger mode) registered with it, each member a
 /// real `mqbroker` in the test's own directory.
 pub struct Group {
-    pub dir: tempfile::TempDir,
     pub namesrv: NameServer,
     pub brokers: BrokerGroup,
     /// The master the name server listed once the group had elected one.
     pub master: String,
     admin: Admin,
+    /// Last: fields drop in order, and the processes above must stop (and print their
+    /// logs on a failure) before the directory holding those logs is removed.
+    pub dir: tempfile::TempDir,
 }
 
 impl Group {
