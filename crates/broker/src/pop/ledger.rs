@@ -90,6 +90,7 @@ impl Ledger {
                 }
             }
             PopRecord::Revived { key } => self.close(&key),
+            PopRecord::Barrier { .. } => {}
         }
     }
 

@@ -57,6 +57,14 @@ pub enum PopRecord {
         #[serde(flatten)]
         key: CheckpointKey,
     },
+    /// Stored by a master after a redelivery whose put had an unknown outcome: once it is
+    /// read back, everything stored before it is read too, so whether that redelivery was
+    /// stored is known. Changes no checkpoint.
+    #[serde(rename = "bar")]
+    Barrier {
+        #[serde(rename = "at")]
+        stored_at: i64,
+    },
 }
 
 impl PopRecord {
@@ -65,6 +73,7 @@ impl PopRecord {
             PopRecord::Checkpoint { .. } => "ck",
             PopRecord::Ack { .. } => "ack",
             PopRecord::Revived { .. } => "rv",
+            PopRecord::Barrier { .. } => "bar",
         }
     }
 
@@ -138,6 +147,9 @@ mod tests {
                 offsets: vec![12],
             },
             PopRecord::Revived { key: key.clone() },
+            PopRecord::Barrier {
+                stored_at: 1_700_000_000_001,
+            },
         ] {
             let mut batch = RecordBatch::with_capacity(256, 1);
             record

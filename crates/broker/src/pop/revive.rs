@@ -6,7 +6,9 @@
 //! messages stored again in the group's pop retry topic (delivery count + 1), in one put
 //! with the checkpoint's *revived* marker: a failover neither loses a redelivery nor (the
 //! marker being in the same raft entry) repeats one. The grace lets acks sent just before
-//! the deadline arrive first.
+//! the deadline arrive first. A redelivery whose put has an unknown outcome (raft could not
+//! say in time whether it committed) is not tried again until a barrier record stored after
+//! it is read back, so a late commit cannot make a second copy.
 //!
 //! Where reading must start again after a restart (the oldest open checkpoint's record) is
 //! kept as the offset of [`REVIVE_GROUP`] on the revive queue, committed like any
@@ -55,17 +57,35 @@ pub async fn run(ctx: Arc<BrokerContext>) {
     }
     let mut last_revive_ms = 0;
     let mut committed_watermark = -1;
+    let mut doubt = Doubt::None;
     loop {
-        read_new_records(&ctx, &pop);
+        // The role first, then the records: a member that became master had every record
+        // of earlier terms dispatched before, so this read takes in every ack and revived
+        // marker they hold before anything is redelivered. Read the other way round, the
+        // role could change in between and a stale ledger redeliver messages again.
         let master = ctx.role.is_master() && ctx.is_writeable();
+        read_new_records(&ctx, &pop);
+        if !master {
+            // Whoever is master next applied this term's records before it became master.
+            doubt = Doubt::None;
+        }
         let now = now_ms();
         if master && now - last_revive_ms >= pop.settings.revive_interval.as_millis() as i64 {
             last_revive_ms = now;
-            revive_due(&ctx, &pop, now).await;
-            let watermark = pop.ledger.lock().low_watermark();
-            if watermark != committed_watermark {
-                ctx.commit_offset_soon(REVIVE_GROUP, &pop.revive_topic, REVIVE_QUEUE, watermark);
-                committed_watermark = watermark;
+            if settled(&ctx, &pop, &mut doubt).await {
+                if revive_due(&ctx, &pop, now).await == Stored::Unknown {
+                    doubt = Doubt::NeedsBarrier;
+                }
+                let watermark = pop.ledger.lock().low_watermark();
+                if watermark != committed_watermark {
+                    ctx.commit_offset_soon(
+                        REVIVE_GROUP,
+                        &pop.revive_topic,
+                        REVIVE_QUEUE,
+                        watermark,
+                    );
+                    committed_watermark = watermark;
+                }
             }
         }
         tokio::select! {
@@ -73,6 +93,63 @@ pub async fn run(ctx: Arc<BrokerContext>) {
             _ = ctx.shutdown.cancelled() => return,
         }
     }
+}
+
+/// Whether a redelivery may have been stored without this master knowing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doubt {
+    None,
+    /// A redelivery's put had an unknown outcome (raft could not say in time): it may still
+    /// commit, and redelivering the checkpoint again would hand its messages out twice.
+    NeedsBarrier,
+    /// A barrier record was stored at this offset of the revive queue; once it is read, so
+    /// is the revived marker of that put if it was stored.
+    AwaitingRead(i64),
+}
+
+/// Whether redelivery may go on; stores the barrier a doubt needs (at most one per round).
+async fn settled(ctx: &BrokerContext, pop: &PopState, doubt: &mut Doubt) -> bool {
+    match *doubt {
+        Doubt::None => true,
+        Doubt::AwaitingRead(offset) => {
+            if pop.ledger.lock().read_below() > offset {
+                *doubt = Doubt::None;
+                true
+            } else {
+                false
+            }
+        }
+        Doubt::NeedsBarrier => {
+            let mut batch = RecordBatch::with_capacity(256, 1);
+            let barrier = PopRecord::Barrier {
+                stored_at: now_ms(),
+            };
+            if let Err(e) =
+                barrier.append(&mut batch, &pop.revive_topic, REVIVE_QUEUE, ctx.store_host)
+            {
+                warn!(error = %e, "pop revive barrier not encoded");
+                return false;
+            }
+            match ctx.store.put(batch).await {
+                Ok(outcome) => {
+                    if let Some(stored) = outcome.messages.first() {
+                        *doubt = Doubt::AwaitingRead(stored.queue_offset);
+                    }
+                }
+                Err(e) => warn!(error = %e, "pop revive barrier not stored; trying again"),
+            }
+            false
+        }
+    }
+}
+
+/// What became of a round's redeliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// Each was stored, or refused before anything was stored.
+    Known,
+    /// One put may or may not have been stored.
+    Unknown,
 }
 
 /// Reads the revive queue's records not yet read into the ledger.
@@ -111,12 +188,13 @@ pub fn read_new_records(ctx: &BrokerContext, pop: &PopState) {
     }
 }
 
-async fn revive_due(ctx: &BrokerContext, pop: &PopState, now: i64) {
+async fn revive_due(ctx: &BrokerContext, pop: &PopState, now: i64) -> Stored {
     let due = pop
         .ledger
         .lock()
         .due(now - REVIVE_GRACE_MS, REVIVES_PER_ROUND);
     let (mut checkpoints, mut redelivered) = (0, 0);
+    let mut stored = Stored::Known;
     for checkpoint in due {
         match revive_one(ctx, pop, &checkpoint).await {
             Ok(stored) => {
@@ -125,8 +203,11 @@ async fn revive_due(ctx: &BrokerContext, pop: &PopState, now: i64) {
                 redelivered += stored;
             }
             Err(e) => {
+                if e.outcome_unknown() {
+                    stored = Stored::Unknown;
+                }
                 warn!(group = %checkpoint.key.group, topic = %checkpoint.key.topic, error = %e,
-                    "redelivery not stored; trying again next round");
+                    "redelivery not known to be stored; trying again once that is known");
                 break;
             }
         }
@@ -137,6 +218,7 @@ async fn revive_due(ctx: &BrokerContext, pop: &PopState, now: i64) {
             redelivered, "popped messages not acknowledged in time stored for redelivery"
         );
     }
+    stored
 }
 
 /// Stores the checkpoint's unacknowledged messages in the pop retry topic with its revived
@@ -211,4 +293,15 @@ enum ReviveError {
     Record(super::record::PopRecordError),
     #[error("put failed: {0}")]
     Put(crate::store_facade::PutError),
+}
+
+impl ReviveError {
+    /// Whether the put may still be stored (a raft proposal that timed out or lost its
+    /// leader); every other failure stored nothing.
+    fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            ReviveError::Put(crate::store_facade::PutError::SystemError(_))
+        )
+    }
 }
