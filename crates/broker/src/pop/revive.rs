@@ -296,12 +296,11 @@ enum ReviveError {
 }
 
 impl ReviveError {
-    /// Whether the put may still be stored (a raft proposal that timed out or lost its
-    /// leader); every other failure stored nothing.
+    /// Whether the put may still be stored; every other failure stored nothing.
     fn outcome_unknown(&self) -> bool {
         matches!(
             self,
-            ReviveError::Put(crate::store_facade::PutError::SystemError(_))
+            ReviveError::Put(crate::store_facade::PutError::OutcomeUnknown(_))
         )
     }
 }

@@ -120,6 +120,10 @@ pub enum PutError {
     MessageIllegal(String),
     #[error("put message failed: {0}")]
     SystemError(String),
+    /// Proposed but not known to be stored (a raft proposal that timed out or lost its
+    /// leader): it may still be stored, so a retry may store it twice.
+    #[error("put message outcome unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 impl PutError {
@@ -128,7 +132,7 @@ impl PutError {
             PutError::ServiceNotAvailable(_) => response::SERVICE_NOT_AVAILABLE,
             PutError::SystemBusy(_) => response::SYSTEM_BUSY,
             PutError::MessageIllegal(_) => response::MESSAGE_ILLEGAL,
-            PutError::SystemError(_) => response::SYSTEM_ERROR,
+            PutError::SystemError(_) | PutError::OutcomeUnknown(_) => response::SYSTEM_ERROR,
         }
     }
 }

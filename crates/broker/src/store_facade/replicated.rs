@@ -43,9 +43,8 @@ impl From<ReplicatedError> for PutError {
             | ReplicatedError::Stopped => PutError::ServiceNotAvailable(text),
             ReplicatedError::Busy(_) => PutError::SystemBusy(text),
             ReplicatedError::Store(e) => PutError::from(e),
-            ReplicatedError::OutcomeUnknown(_)
-            | ReplicatedError::Raft(_)
-            | ReplicatedError::HardState(_) => PutError::SystemError(text),
+            ReplicatedError::OutcomeUnknown(_) => PutError::OutcomeUnknown(text),
+            ReplicatedError::Raft(_) | ReplicatedError::HardState(_) => PutError::SystemError(text),
         }
     }
 }
