@@ -85,9 +85,32 @@ impl Group {
             if let Some(i) = master {
                 return i;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no master elected");
+            if tokio::time::Instant::now() >= deadline {
+                panic!("no master elected: {}", self.describe());
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Each running member's raft view and, if its raft node stopped, why: what a failed
+    /// election test needs to say whether the vote, the store or the disk was stuck.
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for (i, member) in self.members.iter().enumerate() {
+            let Some(member) = member else {
+                out.push_str(&format!("\n  n{i}: stopped by the test"));
+                continue;
+            };
+            let Some(group) = member.context().group.as_ref() else {
+                continue;
+            };
+            let failure = group.store.failure().borrow().clone();
+            out.push_str(&format!(
+                "\n  n{i}: {:?}; failure: {failure:?}",
+                group.store.status()
+            ));
+        }
+        out
     }
 
     async fn call(&self, i: usize, command: RemotingCommand) -> RemotingCommand {

@@ -181,7 +181,7 @@ impl BrokerGroup {
                     // Test clients poll routes every second or so, not every 30 s.
                     ("masterShutdownForwardMs", "2000".to_owned()),
                 ];
-                entries.extend(crate::HOST_DISK_INSENSITIVE.map(|(k, v)| (k, v.to_string())));
+                entries.extend(crate::TEST_STORE_SETTINGS.map(|(k, v)| (k, v.to_string())));
                 entries.extend(extra.iter().cloned());
                 write_conf(&conf, &entries)?;
                 let process = GroupMember::spawn(dir, &id, &conf)?;

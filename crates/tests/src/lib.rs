@@ -250,12 +250,21 @@ fn failure_summary() -> Option<String> {
     FAILURE_SUMMARY.lock().ok()?.clone()
 }
 
-/// Broker settings every test broker gets: a test's data must not depend on how full the
-/// host's disk happens to be (a shared CI disk above 85-90% would otherwise make brokers
-/// refuse writes or remove segments early). Disk-full behaviour has its own store tests.
-pub const HOST_DISK_INSENSITIVE: [(&str, &str); 2] = [
+/// Broker settings every test broker gets.
+/// - A test's data must not depend on how full the host's disk happens to be (a shared CI
+///   disk above 85-90% would otherwise make brokers refuse writes or remove segments early).
+///   Disk-full behaviour has its own store tests.
+/// - Small key-index and ConsumeQueue files: files reserve their blocks when created, and
+///   at the defaults each broker would hold about 550 MB of them (a 3-member group 1.6 GB),
+///   enough for a few tests running at once to fill a CI machine's disk. Small files also
+///   make tests cross file boundaries.
+pub const TEST_STORE_SETTINGS: [(&str, &str); 5] = [
     ("diskSpaceWarningLevelRatio", "100"),
     ("diskSpaceCleanForciblyRatio", "100"),
+    ("maxHashSlotNum", "16384"),
+    ("maxIndexNum", "65536"),
+    // 16384 entries of 20 bytes.
+    ("mappedFileSizeConsumeQueue", "327680"),
 ];
 
 /// Writes a RocketMQ-style `key=value` config file.
@@ -359,7 +368,7 @@ impl Broker {
                 ("storePathRootDir", store_dir.display().to_string()),
                 ("mapedFileSizeCommitLog", (64 * 1024 * 1024).to_string()),
             ];
-            entries.extend(HOST_DISK_INSENSITIVE.map(|(k, v)| (k, v.to_string())));
+            entries.extend(TEST_STORE_SETTINGS.map(|(k, v)| (k, v.to_string())));
             entries.extend(extra.iter().cloned());
             write_conf(&conf, &entries)?;
             Broker::spawn(dir, name, conf, port, store_dir.clone())

@@ -49,6 +49,13 @@ pub fn test_config(dir: &std::path::Path) -> BrokerConfig {
             // A test's data must not depend on how full the host's disk is.
             disk_space_warning_level_ratio: 1.0,
             disk_space_clean_forcibly_ratio: 1.0,
+            // Files reserve their blocks when created: at the defaults one broker holds
+            // about 700 MB of index and queue files, and tests running at once could fill
+            // a CI machine's disk.
+            max_hash_slot_num: 16 * 1024,
+            max_index_num: 64 * 1024,
+            consume_queue_entries_per_file: 16 * 1024,
+            entry_index_slots_per_file: 64 * 1024,
             ..store::StoreConfig::new(dir.join("store"))
         },
         ..BrokerConfig::default()
