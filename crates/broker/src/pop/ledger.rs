@@ -167,6 +167,27 @@ mod tests {
     }
 
     #[test]
+    fn a_change_of_invisible_time_within_the_pop_millisecond_keeps_the_message() {
+        // Popped at 5 (offsets 10..=12 from offset 10), then offset 10, the one that opened
+        // the checkpoint, given 8 s more before the clock moved on.
+        let mut ledger = Ledger::default();
+        ledger.take_in(0, checkpoint(10, 5, &[10, 11, 12]));
+        let (records, pop_time) = PopRecord::renewal(key(10, 5), 10, 8000, 5);
+        assert!(pop_time > 5, "the receipt names a checkpoint of its own");
+        for (i, record) in records.into_iter().enumerate() {
+            ledger.take_in(1 + i as i64, record);
+        }
+        let at_old_time: Vec<_> = ledger.due(5 + 1000, 10).into_iter().collect();
+        assert_eq!(at_old_time.len(), 1);
+        assert_eq!(at_old_time[0].unacked, vec![11, 12]);
+        ledger.close(&key(10, 5));
+        let renewed = ledger.due(pop_time + 8000, 10);
+        assert_eq!(renewed.len(), 1, "the postponed message comes back");
+        assert_eq!(renewed[0].unacked, vec![10]);
+        assert_eq!(renewed[0].key.pop_time, pop_time);
+    }
+
+    #[test]
     fn a_checkpoint_closes_when_every_offset_is_acked() {
         let mut ledger = Ledger::default();
         ledger.take_in(0, checkpoint(10, 5, &[10, 11, 12]));

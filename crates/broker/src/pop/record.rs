@@ -68,6 +68,38 @@ pub enum PopRecord {
 }
 
 impl PopRecord {
+    /// The two records of a change of invisible time, stored in one put: a checkpoint for
+    /// the message alone, invisible for `invisible_time` from its pop time, then the ack of
+    /// the message under the checkpoint its receipt names (`old`). Returns them with the new
+    /// checkpoint's pop time, which the client's next receipt carries.
+    ///
+    /// The new pop time is later than the old one even when the change comes within the
+    /// millisecond of the pop (or of an earlier change): with equal times and a message
+    /// that opened its checkpoint, both records would name the same checkpoint, the ack
+    /// would cancel the renewal, and the message would never come back.
+    pub fn renewal(
+        old: CheckpointKey,
+        offset: i64,
+        invisible_time: i64,
+        now_ms: i64,
+    ) -> ([PopRecord; 2], i64) {
+        let pop_time = now_ms.max(old.pop_time.saturating_add(1));
+        let renewed = PopRecord::Checkpoint {
+            key: CheckpointKey {
+                start_offset: offset,
+                pop_time,
+                ..old.clone()
+            },
+            invisible_time,
+            offsets: vec![offset],
+        };
+        let ack = PopRecord::Ack {
+            key: old,
+            offsets: vec![offset],
+        };
+        ([renewed, ack], pop_time)
+    }
+
     fn tag(&self) -> &'static str {
         match self {
             PopRecord::Checkpoint { .. } => "ck",

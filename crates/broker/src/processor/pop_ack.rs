@@ -162,29 +162,16 @@ pub async fn change_invisible_time(
             header.offset,
             true,
         )?;
-        let pop_time = now_ms();
-        let renewed = PopRecord::Checkpoint {
-            key: CheckpointKey {
-                group: header.consumer_group.clone(),
-                topic: header.topic.clone(),
-                queue_id: header.queue_id,
-                start_offset: header.offset,
-                pop_time,
-            },
-            invisible_time: header.invisible_time,
-            offsets: vec![header.offset],
-        };
-        let old = PopRecord::Ack {
-            key: key_of(
-                &header.consumer_group,
-                &header.topic,
-                header.queue_id,
-                &receipt,
-            ),
-            offsets: vec![header.offset],
-        };
+        let old = key_of(
+            &header.consumer_group,
+            &header.topic,
+            header.queue_id,
+            &receipt,
+        );
+        let (records, pop_time) =
+            PopRecord::renewal(old, header.offset, header.invisible_time, now_ms());
         // One put: the message is never without a checkpoint, nor under two.
-        store(ctx, &[renewed, old]).await?;
+        store(ctx, &records).await?;
         Ok(pop_time)
     };
     match changed.await {
