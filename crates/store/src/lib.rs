@@ -72,7 +72,7 @@ pub use config::{FlushDiskType, StoreConfig};
 pub use consume_queue::Boundary;
 pub use environment::{Clock, DiskUsage, Environment, ManualClock, ManualDiskUsage};
 pub use error::{Result, StoreError};
-pub use reader::StoreReader;
+pub use reader::{Backlog, StoreReader};
 pub use replicated::{MetadataApplier, ReplicaStatus, ReplicatedError, ReplicatedStore};
 pub use results::{
     AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, MessageFilter, PendingPut,

@@ -33,6 +33,14 @@ impl std::fmt::Debug for StoreReader {
     }
 }
 
+/// Bytes of CommitLog written but not yet on disk, and not yet in the ConsumeQueues (in a
+/// replicated store: not yet committed and applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub flush_behind_bytes: u64,
+    pub dispatch_behind_bytes: u64,
+}
+
 /// Physical memory share beyond which RocketMQ assumes a message has left the page cache
 /// (`accessMessageInMemoryMaxRatio`, 40).
 const IN_MEMORY_RATIO: f64 = 0.40;
@@ -245,6 +253,17 @@ impl StoreReader {
         let cq = self.engine.dispatcher.queue(topic, queue_id)?;
         let entry = cq.get(cq.max_offset() - 1)?;
         self.engine.store_timestamp_at(entry.phys_offset)
+    }
+
+    /// How far the background work trails the CommitLog's writer (RocketMQ's
+    /// `flushBehindBytes` and `dispatchBehindBytes`).
+    pub fn backlog(&self) -> Backlog {
+        let log = &self.engine.log;
+        let written = log.write_pos();
+        Backlog {
+            flush_behind_bytes: written.saturating_sub(log.durable().pos),
+            dispatch_behind_bytes: written.saturating_sub(self.engine.dispatcher.dispatched_pos()),
+        }
     }
 
     /// Store time of the oldest message in the whole store.

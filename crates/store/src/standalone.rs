@@ -234,11 +234,7 @@ impl StandaloneStore {
         );
         put(
             "dispatchBehindBytes",
-            engine
-                .log
-                .write_pos()
-                .saturating_sub(engine.dispatcher.dispatched_pos())
-                .to_string(),
+            self.reader.backlog().dispatch_behind_bytes.to_string(),
         );
         put(
             "putMessageTimesTotal",

@@ -157,6 +157,16 @@ async fn a_scrape_counts_a_known_workload() {
     assert!(scraped.value("rocketmq_topic_number", &[]) >= 1.0);
     assert_eq!(scraped.value("rocketmq_broker_permission", &[]), 6.0);
     assert!(scraped.value("rocketmq_storage_size", &[]) > 0.0);
+    assert_eq!(
+        scraped.series("rocketmq_storage_flush_behind_bytes", &[]),
+        1
+    );
+    // With no more writes, dispatch and flush (every flushIntervalCommitLog) catch up.
+    scrape_until(&broker_metrics, "the store caught up", |s| {
+        s.value("rocketmq_storage_flush_behind_bytes", &[]) == 0.0
+            && s.value("rocketmq_storage_dispatch_behind_bytes", &[]) == 0.0
+    })
+    .await;
     assert!(
         scraped.value(
             "rocketmq_producer_connections",
@@ -264,6 +274,14 @@ async fn a_group_reports_its_raft_state_through_a_failover() {
         "term {term}, commit {commit}"
     );
     assert_eq!(leader.value("rocketmq_raft_stopped", &[]), 0.0);
+    // A group member reports its store's backlog too: every entry is fsynced in the
+    // background and, once committed, applied.
+    scrape_until(&master_metrics, "the leader's store caught up", |s| {
+        s.series("rocketmq_storage_flush_behind_bytes", &[]) == 1
+            && s.value("rocketmq_storage_flush_behind_bytes", &[]) == 0.0
+            && s.value("rocketmq_storage_dispatch_behind_bytes", &[]) == 0.0
+    })
+    .await;
     // 20 sends (and the topic's creation) went through the leader's appends and fsyncs.
     assert!(leader.value("rocketmq_raft_entries_per_append_sum", &[]) >= 20.0);
     assert!(leader.value("rocketmq_raft_fsync_latency_count", &[]) >= 1.0);

@@ -2,7 +2,7 @@
 //! (`rocketmq_topic_number`, `rocketmq_consumer_lag_messages`, `rocketmq_storage_size`,
 //! ...), plus a broker group member's raft state (`rocketmq_raft_*`, this project's own).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -234,18 +234,21 @@ fn storage(ctx: &BrokerContext, registry: &mut Registry) {
             i64::try_from(used).unwrap_or(i64::MAX),
         );
     }
-    let info: BTreeMap<String, String> = ctx.store.runtime_info();
-    if let Some(behind) = info
-        .get("dispatchBehindBytes")
-        .and_then(|v| v.parse::<i64>().ok())
-    {
-        single(
-            registry,
-            "rocketmq_storage_dispatch_behind_bytes",
-            "Broker dispatch behind bytes",
-            behind,
-        );
-    }
+    // Both stores: a broker group member's too, whose runtime info has no such keys.
+    let backlog = ctx.store.reader().backlog();
+    let as_gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    single(
+        registry,
+        "rocketmq_storage_flush_behind_bytes",
+        "Broker flush behind bytes",
+        as_gauge(backlog.flush_behind_bytes),
+    );
+    single(
+        registry,
+        "rocketmq_storage_dispatch_behind_bytes",
+        "Broker dispatch behind bytes",
+        as_gauge(backlog.dispatch_behind_bytes),
+    );
     if let Some(earliest) = ctx.store.reader().earliest_message_time_in_store() {
         single(
             registry,
