@@ -329,6 +329,71 @@ async fn mq_bench_produces_then_consumes_and_prints_json_summaries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mq_bench_transactional_sends_commit_every_message() {
+    let cluster = Cluster::start().await;
+    let ns = cluster.namesrv_addr();
+    cluster.create_topic("TxBench", 4).await;
+    let out = tool_ok(
+        "mq",
+        &[
+            "bench",
+            "produce",
+            "-n",
+            &ns,
+            "-t",
+            "TxBench",
+            "--transaction",
+            "-s",
+            "64",
+            "-w",
+            "4",
+            "-c",
+            "100",
+            "-d",
+            "60",
+            "--json",
+        ],
+        None,
+    )
+    .await;
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["messages"], 100, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    // Half messages are invisible until committed; the commit travels one way after the
+    // send's answer, so the topic fills a moment later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stored = cluster.stored("TxBench").await;
+        if stored == 100 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stored} of 100 committed messages reached the topic"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = tool(
+        "mq",
+        &[
+            "bench",
+            "produce",
+            "-n",
+            &ns,
+            "-t",
+            "TxBench",
+            "--transaction",
+            "--batch",
+            "4",
+        ],
+        None,
+    )
+    .await;
+    assert!(!refused.ok);
+    assert!(refused.err.contains("single sends"), "{}", refused.err);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mq_consume_follow_waits_for_new_messages() {
     let cluster = Cluster::start().await;
     let ns = cluster.namesrv_addr();

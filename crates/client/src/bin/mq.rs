@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use client::consumer::{ConsumeFromWhere, ConsumeResult, PullStatus};
 use client::{
     ClientOptions, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer,
-    PushConsumerOptions, ReceivedMessage,
+    PushConsumerOptions, ReceivedMessage, TransactionProducer, TransactionState,
 };
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
@@ -158,6 +158,10 @@ struct BenchProduce {
     /// the broker delivers at once.
     #[arg(long, conflicts_with = "timer_spread_secs")]
     timer_due_at_ms: Option<i64>,
+    /// Transactional sends (single sends only): each a half message, then its commit, as
+    /// Java's TransactionMQProducer does; the latency covers both.
+    #[arg(long, conflicts_with_all = ["timer_spread_secs", "timer_due_at_ms"])]
+    transaction: bool,
 }
 
 #[derive(Args)]
@@ -564,6 +568,9 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
     if (args.timer_spread_secs.is_some() || args.timer_due_at_ms.is_some()) && args.batch > 1 {
         bail!("timer messages take single sends (--batch 1)");
     }
+    if args.transaction && args.batch > 1 {
+        bail!("transactional messages take single sends (--batch 1)");
+    }
     let due_at_ms = args.timer_due_at_ms;
     let spread_ms = args.timer_spread_secs.map(|s| {
         i64::try_from(s.saturating_mul(1000))
@@ -573,7 +580,14 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
     let mut producer_options = ProducerOptions::new("mq-bench-producer");
     // Bench what the broker does, not zlib.
     producer_options.compress_over_bytes = usize::MAX;
-    let producer = Producer::start(options, producer_options)?;
+    // The checker only answers for sends whose commit was lost: each was meant to commit.
+    let (producer, transactions) = if args.transaction {
+        let checker = |_: &ReceivedMessage| TransactionState::Commit;
+        let transactions = TransactionProducer::start(options, producer_options, checker)?;
+        (transactions.producer().clone(), Some(transactions))
+    } else {
+        (Producer::start(options, producer_options)?, None)
+    };
     let stats = Stats::new()?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
@@ -582,6 +596,7 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
     let body = bytes::Bytes::from(vec![b'x'; args.size]);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
+        let transactions = transactions.clone();
         let (producer, stats, budget, body, topic) = (
             producer.clone(),
             Arc::clone(&stats),
@@ -609,7 +624,13 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
                     } else if let Some(due) = due_at_ms {
                         message = message.with_deliver_time_ms(due);
                     }
-                    producer.send(message).await
+                    match &transactions {
+                        Some(transactions) => transactions
+                            .send_in_transaction(message, |_| async { TransactionState::Commit })
+                            .await
+                            .map(|sent| sent.send),
+                        None => producer.send(message).await,
+                    }
                 } else {
                     let messages = (0..take)
                         .map(|_| Message::new(topic.clone(), body.clone()))
@@ -630,7 +651,10 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
     }
     let elapsed = started.elapsed();
     progress.abort();
-    producer.shutdown().await;
+    match &transactions {
+        Some(transactions) => transactions.shutdown().await,
+        None => producer.shutdown().await,
+    }
     summary("produce", &stats, elapsed, json, "send_latency_ms");
     Ok(())
 }
