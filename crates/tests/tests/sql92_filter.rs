@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use client::{Admin, ClientOptions};
+use client::consumer::ConsumeResult;
+use client::{Admin, ClientOptions, PushConsumer, PushConsumerOptions, ReceivedMessage};
 use message::decode_all;
 use message::sysflag::pull as pull_flag;
 use remoting::body::{
@@ -274,6 +275,93 @@ async fn sql92_subscriptions_filter_pulls_by_properties() {
     )
     .await;
     assert_eq!(tags.code, response::SUCCESS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_consumer_and_mq_select_by_sql92() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, broker) = start(dir.path(), &enabled());
+    let mut options = ClientOptions::new(&namesrv.addr());
+    options.poll_name_server_interval = Duration::from_secs(1);
+    let admin = Admin::start(options.clone()).unwrap();
+    let topic = "SqlClient";
+    admin
+        .create_topic(&broker.addr(), &Admin::topic_config(topic, 1, 1))
+        .await
+        .unwrap();
+    let client = RemotingClient::new(ClientConfig::default());
+    send_messages(&client, &broker.addr(), topic, 0..12).await;
+
+    // A push consumer group: the broker selects, the consumer takes what it is given.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut consumer_options =
+        PushConsumerOptions::new("SqlClientGroup").subscribe_sql92(topic, "n >= 3 AND n < 9");
+    consumer_options.consume_from_where = ConsumeFromWhere::ConsumeFromFirstOffset;
+    let consumer = PushConsumer::start(
+        options,
+        consumer_options,
+        move |messages: Vec<ReceivedMessage>| {
+            for message in messages {
+                let _ = tx.send(String::from_utf8_lossy(&message.body).into_owned());
+            }
+            std::future::ready(ConsumeResult::Success)
+        },
+    )
+    .await
+    .unwrap();
+    let wanted: BTreeSet<String> = expect(&[3, 4, 5, 6, 8]).into_iter().collect();
+    let mut got = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.len() < wanted.len() {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(body)) => {
+                got.insert(body);
+            }
+            _ => panic!("the push consumer got only {got:?}"),
+        }
+    }
+    // Nothing else follows (the selected ones came first, in queue order).
+    if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+        panic!("{extra} was not selected");
+    }
+    assert_eq!(got, wanted);
+    consumer.shutdown().await;
+
+    // `mq consume --sql` reads on its own, and refuses an expression the broker refuses.
+    let mq = |expression: &str| {
+        std::process::Command::new(tests::binary("mq"))
+            .args([
+                "consume",
+                "-n",
+                &namesrv.addr(),
+                "-t",
+                topic,
+                "--sql",
+                expression,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = mq("TAGS IN ('b') AND region = 'eu'");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let bodies: BTreeSet<String> = ["m1", "m3"]
+        .iter()
+        .filter(|b| printed.contains(&format!("{b}\n")) || printed.contains(&format!("{b}\t")))
+        .map(|b| (*b).to_owned())
+        .collect();
+    assert_eq!(printed.lines().count(), 2, "{printed}");
+    assert_eq!(bodies.len(), 2, "{printed}");
+    let refused = mq("n >");
+    assert!(!refused.status.success());
+    assert!(
+        !String::from_utf8_lossy(&refused.stderr).trim().is_empty(),
+        "a refusal says why"
+    );
 }
 
 #[tokio::test]

@@ -1,12 +1,12 @@
 //! Reading a topic's messages the way RocketMQ's tools do: pulls by queue and offset under
 //! the tools' own consumer group, which commits nothing and joins no group.
 
-use message::TagFilter;
 use remoting::body::MessageQueue;
 
 use super::Admin;
 use crate::consumer::pull::{master_addr, PullResult, PullSpec, PullStatus, Puller};
-use crate::error::{ClientError, Result};
+use crate::consumer::Selector;
+use crate::error::Result;
 use crate::message::ReceivedMessage;
 
 /// The group RocketMQ's tools pull under (`MixAll.TOOLS_CONSUMER_GROUP`).
@@ -56,8 +56,7 @@ impl Admin {
         offset: i64,
         max_nums: i32,
     ) -> Result<PullResult> {
-        let filter = TagFilter::parse(expression)
-            .map_err(|err| ClientError::InvalidArgument(format!("subscription: {err}")))?;
+        let filter = Selector::tag(expression)?;
         if self.instance.master_addr(&queue.broker_name).is_none() {
             self.instance.refresh_route(&queue.topic).await?;
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use client::consumer::{ConsumeFromWhere, ConsumeResult, PullStatus};
+use client::consumer::{ConsumeFromWhere, ConsumeResult, PullStatus, Selector};
 use client::{
     ClientOptions, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer,
     PushConsumerOptions, ReceivedMessage, TransactionProducer, TransactionState,
@@ -109,6 +109,10 @@ struct Consume {
     /// Tag expression: `*` or `a || b`.
     #[arg(short = 'e', long = "tags", default_value = "*")]
     expression: String,
+    /// Select by a SQL92 expression over properties instead of tags (the broker needs
+    /// enablePropertyFilter=true), e.g. "region = 'eu' AND amount > 10".
+    #[arg(long, conflicts_with = "expression")]
+    sql: Option<String>,
     /// Join this consumer group (committing offsets) instead of reading on one's own.
     #[arg(short = 'g', long)]
     group: Option<String>,
@@ -345,6 +349,10 @@ async fn consume(options: ClientOptions, args: Consume, json: bool) -> Result<()
     if let Some(group) = &args.group {
         return consume_in_group(options, &args, group, json).await;
     }
+    let selector = match &args.sql {
+        Some(sql) => Selector::sql92(sql)?,
+        None => Selector::tag(&args.expression)?,
+    };
     let consumer = PullConsumer::start(options, "mq-reader")?;
     let queues = consumer.queues(&args.topic).await?;
     if queues.is_empty() {
@@ -365,7 +373,9 @@ async fn consume(options: ClientOptions, args: Consume, json: bool) -> Result<()
         for (queue, offset) in offsets.iter_mut() {
             // Drain each queue before moving on, so output is grouped by queue.
             loop {
-                let result = consumer.pull(queue, &args.expression, *offset, 32).await?;
+                let result = consumer
+                    .pull_selected(queue, &selector, *offset, 32, None)
+                    .await?;
                 *offset = result.next_begin_offset;
                 for message in &result.messages {
                     print_message(message, json);
@@ -392,7 +402,7 @@ async fn consume(options: ClientOptions, args: Consume, json: bool) -> Result<()
             let hold = Duration::from_millis(1000 / offsets.len().max(1) as u64 + 50);
             for (queue, offset) in offsets.iter_mut() {
                 let result = tokio::select! {
-                    result = consumer.pull_blocking(queue, &args.expression, *offset, 32, hold) => result?,
+                    result = consumer.pull_selected(queue, &selector, *offset, 32, Some(hold)) => result?,
                     _ = tokio::signal::ctrl_c() => { consumer.shutdown(); return Ok(()); }
                 };
                 *offset = result.next_begin_offset;
@@ -417,8 +427,11 @@ async fn consume_in_group(
     group: &str,
     json: bool,
 ) -> Result<()> {
-    let mut consumer_options =
-        PushConsumerOptions::new(group).subscribe(&args.topic, &args.expression);
+    let consumer_options = PushConsumerOptions::new(group);
+    let mut consumer_options = match &args.sql {
+        Some(sql) => consumer_options.subscribe_sql92(&args.topic, sql),
+        None => consumer_options.subscribe(&args.topic, &args.expression),
+    };
     consumer_options.consume_from_where = match args.from {
         From::First => ConsumeFromWhere::ConsumeFromFirstOffset,
         From::Last => ConsumeFromWhere::ConsumeFromLastOffset,

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use message::sysflag::pull as pull_flag;
-use message::tag::EXPRESSION_TYPE_TAG;
-use message::{validate_group, TagFilter};
+use message::validate_group;
 use remoting::body::{ConsumeFromWhere, ConsumeType, ConsumerData, MessageModel, MessageQueue};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
 
+use super::Selector;
 use crate::broker_api::StoredOffset;
 use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
@@ -57,7 +57,7 @@ pub struct PullResult {
 pub(crate) struct PullSpec<'a> {
     pub group: &'a str,
     pub queue: &'a MessageQueue,
-    pub filter: &'a TagFilter,
+    pub filter: &'a Selector,
     pub sub_version: i64,
     pub offset: i64,
     pub max_nums: i32,
@@ -117,9 +117,9 @@ impl Puller {
             suspend_timeout_millis: spec
                 .suspend
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            subscription: Some(spec.filter.sub_string.clone()),
+            subscription: Some(spec.filter.expression().to_owned()),
             sub_version: spec.sub_version,
-            expression_type: Some(EXPRESSION_TYPE_TAG.to_owned()),
+            expression_type: Some(spec.filter.expression_type().to_owned()),
             max_msg_bytes: None,
             request_source: None,
             proxy_forward_client_id: None,
@@ -162,7 +162,7 @@ impl Puller {
             decode_messages(&response.body, &queue.broker_name)
                 .map_err(|err| ClientError::malformed(&addr, err))?
                 .into_iter()
-                .filter(|m| spec.filter.matches_tag(m.tag()))
+                .filter(|m| spec.filter.keeps(m.tag()))
                 .collect()
         } else {
             Vec::new()
@@ -308,20 +308,33 @@ impl PullConsumer {
         max_nums: i32,
         suspend: Option<Duration>,
     ) -> Result<PullResult> {
+        let selector = Selector::tag(expression)?;
+        self.pull_selected(queue, &selector, offset, max_nums, suspend)
+            .await
+    }
+
+    /// Pulls what `selector` selects (tags or a SQL92 expression) from `offset`; with
+    /// `wait`, the broker holds the request until a message arrives or `wait` passes.
+    pub async fn pull_selected(
+        &self,
+        queue: &MessageQueue,
+        selector: &Selector,
+        offset: i64,
+        max_nums: i32,
+        wait: Option<Duration>,
+    ) -> Result<PullResult> {
         self.check_open()?;
-        let filter = TagFilter::parse(expression)
-            .map_err(|err| ClientError::InvalidArgument(format!("subscription: {err}")))?;
         self.ensure_route(queue).await;
         self.puller
             .pull(PullSpec {
                 group: &self.group,
                 queue,
-                filter: &filter,
+                filter: selector,
                 sub_version: crate::producer::now_ms(),
                 offset,
                 max_nums,
                 commit_offset: None,
-                suspend,
+                suspend: wait,
             })
             .await
     }

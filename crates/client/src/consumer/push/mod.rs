@@ -52,7 +52,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use message::topic::retry_topic;
-use message::{validate_topic, TagFilter};
+use message::validate_topic;
 use parking_lot::Mutex;
 use remoting::body::running::prop;
 use remoting::body::{
@@ -68,6 +68,7 @@ pub use options::{ConsumeMode, PushConsumerOptions};
 use super::offset_store::{Backend, OffsetStore};
 use super::process_queue::ProcessQueue;
 use super::pull::Puller;
+use super::Selector;
 use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
 use crate::instance::{ClientInstance, ConsumerEntry, ConsumerReport};
@@ -77,7 +78,7 @@ use rebalance::rebalance_loop;
 
 struct Subscription {
     topic: String,
-    filter: TagFilter,
+    filter: Selector,
     data: SubscriptionData,
 }
 
@@ -144,17 +145,32 @@ impl PushConsumer {
         options.validate()?;
         let sub_version = now_ms();
         let mut subscriptions = Vec::new();
-        for (topic, expression) in &options.subscriptions {
+        let tags = options
+            .subscriptions
+            .iter()
+            .map(|(topic, expression)| (topic, Selector::tag(expression)));
+        let sql92 = options
+            .sql92_subscriptions
+            .iter()
+            .map(|(topic, expression)| (topic, Selector::sql92(expression)));
+        for (topic, selector) in tags.chain(sql92) {
             validate_topic(topic)
                 .map_err(|err| ClientError::InvalidArgument(format!("topic `{topic}`: {err}")))?;
-            subscriptions.push(subscription(topic, expression, sub_version)?);
+            let selector = selector.map_err(|err| match err {
+                ClientError::InvalidArgument(why) => {
+                    ClientError::InvalidArgument(format!("subscription of `{topic}`: {why}"))
+                }
+                other => other,
+            })?;
+            subscriptions.push(subscription(topic, selector, sub_version));
         }
         if options.message_model == MessageModel::Clustering {
+            // Java subscribes to the retry topic with tags `*`, whatever the topic's selector.
             subscriptions.push(subscription(
                 &retry_topic(&options.group),
-                "*",
+                Selector::tag("*")?,
                 sub_version,
-            )?);
+            ));
         }
         let max_reconsume_times =
             options
@@ -296,16 +312,12 @@ impl PushConsumer {
     }
 }
 
-fn subscription(topic: &str, expression: &str, sub_version: i64) -> Result<Subscription> {
-    let filter = TagFilter::parse(expression)
-        .map_err(|err| ClientError::InvalidArgument(format!("subscription of `{topic}`: {err}")))?;
-    let data = SubscriptionData::tag(topic, expression, sub_version)
-        .map_err(|err| ClientError::InvalidArgument(format!("subscription of `{topic}`: {err}")))?;
-    Ok(Subscription {
+fn subscription(topic: &str, filter: Selector, sub_version: i64) -> Subscription {
+    Subscription {
         topic: topic.to_owned(),
+        data: filter.subscription_data(topic, sub_version),
         filter,
-        data,
-    })
+    }
 }
 
 impl Inner {

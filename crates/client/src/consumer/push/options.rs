@@ -31,6 +31,8 @@ pub struct PushConsumerOptions {
     pub group: String,
     /// `(topic, expression)`: `*` or tags joined by `||`.
     pub subscriptions: Vec<(String, String)>,
+    /// `(topic, SQL92 expression)`, selected by the broker.
+    pub sql92_subscriptions: Vec<(String, String)>,
     pub message_model: MessageModel,
     pub consume_mode: ConsumeMode,
     /// Where a group without a committed offset starts.
@@ -82,6 +84,7 @@ impl Default for PushConsumerOptions {
         PushConsumerOptions {
             group: String::new(),
             subscriptions: Vec::new(),
+            sql92_subscriptions: Vec::new(),
             message_model: MessageModel::Clustering,
             consume_mode: ConsumeMode::Concurrently,
             consume_from_where: ConsumeFromWhere::ConsumeFromLastOffset,
@@ -122,11 +125,23 @@ impl PushConsumerOptions {
         self
     }
 
+    /// Adds a subscription selecting by a SQL92 expression over message properties (Java's
+    /// `MessageSelector.bySql`); the broker needs `enablePropertyFilter=true`.
+    pub fn subscribe_sql92(
+        mut self,
+        topic: impl Into<String>,
+        expression: impl Into<String>,
+    ) -> Self {
+        self.sql92_subscriptions
+            .push((topic.into(), expression.into()));
+        self
+    }
+
     pub(super) fn validate(&self) -> Result<()> {
         let invalid = |what: String| Err(ClientError::InvalidArgument(what));
         validate_group(&self.group)
             .map_err(|err| ClientError::InvalidArgument(format!("consumer group: {err}")))?;
-        if self.subscriptions.is_empty() {
+        if self.subscriptions.is_empty() && self.sql92_subscriptions.is_empty() {
             return invalid("a push consumer needs at least one subscription".into());
         }
         if self.consume_concurrency == 0 || self.consume_batch_max == 0 {
