@@ -362,6 +362,51 @@ async fn the_projects_consumer_and_mq_select_by_sql92() {
         !String::from_utf8_lossy(&refused.stderr).trim().is_empty(),
         "a refusal says why"
     );
+
+    // The benchmark's tagged, propertied sends, and its SQL92-selecting consumer.
+    let mq_json = |args: &[&str]| {
+        let out = std::process::Command::new(tests::binary("mq"))
+            .args(["-n", &namesrv.addr(), "--json", "bench"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        serde_json::from_str::<serde_json::Value>(text.trim()).unwrap()
+    };
+    let sent = mq_json(&[
+        "produce",
+        "-t",
+        topic,
+        "--tag",
+        "c",
+        "-p",
+        "bench=yes",
+        "-c",
+        "10",
+        "-w",
+        "2",
+    ]);
+    assert_eq!(sent["messages"], 10, "{sent}");
+    let consumed = mq_json(&[
+        "consume",
+        "-t",
+        topic,
+        "--sql",
+        "bench = 'yes' AND TAGS = 'c'",
+        "--from",
+        "first",
+        "-d",
+        "4",
+    ]);
+    assert_eq!(
+        consumed["messages"], 10,
+        "only the benchmark's sends: {consumed}"
+    );
 }
 
 #[tokio::test]

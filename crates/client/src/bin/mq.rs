@@ -166,12 +166,24 @@ struct BenchProduce {
     /// Java's TransactionMQProducer does; the latency covers both.
     #[arg(long, conflicts_with_all = ["timer_spread_secs", "timer_due_at_ms"])]
     transaction: bool,
+    /// Tag of every message (for benchmarks of filtered consumption).
+    #[arg(long)]
+    tag: Option<String>,
+    /// User property KEY=VALUE of every message (repeatable).
+    #[arg(short = 'p', long = "property")]
+    properties: Vec<String>,
 }
 
 #[derive(Args)]
 struct BenchConsume {
     #[arg(short = 't', long, default_value = "BenchmarkTest")]
     topic: String,
+    /// Tag expression: `*` or `a || b`.
+    #[arg(short = 'e', long = "tags", default_value = "*")]
+    expression: String,
+    /// Select by a SQL92 expression over properties instead of tags.
+    #[arg(long, conflicts_with = "expression")]
+    sql: Option<String>,
     #[arg(short = 'g', long)]
     group: Option<String>,
     #[arg(short = 'd', long, default_value_t = 10)]
@@ -421,17 +433,27 @@ async fn consume(options: ClientOptions, args: Consume, json: bool) -> Result<()
     Ok(())
 }
 
+/// A push consumer of `group` subscribed to `topic` by SQL92 when given, else by tags.
+fn subscribed(
+    group: impl Into<String>,
+    topic: &str,
+    tags: &str,
+    sql: &Option<String>,
+) -> PushConsumerOptions {
+    let options = PushConsumerOptions::new(group);
+    match sql {
+        Some(sql) => options.subscribe_sql92(topic, sql),
+        None => options.subscribe(topic, tags),
+    }
+}
+
 async fn consume_in_group(
     options: ClientOptions,
     args: &Consume,
     group: &str,
     json: bool,
 ) -> Result<()> {
-    let consumer_options = PushConsumerOptions::new(group);
-    let mut consumer_options = match &args.sql {
-        Some(sql) => consumer_options.subscribe_sql92(&args.topic, sql),
-        None => consumer_options.subscribe(&args.topic, &args.expression),
-    };
+    let mut consumer_options = subscribed(group, &args.topic, &args.expression, &args.sql);
     consumer_options.consume_from_where = match args.from {
         From::First => ConsumeFromWhere::ConsumeFromFirstOffset,
         From::Last => ConsumeFromWhere::ConsumeFromLastOffset,
@@ -607,9 +629,27 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
     let budget = Arc::new(AtomicU64::new(args.count.unwrap_or(u64::MAX)));
     let progress = spawn_progress(Arc::clone(&stats), "sent", started);
     let body = bytes::Bytes::from(vec![b'x'; args.size]);
+    let mut properties = Vec::new();
+    for property in &args.properties {
+        let (key, value) = property
+            .split_once('=')
+            .with_context(|| format!("property `{property}` is not KEY=VALUE"))?;
+        properties.push((key.to_owned(), value.to_owned()));
+    }
+    let tag = args.tag.clone();
+    let dressed = Arc::new(move |mut message: Message| {
+        if let Some(tag) = &tag {
+            message = message.with_tag(tag.clone());
+        }
+        for (key, value) in &properties {
+            message = message.with_property(key, value);
+        }
+        message
+    });
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
         let transactions = transactions.clone();
+        let dressed = Arc::clone(&dressed);
         let (producer, stats, budget, body, topic) = (
             producer.clone(),
             Arc::clone(&stats),
@@ -630,7 +670,7 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
                 }
                 let sent_at = Instant::now();
                 let result = if take == 1 {
-                    let mut message = Message::new(topic.clone(), body.clone());
+                    let mut message = dressed(Message::new(topic.clone(), body.clone()));
                     if let Some(spread) = spread_ms {
                         let within = rand::random::<u64>() % spread as u64;
                         message = message.with_deliver_time_ms(now_ms() + 1_000 + within as i64);
@@ -646,7 +686,7 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
                     }
                 } else {
                     let messages = (0..take)
-                        .map(|_| Message::new(topic.clone(), body.clone()))
+                        .map(|_| dressed(Message::new(topic.clone(), body.clone())))
                         .collect();
                     producer.send_batch(messages).await
                 };
@@ -677,7 +717,7 @@ async fn bench_consume(options: ClientOptions, args: BenchConsume, json: bool) -
         .group
         .clone()
         .unwrap_or_else(|| format!("mq-bench-consumer-{}", std::process::id()));
-    let mut consumer_options = PushConsumerOptions::new(group).subscribe(&args.topic, "*");
+    let mut consumer_options = subscribed(group, &args.topic, &args.expression, &args.sql);
     consumer_options.consume_from_where = match args.from {
         From::First => ConsumeFromWhere::ConsumeFromFirstOffset,
         From::Last => ConsumeFromWhere::ConsumeFromLastOffset,
