@@ -333,62 +333,30 @@ async fn mq_bench_transactional_sends_commit_every_message() {
     let cluster = Cluster::start().await;
     let ns = cluster.namesrv_addr();
     cluster.create_topic("TxBench", 4).await;
-    let out = tool_ok(
-        "mq",
-        &[
-            "bench",
-            "produce",
-            "-n",
-            &ns,
-            "-t",
-            "TxBench",
-            "--transaction",
-            "-s",
-            "64",
-            "-w",
-            "4",
-            "-c",
-            "100",
-            "-d",
-            "60",
-            "--json",
-        ],
-        None,
-    )
-    .await;
+    let bench = |extra: &str| {
+        format!("bench produce -n {ns} -t TxBench --transaction {extra}")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let args = bench("-s 64 -w 4 -c 100 -d 60 --json");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tool_ok("mq", &args, None).await;
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(summary["messages"], 100, "{summary}");
-    assert_eq!(summary["errors"], 0, "{summary}");
+    assert_eq!(
+        (&summary["messages"], &summary["errors"]),
+        (&100.into(), &0.into()),
+        "{summary}"
+    );
     // Half messages are invisible until committed; the commit travels one way after the
     // send's answer, so the topic fills a moment later.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let stored = cluster.stored("TxBench").await;
-        if stored == 100 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{stored} of 100 committed messages reached the topic"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let refused = tool(
-        "mq",
-        &[
-            "bench",
-            "produce",
-            "-n",
-            &ns,
-            "-t",
-            "TxBench",
-            "--transaction",
-            "--batch",
-            "4",
-        ],
-        None,
-    )
+    eventually("100 committed messages in the topic", || async {
+        cluster.stored("TxBench").await == 100
+    })
     .await;
+    let args = bench("--batch 4");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let refused = tool("mq", &args, None).await;
     assert!(!refused.ok);
     assert!(refused.err.contains("single sends"), "{}", refused.err);
 }
