@@ -292,6 +292,18 @@ async fn the_projects_consumer_and_mq_select_by_sql92() {
     let client = RemotingClient::new(ClientConfig::default());
     send_messages(&client, &broker.addr(), topic, 0..12).await;
 
+    // As Java does, a push consumer asks the broker about its expression before it starts.
+    let refused = PushConsumer::start(
+        options.clone(),
+        PushConsumerOptions::new("SqlClientBad").subscribe_sql92(topic, "n >"),
+        |_: Vec<ReceivedMessage>| std::future::ready(ConsumeResult::Success),
+    )
+    .await;
+    let Err(refused) = refused else {
+        panic!("a push consumer started with an expression the broker cannot parse")
+    };
+    assert!(refused.to_string().contains("code 23"), "{refused}");
+
     // A push consumer group: the broker selects, the consumer takes what it is given.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut consumer_options =

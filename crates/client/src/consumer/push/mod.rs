@@ -56,8 +56,11 @@ use message::validate_topic;
 use parking_lot::Mutex;
 use remoting::body::running::prop;
 use remoting::body::{
-    ConsumeType, ConsumerData, ConsumerRunningInfo, MessageModel, MessageQueue, SubscriptionData,
+    CheckClientRequestBody, ConsumeType, ConsumerData, ConsumerRunningInfo, MessageModel,
+    MessageQueue, SubscriptionData,
 };
+use remoting::code::request;
+use remoting::command::RemotingCommand;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -225,6 +228,13 @@ impl PushConsumer {
                 debug!(topic = %sub.topic, %error, "no route yet");
             }
         }
+        if let Err(refused) = inner.check_selectors_in_brokers().await {
+            inner.instance.unregister_consumer(&inner.options.group);
+            if inner.owns_instance {
+                inner.instance.shutdown();
+            }
+            return Err(refused);
+        }
         inner.instance.send_heartbeat_now().await;
         tokio::spawn(rebalance_loop(Arc::clone(&inner)));
         tokio::spawn(persist_loop(Arc::clone(&inner)));
@@ -331,6 +341,40 @@ impl Inner {
 
     fn subscription_of(&self, topic: &str) -> Option<&Subscription> {
         self.subscriptions.iter().find(|s| s.topic == topic)
+    }
+
+    /// Asks a broker of each SQL92-selected topic whether it takes the expression
+    /// (CHECK_CLIENT_CONFIG), as Java does before it starts: a broker without
+    /// `enablePropertyFilter`, or an expression it cannot parse, fails start-up with the
+    /// broker's reason rather than every later pull, quietly.
+    async fn check_selectors_in_brokers(&self) -> Result<()> {
+        let timeout = self.instance.options().request_timeout;
+        for sub in &self.subscriptions {
+            if !matches!(sub.filter, Selector::Sql92(_)) {
+                continue;
+            }
+            let Some(addr) = self
+                .instance
+                .cached_route(&sub.topic)
+                .and_then(|route| route.subscribe_queues.first().cloned())
+                .and_then(|queue| self.instance.master_addr(&queue.broker_name))
+            else {
+                // No route yet: the pulls will carry the expression when there is one.
+                continue;
+            };
+            let body = CheckClientRequestBody {
+                client_id: self.instance.client_id().to_owned(),
+                group: self.options.group.clone(),
+                subscription_data: Some(sub.data.clone()),
+                namespace: None,
+            };
+            let body = serde_json::to_vec(&body).map_err(|err| {
+                ClientError::InvalidArgument(format!("subscription of `{}`: {err}", sub.topic))
+            })?;
+            let request = RemotingCommand::request(request::CHECK_CLIENT_CONFIG).with_body(body);
+            self.instance.invoke_ok(&addr, request, timeout).await?;
+        }
+        Ok(())
     }
 }
 
