@@ -13,7 +13,10 @@ use remoting::code::request;
 use remoting::command::RemotingCommand;
 
 use crate::Process;
-use crate::{binary, free_port, retry_on_port_clash, unique_suffix, wait_started, write_conf};
+use crate::{
+    binary, free_broker_port, free_port, retry_on_port_clash, unique_suffix, wait_started,
+    write_conf,
+};
 
 /// Segments small enough that tests cross segment boundaries (and retention has files to
 /// remove) without writing much.
@@ -158,7 +161,7 @@ impl BrokerGroup {
             let mut members = Vec::new();
             for (i, raft_port) in raft_ports.iter().enumerate() {
                 let id = format!("n{i}");
-                let port = free_port();
+                let port = free_broker_port();
                 let conf = dir.join(format!("{name}-{id}.conf"));
                 let store_dir = dir.join(format!("{name}-{id}"));
                 let mut entries = vec![

@@ -45,6 +45,9 @@ pub mod rust_client;
 pub mod scenario;
 pub mod scrape;
 
+/// What `mqnamesrv` and `mqbroker` log once start-up went through, as RocketMQ's do.
+const BOOT_SUCCESS: &str = "boot success";
+
 /// How long a freshly started server may take to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,6 +56,21 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
+}
+
+/// A broker `listenPort` that was free a moment ago together with `listenPort - 2`, where a
+/// broker also listens (RocketMQ's VIP channel): a broker that finds that one taken stops
+/// after its client port already answered.
+pub fn free_broker_port() -> u16 {
+    // Bounded: almost every ephemeral port's neighbour two below is free.
+    for _ in 0..100 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        if port > 1026 && TcpListener::bind(("127.0.0.1", port - 2)).is_ok() {
+            return port;
+        }
+    }
+    free_port()
 }
 
 /// Waits until something accepts TCP connections on `port`, or `timeout` passes.
@@ -123,8 +141,15 @@ impl Process {
             .args(args)
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                // Whatever the level, the boot lines [`wait_started`] looks for are logged.
+                format!(
+                    "{},mqnamesrv=info,broker::runtime=info",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())
+                ),
             )
+            // A start-up error is the last thing in the log, where a failed test shows it,
+            // not buried under its backtrace (panics keep theirs, from RUST_BACKTRACE).
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -354,7 +379,7 @@ impl Broker {
     ) -> Result<Broker> {
         let store_dir = dir.join(format!("store-{name}"));
         retry_on_port_clash(|| {
-            let port = free_port();
+            let port = free_broker_port();
             let conf = dir.join(format!("{name}.conf"));
             let mut entries = vec![
                 ("brokerClusterName", "TestCluster".to_string()),
@@ -465,7 +490,11 @@ pub(crate) fn wait_started(process: &mut Process, port: u16) -> Result<()> {
                 process.log()
             );
         }
-        if wait_for_port(port, Duration::from_millis(200)).is_ok() {
+        // A bound port answers before the server has bound its other ports (a broker's VIP
+        // channel, gRPC, metrics); only its boot line says that start-up went through.
+        if wait_for_port(port, Duration::from_millis(200)).is_ok()
+            && process.log().contains(BOOT_SUCCESS)
+        {
             return Ok(());
         }
     }
