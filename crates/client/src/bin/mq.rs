@@ -251,6 +251,13 @@ async fn recall(options: ClientOptions, args: Recall, json: bool) -> Result<()> 
     Ok(())
 }
 
+/// A `-p KEY=VALUE` argument.
+fn key_value(property: &str) -> Result<(&str, &str)> {
+    property
+        .split_once('=')
+        .with_context(|| format!("property `{property}` is not KEY=VALUE"))
+}
+
 async fn produce(options: ClientOptions, args: Produce, json: bool) -> Result<()> {
     let producer = Producer::start(options, ProducerOptions::new(&args.group))?;
     let build = |body: String| -> Result<Message> {
@@ -265,9 +272,7 @@ async fn produce(options: ClientOptions, args: Produce, json: bool) -> Result<()
             message = message.with_keys(&args.keys);
         }
         for property in &args.properties {
-            let (key, value) = property
-                .split_once('=')
-                .with_context(|| format!("property `{property}` is not KEY=VALUE"))?;
+            let (key, value) = key_value(property)?;
             message = message.with_property(key, value);
         }
         Ok(message)
@@ -629,13 +634,11 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
     let budget = Arc::new(AtomicU64::new(args.count.unwrap_or(u64::MAX)));
     let progress = spawn_progress(Arc::clone(&stats), "sent", started);
     let body = bytes::Bytes::from(vec![b'x'; args.size]);
-    let mut properties = Vec::new();
-    for property in &args.properties {
-        let (key, value) = property
-            .split_once('=')
-            .with_context(|| format!("property `{property}` is not KEY=VALUE"))?;
-        properties.push((key.to_owned(), value.to_owned()));
-    }
+    let properties = args
+        .properties
+        .iter()
+        .map(|property| key_value(property).map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect::<Result<Vec<_>>>()?;
     let tag = args.tag.clone();
     let dressed = Arc::new(move |mut message: Message| {
         if let Some(tag) = &tag {

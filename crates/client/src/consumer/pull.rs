@@ -282,7 +282,7 @@ impl PullConsumer {
         offset: i64,
         max_nums: i32,
     ) -> Result<PullResult> {
-        self.pull_inner(queue, expression, offset, max_nums, None)
+        self.pull_selected(queue, &Selector::tag(expression)?, offset, max_nums, None)
             .await
     }
 
@@ -296,20 +296,8 @@ impl PullConsumer {
         max_nums: i32,
         wait: Duration,
     ) -> Result<PullResult> {
-        self.pull_inner(queue, expression, offset, max_nums, Some(wait))
-            .await
-    }
-
-    async fn pull_inner(
-        &self,
-        queue: &MessageQueue,
-        expression: &str,
-        offset: i64,
-        max_nums: i32,
-        suspend: Option<Duration>,
-    ) -> Result<PullResult> {
         let selector = Selector::tag(expression)?;
-        self.pull_selected(queue, &selector, offset, max_nums, suspend)
+        self.pull_selected(queue, &selector, offset, max_nums, Some(wait))
             .await
     }
 

@@ -60,21 +60,8 @@ impl Selector {
     /// The subscription as heartbeats report it.
     pub(crate) fn subscription_data(&self, topic: &str, sub_version: i64) -> SubscriptionData {
         match self {
-            Selector::Tag(filter) => SubscriptionData {
-                topic: topic.to_owned(),
-                sub_string: filter.sub_string.clone(),
-                tags_set: filter.tags.iter().cloned().collect(),
-                code_set: filter.codes.iter().copied().collect(),
-                sub_version,
-                ..SubscriptionData::default()
-            },
-            Selector::Sql92(expression) => SubscriptionData {
-                topic: topic.to_owned(),
-                sub_string: expression.clone(),
-                sub_version,
-                expression_type: EXPRESSION_TYPE_SQL92.to_owned(),
-                ..SubscriptionData::default()
-            },
+            Selector::Tag(filter) => SubscriptionData::of_tags(topic, filter, sub_version),
+            Selector::Sql92(expression) => SubscriptionData::sql92(topic, expression, sub_version),
         }
     }
 }

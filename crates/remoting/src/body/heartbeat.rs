@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::fastjson::{self, JsonError};
-use message::tag::{SubscriptionError, TagFilter, EXPRESSION_TYPE_TAG};
+use message::tag::{SubscriptionError, TagFilter, EXPRESSION_TYPE_SQL92, EXPRESSION_TYPE_TAG};
 
 /// Declares a Java enum that serializes by name and deserializes from its name or ordinal.
 macro_rules! java_enum {
@@ -205,15 +205,34 @@ impl Default for SubscriptionData {
 impl SubscriptionData {
     /// A TAG subscription to `topic` built the way Java's `FilterAPI` builds it.
     pub fn tag(topic: &str, expression: &str, sub_version: i64) -> Result<Self, SubscriptionError> {
-        let filter = TagFilter::parse(expression)?;
-        Ok(SubscriptionData {
+        Ok(Self::of_tags(
+            topic,
+            &TagFilter::parse(expression)?,
+            sub_version,
+        ))
+    }
+
+    /// The TAG subscription of an already parsed filter.
+    pub fn of_tags(topic: &str, filter: &TagFilter, sub_version: i64) -> Self {
+        SubscriptionData {
             topic: topic.to_owned(),
-            sub_string: filter.sub_string,
-            tags_set: filter.tags.into_iter().collect(),
-            code_set: filter.codes.into_iter().collect(),
+            sub_string: filter.sub_string.clone(),
+            tags_set: filter.tags.iter().cloned().collect(),
+            code_set: filter.codes.iter().copied().collect(),
             sub_version,
             ..SubscriptionData::default()
-        })
+        }
+    }
+
+    /// A SQL92 subscription: the expression alone, no tag sets (Java's `bySql`).
+    pub fn sql92(topic: &str, expression: &str, sub_version: i64) -> Self {
+        SubscriptionData {
+            topic: topic.to_owned(),
+            sub_string: expression.to_owned(),
+            sub_version,
+            expression_type: EXPRESSION_TYPE_SQL92.to_owned(),
+            ..SubscriptionData::default()
+        }
     }
 
     /// The broker-side filter, rebuilt from `subString` rather than trusting the client's
