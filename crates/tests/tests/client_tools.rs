@@ -362,6 +362,174 @@ async fn mq_bench_transactional_sends_commit_every_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mq_produce_ends_transactions_as_told_and_answers_check_backs() {
+    let quick_checks = [
+        ("transactionTimeOut", "1000".to_owned()),
+        ("transactionCheckInterval", "1000".to_owned()),
+    ];
+    let cluster = Cluster::start_with(&[("broker-a", &quick_checks)]).await;
+    let ns = cluster.namesrv_addr();
+    cluster.create_topic("TxTool", 2).await;
+    let produce = |body: &str, ending: &str| {
+        format!("produce -n {ns} -t TxTool -b {body} --transaction {ending}")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for (body, ending) in [
+        ("committed", "commit"),
+        ("rolled-back", "rollback"),
+        ("checked-commit", "unknown -c 2"),
+        ("checked-rollback", "unknown --check-answer rollback"),
+    ] {
+        let args = produce(body, ending);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = tool_ok("mq", &args, None).await;
+        let sends = out.lines().filter(|l| l.starts_with("SEND_OK")).count();
+        let checks = out.lines().filter(|l| l.starts_with("checked ")).count();
+        if ending.starts_with("unknown") {
+            let times = if ending.contains("-c 2") { 2 } else { 1 };
+            assert_eq!(sends, times, "{out}");
+            // Every unknown transaction was checked back before the tool returned.
+            assert!(checks >= times, "{out}");
+            assert!(out.contains("transaction=Unknown"), "{out}");
+        } else {
+            assert_eq!((sends, checks), (1, 0), "{out}");
+        }
+    }
+    let mut expected = vec!["checked-commit", "checked-commit", "committed"];
+    expected.sort();
+    eventually("the committed messages in the topic, once each", || async {
+        let out = tool_ok(
+            "mq",
+            &["consume", "-n", &ns, "-t", "TxTool", "--json"],
+            None,
+        )
+        .await;
+        let mut stored: Vec<String> = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].to_string())
+            .map(|body| body.trim_matches('"').to_owned())
+            .collect();
+        stored.sort();
+        stored == expected
+    })
+    .await;
+    let refused = tool(
+        "mq",
+        &[
+            "produce",
+            "-n",
+            &ns,
+            "-t",
+            "TxTool",
+            "-b",
+            "x",
+            "--transaction",
+            "commit",
+            "--order-key",
+            "k",
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        !refused.ok,
+        "a transaction cannot be ordered: {}",
+        refused.out
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mq_request_gets_the_answers_of_mq_reply() {
+    let cluster = Cluster::start().await;
+    let ns = cluster.namesrv_addr();
+    cluster.create_topic("Quotes", 2).await;
+    // The replier reads from the first offset, so the requests it finds waiting when its
+    // group has started are answered too; each request waits up to 30 s for that.
+    let replier = tokio::spawn({
+        let ns = ns.clone();
+        async move {
+            tool(
+                "mq",
+                &[
+                    "reply", "-n", &ns, "-t", "Quotes", "--from", "first", "-c", "3",
+                ],
+                None,
+            )
+            .await
+        }
+    });
+    let out = tool_ok(
+        "mq",
+        &[
+            "request",
+            "-n",
+            &ns,
+            "-t",
+            "Quotes",
+            "--timeout-ms",
+            "30000",
+            "--json",
+        ],
+        Some("EUR\nUSD\nGBP\n"),
+    )
+    .await;
+    let replies: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bodies: Vec<&str> = replies
+        .iter()
+        .map(|r| r["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["EUR", "USD", "GBP"],
+        "each reply echoes its request: {out}"
+    );
+    let correlations: std::collections::BTreeSet<&str> = replies
+        .iter()
+        .map(|r| r["correlationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        correlations.len(),
+        3,
+        "one correlation id per request: {out}"
+    );
+    let ToolRun { ok, out, err } = replier.await.unwrap();
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("SEND_OK")).count(),
+        3,
+        "three replies sent: {out}"
+    );
+    // Nobody waits for this one: the request times out, reported as a failure.
+    let unanswered = tool(
+        "mq",
+        &[
+            "request",
+            "-n",
+            &ns,
+            "-t",
+            "Quotes",
+            "-b",
+            "CHF",
+            "--timeout-ms",
+            "500",
+        ],
+        None,
+    )
+    .await;
+    assert!(!unanswered.ok, "{}", unanswered.out);
+    assert!(
+        unanswered.err.contains("not answered"),
+        "{}",
+        unanswered.err
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mq_consume_follow_waits_for_new_messages() {
     let cluster = Cluster::start().await;
     let ns = cluster.namesrv_addr();

@@ -1,8 +1,10 @@
-//! `mq`: the tool for people. `mq produce` sends messages (arguments or stdin lines),
-//! `mq consume` prints them (`--follow` keeps reading like `tail -f`), and `mq bench
+//! `mq`: the tool for people. `mq produce` sends messages (arguments or stdin lines,
+//! optionally in transactions), `mq consume` prints them (`--follow` keeps reading like
+//! `tail -f`), `mq request` / `mq reply` are the two ends of request-reply, and `mq bench
 //! produce|consume` measures throughput and latency with a live progress line and a
 //! JSON summary for scripts.
 
+use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,9 +15,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use client::consumer::{ConsumeFromWhere, ConsumeResult, PullStatus, Selector};
 use client::{
     ClientOptions, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer,
-    PushConsumerOptions, ReceivedMessage, TransactionProducer, TransactionState,
+    PushConsumerOptions, ReceivedMessage, SendResult, TransactionProducer, TransactionState,
 };
 use hdrhistogram::Histogram;
+use message::keys;
 use parking_lot::Mutex;
 use serde_json::json;
 
@@ -46,6 +49,10 @@ enum Command {
     Consume(Consume),
     /// Cancel a waiting timer message by the recall handle its send printed.
     Recall(Recall),
+    /// Send requests and print each reply (request-reply, as Java's producer.request).
+    Request(Request),
+    /// Answer the requests sent to a topic (the replier's end of request-reply).
+    Reply(Reply),
     /// Measure throughput and latency.
     Bench {
         #[command(subcommand)]
@@ -64,8 +71,9 @@ struct Recall {
     group: String,
 }
 
+/// A message to send: shared by `produce` and `request`.
 #[derive(Args)]
-struct Produce {
+struct MessageArgs {
     #[arg(short = 't', long)]
     topic: String,
     /// Message body; without it every stdin line is one message.
@@ -79,6 +87,15 @@ struct Produce {
     /// User property KEY=VALUE (repeatable).
     #[arg(short = 'p', long = "property")]
     properties: Vec<String>,
+    /// Send the --body this many times.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    count: u64,
+}
+
+#[derive(Args)]
+struct Produce {
+    #[command(flatten)]
+    message: MessageArgs,
     /// Delay level (1..=18: 1s 5s 10s 30s 1m ... 2h).
     #[arg(long, default_value_t = 0)]
     delay: i32,
@@ -86,14 +103,89 @@ struct Produce {
     /// (TIMER_DELIVER_MS); its recall handle is printed.
     #[arg(long)]
     deliver_after_ms: Option<i64>,
-    /// Send the --body this many times.
-    #[arg(short = 'c', long, default_value_t = 1)]
-    count: u64,
     /// Messages with the same ordering key go to the same queue, in order.
     #[arg(long)]
     order_key: Option<String>,
+    /// Send each message in a transaction that ends this way: a half message, then its
+    /// commit or rollback; `unknown` leaves it open until the broker checks back, which
+    /// this tool then waits for and answers with --check-answer.
+    #[arg(long, value_enum, conflicts_with_all = ["delay", "deliver_after_ms", "order_key"])]
+    transaction: Option<LocalOutcome>,
+    /// How to answer the broker's check of a transaction left unknown.
+    #[arg(long, value_enum, default_value = "commit", requires = "transaction")]
+    check_answer: CheckAnswer,
+    /// With `--transaction unknown`: the longest wait for the broker to check every
+    /// message back (its first check comes `transactionTimeOut` after the send, then
+    /// every `transactionCheckInterval`).
+    #[arg(long, default_value_t = 120, requires = "transaction")]
+    check_wait_secs: u64,
     #[arg(long, default_value = "mq-producer")]
     group: String,
+}
+
+/// How the local transaction of `mq produce --transaction` ends.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LocalOutcome {
+    Commit,
+    Rollback,
+    Unknown,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckAnswer {
+    Commit,
+    Rollback,
+}
+
+impl LocalOutcome {
+    fn state(self) -> TransactionState {
+        match self {
+            LocalOutcome::Commit => TransactionState::Commit,
+            LocalOutcome::Rollback => TransactionState::Rollback,
+            LocalOutcome::Unknown => TransactionState::Unknown,
+        }
+    }
+}
+
+impl CheckAnswer {
+    fn state(self) -> TransactionState {
+        match self {
+            CheckAnswer::Commit => TransactionState::Commit,
+            CheckAnswer::Rollback => TransactionState::Rollback,
+        }
+    }
+}
+
+#[derive(Args)]
+struct Request {
+    #[command(flatten)]
+    message: MessageArgs,
+    /// How long each request waits for its reply, its send included (the request's TTL).
+    #[arg(long, default_value_t = 3000)]
+    timeout_ms: u64,
+    #[arg(long, default_value = "mq-requester")]
+    group: String,
+}
+
+#[derive(Args)]
+struct Reply {
+    #[arg(short = 't', long)]
+    topic: String,
+    /// The consumer group the replier joins.
+    #[arg(short = 'g', long, default_value = "mq-replier")]
+    group: String,
+    /// Tag expression: `*` or `a || b`.
+    #[arg(short = 'e', long = "tags", default_value = "*")]
+    expression: String,
+    /// Reply body; without it each reply echoes its request's body.
+    #[arg(short = 'b', long)]
+    body: Option<String>,
+    /// Stop after answering this many requests.
+    #[arg(short = 'c', long)]
+    count: Option<u64>,
+    /// Where a new group starts: requests sent before it started have usually expired.
+    #[arg(long, value_enum, default_value = "last")]
+    from: From,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -221,6 +313,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Produce(args) => produce(options, args, cli.json).await,
         Command::Consume(args) => consume(options, args, cli.json).await,
         Command::Recall(args) => recall(options, args, cli.json).await,
+        Command::Request(args) => request(options, args, cli.json).await,
+        Command::Reply(args) => reply(options, args, cli.json).await,
         Command::Bench {
             kind: Bench::Produce(args),
         } => bench_produce(options, args, cli.json).await,
@@ -258,74 +352,321 @@ fn key_value(property: &str) -> Result<(&str, &str)> {
         .with_context(|| format!("property `{property}` is not KEY=VALUE"))
 }
 
-async fn produce(options: ClientOptions, args: Produce, json: bool) -> Result<()> {
-    let producer = Producer::start(options, ProducerOptions::new(&args.group))?;
-    let build = |body: String| -> Result<Message> {
-        let mut message = Message::new(args.topic.clone(), body).with_delay_level(args.delay);
-        if let Some(after_ms) = args.deliver_after_ms {
-            message = message.with_deliver_time_ms(now_ms().saturating_add(after_ms));
-        }
-        if let Some(tag) = &args.tag {
+impl MessageArgs {
+    fn message(&self, body: String) -> Result<Message> {
+        let mut message = Message::new(self.topic.clone(), body);
+        if let Some(tag) = &self.tag {
             message = message.with_tag(tag.clone());
         }
-        if !args.keys.is_empty() {
-            message = message.with_keys(&args.keys);
+        if !self.keys.is_empty() {
+            message = message.with_keys(&self.keys);
         }
-        for property in &args.properties {
+        for property in &self.properties {
             let (key, value) = key_value(property)?;
             message = message.with_property(key, value);
         }
         Ok(message)
-    };
-    let mut failures = 0u64;
-    let mut send_one = async |message: Message| {
-        let sent = match &args.order_key {
-            Some(key) => producer.send_ordered(message, key).await,
-            None => producer.send(message).await,
-        };
-        match sent {
-            Ok(result) if json => println!(
-                "{}",
-                json!({"status": result.status.as_str(), "msgId": result.msg_id, "offsetMsgId": result.offset_msg_id,
-                    "brokerName": result.queue.broker_name, "queueId": result.queue.queue_id, "queueOffset": result.queue_offset,
-                    "recallHandle": result.recall_handle})
-            ),
-            Ok(result) => println!(
-                "{} msgId={} offsetMsgId={} queue={}:{} offset={}{}",
-                result.status.as_str(),
-                result.msg_id,
-                result.offset_msg_id,
-                result.queue.broker_name,
-                result.queue.queue_id,
-                result.queue_offset,
-                result
-                    .recall_handle
-                    .map(|h| format!(" recallHandle={h}"))
-                    .unwrap_or_default()
-            ),
-            Err(error) => {
-                failures += 1;
-                eprintln!("send failed: {error}");
+    }
+
+    /// Runs `each` on every message: the --body `count` times, else one per non-empty
+    /// stdin line, read as it comes (`tail -f log | mq produce` streams).
+    async fn for_each(&self, mut each: impl AsyncFnMut(Message)) -> Result<()> {
+        if let Some(body) = &self.body {
+            for _ in 0..self.count {
+                each(self.message(body.clone())?).await;
             }
+            return Ok(());
         }
-    };
-    if let Some(body) = &args.body {
-        for _ in 0..args.count {
-            send_one(build(body.clone())?).await;
-        }
-    } else {
-        let stdin = std::io::stdin();
-        for line in stdin.lock().lines() {
+        for line in std::io::stdin().lock().lines() {
             let line = line.context("reading stdin")?;
             if !line.is_empty() {
-                send_one(build(line)?).await;
+                each(self.message(line)?).await;
             }
         }
+        Ok(())
     }
+}
+
+fn print_sent(result: &SendResult, extra: &[(&str, String)], json: bool) {
+    if json {
+        let mut line = json!({"status": result.status.as_str(), "msgId": result.msg_id, "offsetMsgId": result.offset_msg_id,
+            "brokerName": result.queue.broker_name, "queueId": result.queue.queue_id, "queueOffset": result.queue_offset,
+            "recallHandle": result.recall_handle});
+        for (key, value) in extra {
+            line[*key] = json!(value);
+        }
+        println!("{line}");
+        return;
+    }
+    let extra: String = extra.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+    println!(
+        "{} msgId={} offsetMsgId={} queue={}:{} offset={}{}{extra}",
+        result.status.as_str(),
+        result.msg_id,
+        result.offset_msg_id,
+        result.queue.broker_name,
+        result.queue.queue_id,
+        result.queue_offset,
+        result
+            .recall_handle
+            .as_ref()
+            .map(|h| format!(" recallHandle={h}"))
+            .unwrap_or_default()
+    );
+}
+
+async fn produce(options: ClientOptions, args: Produce, json: bool) -> Result<()> {
+    if let Some(outcome) = args.transaction {
+        return produce_in_transactions(options, &args, outcome, json).await;
+    }
+    let producer = Producer::start(options, ProducerOptions::new(&args.group))?;
+    let mut failures = 0u64;
+    let sent = args
+        .message
+        .for_each(async |mut message: Message| {
+            message = message.with_delay_level(args.delay);
+            if let Some(after_ms) = args.deliver_after_ms {
+                message = message.with_deliver_time_ms(now_ms().saturating_add(after_ms));
+            }
+            let sent = match &args.order_key {
+                Some(key) => producer.send_ordered(message, key).await,
+                None => producer.send(message).await,
+            };
+            match sent {
+                Ok(result) => print_sent(&result, &[], json),
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("send failed: {error}");
+                }
+            }
+        })
+        .await;
     producer.shutdown().await;
+    sent?;
     if failures > 0 {
         bail!("{failures} message(s) not sent");
     }
+    Ok(())
+}
+
+/// Transactions of `mq produce` left unknown, and the broker's checks of them. A check can
+/// come before its send's answer is handled (or name a half message of an earlier run of
+/// the same producer group), so checks not yet expected are remembered, a bounded number.
+#[derive(Default)]
+struct CheckTracker {
+    awaited: HashSet<String>,
+    checked_early: HashSet<String>,
+}
+
+/// Most checks of not-yet-sent messages remembered: beyond a burst of early checks, these
+/// are other runs' half messages, which nothing waits for.
+const MAX_EARLY_CHECKS: usize = 10_000;
+
+impl CheckTracker {
+    fn sent(&mut self, msg_id: &str) {
+        if !self.checked_early.remove(msg_id) {
+            self.awaited.insert(msg_id.to_owned());
+        }
+    }
+
+    fn checked(&mut self, msg_id: &str) {
+        if !self.awaited.remove(msg_id) && self.checked_early.len() < MAX_EARLY_CHECKS {
+            self.checked_early.insert(msg_id.to_owned());
+        }
+    }
+}
+
+async fn produce_in_transactions(
+    options: ClientOptions,
+    args: &Produce,
+    outcome: LocalOutcome,
+    json: bool,
+) -> Result<()> {
+    let tracker = Arc::new(Mutex::new(CheckTracker::default()));
+    let all_checked = Arc::new(tokio::sync::Notify::new());
+    let (tracked, notify, answer) = (
+        Arc::clone(&tracker),
+        Arc::clone(&all_checked),
+        args.check_answer.state(),
+    );
+    let checker = move |message: &ReceivedMessage| {
+        let msg_id = message.msg_id();
+        if json {
+            println!(
+                "{}",
+                json!({"checked": msg_id, "answer": format!("{answer:?}")})
+            );
+        } else {
+            println!("checked msgId={msg_id}: answered {answer:?}");
+        }
+        let mut tracker = tracked.lock();
+        tracker.checked(msg_id);
+        if tracker.awaited.is_empty() {
+            notify.notify_one();
+        }
+        answer
+    };
+    let transactions =
+        TransactionProducer::start(options, ProducerOptions::new(&args.group), checker)?;
+    let mut failures = 0u64;
+    let sent = args
+        .message
+        .for_each(async |message: Message| {
+            let outcome = outcome.state();
+            match transactions
+                .send_in_transaction(message, |_| async move { outcome })
+                .await
+            {
+                Ok(result) => {
+                    if result.state == TransactionState::Unknown {
+                        tracker.lock().sent(&result.send.msg_id);
+                    }
+                    let transaction_id = result.send.transaction_id.clone().unwrap_or_default();
+                    let state = format!("{:?}", result.state);
+                    print_sent(
+                        &result.send,
+                        &[("transaction", state), ("transactionId", transaction_id)],
+                        json,
+                    );
+                }
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("send failed: {error}");
+                }
+            }
+        })
+        .await;
+    let waited = if outcome == LocalOutcome::Unknown && sent.is_ok() {
+        let deadline = Instant::now() + Duration::from_secs(args.check_wait_secs);
+        loop {
+            let notified = all_checked.notified();
+            let left = tracker.lock().awaited.len();
+            if left == 0 {
+                break Ok(());
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    break Err(anyhow::anyhow!(
+                        "{left} transaction(s) not checked back within {} s (the broker's transactionTimeOut and transactionCheckInterval decide when)",
+                        args.check_wait_secs
+                    ));
+                }
+                _ = tokio::signal::ctrl_c() => break Err(anyhow::anyhow!("interrupted with {left} transaction(s) unchecked")),
+            }
+        }
+    } else {
+        Ok(())
+    };
+    transactions.shutdown().await;
+    sent?;
+    if failures > 0 {
+        bail!("{failures} message(s) not sent");
+    }
+    waited
+}
+
+// ---- request-reply --------------------------------------------------------------------
+
+async fn request(options: ClientOptions, args: Request, json: bool) -> Result<()> {
+    let producer = Producer::start(options, ProducerOptions::new(&args.group))?;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let mut failures = 0u64;
+    let sent = args
+        .message
+        .for_each(async |message: Message| {
+            let asked_at = Instant::now();
+            match producer.request(message, timeout).await {
+                Ok(reply) => {
+                    let round_trip_ms = asked_at.elapsed().as_secs_f64() * 1e3;
+                    let correlation_id = reply.property(keys::CORRELATION_ID).unwrap_or("-");
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"correlationId": correlation_id, "roundTripMs": round_trip_ms,
+                                "msgId": reply.msg_id(), "properties": reply.properties, "body": reply.body_text()})
+                        );
+                    } else {
+                        println!(
+                            "reply in {round_trip_ms:.1} ms correlationId={correlation_id}: {}",
+                            reply.body_text()
+                        );
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("request failed: {error}");
+                }
+            }
+        })
+        .await;
+    producer.shutdown().await;
+    sent?;
+    if failures > 0 {
+        bail!("{failures} request(s) not answered");
+    }
+    Ok(())
+}
+
+async fn reply(options: ClientOptions, args: Reply, json: bool) -> Result<()> {
+    let replier = Producer::start(options.clone(), ProducerOptions::new(&args.group))?;
+    let mut consumer_options =
+        PushConsumerOptions::new(&args.group).subscribe(&args.topic, &args.expression);
+    consumer_options.consume_from_where = match args.from {
+        From::First => ConsumeFromWhere::ConsumeFromFirstOffset,
+        From::Last => ConsumeFromWhere::ConsumeFromLastOffset,
+    };
+    let answered = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let limit = args.count.unwrap_or(u64::MAX);
+    let fixed_body = args.body.clone();
+    let (producer, counter, finished) = (replier.clone(), Arc::clone(&answered), Arc::clone(&done));
+    let consumer = PushConsumer::start(
+        options,
+        consumer_options,
+        move |requests: Vec<ReceivedMessage>| {
+            let (producer, counter, finished, fixed_body) = (
+                producer.clone(),
+                Arc::clone(&counter),
+                Arc::clone(&finished),
+                fixed_body.clone(),
+            );
+            async move {
+                for request in &requests {
+                    print_message(request, json);
+                    if request.property(keys::REPLY_TO_CLIENT).is_none() {
+                        eprintln!(
+                            "{} is not a request (no REPLY_TO_CLIENT): not answered",
+                            request.msg_id()
+                        );
+                        continue;
+                    }
+                    let body = fixed_body
+                        .clone()
+                        .map_or_else(|| request.body.clone(), bytes::Bytes::from);
+                    // A requester that is gone cannot be answered later either: a failed reply
+                    // is reported, not retried.
+                    match producer.reply(request, body).await {
+                        Ok(result) => {
+                            print_sent(&result, &[("repliedTo", request.msg_id().to_owned())], json)
+                        }
+                        Err(error) => eprintln!("reply to {} failed: {error}", request.msg_id()),
+                    }
+                    if counter.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
+                        finished.notify_one();
+                    }
+                }
+                ConsumeResult::Success
+            }
+        },
+    )
+    .await?;
+    tokio::select! {
+        _ = done.notified() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    consumer.shutdown().await;
+    replier.shutdown().await;
     Ok(())
 }
 
