@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -12,8 +13,18 @@ import (
 
 type consumeArgs struct {
 	ns, topic, group, expr string
-	expect, timeoutMs      int64
-	lingerMs               int64
+	// sql: a SQL92 expression (--sql) selecting instead of the tag expression.
+	sql               string
+	expect, timeoutMs int64
+	lingerMs          int64
+}
+
+// selector: the SQL92 selector when --sql was given, else the tag expression.
+func (c *consumeArgs) selector() consumer.MessageSelector {
+	if c.sql != "" {
+		return consumer.MessageSelector{Type: consumer.SQL92, Expression: c.sql}
+	}
+	return consumer.MessageSelector{Type: consumer.TAG, Expression: c.expr}
 }
 
 func parseConsumeArgs(a *args) (*consumeArgs, error) {
@@ -30,6 +41,12 @@ func parseConsumeArgs(a *args) (*consumeArgs, error) {
 	}
 	if c.expr, err = a.one("--expr", "*"); err != nil {
 		return nil, err
+	}
+	if c.sql, err = a.one("--sql", ""); err != nil {
+		return nil, err
+	}
+	if c.sql != "" && a.has("--expr") {
+		return nil, fmt.Errorf("--sql and --expr exclude each other")
 	}
 	if c.expect, err = a.requiredNumber("--expect"); err != nil {
 		return nil, err
@@ -69,7 +86,7 @@ func (t *tally) distinct() int {
 // (delivery: 1 for the first delivery of that id), "refused" per refused one (ConsumeRetryLater,
 // or SuspendCurrentQueueAMoment when --orderly), then "done" or "timeout" (exit 1).
 func runConsume(a *args) (int, error) {
-	if err := a.only("-n", "-t", "-g", "--expr", "--expect", "--timeout-secs", "--linger-ms",
+	if err := a.only("-n", "-t", "-g", "--expr", "--sql", "--expect", "--timeout-secs", "--linger-ms",
 		"--orderly", "--broadcast", "--fail-first", "--fail-always", "--expect-refusals",
 		"--max-reconsume-times", "--vip"); err != nil {
 		return 2, err
@@ -117,8 +134,7 @@ func runConsume(a *args) (int, error) {
 		return 1, err
 	}
 	t := newTally()
-	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: c.expr}
-	err = pc.Subscribe(c.topic, selector, func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	err = pc.Subscribe(c.topic, c.selector(), func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		accept := true
@@ -155,7 +171,7 @@ func runConsume(a *args) (int, error) {
 		return 1, err
 	}
 	emit(startedLine("consume").put("orderly", orderly).put("broadcast", a.has("--broadcast")).
-		put("expr", c.expr))
+		put("expr", c.expr).put("sql", c.sql))
 	if err := pc.Start(); err != nil {
 		return 1, err
 	}
@@ -202,6 +218,7 @@ func waitFor(cond func() bool, timeoutMs int64) bool {
 // "done" or "timeout" (exit 1). (Its Pull/PullFrom calls are not driven: they share the
 // offset store with that background pulling, so their results depend on its timing.)
 func runPull(a *args) (int, error) {
+	// No --sql: v2.1.2's pull consumer sends every pull with the TAG expression type.
 	if err := a.only("-n", "-t", "-g", "--expr", "--expect", "--timeout-secs", "--linger-ms"); err != nil {
 		return 2, err
 	}
@@ -218,7 +235,7 @@ func runPull(a *args) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	if err := pc.Subscribe(c.topic, consumer.MessageSelector{Type: consumer.TAG, Expression: c.expr}); err != nil {
+	if err := pc.Subscribe(c.topic, c.selector()); err != nil {
 		return 1, err
 	}
 	emit(startedLine("pull").put("expr", c.expr))

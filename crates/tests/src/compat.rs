@@ -210,6 +210,10 @@ pub struct Messages {
     pub body_bytes: usize,
 }
 
+/// A SQL92 selector over a produced run's tags and its `seq` user property, for the clients'
+/// `MessageSelector.bySql` scenarios; [`Messages::selected_by_sql92_sample`] is what it selects.
+pub const SQL92_SAMPLE: &str = "TAGS <> 'TagB' AND seq BETWEEN 5 AND 24";
+
 impl Messages {
     pub fn new(topic: &str, run: &str, count: u64) -> Messages {
         Messages {
@@ -288,6 +292,15 @@ impl Messages {
         self.all()
             .into_iter()
             .filter(|seq| self.tag(*seq).is_some_and(|t| tags.contains(&t)))
+            .collect()
+    }
+
+    /// The sequence numbers [`SQL92_SAMPLE`] selects: those of `seq` 5 to 24 whose tag is
+    /// not TagB.
+    pub fn selected_by_sql92_sample(&self) -> BTreeSet<u64> {
+        self.all()
+            .into_iter()
+            .filter(|seq| (5..=24).contains(seq) && self.tag(*seq) != Some("TagB"))
             .collect()
     }
 

@@ -792,17 +792,13 @@ fn request_reply(env: Env) {
 /// messages whose tag and user property `seq` the expression selects.
 fn sql92_selector(env: Env, (messages, sent): &(Messages, Sent)) {
     env.step(SQL92, || {
-        let wanted: BTreeSet<u64> = messages
-            .all()
-            .into_iter()
-            .filter(|seq| (5..=24).contains(seq) && messages.tag(*seq) != Some("TagB"))
-            .collect();
+        let wanted = messages.selected_by_sql92_sample();
         ensure!(!wanted.is_empty() && wanted.len() < messages.all().len());
         let output = env.consume(
             &messages.topic,
             &env.group("sql92"),
             wanted.len(),
-            &["--sql", "TAGS <> 'TagB' AND seq BETWEEN 5 AND 24"],
+            &["--sql", compat::SQL92_SAMPLE],
         )?;
         messages.check_received_exactly(&output.ops("received"), sent, &wanted)?;
         Ok(())
