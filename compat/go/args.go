@@ -17,6 +17,7 @@ const usage = `usage: go-client COMMAND [flags]
           [--max-reconsume-times M] [--vip]
   pull    -n NS -t TOPIC -g GROUP --expect N --timeout-secs S [--expr EXPR] [--linger-ms MS]
   transaction -n NS -t TOPIC [--group G] [--timeout-secs S] [--linger-ms MS]
+  request -n NS -t TOPIC -c COUNT [--group G] [--timeout-ms MS]
   admin   -n NS ACTION [flags]
           topic-list
           create-topic -t TOPIC -b BROKER_ADDR [--queues N]

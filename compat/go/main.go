@@ -58,6 +58,8 @@ func run(a *args) (int, error) {
 		return runAdmin(a)
 	case "transaction":
 		return runTransaction(a)
+	case "request":
+		return runRequest(a)
 	default:
 		return 2, usagef("unknown command %q", a.command)
 	}

@@ -713,6 +713,42 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T>) ->
     }
 }
 
+/// Checks what a driver's `request` run printed: `count` requests (bodies `TOPIC:SEQ`), each
+/// answered in turn by the run's replier with `reply:` + its body, under the request's
+/// correlation id, from the cluster's reply topic.
+pub fn check_request_run(
+    output: &crate::driver::DriverOutput,
+    topic: &str,
+    count: usize,
+) -> Result<()> {
+    let done = single(output, "done")?;
+    ensure!(
+        done["ok"] == count && done["failed"] == 0,
+        "requests answered: {done}"
+    );
+    let responses = output.ops("response");
+    ensure!(responses.len() == count, "{} responses", responses.len());
+    for (seq, response) in responses.iter().enumerate() {
+        ensure!(
+            response["seq"] == seq && response["body"] == format!("reply:{topic}:{seq}").as_str(),
+            "request {seq} answered with {response}"
+        );
+        ensure!(
+            response["correlation_id"] == response["request_correlation_id"]
+                && response["correlation_id"].is_string(),
+            "reply to another request: {response}"
+        );
+        ensure!(
+            response["topic"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("_REPLY_TOPIC")),
+            "reply from {}",
+            response["topic"]
+        );
+    }
+    Ok(())
+}
+
 /// Checks a transaction driver run (Java's and Go's `transaction`): four transactions sent
 /// (`commit`, `rollback`, `check-commit`, `check-rollback`), the two left unknown checked
 /// back once each, naming the real topic (and, with `check_ids`, the transaction by the

@@ -756,33 +756,7 @@ fn request_reply(env: Env) {
                 "--timeout-ms",
                 "60000",
             ]))?;
-            let done = single(&output, "done")?;
-            ensure!(
-                done["ok"] == count && done["failed"] == 0,
-                "requests answered: {done}"
-            );
-            let responses = output.ops("response");
-            ensure!(responses.len() == count, "{} responses", responses.len());
-            for (seq, response) in responses.iter().enumerate() {
-                ensure!(
-                    response["seq"] == seq
-                        && response["body"] == format!("reply:{topic}:{seq}").as_str(),
-                    "request {seq} answered with {response}"
-                );
-                ensure!(
-                    response["correlation_id"] == response["request_correlation_id"]
-                        && response["correlation_id"].is_string(),
-                    "reply to another request: {response}"
-                );
-                ensure!(
-                    response["topic"]
-                        .as_str()
-                        .is_some_and(|t| t.ends_with("_REPLY_TOPIC")),
-                    "reply from {}",
-                    response["topic"]
-                );
-            }
-            Ok(())
+            compat::check_request_run(&output, &topic, count)
         },
     );
 }
