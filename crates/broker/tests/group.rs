@@ -473,6 +473,146 @@ async fn delayed_messages_are_delivered_by_the_group_and_survive_the_master_stop
     assert_eq!(delivered[1].property("DELAY"), None);
 }
 
+async fn send_bulk(group: &Group, master: usize, count: usize) {
+    for _ in 0..count {
+        let answer = group
+            .call(master, send_v2(&send_header("Bulk", 0, ""), &[b'x'; 1024]))
+            .await;
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+    }
+}
+
+/// Retention on every member, as the background cleaner does it, until `done` holds for
+/// every member. Segments go at the raft node's next commit, so each pass sends one more.
+async fn trim_until(
+    group: &Group,
+    master: usize,
+    what: &str,
+    done: impl Fn(&store::ReplicatedStore) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        for i in 0..3 {
+            group.store(i).flush().unwrap();
+            group.store(i).clean_expired_files_now().unwrap();
+        }
+        send_bulk(group, master, 1).await;
+        if (0..3).all(|i| done(group.store(i))) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "retention: {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timer_and_delayed_messages_outlive_the_retention_of_their_segments() {
+    use broker::schedule::SCHEDULE_TOPIC;
+    use broker::timer::TIMER_TOPIC;
+    let group = Group::start_with(|config| {
+        // Segments of about 200 messages, all expired as soon as they are full.
+        config.store.mapped_file_size_commit_log = 256 * 1024;
+        config.max_message_size = 8 * 1024;
+        config.store.file_reserved_time_hours = 0;
+        config.store.message_delay_level = "1s 12s".parse().unwrap();
+    })
+    .await;
+    let master = group.wait_master(None).await;
+    for topic in ["Later", "Bulk"] {
+        let created = group.call(master, create_topic(topic, 1)).await;
+        assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    }
+    send_bulk(&group, master, 300).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let deliver_ms = (now + 12_000).to_string();
+    for properties in [
+        support::props(&[("TIMER_DELIVER_MS", deliver_ms.as_str())]),
+        support::props(&[("DELAY", "2")]),
+    ] {
+        let body = if properties.contains("DELAY") {
+            &b"delayed"[..]
+        } else {
+            &b"timer"[..]
+        };
+        let sent = group
+            .call(master, send_v2(&send_header("Later", 0, &properties), body))
+            .await;
+        assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+    }
+    send_bulk(&group, master, 600).await;
+    let waiting = |store: &store::ReplicatedStore| {
+        let reader = store.reader();
+        [
+            reader.queue_entry_position(TIMER_TOPIC, 0, 0),
+            reader.queue_entry_position(SCHEDULE_TOPIC, 1, 0),
+        ]
+        .map(|position| position.map_or(0, |p| p as u64))
+    };
+    for i in 0..3 {
+        let store = group.store(i);
+        eventually("both waiting messages reach every member", || {
+            waiting(store).iter().all(|p| *p > 0)
+        })
+        .await;
+    }
+
+    // Every segment has expired: those before the waiting messages go, theirs stays.
+    trim_until(
+        &group,
+        master,
+        "segments before the waiting messages",
+        |store| store.removed_segments() > 0,
+    )
+    .await;
+    for i in 0..3 {
+        let store = group.store(i);
+        let first = store.commit_log().first_pos();
+        assert!(first > 0);
+        assert!(
+            waiting(store).iter().all(|p| *p >= first),
+            "member {i} removed a waiting message: log from {first}, messages at {:?}",
+            waiting(store)
+        );
+    }
+
+    // Each is delivered once when due.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut bodies: Vec<Vec<u8>> = pull_all(&group, master, "Later")
+            .await
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        bodies.sort();
+        if bodies.len() >= 2 {
+            assert_eq!(bodies, [b"delayed".to_vec(), b"timer".to_vec()]);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered: {bodies:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Delivered, they hold nothing back any more.
+    let positions: Vec<[u64; 2]> = (0..3).map(|i| waiting(group.store(i))).collect();
+    trim_until(
+        &group,
+        master,
+        "the delivered messages' segments",
+        |store| {
+            positions
+                .iter()
+                .flatten()
+                .all(|p| store.commit_log().first_pos() > *p)
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deleting_a_topic_or_a_subscription_group_reaches_every_member() {
     use remoting::body::SubscriptionGroupConfig;

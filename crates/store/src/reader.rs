@@ -41,6 +41,9 @@ pub struct Backlog {
     pub dispatch_behind_bytes: u64,
 }
 
+/// Holes (entries recovery found lost) [`StoreReader::queue_entry_position`] passes over.
+pub const HOLES_PASSED_OVER: usize = 1024;
+
 /// Physical memory share beyond which RocketMQ assumes a message has left the page cache
 /// (`accessMessageInMemoryMaxRatio`, 40).
 const IN_MEMORY_RATIO: f64 = 0.40;
@@ -204,6 +207,26 @@ impl StoreReader {
             .zip(start..)
             .map(|(entry, at)| (at, (!entry.is_hole()).then_some(entry.tags_code)))
             .collect()
+    }
+
+    /// The CommitLog position of the first message at or after queue `offset` (from the
+    /// queue's first retained entry, passing over up to [`HOLES_PASSED_OVER`] holes);
+    /// `None` when the queue holds none there.
+    pub fn queue_entry_position(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64> {
+        let cq = self.engine.dispatcher.queue(topic, queue_id)?;
+        let mut entries = Vec::with_capacity(HOLES_PASSED_OVER);
+        cq.read(offset.max(cq.min_offset()), HOLES_PASSED_OVER, &mut entries);
+        entries
+            .iter()
+            .find(|entry| !entry.is_hole())
+            .map(|entry| entry.phys_offset)
+    }
+
+    /// Keeps retention from removing the CommitLog from `from` on, for `holder` (a service
+    /// that will read messages there later, such as the timer); `None` lets it go. A holder
+    /// names its lowest such position again as it moves on.
+    pub fn hold_retention(&self, holder: &'static str, from: Option<i64>) {
+        self.engine.retention_holds.set(holder, from);
     }
 
     /// Next queue offset to be written (0 for an unknown queue).

@@ -4,7 +4,10 @@
 //! point into them. The segment being written is never removed, nor anything not yet
 //! dispatched.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use parking_lot::Mutex;
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -22,6 +25,51 @@ pub struct RetentionReport {
     pub disk_used_ratio: f64,
     /// Segments were removed before expiring because the disk is nearly full.
     pub forced: bool,
+}
+
+/// CommitLog positions that services of the broker will still read, by holder: retention
+/// removes no segment holding any of them, whatever its age or the disk's pressure. A timer
+/// message waits in the CommitLog for up to `timerMaxDelaySec` (3 days) before it is read
+/// and delivered, which can be longer than `fileReservedTime`; removing its segment would
+/// lose an acknowledged message.
+#[derive(Debug, Default)]
+pub(crate) struct RetentionHolds {
+    lowest_by_holder: Mutex<BTreeMap<&'static str, i64>>,
+}
+
+impl RetentionHolds {
+    /// `holder` needs the CommitLog from `from` on (`None`: nothing any more).
+    pub(crate) fn set(&self, holder: &'static str, from: Option<i64>) {
+        let mut holds = self.lowest_by_holder.lock();
+        match from {
+            Some(pos) => holds.insert(holder, pos),
+            None => holds.remove(holder),
+        };
+    }
+
+    /// The lowest position held, and by whom.
+    pub(crate) fn lowest(&self) -> Option<(&'static str, i64)> {
+        self.lowest_by_holder
+            .lock()
+            .iter()
+            .min_by_key(|(_, pos)| **pos)
+            .map(|(holder, pos)| (*holder, *pos))
+    }
+}
+
+/// Whether a segment ending at `end` holds a position someone still reads; logs who.
+fn held(inner: &Engine, end: u64) -> bool {
+    match inner.retention_holds.lowest() {
+        Some((holder, pos)) if end > u64::try_from(pos).unwrap_or(0) => {
+            tracing::info!(
+                holder,
+                held_from = pos,
+                "expired CommitLog segments kept: still needed"
+            );
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The maintenance thread: flushes derived files and writes checkpoints every
@@ -112,7 +160,7 @@ pub(crate) fn run_once(inner: &Engine, manual: bool) -> Result<RetentionReport> 
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as i64);
         let expired = modified_ms.saturating_add(reserved_ms) <= now_ms;
-        if !expired && !force {
+        if (!expired && !force) || held(inner, first.end()) {
             break;
         }
         let Some(new_first) = inner.log.remove_first_segment_below(limit)? else {
@@ -158,7 +206,7 @@ fn request_removal(
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as i64);
         let expired = modified_ms.saturating_add(reserved_ms) <= now_ms;
-        if (!expired && !force) || segment.end() > limit {
+        if (!expired && !force) || segment.end() > limit || held(inner, segment.end()) {
             break;
         }
         report.forced |= !expired;

@@ -166,3 +166,30 @@ fn manual_clean_ignores_the_hour() {
     let report = f.store.clean_expired_files_now().unwrap();
     assert!(report.segments_removed > 0);
 }
+
+#[test]
+fn a_held_position_keeps_its_segment_and_those_after_it_even_when_forced() {
+    let f = fixture(1);
+    // Queue T-0 holds the even messages: its 60th is message 120, in a middle segment.
+    let held = f.store.reader().queue_entry_position("T", 0, 60).unwrap();
+    let segments = f.store.commit_log().segments();
+    let holding = segments.iter().position(|s| s.end() > held as u64).unwrap();
+    assert!(holding > 0 && holding < segments.len() - 1, "{holding}");
+    f.store.reader().hold_retention("timer", Some(held));
+    f.clock.advance_ms(2 * HOUR_MS);
+    f.disk.set(0.95);
+    let report = f.store.clean_expired_files_now().unwrap();
+    assert_eq!(report.segments_removed, holding);
+    assert!(f.store.commit_log().first_pos() <= held as u64);
+    let kept = f
+        .store
+        .reader()
+        .get_messages("T", 0, 60, 1, None, &AcceptAll);
+    assert_eq!(kept.messages.len(), 1, "the held message is still readable");
+
+    // Moved on past it: the segment may go.
+    f.store.reader().hold_retention("timer", None);
+    let report = f.store.clean_expired_files_now().unwrap();
+    assert!(report.segments_removed > 0);
+    assert!(f.store.commit_log().first_pos() > held as u64);
+}

@@ -33,6 +33,9 @@ const DELIVERY_BATCH_MAX_BYTES: usize = 1024 * 1024;
 /// more, disk full, busy) before trying the same entry again.
 const RETRY_AFTER_FAILED_PUT: Duration = Duration::from_secs(1);
 
+/// Who holds CommitLog retention back for the delayed messages still waiting.
+const RETENTION_HOLDER: &str = "schedule";
+
 /// Runs until the broker shuts down. Only a master delivers; elsewhere it idles.
 pub async fn run(ctx: Arc<BrokerContext>) {
     let mut schedule = Schedule::new(Arc::clone(&ctx));
@@ -90,6 +93,7 @@ impl Schedule {
 
     /// One pass over every level; returns how long to sleep before the next.
     async fn round(&mut self) -> Duration {
+        self.hold_waiting_messages();
         let master = self.ctx.role.is_master() && self.ctx.is_writeable();
         if master != self.was_master {
             info!(
@@ -118,6 +122,27 @@ impl Schedule {
             }
         }
         Duration::from_millis(u64::try_from(pause_ms).unwrap_or(0))
+    }
+
+    /// Keeps retention off the CommitLog from the oldest message a level has yet to
+    /// deliver (level 18 waits two hours, longer than a `fileReservedTime` of one may keep
+    /// its segment). From the recorded progress, on every member: any may become master.
+    fn hold_waiting_messages(&self) {
+        let reader = self.ctx.store.reader();
+        let mut lowest: Option<i64> = None;
+        for level in 1..=self.levels.max_level() {
+            let queue_id = DelayLevels::queue_id(level);
+            let from = progress::recorded(&self.ctx, level).unwrap_or(0);
+            if from >= reader.max_offset(SCHEDULE_TOPIC, queue_id) {
+                continue;
+            }
+            match reader.queue_entry_position(SCHEDULE_TOPIC, queue_id, from) {
+                Some(position) => lowest = Some(lowest.map_or(position, |l| l.min(position))),
+                // Only holes where messages wait: keep the last hold.
+                None => return,
+            }
+        }
+        reader.hold_retention(RETENTION_HOLDER, lowest);
     }
 
     /// Progress recorded beyond the end of a level's queue (the store was replaced while

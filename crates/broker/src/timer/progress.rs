@@ -62,6 +62,15 @@ pub fn recorded(store: &dyn MessageStore) -> Option<Progress> {
     Progress::decode(MessageView::parse(record).ok()?.body())
 }
 
+/// Where the latest progress record sits in the CommitLog.
+pub fn last_record_position(store: &dyn MessageStore) -> Option<i64> {
+    let reader = store.reader();
+    let last = reader.max_offset(TIMER_TOPIC, PROGRESS_QUEUE) - 1;
+    (last >= 0)
+        .then(|| reader.queue_entry_position(TIMER_TOPIC, PROGRESS_QUEUE, last))
+        .flatten()
+}
+
 /// Adds the record of `progress` to `batch` (after the deliveries it covers).
 pub fn append(
     batch: &mut RecordBatch,

@@ -54,6 +54,12 @@ const RECALLS_KEPT_AFTER_SLOT_MS: i64 = 10 * 60 * 1000;
 /// Progress with no delivery to carry it (empty slots stepped over) is recorded at most this
 /// often: a new master steps over those slots again, which costs nothing.
 pub const IDLE_RECORD_INTERVAL_MS: i64 = 60_000;
+/// The progress is recorded again this often even when unchanged, so the latest record
+/// lies in a segment younger than the shortest `fileReservedTime` (one hour) and holding it
+/// back from retention (under disk pressure) holds little.
+const PROGRESS_REFRESH_INTERVAL_MS: i64 = 30 * 60 * 1000;
+/// Who holds CommitLog retention back for the timer's waiting messages.
+const RETENTION_HOLDER: &str = "timer";
 /// After a failed put, how long the master waits before trying again.
 const RETRY_AFTER_FAILED_PUT: Duration = Duration::from_secs(1);
 
@@ -181,7 +187,54 @@ impl Timer {
             }
             self.enqueued_below = offset + 1;
         }
-        self.wheel.release(delivered_below, self.enqueued_below)
+        self.wheel.release(delivered_below, self.enqueued_below)?;
+        self.hold_waiting_messages();
+        Ok(())
+    }
+
+    /// Keeps retention off the CommitLog from the oldest timer message that may still be
+    /// delivered, and off the latest progress record (without it a new master would
+    /// deliver again what was delivered long ago): a message waits up to
+    /// `timerMaxDelaySec`, longer than `fileReservedTime` may keep its segment. Below the
+    /// queue offset held every entry lies in a slot already delivered: the wheel knows
+    /// which of its files still hold others, and the catch-up pass has yet to look at what
+    /// is above `caught_up_below`. Every member holds, as any may become master.
+    fn hold_waiting_messages(&self) {
+        let store = self.ctx.store.as_ref();
+        let progress = self.delivering.or_else(|| progress::recorded(store));
+        let mut waiting_from = self.enqueued_below;
+        if let Some(progress) = progress {
+            waiting_from = waiting_from.min(progress.caught_up_below);
+        }
+        let delivered_below = progress.map_or(i64::MIN, |p| self.wholly_delivered_below(&p));
+        if let Some(held) = self.wheel.lowest_waiting_offset(delivered_below) {
+            waiting_from = waiting_from.min(held);
+        }
+        let reader = store.reader();
+        let waiting = if waiting_from >= reader.max_offset(TIMER_TOPIC, MESSAGE_QUEUE) {
+            None
+        } else {
+            match reader.queue_entry_position(TIMER_TOPIC, MESSAGE_QUEUE, waiting_from) {
+                Some(position) => Some(position),
+                // Only holes where messages wait: keep the last hold.
+                None => return,
+            }
+        };
+        let held = match (waiting, progress::last_record_position(store)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        reader.hold_retention(RETENTION_HOLDER, held);
+    }
+
+    /// Slots before this are wholly delivered: the progress's slot too once every entry
+    /// the wheel chained into it is (the progress is recorded before it moves on).
+    fn wholly_delivered_below(&self, progress: &Progress) -> i64 {
+        if progress.delivered_in_slot >= self.wheel.count(progress.slot_ms) {
+            progress.slot_ms + self.settings.precision_ms
+        } else {
+            progress.slot_ms
+        }
     }
 
     /// Loads the recall queue's new markers.
@@ -344,8 +397,9 @@ impl Timer {
             self.delivering = Some(progress);
             self.cursor = Some(after);
         }
-        if self.stored != Some(progress)
-            && now_ms() - self.stored_at_ms >= IDLE_RECORD_INTERVAL_MS
+        let since_stored_ms = now_ms() - self.stored_at_ms;
+        if ((self.stored != Some(progress) && since_stored_ms >= IDLE_RECORD_INTERVAL_MS)
+            || since_stored_ms >= PROGRESS_REFRESH_INTERVAL_MS)
             && matches!(self.store_deliveries(&[], &progress).await, Stored::No)
         {
             return Ok(self.retry_later());

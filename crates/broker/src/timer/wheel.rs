@@ -182,6 +182,16 @@ impl Wheel {
         self.links.release(delivered_below_ms, enqueued_below)
     }
 
+    /// The first queue offset of the oldest links file with an entry in a slot at or after
+    /// `delivered_below_ms`: no entry below it waits to be delivered. `None` when none waits.
+    pub fn lowest_waiting_offset(&self, delivered_below_ms: i64) -> Option<i64> {
+        self.links
+            .files
+            .iter()
+            .find(|(_, file)| file.latest_slot_ms >= delivered_below_ms)
+            .map(|(number, _)| number.saturating_mul(LINKS_PER_FILE))
+    }
+
     /// Links files held (for tests and figures).
     pub fn links_files(&self) -> usize {
         self.links.files.len()
@@ -334,6 +344,19 @@ mod tests {
         assert_eq!(wheel.count(5_000), 0);
         assert_eq!(wheel.add(2, 5_000, 0).unwrap(), Added::Occupied);
         assert_eq!(wheel.chain(27_000, 0, 10).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn entries_wait_from_the_oldest_file_with_a_slot_not_yet_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wheel = Wheel::open(&dir.path().join("links"), 1000, 10_000).unwrap();
+        assert_eq!(wheel.lowest_waiting_offset(0), None);
+        wheel.add(3, 5_000, 0).unwrap();
+        wheel.add(LINKS_PER_FILE + 1, 9_000, 0).unwrap();
+        assert_eq!(wheel.lowest_waiting_offset(5_000), Some(0));
+        // The first file's slots are delivered though it is still being written to.
+        assert_eq!(wheel.lowest_waiting_offset(6_000), Some(LINKS_PER_FILE));
+        assert_eq!(wheel.lowest_waiting_offset(10_000), None);
     }
 
     #[test]
