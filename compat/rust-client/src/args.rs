@@ -1,4 +1,5 @@
-//! The command line: `produce`, `consume` (push consumer) and `pull` (lite pull consumer).
+//! The command line: `produce`, `consume` (push consumer), `pull` (lite pull consumer),
+//! `transaction` (transaction producer), `request` and `reply` (request-reply).
 //!
 //! Parsed by hand: clap would add its build time to every cold CI run for a handful of flags.
 
@@ -9,10 +10,14 @@ usage:
   rust-client produce -n NAMESRV -t TOPIC -c COUNT [--tag T]... [--key K] [--prop k=v]...
                       [--body-bytes B] [--batch] [--no-compress] [--lookup]
                       [--delay-level L] [--group G]
-  rust-client consume -n NAMESRV -t TOPIC -g GROUP [--expr EXPR] --expect N --timeout-secs S
-                      [--linger-ms MS] [--orderly] [--reconsume-once]
-  rust-client pull    -n NAMESRV -t TOPIC -g GROUP [--expr EXPR] --expect N --timeout-secs S
-                      [--linger-ms MS]
+  rust-client consume -n NAMESRV -t TOPIC -g GROUP [--expr EXPR | --sql EXPR] --expect N
+                      --timeout-secs S [--linger-ms MS] [--orderly] [--reconsume-once]
+  rust-client pull    -n NAMESRV -t TOPIC -g GROUP [--expr EXPR | --sql EXPR] --expect N
+                      --timeout-secs S [--linger-ms MS]
+  rust-client transaction -n NAMESRV -t TOPIC [--group G] [--timeout-secs S] [--linger-ms MS]
+  rust-client request -n NAMESRV -t TOPIC -c COUNT [--group G] [--timeout-ms MS] [--callback]
+  rust-client reply   -n NAMESRV -t TOPIC -g GROUP --expect N --timeout-secs S [--linger-ms MS]
+                      [--reply-delay-ms MS]
 
 produce: message SEQ (0-based) gets the body `TOPIC:SEQ:` padded with a-z to B bytes, the
 tag number SEQ mod (number of --tag), the key `K-SEQ`, the user property seq=SEQ and every
@@ -25,7 +30,22 @@ consume/pull: one JSON line per message received; exits 0 once N distinct messag
 received (after lingering MS more milliseconds for late extras), 1 at the timeout.
 --orderly: an orderly listener (queues locked on the broker) instead of a concurrent one.
 --reconsume-once: the first delivery of each message is refused (reconsume later / suspend
-the queue a moment), so it comes back; only accepted deliveries count towards N.";
+the queue a moment), so it comes back; only accepted deliveries count towards N.
+--expr: a tag expression (default *); --sql: a SQL92 expression (MessageSelector::by_sql).
+transaction: a TransactionMQProducer sends 4 messages, bodies TOPIC:commit, TOPIC:rollback,
+TOPIC:check-commit, TOPIC:check-rollback (tag TagTx, key tx-NAME); the local transaction
+commits, rolls back, and leaves the check- ones unknown; the check listener answers commit
+and rollback. Lines: `sent` per send, `checked` per check, `done` once both unknown ones
+were checked (after lingering MS, default 1000), exit 1 at S (default 60).
+request: DefaultMQProducer::request of COUNT messages with bodies TOPIC:SEQ, one at a time,
+each waiting MS (default 30000) for its reply. Lines: `response` per reply, `request_failed`
+per request without one, then `done`; exit 1 if any failed. --callback: request with a
+callback (request_with_callback) instead, still one at a time.
+reply: a push consumer in GROUP answering every message of TOPIC with a reply message
+(MessageUtil::create_reply_message, body `reply:` + the request's body) sent by a producer
+of group GROUP-replier. Lines: `started`, then `replied` per answered request; exit 0 once
+N were answered (after lingering MS), 1 at S. --reply-delay-ms: wait MS before each answer
+(the client's blocking request() misses a reply that comes back before it starts waiting).";
 
 /// Most messages one run produces or expects (a bound on memory and run time).
 pub const MAX_COUNT: usize = 100_000;
@@ -54,11 +74,41 @@ pub struct Consume {
     pub topic: String,
     pub group: String,
     pub expression: String,
+    /// The expression is SQL92 (`--sql`), not a tag expression.
+    pub sql: bool,
     pub expect: usize,
     pub timeout_secs: u64,
     pub linger_ms: u64,
     pub orderly: bool,
     pub reconsume_once: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub namesrv: String,
+    pub topic: String,
+    pub group: String,
+    pub timeout_secs: u64,
+    pub linger_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub namesrv: String,
+    pub topic: String,
+    pub group: String,
+    pub count: usize,
+    pub timeout_ms: u64,
+    /// `request_with_callback` instead of the blocking `request`.
+    pub callback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The push consumer answering (its expression is always `*`).
+    pub consume: Consume,
+    /// How long to wait before answering each request.
+    pub delay_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +118,12 @@ pub enum Command {
     Consume(Consume),
     /// A lite pull consumer subscribed in a clustering consumer group.
     Pull(Consume),
+    /// A transaction producer with a local transaction and check listener.
+    Transaction(Transaction),
+    /// A producer sending requests and waiting for their replies.
+    Request(Request),
+    /// A push consumer answering requests.
+    Reply(Reply),
 }
 
 pub fn parse(args: &[String]) -> Result<Command> {
@@ -132,12 +188,18 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 "-t",
                 "-g",
                 "--expr",
+                "--sql",
                 "--expect",
                 "--timeout-secs",
                 "--linger-ms",
                 "--orderly",
                 "--reconsume-once",
             ])?;
+            let (expression, sql) = match (flags.one("--expr")?, flags.one("--sql")?) {
+                (Some(_), Some(_)) => bail!("--expr and --sql exclude each other"),
+                (_, Some(sql)) => (sql, true),
+                (expr, None) => (expr.unwrap_or_else(|| "*".to_string()), false),
+            };
             if command == "pull" && (flags.switch("--orderly") || flags.switch("--reconsume-once"))
             {
                 bail!("--orderly and --reconsume-once are for consume");
@@ -152,7 +214,8 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 namesrv: flags.required("-n")?,
                 topic: flags.required("-t")?,
                 group: flags.required("-g")?,
-                expression: flags.one("--expr")?.unwrap_or_else(|| "*".to_string()),
+                expression,
+                sql,
                 expect,
                 timeout_secs: flags
                     .number("--timeout-secs")?
@@ -167,6 +230,70 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 Ok(Command::Pull(consume))
             }
         }
+        "transaction" => {
+            flags.only(&["-n", "-t", "--group", "--timeout-secs", "--linger-ms"])?;
+            Ok(Command::Transaction(Transaction {
+                namesrv: flags.required("-n")?,
+                topic: flags.required("-t")?,
+                group: flags
+                    .one("--group")?
+                    .unwrap_or_else(|| "rust_client_tx_producer".to_string()),
+                timeout_secs: flags.number("--timeout-secs")?.unwrap_or(60) as u64,
+                linger_ms: flags.number("--linger-ms")?.unwrap_or(1000) as u64,
+            }))
+        }
+        "request" => {
+            flags.only(&["-n", "-t", "-c", "--group", "--timeout-ms", "--callback"])?;
+            let count = flags.number("-c")?.context("-c COUNT is required")?;
+            if count == 0 || count > MAX_COUNT {
+                bail!("-c must be 1..={MAX_COUNT}");
+            }
+            Ok(Command::Request(Request {
+                namesrv: flags.required("-n")?,
+                topic: flags.required("-t")?,
+                group: flags
+                    .one("--group")?
+                    .unwrap_or_else(|| "rust_client_requester".to_string()),
+                count,
+                timeout_ms: flags.number("--timeout-ms")?.unwrap_or(30_000) as u64,
+                callback: flags.switch("--callback"),
+            }))
+        }
+        "reply" => {
+            flags.only(&[
+                "-n",
+                "-t",
+                "-g",
+                "--expect",
+                "--timeout-secs",
+                "--linger-ms",
+                "--reply-delay-ms",
+            ])?;
+            let expect = flags
+                .number("--expect")?
+                .context("--expect N is required")?;
+            if expect > MAX_COUNT {
+                bail!("--expect must be at most {MAX_COUNT}");
+            }
+            let consume = Consume {
+                namesrv: flags.required("-n")?,
+                topic: flags.required("-t")?,
+                group: flags.required("-g")?,
+                expression: "*".to_string(),
+                sql: false,
+                expect,
+                timeout_secs: flags
+                    .number("--timeout-secs")?
+                    .context("--timeout-secs S is required")? as u64,
+                linger_ms: flags.number("--linger-ms")?.unwrap_or(0) as u64,
+                orderly: false,
+                reconsume_once: false,
+            };
+            Ok(Command::Reply(Reply {
+                consume,
+                delay_ms: flags.number("--reply-delay-ms")?.unwrap_or(0) as u64,
+            }))
+        }
         other => bail!("unknown command {other:?}"),
     }
 }
@@ -177,8 +304,9 @@ struct Flags {
 }
 
 /// Flags that take no value.
-const SWITCHES: [&str; 5] = [
+const SWITCHES: [&str; 6] = [
     "--batch",
+    "--callback",
     "--no-compress",
     "--lookup",
     "--orderly",
@@ -287,5 +415,32 @@ mod tests {
             "pull -n ns -t T -g G --expect 1 --timeout-secs 1 --orderly"
         ))
         .is_err());
+        assert!(parse(&args(
+            "consume -n ns -t T -g G --expect 1 --timeout-secs 1 --expr A --sql a=1"
+        ))
+        .is_err());
+        assert!(parse(&args("request -n ns -t T -c 0")).is_err());
+        assert!(parse(&args("reply -n ns -t T -g G --timeout-secs 1")).is_err());
+    }
+
+    #[test]
+    fn sql_and_new_commands() {
+        let parsed = parse(&args(
+            "pull -n ns -t T -g G --sql seq>3 --expect 1 --timeout-secs 1",
+        ))
+        .unwrap();
+        let Command::Pull(c) = parsed else {
+            panic!("not pull: {parsed:?}");
+        };
+        assert!(c.sql);
+        assert_eq!(c.expression, "seq>3");
+        let Command::Transaction(t) = parse(&args("transaction -n ns -t T")).unwrap() else {
+            panic!("not transaction");
+        };
+        assert_eq!((t.timeout_secs, t.linger_ms), (60, 1000));
+        let Command::Request(r) = parse(&args("request -n ns -t T -c 2")).unwrap() else {
+            panic!("not request");
+        };
+        assert_eq!((r.count, r.timeout_ms), (2, 30_000));
     }
 }

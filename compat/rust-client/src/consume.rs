@@ -1,6 +1,7 @@
 //! `consume` (a `DefaultMQPushConsumer`) and `pull` (a `DefaultLitePullConsumer`): both join a
 //! clustering consumer group from the first offset, print every message they receive and stop
-//! once the expected number of distinct messages arrived or the time is up.
+//! once the expected number of distinct messages arrived or the time is up. Either subscribes
+//! with a tag expression or, with `--sql`, with `MessageSelector::by_sql`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
     ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultLitePullConsumer, DefaultMQPushConsumer,
-    MQPushConsumer, MessageListenerConcurrently, MessageListenerOrderly,
+    MQPushConsumer, MessageListenerConcurrently, MessageListenerOrderly, MessageSelector,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -144,6 +145,11 @@ impl MessageListenerOrderly for Listener {
     }
 }
 
+/// The SQL92 selector of a `--sql` run.
+fn selector(args: &Consume) -> MessageSelector {
+    MessageSelector::by_sql(args.expression.as_str())
+}
+
 pub async fn push(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
     let collector = Collector::new("received", args.expect, args.reconsume_once);
     let mut consumer = DefaultMQPushConsumer::builder(runtime)
@@ -151,10 +157,17 @@ pub async fn push(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
         .name_server_addr(args.namesrv.as_str())
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
         .build();
-    consumer
-        .subscribe(args.topic.as_str(), args.expression.as_str())
-        .await
-        .context("subscribing")?;
+    if args.sql {
+        consumer
+            .subscribe_with_selector(&args.topic, Some(selector(args)))
+            .await
+            .context("subscribing")?;
+    } else {
+        consumer
+            .subscribe(args.topic.as_str(), args.expression.as_str())
+            .await
+            .context("subscribing")?;
+    }
     let listener = Listener(Arc::clone(&collector));
     if args.orderly {
         consumer.register_message_listener_orderly(listener);
@@ -190,10 +203,17 @@ pub async fn pull(runtime: Arc<ClientRuntime>, args: &Consume) -> Result<()> {
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
         .build()
         .context("building the lite pull consumer")?;
-    consumer
-        .subscribe_with_expression(&args.topic, &args.expression)
-        .await
-        .context("subscribing")?;
+    if args.sql {
+        consumer
+            .subscribe_with_selector(&args.topic, Some(selector(args)))
+            .await
+            .context("subscribing")?;
+    } else {
+        consumer
+            .subscribe_with_expression(&args.topic, &args.expression)
+            .await
+            .context("subscribing")?;
+    }
     consumer
         .start()
         .await

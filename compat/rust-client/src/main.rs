@@ -4,13 +4,19 @@
 //!
 //! - `args`: the command line.
 //! - `produce`: `DefaultMQProducer`, single sends and a batch.
-//! - `consume`: `DefaultMQPushConsumer` and `DefaultLitePullConsumer` in a consumer group.
+//! - `consume`: `DefaultMQPushConsumer` and `DefaultLitePullConsumer` in a consumer group,
+//!   by tag expression or SQL92.
+//! - `transaction`: `TransactionMQProducer` with a local transaction and check listener.
+//! - `request`: request-reply, `DefaultMQProducer::request` and a replier built with
+//!   `MessageUtil::create_reply_message`.
 //! - `report`: the JSON lines.
 
 mod args;
 mod consume;
 mod produce;
 mod report;
+mod request;
+mod transaction;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -63,6 +69,9 @@ fn run(command: args::Command) -> Result<()> {
             args::Command::Produce(p) => produce::run(client_runtime.clone(), p).await,
             args::Command::Consume(c) => consume::push(client_runtime.clone(), c).await,
             args::Command::Pull(c) => consume::pull(client_runtime.clone(), c).await,
+            args::Command::Transaction(t) => transaction::run(client_runtime.clone(), t).await,
+            args::Command::Request(r) => request::request(client_runtime.clone(), r).await,
+            args::Command::Reply(c) => request::reply(client_runtime.clone(), c).await,
         };
         let report = client_runtime.shutdown().await;
         if !report.is_healthy() {
