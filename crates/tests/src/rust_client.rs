@@ -47,6 +47,13 @@ pub fn run_signed(
     driver::run_to_end(&format!("rust-client {args:?}"), command, timeout)
 }
 
+/// Starts the driver with `args` in the background (to run beside another run of it); it is
+/// killed after `timeout`.
+pub fn spawn(args: &[&str], timeout: Duration) -> Result<driver::Running> {
+    let command = command(&binary(), args)?;
+    driver::Running::spawn(&format!("rust-client {args:?}"), command, timeout)
+}
+
 fn run_program(program: &Path, args: &[&str], timeout: Duration) -> Result<Output> {
     let command = command(program, args)?;
     driver::run(&format!("rust-client {args:?}"), command, timeout)

@@ -3,8 +3,23 @@
 //! tags, keys and user properties, a batch, 1 MiB bodies (compressed by the client and not)
 //! and delayed messages; read back by this project's own reader and by the client's lite
 //! pull consumer, and looked up by message id, offset message id and key; push consumer
-//! groups with a tag expression, orderly, and refusing messages so they come back through
-//! the retry topic; and produce + push against a 3-node broker group.
+//! groups with a tag expression, with a SQL92 selector (`MessageSelector::by_sql`, also on the
+//! lite pull consumer), orderly, and refusing messages so they come back through the retry
+//! topic; a `TransactionMQProducer` whose commits, rollbacks and check-backs end as RocketMQ
+//! ends them; request-reply between two client instances (`DefaultMQProducer::request`
+//! answered with `MessageUtil::create_reply_message`); and produce, push (tag and SQL92),
+//! transactions and request-reply against a 3-node broker group.
+//!
+//! Two defects of the port's request-reply, not of the broker (RocketMQ's Java client has
+//! neither), which the request-reply tests work around:
+//! - The blocking `DefaultMQProducer::request` misses a reply that arrives before it starts
+//!   waiting: the reply is stored and a `tokio::sync::Notify` is woken with `notify_waiters`,
+//!   which wakes only tasks already waiting (Java counts a latch down, which a later wait
+//!   sees), so the request times out although its reply came. With a replier that answers
+//!   at once, about one run in eight lost a reply; the replier here waits a moment first.
+//! - `request_with_callback` calls the callback as soon as the request is sent, with
+//!   neither reply nor error, and again with the reply (Java calls it once, with the reply);
+//!   the driver waits for the call with the reply.
 //!
 //! The driver (`compat/rust-client`) is built by `scripts/setup-compat-rust-client`.
 
@@ -14,6 +29,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tests::checker::{self, Acked, Read, SendLog};
+use tests::compat;
 use tests::rust_client::{self, Output};
 use tests::{Broker, NameServer};
 
@@ -30,6 +46,25 @@ const LINGER_MS: &str = "1000";
 const TAGS: [&str; 3] = ["TagA", "TagB", "TagC"];
 /// The key prefix: message `seq` has the key `order-<seq>`.
 const KEY: &str = "order";
+/// A SQL92 selector over the tag and the `seq` property the driver gives every message (the
+/// one the Java and Go scenarios use).
+const SQL92: &str = compat::SQL92_SAMPLE;
+/// The messages of `0..count` [`SQL92`] selects: `seq` 5 to 24, but not TagB.
+fn sql92_selected(count: u64) -> BTreeSet<u64> {
+    (0..count)
+        .filter(|seq| (5..=24).contains(seq) && TAGS[*seq as usize % TAGS.len()] != "TagB")
+        .collect()
+}
+
+/// Open transactions are checked back one second after they began, then every second (as
+/// in compat_go.rs and compat_java.rs), so a run waits seconds for its check-backs, not
+/// RocketMQ's default minute.
+fn quick_checks() -> [(&'static str, String); 2] {
+    [
+        ("transactionTimeOut", "1000".to_owned()),
+        ("transactionCheckInterval", "1000".to_owned()),
+    ]
+}
 
 fn run(args: &[&str]) -> Output {
     rust_client::run(args, RUN_TIMEOUT).unwrap()
@@ -210,6 +245,8 @@ struct Consumption<'a> {
     topic: &'a str,
     group: &'a str,
     expression: &'a str,
+    /// `expression` is SQL92 (`--sql`), not a tag expression (`--expr`).
+    sql: bool,
     /// The size the driver padded bodies to, if any.
     body_bytes: Option<usize>,
     /// More driver flags (`--orderly`, `--reconsume-once`).
@@ -224,6 +261,7 @@ impl<'a> Consumption<'a> {
             topic,
             group,
             expression: "*",
+            sql: false,
             body_bytes: None,
             flags: &[],
         }
@@ -247,7 +285,7 @@ fn consume(
         consumption.topic,
         "-g",
         consumption.group,
-        "--expr",
+        if consumption.sql { "--sql" } else { "--expr" },
         consumption.expression,
         "--expect",
         &expect,
@@ -296,6 +334,183 @@ fn consume_exactly(
         consumption.mode, consumption.expression
     );
     received
+}
+
+/// Creates `topic` on every master of `cluster`, so a consumer subscribing before anything
+/// was sent to it finds its route at once (not at its next route poll, 30 s later).
+fn create_topic(ns: &str, cluster: &str, topic: &str) {
+    compat::block_on(async {
+        let admin = client::Admin::start(client::ClientOptions::new(ns))?;
+        let created = admin
+            .create_topic_in_cluster(cluster, &client::Admin::topic_config(topic, 4, 4))
+            .await;
+        admin.shutdown();
+        created.map(drop).map_err(anyhow::Error::from)
+    })
+    .unwrap();
+}
+
+/// The driver's `transaction` (the Go and Java drivers' scenario): four transactions,
+/// committed, rolled back, and two left unknown that the broker checks back, answered commit
+/// and rollback. Each unknown one is checked once, naming its real topic and the transaction
+/// id its send returned; the two ended ones are never checked; the topic then holds the two
+/// committed messages once each, under the ids their sends reported, and nothing else.
+fn transaction(ns: &str, topic: &str, group: &str) {
+    let output = run(&[
+        "transaction",
+        "-n",
+        ns,
+        "-t",
+        topic,
+        "--group",
+        group,
+        "--timeout-secs",
+        "60",
+        // Long enough for a second, wrong check of an ended transaction to show.
+        "--linger-ms",
+        "1500",
+    ]);
+    let states: BTreeMap<&str, &str> = output
+        .ops("sent")
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap(),
+                l["local_state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<&str, &str> = [
+        ("commit", "COMMIT_MESSAGE"),
+        ("rollback", "ROLLBACK_MESSAGE"),
+        ("check-commit", "UNKNOW"),
+        ("check-rollback", "UNKNOW"),
+    ]
+    .into();
+    assert_eq!(states, expected, "{:?}", output.lines);
+    compat::check_transaction_run(&output, ns, topic, true)
+        .unwrap_or_else(|e| panic!("{e:#}\n{:?}", output.lines));
+}
+
+/// How long the replier waits before answering a request `DefaultMQProducer::request` made:
+/// the port's blocking `request` only notices a reply that comes back after it has started
+/// waiting (see the module doc), and an immediate one can beat it.
+const REPLY_DELAY_MS: &str = "300";
+
+/// Request-reply between two client instances of the driver: `reply` (a push consumer that
+/// answers every message with `MessageUtil::create_reply_message`, sent by its own producer
+/// to `CLUSTER_REPLY_TOPIC`) runs in the background while `request` sends `count` requests
+/// one at a time, with the blocking `DefaultMQProducer::request` (answered after
+/// [`REPLY_DELAY_MS`]) or, with `callback`, `request_with_callback` (answered at once). The
+/// broker stores each request with its cluster (which the reply topic is named after) and
+/// pushes each reply to the requesting client (PUSH_REPLY_MESSAGE_TO_CLIENT): every request
+/// gets the reply made for it, carrying the correlation id the request was sent with.
+fn request_reply(ns: &str, cluster: &str, topic: &str, count: usize, callback: bool) {
+    create_topic(ns, cluster, topic);
+    let delay_ms = if callback { "0" } else { REPLY_DELAY_MS };
+    let count_arg = count.to_string();
+    let group = format!("{topic}-replier");
+    let mut replier = rust_client::spawn(
+        &[
+            "reply",
+            "-n",
+            ns,
+            "-t",
+            topic,
+            "-g",
+            &group,
+            "--expect",
+            &count_arg,
+            "--timeout-secs",
+            CONSUME_TIMEOUT_SECS,
+            // A second reply to any request would show.
+            "--linger-ms",
+            LINGER_MS,
+            "--reply-delay-ms",
+            delay_ms,
+        ],
+        RUN_TIMEOUT,
+    )
+    .unwrap();
+    let started = replier.wait_until(Duration::from_secs(60), |lines| {
+        lines.iter().any(|line| line["op"] == "started")
+    });
+    assert!(started, "the replier did not start: {:?}", replier.lines());
+    // A request waits in the topic until the replier has taken its queue (its first
+    // rebalance); the timeout covers that on a slow machine.
+    let mut args = vec![
+        "request",
+        "-n",
+        ns,
+        "-t",
+        topic,
+        "-c",
+        &count_arg,
+        "--timeout-ms",
+        "30000",
+    ];
+    if callback {
+        args.push("--callback");
+    }
+    let requests = rust_client::run_signed(&args, None, RUN_TIMEOUT).unwrap();
+    let replier = replier.finish().unwrap();
+    assert!(
+        requests.succeeded() && replier.succeeded(),
+        "{}\n{}",
+        requests.describe(),
+        replier.describe()
+    );
+    let (requests, replier) = (requests.output, replier.output);
+    let reply_topic = format!("{cluster}_REPLY_TOPIC");
+
+    let mut replied: BTreeMap<String, &Value> = BTreeMap::new();
+    for line in replier.ops("replied") {
+        let body = line["request_body"].as_str().unwrap().to_owned();
+        assert_eq!(line["status"], "SEND_OK", "{line}");
+        assert_eq!(line["topic"], reply_topic.as_str(), "{line}");
+        // The reply carries the request's correlation id and names the requesting client.
+        assert!(line["request_correlation_id"].is_string(), "{line}");
+        assert_eq!(
+            line["correlation_id"], line["request_correlation_id"],
+            "{line}"
+        );
+        assert!(line["reply_to"].is_string(), "{line}");
+        assert!(
+            replied.insert(body.clone(), line).is_none(),
+            "{body} answered twice"
+        );
+    }
+    let bodies: BTreeSet<String> = (0..count).map(|seq| format!("{topic}:{seq}")).collect();
+    assert_eq!(
+        replied.keys().cloned().collect::<BTreeSet<_>>(),
+        bodies,
+        "requests the replier got"
+    );
+    let clients: BTreeSet<&str> = replied
+        .values()
+        .filter_map(|line| line["reply_to"].as_str())
+        .collect();
+    assert_eq!(clients.len(), 1, "one requesting client: {clients:?}");
+
+    let done = requests.ops("done");
+    assert_eq!(done.len(), 1, "{:?}", requests.lines);
+    assert_eq!(done[0]["ok"], count, "{}", done[0]);
+    let responses = requests.ops("response");
+    assert_eq!(responses.len(), count, "{:?}", requests.lines);
+    for (seq, response) in responses.iter().enumerate() {
+        let request_body = format!("{topic}:{seq}");
+        assert_eq!(response["seq"], seq, "{response}");
+        assert_eq!(
+            response["body"],
+            format!("reply:{request_body}").as_str(),
+            "request {seq} answered with {response}"
+        );
+        assert_eq!(response["topic"], reply_topic.as_str(), "{response}");
+        assert_eq!(
+            response["correlation_id"], replied[&request_body]["request_correlation_id"],
+            "request {seq} got the reply to another request: {response}"
+        );
+    }
 }
 
 #[test]
@@ -527,14 +742,70 @@ fn rust_client_batches_and_big_messages() {
     }
 }
 
+/// A push consumer and a lite pull consumer subscribed with `MessageSelector::by_sql` (the
+/// broker runs with `enablePropertyFilter=true`) get exactly the messages whose tag and user
+/// property `seq` the expression selects, each once, as sent.
+#[test]
+fn rust_client_sql92_selector_push_and_lite_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let _broker = Broker::start(
+        dir.path(),
+        "broker-rust-sql",
+        &namesrv.addr(),
+        &[
+            ("bindAddress", "127.0.0.1".to_string()),
+            ("enablePropertyFilter", "true".to_string()),
+        ],
+    )
+    .unwrap();
+    let ns = namesrv.addr();
+    let topic = "RustSql";
+    let sent = produce(&ns, topic, 30, &[]);
+    let wanted = sql92_selected(30);
+    assert!(!wanted.is_empty() && wanted.len() < sent.len());
+    for (mode, group) in [("consume", "rust-sql-push"), ("pull", "rust-sql-lite")] {
+        let sql = Consumption {
+            mode,
+            expression: SQL92,
+            sql: true,
+            ..Consumption::push(topic, group)
+        };
+        consume_exactly(&ns, &sql, &sent, &wanted);
+    }
+}
+
+#[test]
+fn rust_client_transactions_commit_roll_back_and_answer_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let mut config = vec![("bindAddress", "127.0.0.1".to_string())];
+    config.extend(quick_checks());
+    let _broker = Broker::start(dir.path(), "broker-rust-tx", &namesrv.addr(), &config).unwrap();
+    transaction(&namesrv.addr(), "RustTx", "rust-tx-producer");
+}
+
+#[test]
+fn rust_client_request_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, _broker) = start(dir.path());
+    // Broker::start's cluster.
+    request_reply(&namesrv.addr(), "TestCluster", "RustRequest", 5, false);
+    request_reply(&namesrv.addr(), "TestCluster", "RustRequestCb", 5, true);
+}
+
 /// The same client against a 3-node broker group: it finds the elected master through the
-/// name server, and what it sends is stored once, where it was told, and consumed by tag.
+/// name server, and what it sends is stored once, where it was told, and consumed by tag and
+/// by SQL92; transactions end and are checked back by the master; request-reply goes through
+/// the group's cluster reply topic.
 #[test]
 fn rust_client_against_a_broker_group() {
     let dir = tempfile::tempdir().unwrap();
     let namesrv = NameServer::start(dir.path()).unwrap();
     let ns = namesrv.addr();
-    let _group = tests::group::BrokerGroup::start(dir.path(), "RustGroup", &ns, &[]).unwrap();
+    let mut config = vec![("enablePropertyFilter", "true".to_string())];
+    config.extend(quick_checks());
+    let _group = tests::group::BrokerGroup::start(dir.path(), "RustGroup", &ns, &config).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let admin = client::Admin::start(client::ClientOptions::new(&ns)).unwrap();
@@ -551,4 +822,15 @@ fn rust_client_against_a_broker_group() {
         ..Consumption::push(topic, "rust-group-push")
     };
     consume_exactly(&ns, &push, &sent, &tag_b);
+    let sql = Consumption {
+        expression: SQL92,
+        sql: true,
+        ..Consumption::push(topic, "rust-group-sql")
+    };
+    consume_exactly(&ns, &sql, &sent, &sql92_selected(20));
+
+    transaction(&ns, "RustGroupTx", "rust-group-tx-producer");
+    // The group's cluster (tests::group).
+    request_reply(&ns, "RaftCluster", "RustGroupRequest", 5, false);
+    request_reply(&ns, "RaftCluster", "RustGroupRequestCb", 5, true);
 }
