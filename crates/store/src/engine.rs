@@ -50,7 +50,7 @@ pub(crate) struct Engine {
     pub(crate) disk_used_ratio_bits: std::sync::atomic::AtomicU64,
     /// Set for a raft replica: retention asks the raft driver to remove segments.
     pub(crate) retention_gate: Option<Arc<crate::raft_log::RetentionGate>>,
-    pub(crate) retention_holds: crate::retention::RetentionHolds,
+    pub(crate) retention_holds: crate::retention_holds::RetentionHolds,
 }
 
 /// Opens the files derived from the log (the key index when enabled, and the ConsumeQueues

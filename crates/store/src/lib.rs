@@ -63,6 +63,7 @@ pub mod reader;
 pub mod replicated;
 pub mod results;
 pub mod retention;
+mod retention_holds;
 pub mod segment;
 pub mod segment_queue;
 pub mod standalone;
