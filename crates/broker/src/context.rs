@@ -82,6 +82,8 @@ pub struct BrokerContext {
     pub live: LiveConfig,
     /// On a master, its table of open transactions (see [`crate::transaction`]).
     pub transactions: Transactions,
+    /// 5.x producers on their Telemetry streams, which transaction checks reach too.
+    pub grpc_producers: Arc<crate::grpc::producers::TelemetryProducers>,
     /// The timer's settings, and the recall markers its service loaded (RECALL_MESSAGE
     /// refuses new recalls once too many are held).
     pub timer: crate::timer::TimerSettings,
@@ -184,6 +186,7 @@ impl BrokerContext {
             delay_levels,
             live: LiveConfig::new(&config),
             transactions: Transactions::default(),
+            grpc_producers: Default::default(),
             timer: crate::timer::TimerSettings::of(&config),
             timer_recalls: Default::default(),
             pop: Arc::new(crate::pop::PopState::new(&config)),

@@ -762,8 +762,9 @@ pub fn check_transaction_run(
 ) -> Result<()> {
     let mut sent = BTreeMap::new();
     for line in output.ops("sent") {
+        // SEND_OK from a remoting client, OK (the send's status) from a 5.x gRPC client.
         ensure!(
-            line["status"] == "SEND_OK",
+            line["status"] == "SEND_OK" || line["status"] == "OK",
             "a half message not stored: {line}"
         );
         let name = line["name"].as_str().unwrap_or_default().to_owned();

@@ -6,6 +6,8 @@
 //!   changed (`changeInvisibleDuration`) comes back once, its delivery attempt raised;
 //! - PushConsumer: every message once; a failed consumption comes back once;
 //! - delay messages (`setDeliveryTimestamp`): none arrives before its time;
+//! - transactions: commit, rollback, and two left open that the broker checks back over the
+//!   producer's Telemetry stream, answered by its TransactionChecker;
 //! - in the group, the master killed (-9) while a producer sends: every acknowledged
 //!   message is received afterwards;
 //! - the Python (`rocketmq-python-client` 5.1.2) and Node.js (`rocketmq-client-nodejs`
@@ -33,8 +35,13 @@ const CONSUME_TIMEOUT_SECS: &str = "60";
 fn java_grpc_client_against_a_standalone_broker() {
     check_installed();
     let dir = tempfile::tempdir().unwrap();
-    let mut servers =
-        Servers::start(Setup::Standalone, dir.path(), "broker-grpc", &recall_on()).unwrap();
+    let mut servers = Servers::start(
+        Setup::Standalone,
+        dir.path(),
+        "broker-grpc",
+        &broker_settings(),
+    )
+    .unwrap();
     let suite = Suite::new("Java gRPC client 5.0.8 / standalone broker", 3);
     run_scenarios(&suite, &mut servers);
     suite.finish();
@@ -44,15 +51,21 @@ fn java_grpc_client_against_a_standalone_broker() {
 fn java_grpc_client_against_a_broker_group() {
     check_installed();
     let dir = tempfile::tempdir().unwrap();
-    let mut servers = Servers::start(Setup::Group, dir.path(), "GrpcGroup", &recall_on()).unwrap();
+    let mut servers =
+        Servers::start(Setup::Group, dir.path(), "GrpcGroup", &broker_settings()).unwrap();
     let suite = Suite::new("Java gRPC client 5.0.8 / 3-node broker group", 3);
     run_scenarios(&suite, &mut servers);
     suite.finish();
 }
 
-/// RECALL_MESSAGE is off by default, as in RocketMQ.
-fn recall_on() -> [(&'static str, String); 1] {
-    [("recallMessageEnable", "true".to_owned())]
+/// RECALL_MESSAGE is off by default, as in RocketMQ; open transactions are checked back
+/// one second after they began, then every second.
+fn broker_settings() -> [(&'static str, String); 3] {
+    [
+        ("recallMessageEnable", "true".to_owned()),
+        ("transactionTimeOut", "1000".to_owned()),
+        ("transactionCheckInterval", "1000".to_owned()),
+    ]
 }
 
 fn check_installed() {
@@ -87,8 +100,17 @@ impl Env<'_> {
     }
 
     fn run(&self, command: &str, topic: &str, flags: &[&str]) -> Result<DriverOutput> {
-        let endpoints = self.endpoints()?;
-        let mut args = vec![command, "--endpoints", &endpoints, "-t", topic];
+        self.run_at(&self.endpoints()?, command, topic, flags)
+    }
+
+    fn run_at(
+        &self,
+        endpoints: &str,
+        command: &str,
+        topic: &str,
+        flags: &[&str],
+    ) -> Result<DriverOutput> {
+        let mut args = vec![command, "--endpoints", endpoints, "-t", topic];
         args.extend_from_slice(flags);
         java_client::run_grpc(&args, RUN_TIMEOUT)?.ok()
     }
@@ -171,6 +193,12 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
                 || delay_messages(env),
             )
         });
+        s.spawn(|| {
+            suite.step(
+                "transactions: commit, rollback, check-backs answered by the TransactionChecker",
+                || transactions(env),
+            )
+        });
         // The other languages' clients, alongside the Java scenarios.
         s.spawn(|| {
             suite.step(
@@ -192,6 +220,35 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
             master_killed(servers)
         });
     }
+}
+
+/// A Producer with a TransactionChecker: a commit, a rollback, and two transactions left
+/// open that the broker checks back over the producer's Telemetry stream (answered COMMIT
+/// and ROLLBACK through EndTransaction). Each check names the real topic; the topic ends up
+/// holding the two commits, once each, under the message ids their sends returned. In a
+/// group the producer reaches a follower only: its sends and ends are handed to the
+/// master, and the master's checks come back through the follower.
+fn transactions(env: Env) -> Result<()> {
+    let topic = "GrpcTx";
+    env.create_topic(topic)?;
+    let output = env.run_at(
+        &env.one_endpoint()?,
+        "transaction",
+        topic,
+        &["--timeout-secs", "60", "--linger-ms", "1500"],
+    )?;
+    let sent: BTreeMap<String, String> = output
+        .ops("sent")
+        .iter()
+        .map(|l| (text(l, "name"), text(l, "msg_id")))
+        .collect();
+    for line in output.ops("checked") {
+        ensure!(
+            sent.get(&text(line, "name")) == Some(&text(line, "msg_id")),
+            "a check names another message: {line}"
+        );
+    }
+    tests::compat::check_transaction_run(&output, &env.servers.ns(), topic, false)
 }
 
 fn simple_consumer(env: Env) -> Result<()> {

@@ -66,6 +66,11 @@ pub fn recall(request: &v2::RecallMessageRequest) -> Needs {
     vec![topic(request.topic.as_ref(), PUB)]
 }
 
+/// Ending a transaction publishes to its topic (RocketMQ's proxy checks PUB on it).
+pub fn end_transaction(request: &v2::EndTransactionRequest) -> Needs {
+    vec![topic(request.topic.as_ref(), PUB)]
+}
+
 /// A consumer's heartbeat or goodbye names its group.
 pub fn of_group(group_of: Option<&v2::Resource>) -> Needs {
     group_of.map(|g| vec![group(Some(g))]).unwrap_or_default()

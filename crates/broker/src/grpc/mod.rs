@@ -6,7 +6,9 @@
 //! - [`authorize`]: ACL 1.0 checks of each call (`aclEnable`).
 //! - [`route`]: QueryRoute, QueryAssignment.
 //! - [`clients`]: Telemetry settings, heartbeats and terminations of 5.x clients.
-//! - [`produce`]: SendMessage over the remoting send path.
+//! - [`produce`]: SendMessage, EndTransaction and RecallMessage over the remoting paths.
+//! - [`transaction_id`]: the transaction ids 5.x producers get, naming the half message.
+//! - [`producers`]: the producers' Telemetry streams, where transaction checks go.
 //! - [`consume`]: ReceiveMessage, AckMessage, ChangeInvisibleDuration and dead-lettering,
 //!   over the POP engine.
 //! - [`relay`]: on a group's follower, what only the master does, handed to it.
@@ -18,10 +20,12 @@ pub mod clients;
 pub mod consume;
 pub mod convert;
 pub mod produce;
+pub mod producers;
 pub mod relay;
 pub mod route;
 pub mod service;
 pub mod status;
+pub mod transaction_id;
 
 use std::sync::Arc;
 
@@ -42,7 +46,12 @@ fn max_decoding_bytes(ctx: &BrokerContext) -> usize {
 
 /// Serves gRPC on `listener` until the broker shuts down.
 pub fn serve(ctx: Arc<BrokerContext>, listener: TcpListener) -> JoinHandle<()> {
-    let service = MessagingServiceServer::new(service::GrpcService::new(Arc::clone(&ctx)))
+    let relay = Arc::new(relay::MasterRelay::new(Arc::clone(&ctx.grpc_producers)));
+    tokio::spawn({
+        let (ctx, relay) = (Arc::clone(&ctx), Arc::clone(&relay));
+        async move { relay.keep_producers_registered(&ctx).await }
+    });
+    let service = MessagingServiceServer::new(service::GrpcService::new(Arc::clone(&ctx), relay))
         .max_decoding_message_size(max_decoding_bytes(&ctx));
     let local = listener.local_addr().ok();
     tokio::spawn(async move {

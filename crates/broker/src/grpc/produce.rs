@@ -1,6 +1,7 @@
 //! SendMessage: each 5.x message goes through the remoting send path (the same checks,
-//! auto-creation, timer and FIFO handling), one store put per message, one result entry
-//! per message (the Java client wants one for each).
+//! auto-creation, timer, FIFO and half-message handling), one store put per message, one
+//! result entry per message (the Java client wants one for each). EndTransaction and
+//! RecallMessage go through END_TRANSACTION and RECALL_MESSAGE.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +13,15 @@ use remoting::header::send::{
     RecallMessageRequestHeader, RecallMessageResponseHeader, SendMessageRequestHeader,
     SendMessageResponseHeader,
 };
+use remoting::header::transaction::EndTransactionRequestHeader;
 
 use super::convert;
 use super::relay::MasterRelay;
 use super::status;
+use super::transaction_id::TransactionPlace;
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
-use crate::processor::{recall as recall_processor, send};
+use crate::processor::{end_transaction as end_processor, recall as recall_processor, send};
 
 /// How long a send may take on the master.
 const SEND_TAKES: std::time::Duration = std::time::Duration::from_secs(10);
@@ -111,12 +114,6 @@ async fn send_one(
             }
         }
     };
-    if outgoing.kind == MessageType::Transaction {
-        return failed(
-            Code::Unsupported,
-            "transactional messages are not served over gRPC by this broker yet; use the remoting protocol",
-        );
-    }
     let header = SendMessageRequestHeader {
         producer_group: topic.to_owned(),
         topic: topic.to_owned(),
@@ -159,9 +156,22 @@ async fn send_one(
         .as_ref()
         .map(|s| s.message_id.clone())
         .unwrap_or_default();
+    let transaction_id = if outgoing.kind == MessageType::Transaction {
+        match message::decode_offset_msg_id(&sent.msg_id) {
+            Ok(stored) => TransactionPlace {
+                uniq_key: message_id.clone(),
+                commit_log_offset: stored.commit_log_offset,
+                queue_offset: sent.queue_offset,
+            }
+            .encode(),
+            Err(e) => return failed(Code::InternalServerError, e.to_string()),
+        }
+    } else {
+        sent.transaction_id.unwrap_or_else(|| message_id.clone())
+    };
     v2::SendResultEntry {
         status: status::ok(),
-        transaction_id: sent.transaction_id.unwrap_or_else(|| message_id.clone()),
+        transaction_id,
         message_id,
         offset: sent.queue_offset,
         recall_handle: sent.recall_handle.unwrap_or_default(),
@@ -202,5 +212,58 @@ pub async fn recall(
             status: status::of(Code::InternalServerError, e.to_string()),
             message_id: String::new(),
         },
+    }
+}
+
+/// EndTransaction: END_TRANSACTION on the master for the half message the transaction id
+/// names (see [`TransactionPlace`]), in the producer group of the topic. Unlike RocketMQ's
+/// proxy, which answers OK before the broker has looked, the answer is the broker's: a
+/// producer learns that its commit was refused.
+pub async fn end_transaction(
+    ctx: &Arc<BrokerContext>,
+    relay: &MasterRelay,
+    request: v2::EndTransactionRequest,
+) -> v2::EndTransactionResponse {
+    let answer = |status| v2::EndTransactionResponse { status };
+    let topic = convert::resource_name(request.topic.as_ref());
+    if let Err(e) = message::validate_topic(&topic) {
+        return answer(status::of(Code::IllegalTopic, e.to_string()));
+    }
+    let Some(place) = TransactionPlace::decode(&request.transaction_id) else {
+        return answer(status::of(
+            Code::InvalidTransactionId,
+            format!(
+                "`{}` is not a transaction id this broker handed out",
+                request.transaction_id
+            ),
+        ));
+    };
+    let commit_or_rollback = match v2::TransactionResolution::try_from(request.resolution) {
+        Ok(v2::TransactionResolution::Commit) => message::sysflag::message::TRANSACTION_COMMIT_TYPE,
+        Ok(v2::TransactionResolution::Rollback) => {
+            message::sysflag::message::TRANSACTION_ROLLBACK_TYPE
+        }
+        _ => message::sysflag::message::TRANSACTION_NOT_TYPE,
+    };
+    let header = EndTransactionRequestHeader {
+        topic: Some(topic.clone()),
+        producer_group: topic,
+        tran_state_table_offset: place.queue_offset,
+        commit_log_offset: place.commit_log_offset,
+        commit_or_rollback,
+        from_transaction_check: request.source == v2::TransactionSource::SourceServerCheck as i32,
+        msg_id: request.message_id,
+        transaction_id: Some(place.uniq_key),
+    };
+    let command = RemotingCommand::request(code::END_TRANSACTION).with_header(&header);
+    let ended = relay
+        .run(ctx, command, SEND_TAKES, |command| async move {
+            end_processor::process(ctx, &command).await
+        })
+        .await;
+    if ended.code == response::SUCCESS {
+        answer(status::ok())
+    } else {
+        answer(status::of_remoting(ended.code, ended.remark.as_deref()))
     }
 }

@@ -2,17 +2,28 @@
 //! acks) is handed to it over the remoting protocol and its answer passed back, so a 5.x
 //! client given every member's endpoint keeps working whichever member it reaches and
 //! through a failover, without waiting for a route refresh.
+//!
+//! The other way round, a follower stands in for the 5.x producers whose Telemetry streams
+//! it holds, as RocketMQ's proxy does for its clients: it heartbeats their producer groups
+//! to the master over the same connection, so the master's transaction checks come to it,
+//! and it hands each to a producer of the group on its stream.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use message::properties::keys;
+use message::MessageView;
 use parking_lot::Mutex;
+use remoting::body::heartbeat::{HeartbeatData, ProducerData};
 use remoting::client::{ClientConfig, RemotingClient};
-use remoting::code::response;
+use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
+use remoting::connection::{ConnectionHandle, RequestProcessor};
 use tokio::sync::OnceCell;
 use tracing::debug;
 
+use super::producers::TelemetryProducers;
 use crate::context::BrokerContext;
 
 /// How long a looked-up master address is trusted.
@@ -20,13 +31,111 @@ const MASTER_CACHE: Duration = Duration::from_secs(1);
 /// Added to what the request itself may take (a pop's long polling).
 const FORWARD_MARGIN: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
+/// How often a follower heartbeats its 5.x producers' groups to the master (the master
+/// forgets a producer channel after two minutes without one).
+const PRODUCER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a heartbeat to the master may take.
+const HEARTBEAT_TAKES: Duration = Duration::from_secs(3);
+
 pub struct MasterRelay {
     client: OnceCell<RemotingClient>,
     master: Mutex<Option<(String, Instant)>>,
+    producers: Arc<TelemetryProducers>,
+}
+
+/// Answers what the master sends over the relay's connection: transaction checks, handed
+/// to a 5.x producer of the message's group here.
+struct CheckForwarder {
+    producers: Arc<TelemetryProducers>,
+}
+
+impl RequestProcessor for CheckForwarder {
+    async fn process(
+        &self,
+        _conn: &ConnectionHandle,
+        request: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        if request.code != code::CHECK_TRANSACTION_STATE {
+            return Some(RemotingCommand::error_to(
+                &request,
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                format!("request code {} is not answered by a relay", request.code),
+            ));
+        }
+        let group = MessageView::parse(&request.body)
+            .ok()
+            .and_then(|view| view.property(keys::PGROUP).map(str::to_owned));
+        match group {
+            Some(group) if self.producers.ask(&group, &request) => {}
+            group => debug!(?group, "transaction check from the master not handed on"),
+        }
+        None
+    }
 }
 
 impl MasterRelay {
+    pub fn new(producers: Arc<TelemetryProducers>) -> MasterRelay {
+        MasterRelay {
+            client: OnceCell::new(),
+            master: Mutex::new(None),
+            producers,
+        }
+    }
+
+    async fn client(&self) -> &RemotingClient {
+        self.client
+            .get_or_init(|| async {
+                let forwarder = Arc::new(CheckForwarder {
+                    producers: Arc::clone(&self.producers),
+                });
+                RemotingClient::with_request_handler(ClientConfig::default(), forwarder)
+            })
+            .await
+    }
+
+    /// On a follower, until the broker shuts down: heartbeats the producer groups of the
+    /// 5.x producers connected here to the master, at once when a group appears and then
+    /// every [`PRODUCER_HEARTBEAT_INTERVAL`].
+    pub async fn keep_producers_registered(&self, ctx: &BrokerContext) {
+        loop {
+            tokio::select! {
+                _ = self.producers.changed() => {}
+                _ = tokio::time::sleep(PRODUCER_HEARTBEAT_INTERVAL) => {}
+                _ = ctx.shutdown.cancelled() => return,
+            }
+            if ctx.group.is_none() || ctx.role.is_master() {
+                continue;
+            }
+            let groups = self.producers.groups();
+            if groups.is_empty() {
+                continue;
+            }
+            let Some(master) = self.master(ctx).await else {
+                continue;
+            };
+            let heartbeat = HeartbeatData {
+                client_id: format!("grpc-relay@{}", ctx.broker_addr),
+                producer_data_set: groups
+                    .into_iter()
+                    .map(|group_name| ProducerData { group_name })
+                    .collect(),
+                consumer_data_set: Vec::new(),
+                heartbeat_fingerprint: 0,
+                without_sub: false,
+            };
+            let command = RemotingCommand::request(code::HEART_BEAT).with_body(heartbeat.encode());
+            if let Err(e) = self
+                .client()
+                .await
+                .invoke(&master, command, HEARTBEAT_TAKES)
+                .await
+            {
+                debug!(%master, error = %e, "producer heartbeat to the master failed");
+                *self.master.lock() = None;
+            }
+        }
+    }
+
     /// Runs `command` here on a master or a standalone broker (`local`), else on the
     /// group's master. `takes` is how long the command may take there.
     pub async fn run<F, Fut>(
@@ -50,10 +159,7 @@ impl MasterRelay {
                 "the broker group has no master now; try again",
             );
         };
-        let client = self
-            .client
-            .get_or_init(|| async { RemotingClient::new(ClientConfig::default()) })
-            .await;
+        let client = self.client().await;
         let mut forwarded = command.clone();
         forwarded.opaque = remoting::command::next_opaque();
         match client

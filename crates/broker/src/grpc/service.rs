@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use grpc::v2::messaging_service_server::MessagingService;
-use grpc::v2::{self, telemetry_command::Command, Code};
+use grpc::v2::{self, settings::PubSub, telemetry_command::Command, Code};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
@@ -27,15 +27,15 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct GrpcService {
     ctx: Arc<BrokerContext>,
     clients: Arc<GrpcClients>,
-    relay: MasterRelay,
+    relay: Arc<MasterRelay>,
 }
 
 impl GrpcService {
-    pub fn new(ctx: Arc<BrokerContext>) -> GrpcService {
+    pub fn new(ctx: Arc<BrokerContext>, relay: Arc<MasterRelay>) -> GrpcService {
         GrpcService {
             ctx,
             clients: Arc::new(GrpcClients::default()),
-            relay: MasterRelay::default(),
+            relay,
         }
     }
 
@@ -225,11 +225,17 @@ impl MessagingService for GrpcService {
 
     async fn end_transaction(
         &self,
-        _request: Request<v2::EndTransactionRequest>,
+        request: Request<v2::EndTransactionRequest>,
     ) -> Answer<v2::EndTransactionResponse> {
-        Ok(Response::new(v2::EndTransactionResponse {
-            status: not_implemented("EndTransaction"),
-        }))
+        self.authorize(&request, &authorize::end_transaction(request.get_ref()))?;
+        if client_id(&request).is_none() {
+            return Ok(Response::new(v2::EndTransactionResponse {
+                status: status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
+            }));
+        }
+        Ok(Response::new(
+            produce::end_transaction(&self.ctx, &self.relay, request.into_inner()).await,
+        ))
     }
 
     type TelemetryStream = BoxStream<v2::TelemetryCommand>;
@@ -275,10 +281,16 @@ impl MessagingService for GrpcService {
                     break;
                 }
                 let answer = match clients.settle(&ctx, &id, reported) {
-                    Ok(settings) => v2::TelemetryCommand {
-                        status: status::ok(),
-                        command: Some(Command::Settings(settings)),
-                    },
+                    Ok(settings) => {
+                        if let Some(PubSub::Publishing(publishing)) = &settings.pub_sub {
+                            let groups = publishing.topics.iter().map(|t| t.name.clone()).collect();
+                            ctx.grpc_producers.register(&id, groups, &outbound);
+                        }
+                        v2::TelemetryCommand {
+                            status: status::ok(),
+                            command: Some(Command::Settings(settings)),
+                        }
+                    }
                     Err(refusal) => v2::TelemetryCommand {
                         status: refusal,
                         command: None,
@@ -291,6 +303,7 @@ impl MessagingService for GrpcService {
                     break;
                 }
             }
+            ctx.grpc_producers.forget(&id);
         });
         Ok(Response::new(answers.boxed()))
     }

@@ -369,19 +369,22 @@ async fn send_check(ctx: &BrokerContext, origin: i64, stored: StoredCopy) {
         Err(e) => return warn!(origin, error = %e, "stored copy unreadable; check not sent"),
     };
     let group = view.property(keys::PGROUP).unwrap_or_default();
-    let Some(channel) = ctx.producers.available_channel(group) else {
-        info!(
-            origin,
-            producer_group = group,
-            "no producer of the group connected; check not sent"
-        );
-        return;
-    };
     let request =
         match bridge::check_request(&view, stored, &ctx.config.broker_name, ctx.store_host) {
             Ok(request) => request,
             Err(e) => return error!(origin, error = %e, "check request not built"),
         };
+    let Some(channel) = ctx.producers.available_channel(group) else {
+        // A 5.x producer gets it over its Telemetry stream.
+        if !ctx.grpc_producers.ask(group, &request) {
+            info!(
+                origin,
+                producer_group = group,
+                "no producer of the group connected; check not sent"
+            );
+        }
+        return;
+    };
     debug!(origin, producer_group = group, client = %channel.client_id, "checking transaction");
     if let Err(e) = channel
         .conn

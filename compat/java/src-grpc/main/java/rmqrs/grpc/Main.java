@@ -23,6 +23,8 @@ import org.apache.rocketmq.client.apis.message.Message;
 import org.apache.rocketmq.client.apis.message.MessageView;
 import org.apache.rocketmq.client.apis.producer.Producer;
 import org.apache.rocketmq.client.apis.producer.SendReceipt;
+import org.apache.rocketmq.client.apis.producer.Transaction;
+import org.apache.rocketmq.client.apis.producer.TransactionResolution;
 
 /**
  * Drives Apache's RocketMQ 5 gRPC client (rocketmq-client-java), unmodified, against a broker
@@ -38,6 +40,13 @@ import org.apache.rocketmq.client.apis.producer.SendReceipt;
  *     delivery gets changeInvisibleDuration(1 s) instead, and must come back.
  * push    --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--fail-first]
  *     PushConsumer; with --fail-first the listener fails each message's first delivery.
+ * transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
+ *     A Producer with a TransactionChecker: one transaction per name of TRANSACTIONS (body
+ *     `TOPIC:NAME`, tag TagTx, key tx-NAME): committed, rolled back, and two left open that
+ *     the broker checks back (the checker answers COMMIT and ROLLBACK). Lines: `sent` per send
+ *     (name, msg_id, transaction_id, status OK), `checked` per check (name, msg_id,
+ *     transaction_id, topic, times), then `done` once both open ones were checked (after
+ *     lingering MS, so a second check would show), or `timeout` (exit 1).
  * </pre>
  */
 public final class Main {
@@ -94,6 +103,8 @@ public final class Main {
                 return simple(provider, config, topic, flags);
             case "push":
                 return push(provider, config, topic, flags);
+            case "transaction":
+                return transaction(provider, config, topic, flags);
             default:
                 throw new IllegalArgumentException("unknown command " + argv[0]);
         }
@@ -224,6 +235,71 @@ public final class Main {
         line(Map.of("op", accepted.size() >= expect ? "done" : "timeout",
             "distinct", accepted.size()));
         return accepted.size() >= expect ? 0 : 1;
+    }
+
+    /** How each transaction ends: at once, or by the answer to the broker's check. */
+    private static final String[] TRANSACTIONS = {"commit", "rollback", "check-commit", "check-rollback"};
+
+    private static int transaction(ClientServiceProvider provider, ClientConfiguration config,
+            String topic, Map<String, String> flags) throws Exception {
+        long deadline = System.currentTimeMillis()
+            + 1000L * Long.parseLong(flags.getOrDefault("--timeout-secs", "60"));
+        long lingerMs = Long.parseLong(flags.getOrDefault("--linger-ms", "1000"));
+        Map<String, AtomicInteger> checks = new ConcurrentHashMap<>();
+        try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config)
+                .setTopics(topic)
+                .setTransactionChecker(view -> {
+                    ByteBuffer body = view.getBody();
+                    byte[] bytes = new byte[body.remaining()];
+                    body.get(bytes);
+                    String text = new String(bytes, StandardCharsets.UTF_8);
+                    String name = text.substring(text.indexOf(':') + 1);
+                    int times = checks.computeIfAbsent(name, k -> new AtomicInteger()).incrementAndGet();
+                    Map<String, Object> checked = new HashMap<>();
+                    checked.put("op", "checked");
+                    checked.put("name", name);
+                    checked.put("msg_id", view.getMessageId().toString());
+                    checked.put("topic", view.getTopic());
+                    checked.put("times", times);
+                    line(checked);
+                    switch (name) {
+                        case "check-commit": return TransactionResolution.COMMIT;
+                        case "check-rollback": return TransactionResolution.ROLLBACK;
+                        default: return TransactionResolution.UNKNOWN;
+                    }
+                })
+                .build()) {
+            line(Map.of("op", "started", "command", "transaction"));
+            for (String name : TRANSACTIONS) {
+                Message message = provider.newMessageBuilder().setTopic(topic).setTag("TagTx")
+                    .setKeys("tx-" + name)
+                    .setBody((topic + ":" + name).getBytes(StandardCharsets.UTF_8)).build();
+                Transaction transaction = producer.beginTransaction();
+                SendReceipt receipt = producer.send(message, transaction);
+                Map<String, Object> sent = new HashMap<>();
+                sent.put("op", "sent");
+                sent.put("name", name);
+                sent.put("status", "OK");
+                sent.put("msg_id", receipt.getMessageId().toString());
+                line(sent);
+                if (name.equals("commit")) {
+                    transaction.commit();
+                } else if (name.equals("rollback")) {
+                    transaction.rollback();
+                }
+            }
+            while (!(checks.containsKey("check-commit") && checks.containsKey("check-rollback"))
+                    && System.currentTimeMillis() < deadline) {
+                Thread.sleep(50);
+            }
+            boolean checked = checks.containsKey("check-commit") && checks.containsKey("check-rollback");
+            if (checked) {
+                // The answers travel as EndTransaction calls; a second check would show here.
+                Thread.sleep(lingerMs);
+            }
+            line(Map.of("op", checked ? "done" : "timeout", "checked", checks.size()));
+            return checked ? 0 : 1;
+        }
     }
 
     private static Map<String, Object> describe(MessageView view, int delivery) {

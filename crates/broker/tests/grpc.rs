@@ -1,0 +1,101 @@
+//! The broker's gRPC service (RocketMQ 5's `MessagingService`) called the way a client
+//! would, with requests no well-behaved client sends: the answer is the status RocketMQ's
+//! proxy gives, and the broker serves the next call as before.
+
+mod support;
+
+use grpc::v2::messaging_service_client::MessagingServiceClient;
+use grpc::v2::{self, Code};
+use support::{create_topic, TestBroker};
+use tonic::transport::Channel;
+use tonic::Request;
+
+async fn client(broker: &TestBroker) -> MessagingServiceClient<Channel> {
+    let addr = format!("http://127.0.0.1:{}", broker.ctx().grpc_port());
+    MessagingServiceClient::connect(addr).await.unwrap()
+}
+
+/// A request as a client with this id sends it.
+fn from_client<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-mq-client-id", "grpc-test-client".parse().unwrap());
+    request
+}
+
+fn topic(name: &str) -> Option<v2::Resource> {
+    Some(v2::Resource {
+        resource_namespace: String::new(),
+        name: name.to_owned(),
+    })
+}
+
+fn code_of(status: Option<v2::Status>) -> Code {
+    Code::try_from(status.map_or(0, |s| s.code)).unwrap_or(Code::Unspecified)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_ended_with_ids_the_broker_never_handed_out_are_refused() {
+    let broker = TestBroker::start_with(|c| c.grpc_server_port = 0).await;
+    let created = broker.call(create_topic("GrpcBad", 1)).await;
+    assert_eq!(created.code, remoting::code::response::SUCCESS);
+    let mut client = client(&broker).await;
+    for transaction_id in ["", "not-a-transaction", "7F00.-1.0", "7F00.99999999.0"] {
+        let ended = client
+            .end_transaction(from_client(v2::EndTransactionRequest {
+                topic: topic("GrpcBad"),
+                message_id: "7F00".into(),
+                transaction_id: transaction_id.into(),
+                resolution: v2::TransactionResolution::Commit as i32,
+                source: v2::TransactionSource::SourceClient as i32,
+                trace_context: String::new(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let code = code_of(ended.status.clone());
+        if transaction_id == "7F00.99999999.0" {
+            // Well formed, but no half message there: the broker's refusal.
+            assert_ne!(code, Code::Ok, "{ended:?}");
+            assert_ne!(code, Code::InvalidTransactionId, "{ended:?}");
+        } else {
+            assert_eq!(
+                code,
+                Code::InvalidTransactionId,
+                "{transaction_id}: {ended:?}"
+            );
+        }
+    }
+    let without_id = client
+        .end_transaction(Request::new(v2::EndTransactionRequest {
+            topic: topic("GrpcBad"),
+            transaction_id: "7F00.1.0".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code_of(without_id.status), Code::ClientIdRequired);
+    let bad_topic = client
+        .end_transaction(from_client(v2::EndTransactionRequest {
+            topic: topic("bad topic!"),
+            transaction_id: "7F00.1.0".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code_of(bad_topic.status), Code::IllegalTopic);
+
+    // Still serving.
+    let route = client
+        .query_route(from_client(v2::QueryRouteRequest {
+            topic: topic("GrpcBad"),
+            endpoints: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code_of(route.status.clone()), Code::Ok, "{route:?}");
+}
