@@ -11,9 +11,18 @@
 //       SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's
 //       first delivery gets changeInvisibleDuration(1 s) instead, and must come back; with
 //       --linger-ms it keeps receiving that long after the last expected message.
+//   transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
+//       A Producer with a TransactionChecker, one transaction per name in TRANSACTIONS (body
+//       `TOPIC:NAME`, tag TagTx, key tx-NAME): committed, rolled back, and two left open that
+//       the broker checks back (answered COMMIT and ROLLBACK). Lines: `sent` (name, msg_id,
+//       status OK), `checked` (name, msg_id, topic, times), then `done` once both open ones
+//       were checked (after lingering MS), or `timeout`.
 'use strict';
 
 const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
+// The resolutions' values (the client takes the protocol's enum numbers).
+const { TransactionResolution } = require(
+  'rocketmq-client-nodejs/proto/apache/rocketmq/v2/definition_pb');
 
 const RELEASE = '1.0.8';
 
@@ -138,6 +147,60 @@ async function simple(flags) {
   return done ? 0 : 1;
 }
 
+const TRANSACTIONS = ['commit', 'rollback', 'check-commit', 'check-rollback'];
+
+async function transaction(flags) {
+  const topic = flags['-t'];
+  const lingerMs = Number(flags['--linger-ms'] || 1000);
+  const deadline = Date.now() + 1000 * Number(flags['--timeout-secs'] || 60);
+  const checks = new Map();
+  const producer = new Producer({
+    endpoints: flags['--endpoints'],
+    topic,
+    requestTimeout: 10000,
+    sessionCredentials: credentials(),
+    checker: {
+      async check(view) {
+        const text = view.body.toString();
+        const name = text.slice(text.indexOf(':') + 1);
+        checks.set(name, (checks.get(name) || 0) + 1);
+        line({ op: 'checked', name, msg_id: view.messageId, topic: view.topic,
+          times: checks.get(name) });
+        if (name === 'check-commit') return TransactionResolution.COMMIT;
+        if (name === 'check-rollback') return TransactionResolution.ROLLBACK;
+        return TransactionResolution.TRANSACTION_RESOLUTION_UNSPECIFIED;
+      },
+    },
+  });
+  await producer.startup();
+  line({ op: 'started', command: 'transaction', client_version: RELEASE });
+  const answeredBoth = () => checks.has('check-commit') && checks.has('check-rollback');
+  try {
+    for (const name of TRANSACTIONS) {
+      const tx = producer.beginTransaction();
+      const receipt = await producer.send({
+        topic,
+        tag: 'TagTx',
+        keys: [`tx-${name}`],
+        body: Buffer.from(`${topic}:${name}`),
+      }, tx);
+      line({ op: 'sent', name, msg_id: receipt.messageId, status: 'OK' });
+      if (name === 'commit') await tx.commit();
+      if (name === 'rollback') await tx.rollback();
+    }
+    while (!answeredBoth() && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // The answers travel as EndTransaction calls; a second check would show here.
+    if (answeredBoth()) await new Promise((resolve) => setTimeout(resolve, lingerMs));
+  } finally {
+    await producer.shutdown();
+  }
+  const done = answeredBoth();
+  line({ op: done ? 'done' : 'timeout', checked: checks.size });
+  return done ? 0 : 1;
+}
+
 async function main() {
   let parsed;
   try {
@@ -149,6 +212,7 @@ async function main() {
   try {
     if (parsed.command === 'produce') return await produce(parsed.flags);
     if (parsed.command === 'simple') return await simple(parsed.flags);
+    if (parsed.command === 'transaction') return await transaction(parsed.flags);
     process.stderr.write(`nodejs-driver: unknown command ${parsed.command}\n`);
     return 2;
   } catch (e) {

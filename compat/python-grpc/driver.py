@@ -7,16 +7,23 @@ success, 1 on a failure (a `failed` line says why), 2 on a usage error.
   simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
       SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's
       first delivery gets change_invisible_duration(1 s) instead, and must come back.
+  transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
+      A Producer with a TransactionChecker, one transaction per name in TRANSACTIONS (body
+      `TOPIC:NAME`, tag TagTx, key tx-NAME): committed, rolled back, and two left open that
+      the broker checks back (answered COMMIT and ROLLBACK). Lines: `sent` (name, msg_id,
+      status OK), `checked` (name, msg_id, topic, times), then `done` once both open ones
+      were checked (after lingering MS), or `timeout`.
 """
 
 import argparse
 import json
 import os
 import sys
+import threading
 import time
 
 from rocketmq import (ClientConfiguration, Credentials, FilterExpression, Message,
-                      Producer, SimpleConsumer)
+                      Producer, SimpleConsumer, TransactionChecker, TransactionResolution)
 
 RELEASE = "5.1.2"
 
@@ -76,9 +83,68 @@ def simple(config, args):
     return 0 if done else 1
 
 
+TRANSACTIONS = ("commit", "rollback", "check-commit", "check-rollback")
+
+
+class Checker(TransactionChecker):
+    """Answers the broker's checks: COMMIT for check-commit, ROLLBACK for check-rollback."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.checks = {}
+
+    def check(self, message):
+        text = message.body.decode(errors="replace")
+        name = text[text.index(":") + 1:]
+        with self.lock:
+            self.checks[name] = self.checks.get(name, 0) + 1
+            times = self.checks[name]
+        line(op="checked", name=name, msg_id=message.message_id, topic=message.topic,
+             times=times)
+        return {"check-commit": TransactionResolution.COMMIT,
+                "check-rollback": TransactionResolution.ROLLBACK}.get(
+                    name, TransactionResolution.TRANSACTION_RESOLUTION_UNSPECIFIED)
+
+    def answered_both(self):
+        with self.lock:
+            return "check-commit" in self.checks and "check-rollback" in self.checks
+
+
+def transaction(config, args):
+    checker = Checker()
+    producer = Producer(config, (args.t,), checker)
+    producer.startup()
+    line(op="started", command="transaction", client_version=RELEASE)
+    try:
+        for name in TRANSACTIONS:
+            message = Message()
+            message.topic = args.t
+            message.body = f"{args.t}:{name}".encode()
+            message.keys = f"tx-{name}"
+            message.tag = "TagTx"
+            transaction = producer.begin_transaction()
+            receipt = producer.send(message, transaction)
+            line(op="sent", name=name, msg_id=receipt.message_id, status="OK")
+            if name == "commit":
+                transaction.commit()
+            elif name == "rollback":
+                transaction.rollback()
+        deadline = time.time() + args.timeout_secs
+        while not checker.answered_both() and time.time() < deadline:
+            time.sleep(0.05)
+        done = checker.answered_both()
+        if done:
+            # The answers travel as EndTransaction calls; a second check would show here.
+            time.sleep(args.linger_ms / 1000)
+    finally:
+        producer.shutdown()
+    line(op="done" if done else "timeout", checked=len(checker.checks))
+    return 0 if done else 1
+
+
 def main():
     parser = argparse.ArgumentParser(add_help=True)
-    parser.add_argument("command", choices=["produce", "simple"])
+    parser.add_argument("command", choices=["produce", "simple", "transaction"])
     parser.add_argument("--endpoints", required=True)
     parser.add_argument("-t", required=True)
     parser.add_argument("-c", type=int, default=0)
@@ -87,13 +153,15 @@ def main():
     parser.add_argument("--expect", type=int, default=0)
     parser.add_argument("--timeout-secs", type=int, default=60)
     parser.add_argument("--nack-first", action="store_true")
+    parser.add_argument("--linger-ms", type=int, default=1000)
     args = parser.parse_args()
     # ACL: the client signs its calls when credentials are in the environment.
     credentials = Credentials(os.environ.get("ROCKETMQ_ACCESS_KEY", ""),
                               os.environ.get("ROCKETMQ_SECRET_KEY", ""))
     config = ClientConfiguration(args.endpoints, credentials, request_timeout=10)
     try:
-        return produce(config, args) if args.command == "produce" else simple(config, args)
+        commands = {"produce": produce, "simple": simple, "transaction": transaction}
+        return commands[args.command](config, args)
     except Exception as e:  # the client's own exceptions: report and fail
         line(op="failed", error=repr(e))
         return 1

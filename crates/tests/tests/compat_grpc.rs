@@ -12,7 +12,7 @@
 //!   message is received afterwards;
 //! - the Python (`rocketmq-python-client` 5.1.2) and Node.js (`rocketmq-client-nodejs`
 //!   1.0.8) clients: Producer sends with a tag, SimpleConsumer receives, a changed invisible
-//!   time brings each message back, then it is acknowledged.
+//!   time brings each message back, then it is acknowledged; transactions as above.
 //!
 //! Topics are created first (a 5.x client needs its topic's route before it starts, as
 //! with RocketMQ's proxy). The driver is built by `scripts/setup-compat-java`.
@@ -212,6 +212,9 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
                     ),
                     || other_client(env, client),
                 );
+                suite.step(&format!("{client}: transactions with check-backs"), || {
+                    other_client_transactions(env, client)
+                });
             }
         });
     });
@@ -237,6 +240,38 @@ fn transactions(env: Env) -> Result<()> {
         topic,
         &["--timeout-secs", "60", "--linger-ms", "1500"],
     )?;
+    check_transactions(env, &output, topic)
+}
+
+/// [`transactions`] with another language's client (through a follower in a group).
+fn other_client_transactions(env: Env, client: GrpcClient) -> Result<()> {
+    let topic = match client {
+        GrpcClient::Python => "GrpcPythonTx",
+        GrpcClient::NodeJs => "GrpcNodeJsTx",
+    };
+    env.create_topic(topic)?;
+    let endpoints = env.one_endpoint()?;
+    let output = client
+        .run(
+            &[
+                "transaction",
+                "--endpoints",
+                &endpoints,
+                "-t",
+                topic,
+                "--timeout-secs",
+                "60",
+                "--linger-ms",
+                "1500",
+            ],
+            RUN_TIMEOUT,
+        )?
+        .ok()?;
+    check_transactions(env, &output, topic)
+}
+
+/// Each check names one of the run's messages, and the shared check of a transaction run.
+fn check_transactions(env: Env, output: &DriverOutput, topic: &str) -> Result<()> {
     let sent: BTreeMap<String, String> = output
         .ops("sent")
         .iter()
@@ -248,7 +283,7 @@ fn transactions(env: Env) -> Result<()> {
             "a check names another message: {line}"
         );
     }
-    tests::compat::check_transaction_run(&output, &env.servers.ns(), topic, false)
+    tests::compat::check_transaction_run(output, &env.servers.ns(), topic, false)
 }
 
 fn simple_consumer(env: Env) -> Result<()> {
