@@ -12,6 +12,13 @@ usage:
 `push ... orderly` consumes with an orderly push consumer, which locks its queues on the
 broker (LOCK_BATCH_MQ) before consuming them.
 
+  cpp_client.py timer   NAMESRV TOPIC COUNT DELAY_MS
+  cpp_client.py delay   NAMESRV TOPIC COUNT LEVEL
+
+`timer` sets RocketMQ 5's TIMER_DELIVER_MS by hand (the client predates timer messages);
+`delay` sends with delay level LEVEL (`set_delay_time_level`). Their `sent` lines carry
+`sent_ms`, when the send was made.
+
   cpp_client.py refused NAMESRV TOPIC
 sends one message and reports the error it got (`{"op": "refused", "error": ...}`), or
 `{"op": "sent"}` if the send went through.
@@ -49,11 +56,13 @@ def tag_of(i):
     return "TagA" if i % 2 == 0 else "TagB"
 
 
-def new_message(topic, i, size=None, deliver_ms=None):
+def new_message(topic, i, size=None, deliver_ms=None, delay_level=None):
     msg = Message(topic)
     if deliver_ms is not None:
         # A RocketMQ 5 timer message; this client predates them, so the property by hand.
         msg.set_property("TIMER_DELIVER_MS", str(deliver_ms))
+    if delay_level is not None:
+        msg.set_delay_time_level(delay_level)
     msg.set_keys("key-%d" % i)
     msg.set_tags(tag_of(i))
     msg.set_property("color", "blue" if i % 2 == 0 else "red")
@@ -78,14 +87,15 @@ def start_producer(namesrv, max_size=None):
     return producer
 
 
-def produce(namesrv, topic, count, size=None, deliver_ms=None):
+def produce(namesrv, topic, count, size=None, deliver_ms=None, delay_level=None):
     producer = start_producer(namesrv, 8 * 1024 * 1024 if size else None)
     for i in range(count):
         body = make_body(topic, i, size)
-        result = producer.send_sync(new_message(topic, i, size, deliver_ms))
+        sent_ms = int(time.time() * 1000)
+        result = producer.send_sync(new_message(topic, i, size, deliver_ms, delay_level))
         emit({"op": "sent", "seq": i, "status": int(result.status), "msg_id": result.msg_id,
               "offset": result.offset, "sha256": digest(body), "len": len(body), "tag": tag_of(i),
-              "deliver_ms": deliver_ms})
+              "deliver_ms": deliver_ms, "sent_ms": sent_ms})
     producer.shutdown()
 
 
@@ -170,6 +180,9 @@ def main(argv):
     elif cmd == "timer":
         # timer NAMESRV TOPIC COUNT DELAY_MS: every message due DELAY_MS from now.
         produce(argv[2], argv[3], int(argv[4]), deliver_ms=int(time.time() * 1000) + int(argv[5]))
+    elif cmd == "delay":
+        # delay NAMESRV TOPIC COUNT LEVEL: every message at delay level LEVEL.
+        produce(argv[2], argv[3], int(argv[4]), delay_level=int(argv[5]))
     elif cmd == "batch":
         batch(argv[2], argv[3], int(argv[4]))
     elif cmd == "big":

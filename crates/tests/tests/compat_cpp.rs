@@ -1,7 +1,7 @@
 //! The C++ RocketMQ client (librocketmq through the PyPI package `rocketmq` 0.4.4), unmodified,
 //! against the real `mqnamesrv` and `mqbroker`: produce, batch, 1 MiB messages, pull with
-//! `*` and with a tag, push consumers (concurrent and orderly), and timer messages with
-//! `TIMER_DELIVER_MS` set as a property.
+//! `*` and with a tag, push consumers (concurrent and orderly), delay levels, and timer
+//! messages with `TIMER_DELIVER_MS` set as a property.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -182,6 +182,51 @@ fn cpp_client_against_a_broker_group() {
     produce_then_pull_and_push(&ns, "CppGroupTopic", "cpp-group");
 }
 
+/// Pulls `topic` from its start until `count` messages are there (bounded).
+fn pull_at_least(ns: &str, topic: &str, count: usize) -> Vec<Value> {
+    let mut pulled = Vec::new();
+    for _ in 0..30 {
+        pulled = run(&[
+            "pull",
+            ns,
+            topic,
+            &format!("{}-pull", topic.to_lowercase()),
+            "*",
+        ])
+        .ops("pulled")
+        .into_iter()
+        .cloned()
+        .collect();
+        if pulled.len() >= count {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    pulled
+}
+
+/// Checks that the pulled messages are the sent ones, once each, with their bodies, none
+/// stored in its topic before `earliest(seq)`.
+fn check_waited(pulled: &[Value], sent: &BTreeMap<i64, Value>, earliest: impl Fn(i64) -> i64) {
+    let mut seqs: Vec<i64> = pulled
+        .iter()
+        .map(|m| {
+            let seq: i64 = m["seq"].as_str().unwrap().parse().unwrap();
+            assert_eq!(m["sha256"], sent[&seq]["sha256"], "body of {seq}");
+            let stored = m["store_timestamp"].as_i64().unwrap();
+            assert!(
+                stored >= earliest(seq),
+                "{seq} stored at {stored}, before its time {}",
+                earliest(seq)
+            );
+            seq
+        })
+        .collect();
+    seqs.sort();
+    let expected: Vec<i64> = sent.keys().copied().collect();
+    assert_eq!(seqs, expected, "each message once");
+}
+
 /// RocketMQ 5 timer messages from a client that predates them, the property set by hand:
 /// each is stored once in its topic, with its body, no earlier than its deliver time.
 #[test]
@@ -193,31 +238,22 @@ fn cpp_client_timer_messages_wait_for_their_deliver_time() {
     let sent = sent_by_seq(&produced);
     assert_eq!(sent.len(), 10);
     let deliver_ms = sent[&0]["deliver_ms"].as_i64().unwrap();
-    let mut pulled = Vec::new();
-    for _ in 0..30 {
-        pulled = run(&["pull", &ns, "CppTimer", "cpp-timer-pull", "*"])
-            .ops("pulled")
-            .into_iter()
-            .cloned()
-            .collect();
-        if pulled.len() >= sent.len() {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    let mut seqs: Vec<i64> = pulled
-        .iter()
-        .map(|m| {
-            let seq: i64 = m["seq"].as_str().unwrap().parse().unwrap();
-            assert_eq!(m["sha256"], sent[&seq]["sha256"], "body of {seq}");
-            let stored = m["store_timestamp"].as_i64().unwrap();
-            assert!(
-                stored >= deliver_ms,
-                "{seq} stored at {stored}, before its deliver time {deliver_ms}"
-            );
-            seq
-        })
-        .collect();
-    seqs.sort();
-    assert_eq!(seqs, (0..10).collect::<Vec<_>>(), "each timer message once");
+    let pulled = pull_at_least(&ns, "CppTimer", sent.len());
+    check_waited(&pulled, &sent, |_| deliver_ms);
+}
+
+/// Delay level 2 (5 s at RocketMQ's default levels) set with `set_delay_time_level`: each
+/// message reaches its topic once, with its body, no earlier than 5 s after its send.
+#[test]
+fn cpp_client_delay_levels_hold_messages_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (namesrv, _broker) = start(dir.path());
+    let ns = namesrv.addr();
+    let produced = run(&["delay", &ns, "CppDelay", "5", "2"]);
+    let sent = sent_by_seq(&produced);
+    assert_eq!(sent.len(), 5);
+    let pulled = pull_at_least(&ns, "CppDelay", sent.len());
+    check_waited(&pulled, &sent, |seq| {
+        sent[&seq]["sent_ms"].as_i64().unwrap() + 5_000
+    });
 }

@@ -21,7 +21,8 @@
 //!   requester the broker does not know yet is sent again (for an existing topic the
 //!   requester registers only with its scheduled heartbeats, 1 s after start, then every
 //!   30 s);
-//! - timer messages, `TIMER_DELIVER_MS` set as a property (the client predates them).
+//! - timer messages, `TIMER_DELIVER_MS` set as a property (the client predates them), and
+//!   delay levels.
 //!
 //! What each consumer receives is checked as a user sees it: body (length, CRC-32, text),
 //! tag, key, user properties, message id, queue and offset. A failing scenario does not stop
@@ -169,6 +170,7 @@ const TRANSACTION: &str =
     "transaction producer: commit, rollback, check-back answered commit and rollback";
 const REQUEST: &str = "producer Request answered with consumer.CreateReplyMessage";
 const PUSH_SQL92: &str = "push consumer with a SQL92 MessageSelector";
+const DELAY: &str = "delay level messages (WithDelayTimeLevel), push consumer";
 const TIMER: &str = "timer messages (TIMER_DELIVER_MS set as a property), push consumer";
 
 fn run_scenarios(suite: &Suite, servers: &Servers) {
@@ -267,6 +269,7 @@ fn run_scenarios(suite: &Suite, servers: &Servers) {
         });
         s.spawn(|| orderly(env, ordered.as_ref()));
         s.spawn(|| env.step(TIMER, || timer_messages(env)));
+        s.spawn(|| env.step(DELAY, || delay_level_messages(env)));
         s.spawn(|| env.step(TRANSACTION, || transaction(env)));
         s.spawn(|| env.step(REQUEST, || request_reply(env)));
         s.spawn(|| {
@@ -350,7 +353,39 @@ fn timer_messages(env: Env) -> Result<()> {
     let messages = Messages::new("GoTimer", "timer", 10);
     let deliver_ms = now_ms() + 4_000;
     let deliver_prop = format!("TIMER_DELIVER_MS={deliver_ms}");
-    let output = env.produce(&messages, "sync", &["--prop", &deliver_prop])?;
+    held_back(
+        env,
+        &messages,
+        "go-timer",
+        &["--prop", &deliver_prop],
+        deliver_ms,
+    )
+}
+
+/// Messages at delay level 2 (`WithDelayTimeLevel`; 2 s at the compat brokers' levels,
+/// [`compat::DELAY_LEVELS`]).
+fn delay_level_messages(env: Env) -> Result<()> {
+    let messages = Messages::new("GoDelay", "delay", 5);
+    let earliest_ms = now_ms() + 2_000;
+    held_back(
+        env,
+        &messages,
+        "go-delay",
+        &["--delay-level", "2"],
+        earliest_ms,
+    )
+}
+
+/// Sends `messages` with `flags`, then a push consumer of `group` gets each once, none
+/// stored in its topic before `earliest_ms`.
+fn held_back(
+    env: Env,
+    messages: &Messages,
+    group: &str,
+    flags: &[&str],
+    earliest_ms: i64,
+) -> Result<()> {
+    let output = env.produce(messages, "sync", flags)?;
     check_done(&output, messages.count)?;
     let sent = output.ops("sent");
     ensure!(
@@ -360,7 +395,7 @@ fn timer_messages(env: Env) -> Result<()> {
     let output = env.consume(
         "consume",
         &messages.topic,
-        "go-timer",
+        group,
         messages.count as usize,
         &[],
     )?;
@@ -371,14 +406,14 @@ fn timer_messages(env: Env) -> Result<()> {
         ensure!(bodies.insert(body.clone()), "{body} received twice");
         let stored = line["store_timestamp"].as_i64().unwrap_or(0);
         ensure!(
-            stored >= deliver_ms,
-            "{body} stored at {stored}, before its deliver time {deliver_ms}"
+            stored >= earliest_ms,
+            "{body} stored at {stored}, before its time {earliest_ms}"
         );
     }
     let wanted: BTreeSet<String> = (0..messages.count).map(|seq| messages.body(seq)).collect();
     ensure!(
         bodies == wanted,
-        "received {} of {} timer messages",
+        "received {} of {} held-back messages",
         bodies.len(),
         wanted.len()
     );
