@@ -31,12 +31,15 @@ fn quick_checks() -> Vec<(&'static str, String)> {
 #[derive(Default)]
 struct Checks {
     asked: BTreeMap<String, (u32, Option<Instant>)>,
+    /// Bodies starting with `later` stay unknown until this is set, then commit.
+    later_decided: bool,
 }
 
 type SharedChecks = Arc<Mutex<Checks>>;
 
 /// A checker that answers by body: bodies starting with `commit` commit, `rollback` roll
-/// back, anything else stays unknown; every check is counted.
+/// back, `later` commit once [`Checks::later_decided`], anything else stays unknown; every
+/// check is counted.
 fn checker(checks: SharedChecks) -> impl Fn(&ReceivedMessage) -> TransactionState {
     move |message: &ReceivedMessage| {
         let body = message.body_text().into_owned();
@@ -44,7 +47,7 @@ fn checker(checks: SharedChecks) -> impl Fn(&ReceivedMessage) -> TransactionStat
         let entry = checks.asked.entry(body.clone()).or_default();
         entry.0 += 1;
         entry.1.get_or_insert_with(Instant::now);
-        if body.starts_with("commit") {
+        if body.starts_with("commit") || (body.starts_with("later") && checks.later_decided) {
             TransactionState::Commit
         } else if body.starts_with("rollback") {
             TransactionState::Rollback
@@ -237,7 +240,11 @@ async fn check_backs_commit_roll_back_or_ask_again_until_the_transaction_is_give
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_master_resolves_a_transaction_whose_master_died_before_its_commit() {
-    let mut group = Group::start_with(&quick_checks()).await;
+    // Enough checks that the pending transaction is not given up while the group elects.
+    let mut settings = quick_checks();
+    settings.retain(|(key, _)| *key != "transactionCheckMax");
+    settings.push(("transactionCheckMax", "15".to_owned()));
+    let mut group = Group::start_with(&settings).await;
     let namesrv = group.namesrv.addr();
     create_topic(&namesrv, "TxFailover", 2).await;
     let mut options = client_options(&namesrv);
@@ -259,6 +266,24 @@ async fn a_new_master_resolves_a_transaction_whose_master_died_before_its_commit
         let reader = Arc::clone(&reader);
         async move { !stored(&reader, "TxFailover").await.is_empty() }
     })
+    .await;
+
+    // Checked back by the master before it dies, still undecided: the new master asks again.
+    let pending = producer
+        .send_in_transaction(
+            Message::new("TxFailover", "later: committed across the kill"),
+            |_| async { TransactionState::Unknown },
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending.state, TransactionState::Unknown);
+    eventually(
+        "the first master checks the pending transaction back",
+        || {
+            let checks = Arc::clone(&checks);
+            async move { times_asked(&checks, "later: committed across the kill") >= 1 }
+        },
+    )
     .await;
 
     // Two transactions open when the master dies: one left unknown (the checker will roll
@@ -284,16 +309,17 @@ async fn a_new_master_resolves_a_transaction_whose_master_died_before_its_commit
     assert_eq!(committed.state, TransactionState::Commit);
     let new_master = group.new_master(&old_master).await;
     assert_ne!(new_master, old_master);
+    checks.lock().unwrap().later_decided = true;
 
     eventually(
-        "the new master checked back and delivered the commit",
+        "the new master checked back and delivered the commits",
         || {
             let reader = Arc::clone(&reader);
             async move {
-                stored(&reader, "TxFailover")
-                    .await
+                let stored = stored(&reader, "TxFailover").await;
+                ["commit across the kill", "later: committed across the kill"]
                     .iter()
-                    .any(|m| m.body_text() == "commit across the kill")
+                    .all(|body| stored.iter().any(|m| m.body_text() == *body))
             }
         },
     )
@@ -308,9 +334,18 @@ async fn a_new_master_resolves_a_transaction_whose_master_died_before_its_commit
     let messages = stored(&reader, "TxFailover").await;
     assert_eq!(
         bodies(&messages),
-        vec!["commit across the kill", "commit before the kill"],
+        vec![
+            "commit across the kill",
+            "commit before the kill",
+            "later: committed across the kill"
+        ],
         "{messages:?}"
     );
+    let pending_delivered = messages
+        .iter()
+        .find(|m| m.body_text() == "later: committed across the kill")
+        .unwrap();
+    assert_eq!(pending_delivered.msg_id(), pending.send.msg_id);
     let delivered = messages
         .iter()
         .find(|m| m.body_text() == "commit across the kill")
