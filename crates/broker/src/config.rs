@@ -89,6 +89,15 @@ pub struct BrokerConfig {
     pub enable_grpc_server: bool,
     /// `grpcServerPort`: the gRPC port (RocketMQ's proxy's default, 8081).
     pub grpc_server_port: u16,
+    /// `tlsTestModeEnable`: a client starting a TLS handshake on the gRPC port gets a
+    /// self-signed certificate made at start-up (RocketMQ's proxy's default); off, the
+    /// certificate and key of `tlsCertPath` / `tlsKeyPath`.
+    pub tls_test_mode_enable: bool,
+    /// `tlsCertPath`: PEM certificate chain for TLS on the gRPC port (default
+    /// `$ROCKETMQ_HOME/conf/tls/rocketmq.crt`, as RocketMQ's proxy).
+    pub tls_cert_path: Option<PathBuf>,
+    /// `tlsKeyPath`: its PEM private key (default `$ROCKETMQ_HOME/conf/tls/rocketmq.key`).
+    pub tls_key_path: Option<PathBuf>,
     /// `defaultMessageRequestMode`: how a consumer group reads a topic for which no
     /// `mqadmin setConsumeMode` was given: PULL (RocketMQ's default) or POP.
     pub default_message_request_mode: remoting::body::pop::MessageRequestMode,
@@ -159,6 +168,9 @@ impl Default for BrokerConfig {
             enable_topic_message_type_check: false,
             enable_grpc_server: true,
             grpc_server_port: 8081,
+            tls_test_mode_enable: true,
+            tls_cert_path: None,
+            tls_key_path: None,
             default_message_request_mode: remoting::body::pop::MessageRequestMode::Pull,
             pop_from_retry_probability: 20,
             revive_interval: Duration::from_millis(1000),
@@ -200,6 +212,27 @@ pub enum ConfigError {
 const MAX_MESSAGE_SIZE_LIMIT: u32 = 15 * 1024 * 1024;
 
 impl BrokerConfig {
+    /// The PEM certificate and key for TLS on the gRPC port (`tlsCertPath`, `tlsKeyPath`,
+    /// else RocketMQ's proxy's places under the RocketMQ home).
+    pub fn tls_files(&self) -> (PathBuf, PathBuf) {
+        let under_home = |name: &str| {
+            self.rocketmq_home
+                .clone()
+                .unwrap_or_default()
+                .join("conf")
+                .join("tls")
+                .join(name)
+        };
+        (
+            self.tls_cert_path
+                .clone()
+                .unwrap_or_else(|| under_home("rocketmq.crt")),
+            self.tls_key_path
+                .clone()
+                .unwrap_or_else(|| under_home("rocketmq.key")),
+        )
+    }
+
     /// Reads `path`; `-n` on the command line may override `namesrvAddr`.
     pub fn load(path: &Path) -> Result<(BrokerConfig, Vec<Setting>), ConfigError> {
         let settings = conf::read_file(path)?;
@@ -313,6 +346,9 @@ impl BrokerConfig {
             "aclEnable" => self.acl_enable = s.parse_bool()?,
             "rocketmqHome" => self.rocketmq_home = Some(PathBuf::from(s.non_empty()?)),
             "grpcServerPort" => self.grpc_server_port = s.parse_u16()?,
+            "tlsTestModeEnable" => self.tls_test_mode_enable = s.parse_bool()?,
+            "tlsCertPath" => self.tls_cert_path = Some(PathBuf::from(s.non_empty()?)),
+            "tlsKeyPath" => self.tls_key_path = Some(PathBuf::from(s.non_empty()?)),
             "defaultMessageRequestMode" => {
                 self.default_message_request_mode =
                     remoting::body::pop::MessageRequestMode::from_java_name(s.value.trim())

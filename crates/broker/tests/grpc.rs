@@ -99,3 +99,38 @@ async fn transactions_ended_with_ids_the_broker_never_handed_out_are_refused() {
         .into_inner();
     assert_eq!(code_of(route.status.clone()), Code::Ok, "{route:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_tls_files_leave_the_port_serving_plaintext() {
+    let broker = TestBroker::start_with(|c| {
+        c.grpc_server_port = 0;
+        c.tls_test_mode_enable = false;
+        c.tls_cert_path = Some("/nonexistent/rocketmq.crt".into());
+        c.tls_key_path = Some("/nonexistent/rocketmq.key".into());
+    })
+    .await;
+    let created = broker.call(create_topic("GrpcPlain", 1)).await;
+    assert_eq!(created.code, remoting::code::response::SUCCESS);
+    // A client starting a TLS handshake meets a plaintext server and fails; the port goes
+    // on serving the others.
+    let port = broker.ctx().grpc_port();
+    let mut tls_hello = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tls_hello,
+        &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5],
+    )
+    .await
+    .unwrap();
+    let mut client = client(&broker).await;
+    let route = client
+        .query_route(from_client(v2::QueryRouteRequest {
+            topic: topic("GrpcPlain"),
+            endpoints: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code_of(route.status.clone()), Code::Ok, "{route:?}");
+}

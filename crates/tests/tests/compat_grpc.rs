@@ -8,6 +8,7 @@
 //! - delay messages (`setDeliveryTimestamp`): none arrives before its time;
 //! - transactions: commit, rollback, and two left open that the broker checks back over the
 //!   producer's Telemetry stream, answered by its TransactionChecker;
+//! - TLS on, the client's default: the same port answers TLS and plaintext;
 //! - in the group, the master killed (-9) while a producer sends: every acknowledged
 //!   message is received afterwards;
 //! - the Python (`rocketmq-python-client` 5.1.2) and Node.js (`rocketmq-client-nodejs`
@@ -199,6 +200,12 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
                 || transactions(env),
             )
         });
+        s.spawn(|| {
+            suite.step(
+                "TLS on (the client's default): Producer send, SimpleConsumer receive and ack",
+                || over_tls(env),
+            )
+        });
         // The other languages' clients, alongside the Java scenarios.
         s.spawn(|| {
             suite.step(
@@ -284,6 +291,35 @@ fn check_transactions(env: Env, output: &DriverOutput, topic: &str) -> Result<()
         );
     }
     tests::compat::check_transaction_run(output, &env.servers.ns(), topic, false)
+}
+
+/// The client with TLS on, its default (the broker answers a TLS handshake on the same
+/// port with its certificate, self-signed in RocketMQ's test mode, which the Java client
+/// accepts): every message sent is received once.
+fn over_tls(env: Env) -> Result<()> {
+    let topic = "GrpcTls";
+    env.create_topic(topic)?;
+    let sent = env.produce(topic, 10, &["--tls"])?;
+    let output = env.run(
+        "simple",
+        topic,
+        &[
+            "--tls",
+            "-g",
+            "grpc-tls",
+            "--expect",
+            "10",
+            "--timeout-secs",
+            CONSUME_TIMEOUT_SECS,
+        ],
+    )?;
+    let received = tally(&output, "received");
+    let expected: BTreeMap<String, usize> = sent.values().map(|id| (id.clone(), 1)).collect();
+    ensure!(
+        received == expected,
+        "received {received:?}, expected each of {expected:?} once"
+    );
+    Ok(())
 }
 
 fn simple_consumer(env: Env) -> Result<()> {

@@ -1,6 +1,6 @@
 //! RocketMQ 5's gRPC protocol (`apache.rocketmq.v2.MessagingService`) served by the broker
-//! itself, so 5.x clients need no separate proxy. Plaintext HTTP/2 on `grpcServerPort`
-//! (clients set `enableSsl(false)`).
+//! itself, so 5.x clients need no separate proxy. HTTP/2 on `grpcServerPort`, in plaintext
+//! or TLS as each client starts ([`tls`]).
 //!
 //! - [`service`]: the service, routing each call to its room.
 //! - [`authorize`]: ACL 1.0 checks of each call (`aclEnable`).
@@ -14,6 +14,7 @@
 //! - [`relay`]: on a group's follower, what only the master does, handed to it.
 //! - [`convert`]: messages between the gRPC and the stored form.
 //! - [`status`]: the v2 status codes, and remoting codes translated to them.
+//! - [`tls`]: TLS beside plaintext on the port, and its certificate.
 
 pub mod authorize;
 pub mod clients;
@@ -25,6 +26,7 @@ pub mod relay;
 pub mod route;
 pub mod service;
 pub mod status;
+pub mod tls;
 pub mod transaction_id;
 
 use std::sync::Arc;
@@ -32,8 +34,7 @@ use std::sync::Arc;
 use grpc::v2::messaging_service_server::MessagingServiceServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::context::BrokerContext;
 
@@ -54,9 +55,18 @@ pub fn serve(ctx: Arc<BrokerContext>, listener: TcpListener) -> JoinHandle<()> {
     let service = MessagingServiceServer::new(service::GrpcService::new(Arc::clone(&ctx), relay))
         .max_decoding_message_size(max_decoding_bytes(&ctx));
     let local = listener.local_addr().ok();
+    let (cert_path, key_path) = ctx.config.tls_files();
+    let tls = match tls::acceptor(ctx.config.tls_test_mode_enable, &cert_path, &key_path) {
+        Ok(acceptor) => Some(acceptor),
+        Err(e) => {
+            warn!(error = %e, "no TLS on the gRPC port: clients must turn TLS off");
+            None
+        }
+    };
     tokio::spawn(async move {
-        info!(addr = ?local, "gRPC server listening (RocketMQ 5 clients)");
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        info!(addr = ?local, tls = tls.is_some(), "gRPC server listening (RocketMQ 5 clients)");
+        let mut connections = tls::incoming(listener, tls);
+        let incoming = futures::stream::poll_fn(move |cx| connections.poll_recv(cx));
         let shutdown = ctx.shutdown.clone();
         let served = tonic::transport::Server::builder()
             .concurrency_limit_per_connection(256)

@@ -32,6 +32,7 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  * failure (a `failed` line says why), 2 on a usage error.
  *
  * <pre>
+ * Every command takes --tls: TLS on, as the client's default is (off otherwise).
  * produce --endpoints E -t TOPIC -c COUNT [--tag T] [--delay-ms MS] [--interval-ms MS]
  *     Producer.send, one message at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ;
  *     a send that fails after the client's retries is a `send_failed` line.
@@ -75,7 +76,7 @@ public final class Main {
         Map<String, String> flags = new HashMap<>();
         for (int i = 1; i < argv.length; i++) {
             String key = argv[i];
-            if (key.equals("--nack-first") || key.equals("--fail-first")) {
+            if (key.equals("--nack-first") || key.equals("--fail-first") || key.equals("--tls")) {
                 flags.put(key, "true");
             } else if (i + 1 < argv.length) {
                 flags.put(key, argv[++i]);
@@ -86,7 +87,8 @@ public final class Main {
         ClientServiceProvider provider = ClientServiceProvider.loadService();
         ClientConfigurationBuilder builder = ClientConfiguration.newBuilder()
             .setEndpoints(required(flags, "--endpoints"))
-            .enableSsl(false)
+            // The client's default is TLS (trusting any certificate); the broker serves both.
+            .enableSsl(flags.containsKey("--tls"))
             .setRequestTimeout(Duration.ofSeconds(10));
         // ACL: the client signs its calls when credentials are in the environment.
         String accessKey = System.getenv("ROCKETMQ_ACCESS_KEY");
