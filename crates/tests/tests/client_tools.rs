@@ -329,6 +329,37 @@ async fn mq_bench_produces_then_consumes_and_prints_json_summaries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mq_bench_produces_and_consumes_over_grpc() {
+    let cluster = Cluster::start().await;
+    let ns = cluster.namesrv_addr();
+    cluster.create_topic("BenchGrpc", 4).await;
+    let endpoint = cluster.broker().grpc_addr().unwrap();
+    let bench = |extra: String| {
+        format!("bench {extra} -n {ns} -t BenchGrpc --grpc {endpoint} -c 200 -d 60 --json")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let args = bench("produce -s 64 -w 8".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tool_ok("mq", &args, None).await;
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (&summary["messages"], &summary["errors"]),
+        (&200.into(), &0.into()),
+        "{summary}"
+    );
+    assert_eq!(cluster.stored("BenchGrpc").await, 200);
+
+    let args = bench("consume -g bench-grpc -w 2".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tool_ok("mq", &args, None).await;
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(summary["messages"].as_u64().unwrap() >= 200, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mq_bench_transactional_sends_commit_every_message() {
     let cluster = Cluster::start().await;
     let ns = cluster.namesrv_addr();

@@ -4,6 +4,8 @@
 //! produce|consume` measures throughput and latency with a live progress line and a
 //! JSON summary for scripts.
 
+mod grpc_bench;
+
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -264,6 +266,10 @@ struct BenchProduce {
     /// User property KEY=VALUE of every message (repeatable).
     #[arg(short = 'p', long = "property")]
     properties: Vec<String>,
+    /// Send over RocketMQ 5's gRPC protocol to this broker's gRPC port (HOST:PORT) instead
+    /// of remoting: normal single sends only.
+    #[arg(long, conflicts_with_all = ["timer_spread_secs", "timer_due_at_ms", "transaction", "tag", "properties"])]
+    grpc: Option<String>,
 }
 
 #[derive(Args)]
@@ -285,6 +291,13 @@ struct BenchConsume {
     count: Option<u64>,
     #[arg(long, value_enum, default_value = "last")]
     from: From,
+    /// Consume over RocketMQ 5's gRPC protocol from this broker's gRPC port (HOST:PORT):
+    /// receives (POP) and acks, in a group that starts at the topic's beginning.
+    #[arg(long, conflicts_with_all = ["sql", "from"])]
+    grpc: Option<String>,
+    /// With --grpc: receives in flight at once.
+    #[arg(short = 'w', long, default_value_t = 4)]
+    concurrency: usize,
 }
 
 fn main() {
@@ -946,6 +959,20 @@ async fn bench_produce(options: ClientOptions, args: BenchProduce, json: bool) -
     if args.concurrency == 0 || args.size == 0 || args.batch == 0 {
         bail!("--concurrency, --size and --batch must be > 0");
     }
+    if let Some(endpoint) = args.grpc {
+        if args.batch > 1 {
+            bail!("gRPC sends are single sends (--batch 1)");
+        }
+        let load = grpc_bench::Load {
+            endpoint,
+            topic: args.topic,
+            concurrency: args.concurrency,
+            duration: Duration::from_secs(args.duration),
+            count: args.count,
+            json,
+        };
+        return grpc_bench::produce(load, args.size).await;
+    }
     if (args.timer_spread_secs.is_some() || args.timer_due_at_ms.is_some()) && args.batch > 1 {
         bail!("timer messages take single sends (--batch 1)");
     }
@@ -1061,6 +1088,20 @@ async fn bench_consume(options: ClientOptions, args: BenchConsume, json: bool) -
         .group
         .clone()
         .unwrap_or_else(|| format!("mq-bench-consumer-{}", std::process::id()));
+    if let Some(endpoint) = args.grpc {
+        if args.concurrency == 0 {
+            bail!("--concurrency must be > 0");
+        }
+        let load = grpc_bench::Load {
+            endpoint,
+            topic: args.topic,
+            concurrency: args.concurrency,
+            duration: Duration::from_secs(args.duration),
+            count: args.count,
+            json,
+        };
+        return grpc_bench::consume(load, group).await;
+    }
     let mut consumer_options = subscribed(group, &args.topic, &args.expression, &args.sql);
     consumer_options.consume_from_where = match args.from {
         From::First => ConsumeFromWhere::ConsumeFromFirstOffset,
