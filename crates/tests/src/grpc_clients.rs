@@ -1,10 +1,14 @@
 //! Runs the drivers of Apache's RocketMQ 5 gRPC clients other than Java's (that one lives
 //! beside the remoting client's driver, see [`crate::java_client`]): the Python client
 //! (`rocketmq-python-client` from PyPI, `compat/python-grpc/driver.py`) and the Node.js
-//! client (`rocketmq-client-nodejs` from npm, `compat/nodejs-grpc/driver.js`), unmodified,
-//! each installed by its setup script under `target/`. A missing install is an error naming
-//! the script, never a skipped test. Both drivers take the same commands and print the same
-//! JSON lines (`produce`, `simple`).
+//! client (`rocketmq-client-nodejs` from npm, `compat/nodejs-grpc/driver.js`) and the Rust
+//! client (`rocketmq` 5.0.0 from crates.io, `compat/rust-grpc`, a cargo project of its own
+//! built into `target/compat-rust-grpc`), unmodified, each installed by its setup script
+//! under `target/`. A missing install is an error naming the script, never a skipped test.
+//! The drivers take the same commands and print the same JSON lines (`produce`, `simple`,
+//! `transaction`). The Rust client has no changeInvisibleDuration: its driver's
+//! `simple --nack-first` leaves each first delivery unacknowledged (invisible 10 s) instead,
+//! and its `nacked` lines say so (`"by": "invisible-time-elapsed"`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,15 +24,17 @@ use crate::repo_root;
 pub enum GrpcClient {
     Python,
     NodeJs,
+    Rust,
 }
 
 impl GrpcClient {
-    pub const OTHERS: [GrpcClient; 2] = [GrpcClient::Python, GrpcClient::NodeJs];
+    pub const OTHERS: [GrpcClient; 3] = [GrpcClient::Python, GrpcClient::NodeJs, GrpcClient::Rust];
 
     pub fn release(self) -> &'static str {
         match self {
             GrpcClient::Python => "5.1.2",
             GrpcClient::NodeJs => "1.0.8",
+            GrpcClient::Rust => "5.0.0",
         }
     }
 
@@ -36,6 +42,7 @@ impl GrpcClient {
         match self {
             GrpcClient::Python => "scripts/setup-compat-python-grpc",
             GrpcClient::NodeJs => "scripts/setup-compat-nodejs-grpc",
+            GrpcClient::Rust => "scripts/setup-compat-rust-grpc",
         }
     }
 
@@ -46,6 +53,8 @@ impl GrpcClient {
             GrpcClient::NodeJs => {
                 repo_root().join("target/compat-nodejs-grpc/node_modules/rocketmq-client-nodejs")
             }
+            // The setup script builds the dev profile (see compat/rust-grpc/Cargo.toml).
+            GrpcClient::Rust => repo_root().join("target/compat-rust-grpc/debug/rust-grpc"),
         }
     }
 
@@ -75,6 +84,7 @@ impl GrpcClient {
                 );
                 c
             }
+            GrpcClient::Rust => Command::new(self.installed()),
         };
         // The clients write their logs under $HOME; keep them out of the way.
         command.env("HOME", std::env::temp_dir());
@@ -112,6 +122,7 @@ impl fmt::Display for GrpcClient {
         let name = match self {
             GrpcClient::Python => "Python gRPC client",
             GrpcClient::NodeJs => "Node.js gRPC client",
+            GrpcClient::Rust => "Rust gRPC client",
         };
         write!(f, "{name} {}", self.release())
     }
