@@ -25,17 +25,14 @@
 //!   Telemetry (as RocketMQ's proxy does): it handles no command but transaction checks.
 //!
 //! Topics are created first (a 5.x client needs its topic's route before it starts, as
-//! with RocketMQ's proxy), in a group then awaited on every member (see
-//! `Env::wait_for_members`). The driver is built by `scripts/setup-compat-java`.
+//! with RocketMQ's proxy). In a group the clients are started at once: a follower that has
+//! not applied the topic yet answers QueryRoute from the name servers' route, as RocketMQ's
+//! proxy does. The driver is built by `scripts/setup-compat-java`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use remoting::body::TopicConfigSerializeWrapper;
-use remoting::client::{ClientConfig, RemotingClient};
-use remoting::code::request;
-use remoting::command::RemotingCommand;
 use serde_json::Value;
 use tests::compat::{Servers, Setup};
 use tests::driver::DriverOutput;
@@ -142,34 +139,6 @@ impl Env<'_> {
                 .await;
             admin.shutdown();
             created.map(drop).map_err(anyhow::Error::from)
-        })?;
-        self.wait_for_members(topic)
-    }
-
-    /// In a group, waits until every member has `topic` in its own table. A follower
-    /// applies a new topic from the group's raft log a moment after the master answered its
-    /// creation, and answers QueryRoute from that table: the Rust client, which asks within
-    /// milliseconds of its start, was told TOPIC_NOT_FOUND by a follower. (RocketMQ's proxy
-    /// asks the name server, which the master told before it answered the creation.)
-    fn wait_for_members(&self, topic: &str) -> Result<()> {
-        let Some(group) = &self.servers.group else {
-            return Ok(());
-        };
-        let addrs: Vec<String> = group.members.iter().map(|m| m.addr()).collect();
-        tests::compat::eventually(Duration::from_secs(10), || {
-            tests::compat::block_on(async {
-                let client = RemotingClient::new(ClientConfig::default());
-                for addr in &addrs {
-                    let request = RemotingCommand::request(request::GET_ALL_TOPIC_CONFIG);
-                    let answer = client.invoke(addr, request, Duration::from_secs(5)).await?;
-                    let table = TopicConfigSerializeWrapper::decode(&answer.body)?;
-                    ensure!(
-                        table.topic_config_table.contains_key(topic),
-                        "{addr} does not have {topic} yet"
-                    );
-                }
-                Ok(())
-            })
         })
     }
 

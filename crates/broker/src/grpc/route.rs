@@ -2,6 +2,8 @@
 //! endpoints the client itself used (so a client given every member of a broker group
 //! keeps its address list across failovers), and what a push consumer receives from.
 
+use std::sync::Arc;
+
 use grpc::v2::{self, Code, MessageType, Permission};
 use remoting::body::topic::perm;
 
@@ -62,7 +64,34 @@ fn accepted_types(ctx: &BrokerContext, config: &remoting::body::TopicConfig) -> 
     kinds.into_iter().map(|k| k as i32).collect()
 }
 
-pub fn query_route(ctx: &BrokerContext, request: &v2::QueryRouteRequest) -> v2::QueryRouteResponse {
+/// The topic's config here, or, on a group member that has not applied the topic yet (the
+/// master answered its creation first), the queues the name servers route to this broker:
+/// RocketMQ's proxy reads routes from the name servers, which know a topic once its
+/// creation is answered.
+async fn known_topic(ctx: &BrokerContext, topic: &str) -> Option<Arc<remoting::body::TopicConfig>> {
+    if let Some(config) = ctx.topics.get(topic) {
+        return Some(config);
+    }
+    ctx.group.as_ref()?;
+    let route = ctx.routes.route(topic).await?;
+    let queues = route
+        .queue_datas
+        .iter()
+        .find(|q| q.broker_name == ctx.config.broker_name)?;
+    Some(Arc::new(remoting::body::TopicConfig {
+        topic_name: topic.to_owned(),
+        read_queue_nums: queues.read_queue_nums,
+        write_queue_nums: queues.write_queue_nums,
+        perm: queues.perm,
+        topic_sys_flag: queues.topic_sys_flag,
+        ..Default::default()
+    }))
+}
+
+pub async fn query_route(
+    ctx: &BrokerContext,
+    request: &v2::QueryRouteRequest,
+) -> v2::QueryRouteResponse {
     let topic = request
         .topic
         .as_ref()
@@ -74,7 +103,7 @@ pub fn query_route(ctx: &BrokerContext, request: &v2::QueryRouteRequest) -> v2::
             message_queues: Vec::new(),
         };
     }
-    let Some(config) = ctx.topics.get(topic) else {
+    let Some(config) = known_topic(ctx, topic).await else {
         return v2::QueryRouteResponse {
             status: status::of(
                 Code::TopicNotFound,
@@ -114,7 +143,7 @@ pub fn query_route(ctx: &BrokerContext, request: &v2::QueryRouteRequest) -> v2::
 
 /// A push consumer pops every queue of the topic here (queue id -1), as RocketMQ's proxy
 /// assigns non-FIFO groups.
-pub fn query_assignment(
+pub async fn query_assignment(
     ctx: &BrokerContext,
     request: &v2::QueryAssignmentRequest,
 ) -> v2::QueryAssignmentResponse {
@@ -123,7 +152,7 @@ pub fn query_assignment(
         .as_ref()
         .map(|t| t.name.as_str())
         .unwrap_or("");
-    let Some(config) = ctx.topics.get(topic) else {
+    let Some(config) = known_topic(ctx, topic).await else {
         return v2::QueryAssignmentResponse {
             status: status::of(Code::TopicNotFound, format!("topic {topic} not found")),
             assignments: Vec::new(),

@@ -80,10 +80,9 @@ impl MessagingService for GrpcService {
         request: Request<v2::QueryRouteRequest>,
     ) -> Answer<v2::QueryRouteResponse> {
         self.authorize(&request, &authorize::route(request.get_ref()))?;
-        Ok(Response::new(route::query_route(
-            &self.ctx,
-            request.get_ref(),
-        )))
+        Ok(Response::new(
+            route::query_route(&self.ctx, request.get_ref()).await,
+        ))
     }
 
     async fn heartbeat(
@@ -130,10 +129,9 @@ impl MessagingService for GrpcService {
         request: Request<v2::QueryAssignmentRequest>,
     ) -> Answer<v2::QueryAssignmentResponse> {
         self.authorize(&request, &authorize::assignment(request.get_ref()))?;
-        Ok(Response::new(route::query_assignment(
-            &self.ctx,
-            request.get_ref(),
-        )))
+        Ok(Response::new(
+            route::query_assignment(&self.ctx, request.get_ref()).await,
+        ))
     }
 
     type ReceiveMessageStream = BoxStream<v2::ReceiveMessageResponse>;
