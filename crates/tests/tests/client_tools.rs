@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use client::{Admin, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer};
 use common::{
-    bodies, eventually, push_options, recorder, tool, tool_ok, topic_status_total,
-    wait_for_topic_list, Cluster, Seen, ToolRun, CLUSTER,
+    bodies, eventually, push_options, recorder, tool, tool_line, tool_line_ok, tool_ok,
+    topic_status_total, wait_for_topic_list, Cluster, Seen, ToolRun, CLUSTER,
 };
 
 fn producer(cluster: &Cluster) -> Producer {
@@ -334,15 +334,10 @@ async fn mq_bench_produces_and_consumes_over_grpc() {
     let ns = cluster.namesrv_addr();
     cluster.create_topic("BenchGrpc", 4).await;
     let endpoint = cluster.broker().grpc_addr().unwrap();
-    let bench = |extra: String| {
+    let bench = |extra: &str| {
         format!("bench {extra} -n {ns} -t BenchGrpc --grpc {endpoint} -c 200 -d 60 --json")
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
     };
-    let args = bench("produce -s 64 -w 8".to_owned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = tool_ok("mq", &args, None).await;
+    let out = tool_line_ok("mq", &bench("produce -s 64 -w 8")).await;
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
         (&summary["messages"], &summary["errors"]),
@@ -351,9 +346,7 @@ async fn mq_bench_produces_and_consumes_over_grpc() {
     );
     assert_eq!(cluster.stored("BenchGrpc").await, 200);
 
-    let args = bench("consume -g bench-grpc -w 2".to_owned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = tool_ok("mq", &args, None).await;
+    let out = tool_line_ok("mq", &bench("consume -g bench-grpc -w 2")).await;
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(summary["messages"].as_u64().unwrap() >= 200, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
@@ -364,15 +357,8 @@ async fn mq_bench_transactional_sends_commit_every_message() {
     let cluster = Cluster::start().await;
     let ns = cluster.namesrv_addr();
     cluster.create_topic("TxBench", 4).await;
-    let bench = |extra: &str| {
-        format!("bench produce -n {ns} -t TxBench --transaction {extra}")
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let args = bench("-s 64 -w 4 -c 100 -d 60 --json");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = tool_ok("mq", &args, None).await;
+    let bench = |extra: &str| format!("bench produce -n {ns} -t TxBench --transaction {extra}");
+    let out = tool_line_ok("mq", &bench("-s 64 -w 4 -c 100 -d 60 --json")).await;
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
         (&summary["messages"], &summary["errors"]),
@@ -385,9 +371,7 @@ async fn mq_bench_transactional_sends_commit_every_message() {
         cluster.stored("TxBench").await == 100
     })
     .await;
-    let args = bench("--batch 4");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let refused = tool("mq", &args, None).await;
+    let refused = tool_line("mq", &bench("--batch 4")).await;
     assert!(!refused.ok);
     assert!(refused.err.contains("single sends"), "{}", refused.err);
 }
@@ -403,9 +387,6 @@ async fn mq_produce_ends_transactions_as_told_and_answers_check_backs() {
     cluster.create_topic("TxTool", 2).await;
     let produce = |body: &str, ending: &str| {
         format!("produce -n {ns} -t TxTool -b {body} --transaction {ending}")
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
     };
     for (body, ending) in [
         ("committed", "commit"),
@@ -413,9 +394,7 @@ async fn mq_produce_ends_transactions_as_told_and_answers_check_backs() {
         ("checked-commit", "unknown -c 2"),
         ("checked-rollback", "unknown --check-answer rollback"),
     ] {
-        let args = produce(body, ending);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = tool_ok("mq", &args, None).await;
+        let out = tool_line_ok("mq", &produce(body, ending)).await;
         let sends = out.lines().filter(|l| l.starts_with("SEND_OK")).count();
         let checks = out.lines().filter(|l| l.starts_with("checked ")).count();
         if ending.starts_with("unknown") {

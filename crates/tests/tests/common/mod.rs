@@ -324,6 +324,19 @@ pub async fn tool(name: &'static str, args: &[&str], stdin: Option<&'static str>
         .unwrap()
 }
 
+/// [`tool`] with its arguments written as one line (split on blanks; none may hold one).
+pub async fn tool_line(name: &'static str, line: &str) -> ToolRun {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    tool(name, &args, None).await
+}
+
+/// [`tool_line`] for a run that must succeed; returns what it printed to stdout.
+pub async fn tool_line_ok(name: &'static str, line: &str) -> String {
+    let ToolRun { ok, out, err } = tool_line(name, line).await;
+    assert!(ok, "{err}");
+    out
+}
+
 /// Runs a tool that must succeed and returns what it printed to stdout.
 pub async fn tool_ok(name: &'static str, args: &[&str], stdin: Option<&'static str>) -> String {
     let ToolRun { ok, out, err } = tool(name, args, stdin).await;

@@ -455,9 +455,14 @@ async fn produce(options: ClientOptions, args: Produce, json: bool) -> Result<()
         })
         .await;
     producer.shutdown().await;
-    sent?;
+    all_done(sent, failures, "message(s) not sent")
+}
+
+/// How a run over the messages went: stdin unreadable, or `failures` of them `failed`.
+fn all_done(read: Result<()>, failures: u64, failed: &str) -> Result<()> {
+    read?;
     if failures > 0 {
-        bail!("{failures} message(s) not sent");
+        bail!("{failures} {failed}");
     }
     Ok(())
 }
@@ -572,10 +577,7 @@ async fn produce_in_transactions(
         Ok(())
     };
     transactions.shutdown().await;
-    sent?;
-    if failures > 0 {
-        bail!("{failures} message(s) not sent");
-    }
+    all_done(sent, failures, "message(s) not sent")?;
     waited
 }
 
@@ -614,11 +616,7 @@ async fn request(options: ClientOptions, args: Request, json: bool) -> Result<()
         })
         .await;
     producer.shutdown().await;
-    sent?;
-    if failures > 0 {
-        bail!("{failures} request(s) not answered");
-    }
-    Ok(())
+    all_done(sent, failures, "request(s) not answered")
 }
 
 async fn reply(options: ClientOptions, args: Reply, json: bool) -> Result<()> {
