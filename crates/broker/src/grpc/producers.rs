@@ -90,9 +90,19 @@ impl TelemetryProducers {
         self.streams.lock().by_group.keys().cloned().collect()
     }
 
-    /// The client's stream ended.
-    pub fn forget(&self, client_id: &str) {
-        self.streams.lock().remove(client_id);
+    /// The client's stream `sender` writes to ended. A client that opened a new stream
+    /// before the old one ended keeps what the new one registered.
+    pub fn forget(&self, client_id: &str, sender: &TelemetrySender) {
+        let mut streams = self.streams.lock();
+        let registered_by_this_stream = streams
+            .groups_of
+            .get(client_id)
+            .and_then(|groups| groups.first())
+            .and_then(|group| streams.by_group.get(group)?.get(client_id))
+            .is_none_or(|registered| registered.same_receiver(sender));
+        if registered_by_this_stream {
+            streams.remove(client_id);
+        }
     }
 
     /// Hands a CHECK_TRANSACTION_STATE (its header naming the half message, its body the
@@ -155,4 +165,96 @@ fn recover_command(check: &RemotingCommand) -> Option<v2::TelemetryCommand> {
             },
         )),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{append_record, NewMessage};
+    use crate::store_facade::RecordBatch;
+    use futures::StreamExt;
+    use remoting::code::request::CHECK_TRANSACTION_STATE;
+
+    /// A check of the half message at CommitLog offset 4096, half-queue offset 7, as the
+    /// master sends it: the message in its real topic, of producer group `Orders`.
+    fn check() -> RemotingCommand {
+        let properties = message::properties::encode([
+            ("UNIQ_KEY", "7F0000010000"),
+            ("PGROUP", "Orders"),
+            ("TRAN_MSG", "true"),
+        ]);
+        let mut batch = RecordBatch::default();
+        let message = NewMessage {
+            topic: "Orders",
+            queue_id: 1,
+            body: b"paid",
+            flag: 0,
+            properties: &properties,
+            sys_flag: 0,
+            born_timestamp_ms: 1_000,
+            born_host: "10.0.0.9:4000".parse().unwrap(),
+            reconsume_times: 0,
+        };
+        append_record(&mut batch, &message, "127.0.0.1:10911".parse().unwrap()).unwrap();
+        let header = CheckTransactionStateRequestHeader {
+            topic: Some("RMQ_SYS_TRANS_HALF_TOPIC".into()),
+            tran_state_table_offset: 7,
+            commit_log_offset: 4096,
+            msg_id: Some("7F0000010000".into()),
+            transaction_id: Some("7F0000010000".into()),
+            offset_msg_id: None,
+            broker_name: None,
+        };
+        RemotingCommand::request(CHECK_TRANSACTION_STATE)
+            .with_header(&header)
+            .with_body(batch.records()[0].to_vec())
+    }
+
+    fn stream() -> (
+        TelemetrySender,
+        futures::channel::mpsc::Receiver<Result<v2::TelemetryCommand, tonic::Status>>,
+    ) {
+        futures::channel::mpsc::channel(4)
+    }
+
+    #[test]
+    fn a_check_reaches_the_groups_producer_with_an_id_naming_the_half_message() {
+        let producers = TelemetryProducers::default();
+        let (sender, mut commands) = stream();
+        assert!(!producers.ask("Orders", &check()), "no producer yet");
+        producers.register("c1", vec!["Orders".into()], &sender);
+        assert!(producers.ask("Orders", &check()));
+        let sent = futures::executor::block_on(commands.next())
+            .unwrap()
+            .unwrap();
+        let Some(Command::RecoverOrphanedTransactionCommand(recover)) = sent.command else {
+            panic!("{sent:?}");
+        };
+        let place = TransactionPlace::decode(&recover.transaction_id).unwrap();
+        assert_eq!(
+            (
+                place.uniq_key.as_str(),
+                place.commit_log_offset,
+                place.queue_offset
+            ),
+            ("7F0000010000", 4096, 7)
+        );
+        let message = recover.message.unwrap();
+        assert_eq!(message.topic.unwrap().name, "Orders");
+        assert_eq!(message.body, b"paid");
+    }
+
+    #[test]
+    fn an_old_stream_ending_leaves_the_new_one_registered() {
+        let producers = TelemetryProducers::default();
+        let (old, _old_commands) = stream();
+        let (new, _new_commands) = stream();
+        producers.register("c1", vec!["Orders".into()], &old);
+        producers.register("c1", vec!["Orders".into()], &new);
+        producers.forget("c1", &old);
+        assert_eq!(producers.groups(), vec!["Orders".to_owned()]);
+        producers.forget("c1", &new);
+        assert!(producers.groups().is_empty());
+        assert!(!producers.ask("Orders", &check()));
+    }
 }

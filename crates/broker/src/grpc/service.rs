@@ -301,7 +301,7 @@ impl MessagingService for GrpcService {
                     break;
                 }
             }
-            ctx.grpc_producers.forget(&id);
+            ctx.grpc_producers.forget(&id, &outbound);
         });
         Ok(Response::new(answers.boxed()))
     }
