@@ -3,12 +3,18 @@
 //! (`rocketmq-python-client` from PyPI, `compat/python-grpc/driver.py`) and the Node.js
 //! client (`rocketmq-client-nodejs` from npm, `compat/nodejs-grpc/driver.js`) and the Rust
 //! client (`rocketmq` 5.0.0 from crates.io, `compat/rust-grpc`, a cargo project of its own
-//! built into `target/compat-rust-grpc`), unmodified, each installed by its setup script
-//! under `target/`. A missing install is an error naming the script, never a skipped test.
+//! built into `target/compat-rust-grpc`) and the Go client
+//! (`github.com/apache/rocketmq-clients/golang/v5` v5.1.2 from the Go module proxy,
+//! `compat/go-grpc`, a Go module of its own built into `target/compat-go-grpc`), unmodified,
+//! each installed by its setup script under `target/`. A missing install is an error naming
+//! the script, never a skipped test.
 //! The drivers take the same commands and print the same JSON lines (`produce`, `simple`,
 //! `transaction`). The Rust client has no changeInvisibleDuration: its driver's
 //! `simple --nack-first` leaves each first delivery unacknowledged (invisible 10 s) instead,
-//! and its `nacked` lines say so (`"by": "invisible-time-elapsed"`).
+//! and its `nacked` lines say so (`"by": "invisible-time-elapsed"`). The Go driver adds
+//! `produce --delay-ms MS` (as Node.js's) and `--message-groups N` (FIFO messages of groups
+//! `G0`..), `simple --batch B`, and a `group` and `keys` in its `received` lines; its
+//! receives long-poll 20 s (see `compat/go-grpc/main.go`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,16 +31,23 @@ pub enum GrpcClient {
     Python,
     NodeJs,
     Rust,
+    GoV5,
 }
 
 impl GrpcClient {
-    pub const OTHERS: [GrpcClient; 3] = [GrpcClient::Python, GrpcClient::NodeJs, GrpcClient::Rust];
+    pub const OTHERS: [GrpcClient; 4] = [
+        GrpcClient::Python,
+        GrpcClient::NodeJs,
+        GrpcClient::Rust,
+        GrpcClient::GoV5,
+    ];
 
     pub fn release(self) -> &'static str {
         match self {
             GrpcClient::Python => "5.1.2",
             GrpcClient::NodeJs => "1.0.8",
             GrpcClient::Rust => "5.0.0",
+            GrpcClient::GoV5 => "5.1.2",
         }
     }
 
@@ -43,6 +56,7 @@ impl GrpcClient {
             GrpcClient::Python => "scripts/setup-compat-python-grpc",
             GrpcClient::NodeJs => "scripts/setup-compat-nodejs-grpc",
             GrpcClient::Rust => "scripts/setup-compat-rust-grpc",
+            GrpcClient::GoV5 => "scripts/setup-compat-go-grpc",
         }
     }
 
@@ -55,6 +69,7 @@ impl GrpcClient {
             }
             // The setup script builds the dev profile (see compat/rust-grpc/Cargo.toml).
             GrpcClient::Rust => repo_root().join("target/compat-rust-grpc/debug/rust-grpc"),
+            GrpcClient::GoV5 => repo_root().join("target/compat-go-grpc/go-grpc"),
         }
     }
 
@@ -84,7 +99,7 @@ impl GrpcClient {
                 );
                 c
             }
-            GrpcClient::Rust => Command::new(self.installed()),
+            GrpcClient::Rust | GrpcClient::GoV5 => Command::new(self.installed()),
         };
         // The clients write their logs under $HOME; keep them out of the way.
         command.env("HOME", std::env::temp_dir());
@@ -123,6 +138,7 @@ impl fmt::Display for GrpcClient {
             GrpcClient::Python => "Python gRPC client",
             GrpcClient::NodeJs => "Node.js gRPC client",
             GrpcClient::Rust => "Rust gRPC client",
+            GrpcClient::GoV5 => "Go gRPC client",
         };
         write!(f, "{name} {}", self.release())
     }

@@ -530,7 +530,7 @@ async fn the_java_clients_sign_with_their_acl_hook() {
 
 /// The gRPC port checks the same accounts: Apache's RocketMQ 5 Java client signs its calls
 /// with its credentials provider; without them, or with a wrong secret, its sends are
-/// refused (PERMISSION_DENIED) and nothing is stored. The Python, Node.js and Rust 5.x
+/// refused (PERMISSION_DENIED) and nothing is stored. The Python, Node.js, Rust and Go 5.x
 /// clients likewise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_port_checks_the_same_accounts() {
@@ -573,8 +573,8 @@ async fn the_grpc_port_checks_the_same_accounts() {
             assert!(run.output.ops("sent").is_empty(), "{}", run.describe());
         }
     }
-    // The Python, Node.js and Rust 5.x clients sign the same way.
-    for client in [GrpcClient::Python, GrpcClient::NodeJs, GrpcClient::Rust] {
+    // The Python, Node.js, Rust and Go 5.x clients sign the same way.
+    for client in GrpcClient::OTHERS {
         client.check_installed().unwrap();
         let endpoints = endpoints.clone();
         right_then_wrong_secret(client.to_string(), move |secret| {
