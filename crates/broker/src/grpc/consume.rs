@@ -43,12 +43,39 @@ fn done(status: Option<v2::Status>) -> Vec<v2::ReceiveMessageResponse> {
     ]
 }
 
+/// The least a receive that names no long-polling time is held (RocketMQ's proxy's
+/// `grpcClientConsumerMinLongPollingTimeoutMillis`).
+const MIN_LONG_POLLING_MS: i64 = 5_000;
+
+/// How long a receive may hold: what it asked for, else, as RocketMQ's proxy decides, the
+/// time left before the call's deadline less half the client's request timeout; within
+/// 5 to 20 s, and never past the deadline. `None`: the deadline leaves less than the least
+/// poll.
+pub fn poll_time_ms(
+    asked_ms: Option<i64>,
+    remaining_ms: Option<i64>,
+    request_timeout_ms: i64,
+) -> Option<i64> {
+    let wanted = asked_ms.unwrap_or_else(|| {
+        remaining_ms.map_or(MAX_LONG_POLLING_MS, |left| left - request_timeout_ms / 2)
+    });
+    let poll = wanted.clamp(MIN_LONG_POLLING_MS, MAX_LONG_POLLING_MS);
+    match remaining_ms {
+        Some(left) if poll > left && left < MIN_LONG_POLLING_MS => None,
+        Some(left) if poll > left => Some(left),
+        _ => Some(poll),
+    }
+}
+
 /// The whole answer of one receive, in the order RocketMQ's proxy writes it: the status,
-/// the messages, the delivery time.
+/// the messages, the delivery time. `remaining_ms`: what the call's deadline leaves;
+/// `request_timeout_ms`: the client's request timeout from its settings.
 pub async fn receive(
     ctx: &Arc<BrokerContext>,
     relay: &MasterRelay,
     request: v2::ReceiveMessageRequest,
+    remaining_ms: Option<i64>,
+    request_timeout_ms: i64,
 ) -> Vec<v2::ReceiveMessageResponse> {
     let group = resource_name(request.group.as_ref());
     let topic = resource_name(
@@ -69,12 +96,13 @@ pub async fn receive(
             format!("the invisible time is at most {MAX_INVISIBLE_MS} ms"),
         ));
     }
-    let poll_ms = request
-        .long_polling_timeout
-        .as_ref()
-        .map(duration_ms)
-        .unwrap_or(MAX_LONG_POLLING_MS)
-        .clamp(0, MAX_LONG_POLLING_MS);
+    let asked = request.long_polling_timeout.as_ref().map(duration_ms);
+    let Some(poll_ms) = poll_time_ms(asked, remaining_ms, request_timeout_ms) else {
+        return done(status::of(
+            Code::IllegalPollingTime,
+            "the call's deadline leaves too little time to poll",
+        ));
+    };
     let (exp_type, exp) = match request.filter_expression.as_ref() {
         Some(filter) if filter.r#type == FilterType::Sql as i32 => {
             ("SQL92", filter.expression.clone())
@@ -346,4 +374,23 @@ async fn ack_handle(
             pop_ack::ack(ctx, &command).await
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receive_without_a_poll_time_polls_what_its_deadline_leaves() {
+        // Asked: kept within 5 to 20 s.
+        assert_eq!(poll_time_ms(Some(1_000), None, 3_000), Some(5_000));
+        assert_eq!(poll_time_ms(Some(60_000), None, 3_000), Some(20_000));
+        // Not asked: the deadline less half the request timeout (the Go client's 5 s await
+        // plus its 3 s margin, with a 3 s request timeout: 6.5 s).
+        assert_eq!(poll_time_ms(None, Some(8_000), 3_000), Some(6_500));
+        assert_eq!(poll_time_ms(None, None, 3_000), Some(20_000));
+        // Never past the deadline; a deadline shorter than the least poll is refused.
+        assert_eq!(poll_time_ms(Some(20_000), Some(7_000), 3_000), Some(7_000));
+        assert_eq!(poll_time_ms(None, Some(3_000), 3_000), None);
+    }
 }

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::clients::{self, GrpcClients};
 use super::relay::MasterRelay;
-use super::{authorize, consume, produce, route, status};
+use super::{authorize, consume, convert, produce, route, status};
 use crate::context::BrokerContext;
 
 /// Commands a Telemetry stream may have waiting to be written to its client.
@@ -64,6 +64,26 @@ fn peer<T>(request: &Request<T>) -> SocketAddr {
     request
         .remote_addr()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// A client's request timeout when its settings name none (the 5.x clients' default).
+const DEFAULT_REQUEST_TIMEOUT_MS: i64 = 3_000;
+
+/// The call's timeout from its `grpc-timeout` header (digits and a unit: H, M, S, m, u, n).
+fn call_timeout_ms(metadata: &tonic::metadata::MetadataMap) -> Option<i64> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let amount: i64 = digits.parse().ok()?;
+    let ms = match unit {
+        "H" => amount.checked_mul(3_600_000)?,
+        "M" => amount.checked_mul(60_000)?,
+        "S" => amount.checked_mul(1_000)?,
+        "m" => amount,
+        "u" => amount / 1_000,
+        "n" => amount / 1_000_000,
+        _ => return None,
+    };
+    Some(ms)
 }
 
 fn not_implemented(what: &str) -> Option<v2::Status> {
@@ -141,7 +161,19 @@ impl MessagingService for GrpcService {
         request: Request<v2::ReceiveMessageRequest>,
     ) -> Answer<Self::ReceiveMessageStream> {
         self.authorize(&request, &authorize::receive(request.get_ref()))?;
-        let responses = consume::receive(&self.ctx, &self.relay, request.into_inner()).await;
+        let remaining_ms = call_timeout_ms(request.metadata());
+        let request_timeout_ms = client_id(&request)
+            .and_then(|id| self.clients.settings(&id))
+            .and_then(|settings| settings.request_timeout)
+            .map_or(DEFAULT_REQUEST_TIMEOUT_MS, |t| convert::duration_ms(&t));
+        let responses = consume::receive(
+            &self.ctx,
+            &self.relay,
+            request.into_inner(),
+            remaining_ms,
+            request_timeout_ms,
+        )
+        .await;
         Ok(Response::new(Box::pin(futures::stream::iter(
             responses.into_iter().map(Ok),
         ))))
@@ -355,5 +387,28 @@ impl MessagingService for GrpcService {
         Ok(Response::new(v2::SyncLiteSubscriptionResponse {
             status: not_implemented("SyncLiteSubscription"),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_calls_timeout_is_read_from_its_grpc_timeout_header() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        assert_eq!(call_timeout_ms(&metadata), None);
+        for (header, ms) in [
+            ("8S", Some(8_000)),
+            ("2500m", Some(2_500)),
+            ("1M", Some(60_000)),
+            ("3000000u", Some(3_000)),
+            ("12", None),
+            ("S", None),
+            ("9x", None),
+        ] {
+            metadata.insert("grpc-timeout", header.parse().unwrap());
+            assert_eq!(call_timeout_ms(&metadata), ms, "{header}");
+        }
     }
 }
