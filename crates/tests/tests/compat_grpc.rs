@@ -723,79 +723,44 @@ fn go_fifo_messages(env: Env) -> Result<()> {
 fn go_delay_messages(env: Env) -> Result<()> {
     let topic = "GrpcGoDelay";
     create_typed_topic(env, topic, "DELAY", None)?;
-    let output = run_go(env, "produce", topic, &["-c", "4", "--delay-ms", "3000"])?;
-    let deliver: BTreeMap<String, i64> = output
-        .ops("sent")
-        .iter()
-        .map(|l| (text(l, "msg_id"), l["deliver_ms"].as_i64().unwrap_or(0)))
-        .collect();
-    ensure!(
-        deliver.len() == 4 && deliver.values().all(|ms| *ms > 0),
-        "delay messages acknowledged: {deliver:?}"
-    );
-    let output = run_go(
-        env,
-        "simple",
-        topic,
-        &[
-            "-g",
-            "grpc-go-delay",
-            "--expect",
-            "4",
-            "--timeout-secs",
-            CONSUME_TIMEOUT_SECS,
-        ],
-    )?;
-    for line in output.ops("received") {
-        let id = text(line, "msg_id");
-        let due = deliver.get(&id).context("a message never sent")?;
-        let at = line["at_ms"].as_i64().unwrap_or(0);
-        ensure!(
-            at >= *due,
-            "{id} received at {at}, before its delivery time {due}"
-        );
-    }
-    let received = tally(&output, "received");
-    let once: BTreeMap<String, usize> = deliver.keys().map(|id| (id.clone(), 1)).collect();
-    ensure!(
-        received == once,
-        "received {received:?}, expected each of {once:?} once"
-    );
-    Ok(())
+    let sent = run_go(env, "produce", topic, &["-c", "4", "--delay-ms", "3000"])?;
+    let received = run_go(env, "simple", topic, &delay_consumer("grpc-go-delay"))?;
+    check_on_time(&sent, &received, 4)
 }
 
 fn delay_messages(env: Env) -> Result<()> {
     let topic = "GrpcDelay";
     env.create_topic(topic)?;
-    let output = env.run("produce", topic, &["-c", "4", "--delay-ms", "3000"])?;
-    let deliver: BTreeMap<String, i64> = output
+    let sent = env.run("produce", topic, &["-c", "4", "--delay-ms", "3000"])?;
+    let received = env.run("simple", topic, &delay_consumer("grpc-delay"))?;
+    check_on_time(&sent, &received, 4)
+}
+
+/// A SimpleConsumer run of `group` expecting the 4 delay messages.
+fn delay_consumer(group: &str) -> [&str; 6] {
+    [
+        "-g",
+        group,
+        "--expect",
+        "4",
+        "--timeout-secs",
+        CONSUME_TIMEOUT_SECS,
+    ]
+}
+
+/// The `count` delay messages a producer run sent (each `sent` line with its `deliver_ms`)
+/// were each received once, none before its delivery time.
+fn check_on_time(sent: &DriverOutput, received: &DriverOutput, count: usize) -> Result<()> {
+    let deliver: BTreeMap<String, i64> = sent
         .ops("sent")
         .iter()
-        .map(|l| {
-            (
-                text(l, "msg_id"),
-                l["deliver_ms"].as_i64().unwrap_or(i64::MAX),
-            )
-        })
+        .map(|l| (text(l, "msg_id"), l["deliver_ms"].as_i64().unwrap_or(0)))
         .collect();
     ensure!(
-        deliver.len() == 4,
-        "{} delay messages acknowledged",
-        deliver.len()
+        deliver.len() == count && deliver.values().all(|ms| *ms > 0),
+        "delay messages acknowledged: {deliver:?}"
     );
-    let output = env.run(
-        "simple",
-        topic,
-        &[
-            "-g",
-            "grpc-delay",
-            "--expect",
-            "4",
-            "--timeout-secs",
-            CONSUME_TIMEOUT_SECS,
-        ],
-    )?;
-    for line in output.ops("received") {
+    for line in received.ops("received") {
         let id = text(line, "msg_id");
         let due = deliver.get(&id).context("a message never sent")?;
         let at = line["at_ms"].as_i64().unwrap_or(0);
@@ -804,9 +769,11 @@ fn delay_messages(env: Env) -> Result<()> {
             "{id} received at {at}, before its delivery time {due}"
         );
     }
+    let received = tally(received, "received");
+    let once: BTreeMap<String, usize> = deliver.keys().map(|id| (id.clone(), 1)).collect();
     ensure!(
-        tally(&output, "received").len() == 4,
-        "not every delay message arrived"
+        received == once,
+        "received {received:?}, expected each of {once:?} once"
     );
     Ok(())
 }
