@@ -60,16 +60,17 @@ async fn a_scrape_counts_a_known_workload() {
     let options = common::client_options(&namesrv.addr());
     common::create_topic(&namesrv.addr(), TOPIC, 2).await;
 
-    // 30 normal sends, 10 with a delay level (message_type="delay"), 200-byte bodies.
+    // 30 normal sends, 5 with a delay level and 5 timer messages (both message_type="delay"),
+    // 200-byte bodies.
     let producer =
         Producer::start(options.clone(), ProducerOptions::new("metrics-producer")).unwrap();
     for i in 0..40 {
         let body = format!("{i:0>width$}", width = BODY_BYTES);
         let message = Message::new(TOPIC, body);
-        let message = if i >= 30 {
-            message.with_delay_level(1)
-        } else {
-            message
+        let message = match i {
+            30..35 => message.with_delay_level(1),
+            35.. => message.with_delay_ms(500),
+            _ => message,
         };
         producer.send(message).await.unwrap();
     }
@@ -111,8 +112,13 @@ async fn a_scrape_counts_a_known_workload() {
                 "rocketmq_consumer_lag_messages",
                 &[("topic", TOPIC), ("consumer_group", READER)],
             ) == 35.0
+            && s.value("rocketmq_timer_dequeue_total", &[("topic", TOPIC)]) == 5.0
     })
     .await;
+    assert_eq!(
+        scraped.value("rocketmq_timer_enqueue_total", &[("topic", TOPIC)]),
+        5.0
+    );
 
     let normal = [("topic", TOPIC), ("message_type", "normal")];
     let delay = [("topic", TOPIC), ("message_type", "delay")];

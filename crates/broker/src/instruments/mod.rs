@@ -111,6 +111,8 @@ pub struct BrokerMetrics {
     send_to_dlq: Family<GetLabels, Counter>,
     commit_messages: Family<TopicLabels, Counter>,
     rollback_messages: Family<TopicLabels, Counter>,
+    timer_enqueued: Family<TopicLabels, Counter>,
+    timer_dequeued: Family<TopicLabels, Counter>,
 }
 
 impl BrokerMetrics {
@@ -127,6 +129,8 @@ impl BrokerMetrics {
             send_to_dlq: Family::default(),
             commit_messages: Family::default(),
             rollback_messages: Family::default(),
+            timer_enqueued: Family::default(),
+            timer_dequeued: Family::default(),
         }
     }
 
@@ -196,6 +200,26 @@ impl BrokerMetrics {
             .inc();
     }
 
+    /// A timer message for `topic` stored to wait (RocketMQ counts its timer's enqueues).
+    pub fn timer_enqueued(&self, topic: &str) {
+        self.count_timer(&self.timer_enqueued, topic);
+    }
+
+    /// A timer message delivered to `topic`.
+    pub fn timer_dequeued(&self, topic: &str) {
+        self.count_timer(&self.timer_dequeued, topic);
+    }
+
+    fn count_timer(&self, family: &Family<TopicLabels, Counter>, topic: &str) {
+        if self.enabled {
+            family
+                .get_or_create(&TopicLabels {
+                    topic: topic.to_owned(),
+                })
+                .inc();
+        }
+    }
+
     /// Adds the instruments (shared, not copied) to a scrape's registry.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -237,6 +261,16 @@ impl BrokerMetrics {
             "rocketmq_rollback_messages",
             "Total number of rollback messages",
             self.rollback_messages.clone(),
+        );
+        registry.register(
+            "rocketmq_timer_enqueue",
+            "Total number of timer enqueue",
+            self.timer_enqueued.clone(),
+        );
+        registry.register(
+            "rocketmq_timer_dequeue",
+            "Total number of timer dequeue",
+            self.timer_dequeued.clone(),
         );
         self.rpc.register(registry);
     }

@@ -403,6 +403,9 @@ pub(crate) async fn send_one(
         outcome.messages.len() as u64,
         bytes,
     );
+    if timer_slot_ms.is_some() {
+        ctx.metrics.timer_enqueued(&target.topic);
+    }
     Ok(respond(
         ctx,
         request,

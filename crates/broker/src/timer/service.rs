@@ -426,6 +426,12 @@ impl Timer {
         self.stored_at_ms = now_ms();
     }
 
+    fn count_delivered(&self, view: &MessageView<'_>) {
+        if let Some(topic) = view.property(keys::REAL_TOPIC) {
+            self.ctx.metrics.timer_dequeued(topic);
+        }
+    }
+
     /// Stores the messages at these (queue offset, slot) entries under their real topics,
     /// passing over recalled and unreadable ones, and `next` (the progress once they are
     /// delivered) with them in one put.
@@ -490,6 +496,9 @@ impl Timer {
         match self.ctx.store.put(batch).await {
             Ok(_) => {
                 self.ctx.stats.add_put(count as u64);
+                for view in &views {
+                    self.count_delivered(view);
+                }
                 self.note_stored(next);
                 Stored::Yes
             }
@@ -501,7 +510,10 @@ impl Timer {
                         continue;
                     }
                     match self.ctx.store.put(single).await {
-                        Ok(_) => self.ctx.stats.add_put(1),
+                        Ok(_) => {
+                            self.ctx.stats.add_put(1);
+                            self.count_delivered(view);
+                        }
                         Err(PutError::MessageIllegal(reason)) => {
                             error!(%reason, "timer message refused by the store; passed over");
                         }
