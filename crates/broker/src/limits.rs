@@ -12,6 +12,9 @@ pub const MAX_CONSUMER_GROUPS: usize = 100_000;
 pub const MAX_PRODUCER_GROUPS: usize = 100_000;
 pub const MAX_CHANNELS_PER_GROUP: usize = 10_000;
 pub const MAX_LOCK_ENTRIES: usize = 1_000_000;
+/// Queues of orderly consumer groups whose last pop is remembered (each a few hundred
+/// bytes).
+pub const MAX_ORDERLY_QUEUES: usize = 200_000;
 /// Pulls held open at once, across all connections.
 pub const MAX_PARKED_PULLS: usize = 100_000;
 /// Messages in one batch send.

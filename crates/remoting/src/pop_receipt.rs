@@ -5,6 +5,11 @@
 //! A handle is eight space-separated fields: `checkpoint_offset pop_time invisible_time
 //! revive_qid retry_flag broker_name queue_id offset`.
 
+/// The `revive_qid` of an orderly pop's receipts (RocketMQ's `POP_ORDER_REVIVE_QUEUE`):
+/// acks and changes of invisible time of such a receipt go to the broker's order state,
+/// not to a checkpoint.
+pub const ORDER_REVIVE_QUEUE: i32 = 999;
+
 /// Which topic a popped message was read from, as the handle's retry flag says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryFlag {
@@ -200,6 +205,76 @@ impl PopAnswer {
     }
 }
 
+/// An orderly pop's `orderCountInfo`: how often each handed-out message was handed out
+/// before. Entries are `flag qo<queue>%<offset> <count>` for messages handed out before,
+/// and, for the clients that read counts per queue, `flag <queue> <least count>`, joined
+/// by `;`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OrderCountInfo {
+    text: String,
+}
+
+impl OrderCountInfo {
+    pub fn from_text(text: &str) -> OrderCountInfo {
+        OrderCountInfo {
+            text: text.to_owned(),
+        }
+    }
+
+    /// Adds one queue's messages with their earlier deliveries (`counts[i]` for
+    /// `offsets[i]`).
+    pub fn add(&mut self, topic: &str, queue_id: i32, offsets: &[i64], counts: &[u32]) {
+        let flag = RetryFlag::of_topic(topic).as_str();
+        for (offset, count) in offsets.iter().zip(counts) {
+            if *count > 0 {
+                self.push(&format!("{flag} qo{queue_id}%{offset} {count}"));
+            }
+        }
+        let least = counts.iter().copied().min().unwrap_or(0);
+        self.push(&format!("{flag} {queue_id} {least}"));
+    }
+
+    fn push(&mut self, entry: &str) {
+        if !self.text.is_empty() {
+            self.text.push(';');
+        }
+        self.text.push_str(entry);
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// How often the message at `offset` of `queue_id` in `stored_topic` was handed out
+    /// before: its own entry, else its queue's, else 0.
+    pub fn count(&self, stored_topic: &str, queue_id: i32, offset: i64) -> u32 {
+        let flag = RetryFlag::of_topic(stored_topic).as_str();
+        let by_offset = format!("qo{queue_id}%{offset}");
+        let by_queue = queue_id.to_string();
+        let mut queue_count = None;
+        for entry in self.text.split(';') {
+            let mut parts = entry.split(' ');
+            let (Some(f), Some(key), Some(count)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if f != flag {
+                continue;
+            }
+            let Ok(count) = count.parse::<u32>() else {
+                continue;
+            };
+            if key == by_offset {
+                return count;
+            }
+            if key == by_queue {
+                queue_count = Some(count);
+            }
+        }
+        queue_count.unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +317,25 @@ mod tests {
         assert_eq!(answer.receipt("T", 2, 101).checkpoint_offset, 100);
         assert_eq!(answer.receipt("%RETRY%G_T", 0, 8).checkpoint_offset, 7);
         assert_eq!(answer.receipt("%RETRY%G_T", 0, 8).retry, RetryFlag::RetryV1);
+    }
+
+    #[test]
+    fn order_counts_name_each_message_handed_out_before_and_each_queue() {
+        let mut info = OrderCountInfo::default();
+        info.add("T", 1, &[10, 11, 12], &[2, 1, 0]);
+        info.add("T", 3, &[5], &[0]);
+        assert_eq!(info.as_str(), "0 qo1%10 2;0 qo1%11 1;0 1 0;0 3 0");
+        let read = OrderCountInfo::from_text(info.as_str());
+        assert_eq!(read.count("T", 1, 10), 2);
+        assert_eq!(read.count("T", 1, 11), 1);
+        assert_eq!(read.count("T", 1, 12), 0);
+        assert_eq!(read.count("T", 3, 5), 0);
+        assert_eq!(read.count("%RETRY%G_T", 1, 10), 0, "another topic's");
+        // The per-queue form older brokers send, and garbage.
+        assert_eq!(OrderCountInfo::from_text("0 2 4").count("T", 2, 99), 4);
+        assert_eq!(
+            OrderCountInfo::from_text("x;0 qo1%z 1;;").count("T", 1, 1),
+            0
+        );
     }
 }

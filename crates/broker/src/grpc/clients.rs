@@ -92,9 +92,8 @@ fn server_settings(
                     format!("consumer group `{group}` is not valid"),
                 ));
             }
-            let config = ctx.groups.get(&group);
-            let retry_max = config.as_ref().map_or(16, |c| c.retry_max_times);
-            subscription.fifo = Some(config.as_ref().is_some_and(|c| c.consume_message_orderly));
+            let policy = ConsumerPolicy::of(ctx, &group);
+            subscription.fifo = Some(policy.fifo);
             subscription.receive_batch_size = Some(RECEIVE_BATCH);
             let asked = subscription
                 .long_polling_timeout
@@ -104,7 +103,7 @@ fn server_settings(
                 .unwrap_or(MAX_LONG_POLLING_MS);
             subscription.long_polling_timeout = Some(duration(asked.min(MAX_LONG_POLLING_MS)));
             settings.backoff_policy = Some(v2::RetryPolicy {
-                max_attempts: retry_max.saturating_add(1),
+                max_attempts: policy.max_attempts,
                 strategy: Some(v2::retry_policy::Strategy::CustomizedBackoff(
                     v2::CustomizedBackoff {
                         next: CONSUMER_BACKOFF_MS.iter().map(|ms| duration(*ms)).collect(),
@@ -124,6 +123,27 @@ fn server_settings(
         endpoints: None,
     });
     Ok(settings)
+}
+
+/// How a consumer group consumes, from its subscription group config (RocketMQ's
+/// defaults when it has none yet): orderly (`consumeMessageOrderly`, a FIFO group) or
+/// not, and how many deliveries a message gets before it goes to the dead-letter queue.
+pub struct ConsumerPolicy {
+    pub fifo: bool,
+    pub max_attempts: i32,
+}
+
+impl ConsumerPolicy {
+    pub fn of(ctx: &BrokerContext, group: &str) -> ConsumerPolicy {
+        let config = ctx.groups.get(group);
+        ConsumerPolicy {
+            fifo: config.as_ref().is_some_and(|c| c.consume_message_orderly),
+            max_attempts: config
+                .as_ref()
+                .map_or(16, |c| c.retry_max_times)
+                .saturating_add(1),
+        }
+    }
 }
 
 /// Whether the client type is one whose heartbeat keeps it known.

@@ -3,6 +3,11 @@
 //! queue of the topic (and the group's pop retry topic) on this broker; the receipt handle
 //! a client gets is the pop's receipt followed by the message's CommitLog offset, as
 //! RocketMQ's proxy makes it.
+//!
+//! A FIFO group (`consumeMessageOrderly`) receives by orderly pops, as RocketMQ's proxy
+//! asks them: a queue's next messages only once its last ones are acknowledged or timed
+//! out. Its delivery attempts come from the pop's order counts, and a message delivered
+//! `max_attempts` times already goes to the dead-letter queue instead of to the client.
 
 use std::sync::Arc;
 
@@ -15,9 +20,9 @@ use remoting::header::pop::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
     PopMessageRequestHeader, PopMessageResponseHeader,
 };
-use remoting::pop_receipt::{PopAnswer, PopReceipt, RetryFlag};
+use remoting::pop_receipt::{OrderCountInfo, PopAnswer, PopReceipt, RetryFlag};
 
-use super::clients::{MAX_LONG_POLLING_MS, RECEIVE_BATCH};
+use super::clients::{ConsumerPolicy, MAX_LONG_POLLING_MS, RECEIVE_BATCH};
 use super::convert::{self, duration_ms, resource_name};
 use super::relay::MasterRelay;
 use super::status;
@@ -110,8 +115,9 @@ pub async fn receive(
         Some(filter) if !filter.expression.is_empty() => ("TAG", filter.expression.clone()),
         _ => ("TAG", "*".to_owned()),
     };
+    let policy = ConsumerPolicy::of(ctx, &group);
     let header = PopMessageRequestHeader {
-        consumer_group: group,
+        consumer_group: group.clone(),
         topic: topic.clone(),
         queue_id: -1,
         max_msg_nums: request.batch_size.clamp(1, RECEIVE_BATCH),
@@ -121,7 +127,7 @@ pub async fn receive(
         init_mode: 1,
         exp_type: Some(exp_type.to_owned()),
         exp: Some(exp),
-        order: None,
+        order: Some(policy.fifo),
         attempt_id: request.attempt_id.clone(),
         broker_name: None,
     };
@@ -151,9 +157,11 @@ pub async fn receive(
         popped.revive_qid,
         &ctx.config.broker_name,
     );
+    let order_counts = OrderCountInfo::from_text(popped.order_count_info.as_deref().unwrap_or(""));
     let mut responses = vec![v2::ReceiveMessageResponse {
         content: Some(Content::Status(status::ok().unwrap_or_default())),
     }];
+    let mut exhausted = Vec::new();
     // The records come as the store's own buffers (one chunk each, or a plain body).
     let records = std::iter::once(&answer.body).chain(answer.body_chunks.iter());
     for view in records.flat_map(|chunk| MessageIter::new(chunk)) {
@@ -162,9 +170,39 @@ pub async fn receive(
         };
         let receipt = receipts.receipt(view.topic(), view.queue_id(), view.queue_offset());
         let handle = format!("{} {}", receipt.encode(), view.physical_offset());
+        let mut message = convert::incoming(&view, &topic, handle);
+        if policy.fifo {
+            let earlier = order_counts.count(view.topic(), view.queue_id(), view.queue_offset());
+            let earlier = i32::try_from(earlier).unwrap_or(i32::MAX);
+            if earlier >= policy.max_attempts {
+                exhausted.push((
+                    Handle {
+                        extra_info: receipt.encode(),
+                        receipt,
+                        commit_log_offset: view.physical_offset(),
+                    },
+                    message
+                        .system_properties
+                        .as_ref()
+                        .map(|s| s.message_id.clone())
+                        .unwrap_or_default(),
+                ));
+                continue;
+            }
+            if let Some(system) = message.system_properties.as_mut() {
+                system.delivery_attempt = Some(earlier.saturating_add(1));
+            }
+        }
         responses.push(v2::ReceiveMessageResponse {
-            content: Some(Content::Message(convert::incoming(&view, &topic, handle))),
+            content: Some(Content::Message(message)),
         });
+    }
+    for (handle, message_id) in exhausted {
+        let status = dead_letter(ctx, relay, &group, &topic, handle, message_id).await;
+        if status.as_ref().is_some_and(|s| s.code != Code::Ok as i32) {
+            tracing::warn!(%group, %topic, ?status,
+                "a FIFO message past its max attempts was not moved to the dead-letter queue");
+        }
     }
     responses.push(v2::ReceiveMessageResponse {
         content: Some(Content::DeliveryTimestamp(convert::timestamp(now_ms()))),
@@ -326,12 +364,26 @@ pub async fn forward_to_dead_letter_queue(
         Ok(handle) => handle,
         Err(status) => return v2::ForwardMessageToDeadLetterQueueResponse { status },
     };
+    let status = dead_letter(ctx, relay, &group, &topic, handle, request.message_id).await;
+    v2::ForwardMessageToDeadLetterQueueResponse { status }
+}
+
+/// Stores the message a handle names in the group's dead-letter topic, then acknowledges
+/// it.
+async fn dead_letter(
+    ctx: &BrokerContext,
+    relay: &MasterRelay,
+    group: &str,
+    topic: &str,
+    handle: Handle,
+    message_id: String,
+) -> Option<v2::Status> {
     let header = ConsumerSendMsgBackRequestHeader {
         offset: handle.commit_log_offset,
-        group: group.clone(),
+        group: group.to_owned(),
         delay_level: -1,
-        origin_msg_id: Some(request.message_id.clone()),
-        origin_topic: Some(topic.clone()),
+        origin_msg_id: Some(message_id),
+        origin_topic: Some(topic.to_owned()),
         unit_mode: false,
         max_reconsume_times: Some(0),
     };
@@ -342,14 +394,10 @@ pub async fn forward_to_dead_letter_queue(
         })
         .await;
     if answer.code != response::SUCCESS {
-        return v2::ForwardMessageToDeadLetterQueueResponse {
-            status: status::of_remoting(answer.code, answer.remark.as_deref()),
-        };
+        return status::of_remoting(answer.code, answer.remark.as_deref());
     }
-    let answer = ack_handle(ctx, relay, &group, &topic, handle).await;
-    v2::ForwardMessageToDeadLetterQueueResponse {
-        status: status::of_remoting(answer.code, answer.remark.as_deref()),
-    }
+    let answer = ack_handle(ctx, relay, group, topic, handle).await;
+    status::of_remoting(answer.code, answer.remark.as_deref())
 }
 
 /// Acknowledges the message a handle names (ACK_MESSAGE, on the master).

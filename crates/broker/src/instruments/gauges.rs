@@ -221,6 +221,9 @@ fn popped_unacked(ctx: &BrokerContext) -> HashMap<(String, String), i64> {
             .entry((key.group.clone(), key.topic.clone()))
             .or_insert(0) += unacked as i64;
     }
+    for ((group, topic, _), unacked) in ctx.pop.order.lock().unacked_by_queue() {
+        *counts.entry((group.clone(), topic.clone())).or_insert(0) += unacked as i64;
+    }
     counts
 }
 

@@ -16,12 +16,15 @@
 //! - [`revive`]: the loop that reads the revive topic (every member) and redelivers what
 //!   ran out of time (the master).
 //! - [`queue_locks`]: one pop at a time per group and queue.
+//! - [`order`]: orderly pops (FIFO groups), which store no checkpoint: a queue is held
+//!   until its last pop is acknowledged or times out.
 //!
 //! The requests are served by `processor::pop` (POP_MESSAGE), `processor::pop_ack` (ACK,
 //! BATCH_ACK, CHANGE_INVISIBLETIME) and `processor::assignment` (QUERY_ASSIGNMENT and the
 //! request modes).
 
 pub mod ledger;
+pub mod order;
 pub mod queue_locks;
 pub mod record;
 pub mod revive;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use ledger::Ledger;
+use order::OrderLedger;
 use queue_locks::QueueLocks;
 
 /// The revive topic's queue holding every record (receipts name it as `reviveQid`).
@@ -53,6 +57,7 @@ pub struct PopState {
     pub revive_topic: String,
     pub settings: PopSettings,
     pub ledger: Mutex<Ledger>,
+    pub order: Mutex<OrderLedger>,
     pub queue_locks: QueueLocks,
 }
 
@@ -66,6 +71,7 @@ impl PopState {
                 max_open_checkpoints: config.pop_ck_max_buffer_size,
             },
             ledger: Mutex::new(Ledger::default()),
+            order: Mutex::new(OrderLedger::new(crate::limits::MAX_ORDERLY_QUEUES)),
             queue_locks: QueueLocks::new(crate::limits::MAX_LOCK_ENTRIES),
         }
     }

@@ -28,6 +28,28 @@ impl QueueLocks {
     /// The queue's lock if no other pop holds it; `None` when busy (or, with the table
     /// full of held locks, when no lock can be made).
     pub fn try_lock(&self, group: &str, topic: &str, queue_id: i32) -> Option<OwnedMutexGuard<()>> {
+        self.entry(group, topic, queue_id)?.try_lock_owned().ok()
+    }
+
+    /// The queue's lock, waiting up to `wait` for a pop that holds it (an orderly ack must
+    /// not be lost to a pop in progress); `None` past that, or with the table full.
+    pub async fn lock(
+        &self,
+        group: &str,
+        topic: &str,
+        queue_id: i32,
+        wait: std::time::Duration,
+    ) -> Option<OwnedMutexGuard<()>> {
+        let lock = self.entry(group, topic, queue_id)?;
+        tokio::time::timeout(wait, lock.lock_owned()).await.ok()
+    }
+
+    fn entry(
+        &self,
+        group: &str,
+        topic: &str,
+        queue_id: i32,
+    ) -> Option<Arc<tokio::sync::Mutex<()>>> {
         let mut locks = self.locks.lock();
         let key = (group.to_owned(), topic.to_owned(), queue_id);
         if !locks.contains_key(&key) && locks.len() >= self.max_entries {
@@ -37,9 +59,7 @@ impl QueueLocks {
                 return None;
             }
         }
-        let lock = Arc::clone(locks.entry(key).or_default());
-        drop(locks);
-        lock.try_lock_owned().ok()
+        Some(Arc::clone(locks.entry(key).or_default()))
     }
 }
 

@@ -5,6 +5,11 @@
 //! offset past what was read, answer. The group's pop retry topic is looked at first in
 //! `popFromRetryProbability` of a hundred pops, and after the topic when it had too little.
 //! Nothing there: the request waits, up to its poll time, for an arrival.
+//!
+//! An orderly pop (`order=true`, a FIFO group) reads only the topic's queues, each from
+//! the group's offset and only when the queue's last pop is acknowledged or timed out
+//! ([`crate::pop::order`]); it stores no checkpoint and answers each message's earlier
+//! deliveries in `orderCountInfo`.
 
 use std::time::Duration;
 
@@ -15,7 +20,7 @@ use remoting::body::topic::perm;
 use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::header::pop::{PopMessageRequestHeader, PopMessageResponseHeader};
-use remoting::pop_receipt::PopOffsetInfo;
+use remoting::pop_receipt::{OrderCountInfo, PopOffsetInfo, ORDER_REVIVE_QUEUE};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -46,6 +51,9 @@ struct Plan {
     invisible_time: i64,
     /// New groups start at the queue's first message (initMode 0) or its end (1).
     from_first: bool,
+    orderly: bool,
+    /// The receive attempt (a retried receive names the same one).
+    attempt_id: Option<String>,
 }
 
 /// What one pass over the queues found.
@@ -53,7 +61,10 @@ struct Plan {
 struct Popped {
     records: Vec<Bytes>,
     info: PopOffsetInfo,
+    order_counts: OrderCountInfo,
     rest: i64,
+    /// The earliest an orderly queue held back by its last pop may be popped again.
+    held_until_ms: Option<i64>,
 }
 
 /// Serves one pop. `requester_gone` resolves when whoever asked can no longer take the
@@ -113,7 +124,7 @@ pub async fn process(
             // invisible time. The answer goes nowhere.
             return empty(request, &plan, response::POLLING_TIMEOUT, now_ms(), 0);
         }
-        if !ctx.pop.has_room() {
+        if !plan.orderly && !ctx.pop.has_room() {
             return empty(request, &plan, response::POLLING_FULL, now_ms(), 0);
         }
         let pop_time = now_ms();
@@ -142,10 +153,16 @@ pub async fn process(
                 popped.rest,
             );
         }
+        // A held orderly queue frees itself when its invisible time runs out, with no
+        // arrival to wake the wait.
+        let wake = popped.held_until_ms.map_or(deadline, |at| {
+            let after = Duration::from_millis((at - now_ms()).max(1) as u64);
+            deadline.min(Instant::now() + after)
+        });
         tokio::select! {
             _ = on_topic => {}
             _ = on_retry => {}
-            _ = tokio::time::sleep_until(deadline) => {}
+            _ = tokio::time::sleep_until(wake) => {}
             _ = ctx.shutdown.cancelled() => {}
             _ = requester_gone.as_mut() => {
                 return empty(request, &plan, response::POLLING_TIMEOUT, now_ms(), 0);
@@ -184,12 +201,6 @@ async fn check(ctx: &BrokerContext, header: &PopMessageRequestHeader) -> Result<
         return Err(Refusal::new(
             response::INVALID_PARAMETER,
             format!("invisibleTime {} must be positive", header.invisible_time),
-        ));
-    }
-    if header.order == Some(true) {
-        return Err(Refusal::new(
-            response::INVALID_PARAMETER,
-            "orderly pop (FIFO message groups) is not supported by this broker yet",
         ));
     }
     let group = header.consumer_group.as_str();
@@ -267,6 +278,8 @@ async fn check(ctx: &BrokerContext, header: &PopMessageRequestHeader) -> Result<
         max: header.max_msg_nums as usize,
         invisible_time: header.invisible_time,
         from_first: header.init_mode == 0,
+        orderly: header.order == Some(true),
+        attempt_id: header.attempt_id.clone().filter(|id| !id.is_empty()),
     })
 }
 
@@ -280,7 +293,8 @@ async fn pop_once(ctx: &BrokerContext, plan: &Plan, pop_time: i64) -> Result<Pop
             rng.gen_range(0..plan.queue_ids.len().max(1)),
         )
     };
-    let has_retry = ctx.topics.contains(&plan.retry_topic);
+    // An orderly group's messages never go to a retry topic: they are popped again.
+    let has_retry = !plan.orderly && ctx.topics.contains(&plan.retry_topic);
     if retry_first && has_retry {
         pop_queue(ctx, plan, &plan.retry_topic, 0, pop_time, &mut popped).await?;
     }
@@ -320,8 +334,13 @@ async fn pop_queue(
         popped.rest += backlog(committed.unwrap_or(min));
         return Ok(());
     };
+    let order_key = (plan.group.clone(), topic.to_owned(), queue_id);
+    if plan.orderly && held_back(ctx, plan, &order_key, pop_time, popped) {
+        return Ok(());
+    }
     // Read again under the lock: another pop may have moved it.
-    let offset = match ctx.offsets.query(&plan.group, topic, queue_id) {
+    let committed = ctx.offsets.query(&plan.group, topic, queue_id);
+    let offset = match committed {
         Some(offset) => offset.clamp(min, max),
         None => start_of_new_group(ctx, plan, topic, queue_id, min, max),
     };
@@ -338,36 +357,35 @@ async fn pop_queue(
         }
         return Ok(());
     }
-    let key = CheckpointKey {
-        group: plan.group.clone(),
-        topic: topic.to_owned(),
-        queue_id,
-        start_offset: offset,
-        pop_time,
-    };
-    let checkpoint = PopRecord::Checkpoint {
-        key,
-        invisible_time: plan.invisible_time,
-        offsets: read.queue_offsets.clone(),
-    };
-    let mut batch = RecordBatch::with_capacity(512, 1);
-    checkpoint
-        .append(
-            &mut batch,
-            &ctx.pop.revive_topic,
-            REVIVE_QUEUE,
-            ctx.store_host,
+    if plan.orderly {
+        let counts = ctx.pop.order.lock().record(
+            order_key,
+            plan.attempt_id.clone(),
+            pop_time,
+            plan.invisible_time,
+            &read.queue_offsets,
+        );
+        popped
+            .order_counts
+            .add(topic, queue_id, &read.queue_offsets, &counts);
+        if committed != Some(offset) {
+            // Where a new group starts (or where retention moved it) is remembered: acks
+            // move the offset on from there.
+            commit(ctx, plan, topic, queue_id, offset).await;
+        }
+    } else {
+        store_checkpoint(
+            ctx,
+            plan,
+            topic,
+            queue_id,
+            offset,
+            pop_time,
+            &read.queue_offsets,
         )
-        .map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
-    // The checkpoint is stored before anything is handed out: whatever happens next, the
-    // messages come back if they are not acknowledged.
-    if let Err(e) = ctx.store.put(batch).await {
-        return Err(Refusal::new(
-            e.response_code(),
-            format!("pop checkpoint not stored: {e}"),
-        ));
+        .await?;
+        commit(ctx, plan, topic, queue_id, next).await;
     }
-    commit(ctx, plan, topic, queue_id, next).await;
     popped
         .info
         .add(topic, queue_id, offset, &read.queue_offsets);
@@ -380,6 +398,66 @@ async fn pop_queue(
     );
     popped.records.extend(read.messages);
     Ok(())
+}
+
+/// Whether an orderly queue must be left alone: its last pop is still in flight (noted in
+/// `popped` for the wait), or the table of orderly queues is full.
+fn held_back(
+    ctx: &BrokerContext,
+    plan: &Plan,
+    key: &crate::pop::order::QueueKey,
+    pop_time: i64,
+    popped: &mut Popped,
+) -> bool {
+    let mut order = ctx.pop.order.lock();
+    if let Some(until) = order.blocked_until(key, plan.attempt_id.as_deref(), pop_time) {
+        popped.held_until_ms = Some(popped.held_until_ms.map_or(until, |t| t.min(until)));
+        return true;
+    }
+    if !order.has_room_for(key, pop_time) {
+        warn!(group = %plan.group, topic = %key.1, queue_id = key.2,
+            "orderly pop table full; queue skipped");
+        return true;
+    }
+    false
+}
+
+/// Stores the checkpoint of a pop before anything is handed out: whatever happens next,
+/// the messages come back if they are not acknowledged.
+async fn store_checkpoint(
+    ctx: &BrokerContext,
+    plan: &Plan,
+    topic: &str,
+    queue_id: i32,
+    start_offset: i64,
+    pop_time: i64,
+    offsets: &[i64],
+) -> Result<(), Refusal> {
+    let checkpoint = PopRecord::Checkpoint {
+        key: CheckpointKey {
+            group: plan.group.clone(),
+            topic: topic.to_owned(),
+            queue_id,
+            start_offset,
+            pop_time,
+        },
+        invisible_time: plan.invisible_time,
+        offsets: offsets.to_vec(),
+    };
+    let mut batch = RecordBatch::with_capacity(512, 1);
+    checkpoint
+        .append(
+            &mut batch,
+            &ctx.pop.revive_topic,
+            REVIVE_QUEUE,
+            ctx.store_host,
+        )
+        .map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
+    ctx.store
+        .put(batch)
+        .await
+        .map(|_| ())
+        .map_err(|e| Refusal::new(e.response_code(), format!("pop checkpoint not stored: {e}")))
 }
 
 /// Where a group with no offset on the queue starts: its first message (initMode 0, and
@@ -424,11 +502,17 @@ fn found(request: &RemotingCommand, plan: &Plan, pop_time: i64, popped: Popped) 
     let header = PopMessageResponseHeader {
         pop_time,
         invisible_time: plan.invisible_time,
-        revive_qid: REVIVE_QUEUE,
+        revive_qid: if plan.orderly {
+            ORDER_REVIVE_QUEUE
+        } else {
+            REVIVE_QUEUE
+        },
         rest_num: popped.rest,
         start_offset_info: Some(popped.info.start_offset_info().to_owned()),
         msg_offset_info: Some(popped.info.msg_offset_info().to_owned()),
-        order_count_info: None,
+        order_count_info: plan
+            .orderly
+            .then(|| popped.order_counts.as_str().to_owned()),
     };
     let mut response = RemotingCommand::success_to(request).with_header(&header);
     response.remark = Some("FOUND".into());

@@ -4,6 +4,12 @@
 //! ack record in the revive topic, stored before the answer (see [`crate::pop`]). An ack
 //! of a message whose checkpoint is gone (redelivered already) is answered SUCCESS, as
 //! RocketMQ's broker answers it.
+//!
+//! A receipt of an orderly pop (`reviveQid` 999) names no checkpoint: its ack moves the
+//! group's offset to the queue's first unacknowledged message and its change of invisible
+//! time moves when the queue is freed ([`crate::pop::order`]).
+
+use std::time::Duration;
 
 use remoting::body::pop::BatchAckMessageRequestBody;
 use remoting::code::response;
@@ -11,17 +17,21 @@ use remoting::command::RemotingCommand;
 use remoting::header::pop::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
 };
-use remoting::pop_receipt::{PopReceipt, RetryFlag};
+use remoting::pop_receipt::{PopReceipt, RetryFlag, ORDER_REVIVE_QUEUE};
 
 use super::{decode_header, Refusal};
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
+use crate::metadata::{MetadataOp, OffsetOp};
+use crate::pop::order::{OrderAck, QueueKey};
 use crate::pop::record::{CheckpointKey, PopRecord};
 use crate::pop::REVIVE_QUEUE;
 use crate::store_facade::RecordBatch;
 
 /// Most checkpoints one batch ack may name.
 const MAX_BATCH_ACKS: usize = 1024;
+/// How long an orderly ack or change waits for a pop of its queue in progress.
+const ORDER_LOCK_WAIT: Duration = Duration::from_secs(3);
 
 pub async fn ack(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     let header: AckMessageRequestHeader = match decode_header(request) {
@@ -39,6 +49,14 @@ pub async fn ack(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingComm
             header.offset,
             false,
         )?;
+        if receipt.revive_qid == ORDER_REVIVE_QUEUE {
+            let key = (
+                header.consumer_group.clone(),
+                header.topic.clone(),
+                header.queue_id,
+            );
+            return ack_orderly(ctx, key, header.offset, receipt.pop_time).await;
+        }
         let record = PopRecord::Ack {
             key: key_of(
                 &header.consumer_group,
@@ -114,6 +132,15 @@ pub async fn batch_ack(ctx: &BrokerContext, request: &RemotingCommand) -> Remoti
         if offsets.is_empty() || !ctx.topics.contains(&topic) {
             continue;
         }
+        if ack.revive_queue_id == ORDER_REVIVE_QUEUE {
+            let key = (ack.consumer_group.clone(), topic, ack.queue_id);
+            for offset in offsets {
+                if let Err(refusal) = ack_orderly(ctx, key.clone(), offset, ack.pop_time).await {
+                    return refusal.into_response(request);
+                }
+            }
+            continue;
+        }
         records.push(PopRecord::Ack {
             key: CheckpointKey {
                 group: ack.consumer_group.clone(),
@@ -162,6 +189,14 @@ pub async fn change_invisible_time(
             header.offset,
             true,
         )?;
+        if receipt.revive_qid == ORDER_REVIVE_QUEUE {
+            let key = (
+                header.consumer_group.clone(),
+                header.topic.clone(),
+                header.queue_id,
+            );
+            return change_orderly(ctx, key, header.offset, &receipt, header.invisible_time).await;
+        }
         let old = key_of(
             &header.consumer_group,
             &header.topic,
@@ -172,18 +207,116 @@ pub async fn change_invisible_time(
             PopRecord::renewal(old, header.offset, header.invisible_time, now_ms());
         // One put: the message is never without a checkpoint, nor under two.
         store(ctx, &records).await?;
-        Ok(pop_time)
+        Ok(ChangeInvisibleTimeResponseHeader {
+            pop_time,
+            invisible_time: header.invisible_time,
+            revive_qid: REVIVE_QUEUE,
+        })
     };
     match changed.await {
-        Ok(pop_time) => {
-            RemotingCommand::success_to(request).with_header(&ChangeInvisibleTimeResponseHeader {
-                pop_time,
-                invisible_time: header.invisible_time,
-                revive_qid: REVIVE_QUEUE,
-            })
-        }
+        Ok(renewed) => RemotingCommand::success_to(request).with_header(&renewed),
         Err(refusal) => refusal.into_response(request),
     }
+}
+
+/// Acknowledges a message of an orderly pop: the group's offset moves to the queue's first
+/// unacknowledged message (through the raft log in a group), and a queue with nothing left
+/// in flight wakes the pops waiting for it.
+async fn ack_orderly(
+    ctx: &BrokerContext,
+    key: QueueKey,
+    offset: i64,
+    pop_time: i64,
+) -> Result<(), Refusal> {
+    let (group, topic, queue_id) = (&key.0, &key.1, key.2);
+    let Some(_serial) = ctx
+        .pop
+        .queue_locks
+        .lock(group, topic, queue_id, ORDER_LOCK_WAIT)
+        .await
+    else {
+        return Err(busy(&key));
+    };
+    let committed = ctx.offsets.query(group, topic, queue_id).unwrap_or(-1);
+    if offset < committed {
+        return Ok(());
+    }
+    let outcome = ctx.pop.order.lock().ack(&key, offset, pop_time, committed);
+    match outcome {
+        OrderAck::Next(next) if next > committed => {
+            let op = MetadataOp::Offset(OffsetOp::Commit {
+                group: group.clone(),
+                topic: topic.clone(),
+                queue_id,
+                offset: next,
+            });
+            ctx.write_metadata(op).await.map_err(|e| {
+                Refusal::new(response::SYSTEM_ERROR, format!("ack not stored: {e}"))
+            })?;
+        }
+        OrderAck::Next(_) | OrderAck::Stale => {}
+        OrderAck::Unknown => {
+            return Err(Refusal::new(
+                response::MESSAGE_ILLEGAL,
+                format!(
+                    "offset is illegal, key:{group} {topic} {queue_id}, old:{committed}, commit:{offset}"
+                ),
+            ))
+        }
+    }
+    let free = ctx
+        .pop
+        .order
+        .lock()
+        .blocked_until(&key, None, now_ms())
+        .is_none();
+    if free {
+        ctx.long_poll.on_arrival(topic, queue_id);
+    }
+    Ok(())
+}
+
+/// Gives a message of an orderly pop a new invisible time: its queue is held until then.
+/// The receipt keeps its pop time (it still names the same pop).
+async fn change_orderly(
+    ctx: &BrokerContext,
+    key: QueueKey,
+    offset: i64,
+    receipt: &PopReceipt,
+    invisible_time: i64,
+) -> Result<ChangeInvisibleTimeResponseHeader, Refusal> {
+    let Some(_serial) = ctx
+        .pop
+        .queue_locks
+        .lock(&key.0, &key.1, key.2, ORDER_LOCK_WAIT)
+        .await
+    else {
+        return Err(busy(&key));
+    };
+    let visible_at = now_ms().saturating_add(invisible_time);
+    let committed = ctx.offsets.query(&key.0, &key.1, key.2).unwrap_or(-1);
+    // Consumed already, or a pop this master did not make: nothing holds the queue for it.
+    if offset >= committed {
+        ctx.pop
+            .order
+            .lock()
+            .change_visibility(&key, offset, receipt.pop_time, visible_at);
+    }
+    Ok(ChangeInvisibleTimeResponseHeader {
+        pop_time: receipt.pop_time,
+        invisible_time: visible_at - receipt.pop_time,
+        revive_qid: ORDER_REVIVE_QUEUE,
+    })
+}
+
+fn busy(key: &QueueKey) -> Refusal {
+    Refusal::new(
+        response::SYSTEM_ERROR,
+        format!(
+            "queue {}@{} of group {} is busy with a pop; try again",
+            key.1, key.2, key.0
+        ),
+    )
 }
 
 fn check_master(ctx: &BrokerContext) -> Result<(), Refusal> {

@@ -16,7 +16,7 @@ use remoting::header::pop::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
     PopMessageRequestHeader, PopMessageResponseHeader,
 };
-use remoting::pop_receipt::{PopAnswer, PopReceipt};
+use remoting::pop_receipt::{OrderCountInfo, PopAnswer, PopReceipt};
 
 use crate::config::ClientOptions;
 use crate::error::{ClientError, Result};
@@ -56,6 +56,10 @@ pub struct PopRequest<'a> {
     pub invisible_time: Duration,
     /// How long the broker may hold the request when nothing is there.
     pub wait: Duration,
+    /// An orderly pop (a FIFO group, Java's `MessageListenerOrderly` in pop mode): a
+    /// queue's next messages only once its last ones are acknowledged or timed out; each
+    /// message's `reconsume_times` counts its earlier deliveries.
+    pub orderly: bool,
 }
 
 /// A POP consumer of one group.
@@ -73,6 +77,7 @@ pub struct PopRequest<'a> {
 ///         max_messages: 16,
 ///         invisible_time: Duration::from_secs(30),
 ///         wait: Duration::from_secs(5),
+///         orderly: false,
 ///     })
 ///     .await?;
 /// for message in &popped.messages {
@@ -161,7 +166,7 @@ impl PopConsumer {
             init_mode: 0,
             exp_type: Some("TAG".to_owned()),
             exp: Some(request.expression.to_owned()),
-            order: Some(false),
+            order: Some(request.orderly),
             attempt_id: None,
             broker_name: Some(broker.clone()),
         };
@@ -196,8 +201,18 @@ impl PopConsumer {
             header.revive_qid,
             &broker,
         );
+        let order_counts =
+            OrderCountInfo::from_text(header.order_count_info.as_deref().unwrap_or(""));
         let mut popped = Vec::with_capacity(messages.len());
         for mut message in messages {
+            if request.orderly {
+                let earlier = order_counts.count(
+                    &message.queue.topic,
+                    message.queue.queue_id,
+                    message.queue_offset,
+                );
+                message.reconsume_times = i32::try_from(earlier).unwrap_or(i32::MAX);
+            }
             let receipt = answer
                 .receipt(
                     &message.queue.topic,
