@@ -4,7 +4,10 @@
 //! - Producer: sends, each acknowledged once with its message id;
 //! - SimpleConsumer: receive and ack, every message once; a message whose invisible time is
 //!   changed (`changeInvisibleDuration`) comes back once, its delivery attempt raised;
-//! - PushConsumer: every message once; a failed consumption comes back once;
+//! - PushConsumer: every message once; a failed consumption comes back once; on a FIFO
+//!   topic with an orderly consumer group, a failed message is retried before the rest of
+//!   its message group, and no message is delivered while an earlier one of its group is
+//!   not yet consumed (the broker's orderly POP, and the client's own FIFO retry);
 //! - delay messages (`setDeliveryTimestamp`): none arrives before its time;
 //! - transactions: commit, rollback, and two left open that the broker checks back over the
 //!   producer's Telemetry stream, answered by its TransactionChecker;
@@ -27,12 +30,11 @@
 //!   5.1.2 has a Producer and a SimpleConsumer, no PushConsumer): the same as Python's and
 //!   Node.js's, and
 //!   - FIFO messages (`SetMessageGroup`): 12 messages in 3 message groups on a topic of
-//!     `message.type=FIFO`, received by a consumer group with consumeMessageOrderly: every
-//!     message once, carrying its group, each group's in the order sent. This shows the
-//!     groups kept and stored in order, not that the broker holds a group's later messages
-//!     back while an earlier one is in flight: its gRPC receive pops without RocketMQ's
-//!     orderly POP (the group's `fifo` setting is ignored), so a message left invisible
-//!     (changeInvisibleDuration) lets the group's next one be delivered before it;
+//!     `message.type=FIFO`, received one at a time by a consumer group with
+//!     consumeMessageOrderly, each first delivery given back (changeInvisibleDuration of
+//!     1 s): no message is delivered while an earlier one of its group is unacknowledged,
+//!     each comes back once with delivery attempt 2 and is acknowledged, carrying its
+//!     group, each group's in the order sent (the broker's orderly POP);
 //!   - delay messages (`SetDelayTimestamp`) on a topic of `message.type=DELAY`: none
 //!     arrives before its time.
 //!
@@ -219,6 +221,12 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
         });
         s.spawn(|| {
             suite.step(
+                "PushConsumer on a FIFO group: a message group consumed in order, a failed message retried first",
+                || push_consumer_fifo(env),
+            )
+        });
+        s.spawn(|| {
+            suite.step(
                 "delay messages (setDeliveryTimestamp) arrive on time",
                 || delay_messages(env),
             )
@@ -274,6 +282,72 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
             master_killed(servers)
         });
     }
+}
+
+/// FIFO messages from the Java producer, 12 in 3 message groups, consumed by a
+/// PushConsumer of an orderly group whose listener fails each first delivery (`refused`
+/// lines): see [`check_fifo_deliveries`]. In a group through a follower.
+fn push_consumer_fifo(env: Env) -> Result<()> {
+    let topic = "GrpcJavaFifo";
+    let group = "grpc-java-fifo";
+    create_typed_topic(env, topic, "FIFO", Some(group))?;
+    let endpoint = env.one_endpoint()?;
+    let output = env.run_at(
+        &endpoint,
+        "produce",
+        topic,
+        &["-c", "12", "--message-groups", "3"],
+    )?;
+    let sent = sent_in_groups(&output, 12)?;
+    let output = env.run_at(
+        &endpoint,
+        "push",
+        topic,
+        &[
+            "-g",
+            group,
+            "--expect",
+            "12",
+            "--timeout-secs",
+            CONSUME_TIMEOUT_SECS,
+            "--fail-first",
+        ],
+    )?;
+    check_fifo_deliveries(&output, &sent, "refused")?;
+    let once: BTreeMap<String, usize> = sent.keys().map(|id| (id.clone(), 1)).collect();
+    let received = tally(&output, "received");
+    ensure!(
+        received == once,
+        "received {received:?}, expected each of {once:?} once"
+    );
+    Ok(())
+}
+
+/// A producer's `sent` lines of `count` FIFO messages in 3 groups: message id to (seq,
+/// group), each in group `G<seq mod 3>`.
+fn sent_in_groups(output: &DriverOutput, count: usize) -> Result<BTreeMap<String, (i64, String)>> {
+    let sent: BTreeMap<String, (i64, String)> = output
+        .ops("sent")
+        .iter()
+        .map(|l| {
+            (
+                text(l, "msg_id"),
+                (l["seq"].as_i64().unwrap_or(-1), text(l, "group")),
+            )
+        })
+        .collect();
+    ensure!(
+        sent.len() == count,
+        "{} of {count} sends acknowledged",
+        sent.len()
+    );
+    for (id, (seq, group)) in &sent {
+        ensure!(
+            *group == format!("G{}", seq % 3),
+            "{id} (seq {seq}) sent in group {group}"
+        );
+    }
+    Ok(sent)
 }
 
 /// A Producer with a TransactionChecker: a commit, a rollback, and two transactions left
@@ -609,6 +683,44 @@ fn recalled_delay_message(env: Env) -> Result<()> {
     Ok(())
 }
 
+/// FIFO delivery as a consumer that acknowledges each message on its second delivery sees
+/// it (`given_back` lines: first deliveries given back; `received`: acknowledged): a
+/// message is delivered only once every earlier message of its group is acknowledged, with
+/// its delivery attempt counted. `sent`: message id to (seq, group).
+fn check_fifo_deliveries(
+    output: &DriverOutput,
+    sent: &BTreeMap<String, (i64, String)>,
+    given_back: &str,
+) -> Result<()> {
+    let mut acknowledged: BTreeSet<String> = BTreeSet::new();
+    for line in &output.lines {
+        let op = text(line, "op");
+        if op != given_back && op != "received" {
+            continue;
+        }
+        let id = text(line, "msg_id");
+        let (seq, group) = sent.get(&id).with_context(|| format!("{line}: not sent"))?;
+        let waiting: Vec<i64> = sent
+            .iter()
+            .filter(|(other, (s, g))| g == group && s < seq && !acknowledged.contains(*other))
+            .map(|(_, (s, _))| *s)
+            .collect();
+        ensure!(
+            waiting.is_empty(),
+            "{line} delivered while seqs {waiting:?} of its group were unacknowledged"
+        );
+        let attempt = if op == given_back { 1 } else { 2 };
+        ensure!(
+            line["delivery_attempt"].as_i64() == Some(attempt),
+            "{line}: delivery attempt {attempt} expected"
+        );
+        if op == "received" {
+            acknowledged.insert(id);
+        }
+    }
+    Ok(())
+}
+
 /// Creates `topic` with `message.type` = `kind` (FIFO, DELAY: the types a 5.x producer
 /// checks a route for) and, when given, `group` consuming orderly (consumeMessageOrderly,
 /// which a receive of RocketMQ's proxy turns into an orderly POP). The topic is created
@@ -651,9 +763,10 @@ fn run_go(env: Env, command: &str, topic: &str, flags: &[&str]) -> Result<Driver
 }
 
 /// FIFO messages from the Go producer, 12 in 3 message groups (`G0`..`G2`, by seq mod 3),
-/// received by an orderly consumer group's SimpleConsumer: every message once, with its
-/// group, and each group's messages in the order they were sent. (What this cannot show,
-/// see the module doc: a group held back while one of its messages is in flight.)
+/// received one at a time by an orderly consumer group's SimpleConsumer that gives each
+/// first delivery back: no message is delivered while an earlier one of its group is not
+/// yet acknowledged, each comes back with delivery attempt 2, and every message is
+/// acknowledged once, with its group, each group's in the order sent.
 fn go_fifo_messages(env: Env) -> Result<()> {
     let topic = "GrpcGoFifo";
     let group = "grpc-go-fifo";
@@ -664,23 +777,7 @@ fn go_fifo_messages(env: Env) -> Result<()> {
         topic,
         &["-c", "12", "--message-groups", "3"],
     )?;
-    let sent: BTreeMap<String, (i64, String)> = output
-        .ops("sent")
-        .iter()
-        .map(|l| {
-            (
-                text(l, "msg_id"),
-                (l["seq"].as_i64().unwrap_or(-1), text(l, "group")),
-            )
-        })
-        .collect();
-    ensure!(sent.len() == 12, "{} of 12 sends acknowledged", sent.len());
-    for (id, (seq, group)) in &sent {
-        ensure!(
-            *group == format!("G{}", seq % 3),
-            "{id} (seq {seq}) sent in group {group}"
-        );
-    }
+    let sent = sent_in_groups(&output, 12)?;
     let output = run_go(
         env,
         "simple",
@@ -692,8 +789,12 @@ fn go_fifo_messages(env: Env) -> Result<()> {
             "12",
             "--timeout-secs",
             CONSUME_TIMEOUT_SECS,
+            "--batch",
+            "1",
+            "--nack-first",
         ],
     )?;
+    check_fifo_deliveries(&output, &sent, "nacked")?;
     let received = tally(&output, "received");
     let once: BTreeMap<String, usize> = sent.keys().map(|id| (id.clone(), 1)).collect();
     ensure!(
@@ -778,13 +879,36 @@ fn check_on_time(sent: &DriverOutput, received: &DriverOutput, count: usize) -> 
     Ok(())
 }
 
-/// A producer sends through a kill -9 of the group's master; everything it was told was
-/// sent is received afterwards.
+/// A producer sends and a SimpleConsumer receives through a kill -9 of the group's master:
+/// the consumer gets everything the producer was told was sent. Prints how long after the
+/// kill the consumer received again (issue 11 asks for under 2 s; measured, not asserted).
 fn master_killed(servers: &mut Servers) -> Result<()> {
     let env = Env { servers: &*servers };
     let topic = "GrpcFailover";
     env.create_topic(topic)?;
     let endpoints = env.endpoints()?;
+    let mut consumer = java_client::spawn_grpc(
+        &[
+            "simple",
+            "--endpoints",
+            &endpoints,
+            "-t",
+            topic,
+            "-g",
+            "grpc-failover",
+            "--expect",
+            "1000000",
+            "--timeout-secs",
+            "150",
+        ],
+        Duration::from_secs(180),
+    )?;
+    ensure!(
+        consumer.wait_until(Duration::from_secs(60), |lines| lines
+            .iter()
+            .any(|l| l["op"] == "started")),
+        "the consumer did not start"
+    );
     let mut producer = java_client::spawn_grpc(
         &[
             "produce",
@@ -806,6 +930,7 @@ fn master_killed(servers: &mut Servers) -> Result<()> {
         "the producer did not get going"
     );
     let master = servers.master()?;
+    let killed_at_ms = epoch_ms();
     servers
         .group
         .as_mut()
@@ -814,7 +939,6 @@ fn master_killed(servers: &mut Servers) -> Result<()> {
         .process
         .kill();
     servers.wait_for_master(Some(&master))?;
-    let env = Env { servers: &*servers };
     let finished = producer.finish()?;
     let acked: BTreeSet<String> = finished
         .output
@@ -827,25 +951,47 @@ fn master_killed(servers: &mut Servers) -> Result<()> {
         "only {} sends acknowledged through the failover",
         acked.len()
     );
-    let expect = acked.len().to_string();
-    let output = env.run(
-        "simple",
-        topic,
-        &[
-            "-g",
-            "grpc-failover",
-            "--expect",
-            &expect,
-            "--timeout-secs",
-            "90",
-        ],
-    )?;
-    let received: BTreeSet<String> = tally(&output, "received").into_keys().collect();
+    let received_all = |lines: &[Value]| {
+        let received: BTreeSet<String> = lines
+            .iter()
+            .filter(|l| l["op"] == "received")
+            .map(|l| text(l, "msg_id"))
+            .collect();
+        acked.is_subset(&received)
+    };
+    consumer.wait_until(Duration::from_secs(90), received_all);
+    let lines = consumer.lines();
+    let received: BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l["op"] == "received")
+        .map(|l| text(l, "msg_id"))
+        .collect();
     let lost: Vec<&String> = acked.difference(&received).collect();
     ensure!(
         lost.is_empty(),
         "{} acknowledged messages lost: {lost:?}",
         lost.len()
     );
+    let resumed_at_ms = lines
+        .iter()
+        .filter(|l| l["op"] == "received")
+        .filter_map(|l| l["at_ms"].as_i64())
+        .filter(|at| *at > killed_at_ms)
+        .min();
+    match resumed_at_ms {
+        Some(at) => println!(
+            "gRPC failover: the SimpleConsumer received again {} ms after the master's kill -9 \
+             ({} acknowledged sends, none lost)",
+            at - killed_at_ms,
+            acked.len()
+        ),
+        None => println!("gRPC failover: nothing received after the kill -9"),
+    }
     Ok(())
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

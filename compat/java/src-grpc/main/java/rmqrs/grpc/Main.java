@@ -34,11 +34,14 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  * <pre>
  * Every command takes --tls: TLS on, as the client's default is (off otherwise).
  * produce --endpoints E -t TOPIC -c COUNT [--tag T] [--delay-ms MS] [--interval-ms MS]
- *     Producer.send, one message at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ;
- *     a send that fails after the client's retries is a `send_failed` line.
+ *         [--message-groups N]
+ *     Producer.send, one message at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ,
+ *     with N message groups each message in group G(SEQ mod N) (a FIFO message); a send that
+ *     fails after the client's retries is a `send_failed` line.
  * simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
  *     SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's first
- *     delivery gets changeInvisibleDuration(1 s) instead, and must come back.
+ *     delivery gets changeInvisibleDuration(1 s) instead, and must come back. A receive that
+ *     fails is a `receive_failed` line, and receiving goes on.
  * push    --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--fail-first]
  *     PushConsumer; with --fail-first the listener fails each message's first delivery.
  * transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
@@ -117,6 +120,7 @@ public final class Main {
         int count = Integer.parseInt(required(flags, "-c"));
         long delayMs = Long.parseLong(flags.getOrDefault("--delay-ms", "0"));
         long intervalMs = Long.parseLong(flags.getOrDefault("--interval-ms", "0"));
+        int messageGroups = Integer.parseInt(flags.getOrDefault("--message-groups", "0"));
         int failed = 0;
         try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config)
                 .setTopics(topic).build()) {
@@ -127,6 +131,11 @@ public final class Main {
                     .setBody((topic + ":" + seq).getBytes(StandardCharsets.UTF_8));
                 if (flags.containsKey("--tag")) {
                     builder.setTag(flags.get("--tag"));
+                }
+                String group = null;
+                if (messageGroups > 0) {
+                    group = "G" + (seq % messageGroups);
+                    builder.setMessageGroup(group);
                 }
                 long deliver = 0;
                 if (delayMs > 0) {
@@ -152,6 +161,9 @@ public final class Main {
                 sent.put("seq", seq);
                 sent.put("msg_id", receipt.getMessageId().toString());
                 sent.put("deliver_ms", deliver);
+                if (group != null) {
+                    sent.put("group", group);
+                }
                 line(sent);
             }
         }
@@ -176,7 +188,17 @@ public final class Main {
                 .build()) {
             line(Map.of("op", "started", "command", "simple"));
             while (acked.size() < expect && System.currentTimeMillis() < deadline) {
-                List<MessageView> views = consumer.receive(16, Duration.ofSeconds(20));
+                List<MessageView> views;
+                try {
+                    views = consumer.receive(16, Duration.ofSeconds(20));
+                } catch (Exception e) {
+                    // As an application would: through a failover receives fail for a
+                    // moment; keep receiving.
+                    line(Map.of("op", "receive_failed", "error", String.valueOf(e),
+                        "at_ms", System.currentTimeMillis()));
+                    Thread.sleep(200);
+                    continue;
+                }
                 for (MessageView view : views) {
                     String id = view.getMessageId().toString();
                     int delivery = deliveries.computeIfAbsent(id, k -> new AtomicInteger())
@@ -318,6 +340,7 @@ public final class Main {
         out.put("at_ms", System.currentTimeMillis());
         out.put("tag", view.getTag().orElse(null));
         out.put("keys", String.join(" ", view.getKeys()));
+        out.put("group", view.getMessageGroup().orElse(""));
         return out;
     }
 
