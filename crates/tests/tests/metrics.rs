@@ -1,12 +1,13 @@
 //! Prometheus metrics (`metricsExporterType=PROM`) over real `mqnamesrv` and `mqbroker`
 //! processes: a known workload's counters, lag and connections read back from a scrape of
-//! a standalone broker and of its name server, and a broker group's raft state across a
-//! kill -9 of its master. Scrapes are parsed by `prometheus-parse`, not by this project.
+//! a standalone broker and of its name server, POP's checkpoints, acks and redeliveries,
+//! and a broker group's raft state across a kill -9 of its master. Scrapes are parsed by `prometheus-parse`, not by this project.
 
 mod common;
 
 use std::time::Duration;
 
+use client::consumer::{PopConsumer, PopRequest};
 use client::{Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer};
 use common::{push_options, recorder, Group, Seen, WAIT};
 use tests::scrape::{scrape, Scrape};
@@ -236,6 +237,106 @@ async fn a_scrape_counts_a_known_workload() {
 
     push.shutdown().await;
     reader.shutdown();
+    producer.shutdown().await;
+}
+
+/// POP's series: 6 messages popped, 4 acknowledged one by one, 2 left to run out of their
+/// invisible time and stored again for redelivery; then nothing is open and the revive
+/// queue is read to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_counts_pop_checkpoints_acks_and_redeliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let broker = Broker::start(dir.path(), "broker-a", &namesrv.addr(), &prometheus_on()).unwrap();
+    let options = common::client_options(&namesrv.addr());
+    let topic = "MetricsPop";
+    let group = "metrics-pop";
+    common::create_topic(&namesrv.addr(), topic, 1).await;
+    let producer =
+        Producer::start(options.clone(), ProducerOptions::new("metrics-producer")).unwrap();
+    for i in 0..6 {
+        producer
+            .send(Message::new(topic, format!("pop-{i}")))
+            .await
+            .unwrap();
+    }
+    let consumer = PopConsumer::start(options.clone(), group).unwrap();
+    let mut popped = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while popped.len() < 6 && tokio::time::Instant::now() < deadline {
+        let request = PopRequest {
+            topic,
+            expression: "*",
+            max_messages: 32,
+            invisible_time: Duration::from_secs(1),
+            wait: Duration::from_secs(2),
+            orderly: false,
+        };
+        popped.extend(consumer.pop(&request).await.unwrap().messages);
+    }
+    assert_eq!(popped.len(), 6);
+    for message in &popped[..4] {
+        consumer.ack(message).await.unwrap();
+    }
+
+    let labels = [("topic", topic), ("consumer_group", group)];
+    let with = |kind: &'static str| {
+        [
+            ("topic", topic),
+            ("consumer_group", group),
+            ("revive_message_type", kind),
+        ]
+    };
+    let scraped = scrape_until(
+        &broker.metrics_addr().unwrap(),
+        "the acks read back and the rest stored again",
+        |s| {
+            s.value("rocketmq_pop_revive_retry_messages_total", &labels) == 2.0
+                && s.value("rocketmq_pop_checkpoint_buffer_size", &[]) == 0.0
+                && s.value("rocketmq_pop_revive_out_message_total", &with("ACK")) == 4.0
+        },
+    )
+    .await;
+    assert_eq!(
+        scraped.value(
+            "rocketmq_pop_revive_in_message_total",
+            &[
+                ("topic", topic),
+                ("consumer_group", group),
+                ("revive_message_type", "ACK"),
+                ("put_status", "PUT_OK"),
+            ]
+        ),
+        4.0
+    );
+    let checkpoints = scraped.value("rocketmq_pop_revive_in_message_total", &with("CK"));
+    assert!(checkpoints >= 1.0, "checkpoints stored: {checkpoints}");
+    assert_eq!(
+        scraped.value("rocketmq_pop_revive_out_message_total", &with("CK")),
+        checkpoints,
+        "every checkpoint read back"
+    );
+    assert_eq!(
+        scraped.value(
+            "rocketmq_pop_revive_retry_messages_total",
+            &[("topic", topic), ("put_status", "PUT_OK")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        scraped.series("rocketmq_pop_revive_lag", &[("queue_id", "0")]),
+        1
+    );
+    scrape_until(
+        &broker.metrics_addr().unwrap(),
+        "the revive queue read to its end",
+        |s| {
+            s.value("rocketmq_pop_revive_lag", &[]) == 0.0
+                && s.value("rocketmq_pop_revive_latency", &[]) == 0.0
+        },
+    )
+    .await;
+    consumer.shutdown();
     producer.shutdown().await;
 }
 

@@ -72,6 +72,7 @@ pub async fn collect(ctx: &BrokerContext, registry: &mut Registry) {
     );
     connections(ctx, registry);
     consumer_lag(ctx, registry);
+    pop(ctx, registry);
     storage(ctx, registry);
     if let Some(member) = ctx.group.as_deref() {
         let identity = status::MemberIdentity {
@@ -225,6 +226,50 @@ fn popped_unacked(ctx: &BrokerContext) -> HashMap<(String, String), i64> {
         *counts.entry((group.clone(), topic.clone())).or_insert(0) += unacked as i64;
     }
     counts
+}
+
+/// The POP engine: open checkpoints (RocketMQ's `rocketmq_pop_checkpoint_buffer_size`
+/// counts those it buffers in memory; here every open one is in memory), and how far the
+/// reading of the revive queue is behind, in records and in milliseconds since the oldest
+/// unread one was stored.
+fn pop(ctx: &BrokerContext, registry: &mut Registry) {
+    let (open, read_below) = {
+        let ledger = ctx.pop.ledger.lock();
+        (ledger.open_count(), ledger.read_below())
+    };
+    single(
+        registry,
+        "rocketmq_pop_checkpoint_buffer_size",
+        "The number of buffered checkpoint",
+        open as i64,
+    );
+    let reader = ctx.store.reader();
+    let topic = &ctx.pop.revive_topic;
+    let queue = crate::pop::REVIVE_QUEUE;
+    let unread_from = read_below.max(reader.min_offset(topic, queue));
+    let behind = (reader.max_offset(topic, queue) - unread_from).max(0);
+    let behind_ms = if behind > 0 {
+        reader
+            .message_store_time(topic, queue, unread_from)
+            .map_or(0, |stored_at| (now_ms() - stored_at).max(0))
+    } else {
+        0
+    };
+    let labels = || vec![("queue_id", queue.to_string())];
+    let lag = GaugeSet::new();
+    lag.set(labels(), behind);
+    lag.register(
+        registry,
+        "rocketmq_pop_revive_lag",
+        "The processing lag of revive topic",
+    );
+    let latency = GaugeSet::new();
+    latency.set(labels(), behind_ms);
+    latency.register(
+        registry,
+        "rocketmq_pop_revive_latency",
+        "The processing latency of revive topic",
+    );
 }
 
 fn storage(ctx: &BrokerContext, registry: &mut Registry) {

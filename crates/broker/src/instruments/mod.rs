@@ -50,6 +50,39 @@ struct TopicLabels {
     topic: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevivePutLabels {
+    consumer_group: String,
+    topic: String,
+    revive_message_type: &'static str,
+    put_status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviveGetLabels {
+    consumer_group: String,
+    topic: String,
+    queue_id: i32,
+    revive_message_type: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviveRetryLabels {
+    consumer_group: String,
+    topic: String,
+    put_status: &'static str,
+}
+
+/// RocketMQ's `put_status` of a put: stored, or not (RocketMQ names the failure; here it is
+/// in the log).
+fn put_status(stored: bool) -> &'static str {
+    if stored {
+        "PUT_OK"
+    } else {
+        "UNKNOWN_ERROR"
+    }
+}
+
 /// RocketMQ's `message_type` label values (its `TopicMessageType`, lower case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
@@ -113,6 +146,9 @@ pub struct BrokerMetrics {
     rollback_messages: Family<TopicLabels, Counter>,
     timer_enqueued: Family<TopicLabels, Counter>,
     timer_dequeued: Family<TopicLabels, Counter>,
+    pop_revive_in: Family<RevivePutLabels, Counter>,
+    pop_revive_out: Family<ReviveGetLabels, Counter>,
+    pop_revive_retry: Family<ReviveRetryLabels, Counter>,
 }
 
 impl BrokerMetrics {
@@ -131,6 +167,9 @@ impl BrokerMetrics {
             rollback_messages: Family::default(),
             timer_enqueued: Family::default(),
             timer_dequeued: Family::default(),
+            pop_revive_in: Family::default(),
+            pop_revive_out: Family::default(),
+            pop_revive_retry: Family::default(),
         }
     }
 
@@ -220,6 +259,49 @@ impl BrokerMetrics {
         }
     }
 
+    /// A POP record (`kind`: CK, a checkpoint; ACK, an ack) of `group` on `topic` put in
+    /// the revive topic, stored or not.
+    pub fn pop_revive_put(&self, group: &str, topic: &str, kind: &'static str, stored: bool) {
+        if self.enabled {
+            self.pop_revive_in
+                .get_or_create(&RevivePutLabels {
+                    consumer_group: group.to_owned(),
+                    topic: topic.to_owned(),
+                    revive_message_type: kind,
+                    put_status: put_status(stored),
+                })
+                .inc();
+        }
+    }
+
+    /// A POP record read back from revive queue `queue_id` into the table of checkpoints.
+    pub fn pop_revive_read(&self, group: &str, topic: &str, queue_id: i32, kind: &'static str) {
+        if self.enabled {
+            self.pop_revive_out
+                .get_or_create(&ReviveGetLabels {
+                    consumer_group: group.to_owned(),
+                    topic: topic.to_owned(),
+                    queue_id,
+                    revive_message_type: kind,
+                })
+                .inc();
+        }
+    }
+
+    /// `messages` popped by `group` from `topic` and not acknowledged in time, put in the
+    /// group's pop retry topic for redelivery, stored or not.
+    pub fn pop_revive_retried(&self, group: &str, topic: &str, messages: u64, stored: bool) {
+        if self.enabled && messages > 0 {
+            self.pop_revive_retry
+                .get_or_create(&ReviveRetryLabels {
+                    consumer_group: group.to_owned(),
+                    topic: topic.to_owned(),
+                    put_status: put_status(stored),
+                })
+                .inc_by(messages);
+        }
+    }
+
     /// Adds the instruments (shared, not copied) to a scrape's registry.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -271,6 +353,21 @@ impl BrokerMetrics {
             "rocketmq_timer_dequeue",
             "Total number of timer dequeue",
             self.timer_dequeued.clone(),
+        );
+        registry.register(
+            "rocketmq_pop_revive_in_message",
+            "Total number of put message to revive topic",
+            self.pop_revive_in.clone(),
+        );
+        registry.register(
+            "rocketmq_pop_revive_out_message",
+            "Total number of get message from revive topic",
+            self.pop_revive_out.clone(),
+        );
+        registry.register(
+            "rocketmq_pop_revive_retry_messages",
+            "Total number of put message to pop retry topic",
+            self.pop_revive_retry.clone(),
         );
         self.rpc.register(registry);
     }

@@ -100,6 +100,16 @@ impl PopRecord {
         ([renewed, ack], pop_time)
     }
 
+    /// The checkpoint a CK or ACK record names with RocketMQ's `revive_message_type`; the
+    /// other records are this broker's own bookkeeping.
+    pub fn revive_message_type(&self) -> Option<(&CheckpointKey, &'static str)> {
+        match self {
+            PopRecord::Checkpoint { key, .. } => Some((key, "CK")),
+            PopRecord::Ack { key, .. } => Some((key, "ACK")),
+            PopRecord::Revived { .. } | PopRecord::Barrier { .. } => None,
+        }
+    }
+
     fn tag(&self) -> &'static str {
         match self {
             PopRecord::Checkpoint { .. } => "ck",

@@ -180,7 +180,13 @@ pub fn read_new_records(ctx: &BrokerContext, pop: &PopState) {
         let mut ledger = pop.ledger.lock();
         for (record, offset) in read.messages.iter().zip(&read.queue_offsets) {
             match PopRecord::decode(record) {
-                Some(pop_record) => ledger.take_in(*offset, pop_record),
+                Some(pop_record) => {
+                    if let Some((key, kind)) = pop_record.revive_message_type() {
+                        ctx.metrics
+                            .pop_revive_read(&key.group, &key.topic, REVIVE_QUEUE, kind);
+                    }
+                    ledger.take_in(*offset, pop_record)
+                }
                 None => warn!(offset, "unreadable record in the revive topic skipped"),
             }
         }
@@ -277,7 +283,10 @@ async fn revive_one(ctx: &BrokerContext, pop: &PopState, due: &Due) -> Result<us
     PopRecord::Revived { key: key.clone() }
         .append(&mut batch, &pop.revive_topic, REVIVE_QUEUE, ctx.store_host)
         .map_err(ReviveError::Record)?;
-    ctx.store.put(batch).await.map_err(ReviveError::Put)?;
+    let stored = ctx.store.put(batch).await;
+    ctx.metrics
+        .pop_revive_retried(&key.group, &key.topic, redelivered as u64, stored.is_ok());
+    stored.map_err(ReviveError::Put)?;
     if redelivered > 0 {
         ctx.stats.add_put(redelivered as u64);
     }

@@ -453,9 +453,10 @@ async fn store_checkpoint(
             ctx.store_host,
         )
         .map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
-    ctx.store
-        .put(batch)
-        .await
+    let stored = ctx.store.put(batch).await;
+    ctx.metrics
+        .pop_revive_put(&plan.group, topic, "CK", stored.is_ok());
+    stored
         .map(|_| ())
         .map_err(|e| Refusal::new(e.response_code(), format!("pop checkpoint not stored: {e}")))
 }

@@ -407,9 +407,12 @@ async fn store(ctx: &BrokerContext, records: &[PopRecord]) -> Result<(), Refusal
             )
             .map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
     }
-    ctx.store
-        .put(batch)
-        .await
+    let stored = ctx.store.put(batch).await;
+    for (key, kind) in records.iter().filter_map(PopRecord::revive_message_type) {
+        ctx.metrics
+            .pop_revive_put(&key.group, &key.topic, kind, stored.is_ok());
+    }
+    stored
         .map(|_| ())
         .map_err(|e| Refusal::new(e.response_code(), format!("ack not stored: {e}")))
 }
