@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p broker --bench throughput -- [--runs 5] [--seconds 5] [--connections 4]
 //!     [--callers 128] [--queues 16] [--body-bytes 1024] [--batch 1] [--broker-threads 2]
-//!     [--client-threads 2] [--sync-flush]
+//!     [--client-threads 2] [--sync-flush] [--metrics-ab]
 //! ```
 //!
 //! A broker runs in this process on its own tokio runtime (`--broker-threads` workers), with
@@ -18,6 +18,10 @@
 //! push consumers do) from offset 0 to the end of what was produced, walking every record of
 //! every response. Each run uses a new store; the medians over `--runs` are printed last.
 //! On this shared machine the broker and the load share the same cores.
+//!
+//! `--metrics-ab`: what the Prometheus metrics cost (`metricsExporterType=PROM`, every
+//! message and request recorded): runs alternate without and with them, `--runs` pairs,
+//! and the median of the pairs' with/without ratios is printed.
 
 // The same allocator as the mqbroker binary, so the figures are the binary's.
 #[global_allocator]
@@ -53,6 +57,7 @@ struct Options {
     sync_flush: bool,
     /// Measure only the store facade's put path, without the network.
     store_only: bool,
+    metrics_ab: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -68,6 +73,7 @@ fn parse_options() -> Result<Options, String> {
         client_threads: 2,
         sync_flush: false,
         store_only: false,
+        metrics_ab: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -93,6 +99,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--sync-flush" => options.sync_flush = true,
             "--store-only" => options.store_only = true,
+            "--metrics-ab" => options.metrics_ab = true,
             // cargo bench passes --bench; ignore what we do not know.
             _ => {}
         }
@@ -143,9 +150,13 @@ fn main() {
         store_only(&options);
         return;
     }
+    if options.metrics_ab {
+        metrics_ab(&options);
+        return;
+    }
     let mut results = Vec::new();
     for run in 1..=options.runs {
-        let result = one_run(&options);
+        let result = one_run(&options, false);
         println!(
             "run {run}: produced {} messages: {:.0} msg/s produce ({:.2} us CPU/msg), \
              {:.0} msg/s consume ({:.2} us CPU/msg)",
@@ -179,7 +190,57 @@ fn main() {
     );
 }
 
-fn one_run(options: &Options) -> RunResult {
+/// Pairs of runs, without and with metrics recorded (which goes first alternates), and
+/// the median of the pairs' ratios.
+fn metrics_ab(options: &Options) {
+    let mut produce_ratios = Vec::new();
+    let mut cpu_ratios = Vec::new();
+    let mut consume_ratios = Vec::new();
+    for pair in 0..options.runs {
+        let order = if pair % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        let mut without = None;
+        let mut with = None;
+        for metrics in order {
+            let result = one_run(options, metrics);
+            println!(
+                "pair {pair}, metrics {}: {:.0} msg/s produce ({:.2} us CPU/msg), {:.0} msg/s consume",
+                if metrics { "on " } else { "off" },
+                result.produce_rate,
+                result.produce_cpu_us,
+                result.consume_rate
+            );
+            if metrics {
+                with = Some(result);
+            } else {
+                without = Some(result);
+            }
+        }
+        let (Some(without), Some(with)) = (without, with) else {
+            continue;
+        };
+        produce_ratios.push(with.produce_rate / without.produce_rate);
+        cpu_ratios.push(with.produce_cpu_us / without.produce_cpu_us);
+        consume_ratios.push(with.consume_rate / without.consume_rate);
+    }
+    let median = |mut ratios: Vec<f64>| {
+        ratios.sort_by(|a, b| a.total_cmp(b));
+        ratios[ratios.len() / 2]
+    };
+    println!(
+        "metrics on / off, median of {} pairs: produce {:.3}x msg/s, {:.3}x CPU per message; \
+         consume {:.3}x msg/s",
+        produce_ratios.len(),
+        median(produce_ratios),
+        median(cpu_ratios),
+        median(consume_ratios)
+    );
+}
+
+fn one_run(options: &Options, metrics: bool) -> RunResult {
     let dir = tempfile::tempdir().expect("temporary store directory");
     let broker_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.broker_threads)
@@ -204,6 +265,16 @@ fn one_run(options: &Options) -> RunResult {
             disk_space_clean_forcibly_ratio: 1.0,
             disk_space_warning_level_ratio: 1.0,
             ..StoreConfig::new(dir.path())
+        },
+        metrics_exporter: if metrics {
+            conf::MetricsExporter {
+                exporter_type: conf::ExporterType::Prom,
+                prom_host: "127.0.0.1".into(),
+                prom_port: 0,
+                labels: Vec::new(),
+            }
+        } else {
+            conf::MetricsExporter::default()
         },
         ..BrokerConfig::default()
     };

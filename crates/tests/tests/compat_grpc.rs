@@ -967,23 +967,54 @@ fn master_killed(servers: &mut Servers) -> Result<()> {
         .map(|l| text(l, "msg_id"))
         .collect();
     let lost: Vec<&String> = acked.difference(&received).collect();
-    ensure!(
-        lost.is_empty(),
-        "{} acknowledged messages lost: {lost:?}",
-        lost.len()
-    );
-    let resumed_at_ms = lines
+    if !lost.is_empty() {
+        let failures: Vec<&Value> = lines.iter().filter(|l| l["op"] != "received").collect();
+        let last_received = lines
+            .iter()
+            .filter(|l| l["op"] == "received")
+            .filter_map(|l| l["at_ms"].as_i64())
+            .max()
+            .map(|at| at - killed_at_ms);
+        anyhow::bail!(
+            "{} acknowledged messages not received by the consumer: {lost:?}; its last \
+             receive {last_received:?} ms after the kill; its other lines ({}): first {:?}, \
+             last {:?}",
+            lost.len(),
+            failures.len(),
+            failures.first(),
+            failures.last()
+        );
+    }
+    // When the consumer got a message newer than any it had before the kill (a receive
+    // under way at the kill may still bring older ones).
+    let receipts: Vec<(i64, i64)> = lines
         .iter()
         .filter(|l| l["op"] == "received")
-        .filter_map(|l| l["at_ms"].as_i64())
-        .filter(|at| *at > killed_at_ms)
+        .filter_map(|l| {
+            let seq = l["seq"].as_str()?.parse().ok()?;
+            Some((l["at_ms"].as_i64()?, seq))
+        })
+        .collect();
+    let newest_before = receipts
+        .iter()
+        .filter(|(at, _)| *at <= killed_at_ms)
+        .map(|(_, seq)| *seq)
+        .max()
+        .unwrap_or(-1);
+    let resumed_at_ms = receipts
+        .iter()
+        .filter(|(at, seq)| *at > killed_at_ms && *seq > newest_before)
+        .map(|(at, _)| *at)
         .min();
+    let count = |op: &str| lines.iter().filter(|l| l["op"] == op).count();
     match resumed_at_ms {
         Some(at) => println!(
-            "gRPC failover: the SimpleConsumer received again {} ms after the master's kill -9 \
-             ({} acknowledged sends, none lost)",
+            "gRPC failover: the SimpleConsumer received new messages again {} ms after the master's kill -9 \
+             ({} acknowledged sends, none lost; {} receives and {} acks failed)",
             at - killed_at_ms,
-            acked.len()
+            acked.len(),
+            count("receive_failed"),
+            count("ack_failed")
         ),
         None => println!("gRPC failover: nothing received after the kill -9"),
     }

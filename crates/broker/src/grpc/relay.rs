@@ -19,7 +19,7 @@ use remoting::body::heartbeat::{HeartbeatData, ProducerData};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
-use remoting::connection::{ConnectionHandle, RequestProcessor};
+use remoting::connection::{CallError, ConnectionHandle, RequestProcessor};
 use tokio::sync::OnceCell;
 use tracing::debug;
 
@@ -28,6 +28,12 @@ use crate::context::BrokerContext;
 
 /// How long a looked-up master address is trusted.
 const MASTER_CACHE: Duration = Duration::from_secs(1);
+/// How long a call that could not reach the master (killed: nothing was sent) waits for
+/// the group's next master before it is answered SERVICE_NOT_AVAILABLE; a failover takes
+/// about a second.
+const NEXT_MASTER_WAIT: Duration = Duration::from_secs(3);
+/// How often the name servers are asked for the next master meanwhile.
+const NEXT_MASTER_POLL: Duration = Duration::from_millis(100);
 /// Added to what the request itself may take (a pop's long polling).
 const FORWARD_MARGIN: Duration = Duration::from_secs(5);
 
@@ -159,23 +165,61 @@ impl MasterRelay {
                 "the broker group has no master now; try again",
             );
         };
-        let client = self.client().await;
+        let refused = match self.forward(&master, &command, takes).await {
+            Ok(answer) => return answer,
+            Err(refused) => refused,
+        };
+        // The master could not be reached, so the call was not sent: once the group has
+        // its next master (this member, or another one), it goes there instead of failing
+        // the client through the failover.
+        let deadline = Instant::now() + NEXT_MASTER_WAIT;
+        while Instant::now() < deadline && !ctx.shutdown.is_cancelled() {
+            tokio::time::sleep(NEXT_MASTER_POLL).await;
+            if ctx.role.is_master() {
+                return local(command).await;
+            }
+            match self.master(ctx).await {
+                Some(next) if next != master => {
+                    return self
+                        .forward(&next, &command, takes)
+                        .await
+                        .unwrap_or_else(|refused| refused);
+                }
+                _ => *self.master.lock() = None,
+            }
+        }
+        refused
+    }
+
+    /// Sends `command` to `master`; `Err` (its answer to the client) only when the master
+    /// could not be reached, so nothing was sent.
+    async fn forward(
+        &self,
+        master: &str,
+        command: &RemotingCommand,
+        takes: Duration,
+    ) -> Result<RemotingCommand, RemotingCommand> {
         let mut forwarded = command.clone();
         forwarded.opaque = remoting::command::next_opaque();
-        match client
-            .invoke(&master, forwarded, takes + FORWARD_MARGIN)
+        let result = self
+            .client()
             .await
-        {
-            Ok(answer) => answer,
-            Err(e) => {
-                debug!(%master, error = %e, "forwarding to the master failed");
-                *self.master.lock() = None;
-                RemotingCommand::error_to(
-                    &command,
-                    response::SERVICE_NOT_AVAILABLE,
-                    format!("the master {master} did not answer: {e}"),
-                )
-            }
+            .invoke(master, forwarded, takes + FORWARD_MARGIN)
+            .await;
+        let error = match result {
+            Ok(answer) => return Ok(answer),
+            Err(e) => e,
+        };
+        debug!(%master, error = %error, "forwarding to the master failed");
+        *self.master.lock() = None;
+        let answer = RemotingCommand::error_to(
+            command,
+            response::SERVICE_NOT_AVAILABLE,
+            format!("the master {master} did not answer: {error}"),
+        );
+        match error {
+            CallError::ConnectFailed { .. } | CallError::ConnectTimeout { .. } => Err(answer),
+            _ => Ok(answer),
         }
     }
 

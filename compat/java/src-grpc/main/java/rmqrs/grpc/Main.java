@@ -41,7 +41,8 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  * simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
  *     SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's first
  *     delivery gets changeInvisibleDuration(1 s) instead, and must come back. A receive that
- *     fails is a `receive_failed` line, and receiving goes on.
+ *     fails is a `receive_failed` line, an ack or change that fails an `ack_failed` line (the
+ *     message comes back), and receiving goes on.
  * push    --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--fail-first]
  *     PushConsumer; with --fail-first the listener fails each message's first delivery.
  * transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
@@ -204,13 +205,20 @@ public final class Main {
                     int delivery = deliveries.computeIfAbsent(id, k -> new AtomicInteger())
                         .incrementAndGet();
                     Map<String, Object> received = describe(view, delivery);
-                    if (nackFirst && delivery == 1) {
-                        consumer.changeInvisibleDuration(view, Duration.ofSeconds(1));
-                        received.put("op", "nacked");
-                    } else {
-                        consumer.ack(view);
-                        acked.add(id);
-                        received.put("op", "received");
+                    try {
+                        if (nackFirst && delivery == 1) {
+                            consumer.changeInvisibleDuration(view, Duration.ofSeconds(1));
+                            received.put("op", "nacked");
+                        } else {
+                            consumer.ack(view);
+                            acked.add(id);
+                            received.put("op", "received");
+                        }
+                    } catch (Exception e) {
+                        // Through a failover an ack can fail; the message then comes back
+                        // once its invisible time runs out.
+                        received.put("op", "ack_failed");
+                        received.put("error", String.valueOf(e));
                     }
                     line(received);
                 }
