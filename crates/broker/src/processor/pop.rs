@@ -32,7 +32,6 @@ use crate::long_poll::ANY_QUEUE;
 use crate::metadata::{MetadataOp, OffsetOp};
 use crate::pop::record::{CheckpointKey, PopRecord};
 use crate::pop::{MAX_POP_BATCH, REVIVE_QUEUE};
-use crate::store_facade::RecordBatch;
 
 /// Longest a pop waits for messages, whatever its poll time.
 const MAX_POLL: Duration = Duration::from_secs(30);
@@ -444,21 +443,7 @@ async fn store_checkpoint(
         invisible_time: plan.invisible_time,
         offsets: offsets.to_vec(),
     };
-    let mut batch = RecordBatch::with_capacity(512, 1);
-    checkpoint
-        .append(
-            &mut batch,
-            &ctx.pop.revive_topic,
-            REVIVE_QUEUE,
-            ctx.store_host,
-        )
-        .map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
-    let stored = ctx.store.put(batch).await;
-    ctx.metrics
-        .pop_revive_put(&plan.group, topic, "CK", stored.is_ok());
-    stored
-        .map(|_| ())
-        .map_err(|e| Refusal::new(e.response_code(), format!("pop checkpoint not stored: {e}")))
+    super::pop_ack::store(ctx, &[checkpoint], "pop checkpoint").await
 }
 
 /// Where a group with no offset on the queue starts: its first message (initMode 0, and

@@ -66,7 +66,7 @@ pub async fn ack(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingComm
             ),
             offsets: vec![header.offset],
         };
-        store(ctx, &[record]).await
+        store(ctx, &[record], "ack").await
     };
     match acked.await {
         Ok(()) => RemotingCommand::success_to(request),
@@ -155,7 +155,7 @@ pub async fn batch_ack(ctx: &BrokerContext, request: &RemotingCommand) -> Remoti
     if records.is_empty() {
         return RemotingCommand::success_to(request);
     }
-    match store(ctx, &records).await {
+    match store(ctx, &records, "ack").await {
         Ok(()) => RemotingCommand::success_to(request),
         Err(refusal) => refusal.into_response(request),
     }
@@ -206,7 +206,7 @@ pub async fn change_invisible_time(
         let (records, pop_time) =
             PopRecord::renewal(old, header.offset, header.invisible_time, now_ms());
         // One put: the message is never without a checkpoint, nor under two.
-        store(ctx, &records).await?;
+        store(ctx, &records, "change of invisible time").await?;
         Ok(ChangeInvisibleTimeResponseHeader {
             pop_time,
             invisible_time: header.invisible_time,
@@ -395,7 +395,12 @@ fn key_of(group: &str, topic: &str, queue_id: i32, receipt: &PopReceipt) -> Chec
     }
 }
 
-async fn store(ctx: &BrokerContext, records: &[PopRecord]) -> Result<(), Refusal> {
+/// Stores POP records in the revive topic in one put; `what` names them in a refusal.
+pub(super) async fn store(
+    ctx: &BrokerContext,
+    records: &[PopRecord],
+    what: &str,
+) -> Result<(), Refusal> {
     let mut batch = RecordBatch::with_capacity(256 * records.len(), records.len());
     for record in records {
         record
@@ -414,5 +419,5 @@ async fn store(ctx: &BrokerContext, records: &[PopRecord]) -> Result<(), Refusal
     }
     stored
         .map(|_| ())
-        .map_err(|e| Refusal::new(e.response_code(), format!("ack not stored: {e}")))
+        .map_err(|e| Refusal::new(e.response_code(), format!("{what} not stored: {e}")))
 }
