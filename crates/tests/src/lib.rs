@@ -47,6 +47,8 @@ pub mod scrape;
 
 /// What `mqnamesrv` and `mqbroker` log once start-up went through, as RocketMQ's do.
 const BOOT_SUCCESS: &str = "boot success";
+/// What a broker logs when its `grpcServerPort` is held by another process.
+const GRPC_PORT_TAKEN: &str = "cannot listen for gRPC";
 
 /// How long a freshly started server may take to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -495,6 +497,16 @@ pub(crate) fn wait_started(process: &mut Process, port: u16) -> Result<()> {
         if wait_for_port(port, Duration::from_millis(200)).is_ok()
             && process.log().contains(BOOT_SUCCESS)
         {
+            // A broker that finds its gRPC port taken still starts (serving remoting
+            // only); a test would then reach whoever took the port. Like any other port
+            // clash, start again with other ports.
+            if process.log().contains(GRPC_PORT_TAKEN) {
+                process.kill();
+                bail!(
+                    "{}: gRPC port clash (Address already in use)",
+                    process.name()
+                );
+            }
             return Ok(());
         }
     }
