@@ -333,9 +333,14 @@ async fn pop_queue(
         popped.rest += backlog(committed.unwrap_or(min));
         return Ok(());
     };
-    let order_key = (plan.group.clone(), topic.to_owned(), queue_id);
-    if plan.orderly && held_back(ctx, plan, &order_key, pop_time, popped) {
-        return Ok(());
+    // Only an orderly pop has a queue key to build (not every pop of the hot path).
+    let order_key = plan
+        .orderly
+        .then(|| (plan.group.clone(), topic.to_owned(), queue_id));
+    if let Some(key) = &order_key {
+        if held_back(ctx, plan, key, pop_time, popped) {
+            return Ok(());
+        }
     }
     // Read again under the lock: another pop may have moved it.
     let committed = ctx.offsets.query(&plan.group, topic, queue_id);
@@ -356,7 +361,7 @@ async fn pop_queue(
         }
         return Ok(());
     }
-    if plan.orderly {
+    if let Some(order_key) = order_key {
         let counts = ctx.pop.order.lock().record(
             order_key,
             plan.attempt_id.clone(),
