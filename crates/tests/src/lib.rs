@@ -20,6 +20,7 @@
 //! - [`requests`]: the requests RocketMQ clients send, for driving servers directly.
 //! - [`group`]: [`group::BrokerGroup`], a DLedger-mode broker group of real `mqbroker`
 //!   processes, and waits for its master and members.
+//! - [`powercut_fs`]: a FUSE filesystem that loses everything not fsynced on a power cut.
 //! - [`checker`]: load that records every acknowledged send, and the check that a consumer
 //!   reading every queue from offset 0 finds each one exactly where its send result said.
 
@@ -40,6 +41,7 @@ pub mod go_client;
 pub mod group;
 pub mod grpc_clients;
 pub mod java_client;
+pub mod powercut_fs;
 pub mod requests;
 pub mod rust_client;
 pub mod scenario;
