@@ -150,6 +150,20 @@ impl BrokerGroup {
         size: usize,
         extra: &[(&str, String)],
     ) -> Result<BrokerGroup> {
+        let stores = vec![dir.to_path_buf(); size];
+        Self::start_on(dir, &stores, name, namesrv, extra)
+    }
+
+    /// One member per entry of `stores`, member `i` keeping its store under `stores[i]`
+    /// (a filesystem of a fault test's own); configs and logs stay in `dir`.
+    pub fn start_on(
+        dir: &Path,
+        stores: &[PathBuf],
+        name: &str,
+        namesrv: &str,
+        extra: &[(&str, String)],
+    ) -> Result<BrokerGroup> {
+        let size = stores.len();
         retry_on_port_clash(|| {
             let raft_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
             let peers = raft_ports
@@ -163,7 +177,7 @@ impl BrokerGroup {
                 let id = format!("n{i}");
                 let port = free_broker_port();
                 let conf = dir.join(format!("{name}-{id}.conf"));
-                let store_dir = dir.join(format!("{name}-{id}"));
+                let store_dir = stores[i].join(format!("{name}-{id}"));
                 let mut entries = vec![
                     ("brokerClusterName", "RaftCluster".to_owned()),
                     ("brokerName", name.to_owned()),

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -37,7 +38,8 @@ type Page = Arc<[u8; PAGE]>;
 /// What one [`PowerCutFs::power_cut`] threw away.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CutReport {
-    /// Pages written but never fsynced, restored to their durable content.
+    /// Pages written but never fsynced: restored to their durable content, or still dirty
+    /// in the kernel at the cut and thrown away when it wrote them back.
     pub pages_lost: u64,
     /// Files whose size went back to their last fsynced size.
     pub files_shortened: u64,
@@ -215,8 +217,11 @@ impl Node {
 struct Tree {
     nodes: HashMap<u64, Node>,
     next_ino: u64,
-    /// Set while a cut unmounts: the kernel's last writeback of dirty pages is lost.
+    /// Set from a cut until power comes back: writes (the kernel's writeback of pages it
+    /// still held dirty) and fsyncs change nothing.
     discarding: bool,
+    /// Pages written while discarding.
+    late_pages: u64,
 }
 
 impl Tree {
@@ -228,6 +233,7 @@ impl Tree {
             nodes,
             next_ino: INodeNo::ROOT.0 + 1,
             discarding: false,
+            late_pages: 0,
         }
     }
 
@@ -357,6 +363,9 @@ impl Tree {
 /// The FUSE side: answers the kernel's requests from the shared [`Tree`].
 struct Session {
     tree: Arc<Mutex<Tree>>,
+    /// How long an fsync takes, in microseconds: a disk's latency, which decides how much
+    /// unsynced data a power cut can find.
+    fsync_micros: Arc<AtomicU64>,
 }
 
 impl Session {
@@ -593,6 +602,7 @@ impl Filesystem for Session {
     ) {
         let mut tree = self.tree();
         if tree.discarding {
+            tree.late_pages += (data.len() as u64).div_ceil(PAGE as u64);
             return reply.written(data.len() as u32);
         }
         match tree.file_mut(ino.0) {
@@ -650,6 +660,11 @@ impl Filesystem for Session {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let latency = self.fsync_micros.load(Ordering::Relaxed);
+        if latency > 0 {
+            // Other requests go on meanwhile: the session runs several threads.
+            std::thread::sleep(Duration::from_micros(latency));
+        }
         let mut tree = self.tree();
         if tree.discarding {
             return reply.ok();
@@ -753,6 +768,7 @@ impl Filesystem for Session {
 /// A mounted [`Session`] over a tree that survives its cuts.
 pub struct PowerCutFs {
     tree: Arc<Mutex<Tree>>,
+    fsync_micros: Arc<AtomicU64>,
     mountpoint: PathBuf,
     session: Option<BackgroundSession>,
 }
@@ -763,6 +779,7 @@ impl PowerCutFs {
     pub fn mount(mountpoint: &Path) -> Result<PowerCutFs> {
         let mut fs = PowerCutFs {
             tree: Arc::new(Mutex::new(Tree::new())),
+            fsync_micros: Arc::default(),
             mountpoint: mountpoint.to_path_buf(),
             session: None,
         };
@@ -779,15 +796,26 @@ impl PowerCutFs {
         &self.mountpoint
     }
 
+    /// Makes every fsync take `latency`, as on a real disk (the default, none, is a disk
+    /// faster than any).
+    pub fn set_fsync_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.fsync_micros.store(micros, Ordering::Relaxed);
+    }
+
     fn attach(&mut self) -> Result<()> {
         let mut config = Config::default();
         config.mount_options = vec![
             MountOption::FSName("powercut".to_owned()),
             MountOption::DefaultPermissions,
         ];
+        // Reads and writes go on while an fsync waits out its latency.
+        config.n_threads = Some(4);
+        config.clone_fd = true;
         let session = fuser::spawn_mount(
             Session {
                 tree: Arc::clone(&self.tree),
+                fsync_micros: Arc::clone(&self.fsync_micros),
             },
             &self.mountpoint,
             &config,
@@ -810,19 +838,38 @@ impl PowerCutFs {
         self.tree.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Loses everything not fsynced, as a power loss of the machine would. Every process
-    /// that had files open here must be dead already: the kernel's cached pages go with
-    /// the unmount, and a live process would keep the mount busy.
-    pub fn power_cut(&mut self) -> Result<CutReport> {
-        let report = {
-            let mut tree = self.tree();
-            tree.discarding = true;
-            tree.cut()
-        };
+    /// The disk loses power: everything not fsynced is gone, and nothing written or
+    /// fsynced from now on is kept. Freeze the processes using it first (SIGSTOP), as a
+    /// power loss stops them in the same instant: a process still running would be told
+    /// its fsyncs succeeded. Then kill them and [`restore_power`](Self::restore_power).
+    pub fn cut_power(&self) -> CutReport {
+        let mut tree = self.tree();
+        tree.discarding = true;
+        tree.late_pages = 0;
+        tree.cut()
+    }
+
+    /// Power comes back: the kernel's cached pages of the mount go (it unmounts and mounts
+    /// again), and what was durable at the cut is what processes find. Every process that
+    /// had files open here must be dead: a live one would keep the mount busy.
+    /// Returns how many pages the kernel wrote back after the cut (lost with it).
+    pub fn restore_power(&mut self) -> Result<u64> {
         let detached = self.detach();
-        self.tree().discarding = false;
+        let late_pages = {
+            let mut tree = self.tree();
+            tree.discarding = false;
+            tree.late_pages
+        };
         detached?;
         self.attach()?;
+        Ok(late_pages)
+    }
+
+    /// [`cut_power`](Self::cut_power) and [`restore_power`](Self::restore_power) at once, for
+    /// when no process has files open here.
+    pub fn power_cut(&mut self) -> Result<CutReport> {
+        let mut report = self.cut_power();
+        report.pages_lost += self.restore_power()?;
         Ok(report)
     }
 }
@@ -879,20 +926,29 @@ mod tests {
             return;
         };
         let path = fs.path().join("segment");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+        // Another process maps the file, as the brokers do: a process serving a FUSE
+        // filesystem deadlocks on its own mappings of it (an munmap holds the address
+        // space while the kernel waits for the writeback only that process can serve).
+        let script = format!(
+            "import mmap\n\
+             f = open({path:?}, 'w+b')\n\
+             f.truncate({len})\n\
+             m = mmap.mmap(f.fileno(), {len})\n\
+             m[0:5] = b'first'\n\
+             m.flush()\n\
+             m[{page}:{page} + 6] = b'second'\n\
+             m.close()\n\
+             f.close()\n",
+            path = path.display().to_string(),
+            len = 2 * PAGE,
+            page = PAGE,
+        );
+        let status = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .status()
             .unwrap();
-        file.set_len(2 * PAGE as u64).unwrap();
-        let mut map = unsafe { memmap2::MmapMut::map_mut(&file).unwrap() };
-        map[..5].copy_from_slice(b"first");
-        map.flush().unwrap();
-        map[PAGE..PAGE + 6].copy_from_slice(b"second");
-        drop(map);
-        drop(file);
+        assert!(status.success());
+        assert_eq!(&std::fs::read(&path).unwrap()[PAGE..PAGE + 6], b"second");
 
         fs.power_cut().unwrap();
         let bytes = std::fs::read(&path).unwrap();
