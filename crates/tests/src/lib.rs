@@ -29,6 +29,8 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -547,5 +549,35 @@ pub fn eventually<T>(
             return None;
         }
         std::thread::sleep(interval);
+    }
+}
+
+/// Ends the test process if a run takes far longer than it should: a filesystem served by
+/// this process that stopped answering would otherwise hang the whole suite. Leaving the
+/// process closes the FUSE device, which fails every request still waiting on it.
+pub struct Watchdog(Arc<AtomicBool>);
+
+impl Watchdog {
+    pub fn start(limit: Duration) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let until = Instant::now() + limit;
+            while Instant::now() < until {
+                if flag.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            eprintln!("test still running after {limit:?}; ending the process");
+            std::process::exit(1);
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

@@ -222,6 +222,9 @@ struct Tree {
     discarding: bool,
     /// Pages written while discarding.
     late_pages: u64,
+    /// The disk is full: whatever needs new blocks fails with ENOSPC (writes into a file's
+    /// existing length still succeed, as they do into blocks a filesystem already holds).
+    full: bool,
 }
 
 impl Tree {
@@ -234,6 +237,7 @@ impl Tree {
             next_ino: INodeNo::ROOT.0 + 1,
             discarding: false,
             late_pages: 0,
+            full: false,
         }
     }
 
@@ -262,6 +266,9 @@ impl Tree {
     }
 
     fn add(&mut self, parent: u64, name: &OsStr, node: Node) -> Result<FileAttr, Errno> {
+        if self.full {
+            return Err(Errno::ENOSPC);
+        }
         let children = self.children(parent)?;
         if children.contains_key(name) {
             return Err(Errno::EEXIST);
@@ -423,7 +430,9 @@ impl Filesystem for Session {
     ) {
         let mut tree = self.tree();
         if let Some(size) = size {
+            let full = tree.full;
             match tree.file_mut(ino.0) {
+                Ok(data) if full && size > data.size => return reply.error(Errno::ENOSPC),
                 Ok(data) => data.set_size(size),
                 Err(e) => return reply.error(e),
             }
@@ -605,7 +614,11 @@ impl Filesystem for Session {
             tree.late_pages += (data.len() as u64).div_ceil(PAGE as u64);
             return reply.written(data.len() as u32);
         }
+        let full = tree.full;
         match tree.file_mut(ino.0) {
+            Ok(file) if full && offset + data.len() as u64 > file.size => {
+                reply.error(Errno::ENOSPC)
+            }
             Ok(file) => {
                 file.write(offset, data);
                 if let Some(node) = tree.nodes.get_mut(&ino.0) {
@@ -742,11 +755,15 @@ impl Filesystem for Session {
         reply: ReplyEmpty,
     ) {
         let mut tree = self.tree();
+        let full = tree.full;
         let file = match tree.file_mut(ino.0) {
             Ok(file) => file,
             Err(e) => return reply.error(e),
         };
         let end = offset.saturating_add(length);
+        if full && end > file.size {
+            return reply.error(Errno::ENOSPC);
+        }
         let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
         match mode & !libc::FALLOC_FL_KEEP_SIZE {
             0 => {}
@@ -865,6 +882,11 @@ impl PowerCutFs {
         Ok(late_pages)
     }
 
+    /// Fills the disk (`true`) or frees space again (`false`).
+    pub fn set_full(&self, full: bool) {
+        self.tree().full = full;
+    }
+
     /// [`cut_power`](Self::cut_power) and [`restore_power`](Self::restore_power) at once, for
     /// when no process has files open here.
     pub fn power_cut(&mut self) -> Result<CutReport> {
@@ -955,6 +977,31 @@ mod tests {
         assert_eq!(bytes.len(), 2 * PAGE);
         assert_eq!(&bytes[..5], b"first");
         assert_eq!(&bytes[PAGE..PAGE + 6], &[0u8; 6]);
+    }
+
+    #[test]
+    fn a_full_disk_refuses_new_blocks_until_space_is_freed() {
+        let Some((_dir, fs)) = mounted() else {
+            return;
+        };
+        let path = fs.path().join("segment");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(PAGE as u64).unwrap();
+        fs.set_full(true);
+        file.write_all_at(b"inside", 0).unwrap();
+        let beyond = file.write_all_at(b"beyond", PAGE as u64).unwrap_err();
+        assert_eq!(beyond.raw_os_error(), Some(libc::ENOSPC));
+        let new_file = std::fs::File::create(fs.path().join("new")).unwrap_err();
+        assert_eq!(new_file.raw_os_error(), Some(libc::ENOSPC));
+        fs.set_full(false);
+        file.write_all_at(b"beyond", PAGE as u64).unwrap();
+        assert_eq!(file.metadata().unwrap().len(), PAGE as u64 + 6);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use common::WAIT;
 use tests::checker::{check, read_all, read_member, Load, Read, SendLog};
 use tests::group::{member_status, wait_applied, wait_for_master, BrokerGroup};
 use tests::powercut_fs::{CutReport, PowerCutFs};
-use tests::{requests, NameServer};
+use tests::{requests, NameServer, Watchdog};
 
 const TOPIC: &str = "PowerLossTopic";
 const QUEUES: i32 = 4;
@@ -36,36 +36,6 @@ const SENDERS: usize = 4;
 /// A disk's fsync latency (this machine's own disk: about 0.7 ms), so a cut finds what
 /// a real one would: committed entries not yet on disk.
 const FSYNC_LATENCY: Duration = Duration::from_millis(2);
-
-/// Ends the test process if a run takes far longer than it should: a filesystem served by
-/// this process that stopped answering would otherwise hang the whole suite. Leaving the
-/// process closes the FUSE device, which fails every request still waiting on it.
-struct Watchdog(Arc<AtomicBool>);
-
-impl Watchdog {
-    fn start(limit: Duration) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&done);
-        std::thread::spawn(move || {
-            let until = Instant::now() + limit;
-            while Instant::now() < until {
-                if flag.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            eprintln!("power_loss: still running after {limit:?}; ending the process");
-            std::process::exit(1);
-        });
-        Watchdog(done)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
