@@ -1,7 +1,10 @@
 //! A nemesis over a real 3-node broker group: for a while, a seeded random schedule of
 //! faults (kill -9 of any member or of the leader and a restart later, SIGSTOP and SIGCONT,
-//! a crash of the whole group) while producers send without retries and a push consumer
-//! group consumes. Then a total-queue check: every acknowledged send at the queue offset
+//! a crash of the whole group, a member's disk losing power, filling up or turning slow)
+//! while producers send without retries and a push consumer group consumes. Each member's
+//! store sits on its own [`PowerCutFs`] (a filesystem that keeps only what was fsynced);
+//! the test restarts a member that exited (as a supervisor would: a member whose disk
+//! fails exits with status 1). Then a total-queue check: every acknowledged send at the queue offset
 //! its answer named, no offset holding two bodies, no hole, nothing stored twice; and the
 //! consumer group received every acknowledged message.
 //!
@@ -9,11 +12,13 @@
 //! `NEMESIS_SEED=<n>` replays the same schedule (timings still depend on the machine).
 //! Long run: `NEMESIS_SECONDS=900 cargo test -p tests --test nemesis -- --nocapture`.
 //! Not here: network partitions (the raft links would need a proxy or network namespaces)
-//! and clock, full-disk and slow-disk faults.
+//! and clock jumps. Without `/dev/fuse` the stores stay on the test's disk and the disk
+//! faults are left out.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +26,8 @@ use client::{Admin, ClientOptions, Producer, ProducerOptions, PullConsumer, Push
 use common::{push_options, recorder, Seen, WAIT};
 use tests::checker::{check, read_all, Load};
 use tests::group::{wait_for_master, BrokerGroup};
-use tests::{requests, NameServer};
+use tests::powercut_fs::PowerCutFs;
+use tests::{requests, NameServer, Watchdog};
 
 const TOPIC: &str = "NemesisTopic";
 const QUEUES: i32 = 4;
@@ -48,12 +54,18 @@ impl Schedule {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     KillAny,
     KillLeader,
     Pause,
     CrashGroup,
+    /// The member's disk loses power: frozen, unsynced data gone, started again.
+    PowerCut,
+    /// The member's disk is full for a while.
+    DiskFull,
+    /// Every fsync of the member takes 20-200 ms for a while.
+    SlowDisk,
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -71,9 +83,27 @@ async fn random_faults_lose_nothing_acknowledged() {
     eprintln!("nemesis: seed {seed}, {seconds} s (replay with NEMESIS_SEED={seed})");
     let mut schedule = Schedule(seed);
 
+    let _watchdog = Watchdog::start(Duration::from_secs(seconds + 600));
+
     let dir = tempfile::tempdir().unwrap();
+    let mut disks = Vec::new();
+    if PowerCutFs::available() {
+        for i in 0..3 {
+            let mountpoint: PathBuf = dir.path().join(format!("disk-n{i}"));
+            std::fs::create_dir(&mountpoint).unwrap();
+            disks.push(PowerCutFs::mount(&mountpoint).unwrap());
+        }
+    } else {
+        eprintln!("nemesis: no /dev/fuse: stores on the test's disk, no disk faults");
+    }
+    let stores: Vec<PathBuf> = if disks.is_empty() {
+        vec![dir.path().to_path_buf(); 3]
+    } else {
+        disks.iter().map(|d| d.path().to_path_buf()).collect()
+    };
     let namesrv = NameServer::start(dir.path()).unwrap();
-    let mut group = BrokerGroup::start(dir.path(), "Nemesis", &namesrv.addr(), &[]).unwrap();
+    let mut group =
+        BrokerGroup::start_on(dir.path(), &stores, "Nemesis", &namesrv.addr(), &[]).unwrap();
     let mut options = ClientOptions::new(&namesrv.addr());
     options.poll_name_server_interval = Duration::from_secs(1);
     let admin = Admin::start(options.clone()).unwrap();
@@ -105,7 +135,7 @@ async fn random_faults_lose_nothing_acknowledged() {
     let load = Load::start(&producer, TOPIC, SENDERS);
     load.wait_acked(200, WAIT).await.unwrap();
 
-    let faults = [
+    let mut faults = vec![
         Fault::KillAny,
         Fault::KillLeader,
         Fault::Pause,
@@ -113,6 +143,10 @@ async fn random_faults_lose_nothing_acknowledged() {
         Fault::Pause,
         Fault::CrashGroup,
     ];
+    if !disks.is_empty() {
+        faults.extend([Fault::PowerCut, Fault::DiskFull, Fault::SlowDisk]);
+    }
+    let mut exits = 0;
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut applied = Vec::new();
     // Bounded by the deadline: every round sleeps at least a second.
@@ -149,9 +183,36 @@ async fn random_faults_lose_nothing_acknowledged() {
                     member.restart().unwrap();
                 }
             }
+            Fault::PowerCut => {
+                let member = &mut group.members[target];
+                member.process.pause();
+                disks[target].cut_power();
+                member.process.kill();
+                disks[target].restore_power().unwrap();
+                tokio::time::sleep(hold).await;
+                member.restart().unwrap();
+            }
+            Fault::DiskFull => {
+                disks[target].set_full(true);
+                tokio::time::sleep(hold).await;
+                disks[target].set_full(false);
+            }
+            Fault::SlowDisk => {
+                disks[target].set_fsync_latency(schedule.millis(20, 200));
+                tokio::time::sleep(hold).await;
+                disks[target].set_fsync_latency(Duration::ZERO);
+            }
+        }
+        // The supervisor's part: a member that gave up (a disk error) is started again.
+        for member in &mut group.members {
+            if let Some(status) = member.process.wait_exit(Duration::ZERO) {
+                exits += 1;
+                applied.push(format!("{} exited ({status}), restarted", member.id));
+                member.restart().unwrap();
+            }
         }
     }
-    eprintln!("nemesis: faults {applied:?}");
+    eprintln!("nemesis: faults {applied:?}; members that exited by themselves: {exits}");
     // The group serves again; the load goes on a little before it stops.
     wait_for_master(&admin, "Nemesis", None, WAIT)
         .await

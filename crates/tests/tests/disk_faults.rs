@@ -1,8 +1,9 @@
-//! Power loss of a whole broker group, on real `mqbroker` processes: each member keeps its
-//! store on its own [`PowerCutFs`], a filesystem that loses everything not fsynced. While
-//! producers send (without retries) and a pull consumer tails every queue, the test kills
-//! all three members at once and cuts the power of their three disks, starts them again,
-//! and does it again. Afterwards:
+//! Disk faults under a real broker group, each member's store on its own [`PowerCutFs`]
+//! (a filesystem that keeps only what was fsynced, and can fill up).
+//!
+//! Power loss of the whole group: while producers send (without retries) and a pull
+//! consumer tails every queue, the test freezes all three members in one instant, cuts the
+//! power of their three disks, starts them again, and does it again. Afterwards:
 //! - the members serve again by themselves and hold the same queues, message for message;
 //! - every message the consumer read before a cut is still at the queue offset it was read
 //!   at (nothing a consumer saw is taken back or replaced);
@@ -10,9 +11,13 @@
 //! - SYNC_FLUSH: every acknowledged send is there. ASYNC_FLUSH: acknowledged sends that no
 //!   quorum had fsynced yet may be gone; how many is printed (the README's bound).
 //!
+//! A full disk under the master: it gives up with the cause and exits non-zero, the others
+//! go on, and once space is freed it is started again and catches up; nothing acknowledged
+//! is lost.
+//!
 //! Needs `/dev/fuse` and the right to mount (root, as in CI). `POWER_LOSS_CUTS` (default 2)
 //! and `POWER_LOSS_SECONDS` (default 5, load between cuts) make a longer run:
-//! `POWER_LOSS_CUTS=20 cargo test -p tests --test power_loss -- --nocapture`.
+//! `POWER_LOSS_CUTS=20 cargo test -p tests --test disk_faults -- --nocapture`.
 
 mod common;
 
@@ -324,4 +329,86 @@ async fn async_flush_loses_no_consumed_message_when_the_whole_group_loses_power(
         return;
     };
     print("ASYNC_FLUSH", &outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_master_whose_disk_fills_up_exits_and_catches_up_once_space_is_freed() {
+    if !PowerCutFs::available() {
+        eprintln!("SKIPPED: no /dev/fuse on this machine");
+        return;
+    }
+    let _watchdog = Watchdog::start(Duration::from_secs(600));
+    let dir = tempfile::tempdir().unwrap();
+    let mut disks = Vec::new();
+    for i in 0..3 {
+        let mountpoint: PathBuf = dir.path().join(format!("disk-n{i}"));
+        std::fs::create_dir(&mountpoint).unwrap();
+        disks.push(PowerCutFs::mount(&mountpoint).unwrap());
+    }
+    let stores: Vec<PathBuf> = disks.iter().map(|d| d.path().to_path_buf()).collect();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let name = "DiskFull";
+    let mut group = BrokerGroup::start_on(dir.path(), &stores, name, &namesrv.addr(), &[]).unwrap();
+    let mut options = ClientOptions::new(&namesrv.addr());
+    options.poll_name_server_interval = Duration::from_secs(1);
+    let admin = Admin::start(options.clone()).unwrap();
+    let master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
+    admin
+        .create_topic(&master, &Admin::topic_config(TOPIC, QUEUES, QUEUES))
+        .await
+        .unwrap();
+    let raw = remoting::client::RemotingClient::new(remoting::client::ClientConfig::default());
+    requests::wait_for_route(&raw, &namesrv.addr(), TOPIC, &master, WAIT)
+        .await
+        .unwrap();
+    let mut producer_options = ProducerOptions::new("disk-full-producer");
+    producer_options.retry_times = 0;
+    producer_options.send_timeout = Duration::from_secs(3);
+    let producer = Producer::start(options.clone(), producer_options).unwrap();
+    let load = Load::start(&producer, TOPIC, SENDERS);
+    load.wait_acked(500, WAIT).await.unwrap();
+
+    let full = group.index_of(&master).unwrap();
+    disks[full].set_full(true);
+    // It runs on in the blocks it holds until it needs new ones: a segment, a queue file,
+    // a checkpoint. The load keeps it writing.
+    let exit = group.members[full].process.wait_exit(WAIT);
+    let output = group.members[full].process.log();
+    let exit = exit.unwrap_or_else(|| panic!("the master on a full disk kept running: {output}"));
+    assert!(!exit.success(), "it must exit non-zero: {exit:?}");
+    assert!(
+        output.contains("can no longer follow its group") && output.contains("No space left"),
+        "it must say why: {output}"
+    );
+    let next = wait_for_master(&admin, name, Some(&master), WAIT)
+        .await
+        .unwrap();
+    let acked_before = load.acked();
+    load.wait_acked(acked_before + 500, WAIT).await.unwrap();
+    eprintln!("disk full: {master} exited ({exit}); {next} took over");
+
+    disks[full].set_full(false);
+    group.members[full].restart().unwrap();
+    load.wait_acked(load.acked() + 500, WAIT).await.unwrap();
+    let log = load.stop().await;
+    let checker = PullConsumer::start(options.clone(), "disk-full-checker").unwrap();
+    let queues = read_all(&checker, TOPIC).await.unwrap();
+    checker.shutdown();
+    let report = check(&log, &queues).unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("disk full: {report:?}");
+    let status = member_status(&raw, &next).await.unwrap();
+    let committed = status["commitIndex"].as_u64().unwrap();
+    wait_applied(&raw, &master, committed, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("the refilled member did not catch up: {e:#}"));
+    for (queue_id, reads) in &queues {
+        let on_member = read_member(&raw, &master, TOPIC, *queue_id).await.unwrap();
+        assert_eq!(
+            &on_member[..reads.len().min(on_member.len())],
+            &reads[..],
+            "queue {queue_id} on the member that was full"
+        );
+    }
+    producer.shutdown().await;
+    drop(group);
 }
