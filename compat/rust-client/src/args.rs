@@ -9,7 +9,7 @@ pub const USAGE: &str = "\
 usage:
   rust-client produce -n NAMESRV -t TOPIC -c COUNT [--tag T]... [--key K] [--prop k=v]...
                       [--body-bytes B] [--batch] [--no-compress] [--lookup]
-                      [--delay-level L] [--group G]
+                      [--delay-level L] [--group G] [--interval-ms MS] [--retries R]
   rust-client consume -n NAMESRV -t TOPIC -g GROUP [--expr EXPR | --sql EXPR] --expect N
                       --timeout-secs S [--linger-ms MS] [--orderly] [--reconsume-once]
   rust-client pull    -n NAMESRV -t TOPIC -g GROUP [--expr EXPR | --sql EXPR] --expect N
@@ -24,6 +24,9 @@ tag number SEQ mod (number of --tag), the key `K-SEQ`, the user property seq=SEQ
 --prop. One JSON line per acknowledged send (one for a --batch of all COUNT messages).
 Bodies over 4 KiB are compressed (the client's default) unless --no-compress.
 --delay-level L: RocketMQ's delay level L (1-based) on every message.
+--interval-ms MS: a pause after every send, and a failed send prints `send_failed` (seq,
+error) and the run goes on (for measuring what an application sees through a restart).
+--retries R: the client's retryTimesWhenSendFailed (default 0: each message sent once).
 --lookup: after the sends, each message is looked up by its message id, by its offset
 message id and by its key (view/query through the producer's admin API).
 consume/pull: one JSON line per message received; exits 0 once N distinct messages were
@@ -66,6 +69,9 @@ pub struct Produce {
     pub compress: bool,
     pub lookup: bool,
     pub delay_level: Option<i32>,
+    /// Paced sends that go on past failures.
+    pub interval_ms: Option<u64>,
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +152,8 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 "--lookup",
                 "--delay-level",
                 "--group",
+                "--interval-ms",
+                "--retries",
             ])?;
             let count = flags.number("-c")?.context("-c COUNT is required")?;
             if count == 0 || count > MAX_COUNT {
@@ -180,6 +188,12 @@ pub fn parse(args: &[String]) -> Result<Command> {
                     .number("--delay-level")?
                     .map(|level| i32::try_from(level).context("--delay-level too large"))
                     .transpose()?,
+                interval_ms: flags.number("--interval-ms")?.map(|ms| ms as u64),
+                retries: flags
+                    .number("--retries")?
+                    .map(|r| u32::try_from(r).context("--retries too large"))
+                    .transpose()?
+                    .unwrap_or(0),
             }))
         }
         "consume" | "pull" => {

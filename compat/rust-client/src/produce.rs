@@ -82,8 +82,9 @@ pub async fn run(runtime: Arc<ClientRuntime>, args: &Produce) -> Result<()> {
     let mut producer = builder
         .producer_group(args.group.as_str())
         .name_server_addr(args.namesrv.as_str())
-        // Each message is sent once, so the tests can tell a duplicate from a retry.
-        .retry_times_when_send_failed(0)
+        // By default each message is sent once, so the tests can tell a duplicate from a
+        // retry.
+        .retry_times_when_send_failed(args.retries)
         .build();
     producer.start().await.context("starting the producer")?;
     let sent = send_all(&producer, args).await;
@@ -179,9 +180,20 @@ async fn send_all(producer: &DefaultMQProducer, args: &Produce) -> Result<Vec<Se
         let result = producer
             .send_with_timeout(message, SEND_TIMEOUT_MS)
             .await
-            .with_context(|| format!("sending message {seq}"))?;
-        let Some(result) = result else {
-            bail!("message {seq}: the client returned no send result");
+            .with_context(|| format!("sending message {seq}"));
+        let result = match (result, args.interval_ms) {
+            (Ok(Some(result)), _) => result,
+            (Ok(None), None) => bail!("message {seq}: the client returned no send result"),
+            (Err(e), None) => return Err(e),
+            (outcome, Some(interval_ms)) => {
+                let error = match outcome {
+                    Err(e) => format!("{e:#}"),
+                    _ => "no send result".to_string(),
+                };
+                report::print(&json!({"op": "send_failed", "seq": seq, "error": error}));
+                tokio::time::sleep(std::time::Duration::from_millis(interval_ms)).await;
+                continue;
+            }
         };
         let mut line = result_fields(&result);
         line["op"] = json!("sent");
@@ -195,6 +207,9 @@ async fn send_all(producer: &DefaultMQProducer, args: &Produce) -> Result<Vec<Se
             msg_id: result.msg_id.as_deref().unwrap_or_default().to_owned(),
             offset_msg_id: result.offset_msg_id.clone().unwrap_or_default(),
         });
+        if let Some(interval_ms) = args.interval_ms {
+            tokio::time::sleep(std::time::Duration::from_millis(interval_ms)).await;
+        }
     }
     Ok(sent)
 }

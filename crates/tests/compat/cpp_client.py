@@ -19,6 +19,11 @@ broker (LOCK_BATCH_MQ) before consuming them.
 `delay` sends with delay level LEVEL (`set_delay_time_level`). Their `sent` lines carry
 `sent_ms`, when the send was made.
 
+  cpp_client.py paced   NAMESRV TOPIC COUNT INTERVAL_MS
+sends COUNT messages one at a time, INTERVAL_MS apart, with the client's defaults (its own
+retries, routes polled every 30 s); a send that fails prints `{"op": "send_failed", ...}`
+and the run goes on (what an application sees through a rolling restart).
+
   cpp_client.py refused NAMESRV TOPIC
 sends one message and reports the error it got (`{"op": "refused", "error": ...}`), or
 `{"op": "sent"}` if the send went through.
@@ -96,6 +101,21 @@ def produce(namesrv, topic, count, size=None, deliver_ms=None, delay_level=None)
         emit({"op": "sent", "seq": i, "status": int(result.status), "msg_id": result.msg_id,
               "offset": result.offset, "sha256": digest(body), "len": len(body), "tag": tag_of(i),
               "deliver_ms": deliver_ms, "sent_ms": sent_ms})
+    producer.shutdown()
+
+
+def paced(namesrv, topic, count, interval_ms):
+    producer = start_producer(namesrv)
+    producer.set_timeout(3000)
+    for i in range(count):
+        body = make_body(topic, i)
+        try:
+            result = producer.send_sync(new_message(topic, i))
+            emit({"op": "sent", "seq": i, "status": int(result.status), "msg_id": result.msg_id,
+                  "offset": result.offset, "sha256": digest(body)})
+        except Exception as e:  # the binding raises its own exception types
+            emit({"op": "send_failed", "seq": i, "error": str(e)[:200]})
+        time.sleep(interval_ms / 1000.0)
     producer.shutdown()
 
 
@@ -189,6 +209,8 @@ def main(argv):
         produce(argv[2], argv[3], int(argv[4]), int(argv[5]))
     elif cmd == "refused":
         refused(argv[2], argv[3])
+    elif cmd == "paced":
+        paced(argv[2], argv[3], int(argv[4]), int(argv[5]))
     elif cmd == "pull":
         pull(argv[2], argv[3], argv[4], argv[5])
     elif cmd == "push":

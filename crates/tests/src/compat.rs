@@ -8,6 +8,8 @@
 //!   offset the send result gave.
 //! - [`check_stored`]: every queue of a topic read back by this project's own consumer: each
 //!   acknowledged send is there exactly once, where its send result said.
+//! - [`rolling_restart_under`]: what a paced producer of any client saw through a rolling
+//!   restart of the group.
 //! - [`member_topics`] and [`member_groups`]: what one broker (or group member) itself holds,
 //!   asked directly, for checks that a delete reached every member.
 
@@ -24,6 +26,7 @@ use remoting::command::RemotingCommand;
 use serde_json::{json, Value};
 
 use crate::checker::{self, Acked, Read, SendLog};
+use crate::driver::Running;
 use crate::group::{self, BrokerGroup};
 use crate::{Broker, NameServer};
 
@@ -846,4 +849,40 @@ mod tests {
             "{error}"
         );
     }
+}
+
+/// What a producer's application saw through a rolling restart.
+#[derive(Debug, Clone, Copy)]
+pub struct RollingOutcome {
+    pub acknowledged: usize,
+    /// Sends that failed or answered anything but SEND_OK.
+    pub failed: usize,
+    pub restart: Duration,
+}
+
+/// Restarts every member of `servers`' group in turn (SIGTERM, start, 5 s to settle) under
+/// `producer`, a paced driver run printing `sent` (`is_ok` tells SEND_OK in the client's own
+/// words) and `send_failed` lines, once it has 50 sends acknowledged; then lets the run end.
+pub fn rolling_restart_under(
+    servers: &mut Servers,
+    mut producer: Running,
+    is_ok: impl Fn(&Value) -> bool,
+) -> Result<RollingOutcome> {
+    let warmed = producer.wait_until(Duration::from_secs(90), |lines| {
+        lines.iter().filter(|l| l["op"] == "sent").count() >= 50
+    });
+    ensure!(
+        warmed,
+        "the producer did not get 50 sends through before the restart"
+    );
+    let group = servers.group.as_mut().context("a group setup")?;
+    let restart = group.rolling_restart(Duration::from_secs(90), Duration::from_secs(5))?;
+    let finished = producer.finish()?;
+    let sent = finished.output.ops("sent");
+    let acknowledged = sent.iter().filter(|line| is_ok(line)).count();
+    Ok(RollingOutcome {
+        acknowledged,
+        failed: finished.output.ops("send_failed").len() + sent.len() - acknowledged,
+        restart,
+    })
 }

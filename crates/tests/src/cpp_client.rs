@@ -18,6 +18,16 @@ pub fn script() -> PathBuf {
 /// What one run printed.
 pub type ScriptOutput = DriverOutput;
 
+/// Starts the script with `args` in the background; it is killed after `timeout`.
+pub fn spawn(args: &[&str], timeout: Duration) -> Result<driver::Running> {
+    let mut command = Command::new(compat_python());
+    command
+        .arg(script())
+        .args(args)
+        .env("HOME", std::env::temp_dir());
+    driver::Running::spawn(&format!("cpp_client.py {args:?}"), command, timeout)
+}
+
 /// Runs the script with `args`, killing it after `timeout`; fails unless it exits 0.
 pub fn run(args: &[&str], timeout: Duration) -> Result<ScriptOutput> {
     run_signed(args, None, timeout)

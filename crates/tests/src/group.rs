@@ -222,6 +222,28 @@ impl BrokerGroup {
         })
     }
 
+    /// A rolling restart as operators run one: each member in turn stopped with SIGTERM (a
+    /// master first hands off and forwards for its `masterShutdownForwardMs`), started
+    /// again, and given `settle` before the next one goes. Returns how long it all took.
+    pub fn rolling_restart(
+        &mut self,
+        stop_timeout: Duration,
+        settle: Duration,
+    ) -> Result<Duration> {
+        let started = std::time::Instant::now();
+        for member in &mut self.members {
+            if !member.process.terminate(stop_timeout) {
+                bail!(
+                    "{} did not stop on SIGTERM within {stop_timeout:?}",
+                    member.id
+                );
+            }
+            member.restart()?;
+            std::thread::sleep(settle);
+        }
+        Ok(started.elapsed())
+    }
+
     /// The member whose client address is `addr`.
     pub fn index_of(&self, addr: &str) -> Option<usize> {
         self.members.iter().position(|m| m.addr() == addr)

@@ -25,8 +25,8 @@ use anyhow::{Context, Result};
 use fuser::{
     BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    Request, TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
 };
 
 const PAGE: usize = 4096;
@@ -396,7 +396,12 @@ impl Filesystem for Session {
         let found = tree
             .children(parent.0)
             .and_then(|c| c.get(name).copied().ok_or(Errno::ENOENT))
-            .and_then(|ino| tree.nodes.get(&ino).map(|n| n.attr(ino)).ok_or(Errno::ENOENT));
+            .and_then(|ino| {
+                tree.nodes
+                    .get(&ino)
+                    .map(|n| n.attr(ino))
+                    .ok_or(Errno::ENOENT)
+            });
         match found {
             Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
             Err(e) => reply.error(e),
@@ -737,7 +742,16 @@ impl Filesystem for Session {
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         // Plenty of room: the brokers' disk-usage checks must not refuse writes.
         let blocks = 1u64 << 30;
-        reply.statfs(blocks, blocks, blocks, 1 << 20, 1 << 20, PAGE as u32, 255, PAGE as u32);
+        reply.statfs(
+            blocks,
+            blocks,
+            blocks,
+            1 << 20,
+            1 << 20,
+            PAGE as u32,
+            255,
+            PAGE as u32,
+        );
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
@@ -938,7 +952,10 @@ mod tests {
 
         let report = fs.power_cut().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"synced");
-        assert_eq!(std::fs::read(fs.path().join("dir/never-synced")).unwrap(), b"");
+        assert_eq!(
+            std::fs::read(fs.path().join("dir/never-synced")).unwrap(),
+            b""
+        );
         assert!(report.pages_lost >= 2, "{report:?}");
     }
 

@@ -2167,27 +2167,9 @@ fn java_producer_through_a_rolling_restart() {
         "3000",
     ]));
     let args: Vec<&str> = produce.iter().map(String::as_str).collect();
-    let mut producer = java_client::spawn(Version::V5, &args, Duration::from_secs(400)).unwrap();
-    assert!(producer.wait_until(Duration::from_secs(90), |lines| {
-        lines.iter().filter(|l| l["op"] == "sent").count() >= 50
-    }));
-    let started = std::time::Instant::now();
-    let group = servers.group.as_mut().unwrap();
-    for i in 0..group.members.len() {
-        let member = &mut group.members[i];
-        assert!(member.process.terminate(Duration::from_secs(90)));
-        member.restart().unwrap();
-        // Let it catch up before the next member goes.
-        std::thread::sleep(Duration::from_secs(5));
-    }
-    let rolled = started.elapsed();
-    let finished = producer.finish().unwrap();
-    let sent = finished.output.ops("sent");
-    let ok = sent.iter().filter(|l| l["status"] == "SEND_OK").count();
-    let failed = finished.output.ops("send_failed").len() + sent.len() - ok;
-    eprintln!(
-        "Java 5.5.0 producer through a rolling restart ({:.0} s): {ok} sends acknowledged, \
-         {failed} failed as the application saw them",
-        rolled.as_secs_f64()
-    );
+    let producer = java_client::spawn(Version::V5, &args, Duration::from_secs(400)).unwrap();
+    let outcome =
+        compat::rolling_restart_under(&mut servers, producer, |l| l["status"] == "SEND_OK")
+            .unwrap();
+    eprintln!("Java 5.5.0 producer through a rolling restart: {outcome:?}");
 }

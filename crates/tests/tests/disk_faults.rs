@@ -300,7 +300,11 @@ fn print(flush: &str, outcome: &Outcome) {
         outcome.log.acked.len(),
         outcome.lost.len(),
         outcome.consumed,
-        outcome.cuts.iter().map(|c| c.pages_lost).collect::<Vec<_>>(),
+        outcome
+            .cuts
+            .iter()
+            .map(|c| c.pages_lost)
+            .collect::<Vec<_>>(),
         outcome
             .recoveries
             .iter()
