@@ -14,13 +14,21 @@ use remoting::command::RemotingCommand;
 
 use crate::Process;
 use crate::{
-    binary, free_broker_port, free_port, retry_on_port_clash, unique_suffix, wait_started,
+    binary, free_broker_port, free_port, retry_on_port_clash, unique_suffix, wait_started_on,
     write_conf,
 };
 
 /// Segments small enough that tests cross segment boundaries (and retention has files to
 /// remove) without writing much.
 pub const TEST_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Where one member runs: the filesystem its store is on, and its own host (a network
+/// namespace of [`crate::netns::Network`]) or the test's 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub store_root: PathBuf,
+    pub host: Option<crate::netns::Host>,
+}
 
 /// One `mqbroker` of a group.
 pub struct GroupMember {
@@ -32,40 +40,59 @@ pub struct GroupMember {
     pub store_dir: PathBuf,
     pub process: Process,
     dir: PathBuf,
+    /// The address it listens on: 127.0.0.1, or its own host's.
+    host: String,
+    /// Its own network namespace, when it has a host of its own.
+    namespace: Option<String>,
 }
 
 impl GroupMember {
     /// The client address (`brokerIP1:listenPort`), as registered with the name server.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// Where RocketMQ 5 clients reach it over gRPC.
     pub fn grpc_addr(&self) -> anyhow::Result<String> {
-        crate::grpc_addr_in(&self.conf)
+        self.on_host(crate::grpc_addr_in(&self.conf)?)
+    }
+
+    /// `127.0.0.1:<port>` as the member's own host has it.
+    fn on_host(&self, local: String) -> anyhow::Result<String> {
+        let port = local.rsplit(':').next().context("address without a port")?;
+        Ok(format!("{}:{port}", self.host))
     }
 
     /// Where Prometheus scrapes it (served only with `metricsExporterType=PROM`).
     pub fn metrics_addr(&self) -> anyhow::Result<String> {
-        crate::port_addr_in(&self.conf, "metricsPromExporterPort")
+        self.on_host(crate::port_addr_in(&self.conf, "metricsPromExporterPort")?)
     }
 
-    fn spawn(dir: &Path, id: &str, conf: &Path) -> Result<Process> {
-        Process::spawn(
-            id,
-            &binary("mqbroker"),
-            &["-c", conf.to_str().context("utf-8 path")?],
-            // A fresh log per start: a restart keeps the killed run's log to read.
-            dir.join(format!("{id}-{}.log", unique_suffix())),
-        )
+    fn spawn(dir: &Path, id: &str, conf: &Path, namespace: Option<&str>) -> Result<Process> {
+        let broker = binary("mqbroker");
+        let broker = broker.to_str().context("utf-8 path")?;
+        let conf = conf.to_str().context("utf-8 path")?;
+        // A fresh log per start: a restart keeps the killed run's log to read.
+        let log = dir.join(format!("{id}-{}.log", unique_suffix()));
+        match namespace {
+            // `ip netns exec` execs the broker: the process is the broker itself.
+            Some(namespace) => Process::spawn(
+                id,
+                Path::new("ip"),
+                &["netns", "exec", namespace, broker, "-c", conf],
+                log,
+            ),
+            None => Process::spawn(id, Path::new(broker), &["-c", conf], log),
+        }
     }
 
     /// Starts the member again on its config and data (after a kill or a stop) and waits
     /// until it listens.
     pub fn restart(&mut self) -> Result<()> {
         self.process.kill();
-        self.process = GroupMember::spawn(&self.dir, &self.id, &self.conf)?;
-        wait_started(&mut self.process, self.port)
+        self.process =
+            GroupMember::spawn(&self.dir, &self.id, &self.conf, self.namespace.as_deref())?;
+        wait_started_on(&mut self.process, &self.host, self.port)
     }
 
     /// Whether any of the member's CommitLog segment files holds `needle` (the raft log:
@@ -163,13 +190,37 @@ impl BrokerGroup {
         namesrv: &str,
         extra: &[(&str, String)],
     ) -> Result<BrokerGroup> {
-        let size = stores.len();
+        let placements: Vec<Placement> = stores
+            .iter()
+            .map(|store_root| Placement {
+                store_root: store_root.clone(),
+                host: None,
+            })
+            .collect();
+        Self::start_placed(dir, &placements, name, namesrv, extra)
+    }
+
+    /// One member per placement; `namesrv` as the members reach it (from their own hosts,
+    /// the network's gateway).
+    pub fn start_placed(
+        dir: &Path,
+        placements: &[Placement],
+        name: &str,
+        namesrv: &str,
+        extra: &[(&str, String)],
+    ) -> Result<BrokerGroup> {
+        let host_of = |i: usize| {
+            placements[i]
+                .host
+                .as_ref()
+                .map_or_else(|| "127.0.0.1".to_owned(), |h| h.ip.clone())
+        };
         retry_on_port_clash(|| {
-            let raft_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+            let raft_ports: Vec<u16> = placements.iter().map(|_| free_port()).collect();
             let peers = raft_ports
                 .iter()
                 .enumerate()
-                .map(|(i, port)| format!("n{i}-127.0.0.1:{port}"))
+                .map(|(i, port)| format!("n{i}-{}:{port}", host_of(i)))
                 .collect::<Vec<_>>()
                 .join(";");
             let mut members = Vec::new();
@@ -177,7 +228,9 @@ impl BrokerGroup {
                 let id = format!("n{i}");
                 let port = free_broker_port();
                 let conf = dir.join(format!("{name}-{id}.conf"));
-                let store_dir = stores[i].join(format!("{name}-{id}"));
+                let store_dir = placements[i].store_root.join(format!("{name}-{id}"));
+                let host = host_of(i);
+                let namespace = placements[i].host.as_ref().map(|h| h.namespace.clone());
                 let mut entries = vec![
                     ("brokerClusterName", "RaftCluster".to_owned()),
                     ("brokerName", name.to_owned()),
@@ -185,8 +238,8 @@ impl BrokerGroup {
                     ("grpcServerPort", free_port().to_string()),
                     ("metricsPromExporterPort", free_port().to_string()),
                     ("namesrvAddr", namesrv.to_owned()),
-                    ("brokerIP1", "127.0.0.1".to_owned()),
-                    ("bindAddress", "127.0.0.1".to_owned()),
+                    ("brokerIP1", host.clone()),
+                    ("bindAddress", host.clone()),
                     ("storePathRootDir", store_dir.display().to_string()),
                     ("enableDLegerCommitLog", "true".to_owned()),
                     ("dLegerGroup", name.to_owned()),
@@ -201,7 +254,7 @@ impl BrokerGroup {
                 entries.extend(crate::TEST_STORE_SETTINGS.map(|(k, v)| (k, v.to_string())));
                 entries.extend(extra.iter().cloned());
                 write_conf(&conf, &entries)?;
-                let process = GroupMember::spawn(dir, &id, &conf)?;
+                let process = GroupMember::spawn(dir, &id, &conf, namespace.as_deref())?;
                 members.push(GroupMember {
                     id,
                     port,
@@ -210,10 +263,12 @@ impl BrokerGroup {
                     store_dir,
                     process,
                     dir: dir.to_path_buf(),
+                    host,
+                    namespace,
                 });
             }
             for member in &mut members {
-                wait_started(&mut member.process, member.port)?;
+                wait_started_on(&mut member.process, &member.host, member.port)?;
             }
             Ok(BrokerGroup {
                 name: name.to_owned(),

@@ -20,6 +20,7 @@
 //! - [`requests`]: the requests RocketMQ clients send, for driving servers directly.
 //! - [`group`]: [`group::BrokerGroup`], a DLedger-mode broker group of real `mqbroker`
 //!   processes, and waits for its master and members.
+//! - [`netns`]: members on hosts of their own (network namespaces), for partitions.
 //! - [`powercut_fs`]: a FUSE filesystem that loses everything not fsynced on a power cut.
 //! - [`checker`]: load that records every acknowledged send, and the check that a consumer
 //!   reading every queue from offset 0 finds each one exactly where its send result said.
@@ -43,6 +44,7 @@ pub mod go_client;
 pub mod group;
 pub mod grpc_clients;
 pub mod java_client;
+pub mod netns;
 pub mod powercut_fs;
 pub mod requests;
 pub mod rust_client;
@@ -81,14 +83,22 @@ pub fn free_broker_port() -> u16 {
 
 /// Waits until something accepts TCP connections on `port`, or `timeout` passes.
 pub fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_for_addr("127.0.0.1", port, timeout)
+}
+
+/// [`wait_for_port`] on another address than 127.0.0.1.
+pub fn wait_for_addr(host: &str, port: u16, timeout: Duration) -> Result<()> {
+    let ip: std::net::IpAddr = host
+        .parse()
+        .with_context(|| format!("{host}: not an IP address"))?;
+    let addr = SocketAddr::from((ip, port));
     let deadline = Instant::now() + timeout;
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("nothing listens on 127.0.0.1:{port} after {timeout:?}");
+            bail!("nothing listens on {addr} after {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -487,6 +497,11 @@ pub(crate) fn unique_suffix() -> u128 {
 }
 
 pub(crate) fn wait_started(process: &mut Process, port: u16) -> Result<()> {
+    wait_started_on(process, "127.0.0.1", port)
+}
+
+/// [`wait_started`] for a server listening on `host` (a member on a host of its own).
+pub(crate) fn wait_started_on(process: &mut Process, host: &str, port: u16) -> Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if !process.is_running() {
@@ -498,7 +513,7 @@ pub(crate) fn wait_started(process: &mut Process, port: u16) -> Result<()> {
         }
         // A bound port answers before the server has bound its other ports (a broker's VIP
         // channel, gRPC, metrics); only its boot line says that start-up went through.
-        if wait_for_port(port, Duration::from_millis(200)).is_ok()
+        if wait_for_addr(host, port, Duration::from_millis(200)).is_ok()
             && process.log().contains(BOOT_SUCCESS)
         {
             // A broker that finds its gRPC port taken still starts (serving remoting

@@ -11,9 +11,12 @@
 //! `NEMESIS_SECONDS` (default 45) sets the length; a failing run prints its seed, and
 //! `NEMESIS_SEED=<n>` replays the same schedule (timings still depend on the machine).
 //! Long run: `NEMESIS_SECONDS=900 cargo test -p tests --test nemesis -- --nocapture`.
-//! Not here: network partitions (the raft links would need a proxy or network namespaces)
-//! and clock jumps. Without `/dev/fuse` the stores stay on the test's disk and the disk
-//! faults are left out.
+//! Each member also runs on a host of its own (a network namespace, [`Network`]), so the
+//! links between members can be cut: one way, a member isolated from the others, or two
+//! members cut apart with the third still seeing both.
+//! Not here: clock jumps. Without `/dev/fuse` the stores stay on the test's disk and the
+//! disk faults are left out; without network namespaces (not root, no iproute2) the
+//! members share 127.0.0.1 and the partitions are left out.
 
 mod common;
 
@@ -25,7 +28,9 @@ use std::time::{Duration, Instant};
 use client::{Admin, ClientOptions, Producer, ProducerOptions, PullConsumer, PushConsumer};
 use common::{push_options, recorder, Seen, WAIT};
 use tests::checker::{check, read_all, Load};
-use tests::group::{wait_for_master, BrokerGroup};
+use tests::group::Placement;
+use tests::group::{member_status, wait_applied, wait_for_master, BrokerGroup};
+use tests::netns::Network;
 use tests::powercut_fs::PowerCutFs;
 use tests::{requests, NameServer, Watchdog};
 
@@ -66,6 +71,12 @@ enum Fault {
     DiskFull,
     /// Every fsync of the member takes 20-200 ms for a while.
     SlowDisk,
+    /// Packets from the member to one other member are dropped for a while.
+    CutOneWay,
+    /// The member can neither reach nor be reached by the others for a while.
+    Isolate,
+    /// The two other members cannot reach each other; the member still reaches both.
+    Bridge,
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -86,6 +97,14 @@ async fn random_faults_lose_nothing_acknowledged() {
     let _watchdog = Watchdog::start(Duration::from_secs(seconds + 600));
 
     let dir = tempfile::tempdir().unwrap();
+    let network = if Network::available() {
+        Network::create(3)
+            .map_err(|e| eprintln!("nemesis: no network namespaces ({e:#}): no partitions"))
+            .ok()
+    } else {
+        eprintln!("nemesis: not root or no iproute2: members share 127.0.0.1, no partitions");
+        None
+    };
     let mut disks = Vec::new();
     if PowerCutFs::available() {
         for i in 0..3 {
@@ -102,8 +121,23 @@ async fn random_faults_lose_nothing_acknowledged() {
         disks.iter().map(|d| d.path().to_path_buf()).collect()
     };
     let namesrv = NameServer::start(dir.path()).unwrap();
+    let placements: Vec<Placement> = (0..3)
+        .map(|i| Placement {
+            store_root: stores[i].clone(),
+            host: network.as_ref().map(|n| n.hosts()[i].clone()),
+        })
+        .collect();
+    // Members on hosts of their own reach the name server through the bridge.
+    let members_namesrv = match &network {
+        Some(network) => {
+            let port = namesrv.addr().rsplit(':').next().unwrap().to_owned();
+            format!("{}:{port}", network.gateway())
+        }
+        None => namesrv.addr(),
+    };
     let mut group =
-        BrokerGroup::start_on(dir.path(), &stores, "Nemesis", &namesrv.addr(), &[]).unwrap();
+        BrokerGroup::start_placed(dir.path(), &placements, "Nemesis", &members_namesrv, &[])
+            .unwrap();
     let mut options = ClientOptions::new(&namesrv.addr());
     options.poll_name_server_interval = Duration::from_secs(1);
     let admin = Admin::start(options.clone()).unwrap();
@@ -145,6 +179,14 @@ async fn random_faults_lose_nothing_acknowledged() {
     ];
     if !disks.is_empty() {
         faults.extend([Fault::PowerCut, Fault::DiskFull, Fault::SlowDisk]);
+    }
+    if network.is_some() {
+        faults.extend([
+            Fault::CutOneWay,
+            Fault::Isolate,
+            Fault::Bridge,
+            Fault::Isolate,
+        ]);
     }
     let mut exits = 0;
     let until = Instant::now() + Duration::from_secs(seconds);
@@ -202,6 +244,26 @@ async fn random_faults_lose_nothing_acknowledged() {
                 tokio::time::sleep(hold).await;
                 disks[target].set_fsync_latency(Duration::ZERO);
             }
+            Fault::CutOneWay | Fault::Isolate | Fault::Bridge => {
+                let network = network.as_ref().unwrap();
+                let one = (target + 1) % 3;
+                let other = (target + 2) % 3;
+                let links = match fault {
+                    Fault::CutOneWay => vec![(target, one)],
+                    Fault::Isolate => vec![
+                        (target, one),
+                        (one, target),
+                        (target, other),
+                        (other, target),
+                    ],
+                    _ => vec![(one, other), (other, one)],
+                };
+                for (from, to) in &links {
+                    network.cut(*from, *to).unwrap();
+                }
+                tokio::time::sleep(hold).await;
+                network.heal_all();
+            }
         }
         // The supervisor's part: a member that gave up (a disk error) is started again.
         for member in &mut group.members {
@@ -257,4 +319,90 @@ async fn random_faults_lose_nothing_acknowledged() {
     );
     consumer.shutdown().await;
     producer.shutdown().await;
+}
+
+/// Directed partitions over members on hosts of their own: the master cut off from both
+/// others both ways, then (after healing) the next master unable to send to the others
+/// though still hearing them. Each time another member must become master and take sends,
+/// and the cut-off one must rejoin and hold the same queues; nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_off_master_is_replaced_and_rejoins_with_nothing_lost() {
+    if !Network::available() {
+        eprintln!("SKIPPED: network namespaces need root and iproute2");
+        return;
+    }
+    let _watchdog = Watchdog::start(Duration::from_secs(600));
+    let dir = tempfile::tempdir().unwrap();
+    let network = Network::create(3).unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let placements: Vec<Placement> = network
+        .hosts()
+        .iter()
+        .map(|host| Placement {
+            store_root: dir.path().to_path_buf(),
+            host: Some(host.clone()),
+        })
+        .collect();
+    let port = namesrv.addr().rsplit(':').next().unwrap().to_owned();
+    let members_namesrv = format!("{}:{port}", network.gateway());
+    let name = "Partitioned";
+    let group =
+        BrokerGroup::start_placed(dir.path(), &placements, name, &members_namesrv, &[]).unwrap();
+    let mut options = ClientOptions::new(&namesrv.addr());
+    options.poll_name_server_interval = Duration::from_secs(1);
+    let admin = Admin::start(options.clone()).unwrap();
+    let mut master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
+    admin
+        .create_topic(&master, &Admin::topic_config(TOPIC, QUEUES, QUEUES))
+        .await
+        .unwrap();
+    let raw = remoting::client::RemotingClient::new(remoting::client::ClientConfig::default());
+    requests::wait_for_route(&raw, &namesrv.addr(), TOPIC, &master, WAIT)
+        .await
+        .unwrap();
+    let mut producer_options = ProducerOptions::new("partition-producer");
+    producer_options.retry_times = 0;
+    producer_options.send_timeout = Duration::from_secs(3);
+    let producer = Producer::start(options.clone(), producer_options).unwrap();
+    let load = Load::start(&producer, TOPIC, SENDERS);
+    load.wait_acked(300, WAIT).await.unwrap();
+
+    for one_way in [false, true] {
+        let cut_off = group.index_of(&master).unwrap();
+        let started = Instant::now();
+        for other in (0..3).filter(|i| *i != cut_off) {
+            network.cut(cut_off, other).unwrap();
+            if !one_way {
+                network.cut(other, cut_off).unwrap();
+            }
+        }
+        let next = wait_for_master(&admin, name, Some(&master), WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("no other master while {master} is cut off: {e:#}"));
+        let acked = load.acked();
+        load.wait_acked(acked + 300, WAIT).await.unwrap();
+        eprintln!(
+            "partition (one way: {one_way}): {master} cut off, {next} master after {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        network.heal_all();
+        let status = requests_status(&raw, &next).await;
+        wait_applied(&raw, &master, status, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{master} did not rejoin: {e:#}"));
+        master = next;
+    }
+    let log = load.stop().await;
+    let checker = PullConsumer::start(options.clone(), "partition-checker").unwrap();
+    let queues = read_all(&checker, TOPIC).await.unwrap();
+    checker.shutdown();
+    let report = check(&log, &queues).unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("partitions: {report:?}");
+    producer.shutdown().await;
+}
+
+/// The commit index the member at `addr` reports.
+async fn requests_status(raw: &remoting::client::RemotingClient, addr: &str) -> u64 {
+    let status = member_status(raw, addr).await.unwrap();
+    status["commitIndex"].as_u64().unwrap()
 }
