@@ -69,21 +69,14 @@ impl GroupMember {
     }
 
     fn spawn(dir: &Path, id: &str, conf: &Path, namespace: Option<&str>) -> Result<Process> {
-        let broker = binary("mqbroker");
-        let broker = broker.to_str().context("utf-8 path")?;
-        let conf = conf.to_str().context("utf-8 path")?;
-        // A fresh log per start: a restart keeps the killed run's log to read.
-        let log = dir.join(format!("{id}-{}.log", unique_suffix()));
-        match namespace {
-            // `ip netns exec` execs the broker: the process is the broker itself.
-            Some(namespace) => Process::spawn(
-                id,
-                Path::new("ip"),
-                &["netns", "exec", namespace, broker, "-c", conf],
-                log,
-            ),
-            None => Process::spawn(id, Path::new(broker), &["-c", conf], log),
-        }
+        Process::spawn_in(
+            id,
+            &binary("mqbroker"),
+            &["-c", conf.to_str().context("utf-8 path")?],
+            // A fresh log per start: a restart keeps the killed run's log to read.
+            dir.join(format!("{id}-{}.log", unique_suffix())),
+            namespace,
+        )
     }
 
     /// Starts the member again on its config and data (after a kill or a stop) and waits

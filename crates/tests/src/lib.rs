@@ -22,6 +22,8 @@
 //!   processes, and waits for its master and members.
 //! - [`netns`]: members on hosts of their own (network namespaces), for partitions.
 //! - [`powercut_fs`]: a FUSE filesystem that loses everything not fsynced on a power cut.
+//! - [`fault_group`]: a group placed for a fault test (stores on power-cut filesystems,
+//!   members on hosts of their own) with its topic made and routed.
 //! - [`checker`]: load that records every acknowledged send, and the check that a consumer
 //!   reading every queue from offset 0 finds each one exactly where its send result said.
 
@@ -40,6 +42,7 @@ pub mod checker;
 pub mod compat;
 pub mod cpp_client;
 pub mod driver;
+pub mod fault_group;
 pub mod go_client;
 pub mod group;
 pub mod grpc_clients;
@@ -151,9 +154,45 @@ pub struct Process {
 impl Process {
     /// Spawns `program` with `args`, stdout and stderr going to `log_path`.
     pub fn spawn(name: &str, program: &Path, args: &[&str], log_path: PathBuf) -> Result<Process> {
+        Self::spawn_in(name, program, args, log_path, None)
+    }
+
+    /// [`spawn`](Self::spawn) inside network namespace `netns` (a name under
+    /// /var/run/netns) when given. Only the network namespace changes: `ip netns exec` would
+    /// also give the process a mount namespace of its own, holding on to copies of the
+    /// test's FUSE mounts, which then never go away when the test unmounts them.
+    pub fn spawn_in(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        log_path: PathBuf,
+        netns: Option<&str>,
+    ) -> Result<Process> {
         let log = fs::File::create(&log_path)
             .with_context(|| format!("create log {}", log_path.display()))?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        // Opened before the fork; closed in the child by exec (O_CLOEXEC) and here on return.
+        let netns_file = netns
+            .map(|netns| {
+                let path = Path::new("/var/run/netns").join(netns);
+                fs::File::open(&path).with_context(|| format!("open {}", path.display()))
+            })
+            .transpose()?;
+        if let Some(file) = &netns_file {
+            use std::os::unix::io::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let fd = file.as_raw_fd();
+            // SAFETY: setns(2) is async-signal-safe and touches only the child's own state.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .args(args)
             .env(
                 "RUST_LOG",

@@ -188,6 +188,11 @@ impl Node {
         }
     }
 
+    /// A node a request creates: its caller's owner, its mode less the umask.
+    fn made_by(req: &Request, kind: Kind, mode: u32, umask: u32) -> Node {
+        Node::new(kind, (mode & !umask & 0o7777) as u16, req.uid(), req.gid())
+    }
+
     fn attr(&self, ino: u64) -> FileAttr {
         let (size, kind) = match &self.kind {
             Kind::Dir(_) => (4096, FileType::Directory),
@@ -479,12 +484,7 @@ impl Filesystem for Session {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(Errno::EOPNOTSUPP);
         }
-        let node = Node::new(
-            Kind::File(FileData::default()),
-            (mode & !umask & 0o7777) as u16,
-            req.uid(),
-            req.gid(),
-        );
+        let node = Node::made_by(req, Kind::File(FileData::default()), mode, umask);
         match self.tree().add(parent.0, name, node) {
             Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
             Err(e) => reply.error(e),
@@ -500,12 +500,7 @@ impl Filesystem for Session {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let node = Node::new(
-            Kind::Dir(BTreeMap::new()),
-            (mode & !umask & 0o7777) as u16,
-            req.uid(),
-            req.gid(),
-        );
+        let node = Node::made_by(req, Kind::Dir(BTreeMap::new()), mode, umask);
         match self.tree().add(parent.0, name, node) {
             Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
             Err(e) => reply.error(e),
@@ -566,12 +561,7 @@ impl Filesystem for Session {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let mut node = Node::new(
-            Kind::File(FileData::default()),
-            (mode & !umask & 0o7777) as u16,
-            req.uid(),
-            req.gid(),
-        );
+        let mut node = Node::made_by(req, Kind::File(FileData::default()), mode, umask);
         node.open = 1;
         match self.tree().add(parent.0, name, node) {
             Ok(attr) => reply.created(

@@ -22,18 +22,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use client::consumer::PullStatus;
-use client::{Admin, ClientOptions, Producer, ProducerOptions, PullConsumer};
+use client::PullConsumer;
 use common::WAIT;
 use tests::checker::{check, read_all, read_member, Load, Read, SendLog};
-use tests::group::{member_status, wait_applied, wait_for_master, BrokerGroup};
+use tests::fault_group::{mount_disks, placements, FaultGroup};
+use tests::group::{member_status, wait_applied, wait_for_master};
 use tests::powercut_fs::{CutReport, PowerCutFs};
-use tests::{requests, NameServer, Watchdog};
+use tests::Watchdog;
 
 const TOPIC: &str = "PowerLossTopic";
 const QUEUES: i32 = 4;
@@ -104,6 +104,19 @@ fn tail(
     })
 }
 
+/// Group `name` with member `i`'s store on `disks[i]`, serving [`TOPIC`].
+async fn group_on(
+    dir: &std::path::Path,
+    disks: &[PowerCutFs],
+    name: &str,
+    extra: &[(&str, String)],
+) -> FaultGroup {
+    let placed = placements(dir, disks, None, disks.len());
+    FaultGroup::start(dir, &placed, None, name, TOPIC, QUEUES, extra)
+        .await
+        .unwrap()
+}
+
 struct Outcome {
     log: SendLog,
     /// Acknowledged sends not found where their send result said, after every cut.
@@ -123,42 +136,22 @@ async fn whole_group_power_cuts(flush: &str) -> Option<Outcome> {
     let seconds = env_u64("POWER_LOSS_SECONDS").unwrap_or(5);
     let _watchdog = Watchdog::start(Duration::from_secs(300 + cuts * (seconds + 120)));
     let dir = tempfile::tempdir().unwrap();
-    let mut disks = Vec::new();
-    for i in 0..3 {
-        let mountpoint: PathBuf = dir.path().join(format!("disk-n{i}"));
-        std::fs::create_dir(&mountpoint).unwrap();
-        let disk = PowerCutFs::mount(&mountpoint).unwrap();
+    let mut disks = mount_disks(dir.path(), 3).unwrap();
+    for disk in &disks {
         disk.set_fsync_latency(FSYNC_LATENCY);
-        disks.push(disk);
     }
-    let stores: Vec<PathBuf> = disks.iter().map(|d| d.path().to_path_buf()).collect();
-    let namesrv = NameServer::start(dir.path()).unwrap();
     let name = "PowerLoss";
-    let mut group = BrokerGroup::start_on(
-        dir.path(),
-        &stores,
-        name,
-        &namesrv.addr(),
-        &[("flushDiskType", flush.to_owned())],
-    )
-    .unwrap();
-    let mut options = ClientOptions::new(&namesrv.addr());
-    options.poll_name_server_interval = Duration::from_secs(1);
-    let admin = Admin::start(options.clone()).unwrap();
-    let master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
-    admin
-        .create_topic(&master, &Admin::topic_config(TOPIC, QUEUES, QUEUES))
-        .await
-        .unwrap();
-    let raw = remoting::client::RemotingClient::new(remoting::client::ClientConfig::default());
-    requests::wait_for_route(&raw, &namesrv.addr(), TOPIC, &master, WAIT)
-        .await
-        .unwrap();
-
-    let mut producer_options = ProducerOptions::new("power-loss-producer");
-    producer_options.retry_times = 0;
-    producer_options.send_timeout = Duration::from_secs(3);
-    let producer = Producer::start(options.clone(), producer_options).unwrap();
+    let flush_mode = [("flushDiskType", flush.to_owned())];
+    let setup = group_on(dir.path(), &disks, name, &flush_mode).await;
+    let producer = setup.producer_sending_once("power-loss-producer").unwrap();
+    let FaultGroup {
+        mut group,
+        namesrv: _namesrv,
+        options,
+        admin,
+        raw,
+        ..
+    } = setup;
     let load = Load::start(&producer, TOPIC, SENDERS);
     let consumed: Consumed = Arc::default();
     let problems: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -343,32 +336,18 @@ async fn a_master_whose_disk_fills_up_exits_and_catches_up_once_space_is_freed()
     }
     let _watchdog = Watchdog::start(Duration::from_secs(600));
     let dir = tempfile::tempdir().unwrap();
-    let mut disks = Vec::new();
-    for i in 0..3 {
-        let mountpoint: PathBuf = dir.path().join(format!("disk-n{i}"));
-        std::fs::create_dir(&mountpoint).unwrap();
-        disks.push(PowerCutFs::mount(&mountpoint).unwrap());
-    }
-    let stores: Vec<PathBuf> = disks.iter().map(|d| d.path().to_path_buf()).collect();
-    let namesrv = NameServer::start(dir.path()).unwrap();
+    let disks = mount_disks(dir.path(), 3).unwrap();
     let name = "DiskFull";
-    let mut group = BrokerGroup::start_on(dir.path(), &stores, name, &namesrv.addr(), &[]).unwrap();
-    let mut options = ClientOptions::new(&namesrv.addr());
-    options.poll_name_server_interval = Duration::from_secs(1);
-    let admin = Admin::start(options.clone()).unwrap();
-    let master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
-    admin
-        .create_topic(&master, &Admin::topic_config(TOPIC, QUEUES, QUEUES))
-        .await
-        .unwrap();
-    let raw = remoting::client::RemotingClient::new(remoting::client::ClientConfig::default());
-    requests::wait_for_route(&raw, &namesrv.addr(), TOPIC, &master, WAIT)
-        .await
-        .unwrap();
-    let mut producer_options = ProducerOptions::new("disk-full-producer");
-    producer_options.retry_times = 0;
-    producer_options.send_timeout = Duration::from_secs(3);
-    let producer = Producer::start(options.clone(), producer_options).unwrap();
+    let setup = group_on(dir.path(), &disks, name, &[]).await;
+    let producer = setup.producer_sending_once("disk-full-producer").unwrap();
+    let FaultGroup {
+        mut group,
+        namesrv: _namesrv,
+        options,
+        admin,
+        raw,
+        master,
+    } = setup;
     let load = Load::start(&producer, TOPIC, SENDERS);
     load.wait_acked(500, WAIT).await.unwrap();
 

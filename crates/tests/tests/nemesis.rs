@@ -21,18 +21,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use client::{Admin, ClientOptions, Producer, ProducerOptions, PullConsumer, PushConsumer};
+use client::{PullConsumer, PushConsumer};
 use common::{push_options, recorder, Seen, WAIT};
 use tests::checker::{check, read_all, Load};
-use tests::group::Placement;
-use tests::group::{member_status, wait_applied, wait_for_master, BrokerGroup};
+use tests::fault_group::{mount_disks, placements, FaultGroup};
+use tests::group::{member_status, wait_applied, wait_for_master};
 use tests::netns::Network;
 use tests::powercut_fs::PowerCutFs;
-use tests::{requests, NameServer, Watchdog};
+use tests::Watchdog;
 
 const TOPIC: &str = "NemesisTopic";
 const QUEUES: i32 = 4;
@@ -105,67 +104,42 @@ async fn random_faults_lose_nothing_acknowledged() {
         eprintln!("nemesis: not root or no iproute2: members share 127.0.0.1, no partitions");
         None
     };
-    let mut disks = Vec::new();
-    if PowerCutFs::available() {
-        for i in 0..3 {
-            let mountpoint: PathBuf = dir.path().join(format!("disk-n{i}"));
-            std::fs::create_dir(&mountpoint).unwrap();
-            disks.push(PowerCutFs::mount(&mountpoint).unwrap());
-        }
+    let mut disks = if PowerCutFs::available() {
+        mount_disks(dir.path(), 3).unwrap()
     } else {
         eprintln!("nemesis: no /dev/fuse: stores on the test's disk, no disk faults");
-    }
-    let stores: Vec<PathBuf> = if disks.is_empty() {
-        vec![dir.path().to_path_buf(); 3]
-    } else {
-        disks.iter().map(|d| d.path().to_path_buf()).collect()
+        Vec::new()
     };
-    let namesrv = NameServer::start(dir.path()).unwrap();
-    let placements: Vec<Placement> = (0..3)
-        .map(|i| Placement {
-            store_root: stores[i].clone(),
-            host: network.as_ref().map(|n| n.hosts()[i].clone()),
-        })
-        .collect();
-    // Members on hosts of their own reach the name server through the bridge.
-    let members_namesrv = match &network {
-        Some(network) => {
-            let port = namesrv.addr().rsplit(':').next().unwrap().to_owned();
-            format!("{}:{port}", network.gateway())
-        }
-        None => namesrv.addr(),
-    };
-    let mut group =
-        BrokerGroup::start_placed(dir.path(), &placements, "Nemesis", &members_namesrv, &[])
-            .unwrap();
-    let mut options = ClientOptions::new(&namesrv.addr());
-    options.poll_name_server_interval = Duration::from_secs(1);
-    let admin = Admin::start(options.clone()).unwrap();
-    let master = wait_for_master(&admin, "Nemesis", None, WAIT)
-        .await
-        .unwrap();
-    admin
-        .create_topic(&master, &Admin::topic_config(TOPIC, QUEUES, QUEUES))
-        .await
-        .unwrap();
-    let raw = remoting::client::RemotingClient::new(remoting::client::ClientConfig::default());
-    requests::wait_for_route(&raw, &namesrv.addr(), TOPIC, &master, WAIT)
-        .await
-        .unwrap();
+    let placed = placements(dir.path(), &disks, network.as_ref(), 3);
+    let setup = FaultGroup::start(
+        dir.path(),
+        &placed,
+        network.as_ref(),
+        "Nemesis",
+        TOPIC,
+        QUEUES,
+        &[],
+    )
+    .await
+    .unwrap();
 
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let consumer = PushConsumer::start(
-        options.clone(),
+        setup.options.clone(),
         push_options("nemesis-consumers", TOPIC),
         recorder(&seen),
     )
     .await
     .unwrap();
-    let mut producer_options = ProducerOptions::new("nemesis-producer");
     // Every body is sent once, so the check can be exact.
-    producer_options.retry_times = 0;
-    producer_options.send_timeout = Duration::from_secs(5);
-    let producer = Producer::start(options.clone(), producer_options).unwrap();
+    let producer = setup.producer_sending_once("nemesis-producer").unwrap();
+    let FaultGroup {
+        mut group,
+        namesrv: _namesrv,
+        options,
+        admin,
+        ..
+    } = setup;
     let load = Load::start(&producer, TOPIC, SENDERS);
     load.wait_acked(200, WAIT).await.unwrap();
 
@@ -334,36 +308,28 @@ async fn a_cut_off_master_is_replaced_and_rejoins_with_nothing_lost() {
     let _watchdog = Watchdog::start(Duration::from_secs(600));
     let dir = tempfile::tempdir().unwrap();
     let network = Network::create(3).unwrap();
-    let namesrv = NameServer::start(dir.path()).unwrap();
-    let placements: Vec<Placement> = network
-        .hosts()
-        .iter()
-        .map(|host| Placement {
-            store_root: dir.path().to_path_buf(),
-            host: Some(host.clone()),
-        })
-        .collect();
-    let port = namesrv.addr().rsplit(':').next().unwrap().to_owned();
-    let members_namesrv = format!("{}:{port}", network.gateway());
     let name = "Partitioned";
-    let group =
-        BrokerGroup::start_placed(dir.path(), &placements, name, &members_namesrv, &[]).unwrap();
-    let mut options = ClientOptions::new(&namesrv.addr());
-    options.poll_name_server_interval = Duration::from_secs(1);
-    let admin = Admin::start(options.clone()).unwrap();
-    let mut master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
-    admin
-        .create_topic(&master, &Admin::topic_config(TOPIC, QUEUES, QUEUES))
-        .await
-        .unwrap();
-    let raw = remoting::client::RemotingClient::new(remoting::client::ClientConfig::default());
-    requests::wait_for_route(&raw, &namesrv.addr(), TOPIC, &master, WAIT)
-        .await
-        .unwrap();
-    let mut producer_options = ProducerOptions::new("partition-producer");
-    producer_options.retry_times = 0;
-    producer_options.send_timeout = Duration::from_secs(3);
-    let producer = Producer::start(options.clone(), producer_options).unwrap();
+    let placed = placements(dir.path(), &[], Some(&network), 3);
+    let setup = FaultGroup::start(
+        dir.path(),
+        &placed,
+        Some(&network),
+        name,
+        TOPIC,
+        QUEUES,
+        &[],
+    )
+    .await
+    .unwrap();
+    let producer = setup.producer_sending_once("partition-producer").unwrap();
+    let FaultGroup {
+        group,
+        namesrv: _namesrv,
+        options,
+        admin,
+        raw,
+        mut master,
+    } = setup;
     let load = Load::start(&producer, TOPIC, SENDERS);
     load.wait_acked(300, WAIT).await.unwrap();
 
