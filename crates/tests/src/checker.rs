@@ -82,12 +82,7 @@ pub fn check(log: &SendLog, queues: &BTreeMap<i32, Vec<Read>>) -> Result<Report>
     }
     let acked_bodies: BTreeSet<&str> = log.acked.iter().map(|a| a.body.as_str()).collect();
     for acked in &log.acked {
-        let at = queues.get(&acked.queue_id).and_then(|reads| {
-            usize::try_from(acked.queue_offset)
-                .ok()
-                .and_then(|i| reads.get(i))
-        });
-        match at {
+        match read_at(queues, acked.queue_id, acked.queue_offset) {
             Some(read) if read.body == acked.body && read.msg_id == acked.msg_id => {}
             Some(read) => problems.push(format!(
                 "acknowledged {} ({}) at queue {} offset {}: found {} ({}) there",
@@ -137,6 +132,29 @@ pub fn check(log: &SendLog, queues: &BTreeMap<i32, Vec<Read>>) -> Result<Report>
         unknown_stored,
         read: seen.values().sum(),
     })
+}
+
+/// What was read at `queue_offset` of queue `queue_id`.
+pub fn read_at(
+    queues: &BTreeMap<i32, Vec<Read>>,
+    queue_id: i32,
+    queue_offset: i64,
+) -> Option<&Read> {
+    let index = usize::try_from(queue_offset).ok()?;
+    queues.get(&queue_id)?.get(index)
+}
+
+/// Bodies of acknowledged sends that are not where their send result said (a loss the
+/// flush mode may allow, such as ASYNC_FLUSH on a whole-group power cut).
+pub fn lost(log: &SendLog, queues: &BTreeMap<i32, Vec<Read>>) -> Vec<String> {
+    log.acked
+        .iter()
+        .filter(|acked| {
+            !read_at(queues, acked.queue_id, acked.queue_offset)
+                .is_some_and(|read| read.body == acked.body && read.msg_id == acked.msg_id)
+        })
+        .map(|acked| acked.body.clone())
+        .collect()
 }
 
 /// Most sends one [`Load`] makes (a bound, far above what a test runs).

@@ -3,6 +3,7 @@
 //! test's own directory; and the waits fault tests need (a master registered, a member
 //! caught up).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use remoting::client::RemotingClient;
 use remoting::code::request;
 use remoting::command::RemotingCommand;
 
+use crate::checker::{read_member, Read};
 use crate::Process;
 use crate::{
     binary, free_broker_port, free_port, retry_on_port_clash, unique_suffix, wait_started_on,
@@ -54,18 +56,14 @@ impl GroupMember {
 
     /// Where RocketMQ 5 clients reach it over gRPC.
     pub fn grpc_addr(&self) -> anyhow::Result<String> {
-        self.on_host(crate::grpc_addr_in(&self.conf)?)
-    }
-
-    /// `127.0.0.1:<port>` as the member's own host has it.
-    fn on_host(&self, local: String) -> anyhow::Result<String> {
-        let port = local.rsplit(':').next().context("address without a port")?;
+        let port = crate::port_in(&self.conf, "grpcServerPort")?;
         Ok(format!("{}:{port}", self.host))
     }
 
     /// Where Prometheus scrapes it (served only with `metricsExporterType=PROM`).
     pub fn metrics_addr(&self) -> anyhow::Result<String> {
-        self.on_host(crate::port_addr_in(&self.conf, "metricsPromExporterPort")?)
+        let port = crate::port_in(&self.conf, "metricsPromExporterPort")?;
+        Ok(format!("{}:{port}", self.host))
     }
 
     fn spawn(dir: &Path, id: &str, conf: &Path, namespace: Option<&str>) -> Result<Process> {
@@ -170,31 +168,15 @@ impl BrokerGroup {
         size: usize,
         extra: &[(&str, String)],
     ) -> Result<BrokerGroup> {
-        let stores = vec![dir.to_path_buf(); size];
-        Self::start_on(dir, &stores, name, namesrv, extra)
+        let placement = Placement {
+            store_root: dir.to_path_buf(),
+            host: None,
+        };
+        Self::start_placed(dir, &vec![placement; size], name, namesrv, extra)
     }
 
-    /// One member per entry of `stores`, member `i` keeping its store under `stores[i]`
-    /// (a filesystem of a fault test's own); configs and logs stay in `dir`.
-    pub fn start_on(
-        dir: &Path,
-        stores: &[PathBuf],
-        name: &str,
-        namesrv: &str,
-        extra: &[(&str, String)],
-    ) -> Result<BrokerGroup> {
-        let placements: Vec<Placement> = stores
-            .iter()
-            .map(|store_root| Placement {
-                store_root: store_root.clone(),
-                host: None,
-            })
-            .collect();
-        Self::start_placed(dir, &placements, name, namesrv, extra)
-    }
-
-    /// One member per placement; `namesrv` as the members reach it (from their own hosts,
-    /// the network's gateway).
+    /// One member per placement (configs and logs in `dir`); `namesrv` as the members
+    /// reach it (from hosts of their own, the network's gateway).
     pub fn start_placed(
         dir: &Path,
         placements: &[Placement],
@@ -331,6 +313,42 @@ pub async fn wait_for_master(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits (bounded) until the member at `addr` applied group `name`'s commit index as its
+/// master reports it, then fails unless each of the member's queues of `topic` holds
+/// exactly what `queues` (read through a consumer) holds.
+pub async fn wait_caught_up(
+    raw: &RemotingClient,
+    admin: &Admin,
+    name: &str,
+    addr: &str,
+    topic: &str,
+    queues: &BTreeMap<i32, Vec<Read>>,
+) -> Result<()> {
+    let master = wait_for_master(admin, name, None, CATCH_UP_WAIT).await?;
+    let status = member_status(raw, &master).await?;
+    let commit = status["commitIndex"]
+        .as_u64()
+        .with_context(|| format!("no commitIndex in {status}"))?;
+    wait_applied(raw, addr, commit, CATCH_UP_WAIT).await?;
+    for (queue_id, expected) in queues {
+        let held = read_member(raw, addr, topic, *queue_id).await?;
+        if held.len() != expected.len() {
+            bail!(
+                "{addr} queue {queue_id} holds {} messages, the consumer read {}",
+                held.len(),
+                expected.len()
+            );
+        }
+        if &held != expected {
+            bail!("{addr} queue {queue_id} differs");
+        }
+    }
+    Ok(())
+}
+
+/// How long [`wait_caught_up`] waits for a master and for the member.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
 
 /// A member's own raft status (DLEDGER_METADATA), as JSON.
 pub async fn member_status(client: &RemotingClient, addr: &str) -> Result<serde_json::Value> {

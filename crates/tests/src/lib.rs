@@ -32,8 +32,6 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -517,6 +515,11 @@ pub(crate) fn grpc_addr_in(conf: &Path) -> Result<String> {
 
 /// `127.0.0.1:<port>` where `key` of a config file names the port (the last setting wins).
 pub(crate) fn port_addr_in(conf: &Path, key: &str) -> Result<String> {
+    Ok(format!("127.0.0.1:{}", port_in(conf, key)?))
+}
+
+/// The port `key` of a config file names (the last setting wins).
+pub(crate) fn port_in(conf: &Path, key: &str) -> Result<String> {
     let text =
         std::fs::read_to_string(conf).with_context(|| format!("reading {}", conf.display()))?;
     let prefix = format!("{key}=");
@@ -525,7 +528,7 @@ pub(crate) fn port_addr_in(conf: &Path, key: &str) -> Result<String> {
         .rev()
         .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
         .with_context(|| format!("{} sets no {key}", conf.display()))?;
-    Ok(format!("127.0.0.1:{}", port.trim()))
+    Ok(port.trim().to_owned())
 }
 
 pub(crate) fn unique_suffix() -> u128 {
@@ -609,29 +612,20 @@ pub fn eventually<T>(
 /// Ends the test process if a run takes far longer than it should: a filesystem served by
 /// this process that stopped answering would otherwise hang the whole suite. Leaving the
 /// process closes the FUSE device, which fails every request still waiting on it.
-pub struct Watchdog(Arc<AtomicBool>);
+pub struct Watchdog {
+    /// Dropping it ends the watch.
+    _done: std::sync::mpsc::Sender<()>,
+}
 
 impl Watchdog {
     pub fn start(limit: Duration) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&done);
+        let (done, watched) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
-            let until = Instant::now() + limit;
-            while Instant::now() < until {
-                if flag.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(500));
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watched.recv_timeout(limit) {
+                eprintln!("test still running after {limit:?}; ending the process");
+                std::process::exit(1);
             }
-            eprintln!("test still running after {limit:?}; ending the process");
-            std::process::exit(1);
         });
-        Watchdog(done)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        Watchdog { _done: done }
     }
 }

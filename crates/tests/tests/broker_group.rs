@@ -14,7 +14,7 @@ use client::{Admin, ClientOptions, Producer, ProducerOptions, PullConsumer};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::response;
 use tests::checker::{check, read_all, read_member, Load, Read, Report, SendLog};
-use tests::group::{member_status, wait_applied, wait_for_master, BrokerGroup};
+use tests::group::{member_status, wait_applied, wait_caught_up, wait_for_master, BrokerGroup};
 use tests::requests::{self, send_header, send_v2};
 use tests::{binary, NameServer};
 
@@ -101,25 +101,16 @@ impl Setup {
     /// Waits until the member at `addr` applied the leader's commit index, then holds each
     /// of its queues against what the consumer read.
     async fn assert_caught_up(&self, addr: &str, topic: &str, queues: &BTreeMap<i32, Vec<Read>>) {
-        let leader = wait_for_master(&self.admin, &self.group_name, None, WAIT)
-            .await
-            .unwrap();
-        let status = member_status(&self.raw, &leader).await.unwrap();
-        let commit = status["commitIndex"].as_u64().unwrap();
-        wait_applied(&self.raw, addr, commit, WAIT).await.unwrap();
-        for (queue_id, expected) in queues {
-            let held = read_member(&self.raw, addr, topic, *queue_id)
-                .await
-                .unwrap();
-            assert_eq!(
-                held.len(),
-                expected.len(),
-                "{addr} queue {queue_id} holds {} messages, the consumer read {}",
-                held.len(),
-                expected.len()
-            );
-            assert_eq!(&held, expected, "{addr} queue {queue_id} differs");
-        }
+        wait_caught_up(
+            &self.raw,
+            &self.admin,
+            &self.group_name,
+            addr,
+            topic,
+            queues,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
     }
 }
 

@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use client::consumer::PullStatus;
 use client::PullConsumer;
 use common::WAIT;
-use tests::checker::{check, read_all, read_member, Load, Read, SendLog};
+use tests::checker::{check, lost, read_all, read_at, Load, Read, SendLog};
 use tests::fault_group::{mount_disks, placements, FaultGroup};
-use tests::group::{member_status, wait_applied, wait_for_master};
+use tests::group::{wait_caught_up, wait_for_master};
 use tests::powercut_fs::{CutReport, PowerCutFs};
 use tests::Watchdog;
 
@@ -209,59 +209,25 @@ async fn whole_group_power_cuts(flush: &str) -> Option<Outcome> {
     checker.shutdown();
 
     // Every member converges on the master's queues.
-    let master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
-    let status = member_status(&raw, &master).await.unwrap();
-    let committed = status["commitIndex"]
-        .as_u64()
-        .or_else(|| status["appliedIndex"].as_u64())
-        .unwrap_or_else(|| panic!("no committed index in {status}"));
     for member in &group.members {
-        wait_applied(&raw, &member.addr(), committed, WAIT)
+        wait_caught_up(&raw, &admin, name, &member.addr(), TOPIC, &queues)
             .await
             .unwrap_or_else(|e| panic!("member {} did not catch up: {e:#}", member.id));
-        for (queue_id, master_reads) in &queues {
-            let reads = read_member(&raw, &member.addr(), TOPIC, *queue_id)
-                .await
-                .unwrap();
-            assert!(
-                reads.len() >= master_reads.len()
-                    && reads[..master_reads.len()] == master_reads[..],
-                "member {} queue {queue_id}: {} messages differ from the master's {}",
-                member.id,
-                reads.len(),
-                master_reads.len()
-            );
-        }
     }
 
     let problems = problems.lock().unwrap().clone();
     assert!(problems.is_empty(), "{problems:#?}");
     let consumed = consumed.lock().unwrap().clone();
     for ((queue_id, offset), read) in &consumed {
-        let now = queues
-            .get(queue_id)
-            .and_then(|reads| usize::try_from(*offset).ok().and_then(|i| reads.get(i)));
         assert_eq!(
-            now,
+            read_at(&queues, *queue_id, *offset),
             Some(read),
             "queue {queue_id} offset {offset}: the consumer read {} before a cut",
             read.body
         );
     }
 
-    let lost: Vec<String> = log
-        .acked
-        .iter()
-        .filter(|acked| {
-            let at = queues.get(&acked.queue_id).and_then(|reads| {
-                usize::try_from(acked.queue_offset)
-                    .ok()
-                    .and_then(|i| reads.get(i))
-            });
-            !at.is_some_and(|read| read.body == acked.body && read.msg_id == acked.msg_id)
-        })
-        .map(|acked| acked.body.clone())
-        .collect();
+    let lost = lost(&log, &queues);
     // The rest of the check holds for both modes once lost sends count as unknown outcomes.
     let mut surviving = log.clone();
     surviving.acked.retain(|a| !lost.contains(&a.body));
@@ -379,19 +345,9 @@ async fn a_master_whose_disk_fills_up_exits_and_catches_up_once_space_is_freed()
     checker.shutdown();
     let report = check(&log, &queues).unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("disk full: {report:?}");
-    let status = member_status(&raw, &next).await.unwrap();
-    let committed = status["commitIndex"].as_u64().unwrap();
-    wait_applied(&raw, &master, committed, WAIT)
+    wait_caught_up(&raw, &admin, name, &master, TOPIC, &queues)
         .await
-        .unwrap_or_else(|e| panic!("the refilled member did not catch up: {e:#}"));
-    for (queue_id, reads) in &queues {
-        let on_member = read_member(&raw, &master, TOPIC, *queue_id).await.unwrap();
-        assert_eq!(
-            &on_member[..reads.len().min(on_member.len())],
-            &reads[..],
-            "queue {queue_id} on the member that was full"
-        );
-    }
+        .unwrap_or_else(|e| panic!("the member that was full did not catch up: {e:#}"));
     producer.shutdown().await;
     drop(group);
 }
