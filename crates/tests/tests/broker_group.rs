@@ -14,6 +14,7 @@ use client::{Admin, ClientOptions, Producer, ProducerOptions, PullConsumer};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::response;
 use tests::checker::{check, read_all, read_member, Load, Read, Report, SendLog};
+use tests::fault_group::{placements, FaultGroup};
 use tests::group::{member_status, wait_applied, wait_caught_up, wait_for_master, BrokerGroup};
 use tests::requests::{self, send_header, send_v2};
 use tests::{binary, NameServer};
@@ -48,20 +49,18 @@ impl Setup {
         poll: Duration,
     ) -> (Setup, BrokerGroup) {
         let dir = tempfile::tempdir().unwrap();
-        let namesrv = NameServer::start(dir.path()).unwrap();
-        let group = BrokerGroup::start(dir.path(), name, &namesrv.addr(), extra).unwrap();
-        let mut options = ClientOptions::new(&namesrv.addr());
+        let placed = placements(dir.path(), &[], None, 3);
+        let FaultGroup {
+            group,
+            namesrv,
+            mut options,
+            admin,
+            raw,
+            master,
+        } = FaultGroup::start(dir.path(), &placed, None, name, topic, QUEUES, extra)
+            .await
+            .unwrap();
         options.poll_name_server_interval = poll;
-        let admin = Admin::start(options.clone()).unwrap();
-        let master = wait_for_master(&admin, name, None, WAIT).await.unwrap();
-        admin
-            .create_topic(&master, &Admin::topic_config(topic, QUEUES, QUEUES))
-            .await
-            .unwrap();
-        let raw = RemotingClient::new(ClientConfig::default());
-        requests::wait_for_route(&raw, &namesrv.addr(), topic, &master, WAIT)
-            .await
-            .unwrap();
         let setup = Setup {
             _dir: dir,
             namesrv,
