@@ -1,7 +1,9 @@
 //! A broker group's follower hands a 5.x client's sends, receives and acks to the master
-//! (see the broker's `grpc::relay`). When the master has just been killed, a call that
-//! cannot reach it was never sent: it waits for the group's next master and goes there,
-//! instead of failing the client through the failover.
+//! (see the broker's `grpc::relay`). Through a failover a call waits for the group's next
+//! master and goes there, instead of failing the client: when the master has just been
+//! killed (the call could not reach it, so it was never sent), when the name servers list
+//! no master for a moment, and, for an ack, when the master may have stored it without
+//! answering.
 
 use std::time::{Duration, Instant};
 
@@ -44,10 +46,10 @@ async fn send(endpoint: &str, seq: usize) -> Result<Code> {
     Ok(Code::try_from(answer.status.map_or(0, |s| s.code)).unwrap_or(Code::Unspecified))
 }
 
-#[test]
-fn a_send_through_a_follower_just_after_the_masters_kill_reaches_the_next_master() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mut servers = Servers::start(Setup::Group, dir.path(), "GrpcRelay", &[])?;
+/// A group with the test topic, its master's client address and a follower's gRPC
+/// endpoint, once that follower relays sends.
+fn start_group(dir: &std::path::Path, name: &str) -> Result<(Servers, String, String)> {
+    let servers = Servers::start(Setup::Group, dir, name, &[])?;
     let namesrv = servers.ns();
     let cluster = servers.cluster.clone();
     block_on(async {
@@ -59,8 +61,10 @@ fn a_send_through_a_follower_just_after_the_masters_kill_reaches_the_next_master
         created.map(drop).map_err(anyhow::Error::from)
     })?;
     let master = servers.master()?;
-    let group = servers.group.as_mut().context("a group")?;
-    let follower = group
+    let follower = servers
+        .group
+        .as_ref()
+        .context("a group")?
         .members
         .iter()
         .find(|m| m.addr() != master)
@@ -75,13 +79,18 @@ fn a_send_through_a_follower_just_after_the_masters_kill_reaches_the_next_master
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    ensure!(
-        relayed,
-        "no send through the follower succeeded before the kill"
-    );
+    ensure!(relayed, "no send through the follower succeeded");
+    Ok((servers, master, follower))
+}
 
-    group
-        .member_mut(&master)
+#[test]
+fn a_send_through_a_follower_just_after_the_masters_kill_reaches_the_next_master() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut servers, master, follower) = start_group(dir.path(), "GrpcRelay")?;
+    servers
+        .group
+        .as_mut()
+        .and_then(|g| g.member_mut(&master))
         .context("the master is a member")?
         .process
         .kill();
@@ -96,4 +105,161 @@ fn a_send_through_a_follower_just_after_the_masters_kill_reaches_the_next_master
         "the send through the follower failed with {code:?} instead of waiting for the next master"
     );
     Ok(())
+}
+
+/// Between the old master's removal from the name servers (at once: its connection
+/// closed) and the next master's registration, the name servers list no master: a call
+/// through a follower then waits for the next one instead of failing.
+#[test]
+fn a_send_through_a_follower_while_no_master_is_listed_reaches_the_next_master() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut servers, master, follower) = start_group(dir.path(), "GrpcNoMaster")?;
+    // The follower's relay looks the master up again after a second: past that, the name
+    // servers' answer is what it goes by.
+    std::thread::sleep(Duration::from_millis(1500));
+    servers
+        .group
+        .as_mut()
+        .and_then(|g| g.member_mut(&master))
+        .context("the master is a member")?
+        .process
+        .kill();
+    let broker_name = servers.broker_name.clone();
+    let unlisted = block_on(async {
+        let admin = client::Admin::start(client::ClientOptions::new(&servers.ns()))?;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut unlisted = false;
+        while !unlisted && Instant::now() < deadline {
+            let route = admin.topic_route(&broker_name).await;
+            unlisted = route
+                .is_ok_and(|route| route.broker_datas.iter().all(|b| b.master_addr().is_none()));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        admin.shutdown();
+        anyhow::Ok(unlisted)
+    })?;
+    ensure!(
+        unlisted,
+        "the name server never listed the group without a master after the kill"
+    );
+    let code = block_on(send(&follower, 2000))?;
+    ensure!(
+        code == Code::Ok,
+        "the send through the follower, with no master listed, failed with {code:?}"
+    );
+    Ok(())
+}
+
+/// An ack the master may have stored without answering (here: it stopped, as in a long
+/// pause, with the ack sent to it) goes to the next master too: acking twice changes
+/// nothing, and the client is not told an ack failed that in fact held.
+#[test]
+fn an_ack_the_paused_master_never_answered_is_taken_by_the_next_master() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut servers, _, follower) = start_group(dir.path(), "GrpcAckRelay")?;
+    let group = "grpc-relay-ack";
+    // A receive through the follower (handed to the master) brings a message to ack.
+    let entry = block_on(receive_one(&follower, group))?;
+    // The master and a follower as they are now (an election after the start would make a
+    // follower picked then the master, and the ack below local).
+    let master = servers.master()?;
+    let follower = servers
+        .group
+        .as_ref()
+        .context("a group")?
+        .members
+        .iter()
+        .find(|m| m.addr() != master)
+        .context("a follower")?
+        .grpc_addr()?;
+    let member = servers
+        .group
+        .as_mut()
+        .and_then(|g| g.member_mut(&master))
+        .context("the master is a member")?;
+    member.process.pause();
+    let started = Instant::now();
+    let acked = block_on(ack(&follower, group, entry));
+    member.process.resume();
+    let code = acked?;
+    println!(
+        "an ack through the follower with the master paused: {code:?} after {} ms",
+        started.elapsed().as_millis()
+    );
+    ensure!(
+        code == Code::Ok,
+        "the ack through the follower failed with {code:?} instead of going to the next master"
+    );
+    Ok(())
+}
+
+fn resource(name: &str) -> Option<v2::Resource> {
+    Some(v2::Resource {
+        resource_namespace: String::new(),
+        name: name.to_owned(),
+    })
+}
+
+fn seconds(s: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration {
+        seconds: s,
+        nanos: 0,
+    })
+}
+
+/// Receives (bounded retries) one message of the topic for `group`: what acks it.
+async fn receive_one(endpoint: &str, group: &str) -> Result<v2::AckMessageEntry> {
+    let mut client = MessagingServiceClient::connect(format!("http://{endpoint}")).await?;
+    for _ in 0..10 {
+        let mut request = tonic::Request::new(v2::ReceiveMessageRequest {
+            group: resource(group),
+            message_queue: Some(v2::MessageQueue {
+                topic: resource(TOPIC),
+                id: -1,
+                ..Default::default()
+            }),
+            filter_expression: Some(v2::FilterExpression {
+                r#type: v2::FilterType::Tag as i32,
+                expression: "*".to_owned(),
+            }),
+            batch_size: 1,
+            invisible_duration: seconds(60),
+            auto_renew: false,
+            long_polling_timeout: seconds(5),
+            ..Default::default()
+        });
+        request.set_timeout(Duration::from_secs(15));
+        request
+            .metadata_mut()
+            .insert("x-mq-client-id", "grpc-failover-test".parse()?);
+        let mut stream = client.receive_message(request).await?.into_inner();
+        while let Some(response) = stream.message().await? {
+            if let Some(v2::receive_message_response::Content::Message(message)) = response.content
+            {
+                let system = message.system_properties.context("no system properties")?;
+                return Ok(v2::AckMessageEntry {
+                    message_id: system.message_id,
+                    receipt_handle: system.receipt_handle.context("no receipt handle")?,
+                    lite_topic: None,
+                });
+            }
+        }
+    }
+    anyhow::bail!("no message received through {endpoint}")
+}
+
+/// Acks `entry` through `endpoint`; the ack's status code.
+async fn ack(endpoint: &str, group: &str, entry: v2::AckMessageEntry) -> Result<Code> {
+    let mut client = MessagingServiceClient::connect(format!("http://{endpoint}")).await?;
+    let mut request = tonic::Request::new(v2::AckMessageRequest {
+        group: resource(group),
+        topic: resource(TOPIC),
+        entries: vec![entry],
+    });
+    request.set_timeout(Duration::from_secs(40));
+    request
+        .metadata_mut()
+        .insert("x-mq-client-id", "grpc-failover-test".parse()?);
+    let answer = client.ack_message(request).await?.into_inner();
+    Ok(Code::try_from(answer.status.map_or(0, |s| s.code)).unwrap_or(Code::Unspecified))
 }

@@ -418,7 +418,7 @@ async fn ack_handle(
     };
     let command = RemotingCommand::request(code::ACK_MESSAGE).with_header(&header);
     relay
-        .run(ctx, command, QUICK, |command| async move {
+        .run_idempotent(ctx, command, QUICK, |command| async move {
             pop_ack::ack(ctx, &command).await
         })
         .await

@@ -28,9 +28,9 @@ use crate::context::BrokerContext;
 
 /// How long a looked-up master address is trusted.
 const MASTER_CACHE: Duration = Duration::from_secs(1);
-/// How long a call that could not reach the master (killed: nothing was sent) waits for
-/// the group's next master before it is answered SERVICE_NOT_AVAILABLE; a failover takes
-/// about a second.
+/// How long a call waits for the group's next master, when the name servers list none or
+/// the master could not be reached (killed), before it is answered SERVICE_NOT_AVAILABLE; a
+/// failover takes about a second.
 const NEXT_MASTER_WAIT: Duration = Duration::from_secs(3);
 /// How often the name servers are asked for the next master meanwhile.
 const NEXT_MASTER_POLL: Duration = Duration::from_millis(100);
@@ -42,6 +42,25 @@ const FORWARD_MARGIN: Duration = Duration::from_secs(5);
 const PRODUCER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a heartbeat to the master may take.
 const HEARTBEAT_TAKES: Duration = Duration::from_secs(3);
+
+/// Which calls that reached no answer from the master go to the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// Only a call the master never received: running one twice could store it twice.
+    NotSentOnly,
+    /// Also one the master may have run.
+    EvenIfSent,
+}
+
+/// What became of a call handed to the master.
+enum Forwarded {
+    Answered(RemotingCommand),
+    /// The master could not be reached: nothing was sent.
+    NotSent(RemotingCommand),
+    /// Sent, but the connection failed or the time ran out before an answer: the master
+    /// may have run it.
+    Unanswered(RemotingCommand),
+}
 
 pub struct MasterRelay {
     client: OnceCell<RemotingClient>,
@@ -155,50 +174,81 @@ impl MasterRelay {
         F: FnOnce(RemotingCommand) -> Fut,
         Fut: Future<Output = RemotingCommand>,
     {
+        self.run_with(ctx, command, takes, Resend::NotSentOnly, local)
+            .await
+    }
+
+    /// [`MasterRelay::run`] for a command that does the same whether it runs once or twice
+    /// (an ack): one the master may have run without answering (killed after storing an
+    /// ack, before its answer left) goes to the next master too, so the client hears
+    /// success instead of a failure for an ack that in fact held.
+    pub async fn run_idempotent<F, Fut>(
+        &self,
+        ctx: &BrokerContext,
+        command: RemotingCommand,
+        takes: Duration,
+        local: F,
+    ) -> RemotingCommand
+    where
+        F: FnOnce(RemotingCommand) -> Fut,
+        Fut: Future<Output = RemotingCommand>,
+    {
+        self.run_with(ctx, command, takes, Resend::EvenIfSent, local)
+            .await
+    }
+
+    async fn run_with<F, Fut>(
+        &self,
+        ctx: &BrokerContext,
+        command: RemotingCommand,
+        takes: Duration,
+        resend: Resend,
+        local: F,
+    ) -> RemotingCommand
+    where
+        F: FnOnce(RemotingCommand) -> Fut,
+        Fut: Future<Output = RemotingCommand>,
+    {
         if ctx.group.is_none() || ctx.role.is_master() {
             return local(command).await;
         }
-        let Some(master) = self.master(ctx).await else {
-            return RemotingCommand::error_to(
-                &command,
-                response::SERVICE_NOT_AVAILABLE,
-                "the broker group has no master now; try again",
-            );
-        };
-        let refused = match self.forward(&master, &command, takes).await {
-            Ok(answer) => return answer,
-            Err(refused) => refused,
-        };
-        // The master could not be reached, so the call was not sent: once the group has
-        // its next master (this member, or another one), it goes there instead of failing
-        // the client through the failover.
-        let deadline = Instant::now() + NEXT_MASTER_WAIT;
-        while Instant::now() < deadline && !ctx.shutdown.is_cancelled() {
-            tokio::time::sleep(NEXT_MASTER_POLL).await;
+        // With no master now (the name servers dropped the old one and the next has not
+        // registered yet), or one that could not be reached (so the call was not sent, or
+        // it may run again), the call waits for the group's next master (this member, or
+        // another one) and goes there instead of failing the client through the failover.
+        let mut refused = RemotingCommand::error_to(
+            &command,
+            response::SERVICE_NOT_AVAILABLE,
+            "the broker group has no master now; try again",
+        );
+        let mut tried: Option<String> = None;
+        let mut deadline = Instant::now() + NEXT_MASTER_WAIT;
+        loop {
             if ctx.role.is_master() {
                 return local(command).await;
             }
             match self.master(ctx).await {
-                Some(next) if next != master => {
-                    return self
-                        .forward(&next, &command, takes)
-                        .await
-                        .unwrap_or_else(|refused| refused);
+                Some(master) if tried.as_ref() != Some(&master) => {
+                    refused = match self.forward(&master, &command, takes).await {
+                        Forwarded::Answered(answer) => return answer,
+                        Forwarded::NotSent(refused) => refused,
+                        Forwarded::Unanswered(failed) if resend == Resend::EvenIfSent => failed,
+                        Forwarded::Unanswered(failed) => return failed,
+                    };
+                    tried = Some(master);
+                    deadline = Instant::now() + NEXT_MASTER_WAIT;
                 }
                 _ => *self.master.lock() = None,
             }
+            if Instant::now() >= deadline || ctx.shutdown.is_cancelled() {
+                return refused;
+            }
+            tokio::time::sleep(NEXT_MASTER_POLL).await;
         }
-        refused
     }
 
-    /// Sends `command` to `master`; `Err` (its answer to the client) only when the master
-    /// could not be reached, so nothing was sent.
-    async fn forward(
-        &self,
-        master: &str,
-        command: &RemotingCommand,
-        takes: Duration,
-    ) -> Result<RemotingCommand, RemotingCommand> {
+    /// Sends `command` to `master`; without an answer from it, the error for the client.
+    async fn forward(&self, master: &str, command: &RemotingCommand, takes: Duration) -> Forwarded {
         let mut forwarded = command.clone();
         forwarded.opaque = remoting::command::next_opaque();
         let result = self
@@ -207,7 +257,7 @@ impl MasterRelay {
             .invoke(master, forwarded, takes + FORWARD_MARGIN)
             .await;
         let error = match result {
-            Ok(answer) => return Ok(answer),
+            Ok(answer) => return Forwarded::Answered(answer),
             Err(e) => e,
         };
         debug!(%master, error = %error, "forwarding to the master failed");
@@ -218,8 +268,10 @@ impl MasterRelay {
             format!("the master {master} did not answer: {error}"),
         );
         match error {
-            CallError::ConnectFailed { .. } | CallError::ConnectTimeout { .. } => Err(answer),
-            _ => Ok(answer),
+            CallError::ConnectFailed { .. } | CallError::ConnectTimeout { .. } => {
+                Forwarded::NotSent(answer)
+            }
+            _ => Forwarded::Unanswered(answer),
         }
     }
 
