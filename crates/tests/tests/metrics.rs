@@ -8,7 +8,10 @@ mod common;
 use std::time::Duration;
 
 use client::consumer::{PopConsumer, PopRequest};
-use client::{Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer};
+use client::{
+    Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PushConsumer, ReceivedMessage,
+    TransactionProducer, TransactionState,
+};
 use common::{push_options, recorder, Group, Seen, WAIT};
 use tests::scrape::{scrape, Scrape};
 use tests::{free_port, Broker, NameServer};
@@ -57,7 +60,11 @@ async fn a_scrape_counts_a_known_workload() {
     let mut namesrv_conf = prometheus_on();
     namesrv_conf.push(("metricsPromExporterPort", namesrv_metrics_port.to_string()));
     let namesrv = NameServer::start_with(dir.path(), &namesrv_conf).unwrap();
-    let broker = Broker::start(dir.path(), "broker-a", &namesrv.addr(), &prometheus_on()).unwrap();
+    // Open transactions are checked back a second after they began, then every second.
+    let mut broker_conf = prometheus_on();
+    broker_conf.push(("transactionTimeOut", "1000".to_owned()));
+    broker_conf.push(("transactionCheckInterval", "1000".to_owned()));
+    let broker = Broker::start(dir.path(), "broker-a", &namesrv.addr(), &broker_conf).unwrap();
     let options = common::client_options(&namesrv.addr());
     common::create_topic(&namesrv.addr(), TOPIC, 2).await;
 
@@ -74,6 +81,29 @@ async fn a_scrape_counts_a_known_workload() {
             _ => message,
         };
         producer.send(message).await.unwrap();
+    }
+
+    // Three transactions left open: their local state, and every check's answer, unknown.
+    // They never reach the topic (its lag stays as below) but count as half messages, once
+    // each however often a check stores them again.
+    let checks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&checks);
+    let transactions = TransactionProducer::start(
+        options.clone(),
+        ProducerOptions::new("metrics-tx-producer"),
+        move |_: &ReceivedMessage| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            TransactionState::Unknown
+        },
+    )
+    .unwrap();
+    for i in 0..3 {
+        let message = Message::new(TOPIC, format!("open transaction {i}"));
+        let sent = transactions
+            .send_in_transaction(message, |_| async { TransactionState::Unknown })
+            .await
+            .unwrap();
+        assert_eq!(sent.state, TransactionState::Unknown);
     }
 
     // A pull consumer reads queue 0 from its start and commits 5 offsets there; a push
@@ -114,6 +144,7 @@ async fn a_scrape_counts_a_known_workload() {
                 &[("topic", TOPIC), ("consumer_group", READER)],
             ) == 35.0
             && s.value("rocketmq_timer_dequeue_total", &[("topic", TOPIC)]) == 5.0
+            && s.value("rocketmq_half_messages", &[("topic", TOPIC)]) == 3.0
     })
     .await;
     assert_eq!(
@@ -125,17 +156,30 @@ async fn a_scrape_counts_a_known_workload() {
     let delay = [("topic", TOPIC), ("message_type", "delay")];
     assert_eq!(scraped.value("rocketmq_messages_in_total", &normal), 30.0);
     assert_eq!(scraped.value("rocketmq_messages_in_total", &delay), 10.0);
+    let transaction = [("topic", TOPIC), ("message_type", "transaction")];
+    assert_eq!(scraped.value("rocketmq_messages_in_total", &transaction), 3.0);
+    common::eventually("each open transaction checked twice", || {
+        let checks = std::sync::Arc::clone(&checks);
+        async move { checks.load(std::sync::atomic::Ordering::Relaxed) >= 6 }
+    })
+    .await;
+    // Checks stored copies of them: still each transaction once.
+    scrape_until(&broker_metrics, "three half messages after the checks", |s| {
+        s.value("rocketmq_half_messages", &[("topic", TOPIC)]) == 3.0
+    })
+    .await;
     for (key, value) in on_broker {
         assert_eq!(
             scraped.value(
                 "rocketmq_messages_in_total",
                 &[("topic", TOPIC), (key, value)]
             ),
-            40.0,
+            43.0,
             "every series carries {key}={value}"
         );
     }
-    let bytes_in = scraped.value("rocketmq_throughput_in_total", &topic_labels);
+    let bytes_in = scraped.value("rocketmq_throughput_in_total", &topic_labels)
+        - scraped.value("rocketmq_throughput_in_total", &transaction);
     assert!(
         bytes_in >= 40.0 * BODY_BYTES as f64 && bytes_in < 40.0 * (BODY_BYTES as f64 + 1024.0),
         "bytes in: {bytes_in}"
@@ -238,6 +282,7 @@ async fn a_scrape_counts_a_known_workload() {
     push.shutdown().await;
     reader.shutdown();
     producer.shutdown().await;
+    transactions.producer().shutdown().await;
 }
 
 /// POP's series: 6 messages popped, 4 acknowledged one by one, 2 left to run out of their

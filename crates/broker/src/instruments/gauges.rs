@@ -73,6 +73,7 @@ pub async fn collect(ctx: &BrokerContext, registry: &mut Registry) {
     connections(ctx, registry);
     consumer_lag(ctx, registry);
     pop(ctx, registry);
+    half_messages(ctx, registry);
     storage(ctx, registry);
     if let Some(member) = ctx.group.as_deref() {
         let identity = status::MemberIdentity {
@@ -269,6 +270,60 @@ fn pop(ctx: &BrokerContext, registry: &mut Registry) {
         registry,
         "rocketmq_pop_revive_latency",
         "The processing latency of revive topic",
+    );
+}
+
+/// Half-queue records a scrape reads at most to count open transactions.
+const MAX_HALF_SCANNED: usize = 100_000;
+
+/// Open transactions by the topic they will reach (RocketMQ's `rocketmq_half_messages`),
+/// on the member that checks them (a standalone broker, a group's master): the half queue
+/// read from where open transactions start, each record the transaction table holds open
+/// and not replaced by a newer copy (a checked transaction is stored again) counted once,
+/// under its `REAL_TOPIC`. Counted from the records rather than kept as counters, so a new
+/// master reports what the log holds, with nothing to rebuild or drift.
+fn half_messages(ctx: &BrokerContext, registry: &mut Registry) {
+    use crate::transaction::{bridge, mastership, TRANS_HALF_TOPIC};
+    let Some(term) = mastership(ctx) else {
+        return;
+    };
+    // A copy, so the table is not held while the store is read.
+    let Some(table) = ctx.transactions.with_table(term, |table| table.clone()) else {
+        return;
+    };
+    let reader = ctx.store.reader();
+    let max = reader.max_offset(TRANS_HALF_TOPIC, 0);
+    let mut from = table.low().max(reader.min_offset(TRANS_HALF_TOPIC, 0));
+    let mut open: HashMap<String, i64> = HashMap::new();
+    let mut scanned = 0;
+    while from < max && scanned < MAX_HALF_SCANNED {
+        let read = reader.get_messages(TRANS_HALF_TOPIC, 0, from, 256, None, &store::AcceptAll);
+        if read.next_begin_offset <= from {
+            break;
+        }
+        for (record, &offset) in read.messages.iter().zip(&read.queue_offsets) {
+            let Ok(view) = message::MessageView::parse(record) else {
+                continue;
+            };
+            let origin = bridge::origin_of(&view, offset);
+            if table.is_finished(origin) || table.is_superseded(offset, origin) {
+                continue;
+            }
+            if let Some(topic) = view.property(message::properties::keys::REAL_TOPIC) {
+                *open.entry(topic.to_owned()).or_insert(0) += 1;
+            }
+        }
+        scanned += (read.next_begin_offset - from) as usize;
+        from = read.next_begin_offset;
+    }
+    let gauge = GaugeSet::new();
+    for (topic, count) in open {
+        gauge.set(vec![("topic", topic)], count);
+    }
+    gauge.register(
+        registry,
+        "rocketmq_half_messages",
+        "Half messages of all topics",
     );
 }
 
