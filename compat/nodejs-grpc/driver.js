@@ -3,12 +3,15 @@
 // success, 1 on a failure (a `failed` line says why), 2 on a usage error.
 //
 //   produce --endpoints E -t TOPIC -c COUNT [--tag T] [--delay-ms MS [--recall-last]]
+//           [--message-groups N]
 //       Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ; with
 //       --delay-ms each is a delay message due MS from its send, and --recall-last recalls
-//       the last one with the handle its send answered (`recalled`).
+//       the last one with the handle its send answered (`recalled`); with --message-groups
+//       each is FIFO, in message group G<SEQ mod N>.
 //   simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
-//           [--linger-ms MS]
-//       SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's
+//           [--linger-ms MS] [--batch B]
+//       SimpleConsumer.receive (up to B messages, 16 by default; invisible 20 s) and ack;
+//       with --nack-first each message's
 //       first delivery gets changeInvisibleDuration(1 s) instead, and must come back; with
 //       --linger-ms it keeps receiving that long after the last expected message.
 //   transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
@@ -76,10 +79,15 @@ async function produce(flags) {
         body: Buffer.from(`${topic}:${seq}`),
       };
       if (flags['--tag']) message.tag = flags['--tag'];
+      const groups = Number(flags['--message-groups'] || 0);
+      if (groups > 0) message.messageGroup = `G${seq % groups}`;
       const deliver = delayMs > 0 ? Date.now() + delayMs : 0;
       if (deliver) message.deliveryTimestamp = new Date(deliver);
       const receipt = await producer.send(message);
-      line({ op: 'sent', seq, msg_id: receipt.messageId, deliver_ms: deliver });
+      line({
+        op: 'sent', seq, msg_id: receipt.messageId, deliver_ms: deliver,
+        group: message.messageGroup || null,
+      });
       if (flags['--recall-last'] && seq === count - 1) {
         const recalled = await producer.recallMessage(topic, receipt.recallHandle);
         line({ op: 'recalled', seq, msg_id: recalled.messageId });
@@ -116,7 +124,7 @@ async function simple(flags) {
         lingering = true;
         deadline = Date.now() + lingerMs;
       }
-      const messages = await consumer.receive(16, 20000);
+      const messages = await consumer.receive(Number(flags['--batch'] || 16), 20000);
       for (const message of messages) {
         const id = message.messageId;
         deliveries.set(id, (deliveries.get(id) || 0) + 1);
@@ -125,6 +133,7 @@ async function simple(flags) {
           body: message.body.toString(),
           seq: message.properties.get('seq'),
           tag: message.tag || null,
+          group: message.messageGroup || null,
           delivery_attempt: message.deliveryAttempt,
           delivery: deliveries.get(id),
           at_ms: Date.now(),

@@ -2,11 +2,14 @@
 against a broker that serves gRPC itself. One JSON object per line on stdout; exit 0 on
 success, 1 on a failure (a `failed` line says why), 2 on a usage error.
 
-  produce --endpoints E -t TOPIC -c COUNT [--tag T]
-      Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ.
+  produce --endpoints E -t TOPIC -c COUNT [--tag T] [--message-groups N]
+      Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ; with
+      --message-groups each message is FIFO, in message group G<SEQ mod N>.
   simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
-      SimpleConsumer.receive (invisible 20 s) and ack; with --nack-first each message's
-      first delivery gets change_invisible_duration(1 s) instead, and must come back.
+          [--batch B]
+      SimpleConsumer.receive (up to B messages, 16 by default; invisible 20 s) and ack;
+      with --nack-first each message's first delivery gets change_invisible_duration(1 s)
+      instead, and must come back.
   transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
       A Producer with a TransactionChecker, one transaction per name in TRANSACTIONS (body
       `TOPIC:NAME`, tag TagTx, key tx-NAME): committed, rolled back, and two left open that
@@ -45,8 +48,11 @@ def produce(config, args):
             message.add_property("seq", str(seq))
             if args.tag:
                 message.tag = args.tag
+            group = f"G{seq % args.message_groups}" if args.message_groups else None
+            if group:
+                message.message_group = group
             receipt = producer.send(message)
-            line(op="sent", seq=seq, msg_id=receipt.message_id)
+            line(op="sent", seq=seq, msg_id=receipt.message_id, group=group)
     finally:
         producer.shutdown()
     line(op="done", sent=args.c)
@@ -62,11 +68,12 @@ def simple(config, args):
     deadline = time.time() + args.timeout_secs
     try:
         while len(acked) < args.expect and time.time() < deadline:
-            for message in consumer.receive(16, 20) or []:
+            for message in consumer.receive(args.batch, 20) or []:
                 msg_id = message.message_id
                 deliveries[msg_id] = deliveries.get(msg_id, 0) + 1
                 fields = dict(msg_id=msg_id, body=message.body.decode(errors="replace"),
                               seq=message.properties.get("seq"), tag=message.tag,
+                              group=message.message_group,
                               delivery_attempt=message.delivery_attempt,
                               delivery=deliveries[msg_id], at_ms=int(time.time() * 1000))
                 if args.nack_first and deliveries[msg_id] == 1:
@@ -153,6 +160,8 @@ def main():
     parser.add_argument("--expect", type=int, default=0)
     parser.add_argument("--timeout-secs", type=int, default=60)
     parser.add_argument("--nack-first", action="store_true")
+    parser.add_argument("--message-groups", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--linger-ms", type=int, default=1000)
     args = parser.parse_args()
     # ACL: the client signs its calls when credentials are in the environment.
