@@ -6,9 +6,10 @@
 //
 //   node driver.js --url http://127.0.0.1:PORT --screenshots DIR --topic T --group G --msg-id ID
 //       [--admin-key AK --admin-secret SK] [--user-key AK --user-secret SK]
-//       [--create-topic NAME] [--leader-node NODEID]
+//       [--create-topic NAME] [--leader-node NODEID] [--reset-to-start true] [--key K]
 //
-// Steps: cluster, topics, topic, group, message; create-as-user (with --user-key: a
+// Steps: cluster, topics, topic, group, reset (with --reset-to-start), message,
+// messages-by-key (with --key); create-as-user (with --user-key: a
 // non-admin account; the form should be disabled, the driver enables it anyway so the
 // server's refusal shows); create-as-admin, created-listed and leader (with --admin-key, or
 // without it when ACL is off); last, page-errors (uncaught exceptions in the page).
@@ -198,6 +199,29 @@ async function main() {
     };
   });
 
+  // With --reset-to-start: the group's offsets of --topic go back to the first message (a
+  // time before any was stored), and the page, opened again, shows the new lag.
+  if (flags['reset-to-start']) {
+    await step('reset', 'reset', async () => {
+      await open(`#/groups/${encodeURIComponent(flags.group)}`, 'group');
+      const topicField = page.locator(testid('reset-topic'));
+      if ((await topicField.evaluate((e) => e.tagName)) === 'SELECT') {
+        await topicField.selectOption(flags.topic);
+      } else {
+        await topicField.fill(flags.topic);
+      }
+      await page.fill(testid('reset-time'), '2000-01-01T00:00');
+      await page.click(testid('reset-submit'));
+      await page.waitForFunction(() => {
+        const r = document.querySelector('[data-testid="reset-result"]');
+        return r && r.textContent.trim() !== '';
+      }, null, { timeout: WAIT_MS });
+      const result = (await page.textContent(testid('reset-result'))).trim();
+      await open(`#/groups/${encodeURIComponent(flags.group)}`, 'group');
+      return { result, lagAfter: num(await page.textContent(testid('group-lag'))) };
+    });
+  }
+
   await step('message', 'message', async () => {
     await open('#/messages', 'messages');
     await page.fill(testid('lookup-id'), flags['msg-id']);
@@ -217,6 +241,22 @@ async function main() {
       body: await card.locator(testid('message-body')).textContent(),
     };
   });
+
+  // With --key: the messages of --topic carrying that key.
+  if (flags.key) {
+    await step('messages-by-key', 'messages-by-key', async () => {
+      await open('#/messages', 'messages');
+      await page.fill(testid('lookup-topic'), flags.topic);
+      await page.fill(testid('lookup-key'), flags.key);
+      await page.click(testid('lookup-key-submit'));
+      await page.waitForFunction(() => location.hash.includes('key='), null, { timeout: WAIT_MS });
+      await loaded('messages');
+      const cards = await page.$$eval(testid('message-card'), (all) => all.map((c) => ({
+        msgId: c.dataset.msgid, topic: c.dataset.topic,
+      })));
+      return { found: cards.length, topics: [...new Set(cards.map((c) => c.topic))] };
+    });
+  }
 
   if (flags['user-key']) {
     await step('create-as-user', null, async () => {

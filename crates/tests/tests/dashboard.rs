@@ -1,8 +1,9 @@
 //! `mqdashboard` end to end, in headless Chromium (Debian's, driven by Playwright:
 //! `crates/tests/dashboard/driver.js`, installed by `scripts/setup-dashboard-browser`):
 //! over a 3-node broker group the pages show the numbers of a known workload (members and
-//! roles, a topic's messages and queues, a group's lag, a message found by id) and the
-//! changes work (a topic created, leadership moved to the member picked); with ACL on, a
+//! roles, a topic's messages and queues, a group's lag, a message found by id, its markup
+//! shown as text, messages found by key) and the changes work (a group's offsets reset, a topic created,
+//! leadership moved to the member picked); with ACL on, a
 //! change needs a signed-in admin account. Screenshots of each page are kept under
 //! `target/dashboard-screenshots/`.
 
@@ -101,7 +102,9 @@ async fn produce(options: ClientOptions) -> Result<(String, String)> {
     let producer = Producer::start(options, ProducerOptions::new("dash-producer"))?;
     let mut last = None;
     for i in 0..SENT {
-        let body = format!("dashboard message {i}");
+        // Markup in a body must show as text, never run: the page escapes what producers sent.
+        let body =
+            format!("<b>dashboard</b> message {i} <img src=x onerror=\"document.title='x'\">");
         let message = Message::new(TOPIC, body.clone().into_bytes()).with_keys([KEY]);
         let sent = producer.send(message).await?;
         last = Some((sent.msg_id, body));
@@ -198,6 +201,10 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
             "DashCreated",
             "--leader-node",
             &follower_node,
+            "--reset-to-start",
+            "true",
+            "--key",
+            KEY,
         ],
     )?;
     println!("the driver saw: {lines:#?}");
@@ -235,12 +242,23 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
         group["lag"].as_i64() == Some(expected_lag),
         "the group's lag: {group}, the brokers say {expected_lag}"
     );
+    let reset = step(&lines, "reset")?;
+    ensure!(
+        reset["lagAfter"].as_i64() == Some(SENT as i64),
+        "after resetting the group to its topic's start: {reset}"
+    );
     let message = step(&lines, "message")?;
     ensure!(
         message["found"] == true && message["body"].as_str() == Some(body.as_str()),
         "the message looked up by id {msg_id}: {message}"
     );
 
+    let by_key = step(&lines, "messages-by-key")?;
+    ensure!(
+        by_key["found"].as_i64().is_some_and(|n| n >= 1)
+            && by_key["topics"] == serde_json::json!([TOPIC]),
+        "the messages with key {KEY}: {by_key}"
+    );
     let created = step(&lines, "create-as-admin")?;
     ensure!(
         step(&lines, "created-listed")?["listed"] == true,
