@@ -157,16 +157,21 @@ async fn a_scrape_counts_a_known_workload() {
     assert_eq!(scraped.value("rocketmq_messages_in_total", &normal), 30.0);
     assert_eq!(scraped.value("rocketmq_messages_in_total", &delay), 10.0);
     let transaction = [("topic", TOPIC), ("message_type", "transaction")];
-    assert_eq!(scraped.value("rocketmq_messages_in_total", &transaction), 3.0);
+    assert_eq!(
+        scraped.value("rocketmq_messages_in_total", &transaction),
+        3.0
+    );
     common::eventually("each open transaction checked twice", || {
         let checks = std::sync::Arc::clone(&checks);
         async move { checks.load(std::sync::atomic::Ordering::Relaxed) >= 6 }
     })
     .await;
     // Checks stored copies of them: still each transaction once.
-    scrape_until(&broker_metrics, "three half messages after the checks", |s| {
-        s.value("rocketmq_half_messages", &[("topic", TOPIC)]) == 3.0
-    })
+    scrape_until(
+        &broker_metrics,
+        "three half messages after the checks",
+        |s| s.value("rocketmq_half_messages", &[("topic", TOPIC)]) == 3.0,
+    )
     .await;
     for (key, value) in on_broker {
         assert_eq!(
