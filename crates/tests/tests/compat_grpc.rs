@@ -1050,3 +1050,29 @@ fn epoch_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// The long run of the failover scenario: `ROUNDS` rounds (10 by default), each on a new
+/// group (CI runs it once, inside the group's suite):
+/// `ROUNDS=30 cargo test -p tests --test compat_grpc failover_rounds -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn java_grpc_client_failover_rounds() {
+    check_installed();
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    for round in 1..=rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let mut servers = Servers::start(
+            Setup::Group,
+            dir.path(),
+            "GrpcFailoverRounds",
+            &broker_settings(),
+        )
+        .unwrap();
+        if let Err(e) = master_killed(&mut servers) {
+            panic!("round {round} of {rounds}: {e:#}");
+        }
+    }
+}
