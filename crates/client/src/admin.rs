@@ -71,8 +71,10 @@ pub enum MemberRole {
     Slave,
 }
 
-/// Raft progress of one member, reported by the broker itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Raft progress of one member, reported by the broker itself (serialized as the
+/// dashboard shows it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RaftState {
     pub node_id: String,
     /// LEADER, FOLLOWER or CANDIDATE.

@@ -45,20 +45,9 @@ pub struct MemberEntry {
     pub broker_id: i64,
     pub addr: String,
     pub role: &'static str,
-    pub raft: Option<RaftEntry>,
+    pub raft: Option<client::admin::RaftState>,
     /// Entries the member has yet to apply of what its leader committed.
     pub lag: Option<i64>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RaftEntry {
-    pub node_id: String,
-    pub role: String,
-    pub term: i64,
-    pub leader_id: Option<String>,
-    pub commit_index: i64,
-    pub applied_index: i64,
 }
 
 pub async fn cluster(admin: &Admin) -> Result<ClusterView, ApiError> {
@@ -89,14 +78,7 @@ pub async fn cluster(admin: &Admin) -> Result<ClusterView, ApiError> {
                             .as_ref()
                             .zip(leader_commit)
                             .map(|(r, commit)| (commit - r.applied_index).max(0)),
-                        raft: m.raft.map(|r| RaftEntry {
-                            node_id: r.node_id,
-                            role: r.role,
-                            term: r.term,
-                            leader_id: r.leader_id,
-                            commit_index: r.commit_index,
-                            applied_index: r.applied_index,
-                        }),
+                        raft: m.raft,
                     })
                     .collect(),
             });

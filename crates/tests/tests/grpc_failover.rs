@@ -46,6 +46,29 @@ async fn send(endpoint: &str, seq: usize) -> Result<Code> {
     Ok(Code::try_from(answer.status.map_or(0, |s| s.code)).unwrap_or(Code::Unspecified))
 }
 
+/// The gRPC endpoint of a member other than `master`.
+fn follower_endpoint(servers: &Servers, master: &str) -> Result<String> {
+    servers
+        .group
+        .as_ref()
+        .context("a group")?
+        .members
+        .iter()
+        .find(|m| m.addr() != master)
+        .context("a follower")?
+        .grpc_addr()
+}
+
+/// The process of the member whose client address is `addr`.
+fn process_of<'a>(servers: &'a mut Servers, addr: &str) -> Result<&'a mut tests::Process> {
+    let member = servers
+        .group
+        .as_mut()
+        .and_then(|g| g.member_mut(addr))
+        .with_context(|| format!("{addr} is no member"))?;
+    Ok(&mut member.process)
+}
+
 /// A group with the test topic, its master's client address and a follower's gRPC
 /// endpoint, once that follower relays sends.
 fn start_group(dir: &std::path::Path, name: &str) -> Result<(Servers, String, String)> {
@@ -61,15 +84,7 @@ fn start_group(dir: &std::path::Path, name: &str) -> Result<(Servers, String, St
         created.map(drop).map_err(anyhow::Error::from)
     })?;
     let master = servers.master()?;
-    let follower = servers
-        .group
-        .as_ref()
-        .context("a group")?
-        .members
-        .iter()
-        .find(|m| m.addr() != master)
-        .context("a follower")?
-        .grpc_addr()?;
+    let follower = follower_endpoint(&servers, &master)?;
     // Until the follower has applied the topic its relay may be refused: bounded retries.
     let mut relayed = false;
     for seq in 0..50 {
@@ -87,13 +102,7 @@ fn start_group(dir: &std::path::Path, name: &str) -> Result<(Servers, String, St
 fn a_send_through_a_follower_just_after_the_masters_kill_reaches_the_next_master() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (mut servers, master, follower) = start_group(dir.path(), "GrpcRelay")?;
-    servers
-        .group
-        .as_mut()
-        .and_then(|g| g.member_mut(&master))
-        .context("the master is a member")?
-        .process
-        .kill();
+    process_of(&mut servers, &master)?.kill();
     let started = Instant::now();
     let code = block_on(send(&follower, 1000))?;
     println!(
@@ -117,13 +126,7 @@ fn a_send_through_a_follower_while_no_master_is_listed_reaches_the_next_master()
     // The follower's relay looks the master up again after a second: past that, the name
     // servers' answer is what it goes by.
     std::thread::sleep(Duration::from_millis(1500));
-    servers
-        .group
-        .as_mut()
-        .and_then(|g| g.member_mut(&master))
-        .context("the master is a member")?
-        .process
-        .kill();
+    process_of(&mut servers, &master)?.kill();
     let broker_name = servers.broker_name.clone();
     let unlisted = block_on(async {
         let admin = client::Admin::start(client::ClientOptions::new(&servers.ns()))?;
@@ -163,24 +166,12 @@ fn an_ack_the_paused_master_never_answered_is_taken_by_the_next_master() -> Resu
     // The master and a follower as they are now (an election after the start would make a
     // follower picked then the master, and the ack below local).
     let master = servers.master()?;
-    let follower = servers
-        .group
-        .as_ref()
-        .context("a group")?
-        .members
-        .iter()
-        .find(|m| m.addr() != master)
-        .context("a follower")?
-        .grpc_addr()?;
-    let member = servers
-        .group
-        .as_mut()
-        .and_then(|g| g.member_mut(&master))
-        .context("the master is a member")?;
-    member.process.pause();
+    let follower = follower_endpoint(&servers, &master)?;
+    let paused = process_of(&mut servers, &master)?;
+    paused.pause();
     let started = Instant::now();
     let acked = block_on(ack(&follower, group, entry));
-    member.process.resume();
+    paused.resume();
     let code = acked?;
     println!(
         "an ack through the follower with the master paused: {code:?} after {} ms",
