@@ -76,6 +76,9 @@ pub struct BrokerConfig {
     pub timer_max_delay: Duration,
     /// `timerPrecisionMs`: timer messages are delivered in slots this long.
     pub timer_precision_ms: i64,
+    /// `timerStopDequeue`: the master holds timer messages back instead of delivering them
+    /// when due (they keep arriving and waiting); changeable while the broker runs.
+    pub timer_stop_dequeue: bool,
     /// `recallMessageEnable`: RECALL_MESSAGE (370) may cancel a pending timer message
     /// (RocketMQ's default: off).
     pub recall_message_enable: bool,
@@ -164,6 +167,7 @@ impl Default for BrokerConfig {
             timer_wheel_enable: true,
             timer_max_delay: Duration::from_secs(3 * 24 * 3600),
             timer_precision_ms: 1000,
+            timer_stop_dequeue: false,
             recall_message_enable: false,
             enable_topic_message_type_check: false,
             enable_grpc_server: true,
@@ -338,6 +342,7 @@ impl BrokerConfig {
                 self.timer_max_delay = Duration::from_secs(s.in_range(1, 90 * 24 * 3600)?)
             }
             "timerPrecisionMs" => self.timer_precision_ms = s.in_range(10, 60_000)? as i64,
+            "timerStopDequeue" => self.timer_stop_dequeue = s.parse_bool()?,
             "recallMessageEnable" => self.recall_message_enable = s.parse_bool()?,
             "enableTopicMessageTypeCheck" => {
                 self.enable_topic_message_type_check = s.parse_bool()?

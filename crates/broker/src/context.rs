@@ -88,6 +88,7 @@ pub struct BrokerContext {
     /// refuses new recalls once too many are held).
     pub timer: crate::timer::TimerSettings,
     pub timer_recalls: parking_lot::Mutex<crate::timer::recalls::Recalls>,
+    pub timer_status: crate::timer::TimerStatus,
     /// POP consumption's open checkpoints and queue locks (see [`crate::pop`]).
     pub pop: Arc<crate::pop::PopState>,
     /// Topic routes from the name servers (QUERY_ASSIGNMENT answers for the cluster).
@@ -189,6 +190,7 @@ impl BrokerContext {
             grpc_producers: Default::default(),
             timer: crate::timer::TimerSettings::of(&config),
             timer_recalls: Default::default(),
+            timer_status: Default::default(),
             pop: Arc::new(crate::pop::PopState::new(&config)),
             routes: crate::route_lookup::RouteLookup::new(config.namesrv_addrs.clone()),
             grpc_port: std::sync::atomic::AtomicU16::new(config.grpc_server_port),

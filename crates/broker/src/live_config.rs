@@ -19,6 +19,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "autoCreateSubscriptionGroup",
     "longPollingEnable",
     "maxMessageSize",
+    "timerStopDequeue",
 ];
 
 #[derive(Debug)]
@@ -27,6 +28,7 @@ pub struct LiveConfig {
     auto_create_subscription_group: AtomicBool,
     long_polling_enable: AtomicBool,
     max_message_size: AtomicU32,
+    timer_stop_dequeue: AtomicBool,
     /// The store's record limits were sized for this body size when it opened.
     max_message_size_at_start: u32,
 }
@@ -54,6 +56,7 @@ impl LiveConfig {
             auto_create_subscription_group: AtomicBool::new(config.auto_create_subscription_group),
             long_polling_enable: AtomicBool::new(config.long_polling_enable),
             max_message_size: AtomicU32::new(config.max_message_size),
+            timer_stop_dequeue: AtomicBool::new(config.timer_stop_dequeue),
             max_message_size_at_start: config.max_message_size,
         }
     }
@@ -80,6 +83,10 @@ impl LiveConfig {
 
     pub fn max_message_size(&self) -> u32 {
         self.max_message_size.load(Ordering::Relaxed)
+    }
+
+    pub fn timer_stop_dequeue(&self) -> bool {
+        self.timer_stop_dequeue.load(Ordering::Relaxed)
     }
 
     /// Applies `settings` all or nothing, each checked as broker.conf would check it
@@ -123,6 +130,9 @@ impl LiveConfig {
                 "maxMessageSize" => self
                     .max_message_size
                     .store(checked.max_message_size, Ordering::Relaxed),
+                "timerStopDequeue" => self
+                    .timer_stop_dequeue
+                    .store(checked.timer_stop_dequeue, Ordering::Relaxed),
                 _ => {}
             }
         }

@@ -293,6 +293,52 @@ async fn a_scrape_counts_a_known_workload() {
 /// POP's series: 6 messages popped, 4 acknowledged one by one, 2 left to run out of their
 /// invisible time and stored again for redelivery; then nothing is open and the revive
 /// queue is read to its end.
+/// With `timerStopDequeue` the master holds due timer messages back: the scrape counts
+/// them (`rocketmq_timer_dequeue_lag`, with a latency that grows); turned off with
+/// `updateBrokerConfig`, they are delivered and the lag goes back to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_gauges_count_due_messages_held_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let mut conf = prometheus_on();
+    conf.push(("timerStopDequeue", "true".to_owned()));
+    let broker = Broker::start(dir.path(), "broker-t", &namesrv.addr(), &conf).unwrap();
+    let options = common::client_options(&namesrv.addr());
+    let topic = "TimerHeld";
+    common::create_topic(&namesrv.addr(), topic, 2).await;
+    let producer =
+        Producer::start(options.clone(), ProducerOptions::new("timer-held-producer")).unwrap();
+    for i in 0..4 {
+        let message = Message::new(topic, format!("held {i}")).with_delay_ms(200);
+        producer.send(message).await.unwrap();
+    }
+    let metrics = broker.metrics_addr().unwrap();
+    let held = scrape_until(&metrics, "four due messages held back", |s| {
+        s.value("rocketmq_timer_dequeue_lag", &[]) == 4.0
+            && s.value("rocketmq_timer_dequeue_latency", &[]) >= 1000.0
+    })
+    .await;
+    assert_eq!(held.value("rocketmq_timer_enqueue_lag", &[]), 0.0);
+    assert_eq!(
+        held.value("rocketmq_timer_dequeue_total", &[("topic", topic)]),
+        0.0
+    );
+
+    let admin = client::Admin::start(options.clone()).unwrap();
+    admin
+        .update_broker_config(&broker.addr(), &[("timerStopDequeue", "false")])
+        .await
+        .unwrap();
+    scrape_until(&metrics, "the held messages delivered", |s| {
+        s.value("rocketmq_timer_dequeue_lag", &[]) == 0.0
+            && s.value("rocketmq_timer_dequeue_latency", &[]) == 0.0
+            && s.value("rocketmq_timer_dequeue_total", &[("topic", topic)]) == 4.0
+    })
+    .await;
+    admin.shutdown();
+    producer.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_counts_pop_checkpoints_acks_and_redeliveries() {
     let dir = tempfile::tempdir().unwrap();

@@ -74,6 +74,7 @@ pub async fn collect(ctx: &BrokerContext, registry: &mut Registry) {
     consumer_lag(ctx, registry);
     pop(ctx, registry);
     half_messages(ctx, registry);
+    timer(ctx, registry);
     storage(ctx, registry);
     if let Some(member) = ctx.group.as_deref() {
         let identity = status::MemberIdentity {
@@ -270,6 +271,66 @@ fn pop(ctx: &BrokerContext, registry: &mut Registry) {
         registry,
         "rocketmq_pop_revive_latency",
         "The processing latency of revive topic",
+    );
+}
+
+/// The timer (RocketMQ's timer gauges, with timerWheelEnable): messages waiting to enter
+/// this member's wheel and how long the oldest of them has waited; on the master that
+/// delivers, messages whose time came and that are not delivered yet, and how long since
+/// the oldest slot not wholly delivered came due.
+fn timer(ctx: &BrokerContext, registry: &mut Registry) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !ctx.timer.enabled {
+        return;
+    }
+    let topic = crate::timer::TIMER_TOPIC;
+    let queue = crate::timer::MESSAGE_QUEUE;
+    let status = &ctx.timer_status;
+    let reader = ctx.store.reader();
+    let enqueued_below = status
+        .enqueued_below
+        .load(Relaxed)
+        .max(reader.min_offset(topic, queue));
+    let enqueue_lag = (reader.max_offset(topic, queue) - enqueued_below).max(0);
+    let enqueue_latency = if enqueue_lag > 0 {
+        reader
+            .message_store_time(topic, queue, enqueued_below)
+            .map_or(0, |stored_at| (now_ms() - stored_at).max(0))
+    } else {
+        0
+    };
+    single(
+        registry,
+        "rocketmq_timer_enqueue_lag",
+        "Timer enqueue messages lag",
+        enqueue_lag,
+    );
+    single(
+        registry,
+        "rocketmq_timer_enqueue_latency",
+        "Timer enqueue latency",
+        enqueue_latency,
+    );
+    let undelivered_slot = status.undelivered_slot_ms.load(Relaxed);
+    if undelivered_slot == i64::MIN {
+        return;
+    }
+    let due = status.due_undelivered.load(Relaxed);
+    single(
+        registry,
+        "rocketmq_timer_dequeue_lag",
+        "Timer dequeue messages lag",
+        due,
+    );
+    single(
+        registry,
+        "rocketmq_timer_dequeue_latency",
+        "Timer dequeue latency",
+        if due > 0 {
+            (now_ms() - undelivered_slot).max(0)
+        } else {
+            0
+        },
     );
 }
 

@@ -87,3 +87,26 @@ mod tests {
         assert_eq!(s.slot_of(s.slot_of(5_001) + 1), 5_000);
     }
 }
+
+/// What the timer loop last saw, for a scrape's timer gauges (RocketMQ's
+/// `rocketmq_timer_enqueue_lag`, `..._dequeue_lag`, ...).
+#[derive(Debug)]
+pub struct TimerStatus {
+    /// Message-queue entries below this are in this member's wheel.
+    pub enqueued_below: std::sync::atomic::AtomicI64,
+    /// The oldest slot the master has not wholly delivered; `i64::MIN` on a member that
+    /// does not deliver.
+    pub undelivered_slot_ms: std::sync::atomic::AtomicI64,
+    /// Messages in slots whose time came that the master has not delivered.
+    pub due_undelivered: std::sync::atomic::AtomicI64,
+}
+
+impl Default for TimerStatus {
+    fn default() -> Self {
+        TimerStatus {
+            enqueued_below: Default::default(),
+            undelivered_slot_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            due_undelivered: Default::default(),
+        }
+    }
+}

@@ -60,6 +60,8 @@ pub const IDLE_RECORD_INTERVAL_MS: i64 = 60_000;
 const PROGRESS_REFRESH_INTERVAL_MS: i64 = 30 * 60 * 1000;
 /// Who holds CommitLog retention back for the timer's waiting messages.
 const RETENTION_HOLDER: &str = "timer";
+/// Due slots whose messages a round counts for the scrape at most.
+const DUE_SLOTS_COUNTED: usize = 3600;
 /// After a failed put, how long the master waits before trying again.
 const RETRY_AFTER_FAILED_PUT: Duration = Duration::from_secs(1);
 
@@ -138,6 +140,12 @@ impl Timer {
     }
 
     async fn round(&mut self) -> Duration {
+        let pause = self.round_of_work().await;
+        self.publish_status();
+        pause
+    }
+
+    async fn round_of_work(&mut self) -> Duration {
         if let Err(e) = self.take_in() {
             error!(error = %e, "timer wheel files failed; retrying");
             return RETRY_AFTER_FAILED_PUT;
@@ -148,6 +156,12 @@ impl Timer {
             if self.delivering.take().is_some() {
                 info!("timer service idle (not the master)");
             }
+            return ROUND_MAX_WAIT;
+        }
+        if self.ctx.live.timer_stop_dequeue() {
+            // Held back by the operator: messages keep arriving and wait in their slots
+            // (the progress is taken up so the scrape can count the due ones).
+            self.start_delivering();
             return ROUND_MAX_WAIT;
         }
         if let Some(retry_at) = self.retry_at_ms {
@@ -164,6 +178,46 @@ impl Timer {
                 RETRY_AFTER_FAILED_PUT
             }
         }
+    }
+
+    /// Tells the scrape where the wheel and, on the master, the delivery stand.
+    fn publish_status(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let status = &self.ctx.timer_status;
+        status.enqueued_below.store(self.enqueued_below, Relaxed);
+        let master = self.ctx.role.is_master() && self.ctx.is_writeable();
+        if !master {
+            status.undelivered_slot_ms.store(i64::MIN, Relaxed);
+            status.due_undelivered.store(0, Relaxed);
+            return;
+        }
+        let Some(progress) = self.delivering else {
+            // A master that never had a timer message: nothing due.
+            status.undelivered_slot_ms.store(now_ms(), Relaxed);
+            status.due_undelivered.store(0, Relaxed);
+            return;
+        };
+        // The due slots' counts, from the oldest not wholly delivered (bounded: a master
+        // far behind reports the first hour's).
+        let now = now_ms();
+        let mut due: u64 = 0;
+        let mut slot = progress.slot_ms;
+        for _ in 0..DUE_SLOTS_COUNTED {
+            if slot > now {
+                break;
+            }
+            let chained = self.wheel.count(slot);
+            due += if slot == progress.slot_ms {
+                chained.saturating_sub(progress.delivered_in_slot)
+            } else {
+                chained
+            };
+            slot += self.settings.precision_ms;
+        }
+        status.undelivered_slot_ms.store(progress.slot_ms, Relaxed);
+        status
+            .due_undelivered
+            .store(i64::try_from(due).unwrap_or(i64::MAX), Relaxed);
     }
 
     /// Offers the message queue's new entries to the wheel.
@@ -288,32 +342,37 @@ impl Timer {
     }
 
     /// The master's work for one round; returns how long to sleep.
+    /// This master's progress: the recorded one, or from now when none was ever recorded;
+    /// `None` while no timer message ever arrived (nothing to deliver, nothing to record).
+    fn start_delivering(&mut self) -> Option<Progress> {
+        if let Some(progress) = self.delivering {
+            return Some(progress);
+        }
+        let recorded = progress::recorded(self.ctx.store.as_ref());
+        let reader = self.ctx.store.reader();
+        if recorded.is_none() && reader.max_offset(TIMER_TOPIC, MESSAGE_QUEUE) == 0 {
+            return None;
+        }
+        let start = recorded.unwrap_or_else(|| Progress {
+            caught_up_below: reader.min_offset(TIMER_TOPIC, MESSAGE_QUEUE),
+            slot_ms: self.settings.slot_of(now_ms()),
+            delivered_in_slot: 0,
+        });
+        info!(
+            caught_up_below = start.caught_up_below,
+            slot_ms = start.slot_ms,
+            delivered_in_slot = start.delivered_in_slot,
+            "timer service delivering"
+        );
+        self.delivering = Some(start);
+        self.stored = recorded;
+        self.stored_at_ms = now_ms();
+        Some(start)
+    }
+
     async fn deliver(&mut self) -> std::io::Result<Duration> {
-        let mut progress = match self.delivering {
-            Some(progress) => progress,
-            None => {
-                let recorded = progress::recorded(self.ctx.store.as_ref());
-                let reader = self.ctx.store.reader();
-                if recorded.is_none() && reader.max_offset(TIMER_TOPIC, MESSAGE_QUEUE) == 0 {
-                    // No timer message ever: nothing to deliver, nothing to record.
-                    return Ok(ROUND_MAX_WAIT);
-                }
-                let start = recorded.unwrap_or_else(|| Progress {
-                    caught_up_below: reader.min_offset(TIMER_TOPIC, MESSAGE_QUEUE),
-                    slot_ms: self.settings.slot_of(now_ms()),
-                    delivered_in_slot: 0,
-                });
-                info!(
-                    caught_up_below = start.caught_up_below,
-                    slot_ms = start.slot_ms,
-                    delivered_in_slot = start.delivered_in_slot,
-                    "timer service delivering"
-                );
-                self.delivering = Some(start);
-                self.stored = recorded;
-                self.stored_at_ms = now_ms();
-                start
-            }
+        let Some(mut progress) = self.start_delivering() else {
+            return Ok(ROUND_MAX_WAIT);
         };
         // A slot's chain is only complete once the wheel holds every entry the previous
         // master had looked at, and a recall only counts once its marker is loaded.
