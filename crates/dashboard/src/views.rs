@@ -315,10 +315,7 @@ pub async fn groups(admin: &Admin) -> Result<GroupList, ApiError> {
     let mut groups = stream::iter(by_group.into_iter().take(MAX_LISTED))
         .map(|(group, topics)| async move {
             let (lag, consume_tps) = match consume_stats(admin, &group, &topics).await {
-                Ok(stats) => (
-                    stats.iter().map(|q| q.lag).sum(),
-                    stats.iter().map(|q| q.tps).sum::<f64>(),
-                ),
+                Ok(progress) => (progress.lag(), progress.consume_tps),
                 Err(_) => (0, 0.0),
             };
             let clients = admin
@@ -340,11 +337,16 @@ pub async fn groups(admin: &Admin) -> Result<GroupList, ApiError> {
     Ok(GroupList { groups, truncated })
 }
 
-/// One queue's progress for a group, with the group's consume rate on the topic.
-struct QueueProgress {
-    entry: GroupQueueEntry,
-    lag: i64,
-    tps: f64,
+/// A group's progress on its topics: each queue's, and its consume rate over them all.
+struct Progress {
+    queues: Vec<GroupQueueEntry>,
+    consume_tps: f64,
+}
+
+impl Progress {
+    fn lag(&self) -> i64 {
+        self.queues.iter().map(|q| q.lag).sum()
+    }
 }
 
 #[derive(Serialize)]
@@ -365,26 +367,23 @@ async fn consume_stats(
     admin: &Admin,
     group: &str,
     topics: &BTreeSet<String>,
-) -> Result<Vec<QueueProgress>, ClientError> {
-    let mut progress = Vec::new();
+) -> Result<Progress, ClientError> {
+    let mut progress = Progress {
+        queues: Vec::new(),
+        consume_tps: 0.0,
+    };
     for topic in topics {
         let stats = admin.consume_stats(group, Some(topic)).await?;
-        let queues = stats.offset_table.len().max(1) as f64;
+        progress.consume_tps += stats.consume_tps;
         for (queue, offsets) in &stats.offset_table {
-            let lag = (offsets.broker_offset - offsets.consumer_offset.max(0)).max(0);
-            progress.push(QueueProgress {
-                entry: GroupQueueEntry {
-                    topic: queue.topic.clone(),
-                    broker_name: queue.broker_name.clone(),
-                    queue_id: queue.queue_id,
-                    broker_offset: offsets.broker_offset,
-                    consumer_offset: offsets.consumer_offset,
-                    lag,
-                    last_timestamp: offsets.last_timestamp,
-                },
-                lag,
-                // The rate is the topic's: spread it so the queues add up to it.
-                tps: stats.consume_tps / queues,
+            progress.queues.push(GroupQueueEntry {
+                topic: queue.topic.clone(),
+                broker_name: queue.broker_name.clone(),
+                queue_id: queue.queue_id,
+                broker_offset: offsets.broker_offset,
+                consumer_offset: offsets.consumer_offset,
+                lag: (offsets.broker_offset - offsets.consumer_offset.max(0)).max(0),
+                last_timestamp: offsets.last_timestamp,
             });
         }
     }
@@ -446,9 +445,9 @@ pub async fn group(admin: &Admin, group: &str) -> Result<GroupDetail, ApiError> 
     let progress = consume_stats(admin, group, &topics).await?;
     Ok(GroupDetail {
         group: group.to_owned(),
-        lag: progress.iter().map(|q| q.lag).sum(),
-        consume_tps: progress.iter().map(|q| q.tps).sum(),
-        queues: progress.into_iter().map(|q| q.entry).collect(),
+        lag: progress.lag(),
+        consume_tps: progress.consume_tps,
+        queues: progress.queues,
         clients: connection
             .map(|c| {
                 c.connection_set
