@@ -122,6 +122,9 @@ pub struct BrokerConfig {
     /// Where RocketMQ's `conf/plain_acl.yml` and `conf/acl/` are: `rocketmqHome` (this
     /// project's key, for brokers without the environment), else `$ROCKETMQ_HOME`.
     pub rocketmq_home: Option<PathBuf>,
+    /// ACL 2.0: `authenticationEnabled`, `authorizationEnabled`, `initAuthenticationUser`,
+    /// `innerClientAuthenticationCredentials`, the whitelists.
+    pub auth: crate::auth::config::AuthConfig,
     /// Prometheus metrics: `metricsExporterType` (DISABLE or PROM),
     /// `metricsPromExporterHost`, `metricsPromExporterPort` (5557), `metricsLabel`.
     pub metrics_exporter: conf::MetricsExporter,
@@ -182,6 +185,7 @@ impl Default for BrokerConfig {
             server_limits: conf::ServerLimits::default(),
             metrics_exporter: conf::MetricsExporter::default(),
             acl_enable: false,
+            auth: Default::default(),
             rocketmq_home: std::env::var_os("ROCKETMQ_HOME")
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from),
@@ -237,6 +241,15 @@ impl BrokerConfig {
         )
     }
 
+    /// The settings of this broker's own clients (to the name servers and the other
+    /// members of its group): signed with `innerClientAuthenticationCredentials` when set.
+    pub fn inner_client_config(&self) -> remoting::client::ClientConfig {
+        remoting::client::ClientConfig {
+            credentials: self.auth.inner_client_credentials(),
+            ..Default::default()
+        }
+    }
+
     /// Reads `path`; `-n` on the command line may override `namesrvAddr`.
     pub fn load(path: &Path) -> Result<(BrokerConfig, Vec<Setting>), ConfigError> {
         let settings = conf::read_file(path)?;
@@ -259,7 +272,7 @@ impl BrokerConfig {
 
     /// Applies one setting; `Ok(false)` when the key is not one this broker uses.
     pub fn apply(&mut self, s: &Setting) -> Result<bool, BadSetting> {
-        if self.server_limits.apply(s)? || self.metrics_exporter.apply(s)? {
+        if self.server_limits.apply(s)? || self.metrics_exporter.apply(s)? || self.auth.apply(s)? {
             return Ok(true);
         }
         match s.key.as_str() {
@@ -380,6 +393,14 @@ impl BrokerConfig {
         if self.dledger_peers.is_empty() {
             return Err(ConfigError::Inconsistent(
                 "enableDLegerCommitLog=true needs dLegerPeers".into(),
+            ));
+        }
+        if self.auth.enabled() && self.auth.inner_credentials.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "authenticationEnabled or authorizationEnabled in a broker group needs \
+                 innerClientAuthenticationCredentials: the members sign their requests to \
+                 each other with it"
+                    .into(),
             ));
         }
         if !self

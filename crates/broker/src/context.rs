@@ -52,6 +52,10 @@ pub struct BrokerContext {
     pub offsets: Arc<ConsumerOffsetManager>,
     /// PULL or POP per topic and group (`mqadmin setConsumeMode`).
     pub request_modes: Arc<crate::metadata::RequestModeManager>,
+    /// ACL 2.0's users and ACLs.
+    pub auth: Arc<crate::metadata::AuthTable>,
+    /// ACL 2.0's check, when `authenticationEnabled` or `authorizationEnabled` is set.
+    pub auth_gate: Option<Arc<crate::auth::gate::AuthGate>>,
     /// The raft group this broker is a member of (DLedger mode); `None` when standalone.
     pub group: Option<Arc<GroupMember>>,
     /// Set while a stopping master hands leadership off.
@@ -160,8 +164,16 @@ impl BrokerContext {
             groups: tables.groups,
             offsets: tables.offsets,
             request_modes: tables.request_modes,
+            auth_gate: config.auth.enabled().then(|| {
+                Arc::new(crate::auth::gate::AuthGate::new(
+                    config.auth.clone(),
+                    config.broker_cluster_name.clone(),
+                    Arc::clone(&tables.auth),
+                ))
+            }),
+            auth: tables.auth,
             group,
-            handoff: HandoffGate::default(),
+            handoff: HandoffGate::new(config.inner_client_config()),
             consumers: ConsumerManager::new(
                 limits::MAX_CONSUMER_GROUPS,
                 limits::MAX_CHANNELS_PER_GROUP,
@@ -207,6 +219,7 @@ impl BrokerContext {
             groups: Arc::clone(&self.groups),
             offsets: Arc::clone(&self.offsets),
             request_modes: Arc::clone(&self.request_modes),
+            auth: Arc::clone(&self.auth),
         }
     }
 

@@ -35,6 +35,8 @@
 //! - [`stats_items`]: per-topic and per-group traffic (VIEW_BROKER_STATS_DATA).
 //! - [`instruments`]: Prometheus metrics under RocketMQ 5's names, and their endpoint.
 //! - [`acl`]: ACL 1.0 (`aclEnable`, `plain_acl.yml`): the check in front of every request.
+//! - [`auth`]: ACL 2.0 (`authenticationEnabled`, `authorizationEnabled`): users and
+//!   policies, replicated with the metadata, checked in front of every request.
 //! - [`record`]: stored records built from what clients send (send, send-back and the
 //!   schedule service all build them).
 //! - [`limits`]: bounds on the tables clients can grow.
@@ -46,6 +48,7 @@
 //! `metadata` never reach back into it (they are handed the parts they need).
 
 pub mod acl;
+pub mod auth;
 pub mod client_groups;
 pub mod clock;
 pub mod config;

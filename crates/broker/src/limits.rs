@@ -8,6 +8,9 @@ pub const MAX_SUBSCRIPTION_GROUPS: usize = 100_000;
 pub const MAX_OFFSET_KEYS: usize = 1_000_000;
 /// Topic-and-group pairs with a request mode (`mqadmin setConsumeMode`).
 pub const MAX_REQUEST_MODES: usize = 100_000;
+/// ACL 2.0 users, and policy entries of one user.
+pub const MAX_AUTH_USERS: usize = 100_000;
+pub const MAX_POLICY_ENTRIES_PER_SUBJECT: usize = 10_000;
 pub const MAX_CONSUMER_GROUPS: usize = 100_000;
 pub const MAX_PRODUCER_GROUPS: usize = 100_000;
 pub const MAX_CHANNELS_PER_GROUP: usize = 10_000;

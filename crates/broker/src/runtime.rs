@@ -296,21 +296,25 @@ fn serve(
     let latency = ctx.metrics.enabled().then(|| ctx.metrics.rpc.clone());
     let (client, fast) = (listeners.client, listeners.fast);
     // Metrics time every request, refused ones too; ACL stands in front of the processors.
-    let (server, fast_server) = match (ctx.acl.clone(), latency) {
-        (Some(acl), Some(latency)) => {
-            let guarded = Arc::new(AclGuard::new(processor, acl));
-            let timed = Arc::new(Instrumented::new(guarded, latency));
+    let guard = || {
+        AclGuard::new(
+            Arc::clone(&processor),
+            ctx.acl.clone(),
+            ctx.auth_gate.clone(),
+        )
+    };
+    let guarded = ctx.acl.is_some() || ctx.auth_gate.is_some();
+    let (server, fast_server) = match (guarded, latency) {
+        (true, Some(latency)) => {
+            let timed = Arc::new(Instrumented::new(Arc::new(guard()), latency));
             client_servers(&ctx, client, fast, timed, local_addr)?
         }
-        (Some(acl), None) => {
-            let guarded = Arc::new(AclGuard::new(processor, acl));
-            client_servers(&ctx, client, fast, guarded, local_addr)?
-        }
-        (None, Some(latency)) => {
-            let timed = Arc::new(Instrumented::new(processor, latency));
+        (true, None) => client_servers(&ctx, client, fast, Arc::new(guard()), local_addr)?,
+        (false, Some(latency)) => {
+            let timed = Arc::new(Instrumented::new(Arc::clone(&processor), latency));
             client_servers(&ctx, client, fast, timed, local_addr)?
         }
-        (None, None) => client_servers(&ctx, client, fast, processor, local_addr)?,
+        (false, None) => client_servers(&ctx, client, fast, Arc::clone(&processor), local_addr)?,
     };
     let registrar = Arc::new(NameServerRegistrar::new(ctx.config.namesrv_addrs.clone()));
     let mut tasks = vec![
@@ -322,6 +326,7 @@ fn serve(
         tokio::spawn(crate::timer::service::run(Arc::clone(&ctx))),
         tokio::spawn(transaction::check::run(Arc::clone(&ctx))),
         tokio::spawn(crate::pop::revive::run(Arc::clone(&ctx))),
+        tokio::spawn(crate::auth::bootstrap::run(Arc::clone(&ctx))),
     ];
     if let Some(acl) = &ctx.acl {
         tasks.push(tokio::spawn(Arc::clone(acl).watch(ctx.shutdown.clone())));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use broker::config::{BrokerConfig, DLedgerPeer};
 use broker::group::status::GroupStatusBody;
 use broker::RunningBroker;
-use remoting::client::{ClientConfig, RemotingClient};
+use remoting::client::RemotingClient;
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use support::{
@@ -56,8 +56,9 @@ impl Group {
         Group {
             _dir: dir,
             members: started.into_iter().map(|r| Some(r.unwrap())).collect(),
+            // Signed as the members sign their own requests, when ACL 2.0 is on.
+            client: RemotingClient::new(configs[0].inner_client_config()),
             configs,
-            client: RemotingClient::new(ClientConfig::default()),
         }
     }
 
@@ -299,9 +300,37 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
         config.store.mapped_file_size_commit_log = 256 * 1024;
         config.max_message_size = 8 * 1024;
         config.store.file_reserved_time_hours = 0;
+        // ACL 2.0 on: the rebuilt member's copy is signed, and carries the users.
+        config.auth.authentication_enabled = true;
+        config.auth.authorization_enabled = true;
+        config.auth.inner_credentials = Some((
+            "inner-member".into(),
+            broker::auth::model::Password::new("inner-member-secret"),
+        ));
     })
     .await;
     let master = group.wait_master(None).await;
+    let master_ctx = group.member(master).context().clone();
+    eventually("the inner super user exists", || {
+        master_ctx.auth.user("inner-member").is_some()
+    })
+    .await;
+    let mut create_user = RemotingCommand::request(request::AUTH_CREATE_USER)
+        .with_body(br#"{"username":"copied","password":"copied-password"}"#.to_vec());
+    create_user
+        .ext_fields
+        .insert("username".into(), "copied".into());
+    let created = group.call(master, create_user).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
+    let mut create_acl = RemotingCommand::request(request::AUTH_CREATE_ACL).with_body(
+        br#"{"subject":"User:copied","policies":[{"entries":[{"resource":"Topic:Early","actions":["Sub"],"decision":"Allow"}]}]}"#
+            .to_vec(),
+    );
+    create_acl
+        .ext_fields
+        .insert("subject".into(), "User:copied".into());
+    let created = group.call(master, create_acl).await;
+    assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
     let created = group.call(master, create_topic("Early", 2)).await;
     assert_eq!(created.code, response::SUCCESS, "{:?}", created.remark);
     let created = group.call(master, create_topic("Bulk", 1)).await;
@@ -325,7 +354,8 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
         assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
         sent += 1;
     }
-    let early_index = 3u64; // the no-op, then the two topics: long gone after retention
+    // The no-op, four auth ops, then the two topics: long gone after retention.
+    let early_index = 7u64;
 
     // One follower loses its disk while the others drop their old segments.
     let wiped = (master + 1) % 3;
@@ -370,6 +400,11 @@ async fn retention_trims_every_member_and_a_member_rebuilt_past_it_copies_the_me
     eventually("the rebuilt member copies the offsets", || {
         ctx.offsets.query("CG", "Early", 1) == Some(3)
     })
+    .await;
+    eventually(
+        "the rebuilt member copies the users and their policies",
+        || ctx.auth.user("copied").is_some() && ctx.auth.acl("User:copied").is_some(),
+    )
     .await;
     let store = group.store(wiped);
     // Its copy of that queue goes on where the group's did, though it never saw a record

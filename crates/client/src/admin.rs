@@ -8,6 +8,7 @@
 //!   permission of a broker.
 //! - `reading`: pulling messages by queue and offset under the tools' group.
 //! - `stats`: broker stats data, a broker's consume stats, per topic traffic.
+//! - `acl`: ACL 1.0's accounts and whitelists; `auth`: ACL 2.0's users and policies.
 //!
 //! ```no_run
 //! use client::{Admin, ClientOptions};
@@ -24,6 +25,7 @@
 //! ```
 
 mod acl;
+mod auth;
 mod brokers;
 mod consumers;
 mod reading;

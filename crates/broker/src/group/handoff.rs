@@ -84,16 +84,15 @@ pub struct HandoffGate {
     client: RemotingClient,
 }
 
-impl Default for HandoffGate {
-    fn default() -> Self {
+impl HandoffGate {
+    /// `client_config`: how forwarded sends are signed for the new master.
+    pub fn new(client_config: ClientConfig) -> Self {
         HandoffGate {
             phase: watch::Sender::new(HandoffPhase::Idle),
-            client: RemotingClient::new(ClientConfig::default()),
+            client: RemotingClient::new(client_config),
         }
     }
-}
 
-impl HandoffGate {
     pub fn begin(&self) {
         self.phase.send_replace(HandoffPhase::HandingOff);
     }

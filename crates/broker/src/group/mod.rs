@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use raft::{DriverConfig, FileHardStateStore, HardState, HardStateStore, NodeId, PeerSpec};
 use remoting::body::ClusterInfo;
-use remoting::client::{ClientConfig, RemotingClient};
+use remoting::client::RemotingClient;
 use remoting::code::request;
 use remoting::command::RemotingCommand;
 use store::{MetadataApplier, ReplicatedError, ReplicatedStore, StoreConfig};
@@ -143,6 +143,7 @@ pub async fn open(
         namesrv_addrs: config.namesrv_addrs.clone(),
         broker_name: config.broker_name.clone(),
         own_addr: config.broker_addr(),
+        client_config: config.inner_client_config(),
     };
     let metadata = GroupMetadata::open(
         &config_dir(&config.store.store_path_root_dir),
@@ -230,7 +231,7 @@ async fn seed_term_if_state_lost(config: &BrokerConfig, self_id: NodeId) {
 /// The highest term the other members of this broker's group report, as listed by the
 /// name servers; `None` when no name server or member answered.
 async fn highest_member_term(config: &BrokerConfig) -> Option<u64> {
-    let client = RemotingClient::new(ClientConfig::default());
+    let client = RemotingClient::new(config.inner_client_config());
     let own_addr = config.broker_addr();
     let mut members = Vec::new();
     let mut namesrv_answered = false;

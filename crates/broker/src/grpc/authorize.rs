@@ -1,8 +1,10 @@
-//! ACL 1.0 on the gRPC port (with `aclEnable=true`), as RocketMQ 5.0-5.2's proxy checks it:
+//! ACL on the gRPC port. ACL 1.0 (`aclEnable=true`), as RocketMQ 5.0-5.2's proxy checks it:
 //! each call's signature (see `acl::grpc_auth`) and the topics (PUB to send, SUB to read,
 //! any to look a route up) and consumer groups (SUB) it names, against the same accounts and
-//! whitelists as the remoting ports. A refused call fails with PERMISSION_DENIED, as the
-//! proxy fails it, and is not served.
+//! whitelists as the remoting ports. ACL 2.0 (`authenticationEnabled`,
+//! `authorizationEnabled`), as RocketMQ 5.3's proxy checks it: the same signature under the
+//! user's password, and the same topics and groups against the user's policies. A refused
+//! call fails with PERMISSION_DENIED and is not served.
 
 use std::net::IpAddr;
 
@@ -16,6 +18,9 @@ use crate::acl::grpc_auth::GrpcCredentials;
 use crate::acl::perm::{ANY, PUB, SUB};
 use crate::acl::resources::Needs;
 use crate::acl::tables::{AclRefusal, Presented};
+use crate::auth::gate::AuthGate;
+use crate::auth::model::Action;
+use crate::auth::needs::Need;
 
 /// The request code the refusal message names for gRPC calls (they have none).
 const GRPC_CODE: i32 = 0;
@@ -98,30 +103,79 @@ pub fn settings(settings: &v2::Settings) -> Needs {
     }
 }
 
-/// Checks a call's credentials from `metadata` and its `needs`; `Ok` when ACL is off.
+/// The ACLs a call is checked against: ACL 1.0's files and ACL 2.0's users, either
+/// possibly off.
+#[derive(Clone, Copy)]
+pub struct Guards<'a> {
+    pub plain: Option<&'a AclFiles>,
+    pub users: Option<&'a AuthGate>,
+}
+
+/// Checks a call's credentials from `metadata` and its `needs` (`rpc`: the request's full
+/// protobuf name, which ACL 2.0's whitelists name); `Ok` when ACL is off.
 pub fn check(
-    acl: Option<&AclFiles>,
+    guards: Guards<'_>,
+    rpc: &str,
     metadata: &MetadataMap,
     ip: IpAddr,
     needs: &[(String, u8)],
 ) -> Result<(), Status> {
-    let Some(acl) = acl else {
+    if guards.plain.is_none() && guards.users.is_none() {
         return Ok(());
-    };
+    }
     let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
-    let checked = GrpcCredentials::parse(header("authorization"), header("x-mq-date-time"))
-        .and_then(|credentials| {
-            let proves = |secret: &str| credentials.as_ref().is_some_and(|c| c.proves(secret));
-            let presented = Presented {
-                access_key: credentials.as_ref().map(|c| c.access_key.as_str()),
-                proves: &proves,
-                admin_only: false,
-                code: GRPC_CODE,
-            };
-            acl.tables().check_presented(&presented, needs, ip)
-        });
-    checked.map_err(|AclRefusal(reason)| {
-        tracing::warn!(peer = %ip, %reason, "gRPC call refused by ACL");
-        Status::permission_denied(reason)
-    })
+    let credentials = GrpcCredentials::parse(header("authorization"), header("x-mq-date-time"))
+        .map_err(|AclRefusal(reason)| refused(ip, reason))?;
+    let proves = |secret: &str| credentials.as_ref().is_some_and(|c| c.proves(secret));
+    let access_key = credentials.as_ref().map(|c| c.access_key.as_str());
+    if let Some(acl) = guards.plain {
+        let presented = Presented {
+            access_key,
+            proves: &proves,
+            admin_only: false,
+            code: GRPC_CODE,
+        };
+        acl.tables()
+            .check_presented(&presented, needs, ip)
+            .map_err(|AclRefusal(reason)| refused(ip, reason))?;
+    }
+    if let Some(users) = guards.users {
+        let needs: Vec<Need> = needs
+            .iter()
+            .map(|(name, perm)| as_need(name, *perm))
+            .collect();
+        users
+            .check_call(rpc, access_key, &proves, &needs, ip)
+            .map_err(|refusal| refused(ip, refusal.0))?;
+    }
+    Ok(())
+}
+
+fn refused(ip: IpAddr, reason: String) -> Status {
+    tracing::warn!(peer = %ip, %reason, "gRPC call refused by ACL");
+    Status::permission_denied(reason)
+}
+
+/// An ACL 1.0 need as ACL 2.0 reads it: `%RETRY%<group>` is the group (Sub), a topic is
+/// published to (Pub), read (Sub), or either (a route lookup: Pub or Sub).
+fn as_need(resource: &str, perm: u8) -> Need {
+    const PUB_ONLY: &[Action] = &[Action::Pub];
+    const SUB_ONLY: &[Action] = &[Action::Sub];
+    const PUB_OR_SUB: &[Action] = &[Action::Pub, Action::Sub];
+    if resource.starts_with(message::topic::RETRY_GROUP_TOPIC_PREFIX) {
+        return Need::group(resource, SUB_ONLY);
+    }
+    let actions = match perm {
+        PUB => PUB_ONLY,
+        SUB => SUB_ONLY,
+        _ => PUB_OR_SUB,
+    };
+    Need::topic(resource, actions)
+}
+
+/// The full protobuf name of a request type (`apache.rocketmq.v2.SendMessageRequest`).
+pub fn rpc_name<T>() -> String {
+    let type_name = std::any::type_name::<T>();
+    let short = type_name.rsplit("::").next().unwrap_or(type_name);
+    format!("apache.rocketmq.v2.{short}")
 }

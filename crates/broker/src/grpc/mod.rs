@@ -3,7 +3,7 @@
 //! or TLS as each client starts ([`tls`]).
 //!
 //! - [`service`]: the service, routing each call to its room.
-//! - [`authorize`]: ACL 1.0 checks of each call (`aclEnable`).
+//! - [`authorize`]: ACL 1.0 and ACL 2.0 checks of each call.
 //! - [`route`]: QueryRoute, QueryAssignment.
 //! - [`clients`]: Telemetry settings, heartbeats and terminations of 5.x clients.
 //! - [`produce`]: SendMessage, EndTransaction and RecallMessage over the remoting paths.
@@ -47,7 +47,10 @@ fn max_decoding_bytes(ctx: &BrokerContext) -> usize {
 
 /// Serves gRPC on `listener` until the broker shuts down.
 pub fn serve(ctx: Arc<BrokerContext>, listener: TcpListener) -> JoinHandle<()> {
-    let relay = Arc::new(relay::MasterRelay::new(Arc::clone(&ctx.grpc_producers)));
+    let relay = Arc::new(relay::MasterRelay::new(
+        Arc::clone(&ctx.grpc_producers),
+        ctx.config.inner_client_config(),
+    ));
     tokio::spawn({
         let (ctx, relay) = (Arc::clone(&ctx), Arc::clone(&relay));
         async move { relay.keep_producers_registered(&ctx).await }

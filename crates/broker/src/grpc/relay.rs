@@ -63,6 +63,8 @@ enum Forwarded {
 }
 
 pub struct MasterRelay {
+    /// How the relayed requests are signed for the master.
+    client_config: ClientConfig,
     client: OnceCell<RemotingClient>,
     master: Mutex<Option<(String, Instant)>>,
     producers: Arc<TelemetryProducers>,
@@ -99,8 +101,9 @@ impl RequestProcessor for CheckForwarder {
 }
 
 impl MasterRelay {
-    pub fn new(producers: Arc<TelemetryProducers>) -> MasterRelay {
+    pub fn new(producers: Arc<TelemetryProducers>, client_config: ClientConfig) -> MasterRelay {
         MasterRelay {
+            client_config,
             client: OnceCell::new(),
             master: Mutex::new(None),
             producers,
@@ -113,7 +116,7 @@ impl MasterRelay {
                 let forwarder = Arc::new(CheckForwarder {
                     producers: Arc::clone(&self.producers),
                 });
-                RemotingClient::with_request_handler(ClientConfig::default(), forwarder)
+                RemotingClient::with_request_handler(self.client_config.clone(), forwarder)
             })
             .await
     }

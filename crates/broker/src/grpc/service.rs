@@ -42,11 +42,19 @@ impl GrpcService {
     /// ACL's verdict on `request` needing `needs` (nothing to check with ACL off).
     fn authorize<T>(&self, request: &Request<T>, needs: &[(String, u8)]) -> Result<(), Status> {
         authorize::check(
-            self.ctx.acl.as_deref(),
+            guards(&self.ctx),
+            &authorize::rpc_name::<T>(),
             request.metadata(),
             peer(request).ip(),
             needs,
         )
+    }
+}
+
+fn guards(ctx: &BrokerContext) -> authorize::Guards<'_> {
+    authorize::Guards {
+        plain: ctx.acl.as_deref(),
+        users: ctx.auth_gate.as_deref(),
     }
 }
 
@@ -306,7 +314,8 @@ impl MessagingService for GrpcService {
                     continue;
                 };
                 let needs = authorize::settings(&reported);
-                if let Err(refused) = authorize::check(ctx.acl.as_deref(), &metadata, ip, &needs) {
+                let rpc = authorize::rpc_name::<v2::TelemetryCommand>();
+                if let Err(refused) = authorize::check(guards(&ctx), &rpc, &metadata, ip, &needs) {
                     let _ = futures::SinkExt::send(&mut outbound, Err(refused)).await;
                     break;
                 }

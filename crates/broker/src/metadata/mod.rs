@@ -6,6 +6,7 @@
 //! - [`subscription`]: consumer-group configs (`subscriptionGroup.json`).
 //! - [`offset`]: committed consumer offsets (`consumerOffset.json`).
 //! - [`request_mode`]: PULL or POP per topic and group (`messageRequestMode.json`).
+//! - [`auth`]: ACL 2.0's users and ACLs (`auth.json`).
 //!
 //! Every change is an explicit operation (`TopicOp`, `SubscriptionOp`, `OffsetOp`) applied by
 //! one `apply` path per manager. Processors first decide *what* should change (e.g. which
@@ -17,6 +18,7 @@
 //! standalone broker and goes through the raft log in a group (see [`crate::group`]).
 
 pub mod attributes;
+pub mod auth;
 pub mod offset;
 pub mod persist;
 pub mod request_mode;
@@ -26,6 +28,7 @@ pub mod topic;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use auth::{AuthOp, AuthTable};
 pub use offset::{ConsumerOffsetManager, OffsetOp};
 pub use request_mode::{RequestModeManager, RequestModeOp};
 pub use subscription::{SubscriptionGroupManager, SubscriptionOp};
@@ -42,6 +45,7 @@ pub struct MetadataTables {
     pub groups: Arc<SubscriptionGroupManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
     pub request_modes: Arc<RequestModeManager>,
+    pub auth: Arc<AuthTable>,
 }
 
 impl MetadataTables {
@@ -65,6 +69,11 @@ impl MetadataTables {
             )?),
             offsets: Arc::new(ConsumerOffsetManager::open(&dir, limits::MAX_OFFSET_KEYS)?),
             request_modes: Arc::new(RequestModeManager::open(&dir, limits::MAX_REQUEST_MODES)?),
+            auth: Arc::new(AuthTable::open(
+                &dir,
+                limits::MAX_AUTH_USERS,
+                limits::MAX_POLICY_ENTRIES_PER_SUBJECT,
+            )?),
         })
     }
 
@@ -77,6 +86,7 @@ impl MetadataTables {
             MetadataOp::Subscription(op) => self.groups.apply(op).map(|_| false),
             MetadataOp::Offset(op) => self.offsets.apply(op).map(|()| false),
             MetadataOp::RequestMode(op) => self.request_modes.apply(op).map(|()| false),
+            MetadataOp::Auth(op) => self.auth.apply(op).map(|()| false),
             MetadataOp::Batch(ops) => {
                 let mut topics_changed = false;
                 let mut first_error = None;
@@ -115,6 +125,7 @@ pub enum MetadataOp {
     Subscription(SubscriptionOp),
     Offset(OffsetOp),
     RequestMode(RequestModeOp),
+    Auth(AuthOp),
     /// Several ops applied in order as one (what a group's leader proposes as one raft
     /// entry: coalesced offset commits, or the writes that queued up behind one proposal).
     Batch(Vec<MetadataOp>),

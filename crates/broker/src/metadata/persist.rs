@@ -31,6 +31,15 @@ fn io_error(path: &Path, source: std::io::Error) -> MetaError {
 
 /// Replaces `path` with `bytes` atomically and durably.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaError> {
+    write_with_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomically`] for a file only the broker's user may read (it holds secrets).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), MetaError> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), MetaError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     let file_name = path
@@ -38,7 +47,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaError> {
         .and_then(|n| n.to_str())
         .unwrap_or("metadata");
     let tmp = dir.join(format!(".{file_name}.tmp"));
-    let mut file = fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+    // A leftover temporary file keeps its old mode: start from none.
+    let _ = fs::remove_file(&tmp);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(&tmp).map_err(|e| io_error(&tmp, e))?;
     file.write_all(bytes).map_err(|e| io_error(&tmp, e))?;
     file.sync_all().map_err(|e| io_error(&tmp, e))?;
     drop(file);

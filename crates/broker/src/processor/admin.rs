@@ -25,7 +25,7 @@ use crate::metadata::{attributes, MetadataOp, OffsetOp, SubscriptionOp, TopicOp}
 /// Most queues a topic may have on one broker.
 const MAX_QUEUE_NUMS: i32 = 1024;
 
-fn require_master(ctx: &BrokerContext) -> Result<(), Refusal> {
+pub(crate) fn require_master(ctx: &BrokerContext) -> Result<(), Refusal> {
     if ctx.role.is_master() {
         Ok(())
     } else {
@@ -354,6 +354,15 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
             c.default_topic_queue_nums.to_string(),
         ),
         ("maxMessageSize", ctx.live.max_message_size().to_string()),
+        ("aclEnable", c.acl_enable.to_string()),
+        (
+            "authenticationEnabled",
+            c.auth.authentication_enabled.to_string(),
+        ),
+        (
+            "authorizationEnabled",
+            c.auth.authorization_enabled.to_string(),
+        ),
         (
             "fileReservedTime",
             store.file_reserved_time_hours.to_string(),

@@ -23,10 +23,12 @@
 //! - [`stats`]: runtime info, topic and consume stats, connection lists.
 //! - [`group`]: a broker group's raft status and leadership transfer (DLedger codes).
 //! - [`acl`]: ACL 1.0's admin requests (accounts, global whitelist, file versions).
+//! - [`auth`]: ACL 2.0's admin requests (users and their policies).
 
 pub mod acl;
 pub mod admin;
 pub mod assignment;
+pub mod auth;
 pub mod client_manage;
 pub mod consumer_calls;
 pub mod consumer_manage;
@@ -145,6 +147,15 @@ impl RequestProcessor for BrokerProcessor {
             code::GET_BROKER_CLUSTER_ACL_INFO => acl::versions(ctx, &request),
             code::UPDATE_GLOBAL_WHITE_ADDRS_CONFIG => acl::update_global_white(ctx, &request),
             code::DLEDGER_LEADERSHIP_TRANSFER => group::transfer_leadership(ctx, &request).await,
+            code::AUTH_CREATE_USER => auth::create_user(ctx, &request).await,
+            code::AUTH_UPDATE_USER => auth::update_user(ctx, &request).await,
+            code::AUTH_DELETE_USER => auth::delete_user(ctx, &request).await,
+            code::AUTH_GET_USER => auth::get_user(ctx, &request),
+            code::AUTH_LIST_USER => auth::list_users(ctx, &request),
+            code::AUTH_CREATE_ACL | code::AUTH_UPDATE_ACL => auth::upsert_acl(ctx, &request).await,
+            code::AUTH_DELETE_ACL => auth::delete_acl(ctx, &request).await,
+            code::AUTH_GET_ACL => auth::get_acl(ctx, &request),
+            code::AUTH_LIST_ACL => auth::list_acls(ctx, &request),
             _ => RemotingCommand::not_supported_to(&request),
         };
         Some(response)

@@ -7,6 +7,8 @@
 // One file per family of sub-commands, beside this one in `mqadmin/`.
 #[path = "mqadmin/acl.rs"]
 mod acl;
+#[path = "mqadmin/auth.rs"]
+mod auth;
 #[path = "mqadmin/brokers.rs"]
 mod brokers;
 #[path = "mqadmin/consumers.rs"]
@@ -161,6 +163,36 @@ enum Command {
     /// List the versions of brokers' ACL files
     #[command(name = "clusterAclConfigVersion")]
     ClusterAclConfigVersion(acl::Target),
+    /// Create an ACL 2.0 user on brokers
+    #[command(name = "createUser")]
+    CreateUser(auth::CreateUser),
+    /// Update an ACL 2.0 user's password, type or status
+    #[command(name = "updateUser")]
+    UpdateUser(auth::UpdateUser),
+    /// Delete an ACL 2.0 user (and its acl)
+    #[command(name = "deleteUser")]
+    DeleteUser(auth::Username),
+    /// Show an ACL 2.0 user
+    #[command(name = "getUser")]
+    GetUser(auth::Username),
+    /// List ACL 2.0 users
+    #[command(name = "listUser")]
+    ListUser(auth::ListUser),
+    /// Create ACL 2.0 policy entries for a subject
+    #[command(name = "createAcl")]
+    CreateAcl(auth::UpsertAcl),
+    /// Update ACL 2.0 policy entries of a subject
+    #[command(name = "updateAcl")]
+    UpdateAcl(auth::UpsertAcl),
+    /// Delete a subject's ACL 2.0 policy entry, or its whole acl
+    #[command(name = "deleteAcl")]
+    DeleteAcl(auth::DeleteAcl),
+    /// Show a subject's ACL 2.0 policies
+    #[command(name = "getAcl")]
+    GetAcl(auth::GetAcl),
+    /// List ACL 2.0 policies
+    #[command(name = "listAcl")]
+    ListAcl(auth::ListAcl),
     /// Wipe write perm of broker in all name server you defined in the -n param.
     #[command(name = "wipeWritePerm")]
     WipeWritePerm(brokers::WritePerm),
@@ -333,6 +365,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ClusterAclConfigVersion(args) => {
             acl::cluster_acl_config_version(&admin, args, json).await
         }
+        Command::CreateUser(args) => auth::create_user(&admin, args, json).await,
+        Command::UpdateUser(args) => auth::update_user(&admin, args, json).await,
+        Command::DeleteUser(args) => auth::delete_user(&admin, args, json).await,
+        Command::GetUser(args) => auth::get_user(&admin, args, json).await,
+        Command::ListUser(args) => auth::list_users(&admin, args, json).await,
+        Command::CreateAcl(args) => auth::upsert_acl(&admin, args, false, json).await,
+        Command::UpdateAcl(args) => auth::upsert_acl(&admin, args, true, json).await,
+        Command::DeleteAcl(args) => auth::delete_acl(&admin, args, json).await,
+        Command::GetAcl(args) => auth::get_acl(&admin, args, json).await,
+        Command::ListAcl(args) => auth::list_acls(&admin, args, json).await,
         Command::WipeWritePerm(args) => {
             brokers::write_perm(&admin, args, brokers::PermChange::Wipe, json).await
         }

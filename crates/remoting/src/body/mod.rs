@@ -12,12 +12,15 @@
 //! - [`queue`]: MessageQueue, lock/unlock bodies, consumer lists, and the
 //!   MessageQueue-keyed admin statistics (TopicStatsTable, ConsumeStats, ResetOffsetBody).
 //! - [`pop`]: request modes, queue assignments and batch acks (RocketMQ 5's POP).
+//! - [`auth`]: ACL 2.0's users and ACLs (UserInfo, AclInfo) as the auth admin requests
+//!   carry them.
 //! - [`running`]: a consumer's running info, broker stats data and a broker's consume
 //!   stats list (operators' diagnostics).
 //!
 //! Every type decodes with `decode(&[u8])` (standard JSON or fastjson's dialect) and
 //! encodes with `encode()` (or `encode(KeyQuoting)` where the quoting matters).
 
+pub mod auth;
 pub mod fastjson;
 pub mod heartbeat;
 pub mod pop;

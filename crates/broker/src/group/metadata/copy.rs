@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use remoting::body::auth;
 use remoting::body::{
     ClusterInfo, SubscriptionGroupWrapper, TopicConfigSerializeWrapper, TopicStatsTable,
 };
@@ -71,6 +72,8 @@ pub struct CopySource {
     pub broker_name: String,
     /// This member's client address (skipped).
     pub own_addr: String,
+    /// How this member's requests are signed.
+    pub client_config: ClientConfig,
 }
 
 impl GroupMetadata {
@@ -107,7 +110,7 @@ impl GroupMetadata {
     /// One attempt: find a member, read its applied index and tables, install them.
     async fn copy_once(&self) -> Result<String, CopyError> {
         let source = self.source.as_ref().ok_or(CopyError::NoNameServers)?;
-        let client = RemotingClient::new(ClientConfig::default());
+        let client = RemotingClient::new(source.client_config.clone());
         let result = self.copy_from_any(&client, source).await;
         client.shutdown();
         result
@@ -183,6 +186,11 @@ impl GroupMetadata {
         .map_err(|e| CopyError::Decode(e.to_string()))?;
         let offsets = call(request::GET_ALL_CONSUMER_OFFSET).await?.body;
         let request_modes = call(request::GET_ALL_MESSAGE_REQUEST_MODE).await?.body;
+        let users = auth::decode_list::<auth::UserInfo>(&call(request::AUTH_LIST_USER).await?.body)
+            .map_err(|e| CopyError::Decode(e.to_string()))?;
+        let acls = auth::decode_list::<auth::AclInfo>(&call(request::AUTH_LIST_ACL).await?.body)
+            .map_err(|e| CopyError::Decode(e.to_string()))?;
+        let (users, acls) = copied_auth(&users, &acls)?;
         let after = status(call(request::DLEDGER_METADATA).await?.body)?;
         usable_copy(&before, &after)?;
 
@@ -205,6 +213,7 @@ impl GroupMetadata {
             .replace_all(groups.subscription_group_table.into_values().collect())?;
         tables.offsets.replace_all_encoded(&offsets)?;
         tables.request_modes.replace_all_encoded(&request_modes)?;
+        tables.auth.replace_all(users, acls)?;
         let mut applied = copied_through;
         for (index, op) in pending.ops.drain(..) {
             if index > copied_through {
@@ -304,6 +313,27 @@ impl GroupMetadata {
 /// complete through `before.applied_index`: the source held every op it applied for the
 /// whole read (a member that itself owes a copy holds back ops, and a log restart
 /// meanwhile would have emptied its tables).
+/// The users and ACLs another member listed, checked as a change through the admin
+/// requests would be.
+fn copied_auth(
+    users: &[auth::UserInfo],
+    acls: &[auth::AclInfo],
+) -> Result<(Vec<crate::auth::model::User>, Vec<crate::auth::model::Acl>), CopyError> {
+    use crate::auth::admin;
+    let users = users
+        .iter()
+        .map(|info| {
+            let name = info.username.as_deref().unwrap_or_default();
+            admin::new_user(name, info).map_err(CopyError::Decode)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let acls = acls
+        .iter()
+        .map(|info| admin::acl(None, info).map_err(CopyError::Decode))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((users, acls))
+}
+
 fn usable_copy(before: &GroupStatusBody, after: &GroupStatusBody) -> Result<(), CopyError> {
     if !before.metadata_complete || !after.metadata_complete {
         return Err(CopyError::SourceIncomplete);

@@ -73,7 +73,7 @@ pub struct UpdateGlobalWhiteAddr {
     file: Option<String>,
 }
 
-fn list(text: Option<&str>) -> Option<Vec<String>> {
+pub(super) fn list(text: Option<&str>) -> Option<Vec<String>> {
     text.map(|t| {
         t.split(',')
             .map(str::trim)
@@ -85,7 +85,11 @@ fn list(text: Option<&str>) -> Option<Vec<String>> {
 
 /// The brokers a change goes to: `-b`, or every member of the `-c` cluster (`masters_only`
 /// for reads).
-async fn brokers(admin: &Admin, target: &Target, masters_only: bool) -> Result<Vec<String>> {
+pub(super) async fn brokers(
+    admin: &Admin,
+    target: &Target,
+    masters_only: bool,
+) -> Result<Vec<String>> {
     match (&target.broker_addr, &target.cluster) {
         (Some(addr), _) => Ok(vec![addr.trim().to_owned()]),
         (None, Some(cluster)) => {
