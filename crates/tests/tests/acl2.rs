@@ -1,7 +1,7 @@
 //! ACL 2.0 (`authenticationEnabled`, `authorizationEnabled`: users and policies, RocketMQ
 //! 5.3) over real `mqnamesrv` and `mqbroker` processes: users and ACLs made with `mqadmin`;
-//! this project's client, the official Java (4.9.8 and 5.5.0) and Go clients signing as
-//! users over remoting, and the 5.x clients over gRPC; refusals with RocketMQ's code (16)
+//! this project's client, the official Java (4.9.8 and 5.5.0), Go and C++ clients and the
+//! Rust port signing as users over remoting, and the 5.x clients over gRPC; refusals with RocketMQ's code (16)
 //! and text that change nothing; and in a broker group, users and policies replicated
 //! through the raft log and in force on a new master after the old one is killed.
 
@@ -419,10 +419,11 @@ where
     wrong
 }
 
-/// The official Java (4.9.8, 5.5.0) and Go clients sign with their ACL hooks as a user:
-/// with alice's password their sends pass, with a wrong one they are refused.
+/// The official Java (4.9.8, 5.5.0), Go and C++ clients and the Rust port sign with their
+/// ACL hooks as a user: with alice's password their sends pass, with a wrong one they are
+/// refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_java_and_go_clients_sign_as_users() {
+async fn the_remoting_clients_sign_as_users() {
     use tests::go_client;
     use tests::java_client::{self, Version};
     java_client::check_built().unwrap();
@@ -446,6 +447,34 @@ async fn the_java_and_go_clients_sign_as_users() {
         go_client::run_signed(&args, (ALICE.0, password), timeout)
     })
     .await;
+    // The C++ client (session credentials) and the Rust port (its AclClientRPCHook).
+    let cpp_ns = ns.clone();
+    let cpp = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str], password| {
+            tests::cpp_client::run_signed(args, Some((ALICE.0, password)), timeout)
+        };
+        (
+            run(&["produce", cpp_ns.as_str(), TOPIC, "2"], ALICE.1),
+            run(&["refused", cpp_ns.as_str(), TOPIC], "wrong-password"),
+        )
+    })
+    .await
+    .unwrap();
+    let (right, wrong) = (cpp.0.unwrap(), cpp.1.unwrap());
+    assert_eq!(right.ops("sent").len(), 2, "C++ client: {:?}", right.lines);
+    // The C++ client reports its own error after its retries; the broker refused it.
+    assert_eq!(
+        wrong.ops("refused").len(),
+        1,
+        "C++ client: {:?}",
+        wrong.lines
+    );
+    let rust_ns = ns.clone();
+    right_then_wrong_password("Rust port", move |password| {
+        let args = ["produce", "-n", rust_ns.as_str(), "-t", TOPIC, "-c", "2"];
+        tests::rust_client::run_signed(&args, Some((ALICE.0, password)), timeout)
+    })
+    .await;
     // The Java client sends to a topic alice may not publish to: refused, nothing stored.
     let other = tokio::task::spawn_blocking(move || {
         let args = ["produce", "-n", ns.as_str(), "-t", OTHER, "-c", "1"];
@@ -463,8 +492,8 @@ async fn the_java_and_go_clients_sign_as_users() {
     let log = secured.broker.process.log();
     assert!(log.contains("request refused by ACL"), "{log}");
     assert!(!log.contains(ALICE.1), "a password reached the log");
-    let java_and_go = 2 * Version::ALL.len() as i64 + 2;
-    assert_eq!(stored(&secured.admin, TOPIC).await, java_and_go);
+    let java_go_cpp_rust = 2 * Version::ALL.len() as i64 + 2 + 2 + 2;
+    assert_eq!(stored(&secured.admin, TOPIC).await, java_go_cpp_rust);
     assert_eq!(stored(&secured.admin, OTHER).await, 0);
     secured.admin.shutdown();
 }
