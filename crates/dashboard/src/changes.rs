@@ -34,7 +34,7 @@ pub async fn sign_in(namesrv: &str, credentials: Credentials) -> Result<Account,
         ));
     }
     let admin = signed_admin(namesrv, &credentials.access_key, &credentials.secret_key)?;
-    let checked = probe(&admin).await;
+    let checked = probe(&admin, &credentials.access_key).await;
     admin.shutdown();
     let is_admin = match checked {
         Probe::Admin => true,
@@ -58,7 +58,7 @@ enum Probe {
     Refused(String),
 }
 
-async fn probe(admin: &Admin) -> Probe {
+async fn probe(admin: &Admin, access_key: &str) -> Probe {
     let info = match admin.cluster_info().await {
         Ok(info) => info,
         Err(e) => return Probe::Refused(e.to_string()),
@@ -74,6 +74,17 @@ async fn probe(admin: &Admin) -> Probe {
     // may ask.
     if admin.acl_versions(&master).await.is_ok() {
         return Probe::Admin;
+    }
+    // ACL 2.0: a super user may change anything (reading a user needs the cluster's Get,
+    // which super users hold).
+    if let Ok(Some(user)) = admin.get_user(&master, access_key).await {
+        if user
+            .user_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("Super"))
+        {
+            return Probe::Admin;
+        }
     }
     match admin.broker_runtime_info(&master).await {
         Ok(_) => Probe::ReadOnly,

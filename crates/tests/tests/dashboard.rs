@@ -441,3 +441,94 @@ fn with_acl_on_the_dashboard_makes_changes_only_for_a_signed_in_admin() -> Resul
     drop(broker);
     Ok(())
 }
+
+/// The whole answer to a plain HTTP request.
+fn http_answer(url: &str, method: &str, path: &str, body: &str) -> Result<String> {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// With ACL 2.0 on the brokers (users and policies), signing in to the dashboard takes a
+/// user's name and password: a super user may make changes, a normal user only read, and a
+/// wrong password is refused.
+#[test]
+fn with_acl_2_a_super_user_signs_in_as_admin() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let namesrv = NameServer::start(dir.path())?;
+    let broker = Broker::start(
+        dir.path(),
+        "dash-acl2",
+        &namesrv.addr(),
+        &[
+            ("authenticationEnabled", "true".to_owned()),
+            ("authorizationEnabled", "true".to_owned()),
+            (
+                "initAuthenticationUser",
+                r#"{"username":"dashSuper","password":"dashSuperPassword"}"#.to_owned(),
+            ),
+        ],
+    )?;
+    let ns = namesrv.addr();
+    block_on(async {
+        let admin = Admin::start(
+            ClientOptions::new(&ns).with_credentials("dashSuper", "dashSuperPassword"),
+        )?;
+        let broker_addr = broker.addr();
+        common::eventually("the super user exists", || {
+            let (admin, addr) = (admin.clone(), broker_addr.clone());
+            async move { matches!(admin.get_user(&addr, "dashSuper").await, Ok(Some(_))) }
+        })
+        .await;
+        let reader = remoting::body::auth::UserInfo {
+            username: Some("dashReader".into()),
+            password: Some("dashReaderPassword".into()),
+            ..Default::default()
+        };
+        admin.create_user(&broker_addr, &reader).await?;
+        admin.shutdown();
+        anyhow::Ok(())
+    })?;
+    let conf = dir.path().join("dashboard.properties");
+    std::fs::write(
+        &conf,
+        "rocketmq.config.aclEnabled=true\nrocketmq.config.accessKey=dashReader\n\
+         rocketmq.config.secretKey=dashReaderPassword\n",
+    )?;
+    let conf_arg = conf.display().to_string();
+    let (_dashboard, url) = start_dashboard(dir.path(), &ns, &["-c", &conf_arg])?;
+    let login = |user: &str, password: &str| {
+        http_answer(
+            &url,
+            "POST",
+            "/api/login",
+            &format!(r#"{{"accessKey":"{user}","secretKey":"{password}"}}"#),
+        )
+    };
+    let as_super = login("dashSuper", "dashSuperPassword")?;
+    ensure!(
+        as_super.starts_with("HTTP/1.1 200") && as_super.contains(r#""admin":true"#),
+        "the super user's sign-in: {as_super}"
+    );
+    let as_reader = login("dashReader", "dashReaderPassword")?;
+    ensure!(
+        as_reader.starts_with("HTTP/1.1 200") && as_reader.contains(r#""admin":false"#),
+        "a normal user's sign-in: {as_reader}"
+    );
+    let wrong = login("dashSuper", "wrong-password")?;
+    ensure!(
+        !wrong.starts_with("HTTP/1.1 200") && wrong.contains("check signature failed."),
+        "a wrong password's sign-in: {wrong}"
+    );
+    drop(broker);
+    Ok(())
+}
