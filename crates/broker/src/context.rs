@@ -204,7 +204,10 @@ impl BrokerContext {
             timer_recalls: Default::default(),
             timer_status: Default::default(),
             pop: Arc::new(crate::pop::PopState::new(&config)),
-            routes: crate::route_lookup::RouteLookup::new(config.namesrv_addrs.clone()),
+            routes: crate::route_lookup::RouteLookup::new(
+                config.namesrv_addrs.clone(),
+                config.inner_client_config(),
+            ),
             grpc_port: std::sync::atomic::AtomicU16::new(config.grpc_server_port),
             metrics: oversight.metrics,
             acl: oversight.acl,

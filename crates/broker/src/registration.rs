@@ -34,9 +34,11 @@ pub struct NameServerRegistrar {
 }
 
 impl NameServerRegistrar {
-    pub fn new(addrs: Vec<String>) -> Self {
+    /// `client_config`: how registrations are signed (a name server may run ACL, and take
+    /// registrations only from an admin account).
+    pub fn new(addrs: Vec<String>, client_config: ClientConfig) -> Self {
         NameServerRegistrar {
-            client: RemotingClient::new(ClientConfig::default()),
+            client: RemotingClient::new(client_config),
             addrs,
         }
     }

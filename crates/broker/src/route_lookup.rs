@@ -16,13 +16,16 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct RouteLookup {
     addrs: Vec<String>,
+    /// How the lookups are signed (a name server may run ACL).
+    client_config: ClientConfig,
     client: OnceCell<RemotingClient>,
 }
 
 impl RouteLookup {
-    pub fn new(addrs: Vec<String>) -> RouteLookup {
+    pub fn new(addrs: Vec<String>, client_config: ClientConfig) -> RouteLookup {
         RouteLookup {
             addrs,
+            client_config,
             client: OnceCell::new(),
         }
     }
@@ -32,7 +35,7 @@ impl RouteLookup {
     pub async fn route(&self, topic: &str) -> Option<TopicRouteData> {
         let client = self
             .client
-            .get_or_init(|| async { RemotingClient::new(ClientConfig::default()) })
+            .get_or_init(|| async { RemotingClient::new(self.client_config.clone()) })
             .await;
         for addr in &self.addrs {
             let lookup = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_header(

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::acl::guard::AclGuard;
+use crate::acl::guard::{AclGuard, RequestCheck};
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::context::{BrokerContext, Oversight};
@@ -296,14 +296,15 @@ fn serve(
     let latency = ctx.metrics.enabled().then(|| ctx.metrics.rpc.clone());
     let (client, fast) = (listeners.client, listeners.fast);
     // Metrics time every request, refused ones too; ACL stands in front of the processors.
-    let guard = || {
-        AclGuard::new(
-            Arc::clone(&processor),
-            ctx.acl.clone(),
-            ctx.auth_gate.clone(),
-        )
-    };
-    let guarded = ctx.acl.is_some() || ctx.auth_gate.is_some();
+    let mut checks: Vec<Arc<dyn RequestCheck>> = Vec::new();
+    if let Some(plain) = &ctx.acl {
+        checks.push(Arc::clone(plain) as Arc<dyn RequestCheck>);
+    }
+    if let Some(users) = &ctx.auth_gate {
+        checks.push(Arc::clone(users) as Arc<dyn RequestCheck>);
+    }
+    let guarded = !checks.is_empty();
+    let guard = || AclGuard::new(Arc::clone(&processor), checks.clone());
     let (server, fast_server) = match (guarded, latency) {
         (true, Some(latency)) => {
             let timed = Arc::new(Instrumented::new(Arc::new(guard()), latency));
@@ -316,7 +317,10 @@ fn serve(
         }
         (false, None) => client_servers(&ctx, client, fast, Arc::clone(&processor), local_addr)?,
     };
-    let registrar = Arc::new(NameServerRegistrar::new(ctx.config.namesrv_addrs.clone()));
+    let registrar = Arc::new(NameServerRegistrar::new(
+        ctx.config.namesrv_addrs.clone(),
+        ctx.config.inner_client_config(),
+    ));
     let mut tasks = vec![
         tokio::spawn(registration::run(Arc::clone(&ctx), Arc::clone(&registrar))),
         tokio::spawn(persist_offsets_periodically(Arc::clone(&ctx))),

@@ -22,6 +22,11 @@ pub struct NamesrvConfig {
     /// Prometheus metrics, under the broker's keys (`metricsExporterType=PROM`,
     /// `metricsPromExporterHost`, `metricsPromExporterPort`, `metricsLabel`).
     pub metrics_exporter: conf::MetricsExporter,
+    /// `aclEnable`: ACL 1.0 on the name server's port, from the same `plain_acl.yml` files
+    /// as a broker's, under [`NamesrvConfig::rocketmq_home`].
+    pub acl_enable: bool,
+    /// `rocketmqHome`, else `$ROCKETMQ_HOME`: where `conf/plain_acl.yml` is.
+    pub rocketmq_home: Option<PathBuf>,
 }
 
 /// RocketMQ's default `kvConfigPath`: `namesrv/kvConfig.json` under the user's home (under
@@ -44,6 +49,10 @@ impl Default for NamesrvConfig {
             order_message_enable: false,
             server_limits: conf::ServerLimits::default(),
             metrics_exporter: conf::MetricsExporter::default(),
+            acl_enable: false,
+            rocketmq_home: std::env::var_os("ROCKETMQ_HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from),
         }
     }
 }
@@ -86,6 +95,8 @@ impl NamesrvConfig {
             "enableAllTopicList" => self.enable_all_topic_list = s.parse_bool()?,
             "kvConfigPath" => self.kv_config_path = PathBuf::from(s.non_empty()?),
             "orderMessageEnable" => self.order_message_enable = s.parse_bool()?,
+            "aclEnable" => self.acl_enable = s.parse_bool()?,
+            "rocketmqHome" => self.rocketmq_home = Some(PathBuf::from(s.non_empty()?)),
             _ => return Ok(false),
         }
         Ok(true)
@@ -99,7 +110,7 @@ mod tests {
     #[test]
     fn known_unknown_and_bad_keys() {
         let mut config = NamesrvConfig::default();
-        let settings = conf::parse("listenPort=19876\nrocketmqHome=/opt\n");
+        let settings = conf::parse("listenPort=19876\nbrokerRole=SLAVE\n");
         assert!(config.apply(&settings[0]).unwrap());
         assert!(!config.apply(&settings[1]).unwrap());
         assert_eq!(config.listen_port, 19876);

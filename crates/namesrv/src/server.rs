@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use access::files::AclFiles;
+use access::guard::{AclGuard, RequestCheck};
 use parking_lot::Mutex;
 use remoting::body::{
     ClusterInfo, DataVersion, KeyQuoting, KvTable, RegisterBrokerBody, TopicList,
@@ -430,6 +432,8 @@ pub struct RunningNameServer {
     expiry: tokio::task::JoinHandle<()>,
     /// The Prometheus endpoint (`metricsExporterType=PROM`) and what stops it.
     metrics: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
+    /// What stops the ACL files' watcher (`aclEnable=true`).
+    acl_watch: Option<CancellationToken>,
 }
 
 impl RunningNameServer {
@@ -439,6 +443,9 @@ impl RunningNameServer {
 
     pub async fn shutdown(self) {
         self.expiry.abort();
+        if let Some(stop) = self.acl_watch {
+            stop.cancel();
+        }
         if let Some((endpoint, stop)) = self.metrics {
             stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(2), endpoint).await;
@@ -470,15 +477,48 @@ pub async fn start_with_kv(
     } else {
         None
     };
+    let acl = if config.acl_enable {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let home = config.rocketmq_home.as_deref().ok_or_else(|| {
+            invalid(
+                "aclEnable=true but neither rocketmqHome nor ROCKETMQ_HOME says where \
+                 conf/plain_acl.yml is"
+                    .into(),
+            )
+        })?;
+        let files = AclFiles::open(home).map_err(|e| invalid(e.to_string()))?;
+        info!(home = %home.display(), "ACL enabled");
+        Some(Arc::new(files))
+    } else {
+        None
+    };
     let state = NameServer::new(config.clone(), kv);
     let limits = ServerConfig::with_limits(&config.server_limits);
     let latency = metrics::rpc::RpcLatency::default();
-    let server = if metrics_listener.is_some() {
-        let instrumented = metrics::rpc::Instrumented::new(Arc::clone(&state), latency.clone());
-        RemotingServer::bind((host, config.listen_port), limits, Arc::new(instrumented)).await?
-    } else {
-        RemotingServer::bind((host, config.listen_port), limits, Arc::clone(&state)).await?
+    let addr = (host, config.listen_port);
+    // Metrics time every request, refused ones too; ACL stands in front of the registry.
+    let checks = |files: &Arc<AclFiles>| vec![Arc::clone(files) as Arc<dyn RequestCheck>];
+    let server = match (&acl, metrics_listener.is_some()) {
+        (Some(files), true) => {
+            let guarded = Arc::new(AclGuard::new(Arc::clone(&state), checks(files)));
+            let instrumented = metrics::rpc::Instrumented::new(guarded, latency.clone());
+            RemotingServer::bind(addr, limits, Arc::new(instrumented)).await?
+        }
+        (Some(files), false) => {
+            let guarded = AclGuard::new(Arc::clone(&state), checks(files));
+            RemotingServer::bind(addr, limits, Arc::new(guarded)).await?
+        }
+        (None, true) => {
+            let instrumented = metrics::rpc::Instrumented::new(Arc::clone(&state), latency.clone());
+            RemotingServer::bind(addr, limits, Arc::new(instrumented)).await?
+        }
+        (None, false) => RemotingServer::bind(addr, limits, Arc::clone(&state)).await?,
     };
+    let acl_watch = acl.map(|files| {
+        let stop = CancellationToken::new();
+        tokio::spawn(files.watch(stop.clone()));
+        stop
+    });
     let expiry = tokio::spawn(Arc::clone(&state).expire_brokers_periodically());
     let metrics = metrics_listener.map(|listener| {
         let stop = CancellationToken::new();
@@ -502,6 +542,7 @@ pub async fn start_with_kv(
         state,
         expiry,
         metrics,
+        acl_watch,
     })
 }
 

@@ -627,3 +627,140 @@ async fn the_go_client_signs_with_its_credentials() {
     assert_eq!(stored(&admin, TOPIC).await, 2);
     admin.shutdown();
 }
+
+/// The name server checks the same files when its own config says `aclEnable=true`: a
+/// broker registers signed with an admin account (its `innerClientAuthenticationCredentials`;
+/// one signing with a non-admin account is refused and never routed), a route lookup needs a
+/// known account's signature, and a change of the name server's (a broker's write
+/// permission) needs an admin. The Java and Go clients sign their lookups too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_name_server_checks_the_same_accounts() {
+    use tests::{go_client, java_client};
+    java_client::check_built().unwrap();
+    go_client::check_built().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("rocketmq-home");
+    std::fs::create_dir_all(home.join("conf")).unwrap();
+    std::fs::write(home.join("conf/plain_acl.yml"), PLAIN_ACL).unwrap();
+    let acl_on = [
+        ("aclEnable", "true".to_owned()),
+        ("rocketmqHome", home.display().to_string()),
+    ];
+    let namesrv = NameServer::start_with(dir.path(), &acl_on).unwrap();
+    let ns = namesrv.addr();
+    let signed_as =
+        |key: &str, secret: &str| format!(r#"{{"accessKey":"{key}","secretKey":"{secret}"}}"#);
+    let broker_conf = |key: &str, secret: &str| {
+        let mut conf = acl_on.to_vec();
+        conf.push(("autoCreateTopicEnable", "false".to_owned()));
+        conf.push((
+            "innerClientAuthenticationCredentials",
+            signed_as(key, secret),
+        ));
+        conf
+    };
+    let broker = Broker::start(
+        dir.path(),
+        "broker-a",
+        &ns,
+        &broker_conf(ADMIN_AK, ADMIN_SK),
+    )
+    .unwrap();
+    let intruder = Broker::start(
+        dir.path(),
+        "broker-intruder",
+        &ns,
+        &broker_conf(PRODUCER_AK, PRODUCER_SK),
+    )
+    .unwrap();
+    let options = |credentials: Credentials<'_>| {
+        let options = common::client_options(&ns);
+        match credentials {
+            Some((ak, sk)) => options.with_credentials(ak, sk),
+            None => options,
+        }
+    };
+    let admin = Admin::start(options(Some((ADMIN_AK, ADMIN_SK)))).unwrap();
+    eventually("broker-a registered, signed as an admin", || {
+        let admin = admin.clone();
+        async move {
+            admin
+                .cluster_info()
+                .await
+                .is_ok_and(|c| c.broker_addr_table.contains_key("broker-a"))
+        }
+    })
+    .await;
+    create_topic(&admin, &broker.addr(), TOPIC).await.unwrap();
+    eventually("the topic routed", || {
+        let admin = admin.clone();
+        async move { admin.topic_list().await.is_ok_and(|t| t.contains(TOPIC)) }
+    })
+    .await;
+    eventually("the intruder's registration refused", || {
+        let log = namesrv.process.log();
+        async move { log.contains("Need admin permission for request code=103") }
+    })
+    .await;
+    let clusters = admin.cluster_info().await.unwrap();
+    assert!(
+        !clusters.broker_addr_table.contains_key("broker-intruder"),
+        "{clusters:?}"
+    );
+
+    // Lookups: unsigned refused, signed by a known account answered.
+    let unsigned = Admin::start(options(None)).unwrap();
+    let remark = refusal(unsigned.cluster_info().await);
+    assert!(remark.contains("No accessKey is configured"), "{remark}");
+    let producer = Producer::start(options(Some((PRODUCER_AK, PRODUCER_SK))), {
+        let mut producer_options = ProducerOptions::new("acl-producer");
+        producer_options.retry_times = 0;
+        producer_options
+    })
+    .unwrap();
+    producer
+        .send(Message::new(TOPIC, "through a checked name server"))
+        .await
+        .unwrap();
+
+    // The name server's changes need an admin.
+    let as_producer = Admin::start(options(Some((PRODUCER_AK, PRODUCER_SK)))).unwrap();
+    let remark = refusal(as_producer.wipe_write_perm(&ns, "broker-a").await);
+    assert!(
+        remark.contains("Need admin permission for request code=205"),
+        "{remark}"
+    );
+    assert!(admin.add_write_perm(&ns, "broker-a").await.unwrap() > 0);
+
+    // The official clients sign their lookups: their sends pass.
+    let timeout = Duration::from_secs(90);
+    let java_ns = ns.clone();
+    let java = tokio::task::spawn_blocking(move || {
+        let args = ["produce", "-n", java_ns.as_str(), "-t", TOPIC, "-c", "2"];
+        java_client::run_signed(
+            java_client::Version::ALL[0],
+            &args,
+            (PRODUCER_AK, PRODUCER_SK),
+            timeout,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(java.output.ops("sent").len(), 2, "{}", java.describe());
+    let go_ns = ns.clone();
+    let go = tokio::task::spawn_blocking(move || {
+        let args = ["produce", "-n", go_ns.as_str(), "-t", TOPIC, "-c", "2"];
+        go_client::run_signed(&args, (PRODUCER_AK, PRODUCER_SK), timeout)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(go.output.ops("sent").len(), 2, "{}", go.describe());
+    assert_eq!(stored(&admin, TOPIC).await, 5);
+    producer.shutdown().await;
+    for admin in [unsigned, as_producer, admin] {
+        admin.shutdown();
+    }
+    drop(intruder);
+}

@@ -1,22 +1,7 @@
-//! ACL 1.0 (`aclEnable=true`): RocketMQ's plain access control, from `plain_acl.yml`.
-//!
-//! - [`plain`]: one file's accounts, whitelists and version, read and written in
-//!   RocketMQ's layout.
-//! - [`perm`]: DENY / PUB / SUB and their check.
-//! - [`address`]: whitelist address patterns.
-//! - [`resources`]: the topics and groups a request needs permission for.
-//! - [`tables`]: every loaded account and whitelist, and the check of one request.
-//! - [`files`]: where the files live, their reload, and the admin requests' writes.
-//! - [`guard`]: the check in front of every request on the client ports.
-//! - [`grpc_auth`]: how RocketMQ 5 clients sign gRPC calls (the gRPC front checks them).
-//!
-//! Signatures are made and checked by `remoting::acl`, which the client shares.
+//! ACL 1.0 (`aclEnable=true`): RocketMQ's plain access control, from `plain_acl.yml` (the
+//! `access` crate, which the name server shares), and how RocketMQ 5 clients sign gRPC
+//! calls ([`grpc_auth`]; the gRPC front checks them).
 
-pub mod address;
-pub mod files;
+pub use access::{address, files, guard, perm, plain, resources, tables};
+
 pub mod grpc_auth;
-pub mod guard;
-pub mod perm;
-pub mod plain;
-pub mod resources;
-pub mod tables;

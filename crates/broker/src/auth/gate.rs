@@ -36,7 +36,7 @@ impl AuthGate {
     }
 
     /// Checks a remoting request from `ip`.
-    pub fn check(&self, request: &RemotingCommand, ip: IpAddr) -> Result<(), AuthRefusal> {
+    pub fn check_request(&self, request: &RemotingCommand, ip: IpAddr) -> Result<(), AuthRefusal> {
         let code = request.code.to_string();
         let username = request.ext_field(ACCESS_KEY);
         if self.config.authentication_enabled
@@ -127,6 +127,17 @@ impl AuthGate {
             }
             Ok(())
         })
+    }
+}
+
+/// ACL 2.0 answers NO_PERMISSION with its reason, as RocketMQ 5.3's pipeline does.
+impl access::guard::RequestCheck for AuthGate {
+    fn check(&self, request: &RemotingCommand, ip: IpAddr) -> Result<(), access::guard::Refused> {
+        self.check_request(request, ip)
+            .map_err(|refusal| access::guard::Refused {
+                code: remoting::code::response::NO_PERMISSION,
+                remark: refusal.0,
+            })
     }
 }
 
@@ -271,7 +282,7 @@ mod tests {
             request.ext_fields.insert("a".into(), "pg".into());
             request.ext_fields.insert("b".into(), topic.into());
             acl::Credentials::new(key, secret).sign(&mut request);
-            gate.check(&request, ip)
+            gate.check_request(&request, ip)
         };
         assert_eq!(send("T", "alice", "alice-password"), Ok(()));
         assert_eq!(
@@ -289,7 +300,7 @@ mod tests {
         assert_eq!(send("U", "admin", "admin-password"), Ok(()));
         let unsigned = RemotingCommand::request(remoting::code::request::GET_BROKER_CLUSTER_INFO);
         assert_eq!(
-            gate.check(&unsigned, ip).unwrap_err().0,
+            gate.check_request(&unsigned, ip).unwrap_err().0,
             "username cannot be null."
         );
         table

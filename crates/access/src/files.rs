@@ -17,7 +17,6 @@ use super::plain::{
     resource_entry, Account, DataVersion, PlainAclError, PlainAclFile, MIN_KEY_LEN,
 };
 use super::tables::AclTables;
-use crate::clock::now_ms;
 
 /// How often the files are looked at for changes (RocketMQ's watcher: 5 s).
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
@@ -71,6 +70,13 @@ fn io_error(path: &Path, source: std::io::Error) -> AclFileError {
         path: path.display().to_string(),
         source,
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

@@ -18,8 +18,17 @@ use super::perm;
 use super::plain::{resource_entry, Account, PlainAclFile};
 use super::resources;
 
-/// Request codes only admin accounts may send (RocketMQ 5.3's list).
-const ADMIN_CODES: [i32; 8] = [
+/// Request codes only admin accounts may send: RocketMQ 5.3's list, and the name server's
+/// changes (registrations, write permissions, topic deletion, KV config), which RocketMQ's
+/// name server leaves unchecked.
+const ADMIN_CODES: [i32; 15] = [
+    request::REGISTER_BROKER,
+    request::UNREGISTER_BROKER,
+    request::DELETE_TOPIC_IN_NAMESRV,
+    request::WIPE_WRITE_PERM_OF_BROKER,
+    request::ADD_WRITE_PERM_OF_BROKER,
+    request::PUT_KV_CONFIG,
+    request::DELETE_KV_CONFIG,
     request::UPDATE_AND_CREATE_TOPIC,
     request::UPDATE_BROKER_CONFIG,
     request::DELETE_TOPIC_IN_BROKER,
