@@ -339,6 +339,63 @@ async fn timer_gauges_count_due_messages_held_back() {
     producer.shutdown().await;
 }
 
+/// Timer messages still waiting, by the topic they will reach
+/// (`rocketmq_timing_messages`) and by how soon they are due
+/// (`rocketmq_timer_message_snapshot`): 3 due in 30 s, 2 in 10 min; one due at once is
+/// delivered and counted in neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_gauges_count_waiting_messages_by_topic_and_due_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::start(dir.path()).unwrap();
+    let broker = Broker::start(dir.path(), "broker-w", &namesrv.addr(), &prometheus_on()).unwrap();
+    let options = common::client_options(&namesrv.addr());
+    let (soon, later) = ("TimerSoon", "TimerLater");
+    for topic in [soon, later] {
+        common::create_topic(&namesrv.addr(), topic, 2).await;
+    }
+    let producer =
+        Producer::start(options.clone(), ProducerOptions::new("timer-wait-producer")).unwrap();
+    for i in 0..3 {
+        let message = Message::new(soon, format!("soon {i}")).with_delay_ms(30_000);
+        producer.send(message).await.unwrap();
+    }
+    for i in 0..2 {
+        let message = Message::new(later, format!("later {i}")).with_delay_ms(600_000);
+        producer.send(message).await.unwrap();
+    }
+    producer
+        .send(Message::new(soon, "at once").with_delay_ms(100))
+        .await
+        .unwrap();
+    let metrics = broker.metrics_addr().unwrap();
+    let waiting = scrape_until(&metrics, "five messages waiting", |s| {
+        s.value("rocketmq_timing_messages", &[("topic", soon)]) == 3.0
+            && s.value("rocketmq_timing_messages", &[("topic", later)]) == 2.0
+            && s.value(
+                "rocketmq_timer_message_snapshot",
+                &[("timer_bound_s", "60")],
+            ) == 3.0
+            && s.value(
+                "rocketmq_timer_message_snapshot",
+                &[("timer_bound_s", "900")],
+            ) == 2.0
+            && s.value("rocketmq_timer_dequeue_total", &[("topic", soon)]) == 1.0
+    })
+    .await;
+    for bound in ["5", "300", "3600", "86400"] {
+        assert_eq!(
+            waiting.value(
+                "rocketmq_timer_message_snapshot",
+                &[("timer_bound_s", bound)]
+            ),
+            0.0,
+            "bound {bound}"
+        );
+    }
+    drop(broker);
+    producer.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_counts_pop_checkpoints_acks_and_redeliveries() {
     let dir = tempfile::tempdir().unwrap();

@@ -75,6 +75,7 @@ pub async fn collect(ctx: &BrokerContext, registry: &mut Registry) {
     pop(ctx, registry);
     half_messages(ctx, registry);
     timer(ctx, registry);
+    timing(ctx, registry);
     storage(ctx, registry);
     if let Some(member) = ctx.group.as_deref() {
         let identity = status::MemberIdentity {
@@ -331,6 +332,89 @@ fn timer(ctx: &BrokerContext, registry: &mut Registry) {
         } else {
             0
         },
+    );
+}
+
+/// Timer-queue entries a scrape reads at most to count the messages still waiting.
+const MAX_TIMING_SCANNED: usize = 100_000;
+
+/// The timer's waiting messages: by the topic they will reach (RocketMQ's
+/// `rocketmq_timing_messages`), from the timer queue's entries whose slot is not delivered
+/// yet (at most [`MAX_TIMING_SCANNED`]; a recalled message counts until its time), each read
+/// for its `REAL_TOPIC`; and by how soon they are due (`rocketmq_timer_message_snapshot`,
+/// labelled `timer_bound_s`), as the timer loop last counted its wheel. Counted from the
+/// log and the wheel rather than kept as counters, so a new master reports what it holds.
+fn timing(ctx: &BrokerContext, registry: &mut Registry) {
+    use crate::timer::{MESSAGE_QUEUE, SNAPSHOT_BOUNDS_S, TIMER_TOPIC};
+    use std::sync::atomic::Ordering::Relaxed;
+    if !ctx.timer.enabled {
+        return;
+    }
+    let status = &ctx.timer_status;
+    let snapshot = GaugeSet::new();
+    for (bound, count) in SNAPSHOT_BOUNDS_S.iter().zip(&status.snapshot) {
+        snapshot.set(
+            vec![("timer_bound_s", bound.to_string())],
+            count.load(Relaxed),
+        );
+    }
+    snapshot.register(
+        registry,
+        "rocketmq_timer_message_snapshot",
+        "Timer message distribution snapshot, only count timing messages in 24h.",
+    );
+    let delivered_below = status.delivered_below_ms.load(Relaxed);
+    let reader = ctx.store.reader();
+    let max = reader.max_offset(TIMER_TOPIC, MESSAGE_QUEUE);
+    let mut from = status
+        .waiting_from
+        .load(Relaxed)
+        .max(reader.min_offset(TIMER_TOPIC, MESSAGE_QUEUE));
+    let mut timing: HashMap<String, i64> = HashMap::new();
+    let mut scanned = 0;
+    while from < max && scanned < MAX_TIMING_SCANNED {
+        let slots: HashMap<i64, Option<i64>> = reader
+            .queue_tags_codes(TIMER_TOPIC, MESSAGE_QUEUE, from, 256)
+            .into_iter()
+            .collect();
+        let read = reader.get_messages(
+            TIMER_TOPIC,
+            MESSAGE_QUEUE,
+            from,
+            256,
+            None,
+            &store::AcceptAll,
+        );
+        if read.next_begin_offset <= from {
+            break;
+        }
+        for (record, offset) in read.messages.iter().zip(&read.queue_offsets) {
+            let waiting = slots
+                .get(offset)
+                .copied()
+                .flatten()
+                .is_some_and(|slot| slot >= delivered_below);
+            if !waiting {
+                continue;
+            }
+            let Ok(view) = message::MessageView::parse(record) else {
+                continue;
+            };
+            if let Some(topic) = view.property(message::properties::keys::REAL_TOPIC) {
+                *timing.entry(topic.to_owned()).or_insert(0) += 1;
+            }
+        }
+        scanned += (read.next_begin_offset - from) as usize;
+        from = read.next_begin_offset;
+    }
+    let gauge = GaugeSet::new();
+    for (topic, count) in timing {
+        gauge.set(vec![("topic", topic)], count);
+    }
+    gauge.register(
+        registry,
+        "rocketmq_timing_messages",
+        "Current message number in timing",
     );
 }
 

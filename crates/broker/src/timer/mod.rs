@@ -99,7 +99,18 @@ pub struct TimerStatus {
     pub undelivered_slot_ms: std::sync::atomic::AtomicI64,
     /// Messages in slots whose time came that the master has not delivered.
     pub due_undelivered: std::sync::atomic::AtomicI64,
+    /// Message-queue entries below this are delivered (or were never to wait).
+    pub waiting_from: std::sync::atomic::AtomicI64,
+    /// Slots before this are wholly delivered.
+    pub delivered_below_ms: std::sync::atomic::AtomicI64,
+    /// Messages waiting in the wheel whose time comes within each of
+    /// [`SNAPSHOT_BOUNDS_S`] seconds from now (and after the bound before it).
+    pub snapshot: [std::sync::atomic::AtomicI64; SNAPSHOT_BOUNDS_S.len()],
 }
+
+/// RocketMQ's timer distribution bounds (`timer_bound_s`): 5 s, 1 min, 5 min, 15 min, 1 h,
+/// 4 h, 8 h, 24 h.
+pub const SNAPSHOT_BOUNDS_S: [i64; 8] = [5, 60, 300, 900, 3600, 14_400, 28_800, 86_400];
 
 impl Default for TimerStatus {
     fn default() -> Self {
@@ -107,6 +118,9 @@ impl Default for TimerStatus {
             enqueued_below: Default::default(),
             undelivered_slot_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             due_undelivered: Default::default(),
+            waiting_from: Default::default(),
+            delivered_below_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            snapshot: Default::default(),
         }
     }
 }
