@@ -23,6 +23,9 @@ pub enum ApiError {
     Cluster(ClientError),
     #[error("the cluster did not answer within {0} s")]
     Timeout(u64),
+    /// Too many failed sign-ins from this address: it may try again in that many seconds.
+    #[error("too many failed sign-ins from this address; try again in {0} s")]
+    TooManyAttempts(u64),
 }
 
 impl From<ClientError> for ApiError {
@@ -49,6 +52,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Cluster(_) => StatusCode::BAD_GATEWAY,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
         };
         (
             status,

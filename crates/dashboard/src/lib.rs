@@ -9,10 +9,12 @@
 //! - [`views`]: what the pages show, gathered with the admin client.
 //! - [`changes`]: what it changes, and who may.
 //! - [`sessions`]: who is signed in.
+//! - [`limits`]: failed sign-ins counted per address.
 
 pub mod changes;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod server;
 pub mod sessions;
 pub mod views;

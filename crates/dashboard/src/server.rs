@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::changes::{self, Changer, Credentials, Leader, NewTopic, Reset, SignedIn};
 use crate::config::DashboardConfig;
 use crate::error::ApiError;
+use crate::limits::SignInLimiter;
 use crate::sessions::{self, Account, Sessions};
 use crate::views;
 
@@ -34,6 +35,7 @@ struct Dashboard {
     reader: Admin,
     config: DashboardConfig,
     sessions: Sessions,
+    sign_ins: SignInLimiter,
 }
 
 type Shared = Arc<Dashboard>;
@@ -78,8 +80,10 @@ pub async fn serve(
         reader: reader.clone(),
         config,
         sessions: Sessions::default(),
+        sign_ins: SignInLimiter::default(),
     });
-    let served = axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
     reader.shutdown();
@@ -172,6 +176,7 @@ async fn session(State(state): State<Shared>, headers: HeaderMap) -> Json<Sessio
 
 async fn login(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Json(credentials): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     if !state.config.acl_enabled {
@@ -179,12 +184,29 @@ async fn login(
             "ACL is off (rocketmq.config.aclEnabled): no sign-in is needed".into(),
         ));
     }
+    let ip = peer.ip();
+    if let Err(wait) = state.sign_ins.admit(ip) {
+        tracing::warn!(%ip, "dashboard sign-in refused: too many failed attempts");
+        return Err(ApiError::TooManyAttempts(wait.as_secs().max(1)));
+    }
     let checked = tokio::time::timeout(
         CALL_BUDGET,
         changes::sign_in(&state.config.namesrv(), credentials),
     )
     .await
-    .map_err(|_| ApiError::Timeout(CALL_BUDGET.as_secs()))??;
+    .map_err(|_| ApiError::Timeout(CALL_BUDGET.as_secs()))
+    .and_then(|checked| checked);
+    let checked = match checked {
+        Ok(checked) => {
+            state.sign_ins.succeeded(ip);
+            checked
+        }
+        Err(ApiError::SignInNeeded(reason)) => {
+            state.sign_ins.failed(ip);
+            return Err(ApiError::SignInNeeded(reason));
+        }
+        Err(other) => return Err(other),
+    };
     let signed_in = SignedIn {
         user: checked.access_key.clone(),
         admin: checked.admin,

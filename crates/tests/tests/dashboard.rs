@@ -459,8 +459,8 @@ fn http_answer(url: &str, method: &str, path: &str, body: &str) -> Result<String
 }
 
 /// With ACL 2.0 on the brokers (users and policies), signing in to the dashboard takes a
-/// user's name and password: a super user may make changes, a normal user only read, and a
-/// wrong password is refused.
+/// user's name and password: a super user may make changes, a normal user only read, a
+/// wrong password is refused, and five failures lock the address out for a minute.
 #[test]
 fn with_acl_2_a_super_user_signs_in_as_admin() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -528,6 +528,16 @@ fn with_acl_2_a_super_user_signs_in_as_admin() -> Result<()> {
     ensure!(
         !wrong.starts_with("HTTP/1.1 200") && wrong.contains("check signature failed."),
         "a wrong password's sign-in: {wrong}"
+    );
+    // Guessing is cut short: after five failures in a minute this address waits, even
+    // with the right password.
+    for _ in 1..5 {
+        login("dashSuper", "another-guess")?;
+    }
+    let locked = login("dashSuper", "dashSuperPassword")?;
+    ensure!(
+        locked.starts_with("HTTP/1.1 429") && locked.contains("too many failed sign-ins"),
+        "the sign-in after five failures: {locked}"
     );
     drop(broker);
     Ok(())
