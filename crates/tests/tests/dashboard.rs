@@ -318,6 +318,12 @@ accounts:
 
 /// The status line of a plain HTTP request.
 fn http_status(url: &str, method: &str, path: &str, body: &str) -> Result<String> {
+    let answer = http_answer(url, method, path, body)?;
+    Ok(answer.lines().next().unwrap_or_default().to_owned())
+}
+
+/// The whole answer to a plain HTTP request.
+fn http_answer(url: &str, method: &str, path: &str, body: &str) -> Result<String> {
     let addr = url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -329,7 +335,7 @@ fn http_status(url: &str, method: &str, path: &str, body: &str) -> Result<String
     )?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
-    Ok(answer.lines().next().unwrap_or_default().to_owned())
+    Ok(answer)
 }
 
 #[test]
@@ -440,22 +446,6 @@ fn with_acl_on_the_dashboard_makes_changes_only_for_a_signed_in_admin() -> Resul
     );
     drop(broker);
     Ok(())
-}
-
-/// The whole answer to a plain HTTP request.
-fn http_answer(url: &str, method: &str, path: &str, body: &str) -> Result<String> {
-    let addr = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
 }
 
 /// With ACL 2.0 on the brokers (users and policies), signing in to the dashboard takes a

@@ -335,15 +335,61 @@ fn timer(ctx: &BrokerContext, registry: &mut Registry) {
     );
 }
 
-/// Timer-queue entries a scrape reads at most to count the messages still waiting.
-const MAX_TIMING_SCANNED: usize = 100_000;
+/// Queue entries a scrape reads at most to count the records of one queue.
+const MAX_SCANNED: usize = 100_000;
+
+/// Reads queue `queue` of `topic` from `from` to its end ([`MAX_SCANNED`] entries at
+/// most), handing each record that parses, with its queue offset, to `visit`.
+fn scan_queue(
+    reader: &store::StoreReader,
+    topic: &str,
+    queue: i32,
+    mut from: i64,
+    mut visit: impl FnMut(i64, &message::MessageView<'_>),
+) {
+    let max = reader.max_offset(topic, queue);
+    from = from.max(reader.min_offset(topic, queue));
+    let mut scanned = 0;
+    while from < max && scanned < MAX_SCANNED {
+        let read = reader.get_messages(topic, queue, from, 256, None, &store::AcceptAll);
+        if read.next_begin_offset <= from {
+            break;
+        }
+        for (record, &offset) in read.messages.iter().zip(&read.queue_offsets) {
+            if let Ok(view) = message::MessageView::parse(record) {
+                visit(offset, &view);
+            }
+        }
+        scanned += (read.next_begin_offset - from) as usize;
+        from = read.next_begin_offset;
+    }
+}
+
+/// Counts records by the topic they will reach (`REAL_TOPIC`), as a gauge labelled `topic`.
+struct ByRealTopic(HashMap<String, i64>);
+
+impl ByRealTopic {
+    fn count(&mut self, view: &message::MessageView<'_>) {
+        if let Some(topic) = view.property(message::properties::keys::REAL_TOPIC) {
+            *self.0.entry(topic.to_owned()).or_insert(0) += 1;
+        }
+    }
+
+    fn register(self, registry: &mut Registry, name: &str, help: &str) {
+        let gauge = GaugeSet::new();
+        for (topic, count) in self.0 {
+            gauge.set(vec![("topic", topic)], count);
+        }
+        gauge.register(registry, name, help);
+    }
+}
 
 /// The timer's waiting messages: by the topic they will reach (RocketMQ's
-/// `rocketmq_timing_messages`), from the timer queue's entries whose slot is not delivered
-/// yet (at most [`MAX_TIMING_SCANNED`]; a recalled message counts until its time), each read
-/// for its `REAL_TOPIC`; and by how soon they are due (`rocketmq_timer_message_snapshot`,
-/// labelled `timer_bound_s`), as the timer loop last counted its wheel. Counted from the
-/// log and the wheel rather than kept as counters, so a new master reports what it holds.
+/// `rocketmq_timing_messages`), from the timer queue's entries whose slot (`TIMER_OUT_MS`)
+/// is not delivered yet (a recalled message counts until its time); and by how soon they
+/// are due (`rocketmq_timer_message_snapshot`, labelled `timer_bound_s`), as the timer
+/// loop last counted its wheel. Counted from the log and the wheel rather than kept as
+/// counters, so a new master reports what it holds.
 fn timing(ctx: &BrokerContext, registry: &mut Registry) {
     use crate::timer::{MESSAGE_QUEUE, SNAPSHOT_BOUNDS_S, TIMER_TOPIC};
     use std::sync::atomic::Ordering::Relaxed;
@@ -364,62 +410,28 @@ fn timing(ctx: &BrokerContext, registry: &mut Registry) {
         "Timer message distribution snapshot, only count timing messages in 24h.",
     );
     let delivered_below = status.delivered_below_ms.load(Relaxed);
-    let reader = ctx.store.reader();
-    let max = reader.max_offset(TIMER_TOPIC, MESSAGE_QUEUE);
-    let mut from = status
-        .waiting_from
-        .load(Relaxed)
-        .max(reader.min_offset(TIMER_TOPIC, MESSAGE_QUEUE));
-    let mut timing: HashMap<String, i64> = HashMap::new();
-    let mut scanned = 0;
-    while from < max && scanned < MAX_TIMING_SCANNED {
-        let slots: HashMap<i64, Option<i64>> = reader
-            .queue_tags_codes(TIMER_TOPIC, MESSAGE_QUEUE, from, 256)
-            .into_iter()
-            .collect();
-        let read = reader.get_messages(
-            TIMER_TOPIC,
-            MESSAGE_QUEUE,
-            from,
-            256,
-            None,
-            &store::AcceptAll,
-        );
-        if read.next_begin_offset <= from {
-            break;
-        }
-        for (record, offset) in read.messages.iter().zip(&read.queue_offsets) {
-            let waiting = slots
-                .get(offset)
-                .copied()
-                .flatten()
-                .is_some_and(|slot| slot >= delivered_below);
-            if !waiting {
-                continue;
+    let mut timing = ByRealTopic(HashMap::new());
+    let from = status.waiting_from.load(Relaxed);
+    scan_queue(
+        ctx.store.reader(),
+        TIMER_TOPIC,
+        MESSAGE_QUEUE,
+        from,
+        |_, view| {
+            let slot = view
+                .property(message::properties::keys::TIMER_OUT_MS)
+                .and_then(|slot| slot.parse::<i64>().ok());
+            if slot.is_some_and(|slot| slot >= delivered_below) {
+                timing.count(view);
             }
-            let Ok(view) = message::MessageView::parse(record) else {
-                continue;
-            };
-            if let Some(topic) = view.property(message::properties::keys::REAL_TOPIC) {
-                *timing.entry(topic.to_owned()).or_insert(0) += 1;
-            }
-        }
-        scanned += (read.next_begin_offset - from) as usize;
-        from = read.next_begin_offset;
-    }
-    let gauge = GaugeSet::new();
-    for (topic, count) in timing {
-        gauge.set(vec![("topic", topic)], count);
-    }
-    gauge.register(
+        },
+    );
+    timing.register(
         registry,
         "rocketmq_timing_messages",
         "Current message number in timing",
     );
 }
-
-/// Half-queue records a scrape reads at most to count open transactions.
-const MAX_HALF_SCANNED: usize = 100_000;
 
 /// Open transactions by the topic they will reach (RocketMQ's `rocketmq_half_messages`),
 /// on the member that checks them (a standalone broker, a group's master): the half queue
@@ -436,36 +448,20 @@ fn half_messages(ctx: &BrokerContext, registry: &mut Registry) {
     let Some(table) = ctx.transactions.with_table(term, |table| table.clone()) else {
         return;
     };
-    let reader = ctx.store.reader();
-    let max = reader.max_offset(TRANS_HALF_TOPIC, 0);
-    let mut from = table.low().max(reader.min_offset(TRANS_HALF_TOPIC, 0));
-    let mut open: HashMap<String, i64> = HashMap::new();
-    let mut scanned = 0;
-    while from < max && scanned < MAX_HALF_SCANNED {
-        let read = reader.get_messages(TRANS_HALF_TOPIC, 0, from, 256, None, &store::AcceptAll);
-        if read.next_begin_offset <= from {
-            break;
-        }
-        for (record, &offset) in read.messages.iter().zip(&read.queue_offsets) {
-            let Ok(view) = message::MessageView::parse(record) else {
-                continue;
-            };
-            let origin = bridge::origin_of(&view, offset);
-            if table.is_finished(origin) || table.is_superseded(offset, origin) {
-                continue;
+    let mut open = ByRealTopic(HashMap::new());
+    scan_queue(
+        ctx.store.reader(),
+        TRANS_HALF_TOPIC,
+        0,
+        table.low(),
+        |offset, view| {
+            let origin = bridge::origin_of(view, offset);
+            if !table.is_finished(origin) && !table.is_superseded(offset, origin) {
+                open.count(view);
             }
-            if let Some(topic) = view.property(message::properties::keys::REAL_TOPIC) {
-                *open.entry(topic.to_owned()).or_insert(0) += 1;
-            }
-        }
-        scanned += (read.next_begin_offset - from) as usize;
-        from = read.next_begin_offset;
-    }
-    let gauge = GaugeSet::new();
-    for (topic, count) in open {
-        gauge.set(vec![("topic", topic)], count);
-    }
-    gauge.register(
+        },
+    );
+    open.register(
         registry,
         "rocketmq_half_messages",
         "Half messages of all topics",

@@ -11,7 +11,7 @@ use remoting::code::response;
 use remoting::command::RemotingCommand;
 
 use super::admin::require_master;
-use super::error;
+use super::{error, Refusal};
 use crate::auth::admin as convert;
 use crate::auth::model::{subject_of, subject_user, PolicyType, Resource, UserType};
 use crate::context::BrokerContext;
@@ -45,25 +45,23 @@ async fn write(ctx: &BrokerContext, request: &RemotingCommand, op: AuthOp) -> Re
     }
 }
 
-/// The request's UserInfo (none given reads as an empty one), or why it cannot be read.
-fn user_body(request: &RemotingCommand) -> Result<UserInfo, String> {
+/// The `username` header and the UserInfo body (none given reads as an empty one) of a
+/// create or an update, or why they cannot be read.
+fn user_request(request: &RemotingCommand) -> Result<(&str, UserInfo), Refusal> {
+    let username = header(request, "username")
+        .ok_or_else(|| Refusal::new(response::INVALID_PARAMETER, "The username is blank"))?;
     if request.body.is_empty() {
-        return Ok(UserInfo::default());
+        return Ok((username, UserInfo::default()));
     }
-    UserInfo::decode(&request.body).map_err(|e| format!("bad user body: {e}"))
+    let info = UserInfo::decode(&request.body)
+        .map_err(|e| Refusal::new(response::SYSTEM_ERROR, format!("bad user body: {e}")))?;
+    Ok((username, info))
 }
 
 pub async fn create_user(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
-    let Some(username) = header(request, "username") else {
-        return error(
-            request,
-            response::INVALID_PARAMETER,
-            "The username is blank",
-        );
-    };
-    let info = match user_body(request) {
-        Ok(info) => info,
-        Err(remark) => return error(request, response::SYSTEM_ERROR, remark),
+    let (username, info) = match user_request(request) {
+        Ok(parts) => parts,
+        Err(refusal) => return refusal.into_response(request),
     };
     if convert::user_type(&info) == Some(UserType::Super) && !caller_is_super(ctx, request) {
         return error(
@@ -85,16 +83,9 @@ pub async fn create_user(ctx: &BrokerContext, request: &RemotingCommand) -> Remo
 
 pub async fn update_user(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
     const SUPER_ONLY: &str = "The super user can only be update by super user";
-    let Some(username) = header(request, "username") else {
-        return error(
-            request,
-            response::INVALID_PARAMETER,
-            "The username is blank",
-        );
-    };
-    let info = match user_body(request) {
-        Ok(info) => info,
-        Err(remark) => return error(request, response::SYSTEM_ERROR, remark),
+    let (username, info) = match user_request(request) {
+        Ok(parts) => parts,
+        Err(refusal) => return refusal.into_response(request),
     };
     let by_super = caller_is_super(ctx, request);
     if convert::user_type(&info) == Some(UserType::Super) && !by_super {
