@@ -208,18 +208,25 @@ pub async fn upsert_acl(ctx: &BrokerContext, request: &RemotingCommand) -> Remot
     write(ctx, request, AuthOp::UpsertAcl(acl)).await
 }
 
-pub async fn delete_acl(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
-    let Some(username) = header(request, "subject").and_then(subject_user) else {
-        return error(request, response::NO_PERMISSION, "The subject is null.");
-    };
+/// The `subject` header's key (`User:<name>`) when it names a user that exists.
+fn known_subject(ctx: &BrokerContext, request: &RemotingCommand) -> Result<String, Refusal> {
+    let username = header(request, "subject")
+        .and_then(subject_user)
+        .ok_or_else(|| Refusal::new(response::NO_PERMISSION, "The subject is null."))?;
     if ctx.auth.user(username).is_none() {
-        return error(
-            request,
+        return Err(Refusal::new(
             response::NO_PERMISSION,
             "The subject is not exist.",
-        );
+        ));
     }
-    let subject = subject_of(username);
+    Ok(subject_of(username))
+}
+
+pub async fn delete_acl(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let subject = match known_subject(ctx, request) {
+        Ok(subject) => subject,
+        Err(refusal) => return refusal.into_response(request),
+    };
     if ctx.auth.acl(&subject).is_none() {
         return error(request, response::NO_PERMISSION, "The acl is not exist.");
     }
@@ -245,18 +252,12 @@ pub async fn delete_acl(ctx: &BrokerContext, request: &RemotingCommand) -> Remot
 }
 
 pub fn get_acl(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
-    let Some(username) = header(request, "subject").and_then(subject_user) else {
-        return error(request, response::NO_PERMISSION, "The subject is null.");
+    let subject = match known_subject(ctx, request) {
+        Ok(subject) => subject,
+        Err(refusal) => return refusal.into_response(request),
     };
-    if ctx.auth.user(username).is_none() {
-        return error(
-            request,
-            response::NO_PERMISSION,
-            "The subject is not exist.",
-        );
-    }
     let answer = RemotingCommand::success_to(request);
-    match ctx.auth.acl(&subject_of(username)) {
+    match ctx.auth.acl(&subject) {
         Some(acl) => answer.with_body(convert::acl_info(&acl).encode()),
         None => answer,
     }
