@@ -8,7 +8,8 @@
 //       [--admin-key AK --admin-secret SK] [--user-key AK --user-secret SK]
 //       [--create-topic NAME] [--leader-node NODEID] [--reset-to-start true] [--key K]
 //
-// Steps: cluster, topics, topic, group, reset (with --reset-to-start), message,
+// Steps: cluster, topics, topic, group, online-group (with --online-group), reset (with
+// --reset-to-start), message,
 // messages-by-key (with --key); create-as-user (with --user-key: a
 // non-admin account; the form should be disabled, the driver enables it anyway so the
 // server's refusal shows); create-as-admin, created-listed and leader (with --admin-key, or
@@ -198,6 +199,16 @@ async function main() {
       queues: await page.locator(testid('queue-row')).count(),
     };
   });
+
+  // With --online-group: that group's page lists its online clients (their ids).
+  if (flags['online-group']) {
+    await step('online-group', 'online-group', async () => {
+      await open(`#/groups/${encodeURIComponent(flags['online-group'])}`, 'group');
+      return {
+        clientIds: await page.$$eval(testid('client-row'), (rows) => rows.map((r) => r.cells[0].textContent)),
+      };
+    });
+  }
 
   // With --reset-to-start: the group's offsets of --topic go back to the first message (a
   // time before any was stored), and the page, opened again, shows the new lag.

@@ -1,7 +1,8 @@
 //! `mqdashboard` end to end, in headless Chromium (Debian's, driven by Playwright:
 //! `crates/tests/dashboard/driver.js`, installed by `scripts/setup-dashboard-browser`):
 //! over a 3-node broker group the pages show the numbers of a known workload (members and
-//! roles, a topic's messages and queues, a group's lag, a message found by id, its markup
+//! roles, a topic's messages and queues, a group's lag, a live consumer among its group's
+//! online clients, a message found by id, its markup
 //! shown as text, messages found by key) and the changes work (a group's offsets reset, a topic created,
 //! leadership moved to the member picked); with ACL on, a
 //! change needs a signed-in admin account. Screenshots of each page are kept under
@@ -26,6 +27,9 @@ const TOPIC: &str = "DashTopic";
 const GROUP: &str = "dash-group";
 const SENT: usize = 40;
 const KEY: &str = "dash-key";
+/// A group with an online consumer, subscribed to a topic no message is sent to.
+const ONLINE_GROUP: &str = "dash-online";
+const IDLE_TOPIC: &str = "DashIdle";
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn check_installed() -> Result<()> {
@@ -186,6 +190,43 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
         anyhow::Ok((msg_id, body, expected_lag, follower, master))
     })?;
 
+    // An online consumer of a group of its own, kept running on a runtime of its own while
+    // the browser looks (the group under test has none: a consumer's subscription would
+    // change which queues its lag counts).
+    let online_runtime = tokio::runtime::Runtime::new()?;
+    let online = online_runtime.block_on(async {
+        let admin = Admin::start(ClientOptions::new(&namesrv))?;
+        admin
+            .create_topic_in_cluster(&servers.cluster, &Admin::topic_config(IDLE_TOPIC, 1, 1))
+            .await?;
+        admin.shutdown();
+        let options = client::PushConsumerOptions {
+            subscriptions: vec![(IDLE_TOPIC.to_owned(), "*".to_owned())],
+            ..client::PushConsumerOptions::new(ONLINE_GROUP)
+        };
+        let listener =
+            |_: Vec<client::ReceivedMessage>| async { client::consumer::ConsumeResult::Success };
+        let consumer =
+            client::PushConsumer::start(ClientOptions::new(&namesrv), options, listener).await?;
+        let client_id = consumer.client_id().to_owned();
+        // Listed once the master has its heartbeat.
+        common::eventually("the online consumer listed by the master", || {
+            let (namesrv, client_id) = (namesrv.clone(), client_id.clone());
+            async move {
+                let Ok(admin) = Admin::start(ClientOptions::new(&namesrv)) else {
+                    return false;
+                };
+                let listed = admin
+                    .consumer_connection(ONLINE_GROUP)
+                    .await
+                    .is_ok_and(|c| c.connection_set.iter().any(|c| c.client_id == client_id));
+                admin.shutdown();
+                listed
+            }
+        })
+        .await;
+        anyhow::Ok(consumer)
+    })?;
     let (_dashboard, url) = start_dashboard(dir.path(), &namesrv, &[])?;
     let lines = drive(
         &url,
@@ -205,6 +246,8 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
             "true",
             "--key",
             KEY,
+            "--online-group",
+            ONLINE_GROUP,
         ],
     )?;
     println!("the driver saw: {lines:#?}");
@@ -242,6 +285,13 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
         group["lag"].as_i64() == Some(expected_lag),
         "the group's lag: {group}, the brokers say {expected_lag}"
     );
+    let online_group = step(&lines, "online-group")?;
+    ensure!(
+        online_group["clientIds"] == serde_json::json!([online.client_id()]),
+        "the online clients: {online_group}, the consumer is {}",
+        online.client_id()
+    );
+    online_runtime.block_on(online.shutdown());
     let reset = step(&lines, "reset")?;
     ensure!(
         reset["lagAfter"].as_i64() == Some(SENT as i64),
