@@ -134,3 +134,118 @@ async fn unreadable_tls_files_leave_the_port_serving_plaintext() {
         .into_inner();
     assert_eq!(code_of(route.status.clone()), Code::Ok, "{route:?}");
 }
+
+fn queue(topic_name: &str, id: i32) -> Option<v2::MessageQueue> {
+    Some(v2::MessageQueue {
+        topic: topic(topic_name),
+        id,
+        ..Default::default()
+    })
+}
+
+/// A 5.x pull consumer's offset calls: GetOffset before any commit is OFFSET_NOT_FOUND;
+/// UpdateOffset commits what GetOffset then answers (and what a remoting consumer of the
+/// group reads); QueryOffset gives a queue's first and next offsets and the first stored
+/// at or after a time; a queue of no topic, an unknown topic and a TIMESTAMP query
+/// without its time are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_are_committed_read_and_queried() {
+    let broker = TestBroker::start_with(|c| c.grpc_server_port = 0).await;
+    let created = broker.call(create_topic("GrpcOffsets", 2)).await;
+    assert_eq!(created.code, remoting::code::response::SUCCESS);
+    let before_ms = broker::clock::now_ms();
+    for i in 0..5 {
+        let body = format!("m{i}");
+        let sent = support::send_tagged(&broker, "GrpcOffsets", 1, "t", body.as_bytes()).await;
+        assert_eq!(
+            sent.code,
+            remoting::code::response::SUCCESS,
+            "{:?}",
+            sent.remark
+        );
+    }
+    let mut client = client(&broker).await;
+    let group = topic("grpc-offset-group");
+
+    let none = client
+        .get_offset(from_client(v2::GetOffsetRequest {
+            group: group.clone(),
+            message_queue: queue("GrpcOffsets", 1),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code_of(none.status), Code::OffsetNotFound);
+
+    let updated = client
+        .update_offset(from_client(v2::UpdateOffsetRequest {
+            group: group.clone(),
+            message_queue: queue("GrpcOffsets", 1),
+            offset: 3,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code_of(updated.status), Code::Ok);
+    let got = client
+        .get_offset(from_client(v2::GetOffsetRequest {
+            group: group.clone(),
+            message_queue: queue("GrpcOffsets", 1),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((code_of(got.status), got.offset), (Code::Ok, 3));
+    assert_eq!(
+        broker
+            .ctx()
+            .offsets
+            .query("grpc-offset-group", "GrpcOffsets", 1),
+        Some(3)
+    );
+
+    let query = |policy: v2::QueryOffsetPolicy, timestamp: Option<prost_types::Timestamp>| {
+        v2::QueryOffsetRequest {
+            message_queue: queue("GrpcOffsets", 1),
+            query_offset_policy: policy as i32,
+            timestamp,
+        }
+    };
+    let ask = |request: v2::QueryOffsetRequest| {
+        let mut client = client.clone();
+        async move {
+            let answer = client
+                .query_offset(from_client(request))
+                .await
+                .unwrap()
+                .into_inner();
+            (code_of(answer.status), answer.offset)
+        }
+    };
+    assert_eq!(
+        ask(query(v2::QueryOffsetPolicy::Beginning, None)).await,
+        (Code::Ok, 0)
+    );
+    assert_eq!(
+        ask(query(v2::QueryOffsetPolicy::End, None)).await,
+        (Code::Ok, 5)
+    );
+    let before = prost_types::Timestamp {
+        seconds: before_ms / 1000 - 1,
+        nanos: 0,
+    };
+    assert_eq!(
+        ask(query(v2::QueryOffsetPolicy::Timestamp, Some(before))).await,
+        (Code::Ok, 0)
+    );
+    assert_eq!(
+        ask(query(v2::QueryOffsetPolicy::Timestamp, None)).await.0,
+        Code::BadRequest
+    );
+    let mut unknown = query(v2::QueryOffsetPolicy::End, None);
+    unknown.message_queue = queue("NoSuchTopic", 0);
+    assert_eq!(ask(unknown).await.0, Code::TopicNotFound);
+    let mut no_queue = query(v2::QueryOffsetPolicy::End, None);
+    no_queue.message_queue = None;
+    assert_eq!(ask(no_queue).await.0, Code::BadRequest);
+}

@@ -56,6 +56,11 @@ pub fn consumed(group_of: Option<&v2::Resource>, topic_of: Option<&v2::Resource>
     vec![group(group_of), topic(topic_of, SUB)]
 }
 
+/// Reading a topic's queues (their offsets): SUB on it.
+pub fn read(topic_of: Option<&v2::Resource>) -> Needs {
+    vec![topic(topic_of, SUB)]
+}
+
 pub fn route(request: &v2::QueryRouteRequest) -> Needs {
     vec![topic(request.topic.as_ref(), ANY)]
 }

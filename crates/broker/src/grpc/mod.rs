@@ -11,6 +11,7 @@
 //! - [`producers`]: the producers' Telemetry streams, where transaction checks go.
 //! - [`consume`]: ReceiveMessage, AckMessage, ChangeInvisibleDuration and dead-lettering,
 //!   over the POP engine.
+//! - [`offsets`]: UpdateOffset, GetOffset, QueryOffset (a 5.x pull consumer's offsets).
 //! - [`relay`]: on a group's follower, what only the master does, handed to it.
 //! - [`convert`]: messages between the gRPC and the stored form.
 //! - [`status`]: the v2 status codes, and remoting codes translated to them.
@@ -20,6 +21,7 @@ pub mod authorize;
 pub mod clients;
 pub mod consume;
 pub mod convert;
+pub mod offsets;
 pub mod produce;
 pub mod producers;
 pub mod relay;

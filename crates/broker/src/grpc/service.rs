@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::clients::{self, GrpcClients};
 use super::relay::MasterRelay;
-use super::{authorize, consume, convert, produce, route, status};
+use super::{authorize, consume, convert, offsets, produce, route, status};
 use crate::context::BrokerContext;
 
 /// Commands a Telemetry stream may have waiting to be written to its client.
@@ -234,31 +234,37 @@ impl MessagingService for GrpcService {
 
     async fn update_offset(
         &self,
-        _request: Request<v2::UpdateOffsetRequest>,
+        request: Request<v2::UpdateOffsetRequest>,
     ) -> Answer<v2::UpdateOffsetResponse> {
-        Ok(Response::new(v2::UpdateOffsetResponse {
-            status: not_implemented("UpdateOffset"),
-        }))
+        let r = request.get_ref();
+        let topic = r.message_queue.as_ref().and_then(|q| q.topic.as_ref());
+        self.authorize(&request, &authorize::consumed(r.group.as_ref(), topic))?;
+        Ok(Response::new(
+            offsets::update(&self.ctx, &self.relay, request.into_inner()).await,
+        ))
     }
 
     async fn get_offset(
         &self,
-        _request: Request<v2::GetOffsetRequest>,
+        request: Request<v2::GetOffsetRequest>,
     ) -> Answer<v2::GetOffsetResponse> {
-        Ok(Response::new(v2::GetOffsetResponse {
-            status: not_implemented("GetOffset"),
-            ..Default::default()
-        }))
+        let r = request.get_ref();
+        let topic = r.message_queue.as_ref().and_then(|q| q.topic.as_ref());
+        self.authorize(&request, &authorize::consumed(r.group.as_ref(), topic))?;
+        Ok(Response::new(offsets::get(&self.ctx, request.get_ref())))
     }
 
     async fn query_offset(
         &self,
-        _request: Request<v2::QueryOffsetRequest>,
+        request: Request<v2::QueryOffsetRequest>,
     ) -> Answer<v2::QueryOffsetResponse> {
-        Ok(Response::new(v2::QueryOffsetResponse {
-            status: not_implemented("QueryOffset"),
-            ..Default::default()
-        }))
+        let topic = request
+            .get_ref()
+            .message_queue
+            .as_ref()
+            .and_then(|q| q.topic.as_ref());
+        self.authorize(&request, &authorize::read(topic))?;
+        Ok(Response::new(offsets::query(&self.ctx, request.get_ref())))
     }
 
     async fn end_transaction(
