@@ -254,3 +254,62 @@ async fn ack(endpoint: &str, group: &str, entry: v2::AckMessageEntry) -> Result<
     let answer = client.ack_message(request).await?.into_inner();
     Ok(Code::try_from(answer.status.map_or(0, |s| s.code)).unwrap_or(Code::Unspecified))
 }
+
+/// A 5.x pull consumer's offset commit through a follower is made by the master (the relay
+/// hands it over) and read back on every member once replicated.
+#[test]
+fn an_offset_committed_through_a_follower_is_read_on_every_member() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (servers, _master, follower) = start_group(dir.path(), "GrpcOffsets")?;
+    let queue = Some(v2::MessageQueue {
+        topic: resource(TOPIC),
+        id: 0,
+        ..Default::default()
+    });
+    let group = resource("grpc-offset-group");
+    let updated = block_on(async {
+        let mut client = MessagingServiceClient::connect(format!("http://{follower}")).await?;
+        let answer = client
+            .update_offset(v2::UpdateOffsetRequest {
+                group: group.clone(),
+                message_queue: queue.clone(),
+                offset: 1,
+            })
+            .await?
+            .into_inner();
+        anyhow::Ok(Code::try_from(answer.status.map_or(0, |s| s.code)).unwrap_or(Code::Unspecified))
+    })?;
+    ensure!(
+        updated == Code::Ok,
+        "the commit through the follower: {updated:?}"
+    );
+    let members = servers.group.as_ref().context("a group")?.members.iter();
+    for endpoint in members.map(|m| m.grpc_addr()).collect::<Result<Vec<_>>>()? {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = block_on(async {
+                let mut client =
+                    MessagingServiceClient::connect(format!("http://{endpoint}")).await?;
+                let answer = client
+                    .get_offset(v2::GetOffsetRequest {
+                        group: group.clone(),
+                        message_queue: queue.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                let code = Code::try_from(answer.status.map_or(0, |s| s.code))
+                    .unwrap_or(Code::Unspecified);
+                anyhow::Ok((code, answer.offset))
+            })?;
+            if got == (Code::Ok, 1) {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{endpoint} answers {got:?} for the committed offset"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
