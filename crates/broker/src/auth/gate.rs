@@ -87,16 +87,20 @@ impl AuthGate {
         let Some(username) = username.filter(|u| !u.is_empty()) else {
             return Err(AuthRefusal("username cannot be null.".into()));
         };
-        let Some(user) = self.table.user(username) else {
-            return Err(AuthRefusal(format!("User:{username} is not found.")));
-        };
-        if user.user_status == UserStatus::Disable {
-            return Err(AuthRefusal(format!("User:{username} is disabled.")));
-        }
-        if !proves(user.password.expose()) {
-            return Err(AuthRefusal("check signature failed.".into()));
-        }
-        Ok(())
+        // Checked under the table's read lock: no copy of the user (and its password) per
+        // request.
+        self.table.with_user(username, |user, _| {
+            let Some(user) = user else {
+                return Err(AuthRefusal(format!("User:{username} is not found.")));
+            };
+            if user.user_status == UserStatus::Disable {
+                return Err(AuthRefusal(format!("User:{username} is disabled.")));
+            }
+            if !proves(user.password.expose()) {
+                return Err(AuthRefusal("check signature failed.".into()));
+            }
+            Ok(())
+        })
     }
 
     fn authorize(

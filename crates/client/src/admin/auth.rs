@@ -10,6 +10,16 @@ use remoting::command::RemotingCommand;
 use super::Admin;
 use crate::error::{ClientError, Result};
 
+/// A get's answer: no body when the broker has nothing of that name.
+fn optional<T: serde::de::DeserializeOwned>(addr: &str, body: &[u8]) -> Result<Option<T>> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    remoting::body::fastjson::decode(body)
+        .map(Some)
+        .map_err(|e| ClientError::malformed(addr, e))
+}
+
 impl Admin {
     async fn auth_call(
         &self,
@@ -79,12 +89,7 @@ impl Admin {
                 None,
             )
             .await?;
-        if response.body.is_empty() {
-            return Ok(None);
-        }
-        UserInfo::decode(&response.body)
-            .map(Some)
-            .map_err(|e| ClientError::malformed(addr, e))
+        optional(addr, &response.body)
     }
 
     /// The users whose names contain `filter`.
@@ -138,12 +143,7 @@ impl Admin {
                 None,
             )
             .await?;
-        if response.body.is_empty() {
-            return Ok(None);
-        }
-        AclInfo::decode(&response.body)
-            .map(Some)
-            .map_err(|e| ClientError::malformed(addr, e))
+        optional(addr, &response.body)
     }
 
     /// The ACLs whose subjects contain `subject_filter`, keeping the entries whose
