@@ -5,7 +5,9 @@
 //! exporter (`metricsExporterType=PROM`) serves too.
 
 pub mod endpoint;
+pub mod per_thread;
 pub mod rpc;
+pub mod scraped;
 
 use prometheus_client::registry::Registry;
 

@@ -9,17 +9,33 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
 
-/// RocketMQ's buckets for request latency, in milliseconds.
-const LATENCY_BUCKETS_MS: [f64; 9] = [1.0, 3.0, 5.0, 7.0, 10.0, 100.0, 1000.0, 2000.0, 3000.0];
+use crate::per_thread::{Buckets, PerThread};
+use crate::scraped::Histograms;
+
+/// RocketMQ's buckets for request latency, in milliseconds; sums kept in microseconds.
+const LATENCY: Buckets<9> = Buckets {
+    upper_bounds: [1.0, 3.0, 5.0, 7.0, 10.0, 100.0, 1000.0, 2000.0, 3000.0],
+    sum_scale: 1000.0,
+};
+const LATENCY_SLOTS: usize = Buckets::<9>::SLOTS;
 /// The pull's `sysFlag` bit asking the broker to hold the request until messages arrive.
 const PULL_FLAG_SUSPEND: i64 = 0x2;
+
+/// What tells one series from another, kept as numbers on the request path; the label
+/// strings are made only when scraped.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+struct RpcKey {
+    protocol: &'static str,
+    request_code: i32,
+    /// `None`: a one-way request, nothing sent back.
+    response_code: Option<i32>,
+    long_polling: bool,
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
@@ -30,27 +46,44 @@ struct RpcLabels {
     result: &'static str,
 }
 
-fn new_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS_MS)
-}
-
-/// The latency histogram; clones share it.
-#[derive(Debug, Clone)]
-pub struct RpcLatency {
-    family: Family<RpcLabels, Histogram, fn() -> Histogram>,
-}
-
-impl Default for RpcLatency {
-    fn default() -> Self {
-        RpcLatency {
-            family: Family::new_with_constructor(new_histogram),
+impl From<RpcKey> for RpcLabels {
+    fn from(key: RpcKey) -> Self {
+        RpcLabels {
+            protocol_type: key.protocol,
+            request_code: request_name(key.request_code),
+            response_code: key.response_code.map_or(Cow::Borrowed(""), response_name),
+            is_long_polling: if key.long_polling { "true" } else { "false" },
+            result: if key.response_code.is_none() {
+                "oneway"
+            } else {
+                "success"
+            },
         }
     }
 }
 
+/// The latency histogram; clones share it.
+#[derive(Clone, Default)]
+pub struct RpcLatency {
+    series: Arc<PerThread<RpcKey, LATENCY_SLOTS>>,
+}
+
+impl std::fmt::Debug for RpcLatency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcLatency").finish_non_exhaustive()
+    }
+}
+
 impl RpcLatency {
+    /// Adds what was recorded up to now to a scrape's registry.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("rocketmq_rpc_latency", "Rpc latency", self.family.clone());
+        let series = self
+            .series
+            .sum()
+            .into_iter()
+            .map(|(key, slots)| (RpcLabels::from(key), LATENCY.read(&slots, 0)))
+            .collect();
+        Histograms::register(registry, "rocketmq_rpc_latency", "Rpc latency", series);
     }
 
     /// Records one request answered with `response_code` (`None`: one-way, nothing sent
@@ -65,20 +98,15 @@ impl RpcLatency {
         long_polling: bool,
         elapsed: Duration,
     ) {
-        let labels = RpcLabels {
-            protocol_type: protocol,
-            request_code: request_name(request_code),
-            response_code: response_code.map_or(Cow::Borrowed(""), response_name),
-            is_long_polling: if long_polling { "true" } else { "false" },
-            result: if response_code.is_none() {
-                "oneway"
-            } else {
-                "success"
-            },
+        let key = RpcKey {
+            protocol,
+            request_code,
+            response_code,
+            long_polling,
         };
-        self.family
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64() * 1000.0);
+        let millis = elapsed.as_secs_f64() * 1000.0;
+        self.series
+            .update(&key, |key| *key, |slots| LATENCY.observe(slots, 0, millis));
     }
 }
 

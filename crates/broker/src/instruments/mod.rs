@@ -14,22 +14,31 @@ pub mod gauges;
 pub mod raft;
 pub mod scrape;
 
+use metrics::per_thread::{Buckets, PerThread, StrPair, StringPair};
 use metrics::rpc::RpcLatency;
+use metrics::scraped::{Counters, Histograms};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// RocketMQ's buckets for message sizes: 1 KiB, 4 KiB, 512 KiB, 1, 2 and 4 MiB.
-const MESSAGE_SIZE_BUCKETS: [f64; 6] = [
-    1024.0,
-    4096.0,
-    524_288.0,
-    1_048_576.0,
-    2_097_152.0,
-    4_194_304.0,
-];
+const MESSAGE_SIZE: Buckets<6> = Buckets {
+    upper_bounds: [
+        1024.0,
+        4096.0,
+        524_288.0,
+        1_048_576.0,
+        2_097_152.0,
+        4_194_304.0,
+    ],
+    sum_scale: 1.0,
+};
+/// A topic's puts of one message kind: messages, bytes, then the size histogram's slots.
+const PUT_SLOTS_PER_KIND: usize = 2 + Buckets::<6>::SLOTS;
+const PUT_SLOTS: usize = PUT_SLOTS_PER_KIND * MessageKind::ALL.len();
+/// A topic's messages got by a group (keyed topic, group): messages, bytes.
+const GET_SLOTS: usize = 2;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PutLabels {
@@ -93,6 +102,17 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    const ALL: [MessageKind; 4] = [
+        MessageKind::Normal,
+        MessageKind::Fifo,
+        MessageKind::Delay,
+        MessageKind::Transaction,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
     /// From the kind [`crate::metadata::attributes::message_type_of`] reads in properties.
     pub fn from_type_name(name: &str) -> MessageKind {
         match name {
@@ -126,21 +146,15 @@ fn is_retry_or_dlq(topic: &str) -> bool {
     message::topic::is_retry_topic(topic) || message::topic::is_dlq_topic(topic)
 }
 
-fn message_size_histogram() -> Histogram {
-    Histogram::new(MESSAGE_SIZE_BUCKETS)
-}
-
-/// The instruments recorded as messages move. Clones of the families share their values,
-/// so [`BrokerMetrics::register`] can hand them to a scrape's registry.
+/// The instruments recorded as messages move. What every send and pull records (puts, gets,
+/// request latency) is kept per thread and summed when scraped; rarer events go straight to
+/// families, whose clones share their values with a scrape's registry.
 pub struct BrokerMetrics {
     enabled: bool,
     pub rpc: RpcLatency,
     pub raft: raft::RaftCounters,
-    messages_in: Family<PutLabels, Counter>,
-    throughput_in: Family<PutLabels, Counter>,
-    message_size: Family<PutLabels, Histogram, fn() -> Histogram>,
-    messages_out: Family<GetLabels, Counter>,
-    throughput_out: Family<GetLabels, Counter>,
+    puts: PerThread<String, PUT_SLOTS>,
+    gets: PerThread<StringPair, GET_SLOTS>,
     send_to_dlq: Family<GetLabels, Counter>,
     commit_messages: Family<TopicLabels, Counter>,
     rollback_messages: Family<TopicLabels, Counter>,
@@ -157,11 +171,8 @@ impl BrokerMetrics {
             enabled,
             rpc: RpcLatency::default(),
             raft: raft::RaftCounters::default(),
-            messages_in: Family::default(),
-            throughput_in: Family::default(),
-            message_size: Family::new_with_constructor(message_size_histogram),
-            messages_out: Family::default(),
-            throughput_out: Family::default(),
+            puts: PerThread::default(),
+            gets: PerThread::default(),
             send_to_dlq: Family::default(),
             commit_messages: Family::default(),
             rollback_messages: Family::default(),
@@ -183,16 +194,12 @@ impl BrokerMetrics {
         if !self.enabled || messages == 0 || is_retry_or_dlq(topic) {
             return;
         }
-        let labels = PutLabels {
-            topic: topic.to_owned(),
-            message_type: kind.label(),
-            is_system: flag(message::topic::is_system_topic(topic)),
-        };
-        self.messages_in.get_or_create(&labels).inc_by(messages);
-        self.throughput_in.get_or_create(&labels).inc_by(bytes);
-        self.message_size
-            .get_or_create(&labels)
-            .observe(bytes as f64 / messages as f64);
+        let at = kind.index() * PUT_SLOTS_PER_KIND;
+        self.puts.update(topic, str::to_owned, |slots| {
+            slots[at] += messages;
+            slots[at + 1] += bytes;
+            MESSAGE_SIZE.observe(slots, at + 2, bytes as f64 / messages as f64);
+        });
     }
 
     /// `messages` of `topic` handed to consumer `group` (`bytes` as read).
@@ -200,13 +207,11 @@ impl BrokerMetrics {
         if !self.enabled || messages == 0 || is_retry_or_dlq(topic) {
             return;
         }
-        let labels = GetLabels {
-            topic: topic.to_owned(),
-            consumer_group: group.to_owned(),
-            is_system: flag(is_system(topic, group)),
-        };
-        self.messages_out.get_or_create(&labels).inc_by(messages);
-        self.throughput_out.get_or_create(&labels).inc_by(bytes);
+        let key = StrPair(topic, group);
+        self.gets.update(&key, StrPair::to_owned_pair, |slots| {
+            slots[0] += messages;
+            slots[1] += bytes;
+        });
     }
 
     /// A message of `topic` that `group` failed too often, moved to its dead-letter queue.
@@ -302,33 +307,11 @@ impl BrokerMetrics {
         }
     }
 
-    /// Adds the instruments (shared, not copied) to a scrape's registry.
+    /// Adds the instruments to a scrape's registry: the per-thread series as summed now,
+    /// the families shared, not copied.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "rocketmq_messages_in",
-            "Total number of incoming messages",
-            self.messages_in.clone(),
-        );
-        registry.register(
-            "rocketmq_throughput_in",
-            "Total traffic of incoming messages",
-            self.throughput_in.clone(),
-        );
-        registry.register(
-            "rocketmq_message_size",
-            "Incoming messages size",
-            self.message_size.clone(),
-        );
-        registry.register(
-            "rocketmq_messages_out",
-            "Total number of outgoing messages",
-            self.messages_out.clone(),
-        );
-        registry.register(
-            "rocketmq_throughput_out",
-            "Total traffic of outgoing messages",
-            self.throughput_out.clone(),
-        );
+        self.register_puts(registry);
+        self.register_gets(registry);
         registry.register(
             "rocketmq_send_to_dlq_messages",
             "Consumer send to DLQ messages",
@@ -370,6 +353,70 @@ impl BrokerMetrics {
             self.pop_revive_retry.clone(),
         );
         self.rpc.register(registry);
+    }
+
+    fn register_puts(&self, registry: &mut Registry) {
+        let (mut messages, mut bytes, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+        for (topic, slots) in self.puts.sum() {
+            let is_system = flag(message::topic::is_system_topic(&topic));
+            for kind in MessageKind::ALL {
+                let at = kind.index() * PUT_SLOTS_PER_KIND;
+                if slots[at] == 0 {
+                    continue;
+                }
+                let labels = PutLabels {
+                    topic: topic.clone(),
+                    message_type: kind.label(),
+                    is_system,
+                };
+                messages.push((labels.clone(), slots[at]));
+                bytes.push((labels.clone(), slots[at + 1]));
+                sizes.push((labels, MESSAGE_SIZE.read(&slots, at + 2)));
+            }
+        }
+        Counters::register(
+            registry,
+            "rocketmq_messages_in",
+            "Total number of incoming messages",
+            messages,
+        );
+        Counters::register(
+            registry,
+            "rocketmq_throughput_in",
+            "Total traffic of incoming messages",
+            bytes,
+        );
+        Histograms::register(
+            registry,
+            "rocketmq_message_size",
+            "Incoming messages size",
+            sizes,
+        );
+    }
+
+    fn register_gets(&self, registry: &mut Registry) {
+        let (mut messages, mut bytes) = (Vec::new(), Vec::new());
+        for (StringPair(topic, group), slots) in self.gets.sum() {
+            let labels = GetLabels {
+                is_system: flag(is_system(&topic, &group)),
+                topic,
+                consumer_group: group,
+            };
+            messages.push((labels.clone(), slots[0]));
+            bytes.push((labels, slots[1]));
+        }
+        Counters::register(
+            registry,
+            "rocketmq_messages_out",
+            "Total number of outgoing messages",
+            messages,
+        );
+        Counters::register(
+            registry,
+            "rocketmq_throughput_out",
+            "Total traffic of outgoing messages",
+            bytes,
+        );
     }
 }
 

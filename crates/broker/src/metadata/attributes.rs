@@ -45,21 +45,27 @@ pub fn message_type_of_topic(attributes: &BTreeMap<String, String>) -> &str {
 /// The kind of message these properties make, as RocketMQ 5 reads it: transactional
 /// (`TRAN_MSG=true`), delayed (a `DELAY` level or a timer property), FIFO (a sharding key),
 /// else normal.
+///
+/// One pass over the properties: this runs for every message put with metrics on.
 pub fn message_type_of(properties: &str) -> &'static str {
-    use message::properties::{find, keys};
-    if find(properties, keys::TRAN_MSG) == Some("true") {
+    use message::properties::{iter, keys};
+    let (mut transaction, mut delayed, mut sharded) = (false, false, false);
+    for (key, value) in iter(properties) {
+        match key {
+            // The last occurrence wins, as in Java's map-based parse.
+            keys::TRAN_MSG => transaction = value == "true",
+            keys::DELAY | keys::TIMER_DELIVER_MS | keys::TIMER_DELAY_SEC | keys::TIMER_DELAY_MS => {
+                delayed = true
+            }
+            keys::SHARDING_KEY => sharded = true,
+            _ => {}
+        }
+    }
+    if transaction {
         "TRANSACTION"
-    } else if [
-        keys::DELAY,
-        keys::TIMER_DELIVER_MS,
-        keys::TIMER_DELAY_SEC,
-        keys::TIMER_DELAY_MS,
-    ]
-    .iter()
-    .any(|key| find(properties, key).is_some())
-    {
+    } else if delayed {
         "DELAY"
-    } else if find(properties, keys::SHARDING_KEY).is_some() {
+    } else if sharded {
         "FIFO"
     } else {
         "NORMAL"
