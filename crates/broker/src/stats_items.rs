@@ -8,10 +8,11 @@
 //! windows are answered from two snapshots, without a per-message cost beyond two atomic
 //! adds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use metrics::per_thread::{StrPair, StringPair};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
@@ -23,6 +24,12 @@ pub const GROUP_GET_NUMS: &str = "GROUP_GET_NUMS";
 pub const GROUP_GET_SIZE: &str = "GROUP_GET_SIZE";
 pub const BROKER_PUT_NUMS: &str = "BROKER_PUT_NUMS";
 pub const BROKER_GET_NUMS: &str = "BROKER_GET_NUMS";
+
+/// The key of a group's items on a topic (`GROUP_GET_NUMS`, `GROUP_GET_SIZE`), as
+/// RocketMQ builds it.
+pub fn group_key(topic: &str, group: &str) -> String {
+    format!("{topic}@{group}")
+}
 
 /// Most items kept; past it new keys are not counted (a client inventing topic names must
 /// not grow the broker's memory).
@@ -71,25 +78,24 @@ pub struct BrokerStatsData {
 
 #[derive(Default)]
 pub struct StatsItems {
-    items: RwLock<HashMap<(&'static str, String), Arc<Item>>>,
+    /// Keyed (stats name, key); hashbrown's, so a call finds its item without copying names.
+    items: RwLock<hashbrown::HashMap<StringPair, Arc<Item>>>,
     ticks: AtomicU64,
 }
 
 impl StatsItems {
     /// Adds `value` (messages or bytes) for one call under `name` / `key`.
     pub fn add(&self, name: &'static str, key: &str, value: u64) {
-        let item = {
-            let items = self.items.read();
-            items.get(&(name, key.to_owned())).cloned()
-        };
+        let wanted = StrPair(name, key);
+        let item = self.items.read().get(&wanted).cloned();
         let item = match item {
             Some(item) => item,
             None => {
                 let mut items = self.items.write();
-                if items.len() >= MAX_ITEMS && !items.contains_key(&(name, key.to_owned())) {
+                if items.len() >= MAX_ITEMS && !items.contains_key(&wanted) {
                     return;
                 }
-                Arc::clone(items.entry((name, key.to_owned())).or_insert_with(|| {
+                Arc::clone(items.entry(wanted.to_owned_pair()).or_insert_with(|| {
                     Arc::new(Item {
                         created_at_ms: now_ms(),
                         ..Item::default()
@@ -136,12 +142,7 @@ impl StatsItems {
     /// window runs from its oldest snapshot (or the item's creation) to now, so traffic
     /// shows before the next snapshot.
     pub fn view(&self, name: &str, key: &str) -> Option<BrokerStatsData> {
-        let item = self
-            .items
-            .read()
-            .iter()
-            .find(|((n, k), _)| *n == name && k == key)
-            .map(|(_, item)| Arc::clone(item))?;
+        let item = self.items.read().get(&StrPair(name, key)).cloned()?;
         let now = Snapshot {
             at_ms: now_ms(),
             sum: item.sum.load(Ordering::Relaxed),
@@ -160,6 +161,13 @@ impl StatsItems {
             stats_hour: since(&item.hour),
             stats_day: since(&item.day),
         })
+    }
+
+    /// Calls a second over the last minute, as RocketMQ's `tpsTopicPutNums` and
+    /// `tpsGroupGetNums` read it for topic and consume stats; 0 when never counted.
+    pub fn minute_tps(&self, name: &str, key: &str) -> f64 {
+        self.view(name, key)
+            .map_or(0.0, |stats| stats.stats_minute.tps)
     }
 }
 
@@ -203,5 +211,18 @@ mod tests {
         assert!(stats.view(GROUP_GET_NUMS, "T").is_none());
         let json = serde_json::to_string(&view).unwrap();
         assert!(json.starts_with(r#"{"statsMinute":{"sum":60,"#), "{json}");
+    }
+
+    #[test]
+    fn the_minute_rate_is_the_minute_windows_and_zero_when_never_counted() {
+        let stats = StatsItems::default();
+        let key = group_key("T", "g");
+        stats.add(GROUP_GET_NUMS, &key, 100);
+        // The rate is over the time since the item began: let some pass.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let tps = stats.minute_tps(GROUP_GET_NUMS, &key);
+        assert!(tps > 0.0 && tps <= 100.0 * 1000.0 / 20.0, "{tps}");
+        assert_eq!(stats.minute_tps(GROUP_GET_NUMS, "T@other"), 0.0);
+        assert_eq!(stats.minute_tps(TOPIC_PUT_NUMS, &key), 0.0);
     }
 }

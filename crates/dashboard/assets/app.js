@@ -278,7 +278,7 @@ async function topicsPage(root, { params, current }) {
       <td><a href="#/topics/${esc(enc(t.topic))}">${esc(t.topic)}</a></td>
       <td class="num" data-testid="topic-queues">${esc(t.queues)}</td>
       <td class="num" data-testid="topic-messages">${esc(t.messages)}</td>
-      <td class="num">${tps(t.inTps)}</td></tr>`).join('');
+      <td class="num" data-testid="topic-in-tps">${tps(t.inTps)}</td></tr>`).join('');
   root.innerHTML = `<h2>Topics</h2>
     <label class="toggle"><input type="checkbox" data-testid="show-system" ${system ? 'checked' : ''}>
       show system topics</label>
@@ -359,7 +359,7 @@ async function groupPage(root, { args: [name], current }) {
     : '<input name="topic" placeholder="topic" required data-testid="reset-topic">';
   root.innerHTML = `<p class="crumbs"><a href="#/groups">Consumer groups</a> /</p><h2>${esc(g.group)}</h2>
     <p class="figures">total lag <b data-testid="group-lag">${esc(g.lag)}</b> ·
-      consuming <b>${tps(g.consumeTps)}</b> msg/s · <b>${g.clients.length}</b> online clients</p>
+      consuming <b data-testid="group-consume-tps">${tps(g.consumeTps)}</b> msg/s · <b>${g.clients.length}</b> online clients</p>
     <table>${head('topic', 'broker', '#queue', '#broker offset', '#consumer offset', '#lag', 'last consumed')}
       <tbody>${queues || '<tr><td colspan="7" class="muted">No committed offsets.</td></tr>'}</tbody></table>
     <h3>Online clients</h3>

@@ -7,9 +7,10 @@
 //   node driver.js --url http://127.0.0.1:PORT --screenshots DIR --topic T --group G --msg-id ID
 //       [--admin-key AK --admin-secret SK] [--user-key AK --user-secret SK]
 //       [--create-topic NAME] [--leader-node NODEID] [--reset-to-start true] [--key K]
+//       [--online-group G]
 //
-// Steps: cluster, topics, topic, group, online-group (with --online-group), reset (with
-// --reset-to-start), message,
+// Steps: cluster (throughput in and out, the chart), topics (each topic's in rate), topic,
+// group, online-group (with --online-group), reset (with --reset-to-start), message,
 // messages-by-key (with --key); create-as-user (with --user-key: a
 // non-admin account; the form should be disabled, the driver enables it anyway so the
 // server's refusal shows); create-as-admin, created-listed and leader (with --admin-key, or
@@ -173,10 +174,12 @@ async function main() {
       topic: r.dataset.topic,
       messages: r.querySelector('[data-testid="topic-messages"]').textContent,
       queues: r.querySelector('[data-testid="topic-queues"]').textContent,
+      inTps: r.querySelector('[data-testid="topic-in-tps"]').textContent,
     })));
     const row = rows.find((r) => r.topic === flags.topic);
     if (!row) throw new Error(`topic ${flags.topic} not listed (${rows.length} topics listed)`);
-    return { topic: row.topic, messages: num(row.messages), queues: num(row.queues) };
+    const inTps = Object.fromEntries(rows.map((r) => [r.topic, num(r.inTps)]));
+    return { topic: row.topic, messages: num(row.messages), queues: num(row.queues), inTps };
   });
 
   await step('topic', 'topic', async () => {
@@ -200,12 +203,14 @@ async function main() {
     };
   });
 
-  // With --online-group: that group's page lists its online clients (their ids).
+  // With --online-group: that group's page lists its online clients (their ids) and its
+// consume rate.
   if (flags['online-group']) {
     await step('online-group', 'online-group', async () => {
       await open(`#/groups/${encodeURIComponent(flags['online-group'])}`, 'group');
       return {
         clientIds: await page.$$eval(testid('client-row'), (rows) => rows.map((r) => r.cells[0].textContent)),
+        consumeTps: num(await page.textContent(testid('group-consume-tps'))),
       };
     });
   }

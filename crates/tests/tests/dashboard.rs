@@ -2,7 +2,8 @@
 //! `crates/tests/dashboard/driver.js`, installed by `scripts/setup-dashboard-browser`):
 //! over a 3-node broker group the pages show the numbers of a known workload (members and
 //! roles, a topic's messages and queues, a group's lag, a live consumer among its group's
-//! online clients, a message found by id, its markup
+//! online clients, the in, out and consume rates of a paced producer and that consumer, a
+//! message found by id, its markup
 //! shown as text, messages found by key) and the changes work (a group's offsets reset, a topic created,
 //! leadership moved to the member picked); with ACL on, a
 //! change needs a signed-in admin account. Screenshots of each page are kept under
@@ -14,7 +15,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use client::admin::MemberRole;
@@ -27,9 +30,15 @@ const TOPIC: &str = "DashTopic";
 const GROUP: &str = "dash-group";
 const SENT: usize = 40;
 const KEY: &str = "dash-key";
-/// A group with an online consumer, subscribed to a topic no message is sent to.
+/// A group with an online consumer, taking what a producer sends at [`RATE`] messages a
+/// second to [`RATE_TOPIC`] while the browser looks: the rates the pages show are checked
+/// against it.
 const ONLINE_GROUP: &str = "dash-online";
-const IDLE_TOPIC: &str = "DashIdle";
+const RATE_TOPIC: &str = "DashPaced";
+const RATE: f64 = 20.0;
+/// How long the paced producer runs before the pages are read: the brokers' rates are over
+/// their last 10 s.
+const RATE_WARM_UP: Duration = Duration::from_secs(12);
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn check_installed() -> Result<()> {
@@ -117,6 +126,69 @@ async fn produce(options: ClientOptions) -> Result<(String, String)> {
     last.context("nothing sent")
 }
 
+/// A producer sending to [`RATE_TOPIC`] at [`RATE`] messages a second until stopped.
+struct PacedProducer {
+    sent: Arc<AtomicU64>,
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PacedProducer {
+    /// Starts sending; call on the runtime that is to carry it.
+    fn start(options: ClientOptions) -> Result<PacedProducer> {
+        let producer = Producer::start(options, ProducerOptions::new("dash-paced"))?;
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counted, stopped) = (Arc::clone(&sent), Arc::clone(&stop));
+        let task = tokio::spawn(async move {
+            // A late tick is made up at once, so the rate holds over any window of seconds.
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / RATE));
+            while !stopped.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let message = Message::new(RATE_TOPIC, b"paced".to_vec());
+                match producer.send(message).await {
+                    Ok(_) => {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The leadership move at the end of the test fails a send or two.
+                    Err(e) => eprintln!("paced send failed: {e}"),
+                }
+            }
+            producer.shutdown().await;
+        });
+        Ok(PacedProducer {
+            sent,
+            started: Instant::now(),
+            stop,
+            task,
+        })
+    }
+
+    /// Messages a second stored since it started.
+    fn achieved_rate(&self) -> f64 {
+        self.sent.load(Ordering::Relaxed) as f64 / self.started.elapsed().as_secs_f64()
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+    }
+}
+
+/// A rate a page showed, against the rate the paced producer achieved: within half of it
+/// either way (the brokers average over their last 10 s, the producer over its whole run).
+fn ensure_rate_shown(what: &str, shown: &Value, achieved: f64) -> Result<()> {
+    let shown = shown
+        .as_f64()
+        .with_context(|| format!("{what}: no number shown ({shown})"))?;
+    ensure!(
+        shown >= achieved * 0.5 && shown <= achieved * 1.5,
+        "{what}: the page shows {shown} msg/s, the producer sent {achieved:.1} msg/s"
+    );
+    Ok(())
+}
+
 /// Total lag of the group as the brokers report it.
 async fn lag(admin: &Admin) -> Result<i64> {
     let stats = admin.consume_stats(GROUP, Some(TOPIC)).await?;
@@ -190,18 +262,19 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
         anyhow::Ok((msg_id, body, expected_lag, follower, master))
     })?;
 
-    // An online consumer of a group of its own, kept running on a runtime of its own while
-    // the browser looks (the group under test has none: a consumer's subscription would
-    // change which queues its lag counts).
+    // An online consumer of a group of its own and a paced producer, kept running on a
+    // runtime of their own while the browser looks (the group under test has no consumer:
+    // a consumer's subscription would change which queues its lag counts).
     let online_runtime = tokio::runtime::Runtime::new()?;
-    let online = online_runtime.block_on(async {
+    let (online, paced) = online_runtime.block_on(async {
         let admin = Admin::start(ClientOptions::new(&namesrv))?;
         admin
-            .create_topic_in_cluster(&servers.cluster, &Admin::topic_config(IDLE_TOPIC, 1, 1))
+            .create_topic_in_cluster(&servers.cluster, &Admin::topic_config(RATE_TOPIC, 2, 2))
             .await?;
         admin.shutdown();
+        common::wait_for_topic_list(&namesrv, RATE_TOPIC).await;
         let options = client::PushConsumerOptions {
-            subscriptions: vec![(IDLE_TOPIC.to_owned(), "*".to_owned())],
+            subscriptions: vec![(RATE_TOPIC.to_owned(), "*".to_owned())],
             ..client::PushConsumerOptions::new(ONLINE_GROUP)
         };
         let listener =
@@ -225,7 +298,9 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
             }
         })
         .await;
-        anyhow::Ok(consumer)
+        let paced = PacedProducer::start(ClientOptions::new(&namesrv))?;
+        tokio::time::sleep(RATE_WARM_UP).await;
+        anyhow::Ok((consumer, paced))
     })?;
     let (_dashboard, url) = start_dashboard(dir.path(), &namesrv, &[])?;
     let lines = drive(
@@ -267,12 +342,20 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
         cluster["chartPoints"].as_i64().unwrap_or(0) >= 2,
         "throughput chart: {cluster}"
     );
+    let achieved = paced.achieved_rate();
+    ensure_rate_shown("cluster, in", &cluster["throughputIn"], achieved)?;
+    ensure_rate_shown("cluster, out", &cluster["throughputOut"], achieved)?;
 
     let topics = step(&lines, "topics")?;
     ensure!(
         topics["messages"].as_i64() == Some(SENT as i64) && topics["queues"].as_i64() == Some(4),
         "the topic's row: {topics}"
     );
+    ensure_rate_shown(
+        "topics, the paced topic's in",
+        &topics["inTps"][RATE_TOPIC],
+        achieved,
+    )?;
     let topic = step(&lines, "topic")?;
     let queues = topic["queues"].as_array().context("queues")?;
     let stored: i64 = queues.iter().filter_map(|q| q["maxOffset"].as_i64()).sum();
@@ -291,7 +374,15 @@ fn the_dashboard_shows_a_broker_group_and_its_workload_and_makes_changes() -> Re
         "the online clients: {online_group}, the consumer is {}",
         online.client_id()
     );
-    online_runtime.block_on(online.shutdown());
+    ensure_rate_shown(
+        "the online group's consume rate",
+        &online_group["consumeTps"],
+        achieved,
+    )?;
+    online_runtime.block_on(async {
+        paced.stop().await;
+        online.shutdown().await;
+    });
     let reset = step(&lines, "reset")?;
     ensure!(
         reset["lagAfter"].as_i64() == Some(SENT as i64),

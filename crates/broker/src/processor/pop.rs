@@ -394,12 +394,7 @@ async fn pop_queue(
         .info
         .add(topic, queue_id, offset, &read.queue_offsets);
     ctx.stats.add_get(read.messages.len() as u64);
-    ctx.metrics.messages_got(
-        topic,
-        &plan.group,
-        read.messages.len() as u64,
-        read.buffer_total_size as u64,
-    );
+    super::pull::count_get(ctx, topic, &plan.group, &read);
     popped.records.extend(read.messages);
     Ok(())
 }

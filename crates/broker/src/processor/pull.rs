@@ -406,8 +406,9 @@ async fn read_or_wait(
     }
 }
 
-/// Per-group and broker-wide traffic (VIEW_BROKER_STATS_DATA).
-fn count_get(ctx: &BrokerContext, topic: &str, group: &str, read: &GetMessageResult) {
+/// Per-group and broker-wide traffic (VIEW_BROKER_STATS_DATA, consume stats' rate, the
+/// Prometheus counters) of messages a pull or a pop hands out.
+pub(crate) fn count_get(ctx: &BrokerContext, topic: &str, group: &str, read: &GetMessageResult) {
     ctx.metrics.messages_got(
         topic,
         group,
@@ -415,7 +416,7 @@ fn count_get(ctx: &BrokerContext, topic: &str, group: &str, read: &GetMessageRes
         read.buffer_total_size as u64,
     );
     let items = &ctx.stats_items;
-    let key = format!("{topic}@{group}");
+    let key = stats_items::group_key(topic, group);
     let messages = read.messages.len() as u64;
     items.add(stats_items::GROUP_GET_NUMS, &key, messages);
     items.add(

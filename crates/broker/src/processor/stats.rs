@@ -18,6 +18,7 @@ use remoting::header::client::{
 use super::{decode_header, error, json_success};
 use crate::context::BrokerContext;
 use crate::schedule;
+use crate::stats_items;
 
 /// Name of [`version::CURRENT`] as RocketMQ prints it.
 const VERSION_DESC: &str = "V5_3_3";
@@ -109,6 +110,9 @@ pub fn topic_stats(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCo
             },
         );
     }
+    stats.topic_put_tps = ctx
+        .stats_items
+        .minute_tps(stats_items::TOPIC_PUT_NUMS, &header.topic);
     RemotingCommand::success_to(request).with_body(stats.encode())
 }
 
@@ -162,6 +166,10 @@ pub fn consume_stats(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
                 },
             );
         }
+        stats.consume_tps += ctx.stats_items.minute_tps(
+            stats_items::GROUP_GET_NUMS,
+            &stats_items::group_key(topic, group),
+        );
     }
     RemotingCommand::success_to(request).with_body(stats.encode())
 }
