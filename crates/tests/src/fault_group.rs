@@ -43,6 +43,7 @@ pub fn placements(
                 .get(i)
                 .map_or_else(|| dir.to_path_buf(), |d| d.path().to_path_buf()),
             host: network.map(|n| n.hosts()[i].clone()),
+            env: Vec::new(),
         })
         .collect()
 }

@@ -24,12 +24,14 @@ use crate::{
 /// remove) without writing much.
 pub const TEST_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Where one member runs: the filesystem its store is on, and its own host (a network
-/// namespace of [`crate::netns::Network`]) or the test's 127.0.0.1.
+/// Where one member runs: the filesystem its store is on, its own host (a network
+/// namespace of [`crate::netns::Network`]) or the test's 127.0.0.1, and what its process's
+/// environment adds (a clock of its own: [`crate::clocks::Clocks::env`]).
 #[derive(Debug, Clone)]
 pub struct Placement {
     pub store_root: PathBuf,
     pub host: Option<crate::netns::Host>,
+    pub env: Vec<(String, String)>,
 }
 
 /// One `mqbroker` of a group.
@@ -46,6 +48,8 @@ pub struct GroupMember {
     host: String,
     /// Its own network namespace, when it has a host of its own.
     namespace: Option<String>,
+    /// Added to its process's environment at every start.
+    env: Vec<(String, String)>,
 }
 
 impl GroupMember {
@@ -66,7 +70,13 @@ impl GroupMember {
         Ok(format!("{}:{port}", self.host))
     }
 
-    fn spawn(dir: &Path, id: &str, conf: &Path, namespace: Option<&str>) -> Result<Process> {
+    fn spawn(
+        dir: &Path,
+        id: &str,
+        conf: &Path,
+        namespace: Option<&str>,
+        env: &[(String, String)],
+    ) -> Result<Process> {
         Process::spawn_in(
             id,
             &binary("mqbroker"),
@@ -74,6 +84,7 @@ impl GroupMember {
             // A fresh log per start: a restart keeps the killed run's log to read.
             dir.join(format!("{id}-{}.log", unique_suffix())),
             namespace,
+            env,
         )
     }
 
@@ -81,8 +92,13 @@ impl GroupMember {
     /// until it listens.
     pub fn restart(&mut self) -> Result<()> {
         self.process.kill();
-        self.process =
-            GroupMember::spawn(&self.dir, &self.id, &self.conf, self.namespace.as_deref())?;
+        self.process = GroupMember::spawn(
+            &self.dir,
+            &self.id,
+            &self.conf,
+            self.namespace.as_deref(),
+            &self.env,
+        )?;
         wait_started_on(&mut self.process, &self.host, self.port)
     }
 
@@ -171,6 +187,7 @@ impl BrokerGroup {
         let placement = Placement {
             store_root: dir.to_path_buf(),
             host: None,
+            env: Vec::new(),
         };
         Self::start_placed(dir, &vec![placement; size], name, namesrv, extra)
     }
@@ -229,7 +246,8 @@ impl BrokerGroup {
                 entries.extend(crate::TEST_STORE_SETTINGS.map(|(k, v)| (k, v.to_string())));
                 entries.extend(extra.iter().cloned());
                 write_conf(&conf, &entries)?;
-                let process = GroupMember::spawn(dir, &id, &conf, namespace.as_deref())?;
+                let env = placements[i].env.clone();
+                let process = GroupMember::spawn(dir, &id, &conf, namespace.as_deref(), &env)?;
                 members.push(GroupMember {
                     id,
                     port,
@@ -240,6 +258,7 @@ impl BrokerGroup {
                     dir: dir.to_path_buf(),
                     host,
                     namespace,
+                    env,
                 });
             }
             for member in &mut members {

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod checker;
+pub mod clocks;
 pub mod compat;
 pub mod cpp_client;
 pub mod driver;
@@ -152,19 +153,21 @@ pub struct Process {
 impl Process {
     /// Spawns `program` with `args`, stdout and stderr going to `log_path`.
     pub fn spawn(name: &str, program: &Path, args: &[&str], log_path: PathBuf) -> Result<Process> {
-        Self::spawn_in(name, program, args, log_path, None)
+        Self::spawn_in(name, program, args, log_path, None, &[])
     }
 
     /// [`spawn`](Self::spawn) inside network namespace `netns` (a name under
     /// /var/run/netns) when given. Only the network namespace changes: `ip netns exec` would
     /// also give the process a mount namespace of its own, holding on to copies of the
-    /// test's FUSE mounts, which then never go away when the test unmounts them.
+    /// test's FUSE mounts, which then never go away when the test unmounts them. `env` is
+    /// added to the test's environment.
     pub fn spawn_in(
         name: &str,
         program: &Path,
         args: &[&str],
         log_path: PathBuf,
         netns: Option<&str>,
+        env: &[(String, String)],
     ) -> Result<Process> {
         let log = fs::File::create(&log_path)
             .with_context(|| format!("create log {}", log_path.display()))?;
@@ -203,6 +206,7 @@ impl Process {
             // A start-up error is the last thing in the log, where a failed test shows it,
             // not buried under its backtrace (panics keep theirs, from RUST_BACKTRACE).
             .env("RUST_LIB_BACKTRACE", "0")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

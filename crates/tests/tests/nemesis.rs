@@ -1,6 +1,7 @@
 //! A nemesis over a real 3-node broker group: for a while, a seeded random schedule of
 //! faults (kill -9 of any member or of the leader and a restart later, SIGSTOP and SIGCONT,
-//! a crash of the whole group, a member's disk losing power, filling up or turning slow)
+//! a crash of the whole group, a member's disk losing power, filling up or turning slow, a
+//! member's wall clock stepping up to ten minutes forward or back and then back again)
 //! while producers send without retries and a push consumer group consumes. Each member's
 //! store sits on its own [`PowerCutFs`] (a filesystem that keeps only what was fsynced);
 //! the test restarts a member that exited (as a supervisor would: a member whose disk
@@ -14,9 +15,11 @@
 //! Each member also runs on a host of its own (a network namespace, [`Network`]), so the
 //! links between members can be cut: one way, a member isolated from the others, or two
 //! members cut apart with the third still seeing both.
-//! Not here: clock jumps. Without `/dev/fuse` the stores stay on the test's disk and the
-//! disk faults are left out; without network namespaces (not root, no iproute2) the
-//! members share 127.0.0.1 and the partitions are left out.
+//! Each member also runs on a clock of its own ([`Clocks`], libfaketime), so its wall clock
+//! can step while the monotonic clock runs on, as an NTP step does.
+//! Without `/dev/fuse` the stores stay on the test's disk and the disk faults are left out;
+//! without network namespaces (not root, no iproute2) the members share 127.0.0.1 and the
+//! partitions are left out; without libfaketime the clocks do not step.
 
 mod common;
 
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 use client::{PullConsumer, PushConsumer};
 use common::{push_options, recorder, Seen, WAIT};
 use tests::checker::{check, read_all, Load};
+use tests::clocks::Clocks;
 use tests::fault_group::{mount_disks, placements, FaultGroup};
 use tests::group::{member_status, wait_applied, wait_for_master};
 use tests::netns::Network;
@@ -76,6 +80,8 @@ enum Fault {
     Isolate,
     /// The two other members cannot reach each other; the member still reaches both.
     Bridge,
+    /// The member's wall clock steps forward or back for a while, then back to the time.
+    ClockStep,
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -110,7 +116,18 @@ async fn random_faults_lose_nothing_acknowledged() {
         eprintln!("nemesis: no /dev/fuse: stores on the test's disk, no disk faults");
         Vec::new()
     };
-    let placed = placements(dir.path(), &disks, network.as_ref(), 3);
+    let clocks = if Clocks::available() {
+        Some(Clocks::create(dir.path(), 3).unwrap())
+    } else {
+        eprintln!("nemesis: no libfaketime (apt-get install faketime): no clock steps");
+        None
+    };
+    let mut placed = placements(dir.path(), &disks, network.as_ref(), 3);
+    if let Some(clocks) = &clocks {
+        for (i, placement) in placed.iter_mut().enumerate() {
+            placement.env = clocks.env(i);
+        }
+    }
     let setup = FaultGroup::start(
         dir.path(),
         &placed,
@@ -162,6 +179,9 @@ async fn random_faults_lose_nothing_acknowledged() {
             Fault::Isolate,
         ]);
     }
+    if clocks.is_some() {
+        faults.push(Fault::ClockStep);
+    }
     let mut exits = 0;
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut applied = Vec::new();
@@ -178,7 +198,15 @@ async fn random_faults_lose_nothing_acknowledged() {
             _ => schedule.below(group.members.len() as u64) as usize,
         };
         let hold = schedule.millis(300, 4000);
-        applied.push(format!("{fault:?} n{target} {}ms", hold.as_millis()));
+        // Up to ten minutes either way.
+        let step_s = schedule.below(1201) as i64 - 600;
+        match fault {
+            Fault::ClockStep => applied.push(format!(
+                "{fault:?} n{target} {step_s:+}s {}ms",
+                hold.as_millis()
+            )),
+            _ => applied.push(format!("{fault:?} n{target} {}ms", hold.as_millis())),
+        }
         match fault {
             Fault::KillAny | Fault::KillLeader => {
                 group.members[target].process.kill();
@@ -237,6 +265,13 @@ async fn random_faults_lose_nothing_acknowledged() {
                 }
                 tokio::time::sleep(hold).await;
                 network.heal_all();
+            }
+            Fault::ClockStep => {
+                let clocks = clocks.as_ref().unwrap();
+                clocks.set_offset(target, step_s).unwrap();
+                // The member reads its clock file once a second: hold the step at least that.
+                tokio::time::sleep(hold.max(Duration::from_millis(1500))).await;
+                clocks.set_offset(target, 0).unwrap();
             }
         }
         // The supervisor's part: a member that gave up (a disk error) is started again.
