@@ -104,6 +104,9 @@ pub struct BrokerConfig {
     /// `defaultMessageRequestMode`: how a consumer group reads a topic for which no
     /// `mqadmin setConsumeMode` was given: PULL (RocketMQ's default) or POP.
     pub default_message_request_mode: remoting::body::pop::MessageRequestMode,
+    /// `defaultPopShareQueueNum`: with POP the default mode, how many other consumers'
+    /// queues each consumer also pops (-1 or 0: every queue).
+    pub default_pop_share_queue_num: i32,
     /// `popFromRetryProbability`: of each hundred pops, how many look at the group's pop
     /// retry topic first (the others look there when the topic had too little).
     pub pop_from_retry_probability: u32,
@@ -179,6 +182,7 @@ impl Default for BrokerConfig {
             tls_cert_path: None,
             tls_key_path: None,
             default_message_request_mode: remoting::body::pop::MessageRequestMode::Pull,
+            default_pop_share_queue_num: -1,
             pop_from_retry_probability: 20,
             revive_interval: Duration::from_millis(1000),
             pop_ck_max_buffer_size: 200_000,
@@ -371,6 +375,11 @@ impl BrokerConfig {
                 self.default_message_request_mode =
                     remoting::body::pop::MessageRequestMode::from_java_name(s.value.trim())
                         .ok_or_else(|| s.bad("expected PULL or POP"))?
+            }
+            "defaultPopShareQueueNum" => {
+                let share = s.parse_i64()?;
+                self.default_pop_share_queue_num = i32::try_from(share.max(-1))
+                    .map_err(|_| s.bad("expected a number of consumers"))?
             }
             "popFromRetryProbability" => {
                 self.pop_from_retry_probability = s.in_range(0, 100)? as u32

@@ -414,6 +414,84 @@ async fn a_killed_master_loses_no_popped_message_and_brings_back_no_acked_one() 
     consumer.shutdown();
 }
 
+/// With `mqadmin setConsumeMode -q 1`, each of three POP consumers is assigned its own share
+/// of the queues plus the share of the consumer after it (RocketMQ's `allocate4Pop`), so
+/// every queue has two consumers popping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pop_share_queue_num_adds_the_next_consumers_queues() {
+    let cluster = Cluster::start().await;
+    cluster.create_topic("ShareTopic", 4).await;
+    let namesrv = cluster.namesrv_addr();
+    let admin = |args: &[&str]| {
+        let mut all = vec![args[0], "-n", &namesrv, "-c", "TestCluster"];
+        all.extend_from_slice(&args[1..]);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let group_args = admin(&["updateSubGroup", "-g", "sharing"]);
+    let group_args: Vec<&str> = group_args.iter().map(String::as_str).collect();
+    common::tool_ok("mqadmin", &group_args, None).await;
+    let mode_args = admin(&[
+        "setConsumeMode",
+        "-t",
+        "ShareTopic",
+        "-g",
+        "sharing",
+        "-m",
+        "POP",
+        "-q",
+        "1",
+    ]);
+    let mode_args: Vec<&str> = mode_args.iter().map(String::as_str).collect();
+    common::tool_ok("mqadmin", &mode_args, None).await;
+
+    // Three members of the group, known to the broker by their heartbeats.
+    let members: Vec<client::PullConsumer> = (0..3)
+        .map(|_| client::PullConsumer::start(cluster.options(), "sharing").unwrap())
+        .collect();
+    for member in &members {
+        member.queues("ShareTopic").await.unwrap();
+        member.instance().send_heartbeat_now().await;
+    }
+    let mut ids: Vec<String> = members
+        .iter()
+        .map(|m| m.instance().client_id().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct client ids: {ids:?}");
+
+    let client = RemotingClient::new(ClientConfig::default());
+    let broker = cluster.broker().addr();
+    // Four queues over three consumers (sorted by id): [0, 1], [2], [3]; each also pops
+    // the next one's.
+    let expected = [vec![0, 1, 2], vec![2, 3], vec![0, 1, 3]];
+    for (client_id, expected) in ids.iter().zip(expected) {
+        let body = format!(
+            r#"{{"clientId":"{client_id}","consumerGroup":"sharing","messageModel":"CLUSTERING","strategyName":"AVG","topic":"ShareTopic"}}"#
+        );
+        let request =
+            RemotingCommand::request(request::QUERY_ASSIGNMENT).with_body(body.into_bytes());
+        let answer = client
+            .invoke(&broker, request, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(answer.code, response::SUCCESS, "{:?}", answer.remark);
+        let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        let assignments = json["messageQueueAssignments"].as_array().unwrap();
+        let mut queues: Vec<i64> = assignments
+            .iter()
+            .map(|a| a["messageQueue"]["queueId"].as_i64().unwrap())
+            .collect();
+        queues.sort();
+        assert_eq!(queues, expected, "{client_id}: {json}");
+        assert!(assignments.iter().all(|a| a["mode"] == "POP"), "{json}");
+    }
+    client.shutdown();
+    for member in members {
+        member.shutdown();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqadmin_set_consume_mode_makes_the_broker_assign_pop() {
     let cluster = Cluster::start().await;

@@ -2,8 +2,10 @@
 //! whether a group pops or pulls a topic (`mqadmin setConsumeMode`), GET_ALL_MESSAGE_
 //! REQUEST_MODE (402) lists the modes, and QUERY_ASSIGNMENT (400) tells a consumer that
 //! left rebalancing to the broker what to read: in POP mode every broker of the topic with
-//! queue id -1 (pop every queue there), in PULL mode its share of the queues, averaged
-//! over the group's consumers as the client's own rebalance would.
+//! queue id -1 (pop every queue there) or, with a `popShareQueueNum` of N smaller than the
+//! other consumers, its own share of the queues plus those of the N consumers after it; in
+//! PULL mode its share of the queues, averaged over the group's consumers as the client's
+//! own rebalance would.
 
 use remoting::allocate::AllocateStrategy;
 use remoting::body::heartbeat::MessageModel;
@@ -100,55 +102,98 @@ async fn assign(
     ctx: &BrokerContext,
     body: &QueryAssignmentRequestBody,
 ) -> Option<Vec<MessageQueueAssignment>> {
-    let mode = if message::topic::is_retry_topic(&body.topic) {
-        MessageRequestMode::Pull
+    let (mode, pop_share) = if message::topic::is_retry_topic(&body.topic) {
+        (MessageRequestMode::Pull, 0)
     } else {
         ctx.request_modes
             .get(&body.topic, &body.consumer_group)
-            .map_or(ctx.config.default_message_request_mode, |set| set.mode)
+            .map_or(
+                (
+                    ctx.config.default_message_request_mode,
+                    ctx.config.default_pop_share_queue_num,
+                ),
+                |set| (set.mode, set.pop_share_queue_num),
+            )
     };
     let route = match ctx.routes.route(&body.topic).await {
         Some(route) => route,
         None => own_route(ctx, &body.topic)?,
     };
     let broadcasting = body.message_model == Some(MessageModel::Broadcasting);
-    if mode == MessageRequestMode::Pop && !broadcasting {
-        let brokers = readable_brokers(&route);
-        if brokers.is_empty() {
-            return None;
-        }
-        return Some(
-            brokers
-                .into_iter()
-                .map(|broker| MessageQueueAssignment {
-                    attachments: None,
-                    message_queue: MessageQueue::new(&body.topic, &broker, -1),
-                    mode: MessageRequestMode::Pop,
-                })
-                .collect(),
-        );
-    }
     let queues = readable_queues(&route, &body.topic);
-    let mine = if broadcasting {
+    let assigned = |queues: Vec<MessageQueue>, mode| {
         queues
-    } else {
-        let consumers = ctx.consumers.consumer_ids(&body.consumer_group);
-        let strategy = match body.strategy_name.as_deref().unwrap_or("AVG") {
-            "AVG" => AllocateStrategy::Averagely,
-            "AVG_BY_CIRCLE" => AllocateStrategy::AveragelyByCircle,
-            _ => return None,
-        };
-        strategy.allocate(&body.client_id, &queues, &consumers)
-    };
-    Some(
-        mine.into_iter()
+            .into_iter()
             .map(|queue| MessageQueueAssignment {
                 attachments: None,
                 message_queue: queue,
-                mode: MessageRequestMode::Pull,
+                mode,
             })
-            .collect(),
-    )
+            .collect()
+    };
+    if broadcasting {
+        return Some(assigned(queues, MessageRequestMode::Pull));
+    }
+    let strategy = match body.strategy_name.as_deref().unwrap_or("AVG") {
+        "AVG" => AllocateStrategy::Averagely,
+        "AVG_BY_CIRCLE" => AllocateStrategy::AveragelyByCircle,
+        _ => return None,
+    };
+    let consumers = ctx.consumers.consumer_ids(&body.consumer_group);
+    if mode == MessageRequestMode::Pull {
+        let mine = strategy.allocate(&body.client_id, &queues, &consumers);
+        return Some(assigned(mine, MessageRequestMode::Pull));
+    }
+    let mine = match pop_queues(strategy, &body.client_id, &queues, &consumers, pop_share) {
+        Some(mine) => mine,
+        None => {
+            let brokers = readable_brokers(&route);
+            if brokers.is_empty() {
+                return None;
+            }
+            brokers
+                .iter()
+                .map(|broker| MessageQueue::new(&body.topic, broker, -1))
+                .collect()
+        }
+    };
+    Some(assigned(mine, MessageRequestMode::Pop))
+}
+
+/// The queues a POP consumer pops, as RocketMQ's `allocate4Pop` shares them: `None` when
+/// it pops every queue of every broker (a `share` of 0 or less, or at least as many as the
+/// other consumers); else its own share of `queues` plus those of the `share` consumers
+/// after it in the sorted list, or, when there are more consumers than queues, the one
+/// queue at its place.
+fn pop_queues(
+    strategy: AllocateStrategy,
+    client_id: &str,
+    queues: &[MessageQueue],
+    consumers: &[String],
+    share: i32,
+) -> Option<Vec<MessageQueue>> {
+    let others = consumers.len().saturating_sub(1);
+    let share = usize::try_from(share)
+        .ok()
+        .filter(|s| *s > 0 && *s < others)?;
+    let Some(index) = consumers.iter().position(|c| c == client_id) else {
+        return Some(Vec::new());
+    };
+    if queues.is_empty() {
+        return Some(Vec::new());
+    }
+    if consumers.len() > queues.len() {
+        return Some(vec![queues[index % queues.len()].clone()]);
+    }
+    let mut mine: Vec<MessageQueue> = (0..=share)
+        .flat_map(|step| {
+            let consumer = &consumers[(index + step) % consumers.len()];
+            strategy.allocate(consumer, queues, consumers)
+        })
+        .collect();
+    mine.sort();
+    mine.dedup();
+    Some(mine)
 }
 
 /// This broker alone, when no name server answers: better than no assignment at all.
@@ -186,4 +231,59 @@ fn readable_queues(route: &TopicRouteData, topic: &str) -> Vec<MessageQueue> {
         .collect();
     queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
     queues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queues(n: i32) -> Vec<MessageQueue> {
+        (0..n).map(|i| MessageQueue::new("T", "b", i)).collect()
+    }
+
+    fn ids(queues: &[MessageQueue]) -> Vec<i32> {
+        queues.iter().map(|q| q.queue_id).collect()
+    }
+
+    fn consumers(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("c{i}")).collect()
+    }
+
+    #[test]
+    fn a_pop_consumer_pops_its_share_and_its_followers_shares() {
+        let all = queues(8);
+        let four = consumers(4);
+        let mine =
+            |me: &str, share| pop_queues(AllocateStrategy::Averagely, me, &all, &four, share);
+        // 8 queues over 4 consumers: two each; a share of 1 adds the next consumer's two,
+        // wrapping round at the end of the sorted list.
+        assert_eq!(mine("c0", 1).map(|q| ids(&q)), Some(vec![0, 1, 2, 3]));
+        assert_eq!(mine("c3", 1).map(|q| ids(&q)), Some(vec![0, 1, 6, 7]));
+        assert_eq!(mine("c1", 2).map(|q| ids(&q)), Some(vec![2, 3, 4, 5, 6, 7]));
+        // A consumer the broker does not know gets nothing.
+        assert_eq!(mine("stranger", 1), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_share_of_zero_or_of_all_the_others_pops_every_queue() {
+        let all = queues(8);
+        let four = consumers(4);
+        for share in [-1, 0, 3, 5] {
+            assert_eq!(
+                pop_queues(AllocateStrategy::Averagely, "c0", &all, &four, share),
+                None,
+                "share {share}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_more_consumers_than_queues_each_pops_the_queue_at_its_place() {
+        let all = queues(2);
+        let five = consumers(5);
+        let mine = |me: &str| pop_queues(AllocateStrategy::Averagely, me, &all, &five, 1);
+        assert_eq!(mine("c0").map(|q| ids(&q)), Some(vec![0]));
+        assert_eq!(mine("c3").map(|q| ids(&q)), Some(vec![1]));
+        assert_eq!(mine("c4").map(|q| ids(&q)), Some(vec![0]));
+    }
 }
