@@ -135,16 +135,20 @@ async fn assign(
         return Some(assigned(queues, MessageRequestMode::Pull));
     }
     let strategy = match body.strategy_name.as_deref().unwrap_or("AVG") {
-        "AVG" => AllocateStrategy::Averagely,
-        "AVG_BY_CIRCLE" => AllocateStrategy::AveragelyByCircle,
-        _ => return None,
+        "AVG" => Some(AllocateStrategy::Averagely),
+        "AVG_BY_CIRCLE" => Some(AllocateStrategy::AveragelyByCircle),
+        _ => None,
     };
     let consumers = ctx.consumers.consumer_ids(&body.consumer_group);
     if mode == MessageRequestMode::Pull {
-        let mine = strategy.allocate(&body.client_id, &queues, &consumers);
+        let mine = strategy?.allocate(&body.client_id, &queues, &consumers);
         return Some(assigned(mine, MessageRequestMode::Pull));
     }
-    let mine = match pop_queues(strategy, &body.client_id, &queues, &consumers, pop_share) {
+    // A strategy this broker does not know cannot share the queues: the consumer pops them
+    // all, which is still correct (RocketMQ's broker assigns it nothing).
+    let shared = strategy
+        .and_then(|strategy| pop_queues(strategy, &body.client_id, &queues, &consumers, pop_share));
+    let mine = match shared {
         Some(mine) => mine,
         None => {
             let brokers = readable_brokers(&route);
