@@ -15,7 +15,7 @@ use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
 
 use crate::per_thread::{Buckets, PerThread};
-use crate::scraped::Histograms;
+use crate::scraped::Scraped;
 
 /// RocketMQ's buckets for request latency, in milliseconds; sums kept in microseconds.
 const LATENCY: Buckets<9> = Buckets {
@@ -83,7 +83,7 @@ impl RpcLatency {
             .into_iter()
             .map(|(key, slots)| (RpcLabels::from(key), LATENCY.read(&slots, 0)))
             .collect();
-        Histograms::register(registry, "rocketmq_rpc_latency", "Rpc latency", series);
+        Scraped::register(registry, "rocketmq_rpc_latency", "Rpc latency", series);
     }
 
     /// Records one request answered with `response_code` (`None`: one-way, nothing sent

@@ -5,72 +5,69 @@
 use std::fmt::Debug;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::per_thread::HistogramValues;
 
-/// A counter family: each series' labels and its total.
-#[derive(Debug)]
-pub struct Counters<S> {
-    name: &'static str,
-    help: &'static str,
-    series: Vec<(S, u64)>,
+/// A value read at a scrape, and how Prometheus encodes it.
+pub trait ScrapedValue: Debug + Send + Sync + 'static {
+    const TYPE: MetricType;
+
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error>;
 }
 
-impl<S: EncodeLabelSet + Debug + Send + Sync + 'static> Counters<S> {
-    /// Adds the family to `registry`; like a registered counter, its samples get `_total`.
+/// A counter's total (its samples get `_total`, as a registered counter's do).
+impl ScrapedValue for u64 {
+    const TYPE: MetricType = MetricType::Counter;
+
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<NoLabelSet, _, u64>(self, None)
+    }
+}
+
+impl ScrapedValue for HistogramValues {
+    const TYPE: MetricType = MetricType::Histogram;
+
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+}
+
+/// One family: each series' labels and its value.
+#[derive(Debug)]
+pub struct Scraped<S, V> {
+    name: &'static str,
+    help: &'static str,
+    series: Vec<(S, V)>,
+}
+
+impl<S, V> Scraped<S, V>
+where
+    S: EncodeLabelSet + Debug + Send + Sync + 'static,
+    V: ScrapedValue,
+{
+    /// Adds the family to `registry`.
     pub fn register(
         registry: &mut Registry,
         name: &'static str,
         help: &'static str,
-        series: Vec<(S, u64)>,
+        series: Vec<(S, V)>,
     ) {
-        registry.register_collector(Box::new(Counters { name, help, series }));
+        registry.register_collector(Box::new(Scraped { name, help, series }));
     }
 }
 
-impl<S: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Counters<S> {
+impl<S, V> Collector for Scraped<S, V>
+where
+    S: EncodeLabelSet + Debug + Send + Sync + 'static,
+    V: ScrapedValue,
+{
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut family =
-            encoder.encode_descriptor(self.name, self.help, None, MetricType::Counter)?;
-        for (labels, total) in &self.series {
-            family
-                .encode_family(labels)?
-                .encode_counter::<NoLabelSet, _, u64>(total, None)?;
-        }
-        Ok(())
-    }
-}
-
-/// A histogram family: each series' labels and its values.
-#[derive(Debug)]
-pub struct Histograms<S> {
-    name: &'static str,
-    help: &'static str,
-    series: Vec<(S, HistogramValues)>,
-}
-
-impl<S: EncodeLabelSet + Debug + Send + Sync + 'static> Histograms<S> {
-    pub fn register(
-        registry: &mut Registry,
-        name: &'static str,
-        help: &'static str,
-        series: Vec<(S, HistogramValues)>,
-    ) {
-        registry.register_collector(Box::new(Histograms { name, help, series }));
-    }
-}
-
-impl<S: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Histograms<S> {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut family =
-            encoder.encode_descriptor(self.name, self.help, None, MetricType::Histogram)?;
-        for (labels, values) in &self.series {
-            family
-                .encode_family(labels)?
-                .encode_histogram::<NoLabelSet>(values.sum, values.count, &values.buckets, None)?;
+        let mut family = encoder.encode_descriptor(self.name, self.help, None, V::TYPE)?;
+        for (labels, value) in &self.series {
+            value.encode(family.encode_family(labels)?)?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ pub mod scrape;
 
 use metrics::per_thread::{Buckets, PerThread, StrPair, StringPair};
 use metrics::rpc::RpcLatency;
-use metrics::scraped::{Counters, Histograms};
+use metrics::scraped::Scraped;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -374,19 +374,19 @@ impl BrokerMetrics {
                 sizes.push((labels, MESSAGE_SIZE.read(&slots, at + 2)));
             }
         }
-        Counters::register(
+        Scraped::register(
             registry,
             "rocketmq_messages_in",
             "Total number of incoming messages",
             messages,
         );
-        Counters::register(
+        Scraped::register(
             registry,
             "rocketmq_throughput_in",
             "Total traffic of incoming messages",
             bytes,
         );
-        Histograms::register(
+        Scraped::register(
             registry,
             "rocketmq_message_size",
             "Incoming messages size",
@@ -405,13 +405,13 @@ impl BrokerMetrics {
             messages.push((labels.clone(), slots[0]));
             bytes.push((labels, slots[1]));
         }
-        Counters::register(
+        Scraped::register(
             registry,
             "rocketmq_messages_out",
             "Total number of outgoing messages",
             messages,
         );
-        Counters::register(
+        Scraped::register(
             registry,
             "rocketmq_throughput_out",
             "Total traffic of outgoing messages",
