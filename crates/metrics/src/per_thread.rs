@@ -107,8 +107,8 @@ impl Equivalent<StringPair> for StrPair<'_> {
 }
 
 /// A histogram's slots in a [`PerThread`] series: one count per bucket (not cumulative),
-/// then the count of all observations, then their sum in `unit`s (an integer, so it adds up
-/// exactly across threads).
+/// then the count of all observations, then their sum scaled by `sum_scale` (an integer, so
+/// it adds up exactly across threads).
 pub struct Buckets<const N: usize> {
     pub upper_bounds: [f64; N],
     /// Observed values are multiplied by this before they are summed as integers.
