@@ -59,6 +59,13 @@ struct Item {
     day: Mutex<VecDeque<Snapshot>>,
 }
 
+impl Item {
+    fn count(&self, value: u64) {
+        self.sum.fetch_add(value, Ordering::Relaxed);
+        self.times.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// One window's figures, as RocketMQ's `BrokerStatsItem` (JSON `{sum, tps, avgpt}`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct WindowStats {
@@ -87,24 +94,25 @@ impl StatsItems {
     /// Adds `value` (messages or bytes) for one call under `name` / `key`.
     pub fn add(&self, name: &'static str, key: &str, value: u64) {
         let wanted = StrPair(name, key);
-        let item = self.items.read().get(&wanted).cloned();
-        let item = match item {
-            Some(item) => item,
-            None => {
-                let mut items = self.items.write();
-                if items.len() >= MAX_ITEMS && !items.contains_key(&wanted) {
-                    return;
-                }
-                Arc::clone(items.entry(wanted.to_owned_pair()).or_insert_with(|| {
-                    Arc::new(Item {
-                        created_at_ms: now_ms(),
-                        ..Item::default()
-                    })
-                }))
-            }
-        };
-        item.sum.fetch_add(value, Ordering::Relaxed);
-        item.times.fetch_add(1, Ordering::Relaxed);
+        // Counted under the read lock: no reference count to move per call on the send and
+        // pull paths; only a key met for the first time takes the write lock.
+        if let Some(item) = self.items.read().get(&wanted) {
+            item.count(value);
+            return;
+        }
+        let mut items = self.items.write();
+        if items.len() >= MAX_ITEMS && !items.contains_key(&wanted) {
+            return;
+        }
+        items
+            .entry(wanted.to_owned_pair())
+            .or_insert_with(|| {
+                Arc::new(Item {
+                    created_at_ms: now_ms(),
+                    ..Item::default()
+                })
+            })
+            .count(value);
     }
 
     /// Takes the snapshots due; call every 10 seconds.

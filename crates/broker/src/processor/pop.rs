@@ -393,7 +393,6 @@ async fn pop_queue(
     popped
         .info
         .add(topic, queue_id, offset, &read.queue_offsets);
-    ctx.stats.add_get(read.messages.len() as u64);
     super::pull::count_get(ctx, topic, &plan.group, &read);
     popped.records.extend(read.messages);
     Ok(())

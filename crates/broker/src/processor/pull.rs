@@ -406,9 +406,10 @@ async fn read_or_wait(
     }
 }
 
-/// Per-group and broker-wide traffic (VIEW_BROKER_STATS_DATA, consume stats' rate, the
-/// Prometheus counters) of messages a pull or a pop hands out.
+/// Per-group and broker-wide traffic (the runtime info's get rate, VIEW_BROKER_STATS_DATA,
+/// consume stats' rate, the Prometheus counters) of messages a pull or a pop hands out.
 pub(crate) fn count_get(ctx: &BrokerContext, topic: &str, group: &str, read: &GetMessageResult) {
+    ctx.stats.add_get(read.messages.len() as u64);
     ctx.metrics.messages_got(
         topic,
         group,
@@ -436,7 +437,6 @@ fn found(
     request: &RemotingCommand,
     mut read: GetMessageResult,
 ) -> RemotingCommand {
-    ctx.stats.add_get(read.messages.len() as u64);
     // The records go out as the writer's own buffers, still shared with the mapped
     // CommitLog: a pull of many messages is not copied into one body first.
     let records = std::mem::take(&mut read.messages);
