@@ -167,7 +167,10 @@ pub fn encoded_len(msg: &Message) -> usize {
             Payload::VoteResponse(_) => 10,
             Payload::Heartbeat(_) => 16,
             Payload::HeartbeatResponse(_) => 1,
-            Payload::Append(a) => 45 + a.entries.iter().map(Bytes::len).sum::<usize>(),
+            Payload::Append(a) => {
+                45 + a.entries.iter().map(Bytes::len).sum::<usize>()
+                    + a.base_membership.as_ref().map_or(0, |m| 4 + m.len())
+            }
             Payload::AppendResponse(_) => 9 + 24,
             Payload::TakeLeadership => 0,
         }
@@ -206,10 +209,18 @@ pub fn encode(msg: &Message, out: &mut BytesMut) {
             out.put_u64(a.prev_term.unwrap_or(0));
             out.put_u64(a.commit_index);
             out.put_u64(a.safe_index);
-            out.put_u8(u8::from(a.restart) | u8::from(a.prev_term.is_some()) << 1);
+            out.put_u8(
+                u8::from(a.restart)
+                    | u8::from(a.prev_term.is_some()) << 1
+                    | u8::from(a.base_membership.is_some()) << 2,
+            );
             out.put_u32(a.entries.len() as u32);
             for frame in &a.entries {
                 out.put_slice(frame);
+            }
+            if let Some(membership) = &a.base_membership {
+                out.put_u32(membership.len() as u32);
+                out.put_slice(membership);
             }
         }
         Payload::AppendResponse(r) => {
@@ -309,6 +320,12 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
             for _ in 0..count {
                 entries.push(r.entry_frame()?);
             }
+            let base_membership = if flags & 4 != 0 {
+                let len = r.u32()? as usize;
+                Some(r.bytes(len)?)
+            } else {
+                None
+            };
             Payload::Append(Append {
                 seq,
                 prev_index,
@@ -317,6 +334,7 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
                 safe_index,
                 restart: flags & 1 != 0,
                 entries,
+                base_membership,
             })
         }
         KIND_APPEND_RESPONSE => {
@@ -450,6 +468,16 @@ impl Reader {
         Ok(u64::from_be_bytes(b))
     }
 
+    /// `n` bytes, sharing the buffer.
+    fn bytes(&mut self, n: usize) -> Result<Bytes, CodecError> {
+        if self.remaining() < n {
+            return Err(CodecError::Truncated);
+        }
+        let bytes = self.buf.slice(self.pos..self.pos + n);
+        self.pos += n;
+        Ok(bytes)
+    }
+
     /// One entry frame, delimited by the size field of its header (bytes 4..8).
     fn entry_frame(&mut self) -> Result<Bytes, CodecError> {
         if self.remaining() < ENTRY_HEADER_LEN {
@@ -514,6 +542,7 @@ mod tests {
                 safe_index: 7,
                 restart: false,
                 entries: vec![frame(11, b"a"), frame(12, b"bcdef")],
+                base_membership: None,
             }),
             Payload::Append(Append {
                 seq: 6,
@@ -523,6 +552,19 @@ mod tests {
                 safe_index: 0,
                 restart: true,
                 entries: vec![],
+                base_membership: None,
+            }),
+            Payload::Append(Append {
+                seq: 7,
+                prev_index: 0,
+                prev_term: None,
+                commit_index: 0,
+                safe_index: 0,
+                restart: true,
+                entries: vec![frame(1, b"x")],
+                base_membership: Some(
+                    crate::membership::Membership::of_voters(&[NodeId(0), NodeId(4)]).encode(),
+                ),
             }),
             Payload::AppendResponse(AppendResponse {
                 seq: 5,

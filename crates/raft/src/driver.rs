@@ -9,6 +9,8 @@
 //!   as one batch, in arrival order, so placement order is log order.
 //! - [`RaftHandle::state`]: a `watch` of role, term, leader, commit and last index.
 //! - [`RaftHandle::status`], [`RaftHandle::transfer_leadership`], [`RaftHandle::shutdown`].
+//! - [`RaftHandle::change_membership`] and [`RaftHandle::membership`]: add, promote or remove
+//!   a member, and watch the membership in force.
 //!
 //! Committed entries arrive on the [`ApplyEvent`] channel returned by [`RaftDriver::start`]
 //! when [`DriverConfig::apply_from`] is set.
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::entry::Entry;
 use crate::hard_state::{HardStateError, HardStateStore};
+use crate::membership::{Membership, MembershipChange, MembershipLog};
 use crate::transport::{Transport, TransportConfig};
 use crate::{
     BackgroundSync, EntryPlace, Event, LogStorage, Node, NodeId, PeerSpec, Proposal, ProposeError,
@@ -42,7 +45,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
     pub id: NodeId,
-    /// Every member of the group, this node included (see [`crate::parse_peers`]).
+    /// Every member of the group, this node included (see [`crate::parse_peers`]): the
+    /// membership until a change is in the log, which then takes precedence.
     pub peers: Vec<PeerSpec>,
     /// Name of the group (DLedger `dLegerGroup`); connections from other groups are refused.
     pub group: String,
@@ -151,6 +155,9 @@ pub enum ProposalError {
     Timeout,
     #[error("raft node stopped")]
     Stopped,
+    /// A membership change the group's rules refuse (nothing was appended).
+    #[error("membership change refused: {0}")]
+    MembershipRefused(String),
 }
 
 /// A failure that stopped the driver.
@@ -174,6 +181,7 @@ enum Command {
     ProposeMany(Vec<Proposal>, ManyReply),
     Status(oneshot::Sender<Status>),
     Transfer(NodeId, oneshot::Sender<Result<(), TransferError>>),
+    ChangeMembership(MembershipChange, OneReply),
 }
 
 /// Resolves with the entry's place once committed.
@@ -196,6 +204,7 @@ impl<T> Future for ProposalFuture<T> {
 pub struct RaftHandle {
     commands: mpsc::Sender<Command>,
     state: watch::Receiver<RaftState>,
+    membership: watch::Receiver<Membership>,
     shutdown: CancellationToken,
 }
 
@@ -229,6 +238,27 @@ impl RaftHandle {
     /// Role, term, leader, commit and last index; `changed()` wakes on every change.
     pub fn state(&self) -> watch::Receiver<RaftState> {
         self.state.clone()
+    }
+
+    /// The membership in force on this node; `changed()` wakes when an entry changes it.
+    pub fn membership(&self) -> watch::Receiver<Membership> {
+        self.membership.clone()
+    }
+
+    /// Asks the leader for a membership change; resolves once the change commits. An added
+    /// member joins as a learner and becomes a voter when it has caught up (watch
+    /// [`RaftHandle::membership`]). One change at a time: the next is refused until the last
+    /// is durably committed.
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<EntryPlace, ProposalError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::ChangeMembership(change, tx))
+            .await
+            .map_err(|_| ProposalError::Stopped)?;
+        ProposalFuture { rx }.await
     }
 
     /// A full status snapshot, with per-peer replication progress on the leader.
@@ -280,17 +310,24 @@ impl RaftDriver {
         mut hard_state: H,
         listener: TcpListener,
     ) -> Result<RaftDriver, DriverError> {
-        let members: Vec<NodeId> = config.peers.iter().map(|p| p.id).collect();
-        if !members.contains(&config.id) {
-            return Err(DriverError::NotMember(config.id));
-        }
         let mut raft = config.raft.clone();
         if raft.random_seed == 0 {
             raft.random_seed = rand::random();
         }
         let persisted = hard_state.load()?;
+        let membership = match hard_state.load_membership()? {
+            Some(recorded) => recorded,
+            None => {
+                if !config.peers.iter().any(|p| p.id == config.id) {
+                    return Err(DriverError::NotMember(config.id));
+                }
+                MembershipLog::bootstrap(Membership::bootstrap(&config.peers))
+            }
+        };
         let node_syncer = storage.background_sync();
-        let node = Node::new(config.id, &members, raft, storage, persisted)?;
+        let node = Node::restore(config.id, membership, raft, storage, persisted)?;
+        let peers = node.membership().peer_specs();
+        let membership_index = node.membership_log().current_index();
         let shutdown = CancellationToken::new();
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_len.max(1));
         // A frame must hold the largest append the leader may send.
@@ -298,16 +335,20 @@ impl RaftDriver {
         transport_config.max_frame_bytes = transport_config
             .max_frame_bytes
             .max(config.raft.max_batch_bytes + config.raft.max_entry_body_bytes + (64 << 10));
-        let transport = Transport::start(
+        let mut transport = Transport::start(
             config.id,
             &config.group,
-            &config.peers,
+            &peers,
             &config.shared_settings,
             listener,
             inbound_tx,
             &transport_config,
             shutdown.clone(),
         );
+        if membership_index != 0 {
+            transport.set_peers(&peers, membership_index);
+        }
+        let (membership_tx, membership_rx) = watch::channel(node.membership().clone());
         let (command_tx, command_rx) = mpsc::channel(config.proposal_queue_len.max(1));
         let initial = snapshot(&node);
         let (state_tx, state_rx) = watch::channel(initial);
@@ -348,6 +389,7 @@ impl RaftDriver {
             commands: command_rx,
             commands_open: true,
             state: state_tx,
+            membership: membership_tx,
             pending: VecDeque::new(),
             transfers: Vec::new(),
             syncer: node_syncer,
@@ -362,11 +404,26 @@ impl RaftDriver {
             handle: RaftHandle {
                 commands: command_tx,
                 state: state_rx,
+                membership: membership_rx,
                 shutdown,
             },
             apply: apply_rx,
             task,
         })
+    }
+}
+
+/// What a refused proposal tells its proposer.
+fn proposal_error(e: ProposeError) -> ProposalError {
+    match e {
+        ProposeError::NotLeader { leader } => ProposalError::NotLeader { leader },
+        ProposeError::Transferring => ProposalError::Transferring,
+        ProposeError::Busy { .. } => ProposalError::Busy,
+        ProposeError::TooLarge { .. } => ProposalError::TooLarge(e.to_string()),
+        ProposeError::ChangeInProgress { .. }
+        | ProposeError::Membership(_)
+        | ProposeError::RemovingLeader => ProposalError::MembershipRefused(e.to_string()),
+        ProposeError::Storage(_) => ProposalError::Stopped,
     }
 }
 
@@ -435,6 +492,7 @@ struct Driver<S: LogStorage, H: HardStateStore> {
     commands: mpsc::Receiver<Command>,
     commands_open: bool,
     state: watch::Sender<RaftState>,
+    membership: watch::Sender<Membership>,
     /// Proposals of the current leadership, in log order.
     pending: VecDeque<Pending>,
     transfers: Vec<(NodeId, oneshot::Sender<Result<(), TransferError>>)>,
@@ -571,11 +629,47 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                         let _ = tx.send(Err(e));
                     }
                 },
+                Command::ChangeMembership(change, tx) => {
+                    // Entries proposed before it in this batch go first: log order is
+                    // arrival order.
+                    self.propose_and_wait(std::mem::take(&mut proposals), &mut waiters)?;
+                    self.change_membership(change, tx)?;
+                }
             }
             if handled < MAX_BATCH {
                 next = self.commands.try_recv().ok();
             }
         }
+        self.propose_and_wait(proposals, &mut waiters)
+    }
+
+    fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        tx: OneReply,
+    ) -> Result<(), DriverError> {
+        match self.node.propose_membership(change) {
+            Ok(place) => self.pending.push_back(Pending {
+                term: place.term,
+                last_index: place.index,
+                deadline: Instant::now() + self.propose_timeout,
+                waiter: Waiter::One(place, tx),
+            }),
+            Err(ProposeError::Storage(e)) => return Err(e.into()),
+            Err(e) => {
+                let _ = tx.send(Err(proposal_error(e)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `proposals` as one batch and queues their waiters.
+    fn propose_and_wait(
+        &mut self,
+        proposals: Vec<Proposal>,
+        waiters: &mut Vec<(usize, Result<OneReply, ManyReply>)>,
+    ) -> Result<(), DriverError> {
+        let waiters = std::mem::take(waiters);
         if proposals.is_empty() {
             return Ok(());
         }
@@ -609,12 +703,7 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             }
             Err(ProposeError::Storage(e)) => return Err(e.into()),
             Err(e) => {
-                let error = match e {
-                    ProposeError::NotLeader { leader } => ProposalError::NotLeader { leader },
-                    ProposeError::Transferring => ProposalError::Transferring,
-                    ProposeError::Busy { .. } => ProposalError::Busy,
-                    other => ProposalError::TooLarge(other.to_string()),
-                };
+                let error = proposal_error(e);
                 for (_, reply) in waiters {
                     match reply {
                         Ok(tx) => {
@@ -638,6 +727,24 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                 // Term and vote are on disk before any message of this Ready leaves.
                 let store = &mut self.hard_state;
                 blocking(|| store.save(&hs))?;
+            }
+            if let Some(membership) = ready.membership {
+                // As are the memberships: an append is not acknowledged before the
+                // membership it set would survive a crash.
+                let store = &mut self.hard_state;
+                blocking(|| store.save_membership(&membership))?;
+                let current = membership.current();
+                tracing::info!(node = %self.node.id(), index = membership.current_index(),
+                    membership = ?current, "membership in force");
+                self.transport
+                    .set_peers(&current.peer_specs(), membership.current_index());
+                self.membership.send_if_modified(|shown| {
+                    let changed = shown != current;
+                    if changed {
+                        *shown = current.clone();
+                    }
+                    changed
+                });
             }
             for msg in ready.messages {
                 self.transport.send(msg);

@@ -1,11 +1,13 @@
 //! Term and vote: the state that must survive a crash before a vote is answered or a new
 //! term is acted upon. DLedger writes it without fsync; here `save` returns only once the
-//! bytes are on disk.
+//! bytes are on disk. The membership records (see [`crate::membership`]) are kept alongside,
+//! under the same rule: durable before anything that depends on them goes out.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::membership::MembershipLog;
 use crate::NodeId;
 
 /// The persistent election state of a node.
@@ -20,6 +22,11 @@ pub trait HardStateStore: Send + 'static {
     fn load(&mut self) -> Result<HardState, HardStateError>;
     /// Returns once `state` is durable.
     fn save(&mut self, state: &HardState) -> Result<(), HardStateError>;
+    /// The membership records last saved; `None` for a node that never saved any (its
+    /// membership is the configured peer list).
+    fn load_membership(&mut self) -> Result<Option<MembershipLog>, HardStateError>;
+    /// Returns once `membership` is durable.
+    fn save_membership(&mut self, membership: &MembershipLog) -> Result<(), HardStateError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +40,10 @@ pub enum HardStateError {
     Corrupt(PathBuf),
 }
 
+const MEMBERSHIP_MAGIC: &[u8; 4] = b"RFMS";
+/// A membership file holds a few records of at most nine members each.
+const MAX_MEMBERSHIP_FILE: u64 = 1 << 20;
+
 const MAGIC: &[u8; 4] = b"RFHS";
 const FILE_LEN: usize = 4 + 8 + 1 + 4 + 4;
 const NO_VOTE: u32 = u32::MAX;
@@ -42,6 +53,7 @@ const NO_VOTE: u32 = u32::MAX;
 #[derive(Debug)]
 pub struct FileHardStateStore {
     path: PathBuf,
+    membership_path: PathBuf,
 }
 
 impl FileHardStateStore {
@@ -53,15 +65,72 @@ impl FileHardStateStore {
         })?;
         Ok(FileHardStateStore {
             path: dir.join("raft-hard-state"),
+            membership_path: dir.join("raft-membership"),
         })
     }
+}
 
-    fn io(&self, source: std::io::Error) -> HardStateError {
-        HardStateError::Io {
-            path: self.path.clone(),
-            source,
-        }
+/// Replaces `path` with `bytes` so that a power cut leaves the old or the new content:
+/// write a temporary file, fsync it, rename it over, fsync the directory.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), HardStateError> {
+    let io = |source| HardStateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        // The rename itself must survive a power cut.
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     }
+    Ok(())
+}
+
+/// Reads a whole small file, `None` if it does not exist.
+fn read_small_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HardStateError> {
+    let io = |source| HardStateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let mut bytes = Vec::new();
+    Read::by_ref(&mut file)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    Ok(Some(bytes))
+}
+
+/// Membership records framed with a magic and a CRC32C, so a torn file is noticed.
+fn encode_membership(membership: &MembershipLog) -> Vec<u8> {
+    let body = membership.encode();
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(MEMBERSHIP_MAGIC);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32c::crc32c(&out).to_be_bytes());
+    out
+}
+
+fn decode_membership(bytes: &[u8]) -> Option<MembershipLog> {
+    let (content, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    if !content.starts_with(MEMBERSHIP_MAGIC)
+        || u32::from_be_bytes(crc.try_into().ok()?) != crc32c::crc32c(content)
+    {
+        return None;
+    }
+    MembershipLog::decode(&content[MEMBERSHIP_MAGIC.len()..]).ok()
 }
 
 fn encode(state: &HardState) -> [u8; FILE_LEN] {
@@ -94,37 +163,27 @@ fn decode(bytes: &[u8]) -> Option<HardState> {
 
 impl HardStateStore for FileHardStateStore {
     fn load(&mut self) -> Result<HardState, HardStateError> {
-        let mut file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
-            Err(e) => return Err(self.io(e)),
-        };
-        let mut bytes = Vec::with_capacity(FILE_LEN);
-        Read::by_ref(&mut file)
-            .take(FILE_LEN as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| self.io(e))?;
-        decode(&bytes).ok_or_else(|| HardStateError::Corrupt(self.path.clone()))
+        match read_small_file(&self.path, FILE_LEN as u64)? {
+            None => Ok(HardState::default()),
+            Some(bytes) => decode(&bytes).ok_or_else(|| HardStateError::Corrupt(self.path.clone())),
+        }
     }
 
     fn save(&mut self, state: &HardState) -> Result<(), HardStateError> {
-        let tmp = self.path.with_extension("tmp");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| self.io(e))?;
-        file.write_all(&encode(state)).map_err(|e| self.io(e))?;
-        file.sync_all().map_err(|e| self.io(e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
-        if let Some(dir) = self.path.parent() {
-            // The rename itself must survive a power cut.
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| self.io(e))?;
+        replace_file(&self.path, &encode(state))
+    }
+
+    fn load_membership(&mut self) -> Result<Option<MembershipLog>, HardStateError> {
+        match read_small_file(&self.membership_path, MAX_MEMBERSHIP_FILE)? {
+            None => Ok(None),
+            Some(bytes) => decode_membership(&bytes)
+                .map(Some)
+                .ok_or_else(|| HardStateError::Corrupt(self.membership_path.clone())),
         }
-        Ok(())
+    }
+
+    fn save_membership(&mut self, membership: &MembershipLog) -> Result<(), HardStateError> {
+        replace_file(&self.membership_path, &encode_membership(membership))
     }
 }
 
@@ -132,6 +191,7 @@ impl HardStateStore for FileHardStateStore {
 #[derive(Debug, Default, Clone)]
 pub struct MemHardStateStore {
     pub state: HardState,
+    pub membership: Option<MembershipLog>,
 }
 
 impl HardStateStore for MemHardStateStore {
@@ -141,6 +201,15 @@ impl HardStateStore for MemHardStateStore {
 
     fn save(&mut self, state: &HardState) -> Result<(), HardStateError> {
         self.state = *state;
+        Ok(())
+    }
+
+    fn load_membership(&mut self) -> Result<Option<MembershipLog>, HardStateError> {
+        Ok(self.membership.clone())
+    }
+
+    fn save_membership(&mut self, membership: &MembershipLog) -> Result<(), HardStateError> {
+        self.membership = Some(membership.clone());
         Ok(())
     }
 }
@@ -174,5 +243,41 @@ mod tests {
         bytes[6] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         assert!(matches!(again.load(), Err(HardStateError::Corrupt(_))));
+    }
+
+    #[test]
+    fn membership_round_trip_and_corruption() {
+        use crate::membership::{Membership, MembershipChange};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileHardStateStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_membership().unwrap(), None);
+        let three = Membership::of_voters(&[NodeId(0), NodeId(1), NodeId(2)]);
+        let mut log = MembershipLog::bootstrap(three.clone());
+        store.save_membership(&log).unwrap();
+        assert_eq!(store.load_membership().unwrap(), Some(log.clone()));
+        let four = three
+            .apply(&MembershipChange::Add {
+                id: NodeId(3),
+                addr: "127.0.0.1:9".into(),
+            })
+            .unwrap();
+        log.push(crate::membership::MembershipRecord {
+            index: 9,
+            term: 2,
+            membership: four,
+        });
+        store.save_membership(&log).unwrap();
+        let mut again = FileHardStateStore::open(dir.path()).unwrap();
+        assert_eq!(again.load_membership().unwrap(), Some(log));
+
+        let path = dir.path().join("raft-membership");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 6;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            again.load_membership(),
+            Err(HardStateError::Corrupt(_))
+        ));
     }
 }

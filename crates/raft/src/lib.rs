@@ -9,7 +9,8 @@
 //!   leadership transfer; driven by `tick`/`step`/`propose`, answering with a [`Ready`].
 //! - [`storage`]: the log-storage trait the core needs ([`LogStorage`]) and an in-memory log
 //!   with the same semantics ([`MemLog`]), which also models what a power cut loses.
-//! - [`hard_state`]: term and vote, and where they are fsynced.
+//! - [`hard_state`]: term, vote and the membership records, and where they are fsynced.
+//! - [`membership`]: voters, learners and their addresses; changes one member at a time.
 //! - [`message`]: the messages between nodes; [`codec`]: their compact binary encoding.
 //! - [`config`]: timings and limits, with defaults for a one-second failover.
 //! - [`peers`]: node ids and the DLedger peer-list syntax (`n0-host:port;n1-...`).
@@ -23,6 +24,7 @@ pub mod core;
 pub mod driver;
 pub mod entry;
 pub mod hard_state;
+pub mod membership;
 pub mod message;
 pub mod peers;
 pub mod storage;
@@ -38,6 +40,9 @@ pub use crate::driver::{
     RaftDriver, RaftHandle, RaftState,
 };
 pub use crate::hard_state::{FileHardStateStore, HardState, HardStateStore, MemHardStateStore};
+pub use crate::membership::{
+    Member, Membership, MembershipChange, MembershipError, MembershipLog, MembershipRecord,
+};
 pub use crate::message::Message;
 pub use crate::peers::{parse_group, parse_peers, NodeId, PeerSpec};
 pub use crate::storage::{BackgroundSync, LogStorage, MemLog, StorageError};

@@ -102,6 +102,9 @@ pub struct Append {
     /// first retained entry, or its log is empty).
     pub restart: bool,
     pub entries: Vec<Bytes>,
+    /// With `restart`: the membership in force at `prev_index` (an encoded
+    /// [`crate::membership::Membership`]), which the follower's log no longer shows.
+    pub base_membership: Option<Bytes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

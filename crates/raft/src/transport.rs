@@ -8,8 +8,12 @@
 //!   exponential backoff; messages that do not fit in the queue are dropped (raft resends what
 //!   matters), so a dead peer never stalls the node.
 //! - Inbound: an accept loop; each connection starts with a [`Hello`] naming the group, the
-//!   sender and the settings every member must share (peer list, segment size), then carries
-//!   length-delimited messages. Bad frames and differently configured members are refused.
+//!   sender and the settings every member must share (segment size, and the peer list while
+//!   both sides still run the configured one), then carries length-delimited messages. Bad
+//!   frames, strangers and differently configured members are refused.
+//! - The peers follow the group's membership ([`Transport::set_peers`]): a member added
+//!   gets a dialer, a member removed loses it. Once a membership change is in a member's log
+//!   its peer list is that of the log, no longer the configured one, and is not compared.
 //!   Until its hello is in, a connection may hold no more than a hello's bytes, and only for
 //!   `hello_timeout`.
 //! - With a link secret (`dLegerSecret`), a hello carries an HmacSHA1 under it over its
@@ -134,8 +138,19 @@ impl Default for TransportConfig {
 
 /// Sending side of the transport, owned by the driver.
 pub struct Transport {
-    peers: HashMap<NodeId, mpsc::Sender<Message>>,
+    id: NodeId,
+    peers: HashMap<NodeId, Dialer>,
+    link: Arc<LinkRules>,
+    config: TransportConfig,
+    shutdown: CancellationToken,
     dropped: u64,
+}
+
+/// The sending side of one peer: its queue, and what stops its dial loop.
+struct Dialer {
+    spec: PeerSpec,
+    queue: mpsc::Sender<Message>,
+    stop: CancellationToken,
 }
 
 impl Transport {
@@ -153,55 +168,88 @@ impl Transport {
         config: &TransportConfig,
         shutdown: CancellationToken,
     ) -> Transport {
-        let members: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
-        let settings = match &config.link_secret {
-            Some(_) => group_settings(peers, &format!("{settings} linkAuth=hmac-sha1")),
-            None => group_settings(peers, settings),
+        let extra = match &config.link_secret {
+            Some(_) => format!("{settings} linkAuth=hmac-sha1"),
+            None => settings.to_string(),
         };
         let link = Arc::new(LinkRules {
             group: group.to_string(),
-            members,
-            settings: settings.clone(),
+            id,
+            extra: extra.trim().to_string(),
+            view: std::sync::RwLock::new(LinkView::new(peers, 0)),
             secret: config.link_secret.clone(),
             refusals: std::sync::Mutex::new(HashMap::new()),
         });
         tokio::spawn(accept_loop(
             listener,
-            link,
+            link.clone(),
             inbound,
             config.clone(),
             shutdown.clone(),
         ));
-        let mut senders = HashMap::new();
-        for peer in peers.iter().filter(|p| p.id != id) {
-            let (tx, rx) = mpsc::channel(config.peer_queue_len.max(1));
-            senders.insert(peer.id, tx);
-            let hello = Hello {
-                group: group.to_string(),
-                from: id,
-                settings: settings.clone(),
-                proof: None,
-            };
+        let mut transport = Transport {
+            id,
+            peers: HashMap::new(),
+            link,
+            config: config.clone(),
+            shutdown,
+            dropped: 0,
+        };
+        transport.dial(peers);
+        transport
+    }
+
+    /// Follows a new membership (set by the log entry at `membership_index`): dials the
+    /// members it does not know yet, stops dialing those gone (or moved), and accepts
+    /// connections from exactly the new members.
+    pub fn set_peers(&mut self, peers: &[PeerSpec], membership_index: u64) {
+        match self.link.view.write() {
+            Ok(mut view) => *view = LinkView::new(peers, membership_index),
+            Err(poisoned) => *poisoned.into_inner() = LinkView::new(peers, membership_index),
+        }
+        self.peers.retain(|id, dialer| {
+            let kept = peers
+                .iter()
+                .any(|p| p.id == *id && p.addr == dialer.spec.addr);
+            if !kept {
+                dialer.stop.cancel();
+            }
+            kept
+        });
+        self.dial(peers);
+    }
+
+    fn dial(&mut self, peers: &[PeerSpec]) {
+        for peer in peers.iter().filter(|p| p.id != self.id) {
+            if self.peers.contains_key(&peer.id) {
+                continue;
+            }
+            let (queue, rx) = mpsc::channel(self.config.peer_queue_len.max(1));
+            let stop = self.shutdown.child_token();
             tokio::spawn(dial_loop(
                 peer.clone(),
-                hello,
+                self.link.clone(),
                 rx,
-                config.clone(),
-                shutdown.clone(),
+                self.config.clone(),
+                stop.clone(),
             ));
-        }
-        Transport {
-            peers: senders,
-            dropped: 0,
+            self.peers.insert(
+                peer.id,
+                Dialer {
+                    spec: peer.clone(),
+                    queue,
+                    stop,
+                },
+            );
         }
     }
 
     /// Queues a message; drops it when the peer's queue is full or the peer is unknown.
     pub fn send(&mut self, msg: Message) {
-        let Some(tx) = self.peers.get(&msg.to) else {
+        let Some(dialer) = self.peers.get(&msg.to) else {
             return;
         };
-        if tx.try_send(msg).is_err() {
+        if dialer.queue.try_send(msg).is_err() {
             self.dropped += 1;
             if self.dropped.is_power_of_two() {
                 tracing::warn!(dropped = self.dropped, "peer queue full: dropping messages");
@@ -217,7 +265,7 @@ impl Transport {
 
 async fn dial_loop(
     peer: PeerSpec,
-    hello: Hello,
+    link: Arc<LinkRules>,
     mut rx: mpsc::Receiver<Message>,
     config: TransportConfig,
     shutdown: CancellationToken,
@@ -250,14 +298,18 @@ async fn dial_loop(
         let mut buf = BytesMut::with_capacity(64 << 10);
         let start = buf.len();
         buf.put_u32(0);
-        // A fresh proof per connection: a receiver refuses old ones.
-        let hello = Hello {
-            proof: config
-                .link_secret
-                .as_ref()
-                .map(|s| s.prove(&hello, now_ms())),
-            ..hello.clone()
+        // The membership as of now, and a fresh proof per connection (a receiver refuses
+        // old ones).
+        let mut hello = Hello {
+            group: link.group.clone(),
+            from: link.id,
+            settings: link.settings(),
+            proof: None,
         };
+        hello.proof = config
+            .link_secret
+            .as_ref()
+            .map(|s| s.prove(&hello, now_ms()));
         codec::encode_hello(&hello, &mut buf);
         let len = (buf.len() - start - 4) as u32;
         buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -316,8 +368,10 @@ pub fn group_settings(peers: &[PeerSpec], extra: &str) -> String {
 /// Who may connect: members of this group configured like this member.
 struct LinkRules {
     group: String,
-    members: Vec<NodeId>,
-    settings: String,
+    id: NodeId,
+    /// Settings beyond the membership that every member shares.
+    extra: String,
+    view: std::sync::RwLock<LinkView>,
     secret: Option<LinkSecret>,
     /// When each refused peer was last logged, so a redialing peer is named once a while.
     refusals: std::sync::Mutex<HashMap<NodeId, Instant>>,
@@ -326,7 +380,92 @@ struct LinkRules {
 /// A refused differently configured member is logged at most this often.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
+/// The membership the links follow.
+struct LinkView {
+    members: Vec<NodeId>,
+    /// Index of the log entry that set it; 0 for the configured peer list.
+    membership_index: u64,
+    /// The peer list as members compare it (`dLegerPeers=...`).
+    peers: String,
+}
+
+impl LinkView {
+    fn new(peers: &[PeerSpec], membership_index: u64) -> LinkView {
+        LinkView {
+            members: peers.iter().map(|p| p.id).collect(),
+            membership_index,
+            peers: group_settings(peers, ""),
+        }
+    }
+}
+
+/// The parts of a hello's settings text: `dLegerPeers=...`, then `membershipIndex=<n>` once
+/// the membership came from the log, then the shared settings.
+struct HelloSettings<'a> {
+    peers: &'a str,
+    membership_index: u64,
+    extra: &'a str,
+}
+
+impl<'a> HelloSettings<'a> {
+    fn parse(text: &'a str) -> HelloSettings<'a> {
+        let (peers, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let (membership_index, extra) = match rest.strip_prefix("membershipIndex=") {
+            Some(tail) => {
+                let (number, extra) = tail.split_once(' ').unwrap_or((tail, ""));
+                // An unreadable index is compared as text below and refused there.
+                (number.parse().unwrap_or(u64::MAX), extra)
+            }
+            None => (0, rest),
+        };
+        HelloSettings {
+            peers,
+            membership_index,
+            extra,
+        }
+    }
+}
+
 impl LinkRules {
+    fn read_view(&self) -> std::sync::RwLockReadGuard<'_, LinkView> {
+        self.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This member's settings as its hello states them.
+    fn settings(&self) -> String {
+        let view = self.read_view();
+        let index = match view.membership_index {
+            0 => String::new(),
+            n => format!(" membershipIndex={n}"),
+        };
+        format!("{}{index} {}", view.peers, self.extra)
+            .trim_end()
+            .to_string()
+    }
+
+    /// Members of the configured peer list talk among themselves. Once a membership came
+    /// from the log, a member may hear from a node its log does not show yet (the leader
+    /// that added it, a member added after its last entry): raft decides what to make of
+    /// such a node's messages.
+    fn may_connect(&self, id: NodeId, theirs: &str) -> bool {
+        let view = self.read_view();
+        view.members.contains(&id)
+            || view.membership_index != 0
+            || HelloSettings::parse(theirs).membership_index != 0
+    }
+
+    /// Shared settings must be equal; peer lists only while both members run the configured
+    /// one (two differently configured groups must not merge), since a membership the log
+    /// set is the group's and reaches every member through the log.
+    fn compatible(&self, theirs: &str) -> bool {
+        let theirs = HelloSettings::parse(theirs);
+        if theirs.extra != self.extra {
+            return false;
+        }
+        let view = self.read_view();
+        view.membership_index != 0 || theirs.membership_index != 0 || theirs.peers == view.peers
+    }
+
     /// Whether a refusal of `peer` is due to be logged (rate-limited per peer).
     fn refusal_due(&self, peer: NodeId) -> bool {
         let now = Instant::now();
@@ -342,7 +481,8 @@ impl LinkRules {
 
     fn report_mismatch(&self, peer: NodeId, theirs: &str) {
         if self.refusal_due(peer) {
-            tracing::error!(%peer, theirs, ours = %self.settings,
+            let ours = self.settings();
+            tracing::error!(%peer, theirs, %ours,
                 "refusing a member configured differently (dLegerPeers, \
                  mappedFileSizeCommitLog and whether dLegerSecret is set must be the same \
                  on every member)");
@@ -457,12 +597,12 @@ async fn read_loop(
     if hello.group != link.group {
         return Err(ReadError::WrongGroup(hello.group));
     }
-    if !link.members.contains(&hello.from) {
-        return Err(ReadError::Stranger(hello.from));
-    }
-    if hello.settings != link.settings {
+    if !link.compatible(&hello.settings) {
         link.report_mismatch(hello.from, &hello.settings);
         return Err(ReadError::Mismatch(hello.from));
+    }
+    if !link.may_connect(hello.from, &hello.settings) {
+        return Err(ReadError::Stranger(hello.from));
     }
     if let Some(secret) = &link.secret {
         if !secret.verify(&hello, now_ms()) {

@@ -425,3 +425,119 @@ async fn a_member_without_the_link_secret_is_refused_and_silent_connections_are_
         m.handle.shutdown();
     }
 }
+
+/// Waits until `member` sees `want` hold for its membership.
+async fn wait_for_membership(member: &Member, want: impl Fn(&raft::Membership) -> bool) {
+    let mut watch = member.handle.membership();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if want(&watch.borrow_and_update()) {
+                return;
+            }
+            watch.changed().await.expect("driver running");
+        }
+    })
+    .await
+    .expect("membership changes in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_under_load_catches_up_and_replaces_a_removed_one() {
+    let mut members = start_group(3, true).await;
+    let all: Vec<&Member> = members.iter().collect();
+    let (leader, _) = wait_for_leader(&all, None).await;
+    let leader_handle = members[leader.0 as usize].handle.clone();
+    let mut places = propose_all(&leader_handle, 0, 300).await;
+
+    // The new member starts the way an operator starts it: the group's peers and itself.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let new_addr = listener.local_addr().unwrap().to_string();
+    let mut peers: Vec<PeerSpec> = members
+        .iter()
+        .map(|m| PeerSpec {
+            id: m.id,
+            name: m.id.to_string(),
+            addr: m.addr.clone(),
+        })
+        .collect();
+    peers.push(PeerSpec {
+        id: NodeId(3),
+        name: "n3".into(),
+        addr: new_addr.clone(),
+    });
+    let mut config = DriverConfig::new(NodeId(3), peers, "e2e");
+    config.raft.sync_flush = true;
+    config.apply_from = Some(1);
+    let driver = RaftDriver::start(
+        config,
+        MemLog::with_segments(64 << 10),
+        MemHardStateStore::default(),
+        listener,
+    )
+    .unwrap();
+    members.push(Member {
+        id: NodeId(3),
+        addr: new_addr.clone(),
+        handle: driver.handle,
+        apply: driver.apply.unwrap(),
+        task: driver.task,
+    });
+
+    // Added while proposals keep coming.
+    let load = {
+        let handle = leader_handle.clone();
+        tokio::spawn(async move { propose_all(&handle, 300, 400).await })
+    };
+    let added = leader_handle
+        .change_membership(raft::MembershipChange::Add {
+            id: NodeId(3),
+            addr: new_addr,
+        })
+        .await
+        .expect("the addition commits");
+    places.extend(load.await.unwrap());
+    assert!(added.index > 1);
+    wait_for_membership(&members[3], |m| m.is_voter(NodeId(3))).await;
+    wait_for_membership(&members[leader.0 as usize], |m| m.voter_count() == 4).await;
+    let last = places.iter().map(|p| p.index).max().unwrap();
+    let seen = applied_until(&mut members[3], last).await;
+    check_entries(&seen, &places);
+
+    // A second change waits for nothing now; remove a follower and stop it.
+    let removed = members
+        .iter()
+        .map(|m| m.id)
+        .find(|&id| id != leader && id != NodeId(3))
+        .unwrap();
+    leader_handle
+        .change_membership(raft::MembershipChange::Remove(removed))
+        .await
+        .expect("the removal commits");
+    assert_eq!(
+        leader_handle
+            .change_membership(raft::MembershipChange::Remove(leader))
+            .await,
+        Err(raft::ProposalError::MembershipRefused(
+            "the leader cannot remove itself; transfer leadership first".into()
+        ))
+    );
+    members[removed.0 as usize].handle.shutdown();
+    // Voters now: the leader, the new member and one more. Stop that one too: the leader and
+    // the new member are a majority of three, so commits go on only because n3 counts.
+    let third = members
+        .iter()
+        .map(|m| m.id)
+        .find(|&id| id != leader && id != NodeId(3) && id != removed)
+        .unwrap();
+    let status = leader_handle.status().await.unwrap();
+    assert_eq!(
+        status.membership.voter_count(),
+        3,
+        "{:?}",
+        status.membership
+    );
+    members[third.0 as usize].handle.shutdown();
+    let more = propose_all(&leader_handle, 700, 50).await;
+    let seen = applied_after(&mut members[3], more.last().unwrap().index).await;
+    check_entries(&seen, &more);
+}

@@ -128,6 +128,9 @@ pub enum ReplicatedError {
     /// The raft node stopped.
     #[error("raft node stopped")]
     Stopped,
+    /// A membership change the group refused; nothing changed.
+    #[error("{0}")]
+    MembershipRefused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -146,6 +149,7 @@ fn proposal_error(e: ProposalError) -> ReplicatedError {
             ReplicatedError::OutcomeUnknown(e.to_string())
         }
         ProposalError::Stopped => ReplicatedError::Stopped,
+        ProposalError::MembershipRefused(reason) => ReplicatedError::MembershipRefused(reason),
     }
 }
 

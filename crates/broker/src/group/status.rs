@@ -104,6 +104,8 @@ pub async fn group_status(
                 persisted_index: 0,
                 peers: Vec::new(),
                 transferring_to: None,
+                membership: member.store.raft().membership().borrow().clone(),
+                membership_index: 0,
             }
         }
         _ => return None,

@@ -44,7 +44,9 @@ impl From<ReplicatedError> for PutError {
             ReplicatedError::Busy(_) => PutError::SystemBusy(text),
             ReplicatedError::Store(e) => PutError::from(e),
             ReplicatedError::OutcomeUnknown(_) => PutError::OutcomeUnknown(text),
-            ReplicatedError::Raft(_) | ReplicatedError::HardState(_) => PutError::SystemError(text),
+            ReplicatedError::Raft(_)
+            | ReplicatedError::HardState(_)
+            | ReplicatedError::MembershipRefused(_) => PutError::SystemError(text),
         }
     }
 }

@@ -77,6 +77,11 @@ impl<S: LogStorage> Node<S> {
         term: u64,
         req: VoteRequest,
     ) -> Result<(), RaftError> {
+        if !self.membership.current().is_voter(from) {
+            // A learner (or a removed member) that has not yet learnt what it is; answering
+            // could only help it disrupt the group.
+            return Ok(());
+        }
         let voter = self.voter_state()?;
         let verdict = vote::judge(&voter, from, term, &req, false);
         let answer = match verdict {
@@ -116,7 +121,10 @@ impl<S: LogStorage> Node<S> {
         term: u64,
         resp: VoteResponse,
     ) -> Result<(), RaftError> {
-        let members = self.members.len();
+        if !self.membership.current().is_voter(from) {
+            return Ok(());
+        }
+        let members = self.voter_count();
         let RoleState::Candidate(c) = &mut self.role else {
             return Ok(());
         };
@@ -183,7 +191,7 @@ impl<S: LogStorage> Node<S> {
             }
         }
         let deadline = self.now + self.ticks.vote_round;
-        let peers: Vec<NodeId> = self.peers().collect();
+        let peers: Vec<NodeId> = self.voting_peers().collect();
         for peer in peers {
             self.out.messages.push(Message {
                 from: self.id,
@@ -192,7 +200,7 @@ impl<S: LogStorage> Node<S> {
                 payload: Payload::VoteRequest(request),
             });
         }
-        let decisive = tally.decisive(self.members.len());
+        let decisive = tally.decisive(self.voter_count());
         if let RoleState::Candidate(c) = &mut self.role {
             c.round = Some(Round {
                 pre_vote,
@@ -209,7 +217,7 @@ impl<S: LogStorage> Node<S> {
     }
 
     pub(super) fn conclude_round(&mut self) -> Result<(), RaftError> {
-        let members = self.members.len();
+        let members = self.voter_count();
         let RoleState::Candidate(c) = &mut self.role else {
             return Ok(());
         };

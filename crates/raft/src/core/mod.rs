@@ -26,9 +26,12 @@
 //!   answers;
 //! - `progress`: per-follower replication state and quorum arithmetic;
 //! - `replication`: leader pushes, follower appends, the commit rule, proposals;
-//! - `transfer`: leadership transfer and preferred leaders.
+//! - `transfer`: leadership transfer and preferred leaders;
+//! - `membership`: membership changes (proposals, learner promotion, memberships taken from
+//!   appended entries and given back by a cut log).
 
 mod election;
+mod membership;
 mod progress;
 mod replication;
 mod transfer;
@@ -40,6 +43,7 @@ use rand::SeedableRng;
 
 use crate::config::RaftConfig;
 use crate::hard_state::HardState;
+use crate::membership::{Membership, MembershipLog};
 use crate::message::{Message, Payload};
 use crate::storage::{LogStorage, StorageError};
 use crate::NodeId;
@@ -116,7 +120,10 @@ struct Ticks {
 /// One raft node. See the module documentation for how to drive it.
 pub struct Node<S: LogStorage> {
     id: NodeId,
-    members: Vec<NodeId>,
+    /// The memberships the log set; the last is in force (see [`crate::membership`]).
+    membership: MembershipLog,
+    /// The membership records changed and must be persisted before anything else goes out.
+    membership_dirty: bool,
     config: RaftConfig,
     ticks: Ticks,
     storage: S,
@@ -165,11 +172,9 @@ impl<S: LogStorage> Node<S> {
         id: NodeId,
         members: &[NodeId],
         config: RaftConfig,
-        mut storage: S,
+        storage: S,
         hard_state: HardState,
     ) -> Result<Node<S>, RaftError> {
-        config.validate()?;
-        storage.sync()?;
         let mut members = members.to_vec();
         members.sort_unstable();
         members.dedup();
@@ -181,6 +186,29 @@ impl<S: LogStorage> Node<S> {
         }
         if !members.contains(&id) {
             return Err(RaftError::NotMember { id, members });
+        }
+        let membership = MembershipLog::bootstrap(Membership::of_voters(&members));
+        Node::restore(id, membership, config, storage, hard_state)
+    }
+
+    /// Starts a node from its persisted state including the memberships it recorded (see
+    /// [`crate::HardStateStore::load_membership`]); those whose entries the log lost are
+    /// dropped. A node that is not a member of the membership in force stays a follower that
+    /// never campaigns (it was removed, or its removal may yet be taken back).
+    pub fn restore(
+        id: NodeId,
+        membership: MembershipLog,
+        config: RaftConfig,
+        mut storage: S,
+        hard_state: HardState,
+    ) -> Result<Node<S>, RaftError> {
+        config.validate()?;
+        storage.sync()?;
+        let recovered = membership.clone().recover(&storage)?;
+        let membership_dirty = recovered != membership;
+        if !recovered.current().is_voter(id) {
+            tracing::warn!(node = %id, membership = ?recovered.current(),
+                "this node is not a voter of the group's membership: it will not campaign");
         }
         let ticks = Ticks {
             heartbeat: config.ticks(config.heartbeat_interval_ms),
@@ -218,11 +246,12 @@ impl<S: LogStorage> Node<S> {
             hard_state_dirty: false,
             out: Ready::default(),
             reported: (Role::Follower, hard_state.term, None),
-            scratch: Vec::with_capacity(members.len()),
-            members,
+            scratch: Vec::with_capacity(crate::peers::MAX_GROUP_SIZE),
+            membership: recovered,
+            membership_dirty,
             storage,
         };
-        if node.members.len() == 1 {
+        if node.alone() {
             // Alone: nobody to wait for.
             node.become_candidate(0);
         }
@@ -233,8 +262,14 @@ impl<S: LogStorage> Node<S> {
         self.id
     }
 
-    pub fn members(&self) -> &[NodeId] {
-        &self.members
+    /// The membership in force.
+    pub fn membership(&self) -> &Membership {
+        self.membership.current()
+    }
+
+    /// Every membership the log set, with the entries that set them.
+    pub fn membership_log(&self) -> &MembershipLog {
+        &self.membership
     }
 
     pub fn role(&self) -> Role {
@@ -339,18 +374,29 @@ impl<S: LogStorage> Node<S> {
             persisted_index: self.persisted_index,
             peers,
             transferring_to,
+            membership: self.membership.current().clone(),
+            membership_index: self.membership.current_index(),
         }
     }
 
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) -> Result<(), RaftError> {
         self.now += 1;
+        let voter = self.is_voter();
         match &mut self.role {
             RoleState::Follower => {
-                if self.now.saturating_sub(self.last_leader_contact) >= self.ticks.leader_timeout {
+                if self.now.saturating_sub(self.last_leader_contact) >= self.ticks.leader_timeout
+                    && voter
+                {
                     let wait = self.vote_interval();
                     self.become_candidate(wait);
                 }
+            }
+            RoleState::Candidate(_) if !voter => {
+                // The membership changed under the candidacy: a learner or a removed node
+                // does not campaign.
+                let term = self.term;
+                self.become_follower(term, None);
             }
             RoleState::Candidate(c) => {
                 let round_over = c.round.as_ref().map(|r| self.now >= r.deadline);
@@ -370,10 +416,11 @@ impl<S: LogStorage> Node<S> {
         Ok(())
     }
 
-    /// Feeds a message from a peer. Messages not addressed to this node, or from strangers,
-    /// are dropped.
+    /// Feeds a message from a peer. Messages not addressed to this node are dropped. A
+    /// sender outside this node's membership is still heard as a leader (this node may not
+    /// have appended the entry that added it yet, as in Raft), but never counted as a voter.
     pub fn step(&mut self, msg: Message) -> Result<(), RaftError> {
-        if msg.to != self.id || msg.from == self.id || !self.members.contains(&msg.from) {
+        if msg.to != self.id || msg.from == self.id {
             return Ok(());
         }
         match msg.payload {
@@ -417,6 +464,10 @@ impl<S: LogStorage> Node<S> {
         self.flush_replication()?;
         self.check_transfer_watch();
         let mut ready = std::mem::take(&mut self.out);
+        if self.membership_dirty {
+            self.membership_dirty = false;
+            ready.membership = Some(self.membership.clone());
+        }
         if self.hard_state_dirty {
             self.hard_state_dirty = false;
             ready.hard_state = Some(self.hard_state());
@@ -447,9 +498,34 @@ impl<S: LogStorage> Node<S> {
         });
     }
 
+    /// Every other member, voter or learner: whom a leader replicates to.
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         let me = self.id;
-        self.members.iter().copied().filter(move |&m| m != me)
+        self.membership
+            .current()
+            .members()
+            .iter()
+            .map(|m| m.id)
+            .filter(move |&m| m != me)
+    }
+
+    /// Every other voter: whom a candidate asks.
+    fn voting_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let me = self.id;
+        self.membership.current().voters().filter(move |&m| m != me)
+    }
+
+    fn is_voter(&self) -> bool {
+        self.membership.current().is_voter(self.id)
+    }
+
+    fn voter_count(&self) -> usize {
+        self.membership.current().voter_count()
+    }
+
+    /// The only voter: nobody to wait for.
+    fn alone(&self) -> bool {
+        self.is_voter() && self.voter_count() == 1
     }
 
     fn durable_index(&self) -> u64 {
@@ -491,10 +567,18 @@ impl<S: LogStorage> Node<S> {
     }
 
     fn quorum_contact_age(&self, ls: &LeaderState) -> u64 {
-        let mut contacts: Vec<u64> = ls.progress.iter().map(|p| p.last_contact).collect();
-        contacts.push(self.now);
+        let membership = self.membership.current();
+        let mut contacts: Vec<u64> = ls
+            .progress
+            .iter()
+            .filter(|p| membership.is_voter(p.id))
+            .map(|p| p.last_contact)
+            .collect();
+        if membership.is_voter(self.id) {
+            contacts.push(self.now);
+        }
         contacts.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum = vote::quorum(self.members.len());
+        let quorum = vote::quorum(membership.voter_count());
         let contact = contacts.get(quorum - 1).copied().unwrap_or(0);
         self.now.saturating_sub(contact)
     }
@@ -504,7 +588,7 @@ impl<S: LogStorage> Node<S> {
             return Ok(());
         };
         if self.config.check_quorum
-            && self.members.len() > 1
+            && !self.alone()
             && self.quorum_contact_age(ls) >= self.ticks.leader_timeout
         {
             tracing::warn!(node = %self.id, term = self.term,
@@ -518,6 +602,7 @@ impl<S: LogStorage> Node<S> {
         }
         self.check_append_timeouts()?;
         self.transfer_tick()?;
+        self.promote_caught_up_learners()?;
         Ok(())
     }
 }

@@ -101,7 +101,7 @@ impl<S: LogStorage> Node<S> {
 
     /// Frames entries into one buffer (one allocation per batch), lets the storage place each,
     /// and appends them.
-    fn append_local(
+    pub(super) fn append_local(
         &mut self,
         items: impl ExactSizeIterator<Item = (EntryKind, u32, Bytes, Option<super::PatchFn>)>,
     ) -> Result<Vec<EntryPlace>, StorageError> {
@@ -163,10 +163,18 @@ impl<S: LogStorage> Node<S> {
         let RoleState::Leader(ls) = &self.role else {
             return Ok(());
         };
+        let membership = self.membership.current();
         let mut indexes = std::mem::take(&mut self.scratch);
         indexes.clear();
-        indexes.push(durable);
-        indexes.extend(ls.progress.iter().map(|p| p.match_index));
+        if membership.is_voter(self.id) {
+            indexes.push(durable);
+        }
+        indexes.extend(
+            ls.progress
+                .iter()
+                .filter(|p| membership.is_voter(p.id))
+                .map(|p| p.match_index),
+        );
         let mut sorted = Vec::with_capacity(indexes.len());
         let candidate = super::progress::quorum_index(&indexes, &mut sorted);
         self.scratch = indexes;
@@ -188,10 +196,18 @@ impl<S: LogStorage> Node<S> {
         let RoleState::Leader(ls) = &self.role else {
             return Ok(());
         };
+        let membership = self.membership.current();
         let mut indexes = std::mem::take(&mut self.scratch);
         indexes.clear();
-        indexes.push(own);
-        indexes.extend(ls.progress.iter().map(|p| p.durable_match));
+        if membership.is_voter(self.id) {
+            indexes.push(own);
+        }
+        indexes.extend(
+            ls.progress
+                .iter()
+                .filter(|p| membership.is_voter(p.id))
+                .map(|p| p.durable_match),
+        );
         let mut sorted = Vec::with_capacity(indexes.len());
         let candidate = super::progress::quorum_index(&indexes, &mut sorted).min(self.commit_index);
         self.scratch = indexes;
@@ -260,6 +276,7 @@ impl<S: LogStorage> Node<S> {
                 p,
                 &self.storage,
                 &self.config,
+                &self.membership,
                 self.now,
                 self.term,
                 (self.commit_index, self.safe_index),
@@ -584,10 +601,29 @@ impl<S: LogStorage> Node<S> {
                 }
                 tracing::warn!(node = %self.id, next_index = first.index, next_pos = first.pos,
                     "log restarts at the leader's first entry");
+                let base_membership = match append.base_membership.as_deref() {
+                    Some(body) => match crate::membership::Membership::decode(body) {
+                        Ok(membership) => Some(membership),
+                        Err(_) => {
+                            self.reply_append(
+                                from,
+                                seq,
+                                AppendResult::Rejected(RejectReason::CorruptEntry),
+                            );
+                            return Ok(());
+                        }
+                    },
+                    None => None,
+                };
                 self.storage
                     .reset(first.index, first.pos, append.prev_term)?;
                 self.log_cuts += 1;
                 let base = first.index - 1;
+                // A leader that sends no membership predates membership changes: the one
+                // this node had is the group's.
+                let membership =
+                    base_membership.unwrap_or_else(|| self.membership.current().clone());
+                self.membership_restarted(base, append.prev_term.unwrap_or(0), membership);
                 self.forget_commits_after(base);
                 self.persisted_index = base;
                 self.leader_match = self.leader_match.max(base);
@@ -647,6 +683,7 @@ impl<S: LogStorage> Node<S> {
             debug_assert!(h.index > self.irreplaceable_index());
             self.forget_commits_after(h.index - 1);
             self.storage.truncate_after(h.index - 1)?;
+            self.membership_truncated(h.index - 1);
             self.log_cuts += 1;
             self.persisted_index = self.persisted_index.min(h.index - 1);
             append_from = Some(i);
@@ -666,7 +703,18 @@ impl<S: LogStorage> Node<S> {
                 );
                 return Ok(());
             }
+            let Ok(memberships) = Self::memberships_in(&headers[i..], &append.entries[i..]) else {
+                self.reply_append(
+                    from,
+                    seq,
+                    AppendResult::Rejected(RejectReason::CorruptEntry),
+                );
+                return Ok(());
+            };
             self.storage.append(&append.entries[i..])?;
+            for record in memberships {
+                self.set_membership(record);
+            }
         }
         let verified = append.prev_index + headers.len() as u64;
         self.leader_match = self.leader_match.max(verified);
@@ -755,6 +803,7 @@ fn push_to_follower<S: LogStorage>(
     p: &mut Progress,
     storage: &S,
     config: &crate::RaftConfig,
+    membership: &crate::membership::MembershipLog,
     now: u64,
     term: u64,
     (commit_index, safe_index): (u64, u64),
@@ -795,6 +844,8 @@ fn push_to_follower<S: LogStorage>(
         let last_sent = prev_index + entries.len() as u64;
         let seq = p.record_sent(last_sent, bytes, now);
         p.next_index = last_sent + 1;
+        // A restarted follower has none of the entries that set the membership before them.
+        let base_membership = restart.then(|| membership.at(prev_index).encode());
         let probing = p.state != ReplicaState::Append;
         let empty = entries.is_empty();
         out.push(crate::Message {
@@ -809,6 +860,7 @@ fn push_to_follower<S: LogStorage>(
                 safe_index,
                 restart,
                 entries,
+                base_membership,
             }),
         });
         if probing || empty {

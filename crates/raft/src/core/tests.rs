@@ -596,6 +596,7 @@ fn corrupt_frames_are_rejected() {
         to: NodeId(follower),
         term,
         payload: Payload::Append(crate::message::Append {
+            base_membership: None,
             seq: 99,
             prev_index: last - 1,
             prev_term: Some(term),
@@ -749,6 +750,7 @@ fn hostile_messages_never_panic_or_stop_the_node() {
         entry.encode(&mut buf);
         let payload = match rng.gen_range(0..4) {
             0 => Payload::Append(crate::message::Append {
+                base_membership: None,
                 seq: wild(&mut rng),
                 prev_index,
                 prev_term: Some(wild(&mut rng)),
@@ -826,4 +828,199 @@ fn a_pre_vote_refused_for_an_older_vote_moves_past_the_voters_term() {
         c.nodes[wiped as usize].term()
     );
     assert!(c.nodes[survivor as usize].term() > term + 1);
+}
+
+// ---- membership changes ----
+
+use crate::membership::MembershipChange;
+
+/// Founders `0..founders` run as a group; the slots above them hold nodes started the way an
+/// operator starts a new member (the group's peer list plus itself), cut off until added.
+fn cluster_with_spares(founders: u32, spares: u32, config: RaftConfig) -> Cluster {
+    let mut c = Cluster::new(founders, config.clone());
+    let ids: Vec<NodeId> = (0..founders).map(NodeId).collect();
+    for spare in founders..founders + spares {
+        let mut peers = ids.clone();
+        peers.push(NodeId(spare));
+        c.nodes.push(
+            Node::new(
+                NodeId(spare),
+                &peers,
+                config.clone(),
+                MemLog::new(),
+                HardState::default(),
+            )
+            .unwrap(),
+        );
+        c.isolate(spare);
+    }
+    c
+}
+
+impl Cluster {
+    /// Runs until one of `among` leads and the others of `among` follow it.
+    fn elect_among(&mut self, among: &[u32]) -> u32 {
+        for _ in 0..500 {
+            self.run(1);
+            let leaders: Vec<u32> = self
+                .leaders()
+                .into_iter()
+                .filter(|l| among.contains(l))
+                .collect();
+            if let [leader] = leaders[..] {
+                let term = self.nodes[leader as usize].term();
+                if among.iter().all(|&i| {
+                    let n = &self.nodes[i as usize];
+                    n.leader() == Some(NodeId(leader)) && n.term() == term
+                }) {
+                    return leader;
+                }
+            }
+        }
+        panic!("no leader among {among:?}");
+    }
+
+    fn change(
+        &mut self,
+        leader: u32,
+        change: MembershipChange,
+    ) -> Result<EntryPlace, ProposeError> {
+        self.node(leader).propose_membership(change)
+    }
+}
+
+#[test]
+fn an_added_member_learns_the_log_then_counts_towards_the_quorum() {
+    let mut c = cluster_with_spares(3, 1, test_config(false));
+    let leader = c.elect_among(&[0, 1, 2]);
+    for _ in 0..20 {
+        c.propose(leader, b"before the new member");
+    }
+    c.run(5);
+    let add = c
+        .change(
+            leader,
+            MembershipChange::Add {
+                id: NodeId(3),
+                addr: "127.0.0.1:40914".into(),
+            },
+        )
+        .unwrap();
+    // While the learner is unreachable the group commits as before: it does not count.
+    let while_away = c.propose(leader, b"while the learner is away");
+    c.run(10);
+    assert!(c.nodes[leader as usize].commit_index() >= while_away.index);
+    assert!(!c.nodes[leader as usize].membership().is_voter(NodeId(3)));
+
+    c.heal();
+    c.run(60);
+    let learner = &c.nodes[3];
+    assert_eq!(learner.last_index(), c.nodes[leader as usize].last_index());
+    assert!(learner.membership_log().current_index() > add.index);
+    for node in &c.nodes {
+        assert!(
+            node.membership().is_voter(NodeId(3)),
+            "{} sees {:?}",
+            node.id(),
+            node.membership()
+        );
+        assert_eq!(node.membership().voter_count(), 4);
+    }
+    // Four voters: the leader and the new member alone (two of four) commit nothing.
+    let others: Vec<u32> = (0..3).filter(|&i| i != leader).collect();
+    for &o in &others {
+        c.isolate(o);
+    }
+    c.blocked.remove(&(NodeId(leader), NodeId(3)));
+    c.blocked.remove(&(NodeId(3), NodeId(leader)));
+    let commit = c.nodes[leader as usize].commit_index();
+    let stuck = c.propose(leader, b"two of four");
+    c.run(3);
+    assert!(c.nodes[leader as usize].commit_index() < stuck.index);
+    assert_eq!(c.nodes[leader as usize].commit_index(), commit);
+    // A third voter back is a majority again.
+    c.blocked
+        .retain(|&(a, b)| a.0 != others[0] && b.0 != others[0]);
+    c.run(10);
+    assert!(c.nodes[leader as usize].commit_index() >= stuck.index);
+}
+
+#[test]
+fn one_change_at_a_time_and_never_the_leader_itself() {
+    let mut c = cluster_with_spares(3, 1, test_config(true));
+    let leader = c.elect_among(&[0, 1, 2]);
+    c.run(5);
+    assert!(matches!(
+        c.change(leader, MembershipChange::Remove(NodeId(leader))),
+        Err(ProposeError::RemovingLeader)
+    ));
+    let other = (leader + 1) % 3;
+    c.change(leader, MembershipChange::Remove(NodeId(other)))
+        .unwrap();
+    // The removal is in force on the leader at once, but not durably committed yet.
+    assert!(!c.nodes[leader as usize]
+        .membership()
+        .contains(NodeId(other)));
+    assert!(matches!(
+        c.change(leader, MembershipChange::Remove(NodeId((leader + 2) % 3))),
+        Err(ProposeError::ChangeInProgress { .. })
+    ));
+    c.run(10);
+    assert!(matches!(
+        c.change(leader, MembershipChange::Remove(NodeId(other))),
+        Err(ProposeError::Membership(crate::MembershipError::NotMember(
+            _
+        )))
+    ));
+    // Two voters left: both are needed.
+    let last = (leader + 2) % 3;
+    c.isolate(last);
+    let stuck = c.propose(leader, b"needs both");
+    c.run(5);
+    assert!(c.nodes[leader as usize].commit_index() < stuck.index);
+    // The removed member no longer counts: with the other voter back the entry commits
+    // while the removed one stays cut off.
+    c.heal();
+    c.isolate(other);
+    c.run(10);
+    assert!(c.nodes[leader as usize].commit_index() >= stuck.index);
+}
+
+#[test]
+fn a_follower_restarted_past_a_change_gets_the_membership_in_force() {
+    let mut c = cluster_with_spares(3, 1, test_config(false));
+    let leader = c.elect_among(&[0, 1, 2]);
+    let lagger = (leader + 1) % 3;
+    c.isolate(lagger);
+    c.run(2);
+    c.change(
+        leader,
+        MembershipChange::Add {
+            id: NodeId(3),
+            addr: "127.0.0.1:40914".into(),
+        },
+    )
+    .unwrap();
+    for _ in 0..30 {
+        c.propose(leader, b"while you were away");
+    }
+    c.run(5);
+    let commit = c.nodes[leader as usize].commit_index();
+    for i in 0..3 {
+        if i != lagger {
+            c.nodes[i as usize].storage_mut().compact_to(commit - 5);
+        }
+    }
+    // The lagger comes back; the new member stays away (it stays a learner).
+    c.blocked
+        .retain(|&(a, b)| (a.0 != lagger && b.0 != lagger) || a.0 == 3 || b.0 == 3);
+    c.run(40);
+    let lag = &c.nodes[lagger as usize];
+    assert_eq!(lag.storage().first_index(), commit - 5);
+    assert!(
+        lag.membership().contains(NodeId(3)),
+        "{:?}",
+        lag.membership()
+    );
+    assert_eq!(lag.membership(), c.nodes[leader as usize].membership());
 }

@@ -22,6 +22,9 @@ impl<S: LogStorage> Node<S> {
         if target == self.id {
             return Ok(());
         }
+        if !self.membership.current().is_voter(target) {
+            return Err(TransferError::UnknownPeer(target));
+        }
         let Some(p) = ls.progress.iter().find(|p| p.id == target) else {
             return Err(TransferError::UnknownPeer(target));
         };
@@ -68,7 +71,7 @@ impl<S: LogStorage> Node<S> {
     }
 
     pub(super) fn on_take_leadership(&mut self, from: NodeId, term: u64) -> Result<(), RaftError> {
-        if term != self.term || self.leader != Some(from) {
+        if term != self.term || self.leader != Some(from) || !self.is_voter() {
             return Ok(());
         }
         tracing::info!(node = %self.id, term, "asked to take leadership");
@@ -102,7 +105,7 @@ impl<S: LogStorage> Node<S> {
         let best = ls
             .progress
             .iter()
-            .filter(|p| preferred.contains(&p.id))
+            .filter(|p| preferred.contains(&p.id) && self.membership.current().is_voter(p.id))
             .filter(|p| now.saturating_sub(p.last_contact) < leader_timeout)
             .map(|p| (last.saturating_sub(p.match_index), p.id))
             .filter(|&(lag, _)| lag <= self.config.max_transfer_lag_entries)

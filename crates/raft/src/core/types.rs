@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::config::ConfigError;
 use crate::hard_state::HardState;
+use crate::membership::{Membership, MembershipError, MembershipLog};
 use crate::message::{Message, RejectReason};
 use crate::storage::StorageError;
 use crate::NodeId;
@@ -93,6 +94,15 @@ pub enum ProposeError {
     Busy { uncommitted: u64 },
     #[error("entry body of {body_bytes} bytes exceeds {max_bytes}")]
     TooLarge { body_bytes: usize, max_bytes: usize },
+    /// A membership change waits until the previous one is durably committed and the
+    /// leader has durably committed an entry of its own term.
+    #[error("the previous membership change (entry {index}) is not durably committed yet")]
+    ChangeInProgress { index: u64 },
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    /// The leader cannot remove itself: transfer leadership to another voter first.
+    #[error("the leader cannot remove itself; transfer leadership first")]
+    RemovingLeader,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -148,13 +158,16 @@ pub enum Event {
     ReplicationRejected { peer: NodeId, reason: RejectReason },
 }
 
-/// What the driver must do after feeding the node, in this order: persist `hard_state` with
-/// fsync; then send `messages` and, if `sync_needed`, fsync the log in parallel and report it
+/// What the driver must do after feeding the node, in this order: persist `hard_state` and
+/// `membership` with fsync; then send `messages` and, if `sync_needed`, fsync the log in parallel and report it
 /// with [`Node::on_persisted`](super::Node::on_persisted); then read committed entries up to
 /// [`Node::apply_limit`](super::Node::apply_limit).
 #[derive(Debug, Default)]
 pub struct Ready {
     pub hard_state: Option<HardState>,
+    /// The membership records changed (an entry set a membership, or a cut log took one
+    /// back): persist them, and connect to the members of the one in force.
+    pub membership: Option<MembershipLog>,
     pub messages: Vec<Message>,
     pub sync_needed: bool,
     pub events: Vec<Event>,
@@ -163,6 +176,7 @@ pub struct Ready {
 impl Ready {
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none()
+            && self.membership.is_none()
             && self.messages.is_empty()
             && !self.sync_needed
             && self.events.is_empty()
@@ -200,4 +214,7 @@ pub struct Status {
     /// Per-follower replication state (leader only).
     pub peers: Vec<PeerStatus>,
     pub transferring_to: Option<NodeId>,
+    /// The membership in force and the index of the entry that set it (0: as configured).
+    pub membership: Membership,
+    pub membership_index: u64,
 }

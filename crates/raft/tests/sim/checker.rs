@@ -189,28 +189,34 @@ impl Checker {
         Ok(())
     }
 
-    /// The highest durably committed entry must be durable on a quorum.
+    /// The highest durably committed entry must be durable on a majority of one of
+    /// `voter_sets` (the memberships that may have counted it).
     pub fn durable_on_quorum<'a>(
         &self,
-        logs: impl Iterator<Item = &'a MemLog>,
-        members: usize,
+        logs: impl Iterator<Item = (NodeId, &'a MemLog)>,
+        voter_sets: &[Vec<NodeId>],
     ) -> Result<(), Violation> {
         let last = self.committed_len();
         let Some(expected) = self.committed_at(last) else {
             return Ok(());
         };
-        let mut holders = 0;
-        for log in logs {
+        let mut holders = Vec::new();
+        for (id, log) in logs {
             let held = if last < log.first_index() {
                 true
             } else {
                 log.durable_last_index() >= last && log.durable_term(last) == Some(expected.term)
             };
-            holders += usize::from(held);
+            if held {
+                holders.push(id);
+            }
         }
-        if holders < members / 2 + 1 {
+        let majority_of = |voters: &Vec<NodeId>| {
+            voters.iter().filter(|v| holders.contains(v)).count() > voters.len() / 2
+        };
+        if !voter_sets.iter().any(majority_of) {
             return Err(format!(
-                "durability: committed entry {last} is durable on only {holders} of {members}"
+                "durability: committed entry {last} is durable only on {holders:?}, no majority of {voter_sets:?}"
             ));
         }
         Ok(())

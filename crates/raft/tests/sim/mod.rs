@@ -6,7 +6,8 @@ pub mod network;
 
 use raft::entry::{Entry, EntryKind};
 use raft::{
-    EntryPlace, Event, HardState, LogStorage, MemLog, Node, NodeId, Proposal, RaftConfig, Role,
+    EntryPlace, Event, HardState, LogStorage, MemLog, Membership, MembershipChange, MembershipLog,
+    Node, NodeId, Proposal, RaftConfig, Role,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -25,6 +26,8 @@ struct SimNode {
     /// The disk of a crashed node.
     disk: Option<MemLog>,
     hard: HardState,
+    /// The membership records as last persisted, and the peer list it was started with.
+    membership: MembershipLog,
     restart_at: u64,
     incarnation: u64,
     applied: u64,
@@ -33,6 +36,9 @@ struct SimNode {
     sync_pending: bool,
     /// A paused process (SIGSTOP, a long GC): no ticks, no messages, state kept.
     paused_until: u64,
+    /// Started: a founder, or a node a membership change added (until then its slot holds
+    /// an empty disk and nothing restarts it).
+    joined: bool,
 }
 
 /// A proposal waiting for its commit, as a client would.
@@ -49,7 +55,17 @@ pub struct Sim {
     now: u64,
     config: RaftConfig,
     members: Vec<NodeId>,
+    /// Slots for nodes that membership changes add; a slot is used once.
     nodes: Vec<SimNode>,
+    next_joiner: usize,
+    /// Whether this seed changes the membership while it runs.
+    changes: bool,
+    /// Voters of each durably committed membership, by the index of the entry that set it
+    /// (0: the founders).
+    committed_voters: std::collections::BTreeMap<u64, Vec<NodeId>>,
+    /// Voters of every membership any node ever appended (a power cut may take the entry
+    /// back, but a leader may have counted a majority of it meanwhile).
+    appended_voters: Vec<(u64, Vec<NodeId>)>,
     net: Network,
     checker: Checker,
     pending: Vec<Pending>,
@@ -111,8 +127,10 @@ impl Sim {
         };
         let segment_bytes = rng.gen_bool(0.5).then(|| rng.gen_range(256..=2048));
         let members: Vec<NodeId> = (0..size).map(NodeId).collect();
+        let changes = rng.gen_bool(0.5);
+        let slots = size + if changes { 3 } else { 0 };
         let net = Network::new(
-            size as usize,
+            slots as usize,
             NetParams {
                 drop_per_mille: rng.gen_range(0..=100),
                 dup_per_mille: rng.gen_range(0..=50),
@@ -121,22 +139,32 @@ impl Sim {
                 spike_delay_ticks: 20,
             },
         );
-        let nodes = members
-            .iter()
-            .map(|&id| {
+        let nodes = (0..slots)
+            .map(NodeId)
+            .map(|id| {
                 let log = match segment_bytes {
                     Some(bytes) => MemLog::with_segments(bytes),
                     None => MemLog::new(),
                 };
                 let mut node_config = config.clone();
                 node_config.random_seed = seed ^ u64::from(id.0) << 32;
+                let membership = MembershipLog::bootstrap(Membership::of_voters(&members));
+                let founder = members.contains(&id);
                 SimNode {
                     id,
-                    node: Some(
-                        Node::new(id, &members, node_config, log, HardState::default())
-                            .expect("valid simulation config"),
-                    ),
-                    disk: None,
+                    // A joiner's disk waits for the membership change that adds it.
+                    node: founder.then(|| {
+                        Node::restore(
+                            id,
+                            membership.clone(),
+                            node_config,
+                            log.clone(),
+                            HardState::default(),
+                        )
+                        .expect("valid simulation config")
+                    }),
+                    disk: (!founder).then_some(log),
+                    membership,
                     hard: HardState::default(),
                     restart_at: 0,
                     incarnation: 0,
@@ -145,6 +173,7 @@ impl Sim {
                     leader_terms_seen: None,
                     sync_pending: false,
                     paused_until: 0,
+                    joined: founder,
                 }
             })
             .collect();
@@ -157,8 +186,13 @@ impl Sim {
             rng,
             now: 0,
             config,
+            next_joiner: members.len(),
+            committed_voters: [(0, members.clone())].into_iter().collect(),
+            appended_voters: Vec::new(),
             members,
             nodes,
+            changes,
+
             net,
             checker: Checker::default(),
             pending: Vec::new(),
@@ -192,13 +226,17 @@ impl Sim {
             self.step_time()?;
         }
         self.heal()?;
-        let mut probe: Option<EntryPlace> = None;
+        let mut probe: Option<(usize, EntryPlace)> = None;
         for _ in 0..LIVENESS_TICKS {
             self.step_time()?;
-            if let Some(place) = probe {
-                let everyone = self.nodes.iter().all(|n| n.applied >= place.index);
-                let same_term = self.nodes.iter().all(|n| {
-                    n.node
+            if let Some((at, place)) = probe {
+                let members = self.voters_of(at);
+                let everyone = members
+                    .iter()
+                    .all(|&m| self.nodes[m].applied >= place.index);
+                let same_term = members.iter().all(|&m| {
+                    self.nodes[m]
+                        .node
                         .as_ref()
                         .is_some_and(|node| node.term() == place.term)
                 });
@@ -220,7 +258,7 @@ impl Sim {
             } else if let Some(i) = self.current_leader() {
                 if let Some(place) = self.propose_at(i, 1)?.first().copied() {
                     self.note(|| format!("liveness probe at {} index {}", i, place.index));
-                    probe = Some(place);
+                    probe = Some((i, place));
                 }
             }
         }
@@ -252,17 +290,79 @@ impl Sim {
             .join("; ")
     }
 
+    /// A leader every member of its membership follows.
     fn current_leader(&self) -> Option<usize> {
         self.nodes.iter().position(|n| {
             n.node.as_ref().is_some_and(|node| {
                 node.role() == Role::Leader
-                    && self.nodes.iter().all(|m| {
-                        m.node.as_ref().is_some_and(|o| {
+                    && node.membership().members().iter().all(|m| {
+                        self.nodes[m.id.0 as usize].node.as_ref().is_some_and(|o| {
                             o.term() == node.term() && o.leader() == Some(node.id())
                         })
                     })
             })
         })
+    }
+
+    /// The voters of node `i`'s membership (all nodes when it is down). A learner still
+    /// catching up is not waited for: it has no say in progress.
+    fn voters_of(&self, i: usize) -> Vec<usize> {
+        match self.nodes[i].node.as_ref() {
+            Some(node) => node.membership().voters().map(|id| id.0 as usize).collect(),
+            None => (0..self.nodes.len()).collect(),
+        }
+    }
+
+    /// The leader adds the next unused node or removes another member, as an operator would
+    /// with mqadmin: the added node starts with the group's peer list and itself.
+    fn change_membership(&mut self) {
+        let Some(l) = self.nodes.iter().position(|n| {
+            n.paused_until <= self.now
+                && n.node
+                    .as_ref()
+                    .is_some_and(|node| node.role() == Role::Leader)
+        }) else {
+            return;
+        };
+        let Some(leader) = self.nodes[l].node.as_ref() else {
+            return;
+        };
+        let membership = leader.membership().clone();
+        let leader_id = leader.id();
+        let slots = self.nodes.len();
+        let others: Vec<NodeId> = membership
+            .members()
+            .iter()
+            .map(|m| m.id)
+            .filter(|&id| id != leader_id)
+            .collect();
+        let add = self.next_joiner < slots && (others.is_empty() || self.rng.gen_bool(0.5));
+        let Some(leader) = self.nodes[l].node.as_mut() else {
+            return;
+        };
+        if add {
+            let j = self.next_joiner;
+            let id = NodeId(j as u32);
+            let change = MembershipChange::Add {
+                id,
+                addr: format!("sim:{}", 1000 + id.0),
+            };
+            let result = leader.propose_membership(change);
+            self.note(|| format!("{l} proposes adding {id}: {result:?}"));
+            if result.is_ok() {
+                self.next_joiner += 1;
+                let mut peers: Vec<NodeId> = membership.members().iter().map(|m| m.id).collect();
+                peers.push(id);
+                let sn = &mut self.nodes[j];
+                sn.membership = MembershipLog::bootstrap(Membership::of_voters(&peers));
+                sn.joined = true;
+                sn.restart_at = self.now;
+            }
+        } else if !others.is_empty() {
+            let victim = others[self.rng.gen_range(0..others.len())];
+            let result = leader.propose_membership(MembershipChange::Remove(victim));
+            self.note(|| format!("{l} proposes removing {victim}: {result:?}"));
+        }
     }
 
     fn heal(&mut self) -> Result<(), Violation> {
@@ -271,7 +371,7 @@ impl Sim {
         self.net.faults = false;
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = 0;
-            if self.nodes[i].node.is_none() {
+            if self.nodes[i].joined && self.nodes[i].node.is_none() {
                 self.restart(i)?;
             }
         }
@@ -328,6 +428,7 @@ impl Sim {
                     }
                 }
             }
+            41..=44 if self.changes => self.change_membership(),
             33..=36 => {
                 let i = self.rng.gen_range(0..size);
                 let keep = self.rng.gen_range(0..20);
@@ -344,7 +445,10 @@ impl Sim {
             _ => {}
         }
         for i in 0..size {
-            if self.nodes[i].node.is_none() && self.now >= self.nodes[i].restart_at {
+            if self.nodes[i].joined
+                && self.nodes[i].node.is_none()
+                && self.now >= self.nodes[i].restart_at
+            {
                 if let Err(e) = self.restart(i) {
                     // Restart cannot fail with a valid config; surface it like a violation.
                     panic!("restart failed: {e}");
@@ -377,9 +481,9 @@ impl Sim {
         let mut config = self.config.clone();
         config.random_seed =
             self.seed ^ u64::from(self.nodes[i].id.0) << 32 ^ self.nodes[i].incarnation << 48;
-        let node = Node::new(
+        let node = Node::restore(
             self.nodes[i].id,
-            &self.members,
+            self.nodes[i].membership.clone(),
             config,
             disk,
             self.nodes[i].hard,
@@ -534,6 +638,17 @@ impl Sim {
             }
             self.nodes[i].hard = hs;
         }
+        if let Some(membership) = ready.membership {
+            let (index, current) = (membership.current_index(), membership.current().clone());
+            self.note(|| format!("{i} membership from {index}: {current:?}"));
+            for record in membership.records() {
+                let seen = (record.index, record.membership.voters().collect::<Vec<_>>());
+                if !self.appended_voters.contains(&seen) {
+                    self.appended_voters.push(seen);
+                }
+            }
+            self.nodes[i].membership = membership;
+        }
         let persisted_term = self.nodes[i].hard.term;
         let node = self.nodes[i].node.as_mut().expect("checked above");
         if node.term() > persisted_term {
@@ -609,6 +724,25 @@ impl Sim {
         sn.commit_seen = safe;
         self.checker
             .committed(id, node.term(), node.storage(), safe)?;
+        for record in node.membership_log().records() {
+            if record.index == 0
+                || record.index > safe
+                || record.index < node.storage().first_index()
+            {
+                continue;
+            }
+            let voters: Vec<NodeId> = record.membership.voters().collect();
+            let known = self
+                .committed_voters
+                .entry(record.index)
+                .or_insert_with(|| voters.clone());
+            if *known != voters {
+                return Err(format!(
+                    "{id}: committed membership at {} has voters {voters:?}, elsewhere {known:?}",
+                    record.index
+                ));
+            }
+        }
         if node.role() == Role::Leader {
             let term = node.term();
             self.checker.leader(term, id)?;
@@ -713,8 +847,28 @@ impl Sim {
                 .as_ref()
                 .map(|node| node.storage())
                 .or(n.disk.as_ref())
+                .map(|log| (n.id, log))
         });
-        self.checker.durable_on_quorum(logs, self.members.len())?;
+        // An entry is committed by a majority of the voters in force at it or of its leader's
+        // membership (one change apart: either may be the one that counted).
+        // The leader that committed it counted a majority of the membership in force at the
+        // entry or of a newer one its log held: any membership recorded after the committed
+        // one (one change apart, any majorities of the two overlap).
+        let last = self.checker.committed_len();
+        let (since, committed) = self
+            .committed_voters
+            .range(..=last)
+            .next_back()
+            .map(|(index, voters)| (*index, voters.clone()))
+            .unwrap_or_default();
+        let mut voter_sets = vec![committed];
+        voter_sets.extend(
+            self.appended_voters
+                .iter()
+                .filter(|(index, _)| *index > since)
+                .map(|(_, voters)| voters.clone()),
+        );
+        self.checker.durable_on_quorum(logs, &voter_sets)?;
         Ok(())
     }
 }
