@@ -499,10 +499,25 @@ fn parse_dledger_peers(s: &Setting) -> Result<Vec<DLedgerPeer>, BadSetting> {
         });
     }
     match peers.len() {
-        1 | 3 | 5 => Ok(peers),
-        n => Err(s.bad(format!(
-            "a broker group has 1, 3 or 5 peers (a majority must survive a failure); got {n}"
+        0 => Err(s.bad("no peer listed".to_owned())),
+        n if n > raft::peers::MAX_GROUP_SIZE => Err(s.bad(format!(
+            "a broker group has at most {} peers; got {n}",
+            raft::peers::MAX_GROUP_SIZE
         ))),
+        // An even count is what a member joining a running group lists (the group's
+        // members and itself); as a group's size it only adds a member that cannot fail
+        // without the others, which is worth a word at start-up.
+        n if n % 2 == 0 => {
+            tracing::warn!(
+                peers = n,
+                "dLegerPeers lists an even number of members: a group of {n} survives no more \
+                 failures than one of {}; fine for a member joining a running group \
+                 (mqadmin addGroupMember)",
+                n - 1
+            );
+            Ok(peers)
+        }
+        _ => Ok(peers),
     }
 }
 
@@ -679,7 +694,7 @@ mod tests {
         for text in [
             "enableDLegerCommitLog=true\n",
             "enableDLegerCommitLog=true\ndLegerPeers=n0-a:1;n1-b:2;n2-c:3\ndLegerSelfId=n7\n",
-            "dLegerPeers=n0-a:1;n1-b:2\n",
+            "dLegerPeers=n0-a:1;n1-b:2;n2-c:3;n3-d:4;n4-e:5;n5-f:6;n6-g:7;n7-h:8;n8-i:9;n9-j:10\n",
             "dLegerPeers=n0-a:1;n0-b:2;n2-c:3\n",
             "dLegerPeers=n0a:1\n",
         ] {

@@ -89,6 +89,9 @@ pub struct RaftState {
     /// The leader's view of this member's replicated index (the leader's own: its last
     /// index); `None` when no leader answered.
     pub match_index: Option<i64>,
+    /// Votes and counts towards commits; `false` for a learner still catching up (as the
+    /// leader sees it, or the member itself when no leader answered).
+    pub voter: bool,
 }
 
 /// What a member answers to DLEDGER_METADATA (the broker's group-status body; fields this
@@ -105,14 +108,22 @@ struct MemberStatus {
     commit_index: u64,
     #[serde(default)]
     applied_index: u64,
+    #[serde(default = "voter_by_default")]
+    voter: bool,
     #[serde(default)]
     peers: Vec<PeerProgress>,
+}
+
+fn voter_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PeerProgress {
     node_id: String,
+    #[serde(default = "voter_by_default")]
+    voter: bool,
     match_index: Option<u64>,
 }
 
@@ -401,6 +412,17 @@ impl Admin {
                     .chain(std::iter::once((r.self_id.clone(), r.last_index)))
             })
             .collect();
+        let leader_voters: BTreeMap<String, bool> = reports
+            .iter()
+            .flatten()
+            .filter(|r| r.role == "LEADER")
+            .flat_map(|r| {
+                r.peers
+                    .iter()
+                    .map(|p| (p.node_id.clone(), p.voter))
+                    .chain(std::iter::once((r.self_id.clone(), r.voter)))
+            })
+            .collect();
         Ok(broker
             .broker_addrs
             .iter()
@@ -415,6 +437,7 @@ impl Admin {
                 },
                 raft: report.map(|r| RaftState {
                     match_index: leader_view.get(&r.self_id).map(|m| *m as i64),
+                    voter: leader_voters.get(&r.self_id).copied().unwrap_or(r.voter),
                     node_id: r.self_id,
                     role: r.role,
                     term: r.term as i64,
@@ -439,26 +462,7 @@ impl Admin {
     /// resolves once `node_id` leads (DLEDGER_LEADERSHIP_TRANSFER, 51005, sent to the
     /// member that leads now).
     pub async fn transfer_leader(&self, broker_name: &str, node_id: &str) -> Result<()> {
-        let info = self.cluster_info().await?;
-        let broker = info.broker_addr_table.get(broker_name).ok_or_else(|| {
-            ClientError::NotFound(format!("broker group `{broker_name}` is unknown"))
-        })?;
-        let mut leader_addr = broker.master_addr().map(str::to_owned);
-        if leader_addr.is_none() {
-            // No master registered (an election, or the leader is still catching up): ask
-            // the members who leads.
-            for addr in broker.broker_addrs.values() {
-                if let Ok(status) = self.member_status(addr).await {
-                    if status.role == "LEADER" {
-                        leader_addr = Some(addr.clone());
-                        break;
-                    }
-                }
-            }
-        }
-        let addr = leader_addr.ok_or_else(|| {
-            ClientError::NotFound(format!("broker group `{broker_name}` has no leader now"))
-        })?;
+        let addr = self.group_leader(broker_name).await?.0;
         let mut request = RemotingCommand::request(request::DLEDGER_LEADERSHIP_TRANSFER);
         request
             .ext_fields
@@ -467,6 +471,100 @@ impl Admin {
         let timeout = self.timeout().max(std::time::Duration::from_secs(10));
         self.instance.invoke_ok(&addr, request, timeout).await?;
         Ok(())
+    }
+
+    /// Adds node `node_id` (raft address `raft_addr`, `host:port`) to broker group
+    /// `broker_name` (DLEDGER_ADD_MEMBER, 51100, sent to the leader). It joins as a learner
+    /// and becomes a voter once caught up; returns the leader's account of the change.
+    pub async fn add_group_member(
+        &self,
+        broker_name: &str,
+        node_id: &str,
+        raft_addr: &str,
+    ) -> Result<String> {
+        let addr = self.group_leader(broker_name).await?.0;
+        let mut request = RemotingCommand::request(request::DLEDGER_ADD_MEMBER);
+        request
+            .ext_fields
+            .insert("nodeId".to_owned(), node_id.to_owned());
+        request
+            .ext_fields
+            .insert("raftAddr".to_owned(), raft_addr.to_owned());
+        self.membership_change(&addr, request).await
+    }
+
+    /// Removes node `node_id` from broker group `broker_name` (DLEDGER_REMOVE_MEMBER,
+    /// 51101). When `node_id` leads, leadership moves first to the voter furthest along.
+    pub async fn remove_group_member(&self, broker_name: &str, node_id: &str) -> Result<String> {
+        let (mut addr, leader) = self.group_leader(broker_name).await?;
+        if leader.self_id == node_id {
+            let successor = leader
+                .peers
+                .iter()
+                .filter(|p| p.voter)
+                .max_by_key(|p| p.match_index)
+                .ok_or_else(|| {
+                    ClientError::NotFound(format!(
+                        "{node_id} is the only voter of `{broker_name}`: it cannot leave"
+                    ))
+                })?
+                .node_id
+                .clone();
+            self.transfer_leader(broker_name, &successor).await?;
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match self.group_leader(broker_name).await {
+                    Ok((next, status)) if status.self_id != node_id => {
+                        addr = next;
+                        break;
+                    }
+                    _ if tokio::time::Instant::now() >= deadline => {
+                        return Err(ClientError::NotFound(format!(
+                            "leadership of `{broker_name}` did not move off {node_id}"
+                        )))
+                    }
+                    _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                }
+            }
+        }
+        let mut request = RemotingCommand::request(request::DLEDGER_REMOVE_MEMBER);
+        request
+            .ext_fields
+            .insert("nodeId".to_owned(), node_id.to_owned());
+        self.membership_change(&addr, request).await
+    }
+
+    async fn membership_change(&self, addr: &str, request: RemotingCommand) -> Result<String> {
+        // The leader answers once the change commits.
+        let timeout = self.timeout().max(std::time::Duration::from_secs(15));
+        let response = self.instance.invoke_ok(addr, request, timeout).await?;
+        Ok(response.remark.unwrap_or_default())
+    }
+
+    /// The client address and status of the member leading `broker_name`.
+    async fn group_leader(&self, broker_name: &str) -> Result<(String, MemberStatus)> {
+        let info = self.cluster_info().await?;
+        let broker = info.broker_addr_table.get(broker_name).ok_or_else(|| {
+            ClientError::NotFound(format!("broker group `{broker_name}` is unknown"))
+        })?;
+        // The registered master first; the name servers may lag an election or a transfer
+        // (or no master registered while the leader catches up): then ask every member.
+        let master = broker.master_addr().map(str::to_owned);
+        let others = broker
+            .broker_addrs
+            .values()
+            .filter(|addr| Some(addr.as_str()) != master.as_deref())
+            .cloned();
+        for addr in master.clone().into_iter().chain(others) {
+            if let Ok(status) = self.member_status(&addr).await {
+                if status.role == "LEADER" {
+                    return Ok((addr, status));
+                }
+            }
+        }
+        Err(ClientError::NotFound(format!(
+            "broker group `{broker_name}` has no leader now"
+        )))
     }
 
     // ---- consumers ------------------------------------------------------------------

@@ -119,6 +119,11 @@ pub mod request {
         /// client port: its raft status as JSON; hand leadership to ext field `transfereeId`.
         DLEDGER_METADATA = 50000;
         DLEDGER_LEADERSHIP_TRANSFER = 51005;
+        /// This broker's own, next to DLedger's (which never changed its membership): add a
+        /// member to a group (ext fields `nodeId`, `raftAddr`) or remove one (`nodeId`),
+        /// answered by the group's leader.
+        DLEDGER_ADD_MEMBER = 51100;
+        DLEDGER_REMOVE_MEMBER = 51101;
         /// POP consumption (RocketMQ 5).
         POP_MESSAGE = 200050;
         ACK_MESSAGE = 200051;

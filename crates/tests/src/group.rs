@@ -293,6 +293,57 @@ impl BrokerGroup {
         Ok(started.elapsed())
     }
 
+    /// Starts one more member, `n<k>` on 127.0.0.1, configured the way an operator adds one
+    /// to a running group: the first member's settings, its own ports and store, and
+    /// `dLegerPeers` naming the group's members and itself. The group counts it only once
+    /// `mqadmin addGroupMember` adds it. Returns its index in `members`.
+    pub fn start_joiner(&mut self, dir: &Path) -> Result<usize> {
+        let first = self.members.first().context("a group has members")?;
+        let text = std::fs::read_to_string(&first.conf)
+            .with_context(|| format!("read {}", first.conf.display()))?;
+        let k = self.members.len();
+        let id = format!("n{k}");
+        let raft_port = free_port();
+        let port = free_broker_port();
+        let store_dir = dir.join(format!("{}-{id}", self.name));
+        let conf = dir.join(format!("{}-{id}.conf", self.name));
+        let mut entries: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = match key {
+                "listenPort" => port.to_string(),
+                "grpcServerPort" | "metricsPromExporterPort" => free_port().to_string(),
+                "storePathRootDir" => store_dir.display().to_string(),
+                "dLegerSelfId" => id.clone(),
+                "dLegerPeers" => format!("{value};{id}-127.0.0.1:{raft_port}"),
+                _ => value.to_owned(),
+            };
+            entries.push((key.to_owned(), value));
+        }
+        let entries: Vec<(&str, String)> = entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        write_conf(&conf, &entries)?;
+        let mut process = GroupMember::spawn(dir, &id, &conf, None, &[])?;
+        wait_started_on(&mut process, "127.0.0.1", port)?;
+        self.members.push(GroupMember {
+            id,
+            port,
+            raft_port,
+            conf,
+            store_dir,
+            process,
+            dir: dir.to_path_buf(),
+            host: "127.0.0.1".to_owned(),
+            namespace: None,
+            env: Vec::new(),
+        });
+        Ok(k)
+    }
+
     /// The member whose client address is `addr`.
     pub fn index_of(&self, addr: &str) -> Option<usize> {
         self.members.iter().position(|m| m.addr() == addr)

@@ -431,6 +431,105 @@ async fn mqadmin_shows_the_group_and_moves_its_leadership() -> Result<()> {
     Ok(())
 }
 
+/// Runs `mqadmin` with `args`; (success, stdout, stderr).
+fn mqadmin(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(binary("mqadmin"))
+        .args(args)
+        .output()
+        .expect("run mqadmin");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mqadmin_adds_a_member_under_load_and_removes_the_leader_losing_nothing() {
+    let topic = "MembershipTopic";
+    let (setup, mut group) = Setup::start("MemberGroup", topic).await;
+    let ns = setup.namesrv.addr();
+    let producer = setup.producer("membership-producer");
+    let load = Load::start(&producer, topic, SENDERS);
+    acked_after(&load, 300).await;
+
+    // A fourth broker joins while sends go on.
+    let joiner = group.start_joiner(setup._dir.path()).unwrap();
+    let raft_addr = format!("127.0.0.1:{}", group.members[joiner].raft_port);
+    let (ok, out, err) = mqadmin(&[
+        "addGroupMember",
+        "-n",
+        &ns,
+        "-b",
+        "MemberGroup",
+        "-i",
+        "n3",
+        "-a",
+        &raft_addr,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("learner"), "{out}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let members = setup.admin.broker_group("MemberGroup").await.unwrap();
+        let voters = members
+            .iter()
+            .filter(|m| m.raft.as_ref().is_some_and(|r| r.voter))
+            .count();
+        if members.len() == 4 && voters == 4 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{members:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, out, err) = mqadmin(&["getBrokerGroup", "-n", &ns, "-b", "MemberGroup"]);
+    assert!(ok && !out.contains("LEARNER"), "{out}{err}");
+    acked_after(&load, 300).await;
+
+    // The leader leaves: mqadmin moves leadership off it first, then removes it.
+    let old_master = setup.admin.broker_group("MemberGroup").await.unwrap();
+    let leader = old_master
+        .iter()
+        .find(|m| m.raft.as_ref().is_some_and(|r| r.role == "LEADER"))
+        .expect("a leader")
+        .clone();
+    let leader_node = leader.raft.as_ref().unwrap().node_id.clone();
+    let (ok, out, err) = mqadmin(&[
+        "removeGroupMember",
+        "-n",
+        &ns,
+        "-b",
+        "MemberGroup",
+        "-i",
+        &leader_node,
+    ]);
+    assert!(ok, "{out}{err}");
+    let removed = group.index_of(&leader.addr).unwrap();
+    assert!(group.members[removed]
+        .process
+        .terminate(Duration::from_secs(20)));
+    setup.new_master(&leader.addr).await;
+    acked_after(&load, 300).await;
+
+    // Three voters left, the new member among them: with one more founder killed, the
+    // survivor and the new member are the majority that keeps acknowledging sends.
+    let master = wait_for_master(&setup.admin, "MemberGroup", None, WAIT)
+        .await
+        .unwrap();
+    let victim = group
+        .members
+        .iter()
+        .position(|m| m.id != "n3" && m.id != leader_node && m.addr() != master)
+        .expect("a founder that is neither removed nor master");
+    group.members[victim].process.kill();
+    acked_after(&load, 300).await;
+    let log = load.stop().await;
+    let (report, queues) = setup.check(topic, &log).await;
+    assert!(report.acked >= 1200, "{report:?}");
+    let joiner_addr = group.members[joiner].addr();
+    setup.assert_caught_up(&joiner_addr, topic, &queues).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn committed_consumer_offsets_survive_a_leader_failover() {
     let (setup, mut group) = Setup::start("Offsets", "OffsetTopic").await;

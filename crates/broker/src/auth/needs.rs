@@ -148,6 +148,8 @@ fn by_fields(request_code: i32) -> Option<ByFields> {
         | code::UPDATE_BROKER_CONFIG
         | code::SET_MESSAGE_REQUEST_MODE
         | code::DLEDGER_LEADERSHIP_TRANSFER
+        | code::DLEDGER_ADD_MEMBER
+        | code::DLEDGER_REMOVE_MEMBER
         | code::AUTH_CREATE_USER
         | code::AUTH_UPDATE_USER
         | code::AUTH_DELETE_USER

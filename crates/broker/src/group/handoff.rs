@@ -38,7 +38,11 @@ pub async fn hand_off(member: &GroupMember, timeout: Duration) -> Option<NodeId>
     let mut candidates: Vec<_> = status
         .peers
         .iter()
-        .filter(|p| p.id != member.self_id && p.last_contact_ms_ago <= RECENT_CONTACT_MS)
+        .filter(|p| {
+            p.id != member.self_id
+                && status.membership.is_voter(p.id)
+                && p.last_contact_ms_ago <= RECENT_CONTACT_MS
+        })
         .collect();
     candidates.sort_by_key(|p| Reverse(p.match_index));
     for peer in candidates {

@@ -11,8 +11,10 @@
 //!   (brokerId = selfId digits + 1) otherwise, re-registering at every change.
 //! - [`handoff`]: graceful hand-off of leadership before a master stops.
 //! - [`status`]: what `mqadmin getBrokerGroup` shows, and leadership transfer on request.
+//! - [`membership`]: adding and removing members on request (`mqadmin addGroupMember`).
 
 pub mod handoff;
+pub mod membership;
 pub mod metadata;
 pub mod role_manager;
 pub mod status;
@@ -22,7 +24,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use raft::{DriverConfig, FileHardStateStore, HardState, HardStateStore, NodeId, PeerSpec};
+use raft::{DriverConfig, FileHardStateStore, HardState, HardStateStore, NodeId};
 use remoting::body::ClusterInfo;
 use remoting::client::RemotingClient;
 use remoting::code::request;
@@ -64,7 +66,6 @@ pub struct GroupMember {
     pub writer: Arc<MetadataWriter>,
     pub metadata: Arc<GroupMetadata>,
     pub self_id: NodeId,
-    pub peers: Vec<PeerSpec>,
     /// `dLegerGroup` (defaults to `brokerName`).
     pub group_name: String,
 }
@@ -168,7 +169,6 @@ pub async fn open(
         store,
         metadata,
         self_id,
-        peers,
         group_name,
     });
     Ok(OpenedGroup {

@@ -8,10 +8,13 @@
 //!  "brokerId":0,"selfId":"n0","role":"LEADER","term":3,"leaderId":"n0","writable":true,
 //!  "firstIndex":1,"lastIndex":812,"commitIndex":812,"appliedIndex":812,
 //!  "metadataComplete":true,
-//!  "peers":[{"nodeId":"n1","raftAddr":"127.0.0.1:40912","matchIndex":812,
+//!  "voter":true,"membershipIndex":0,
+//!  "peers":[{"nodeId":"n1","raftAddr":"127.0.0.1:40912","voter":true,"matchIndex":812,
 //!            "lastContactMsAgo":40}, ...]}
 //! ```
-//! `matchIndex` and `lastContactMsAgo` are known on the leader only.
+//! `matchIndex` and `lastContactMsAgo` are known on the leader only. The members are the
+//! membership in force on the answering member (`membershipIndex`: the entry that set it,
+//! 0 for `dLegerPeers` as configured); a learner (`voter: false`) is catching up.
 
 use std::time::Duration;
 
@@ -30,6 +33,8 @@ const TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PeerBody {
     pub node_id: String,
     pub raft_addr: String,
+    #[serde(default = "voter_by_default")]
+    pub voter: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub match_index: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,7 +66,17 @@ pub struct GroupStatusBody {
     /// or its apply loop); it leaves the routes and exits for its supervisor to restart it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_reason: Option<String>,
+    /// Whether this member votes in the membership it knows.
+    #[serde(default = "voter_by_default")]
+    pub voter: bool,
+    #[serde(default)]
+    pub membership_index: u64,
     pub peers: Vec<PeerBody>,
+}
+
+/// Members reported before membership changes existed were all voters.
+fn voter_by_default() -> bool {
+    true
 }
 
 pub fn role_name(role: Role) -> &'static str {
@@ -110,8 +125,9 @@ pub async fn group_status(
         }
         _ => return None,
     };
-    let peers = member
-        .peers
+    let peers = raft
+        .membership
+        .members()
         .iter()
         .filter(|p| p.id != member.self_id)
         .map(|p| {
@@ -119,6 +135,7 @@ pub async fn group_status(
             PeerBody {
                 node_id: p.id.to_string(),
                 raft_addr: p.addr.clone(),
+                voter: p.voter,
                 match_index: progress.map(|s| s.match_index),
                 last_contact_ms_ago: progress.map(|s| s.last_contact_ms_ago),
             }
@@ -140,6 +157,8 @@ pub async fn group_status(
         applied_index: replica.applied_index,
         metadata_complete: *member.metadata.complete().borrow(),
         stopped_reason,
+        voter: raft.membership.is_voter(member.self_id),
+        membership_index: raft.membership_index,
         peers,
     })
 }
@@ -149,7 +168,7 @@ pub async fn group_status(
 pub enum TransferRefusal {
     #[error("`{0}` is not a node id like n1")]
     BadTarget(String),
-    #[error("{target} is not a member of group {group}")]
+    #[error("{target} is not a voting member of group {group}")]
     NotMember { target: NodeId, group: String },
     #[error("this node ({id}) is not the leader; the leader is {leader}")]
     NotLeader { id: NodeId, leader: String },
@@ -169,7 +188,7 @@ pub async fn transfer(member: &GroupMember, target: &str) -> Result<NodeId, Tran
     let target: NodeId = target
         .parse()
         .map_err(|_| TransferRefusal::BadTarget(target.to_owned()))?;
-    if !member.peers.iter().any(|p| p.id == target) {
+    if !member.store.raft().membership().borrow().is_voter(target) {
         return Err(TransferRefusal::NotMember {
             target,
             group: member.group_name.clone(),

@@ -1,6 +1,8 @@
 //! DLEDGER_METADATA (50000) and DLEDGER_LEADERSHIP_TRANSFER (51005): a broker group's raft
 //! status (`mqadmin getBrokerGroup`) and moving its leadership (`mqadmin transferLeader`).
-//! See [`crate::group::status`] for the bodies.
+//! See [`crate::group::status`] for the bodies. DLEDGER_ADD_MEMBER (51100) and
+//! DLEDGER_REMOVE_MEMBER (51101): membership changes (`mqadmin addGroupMember` /
+//! `removeGroupMember`), see [`crate::group::membership`].
 
 use remoting::code::response;
 use remoting::command::RemotingCommand;
@@ -8,6 +10,7 @@ use tracing::info;
 
 use super::{error, json_success};
 use crate::context::BrokerContext;
+use crate::group::membership::{self, NODE_ID_FIELD, RAFT_ADDR_FIELD};
 use crate::group::status::{self, TRANSFEREE_FIELD};
 
 const NOT_IN_GROUP: &str = "this broker is not in a broker group (enableDLegerCommitLog=false)";
@@ -49,6 +52,52 @@ pub async fn transfer_leadership(
         Ok(leader) => {
             info!(%leader, "leadership transferred on request");
             RemotingCommand::success_to(request)
+        }
+        Err(refusal) => error(request, response::SYSTEM_ERROR, refusal.to_string()),
+    }
+}
+
+pub async fn add_member(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let Some(member) = ctx.group.as_deref() else {
+        return error(request, response::SYSTEM_ERROR, NOT_IN_GROUP);
+    };
+    let (Some(node), Some(raft_addr)) = (
+        request.ext_field(NODE_ID_FIELD),
+        request.ext_field(RAFT_ADDR_FIELD),
+    ) else {
+        return error(
+            request,
+            response::SYSTEM_ERROR,
+            format!("ext fields {NODE_ID_FIELD} and {RAFT_ADDR_FIELD} are required"),
+        );
+    };
+    answer(request, membership::add(member, node, raft_addr).await)
+}
+
+pub async fn remove_member(ctx: &BrokerContext, request: &RemotingCommand) -> RemotingCommand {
+    let Some(member) = ctx.group.as_deref() else {
+        return error(request, response::SYSTEM_ERROR, NOT_IN_GROUP);
+    };
+    let Some(node) = request.ext_field(NODE_ID_FIELD) else {
+        return error(
+            request,
+            response::SYSTEM_ERROR,
+            format!("missing ext field {NODE_ID_FIELD}"),
+        );
+    };
+    answer(request, membership::remove(member, node).await)
+}
+
+fn answer(
+    request: &RemotingCommand,
+    outcome: Result<String, membership::MembershipRefusal>,
+) -> RemotingCommand {
+    match outcome {
+        Ok(done) => {
+            info!(%done, "membership changed on request");
+            let mut response = RemotingCommand::success_to(request);
+            response.remark = Some(done);
+            response
         }
         Err(refusal) => error(request, response::SYSTEM_ERROR, refusal.to_string()),
     }

@@ -147,6 +147,8 @@ impl RequestProcessor for BrokerProcessor {
             code::GET_BROKER_CLUSTER_ACL_INFO => acl::versions(ctx, &request),
             code::UPDATE_GLOBAL_WHITE_ADDRS_CONFIG => acl::update_global_white(ctx, &request),
             code::DLEDGER_LEADERSHIP_TRANSFER => group::transfer_leadership(ctx, &request).await,
+            code::DLEDGER_ADD_MEMBER => group::add_member(ctx, &request).await,
+            code::DLEDGER_REMOVE_MEMBER => group::remove_member(ctx, &request).await,
             code::AUTH_CREATE_USER => auth::create_user(ctx, &request).await,
             code::AUTH_UPDATE_USER => auth::update_user(ctx, &request).await,
             code::AUTH_DELETE_USER => auth::delete_user(ctx, &request).await,

@@ -232,6 +232,30 @@ enum Command {
         #[arg(short = 'i', long = "nodeId")]
         node_id: String,
     },
+    /// Add a member to a broker group while it runs: it joins as a learner, copies the log
+    /// and becomes a voter once caught up. Start its broker first, with dLegerPeers listing
+    /// the group's members and itself
+    #[command(name = "addGroupMember")]
+    AddGroupMember {
+        #[arg(short = 'b', long = "brokerName")]
+        broker_name: String,
+        /// Node id of the new member, e.g. n3 (its dLegerSelfId)
+        #[arg(short = 'i', long = "nodeId")]
+        node_id: String,
+        /// Its raft address, host:port (its own entry in dLegerPeers)
+        #[arg(short = 'a', long = "raftAddr")]
+        raft_addr: String,
+    },
+    /// Remove a member from a broker group while it runs (a leader hands off first); stop
+    /// its broker afterwards. Replace a failed member by removing it and adding a new one
+    #[command(name = "removeGroupMember")]
+    RemoveGroupMember {
+        #[arg(short = 'b', long = "brokerName")]
+        broker_name: String,
+        /// Node id of the member to remove, e.g. n1
+        #[arg(short = 'i', long = "nodeId")]
+        node_id: String,
+    },
 }
 
 #[derive(Args)]
@@ -396,6 +420,25 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             admin.transfer_leader(&broker_name, &node_id).await?;
             println!("transfer leadership of [{broker_name}] to [{node_id}] success.");
+            Ok(())
+        }
+        Command::AddGroupMember {
+            broker_name,
+            node_id,
+            raft_addr,
+        } => {
+            let done = admin
+                .add_group_member(&broker_name, &node_id, &raft_addr)
+                .await?;
+            println!("add member [{node_id}] to [{broker_name}] success: {done}");
+            Ok(())
+        }
+        Command::RemoveGroupMember {
+            broker_name,
+            node_id,
+        } => {
+            let done = admin.remove_group_member(&broker_name, &node_id).await?;
+            println!("remove member [{node_id}] from [{broker_name}] success: {done}");
             Ok(())
         }
     };
@@ -971,6 +1014,7 @@ async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()
                     "role": match m.role { MemberRole::Master => "MASTER", MemberRole::Slave => "SLAVE" },
                     "nodeId": m.raft.as_ref().map(|r| r.node_id.clone()),
                     "raftRole": m.raft.as_ref().map(|r| r.role.clone()),
+                    "voter": m.raft.as_ref().map(|r| r.voter),
                     "term": m.raft.as_ref().map(|r| r.term),
                     "leaderId": m.raft.as_ref().and_then(|r| r.leader_id.clone()),
                     "commitIndex": m.raft.as_ref().map(|r| r.commit_index),
@@ -1008,7 +1052,12 @@ async fn broker_group(admin: &Admin, broker_name: &str, json: bool) -> Result<()
                 MemberRole::Slave => "SLAVE",
             },
             raft.map_or_else(dash, |r| r.node_id.clone()),
-            raft.map_or_else(dash, |r| r.role.clone()),
+            // A follower that does not vote yet is a learner catching up.
+            raft.map_or_else(dash, |r| if r.voter {
+                r.role.clone()
+            } else {
+                "LEARNER".to_owned()
+            }),
             raft.map_or_else(dash, |r| r.term.to_string()),
             raft.and_then(|r| r.leader_id.clone()).unwrap_or_else(dash),
             raft.map_or_else(dash, |r| r.commit_index.to_string()),

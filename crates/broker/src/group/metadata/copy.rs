@@ -368,6 +368,8 @@ mod tests {
             applied_index,
             metadata_complete,
             stopped_reason: None,
+            voter: true,
+            membership_index: 0,
             peers: Vec::new(),
         }
     }
