@@ -158,6 +158,22 @@ impl GroupMember {
     }
 }
 
+/// Runs `mqadmin` with `args`; its standard output when it succeeds.
+fn mqadmin(args: &[&str]) -> Result<String> {
+    let output = std::process::Command::new(binary("mqadmin"))
+        .args(args)
+        .output()
+        .context("run mqadmin")?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "mqadmin {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
 /// A running group.
 pub struct BrokerGroup {
     /// `brokerName` and `dLegerGroup`.
@@ -342,6 +358,65 @@ impl BrokerGroup {
             env: Vec::new(),
         });
         Ok(k)
+    }
+
+    /// Replaces the member at client address `master` while the group runs, the way an
+    /// operator does it with `mqadmin` (name server `namesrv`): a new member started and
+    /// added, waited for until it votes, then `master` removed (leadership moves off it
+    /// first) and stopped with SIGTERM. Returns the new member's index.
+    pub fn replace_member_online(
+        &mut self,
+        dir: &Path,
+        namesrv: &str,
+        master: &str,
+    ) -> Result<usize> {
+        let leaving = self.index_of(master).context("the master is no member")?;
+        let joiner = self.start_joiner(dir)?;
+        let node = self.members[joiner].id.clone();
+        let raft_addr = format!("127.0.0.1:{}", self.members[joiner].raft_port);
+        let name = self.name.clone();
+        mqadmin(&[
+            "addGroupMember",
+            "-n",
+            namesrv,
+            "-b",
+            &name,
+            "-i",
+            &node,
+            "-a",
+            &raft_addr,
+        ])?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let rows = mqadmin(&["getBrokerGroup", "-n", namesrv, "-b", &name, "--json"])?;
+            let rows: Vec<serde_json::Value> = serde_json::from_str(&rows)
+                .with_context(|| format!("getBrokerGroup --json printed {rows}"))?;
+            let votes = |id: &str| rows.iter().any(|r| r["nodeId"] == id && r["voter"] == true);
+            if votes(&node) {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!("{node} did not become a voter within 60 s: {rows:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let leaving_node = self.members[leaving].id.clone();
+        mqadmin(&[
+            "removeGroupMember",
+            "-n",
+            namesrv,
+            "-b",
+            &name,
+            "-i",
+            &leaving_node,
+        ])?;
+        if !self.members[leaving]
+            .process
+            .terminate(Duration::from_secs(60))
+        {
+            bail!("{leaving_node} did not stop on SIGTERM after its removal");
+        }
+        Ok(joiner)
     }
 
     /// The member whose client address is `addr`.

@@ -36,6 +36,7 @@
 //! set-up, scenario, what differed). The jars are built by `scripts/setup-compat-java`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -115,6 +116,8 @@ fn java_clients_against_a_broker_group() {
     let kill_dir = tempfile::tempdir().unwrap();
     let mut kill_servers =
         Servers::start(Setup::Group, kill_dir.path(), "JavaKillGroup", &extra).unwrap();
+    // As does replacing a member online, after it (a group at a time under fault load).
+    let replace_dir = tempfile::tempdir().unwrap();
     let suite = Suite::new(
         "Java clients 4.9.8 and 5.5.0 / 3-node broker group",
         AT_ONCE,
@@ -122,7 +125,24 @@ fn java_clients_against_a_broker_group() {
     std::thread::scope(|s| {
         let suite = &suite;
         let kill_servers = &mut kill_servers;
-        s.spawn(move || master_killed_under_load(suite, kill_servers));
+        let replace_dir = replace_dir.path();
+        s.spawn(move || {
+            group_fault_under_load(suite, kill_servers, GroupFault::KillMaster, kill_dir.path());
+            match Servers::start(Setup::Group, replace_dir, "JavaReplaceGroup", &extra) {
+                Ok(mut servers) => group_fault_under_load(
+                    suite,
+                    &mut servers,
+                    GroupFault::ReplaceMaster,
+                    replace_dir,
+                ),
+                Err(e) => {
+                    suite.step(
+                        "the master replaced online: start the servers",
+                        || -> Result<()> { Err(e) },
+                    );
+                }
+            }
+        });
         run_scenarios(suite, &servers);
     });
     suite.finish();
@@ -1919,11 +1939,38 @@ fn write_permission(env: Env, produced: &Produced) {
     });
 }
 
-/// kill -9 of the master of a group while a paced producer and a push consumer of each
+/// What happens to a group under load in [`group_fault_under_load`].
+#[derive(Clone, Copy)]
+enum GroupFault {
+    /// kill -9 of the master.
+    KillMaster,
+    /// A new member added with `mqadmin addGroupMember`, then the master removed with
+    /// `removeGroupMember` and stopped.
+    ReplaceMaster,
+}
+
+impl GroupFault {
+    fn label(self) -> &'static str {
+        match self {
+            GroupFault::KillMaster => "kill -9 of the master",
+            GroupFault::ReplaceMaster => "the master replaced by a new member online",
+        }
+    }
+
+    /// Names of topics and groups.
+    fn tag(self) -> &'static str {
+        match self {
+            GroupFault::KillMaster => "Kill",
+            GroupFault::ReplaceMaster => "Replace",
+        }
+    }
+}
+
+/// A fault on the master of a group while a paced producer and a push consumer of each
 /// client version run: every acknowledged send is stored once where its result said (none
 /// lost), the consumer gets every one, and a new consumer of its group gets nothing again:
-/// the group's committed offsets survived.
-fn master_killed_under_load(suite: &Suite, servers: &mut Servers) {
+/// the group's committed offsets survived. `dir` holds a member the fault adds.
+fn group_fault_under_load(suite: &Suite, servers: &mut Servers, fault: GroupFault, dir: &Path) {
     /// Sends each producer makes, one every [`INTERVAL_MS`]: they go on for some 35 s after
     /// the kill, past the clients' next route poll (every 30 s), which finds the new master.
     const SENDS: u64 = 450;
@@ -1933,8 +1980,12 @@ fn master_killed_under_load(suite: &Suite, servers: &mut Servers) {
     let ns = servers.ns();
     let mut runs = Vec::new();
     let started = Version::ALL.map(|v| -> Result<_> {
-        let messages = Messages::new(&format!("J{}Kill", v.major()), "kill", SENDS);
-        let group = format!("j{}-kill", v.major());
+        let messages = Messages::new(
+            &format!("J{}{}", v.major(), fault.tag()),
+            &fault.tag().to_lowercase(),
+            SENDS,
+        );
+        let group = format!("j{}-{}", v.major(), fault.tag().to_lowercase());
         let consume = strings(&[
             "consume",
             "-n",
@@ -1976,7 +2027,7 @@ fn master_killed_under_load(suite: &Suite, servers: &mut Servers) {
             Ok(run) => runs.push(run),
             Err(error) => {
                 suite.step(
-                    "kill -9 of the master: start the clients",
+                    &format!("{}: start the clients", fault.label()),
                     || -> Result<()> { Err(error) },
                 );
                 return;
@@ -1985,7 +2036,8 @@ fn master_killed_under_load(suite: &Suite, servers: &mut Servers) {
     }
     // The kill must come at a point of the producers' runs, whatever else the suite is
     // doing: these steps take no permit.
-    let killed = suite.unlimited_step("kill -9 of the master under load", || {
+    let under_load = format!("{} under load", fault.label());
+    let killed = suite.unlimited_step(&under_load, || {
         for (v, _, _, producer, _) in &mut runs {
             ensure!(
                 producer.wait_until(Duration::from_secs(90), |lines| {
@@ -1997,21 +2049,26 @@ fn master_killed_under_load(suite: &Suite, servers: &mut Servers) {
         }
         let master = servers.master()?;
         let acked_before: Vec<usize> = runs.iter().map(|r| r.3.count("sent")).collect();
-        servers
-            .group
-            .as_mut()
-            .and_then(|g| g.member_mut(&master))
-            .context("the master is no member")?
-            .process
-            .kill();
+        let ns = servers.ns();
+        let group = servers.group.as_mut().context("a broker group")?;
+        match fault {
+            GroupFault::KillMaster => group
+                .member_mut(&master)
+                .context("the master is no member")?
+                .process
+                .kill(),
+            GroupFault::ReplaceMaster => {
+                group.replace_member_online(dir, &ns, &master)?;
+            }
+        }
         let new_master = servers.wait_for_master(Some(&master))?;
         Ok((master, new_master, acked_before))
     });
     let Some((_, _, acked_before)) = killed else {
         for v in Version::ALL {
             suite.not_run(
-                &format!("{v} / kill -9 of the master: no acknowledged send lost"),
-                "kill -9 of the master under load",
+                &format!("{v} / {}: no acknowledged send lost", fault.label()),
+                &under_load,
             );
         }
         return;
@@ -2020,62 +2077,61 @@ fn master_killed_under_load(suite: &Suite, servers: &mut Servers) {
         let env_name = |s: &str| format!("{v} / {s}");
         let producer = producer.finish();
         let consumer = consumer.finish();
-        let acked = suite.unlimited_step(
-            &env_name("kill -9 of the master: no acknowledged send lost"),
-            || {
-                let producer = producer?;
-                let lines = &producer.output;
-                let mut log = SendLog::default();
-                let mut acked_ids = BTreeSet::new();
-                for line in lines.ops("sent") {
-                    let seq = line["seq"].as_u64().context("no seq")?;
-                    if line["status"] == "SEND_OK" {
-                        log.acked.push(Acked {
-                            queue_id: line["queue_id"].as_i64().unwrap_or(-1) as i32,
-                            queue_offset: line["queue_offset"].as_i64().unwrap_or(-1),
-                            msg_id: line["msg_id"].as_str().unwrap_or_default().to_owned(),
-                            body: messages.body(seq),
-                        });
-                        acked_ids.insert(line["msg_id"].as_str().unwrap_or_default().to_owned());
-                    } else {
-                        log.unknown.insert(messages.body(seq));
-                    }
+        let no_loss = env_name(&format!("{}: no acknowledged send lost", fault.label()));
+        let acked = suite.unlimited_step(&no_loss, || {
+            let producer = producer?;
+            let lines = &producer.output;
+            let mut log = SendLog::default();
+            let mut acked_ids = BTreeSet::new();
+            for line in lines.ops("sent") {
+                let seq = line["seq"].as_u64().context("no seq")?;
+                if line["status"] == "SEND_OK" {
+                    log.acked.push(Acked {
+                        queue_id: line["queue_id"].as_i64().unwrap_or(-1) as i32,
+                        queue_offset: line["queue_offset"].as_i64().unwrap_or(-1),
+                        msg_id: line["msg_id"].as_str().unwrap_or_default().to_owned(),
+                        body: messages.body(seq),
+                    });
+                    acked_ids.insert(line["msg_id"].as_str().unwrap_or_default().to_owned());
+                } else {
+                    log.unknown.insert(messages.body(seq));
                 }
-                for line in lines.ops("send_failed") {
-                    if let Some(seq) = line["seq"].as_u64() {
-                        log.unknown.insert(messages.body(seq));
-                    }
+            }
+            for line in lines.ops("send_failed") {
+                if let Some(seq) = line["seq"].as_u64() {
+                    log.unknown.insert(messages.body(seq));
                 }
-                ensure!(
-                    log.acked.len() > before,
-                    "no send was acknowledged after the kill ({} before it); {}",
-                    before,
-                    producer.describe()
-                );
-                ensure!(
-                    log.acked.len() + log.unknown.len() == SENDS as usize,
-                    "{} acknowledged and {} failed sends of {SENDS}; {}",
-                    log.acked.len(),
-                    log.unknown.len(),
-                    producer.describe()
-                );
-                let report = check_stored(&servers.ns(), &messages.topic, &log)?;
-                eprintln!(
-                    "{v} through the kill: {} sends acknowledged, {} failed ({} of them stored)",
-                    report.acked, report.unknown, report.unknown_stored
-                );
-                Ok(acked_ids)
-            },
-        );
-        let scenario = env_name(
-            "kill -9 of the master: the push consumer gets every acknowledged message and its \
-             group resumes where it committed",
-        );
-        let Some(acked_ids) = acked else {
-            suite.not_run(
-                &scenario,
-                &env_name("kill -9 of the master: no acknowledged send lost"),
+            }
+            ensure!(
+                log.acked.len() > before,
+                "no send was acknowledged after the fault ({} before it); {}",
+                before,
+                producer.describe()
             );
+            ensure!(
+                log.acked.len() + log.unknown.len() == SENDS as usize,
+                "{} acknowledged and {} failed sends of {SENDS}; {}",
+                log.acked.len(),
+                log.unknown.len(),
+                producer.describe()
+            );
+            let report = check_stored(&servers.ns(), &messages.topic, &log)?;
+            eprintln!(
+                "{v} through {}: {} sends acknowledged, {} failed ({} of them stored)",
+                fault.label(),
+                report.acked,
+                report.unknown,
+                report.unknown_stored
+            );
+            Ok(acked_ids)
+        });
+        let scenario = env_name(&format!(
+            "{}: the push consumer gets every acknowledged message and its group resumes \
+             where it committed",
+            fault.label()
+        ));
+        let Some(acked_ids) = acked else {
+            suite.not_run(&scenario, &no_loss);
             continue;
         };
         suite.unlimited_step(&scenario, || {
@@ -2094,7 +2150,8 @@ fn master_killed_under_load(suite: &Suite, servers: &mut Servers) {
                 .cloned()
                 .unwrap_or_default();
             eprintln!(
-                "{v} consumer through the kill: {} deliveries of {} messages; it ended with {end}",
+                "{v} consumer through {}: {} deliveries of {} messages; it ended with {end}",
+                fault.label(),
                 consumer.output.ops("received").len(),
                 received.len()
             );
