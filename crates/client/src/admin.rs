@@ -400,27 +400,19 @@ impl Admin {
         for addr in broker.broker_addrs.values() {
             reports.push(self.member_status(addr).await.ok());
         }
-        // The leader knows how far each follower's log matches its own.
-        let leader_view: BTreeMap<String, u64> = reports
+        // The leader knows how far each follower's log matches its own, and who votes.
+        let leader_view: BTreeMap<String, (Option<u64>, bool)> = reports
             .iter()
             .flatten()
             .filter(|r| r.role == "LEADER")
             .flat_map(|r| {
                 r.peers
                     .iter()
-                    .filter_map(|p| p.match_index.map(|m| (p.node_id.clone(), m)))
-                    .chain(std::iter::once((r.self_id.clone(), r.last_index)))
-            })
-            .collect();
-        let leader_voters: BTreeMap<String, bool> = reports
-            .iter()
-            .flatten()
-            .filter(|r| r.role == "LEADER")
-            .flat_map(|r| {
-                r.peers
-                    .iter()
-                    .map(|p| (p.node_id.clone(), p.voter))
-                    .chain(std::iter::once((r.self_id.clone(), r.voter)))
+                    .map(|p| (p.node_id.clone(), (p.match_index, p.voter)))
+                    .chain(std::iter::once((
+                        r.self_id.clone(),
+                        (Some(r.last_index), r.voter),
+                    )))
             })
             .collect();
         Ok(broker
@@ -436,8 +428,11 @@ impl Admin {
                     MemberRole::Slave
                 },
                 raft: report.map(|r| RaftState {
-                    match_index: leader_view.get(&r.self_id).map(|m| *m as i64),
-                    voter: leader_voters.get(&r.self_id).copied().unwrap_or(r.voter),
+                    match_index: leader_view
+                        .get(&r.self_id)
+                        .and_then(|(m, _)| *m)
+                        .map(|m| m as i64),
+                    voter: leader_view.get(&r.self_id).map_or(r.voter, |(_, v)| *v),
                     node_id: r.self_id,
                     role: r.role,
                     term: r.term as i64,

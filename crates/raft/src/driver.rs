@@ -158,6 +158,9 @@ pub enum ProposalError {
     /// A membership change the group's rules refuse (nothing was appended).
     #[error("membership change refused: {0}")]
     MembershipRefused(String),
+    /// The previous membership change is not durably committed yet: ask again shortly.
+    #[error("the previous membership change is not durably committed yet")]
+    ChangeInProgress,
 }
 
 /// A failure that stopped the driver.
@@ -420,9 +423,10 @@ fn proposal_error(e: ProposeError) -> ProposalError {
         ProposeError::Transferring => ProposalError::Transferring,
         ProposeError::Busy { .. } => ProposalError::Busy,
         ProposeError::TooLarge { .. } => ProposalError::TooLarge(e.to_string()),
-        ProposeError::ChangeInProgress { .. }
-        | ProposeError::Membership(_)
-        | ProposeError::RemovingLeader => ProposalError::MembershipRefused(e.to_string()),
+        ProposeError::ChangeInProgress { .. } => ProposalError::ChangeInProgress,
+        ProposeError::Membership(_) | ProposeError::RemovingLeader => {
+            ProposalError::MembershipRefused(e.to_string())
+        }
         ProposeError::Storage(_) => ProposalError::Stopped,
     }
 }

@@ -48,26 +48,41 @@ async fn start_group_with(
     let mut members = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
         let id = NodeId(i as u32);
-        let mut config = DriverConfig::new(id, peers.clone(), "e2e");
-        config.raft.sync_flush = sync_flush;
-        config.apply_from = Some(1);
-        adjust(id, &mut config);
-        let driver = RaftDriver::start(
-            config,
-            MemLog::with_segments(64 << 10),
-            MemHardStateStore::default(),
-            listener,
-        )
-        .unwrap();
-        members.push(Member {
-            id,
-            addr: peers[i].addr.clone(),
-            handle: driver.handle,
-            apply: driver.apply.unwrap(),
-            task: driver.task,
-        });
+        members.push(start_member(id, peers.clone(), listener, |config| {
+            config.raft.sync_flush = sync_flush;
+            adjust(id, config);
+        }));
     }
     members
+}
+
+/// A member with an empty in-memory log on `listener`, its configuration changed by
+/// `adjust` (sync_flush on by default).
+fn start_member(
+    id: NodeId,
+    peers: Vec<PeerSpec>,
+    listener: TcpListener,
+    adjust: impl FnOnce(&mut DriverConfig),
+) -> Member {
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut config = DriverConfig::new(id, peers, "e2e");
+    config.raft.sync_flush = true;
+    config.apply_from = Some(1);
+    adjust(&mut config);
+    let driver = RaftDriver::start(
+        config,
+        MemLog::with_segments(64 << 10),
+        MemHardStateStore::default(),
+        listener,
+    )
+    .unwrap();
+    Member {
+        id,
+        addr,
+        handle: driver.handle,
+        apply: driver.apply.unwrap(),
+        task: driver.task,
+    }
 }
 
 /// Waits until every live member follows the same leader in the same term.
@@ -239,23 +254,7 @@ async fn three_nodes_elect_replicate_and_survive_the_leader() {
             addr,
         });
     }
-    let mut config = DriverConfig::new(dead.id, peers, "e2e");
-    config.raft.sync_flush = true;
-    config.apply_from = Some(1);
-    let driver = RaftDriver::start(
-        config,
-        MemLog::with_segments(64 << 10),
-        MemHardStateStore::default(),
-        listener,
-    )
-    .unwrap();
-    let mut back = Member {
-        id: dead.id,
-        addr: dead.addr.clone(),
-        handle: driver.handle,
-        apply: driver.apply.unwrap(),
-        task: driver.task,
-    };
+    let mut back = start_member(dead.id, peers, listener, |_| {});
     let seen = applied_until(&mut back, last).await;
     check_entries(&seen, &places);
     back.handle.shutdown();
@@ -465,23 +464,7 @@ async fn a_member_added_under_load_catches_up_and_replaces_a_removed_one() {
         name: "n3".into(),
         addr: new_addr.clone(),
     });
-    let mut config = DriverConfig::new(NodeId(3), peers, "e2e");
-    config.raft.sync_flush = true;
-    config.apply_from = Some(1);
-    let driver = RaftDriver::start(
-        config,
-        MemLog::with_segments(64 << 10),
-        MemHardStateStore::default(),
-        listener,
-    )
-    .unwrap();
-    members.push(Member {
-        id: NodeId(3),
-        addr: new_addr.clone(),
-        handle: driver.handle,
-        apply: driver.apply.unwrap(),
-        task: driver.task,
-    });
+    members.push(start_member(NodeId(3), peers, listener, |_| {}));
 
     // Added while proposals keep coming.
     let load = {
@@ -509,9 +492,23 @@ async fn a_member_added_under_load_catches_up_and_replaces_a_removed_one() {
         .map(|m| m.id)
         .find(|&id| id != leader && id != NodeId(3))
         .unwrap();
-    leader_handle
-        .change_membership(raft::MembershipChange::Remove(removed))
+    // The promotion may not be durably committed yet: the removal waits for it.
+    let removal = async {
+        loop {
+            match leader_handle
+                .change_membership(raft::MembershipChange::Remove(removed))
+                .await
+            {
+                Err(raft::ProposalError::ChangeInProgress) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                outcome => return outcome,
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, removal)
         .await
+        .expect("the removal is accepted in time")
         .expect("the removal commits");
     assert_eq!(
         leader_handle

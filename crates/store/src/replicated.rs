@@ -150,6 +150,7 @@ fn proposal_error(e: ProposalError) -> ReplicatedError {
         }
         ProposalError::Stopped => ReplicatedError::Stopped,
         ProposalError::MembershipRefused(reason) => ReplicatedError::MembershipRefused(reason),
+        ProposalError::ChangeInProgress => ReplicatedError::MembershipRefused(e.to_string()),
     }
 }
 

@@ -375,17 +375,7 @@ async fn sigterm_on_the_master_hands_leadership_off_before_it_stops() {
 async fn mqadmin_shows_the_group_and_moves_its_leadership() -> Result<()> {
     let (setup, group) = Setup::start("AdminGroup", "AdminTopic").await;
     let ns = setup.namesrv.addr();
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new(binary("mqadmin"))
-            .args(args)
-            .output()
-            .expect("run mqadmin");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let run = mqadmin;
     // Every member registers (followers as slaves); wait until all three are listed.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

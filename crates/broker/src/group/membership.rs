@@ -19,6 +19,7 @@ pub const NODE_ID_FIELD: &str = "nodeId";
 pub const RAFT_ADDR_FIELD: &str = "raftAddr";
 /// How long a change may take to commit; a learner's catch-up is not waited for.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+const CHANGE_RETRY: Duration = Duration::from_millis(50);
 
 /// Why a membership change was not made.
 #[derive(Debug, thiserror::Error)]
@@ -82,12 +83,19 @@ async fn change(member: &GroupMember, change: MembershipChange) -> Result<u64, M
                 .map_or_else(|| "not elected yet".to_owned(), |l| l.to_string()),
         });
     }
-    match tokio::time::timeout(
-        CHANGE_TIMEOUT,
-        member.store.raft().change_membership(change),
-    )
-    .await
-    {
+    // Back to back (an add, then the removal it replaces) the previous change may not be
+    // durably committed yet: that is a wait, not a refusal.
+    let attempts = async {
+        loop {
+            match member.store.raft().change_membership(change.clone()).await {
+                Err(ProposalError::ChangeInProgress) => {
+                    tokio::time::sleep(CHANGE_RETRY).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    };
+    match tokio::time::timeout(CHANGE_TIMEOUT, attempts).await {
         Ok(Ok(place)) => Ok(place.index),
         Ok(Err(ProposalError::NotLeader { leader })) => Err(MembershipRefusal::NotLeader {
             id: member.self_id,

@@ -160,24 +160,9 @@ impl<S: LogStorage> Node<S> {
     /// current term (section 5.4.2); older entries commit with it.
     pub(super) fn maybe_commit(&mut self) -> Result<(), StorageError> {
         let durable = self.durable_index();
-        let RoleState::Leader(ls) = &self.role else {
+        let Some(candidate) = self.voters_quorum_index(durable, |p| p.match_index) else {
             return Ok(());
         };
-        let membership = self.membership.current();
-        let mut indexes = std::mem::take(&mut self.scratch);
-        indexes.clear();
-        if membership.is_voter(self.id) {
-            indexes.push(durable);
-        }
-        indexes.extend(
-            ls.progress
-                .iter()
-                .filter(|p| membership.is_voter(p.id))
-                .map(|p| p.match_index),
-        );
-        let mut sorted = Vec::with_capacity(indexes.len());
-        let candidate = super::progress::quorum_index(&indexes, &mut sorted);
-        self.scratch = indexes;
         if candidate > self.commit_index && self.storage.term(candidate)? == Some(self.term) {
             debug_assert!(candidate <= self.storage.last_index());
             self.commit_index = candidate;
@@ -185,16 +170,11 @@ impl<S: LogStorage> Node<S> {
         self.maybe_advance_safe()
     }
 
-    /// The commit rule again over what each member holds on disk: the durable commit index.
-    fn maybe_advance_safe(&mut self) -> Result<(), StorageError> {
-        if self.config.sync_flush {
-            // Matches are fsynced before they are acknowledged: every commit is durable.
-            self.safe_index = self.commit_index;
-            return Ok(());
-        }
-        let own = self.persisted_index.min(self.storage.last_index());
+    /// On the leader: the highest index a majority of the voters holds, this node's own
+    /// being `own` and each follower's `held(progress)`.
+    fn voters_quorum_index(&mut self, own: u64, held: impl Fn(&Progress) -> u64) -> Option<u64> {
         let RoleState::Leader(ls) = &self.role else {
-            return Ok(());
+            return None;
         };
         let membership = self.membership.current();
         let mut indexes = std::mem::take(&mut self.scratch);
@@ -206,11 +186,26 @@ impl<S: LogStorage> Node<S> {
             ls.progress
                 .iter()
                 .filter(|p| membership.is_voter(p.id))
-                .map(|p| p.durable_match),
+                .map(held),
         );
         let mut sorted = Vec::with_capacity(indexes.len());
-        let candidate = super::progress::quorum_index(&indexes, &mut sorted).min(self.commit_index);
+        let candidate = super::progress::quorum_index(&indexes, &mut sorted);
         self.scratch = indexes;
+        Some(candidate)
+    }
+
+    /// The commit rule again over what each member holds on disk: the durable commit index.
+    fn maybe_advance_safe(&mut self) -> Result<(), StorageError> {
+        if self.config.sync_flush {
+            // Matches are fsynced before they are acknowledged: every commit is durable.
+            self.safe_index = self.commit_index;
+            return Ok(());
+        }
+        let own = self.persisted_index.min(self.storage.last_index());
+        let Some(held) = self.voters_quorum_index(own, |p| p.durable_match) else {
+            return Ok(());
+        };
+        let candidate = held.min(self.commit_index);
         if candidate > self.safe_index && self.storage.term(candidate)? == Some(self.term) {
             self.safe_index = candidate;
         }
