@@ -550,16 +550,19 @@ impl Admin {
             .values()
             .filter(|addr| Some(addr.as_str()) != master.as_deref())
             .cloned();
+        let mut master_refusal = None;
         for addr in master.clone().into_iter().chain(others) {
-            if let Ok(status) = self.member_status(&addr).await {
-                if status.role == "LEADER" {
-                    return Ok((addr, status));
-                }
+            match self.member_status(&addr).await {
+                Ok(status) if status.role == "LEADER" => return Ok((addr, status)),
+                Ok(_) => {}
+                // The master's own refusal says most (e.g. it is in no broker group).
+                Err(e) if Some(&addr) == master.as_ref() => master_refusal = Some(e),
+                Err(_) => {}
             }
         }
-        Err(ClientError::NotFound(format!(
-            "broker group `{broker_name}` has no leader now"
-        )))
+        Err(master_refusal.unwrap_or_else(|| {
+            ClientError::NotFound(format!("broker group `{broker_name}` has no leader now"))
+        }))
     }
 
     // ---- consumers ------------------------------------------------------------------
