@@ -413,7 +413,8 @@ impl<'a> HelloSettings<'a> {
         let (membership_index, extra) = match rest.strip_prefix("membershipIndex=") {
             Some(tail) => {
                 let (number, extra) = tail.split_once(' ').unwrap_or((tail, ""));
-                // An unreadable index is compared as text below and refused there.
+                // Unreadable: counted as a membership from the log (peer lists are then not
+                // compared); group, shared settings and link secret still are.
                 (number.parse().unwrap_or(u64::MAX), extra)
             }
             None => (0, rest),

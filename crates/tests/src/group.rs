@@ -160,16 +160,9 @@ impl GroupMember {
 
 /// Runs `mqadmin` with `args`; its standard output when it succeeds.
 fn mqadmin(args: &[&str]) -> Result<String> {
-    let output = std::process::Command::new(binary("mqadmin"))
-        .args(args)
-        .output()
-        .context("run mqadmin")?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        bail!(
-            "mqadmin {args:?} failed: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+    let (ok, stdout, stderr) = crate::run_mqadmin(args);
+    if !ok {
+        bail!("mqadmin {args:?} failed: {stdout}{stderr}");
     }
     Ok(stdout)
 }

@@ -350,6 +350,21 @@ pub const TEST_STORE_SETTINGS: [(&str, &str); 5] = [
 ];
 
 /// Writes a RocketMQ-style `key=value` config file.
+/// Runs the built `mqadmin` with `args` to its end: (success, stdout, stderr).
+pub fn run_mqadmin(args: &[&str]) -> (bool, String, String) {
+    match std::process::Command::new(binary("mqadmin"))
+        .args(args)
+        .output()
+    {
+        Ok(output) => (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ),
+        Err(e) => (false, String::new(), format!("cannot run mqadmin: {e}")),
+    }
+}
+
 pub fn write_conf(path: &Path, entries: &[(&str, String)]) -> Result<()> {
     let mut file = fs::File::create(path)?;
     for (key, value) in entries {

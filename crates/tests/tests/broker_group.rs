@@ -17,7 +17,7 @@ use tests::checker::{check, read_all, read_member, Load, Read, Report, SendLog};
 use tests::fault_group::{placements, FaultGroup};
 use tests::group::{member_status, wait_applied, wait_caught_up, wait_for_master, BrokerGroup};
 use tests::requests::{self, send_header, send_v2};
-use tests::{binary, NameServer};
+use tests::{run_mqadmin, NameServer};
 
 const WAIT: Duration = Duration::from_secs(60);
 const QUEUES: i32 = 4;
@@ -375,7 +375,7 @@ async fn sigterm_on_the_master_hands_leadership_off_before_it_stops() {
 async fn mqadmin_shows_the_group_and_moves_its_leadership() -> Result<()> {
     let (setup, group) = Setup::start("AdminGroup", "AdminTopic").await;
     let ns = setup.namesrv.addr();
-    let run = mqadmin;
+    let run = run_mqadmin;
     // Every member registers (followers as slaves); wait until all three are listed.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -421,19 +421,6 @@ async fn mqadmin_shows_the_group_and_moves_its_leadership() -> Result<()> {
     Ok(())
 }
 
-/// Runs `mqadmin` with `args`; (success, stdout, stderr).
-fn mqadmin(args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(binary("mqadmin"))
-        .args(args)
-        .output()
-        .expect("run mqadmin");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mqadmin_adds_a_member_under_load_and_removes_the_leader_losing_nothing() {
     let topic = "MembershipTopic";
@@ -446,7 +433,7 @@ async fn mqadmin_adds_a_member_under_load_and_removes_the_leader_losing_nothing(
     // A fourth broker joins while sends go on.
     let joiner = group.start_joiner(setup._dir.path()).unwrap();
     let raft_addr = format!("127.0.0.1:{}", group.members[joiner].raft_port);
-    let (ok, out, err) = mqadmin(&[
+    let (ok, out, err) = run_mqadmin(&[
         "addGroupMember",
         "-n",
         &ns,
@@ -472,7 +459,7 @@ async fn mqadmin_adds_a_member_under_load_and_removes_the_leader_losing_nothing(
         assert!(tokio::time::Instant::now() < deadline, "{members:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (ok, out, err) = mqadmin(&["getBrokerGroup", "-n", &ns, "-b", "MemberGroup"]);
+    let (ok, out, err) = run_mqadmin(&["getBrokerGroup", "-n", &ns, "-b", "MemberGroup"]);
     assert!(ok && !out.contains("LEARNER"), "{out}{err}");
     acked_after(&load, 300).await;
 
@@ -484,7 +471,7 @@ async fn mqadmin_adds_a_member_under_load_and_removes_the_leader_losing_nothing(
         .expect("a leader")
         .clone();
     let leader_node = leader.raft.as_ref().unwrap().node_id.clone();
-    let (ok, out, err) = mqadmin(&[
+    let (ok, out, err) = run_mqadmin(&[
         "removeGroupMember",
         "-n",
         &ns,

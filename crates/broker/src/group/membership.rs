@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use raft::{MembershipChange, NodeId, ProposalError, Role};
 
+use super::status::NOT_ELECTED;
 use super::GroupMember;
 
 /// Ext field naming the member to add or remove (`n3`).
@@ -80,7 +81,7 @@ async fn change(member: &GroupMember, change: MembershipChange) -> Result<u64, M
             id: member.self_id,
             leader: status
                 .leader
-                .map_or_else(|| "not elected yet".to_owned(), |l| l.to_string()),
+                .map_or_else(|| NOT_ELECTED.to_owned(), |l| l.to_string()),
         });
     }
     // Back to back (an add, then the removal it replaces) the previous change may not be
@@ -99,7 +100,7 @@ async fn change(member: &GroupMember, change: MembershipChange) -> Result<u64, M
         Ok(Ok(place)) => Ok(place.index),
         Ok(Err(ProposalError::NotLeader { leader })) => Err(MembershipRefusal::NotLeader {
             id: member.self_id,
-            leader: leader.map_or_else(|| "not elected yet".to_owned(), |l| l.to_string()),
+            leader: leader.map_or_else(|| NOT_ELECTED.to_owned(), |l| l.to_string()),
         }),
         Ok(Err(e)) => Err(MembershipRefusal::Refused(e.to_string())),
         Err(_) => Err(MembershipRefusal::Timeout(CHANGE_TIMEOUT)),

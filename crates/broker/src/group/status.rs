@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use super::GroupMember;
 
+/// How a refusal names the leader when none is known.
+pub const NOT_ELECTED: &str = "not elected yet";
+
 /// Ext field naming the node that should lead.
 pub const TRANSFEREE_FIELD: &str = "transfereeId";
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -200,7 +203,7 @@ pub async fn transfer(member: &GroupMember, target: &str) -> Result<NodeId, Tran
             id: member.self_id,
             leader: status
                 .leader
-                .map_or_else(|| "not elected yet".to_owned(), |l| l.to_string()),
+                .map_or_else(|| NOT_ELECTED.to_owned(), |l| l.to_string()),
         });
     }
     if target == member.self_id {

@@ -136,23 +136,8 @@ impl Cluster {
     }
 
     fn elect(&mut self) -> u32 {
-        for _ in 0..500 {
-            self.run(1);
-            let leaders = self.leaders();
-            if leaders.len() == 1 {
-                let leader = leaders[0];
-                let term = self.nodes[leader as usize].term();
-                let followers = self
-                    .nodes
-                    .iter()
-                    .filter(|n| n.leader() == Some(NodeId(leader)) && n.term() == term)
-                    .count();
-                if followers == self.nodes.len() {
-                    return leader;
-                }
-            }
-        }
-        panic!("no leader elected");
+        let all: Vec<u32> = (0..self.nodes.len() as u32).collect();
+        self.elect_among(&all)
     }
 
     fn propose(&mut self, leader: u32, body: &'static [u8]) -> EntryPlace {
