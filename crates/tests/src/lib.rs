@@ -64,23 +64,45 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// A 127.0.0.1 port that was free a moment ago. Another process could take it before the
 /// server binds it; starting servers retry with a new port when that happens.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+    free_listen_port(|_| true)
 }
 
 /// A broker `listenPort` that was free a moment ago together with `listenPort - 2`, where a
 /// broker also listens (RocketMQ's VIP channel): a broker that finds that one taken stops
 /// after its client port already answered.
 pub fn free_broker_port() -> u16 {
-    // Bounded: almost every ephemeral port's neighbour two below is free.
-    for _ in 0..100 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let port = listener.local_addr().expect("local address").port();
-        if port > 1026 && TcpListener::bind(("127.0.0.1", port - 2)).is_ok() {
+    free_listen_port(|port| port > 1026 && TcpListener::bind(("127.0.0.1", port - 2)).is_ok())
+}
+
+/// Lowest port the kernel hands out to outgoing connections and `bind(0)`.
+fn ephemeral_port_floor() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// Test servers listen below the ephemeral range: a port taken from it can be handed to
+/// some client's outgoing connection while its server is down for a restart, and the
+/// restarted server then cannot bind it. Each test process walks its own stretch of the
+/// range (by pid) so parallel test binaries rarely try the same ports.
+fn free_listen_port(also_free: impl Fn(u16) -> bool) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let top = u32::from(ephemeral_port_floor()).max(LOWEST + 2_000);
+    let span = top - LOWEST;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    // Bounded: a few thousand tries over a range where almost every port is free.
+    for _ in 0..span.min(4_000) {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOWEST + (start + step * 3) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && also_free(port) {
             return port;
         }
     }
-    free_port()
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
 }
 
 /// Waits until something accepts TCP connections on `port`, or `timeout` passes.
