@@ -119,6 +119,20 @@ pub struct RaftState {
     pub last_index: u64,
 }
 
+impl RaftState {
+    /// What `node` shows now.
+    pub fn of<S: LogStorage>(node: &Node<S>) -> RaftState {
+        RaftState {
+            id: node.id(),
+            role: node.role(),
+            term: node.term(),
+            leader: node.leader(),
+            commit_index: node.commit_index(),
+            last_index: node.last_index(),
+        }
+    }
+}
+
 /// What the application receives, in log order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyEvent {
@@ -353,7 +367,7 @@ impl RaftDriver {
         }
         let (membership_tx, membership_rx) = watch::channel(node.membership().clone());
         let (command_tx, command_rx) = mpsc::channel(config.proposal_queue_len.max(1));
-        let initial = snapshot(&node);
+        let initial = RaftState::of(&node);
         let (state_tx, state_rx) = watch::channel(initial);
         let (apply, apply_rx) = match config.apply_from {
             Some(from) => {
@@ -428,17 +442,6 @@ fn proposal_error(e: ProposeError) -> ProposalError {
             ProposalError::MembershipRefused(e.to_string())
         }
         ProposeError::Storage(_) => ProposalError::Stopped,
-    }
-}
-
-fn snapshot<S: LogStorage>(node: &Node<S>) -> RaftState {
-    RaftState {
-        id: node.id(),
-        role: node.role(),
-        term: node.term(),
-        leader: node.leader(),
-        commit_index: node.commit_index(),
-        last_index: node.last_index(),
     }
 }
 
@@ -797,7 +800,7 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             self.node.on_persisted(index, term)?;
         }
         self.resolve_committed();
-        let state = snapshot(&self.node);
+        let state = RaftState::of(&self.node);
         let stable = self.node.apply_limit();
         if stable > self.stable_reported {
             self.stable_reported = stable;

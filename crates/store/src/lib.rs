@@ -27,9 +27,12 @@
 //!   by both put paths.
 //! - [`standalone`]: [`StandaloneStore`], the standalone broker's store: puts under one
 //!   lock, group commit with SYNC_FLUSH.
+//! - [`replica`]: [`replica::ReplicaCore`], one group member's store without threads or
+//!   timers: recovery, queue offsets assigned at placement, applying only committed
+//!   entries, leader readiness. Driven by [`ReplicatedStore`] and by the group simulation.
 //! - [`replicated`]: [`ReplicatedStore`], the store of a broker in a raft group (DLedger
-//!   mode): puts through the raft leader with queue offsets assigned at placement, an apply
-//!   loop dispatching only committed entries, leader readiness, retention on every node.
+//!   mode): a [`replica::ReplicaCore`] on a raft driver and an apply task, retention on
+//!   every node.
 //!
 //! Background services (each depends on the engine only):
 //! - `background` (internal): starts and stops the two service threads.
@@ -60,6 +63,7 @@ pub mod key_index;
 mod queue_offsets;
 pub mod raft_log;
 pub mod reader;
+pub mod replica;
 pub mod replicated;
 pub mod results;
 pub mod retention;
