@@ -702,7 +702,11 @@ fn trim_queue_tail(cq: &ConsumeQueue, log: &CommitLog, from_pos: i64, log_end: i
         if entry.is_hole() && entry == CqEntry::HOLE {
             break;
         }
-        previous_phys = entry.phys_offset;
+        // An entry that never reached the disk (zeros) says nothing about where the
+        // records before it are: only a real one bounds them.
+        if entry.is_valid() {
+            previous_phys = entry.phys_offset;
+        }
         keep -= 1;
     }
     let dropped = (max - keep) as u64;
