@@ -217,6 +217,23 @@ impl<S: LogStorage> Node<S> {
             return;
         };
         ls.next_heartbeat_at = self.now + self.ticks.heartbeat;
+        // The leader learns what followers hold on disk only from append answers. When a
+        // follower's report of a finished fsync was lost, or it restarted since, and nothing
+        // new is to be appended, the durable commit index would never move, and a new
+        // leader (handed entries only once its no-op is durably committed) would never
+        // become writable. Ask such followers again with an empty append.
+        if !self.config.sync_flush && self.safe_index < self.commit_index {
+            let commit = self.commit_index;
+            for p in &mut ls.progress {
+                if p.state == ReplicaState::Append
+                    && p.inflight.is_empty()
+                    && p.durable_match < p.match_index.min(commit)
+                {
+                    let next = p.match_index + 1;
+                    p.rewind(ReplicaState::Compare, next);
+                }
+            }
+        }
         let beats: Vec<(NodeId, u64, u64)> = ls
             .progress
             .iter()

@@ -35,6 +35,8 @@ struct Cluster {
     /// Every message delivered, for assertions on what was said.
     log: Vec<Message>,
     drop_append_responses: bool,
+    /// Drops followers' reports of a finished fsync (answers whose whole match is durable).
+    drop_persisted_reports: bool,
 }
 
 impl Cluster {
@@ -60,6 +62,7 @@ impl Cluster {
             events: Vec::new(),
             log: Vec::new(),
             drop_append_responses: false,
+            drop_persisted_reports: false,
         }
     }
 
@@ -91,8 +94,23 @@ impl Cluster {
         self.events
             .extend(ready.events.into_iter().map(|e| (id, e)));
         for m in ready.messages {
-            let dropped =
-                self.drop_append_responses && matches!(m.payload, Payload::AppendResponse(_));
+            let dropped = match m.payload {
+                Payload::AppendResponse(AppendResponse {
+                    result:
+                        AppendResult::Success {
+                            match_index,
+                            persisted_index,
+                        },
+                    ..
+                }) => {
+                    self.drop_append_responses
+                        || (self.drop_persisted_reports
+                            && match_index > 0
+                            && persisted_index == match_index)
+                }
+                Payload::AppendResponse(_) => self.drop_append_responses,
+                _ => false,
+            };
             if !dropped && !self.blocked.contains(&(m.from, m.to)) {
                 self.queue.push_back(m);
             }
@@ -222,6 +240,24 @@ fn sync_flush_leader_counts_itself_only_once_persisted() {
         node.apply_limit() < place.index,
         "not applied before its own fsync"
     );
+}
+
+#[test]
+fn a_leader_missing_fsync_reports_asks_again() {
+    // Found by the group simulation: without sync_flush, a follower's report of a finished
+    // fsync that was lost (or a follower restarted since it was last sent entries) left the
+    // leader's durable commit index behind for good when nothing new was appended, and a
+    // new leader never became writable.
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    c.drop_persisted_reports = true;
+    let place = c.propose(leader, b"one");
+    c.pump();
+    assert!(c.node(leader).commit_index() >= place.index);
+    assert!(c.node(leader).safe_index() < place.index);
+    c.drop_persisted_reports = false;
+    c.run(10);
+    assert!(c.node(leader).safe_index() >= place.index);
 }
 
 #[test]
@@ -359,6 +395,7 @@ fn older_term_entry_does_not_commit_by_replica_count() {
         events: Vec::new(),
         log: Vec::new(),
         drop_append_responses: true,
+        drop_persisted_reports: false,
     };
     // Only n0's clock runs, so only n0 campaigns.
     for _ in 0..100 {
