@@ -8,23 +8,10 @@
 
 mod sim;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
 const DEFAULT_SEEDS: u64 = 20_000;
 
 fn run_seed(seed: u64, verbose: bool) -> Result<sim::SeedStats, String> {
-    match std::panic::catch_unwind(|| sim::Sim::new(seed, verbose).run()) {
-        Ok(result) => result,
-        Err(panic) => Err(format!(
-            "panicked: {}",
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default()
-        )),
-    }
+    sim::seeds::catching(|| sim::Sim::new(seed, verbose).run())
 }
 
 #[test]
@@ -45,47 +32,20 @@ fn simulated_groups_stay_safe_and_make_progress() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8) as u64;
-    let next = AtomicU64::new(0);
-    let failures: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
-    let totals = Mutex::new(sim::SeedStats::default());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= seeds {
-                    break;
-                }
-                let seed = first + n;
-                match run_seed(seed, false) {
-                    Ok(stats) => {
-                        let mut t = totals.lock().unwrap();
-                        t.committed += stats.committed;
-                        t.acked += stats.acked;
-                        t.leaders += stats.leaders;
-                    }
-                    Err(e) => {
-                        let mut f = failures.lock().unwrap();
-                        f.push((seed, e));
-                        if f.len() >= 5 {
-                            // Enough to act on; stop the rest early.
-                            next.store(seeds, Ordering::Relaxed);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let totals = totals.into_inner().unwrap();
+    let (totals, failures) = sim::seeds::run_seeds(
+        first,
+        seeds,
+        |seed| run_seed(seed, false),
+        |t: &mut sim::SeedStats, stats| {
+            t.committed += stats.committed;
+            t.acked += stats.acked;
+            t.leaders += stats.leaders;
+        },
+    );
     eprintln!(
         "{seeds} seeds: {} entries committed, {} proposals acknowledged, {} leaders elected",
         totals.committed, totals.acked, totals.leaders
     );
-    let mut failures = failures.into_inner().unwrap();
-    failures.sort();
     if let Some((seed, e)) = failures.first() {
         let others: Vec<u64> = failures.iter().skip(1).map(|(s, _)| *s).collect();
         panic!(

@@ -3,6 +3,7 @@
 
 pub mod checker;
 pub mod network;
+pub mod seeds;
 
 use raft::entry::{Entry, EntryKind};
 use raft::{
