@@ -199,6 +199,13 @@ async fn start_group_member(mut config: BrokerConfig) -> Result<RunningBroker, S
         member.store.subscribe(),
         member.metadata.complete(),
     )));
+    running
+        .tasks
+        .push(tokio::spawn(group::demotion::forward_after_demotion(
+            Arc::clone(&ctx),
+            Arc::clone(&running.registrar),
+            member.store.subscribe(),
+        )));
     running.tasks.push(tokio::spawn(
         Arc::clone(&member.writer).run(ctx.shutdown.clone()),
     ));
@@ -448,21 +455,28 @@ impl RunningBroker {
     pub async fn stop(mut self, hand_off: bool) {
         info!(broker = %self.ctx.config.broker_name, "broker shutting down");
         if let Some(member) = self.ctx.group.clone().filter(|_| hand_off) {
+            let linger = self.ctx.config.master_shutdown_forward;
+            // A member demoted a moment ago (a transfer, its removal from the group) may
+            // still be named master in clients' routes: it forwards for the rest of its
+            // window. A master hands off first and forwards for the whole window.
+            let demoted_at = self.ctx.handoff.demoted_within(linger);
             self.ctx.handoff.begin();
-            if handoff::hand_off(&member, handoff::HANDOFF_TIMEOUT)
-                .await
-                .is_some()
-            {
+            let forward_for = match demoted_at {
+                Some(at) => Some(linger.saturating_sub(at.elapsed())),
+                None => handoff::hand_off(&member, handoff::HANDOFF_TIMEOUT)
+                    .await
+                    .map(|_| linger),
+            };
+            if let Some(forward_for) = forward_for {
                 let new_master = self
                     .registrar
                     .wait_for_other_master(&self.ctx, handoff::HANDOFF_TIMEOUT)
                     .await;
                 if let Some(new_master) = new_master {
-                    let linger = self.ctx.config.master_shutdown_forward;
-                    info!(%new_master, linger_ms = linger.as_millis() as u64,
+                    info!(%new_master, linger_ms = forward_for.as_millis() as u64,
                         "forwarding sends to the new master while clients' routes refresh");
                     self.ctx.handoff.forward_to(new_master);
-                    tokio::time::sleep(linger).await;
+                    tokio::time::sleep(forward_for).await;
                 }
             }
             self.ctx.handoff.end();

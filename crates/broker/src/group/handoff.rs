@@ -4,8 +4,14 @@
 //! (apache/rocketmq#3858). Sends that reach it meanwhile wait for the new master and are
 //! forwarded to it ([`HandoffGate`]); it keeps forwarding for `masterShutdownForwardMs`
 //! (longer than clients' route poll) while producers' routes catch up, then stops.
+//!
+//! A master that loses leadership while it keeps running does the same (see
+//! [`super::demotion`]). A forwarded send carries [`FORWARDED_BY`] and is never forwarded
+//! again, so two members that each think the other is master cannot pass a send back and
+//! forth.
 
 use std::cmp::Reverse;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use raft::{NodeId, Role, TransferError};
@@ -16,6 +22,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::GroupMember;
+
+/// Request field marking a send one member forwarded to another.
+pub const FORWARDED_BY: &str = "forwardedByBroker";
 
 /// How long a stopping master tries to hand off before it stops anyway.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(3);
@@ -86,6 +95,10 @@ pub enum HandoffPhase {
 pub struct HandoffGate {
     phase: watch::Sender<HandoffPhase>,
     client: RemotingClient,
+    /// The broker is stopping: its own hand-off owns the phase from then on.
+    stopping: AtomicBool,
+    /// When this member last stopped being master while running.
+    demoted_at: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl HandoffGate {
@@ -94,11 +107,35 @@ impl HandoffGate {
         HandoffGate {
             phase: watch::Sender::new(HandoffPhase::Idle),
             client: RemotingClient::new(client_config),
+            stopping: AtomicBool::new(false),
+            demoted_at: parking_lot::Mutex::new(None),
         }
     }
 
+    /// This member just stopped being master.
+    pub fn note_demotion(&self) {
+        *self.demoted_at.lock() = Some(Instant::now());
+    }
+
+    /// When this member last stopped being master, if it did within `within`.
+    pub fn demoted_within(&self, within: Duration) -> Option<Instant> {
+        self.demoted_at.lock().filter(|at| at.elapsed() < within)
+    }
+
+    /// The broker is stopping and hands off: from now on only the stop path moves the phase.
     pub fn begin(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.phase.send_replace(HandoffPhase::HandingOff);
+    }
+
+    /// A demotion's phase change, unless the broker is stopping (then the stop path's
+    /// hand-off owns the phase).
+    pub fn set_after_demotion(&self, phase: HandoffPhase) -> bool {
+        if self.stopping.load(Ordering::Acquire) {
+            return false;
+        }
+        self.phase.send_replace(phase);
+        true
     }
 
     pub fn forward_to(&self, new_master: String) {
@@ -119,6 +156,12 @@ impl HandoffGate {
         }
     }
 
+    /// Returns once a hand-off or a demotion is under way, or after `max`.
+    pub async fn wait_demotion_noticed(&self, max: Duration) {
+        let mut rx = self.phase.subscribe();
+        let _ = tokio::time::timeout(max, rx.wait_for(|phase| *phase != HandoffPhase::Idle)).await;
+    }
+
     /// Returns at once unless a hand-off is moving leadership; then once it is over (or
     /// `max` passed), with the new master if one is known.
     pub async fn wait_outcome(&self, max: Duration) -> Option<String> {
@@ -137,6 +180,9 @@ impl HandoffGate {
     ) -> Option<RemotingCommand> {
         let mut forwarded = request.clone();
         forwarded.opaque = remoting::command::next_opaque();
+        forwarded
+            .ext_fields
+            .insert_static(FORWARDED_BY, "true".to_string());
         match self
             .client
             .invoke(new_master, forwarded, FORWARD_TIMEOUT)
@@ -152,4 +198,9 @@ impl HandoffGate {
             }
         }
     }
+}
+
+/// Whether another member already forwarded this request here.
+pub fn was_forwarded(request: &RemotingCommand) -> bool {
+    request.ext_field(FORWARDED_BY).is_some()
 }

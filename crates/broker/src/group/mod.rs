@@ -10,9 +10,11 @@
 //! - [`role_manager`]: the broker role follows the store: master (brokerId 0) while the store is writable, slave
 //!   (brokerId = selfId digits + 1) otherwise, re-registering at every change.
 //! - [`handoff`]: graceful hand-off of leadership before a master stops.
+//! - [`demotion`]: a master that lost leadership forwards sends to the new one for a while.
 //! - [`status`]: what `mqadmin getBrokerGroup` shows, and leadership transfer on request.
 //! - [`membership`]: adding and removing members on request (`mqadmin addGroupMember`).
 
+pub mod demotion;
 pub mod handoff;
 pub mod membership;
 pub mod metadata;

@@ -54,13 +54,18 @@ pub async fn process(
     producer: SocketAddr,
     request: &RemotingCommand,
 ) -> RemotingCommand {
+    // Forwarded once already: answer here, whatever this member thinks of the master.
+    if handoff::was_forwarded(request) {
+        return process_send(ctx, producer, request).await;
+    }
     if let Some(new_master) = ctx.handoff.forwarding_to() {
         if let Some(response) = ctx.handoff.forward(&new_master, request).await {
             return response;
         }
     }
+    let was_master = ctx.role.is_master();
     let response = process_send(ctx, producer, request).await;
-    answer_after_handoff(ctx, request, response).await
+    answer_after_handoff(ctx, request, response, was_master).await
 }
 
 async fn process_send(
@@ -84,6 +89,9 @@ async fn process_send(
     result.unwrap_or_else(|refusal| refusal.into_response(request))
 }
 
+/// How long a send a master refused waits for the member to notice its demotion.
+const DEMOTION_NOTICE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// A send reaching a master that is handing leadership off: refused ones wait for the new
 /// master and go on to it, as do all sends once the new master is known (until this node
 /// stops), so producers whose routes still name this node see no error.
@@ -91,9 +99,15 @@ async fn answer_after_handoff(
     ctx: &BrokerContext,
     request: &RemotingCommand,
     response: RemotingCommand,
+    was_master: bool,
 ) -> RemotingCommand {
     if response.code != response::SERVICE_NOT_AVAILABLE || ctx.group.is_none() {
         return response;
+    }
+    if was_master {
+        // Refused by a master: most likely leadership moved under this very send, a moment
+        // before this member noticed its demotion and began looking for the new master.
+        ctx.handoff.wait_demotion_noticed(DEMOTION_NOTICE).await;
     }
     match ctx.handoff.wait_outcome(handoff::HANDOFF_TIMEOUT).await {
         Some(new_master) => ctx
