@@ -154,6 +154,12 @@ impl NameServerRegistrar {
 
     /// Tells every name server this broker is going away.
     pub async fn unregister_all(&self, ctx: &BrokerContext) {
+        self.withdraw(ctx).await;
+        self.client.shutdown();
+    }
+
+    /// Takes this broker out of every name server's routes, for now.
+    async fn withdraw(&self, ctx: &BrokerContext) {
         let attempts = self.addrs.iter().map(|addr| {
             let request = RemotingCommand::request(request::UNREGISTER_BROKER).with_header(
                 &UnRegisterBrokerRequestHeader {
@@ -171,7 +177,6 @@ impl NameServerRegistrar {
             }
         });
         join_all(attempts).await;
-        self.client.shutdown();
     }
 }
 
@@ -186,7 +191,21 @@ const SETTLE_AFTER_FREEZE: Duration = Duration::from_secs(1);
 pub async fn run(ctx: Arc<BrokerContext>, registrar: Arc<NameServerRegistrar>) {
     let period = ctx.config.register_name_server_period;
     let mut overslept = Duration::ZERO;
+    let mut withdrawn = false;
     loop {
+        // A member the group removed must not be routed to: it would serve what it had as
+        // a slave for ever. It registers again once it is a member again.
+        if ctx.group.as_ref().is_some_and(|g| g.store.status().removed) {
+            if !withdrawn {
+                registrar.withdraw(&ctx).await;
+                withdrawn = true;
+            }
+            tokio::select! {
+                _ = ctx.registration_needed.notified() => continue,
+                _ = ctx.shutdown.cancelled() => return,
+            }
+        }
+        withdrawn = false;
         // A master frozen past its registration time wakes up believing it still leads; if
         // the group elected another master meanwhile, registering now would take the name
         // servers' master entry back from it. Let raft catch up, then look at the role again.

@@ -34,6 +34,7 @@ const KIND_HEARTBEAT_RESPONSE: u8 = 4;
 const KIND_APPEND: u8 = 5;
 const KIND_APPEND_RESPONSE: u8 = 6;
 const KIND_TAKE_LEADERSHIP: u8 = 7;
+const KIND_NOT_MEMBER: u8 = 8;
 
 const HELLO_MAGIC: u32 = 0x5246_4831; // "RFH1"
 /// Longest group name a hello may carry.
@@ -173,6 +174,7 @@ pub fn encoded_len(msg: &Message) -> usize {
             }
             Payload::AppendResponse(_) => 9 + 24,
             Payload::TakeLeadership => 0,
+            Payload::NotMember { .. } => 8,
         }
 }
 
@@ -198,6 +200,7 @@ pub fn encode(msg: &Message, out: &mut BytesMut) {
             out.put_u64(h.commit_index);
             out.put_u64(h.safe_index);
         }
+        Payload::NotMember { membership_index } => out.put_u64(*membership_index),
         Payload::HeartbeatResponse(r) => out.put_u8(match r {
             HeartbeatResponse::Success => 0,
             HeartbeatResponse::ExpiredTerm => 1,
@@ -287,6 +290,9 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
                 answer,
             })
         }
+        KIND_NOT_MEMBER => Payload::NotMember {
+            membership_index: r.u64()?,
+        },
         KIND_HEARTBEAT => Payload::Heartbeat(Heartbeat {
             commit_index: r.u64()?,
             safe_index: r.u64()?,
@@ -383,6 +389,7 @@ fn kind_of(payload: &Payload) -> u8 {
         Payload::Append(_) => KIND_APPEND,
         Payload::AppendResponse(_) => KIND_APPEND_RESPONSE,
         Payload::TakeLeadership => KIND_TAKE_LEADERSHIP,
+        Payload::NotMember { .. } => KIND_NOT_MEMBER,
     }
 }
 
@@ -590,6 +597,9 @@ mod tests {
                 result: AppendResult::ExpiredTerm,
             }),
             Payload::TakeLeadership,
+            Payload::NotMember {
+                membership_index: 12,
+            },
         ];
         payloads
             .into_iter()

@@ -117,6 +117,8 @@ pub struct RaftState {
     pub leader: Option<NodeId>,
     pub commit_index: u64,
     pub last_index: u64,
+    /// Not a member of the group (see [`Node::removed`]).
+    pub removed: bool,
 }
 
 impl RaftState {
@@ -129,6 +131,7 @@ impl RaftState {
             leader: node.leader(),
             commit_index: node.commit_index(),
             last_index: node.last_index(),
+            removed: node.removed(),
         }
     }
 }

@@ -25,6 +25,13 @@ pub enum Payload {
     AppendResponse(AppendResponse),
     /// Sent by a leader to the node it hands leadership to: campaign now, at the next term.
     TakeLeadership,
+    /// The answer to a vote request from a node the group removed: the sender's committed
+    /// membership, set by the entry at `membership_index`, does not list the candidate.
+    /// A removed member never receives the entry that removed it (the leader stops
+    /// replicating to it at once), so this is how it learns.
+    NotMember {
+        membership_index: u64,
+    },
 }
 
 /// A request for a vote. `Message::term` is the term the candidate asks for.

@@ -12,8 +12,9 @@
 //!   both sides still run the configured one), then carries length-delimited messages. Bad
 //!   frames, strangers and differently configured members are refused.
 //! - The peers follow the group's membership ([`Transport::set_peers`]): a member added
-//!   gets a dialer, a member removed loses it. Once a membership change is in a member's log
-//!   its peer list is that of the log, no longer the configured one, and is not compared.
+//!   gets a dialer, a member removed keeps its dialer only to be told it was removed. Once
+//!   a membership change is in a member's log its peer list is that of the log, no longer
+//!   the configured one, and is not compared.
 //!   Until its hello is in, a connection may hold no more than a hello's bytes, and only for
 //!   `hello_timeout`.
 //! - With a link secret (`dLegerSecret`), a hello carries an HmacSHA1 under it over its
@@ -22,7 +23,7 @@
 //!   only that one is in use, so a member with and one without it refuse each other with the
 //!   configured-differently error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 use crate::codec::{self, Hello, HelloProof};
+use crate::message::Payload;
 use crate::{Message, NodeId, PeerSpec};
 
 /// How far a hello's send time may be from this member's clock (members' clocks differ by
@@ -140,11 +142,19 @@ impl Default for TransportConfig {
 pub struct Transport {
     id: NodeId,
     peers: HashMap<NodeId, Dialer>,
+    /// Nodes a membership change removed, oldest first. They are still dialed, but only
+    /// raft's answer that they are no longer members goes to them: a removed node never
+    /// receives the entry that removed it, so it learns only when it asks for votes.
+    departed: VecDeque<Dialer>,
     link: Arc<LinkRules>,
     config: TransportConfig,
     shutdown: CancellationToken,
     dropped: u64,
 }
+
+/// Removed nodes still dialed; older ones are forgotten (a removed node that never asked
+/// stays unaware, which only keeps it out of nothing: the others ignore it anyway).
+const MAX_DEPARTED: usize = 4;
 
 /// The sending side of one peer: its queue, and what stops its dial loop.
 struct Dialer {
@@ -190,6 +200,7 @@ impl Transport {
         let mut transport = Transport {
             id,
             peers: HashMap::new(),
+            departed: VecDeque::new(),
             link,
             config: config.clone(),
             shutdown,
@@ -207,15 +218,40 @@ impl Transport {
             Ok(mut view) => *view = LinkView::new(peers, membership_index),
             Err(poisoned) => *poisoned.into_inner() = LinkView::new(peers, membership_index),
         }
-        self.peers.retain(|id, dialer| {
-            let kept = peers
-                .iter()
-                .any(|p| p.id == *id && p.addr == dialer.spec.addr);
-            if !kept {
+        let listed = |spec: &PeerSpec| peers.iter().any(|p| p.id == spec.id);
+        let same = |spec: &PeerSpec| peers.iter().any(|p| p.id == spec.id && p.addr == spec.addr);
+        let leaving: Vec<NodeId> = self
+            .peers
+            .values()
+            .filter(|d| !same(&d.spec))
+            .map(|d| d.spec.id)
+            .collect();
+        for id in leaving {
+            let Some(dialer) = self.peers.remove(&id) else {
+                continue;
+            };
+            if listed(&dialer.spec) {
+                // Moved to another address: the new one is dialed below.
                 dialer.stop.cancel();
+            } else {
+                self.departed.push_back(dialer);
             }
-            kept
-        });
+        }
+        // A removed node added back (at the same address) keeps its connection.
+        for dialer in std::mem::take(&mut self.departed) {
+            if same(&dialer.spec) {
+                self.peers.insert(dialer.spec.id, dialer);
+            } else if listed(&dialer.spec) {
+                dialer.stop.cancel();
+            } else {
+                self.departed.push_back(dialer);
+            }
+        }
+        while self.departed.len() > MAX_DEPARTED {
+            if let Some(oldest) = self.departed.pop_front() {
+                oldest.stop.cancel();
+            }
+        }
         self.dial(peers);
     }
 
@@ -246,8 +282,15 @@ impl Transport {
 
     /// Queues a message; drops it when the peer's queue is full or the peer is unknown.
     pub fn send(&mut self, msg: Message) {
-        let Some(dialer) = self.peers.get(&msg.to) else {
-            return;
+        let dialer = match self.peers.get(&msg.to) {
+            Some(dialer) => dialer,
+            None if matches!(msg.payload, Payload::NotMember { .. }) => {
+                match self.departed.iter().find(|d| d.spec.id == msg.to) {
+                    Some(dialer) => dialer,
+                    None => return,
+                }
+            }
+            None => return,
         };
         if dialer.queue.try_send(msg).is_err() {
             self.dropped += 1;

@@ -59,6 +59,8 @@ pub struct ReplicaStatus {
     pub commit_index: u64,
     /// Last entry applied (dispatched or handed to the metadata applier) on this node.
     pub applied_index: u64,
+    /// The group removed this member: it must not be routed to.
+    pub removed: bool,
 }
 
 /// Why a replicated operation failed, in the terms a broker maps to response codes.
@@ -491,6 +493,7 @@ impl ReplicaCore {
             writable,
             commit_index: raft.commit_index,
             applied_index: self.applied_index,
+            removed: raft.removed,
         }
     }
 

@@ -172,6 +172,7 @@ impl ReplicatedStore {
             writable: false,
             commit_index: initial.commit_index,
             applied_index: apply_from - 1,
+            removed: initial.removed,
         });
         let shutdown = CancellationToken::new();
         let (failure_tx, failure) = watch::channel(None);

@@ -500,7 +500,22 @@ async fn mqadmin_adds_a_member_under_load_and_removes_the_leader_losing_nothing(
         &leader_node,
     ]);
     assert!(ok, "{out}{err}");
+    // The removed member is told (it never receives the entry removing it) and leaves the
+    // routes by itself, still running.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (ok, out, err) = run_mqadmin(&["getBrokerGroup", "-n", &ns, "-b", "MemberGroup"]);
+        if ok && !out.contains(&leader.addr) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the removed member is still routed to: {out}{err}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let removed = group.index_of(&leader.addr).unwrap();
+    assert!(group.members[removed].process.is_running());
     assert!(group.members[removed]
         .process
         .terminate(Duration::from_secs(20)));

@@ -52,9 +52,20 @@ pub async fn follow(
     mut metadata_complete: watch::Receiver<bool>,
 ) {
     let slave_id = manager.slave_id;
+    let mut removed = false;
     loop {
         let now = *status.borrow_and_update();
         let complete = *metadata_complete.borrow_and_update();
+        if now.removed != removed {
+            removed = now.removed;
+            if removed {
+                tracing::warn!(term = now.term, "the group removed this member: it leaves the \
+                    name servers' routes (stop this broker, or add it back with mqadmin addGroupMember)");
+            } else {
+                tracing::info!(term = now.term, "a member of the group again");
+            }
+            manager.registration_needed.notify_one();
+        }
         let (role, broker_id) = role_for(&now, complete, slave_id);
         if manager.role.role() != role {
             tracing::info!(?role, term = now.term, leader = ?now.leader, commit = now.commit_index,
@@ -93,6 +104,7 @@ mod tests {
             writable,
             commit_index: 10,
             applied_index: 10,
+            removed: false,
         }
     }
 

@@ -14,7 +14,9 @@
 //! ```
 //! `matchIndex` and `lastContactMsAgo` are known on the leader only. The members are the
 //! membership in force on the answering member (`membershipIndex`: the entry that set it,
-//! 0 for `dLegerPeers` as configured); a learner (`voter: false`) is catching up.
+//! 0 for `dLegerPeers` as configured); a learner (`voter: false`) is catching up. A member
+//! the group removed answers `"removed":true` (the field is there only then) and is out
+//! of the name servers' routes.
 
 use std::time::Duration;
 
@@ -74,6 +76,9 @@ pub struct GroupStatusBody {
     pub voter: bool,
     #[serde(default)]
     pub membership_index: u64,
+    /// The group removed this member (it is out of the name servers' routes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
     pub peers: Vec<PeerBody>,
 }
 
@@ -124,6 +129,7 @@ pub async fn group_status(
                 transferring_to: None,
                 membership: member.store.raft().membership().borrow().clone(),
                 membership_index: 0,
+                removed: last.removed,
             }
         }
         _ => return None,
@@ -162,6 +168,7 @@ pub async fn group_status(
         stopped_reason,
         voter: raft.membership.is_voter(member.self_id),
         membership_index: raft.membership_index,
+        removed: raft.removed,
         peers,
     })
 }

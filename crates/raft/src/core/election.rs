@@ -78,8 +78,16 @@ impl<S: LogStorage> Node<S> {
         req: VoteRequest,
     ) -> Result<(), RaftError> {
         if !self.membership.current().is_voter(from) {
-            // A learner (or a removed member) that has not yet learnt what it is; answering
-            // could only help it disrupt the group.
+            // A learner (or a removed member) that has not yet learnt what it is; a vote
+            // could only help it disrupt the group. A removed one is told, once the
+            // membership without it is committed (before that the removal may be undone).
+            let membership_index = self.membership.current_index();
+            if !self.membership.current().contains(from)
+                && membership_index > 0
+                && self.commit_index >= membership_index
+            {
+                self.send(from, Payload::NotMember { membership_index });
+            }
             return Ok(());
         }
         let voter = self.voter_state()?;
@@ -113,6 +121,22 @@ impl<S: LogStorage> Node<S> {
             }),
         });
         Ok(())
+    }
+
+    /// A member says its committed membership does not list this node. Believed only when
+    /// that membership is newer than this log's: a node whose log already holds a newer
+    /// one (it was added back) is a member whatever a lagging member says.
+    pub(super) fn on_not_member(&mut self, from: NodeId, membership_index: u64) {
+        if membership_index <= self.membership.current_index()
+            || self
+                .removed_as_of
+                .is_some_and(|known| known >= membership_index)
+        {
+            return;
+        }
+        self.removed_as_of = Some(membership_index);
+        tracing::warn!(node = %self.id, told_by = %from, membership_index,
+            "this node was removed from the group: it stops campaigning");
     }
 
     pub(super) fn on_vote_response(

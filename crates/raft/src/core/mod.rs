@@ -156,6 +156,9 @@ pub struct Node<S: LogStorage> {
     last_leader_contact: u64,
     taking_leadership_term: Option<u64>,
     transfer_watch: Option<TransferWatch>,
+    /// A member answered this node's vote request with its committed membership, set by
+    /// the entry at this index, which does not list this node (see [`Node::removed`]).
+    removed_as_of: Option<u64>,
     rng: SmallRng,
     hard_state_dirty: bool,
     out: Ready,
@@ -242,6 +245,7 @@ impl<S: LogStorage> Node<S> {
             last_leader_contact: 0,
             taking_leadership_term: None,
             transfer_watch: None,
+            removed_as_of: None,
             rng: SmallRng::seed_from_u64(seed),
             hard_state_dirty: false,
             out: Ready::default(),
@@ -270,6 +274,17 @@ impl<S: LogStorage> Node<S> {
     /// Every membership the log set, with the entries that set them.
     pub fn membership_log(&self) -> &MembershipLog {
         &self.membership
+    }
+
+    /// This node is not a member of the group: the membership in force does not list it,
+    /// or a member answered its vote request with a committed membership, newer than this
+    /// log's, that does not. Such a node never campaigns; it becomes a member again only
+    /// through a newer membership in its log (added back: a leader replicates to it).
+    pub fn removed(&self) -> bool {
+        !self.membership.current().contains(self.id)
+            || self
+                .removed_as_of
+                .is_some_and(|index| index > self.membership.current_index())
     }
 
     pub fn role(&self) -> Role {
@@ -376,13 +391,14 @@ impl<S: LogStorage> Node<S> {
             transferring_to,
             membership: self.membership.current().clone(),
             membership_index: self.membership.current_index(),
+            removed: self.removed(),
         }
     }
 
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) -> Result<(), RaftError> {
         self.now += 1;
-        let voter = self.is_voter();
+        let voter = self.is_voter() && !self.removed();
         match &mut self.role {
             RoleState::Follower => {
                 if self.now.saturating_sub(self.last_leader_contact) >= self.ticks.leader_timeout
@@ -433,6 +449,9 @@ impl<S: LogStorage> Node<S> {
             Payload::Append(append) => self.on_append(msg.from, msg.term, append)?,
             Payload::AppendResponse(resp) => self.on_append_response(msg.from, msg.term, resp)?,
             Payload::TakeLeadership => self.on_take_leadership(msg.from, msg.term)?,
+            Payload::NotMember { membership_index } => {
+                self.on_not_member(msg.from, membership_index)
+            }
         }
         Ok(())
     }

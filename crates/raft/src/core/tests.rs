@@ -1009,6 +1009,64 @@ fn one_change_at_a_time_and_never_the_leader_itself() {
 }
 
 #[test]
+fn a_removed_member_is_told_and_stops_campaigning() {
+    let mut c = Cluster::new(3, test_config(true));
+    let leader = c.elect();
+    let gone = (leader + 1) % 3;
+    let removal = c
+        .change(leader, MembershipChange::Remove(NodeId(gone)))
+        .unwrap();
+    c.run(1);
+    // The leader stops replicating to it at once: it never gets the entry removing it.
+    assert!(c.nodes[gone as usize].last_index() < removal.index);
+    assert!(!c.nodes[gone as usize].removed());
+    c.run(200);
+    let told = &c.nodes[gone as usize];
+    assert!(told.removed(), "{} still thinks it is a member", told.id());
+    assert!(told.status().removed);
+    assert!(told.role() != Role::Leader);
+    assert!(c
+        .nodes
+        .iter()
+        .all(|n| n.id() == NodeId(gone) || !n.removed()));
+    // Told once, it asks for no more votes.
+    c.log.clear();
+    c.run(200);
+    assert!(
+        !c.log
+            .iter()
+            .any(|m| m.from == NodeId(gone) && matches!(m.payload, Payload::VoteRequest(_))),
+        "a removed member kept campaigning"
+    );
+    // The two left keep their leader.
+    assert_eq!(c.leaders(), vec![leader]);
+}
+
+#[test]
+fn a_member_added_back_is_a_member_again() {
+    let mut c = Cluster::new(3, test_config(true));
+    let leader = c.elect();
+    let gone = (leader + 1) % 3;
+    c.change(leader, MembershipChange::Remove(NodeId(gone)))
+        .unwrap();
+    c.run(200);
+    assert!(c.nodes[gone as usize].removed());
+    let leader = c.leaders()[0];
+    c.change(
+        leader,
+        MembershipChange::Add {
+            id: NodeId(gone),
+            addr: "127.0.0.1:40914".into(),
+        },
+    )
+    .unwrap();
+    c.run(200);
+    let back = &c.nodes[gone as usize];
+    assert!(!back.removed(), "{:?}", back.membership());
+    assert!(back.membership().is_voter(NodeId(gone)));
+}
+
+#[test]
 fn a_follower_restarted_past_a_change_gets_the_membership_in_force() {
     let mut c = cluster_with_spares(3, 1, test_config(false));
     let leader = c.elect_among(&[0, 1, 2]);

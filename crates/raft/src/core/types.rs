@@ -217,4 +217,8 @@ pub struct Status {
     /// The membership in force and the index of the entry that set it (0: as configured).
     pub membership: Membership,
     pub membership_index: u64,
+    /// This node is not a member of the group (see [`Node::removed`]).
+    ///
+    /// [`Node::removed`]: super::Node::removed
+    pub removed: bool,
 }

@@ -370,6 +370,7 @@ mod tests {
             stopped_reason: None,
             voter: true,
             membership_index: 0,
+            removed: false,
             peers: Vec::new(),
         }
     }
