@@ -1,6 +1,7 @@
 //! Put and get throughput of 1 KiB messages through `StandaloneStore`.
 //!
-//! `cargo bench -p store --bench throughput -- [--messages N] [--runs R]`
+//! `cargo bench -p store --bench throughput -- [--messages N] [--runs R] [--only NAME]
+//! [--prefault-ahead BYTES]` (0 turns the CommitLog prefaulter off, for A/B runs)
 //!
 //! Each scenario runs R times on a fresh store in a temporary directory and prints the
 //! median (and min/max) in messages per second.
@@ -37,8 +38,11 @@ fn record(queue_id: i32, i: usize) -> Vec<u8> {
     encode(&draft).expect("encodable")
 }
 
-fn config(dir: &std::path::Path, flush: FlushDiskType) -> StoreConfig {
+fn config(dir: &std::path::Path, flush: FlushDiskType, args: &Args) -> StoreConfig {
     let mut c = StoreConfig::new(dir);
+    if let Some(ahead) = args.prefault_ahead {
+        c.prefault_ahead_bytes = ahead;
+    }
     c.mapped_file_size_commit_log = 256 << 20;
     c.max_hash_slot_num = 1 << 20;
     c.max_index_num = 4 << 20;
@@ -51,6 +55,7 @@ struct Args {
     runs: usize,
     /// Run only scenarios whose name contains this.
     only: Option<String>,
+    prefault_ahead: Option<u64>,
 }
 
 fn args() -> Args {
@@ -58,6 +63,7 @@ fn args() -> Args {
         messages: 200_000,
         runs: 5,
         only: None,
+        prefault_ahead: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -70,6 +76,10 @@ fn args() -> Args {
             }
             ("--runs", Some(n)) => {
                 a.runs = n;
+                i += 1;
+            }
+            ("--prefault-ahead", _) => {
+                a.prefault_ahead = argv.get(i + 1).and_then(|v| v.parse().ok());
                 i += 1;
             }
             ("--only", _) => {
@@ -224,7 +234,8 @@ fn main() {
         for _ in 0..args.runs {
             let dir = tempfile::tempdir().expect("tempdir");
             let (store, _) =
-                StandaloneStore::open(config(dir.path(), FlushDiskType::AsyncFlush)).expect("open");
+                StandaloneStore::open(config(dir.path(), FlushDiskType::AsyncFlush, &args))
+                    .expect("open");
             let store = Arc::new(store);
             let cpu_before = process_cpu_us();
             rates.push(put_run(&store, &records, threads, batch));
@@ -255,8 +266,8 @@ fn main() {
     let mut fsyncs = Vec::new();
     for _ in 0..args.runs {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (store, _) =
-            StandaloneStore::open(config(dir.path(), FlushDiskType::SyncFlush)).expect("open");
+        let (store, _) = StandaloneStore::open(config(dir.path(), FlushDiskType::SyncFlush, &args))
+            .expect("open");
         let store = Arc::new(store);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -1,5 +1,6 @@
-//! The background services of a store: the CommitLog flusher ([`crate::flush`]) and the
-//! maintenance thread (checkpoints and [`crate::retention`]), started and stopped together.
+//! The background services of a store: the CommitLog flusher ([`crate::flush`]), the
+//! maintenance thread (checkpoints and [`crate::retention`]) and the CommitLog prefaulter
+//! ([`crate::prefault`]), started and stopped together.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,7 +17,7 @@ pub(crate) struct BackgroundThreads {
 }
 
 impl BackgroundThreads {
-    /// Starts the CommitLog flusher and the maintenance thread.
+    /// Starts the CommitLog flusher, the maintenance thread and the prefaulter.
     pub(crate) fn start(engine: &Arc<Engine>) -> Result<BackgroundThreads> {
         let root = engine.config.store_path_root_dir.clone();
         let mut threads = Vec::new();
@@ -34,6 +35,15 @@ impl BackgroundThreads {
                 .spawn(move || crate::retention::run_cleaner(&cleaner))
                 .map_err(|e| StoreError::io(&root, e))?,
         );
+        if engine.config.prefault_ahead_bytes > 0 {
+            let prefaulter = Arc::clone(engine);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("store-prefault".into())
+                    .spawn(move || crate::prefault::run_prefaulter(&prefaulter))
+                    .map_err(|e| StoreError::io(&root, e))?,
+            );
+        }
         Ok(BackgroundThreads {
             threads: Mutex::new(threads),
         })

@@ -85,6 +85,9 @@ pub struct StoreConfig {
     pub max_query_results: usize,
     /// `messageDelayLevel`: delays of levels 1, 2, ... for SCHEDULE_TOPIC_XXXX.
     pub message_delay_level: DelayLevels,
+    /// Bytes of CommitLog kept mapped ahead of the writer by the prefault thread (0: none;
+    /// see [`crate::prefault`]).
+    pub prefault_ahead_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -116,6 +119,7 @@ impl Default for StoreConfig {
             max_index_num: 20_000_000,
             max_query_results: 64,
             message_delay_level: DelayLevels::default(),
+            prefault_ahead_bytes: 32 << 20,
         }
     }
 }

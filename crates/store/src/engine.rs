@@ -27,7 +27,7 @@ pub(crate) struct FlushSignal {
     pub(crate) state: Mutex<FlushRequest>,
     /// Wakes the flusher.
     pub(crate) wake: Condvar,
-    /// Wakes the maintenance thread (only at shutdown).
+    /// Wakes the maintenance thread and the prefaulter (only at shutdown).
     pub(crate) clean_wake: Condvar,
 }
 

@@ -35,11 +35,13 @@
 //!   every node.
 //!
 //! Background services (each depends on the engine only):
-//! - `background` (internal): starts and stops the two service threads.
+//! - `background` (internal): starts and stops the three service threads.
 //! - `flush` (internal): the CommitLog flusher thread (async flush, SYNC_FLUSH group
 //!   commit) and the flush-everything-then-checkpoint step.
 //! - [`retention`]: the maintenance thread (periodic checkpoints, retention) and removing
 //!   old segments by age and disk pressure.
+//! - `prefault` (internal): the thread keeping the CommitLog's next pages mapped ahead of
+//!   the writer.
 //!
 //! Support:
 //! - [`config`]: settings with RocketMQ names and defaults.
@@ -60,6 +62,7 @@ pub mod environment;
 pub mod error;
 mod flush;
 pub mod key_index;
+mod prefault;
 mod queue_offsets;
 pub mod raft_log;
 pub mod reader;

@@ -51,7 +51,14 @@ pub struct Segment {
     stable_len: AtomicU64,
     /// Set by writes, cleared by a successful flush: lets flushers skip idle files.
     dirty: AtomicBool,
+    /// End of the bytes written since the last flush took it (`WHOLE_FILE` after a change
+    /// made through the filesystem). A flush syncs only up to here, so pages the prefaulter
+    /// made writable ahead of the writer are not written to disk as zeros first.
+    dirty_end: AtomicU64,
 }
+
+/// `dirty_end` when the next flush must sync the whole file (extents changed).
+const WHOLE_FILE: u64 = u64::MAX;
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +117,7 @@ impl Segment {
             map,
             stable_len: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
+            dirty_end: AtomicU64::new(0),
         })
     }
 
@@ -183,6 +191,9 @@ impl Segment {
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(at), data.len());
         }
+        // Before `dirty`: a flush that sees `dirty` finds the range (see `flush`).
+        self.dirty_end
+            .fetch_max(rel + data.len() as u64, Ordering::AcqRel);
         self.dirty.store(true, Ordering::Release);
         Ok(())
     }
@@ -204,6 +215,7 @@ impl Segment {
         }
         const CHUNK: usize = 1 << 20;
         if to - from > CHUNK as u64 && self.zero_range_in_kernel(from, to) {
+            self.dirty_end.store(WHOLE_FILE, Ordering::Release);
             self.dirty.store(true, Ordering::Release);
             return Ok(());
         }
@@ -286,12 +298,37 @@ impl Segment {
         Ok(())
     }
 
-    /// Writes dirty pages of this file to disk (fdatasync).
+    /// Brings `len` bytes from `rel` into the page cache and maps them, for reading only:
+    /// the pages stay clean, so writing them later costs no allocation or zeroing and
+    /// nothing extra reaches the disk.
+    pub fn prefault(&self, rel: u64, len: u64) -> std::io::Result<()> {
+        let at = usize::try_from(rel).unwrap_or(usize::MAX);
+        let len = usize::try_from(len.min(self.len.saturating_sub(rel))).unwrap_or(0);
+        if len == 0 || at >= self.map.len() {
+            return Ok(());
+        }
+        self.map
+            .advise_range(memmap2::Advice::PopulateWrite, at, len)
+    }
+
+    /// Makes what was written durable: the written range with msync (fdatasync limited
+    /// to it), or the whole file with fdatasync after a change of its extents.
     pub fn flush(&self) -> Result<()> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        if let Err(e) = self.file.sync_data() {
+        // Zero: an earlier flush already took the range of the write that set `dirty`
+        // (writes record their range first), and synced it.
+        let end = self.dirty_end.swap(0, Ordering::AcqRel);
+        let synced = match end {
+            0 => Ok(()),
+            WHOLE_FILE => self.file.sync_data(),
+            end => self
+                .map
+                .flush_range(0, usize::try_from(end.min(self.len)).unwrap_or(usize::MAX)),
+        };
+        if let Err(e) = synced {
+            self.dirty_end.fetch_max(end, Ordering::AcqRel);
             self.dirty.store(true, Ordering::Release);
             return Err(StoreError::io(&self.path, e));
         }
@@ -305,6 +342,7 @@ impl Segment {
             .sync_data()
             .map_err(|e| StoreError::io(&self.path, e))?;
         self.dirty.store(false, Ordering::Release);
+        self.dirty_end.store(0, Ordering::Release);
         Ok(())
     }
 

@@ -315,6 +315,22 @@ impl CommitLog {
         self.published.last_term.load(Ordering::Acquire)
     }
 
+    /// Maps the data pages in `[from, to)` that already have a segment (see
+    /// [`crate::prefault`]). Returns where it stopped: `to`, or the end of the last segment.
+    pub fn prefault(&self, from: u64, to: u64) -> std::io::Result<u64> {
+        let mut pos = from;
+        // Bounded: each round moves to the next segment or stops.
+        while pos < to {
+            let Some(segment) = self.data.find(pos) else {
+                break;
+            };
+            let end = to.min(segment.end());
+            segment.prefault(pos - segment.start(), end - pos)?;
+            pos = end;
+        }
+        Ok(pos)
+    }
+
     /// End of the last entry: the next entry goes here (or at the next segment).
     pub fn write_pos(&self) -> u64 {
         self.published.write_pos.load(Ordering::Acquire)

@@ -356,3 +356,33 @@ fn recovery_fsyncs_what_an_earlier_process_left_unsynced() {
         log.fsync_count()
     );
 }
+
+#[test]
+fn prefaulting_stops_at_the_last_segment_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 8192);
+    let first: Vec<_> = (1..=60).map(|i| body(i, 200)).collect();
+    append(&log, 1, &first);
+    let end_of_segments = log.write_pos() - log.write_pos() % 8192 + 8192;
+    // Over written bytes, the writer's position and beyond the last segment.
+    assert_eq!(log.prefault(100, 1 << 20).unwrap(), end_of_segments);
+    assert_eq!(
+        log.prefault(end_of_segments, 1 << 20).unwrap(),
+        end_of_segments
+    );
+    let second: Vec<_> = (61..=80).map(|i| body(i, 200)).collect();
+    append(&log, 1, &second);
+    for (i, expected) in first.iter().chain(&second).enumerate() {
+        let entry = log.read_entry(i as u64 + 1).unwrap().unwrap();
+        assert_eq!(entry.body.as_ref(), &expected[..]);
+    }
+    // What the log wrote reaches the disk through the range-limited flush.
+    log.flush().unwrap();
+    drop(log);
+    let (log, recovery) = open(dir.path(), 8192);
+    assert_eq!(recovery.last_index, 80);
+    assert_eq!(
+        log.read_entry(80).unwrap().unwrap().body.as_ref(),
+        &second[19][..]
+    );
+}

@@ -1,0 +1,61 @@
+//! The prefault thread: keeps the CommitLog's next pages in the page cache and mapped
+//! before the writer reaches them. Without it the writer stops at every fresh 4 KiB page
+//! for the kernel to allocate and zero it (a quarter of a single broker's CPU under load).
+//! The pages are populated for reading, so they stay clean: no extra disk writes, and the
+//! flusher's fdatasync has nothing more to do.
+
+use std::time::Duration;
+
+use crate::engine::Engine;
+
+/// Populated per madvise call: small enough that the writer, when it catches up, waits
+/// for little more than this.
+const CHUNK: u64 = 4 << 20;
+/// Between looks at the write position while the writer moves: at 200 MB/s it moves 1 MB
+/// in this time, well inside the window.
+const BUSY_WAIT: Duration = Duration::from_millis(5);
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+pub(crate) fn run_prefaulter(inner: &Engine) {
+    let ahead = inner.config.prefault_ahead_bytes;
+    if ahead == 0 {
+        return;
+    }
+    let mut faulted = 0u64;
+    let mut last_seen = None;
+    loop {
+        let pos = inner.log.write_pos();
+        // Behind the writer, or far ahead of a log cut back: start again at the writer.
+        if faulted < pos || faulted > pos + 2 * ahead {
+            faulted = pos;
+        }
+        let target = pos + ahead;
+        // Bounded: each round advances by at most a chunk, and stops where no segment is.
+        while faulted < target {
+            match inner.log.prefault(faulted, (faulted + CHUNK).min(target)) {
+                Ok(reached) if reached > faulted => faulted = reached,
+                Ok(_) => break,
+                Err(e) => {
+                    // An old kernel without MADV_POPULATE_READ (Linux < 5.14): the writer
+                    // faults its own pages, as it would without this thread.
+                    tracing::info!(error = %e, "CommitLog prefaulting unavailable");
+                    return;
+                }
+            }
+        }
+        let wait = if last_seen == Some(pos) {
+            IDLE_WAIT
+        } else {
+            BUSY_WAIT
+        };
+        last_seen = Some(pos);
+        let mut state = inner.flush_signal.state.lock();
+        if state.shutdown {
+            return;
+        }
+        inner.flush_signal.clean_wake.wait_for(&mut state, wait);
+        if state.shutdown {
+            return;
+        }
+    }
+}
