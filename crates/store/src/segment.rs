@@ -298,9 +298,10 @@ impl Segment {
         Ok(())
     }
 
-    /// Brings `len` bytes from `rel` into the page cache and maps them, for reading only:
-    /// the pages stay clean, so writing them later costs no allocation or zeroing and
-    /// nothing extra reaches the disk.
+    /// Brings `len` bytes from `rel` into the page cache and maps them writable without
+    /// changing them, so writing them later costs no fault. They are dirty from then on;
+    /// [`Segment::flush`] syncs only what was written, so they do not reach the disk as
+    /// zeros first.
     pub fn prefault(&self, rel: u64, len: u64) -> std::io::Result<()> {
         let at = usize::try_from(rel).unwrap_or(usize::MAX);
         let len = usize::try_from(len.min(self.len.saturating_sub(rel))).unwrap_or(0);
