@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p broker --bench throughput -- [--runs 5] [--seconds 5] [--connections 4]
 //!     [--callers 128] [--queues 16] [--body-bytes 1024] [--batch 1] [--broker-threads 2]
-//!     [--client-threads 2] [--sync-flush] [--metrics-ab]
+//!     [--client-threads 2] [--sync-flush] [--metrics-ab] [--prefault-ahead BYTES]
 //! ```
 //!
 //! A broker runs in this process on its own tokio runtime (`--broker-threads` workers), with
@@ -18,6 +18,8 @@
 //! push consumers do) from offset 0 to the end of what was produced, walking every record of
 //! every response. Each run uses a new store; the medians over `--runs` are printed last.
 //! On this shared machine the broker and the load share the same cores.
+//!
+//! `--prefault-ahead 0` turns the store's CommitLog prefaulter off (A/B runs).
 //!
 //! `--metrics-ab`: what the Prometheus metrics cost (`metricsExporterType=PROM`, every
 //! message and request recorded): runs alternate without and with them, `--runs` pairs,
@@ -58,6 +60,7 @@ struct Options {
     /// Measure only the store facade's put path, without the network.
     store_only: bool,
     metrics_ab: bool,
+    prefault_ahead: Option<u64>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -74,6 +77,7 @@ fn parse_options() -> Result<Options, String> {
         sync_flush: false,
         store_only: false,
         metrics_ab: false,
+        prefault_ahead: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -100,6 +104,7 @@ fn parse_options() -> Result<Options, String> {
             "--sync-flush" => options.sync_flush = true,
             "--store-only" => options.store_only = true,
             "--metrics-ab" => options.metrics_ab = true,
+            "--prefault-ahead" => options.prefault_ahead = Some(value("--prefault-ahead")?),
             // cargo bench passes --bench; ignore what we do not know.
             _ => {}
         }
@@ -264,6 +269,9 @@ fn one_run(options: &Options, metrics: bool) -> RunResult {
             // segments early or refuse writes mid-run.
             disk_space_clean_forcibly_ratio: 1.0,
             disk_space_warning_level_ratio: 1.0,
+            prefault_ahead_bytes: options
+                .prefault_ahead
+                .unwrap_or(StoreConfig::default().prefault_ahead_bytes),
             ..StoreConfig::new(dir.path())
         },
         metrics_exporter: if metrics {
