@@ -19,30 +19,20 @@ pub(crate) struct BackgroundThreads {
 impl BackgroundThreads {
     /// Starts the CommitLog flusher, the maintenance thread and the prefaulter.
     pub(crate) fn start(engine: &Arc<Engine>) -> Result<BackgroundThreads> {
-        let root = engine.config.store_path_root_dir.clone();
-        let mut threads = Vec::new();
-        let flusher = Arc::clone(engine);
-        threads.push(
+        let root = &engine.config.store_path_root_dir;
+        let spawn = |name: &str, service: fn(&Engine)| {
+            let engine = Arc::clone(engine);
             std::thread::Builder::new()
-                .name("store-flush".into())
-                .spawn(move || crate::flush::run_flusher(&flusher))
-                .map_err(|e| StoreError::io(&root, e))?,
-        );
-        let cleaner = Arc::clone(engine);
-        threads.push(
-            std::thread::Builder::new()
-                .name("store-maintain".into())
-                .spawn(move || crate::retention::run_cleaner(&cleaner))
-                .map_err(|e| StoreError::io(&root, e))?,
-        );
+                .name(name.into())
+                .spawn(move || service(&engine))
+                .map_err(|e| StoreError::io(root, e))
+        };
+        let mut threads = vec![
+            spawn("store-flush", crate::flush::run_flusher)?,
+            spawn("store-maintain", crate::retention::run_cleaner)?,
+        ];
         if engine.config.prefault_ahead_bytes > 0 {
-            let prefaulter = Arc::clone(engine);
-            threads.push(
-                std::thread::Builder::new()
-                    .name("store-prefault".into())
-                    .spawn(move || crate::prefault::run_prefaulter(&prefaulter))
-                    .map_err(|e| StoreError::io(&root, e))?,
-            );
+            threads.push(spawn("store-prefault", crate::prefault::run_prefaulter)?);
         }
         Ok(BackgroundThreads {
             threads: Mutex::new(threads),

@@ -20,6 +20,8 @@
 mod common;
 #[path = "group_sim/disk.rs"]
 mod disk;
+#[path = "../../raft/tests/sim/draw.rs"]
+mod draw;
 #[path = "../../raft/tests/sim/network.rs"]
 mod network;
 #[path = "../../raft/tests/sim/seeds.rs"]
@@ -149,31 +151,15 @@ impl Sim {
             _ => 5,
         };
         let sync_flush = rng.gen_bool(0.5);
-        let raft = RaftConfig {
-            tick_ms: 1,
-            heartbeat_interval_ms: 3,
-            max_heartbeat_leak: 4,
-            min_vote_interval_ms: 1,
-            max_vote_interval_ms: rng.gen_range(4..=12),
-            min_take_leadership_vote_interval_ms: 1,
-            max_take_leadership_vote_interval_ms: 3,
-            vote_round_timeout_ms: 8,
-            pre_vote: rng.gen_bool(0.85),
-            check_quorum: rng.gen_bool(0.85),
+        let raft = draw::raft_config(
+            &mut rng,
+            seed,
             sync_flush,
-            max_batch_entries: rng.gen_range(4..=16),
-            max_batch_bytes: rng.gen_range(2000..=8000),
-            max_inflight_batches: rng.gen_range(2..=8),
-            max_inflight_bytes: 1 << 20,
-            append_timeout_ms: rng.gen_range(10..=30),
-            max_entry_body_bytes: 4096,
-            max_uncommitted_entries: 200,
-            preferred_leaders: Vec::new(),
-            preferred_leader_check_interval_ms: 20,
-            max_transfer_lag_entries: 20,
-            transfer_timeout_ms: 20,
-            random_seed: seed,
-        };
+            draw::Sizes {
+                batch_bytes: 2000..=8000,
+                max_entry_body_bytes: 4096,
+            },
+        );
         let tmp = tempfile::Builder::new()
             .prefix("group-sim-")
             .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() {

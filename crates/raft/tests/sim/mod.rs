@@ -2,6 +2,7 @@
 //! message fates, proposals) comes from one seeded generator, so a seed replays exactly.
 
 pub mod checker;
+pub mod draw;
 pub mod network;
 pub mod seeds;
 
@@ -95,37 +96,18 @@ impl Sim {
             _ => 5,
         };
         let sync_flush = rng.gen_bool(0.5);
-        let config = RaftConfig {
-            tick_ms: 1,
-            heartbeat_interval_ms: 3,
-            max_heartbeat_leak: 4,
-            min_vote_interval_ms: 1,
-            max_vote_interval_ms: rng.gen_range(4..=12),
-            min_take_leadership_vote_interval_ms: 1,
-            max_take_leadership_vote_interval_ms: 3,
-            vote_round_timeout_ms: 8,
-            pre_vote: rng.gen_bool(0.85),
-            check_quorum: rng.gen_bool(0.85),
+        let mut config = draw::raft_config(
+            &mut rng,
+            seed,
             sync_flush,
-            // Small batches and windows exercise pipelining; the product stays above the
-            // proposal rate so that the backlog drains.
-            max_batch_entries: rng.gen_range(4..=16),
-            max_batch_bytes: rng.gen_range(1000..=4000),
-            max_inflight_batches: rng.gen_range(2..=8),
-            max_inflight_bytes: 1 << 20,
-            append_timeout_ms: rng.gen_range(10..=30),
-            max_entry_body_bytes: 1024,
-            max_uncommitted_entries: 200,
-            preferred_leaders: if size > 1 && rng.gen_bool(0.2) {
-                vec![NodeId(rng.gen_range(0..size))]
-            } else {
-                Vec::new()
+            draw::Sizes {
+                batch_bytes: 1000..=4000,
+                max_entry_body_bytes: 1024,
             },
-            preferred_leader_check_interval_ms: 20,
-            max_transfer_lag_entries: 20,
-            transfer_timeout_ms: 20,
-            random_seed: seed,
-        };
+        );
+        if size > 1 && rng.gen_bool(0.2) {
+            config.preferred_leaders = vec![NodeId(rng.gen_range(0..size))];
+        }
         let segment_bytes = rng.gen_bool(0.5).then(|| rng.gen_range(256..=2048));
         let members: Vec<NodeId> = (0..size).map(NodeId).collect();
         let changes = rng.gen_bool(0.5);
