@@ -487,16 +487,12 @@ impl Sim {
                 self.note(|| format!("pause {i} for {ticks} ticks"));
             }
             10..=17 if size > 1 => {
-                let side: Vec<bool> = (0..size).map(|_| self.rng.gen_bool(0.5)).collect();
-                self.net.partition(&side);
-                let cuts = self.net.describe_cuts();
-                self.note(|| format!("partition: {cuts}"));
+                let what = self.net.random_partition(&mut self.rng, size);
+                self.note(|| what);
             }
             18..=19 if size > 1 => {
-                let a = self.rng.gen_range(0..size);
-                let b = self.rng.gen_range(0..size);
-                self.net.cut_one_way(a, b);
-                self.note(|| format!("cut {a}->{b}"));
+                let what = self.net.random_one_way_cut(&mut self.rng, size);
+                self.note(|| what);
             }
             20..=35 => {
                 self.net.heal();

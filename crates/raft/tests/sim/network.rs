@@ -132,6 +132,21 @@ impl Network {
         }
     }
 
+    /// Splits the first `size` nodes at random into two sides; says what it cut.
+    pub fn random_partition(&mut self, rng: &mut SmallRng, size: usize) -> String {
+        let side: Vec<bool> = (0..size).map(|_| rng.gen_bool(0.5)).collect();
+        self.partition(&side);
+        format!("partition: {}", self.describe_cuts())
+    }
+
+    /// Cuts one random link among the first `size` nodes, one way; says which.
+    pub fn random_one_way_cut(&mut self, rng: &mut SmallRng, size: usize) -> String {
+        let a = rng.gen_range(0..size);
+        let b = rng.gen_range(0..size);
+        self.cut_one_way(a, b);
+        format!("cut {a}->{b}")
+    }
+
     pub fn describe_cuts(&self) -> String {
         let mut out = String::new();
         for (a, row) in self.cut.iter().enumerate() {
