@@ -4,7 +4,8 @@
 //! ([`store::replica::ReplicaCore`]), all driven from one thread by one seeded generator
 //! over a seeded network (loss, duplication, delay, partitions), with kill -9, SIGSTOP,
 //! power cuts of one member or the whole group (unsynced writes lost, the last ones torn,
-//! see `group_sim/disk.rs`) and leadership transfers.
+//! see `group_sim/disk.rs`), disks that fail (ENOSPC, EIO) in the middle of an append,
+//! truncation, reset or fsync (`group_sim/faulty.rs`) and leadership transfers.
 //!
 //! After every step: no (queue, offset) ever names two messages, across members and over
 //! time; a member's queues never shrink while it runs; a put that failed is never
@@ -22,6 +23,8 @@ mod common;
 mod disk;
 #[path = "../../raft/tests/sim/draw.rs"]
 mod draw;
+#[path = "group_sim/faulty.rs"]
+mod faulty;
 #[path = "../../raft/tests/sim/network.rs"]
 mod network;
 #[path = "../../raft/tests/sim/seeds.rs"]
@@ -32,6 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use disk::DurableImage;
+use faulty::{DiskFault, FaultyLog};
 use message::MessageView;
 use network::{NetParams, Network};
 use raft::entry::Entry;
@@ -41,7 +45,6 @@ use raft::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use store::raft_log::RaftLog;
 use store::replica::{ReplicaCore, Stamps};
 use store::{AcceptAll, Environment, FlushDiskType, ManualClock, ManualDiskUsage, ReplicaStatus};
 
@@ -58,7 +61,7 @@ type Violation = String;
 type Slot = (usize, i32, i64);
 
 struct Up {
-    node: Node<RaftLog>,
+    node: Node<FaultyLog>,
     core: ReplicaCore,
     status: ReplicaStatus,
     stable_reported: u64,
@@ -101,6 +104,8 @@ struct SeedStats {
     acked: u64,
     visible: u64,
     power_cuts: u64,
+    /// Appends, truncations, resets and fsyncs a failing disk refused.
+    disk_faults: u64,
     /// Acknowledged ASYNC_FLUSH puts a power cut took back.
     async_lost: u64,
 }
@@ -130,6 +135,7 @@ struct Sim {
     flush_chance: f64,
     torn: f64,
     power_cuts: u64,
+    disk_faults: u64,
     /// Whether this seed adds and removes members while it runs.
     changes: bool,
     /// The next slot a membership change adds.
@@ -223,6 +229,7 @@ impl Sim {
             acked: BTreeMap::new(),
             failed: BTreeSet::new(),
             power_cuts: 0,
+            disk_faults: 0,
             changes,
             next_joiner: size as usize,
             verbose,
@@ -283,7 +290,7 @@ impl Sim {
             id,
             member.membership.clone(),
             raft,
-            core.raft_log(),
+            FaultyLog::new(core.raft_log()),
             member.hard,
         )
         .map_err(|e| format!("{id}: raft restore failed: {e}"))?;
@@ -396,17 +403,17 @@ impl Sim {
 
     /// The leader adds the next unused slot or removes another member, as an operator would
     /// with mqadmin: the added member starts with the group's members and itself as peers.
-    fn change_membership(&mut self) {
+    fn change_membership(&mut self) -> Result<(), Violation> {
         let Some(l) = self.members.iter().position(|m| {
             m.paused_until <= self.now
                 && m.up
                     .as_ref()
                     .is_some_and(|up| up.node.role() == Role::Leader)
         }) else {
-            return;
+            return Ok(());
         };
         let Some(up) = self.members[l].up.as_ref() else {
-            return;
+            return Ok(());
         };
         let peers: Vec<NodeId> = up
             .node
@@ -432,13 +439,17 @@ impl Sim {
         } else if let Some(&victim) = others.get(self.rng.gen_range(0..others.len().max(1))) {
             MembershipChange::Remove(victim)
         } else {
-            return;
+            return Ok(());
         };
         let Some(up) = self.members[l].up.as_mut() else {
-            return;
+            return Ok(());
         };
         let result = up.node.propose_membership(change.clone());
+        let tripped = up.node.storage().tripped();
         self.note(|| format!("{l} proposes {change:?}: {result:?}"));
+        if self.proposal_failed_disk(l, result.is_ok(), tripped)? {
+            return Ok(());
+        }
         if add && result.is_ok() {
             let j = self.next_joiner;
             self.next_joiner += 1;
@@ -448,6 +459,28 @@ impl Sim {
             joiner.membership = MembershipLog::bootstrap(Membership::of_voters(&with_joiner));
             joiner.joined = true;
             joiner.restart_at = self.now;
+        }
+        Ok(())
+    }
+
+    /// After a proposal on member `i`: whether the disk failed under it (the member then
+    /// stops). A refused proposal is otherwise normal (not leader, busy, a change pending).
+    fn proposal_failed_disk(
+        &mut self,
+        i: usize,
+        accepted: bool,
+        tripped: Option<DiskFault>,
+    ) -> Result<bool, Violation> {
+        match (tripped, accepted) {
+            (None, _) => Ok(false),
+            (Some(fault), false) => {
+                self.disk_failed(i, fault, "proposal")?;
+                Ok(true)
+            }
+            (Some(fault), true) => Err(format!(
+                "{}: a proposal was taken after its disk failed ({fault:?})",
+                self.members[i].id
+            )),
         }
     }
 
@@ -461,11 +494,14 @@ impl Sim {
     }
 
     fn heal(&mut self) -> Result<(), Violation> {
-        self.note(|| "heal: restart all, reconnect, no more loss".to_string());
+        self.note(|| "heal: restart all, reconnect, no more loss or disk faults".to_string());
         self.net.heal();
         self.net.faults = false;
         for i in 0..self.members.len() {
             self.members[i].paused_until = 0;
+            if let Some(up) = self.members[i].up.as_mut() {
+                up.node.storage_mut().disarm();
+            }
             if self.members[i].joined && self.members[i].up.is_none() {
                 self.start(i)?;
             }
@@ -505,7 +541,19 @@ impl Sim {
                     let _ = up.node.transfer_leadership(target);
                 }
             }
-            39..=41 if self.changes => self.change_membership(),
+            39..=41 if self.changes => self.change_membership()?,
+            42..=45 => {
+                let i = self.rng.gen_range(0..size);
+                let fault = if self.rng.gen_bool(0.5) {
+                    DiskFault::NoSpace
+                } else {
+                    DiskFault::Eio
+                };
+                if let Some(up) = self.members[i].up.as_mut() {
+                    up.node.storage_mut().arm(fault);
+                    self.note(|| format!("disk of {i} fails next: {fault:?}"));
+                }
+            }
             999 => {
                 // The whole group at once: with power cuts, a power failure of the room.
                 for i in 0..size {
@@ -526,12 +574,17 @@ impl Sim {
     /// Kills member `i` (or, when it is already down after a kill -9, leaves it down), and
     /// maybe cuts its power too: then its page cache is gone as well.
     fn crash(&mut self, i: usize) -> Result<(), Violation> {
+        self.crash_with(i, false)
+    }
+
+    /// [`Sim::crash`], with the power cut certain when `power_cut`.
+    fn crash_with(&mut self, i: usize, power_cut: bool) -> Result<(), Violation> {
         if !self.members[i].joined {
             return Ok(());
         }
         // Dropping the member's objects is a kill -9: the files keep what it wrote.
         let was_up = self.members[i].up.take().is_some();
-        let power = self.rng.gen_bool(self.power_cut_chance);
+        let power = power_cut || self.rng.gen_bool(self.power_cut_chance);
         if !was_up && !power {
             return Ok(());
         }
@@ -550,6 +603,41 @@ impl Sim {
         member.sync_pending = false;
         self.note(|| format!("crash {i} (power cut: {power}) for {down_for} ticks"));
         Ok(())
+    }
+
+    /// Judges what member `i`'s node did with an operation: a disk fault it ran into stops
+    /// the member as its broker would stop (`None`); any other error, or a disk fault the
+    /// node went on past, is a violation.
+    fn after_op<T>(
+        &mut self,
+        i: usize,
+        what: &str,
+        result: Result<T, impl std::fmt::Display>,
+    ) -> Result<Option<T>, Violation> {
+        let tripped = self.members[i]
+            .up
+            .as_ref()
+            .and_then(|up| up.node.storage().tripped());
+        match (result, tripped) {
+            (Ok(value), None) => Ok(Some(value)),
+            (Err(e), Some(fault)) => {
+                self.disk_failed(i, fault, &e.to_string())?;
+                Ok(None)
+            }
+            (Ok(_), Some(fault)) => Err(format!(
+                "{}: {what} went on after its disk failed ({fault:?})",
+                self.members[i].id
+            )),
+            (Err(e), None) => Err(format!("{}: {what} failed: {e}", self.members[i].id)),
+        }
+    }
+
+    /// Member `i`'s disk refused a write or an fsync: its raft node stopped, so its broker
+    /// exits and is restarted. After a failed fsync the page cache is no longer trusted.
+    fn disk_failed(&mut self, i: usize, fault: DiskFault, error: &str) -> Result<(), Violation> {
+        self.disk_faults += 1;
+        self.note(|| format!("disk of {i} failed ({fault:?}): {error}"));
+        self.crash_with(i, fault == DiskFault::Eio)
     }
 
     fn maybe_put(&mut self) -> Result<(), Violation> {
@@ -587,13 +675,20 @@ impl Sim {
             .core
             .stamp(&refs, now_ms)
             .map_err(|e| format!("stamping valid records failed: {e}"))?;
-        let Ok(places) = up.node.propose(proposals) else {
-            // Refused whole (busy, not leader): nothing was written.
+        let proposed = up.node.propose(proposals);
+        let tripped = up.node.storage().tripped();
+        let accepted = proposed.is_ok();
+        let Ok(places) = proposed else {
+            // Refused whole (busy, not leader, the disk failed): nothing was written.
             for id in ids {
                 self.failed.insert(id);
             }
+            self.proposal_failed_disk(i, accepted, tripped)?;
             return Ok(None);
         };
+        if self.proposal_failed_disk(i, accepted, tripped)? {
+            return Ok(None);
+        }
         let Some(last) = places.last().copied() else {
             return Ok(None);
         };
@@ -643,16 +738,20 @@ impl Sim {
             let Some(up) = self.members.get_mut(to).and_then(|m| m.up.as_mut()) else {
                 continue;
             };
-            up.node.step(msg).map_err(|e| format!("step failed: {e}"))?;
-            self.after_step(to)?;
+            let result = up.node.step(msg);
+            if self.after_op(to, "step", result)?.is_some() {
+                self.after_step(to)?;
+            }
         }
         for i in 0..self.members.len() {
             if self.members[i].paused_until > self.now {
                 continue;
             }
             if let Some(up) = self.members[i].up.as_mut() {
-                up.node.tick().map_err(|e| format!("tick failed: {e}"))?;
-                self.after_step(i)?;
+                let result = up.node.tick();
+                if self.after_op(i, "tick", result)?.is_some() {
+                    self.after_step(i)?;
+                }
             }
         }
         for i in 0..self.members.len() {
@@ -680,11 +779,15 @@ impl Sim {
         };
         let index = up.node.last_index();
         let term = up.node.last_term().map_err(|e| e.to_string())?;
-        up.node
-            .storage_mut()
-            .sync()
-            .map_err(|e| format!("{}: log fsync: {e}", member.id))?;
-        let log_dir = up.node.storage().commit_log().dir().to_path_buf();
+        let result = up.node.storage_mut().sync();
+        if self.after_op(i, "log fsync", result)?.is_none() {
+            return Ok(());
+        }
+        let member = &mut self.members[i];
+        let Some(up) = member.up.as_mut() else {
+            return Ok(());
+        };
+        let log_dir = up.node.storage().inner().commit_log().dir().to_path_buf();
         member
             .durable
             .synced(&log_dir)
@@ -740,7 +843,7 @@ impl Sim {
             up.log_cuts = up.node.log_cuts();
             // A cut writes the log's checkpoint and fsyncs the entry index and the segment
             // it ends in before it returns.
-            let log = up.node.storage().commit_log();
+            let log = up.node.storage().inner().commit_log();
             let dir = log.dir().to_path_buf();
             let end = log.write_pos();
             let segment = dir
@@ -900,6 +1003,7 @@ impl Sim {
             acked: self.acked.len() as u64,
             visible: self.visible.len() as u64,
             power_cuts: self.power_cuts,
+            disk_faults: self.disk_faults,
             async_lost: 0,
         };
         for member in in_force.iter().map(|&m| &self.members[m]) {
@@ -1009,6 +1113,7 @@ fn simulated_groups_over_the_real_store_lose_nothing_acknowledged() {
             t.acked += stats.acked;
             t.visible += stats.visible;
             t.power_cuts += stats.power_cuts;
+            t.disk_faults += stats.disk_faults;
             t.async_lost += stats.async_lost;
         },
     );
