@@ -8,8 +8,10 @@
 //! ```text
 //! cargo bench -p broker --bench group -- [--runs 3] [--seconds 5] [--failovers 10]
 //!     [--queues 16] [--body-bytes 1024] [--producers 1,16,64] [--batch 16]
-//!     [--paced-producers 16] [--skip-sync] [--skip-failover]
+//!     [--paced-producers 16] [--skip-sync] [--skip-failover] [--prefault-ahead BYTES]
 //! ```
+//!
+//! `--prefault-ahead` sets the members' `commitLogPrefaultAheadBytes` (0: off), for A/B runs.
 //!
 //! The brokers are release builds of `mqbroker` started with configs in a temporary
 //! directory (free 127.0.0.1 ports, 64 MiB segments). The load runs in this process on a
@@ -58,6 +60,7 @@ struct Options {
     batch: usize,
     /// Producers sharing the half-peak offered load.
     paced_producers: usize,
+    prefault_ahead: Option<u64>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -72,6 +75,7 @@ fn parse_options() -> Result<Options, String> {
         producers: vec![1, 16, 64],
         batch: 16,
         paced_producers: 16,
+        prefault_ahead: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -93,6 +97,7 @@ fn parse_options() -> Result<Options, String> {
                 options.paced_producers = value("--paced-producers")?.clamp(1, 4096) as usize
             }
             "--skip-failover" => options.skip_failover = true,
+            "--prefault-ahead" => options.prefault_ahead = Some(value("--prefault-ahead")?),
             "--producers" => {
                 let list = args.next().ok_or("--producers needs a list like 1,16,64")?;
                 options.producers = list
@@ -190,7 +195,7 @@ struct Group {
 }
 
 impl Group {
-    async fn start(namesrv: &str, sync_flush: bool) -> Group {
+    async fn start(namesrv: &str, sync_flush: bool, prefault_ahead: Option<u64>) -> Group {
         let dir = tempfile::tempdir().expect("temporary directory");
         let peers: Vec<String> = (0..3)
             .map(|i| format!("n{i}-127.0.0.1:{}", free_port()))
@@ -232,7 +237,10 @@ impl Group {
                     .to_owned(),
                 ),
             ];
-            let text: String = entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            let mut text: String = entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            if let Some(bytes) = prefault_ahead {
+                text.push_str(&format!("commitLogPrefaultAheadBytes={bytes}\n"));
+            }
             std::fs::write(&conf, text).expect("write config");
             let mut member = Member {
                 log: dir.path().join(format!("{id}.log")),
@@ -604,7 +612,7 @@ async fn run(options: Options) {
     let ns = namesrv.local_addr().to_string();
     let mut summary = Vec::new();
 
-    let mut group = Group::start(&ns, false).await;
+    let mut group = Group::start(&ns, false, options.prefault_ahead).await;
     let topic = "BenchTopic";
     group.create_topic(topic, options.queues).await;
     // Warm-up: connections, page cache, allocator.
@@ -691,7 +699,7 @@ async fn run(options: Options) {
     drop(group);
 
     if !options.skip_sync {
-        let group = Group::start(&ns, true).await;
+        let group = Group::start(&ns, true, options.prefault_ahead).await;
         group.create_topic(topic, options.queues).await;
         for producers in [16usize, 64] {
             let label = format!("SYNC_FLUSH, {producers} producers");

@@ -187,6 +187,8 @@ impl StoreConfig {
             "maxHashSlotNum" => self.max_hash_slot_num = s.in_range(1, u32::MAX.into())? as u32,
             "maxIndexNum" => self.max_index_num = s.in_range(1, u32::MAX.into())? as u32,
             "maxMsgsNumBatch" => self.max_query_results = s.in_range(1, 1 << 16)? as usize,
+            // This store's own: how far ahead of the writer the CommitLog is prefaulted.
+            "commitLogPrefaultAheadBytes" => self.prefault_ahead_bytes = s.in_range(0, 1 << 30)?,
             "messageDelayLevel" => {
                 self.message_delay_level = s.value.parse().map_err(|e| s.bad(format!("{e}")))?
             }
@@ -324,6 +326,13 @@ mod tests {
             .apply_property("messageDelayLevel", "1s 2m 3h 1d")
             .unwrap());
         assert!(c.apply_property("messageDelayLevel", "1s 2x").is_err());
+        assert!(c
+            .apply_property("commitLogPrefaultAheadBytes", "0")
+            .unwrap());
+        assert_eq!(c.prefault_ahead_bytes, 0);
+        assert!(c
+            .apply_property("commitLogPrefaultAheadBytes", "4294967296")
+            .is_err());
         c.mapped_file_size_commit_log = 1 << 30;
         assert!(c.validate().is_ok());
         c.mapped_file_size_commit_log = 1 << 20;

@@ -440,6 +440,10 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
         ),
         ("syncFlushTimeout", store.sync_flush_timeout_ms.to_string()),
         (
+            "commitLogPrefaultAheadBytes",
+            store.prefault_ahead_bytes.to_string(),
+        ),
+        (
             "cleanResourceInterval",
             store.clean_resource_interval_ms.to_string(),
         ),
