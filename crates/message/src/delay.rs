@@ -56,12 +56,14 @@ impl FromStr for DelayLevels {
 
 /// One level's duration: a non-negative number and a unit of s, m, h or d.
 fn parse_duration_ms(level: &str) -> Result<i64, DelayLevelsError> {
-    let (number, unit) = level.split_at(level.len().saturating_sub(1));
+    let unit = level.chars().last().unwrap_or(' ');
+    // Cut at the unit's own width: a unit of several bytes must not split a character.
+    let number = &level[..level.len() - unit.len_utf8().min(level.len())];
     let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
+        's' => 1_000,
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
         _ => 0,
     };
     match number.parse::<i64>() {
@@ -155,6 +157,9 @@ mod tests {
             Err(DelayLevelsError::BadDuration("-1s".into()))
         );
         assert_eq!(parse("s"), Err(DelayLevelsError::BadDuration("s".into())));
+        // A unit that is not one byte (found by fuzzing broker.conf: it panicked).
+        assert_eq!(parse("1é"), Err(DelayLevelsError::BadDuration("1é".into())));
+        assert_eq!(parse("秒"), Err(DelayLevelsError::BadDuration("秒".into())));
         let too_many = vec!["1s"; MAX_DELAY_LEVELS + 1].join(" ");
         assert_eq!(
             parse(&too_many),
