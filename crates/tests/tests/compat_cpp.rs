@@ -261,7 +261,8 @@ fn cpp_client_delay_levels_hold_messages_back() {
 /// A measurement, not part of the suite (about 3 minutes): a rolling restart of a 3-node
 /// group (each member in turn: SIGTERM, start again, 5 s to settle) under the C++ producer
 /// on its defaults (routes polled every 30 s), one send every 100 ms, with the default
-/// `masterShutdownForwardMs` of 35 s. Prints the sends the application saw fail.
+/// `masterShutdownForwardMs` of 35 s. Prints the outcome; fails on any send
+/// the application saw fail.
 /// `cargo test -p tests --test compat_cpp rolling -- --ignored --nocapture`
 #[test]
 #[ignore]
@@ -277,4 +278,5 @@ fn cpp_producer_through_a_rolling_restart() {
     let outcome =
         compat::rolling_restart_under(&mut servers, producer, |l| l["status"] == 0).unwrap();
     eprintln!("C++ producer through a rolling restart: {outcome:?}");
+    assert_eq!(outcome.failed, 0, "sends failed across the rolling restart");
 }

@@ -2225,7 +2225,8 @@ fn group_fault_under_load(suite: &Suite, servers: &mut Servers, fault: GroupFaul
 /// A measurement, not part of the suite (about 3 minutes): a rolling restart of a 3-node
 /// group (each member in turn: SIGTERM, start again, catch up) under a paced Java 5.5.0
 /// producer on its defaults (30 s route poll, two retries), with the default
-/// `masterShutdownForwardMs` of 35 s. Prints the sends the application saw fail.
+/// `masterShutdownForwardMs` of 35 s. Prints the outcome; fails on any send
+/// the application saw fail.
 /// `cargo test -p tests --test compat_java rolling -- --ignored --nocapture`
 #[test]
 #[ignore]
@@ -2252,4 +2253,5 @@ fn java_producer_through_a_rolling_restart() {
         compat::rolling_restart_under(&mut servers, producer, |l| l["status"] == "SEND_OK")
             .unwrap();
     eprintln!("Java 5.5.0 producer through a rolling restart: {outcome:?}");
+    assert_eq!(outcome.failed, 0, "sends failed across the rolling restart");
 }

@@ -838,8 +838,8 @@ fn rust_client_against_a_broker_group() {
 /// A measurement, not part of the suite (about 3 minutes): a rolling restart of a 3-node
 /// group (each member in turn: SIGTERM, start again, 5 s to settle) under the Rust port's
 /// producer with two retries (the Java client's default; the driver's is none), one send
-/// every 100 ms, with the default `masterShutdownForwardMs` of 35 s. Prints the sends the
-/// application saw fail.
+/// every 100 ms, with the default `masterShutdownForwardMs` of 35 s. Prints the outcome;
+/// fails on any send the application saw fail.
 /// `cargo test -p tests --test compat_rust rolling -- --ignored --nocapture`
 #[test]
 #[ignore]
@@ -866,4 +866,5 @@ fn rust_port_producer_through_a_rolling_restart() {
     let outcome =
         compat::rolling_restart_under(&mut servers, producer, |l| l["status"] == "SendOk").unwrap();
     eprintln!("Rust port producer through a rolling restart: {outcome:?}");
+    assert_eq!(outcome.failed, 0, "sends failed across the rolling restart");
 }
