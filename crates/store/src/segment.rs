@@ -17,7 +17,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -49,11 +49,10 @@ pub struct Segment {
     file: File,
     map: MmapRaw,
     stable_len: AtomicU64,
-    /// Set by writes, cleared by a successful flush: lets flushers skip idle files.
-    dirty: AtomicBool,
-    /// End of the bytes written since the last flush took it (`WHOLE_FILE` after a change
-    /// made through the filesystem). A flush syncs only up to here, so pages the prefaulter
-    /// made writable ahead of the writer are not written to disk as zeros first.
+    /// End of the bytes written since the last flush took it: 0 when nothing is (flushers
+    /// skip idle files), `WHOLE_FILE` after a change made through the filesystem. A flush
+    /// syncs only up to here, so pages the prefaulter made writable ahead of the writer
+    /// are not written to disk as zeros first.
     dirty_end: AtomicU64,
 }
 
@@ -116,7 +115,6 @@ impl Segment {
             file,
             map,
             stable_len: AtomicU64::new(0),
-            dirty: AtomicBool::new(false),
             dirty_end: AtomicU64::new(0),
         })
     }
@@ -191,10 +189,8 @@ impl Segment {
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(at), data.len());
         }
-        // Before `dirty`: a flush that sees `dirty` finds the range (see `flush`).
         self.dirty_end
             .fetch_max(rel + data.len() as u64, Ordering::AcqRel);
-        self.dirty.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -216,7 +212,6 @@ impl Segment {
         const CHUNK: usize = 1 << 20;
         if to - from > CHUNK as u64 && self.zero_range_in_kernel(from, to) {
             self.dirty_end.store(WHOLE_FILE, Ordering::Release);
-            self.dirty.store(true, Ordering::Release);
             return Ok(());
         }
         let zeros = vec![0u8; CHUNK.min((to - from) as usize)];
@@ -315,14 +310,9 @@ impl Segment {
     /// Makes what was written durable: the written range with msync (fdatasync limited
     /// to it), or the whole file with fdatasync after a change of its extents.
     pub fn flush(&self) -> Result<()> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        // Zero: an earlier flush already took the range of the write that set `dirty`
-        // (writes record their range first), and synced it.
         let end = self.dirty_end.swap(0, Ordering::AcqRel);
         let synced = match end {
-            0 => Ok(()),
+            0 => return Ok(()),
             WHOLE_FILE => self.file.sync_data(),
             end => self
                 .map
@@ -330,7 +320,6 @@ impl Segment {
         };
         if let Err(e) = synced {
             self.dirty_end.fetch_max(end, Ordering::AcqRel);
-            self.dirty.store(true, Ordering::Release);
             return Err(StoreError::io(&self.path, e));
         }
         Ok(())
@@ -342,13 +331,12 @@ impl Segment {
         self.file
             .sync_data()
             .map_err(|e| StoreError::io(&self.path, e))?;
-        self.dirty.store(false, Ordering::Release);
         self.dirty_end.store(0, Ordering::Release);
         Ok(())
     }
 
     pub fn is_dirty(&self) -> bool {
-        self.dirty.load(Ordering::Acquire)
+        self.dirty_end.load(Ordering::Acquire) != 0
     }
 
     /// Last modification time of the file (what retention ages segments by, as RocketMQ).
