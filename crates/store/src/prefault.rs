@@ -17,11 +17,9 @@ const CHUNK: u64 = 4 << 20;
 const BUSY_WAIT: Duration = Duration::from_millis(5);
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// Started only with a window (`prefault_ahead_bytes` > 0; see `background`).
 pub(crate) fn run_prefaulter(inner: &Engine) {
     let ahead = inner.config.prefault_ahead_bytes;
-    if ahead == 0 {
-        return;
-    }
     let mut faulted = 0u64;
     let mut last_seen = None;
     loop {
