@@ -170,8 +170,14 @@ pub enum ProposalError {
     /// Not committed in time; it may still commit.
     #[error("not committed in time; the entry may still commit")]
     Timeout,
+    /// The node was stopped (or had stopped) before taking the proposal: nothing appended.
     #[error("raft node stopped")]
     Stopped,
+    /// The node stopped after appending the entry, before it committed: the entry may be
+    /// on other members, or durable here, and still commit under the next leader. As
+    /// unknown as a timeout; a retry can duplicate it.
+    #[error("raft node stopped before the entry committed; it may still commit")]
+    StoppedBeforeCommit,
     /// A membership change the group's rules refuse (nothing was appended).
     #[error("membership change refused: {0}")]
     MembershipRefused(String),
@@ -215,7 +221,9 @@ impl<T> Future for ProposalFuture<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.rx)
             .poll(cx)
-            .map(|r| r.unwrap_or(Err(ProposalError::Stopped)))
+            // The driver dropped the reply without answering: it stopped, possibly with
+            // the entry appended (a storage error right after the append).
+            .map(|r| r.unwrap_or(Err(ProposalError::StoppedBeforeCommit)))
     }
 }
 
@@ -444,7 +452,9 @@ fn proposal_error(e: ProposeError) -> ProposalError {
         ProposeError::Membership(_) | ProposeError::RemovingLeader => {
             ProposalError::MembershipRefused(e.to_string())
         }
-        ProposeError::Storage(_) => ProposalError::Stopped,
+        // A storage error can strike after the append (committing reads the log): the
+        // entry may be durable here.
+        ProposeError::Storage(_) => ProposalError::StoppedBeforeCommit,
     }
 }
 
@@ -557,7 +567,7 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
         }
         self.shutdown.cancel();
         for p in self.pending.drain(..) {
-            p.waiter.fail(ProposalError::Stopped);
+            p.waiter.fail(ProposalError::StoppedBeforeCommit);
         }
         result
     }

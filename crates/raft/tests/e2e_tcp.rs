@@ -301,6 +301,33 @@ async fn group_of_one_commits_alone() {
     members[0].handle.shutdown();
 }
 
+/// A leader stopped with an entry appended but not committed must not tell its proposer
+/// the entry was refused: a follower may hold it and commit it under the next leader, so
+/// whoever sends it again elsewhere would store it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_pending_when_the_leader_stops_is_reported_as_possibly_committed() {
+    let members = start_group(3, true).await;
+    let all: Vec<&Member> = members.iter().collect();
+    let (leader, _) = wait_for_leader(&all, None).await;
+    for follower in members.iter().filter(|m| m.id != leader) {
+        follower.handle.shutdown();
+    }
+    let leader = &members[leader.0 as usize];
+    let before = leader.handle.state().borrow().last_index;
+    let pending = leader.handle.propose(patched(0)).expect("queue has room");
+    // Appended (the driver took it) but without a quorum it cannot commit.
+    tokio::time::timeout(WAIT, async {
+        while leader.handle.state().borrow().last_index <= before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the leader appends the entry");
+    leader.handle.shutdown();
+    let outcome = tokio::time::timeout(WAIT, pending).await.expect("answered");
+    assert_eq!(outcome, Err(raft::ProposalError::StoppedBeforeCommit));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_and_garbage_on_the_raft_port_change_nothing() {
     use tokio::io::AsyncWriteExt;

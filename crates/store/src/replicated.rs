@@ -68,9 +68,9 @@ fn proposal_error(e: ProposalError) -> ReplicatedError {
         ProposalError::Transferring => ReplicatedError::NotLeader { leader: None },
         ProposalError::Busy | ProposalError::QueueFull => ReplicatedError::Busy(e.to_string()),
         ProposalError::TooLarge(reason) => ReplicatedError::Store(StoreError::BadRecord(reason)),
-        ProposalError::LeadershipLost | ProposalError::Timeout => {
-            ReplicatedError::OutcomeUnknown(e.to_string())
-        }
+        ProposalError::LeadershipLost
+        | ProposalError::Timeout
+        | ProposalError::StoppedBeforeCommit => ReplicatedError::OutcomeUnknown(e.to_string()),
         ProposalError::Stopped => ReplicatedError::Stopped,
         ProposalError::MembershipRefused(reason) => ReplicatedError::MembershipRefused(reason),
         ProposalError::ChangeInProgress => ReplicatedError::MembershipRefused(e.to_string()),
