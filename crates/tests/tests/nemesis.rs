@@ -29,13 +29,15 @@ use std::time::{Duration, Instant};
 
 use client::{PullConsumer, PushConsumer};
 use common::{push_options, recorder, Seen, WAIT};
+use remoting::code::response;
 use tests::checker::{check, read_all, Load};
 use tests::clocks::Clocks;
 use tests::fault_group::{mount_disks, placements, FaultGroup};
 use tests::group::{member_status, wait_applied, wait_for_master};
 use tests::netns::Network;
 use tests::powercut_fs::PowerCutFs;
-use tests::Watchdog;
+use tests::requests::{send_header, send_v2};
+use tests::{run_mqadmin, Watchdog};
 
 const TOPIC: &str = "NemesisTopic";
 const QUEUES: i32 = 4;
@@ -406,4 +408,105 @@ async fn a_cut_off_master_is_replaced_and_rejoins_with_nothing_lost() {
 async fn requests_status(raw: &remoting::client::RemotingClient, addr: &str) -> u64 {
     let status = member_status(raw, addr).await.unwrap();
     status["commitIndex"].as_u64().unwrap()
+}
+
+/// A master demoted by a leadership transfer forwards the sends that still reach it to the
+/// new master. When the new master's answer is lost (here its packets to the old master
+/// are dropped for longer than the forward waits), the send may be stored there: the old
+/// master must answer that the outcome is unknown, and never send it again, itself or
+/// through the new master, which would store it twice under one acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarded_send_whose_answer_is_lost_is_never_stored_twice() {
+    if !Network::available() {
+        eprintln!("SKIPPED: network namespaces need root and iproute2");
+        return;
+    }
+    let _watchdog = Watchdog::start(Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    let network = Network::create(3).unwrap();
+    let name = "LostAnswer";
+    let placed = placements(dir.path(), &[], Some(&network), 3);
+    // The demoted master forwards for the whole test.
+    let forward_for = [("masterShutdownForwardMs", "60000".to_owned())];
+    let setup = FaultGroup::start(
+        dir.path(),
+        &placed,
+        Some(&network),
+        name,
+        TOPIC,
+        QUEUES,
+        &forward_for,
+    )
+    .await
+    .unwrap();
+    let old = setup.group.index_of(&setup.master).unwrap();
+    let new = (old + 1) % 3;
+    let (ok, out, err) = run_mqadmin(&[
+        "transferLeader",
+        "-n",
+        &setup.namesrv.addr(),
+        "-b",
+        name,
+        "-i",
+        &setup.group.members[new].id,
+    ]);
+    assert!(ok, "{out}{err}");
+    let new_master = wait_for_master(&setup.admin, name, Some(&setup.master), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(new_master, setup.group.members[new].addr());
+
+    let send = |body: &'static str| {
+        let raw = setup.raw.clone();
+        let old_master = setup.master.clone();
+        async move {
+            let request = send_v2(&send_header(TOPIC, 0, ""), body.as_bytes());
+            raw.invoke(&old_master, request, Duration::from_secs(30))
+                .await
+                .unwrap()
+        }
+    };
+    // Until it learns where the new master is, the old one refuses (storing nothing).
+    let mut forwarding = false;
+    for _ in 0..100 {
+        let answer = send("probe").await;
+        if answer.code == response::SUCCESS {
+            forwarding = true;
+            break;
+        }
+        assert_eq!(answer.code, response::SERVICE_NOT_AVAILABLE, "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(forwarding, "the demoted master never forwarded a send");
+
+    network.cut(new, old).unwrap();
+    let lost = tokio::spawn(send("answer-lost"));
+    // The new master stays master throughout (the third member still hears it). Healed
+    // just after the forward's 5 s are up: the forward went unanswered, and whatever the
+    // old master sends next gets through.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    network.heal_all();
+    let answer = lost.await.unwrap();
+    eprintln!(
+        "a forward whose answer was lost: code {} ({:?})",
+        answer.code, answer.remark
+    );
+
+    // Whatever the new master committed until now is readable once it applied it.
+    let committed = requests_status(&setup.raw, &new_master).await;
+    wait_applied(&setup.raw, &new_master, committed, WAIT)
+        .await
+        .unwrap();
+    let checker = PullConsumer::start(setup.options.clone(), "lost-answer-checker").unwrap();
+    let queues = read_all(&checker, TOPIC).await.unwrap();
+    let stored = queues
+        .values()
+        .flatten()
+        .filter(|read| read.body == "answer-lost")
+        .count();
+    checker.shutdown();
+    assert!(stored <= 1, "the send is stored {stored} times");
+    if answer.code == response::SUCCESS {
+        assert_eq!(stored, 1, "an acknowledged send is missing");
+    }
 }

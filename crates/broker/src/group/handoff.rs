@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use raft::{NodeId, Role, TransferError};
 use remoting::client::{ClientConfig, RemotingClient};
+use remoting::code::response;
 use remoting::command::RemotingCommand;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -171,13 +172,10 @@ impl HandoffGate {
         self.forwarding_to()
     }
 
-    /// Sends `request` on to `new_master` and answers with its response; `None` when the
-    /// new master did not answer (the caller answers with its own refusal).
-    pub async fn forward(
-        &self,
-        new_master: &str,
-        request: &RemotingCommand,
-    ) -> Option<RemotingCommand> {
+    /// Sends `request` on to `new_master`. A send that may have reached it is never tried
+    /// again, here or there: the new master may have stored it, and a second try would
+    /// store it twice.
+    pub async fn forward(&self, new_master: &str, request: &RemotingCommand) -> Forwarded {
         let mut forwarded = request.clone();
         forwarded.opaque = remoting::command::next_opaque();
         forwarded
@@ -190,14 +188,37 @@ impl HandoffGate {
         {
             Ok(mut response) => {
                 response.opaque = request.opaque;
-                Some(response)
+                Forwarded::Answered(response)
+            }
+            Err(e) if e.may_have_arrived() => {
+                warn!(to = new_master, error = %e,
+                    "a send forwarded to the new master went unanswered; it may be stored");
+                Forwarded::Unanswered(RemotingCommand::error_to(
+                    request,
+                    response::SYSTEM_ERROR,
+                    format!(
+                        "forwarded to the new master {new_master}, which did not answer ({e}): \
+                         the message may have been stored"
+                    ),
+                ))
             }
             Err(e) => {
                 warn!(to = new_master, error = %e, "forwarding a send to the new master failed");
-                None
+                Forwarded::NotSent
             }
         }
     }
+}
+
+/// What became of a send forwarded to the new master.
+pub enum Forwarded {
+    /// The new master's answer, for the producer.
+    Answered(RemotingCommand),
+    /// The new master could not be reached: the send is not stored there.
+    NotSent,
+    /// It may have reached the new master, whose answer did not come back: the answer for
+    /// the producer, an outcome it has to treat as unknown.
+    Unanswered(RemotingCommand),
 }
 
 /// Whether another member already forwarded this request here.

@@ -19,7 +19,7 @@ use remoting::body::heartbeat::{HeartbeatData, ProducerData};
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
-use remoting::connection::{CallError, ConnectionHandle, RequestProcessor};
+use remoting::connection::{ConnectionHandle, RequestProcessor};
 use tokio::sync::OnceCell;
 use tracing::debug;
 
@@ -270,11 +270,10 @@ impl MasterRelay {
             response::SERVICE_NOT_AVAILABLE,
             format!("the master {master} did not answer: {error}"),
         );
-        match error {
-            CallError::ConnectFailed { .. } | CallError::ConnectTimeout { .. } => {
-                Forwarded::NotSent(answer)
-            }
-            _ => Forwarded::Unanswered(answer),
+        if error.may_have_arrived() {
+            Forwarded::Unanswered(answer)
+        } else {
+            Forwarded::NotSent(answer)
         }
     }
 

@@ -37,7 +37,7 @@ use tracing::{info, warn};
 use super::Refusal;
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
-use crate::group::handoff;
+use crate::group::handoff::{self, Forwarded};
 use crate::instruments::MessageKind;
 use crate::limits;
 use crate::metadata::attributes;
@@ -59,8 +59,9 @@ pub async fn process(
         return process_send(ctx, producer, request).await;
     }
     if let Some(new_master) = ctx.handoff.forwarding_to() {
-        if let Some(response) = ctx.handoff.forward(&new_master, request).await {
-            return response;
+        match ctx.handoff.forward(&new_master, request).await {
+            Forwarded::Answered(response) | Forwarded::Unanswered(response) => return response,
+            Forwarded::NotSent => {}
         }
     }
     let was_master = ctx.role.is_master();
@@ -109,13 +110,12 @@ async fn answer_after_handoff(
         // before this member noticed its demotion and began looking for the new master.
         ctx.handoff.wait_demotion_noticed(DEMOTION_NOTICE).await;
     }
-    match ctx.handoff.wait_outcome(handoff::HANDOFF_TIMEOUT).await {
-        Some(new_master) => ctx
-            .handoff
-            .forward(&new_master, request)
-            .await
-            .unwrap_or(response),
-        None => response,
+    let Some(new_master) = ctx.handoff.wait_outcome(handoff::HANDOFF_TIMEOUT).await else {
+        return response;
+    };
+    match ctx.handoff.forward(&new_master, request).await {
+        Forwarded::Answered(forwarded) | Forwarded::Unanswered(forwarded) => forwarded,
+        Forwarded::NotSent => response,
     }
 }
 

@@ -30,6 +30,23 @@ pub enum CallError {
     Shutdown,
 }
 
+impl CallError {
+    /// Whether the peer may have received the request, and so may have acted on it: a
+    /// caller must not send again what cannot safely run twice (a send would be stored
+    /// twice). Only a call that never got a connection, or was refused before it was
+    /// queued, certainly did not arrive.
+    pub fn may_have_arrived(&self) -> bool {
+        match self {
+            CallError::Timeout { .. } | CallError::ConnectionClosed => true,
+            CallError::ConnectFailed { .. }
+            | CallError::ConnectTimeout { .. }
+            | CallError::TooManyPending { .. }
+            | CallError::Encode(_)
+            | CallError::Shutdown => false,
+        }
+    }
+}
+
 pub(crate) fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
