@@ -35,6 +35,8 @@ const KIND_APPEND: u8 = 5;
 const KIND_APPEND_RESPONSE: u8 = 6;
 const KIND_TAKE_LEADERSHIP: u8 = 7;
 const KIND_NOT_MEMBER: u8 = 8;
+const KIND_ENTRY_REQUEST: u8 = 9;
+const KIND_ENTRY_COPY: u8 = 10;
 
 const HELLO_MAGIC: u32 = 0x5246_4831; // "RFH1"
 /// Longest group name a hello may carry.
@@ -175,6 +177,8 @@ pub fn encoded_len(msg: &Message) -> usize {
             Payload::AppendResponse(_) => 9 + 24,
             Payload::TakeLeadership => 0,
             Payload::NotMember { .. } => 8,
+            Payload::EntryRequest { .. } => 8,
+            Payload::EntryCopy { frame, .. } => 8 + frame.len(),
         }
 }
 
@@ -201,6 +205,11 @@ pub fn encode(msg: &Message, out: &mut BytesMut) {
             out.put_u64(h.safe_index);
         }
         Payload::NotMember { membership_index } => out.put_u64(*membership_index),
+        Payload::EntryRequest { index } => out.put_u64(*index),
+        Payload::EntryCopy { index, frame } => {
+            out.put_u64(*index);
+            out.put_slice(frame);
+        }
         Payload::HeartbeatResponse(r) => out.put_u8(match r {
             HeartbeatResponse::Success => 0,
             HeartbeatResponse::ExpiredTerm => 1,
@@ -367,6 +376,11 @@ pub fn decode(buf: Bytes) -> Result<Message, CodecError> {
             Payload::AppendResponse(AppendResponse { seq, result })
         }
         KIND_TAKE_LEADERSHIP => Payload::TakeLeadership,
+        KIND_ENTRY_REQUEST => Payload::EntryRequest { index: r.u64()? },
+        KIND_ENTRY_COPY => Payload::EntryCopy {
+            index: r.u64()?,
+            frame: r.entry_frame()?,
+        },
         other => return Err(CodecError::Kind(other)),
     };
     if r.remaining() != 0 {
@@ -390,6 +404,8 @@ fn kind_of(payload: &Payload) -> u8 {
         Payload::AppendResponse(_) => KIND_APPEND_RESPONSE,
         Payload::TakeLeadership => KIND_TAKE_LEADERSHIP,
         Payload::NotMember { .. } => KIND_NOT_MEMBER,
+        Payload::EntryRequest { .. } => KIND_ENTRY_REQUEST,
+        Payload::EntryCopy { .. } => KIND_ENTRY_COPY,
     }
 }
 
@@ -599,6 +615,11 @@ mod tests {
             Payload::TakeLeadership,
             Payload::NotMember {
                 membership_index: 12,
+            },
+            Payload::EntryRequest { index: 13 },
+            Payload::EntryCopy {
+                index: 1,
+                frame: frame(1, b"copy"),
             },
         ];
         payloads

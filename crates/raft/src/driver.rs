@@ -574,10 +574,12 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
 
     async fn serve(&mut self, ticker: &mut tokio::time::Interval) -> Result<(), DriverError> {
         loop {
-            let apply_ready = self
-                .apply
-                .as_ref()
-                .is_some_and(|a| a.announce.is_some() || a.next <= self.node.apply_limit());
+            // Applying waits while the next entry to apply is damaged and being repaired.
+            let repairing = self.node.awaiting_repair();
+            let apply_ready = self.apply.as_ref().is_some_and(|a| {
+                a.announce.is_some()
+                    || (a.next <= self.node.apply_limit() && repairing != Some(a.next))
+            });
             let apply_tx = self.apply.as_ref().map(|a| a.tx.clone());
             tokio::select! {
                 _ = self.shutdown.cancelled() => return Ok(()),
@@ -886,6 +888,10 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             Event::ReplicationRejected { peer, reason } => {
                 tracing::error!(node = %self.node.id(), %peer, ?reason, "append rejected");
             }
+            Event::EntryRepaired { index, from } => {
+                tracing::warn!(node = %self.node.id(), index, peer = %from,
+                    "damaged entry repaired from a peer's copy");
+            }
         }
     }
 
@@ -926,7 +932,14 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
         let want = ((limit - apply.next + 1) as usize).min(self.apply_batch_entries);
         // The storage verified each body checksum when the entry entered the log (or when it
         // read it back from a file); only headers are checked again here.
-        let frames = self.node.storage().read(apply.next, want, 4 << 20)?;
+        let frames = match self.node.storage().read(apply.next, want, 4 << 20) {
+            Ok(frames) => frames,
+            Err(StorageError::DamagedEntry { index, .. }) => {
+                self.node.on_damaged_entry(index);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut entries = Vec::with_capacity(frames.len());
         for frame in &frames {
             let entry = Entry::decode_stored(frame).map_err(StorageError::from)?;

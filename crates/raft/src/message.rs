@@ -32,6 +32,18 @@ pub enum Payload {
     NotMember {
         membership_index: u64,
     },
+    /// The sender read entry `index` back damaged and asks for an intact copy. Any member
+    /// holding that entry answers, leader or not, whatever the terms of the two nodes.
+    EntryRequest {
+        index: u64,
+    },
+    /// An intact copy of entry `index`, as the sender holds it (one frame). The asker
+    /// checks it against the term it holds for that index before writing it over its
+    /// damaged copy: the same index and term mean the same entry (log matching).
+    EntryCopy {
+        index: u64,
+        frame: Bytes,
+    },
 }
 
 /// A request for a vote. `Message::term` is the term the candidate asks for.

@@ -29,6 +29,10 @@ pub enum StorageError {
     NotContiguous(String),
     #[error("corrupt entry: {0}")]
     Corrupt(#[from] FrameError),
+    /// Entry `index` was read back damaged (its checksum fails): not fatal while another
+    /// member holds an intact copy to repair it with (see [`LogStorage::repair`]).
+    #[error("entry {index} is damaged: {reason}")]
+    DamagedEntry { index: u64, reason: String },
     #[error("{0}")]
     Other(String),
 }
@@ -81,6 +85,25 @@ pub trait LogStorage: Send + 'static {
     ) -> Result<(), StorageError>;
     /// Makes every earlier append and truncation durable (fsync / msync).
     fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// Writes `frame` over entry `index`, which a read found damaged
+    /// ([`StorageError::DamagedEntry`]), durably. The caller checked that `frame` is intact
+    /// and has the index and term this log holds for `index`; the storage refuses it
+    /// (`Ok(false)`, nothing written) if it contradicts anything else it still knows of the
+    /// entry: its position, its size, its header if that survived. Reads must return
+    /// `DamagedEntry` only from the damaged entry on, so that what lies before it is still
+    /// served.
+    fn repair(&mut self, index: u64, _frame: Bytes) -> Result<bool, StorageError> {
+        Err(StorageError::Other(format!(
+            "this log cannot repair entries (entry {index})"
+        )))
+    }
+
+    /// An entry some other reader of the log (consumers reading messages) found damaged,
+    /// for the node to repair; each is handed out once.
+    fn damage_reported(&mut self) -> Option<u64> {
+        None
+    }
 
     /// Whether [`sync`](LogStorage::sync) may block the thread (real I/O). The driver then
     /// runs it so that the runtime's other tasks move to another thread meanwhile, which
@@ -167,6 +190,9 @@ pub struct MemLog {
     retain_entries: Option<usize>,
     /// Lowest index appended, truncated or replaced since the last `take_changed_from`.
     changed_from: Option<u64>,
+    /// Entries whose bytes rotted ([`MemLog::damage`]): reads fail from them on until
+    /// they are repaired.
+    damaged: std::collections::BTreeSet<u64>,
 }
 
 impl Default for MemLog {
@@ -188,6 +214,7 @@ impl MemLog {
             durable_tail: Vec::new(),
             retain_entries: None,
             changed_from: None,
+            damaged: Default::default(),
         }
     }
 
@@ -219,6 +246,7 @@ impl MemLog {
             self.base_end_pos = front.end_pos();
             self.durable_len = self.durable_len.saturating_sub(1);
         }
+        self.damaged = self.damaged.split_off(&(self.base_index + 1));
     }
 
     /// Last index that survives a power cut right now.
@@ -251,6 +279,24 @@ impl MemLog {
         self.entries.truncate(self.durable_len);
         self.entries.extend(self.durable_tail.drain(..));
         self.durable_len = self.entries.len();
+        let last = self.last_index();
+        self.damaged.retain(|index| *index <= last);
+    }
+
+    /// The bytes of entry `index` rot in place (a bit flip on the disk, as the simulation
+    /// models it): reads from it fail with [`StorageError::DamagedEntry`] until
+    /// [`LogStorage::repair`] writes an intact copy over it. False if the log lacks it.
+    pub fn damage(&mut self, index: u64) -> bool {
+        if self.get(index).is_none() {
+            return false;
+        }
+        self.damaged.insert(index);
+        true
+    }
+
+    /// Entries damaged and not repaired yet.
+    pub fn damaged(&self) -> impl Iterator<Item = u64> + '_ {
+        self.damaged.iter().copied()
     }
 
     /// Position and body checksum of entry `index` (for checkers).
@@ -370,6 +416,7 @@ impl LogStorage for MemLog {
             self.durable_len = keep;
         }
         self.entries.truncate(keep);
+        self.damaged.split_off(&(index + 1));
         Ok(())
     }
 
@@ -389,10 +436,19 @@ impl LogStorage for MemLog {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let start = (from - self.base_index - 1) as usize;
-        for stored in self.entries.iter().skip(start) {
+        for (index, stored) in (from..).zip(self.entries.iter().skip(start)) {
             if out.len() >= max_entries
                 || (!out.is_empty() && bytes + stored.frame.len() > max_bytes)
             {
+                break;
+            }
+            if self.damaged.contains(&index) {
+                if out.is_empty() {
+                    return Err(StorageError::DamagedEntry {
+                        index,
+                        reason: "body checksum mismatch".to_owned(),
+                    });
+                }
                 break;
             }
             bytes += stored.frame.len();
@@ -409,6 +465,7 @@ impl LogStorage for MemLog {
     ) -> Result<(), StorageError> {
         self.note_change(next_index.min(self.first_index()));
         self.entries.clear();
+        self.damaged.clear();
         self.durable_tail.clear();
         self.durable_len = 0;
         self.base_index = next_index.saturating_sub(1);
@@ -425,6 +482,27 @@ impl LogStorage for MemLog {
         self.durable_len = self.entries.len();
         self.durable_tail.clear();
         Ok(())
+    }
+
+    fn repair(&mut self, index: u64, frame: Bytes) -> Result<bool, StorageError> {
+        let header = EntryHeader::decode(&frame)?;
+        let offset = index
+            .checked_sub(self.base_index + 1)
+            .and_then(|o| usize::try_from(o).ok());
+        let Some(stored) = offset.and_then(|o| self.entries.get_mut(o)) else {
+            return Err(StorageError::Unavailable {
+                index,
+                first: self.base_index + 1,
+                last: self.base_index + self.entries.len() as u64,
+            });
+        };
+        // The damage is modelled, so the stored header is the one the entry had.
+        if EntryHeader::decode(&stored.frame).ok() != Some(header) {
+            return Ok(false);
+        }
+        stored.frame = frame;
+        self.damaged.remove(&index);
+        Ok(true)
     }
 
     fn sync_may_block(&self) -> bool {

@@ -40,11 +40,14 @@ fn simulated_groups_stay_safe_and_make_progress() {
             t.committed += stats.committed;
             t.acked += stats.acked;
             t.leaders += stats.leaders;
+            t.rotted += stats.rotted;
+            t.repaired += stats.repaired;
         },
     );
     eprintln!(
-        "{seeds} seeds: {} entries committed, {} proposals acknowledged, {} leaders elected",
-        totals.committed, totals.acked, totals.leaders
+        "{seeds} seeds: {} entries committed, {} proposals acknowledged, {} leaders elected, \
+         {} entries rotted, {} repaired from a peer",
+        totals.committed, totals.acked, totals.leaders, totals.rotted, totals.repaired
     );
     if let Some((seed, e)) = failures.first() {
         let others: Vec<u64> = failures.iter().skip(1).map(|(s, _)| *s).collect();

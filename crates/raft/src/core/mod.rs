@@ -27,12 +27,14 @@
 //! - `progress`: per-follower replication state and quorum arithmetic;
 //! - `replication`: leader pushes, follower appends, the commit rule, proposals;
 //! - `transfer`: leadership transfer and preferred leaders;
+//! - `repair`: a damaged entry rewritten from a peer's intact copy;
 //! - `membership`: membership changes (proposals, learner promotion, memberships taken from
 //!   appended entries and given back by a cut log).
 
 mod election;
 mod membership;
 mod progress;
+mod repair;
 mod replication;
 mod transfer;
 mod types;
@@ -159,6 +161,8 @@ pub struct Node<S: LogStorage> {
     /// A member answered this node's vote request with its committed membership, set by
     /// the entry at this index, which does not list this node (see [`Node::removed`]).
     removed_as_of: Option<u64>,
+    /// A damaged entry being asked for (see `repair`).
+    repair: Option<repair::PendingRepair>,
     rng: SmallRng,
     hard_state_dirty: bool,
     out: Ready,
@@ -246,6 +250,7 @@ impl<S: LogStorage> Node<S> {
             taking_leadership_term: None,
             transfer_watch: None,
             removed_as_of: None,
+            repair: None,
             rng: SmallRng::seed_from_u64(seed),
             hard_state_dirty: false,
             out: Ready::default(),
@@ -428,6 +433,7 @@ impl<S: LogStorage> Node<S> {
             }
             RoleState::Leader(_) => self.leader_tick()?,
         }
+        self.repair_tick();
         self.check_transfer_watch();
         Ok(())
     }
@@ -452,6 +458,8 @@ impl<S: LogStorage> Node<S> {
             Payload::NotMember { membership_index } => {
                 self.on_not_member(msg.from, membership_index)
             }
+            Payload::EntryRequest { index } => self.on_entry_request(msg.from, index),
+            Payload::EntryCopy { index, frame } => self.on_entry_copy(msg.from, index, frame)?,
         }
         Ok(())
     }

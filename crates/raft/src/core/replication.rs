@@ -283,8 +283,10 @@ impl<S: LogStorage> Node<S> {
             return Ok(());
         };
         let mut out = std::mem::take(&mut self.out.messages);
+        let mut damaged = None;
+        let repairing = self.repair.map(|r| r.index);
         for p in &mut ls.progress {
-            push_to_follower(
+            let pushed = push_to_follower(
                 p,
                 &self.storage,
                 &self.config,
@@ -293,10 +295,23 @@ impl<S: LogStorage> Node<S> {
                 self.term,
                 (self.commit_index, self.safe_index),
                 self.id,
+                repairing,
                 &mut out,
-            )?;
+            );
+            match pushed {
+                Ok(()) => {}
+                // This follower waits for the repair; the others go on.
+                Err(StorageError::DamagedEntry { index, .. }) => damaged = Some(index),
+                Err(e) => {
+                    self.out.messages = out;
+                    return Err(e);
+                }
+            }
         }
         self.out.messages = out;
+        if let Some(index) = damaged {
+            self.on_damaged_entry(index);
+        }
         Ok(())
     }
 
@@ -820,6 +835,7 @@ fn push_to_follower<S: LogStorage>(
     term: u64,
     (commit_index, safe_index): (u64, u64),
     from: NodeId,
+    repairing: Option<u64>,
     out: &mut Vec<crate::Message>,
 ) -> Result<(), StorageError> {
     let first = storage.first_index();
@@ -837,6 +853,10 @@ fn push_to_follower<S: LogStorage>(
         if !restart && from_index < first {
             p.rewind(ReplicaState::Truncate, first);
             continue;
+        }
+        if repairing == Some(from_index) {
+            // The next entry to send is damaged here: it goes once repaired.
+            break;
         }
         let prev_index = from_index - 1;
         let prev_term = storage.term(prev_index)?;

@@ -500,6 +500,102 @@ fn follower_behind_the_leaders_first_entry_restarts_its_log() {
 }
 
 #[test]
+fn a_damaged_entry_the_leader_must_send_is_repaired_from_a_follower() {
+    let mut c = Cluster::new(3, test_config(true));
+    let leader = c.elect();
+    let holder = (leader + 1) % 3;
+    let lagger = (leader + 2) % 3;
+    c.isolate(lagger);
+    let place = c.propose(leader, b"rots on the leader");
+    c.propose(leader, b"after it");
+    c.run(5);
+    assert!(c.nodes[holder as usize].commit_index() > place.index);
+    assert!(c.node(leader).storage_mut().damage(place.index));
+    c.heal();
+    c.run(40);
+    let read_body = |node: &Node<MemLog>| {
+        let frames = node.storage().read(place.index, 1, 1 << 20).unwrap();
+        crate::entry::Entry::decode(&frames[0]).unwrap().body
+    };
+    // The lagger got the entry, and the leader's copy is whole again.
+    assert_eq!(
+        &read_body(&c.nodes[lagger as usize])[..],
+        b"rots on the leader"
+    );
+    assert_eq!(
+        &read_body(&c.nodes[leader as usize])[..],
+        b"rots on the leader"
+    );
+    assert_eq!(
+        c.nodes[lagger as usize].last_index(),
+        c.nodes[leader as usize].last_index()
+    );
+    assert_eq!(c.nodes[leader as usize].awaiting_repair(), None);
+    assert!(c.events.iter().any(|(id, e)| id.0 == leader
+        && matches!(e, Event::EntryRepaired { index, .. } if *index == place.index)));
+    assert_eq!(c.leaders(), vec![leader], "a repair changes no leadership");
+}
+
+#[test]
+fn only_an_intact_copy_of_the_same_entry_repairs_a_damaged_one() {
+    let mut c = Cluster::new(3, test_config(true));
+    let leader = c.elect();
+    let place = c.propose(leader, b"original");
+    c.run(5);
+    let damaged = (leader + 1) % 3;
+    assert!(c.node(damaged).storage_mut().damage(place.index));
+    c.node(damaged).on_damaged_entry(place.index);
+    let intact = c.nodes[leader as usize]
+        .storage()
+        .read(place.index, 1, 1 << 20)
+        .unwrap()
+        .remove(0);
+    let entry = crate::entry::Entry::decode(&intact).unwrap();
+    let forge = |term: u64, body: &'static [u8]| {
+        let mut buf = bytes::BytesMut::new();
+        crate::entry::Entry {
+            term,
+            body: Bytes::from_static(body),
+            ..entry.clone()
+        }
+        .encode(&mut buf);
+        buf.freeze()
+    };
+    let mut flipped = intact.to_vec();
+    if let Some(last) = flipped.last_mut() {
+        *last ^= 1;
+    }
+    let offers = [
+        forge(entry.term + 1, b"original"),
+        Bytes::from(flipped),
+        forge(entry.term, b"other"),
+    ];
+    let offers = offers.into_iter().chain([intact.clone()]);
+    for (n, frame) in offers.enumerate() {
+        let term = c.nodes[damaged as usize].term();
+        c.node(damaged)
+            .step(Message {
+                from: NodeId(leader),
+                to: NodeId(damaged),
+                term,
+                payload: Payload::EntryCopy {
+                    index: place.index,
+                    frame,
+                },
+            })
+            .unwrap();
+        let repaired = c.nodes[damaged as usize].awaiting_repair().is_none();
+        // Another term, a flipped bit, another body: refused; the intact copy: taken.
+        assert_eq!(repaired, n == 3, "offer {n}");
+    }
+    let frames = c.nodes[damaged as usize]
+        .storage()
+        .read(place.index, 1, 1 << 20)
+        .unwrap();
+    assert_eq!(frames[0], intact);
+}
+
+#[test]
 fn placement_patch_sees_final_index_and_position() {
     let config = test_config(false);
     let ids = [NodeId(0)];

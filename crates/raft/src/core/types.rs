@@ -156,6 +156,8 @@ pub enum Event {
     },
     /// A follower refused an append; replication to it retries after the append timeout.
     ReplicationRejected { peer: NodeId, reason: RejectReason },
+    /// Entry `index`, read back damaged, was rewritten from `from`'s intact copy.
+    EntryRepaired { index: u64, from: NodeId },
 }
 
 /// What the driver must do after feeding the node, in this order: persist `hard_state` and

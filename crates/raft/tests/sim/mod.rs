@@ -9,7 +9,7 @@ pub mod seeds;
 use raft::entry::{Entry, EntryKind};
 use raft::{
     EntryPlace, Event, HardState, LogStorage, MemLog, Membership, MembershipChange, MembershipLog,
-    Node, NodeId, Proposal, RaftConfig, Role,
+    Node, NodeId, Proposal, RaftConfig, Role, StorageError,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -72,6 +72,8 @@ pub struct Sim {
     checker: Checker,
     pending: Vec<Pending>,
     acked: u64,
+    rotted: u64,
+    repaired: u64,
     /// Share of crashes that are power cuts (unsynced writes lost) rather than kill -9.
     power_cut_chance: f64,
     /// Chance per tick that a pending fsync completes (slow disks make long windows).
@@ -85,6 +87,9 @@ pub struct SeedStats {
     pub committed: u64,
     pub acked: u64,
     pub leaders: u64,
+    /// Entries that rotted on a disk, and repairs from a peer's copy.
+    pub rotted: u64,
+    pub repaired: u64,
 }
 
 impl Sim {
@@ -180,6 +185,8 @@ impl Sim {
             checker: Checker::default(),
             pending: Vec::new(),
             acked: 0,
+            rotted: 0,
+            repaired: 0,
             verbose,
         }
     }
@@ -228,6 +235,8 @@ impl Sim {
                         committed: self.checker.committed_len(),
                         acked: self.acked,
                         leaders: self.checker.leader_count(),
+                        rotted: self.rotted,
+                        repaired: self.repaired,
                     });
                 }
                 let leader_lost = self.nodes.iter().all(|n| {
@@ -408,12 +417,19 @@ impl Sim {
                 }
             }
             41..=44 if self.changes => self.change_membership(),
+            // Without sync_flush a committed entry may survive a power cut on one member
+            // only, and membership changes may remove the members holding the other copies
+            // (new members start at the leader's first entry): a rot then is data loss no
+            // repair can undo.
+            45..=47 if self.config.sync_flush && !self.changes => self.rot(),
             33..=36 => {
                 let i = self.rng.gen_range(0..size);
                 let keep = self.rng.gen_range(0..20);
                 let applied = self.nodes[i].applied;
+                // Retention never removes the last intact copies of a rotted entry.
+                let rotted = self.lowest_rotted();
                 if let Some(node) = self.nodes[i].node.as_mut() {
-                    let upto = node.apply_limit().min(applied);
+                    let upto = node.apply_limit().min(applied).min(rotted);
                     if upto > keep {
                         node.storage_mut().compact_to(upto - keep);
                         let first = upto - keep;
@@ -434,6 +450,75 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// A bit flips in an entry of a node's disk that other members hold intact: one that
+    /// node made durable and knows committed (what old segments hold).
+    fn rot(&mut self) {
+        let i = self.rng.gen_range(0..self.nodes.len());
+        let Some(node) = self.nodes[i].node.as_ref() else {
+            return;
+        };
+        // Not below any member's first entry: a member behind the leader's first entry
+        // restarts its log there and would never hold a copy again.
+        let first = self
+            .nodes
+            .iter()
+            .filter_map(|sn| Self::log_of(sn).map(|log| log.first_index()))
+            .max()
+            .unwrap_or(1);
+        let last = node.safe_index().min(node.storage().durable_last_index());
+        if first > last {
+            return;
+        }
+        let index = self.rng.gen_range(first..=last);
+        let Ok(Some(term)) = node.storage().term(index) else {
+            return;
+        };
+        // Only members are asked for a copy.
+        let members: Vec<usize> = node
+            .membership()
+            .members()
+            .iter()
+            .map(|m| m.id.0 as usize)
+            .collect();
+        let intact_elsewhere = members
+            .iter()
+            .any(|&j| j != i && Self::holds_intact(&self.nodes[j], index, term));
+        let rotted_elsewhere = self
+            .nodes
+            .iter()
+            .any(|other| Self::log_of(other).is_some_and(|log| log.damaged().any(|d| d == index)));
+        if !intact_elsewhere || rotted_elsewhere {
+            return;
+        }
+        if let Some(node) = self.nodes[i].node.as_mut() {
+            if node.storage_mut().damage(index) {
+                self.rotted += 1;
+                self.note(|| format!("entry {index} rots on {i}"));
+            }
+        }
+    }
+
+    fn log_of(sn: &SimNode) -> Option<&MemLog> {
+        sn.node.as_ref().map(|n| n.storage()).or(sn.disk.as_ref())
+    }
+
+    fn holds_intact(sn: &SimNode, index: u64, term: u64) -> bool {
+        Self::log_of(sn).is_some_and(|log| {
+            index >= log.first_index()
+                && log.term(index).ok().flatten() == Some(term)
+                && !log.damaged().any(|d| d == index)
+        })
+    }
+
+    /// The lowest entry rotted on any node and not repaired yet (`u64::MAX`: none).
+    fn lowest_rotted(&self) -> u64 {
+        self.nodes
+            .iter()
+            .filter_map(|sn| Self::log_of(sn).and_then(|log| log.damaged().next()))
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     fn crash(&mut self, i: usize) {
@@ -668,6 +753,11 @@ impl Sim {
                 Event::ReplicationRejected { peer, reason } => {
                     return Err(format!("{i}: {peer} rejected an append: {reason:?}"));
                 }
+                Event::EntryRepaired { index, from } => {
+                    let (index, from) = (*index, *from);
+                    self.repaired += 1;
+                    self.note(|| format!("{i} repaired entry {index} from {from}"));
+                }
             }
         }
         if ready.sync_needed && self.rng.gen_bool(self.sync_chance / 2.0) {
@@ -739,10 +829,15 @@ impl Sim {
                 return Err("apply loop does not advance".to_string());
             }
             let from = sn.applied + 1;
-            let frames = node
-                .storage()
-                .read(from, 64, 1 << 20)
-                .map_err(|e| format!("{id}: apply read at {from}: {e}"))?;
+            let frames = match node.storage().read(from, 64, 1 << 20) {
+                Ok(frames) => frames,
+                // Applying waits for the repair, as the driver does.
+                Err(StorageError::DamagedEntry { index, .. }) => {
+                    node.on_damaged_entry(index);
+                    break;
+                }
+                Err(e) => return Err(format!("{id}: apply read at {from}: {e}")),
+            };
             if frames.is_empty() {
                 return Err(format!(
                     "{id}: nothing to apply at {from} below limit {limit}"
