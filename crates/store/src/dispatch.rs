@@ -18,7 +18,7 @@ use message::{DelayLevels, DispatchInfo, MessageView};
 use parking_lot::RwLock;
 use raft::entry::{EntryKind, ENTRY_HEADER_LEN};
 
-use crate::commit_log::{CommitLog, FrameAt};
+use crate::commit_log::{BodyAt, CommitLog, FrameAt};
 use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue, CqEntry, QueueMap};
 use crate::dir_lock::DirLock;
 use crate::error::{Result, StoreError};
@@ -722,8 +722,11 @@ fn entry_matches_log(entry: &CqEntry, cq: &ConsumeQueue, offset: i64, log: &Comm
     if entry.phys_offset < log.first_pos() as i64 + raft::entry::ENTRY_HEADER_LEN as i64 {
         return true;
     }
-    let Some((header, body)) = log.read_body_at(entry.phys_offset as u64) else {
-        return false;
+    let (header, body) = match log.body_at(entry.phys_offset as u64) {
+        BodyAt::Found(header, body) => (header, body),
+        // Rotted, not gone: the entry stays (the raft node repairs the bytes under it).
+        BodyAt::Damaged { .. } => return true,
+        BodyAt::Missing => return false,
     };
     if header.body_len as i64 != i64::from(entry.size) {
         return false;

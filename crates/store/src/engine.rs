@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use raft::entry::{EntryHeader, EntryKind};
 
 use crate::checkpoint::StoreCheckpoint;
-use crate::commit_log::{CommitLog, InvalidBody};
+use crate::commit_log::{BodyAt, CommitLog, InvalidBody};
 use crate::config::StoreConfig;
 use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue};
 use crate::dispatch::{is_message_channel, Dispatcher};
@@ -156,12 +156,27 @@ impl Engine {
 
     /// The message record at a physical offset, shared with the mapping.
     pub(crate) fn read_record(&self, phys_offset: i64) -> Option<Bytes> {
-        let pos = u64::try_from(phys_offset).ok()?;
-        let (header, body) = self.log.read_body_at(pos)?;
-        if !is_message_channel(header.channel) || header.kind != EntryKind::Normal {
-            return None;
+        match self.record_at(phys_offset) {
+            RecordAt::Found(record) => Some(record),
+            RecordAt::Missing | RecordAt::Damaged => None,
         }
-        Some(body)
+    }
+
+    /// The message record at a physical offset, or why there is none: a damaged one (bit
+    /// rot, reported for repair) is not gone, and readers wait for it rather than skip it.
+    pub(crate) fn record_at(&self, phys_offset: i64) -> RecordAt {
+        let Ok(pos) = u64::try_from(phys_offset) else {
+            return RecordAt::Missing;
+        };
+        match self.log.body_at(pos) {
+            BodyAt::Found(header, body)
+                if is_message_channel(header.channel) && header.kind == EntryKind::Normal =>
+            {
+                RecordAt::Found(body)
+            }
+            BodyAt::Found(..) | BodyAt::Missing => RecordAt::Missing,
+            BodyAt::Damaged { .. } => RecordAt::Damaged,
+        }
     }
 
     /// STORETIMESTAMP of the record at a physical offset.
@@ -176,6 +191,13 @@ impl Engine {
         let at = store_timestamp_offset(sys_flag);
         Some(i64::from_be_bytes(record.get(at..at + 8)?.try_into().ok()?))
     }
+}
+
+/// See [`Engine::record_at`].
+pub(crate) enum RecordAt {
+    Found(Bytes),
+    Missing,
+    Damaged,
 }
 
 /// Checks a batch of records a producer sent (sizes, layout, a storable topic and queue) and

@@ -18,6 +18,14 @@ pub enum StoreError {
     DiskFull { used_ratio: f64, limit_ratio: f64 },
     #[error("corrupt store file {path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// Entry `index` of the CommitLog in `path` was read back damaged (bit rot): a group
+    /// member repairs it from another member's copy.
+    #[error("damaged entry {index} in {path}: {reason}")]
+    DamagedEntry {
+        path: PathBuf,
+        index: u64,
+        reason: String,
+    },
     #[error("invalid store configuration: {0}")]
     Config(String),
     #[error("entry of {size} bytes exceeds the limit of {max} bytes")]

@@ -12,7 +12,7 @@ use message::MessageView;
 
 use crate::commit_log::FrameAt;
 use crate::consume_queue::{Boundary, ConsumeQueue, CqEntry};
-use crate::engine::Engine;
+use crate::engine::{Engine, RecordAt};
 use crate::results::{
     AcceptAll, ArrivalListener, GetMessageResult, GetMessageStatus, MessageFilter,
     QueryMessageResult,
@@ -162,17 +162,26 @@ impl StoreReader {
                 if !filter.matches(entry.tags_code) {
                     continue;
                 }
-                match self.engine.read_record(entry.phys_offset) {
+                match self.engine.record_at(entry.phys_offset) {
                     // Skipped like a tag mismatch: the scan (and the next begin offset)
                     // moves past it.
-                    Some(record)
+                    RecordAt::Found(record)
                         if record.len() == entry.size as usize
                             && !filter.matches_record(&record) => {}
-                    Some(record) if record.len() == entry.size as usize => {
+                    RecordAt::Found(record) if record.len() == entry.size as usize => {
                         result.buffer_total_size += record.len();
                         result.messages.push(record);
                         result.queue_offsets.push(queue_offset);
                         result.status = GetMessageStatus::Found;
+                    }
+                    // Rotted, and being repaired: the consumer comes back for it (the next
+                    // begin offset stays on it) instead of losing it.
+                    RecordAt::Damaged => {
+                        scanned -= 1;
+                        if result.messages.is_empty() {
+                            result.status = GetMessageStatus::MessageWasRemoving;
+                        }
+                        break 'scan;
                     }
                     _ => {
                         if result.messages.is_empty() {

@@ -353,6 +353,19 @@ impl Segment {
             .map_err(|e| StoreError::io(&self.path, e))
     }
 
+    /// Writes `data` at `rel` through the file (not the mapping) and fdatasyncs it, even over
+    /// stable bytes: only for putting back the bytes an entry had before they rotted (see
+    /// `CommitLog::repair_entry`). A view of those bytes sees the damaged or the repaired
+    /// bytes, as it would see any change made to the file from outside, and every reader
+    /// that trusts them verifies checksums first.
+    pub(crate) fn overwrite_durably(&self, rel: u64, data: &[u8]) -> Result<()> {
+        self.check_range(rel, data.len())?;
+        self.file
+            .write_all_at(data, rel)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| StoreError::io(&self.path, e))
+    }
+
     /// Removes the file. Readers holding views keep the mapping (and the unlinked inode)
     /// alive until they drop them.
     pub fn remove_file(&self) -> Result<()> {

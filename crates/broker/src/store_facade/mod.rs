@@ -149,6 +149,7 @@ impl From<StoreError> for PutError {
             | StoreError::BadRecord(_) => PutError::MessageIllegal(text),
             StoreError::Io { .. }
             | StoreError::Corrupt { .. }
+            | StoreError::DamagedEntry { .. }
             | StoreError::Config(_)
             | StoreError::LogMismatch(_) => PutError::SystemError(text),
         }

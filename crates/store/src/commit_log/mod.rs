@@ -88,6 +88,14 @@ impl CommitLogConfig {
     }
 }
 
+/// What a read by physical offset found (see [`CommitLog::body_at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyAt {
+    Found(EntryHeader, Bytes),
+    Missing,
+    Damaged { index: u64 },
+}
+
 /// Where an entry goes (or went).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
@@ -190,7 +198,14 @@ pub struct CommitLog {
     failed: Mutex<Option<String>>,
     has_failed: AtomicBool,
     fsyncs: AtomicU64,
+    /// Entries readers found damaged, for the raft node to repair (see
+    /// [`CommitLog::take_damage_report`]); bounded by `MAX_DAMAGE_REPORTS`.
+    damage_reports: Mutex<std::collections::BTreeSet<u64>>,
 }
+
+/// Damaged entries remembered at once: one is repaired at a time, and the readers that need
+/// the others find them again.
+const MAX_DAMAGE_REPORTS: usize = 64;
 
 impl std::fmt::Debug for CommitLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -258,6 +273,7 @@ impl CommitLog {
             checkpoint_lock: Mutex::new(cp),
             durable: watch::Sender::new(Durable::default()),
             flush_lock: Mutex::new(()),
+            damage_reports: Mutex::new(Default::default()),
             failed: Mutex::new(None),
             has_failed: AtomicBool::new(false),
             fsyncs: AtomicU64::new(0),
@@ -338,6 +354,13 @@ impl CommitLog {
 
     pub fn stable_pos(&self) -> u64 {
         self.published.stable_pos.load(Ordering::Acquire)
+    }
+
+    /// Where the last checkpoint says everything before is durable and verified: recovery
+    /// scans from here. Damage below it is found only by reads (and repaired from a peer);
+    /// above it, recovery takes a bad frame for the torn end of the log.
+    pub fn checkpointed_pos(&self) -> u64 {
+        self.checkpoint_lock.lock().safe_pos
     }
 
     pub fn segment_len(&self) -> u64 {

@@ -36,22 +36,7 @@ impl CommitLog {
         let Some(frame) = self.read_bytes(loc.pos, loc.size as usize)? else {
             return Ok(None);
         };
-        let entry = Entry::decode(&frame).map_err(|e| {
-            StoreError::corrupt(
-                &self.config.dir,
-                format!("entry {index} at {}: {e}", loc.pos),
-            )
-        })?;
-        if entry.index != index || entry.pos != loc.pos {
-            return Err(StoreError::corrupt(
-                &self.config.dir,
-                format!(
-                    "entry-index slot {index} points at a frame of index {} at {}",
-                    entry.index, entry.pos
-                ),
-            ));
-        }
-        Ok(Some(entry))
+        self.verify_frame(&frame, &loc).map(Some)
     }
 
     /// Entries from `from_index` on, at most `max_count` of them and, after the first, at
@@ -104,26 +89,64 @@ impl CommitLog {
             let Some(frame) = self.read_bytes(loc.pos, size)? else {
                 break;
             };
-            let entry = Entry::decode(&frame).map_err(|e| {
-                StoreError::corrupt(
-                    &self.config.dir,
-                    format!("entry {index} at {}: {e}", loc.pos),
-                )
-            })?;
-            if entry.index != index || entry.pos != loc.pos || entry.size() != size {
-                return Err(StoreError::corrupt(
-                    &self.config.dir,
-                    format!(
-                        "entry-index slot {index} points at a frame of index {} at {}",
-                        entry.index, entry.pos
-                    ),
-                ));
-            }
+            self.verify_frame(&frame, &loc)?;
             bytes += size;
             out.push(frame);
             index += 1;
         }
         Ok(out)
+    }
+
+    /// Decodes the frame read at `loc`, both checksums verified and matching its slot in
+    /// the entry index; anything else is a damaged entry.
+    fn verify_frame(&self, frame: &Bytes, loc: &EntryLocation) -> Result<Entry> {
+        let damaged = |reason: String| StoreError::DamagedEntry {
+            path: self.config.dir.clone(),
+            index: loc.index,
+            reason,
+        };
+        let entry = Entry::decode(frame).map_err(|e| damaged(format!("at {}: {e}", loc.pos)))?;
+        if entry.index != loc.index
+            || entry.pos != loc.pos
+            || entry.term != loc.term
+            || entry.size() != loc.size as usize
+        {
+            return Err(damaged(format!(
+                "the frame at {} holds entry {} of term {} at {}",
+                loc.pos, entry.index, entry.term, entry.pos
+            )));
+        }
+        Ok(entry)
+    }
+
+    /// Writes `frame`, another member's intact copy of entry `index`, over the damaged one,
+    /// durably. Refused (`false`, nothing written) unless it is exactly one intact entry with
+    /// the index, term, position and size this log records for `index`, and the same header
+    /// as the damaged copy when that header is still intact.
+    pub fn repair_entry(&self, index: u64, frame: &Bytes) -> Result<bool> {
+        let Some(loc) = self.location(index) else {
+            return Ok(false);
+        };
+        if self.verify_frame(frame, &loc).is_err() {
+            return Ok(false);
+        }
+        let Some(segment) = self.data.find(loc.pos) else {
+            return Ok(false);
+        };
+        let rel = loc.pos - segment.start();
+        let mut header_bytes = [0u8; ENTRY_HEADER_LEN];
+        segment.pread(rel, &mut header_bytes)?;
+        if let (Ok(left), Ok(copy)) = (
+            EntryHeader::decode(&header_bytes),
+            EntryHeader::decode(frame),
+        ) {
+            if left != copy {
+                return Ok(false);
+            }
+        }
+        let _guard = self.truncation.read();
+        segment.overwrite_durably(rel, frame)?;
+        Ok(true)
     }
 
     /// Bytes `[pos, pos + len)` of one segment, below the write position.
@@ -147,26 +170,88 @@ impl CommitLog {
     }
 
     /// The body of the entry whose body starts at `body_pos` (a message's physical
-    /// offset), if a valid frame header sits right before it and the whole entry is stable.
-    /// The body checksum is not verified here (recovery did); the header's is.
+    /// offset), if a valid frame header sits right before it and the whole entry is stable;
+    /// `None` as well when it is damaged (see [`CommitLog::body_at`]).
     pub fn read_body_at(&self, body_pos: u64) -> Option<(EntryHeader, Bytes)> {
-        let pos = body_pos.checked_sub(HEADER_LEN)?;
-        if pos < self.first_pos() {
-            return None;
+        match self.body_at(body_pos) {
+            BodyAt::Found(header, body) => Some((header, body)),
+            BodyAt::Missing | BodyAt::Damaged { .. } => None,
         }
-        let segment = self.data.find(pos)?;
+    }
+
+    /// What lies at `body_pos` (a message's physical offset): a stable entry whose header
+    /// and body checksums hold, nothing readable (not stable yet, removed, not an entry's
+    /// start), or an entry that rotted, which is reported for repair
+    /// ([`CommitLog::take_damage_report`]) and must not be skipped over as if it were gone.
+    pub fn body_at(&self, body_pos: u64) -> BodyAt {
+        let Some(pos) = body_pos.checked_sub(HEADER_LEN) else {
+            return BodyAt::Missing;
+        };
+        if pos < self.first_pos() {
+            return BodyAt::Missing;
+        }
+        let Some(segment) = self.data.find(pos) else {
+            return BodyAt::Missing;
+        };
         let rel = pos - segment.start();
         let mut header_bytes = [0u8; ENTRY_HEADER_LEN];
         if !segment.copy_stable(rel, &mut header_bytes) {
-            return None;
+            return BodyAt::Missing;
         }
-        let header = EntryHeader::decode(&header_bytes).ok()?;
-        if header.pos != pos {
-            return None;
+        let header = match EntryHeader::decode(&header_bytes) {
+            Ok(header) if header.pos == pos => header,
+            // A rotted header: damaged if an entry starts here, else not an entry's start.
+            _ => return self.damaged_at(pos),
+        };
+        let Some(body) = segment.read_stable(rel + HEADER_LEN, header.body_len as usize) else {
+            return BodyAt::Missing;
+        };
+        if crc32c::crc32c(&body) != header.body_crc {
+            return self.damaged_at(pos);
         }
-        let body = segment.read_stable(rel + HEADER_LEN, header.body_len as usize)?;
-        debug_assert_eq!(body.len(), header.body_len as usize);
-        Some((header, body))
+        BodyAt::Found(header, body)
+    }
+
+    fn damaged_at(&self, pos: u64) -> BodyAt {
+        let Some(index) = self.index_at_pos(pos) else {
+            return BodyAt::Missing;
+        };
+        tracing::warn!(dir = %self.config.dir.display(), index, pos,
+            "a read found a damaged entry; reported for repair");
+        let mut reports = self.damage_reports.lock();
+        if reports.len() < MAX_DAMAGE_REPORTS {
+            reports.insert(index);
+        }
+        BodyAt::Damaged { index }
+    }
+
+    /// The entry whose frame starts exactly at `pos`, by binary search over the entry index
+    /// (positions grow with indexes).
+    fn index_at_pos(&self, pos: u64) -> Option<u64> {
+        let (mut lo, mut hi) = (self.first_index(), self.last_index());
+        // Bounded: the range halves every round.
+        while lo <= hi {
+            let mid = lo + (hi - lo) / 2;
+            let loc = self.location(mid)?;
+            match loc.pos.cmp(&pos) {
+                std::cmp::Ordering::Equal => return Some(mid),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid.checked_sub(1)?,
+            }
+        }
+        None
+    }
+
+    /// A damaged entry a read found, not yet handed out and still damaged (lowest first):
+    /// reports go stale when the raft node repairs the entry for a reason of its own.
+    pub fn take_damage_report(&self) -> Option<u64> {
+        // Bounded by the reports held.
+        loop {
+            let index = self.damage_reports.lock().pop_first()?;
+            if matches!(self.read_entry(index), Err(StoreError::DamagedEntry { .. })) {
+                return Some(index);
+            }
+        }
     }
 
     /// Reads whatever is at `pos` among stable bytes (for dispatching committed entries in
