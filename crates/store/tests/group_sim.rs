@@ -5,7 +5,9 @@
 //! over a seeded network (loss, duplication, delay, partitions), with kill -9, SIGSTOP,
 //! power cuts of one member or the whole group (unsynced writes lost, the last ones torn,
 //! see `group_sim/disk.rs`), disks that fail (ENOSPC, EIO) in the middle of an append,
-//! truncation, reset or fsync (`group_sim/faulty.rs`) and leadership transfers.
+//! truncation, reset or fsync (`group_sim/faulty.rs`), bits flipping in old entries on a
+//! member's disk (found by whoever reads them, repaired from another member's copy) and
+//! leadership transfers.
 //!
 //! After every step: no (queue, offset) ever names two messages, across members and over
 //! time; a member's queues never shrink while it runs; a put that failed is never
@@ -108,6 +110,9 @@ struct SeedStats {
     disk_faults: u64,
     /// Acknowledged ASYNC_FLUSH puts a power cut took back.
     async_lost: u64,
+    /// Entries whose bytes rotted on a member's disk, and repairs from a peer's copy.
+    rotted: u64,
+    repaired: u64,
 }
 
 struct Sim {
@@ -138,6 +143,9 @@ struct Sim {
     disk_faults: u64,
     /// Whether this seed adds and removes members while it runs.
     changes: bool,
+    /// (member, entry index) of every rot so far.
+    rotted: BTreeSet<(usize, u64)>,
+    repaired: u64,
     /// The next slot a membership change adds.
     next_joiner: usize,
     verbose: bool,
@@ -231,6 +239,8 @@ impl Sim {
             power_cuts: 0,
             disk_faults: 0,
             changes,
+            rotted: BTreeSet::new(),
+            repaired: 0,
             next_joiner: size as usize,
             verbose,
         };
@@ -338,7 +348,9 @@ impl Sim {
                             .as_ref()
                             .is_some_and(|up| up.core.next_apply_index() > index)
                     });
-                    if everyone {
+                    // Every member also read every message back (rotted ones repaired).
+                    let read_all = in_force.iter().all(|&m| self.read_everything(m));
+                    if everyone && read_all {
                         return self.final_check(&in_force);
                     }
                     let still = self.members[at]
@@ -542,6 +554,9 @@ impl Sim {
                 }
             }
             39..=41 if self.changes => self.change_membership()?,
+            // Only where other members keep a copy for sure: with SYNC_FLUSH (no power cut
+            // takes back a committed entry) and a fixed membership.
+            46..=48 if self.sync_flush && !self.changes => self.rot()?,
             42..=45 => {
                 let i = self.rng.gen_range(0..size);
                 let fault = if self.rng.gen_bool(0.5) {
@@ -568,6 +583,75 @@ impl Sim {
                 self.start(i)?;
             }
         }
+        Ok(())
+    }
+
+    /// A bit flips in an old entry on a running member's disk: one it applied, below its
+    /// log's checkpoint, that another member holds too and that never rotted elsewhere.
+    fn rot(&mut self) -> Result<(), Violation> {
+        if self.members.iter().any(|m| m.joined && m.up.is_none()) {
+            return Ok(());
+        }
+        let i = self.rng.gen_range(0..self.members.len());
+        let Some(up) = self.members[i].up.as_ref() else {
+            return Ok(());
+        };
+        let status = up.node.status();
+        let last = status
+            .commit_index
+            .min(status.persisted_index)
+            .min(up.core.next_apply_index().saturating_sub(1));
+        if last < status.first_index {
+            return Ok(());
+        }
+        let index = self.rng.gen_range(status.first_index..=last);
+        let Ok(Some(term)) = up.node.storage().term(index) else {
+            return Ok(());
+        };
+        let held_elsewhere = self.members.iter().enumerate().any(|(j, m)| {
+            j != i
+                && m.up
+                    .as_ref()
+                    .is_some_and(|o| o.node.storage().term(index).ok().flatten() == Some(term))
+        });
+        if !held_elsewhere || self.rotted.iter().any(|(_, r)| *r == index) {
+            return Ok(());
+        }
+        let log = up.node.storage().inner().commit_log();
+        let Some(loc) = log.location(index) else {
+            return Ok(());
+        };
+        // Old segments: recovery takes a bad frame past the checkpoint for a torn end.
+        if loc.end() > log.checkpointed_pos() {
+            return Ok(());
+        }
+        let segment_start = loc.pos - loc.pos % log.segment_len();
+        let path = log
+            .dir()
+            .join("data")
+            .join(store::segment::file_name(segment_start));
+        // Mostly in the body, sometimes in the header.
+        let within = self.rng.gen_range(0..u64::from(loc.size));
+        let at = loc.pos - segment_start + within;
+        let mask = 1u8 << self.rng.gen_range(0..8);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("rot {}: {e}", path.display()))?;
+        let mut byte = [0u8];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, at)
+            .and_then(|()| {
+                byte[0] ^= mask;
+                std::os::unix::fs::FileExt::write_all_at(&file, &byte, at)
+            })
+            .map_err(|e| format!("rot {}: {e}", path.display()))?;
+        let member = &mut self.members[i];
+        member.durable.rot(&path, at as usize, mask);
+        // Readers come back to every message, as consumers catching up would.
+        member.checked.clear();
+        self.rotted.insert((i, index));
+        self.note(|| format!("entry {index} rots on {i} (byte {within} of its frame)"));
         Ok(())
     }
 
@@ -857,6 +941,29 @@ impl Sim {
             }
         }
         for event in ready.events {
+            if let Event::EntryRepaired { index, from } = event {
+                self.repaired += 1;
+                if !self.rotted.contains(&(i, index)) {
+                    return Err(format!("{id}: repaired entry {index}, which never rotted"));
+                }
+                // The repair fdatasyncs the segment it wrote into.
+                let log = up.node.storage().inner().commit_log();
+                if let Some(loc) = log.location(index) {
+                    let segment = log.dir().join("data").join(store::segment::file_name(
+                        loc.pos - loc.pos % log.segment_len(),
+                    ));
+                    member
+                        .durable
+                        .synced(&segment)
+                        .map_err(|e| format!("reading files: {e}"))?;
+                }
+                if self.verbose {
+                    eprintln!(
+                        "[seed {} t={now}] {id} repaired entry {index} from {from}",
+                        self.seed
+                    );
+                }
+            }
             if let Event::LogRestarted {
                 next_index,
                 next_pos,
@@ -937,6 +1044,14 @@ impl Sim {
                 // Bounded: each round reads at least one entry or stops.
                 while *checked < max {
                     let got = reader.get_messages(name, queue, *checked, 32, None, &AcceptAll);
+                    let rotted_here = self.rotted.iter().any(|(m, _)| *m == i);
+                    if got.messages.is_empty()
+                        && got.status == store::GetMessageStatus::MessageWasRemoving
+                        && rotted_here
+                    {
+                        // A rotted message, reported for repair: read again later.
+                        break;
+                    }
                     if got.messages.is_empty() {
                         return Err(format!(
                             "{}: {}:{queue} offset {} below max {max} reads nothing ({:?})",
@@ -998,6 +1113,21 @@ impl Sim {
 
     /// Every member in force serves the same dense queues holding everything ever served,
     /// and every acknowledged put. (A removed member was checked while it ran.)
+    /// Whether member `m`'s checks read every queue to its end.
+    fn read_everything(&self, m: usize) -> bool {
+        let member = &self.members[m];
+        let Some(up) = member.up.as_ref() else {
+            return false;
+        };
+        let reader = up.core.reader();
+        TOPICS.iter().enumerate().all(|(topic, name)| {
+            (0..QUEUES).all(|queue| {
+                member.checked.get(&(topic, queue)).copied().unwrap_or(0)
+                    == reader.max_offset(name, queue)
+            })
+        })
+    }
+
     fn final_check(self, in_force: &[usize]) -> Result<SeedStats, Violation> {
         let mut stats = SeedStats {
             acked: self.acked.len() as u64,
@@ -1005,6 +1135,8 @@ impl Sim {
             power_cuts: self.power_cuts,
             disk_faults: self.disk_faults,
             async_lost: 0,
+            rotted: self.rotted.len() as u64,
+            repaired: self.repaired,
         };
         for member in in_force.iter().map(|&m| &self.members[m]) {
             let Some(up) = member.up.as_ref() else {
@@ -1058,11 +1190,15 @@ fn apply_committed(up: &mut Up) -> Result<(), String> {
         if next > limit {
             break;
         }
-        let frames = up
-            .node
-            .storage()
-            .read(next, 16, 1 << 20)
-            .map_err(|e| format!("apply read at {next}: {e}"))?;
+        let frames = match up.node.storage().read(next, 16, 1 << 20) {
+            Ok(frames) => frames,
+            // Applying waits for the repair, as the driver does.
+            Err(raft::StorageError::DamagedEntry { index, .. }) => {
+                up.node.on_damaged_entry(index);
+                break;
+            }
+            Err(e) => return Err(format!("apply read at {next}: {e}")),
+        };
         let entries = frames
             .iter()
             .map(Entry::decode_stored)
@@ -1115,6 +1251,8 @@ fn simulated_groups_over_the_real_store_lose_nothing_acknowledged() {
             t.power_cuts += stats.power_cuts;
             t.disk_faults += stats.disk_faults;
             t.async_lost += stats.async_lost;
+            t.rotted += stats.rotted;
+            t.repaired += stats.repaired;
         },
     );
     eprintln!(

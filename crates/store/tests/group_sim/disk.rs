@@ -59,6 +59,14 @@ impl DurableImage {
         Ok(())
     }
 
+    /// A bit flips on the disk itself at byte `at` of `path`: the durable content rots too,
+    /// so no power cut brings the old byte back.
+    pub fn rot(&mut self, path: &Path, at: usize, mask: u8) {
+        if let Some(byte) = self.files.get_mut(path).and_then(|f| f.get_mut(at)) {
+            *byte ^= mask;
+        }
+    }
+
     /// Power fails: every file under `root` goes back to its durable content, except pages
     /// that `torn` (0..=1) of the time were written back anyway. Returns how many pages
     /// differed from what the running process saw.

@@ -122,6 +122,15 @@ impl LogStorage for FaultyLog {
         false
     }
 
+    fn repair(&mut self, index: u64, frame: Bytes) -> Result<bool, StorageError> {
+        self.check()?;
+        self.inner.repair(index, frame)
+    }
+
+    fn damage_reported(&mut self) -> Option<u64> {
+        self.inner.damage_reported()
+    }
+
     fn committed(&mut self, index: u64) {
         self.inner.committed(index)
     }
