@@ -80,6 +80,10 @@ pub trait DriverObserver: std::fmt::Debug + Send + Sync + 'static {
     fn log_synced(&self, elapsed: Duration);
     /// The leader appended `entries` proposals to its log in one append.
     fn proposals_appended(&self, entries: usize);
+    /// A read found an entry of the log damaged; a peer's copy is being asked for.
+    fn entry_damaged(&self) {}
+    /// A damaged entry was repaired from a peer's copy.
+    fn entry_repaired(&self) {}
 }
 
 impl DriverConfig {
@@ -888,9 +892,17 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             Event::ReplicationRejected { peer, reason } => {
                 tracing::error!(node = %self.node.id(), %peer, ?reason, "append rejected");
             }
+            Event::EntryDamaged { .. } => {
+                if let Some(observer) = &self.observer {
+                    observer.entry_damaged();
+                }
+            }
             Event::EntryRepaired { index, from } => {
                 tracing::warn!(node = %self.node.id(), index, peer = %from,
                     "damaged entry repaired from a peer's copy");
+                if let Some(observer) = &self.observer {
+                    observer.entry_repaired();
+                }
             }
         }
     }

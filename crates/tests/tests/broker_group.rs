@@ -638,7 +638,9 @@ async fn a_sync_flush_group_killed_all_at_once_restarts_with_every_acknowledged_
 /// supervisor: `disk_faults`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rotten_entry_is_repaired_from_a_peer_while_the_master_rebuilds_a_member() {
-    let (setup, mut group) = Setup::start("StorageError", "RotTopic").await;
+    let metrics = [("metricsExporterType", "PROM".to_owned())];
+    let (setup, mut group) =
+        Setup::start_with("StorageError", "RotTopic", &metrics, Duration::from_secs(1)).await;
     let producer = setup.producer("rot-producer");
     let load = Load::start(&producer, "RotTopic", SENDERS);
     acked_after(&load, 300).await;
@@ -700,6 +702,15 @@ async fn a_rotten_entry_is_repaired_from_a_peer_while_the_master_rebuilds_a_memb
     assert!(
         output.contains("damaged entry repaired from a peer's copy"),
         "it must say what it did: {output}"
+    );
+    let counted = tests::scrape::scrape(&group.members[rotten].metrics_addr().unwrap()).unwrap();
+    assert_eq!(
+        counted.value("rocketmq_raft_entries_damaged_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        counted.value("rocketmq_raft_entries_repaired_total", &[]),
+        1.0
     );
     wait_for_master(&setup.admin, &setup.group_name, None, WAIT)
         .await

@@ -1,8 +1,8 @@
 //! A group member's raft work: elections and leadership changes it sees, counted from its
 //! raft state as it is published (a term that moves on by k means k elections ran, even
 //! when the published states between them were coalesced); how long each fsync of its log
-//! took and how many proposals each leader append took in (the group commit), as its raft
-//! driver reports them.
+//! took, how many proposals each leader append took in (the group commit) and the damaged
+//! entries it found and repaired from a peer, as its raft driver reports them.
 
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ pub struct RaftCounters {
     leader_changes: Counter,
     fsync_latency: Histogram,
     entries_per_append: Histogram,
+    damaged_entries: Counter,
+    repaired_entries: Counter,
 }
 
 impl Default for RaftCounters {
@@ -38,6 +40,8 @@ impl Default for RaftCounters {
             leader_changes: Counter::default(),
             fsync_latency: Histogram::new(FSYNC_BUCKETS_MS),
             entries_per_append: Histogram::new(APPEND_BUCKETS),
+            damaged_entries: Counter::default(),
+            repaired_entries: Counter::default(),
         }
     }
 }
@@ -49,6 +53,14 @@ impl DriverObserver for RaftCounters {
 
     fn proposals_appended(&self, entries: usize) {
         self.entries_per_append.observe(entries as f64);
+    }
+
+    fn entry_damaged(&self) {
+        self.damaged_entries.inc();
+    }
+
+    fn entry_repaired(&self) {
+        self.repaired_entries.inc();
     }
 }
 
@@ -73,6 +85,16 @@ impl RaftCounters {
             "rocketmq_raft_entries_per_append",
             "Proposals the leader appended to its log at once",
             self.entries_per_append.clone(),
+        );
+        registry.register(
+            "rocketmq_raft_entries_damaged",
+            "Entries of this member's log a read found damaged (bit rot), each asked of the other members",
+            self.damaged_entries.clone(),
+        );
+        registry.register(
+            "rocketmq_raft_entries_repaired",
+            "Damaged entries of this member's log rewritten from another member's copy",
+            self.repaired_entries.clone(),
         );
     }
 

@@ -40,6 +40,7 @@ impl<S: LogStorage> Node<S> {
             index,
             asked_at: self.now,
         });
+        self.out.events.push(Event::EntryDamaged { index });
         self.ask_for_copy(index);
     }
 

@@ -156,6 +156,8 @@ pub enum Event {
     },
     /// A follower refused an append; replication to it retries after the append timeout.
     ReplicationRejected { peer: NodeId, reason: RejectReason },
+    /// A read found entry `index` damaged; the other members are asked for a copy.
+    EntryDamaged { index: u64 },
     /// Entry `index`, read back damaged, was rewritten from `from`'s intact copy.
     EntryRepaired { index: u64, from: NodeId },
 }

@@ -753,6 +753,10 @@ impl Sim {
                 Event::ReplicationRejected { peer, reason } => {
                     return Err(format!("{i}: {peer} rejected an append: {reason:?}"));
                 }
+                Event::EntryDamaged { index } => {
+                    let index = *index;
+                    self.note(|| format!("{i} asks for a copy of damaged entry {index}"));
+                }
                 Event::EntryRepaired { index, from } => {
                     let (index, from) = (*index, *from);
                     self.repaired += 1;
