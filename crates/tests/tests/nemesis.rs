@@ -338,26 +338,12 @@ async fn random_faults_lose_nothing_acknowledged() {
 /// and the cut-off one must rejoin and hold the same queues; nothing acknowledged is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cut_off_master_is_replaced_and_rejoins_with_nothing_lost() {
-    if !Network::available() {
-        eprintln!("SKIPPED: network namespaces need root and iproute2");
-        return;
-    }
     let _watchdog = Watchdog::start(Duration::from_secs(600));
     let dir = tempfile::tempdir().unwrap();
-    let network = Network::create(3).unwrap();
     let name = "Partitioned";
-    let placed = placements(dir.path(), &[], Some(&network), 3);
-    let setup = FaultGroup::start(
-        dir.path(),
-        &placed,
-        Some(&network),
-        name,
-        TOPIC,
-        QUEUES,
-        &[],
-    )
-    .await
-    .unwrap();
+    let Some((network, setup)) = partitionable_group(dir.path(), name, &[]).await else {
+        return;
+    };
     let producer = setup.producer_sending_once("partition-producer").unwrap();
     let FaultGroup {
         group,
@@ -404,6 +390,26 @@ async fn a_cut_off_master_is_replaced_and_rejoins_with_nothing_lost() {
     producer.shutdown().await;
 }
 
+/// A group serving [`TOPIC`] whose members each run on a host of their own, so the links
+/// between them can be cut; `None` (the test skipped, saying why) without network
+/// namespaces.
+async fn partitionable_group(
+    dir: &std::path::Path,
+    name: &str,
+    extra: &[(&str, String)],
+) -> Option<(Network, FaultGroup)> {
+    if !Network::available() {
+        eprintln!("SKIPPED: network namespaces need root and iproute2");
+        return None;
+    }
+    let network = Network::create(3).unwrap();
+    let placed = placements(dir, &[], Some(&network), 3);
+    let setup = FaultGroup::start(dir, &placed, Some(&network), name, TOPIC, QUEUES, extra)
+        .await
+        .unwrap();
+    Some((network, setup))
+}
+
 /// The commit index the member at `addr` reports.
 async fn requests_status(raw: &remoting::client::RemotingClient, addr: &str) -> u64 {
     let status = member_status(raw, addr).await.unwrap();
@@ -417,28 +423,14 @@ async fn requests_status(raw: &remoting::client::RemotingClient, addr: &str) -> 
 /// through the new master, which would store it twice under one acknowledgement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forwarded_send_whose_answer_is_lost_is_never_stored_twice() {
-    if !Network::available() {
-        eprintln!("SKIPPED: network namespaces need root and iproute2");
-        return;
-    }
     let _watchdog = Watchdog::start(Duration::from_secs(300));
     let dir = tempfile::tempdir().unwrap();
-    let network = Network::create(3).unwrap();
     let name = "LostAnswer";
-    let placed = placements(dir.path(), &[], Some(&network), 3);
     // The demoted master forwards for the whole test.
     let forward_for = [("masterShutdownForwardMs", "60000".to_owned())];
-    let setup = FaultGroup::start(
-        dir.path(),
-        &placed,
-        Some(&network),
-        name,
-        TOPIC,
-        QUEUES,
-        &forward_for,
-    )
-    .await
-    .unwrap();
+    let Some((network, setup)) = partitionable_group(dir.path(), name, &forward_for).await else {
+        return;
+    };
     let old = setup.group.index_of(&setup.master).unwrap();
     let new = (old + 1) % 3;
     let (ok, out, err) = run_mqadmin(&[
