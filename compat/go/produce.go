@@ -27,7 +27,7 @@ func body(topic string, seq int64, size int64) []byte {
 func runProduce(a *args) (int, error) {
 	if err := a.only("-n", "-t", "-c", "--mode", "--group", "--tag", "--key", "--prop",
 		"--body-bytes", "--delay-level", "--order-keys", "--retries", "--vip",
-		"--no-compress", "--timeout-ms"); err != nil {
+		"--no-compress", "--timeout-ms", "--interval-ms"); err != nil {
 		return 2, err
 	}
 	ns, err := a.required("-n")
@@ -69,6 +69,11 @@ func runProduce(a *args) (int, error) {
 		return 2, err
 	}
 	timeoutMs, err := a.number("--timeout-ms", 10000)
+	if err != nil {
+		return 2, err
+	}
+	// Paced sends (sync and ordered modes): a steady stream across a fault.
+	intervalMs, err := a.number("--interval-ms", 0)
 	if err != nil {
 		return 2, err
 	}
@@ -143,6 +148,9 @@ func runProduce(a *args) (int, error) {
 	switch mode {
 	case "sync", "ordered":
 		for seq, m := range msgs {
+			if seq > 0 && intervalMs > 0 {
+				time.Sleep(time.Duration(intervalMs) * time.Millisecond)
+			}
 			l := bodyFields(newLine("sent").put("seq", seq), m)
 			if mode == "ordered" {
 				l.put("order_key", m.GetShardingKey())

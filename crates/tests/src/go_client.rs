@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::driver::{self, Finished};
+use crate::driver::{self, Finished, Running};
 use crate::repo_root;
 
 /// The script that builds the driver.
@@ -28,6 +28,14 @@ pub fn binary() -> PathBuf {
 /// Runs the driver with `args` to its end (killed after `timeout`), whatever its exit code.
 pub fn run(args: &[&str], timeout: Duration) -> Result<Finished> {
     run_program(&binary(), args, timeout)
+}
+
+/// Starts the driver with `args`, to watch its lines as it runs (killed after `timeout`).
+pub fn spawn(args: &[&str], timeout: Duration) -> Result<Running> {
+    check_program(&binary())?;
+    let mut command = Command::new(binary());
+    command.args(args);
+    Running::spawn(&format!("Go client driver {args:?}"), command, timeout)
 }
 
 /// Fails unless the driver is built: a test calls this first, so a missing build fails it

@@ -22,7 +22,9 @@
 //!   requester registers only with its scheduled heartbeats, 1 s after start, then every
 //!   30 s);
 //! - timer messages, `TIMER_DELIVER_MS` set as a property (the client predates them), and
-//!   delay levels.
+//!   delay levels;
+//! - on a group of its own: a paced producer while the master is replaced online with
+//!   `mqadmin` (no failed send, nothing acknowledged lost).
 //!
 //! What each consumer receives is checked as a user sees it: body (length, CRC-32, text),
 //! tag, key, user properties, message id, queue and offset. A failing scenario does not stop
@@ -75,6 +77,68 @@ fn go_client_against_a_broker_group() {
     let suite = Suite::new("Go client v2.1.2 / 3-node broker group", AT_ONCE);
     run_scenarios(&suite, &servers);
     suite.finish();
+}
+
+/// The official Go producer sending one message every 100 ms without retries while the
+/// master is replaced online as an operator does it (`mqadmin addGroupMember`, then
+/// `removeGroupMember` of the master and SIGTERM): the demoted master forwards the sends
+/// that still reach it until the client's route poll (every 30 s) finds the new master, so
+/// no send fails, and each acknowledged one is stored once where its result said.
+#[test]
+fn go_producer_sees_no_failed_send_while_the_master_is_replaced_online() {
+    /// Some 45 s of sends: past the route poll after the replacement.
+    const SENDS: u64 = 450;
+    const REPLACE_AFTER: usize = 100;
+    go_client::check_built().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The default forward (test groups shorten it): longer than the client's route poll.
+    let extra = [("masterShutdownForwardMs", "35000".to_owned())];
+    let mut servers = Servers::start(Setup::Group, dir.path(), "GoReplace", &extra).unwrap();
+    let messages = Messages::new("GoReplaceTopic", "replace", SENDS);
+    let mut args = messages.produce_args(&servers.ns());
+    args.extend(strings(&[
+        "--mode",
+        "sync",
+        "--interval-ms",
+        "100",
+        "--timeout-ms",
+        "3000",
+    ]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut producer = go_client::spawn(&args, Duration::from_secs(180)).unwrap();
+    assert!(
+        producer.wait_until(Duration::from_secs(90), |lines| {
+            lines.iter().filter(|l| l["op"] == "sent").count() >= REPLACE_AFTER
+        }),
+        "the producer did not get {REPLACE_AFTER} sends through: {:?}",
+        producer.lines()
+    );
+    let master = servers.master().unwrap();
+    let ns = servers.ns();
+    let group = servers.group.as_mut().unwrap();
+    group
+        .replace_member_online(dir.path(), &ns, &master)
+        .unwrap();
+    let new_master = servers.wait_for_master(Some(&master)).unwrap();
+    let finished = producer.finish().unwrap();
+    let output = &finished.output;
+    let failures: Vec<&serde_json::Value> = output.ops("send_failed");
+    eprintln!(
+        "Go producer while {master} was replaced ({new_master} master after): {} sends \
+         acknowledged, {} failed (first: {:?})",
+        output.ops("sent").len(),
+        failures.len(),
+        failures.first()
+    );
+    let sent = check_sent(&output.ops("sent"), &messages, &servers.broker_name)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", finished.describe()));
+    check_done(output, SENDS).unwrap_or_else(|e| panic!("{e:#}\n{}", finished.describe()));
+    let log = SendLog {
+        acked: sent.acked(&messages),
+        ..SendLog::default()
+    };
+    let report = check_stored(&ns, &messages.topic, &log).unwrap();
+    assert_eq!(report.read, SENDS as usize, "{report:?}");
 }
 
 /// Open transactions are checked back one second after they began, then every second; SQL92
