@@ -88,6 +88,11 @@ pub struct StoreConfig {
     /// Bytes of CommitLog kept mapped ahead of the writer by the prefault thread (0: none;
     /// see [`crate::prefault`]).
     pub prefault_ahead_bytes: u64,
+    /// Consumer reads verify the body checksum of messages at least this far behind the
+    /// CommitLog's write position (0: all). Nearer ones sit in pages this process wrote and
+    /// the page cache still holds, whose bytes no disk rot can reach; verifying them would
+    /// make the CPU read every body a pull otherwise sends straight from the mapping.
+    pub verify_reads_behind_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -120,6 +125,7 @@ impl Default for StoreConfig {
             max_query_results: 64,
             message_delay_level: DelayLevels::default(),
             prefault_ahead_bytes: 32 << 20,
+            verify_reads_behind_bytes: 256 << 20,
         }
     }
 }
@@ -189,6 +195,10 @@ impl StoreConfig {
             "maxMsgsNumBatch" => self.max_query_results = s.in_range(1, 1 << 16)? as usize,
             // This store's own: how far ahead of the writer the CommitLog is prefaulted.
             "commitLogPrefaultAheadBytes" => self.prefault_ahead_bytes = s.in_range(0, 1 << 30)?,
+            // This store's own: which consumer reads verify the message's checksum.
+            "commitLogVerifyReadsBehindBytes" => {
+                self.verify_reads_behind_bytes = s.in_range(0, 1 << 50)?
+            }
             "messageDelayLevel" => {
                 self.message_delay_level = s.value.parse().map_err(|e| s.bad(format!("{e}")))?
             }
@@ -330,6 +340,13 @@ mod tests {
             .apply_property("commitLogPrefaultAheadBytes", "0")
             .unwrap());
         assert_eq!(c.prefault_ahead_bytes, 0);
+        assert!(c
+            .apply_property("commitLogVerifyReadsBehindBytes", "0")
+            .unwrap());
+        assert_eq!(c.verify_reads_behind_bytes, 0);
+        assert!(c
+            .apply_property("commitLogVerifyReadsBehindBytes", "-1")
+            .is_err());
         assert!(c
             .apply_property("commitLogPrefaultAheadBytes", "4294967296")
             .is_err());

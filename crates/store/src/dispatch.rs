@@ -722,7 +722,7 @@ fn entry_matches_log(entry: &CqEntry, cq: &ConsumeQueue, offset: i64, log: &Comm
     if entry.phys_offset < log.first_pos() as i64 + raft::entry::ENTRY_HEADER_LEN as i64 {
         return true;
     }
-    let (header, body) = match log.body_at(entry.phys_offset as u64) {
+    let (header, body) = match log.body_at(entry.phys_offset as u64, true) {
         BodyAt::Found(header, body) => (header, body),
         // Rotted, not gone: the entry stays (the raft node repairs the bytes under it).
         BodyAt::Damaged { .. } => return true,

@@ -140,6 +140,12 @@ impl Engine {
         }
     }
 
+    /// Whether a damaged entry can be repaired from another member's copy: a raft replica,
+    /// whose raft node takes the damage readers report. A standalone store has no copy.
+    pub(crate) fn repairs_damage(&self) -> bool {
+        self.retention_gate.is_some()
+    }
+
     /// Tells the arrival listener which queues grew.
     pub(crate) fn notify_arrivals(&self, grown: &[(Arc<ConsumeQueue>, i64)]) {
         let listener = self.listener.read().clone();
@@ -168,7 +174,9 @@ impl Engine {
         let Ok(pos) = u64::try_from(phys_offset) else {
             return RecordAt::Missing;
         };
-        match self.log.body_at(pos) {
+        let verify =
+            self.log.write_pos().saturating_sub(pos) >= self.config.verify_reads_behind_bytes;
+        match self.log.body_at(pos, verify) {
             BodyAt::Found(header, body)
                 if is_message_channel(header.channel) && header.kind == EntryKind::Normal =>
             {

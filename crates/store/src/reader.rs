@@ -174,9 +174,10 @@ impl StoreReader {
                         result.queue_offsets.push(queue_offset);
                         result.status = GetMessageStatus::Found;
                     }
-                    // Rotted, and being repaired: the consumer comes back for it (the next
-                    // begin offset stays on it) instead of losing it.
-                    RecordAt::Damaged => {
+                    // Rotted, and being repaired from another member: the consumer comes
+                    // back for it (the next begin offset stays on it) instead of losing it.
+                    // Without another copy (standalone) it is passed over like a removed one.
+                    RecordAt::Damaged if self.engine.repairs_damage() => {
                         scanned -= 1;
                         if result.messages.is_empty() {
                             result.status = GetMessageStatus::MessageWasRemoving;

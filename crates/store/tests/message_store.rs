@@ -46,6 +46,55 @@ fn queue_offsets_are_dense_and_records_are_patched() {
     assert_eq!(store.reader().max_offset("Nope", 0), 0);
 }
 
+/// A message whose bytes rotted on disk is never served. A standalone store holds no other
+/// copy to repair it from: its readers pass over it as over a removed message (a group
+/// member's wait for the repair instead: `group_sim`).
+#[test]
+fn a_rotted_message_is_never_served_and_a_standalone_store_passes_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
+    let bodies: Vec<Vec<u8>> = (0..3).map(|i| body_of(i, 200)).collect();
+    for body in &bodies {
+        put_one(&store, &record("Rot", 0, body));
+    }
+    assert!(
+        flip_first(dir.path(), &bodies[1][..40]),
+        "the body is on disk"
+    );
+    let got = store
+        .reader()
+        .get_messages("Rot", 0, 0, 10, None, &AcceptAll);
+    let served: Vec<Vec<u8>> = got
+        .messages
+        .iter()
+        .map(|m| MessageView::parse(m).unwrap().body().to_vec())
+        .collect();
+    assert_eq!(served, vec![bodies[0].clone(), bodies[2].clone()]);
+    assert_eq!(got.next_begin_offset, 3);
+}
+
+/// Flips one bit of the first copy of `needle` in any file under `dir`, in place.
+fn flip_first(dir: &std::path::Path, needle: &[u8]) -> bool {
+    use std::os::unix::fs::FileExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if flip_first(&path, needle) {
+                return true;
+            }
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_all_at(&[bytes[at + 20] ^ 0x04], (at + 20) as u64)
+                .unwrap();
+            return true;
+        }
+    }
+    false
+}
+
 #[test]
 fn batch_put_assigns_consecutive_offsets_across_queues() {
     let dir = tempfile::tempdir().unwrap();

@@ -444,6 +444,10 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
             store.prefault_ahead_bytes.to_string(),
         ),
         (
+            "commitLogVerifyReadsBehindBytes",
+            store.verify_reads_behind_bytes.to_string(),
+        ),
+        (
             "cleanResourceInterval",
             store.clean_resource_interval_ms.to_string(),
         ),

@@ -173,17 +173,17 @@ impl CommitLog {
     /// offset), if a valid frame header sits right before it and the whole entry is stable;
     /// `None` as well when it is damaged (see [`CommitLog::body_at`]).
     pub fn read_body_at(&self, body_pos: u64) -> Option<(EntryHeader, Bytes)> {
-        match self.body_at(body_pos) {
+        match self.body_at(body_pos, true) {
             BodyAt::Found(header, body) => Some((header, body)),
             BodyAt::Missing | BodyAt::Damaged { .. } => None,
         }
     }
 
     /// What lies at `body_pos` (a message's physical offset): a stable entry whose header
-    /// and body checksums hold, nothing readable (not stable yet, removed, not an entry's
-    /// start), or an entry that rotted, which is reported for repair
+    /// (and with `verify_body`, body) checksums hold, nothing readable (not stable yet,
+    /// removed, not an entry's start), or an entry that rotted, which is reported for repair
     /// ([`CommitLog::take_damage_report`]) and must not be skipped over as if it were gone.
-    pub fn body_at(&self, body_pos: u64) -> BodyAt {
+    pub fn body_at(&self, body_pos: u64, verify_body: bool) -> BodyAt {
         let Some(pos) = body_pos.checked_sub(HEADER_LEN) else {
             return BodyAt::Missing;
         };
@@ -206,7 +206,7 @@ impl CommitLog {
         let Some(body) = segment.read_stable(rel + HEADER_LEN, header.body_len as usize) else {
             return BodyAt::Missing;
         };
-        if crc32c::crc32c(&body) != header.body_crc {
+        if verify_body && crc32c::crc32c(&body) != header.body_crc {
             return self.damaged_at(pos);
         }
         BodyAt::Found(header, body)
@@ -216,8 +216,8 @@ impl CommitLog {
         let Some(index) = self.index_at_pos(pos) else {
             return BodyAt::Missing;
         };
-        tracing::warn!(dir = %self.config.dir.display(), index, pos,
-            "a read found a damaged entry; reported for repair");
+        tracing::error!(dir = %self.config.dir.display(), index, pos,
+            "a read found a damaged CommitLog entry (its checksum fails)");
         let mut reports = self.damage_reports.lock();
         if reports.len() < MAX_DAMAGE_REPORTS {
             reports.insert(index);

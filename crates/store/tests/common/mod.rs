@@ -25,6 +25,8 @@ pub fn small_config(dir: &Path) -> StoreConfig {
     c.disk_space_warning_level_ratio = 1.0;
     c.disk_max_used_space_ratio = 1.0;
     c.disk_space_clean_forcibly_ratio = 1.0;
+    // Every read verifies: tests flip bits in what was just written.
+    c.verify_reads_behind_bytes = 0;
     c
 }
 
