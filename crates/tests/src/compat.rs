@@ -259,6 +259,23 @@ impl Messages {
         args
     }
 
+    /// [`Messages::produce_args`] for one synchronous send every `interval_ms`, each waiting
+    /// at most 3 s: a steady stream across a fault (the Java and Go drivers).
+    pub fn paced_produce_args(&self, ns: &str, interval_ms: &str) -> Vec<String> {
+        let mut args = self.produce_args(ns);
+        for arg in [
+            "--mode",
+            "sync",
+            "--interval-ms",
+            interval_ms,
+            "--timeout-ms",
+            "3000",
+        ] {
+            args.push(arg.to_owned());
+        }
+        args
+    }
+
     pub fn body(&self, seq: u64) -> String {
         let mut body = format!("{}:{seq}:", self.topic);
         let mut letter = 0u8;

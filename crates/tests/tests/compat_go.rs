@@ -95,15 +95,7 @@ fn go_producer_sees_no_failed_send_while_the_master_is_replaced_online() {
     let extra = [("masterShutdownForwardMs", "35000".to_owned())];
     let mut servers = Servers::start(Setup::Group, dir.path(), "GoReplace", &extra).unwrap();
     let messages = Messages::new("GoReplaceTopic", "replace", SENDS);
-    let mut args = messages.produce_args(&servers.ns());
-    args.extend(strings(&[
-        "--mode",
-        "sync",
-        "--interval-ms",
-        "100",
-        "--timeout-ms",
-        "3000",
-    ]));
+    let args = messages.paced_produce_args(&servers.ns(), "100");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut producer = go_client::spawn(&args, Duration::from_secs(180)).unwrap();
     assert!(

@@ -2018,15 +2018,7 @@ fn group_fault_under_load(suite: &Suite, servers: &mut Servers, fault: GroupFaul
             &consume.iter().map(String::as_str).collect::<Vec<_>>(),
             RUN_TIMEOUT,
         )?;
-        let mut produce = messages.produce_args(&ns);
-        produce.extend(strings(&[
-            "--mode",
-            "sync",
-            "--interval-ms",
-            INTERVAL_MS,
-            "--timeout-ms",
-            "3000",
-        ]));
+        let produce = messages.paced_produce_args(&ns, INTERVAL_MS);
         let producer = java_client::spawn(
             v,
             &produce.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -2238,15 +2230,7 @@ fn java_producer_through_a_rolling_restart() {
     let ns = servers.ns();
     const SENDS: u64 = 2000;
     let messages = Messages::new("J5Rolling", "rolling", SENDS);
-    let mut produce = messages.produce_args(&ns);
-    produce.extend(strings(&[
-        "--mode",
-        "sync",
-        "--interval-ms",
-        "100",
-        "--timeout-ms",
-        "3000",
-    ]));
+    let produce = messages.paced_produce_args(&ns, "100");
     let args: Vec<&str> = produce.iter().map(String::as_str).collect();
     let producer = java_client::spawn(Version::V5, &args, Duration::from_secs(400)).unwrap();
     let outcome =
