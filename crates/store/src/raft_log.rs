@@ -335,14 +335,9 @@ impl LogStorage for RaftLog {
             }
             return Ok(out);
         }
-        match self.log.read_frames(from, max_entries, max_bytes) {
-            // What lies before a damaged entry is still served.
-            Err(StoreError::DamagedEntry { index, .. }) if index > from => self
-                .log
-                .read_frames(from, (index - from) as usize, max_bytes)
-                .map_err(storage_error),
-            other => other.map_err(storage_error),
-        }
+        self.log
+            .read_frames(from, max_entries, max_bytes)
+            .map_err(storage_error)
     }
 
     fn reset(

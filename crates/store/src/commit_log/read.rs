@@ -67,7 +67,8 @@ impl CommitLog {
 
     /// Framed entries exactly as stored (header and body, both checksums verified), from
     /// `from_index` on: at most `max_count` and, after the first, at most `max_bytes`.
-    /// Stable frames share the mapping; others are copied. Stops early at a truncation.
+    /// Stable frames share the mapping; others are copied. Stops early at a truncation, and
+    /// before a damaged entry: it fails naming that entry only when it is the first.
     pub fn read_frames(
         &self,
         from_index: u64,
@@ -89,7 +90,11 @@ impl CommitLog {
             let Some(frame) = self.read_bytes(loc.pos, size)? else {
                 break;
             };
-            self.verify_frame(&frame, &loc)?;
+            match self.verify_frame(&frame, &loc) {
+                Ok(_) => {}
+                Err(StoreError::DamagedEntry { .. }) if !out.is_empty() => break,
+                Err(e) => return Err(e),
+            }
             bytes += size;
             out.push(frame);
             index += 1;
