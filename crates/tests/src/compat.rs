@@ -8,8 +8,8 @@
 //!   offset the send result gave.
 //! - [`check_stored`]: every queue of a topic read back by this project's own consumer: each
 //!   acknowledged send is there exactly once, where its send result said.
-//! - [`rolling_restart_under`]: what a paced producer of any client saw through a rolling
-//!   restart of the group.
+//! - [`rolling_restart_under`]: what paced producers of any clients saw through a rolling
+//!   restart of the group, and whether every send they were told was stored is.
 //! - [`member_topics`] and [`member_groups`]: what one broker (or group member) itself holds,
 //!   asked directly, for checks that a delete reached every member.
 
@@ -868,38 +868,82 @@ mod tests {
     }
 }
 
+/// A paced producer run (one driver printing `sent` and `send_failed` lines) to take
+/// through a rolling restart.
+pub struct RollingProducer {
+    /// The client's name, for the outcome.
+    pub client: &'static str,
+    pub topic: String,
+    pub running: Running,
+    /// Whether a `sent` line says SEND_OK, in the client's own words.
+    pub is_ok: fn(&Value) -> bool,
+}
+
 /// What a producer's application saw through a rolling restart.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RollingOutcome {
+    pub client: &'static str,
     pub acknowledged: usize,
     /// Sends that failed or answered anything but SEND_OK.
     pub failed: usize,
+    /// Acknowledged sends whose message the topic does not hold afterwards.
+    pub lost: usize,
+    /// How long restarting every member took.
     pub restart: Duration,
 }
 
-/// Restarts every member of `servers`' group in turn (SIGTERM, start, 5 s to settle) under
-/// `producer`, a paced driver run printing `sent` (`is_ok` tells SEND_OK in the client's own
-/// words) and `send_failed` lines, once it has 50 sends acknowledged; then lets the run end.
+/// Restarts every member of `servers`' group in turn (SIGTERM, start, 5 s to settle) once
+/// every producer has 50 sends acknowledged, lets the runs end, then reads every topic back:
+/// what each application saw, and whether each acknowledged send is stored.
 pub fn rolling_restart_under(
     servers: &mut Servers,
-    mut producer: Running,
-    is_ok: impl Fn(&Value) -> bool,
-) -> Result<RollingOutcome> {
-    let warmed = producer.wait_until(Duration::from_secs(90), |lines| {
-        lines.iter().filter(|l| l["op"] == "sent").count() >= 50
-    });
-    ensure!(
-        warmed,
-        "the producer did not get 50 sends through before the restart"
-    );
+    producers: Vec<RollingProducer>,
+) -> Result<Vec<RollingOutcome>> {
+    let mut producers = producers;
+    for producer in &mut producers {
+        let warmed = producer
+            .running
+            .wait_until(Duration::from_secs(90), |lines| {
+                lines.iter().filter(|l| l["op"] == "sent").count() >= 50
+            });
+        ensure!(
+            warmed,
+            "the {} producer did not get 50 sends through before the restart",
+            producer.client
+        );
+    }
+    let ns = servers.ns();
     let group = servers.group.as_mut().context("a group setup")?;
     let restart = group.rolling_restart(Duration::from_secs(90), Duration::from_secs(5))?;
-    let finished = producer.finish()?;
-    let sent = finished.output.ops("sent");
-    let acknowledged = sent.iter().filter(|line| is_ok(line)).count();
-    Ok(RollingOutcome {
-        acknowledged,
-        failed: finished.output.ops("send_failed").len() + sent.len() - acknowledged,
-        restart,
-    })
+    let mut outcomes = Vec::new();
+    for producer in producers {
+        let finished = producer.running.finish()?;
+        let sent = finished.output.ops("sent");
+        let acknowledged: Vec<&Value> = sent
+            .iter()
+            .copied()
+            .filter(|line| (producer.is_ok)(line))
+            .collect();
+        let stored_ids: BTreeSet<String> = stored(&ns, &producer.topic)?
+            .into_values()
+            .flatten()
+            .map(|read| read.msg_id)
+            .collect();
+        let lost = acknowledged
+            .iter()
+            .filter(|line| {
+                !line["msg_id"]
+                    .as_str()
+                    .is_some_and(|id| stored_ids.contains(id))
+            })
+            .count();
+        outcomes.push(RollingOutcome {
+            client: producer.client,
+            acknowledged: acknowledged.len(),
+            failed: finished.output.ops("send_failed").len() + sent.len() - acknowledged.len(),
+            lost,
+            restart,
+        });
+    }
+    Ok(outcomes)
 }

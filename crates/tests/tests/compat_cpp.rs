@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tests::cpp_client::{self, ScriptOutput};
-use tests::{compat, Broker, NameServer};
+use tests::{Broker, NameServer};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -256,27 +256,4 @@ fn cpp_client_delay_levels_hold_messages_back() {
     check_waited(&pulled, &sent, |seq| {
         sent[&seq]["sent_ms"].as_i64().unwrap() + 5_000
     });
-}
-
-/// A measurement, not part of the suite (about 3 minutes): a rolling restart of a 3-node
-/// group (each member in turn: SIGTERM, start again, 5 s to settle) under the C++ producer
-/// on its defaults (routes polled every 30 s), one send every 100 ms, with the default
-/// `masterShutdownForwardMs` of 35 s. Prints the outcome; fails on any send
-/// the application saw fail.
-/// `cargo test -p tests --test compat_cpp rolling -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn cpp_producer_through_a_rolling_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let extra = [("masterShutdownForwardMs", "35000".to_string())];
-    let mut servers =
-        compat::Servers::start(compat::Setup::Group, dir.path(), "CppRolling", &extra).unwrap();
-    let ns = servers.ns();
-    let args = ["paced", &ns, "CppRollingTopic", "2000", "100"];
-    let producer = cpp_client::spawn(&args, Duration::from_secs(400)).unwrap();
-    // The binding reports SendStatus.OK as 0.
-    let outcome =
-        compat::rolling_restart_under(&mut servers, producer, |l| l["status"] == 0).unwrap();
-    eprintln!("C++ producer through a rolling restart: {outcome:?}");
-    assert_eq!(outcome.failed, 0, "sends failed across the rolling restart");
 }

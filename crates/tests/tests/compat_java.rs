@@ -2213,29 +2213,3 @@ fn group_fault_under_load(suite: &Suite, servers: &mut Servers, fault: GroupFaul
         });
     }
 }
-
-/// A measurement, not part of the suite (about 3 minutes): a rolling restart of a 3-node
-/// group (each member in turn: SIGTERM, start again, catch up) under a paced Java 5.5.0
-/// producer on its defaults (30 s route poll, two retries), with the default
-/// `masterShutdownForwardMs` of 35 s. Prints the outcome; fails on any send
-/// the application saw fail.
-/// `cargo test -p tests --test compat_java rolling -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn java_producer_through_a_rolling_restart() {
-    java_client::check_built().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let extra = [("masterShutdownForwardMs", "35000".to_string())];
-    let mut servers = Servers::start(Setup::Group, dir.path(), "JavaRolling", &extra).unwrap();
-    let ns = servers.ns();
-    const SENDS: u64 = 2000;
-    let messages = Messages::new("J5Rolling", "rolling", SENDS);
-    let produce = messages.paced_produce_args(&ns, "100");
-    let args: Vec<&str> = produce.iter().map(String::as_str).collect();
-    let producer = java_client::spawn(Version::V5, &args, Duration::from_secs(400)).unwrap();
-    let outcome =
-        compat::rolling_restart_under(&mut servers, producer, |l| l["status"] == "SEND_OK")
-            .unwrap();
-    eprintln!("Java 5.5.0 producer through a rolling restart: {outcome:?}");
-    assert_eq!(outcome.failed, 0, "sends failed across the rolling restart");
-}
