@@ -230,6 +230,31 @@ fn index_at_or_after(log: &CommitLog, pos: u64) -> u64 {
     lo
 }
 
+/// Moves queues that hold nothing to the group's next offsets `floors` (topic, queue id,
+/// next offset), a writable leader's queue-offset table with them (see
+/// [`ReplicatedStore::raise_empty_queues`](crate::ReplicatedStore::raise_empty_queues)).
+/// Returns how many moved.
+pub(crate) fn raise_empty_queues(
+    engine: &Engine,
+    table: &Mutex<QueueTable>,
+    floors: &[(String, i32, i64)],
+) -> Result<usize, StoreError> {
+    let mut raised = 0;
+    for (topic, queue_id, next_offset) in floors {
+        if engine
+            .dispatcher
+            .raise_empty_queue(topic, *queue_id, *next_offset)?
+        {
+            raised += 1;
+            let mut table = table.lock();
+            if table.term != 0 {
+                table.offsets.raise(topic, *queue_id, *next_offset);
+            }
+        }
+    }
+    Ok(raised)
+}
+
 /// A member's files and what it derived from its log so far.
 pub struct ReplicaCore {
     pub(crate) engine: Arc<Engine>,
@@ -348,6 +373,25 @@ impl ReplicaCore {
     /// flush and maintenance threads do from time to time.
     pub fn flush(&self) -> Result<(), StoreError> {
         crate::flush::flush_all_and_checkpoint(&self.engine)
+    }
+
+    /// [`ReplicatedStore::raise_empty_queues`](crate::ReplicatedStore::raise_empty_queues)
+    /// on this member.
+    pub fn raise_empty_queues(
+        &self,
+        floors: &[(String, i32, i64)],
+        as_of_index: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        if self.applied_index < as_of_index {
+            return Ok(None);
+        }
+        raise_empty_queues(&self.engine, &self.table, floors).map(Some)
+    }
+
+    /// A retention pass now, as the maintenance thread runs it at a `deleteWhen` hour: asks
+    /// the raft log to remove expired segments (at its next commit notice).
+    pub fn clean_expired_files_now(&self) -> Result<crate::retention::RetentionReport, StoreError> {
+        crate::retention::run_once(&self.engine, true)
     }
 
     /// Proposals for a put on this member, stamped as they are placed (see

@@ -360,21 +360,7 @@ impl ReplicatedStore {
         if self.status.borrow().applied_index < as_of_index {
             return Ok(None);
         }
-        let mut raised = 0;
-        for (topic, queue_id, next_offset) in floors {
-            if self
-                .engine
-                .dispatcher
-                .raise_empty_queue(topic, *queue_id, *next_offset)?
-            {
-                raised += 1;
-                let mut table = self.table.lock();
-                if table.term != 0 {
-                    table.offsets.raise(topic, *queue_id, *next_offset);
-                }
-            }
-        }
-        Ok(Some(raised))
+        crate::replica::raise_empty_queues(&self.engine, &self.table, floors).map(Some)
     }
 
     /// Runs retention now, ignoring the hour of day: asks the raft node to remove expired

@@ -1,6 +1,10 @@
 //! The peer copy: after a log restart, this member's tables are fetched from another
 //! member found through the name servers (see the parent module for why this is safe),
 //! and empty queues continue from the group's offsets.
+//!
+//! Fetching (the remoting requests) and installing ([`GroupMetadata::install_copy`]) are
+//! apart, so the group simulation can hand a member another member's tables read in
+//! process ([`GroupMetadata::local_copy`]) and drive the very install a broker runs.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -8,7 +12,8 @@ use std::time::Duration;
 
 use remoting::body::auth;
 use remoting::body::{
-    ClusterInfo, SubscriptionGroupWrapper, TopicConfigSerializeWrapper, TopicStatsTable,
+    ClusterInfo, SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig,
+    TopicConfigSerializeWrapper, TopicStatsTable,
 };
 use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::request;
@@ -65,6 +70,22 @@ pub enum CopyError {
     Store(#[from] store::StoreError),
 }
 
+/// Another member's tables, read for a copy.
+#[derive(Debug, Clone)]
+pub struct MetadataCopy {
+    /// The source had applied every op up to here before its tables were read, and held
+    /// back none: the tables hold all of them.
+    pub copied_through: u64,
+    pub topics: Vec<TopicConfig>,
+    pub groups: Vec<SubscriptionGroupConfig>,
+    /// As GET_ALL_CONSUMER_OFFSET answers them.
+    pub offsets: Vec<u8>,
+    /// As GET_ALL_MESSAGE_REQUEST_MODE answers them.
+    pub request_modes: Vec<u8>,
+    pub users: Vec<crate::auth::model::User>,
+    pub acls: Vec<crate::auth::model::Acl>,
+}
+
 /// Where a member finds the others to copy metadata from.
 #[derive(Debug, Clone)]
 pub struct CopySource {
@@ -77,7 +98,12 @@ pub struct CopySource {
 }
 
 impl GroupMetadata {
+    /// Fetches a copy in the background until one is installed. Without name servers to
+    /// find members through (no [`CopySource`]), whoever owns this member installs one.
     pub(super) fn start_copy(&self) {
+        if self.source.is_none() {
+            return;
+        }
         let Some(me) = self.me.upgrade() else {
             return;
         };
@@ -193,7 +219,60 @@ impl GroupMetadata {
         let (users, acls) = copied_auth(&users, &acls)?;
         let after = status(call(request::DLEDGER_METADATA).await?.body)?;
         usable_copy(&before, &after)?;
+        self.install_copy(MetadataCopy {
+            copied_through,
+            topics: topics.topic_config_table.into_values().collect(),
+            groups: groups.subscription_group_table.into_values().collect(),
+            offsets: offsets.to_vec(),
+            request_modes: request_modes.to_vec(),
+            users,
+            acls,
+        })
+    }
 
+    /// Whether this member still owes a copy (its log restarted past ops it never saw).
+    pub fn copy_owed(&self) -> bool {
+        self.held.lock().is_some()
+    }
+
+    /// This member's own tables as a copy for another member, as its GET_ALL_* requests
+    /// would serve them; refused while it owes a copy itself.
+    pub fn local_copy(&self) -> Result<MetadataCopy, CopyError> {
+        let held = self.held.lock();
+        if held.is_some() {
+            return Err(CopyError::SourceIncomplete);
+        }
+        drop(held);
+        // The applied index before the tables: they hold every op up to it (and perhaps
+        // later ones, which the copy's holder applying again does no harm).
+        let copied_through = self.applied();
+        let tables = &self.tables;
+        Ok(MetadataCopy {
+            copied_through,
+            topics: tables
+                .topics
+                .wrapper()
+                .topic_config_table
+                .into_values()
+                .collect(),
+            groups: tables
+                .groups
+                .wrapper()
+                .subscription_group_table
+                .into_values()
+                .collect(),
+            offsets: tables.offsets.encode()?,
+            request_modes: tables.request_modes.encode()?,
+            users: tables.auth.users(),
+            acls: tables.auth.acls(),
+        })
+    }
+
+    /// Installs another member's tables in place of this member's, then applies the ops
+    /// held back since the log restart that the copy does not hold yet. A copy older than
+    /// ops that had to be dropped for lack of room is refused (fetch a newer one).
+    pub fn install_copy(&self, copy: MetadataCopy) -> Result<(), CopyError> {
+        let copied_through = copy.copied_through;
         let mut held = self.held.lock();
         let Some(pending) = held.as_mut() else {
             return Ok(());
@@ -205,15 +284,13 @@ impl GroupMetadata {
             });
         }
         let tables = &self.tables;
+        tables.topics.replace_all(copy.topics)?;
+        tables.groups.replace_all(copy.groups)?;
+        tables.offsets.replace_all_encoded(&copy.offsets)?;
         tables
-            .topics
-            .replace_all(topics.topic_config_table.into_values().collect())?;
-        tables
-            .groups
-            .replace_all(groups.subscription_group_table.into_values().collect())?;
-        tables.offsets.replace_all_encoded(&offsets)?;
-        tables.request_modes.replace_all_encoded(&request_modes)?;
-        tables.auth.replace_all(users, acls)?;
+            .request_modes
+            .replace_all_encoded(&copy.request_modes)?;
+        tables.auth.replace_all(copy.users, copy.acls)?;
         let mut applied = copied_through;
         for (index, op) in pending.ops.drain(..) {
             if index > copied_through {
@@ -231,6 +308,7 @@ impl GroupMetadata {
         }
         Ok(())
     }
+
     /// Every queue's next offset on the member at `addr`.
     async fn queue_floors(
         &self,

@@ -21,7 +21,7 @@
 
 mod copy;
 
-pub use copy::CopySource;
+pub use copy::{CopyError, CopySource, MetadataCopy};
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -118,6 +118,11 @@ impl GroupMetadata {
     /// Gives the copy the member's store (once it is open; before that a copy waits).
     pub fn attach_store(&self, store: &Arc<ReplicatedStore>) {
         let _ = self.store.set(Arc::downgrade(store));
+    }
+
+    /// The tables the ops apply to.
+    pub fn tables(&self) -> &MetadataTables {
+        &self.tables
     }
 
     /// Highest raft index applied here.

@@ -20,6 +20,7 @@
 //! `GROUP_SIM_FIRST_SEED=<n>` starts elsewhere; `GROUP_SIM_SEED=<n>` replays one seed with
 //! a trace (`-- --nocapture`). A failing seed is printed and reproduces exactly.
 
+#[path = "../../store/tests/common/mod.rs"]
 mod common;
 #[path = "group_sim/disk.rs"]
 mod disk;
@@ -1233,7 +1234,7 @@ fn simulated_groups_over_the_real_store_lose_nothing_acknowledged() {
         match run_seed(seed, true) {
             Ok(stats) => eprintln!("seed {seed} passed: {stats:?}"),
             Err(e) => panic!(
-                "seed {seed} failed: {e}\nreplay: GROUP_SIM_SEED={seed} cargo test -p store --test group_sim -- --nocapture"
+                "seed {seed} failed: {e}\nreplay: GROUP_SIM_SEED={seed} cargo test -p broker --test group_sim -- --nocapture"
             ),
         }
         return;
@@ -1261,7 +1262,7 @@ fn simulated_groups_over_the_real_store_lose_nothing_acknowledged() {
     );
     if let Some((seed, e)) = failures.first() {
         panic!(
-            "{} of {seeds} seeds failed; first: seed {seed}: {e}\nreplay: GROUP_SIM_SEED={seed} cargo test -p store --test group_sim -- --nocapture",
+            "{} of {seeds} seeds failed; first: seed {seed}: {e}\nreplay: GROUP_SIM_SEED={seed} cargo test -p broker --test group_sim -- --nocapture",
             failures.len()
         );
     }
