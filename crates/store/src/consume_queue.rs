@@ -370,7 +370,12 @@ impl ConsumeQueue {
             let Some(first) = self.files.first() else {
                 break;
             };
-            let last_in_file = ((first.end() / ENTRY_LEN) as i64 - 1).min(self.max_offset() - 1);
+            let last_in_file = (first.end() / ENTRY_LEN) as i64 - 1;
+            // A file the queue has not filled yet is the one it writes next (files past it
+            // are leftovers of a power cut that lost their entries): it never goes.
+            if last_in_file >= self.max_offset() {
+                break;
+            }
             let expired = match self.get(last_in_file) {
                 Some(entry) => entry.phys_offset < min_phys_offset,
                 None => true,
@@ -549,6 +554,33 @@ mod tests {
         assert_eq!(cq.remove_below(1500).unwrap(), 1);
         assert_eq!(cq.min_offset(), 5);
         assert_eq!(cq.get(4), None);
+        assert_eq!(cq.get(5), Some(entry(5)));
+    }
+
+    #[test]
+    fn retention_keeps_files_a_queue_has_not_filled_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let cq = ConsumeQueue::open(dir.path(), "T", 0, 4).unwrap();
+        cq.append(0, &(0..6).map(entry).collect::<Vec<_>>())
+            .unwrap();
+        drop(cq);
+        // A power cut: both files are there (their sizes were durable), their entries not.
+        let queue = queue_dir(dir.path(), "T", 0);
+        let files: Vec<_> = std::fs::read_dir(&queue)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 2);
+        for file in &files {
+            let len = std::fs::metadata(file).unwrap().len() as usize;
+            std::fs::write(file, vec![0u8; len]).unwrap();
+        }
+        let cq = ConsumeQueue::open(dir.path(), "T", 0, 4).unwrap();
+        assert_eq!(cq.max_offset(), 0);
+        // Nothing in the queue is below any position: no file may go.
+        assert_eq!(cq.remove_below(1_000_000).unwrap(), 0);
+        cq.append(0, &(0..6).map(entry).collect::<Vec<_>>())
+            .unwrap();
         assert_eq!(cq.get(5), Some(entry(5)));
     }
 
