@@ -32,7 +32,8 @@ use crate::results::{PutMessageResult, StoreRecovery};
 pub trait MetadataApplier: Send + Sync + 'static {
     /// Highest index whose op the broker has durably applied: after a restart, entries from
     /// the next index on are delivered again (so nothing is skipped), and none at or below
-    /// it (so nothing is applied twice).
+    /// it (so nothing is applied twice). Retention keeps the entries after it: asked as
+    /// entries apply, so it may move up later than the broker writes it (never too early).
     fn applied_index(&self) -> u64 {
         0
     }
@@ -255,6 +256,9 @@ pub(crate) fn raise_empty_queues(
     Ok(raised)
 }
 
+/// Who holds the CommitLog for the metadata applier, in retention's log lines.
+const METADATA_HOLDER: &str = "metadata not yet written";
+
 /// A member's files and what it derived from its log so far.
 pub struct ReplicaCore {
     pub(crate) engine: Arc<Engine>,
@@ -263,6 +267,8 @@ pub struct ReplicaCore {
     raft_dir: PathBuf,
     metadata: Option<Arc<dyn MetadataApplier>>,
     metadata_applied: u64,
+    /// The applier's durable index the retention hold was last set from.
+    metadata_held_from: Option<u64>,
     applied_index: u64,
     applied_term: u64,
     /// The CommitLog start derived files were last trimmed to.
@@ -336,6 +342,7 @@ impl ReplicaCore {
             raft_dir,
             metadata,
             metadata_applied: metadata_applied.min(applied_index),
+            metadata_held_from: None,
             applied_index,
             applied_term: log.term_at(applied_index).unwrap_or(0),
             trimmed_below_pos: log.first_pos(),
@@ -346,6 +353,8 @@ impl ReplicaCore {
             commit_log: log_recovery,
             dispatch: dispatch_recovery,
         };
+        let mut core = core;
+        core.hold_for_metadata();
         Ok((core, recovery))
     }
 
@@ -497,6 +506,7 @@ impl ReplicaCore {
                 self.engine.notify_arrivals(&grown);
             }
         }
+        self.hold_for_metadata();
         // Retention removes segments on the raft driver as commits arrive: drop the queue
         // and index entries of removed segments right away, so pulls never start at records
         // that are gone.
@@ -506,6 +516,32 @@ impl ReplicaCore {
             self.trimmed_below_pos = first_pos;
         }
         Ok(())
+    }
+
+    /// Keeps retention from removing entries the metadata applier has applied but not yet
+    /// written durably: a restart delivers them again, from the log.
+    fn hold_for_metadata(&mut self) {
+        let Some(metadata) = &self.metadata else {
+            return;
+        };
+        let durable = metadata.applied_index();
+        if self.metadata_held_from == Some(durable) {
+            return;
+        }
+        let log = &self.engine.log;
+        let from = match log.location(durable + 1) {
+            Some(loc) => {
+                // Where the entry is now is where it stays (until retention may take it).
+                self.metadata_held_from = Some(durable);
+                loc.pos
+            }
+            // Not appended yet: whatever comes next.
+            None if durable + 1 > log.last_index() => log.write_pos(),
+            None => log.first_pos(),
+        };
+        self.engine
+            .retention_holds
+            .set(METADATA_HOLDER, Some(from as i64));
     }
 
     /// Recomputes readiness from raft's state: a leader becomes writable once it applied an

@@ -56,6 +56,14 @@ pub enum CopyError {
         copied_through: u64,
         dropped_through: u64,
     },
+    #[error(
+        "the source had applied through index {copied_through} only; this member's log \
+         restarted after {needed_through}"
+    )]
+    Behind {
+        copied_through: u64,
+        needed_through: u64,
+    },
     #[error(transparent)]
     Install(#[from] crate::metadata::MetaError),
     #[error("the store is not open yet")]
@@ -236,8 +244,9 @@ impl GroupMetadata {
     }
 
     /// This member's own tables as a copy for another member, as its GET_ALL_* requests
-    /// would serve them; refused while it owes a copy itself.
-    pub fn local_copy(&self) -> Result<MetadataCopy, CopyError> {
+    /// would serve them, `applied_through` being what its store reports applied (every op
+    /// up to it was handed to this applier); refused while it owes a copy itself.
+    pub fn local_copy(&self, applied_through: u64) -> Result<MetadataCopy, CopyError> {
         let held = self.held.lock();
         if held.is_some() {
             return Err(CopyError::SourceIncomplete);
@@ -245,7 +254,7 @@ impl GroupMetadata {
         drop(held);
         // The applied index before the tables: they hold every op up to it (and perhaps
         // later ones, which the copy's holder applying again does no harm).
-        let copied_through = self.applied();
+        let copied_through = self.applied().max(applied_through);
         let tables = &self.tables;
         Ok(MetadataCopy {
             copied_through,
@@ -269,14 +278,22 @@ impl GroupMetadata {
     }
 
     /// Installs another member's tables in place of this member's, then applies the ops
-    /// held back since the log restart that the copy does not hold yet. A copy older than
-    /// ops that had to be dropped for lack of room is refused (fetch a newer one).
+    /// held back since the log restart that the copy does not hold yet. Refused (fetch
+    /// another) when the source had not applied as far as this member's log restart — its
+    /// tables miss ops this member will never be sent — or when older than ops that had to
+    /// be dropped here for lack of room.
     pub fn install_copy(&self, copy: MetadataCopy) -> Result<(), CopyError> {
         let copied_through = copy.copied_through;
         let mut held = self.held.lock();
         let Some(pending) = held.as_mut() else {
             return Ok(());
         };
+        if copied_through < pending.needed_through {
+            return Err(CopyError::Behind {
+                copied_through,
+                needed_through: pending.needed_through,
+            });
+        }
         if pending.dropped_through > copied_through {
             return Err(CopyError::Stale {
                 copied_through,

@@ -58,6 +58,8 @@ struct Held {
     ops: VecDeque<(u64, MetadataOp)>,
     /// Highest index of an op dropped for lack of room.
     dropped_through: u64,
+    /// The log restarted after this index: a copy must hold every op up to it.
+    needed_through: u64,
 }
 
 /// The broker's [`MetadataApplier`].
@@ -66,8 +68,9 @@ pub struct GroupMetadata {
     registration_needed: Arc<Notify>,
     /// Highest raft index applied to the in-memory tables.
     applied: AtomicU64,
-    /// What the checkpoint file said at start: the raft node delivers from the next index.
-    durable_at_open: u64,
+    /// What the checkpoint file says: after a restart the raft node delivers from the next
+    /// index, so retention keeps the entries from there on.
+    durable: AtomicU64,
     path: PathBuf,
     persist_lock: Mutex<()>,
     /// `Some` while a copy is owed.
@@ -99,10 +102,14 @@ impl GroupMetadata {
             tables,
             registration_needed,
             applied: AtomicU64::new(checkpoint.applied_index),
-            durable_at_open: checkpoint.applied_index,
+            durable: AtomicU64::new(checkpoint.applied_index),
             path,
             persist_lock: Mutex::new(()),
-            held: Mutex::new(checkpoint.copy_owed.then(Held::default)),
+            held: Mutex::new(checkpoint.copy_owed.then(|| Held {
+                // A log restart writes the index before the restart with the copy owed.
+                needed_through: checkpoint.applied_index,
+                ..Held::default()
+            })),
             complete: watch::Sender::new(!checkpoint.copy_owed),
             source,
             store: std::sync::OnceLock::new(),
@@ -152,7 +159,10 @@ impl GroupMetadata {
             copy_owed,
         })
         .map_err(|e| MetaError::Invalid(e.to_string()))?;
-        persist::write_atomically(&self.path, &bytes)
+        persist::write_atomically(&self.path, &bytes)?;
+        // A log restart writes an index below the old one: the entries before it are gone.
+        self.durable.store(applied_index, Ordering::Release);
+        Ok(())
     }
 
     fn apply_op(&self, index: u64, op: MetadataOp) {
@@ -168,7 +178,7 @@ impl GroupMetadata {
 
 impl MetadataApplier for GroupMetadata {
     fn applied_index(&self) -> u64 {
-        self.durable_at_open
+        self.durable.load(Ordering::Acquire)
     }
 
     fn apply(&self, index: u64, channel: u32, body: &[u8]) {
@@ -209,7 +219,10 @@ impl MetadataApplier for GroupMetadata {
         );
         let applied = next_index.saturating_sub(1);
         self.applied.store(applied, Ordering::Release);
-        *self.held.lock() = Some(Held::default());
+        *self.held.lock() = Some(Held {
+            needed_through: applied,
+            ..Held::default()
+        });
         self.complete.send_replace(false);
         if let Err(e) = self.write_checkpoint(applied, true) {
             warn!(error = %e, "metadata checkpoint not written at the log restart");
@@ -285,5 +298,51 @@ mod tests {
         let reopened = GroupMetadata::open(&config_dir, tables(dir.path()), notify, None).unwrap();
         assert_eq!(reopened.applied_index(), 99);
         assert!(!*reopened.complete().borrow(), "the copy is still owed");
+    }
+
+    #[test]
+    fn a_copy_from_a_member_behind_the_log_restart_is_refused() {
+        let notify = Arc::new(Notify::new());
+        let open = |dir: &Path| {
+            GroupMetadata::open(&persist::config_dir(dir), tables(dir), notify.clone(), None)
+                .unwrap()
+        };
+        let create = |name: &str| {
+            MetadataOp::Topic(crate::metadata::TopicOp::Create(TopicConfig::new(
+                name, 1, 1, 6,
+            )))
+            .encode()
+            .unwrap()
+        };
+        let (rebuilt_dir, behind_dir, ahead_dir) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        // The group created "Early" at index 80; the rebuilt member's log restarts at 100.
+        let rebuilt = open(rebuilt_dir.path());
+        rebuilt.log_restarted(100);
+        rebuilt.apply(120, CHANNEL_METADATA, &create("Late"));
+        // A follower still at index 50 has complete tables, but only through 50.
+        let behind = open(behind_dir.path());
+        behind.apply(40, CHANNEL_METADATA, &create("Old"));
+        let refused = rebuilt.install_copy(behind.local_copy(50).unwrap());
+        assert!(
+            matches!(refused, Err(CopyError::Behind { .. })),
+            "{refused:?}"
+        );
+        assert!(!*rebuilt.complete().borrow());
+
+        let ahead = open(ahead_dir.path());
+        ahead.apply(40, CHANNEL_METADATA, &create("Old"));
+        ahead.apply(80, CHANNEL_METADATA, &create("Early"));
+        rebuilt
+            .install_copy(ahead.local_copy(110).unwrap())
+            .unwrap();
+        assert!(*rebuilt.complete().borrow());
+        for topic in ["Old", "Early", "Late"] {
+            assert!(rebuilt.tables.topics.get(topic).is_some(), "{topic}");
+        }
+        assert_eq!(rebuilt.applied(), 120);
     }
 }
