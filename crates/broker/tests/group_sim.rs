@@ -103,6 +103,8 @@ struct Member {
     id: NodeId,
     root: PathBuf,
     disk: Arc<ManualDiskUsage>,
+    /// Where copies moved this member's queues: no restart may take them back.
+    raised: BTreeMap<(String, i32), i64>,
     up: Option<Up>,
     durable: DurableImage,
     hard: HardState,
@@ -266,6 +268,7 @@ impl Sim {
                 id,
                 root: tmp.path().join(format!("m{}", id.0)),
                 disk: ManualDiskUsage::new(DISK_USED),
+                raised: BTreeMap::new(),
                 up: None,
                 durable: DurableImage::default(),
                 hard: HardState::default(),
@@ -378,8 +381,16 @@ impl Sim {
         let applier = Arc::clone(&metadata) as Arc<dyn MetadataApplier>;
         let (core, recovery) = ReplicaCore::open(config, id, Some(applier), env)
             .map_err(|e| format!("{id}: recovery failed: {e}"))?;
+        let reader = core.reader();
+        for ((topic, queue), raised) in &self.members[i].raised {
+            let max = reader.max_offset(topic, *queue);
+            if max < *raised {
+                return Err(format!(
+                    "{id}: {topic}:{queue} was raised to {raised} by a copy; after a restart it ends at {max}"
+                ));
+            }
+        }
         if self.verbose {
-            let reader = core.reader();
             let queues: Vec<i64> = (0..TOPICS.len())
                 .flat_map(|t| (0..QUEUES).map(move |q| (t, q)))
                 .map(|(t, q)| reader.max_offset(TOPICS[t], q))
@@ -755,13 +766,32 @@ impl Sim {
                     continue;
                 }
             };
+            let queues_dir = self.store_config(i).consume_queue_dir();
             let member = &mut self.members[i];
             let id = member.id;
             let Some(up) = member.up.as_mut() else {
                 return Ok(());
             };
+            let own = up.core.reader();
+            let empty_below: Vec<&(String, i32, i64)> = floors
+                .iter()
+                .filter(|(topic, queue, next)| {
+                    let max = own.max_offset(topic, *queue);
+                    own.min_offset(topic, *queue) == max && max < *next
+                })
+                .collect();
             match up.core.raise_empty_queues(&floors, as_of) {
-                Ok(Some(_)) => {}
+                Ok(Some(_)) => {
+                    for (topic, queue, next) in empty_below {
+                        member.raised.insert((topic.clone(), *queue), *next);
+                        // Each raised queue is fsynced before the copy goes on.
+                        let dir = store::consume_queue::queue_dir(&queues_dir, topic, *queue);
+                        member
+                            .durable
+                            .synced(&dir)
+                            .map_err(|e| format!("reading files: {e}"))?;
+                    }
+                }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(format!("{id}: raising empty queues: {e}")),
             }
@@ -772,7 +802,13 @@ impl Sim {
             }
             self.copies += 1;
             self.note(|| format!("{i} copied metadata from {j} through {through}"));
-            return self.after_step(i);
+            self.after_step(i)?;
+            // The power fails right after (while faults still happen): what the copy wrote
+            // must be on the disk.
+            if self.net.faults && self.rng.gen_bool(0.2) {
+                self.crash_with(i, true)?;
+            }
+            return Ok(());
         }
         Ok(())
     }
