@@ -800,6 +800,11 @@ impl Sim {
                 self.note(|| format!("{i}: copy from {j} refused: {e}"));
                 return Ok(());
             }
+            // The copy wrote every table and the checkpoint, each fsynced.
+            member
+                .durable
+                .synced(&persist::config_dir(&member.root))
+                .map_err(|e| format!("reading files: {e}"))?;
             self.copies += 1;
             self.note(|| format!("{i} copied metadata from {j} through {through}"));
             self.after_step(i)?;

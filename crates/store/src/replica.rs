@@ -32,8 +32,9 @@ use crate::results::{PutMessageResult, StoreRecovery};
 pub trait MetadataApplier: Send + Sync + 'static {
     /// Highest index whose op the broker has durably applied: after a restart, entries from
     /// the next index on are delivered again (so nothing is skipped), and none at or below
-    /// it (so nothing is applied twice). Retention keeps the entries after it: asked as
-    /// entries apply, so it may move up later than the broker writes it (never too early).
+    /// it (so nothing is applied twice). While ops applied are not yet written durably,
+    /// retention keeps the entries after it (asked as entries apply, so the hold may lift
+    /// later than the broker writes, never too early).
     fn applied_index(&self) -> u64 {
         0
     }
@@ -267,8 +268,8 @@ pub struct ReplicaCore {
     raft_dir: PathBuf,
     metadata: Option<Arc<dyn MetadataApplier>>,
     metadata_applied: u64,
-    /// The applier's durable index the retention hold was last set from.
-    metadata_held_from: Option<u64>,
+    /// The first entry the retention hold for the metadata keeps, as last set.
+    metadata_hold_for: Option<u64>,
     applied_index: u64,
     applied_term: u64,
     /// The CommitLog start derived files were last trimmed to.
@@ -332,8 +333,11 @@ impl ReplicaCore {
 
         let dispatched_next = index_at_or_after(&log, engine.dispatcher.dispatched_pos());
         let metadata_applied = metadata.as_ref().map_or(u64::MAX, |m| m.applied_index());
+        // Entries before the log's first one that the metadata has not written are gone
+        // only if they held no op (retention keeps them otherwise: `hold_for_metadata`).
         let apply_from = dispatched_next
             .min(metadata_applied.saturating_add(1))
+            .max(log.first_index())
             .max(1);
         let applied_index = apply_from - 1;
         let core = ReplicaCore {
@@ -342,7 +346,7 @@ impl ReplicaCore {
             raft_dir,
             metadata,
             metadata_applied: metadata_applied.min(applied_index),
-            metadata_held_from: None,
+            metadata_hold_for: None,
             applied_index,
             applied_term: log.term_at(applied_index).unwrap_or(0),
             trimmed_below_pos: log.first_pos(),
@@ -525,23 +529,28 @@ impl ReplicaCore {
             return;
         };
         let durable = metadata.applied_index();
-        if self.metadata_held_from == Some(durable) {
+        // Ops applied but not written yet come back from the log after a restart; once every
+        // op applied is written, only the entries not applied yet (after a restart, those
+        // delivered again for the metadata's sake) may still hold one.
+        let needed = if durable < self.metadata_applied {
+            durable + 1
+        } else {
+            self.applied_index + 1
+        };
+        if self.metadata_hold_for == Some(needed) {
             return;
         }
         let log = &self.engine.log;
-        let from = match log.location(durable + 1) {
-            Some(loc) => {
-                // Where the entry is now is where it stays (until retention may take it).
-                self.metadata_held_from = Some(durable);
-                loc.pos
-            }
-            // Not appended yet: whatever comes next.
-            None if durable + 1 > log.last_index() => log.write_pos(),
-            None => log.first_pos(),
+        let located = log.location(needed);
+        // Where the entry is, it stays (until retention may take it); one not appended yet
+        // is looked for again as entries apply.
+        self.metadata_hold_for = located.is_some().then_some(needed);
+        let from = match located {
+            Some(loc) => Some(loc.pos as i64),
+            None if needed > log.last_index() => None,
+            None => Some(log.first_pos() as i64),
         };
-        self.engine
-            .retention_holds
-            .set(METADATA_HOLDER, Some(from as i64));
+        self.engine.retention_holds.set(METADATA_HOLDER, from);
     }
 
     /// Recomputes readiness from raft's state: a leader becomes writable once it applied an
