@@ -3,8 +3,8 @@
 //! `%RETRY%<group>` resource with SUB. Requests not listed need none beyond a valid
 //! signature (and the admin flag for admin codes).
 //!
-//! Beyond RocketMQ 5.2: POP_MESSAGE, ACK_MESSAGE and CHANGE_MESSAGE_INVISIBLETIME are
-//! checked like a pull (the topic and the group with SUB), and RECALL_MESSAGE like a send,
+//! Beyond RocketMQ 5.2: POP_MESSAGE, ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME and
+//! NOTIFICATION are checked like a pull (the topic and the group with SUB), and RECALL_MESSAGE like a send,
 //! as RocketMQ 5.3 does; RocketMQ 4.9 let them through.
 
 use message::topic::{is_retry_topic, retry_topic};
@@ -52,7 +52,10 @@ pub fn needed(request: &RemotingCommand) -> Result<Needs, String> {
             needs.push((required("topic")?, SUB));
             needs.push(group(required("consumerGroup")?));
         }
-        request::POP_MESSAGE | request::ACK_MESSAGE | request::CHANGE_MESSAGE_INVISIBLETIME => {
+        request::POP_MESSAGE
+        | request::ACK_MESSAGE
+        | request::CHANGE_MESSAGE_INVISIBLETIME
+        | request::NOTIFICATION => {
             needs.push((required("topic")?, SUB));
             needs.push(group(required("consumerGroup")?));
         }

@@ -129,6 +129,7 @@ pub mod request {
         ACK_MESSAGE = 200051;
         CHANGE_MESSAGE_INVISIBLETIME = 200053;
         NOTIFICATION = 200054;
+        POLLING_INFO = 200055;
         BATCH_ACK_MESSAGE = 200151;
     }
 }

@@ -615,6 +615,7 @@ fn read_scenarios<'scope, 'env>(
     scope.spawn(move || request_reply(env));
     scope.spawn(move || timer_messages(env));
     scope.spawn(move || pop_consumer(env));
+    scope.spawn(move || pop_notification(env));
     scope.spawn(move || system_topics_and_stats(env, p.sync.as_ref()));
     scope.spawn(move || delete_topic(env, p.doomed.as_ref()));
 }
@@ -757,6 +758,119 @@ fn pop_consumer(env: Env) {
                 refused == once && accepted == once,
                 "each message refused once and accepted once; refused {refused:?}, accepted {accepted:?}"
             );
+            Ok(())
+        },
+    );
+}
+
+/// RocketMQ 5's NOTIFICATION and POLLING_INFO over remoting (5.5.0's `MQClientAPIExt`;
+/// 4.9.8 has neither): a notification on an empty topic answers no message, after its poll
+/// time when it has one; one waiting when a message is sent answers that there is one
+/// before its poll time ends; a push consumer in POP mode waiting on a topic counts in
+/// POLLING_INFO; a topic that does not exist, or a queue past the topic's, is refused
+/// with RocketMQ's codes.
+fn pop_notification(env: Env) {
+    if env.v != Version::V5 {
+        return;
+    }
+    env.step(
+        "MQClientAPIExt notification (long polling) and POLLING_INFO",
+        || {
+            let group = env.group("notify");
+            env.admin("create-group", &["-g", &group])?;
+            let topic = env.topic("Notify");
+            env.admin("create-topic", &["-t", &topic, "--queues", "2"])?;
+            let broker = env.servers.master()?;
+            let notify_on = |topic: &str, flags: &[&str]| -> Result<Finished> {
+                let mut args = strings(&["notify", "-b", &broker, "-t", topic, "--group", &group]);
+                args.extend(strings(flags));
+                env.run(&args)
+            };
+            let notify = |flags: &[&str]| notify_on(&topic, flags);
+            let notified = |finished: &Finished| -> Result<(bool, i64)> {
+                let line = compat::single(&finished.output, "notified")
+                    .with_context(|| finished.describe())?;
+                Ok((
+                    line["has_msg"].as_bool().unwrap_or_default(),
+                    line["waited_ms"].as_i64().unwrap_or_default(),
+                ))
+            };
+            let (has_msg, _) = notified(&notify(&[])?)?;
+            ensure!(!has_msg, "an empty topic has a message to pop");
+            let (has_msg, waited_ms) = notified(&notify(&["--poll-ms", "1500"])?)?;
+            ensure!(
+                !has_msg && waited_ms >= 1000,
+                "an empty topic: has_msg {has_msg} after {waited_ms} ms of a 1.5 s poll"
+            );
+
+            const POLL_MS: i64 = 30_000;
+            let args = strings(&[
+                "notify", "-b", &broker, "-t", &topic, "--group", &group, "--poll-ms",
+                &POLL_MS.to_string(),
+            ]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut waiting = java_client::spawn(env.v, &args, RUN_TIMEOUT)?;
+            ensure!(
+                waiting.wait_until(Duration::from_secs(30), |lines| {
+                    lines.iter().any(|l| l["op"] == "started")
+                }),
+                "the notification never started"
+            );
+            // Room for the request to reach the broker and wait there.
+            std::thread::sleep(Duration::from_secs(2));
+            send_one_by_one(env, Messages::new(&topic, "notify", 1), &[])?;
+            let (has_msg, waited_ms) = notified(&waiting.finish()?)?;
+            ensure!(
+                has_msg && waited_ms < POLL_MS,
+                "a message sent during the wait: has_msg {has_msg} after {waited_ms} ms"
+            );
+
+            let refused = |topic: &str, flags: &[&str]| -> Result<i64> {
+                let finished = notify_on(topic, flags)?;
+                let line = compat::single(&finished.output, "failed")
+                    .with_context(|| finished.describe())?;
+                Ok(line["response_code"].as_i64().unwrap_or_default())
+            };
+            let code = refused(&topic, &["--queue", "9"])?;
+            ensure!(code == 1, "a queue past the topic's: code {code}, wanted SYSTEM_ERROR (1)");
+            let code = refused("NoSuchTopicToNotify", &[])?;
+            ensure!(code == 17, "a topic that does not exist: code {code}, wanted TOPIC_NOT_EXIST (17)");
+            let code = refused(&topic, &["--polling-info", "--queue", "9"])?;
+            ensure!(
+                code == 29,
+                "POLLING_INFO of a queue past the topic's: code {code}, wanted INVALID_PARAMETER (29)"
+            );
+
+            // A push consumer in POP mode, waiting on an empty topic, counts as polling.
+            let pop_topic = env.topic("NotifyPop");
+            env.admin("create-topic", &["-t", &pop_topic, "--queues", "1"])?;
+            env.admin("set-consume-mode", &["-t", &pop_topic, "-g", &group, "--mode", "POP"])?;
+            let args = strings(&[
+                "consume", "-n", &env.ns(), "-t", &pop_topic, "-g", &group, "--expect", "1",
+                "--timeout-secs", "60", "--pop",
+            ]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut consumer = java_client::spawn(env.v, &args, RUN_TIMEOUT)?;
+            let polling = compat::eventually(Duration::from_secs(30), || {
+                let mut total = 0;
+                for queue in ["-1", "0"] {
+                    let finished = notify_on(&pop_topic, &["--polling-info", "--queue", queue])?;
+                    let line = compat::single(&finished.output, "polling_info")
+                        .with_context(|| finished.describe())?;
+                    total += line["polling_num"].as_i64().unwrap_or_default();
+                }
+                ensure!(total >= 1, "no pop of the consumer is waiting");
+                Ok(total)
+            });
+            send_one_by_one(env, Messages::new(&pop_topic, "notify-pop", 1), &[])?;
+            ensure!(
+                consumer.wait_until(Duration::from_secs(60), |lines| {
+                    lines.iter().any(|l| l["op"] == "received")
+                }),
+                "the POP consumer did not receive the message"
+            );
+            drop(consumer);
+            polling?;
             Ok(())
         },
     );

@@ -133,6 +133,7 @@ fn by_fields(request_code: i32) -> Option<ByFields> {
         | code::ACK_MESSAGE
         | code::CHANGE_MESSAGE_INVISIBLETIME
         | code::NOTIFICATION => fields(&[Group("consumerGroup"), Topic("topic")], SUB),
+        code::POLLING_INFO => fields(&[Group("consumerGroup"), Topic("topic")], GET),
         code::QUERY_DATA_VERSION | code::GET_BROKER_MEMBER_GROUP => {
             cluster(&[Cluster("clusterName")], GET)
         }

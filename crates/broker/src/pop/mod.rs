@@ -18,16 +18,18 @@
 //! - [`queue_locks`]: one pop at a time per group and queue.
 //! - [`order`]: orderly pops (FIFO groups), which store no checkpoint: a queue is held
 //!   until its last pop is acknowledged or times out.
+//! - [`waiting`]: pops waiting for messages, by topic, group and queue.
 //!
 //! The requests are served by `processor::pop` (POP_MESSAGE), `processor::pop_ack` (ACK,
-//! BATCH_ACK, CHANGE_INVISIBLETIME) and `processor::assignment` (QUERY_ASSIGNMENT and the
-//! request modes).
+//! BATCH_ACK, CHANGE_INVISIBLETIME), `processor::notification` (NOTIFICATION, POLLING_INFO)
+//! and `processor::assignment` (QUERY_ASSIGNMENT and the request modes).
 
 pub mod ledger;
 pub mod order;
 pub mod queue_locks;
 pub mod record;
 pub mod revive;
+pub mod waiting;
 
 use std::time::Duration;
 
@@ -59,6 +61,7 @@ pub struct PopState {
     pub ledger: Mutex<Ledger>,
     pub order: Mutex<OrderLedger>,
     pub queue_locks: QueueLocks,
+    pub waiting: waiting::WaitingPops,
 }
 
 impl PopState {
@@ -73,6 +76,7 @@ impl PopState {
             ledger: Mutex::new(Ledger::default()),
             order: Mutex::new(OrderLedger::new(crate::limits::MAX_ORDERLY_QUEUES)),
             queue_locks: QueueLocks::new(crate::limits::MAX_LOCK_ENTRIES),
+            waiting: waiting::WaitingPops::default(),
         }
     }
 

@@ -11,6 +11,8 @@
 //! - [`pull`]: PULL_MESSAGE, LITE_PULL_MESSAGE, with long polling.
 //! - [`pop`]: POP_MESSAGE (RocketMQ 5's POP consumption), with long polling.
 //! - [`pop_ack`]: ACK_MESSAGE, BATCH_ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME.
+//! - [`notification`]: NOTIFICATION (would a pop find something, long polling) and
+//!   POLLING_INFO (pops waiting).
 //! - [`assignment`]: QUERY_ASSIGNMENT and the request modes (PULL or POP per group).
 //! - [`consumer_manage`]: consumer offsets and consumer lists.
 //! - [`client_manage`]: HEART_BEAT, UNREGISTER_CLIENT, CHECK_CLIENT_CONFIG.
@@ -34,6 +36,7 @@ pub mod consumer_calls;
 pub mod consumer_manage;
 pub mod end_transaction;
 pub mod group;
+pub mod notification;
 pub mod pop;
 pub mod pop_ack;
 pub mod pull;
@@ -91,6 +94,8 @@ impl RequestProcessor for BrokerProcessor {
             code::CHANGE_MESSAGE_INVISIBLETIME => {
                 pop_ack::change_invisible_time(ctx, &request).await
             }
+            code::NOTIFICATION => notification::notification(ctx, &request, conn.closed()).await,
+            code::POLLING_INFO => notification::polling_info(ctx, &request).await,
             code::QUERY_ASSIGNMENT => assignment::query(ctx, &request).await,
             code::SET_MESSAGE_REQUEST_MODE => assignment::set_mode(ctx, &request).await,
             code::GET_ALL_MESSAGE_REQUEST_MODE => assignment::all_modes(ctx, &request),

@@ -101,6 +101,11 @@ pub async fn process(
     };
     let left_ms = header.poll_time.saturating_sub(arrived_ms - born_ms).max(0);
     let deadline = Instant::now() + Duration::from_millis(left_ms as u64).min(MAX_POLL);
+    let _counted = (header.poll_time > 0).then(|| {
+        ctx.pop
+            .waiting
+            .enter(&plan.topic, &plan.group, header.queue_id)
+    });
     let waits = if header.poll_time > 0 {
         let on_topic = ctx.long_poll.park(&plan.topic, ANY_QUEUE);
         let on_retry = ctx.long_poll.park(&plan.retry_topic, 0);
@@ -203,50 +208,15 @@ async fn check(ctx: &BrokerContext, header: &PopMessageRequestHeader) -> Result<
         ));
     }
     let group = header.consumer_group.as_str();
-    message::validate_group(group)
-        .map_err(|e| Refusal::new(response::INVALID_PARAMETER, e.to_string()))?;
     let topic = header.topic.as_str();
-    let Some(topic_config) = ctx.topics.get(topic) else {
-        return Err(Refusal::new(
-            response::TOPIC_NOT_EXIST,
-            format!("topic[{topic}] not exist, apply first please!"),
-        ));
-    };
-    if !perm::is_readable(topic_config.perm) {
-        return Err(Refusal::new(
-            response::NO_PERMISSION,
-            format!("the topic[{topic}] peeking message is forbidden"),
-        ));
-    }
-    let queue_ids: Vec<i32> = if header.queue_id < 0 {
-        (0..topic_config.read_queue_nums).collect()
-    } else if header.queue_id < topic_config.read_queue_nums {
-        vec![header.queue_id]
-    } else {
-        return Err(Refusal::new(
-            response::INVALID_PARAMETER,
-            format!(
-                "queueId[{}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{}] consumer:[{group}]",
-                header.queue_id, topic_config.read_queue_nums
-            ),
-        ));
-    };
-    let group_config = match ctx.group_or_create(group).await {
-        Ok(Some(config)) => config,
-        Ok(None) => {
-            return Err(Refusal::new(
-                response::SUBSCRIPTION_GROUP_NOT_EXIST,
-                format!("subscription group [{group}] does not exist"),
-            ))
-        }
-        Err(e) => return Err(Refusal::new(response::SYSTEM_ERROR, e.to_string())),
-    };
-    if !group_config.consume_enable {
-        return Err(Refusal::new(
-            response::NO_PERMISSION,
-            format!("subscription group no permission, {group}"),
-        ));
-    }
+    let queue_ids = readable_queues(
+        ctx,
+        group,
+        topic,
+        header.queue_id,
+        response::INVALID_PARAMETER,
+    )
+    .await?;
     let filter = ctx
         .filters
         .filter(Subscription {
@@ -280,6 +250,63 @@ async fn check(ctx: &BrokerContext, header: &PopMessageRequestHeader) -> Result<
         orderly: header.order == Some(true),
         attempt_id: header.attempt_id.clone().filter(|id| !id.is_empty()),
     })
+}
+
+/// The queues of `topic` a request of `group` names (every readable one for a negative
+/// `queue_id`), once the topic exists and is readable and the group exists (created when
+/// the broker auto-creates groups) and may consume; a queue id past the topic's read
+/// queues is answered with `bad_queue_code` (POP_MESSAGE and NOTIFICATION differ there).
+pub(super) async fn readable_queues(
+    ctx: &BrokerContext,
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+    bad_queue_code: i32,
+) -> Result<Vec<i32>, Refusal> {
+    message::validate_group(group)
+        .map_err(|e| Refusal::new(response::INVALID_PARAMETER, e.to_string()))?;
+    let Some(topic_config) = ctx.topics.get(topic) else {
+        return Err(Refusal::new(
+            response::TOPIC_NOT_EXIST,
+            format!("topic[{topic}] not exist, apply first please!"),
+        ));
+    };
+    if !perm::is_readable(topic_config.perm) {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            format!("the topic[{topic}] peeking message is forbidden"),
+        ));
+    }
+    let queue_ids: Vec<i32> = if queue_id < 0 {
+        (0..topic_config.read_queue_nums).collect()
+    } else if queue_id < topic_config.read_queue_nums {
+        vec![queue_id]
+    } else {
+        return Err(Refusal::new(
+            bad_queue_code,
+            format!(
+                "queueId[{queue_id}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{}] consumer:[{group}]",
+                topic_config.read_queue_nums
+            ),
+        ));
+    };
+    let group_config = match ctx.group_or_create(group).await {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            return Err(Refusal::new(
+                response::SUBSCRIPTION_GROUP_NOT_EXIST,
+                format!("subscription group [{group}] does not exist"),
+            ))
+        }
+        Err(e) => return Err(Refusal::new(response::SYSTEM_ERROR, e.to_string())),
+    };
+    if !group_config.consume_enable {
+        return Err(Refusal::new(
+            response::NO_PERMISSION,
+            format!("subscription group no permission, {group}"),
+        ));
+    }
+    Ok(queue_ids)
 }
 
 /// One pass over the retry topic and the topic's queues.

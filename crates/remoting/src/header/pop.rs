@@ -1,5 +1,5 @@
 //! POP consumption (RocketMQ 5): POP_MESSAGE (200050), ACK_MESSAGE (200051),
-//! CHANGE_MESSAGE_INVISIBLETIME (200053) and NOTIFICATION (200054).
+//! CHANGE_MESSAGE_INVISIBLETIME (200053), NOTIFICATION (200054) and POLLING_INFO (200055).
 
 command_header! {
     /// Take up to `max_msg_nums` messages of a topic (all its queues when `queue_id` is
@@ -85,6 +85,7 @@ command_header! {
         born_time: i64 = "bornTime",
         order: Option<bool> = "order",
         attempt_id: Option<String> = "attemptId",
+        broker_name: Option<String> = "bname",
     }
 }
 
@@ -92,5 +93,21 @@ command_header! {
     pub struct NotificationResponseHeader {
         has_msg: bool = "hasMsg",
         polling_full: Option<bool> = "pollingFull",
+    }
+}
+
+command_header! {
+    /// How many pops of a group wait for messages on a topic-queue.
+    pub struct PollingInfoRequestHeader {
+        consumer_group: String = "consumerGroup",
+        topic: String = "topic",
+        queue_id: i32 = "queueId",
+        broker_name: Option<String> = "bname",
+    }
+}
+
+command_header! {
+    pub struct PollingInfoResponseHeader {
+        polling_num: i32 = "pollingNum",
     }
 }

@@ -35,6 +35,8 @@ final class Args {
         "  transaction -n NS -t TOPIC [--group G] [--timeout-secs S] [--linger-ms MS]",
         "  timer   -n NS -t TOPIC -c COUNT [--group G] [--first-ms MS] [--step-ms MS] [--recall]",
         "          [--timeout-secs S] [--linger-ms MS]",
+        "  notify  -b BROKER_ADDR -t TOPIC --group G [--queue Q] [--poll-ms MS] [--order]",
+        "          [--polling-info]   (5.x only)",
         "",
         "Every outcome is one JSON object per line on stdout; logs go to stderr (system property",
         "driver.log.level, WARN by default). Exit 0 on success, 1 on a failure (a `failed` line",
@@ -47,7 +49,7 @@ final class Args {
     private static final Set<String> SWITCHES = new HashSet<>(Arrays.asList(
         "--vip", "--no-compress", "--orderly", "--broadcast", "--fail-always", "--commit",
         "--seek-begin", "--seek-end", "--force", "--with-consumer", "--no-fallback", "--recall",
-        "--pop"));
+        "--pop", "--order", "--polling-info"));
 
     /** Raised for a bad command line (exit code 2). */
     static final class UsageException extends RuntimeException {

@@ -15,6 +15,7 @@ package rmqrs.compat;
  *   <li>{@link Admin}: DefaultMQAdminExt.
  *   <li>{@link Transaction}: TransactionMQProducer, commits, rollbacks and check-backs.
  *   <li>{@link Timer}: RocketMQ 5 timer messages and recalls.
+ *   <li>{@link Notify}: RocketMQ 5's NOTIFICATION and POLLING_INFO (5.x only).
  * </ul>
  */
 public final class Main {
@@ -65,6 +66,8 @@ public final class Main {
                 return Transaction.run(args);
             case "timer":
                 return Timer.run(args);
+            case "notify":
+                return Notify.run(args);
             default:
                 throw new Args.UsageException("unknown command " + args.command);
         }
