@@ -16,7 +16,7 @@ use remoting::header::pop::{
 };
 use tokio::time::Instant;
 
-use super::pop::readable_queues;
+use super::pop::{born_ms, readable_queues, wake_at};
 use super::{decode_header, Refusal};
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
@@ -48,11 +48,7 @@ pub async fn notification(
         Err(refusal) => return refusal.into_response(request),
     };
     let arrived_ms = now_ms();
-    let born_ms = if header.born_time > 0 {
-        header.born_time
-    } else {
-        arrived_ms
-    };
+    let born_ms = born_ms(header.born_time, arrived_ms);
     let watch = match check(ctx, &header).await {
         Ok(watch) => watch,
         Err(refusal) => return refusal.into_response(request),
@@ -85,12 +81,7 @@ pub async fn notification(
         if Instant::now() >= deadline || ctx.shutdown.is_cancelled() {
             return answer(request, false, false);
         }
-        // A held orderly queue frees itself when its invisible time runs out, with no
-        // arrival to wake the wait.
-        let wake = held_until_ms.map_or(deadline, |at| {
-            let after = Duration::from_millis((at - now_ms()).max(1) as u64);
-            deadline.min(Instant::now() + after)
-        });
+        let wake = wake_at(deadline, held_until_ms);
         tokio::select! {
             _ = on_topic => {}
             _ = on_retry => {}

@@ -80,11 +80,7 @@ pub async fn process(
         Err(refusal) => return refusal.into_response(request),
     };
     let arrived_ms = now_ms();
-    let born_ms = if header.born_time > 0 {
-        header.born_time
-    } else {
-        arrived_ms
-    };
+    let born_ms = born_ms(header.born_time, arrived_ms);
     if header.poll_time > 0 && arrived_ms - born_ms - header.poll_time > TOO_LATE_MS {
         return RemotingCommand::error_to(
             request,
@@ -157,12 +153,7 @@ pub async fn process(
                 popped.rest,
             );
         }
-        // A held orderly queue frees itself when its invisible time runs out, with no
-        // arrival to wake the wait.
-        let wake = popped.held_until_ms.map_or(deadline, |at| {
-            let after = Duration::from_millis((at - now_ms()).max(1) as u64);
-            deadline.min(Instant::now() + after)
-        });
+        let wake = wake_at(deadline, popped.held_until_ms);
         tokio::select! {
             _ = on_topic => {}
             _ = on_retry => {}
@@ -173,6 +164,26 @@ pub async fn process(
             }
         }
     }
+}
+
+/// When the client sent a long-polling request (its `bornTime`; the broker's arrival time
+/// when it sent none).
+pub(super) fn born_ms(born_time: i64, arrived_ms: i64) -> i64 {
+    if born_time > 0 {
+        born_time
+    } else {
+        arrived_ms
+    }
+}
+
+/// When a long-polling wait wakes at the latest: its deadline, or earlier when an orderly
+/// queue it found held frees itself (its invisible time runs out, with no arrival to wake
+/// the wait).
+pub(super) fn wake_at(deadline: Instant, held_until_ms: Option<i64>) -> Instant {
+    held_until_ms.map_or(deadline, |at| {
+        let after = Duration::from_millis((at - now_ms()).max(1) as u64);
+        deadline.min(Instant::now() + after)
+    })
 }
 
 async fn check(ctx: &BrokerContext, header: &PopMessageRequestHeader) -> Result<Plan, Refusal> {
