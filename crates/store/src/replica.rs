@@ -268,8 +268,12 @@ pub struct ReplicaCore {
     raft_dir: PathBuf,
     metadata: Option<Arc<dyn MetadataApplier>>,
     metadata_applied: u64,
-    /// The first entry the retention hold for the metadata keeps, as last set.
-    metadata_hold_for: Option<u64>,
+    /// Entries up to here were dispatched before the last restart: they are delivered
+    /// again only for the metadata's sake.
+    redelivered_through: u64,
+    /// The first entry the retention hold for the metadata keeps (`None`: no hold), as
+    /// last set.
+    metadata_hold_for: Option<Option<u64>>,
     applied_index: u64,
     applied_term: u64,
     /// The CommitLog start derived files were last trimmed to.
@@ -346,6 +350,7 @@ impl ReplicaCore {
             raft_dir,
             metadata,
             metadata_applied: metadata_applied.min(applied_index),
+            redelivered_through: dispatched_next.saturating_sub(1),
             metadata_hold_for: None,
             applied_index,
             applied_term: log.term_at(applied_index).unwrap_or(0),
@@ -530,26 +535,30 @@ impl ReplicaCore {
         };
         let durable = metadata.applied_index();
         // Ops applied but not written yet come back from the log after a restart; once every
-        // op applied is written, only the entries not applied yet (after a restart, those
-        // delivered again for the metadata's sake) may still hold one.
+        // op applied is written, only entries delivered again after a restart (for the
+        // metadata's sake, below the dispatch checkpoint that bounds retention otherwise)
+        // may still hold one. In steady state there is no hold.
         let needed = if durable < self.metadata_applied {
-            durable + 1
+            Some(durable + 1)
+        } else if self.applied_index < self.redelivered_through {
+            Some(self.applied_index + 1)
         } else {
-            self.applied_index + 1
+            None
         };
         if self.metadata_hold_for == Some(needed) {
             return;
         }
         let log = &self.engine.log;
-        let located = log.location(needed);
+        let from = needed.and_then(|index| match log.location(index) {
+            Some(loc) => Some(loc.pos as i64),
+            None if index > log.last_index() => None,
+            None => Some(log.first_pos() as i64),
+        });
         // Where the entry is, it stays (until retention may take it); one not appended yet
         // is looked for again as entries apply.
-        self.metadata_hold_for = located.is_some().then_some(needed);
-        let from = match located {
-            Some(loc) => Some(loc.pos as i64),
-            None if needed > log.last_index() => None,
-            None => Some(log.first_pos() as i64),
-        };
+        if needed.is_none() || from.is_some() {
+            self.metadata_hold_for = Some(needed);
+        }
         self.engine.retention_holds.set(METADATA_HOLDER, from);
     }
 

@@ -97,11 +97,8 @@ pub async fn process(
     };
     let left_ms = header.poll_time.saturating_sub(arrived_ms - born_ms).max(0);
     let deadline = Instant::now() + Duration::from_millis(left_ms as u64).min(MAX_POLL);
-    let _counted = (header.poll_time > 0).then(|| {
-        ctx.pop
-            .waiting
-            .enter(&plan.topic, &plan.group, header.queue_id)
-    });
+    // Counted for POLLING_INFO once it waits, not on the way of every pop that finds messages.
+    let mut _counted = None;
     let waits = if header.poll_time > 0 {
         let on_topic = ctx.long_poll.park(&plan.topic, ANY_QUEUE);
         let on_retry = ctx.long_poll.park(&plan.retry_topic, 0);
@@ -154,6 +151,11 @@ pub async fn process(
             );
         }
         let wake = wake_at(deadline, popped.held_until_ms);
+        _counted.get_or_insert_with(|| {
+            ctx.pop
+                .waiting
+                .enter(&plan.topic, &plan.group, header.queue_id)
+        });
         tokio::select! {
             _ = on_topic => {}
             _ = on_retry => {}

@@ -247,11 +247,9 @@ impl GroupMetadata {
     /// would serve them, `applied_through` being what its store reports applied (every op
     /// up to it was handed to this applier); refused while it owes a copy itself.
     pub fn local_copy(&self, applied_through: u64) -> Result<MetadataCopy, CopyError> {
-        let held = self.held.lock();
-        if held.is_some() {
+        if self.copy_owed() {
             return Err(CopyError::SourceIncomplete);
         }
-        drop(held);
         // The applied index before the tables: they hold every op up to it (and perhaps
         // later ones, which the copy's holder applying again does no harm).
         let copied_through = self.applied().max(applied_through);
