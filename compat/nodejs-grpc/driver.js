@@ -14,6 +14,10 @@
 //       with --nack-first each message's
 //       first delivery gets changeInvisibleDuration(1 s) instead, and must come back; with
 //       --linger-ms it keeps receiving that long after the last expected message.
+//   push    --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--fail-first]
+//       PushConsumer whose listener answers each message's first delivery FAILURE
+//       (`refused` lines) with --fail-first, SUCCESS otherwise (`received`), until N
+//       distinct messages were taken.
 //   transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
 //       A Producer with a TransactionChecker, one transaction per name in TRANSACTIONS (body
 //       `TOPIC:NAME`, tag TagTx, key tx-NAME): committed, rolled back, and two left open that
@@ -22,7 +26,9 @@
 //       were checked (after lingering MS), or `timeout`.
 'use strict';
 
-const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
+const {
+  ConsumeResult, Producer, PushConsumer, SimpleConsumer,
+} = require('rocketmq-client-nodejs');
 // The resolutions' values (the client takes the protocol's enum numbers).
 const { TransactionResolution } = require(
   'rocketmq-client-nodejs/proto/apache/rocketmq/v2/definition_pb');
@@ -38,7 +44,7 @@ function parse(argv) {
   const flags = {};
   for (let i = 0; i < rest.length; i++) {
     const key = rest[i];
-    if (key === '--nack-first' || key === '--recall-last') {
+    if (key === '--nack-first' || key === '--recall-last' || key === '--fail-first') {
       flags[key] = true;
     } else if (i + 1 < rest.length) {
       flags[key] = rest[++i];
@@ -100,6 +106,19 @@ async function produce(flags) {
   return 0;
 }
 
+function describe(message, delivery) {
+  return {
+    msg_id: message.messageId,
+    body: message.body.toString(),
+    seq: message.properties.get('seq'),
+    tag: message.tag || null,
+    group: message.messageGroup || null,
+    delivery_attempt: message.deliveryAttempt,
+    delivery,
+    at_ms: Date.now(),
+  };
+}
+
 async function simple(flags) {
   const topic = flags['-t'];
   const expect = Number(flags['--expect'] || 0);
@@ -128,16 +147,7 @@ async function simple(flags) {
       for (const message of messages) {
         const id = message.messageId;
         deliveries.set(id, (deliveries.get(id) || 0) + 1);
-        const fields = {
-          msg_id: id,
-          body: message.body.toString(),
-          seq: message.properties.get('seq'),
-          tag: message.tag || null,
-          group: message.messageGroup || null,
-          delivery_attempt: message.deliveryAttempt,
-          delivery: deliveries.get(id),
-          at_ms: Date.now(),
-        };
+        const fields = describe(message, deliveries.get(id));
         if (flags['--nack-first'] && deliveries.get(id) === 1) {
           await consumer.changeInvisibleDuration(message, 1000);
           line({ op: 'nacked', ...fields });
@@ -153,6 +163,45 @@ async function simple(flags) {
   }
   const done = acked.size >= expect;
   line({ op: done ? 'done' : 'timeout', distinct: acked.size });
+  return done ? 0 : 1;
+}
+
+async function push(flags) {
+  const expect = Number(flags['--expect'] || 0);
+  const deadline = Date.now() + 1000 * Number(flags['--timeout-secs'] || 60);
+  const deliveries = new Map();
+  const accepted = new Set();
+  const consumer = new PushConsumer({
+    consumerGroup: flags['-g'],
+    endpoints: flags['--endpoints'],
+    subscriptions: new Map().set(flags['-t'], '*'),
+    requestTimeout: 10000,
+    sessionCredentials: credentials(),
+    messageListener: {
+      consume(message) {
+        const id = message.messageId;
+        deliveries.set(id, (deliveries.get(id) || 0) + 1);
+        const refuse = Boolean(flags['--fail-first']) && deliveries.get(id) === 1;
+        line({ op: refuse ? 'refused' : 'received', ...describe(message, deliveries.get(id)) });
+        if (refuse) return ConsumeResult.FAILURE;
+        accepted.add(id);
+        return ConsumeResult.SUCCESS;
+      },
+    },
+  });
+  await consumer.startup();
+  line({ op: 'started', command: 'push', client_version: RELEASE });
+  try {
+    while (accepted.size < expect && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Let the last acknowledgements reach the broker.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  } finally {
+    await consumer.shutdown();
+  }
+  const done = accepted.size >= expect;
+  line({ op: done ? 'done' : 'timeout', distinct: accepted.size });
   return done ? 0 : 1;
 }
 
@@ -221,6 +270,7 @@ async function main() {
   try {
     if (parsed.command === 'produce') return await produce(parsed.flags);
     if (parsed.command === 'simple') return await simple(parsed.flags);
+    if (parsed.command === 'push') return await push(parsed.flags);
     if (parsed.command === 'transaction') return await transaction(parsed.flags);
     process.stderr.write(`nodejs-driver: unknown command ${parsed.command}\n`);
     return 2;

@@ -2,14 +2,20 @@
 against a broker that serves gRPC itself. One JSON object per line on stdout; exit 0 on
 success, 1 on a failure (a `failed` line says why), 2 on a usage error.
 
-  produce --endpoints E -t TOPIC -c COUNT [--tag T] [--message-groups N]
+  produce --endpoints E -t TOPIC -c COUNT [--tag T] [--message-groups N] [--delay-ms MS]
       Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ; with
-      --message-groups each message is FIFO, in message group G<SEQ mod N>.
+      --message-groups each message is FIFO, in message group G<SEQ mod N>; with
+      --delay-ms each is a delay message due MS from its send, rounded up to the second
+      (the client sends `delivery_timestamp` as whole seconds although its doc says ms).
   simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
           [--batch B]
       SimpleConsumer.receive (up to B messages, 16 by default; invisible 20 s) and ack;
       with --nack-first each message's first delivery gets change_invisible_duration(1 s)
       instead, and must come back.
+  push    --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--fail-first]
+      PushConsumer whose listener answers each message's first delivery FAILURE (`refused`
+      lines) with --fail-first, SUCCESS otherwise (`received`), until N distinct messages
+      were taken.
   transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
       A Producer with a TransactionChecker, one transaction per name in TRANSACTIONS (body
       `TOPIC:NAME`, tag TagTx, key tx-NAME): committed, rolled back, and two left open that
@@ -20,19 +26,27 @@ success, 1 on a failure (a `failed` line says why), 2 on a usage error.
 
 import argparse
 import json
+import math
 import os
 import sys
 import threading
 import time
 
-from rocketmq import (ClientConfiguration, Credentials, FilterExpression, Message,
-                      Producer, SimpleConsumer, TransactionChecker, TransactionResolution)
+from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExpression,
+                      Message, MessageListener, Producer, PushConsumer, SimpleConsumer,
+                      TransactionChecker, TransactionResolution)
 
 RELEASE = "5.1.2"
 
 
+LINE_LOCK = threading.Lock()
+
+
 def line(**fields):
-    print(json.dumps(fields), flush=True)
+    # One write per line: the push listener prints from the client's consumption threads.
+    with LINE_LOCK:
+        sys.stdout.write(json.dumps(fields) + "\n")
+        sys.stdout.flush()
 
 
 def produce(config, args):
@@ -51,12 +65,25 @@ def produce(config, args):
             group = f"G{seq % args.message_groups}" if args.message_groups else None
             if group:
                 message.message_group = group
+            deliver_ms = 0
+            if args.delay_ms:
+                deliver_s = math.ceil((time.time() * 1000 + args.delay_ms) / 1000)
+                message.delivery_timestamp = deliver_s
+                deliver_ms = deliver_s * 1000
             receipt = producer.send(message)
-            line(op="sent", seq=seq, msg_id=receipt.message_id, group=group)
+            line(op="sent", seq=seq, msg_id=receipt.message_id, group=group,
+                 deliver_ms=deliver_ms)
     finally:
         producer.shutdown()
     line(op="done", sent=args.c)
     return 0
+
+
+def describe(message, delivery):
+    return dict(msg_id=message.message_id, body=message.body.decode(errors="replace"),
+                seq=message.properties.get("seq"), tag=message.tag,
+                group=message.message_group, delivery_attempt=message.delivery_attempt,
+                delivery=delivery, at_ms=int(time.time() * 1000))
 
 
 def simple(config, args):
@@ -71,11 +98,7 @@ def simple(config, args):
             for message in consumer.receive(args.batch, 20) or []:
                 msg_id = message.message_id
                 deliveries[msg_id] = deliveries.get(msg_id, 0) + 1
-                fields = dict(msg_id=msg_id, body=message.body.decode(errors="replace"),
-                              seq=message.properties.get("seq"), tag=message.tag,
-                              group=message.message_group,
-                              delivery_attempt=message.delivery_attempt,
-                              delivery=deliveries[msg_id], at_ms=int(time.time() * 1000))
+                fields = describe(message, deliveries[msg_id])
                 if args.nack_first and deliveries[msg_id] == 1:
                     consumer.change_invisible_duration(message, 1)
                     line(op="nacked", **fields)
@@ -87,6 +110,48 @@ def simple(config, args):
         consumer.shutdown()
     done = len(acked) >= args.expect
     line(op="done" if done else "timeout", distinct=len(acked))
+    return 0 if done else 1
+
+
+class Listener(MessageListener):
+    """Fails each message's first delivery with --fail-first; takes every other one."""
+
+    def __init__(self, fail_first):
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+        self.deliveries = {}
+        self.accepted = set()
+
+    def consume(self, message):
+        with self.lock:
+            delivery = self.deliveries.get(message.message_id, 0) + 1
+            self.deliveries[message.message_id] = delivery
+            refuse = self.fail_first and delivery == 1
+            if not refuse:
+                self.accepted.add(message.message_id)
+        line(op="refused" if refuse else "received", **describe(message, delivery))
+        return ConsumeResult.FAILURE if refuse else ConsumeResult.SUCCESS
+
+    def taken(self):
+        with self.lock:
+            return len(self.accepted)
+
+
+def push(config, args):
+    listener = Listener(args.fail_first)
+    consumer = PushConsumer(config, args.g, listener, {args.t: FilterExpression("*")})
+    consumer.startup()
+    line(op="started", command="push", client_version=RELEASE)
+    deadline = time.time() + args.timeout_secs
+    try:
+        while listener.taken() < args.expect and time.time() < deadline:
+            time.sleep(0.05)
+        # Let the last acknowledgements reach the broker.
+        time.sleep(1)
+    finally:
+        consumer.shutdown()
+    done = listener.taken() >= args.expect
+    line(op="done" if done else "timeout", distinct=listener.taken())
     return 0 if done else 1
 
 
@@ -151,7 +216,7 @@ def transaction(config, args):
 
 def main():
     parser = argparse.ArgumentParser(add_help=True)
-    parser.add_argument("command", choices=["produce", "simple", "transaction"])
+    parser.add_argument("command", choices=["produce", "simple", "push", "transaction"])
     parser.add_argument("--endpoints", required=True)
     parser.add_argument("-t", required=True)
     parser.add_argument("-c", type=int, default=0)
@@ -160,6 +225,8 @@ def main():
     parser.add_argument("--expect", type=int, default=0)
     parser.add_argument("--timeout-secs", type=int, default=60)
     parser.add_argument("--nack-first", action="store_true")
+    parser.add_argument("--fail-first", action="store_true")
+    parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--message-groups", type=int, default=0)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--linger-ms", type=int, default=1000)
@@ -169,7 +236,8 @@ def main():
                               os.environ.get("ROCKETMQ_SECRET_KEY", ""))
     config = ClientConfiguration(args.endpoints, credentials, request_timeout=10)
     try:
-        commands = {"produce": produce, "simple": simple, "transaction": transaction}
+        commands = {"produce": produce, "simple": simple, "push": push,
+                    "transaction": transaction}
         return commands[args.command](config, args)
     except Exception as e:  # the client's own exceptions: report and fail
         line(op="failed", error=repr(e))

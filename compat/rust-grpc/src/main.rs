@@ -4,10 +4,15 @@
 //! failure (a `failed` line says why), 2 on a usage error. The same commands and lines as
 //! compat/python-grpc/driver.py and compat/nodejs-grpc/driver.js:
 //!
-//!   produce --endpoints E -t TOPIC -c COUNT [--tag T]
-//!       Producer::send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ.
+//!   produce --endpoints E -t TOPIC -c COUNT [--tag T] [--message-groups N] [--delay-ms MS]
+//!       Producer::send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ; with
+//!       --message-groups each message is FIFO, in message group G<SEQ mod N>; with
+//!       --delay-ms each is a delay message due MS from its send, rounded up to the second
+//!       (the client sends its delivery timestamp in whole seconds).
 //!   simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
-//!       SimpleConsumer::receive_with (invisible 20 s) and ack. With --nack-first each
+//!           [--batch B]
+//!       SimpleConsumer::receive_with (up to B messages, 16 by default; invisible 20 s) and
+//!       ack. With --nack-first each
 //!       message's first delivery is turned down (`nacked`) and must come back. This client
 //!       has no change_invisible_duration (5.0.0's SimpleConsumer offers receive and ack
 //!       only), so the driver receives with an invisible time of 10 s (the least RocketMQ's
@@ -135,6 +140,8 @@ impl Args {
 async fn produce(args: &Args) -> Result<bool, Error> {
     let topic = args.topic();
     let count = args.number("-c", 0)?;
+    let message_groups = args.number("--message-groups", 0)?;
+    let delay_ms = args.number("--delay-ms", 0)?;
     let mut option = ProducerOption::default();
     option.set_topics(vec![topic]);
     let mut producer = Producer::new(option, args.client_option())?;
@@ -150,8 +157,21 @@ async fn produce(args: &Args) -> Result<bool, Error> {
             if let Some(tag) = args.text("--tag") {
                 message = message.set_tag(tag);
             }
+            let group = (message_groups > 0).then(|| format!("G{}", seq % message_groups));
+            if let Some(group) = &group {
+                message = message.set_message_group(group);
+            }
+            let mut deliver_ms = 0;
+            if delay_ms > 0 {
+                let deliver_secs = (now_ms() + delay_ms).div_ceil(1000);
+                message = message.set_delivery_timestamp(deliver_secs as i64);
+                deliver_ms = deliver_secs * 1000;
+            }
             let receipt = producer.send(message.build()?).await?;
-            line(json!({"op": "sent", "seq": seq, "msg_id": receipt.message_id()}));
+            line(json!({
+                "op": "sent", "seq": seq, "msg_id": receipt.message_id(), "group": group,
+                "deliver_ms": deliver_ms,
+            }));
         }
         Ok::<(), Error>(())
     }
@@ -168,6 +188,7 @@ async fn simple(args: &Args) -> Result<bool, Error> {
     let expect = args.number("--expect", 0)? as usize;
     let timeout = Duration::from_secs(args.number("--timeout-secs", 60)?);
     let nack_first = args.switches.contains("--nack-first");
+    let batch = args.number("--batch", 16)? as i32;
     let mut option = SimpleConsumerOption::default();
     option.set_consumer_group(group);
     option.set_topics(vec![topic]);
@@ -185,7 +206,9 @@ async fn simple(args: &Args) -> Result<bool, Error> {
     let deadline = Instant::now() + timeout;
     let consumed = async {
         while acked.len() < expect && Instant::now() < deadline {
-            let messages = consumer.receive_with(topic, &filter, 16, invisible).await?;
+            let messages = consumer
+                .receive_with(topic, &filter, batch, invisible)
+                .await?;
             for message in messages {
                 let id = message.message_id().to_owned();
                 let delivery = deliveries.entry(id.clone()).or_default();
@@ -218,6 +241,7 @@ fn fields(message: &MessageView, delivery: u32) -> Value {
         "body": String::from_utf8_lossy(message.body()),
         "seq": message.properties().get("seq"),
         "tag": message.tag(),
+        "group": message.message_group(),
         "keys": message.keys().join(" "),
         "delivery_attempt": message.delivery_attempt(),
         "delivery": delivery,

@@ -17,7 +17,9 @@
 //! - the Python (`rocketmq-python-client` 5.1.2) and Node.js (`rocketmq-client-nodejs`
 //!   1.0.8) clients: Producer sends with a tag, SimpleConsumer receives, a changed invisible
 //!   time brings each message back, then it is acknowledged; transactions as above; FIFO
-//!   messages as the Go client's below (`message_group`, `messageGroup`);
+//!   messages as the Go client's below (`message_group`, `messageGroup`); a PushConsumer
+//!   whose listener fails each first delivery: every message comes back and is taken;
+//!   Python's delay messages as the Go client's below;
 //! - the Rust client (crates.io `rocketmq` 5.0.0, `compat/rust-grpc`): the same, except that
 //!   its SimpleConsumer has no changeInvisibleDuration (5.0.0 offers receive and ack only):
 //!   each first delivery, received invisible for 10 s, is left unacknowledged and comes back
@@ -27,6 +29,10 @@
 //!   long-polling timeout itself, so the driver keeps the default 40 s (the broker polls
 //!   20 s at most). It logs an error for each Settings command the broker sends back on
 //!   Telemetry (as RocketMQ's proxy does): it handles no command but transaction checks.
+//!   Its FIFO messages (`set_message_group`) are received one at a time by its
+//!   SimpleConsumer on an orderly group, each group's in the order sent, none delivered
+//!   while an earlier one of its group is unacknowledged (without giving any back: that
+//!   would cost the 10 s invisible time per message); its delay messages as Go's below.
 //! - the Go client (`github.com/apache/rocketmq-clients/golang/v5` 5.1.2, `compat/go-grpc`;
 //!   5.1.2 has a Producer and a SimpleConsumer, no PushConsumer): the same as Python's and
 //!   Node.js's, and
@@ -53,7 +59,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use tests::compat::{Servers, Setup};
 use tests::driver::DriverOutput;
@@ -253,8 +259,27 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
             );
             suite.step(
                 &format!("{client}: delay messages (SetDelayTimestamp) arrive on time"),
-                || go_delay_messages(env),
+                || client_delay_messages(env, client),
             );
+        });
+        // The other clients' PushConsumers, FIFO and delay messages, on a thread of their own.
+        s.spawn(|| {
+            for client in [GrpcClient::Python, GrpcClient::NodeJs] {
+                suite.step(
+                    &format!("{client}: PushConsumer, a failed consumption comes back"),
+                    || other_client_push(env, client),
+                );
+            }
+            let client = GrpcClient::Rust;
+            suite.step(
+                &format!("{client}: FIFO message groups received in order per group"),
+                || fifo_messages(env, client),
+            );
+            for client in [GrpcClient::Rust, GrpcClient::Python] {
+                suite.step(&format!("{client}: delay messages arrive on time"), || {
+                    client_delay_messages(env, client)
+                });
+            }
         });
         // The other languages' clients, alongside the Java scenarios.
         s.spawn(|| {
@@ -322,7 +347,7 @@ fn push_consumer_fifo(env: Env) -> Result<()> {
             "--fail-first",
         ],
     )?;
-    check_fifo_deliveries(&output, &sent, "refused")?;
+    check_fifo_deliveries(&output, &sent, "refused", 2)?;
     let once: BTreeMap<String, usize> = sent.keys().map(|id| (id.clone(), 1)).collect();
     let received = tally(&output, "received");
     ensure!(
@@ -631,6 +656,51 @@ fn other_client(env: Env, client: GrpcClient) -> Result<()> {
     )
 }
 
+/// A client's PushConsumer whose listener fails each message's first delivery: each
+/// message of its producer comes back and is taken.
+fn other_client_push(env: Env, client: GrpcClient) -> Result<()> {
+    let (topic, group) = match client {
+        GrpcClient::Python => ("GrpcPythonPush", "grpc-python-push"),
+        GrpcClient::NodeJs => ("GrpcNodeJsPush", "grpc-nodejs-push"),
+        GrpcClient::Rust | GrpcClient::GoV5 => bail!("{client} has no PushConsumer"),
+    };
+    env.create_topic(topic)?;
+    let output = run_client(env, client, "produce", topic, &["-c", "6"])?;
+    let sent: BTreeMap<String, String> = output
+        .ops("sent")
+        .iter()
+        .map(|l| (l["seq"].to_string(), text(l, "msg_id")))
+        .collect();
+    ensure!(sent.len() == 6, "{} of 6 sends acknowledged", sent.len());
+    let output = run_client(
+        env,
+        client,
+        "push",
+        topic,
+        &[
+            "-g",
+            group,
+            "--expect",
+            "6",
+            "--timeout-secs",
+            CONSUME_TIMEOUT_SECS,
+            "--fail-first",
+        ],
+    )?;
+    for line in output.ops("received") {
+        ensure!(
+            line["delivery_attempt"].as_i64() >= Some(2),
+            "a redelivery says {line}"
+        );
+    }
+    check_back_once_or_more(
+        &sent,
+        &tally(&output, "refused"),
+        &tally(&output, "received"),
+        "refused",
+    )
+}
+
 /// Three delay messages from the Node.js producer, the last recalled (RecallMessage with
 /// the handle its send answered): the other two arrive, not before their time, and the
 /// recalled one never does.
@@ -692,14 +762,15 @@ fn recalled_delay_message(env: Env) -> Result<()> {
     Ok(())
 }
 
-/// FIFO delivery as a consumer that acknowledges each message on its second delivery sees
-/// it (`given_back` lines: first deliveries given back; `received`: acknowledged): a
+/// FIFO delivery as a consumer that acknowledges each message on delivery `acked_attempt`
+/// sees it (`given_back` lines: earlier deliveries given back; `received`: acknowledged): a
 /// message is delivered only once every earlier message of its group is acknowledged, with
 /// its delivery attempt counted. `sent`: message id to (seq, group).
 fn check_fifo_deliveries(
     output: &DriverOutput,
     sent: &BTreeMap<String, (i64, String)>,
     given_back: &str,
+    acked_attempt: i64,
 ) -> Result<()> {
     let mut acknowledged: BTreeSet<String> = BTreeSet::new();
     for line in &output.lines {
@@ -718,7 +789,7 @@ fn check_fifo_deliveries(
             waiting.is_empty(),
             "{line} delivered while seqs {waiting:?} of its group were unacknowledged"
         );
-        let attempt = if op == given_back { 1 } else { 2 };
+        let attempt = if op == given_back { 1 } else { acked_attempt };
         ensure!(
             line["delivery_attempt"].as_i64() == Some(attempt),
             "{line}: delivery attempt {attempt} expected"
@@ -762,12 +833,8 @@ fn create_typed_topic(env: Env, topic: &str, kind: &str, group: Option<&str>) ->
     })
 }
 
-/// Runs the Go client's driver: `command` against `topic` through one endpoint (in a group
-/// a follower, as [`other_client`]).
-fn run_go(env: Env, command: &str, topic: &str, flags: &[&str]) -> Result<DriverOutput> {
-    run_client(env, GrpcClient::GoV5, command, topic, flags)
-}
-
+/// Runs a client's driver: `command` against `topic` through one endpoint (in a group a
+/// follower, as [`other_client`]).
 fn run_client(
     env: Env,
     client: GrpcClient,
@@ -802,24 +869,24 @@ fn fifo_messages(env: Env, client: GrpcClient) -> Result<()> {
         &["-c", "12", "--message-groups", "3"],
     )?;
     let sent = sent_in_groups(&output, 12)?;
-    let output = run_client(
-        env,
-        client,
-        "simple",
-        topic,
-        &[
-            "-g",
-            group,
-            "--expect",
-            "12",
-            "--timeout-secs",
-            CONSUME_TIMEOUT_SECS,
-            "--batch",
-            "1",
-            "--nack-first",
-        ],
-    )?;
-    check_fifo_deliveries(&output, &sent, "nacked")?;
+    // The Rust client cannot give a delivery back but by letting its 10 s invisible time
+    // run out: it acknowledges every first delivery instead.
+    let give_back = client != GrpcClient::Rust;
+    let mut flags = vec![
+        "-g",
+        group,
+        "--expect",
+        "12",
+        "--timeout-secs",
+        CONSUME_TIMEOUT_SECS,
+        "--batch",
+        "1",
+    ];
+    if give_back {
+        flags.push("--nack-first");
+    }
+    let output = run_client(env, client, "simple", topic, &flags)?;
+    check_fifo_deliveries(&output, &sent, "nacked", if give_back { 2 } else { 1 })?;
     let received = tally(&output, "received");
     let once: BTreeMap<String, usize> = sent.keys().map(|id| (id.clone(), 1)).collect();
     ensure!(
@@ -844,13 +911,20 @@ fn fifo_messages(env: Env, client: GrpcClient) -> Result<()> {
     Ok(())
 }
 
-/// Delay messages from the Go producer (SetDelayTimestamp, due 3 s after each send) on a
-/// DELAY topic: each arrives once, none before its time.
-fn go_delay_messages(env: Env) -> Result<()> {
-    let topic = "GrpcGoDelay";
+/// Delay messages from a client's producer (its delivery timestamp due 3 s after each
+/// send) on a DELAY topic, received by its SimpleConsumer: each arrives once, none before
+/// its time.
+fn client_delay_messages(env: Env, client: GrpcClient) -> Result<()> {
+    let (topic, group) = match client {
+        GrpcClient::GoV5 => ("GrpcGoDelay", "grpc-go-delay"),
+        GrpcClient::Python => ("GrpcPythonDelay", "grpc-python-delay"),
+        GrpcClient::NodeJs => ("GrpcNodeJsDelay", "grpc-nodejs-delay"),
+        GrpcClient::Rust => ("GrpcRustDelay", "grpc-rust-delay"),
+    };
     create_typed_topic(env, topic, "DELAY", None)?;
-    let sent = run_go(env, "produce", topic, &["-c", "4", "--delay-ms", "3000"])?;
-    let received = run_go(env, "simple", topic, &delay_consumer("grpc-go-delay"))?;
+    let flags = ["-c", "4", "--delay-ms", "3000"];
+    let sent = run_client(env, client, "produce", topic, &flags)?;
+    let received = run_client(env, client, "simple", topic, &delay_consumer(group))?;
     check_on_time(&sent, &received, 4)
 }
 

@@ -190,6 +190,22 @@ pub fn outgoing(
     })
 }
 
+/// The body's digest as RocketMQ's proxy sends it: MD5 in upper-case hex. The clients
+/// disagree on how a CRC32 is written (Java upper-case hex, Go lower-case hex, Node.js
+/// decimal) and Node.js's PushConsumer discards a message whose digest it reads as wrong,
+/// while every client that checks MD5 expects the proxy's form.
+fn body_digest(body: &[u8]) -> v2::Digest {
+    use md5::{Digest, Md5};
+    let checksum = Md5::digest(body)
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect();
+    v2::Digest {
+        r#type: DigestType::Md5 as i32,
+        checksum,
+    }
+}
+
 /// A stored message as a 5.x client reads it; `topic` is the topic the client asked for
 /// (a redelivered message is stored in the group's retry topic).
 pub fn incoming(view: &MessageView<'_>, topic: &str, receipt_handle: String) -> v2::Message {
@@ -218,11 +234,7 @@ pub fn incoming(view: &MessageView<'_>, topic: &str, receipt_handle: String) -> 
             .uniq_key()
             .map(str::to_owned)
             .unwrap_or_else(|| view.offset_msg_id()),
-        body_digest: Some(v2::Digest {
-            r#type: DigestType::Crc32 as i32,
-            // Java's Long.toHexString, upper-cased: no leading zeros.
-            checksum: format!("{:X}", crc32fast::hash(body)),
-        }),
+        body_digest: Some(body_digest(body)),
         body_encoding: if compressed {
             Encoding::Gzip
         } else {
@@ -308,5 +320,41 @@ pub fn duration(ms: i64) -> prost_types::Duration {
     prost_types::Duration {
         seconds: ms.div_euclid(1000),
         nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use message::record::{self, MessageDraft};
+
+    use super::*;
+
+    #[test]
+    fn a_body_digest_is_md5_in_upper_case_hex_as_the_proxy_sends_it() {
+        let stored = record::encode(&MessageDraft {
+            topic: "T",
+            body: b"hello",
+            flag: 0,
+            properties: "UNIQ_KEY\u{1}C0A8010A30390000000000000001\u{2}",
+            queue_id: 0,
+            sys_flag: 0,
+            born_timestamp_ms: 1_700_000_000_000,
+            born_host: "127.0.0.1:5000".parse().expect("an address"),
+            store_host: "127.0.0.1:10911".parse().expect("an address"),
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            queue_offset: 0,
+            physical_offset: 0,
+            store_timestamp_ms: 1_700_000_000_001,
+        })
+        .expect("a record");
+        let view = MessageView::parse(&stored).expect("a stored message");
+        let incoming = incoming(&view, "T", "handle".to_owned());
+        let digest = incoming
+            .system_properties
+            .and_then(|system| system.body_digest)
+            .expect("a body digest");
+        assert_eq!(digest.r#type, DigestType::Md5 as i32);
+        assert_eq!(digest.checksum, "5D41402ABC4B2A76B9719D911017C592");
     }
 }
