@@ -16,6 +16,14 @@ success, 1 on a failure (a `failed` line says why), 2 on a usage error.
       PushConsumer whose listener answers each message's first delivery FAILURE (`refused`
       lines) with --fail-first, SUCCESS otherwise (`received`), until N distinct messages
       were taken.
+  pull    --endpoints E -t TOPIC -g GROUP --expect N [--timeout-secs S]
+      The client has no pull consumer; this command calls the MessagingService through the
+      stub generated in the client's package (rocketmq.grpc_protocol), as a 5.x pull
+      consumer would: QueryRoute, then per readable queue GetOffset (none yet:
+      `no_offset`), QueryOffset BEGINNING and END, PullMessage (8 at a time) from the
+      beginning to the end (`pulled` lines: msg_id, queue, offset, seq, body), on the first
+      queue one more PullMessage at the end (`empty`: its status once the long poll ran
+      out), UpdateOffset to the end and GetOffset (`committed`: queue, offset, read back).
   transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
       A Producer with a TransactionChecker, one transaction per name in TRANSACTIONS (body
       `TOPIC:NAME`, tag TagTx, key tx-NAME): committed, rolled back, and two left open that
@@ -77,6 +85,92 @@ def produce(config, args):
         producer.shutdown()
     line(op="done", sent=args.c)
     return 0
+
+
+def pull(_config, args):
+    import grpc
+    from google.protobuf.duration_pb2 import Duration
+    from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s
+    from rocketmq.grpc_protocol import MessagingServiceStub
+
+    host, port = args.endpoints.rsplit(":", 1)
+    channel = grpc.insecure_channel(args.endpoints)
+    stub = MessagingServiceStub(channel)
+    timeout = 10
+    topic = d.Resource(name=args.t)
+    group = d.Resource(name=args.g)
+    line(op="started", command="pull", client_version=RELEASE)
+    route = stub.QueryRoute(s.QueryRouteRequest(
+        topic=topic,
+        endpoints=d.Endpoints(scheme=d.AddressScheme.IPv4,
+                              addresses=[d.Address(host=host, port=int(port))])),
+        timeout=timeout)
+    if route.status.code != d.Code.OK:
+        line(op="failed", error=f"QueryRoute: {route.status}")
+        return 1
+    readable = (d.Permission.READ, d.Permission.READ_WRITE)
+    queues = [q for q in route.message_queues if q.permission in readable]
+    deadline = time.time() + args.timeout_secs
+    pulled = set()
+    for queue in queues:
+        got = stub.GetOffset(s.GetOffsetRequest(group=group, message_queue=queue),
+                             timeout=timeout)
+        if got.status.code != d.Code.OFFSET_NOT_FOUND:
+            line(op="failed", error=f"GetOffset before any commit: {got.status}")
+            return 1
+        line(op="no_offset", queue=queue.id)
+        offsets = []
+        for policy in (d.QueryOffsetPolicy.BEGINNING, d.QueryOffsetPolicy.END):
+            answer = stub.QueryOffset(s.QueryOffsetRequest(message_queue=queue,
+                                                           query_offset_policy=policy),
+                                      timeout=timeout)
+            offsets.append(answer.offset)
+        offset, end = offsets
+        while offset < end or queue is queues[0]:
+            request = s.PullMessageRequest(
+                group=group, message_queue=queue, offset=offset, batch_size=8,
+                filter_expression=d.FilterExpression(type=d.FilterType.TAG, expression="*"),
+                long_polling_timeout=Duration(seconds=5))
+            status, next_offset = None, None
+            for response in stub.PullMessage(request, timeout=timeout + 20):
+                kind = response.WhichOneof("content")
+                if kind == "status":
+                    status = response.status
+                elif kind == "message":
+                    message = response.message
+                    pulled.add(message.system_properties.message_id)
+                    line(op="pulled", queue=queue.id,
+                         offset=message.system_properties.queue_offset,
+                         msg_id=message.system_properties.message_id,
+                         seq=message.user_properties.get("seq"),
+                         body=message.body.decode(errors="replace"),
+                         receipt_handle=message.system_properties.HasField("receipt_handle"))
+                elif kind == "next_offset":
+                    next_offset = response.next_offset
+            if offset >= end:
+                line(op="empty", queue=queue.id, code=d.Code.Name(status.code),
+                     next_offset=next_offset)
+                break
+            if status is None or status.code != d.Code.OK or next_offset is None:
+                line(op="failed", error=f"PullMessage at {offset} of {end}: {status}")
+                return 1
+            offset = next_offset
+            if time.time() > deadline:
+                line(op="timeout", distinct=len(pulled))
+                return 1
+        update = stub.UpdateOffset(s.UpdateOffsetRequest(group=group, message_queue=queue,
+                                                         offset=end), timeout=timeout)
+        if update.status.code != d.Code.OK:
+            line(op="failed", error=f"UpdateOffset: {update.status}")
+            return 1
+        got = stub.GetOffset(s.GetOffsetRequest(group=group, message_queue=queue),
+                             timeout=timeout)
+        line(op="committed", queue=queue.id, offset=end, read_back=got.offset,
+             code=d.Code.Name(got.status.code))
+    channel.close()
+    done = len(pulled) >= args.expect
+    line(op="done" if done else "timeout", distinct=len(pulled))
+    return 0 if done else 1
 
 
 def describe(message, delivery):
@@ -216,7 +310,7 @@ def transaction(config, args):
 
 def main():
     parser = argparse.ArgumentParser(add_help=True)
-    parser.add_argument("command", choices=["produce", "simple", "push", "transaction"])
+    parser.add_argument("command", choices=["produce", "simple", "push", "pull", "transaction"])
     parser.add_argument("--endpoints", required=True)
     parser.add_argument("-t", required=True)
     parser.add_argument("-c", type=int, default=0)
@@ -236,7 +330,7 @@ def main():
                               os.environ.get("ROCKETMQ_SECRET_KEY", ""))
     config = ClientConfiguration(args.endpoints, credentials, request_timeout=10)
     try:
-        commands = {"produce": produce, "simple": simple, "push": push,
+        commands = {"produce": produce, "simple": simple, "push": push, "pull": pull,
                     "transaction": transaction}
         return commands[args.command](config, args)
     except Exception as e:  # the client's own exceptions: report and fail

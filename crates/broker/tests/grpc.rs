@@ -249,3 +249,88 @@ async fn offsets_are_committed_read_and_queried() {
     no_queue.message_queue = None;
     assert_eq!(ask(no_queue).await.0, Code::BadRequest);
 }
+
+/// Pulls one call of a PullMessage stream: its status, messages and next offset, in the
+/// order the stream gave them.
+async fn pull(
+    client: &mut MessagingServiceClient<Channel>,
+    request: v2::PullMessageRequest,
+) -> (Code, Vec<v2::Message>, Option<i64>) {
+    use futures::StreamExt;
+    use v2::pull_message_response::Content;
+    let mut stream = client
+        .pull_message(from_client(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut code, mut messages, mut next) = (None, Vec::new(), None);
+    while let Some(answer) = stream.next().await {
+        match answer.unwrap().content {
+            Some(Content::Status(status)) => {
+                assert!(
+                    code.is_none() && messages.is_empty(),
+                    "the status comes first"
+                );
+                code = Some(code_of(Some(status)));
+            }
+            Some(Content::Message(message)) => messages.push(message),
+            Some(Content::NextOffset(offset)) => next = Some(offset),
+            None => panic!("an empty answer"),
+        }
+    }
+    (code.expect("a status"), messages, next)
+}
+
+/// A 5.x pull consumer's PullMessage: a queue read from an offset through a tag filter,
+/// no receipt handle on what it reads (no POP), the next offset last; an offset past the
+/// queue is ILLEGAL_OFFSET, and a pull of no queue or of an unknown topic is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_read_a_queue_from_an_offset_through_a_filter() {
+    let broker = TestBroker::start_with(|c| c.grpc_server_port = 0).await;
+    let created = broker.call(create_topic("GrpcPull", 1)).await;
+    assert_eq!(created.code, remoting::code::response::SUCCESS);
+    for i in 0..6 {
+        let tag = if i % 2 == 0 { "even" } else { "odd" };
+        let body = format!("m{i}");
+        let sent = support::send_tagged(&broker, "GrpcPull", 0, tag, body.as_bytes()).await;
+        assert_eq!(sent.code, remoting::code::response::SUCCESS);
+    }
+    let mut client = client(&broker).await;
+    let request = |offset: i64, expression: &str| v2::PullMessageRequest {
+        group: topic("grpc-pull-group"),
+        message_queue: queue("GrpcPull", 0),
+        offset,
+        batch_size: 32,
+        filter_expression: Some(v2::FilterExpression {
+            r#type: v2::FilterType::Tag as i32,
+            expression: expression.to_owned(),
+        }),
+        long_polling_timeout: Some(prost_types::Duration {
+            seconds: 5,
+            nanos: 0,
+        }),
+    };
+
+    let (code, messages, next) = pull(&mut client, request(1, "even")).await;
+    assert_eq!(code, Code::Ok);
+    let bodies: Vec<&[u8]> = messages.iter().map(|m| m.body.as_slice()).collect();
+    assert_eq!(bodies, [&b"m2"[..], b"m4"]);
+    for message in &messages {
+        let system = message.system_properties.as_ref().unwrap();
+        assert_eq!(system.tag.as_deref(), Some("even"));
+        assert_eq!(system.receipt_handle, None);
+        assert_eq!(message.topic, topic("GrpcPull"));
+    }
+    assert_eq!(next, Some(6));
+
+    let (code, messages, next) = pull(&mut client, request(100, "*")).await;
+    assert_eq!((code, messages.len()), (Code::IllegalOffset, 0));
+    assert!(next.is_some(), "an offset to go on from");
+
+    let mut no_queue = request(0, "*");
+    no_queue.message_queue = None;
+    assert_eq!(pull(&mut client, no_queue).await.0, Code::BadRequest);
+    let mut unknown = request(0, "*");
+    unknown.message_queue = queue("NoSuchTopic", 0);
+    assert_eq!(pull(&mut client, unknown).await.0, Code::TopicNotFound);
+}

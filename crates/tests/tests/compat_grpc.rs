@@ -19,7 +19,11 @@
 //!   time brings each message back, then it is acknowledged; transactions as above; FIFO
 //!   messages as the Go client's below (`message_group`, `messageGroup`); a PushConsumer
 //!   whose listener fails each first delivery: every message comes back and is taken;
-//!   Python's delay messages as the Go client's below;
+//!   Python's delay messages as the Go client's below; and, through the MessagingService
+//!   stub generated in the Python client's package (no pinned client has a pull
+//!   consumer), a pull consumer's calls: PullMessage from each queue's first offset to its
+//!   last, a pull at the end answered MESSAGE_NOT_FOUND after its long poll, UpdateOffset
+//!   and GetOffset;
 //! - the Rust client (crates.io `rocketmq` 5.0.0, `compat/rust-grpc`): the same, except that
 //!   its SimpleConsumer has no changeInvisibleDuration (5.0.0 offers receive and ack only):
 //!   each first delivery, received invisible for 10 s, is left unacknowledged and comes back
@@ -280,6 +284,10 @@ fn run_scenarios(suite: &Suite, servers: &mut Servers) {
                     client_delay_messages(env, client)
                 });
             }
+            suite.step(
+                "Python gRPC client's MessagingService stub: PullMessage, UpdateOffset, GetOffset, QueryOffset",
+                || pull_consumer_calls(env),
+            );
         });
         // The other languages' clients, alongside the Java scenarios.
         s.spawn(|| {
@@ -699,6 +707,52 @@ fn other_client_push(env: Env, client: GrpcClient) -> Result<()> {
         &tally(&output, "received"),
         "refused",
     )
+}
+
+/// A 5.x pull consumer's calls, made through the MessagingService stub generated in the
+/// Python client's package (no pinned client has a pull consumer): every message its
+/// producer sent is pulled once, from each queue's first offset to its last, without a
+/// receipt handle; a pull at the end finds nothing once its long poll ran out; each queue's
+/// offset committed is read back.
+fn pull_consumer_calls(env: Env) -> Result<()> {
+    let client = GrpcClient::Python;
+    let topic = "GrpcPythonPull";
+    env.create_topic(topic)?;
+    let output = run_client(env, client, "produce", topic, &["-c", "6"])?;
+    let sent: BTreeMap<String, String> = output
+        .ops("sent")
+        .iter()
+        .map(|l| (text(l, "msg_id"), format!("{topic}:{}", l["seq"])))
+        .collect();
+    ensure!(sent.len() == 6, "{} of 6 sends acknowledged", sent.len());
+    let flags = ["-g", "grpc-python-pull", "--expect", "6"];
+    let output = run_client(env, client, "pull", topic, &flags)?;
+    let mut pulled = BTreeMap::new();
+    for line in output.ops("pulled") {
+        ensure!(line["receipt_handle"] == false, "a receipt handle: {line}");
+        pulled.insert(text(line, "msg_id"), text(line, "body"));
+    }
+    ensure!(
+        pulled == sent && output.ops("pulled").len() == sent.len(),
+        "pulled {pulled:?}, sent {sent:?}"
+    );
+    let empty = output.ops("empty");
+    ensure!(
+        empty.len() == 1 && empty[0]["code"] == "MESSAGE_NOT_FOUND",
+        "a pull at the end: {empty:?}"
+    );
+    let committed = output.ops("committed");
+    ensure!(
+        !committed.is_empty() && committed.len() == output.ops("no_offset").len(),
+        "every queue without an offset first, then committed: {committed:?}"
+    );
+    for line in committed {
+        ensure!(
+            line["code"] == "OK" && line["read_back"] == line["offset"],
+            "committed offset read back: {line}"
+        );
+    }
+    Ok(())
 }
 
 /// Three delay messages from the Node.js producer, the last recalled (RecallMessage with

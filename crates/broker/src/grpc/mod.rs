@@ -11,6 +11,7 @@
 //! - [`producers`]: the producers' Telemetry streams, where transaction checks go.
 //! - [`consume`]: ReceiveMessage, AckMessage, ChangeInvisibleDuration and dead-lettering,
 //!   over the POP engine.
+//! - [`pull`]: PullMessage (a 5.x pull consumer's reads of one queue).
 //! - [`offsets`]: UpdateOffset, GetOffset, QueryOffset (a 5.x pull consumer's offsets).
 //! - [`relay`]: on a group's follower, what only the master does, handed to it.
 //! - [`convert`]: messages between the gRPC and the stored form.
@@ -24,6 +25,7 @@ pub mod convert;
 pub mod offsets;
 pub mod produce;
 pub mod producers;
+pub mod pull;
 pub mod relay;
 pub mod route;
 pub mod service;

@@ -1,13 +1,19 @@
 //! A 5.x pull consumer's offset calls: UpdateOffset (a group's committed offset of a queue,
 //! changed on the master as UPDATE_CONSUMER_OFFSET changes it, through the relay from a
-//! follower), GetOffset (that committed offset; OFFSET_NOT_FOUND when the group has none)
-//! and QueryOffset (a queue's first or next offset, or the first stored at or after a
-//! time). Offsets and queues are the same on every member, so reads answer where asked.
+//! follower), GetOffset (that committed offset, read on the master as RocketMQ's proxy
+//! reads it, so a consumer reads back what it just committed through a follower that has
+//! not applied it yet; OFFSET_NOT_FOUND when the group has none) and QueryOffset (a
+//! queue's first or next offset, or the first stored at or after a time: queues are the
+//! same on every member, so it answers where asked).
 
 use grpc::v2::{self, Code, QueryOffsetPolicy};
 use remoting::code::request as code;
+use remoting::code::response;
 use remoting::command::RemotingCommand;
-use remoting::header::offset::UpdateConsumerOffsetRequestHeader;
+use remoting::header::offset::{
+    QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
+    UpdateConsumerOffsetRequestHeader,
+};
 use store::Boundary;
 
 use super::convert::resource_name;
@@ -55,24 +61,42 @@ pub async fn update(
     }
 }
 
-pub fn get(ctx: &BrokerContext, request: &v2::GetOffsetRequest) -> v2::GetOffsetResponse {
+pub async fn get(
+    ctx: &BrokerContext,
+    relay: &MasterRelay,
+    request: &v2::GetOffsetRequest,
+) -> v2::GetOffsetResponse {
     let (topic, queue_id) = match queue_of(request.message_queue.as_ref()) {
         Ok(queue) => queue,
         Err(status) => return v2::GetOffsetResponse { status, offset: 0 },
     };
     let group = resource_name(request.group.as_ref());
-    match ctx.offsets.query(&group, &topic, queue_id) {
-        Some(offset) => v2::GetOffsetResponse {
-            status: status::ok(),
-            offset,
+    let header = QueryConsumerOffsetRequestHeader {
+        consumer_group: group.clone(),
+        topic: topic.clone(),
+        queue_id,
+        set_zero_if_not_found: Some(false),
+    };
+    let command = RemotingCommand::request(code::QUERY_CONSUMER_OFFSET).with_header(&header);
+    let answer = relay
+        .run_idempotent(ctx, command, QUICK, |command| async move {
+            consumer_manage::query_offset(ctx, &command)
+        })
+        .await;
+    let refused = |status| v2::GetOffsetResponse { status, offset: 0 };
+    match answer.code {
+        response::SUCCESS => match answer.decode_header::<QueryConsumerOffsetResponseHeader>() {
+            Ok(found) => v2::GetOffsetResponse {
+                status: status::ok(),
+                offset: found.offset,
+            },
+            Err(e) => refused(status::of(Code::InternalServerError, e.to_string())),
         },
-        None => v2::GetOffsetResponse {
-            status: status::of(
-                Code::OffsetNotFound,
-                format!("group {group} has no offset of {topic} queue {queue_id}"),
-            ),
-            offset: 0,
-        },
+        response::QUERY_NOT_FOUND => refused(status::of(
+            Code::OffsetNotFound,
+            format!("group {group} has no offset of {topic} queue {queue_id}"),
+        )),
+        other => refused(status::of_remoting(other, answer.remark.as_deref())),
     }
 }
 

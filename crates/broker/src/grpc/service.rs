@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::clients::{self, GrpcClients};
 use super::relay::MasterRelay;
-use super::{authorize, consume, convert, offsets, produce, route, status};
+use super::{authorize, consume, convert, offsets, produce, pull, route, status};
 use crate::context::BrokerContext;
 
 /// Commands a Telemetry stream may have waiting to be written to its client.
@@ -220,16 +220,26 @@ impl MessagingService for GrpcService {
 
     async fn pull_message(
         &self,
-        _request: Request<v2::PullMessageRequest>,
+        request: Request<v2::PullMessageRequest>,
     ) -> Answer<Self::PullMessageStream> {
-        let refused = v2::PullMessageResponse {
-            content: Some(v2::pull_message_response::Content::Status(
-                not_implemented("PullMessage").unwrap_or_default(),
-            )),
-        };
-        Ok(Response::new(Box::pin(futures::stream::iter([Ok(
-            refused,
-        )]))))
+        let r = request.get_ref();
+        let topic = r.message_queue.as_ref().and_then(|q| q.topic.as_ref());
+        self.authorize(&request, &authorize::consumed(r.group.as_ref(), topic))?;
+        let remaining_ms = call_timeout_ms(request.metadata());
+        let request_timeout_ms = client_id(&request)
+            .and_then(|id| self.clients.settings(&id))
+            .and_then(|settings| settings.request_timeout)
+            .map_or(DEFAULT_REQUEST_TIMEOUT_MS, |t| convert::duration_ms(&t));
+        let responses = pull::pull(
+            &self.ctx,
+            request.into_inner(),
+            remaining_ms,
+            request_timeout_ms,
+        )
+        .await;
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            responses.into_iter().map(Ok),
+        ))))
     }
 
     async fn update_offset(
@@ -251,7 +261,9 @@ impl MessagingService for GrpcService {
         let r = request.get_ref();
         let topic = r.message_queue.as_ref().and_then(|q| q.topic.as_ref());
         self.authorize(&request, &authorize::consumed(r.group.as_ref(), topic))?;
-        Ok(Response::new(offsets::get(&self.ctx, request.get_ref())))
+        Ok(Response::new(
+            offsets::get(&self.ctx, &self.relay, request.get_ref()).await,
+        ))
     }
 
     async fn query_offset(
