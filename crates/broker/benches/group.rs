@@ -9,9 +9,11 @@
 //! cargo bench -p broker --bench group -- [--runs 3] [--seconds 5] [--failovers 10]
 //!     [--queues 16] [--body-bytes 1024] [--producers 1,16,64] [--batch 16]
 //!     [--paced-producers 16] [--skip-sync] [--skip-failover] [--prefault-ahead BYTES]
+//!     [--set KEY=VALUE]...
 //! ```
 //!
-//! `--prefault-ahead` sets the members' `commitLogPrefaultAheadBytes` (0: off), for A/B runs.
+//! `--prefault-ahead` sets the members' `commitLogPrefaultAheadBytes` (0: off), and `--set`
+//! any broker.conf key of theirs (`--set dLegerFlushIntervalMs=0`), for A/B runs.
 //!
 //! The brokers are release builds of `mqbroker` started with configs in a temporary
 //! directory (free 127.0.0.1 ports, 64 MiB segments). The load runs in this process on a
@@ -60,7 +62,8 @@ struct Options {
     batch: usize,
     /// Producers sharing the half-peak offered load.
     paced_producers: usize,
-    prefault_ahead: Option<u64>,
+    /// broker.conf lines added to every member's config.
+    settings: Vec<String>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -75,7 +78,7 @@ fn parse_options() -> Result<Options, String> {
         producers: vec![1, 16, 64],
         batch: 16,
         paced_producers: 16,
-        prefault_ahead: None,
+        settings: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -97,7 +100,19 @@ fn parse_options() -> Result<Options, String> {
                 options.paced_producers = value("--paced-producers")?.clamp(1, 4096) as usize
             }
             "--skip-failover" => options.skip_failover = true,
-            "--prefault-ahead" => options.prefault_ahead = Some(value("--prefault-ahead")?),
+            "--prefault-ahead" => {
+                let bytes = value("--prefault-ahead")?;
+                options
+                    .settings
+                    .push(format!("commitLogPrefaultAheadBytes={bytes}"));
+            }
+            "--set" => {
+                let setting = args.next().ok_or("--set needs KEY=VALUE")?;
+                if !setting.contains('=') {
+                    return Err("--set needs KEY=VALUE".to_owned());
+                }
+                options.settings.push(setting);
+            }
             "--producers" => {
                 let list = args.next().ok_or("--producers needs a list like 1,16,64")?;
                 options.producers = list
@@ -195,7 +210,7 @@ struct Group {
 }
 
 impl Group {
-    async fn start(namesrv: &str, sync_flush: bool, prefault_ahead: Option<u64>) -> Group {
+    async fn start(namesrv: &str, sync_flush: bool, settings: &[String]) -> Group {
         let dir = tempfile::tempdir().expect("temporary directory");
         let peers: Vec<String> = (0..3)
             .map(|i| format!("n{i}-127.0.0.1:{}", free_port()))
@@ -238,8 +253,9 @@ impl Group {
                 ),
             ];
             let mut text: String = entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-            if let Some(bytes) = prefault_ahead {
-                text.push_str(&format!("commitLogPrefaultAheadBytes={bytes}\n"));
+            for setting in settings {
+                text.push_str(setting);
+                text.push('\n');
             }
             std::fs::write(&conf, text).expect("write config");
             let mut member = Member {
@@ -612,7 +628,7 @@ async fn run(options: Options) {
     let ns = namesrv.local_addr().to_string();
     let mut summary = Vec::new();
 
-    let mut group = Group::start(&ns, false, options.prefault_ahead).await;
+    let mut group = Group::start(&ns, false, &options.settings).await;
     let topic = "BenchTopic";
     group.create_topic(topic, options.queues).await;
     // Warm-up: connections, page cache, allocator.
@@ -699,7 +715,7 @@ async fn run(options: Options) {
     drop(group);
 
     if !options.skip_sync {
-        let group = Group::start(&ns, true, options.prefault_ahead).await;
+        let group = Group::start(&ns, true, &options.settings).await;
         group.create_topic(topic, options.queues).await;
         for producers in [16usize, 64] {
             let label = format!("SYNC_FLUSH, {producers} producers");

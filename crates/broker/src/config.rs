@@ -52,6 +52,12 @@ pub struct BrokerConfig {
     pub dledger_peers: Vec<DLedgerPeer>,
     pub dledger_self_id: String,
     pub preferred_leader_id: Option<String>,
+    /// `dLegerFlushIntervalMs` (this project's key; DLedger's own `flushFileInterval` has
+    /// the same default): with ASYNC_FLUSH, the least time between two fsyncs of a member's
+    /// log. Consumers see a message once a quorum fsynced it, so it bounds how much later
+    /// than its acknowledgement a message becomes visible; 0 fsyncs back to back. SYNC_FLUSH
+    /// always fsyncs back to back: its sends wait for the fsync.
+    pub dledger_flush_interval: Duration,
     /// `dLegerSecret` (this project's key): group members prove it to each other on their
     /// raft links; a member without it (or with another) is refused.
     pub dledger_secret: Option<raft::transport::LinkSecret>,
@@ -164,6 +170,7 @@ impl Default for BrokerConfig {
             dledger_peers: Vec::new(),
             dledger_self_id: String::new(),
             preferred_leader_id: None,
+            dledger_flush_interval: Duration::from_millis(10),
             dledger_secret: None,
             reject_transaction_message: false,
             transaction_timeout: Duration::from_millis(6_000),
@@ -341,6 +348,9 @@ impl BrokerConfig {
             }
             "preferredLeaderId" | "preferredLeaderIds" => {
                 self.preferred_leader_id = Some(s.non_empty()?)
+            }
+            "dLegerFlushIntervalMs" => {
+                self.dledger_flush_interval = Duration::from_millis(s.in_range(0, 1_000)?)
             }
             "rejectTransactionMessage" => self.reject_transaction_message = s.parse_bool()?,
             "transactionTimeOut" => {
@@ -566,10 +576,31 @@ mod tests {
             "brokerIP1=my-host",
             "channelExpiredTimeout=5",
             "diskSpaceWarningLevelRatio=0.9",
+            "dLegerFlushIntervalMs=5000",
         ] {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains("line 1"), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn async_flush_groups_space_their_fsyncs_and_sync_flush_ones_never_do() {
+        let group = "dLegerGroup=g\ndLegerPeers=n0-127.0.0.1:40911;n1-127.0.0.1:40912\n\
+                     dLegerSelfId=n0\nenableDLegerCommitLog=true\n";
+        let interval = |extra: &str| {
+            let (c, _) = load(&format!("{group}{extra}")).unwrap();
+            crate::group::driver_config(&c).unwrap().min_sync_interval
+        };
+        assert_eq!(interval(""), Duration::from_millis(10));
+        assert_eq!(
+            interval("dLegerFlushIntervalMs=3\n"),
+            Duration::from_millis(3)
+        );
+        assert_eq!(interval("dLegerFlushIntervalMs=0\n"), Duration::ZERO);
+        assert_eq!(
+            interval("flushDiskType=SYNC_FLUSH\ndLegerFlushIntervalMs=3\n"),
+            Duration::ZERO
+        );
     }
 
     #[test]

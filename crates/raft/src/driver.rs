@@ -71,6 +71,11 @@ pub struct DriverConfig {
     pub shared_settings: String,
     /// Told about fsyncs and appends as they happen (metrics); `None`: nobody listens.
     pub observer: Option<Arc<dyn DriverObserver>>,
+    /// Least time between the starts of two background fsyncs of the log. Zero: the next
+    /// starts as soon as the last returns, for a caller waiting on each fsync (SYNC_FLUSH).
+    /// Where nobody waits on the fsync to acknowledge, spacing them lets one fsync cover
+    /// more entries: each writes back a page once, not once per entry written to it.
+    pub min_sync_interval: Duration,
 }
 
 /// What a driver tells about its work as it happens, for metrics. Called on the driver's
@@ -108,6 +113,7 @@ impl DriverConfig {
             apply_batch_entries: 1024,
             shared_settings: String::new(),
             observer: None,
+            min_sync_interval: Duration::ZERO,
         }
     }
 }
@@ -426,6 +432,9 @@ impl RaftDriver {
             transfers: Vec::new(),
             syncer: node_syncer,
             sync_in_flight: None,
+            min_sync_interval: config.min_sync_interval,
+            last_sync_started: None,
+            sync_held_until: None,
             observer: config.observer.clone(),
             stable_reported: 0,
             apply,
@@ -524,6 +533,10 @@ struct Driver<S: LogStorage, H: HardStateStore> {
     /// Background fsync, when the storage offers it, and the one running.
     syncer: Option<BackgroundSync>,
     sync_in_flight: Option<InflightSync>,
+    min_sync_interval: Duration,
+    last_sync_started: Option<tokio::time::Instant>,
+    /// A background fsync is due but held back by `min_sync_interval` until then.
+    sync_held_until: Option<tokio::time::Instant>,
     observer: Option<Arc<dyn DriverObserver>>,
     /// Durable commit index last reported to the storage as stable.
     stable_reported: u64,
@@ -536,6 +549,13 @@ struct InflightSync {
     term: u64,
     log_cuts: u64,
     task: JoinHandle<Result<(), StorageError>>,
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sync_finished(
@@ -609,6 +629,10 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                 }
                 done = sync_finished(&mut self.sync_in_flight), if self.sync_in_flight.is_some() => {
                     self.on_sync_finished(done)?;
+                }
+                _ = sleep_until_some(self.sync_held_until), if self.sync_held_until.is_some() => {
+                    // The held-back fsync starts in process_ready below.
+                    self.sync_held_until = None;
                 }
                 permit = reserve(apply_tx), if apply_ready => {
                     match permit {
@@ -786,8 +810,17 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             let term = self.node.last_term()?;
             if let Some(syncer) = &self.syncer {
                 // One fsync at a time covers everything appended before it started: the
-                // group commit. The next starts when it returns, if anything is left.
-                if self.sync_in_flight.is_none() {
+                // group commit. The next starts when it returns, if anything is left, and
+                // no sooner than `min_sync_interval` after this one started.
+                let now = tokio::time::Instant::now();
+                let not_before = self
+                    .last_sync_started
+                    .map(|started| started + self.min_sync_interval);
+                if self.sync_in_flight.is_none() && not_before.is_some_and(|at| now < at) {
+                    self.sync_held_until = not_before;
+                } else if self.sync_in_flight.is_none() {
+                    self.sync_held_until = None;
+                    self.last_sync_started = Some(now);
                     let syncer = syncer.clone();
                     let observer = self.observer.clone();
                     self.sync_in_flight = Some(InflightSync {

@@ -12,8 +12,9 @@
 //! - Only what a quorum holds on disk is dispatched (raft's durable commit index, see
 //!   `raft::Node::safe_index`), in both modes: no consumer ever reads a message that a crash
 //!   or power cut of any set of members could take back, and no (queue, offset) ever names
-//!   two messages. Each member fsyncs in the background as entries arrive, so with
-//!   ASYNC_FLUSH messages become visible one fsync after their acknowledgement.
+//!   two messages. Each member fsyncs in the background as entries arrive (with ASYNC_FLUSH
+//!   no more often than the driver's `min_sync_interval`), so with ASYNC_FLUSH messages
+//!   become visible about that interval plus one fsync after their acknowledgement.
 //! - The apply loop receives committed entries in log order: channel 0 (message records) is
 //!   dispatched to ConsumeQueues and the key index; other channels go to the broker's
 //!   [`MetadataApplier`] with their index; raft's own no-ops are skipped. A log restart (the

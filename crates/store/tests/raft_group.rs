@@ -1,11 +1,12 @@
 //! Three ReplicatedStores in one process, talking raft over TCP on 127.0.0.1 (free ports):
 //! replication, commit-only dispatch, divergent tails, restarts, wiped disks, retention with
-//! a log restart, dense queue offsets across leader changes, SYNC_FLUSH.
+//! a log restart, dense queue offsets across leader changes, SYNC_FLUSH, spaced fsyncs.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,11 +44,24 @@ impl MetadataApplier for Recorder {
     }
 }
 
+/// Counts a node's fsyncs of its log.
+#[derive(Debug, Default)]
+struct SyncCounter(AtomicUsize);
+
+impl raft::DriverObserver for SyncCounter {
+    fn log_synced(&self, _elapsed: Duration) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn proposals_appended(&self, _entries: usize) {}
+}
+
 struct Node {
     dir: PathBuf,
     addr: SocketAddr,
     store: Option<ReplicatedStore>,
     metadata: Arc<Recorder>,
+    syncs: Arc<SyncCounter>,
 }
 
 struct Cluster {
@@ -56,6 +70,7 @@ struct Cluster {
     nodes: Vec<Node>,
     flush: FlushDiskType,
     segment_len: u64,
+    min_sync_interval: Duration,
 }
 
 fn config(dir: &std::path::Path, flush: FlushDiskType, segment_len: u64) -> StoreConfig {
@@ -79,6 +94,15 @@ async fn bind(addr: SocketAddr) -> TcpListener {
 
 impl Cluster {
     async fn start(flush: FlushDiskType, segment_len: u64) -> Cluster {
+        Cluster::start_spaced(flush, segment_len, Duration::ZERO).await
+    }
+
+    /// A cluster whose nodes start background fsyncs at least `min_sync_interval` apart.
+    async fn start_spaced(
+        flush: FlushDiskType,
+        segment_len: u64,
+        min_sync_interval: Duration,
+    ) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let mut listeners = Vec::new();
         for _ in 0..3 {
@@ -95,6 +119,7 @@ impl Cluster {
             nodes: Vec::new(),
             flush,
             segment_len,
+            min_sync_interval,
             _tmp: tmp,
         };
         for (i, listener) in listeners.into_iter().enumerate() {
@@ -103,6 +128,7 @@ impl Cluster {
                 addr: listener.local_addr().unwrap(),
                 store: None,
                 metadata: Arc::new(Recorder::default()),
+                syncs: Arc::default(),
             };
             cluster.nodes.push(node);
             cluster.open(i, listener);
@@ -113,7 +139,10 @@ impl Cluster {
     fn open(&mut self, i: usize, listener: TcpListener) {
         let mut driver = DriverConfig::new(NodeId(i as u32), self.peers.clone(), "group");
         driver.propose_timeout_ms = 2000;
+        driver.min_sync_interval = self.min_sync_interval;
         let node = &mut self.nodes[i];
+        let observer: Arc<dyn raft::DriverObserver> = node.syncs.clone();
+        driver.observer = Some(observer);
         let metadata: Arc<dyn MetadataApplier> = node.metadata.clone();
         let (store, _) = ReplicatedStore::open(
             config(&node.dir, self.flush, self.segment_len),
@@ -567,6 +596,39 @@ async fn sync_flush_puts_are_fsynced_on_a_quorum() {
     c.wait_queue("T", 0, 40).await;
     for other in (0..3).filter(|&i| i != l) {
         assert_eq!(assert_same_queue(&c, l, other, "T", 0), 40);
+    }
+}
+
+/// With ASYNC_FLUSH nobody waits on a member's fsync to be acknowledged, so fsyncs may be
+/// spaced out (the broker's `dLegerFlushIntervalMs`): under a steady stream of puts no
+/// node starts two fsyncs closer than the interval, and every put still becomes visible
+/// everywhere (a held-back fsync does start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn async_flush_fsyncs_are_spaced_and_everything_becomes_visible() {
+    let interval = Duration::from_millis(100);
+    let c = Cluster::start_spaced(FlushDiskType::AsyncFlush, 64 * 1024, interval).await;
+    let l = c.leader().await;
+    let before: Vec<usize> = c
+        .nodes
+        .iter()
+        .map(|n| n.syncs.0.load(Ordering::Relaxed))
+        .collect();
+    let started = std::time::Instant::now();
+    for round in 0..20 {
+        let results = put(c.store(l), "T", 0, round * 2, 2, 200).await;
+        assert_dense(&results, (round * 2) as i64);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    c.wait_queue("T", 0, 40).await;
+    let elapsed = started.elapsed();
+    // One fsync may have started just before `started`; then one per interval at most.
+    let most = (elapsed.as_millis() / interval.as_millis()) as usize + 2;
+    for (i, node) in c.nodes.iter().enumerate() {
+        let syncs = node.syncs.0.load(Ordering::Relaxed) - before[i];
+        assert!(
+            syncs <= most,
+            "node {i} fsynced {syncs} times in {elapsed:?}, at most {most} expected"
+        );
     }
 }
 

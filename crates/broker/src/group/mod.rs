@@ -100,6 +100,11 @@ pub fn driver_config(config: &BrokerConfig) -> Result<DriverConfig, GroupError> 
     };
     let mut driver = DriverConfig::new(id, peers, group_name);
     driver.transport.link_secret = config.dledger_secret.clone();
+    if config.store.flush_disk_type == store::FlushDiskType::AsyncFlush {
+        // Nobody waits on these fsyncs to acknowledge: spaced out, each covers many
+        // entries, and a page is written back once rather than once per entry on it.
+        driver.min_sync_interval = config.dledger_flush_interval;
+    }
     if let Some(preferred) = &config.preferred_leader_id {
         let preferred: NodeId = preferred
             .parse()
