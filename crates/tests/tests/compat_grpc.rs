@@ -184,18 +184,23 @@ impl Env<'_> {
         let mut all = vec!["-c", count_text.as_str()];
         all.extend_from_slice(flags);
         let output = self.run("produce", topic, &all)?;
-        let sent: BTreeMap<String, String> = output
-            .ops("sent")
-            .iter()
-            .map(|l| (l["seq"].to_string(), text(l, "msg_id")))
-            .collect();
-        ensure!(
-            sent.len() == count,
-            "{} of {count} sends acknowledged",
-            sent.len()
-        );
-        Ok(sent)
+        sent_by_seq(&output, count)
     }
+}
+
+/// A producer run's acknowledged sends, seq to message id: `count` of them.
+fn sent_by_seq(output: &DriverOutput, count: usize) -> Result<BTreeMap<String, String>> {
+    let sent: BTreeMap<String, String> = output
+        .ops("sent")
+        .iter()
+        .map(|l| (l["seq"].to_string(), text(l, "msg_id")))
+        .collect();
+    ensure!(
+        sent.len() == count,
+        "{} of {count} sends acknowledged",
+        sent.len()
+    );
+    Ok(sent)
 }
 
 fn text(line: &Value, field: &str) -> String {
@@ -558,19 +563,7 @@ fn push_consumer(env: Env) -> Result<()> {
     let topic = "GrpcPush";
     env.create_topic(topic)?;
     let sent = env.produce(topic, 6, &[])?;
-    let output = env.run(
-        "push",
-        topic,
-        &[
-            "-g",
-            "grpc-push",
-            "--expect",
-            "6",
-            "--timeout-secs",
-            CONSUME_TIMEOUT_SECS,
-            "--fail-first",
-        ],
-    )?;
+    let output = env.run("push", topic, &failing_push_consumer("grpc-push"))?;
     let refused = tally(&output, "refused");
     let received = tally(&output, "received");
     check_back_once_or_more(&sent, &refused, &received, "refused")
@@ -628,12 +621,7 @@ fn other_client(env: Env, client: GrpcClient) -> Result<()> {
             "{client} says {line}"
         );
     }
-    let sent: BTreeMap<String, String> = output
-        .ops("sent")
-        .iter()
-        .map(|l| (l["seq"].to_string(), text(l, "msg_id")))
-        .collect();
-    ensure!(sent.len() == 6, "{} of 6 sends acknowledged", sent.len());
+    let sent = sent_by_seq(&output, 6)?;
     let group = format!("{}-group", topic.to_lowercase());
     let output = run(&[
         "simple",
@@ -651,17 +639,24 @@ fn other_client(env: Env, client: GrpcClient) -> Result<()> {
             text(line, "body") == format!("{topic}:{}", text(line, "seq")),
             "body: {line}"
         );
+    }
+    check_taken_on_redelivery(&sent, &output, "nacked")
+}
+
+/// Each message `sent` was turned down (`how` lines) once and then taken (`received`) on a
+/// redelivery that says so.
+fn check_taken_on_redelivery(
+    sent: &BTreeMap<String, String>,
+    output: &DriverOutput,
+    how: &str,
+) -> Result<()> {
+    for line in output.ops("received") {
         ensure!(
             line["delivery_attempt"].as_i64() >= Some(2),
             "a redelivery says {line}"
         );
     }
-    check_back_once_or_more(
-        &sent,
-        &tally(&output, "nacked"),
-        &tally(&output, "received"),
-        "nacked",
-    )
+    check_back_once_or_more(sent, &tally(output, how), &tally(output, "received"), how)
 }
 
 /// A client's PushConsumer whose listener fails each message's first delivery: each
@@ -674,39 +669,9 @@ fn other_client_push(env: Env, client: GrpcClient) -> Result<()> {
     };
     env.create_topic(topic)?;
     let output = run_client(env, client, "produce", topic, &["-c", "6"])?;
-    let sent: BTreeMap<String, String> = output
-        .ops("sent")
-        .iter()
-        .map(|l| (l["seq"].to_string(), text(l, "msg_id")))
-        .collect();
-    ensure!(sent.len() == 6, "{} of 6 sends acknowledged", sent.len());
-    let output = run_client(
-        env,
-        client,
-        "push",
-        topic,
-        &[
-            "-g",
-            group,
-            "--expect",
-            "6",
-            "--timeout-secs",
-            CONSUME_TIMEOUT_SECS,
-            "--fail-first",
-        ],
-    )?;
-    for line in output.ops("received") {
-        ensure!(
-            line["delivery_attempt"].as_i64() >= Some(2),
-            "a redelivery says {line}"
-        );
-    }
-    check_back_once_or_more(
-        &sent,
-        &tally(&output, "refused"),
-        &tally(&output, "received"),
-        "refused",
-    )
+    let sent = sent_by_seq(&output, 6)?;
+    let output = run_client(env, client, "push", topic, &failing_push_consumer(group))?;
+    check_taken_on_redelivery(&sent, &output, "refused")
 }
 
 /// A 5.x pull consumer's calls, made through the MessagingService stub generated in the
@@ -988,6 +953,19 @@ fn delay_messages(env: Env) -> Result<()> {
     let sent = env.run("produce", topic, &["-c", "4", "--delay-ms", "3000"])?;
     let received = env.run("simple", topic, &delay_consumer("grpc-delay"))?;
     check_on_time(&sent, &received, 4)
+}
+
+/// A PushConsumer run of `group` expecting 6 messages, failing each first delivery.
+fn failing_push_consumer(group: &str) -> [&str; 7] {
+    [
+        "-g",
+        group,
+        "--expect",
+        "6",
+        "--timeout-secs",
+        CONSUME_TIMEOUT_SECS,
+        "--fail-first",
+    ]
 }
 
 /// A SimpleConsumer run of `group` expecting the 4 delay messages.

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use grpc::v2::{self, receive_message_response::Content, Code, FilterType};
+use grpc::v2::{self, receive_message_response::Content, Code};
 use message::MessageIter;
 use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
@@ -108,13 +108,7 @@ pub async fn receive(
             "the call's deadline leaves too little time to poll",
         ));
     };
-    let (exp_type, exp) = match request.filter_expression.as_ref() {
-        Some(filter) if filter.r#type == FilterType::Sql as i32 => {
-            ("SQL92", filter.expression.clone())
-        }
-        Some(filter) if !filter.expression.is_empty() => ("TAG", filter.expression.clone()),
-        _ => ("TAG", "*".to_owned()),
-    };
+    let (exp_type, exp) = convert::filter_of(request.filter_expression.as_ref());
     let policy = ConsumerPolicy::of(ctx, &group);
     let header = PopMessageRequestHeader {
         consumer_group: group.clone(),

@@ -297,6 +297,18 @@ fn message_type_of(view: &MessageView<'_>) -> MessageType {
     }
 }
 
+/// A request's filter as the remoting pop and pull take it: (expression type, expression);
+/// none, or an empty one, is every tag.
+pub fn filter_of(filter: Option<&v2::FilterExpression>) -> (&'static str, String) {
+    match filter {
+        Some(filter) if filter.r#type == v2::FilterType::Sql as i32 => {
+            ("SQL92", filter.expression.clone())
+        }
+        Some(filter) if !filter.expression.is_empty() => ("TAG", filter.expression.clone()),
+        _ => ("TAG", "*".to_owned()),
+    }
+}
+
 pub fn timestamp(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: ms.div_euclid(1000),

@@ -6,7 +6,7 @@
 //! Pulls read what this member holds (every member holds only committed entries), so a
 //! follower answers them itself, as it answers remoting pulls.
 
-use grpc::v2::{self, pull_message_response::Content, Code, FilterType};
+use grpc::v2::{self, pull_message_response::Content, Code};
 use message::sysflag::pull as pull_flag;
 use message::MessageIter;
 use remoting::code::{request as code, response};
@@ -67,13 +67,7 @@ pub async fn pull(
             "the call's deadline leaves too little time to poll",
         ));
     };
-    let (expression_type, expression) = match request.filter_expression.as_ref() {
-        Some(filter) if filter.r#type == FilterType::Sql as i32 => {
-            ("SQL92", filter.expression.clone())
-        }
-        Some(filter) if !filter.expression.is_empty() => ("TAG", filter.expression.clone()),
-        _ => ("TAG", "*".to_owned()),
-    };
+    let (expression_type, expression) = convert::filter_of(request.filter_expression.as_ref());
     let header = PullMessageRequestHeader {
         consumer_group: group,
         topic: topic.clone(),

@@ -49,6 +49,16 @@ impl GrpcService {
             needs,
         )
     }
+
+    /// What a long-polling call may spend: the time its deadline leaves, and the client's
+    /// request timeout from its settings (see [`consume::poll_time_ms`]).
+    fn polling_budget<T>(&self, request: &Request<T>) -> (Option<i64>, i64) {
+        let request_timeout_ms = client_id(request)
+            .and_then(|id| self.clients.settings(&id))
+            .and_then(|settings| settings.request_timeout)
+            .map_or(DEFAULT_REQUEST_TIMEOUT_MS, |t| convert::duration_ms(&t));
+        (call_timeout_ms(request.metadata()), request_timeout_ms)
+    }
 }
 
 fn guards(ctx: &BrokerContext) -> authorize::Guards<'_> {
@@ -92,6 +102,13 @@ fn call_timeout_ms(metadata: &tonic::metadata::MetadataMap) -> Option<i64> {
         _ => return None,
     };
     Some(ms)
+}
+
+/// A long-polling call's whole answer, as its response stream.
+fn streamed<T: Send + 'static>(responses: Vec<T>) -> Response<BoxStream<T>> {
+    Response::new(Box::pin(futures::stream::iter(
+        responses.into_iter().map(Ok),
+    )))
 }
 
 fn not_implemented(what: &str) -> Option<v2::Status> {
@@ -169,11 +186,7 @@ impl MessagingService for GrpcService {
         request: Request<v2::ReceiveMessageRequest>,
     ) -> Answer<Self::ReceiveMessageStream> {
         self.authorize(&request, &authorize::receive(request.get_ref()))?;
-        let remaining_ms = call_timeout_ms(request.metadata());
-        let request_timeout_ms = client_id(&request)
-            .and_then(|id| self.clients.settings(&id))
-            .and_then(|settings| settings.request_timeout)
-            .map_or(DEFAULT_REQUEST_TIMEOUT_MS, |t| convert::duration_ms(&t));
+        let (remaining_ms, request_timeout_ms) = self.polling_budget(&request);
         let responses = consume::receive(
             &self.ctx,
             &self.relay,
@@ -182,9 +195,7 @@ impl MessagingService for GrpcService {
             request_timeout_ms,
         )
         .await;
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            responses.into_iter().map(Ok),
-        ))))
+        Ok(streamed(responses))
     }
 
     async fn ack_message(
@@ -225,11 +236,7 @@ impl MessagingService for GrpcService {
         let r = request.get_ref();
         let topic = r.message_queue.as_ref().and_then(|q| q.topic.as_ref());
         self.authorize(&request, &authorize::consumed(r.group.as_ref(), topic))?;
-        let remaining_ms = call_timeout_ms(request.metadata());
-        let request_timeout_ms = client_id(&request)
-            .and_then(|id| self.clients.settings(&id))
-            .and_then(|settings| settings.request_timeout)
-            .map_or(DEFAULT_REQUEST_TIMEOUT_MS, |t| convert::duration_ms(&t));
+        let (remaining_ms, request_timeout_ms) = self.polling_budget(&request);
         let responses = pull::pull(
             &self.ctx,
             request.into_inner(),
@@ -237,9 +244,7 @@ impl MessagingService for GrpcService {
             request_timeout_ms,
         )
         .await;
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            responses.into_iter().map(Ok),
-        ))))
+        Ok(streamed(responses))
     }
 
     async fn update_offset(
