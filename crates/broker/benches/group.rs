@@ -1,7 +1,8 @@
 //! A 3-node broker group (DLedger mode) of real `mqbroker` processes on this machine:
 //! acknowledged produce throughput and latency for 1 KiB messages at 1, 16 and 64
 //! concurrent producers, latency at half the peak rate, the same with batches of
-//! `--batch` messages per request, consume throughput, the peak with
+//! `--batch` messages per request, how long after its acknowledgement a lone send becomes
+//! visible to consumers (the master's max offset covers it), consume throughput, the peak with
 //! `flushDiskType=SYNC_FLUSH`, and the time from killing the leader (kill -9) to the first
 //! acknowledged send on the new master.
 //!
@@ -455,6 +456,63 @@ async fn produce(
     }
 }
 
+/// Sends `rounds` lone messages to a 1-queue `topic` on the master, 20 ms apart; for each,
+/// the time from its acknowledgement until the master's max offset (what consumers can
+/// pull) covers it, found by asking back to back. Microseconds: (p50, p99, max).
+async fn visibility(
+    group: &Group,
+    options: &Options,
+    topic: &str,
+    rounds: usize,
+) -> (u64, u64, u64) {
+    use remoting::header::offset::{GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader};
+    let (leader, _) = group.leader(WAIT).await.expect("leader");
+    let addr = group.members[leader].addr();
+    let client = RemotingClient::new(ClientConfig::default());
+    let body = vec![b'x'; options.body_bytes];
+    let max_offset = || {
+        let mut ask = RemotingCommand::request(request::GET_MAX_OFFSET).with_header(
+            &GetMaxOffsetRequestHeader {
+                topic: topic.to_owned(),
+                queue_id: 0,
+                committed: true,
+            },
+        );
+        ask.opaque = remoting::command::next_opaque();
+        let (client, addr) = (client.clone(), addr.clone());
+        async move {
+            let answer = client
+                .invoke(&addr, ask, CALL_TIMEOUT)
+                .await
+                .expect("max offset");
+            answer
+                .decode_header::<GetMaxOffsetResponseHeader>()
+                .expect("max offset header")
+                .offset
+        }
+    };
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    for _ in 0..rounds {
+        let mut send = send_request(topic, 0, &body);
+        send.opaque = remoting::command::next_opaque();
+        let answer = client
+            .invoke(&addr, send, CALL_TIMEOUT)
+            .await
+            .expect("send");
+        assert_eq!(answer.code, response::SUCCESS, "send: {:?}", answer.remark);
+        let acked = Instant::now();
+        let header: remoting::header::send::SendMessageResponseHeader =
+            answer.decode_header().expect("send answer");
+        // Bounded by the call timeout of each ask and the wait below.
+        while max_offset().await <= header.queue_offset {
+            assert!(acked.elapsed() < WAIT, "a message never became visible");
+        }
+        let _ = h.record(acked.elapsed().as_micros() as u64);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
+}
+
 /// Pulls every queue of `topic` from offset 0 to its end from the master; messages/s.
 async fn consume(group: &Group, options: &Options, topic: &str) -> (u64, f64) {
     let (leader, _) = group.leader(WAIT).await.expect("leader");
@@ -679,6 +737,12 @@ async fn run(options: Options) {
         .await;
         summary.push(line(&label, &result));
     }
+    let visible_topic = "VisibilityTopic";
+    group.create_topic(visible_topic, 1).await;
+    let (p50, p99, max) = visibility(&group, &options, visible_topic, 200).await;
+    summary.push(format!(
+        "visible after acknowledgement (200 lone sends): p50 {p50} us  p99 {p99} us  max {max} us"
+    ));
     let mut consumed = Vec::new();
     for _ in 0..options.runs {
         consumed.push(consume(&group, &options, topic).await);
