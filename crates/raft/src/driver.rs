@@ -816,10 +816,10 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                 let not_before = self
                     .last_sync_started
                     .map(|started| started + self.min_sync_interval);
-                if self.sync_in_flight.is_none() && not_before.is_some_and(|at| now < at) {
-                    self.sync_held_until = not_before;
-                } else if self.sync_in_flight.is_none() {
-                    self.sync_held_until = None;
+                if self.sync_in_flight.is_none() {
+                    self.sync_held_until = not_before.filter(|at| now < *at);
+                }
+                if self.sync_in_flight.is_none() && self.sync_held_until.is_none() {
                     self.last_sync_started = Some(now);
                     let syncer = syncer.clone();
                     let observer = self.observer.clone();

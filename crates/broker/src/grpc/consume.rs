@@ -164,7 +164,7 @@ pub async fn receive(
         };
         let receipt = receipts.receipt(view.topic(), view.queue_id(), view.queue_offset());
         let handle = format!("{} {}", receipt.encode(), view.physical_offset());
-        let mut message = convert::incoming(&view, &topic, handle);
+        let mut message = convert::incoming(&view, &topic, Some(handle));
         if policy.fifo {
             let earlier = order_counts.count(view.topic(), view.queue_id(), view.queue_offset());
             let earlier = i32::try_from(earlier).unwrap_or(i32::MAX);

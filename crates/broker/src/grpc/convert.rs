@@ -207,8 +207,13 @@ fn body_digest(body: &[u8]) -> v2::Digest {
 }
 
 /// A stored message as a 5.x client reads it; `topic` is the topic the client asked for
-/// (a redelivered message is stored in the group's retry topic).
-pub fn incoming(view: &MessageView<'_>, topic: &str, receipt_handle: String) -> v2::Message {
+/// (a redelivered message is stored in the group's retry topic). `receipt_handle`: what
+/// settles a popped message (none for a pulled one).
+pub fn incoming(
+    view: &MessageView<'_>,
+    topic: &str,
+    receipt_handle: Option<String>,
+) -> v2::Message {
     let mut user_properties = HashMap::new();
     for (key, value) in message::properties::iter(view.properties()) {
         if !is_system_key(key) && !key.starts_with(keys::CRC32) {
@@ -248,7 +253,7 @@ pub fn incoming(view: &MessageView<'_>, topic: &str, receipt_handle: String) -> 
         delivery_timestamp: property(keys::TIMER_DELIVER_MS)
             .and_then(|ms| ms.parse().ok())
             .map(timestamp),
-        receipt_handle: Some(receipt_handle),
+        receipt_handle,
         queue_id: view.queue_id(),
         queue_offset: Some(view.queue_offset()),
         invisible_duration: None,
@@ -337,31 +342,28 @@ pub fn duration(ms: i64) -> prost_types::Duration {
 
 #[cfg(test)]
 mod tests {
-    use message::record::{self, MessageDraft};
-
     use super::*;
+    use crate::record::{append_record, NewMessage};
+    use crate::store_facade::RecordBatch;
 
     #[test]
     fn a_body_digest_is_md5_in_upper_case_hex_as_the_proxy_sends_it() {
-        let stored = record::encode(&MessageDraft {
+        let mut batch = RecordBatch::default();
+        let message = NewMessage {
             topic: "T",
+            queue_id: 0,
             body: b"hello",
             flag: 0,
             properties: "UNIQ_KEY\u{1}C0A8010A30390000000000000001\u{2}",
-            queue_id: 0,
             sys_flag: 0,
             born_timestamp_ms: 1_700_000_000_000,
             born_host: "127.0.0.1:5000".parse().expect("an address"),
-            store_host: "127.0.0.1:10911".parse().expect("an address"),
             reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            queue_offset: 0,
-            physical_offset: 0,
-            store_timestamp_ms: 1_700_000_000_001,
-        })
-        .expect("a record");
-        let view = MessageView::parse(&stored).expect("a stored message");
-        let incoming = incoming(&view, "T", "handle".to_owned());
+        };
+        let store_host = "127.0.0.1:10911".parse().expect("an address");
+        append_record(&mut batch, &message, store_host).expect("a record");
+        let view = MessageView::parse(batch.records()[0]).expect("a stored message");
+        let incoming = incoming(&view, "T", Some("handle".to_owned()));
         let digest = incoming
             .system_properties
             .and_then(|system| system.body_digest)

@@ -155,7 +155,7 @@ fn recover_command(check: &RemotingCommand) -> Option<v2::TelemetryCommand> {
         queue_offset: header.tran_state_table_offset,
     }
     .encode();
-    let message = convert::incoming(&view, view.topic(), String::new());
+    let message = convert::incoming(&view, view.topic(), Some(String::new()));
     Some(v2::TelemetryCommand {
         status: status::ok(),
         command: Some(Command::RecoverOrphanedTransactionCommand(

@@ -19,7 +19,7 @@ use super::status;
 use crate::context::BrokerContext;
 use crate::processor::pull;
 
-/// The most messages one pull answers (the remoting pull's own bound, `maxMsgNums`).
+/// The most messages one pull answers, whatever batch the client asks for.
 const PULL_BATCH: i32 = 32;
 
 fn answer(content: Content) -> v2::PullMessageResponse {
@@ -76,7 +76,7 @@ pub async fn pull(
         max_msg_nums: request.batch_size.clamp(1, PULL_BATCH),
         sys_flag: pull_flag::SUSPEND | pull_flag::SUBSCRIPTION,
         commit_offset: 0,
-        suspend_timeout_millis: poll_ms.min(pull::MAX_SUSPEND.as_millis() as i64),
+        suspend_timeout_millis: poll_ms,
         subscription: Some(expression),
         sub_version: 0,
         expression_type: Some(expression_type.to_owned()),
@@ -87,17 +87,15 @@ pub async fn pull(
     };
     let command = RemotingCommand::request(code::PULL_MESSAGE).with_header(&header);
     let pulled = pull::process(ctx, &command).await;
-    let found_status = match pulled.code {
-        response::SUCCESS => status::ok(),
-        response::PULL_NOT_FOUND | response::PULL_RETRY_IMMEDIATELY => {
-            status::of(Code::MessageNotFound, "no new message")
-        }
-        response::PULL_OFFSET_MOVED => status::of(
-            Code::IllegalOffset,
-            format!("offset {} is outside the queue", request.offset),
-        ),
-        other => return refused(status::of_remoting(other, pulled.remark.as_deref())),
-    };
+    if !matches!(
+        pulled.code,
+        response::SUCCESS
+            | response::PULL_NOT_FOUND
+            | response::PULL_RETRY_IMMEDIATELY
+            | response::PULL_OFFSET_MOVED
+    ) {
+        return refused(status::of_remoting(pulled.code, pulled.remark.as_deref()));
+    }
     let offsets: PullMessageResponseHeader = match pulled.decode_header() {
         Ok(offsets) => offsets,
         Err(e) => return refused(status::of(Code::InternalServerError, e.to_string())),
@@ -110,16 +108,17 @@ pub async fn pull(
             break;
         };
         // A pulled message is no POP: it has no receipt handle to settle.
-        let mut message = convert::incoming(&view, &topic, String::new());
-        if let Some(system) = message.system_properties.as_mut() {
-            system.receipt_handle = None;
-        }
+        let message = convert::incoming(&view, &topic, None);
         messages.push(answer(Content::Message(message)));
     }
-    let status = if pulled.code == response::SUCCESS && messages.is_empty() {
-        status::of(Code::MessageNotFound, "no matched message")
-    } else {
-        found_status
+    let status = match pulled.code {
+        response::SUCCESS if !messages.is_empty() => status::ok(),
+        response::SUCCESS => status::of(Code::MessageNotFound, "no matched message"),
+        response::PULL_OFFSET_MOVED => status::of(
+            Code::IllegalOffset,
+            format!("offset {} is outside the queue", request.offset),
+        ),
+        _ => status::of(Code::MessageNotFound, "no new message"),
     };
     let mut responses = vec![answer(Content::Status(status.unwrap_or_default()))];
     responses.append(&mut messages);
