@@ -72,7 +72,15 @@ fn process_of<'a>(servers: &'a mut Servers, addr: &str) -> Result<&'a mut tests:
 /// A group with the test topic, its master's client address and a follower's gRPC
 /// endpoint, once that follower relays sends.
 fn start_group(dir: &std::path::Path, name: &str) -> Result<(Servers, String, String)> {
-    let servers = Servers::start(Setup::Group, dir, name, &[])?;
+    start_group_with(dir, name, &[])
+}
+
+fn start_group_with(
+    dir: &std::path::Path,
+    name: &str,
+    settings: &[(&str, String)],
+) -> Result<(Servers, String, String)> {
+    let servers = Servers::start(Setup::Group, dir, name, settings)?;
     let namesrv = servers.ns();
     let cluster = servers.cluster.clone();
     block_on(async {
@@ -198,27 +206,61 @@ fn seconds(s: i64) -> Option<prost_types::Duration> {
     })
 }
 
+/// A receive of `topic` for `group`: up to `batch` messages, invisible 60 s, polling up to
+/// `poll_s` seconds.
+fn receive_request(group: &str, topic: &str, batch: i32, poll_s: i64) -> v2::ReceiveMessageRequest {
+    v2::ReceiveMessageRequest {
+        group: resource(group),
+        message_queue: Some(v2::MessageQueue {
+            topic: resource(topic),
+            id: -1,
+            ..Default::default()
+        }),
+        filter_expression: Some(v2::FilterExpression {
+            r#type: v2::FilterType::Tag as i32,
+            expression: "*".to_owned(),
+        }),
+        batch_size: batch,
+        invisible_duration: seconds(60),
+        auto_renew: false,
+        long_polling_timeout: seconds(poll_s),
+        ..Default::default()
+    }
+}
+
+/// Opens a client's Telemetry stream with its `settings` and waits for the broker's; the
+/// stream stays open while the returned sender and answers live.
+async fn open_telemetry(
+    client: &mut MessagingServiceClient<tonic::transport::Channel>,
+    client_id: &str,
+    settings: v2::Settings,
+) -> Result<(
+    futures::channel::mpsc::Sender<v2::TelemetryCommand>,
+    tonic::Streaming<v2::TelemetryCommand>,
+)> {
+    let (mut commands, outbound) = futures::channel::mpsc::channel(1);
+    futures::SinkExt::send(
+        &mut commands,
+        v2::TelemetryCommand {
+            status: None,
+            command: Some(v2::telemetry_command::Command::Settings(settings)),
+        },
+    )
+    .await?;
+    let mut request = tonic::Request::new(outbound);
+    request
+        .metadata_mut()
+        .insert("x-mq-client-id", client_id.parse()?);
+    let mut answers = client.telemetry(request).await?.into_inner();
+    answers.message().await?.context("no settings back")?;
+    Ok((commands, answers))
+}
+
 /// Receives (bounded retries) one message of the topic for `group`: what acks it.
 async fn receive_one(endpoint: &str, group: &str) -> Result<v2::AckMessageEntry> {
     let mut client = MessagingServiceClient::connect(format!("http://{endpoint}")).await?;
     for _ in 0..10 {
-        let mut request = tonic::Request::new(v2::ReceiveMessageRequest {
-            group: resource(group),
-            message_queue: Some(v2::MessageQueue {
-                topic: resource(TOPIC),
-                id: -1,
-                ..Default::default()
-            }),
-            filter_expression: Some(v2::FilterExpression {
-                r#type: v2::FilterType::Tag as i32,
-                expression: "*".to_owned(),
-            }),
-            batch_size: 1,
-            invisible_duration: seconds(60),
-            auto_renew: false,
-            long_polling_timeout: seconds(5),
-            ..Default::default()
-        });
+        let mut request = tonic::Request::new(receive_request(group, TOPIC, 1, 5));
         request.set_timeout(Duration::from_secs(15));
         request
             .metadata_mut()
@@ -312,4 +354,53 @@ fn an_offset_committed_through_a_follower_is_read_on_every_member() -> Result<()
         }
     }
     Ok(())
+}
+
+/// A follower stands in for the 5.x producers on its Telemetry streams by heartbeating their
+/// groups to the master. Once the last producer of a group left, the follower unregisters
+/// the group: were it left to expire there (`channelExpiredTimeout`), the master would
+/// close the follower's connection, failing whatever call the follower was relaying on it
+/// (here a receive's long poll, answered an error instead of MESSAGE_NOT_FOUND).
+#[test]
+fn a_follower_whose_producers_left_keeps_relaying() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let settings = [("channelExpiredTimeout", "2000".to_owned())];
+    let (_servers, _master, follower) = start_group_with(dir.path(), "GrpcRelayIdle", &settings)?;
+    block_on(async {
+        let mut client = MessagingServiceClient::connect(format!("http://{follower}")).await?;
+        let settings = v2::Settings {
+            client_type: Some(v2::ClientType::Producer as i32),
+            pub_sub: Some(v2::settings::PubSub::Publishing(v2::Publishing {
+                topics: vec![resource(TOPIC).context("a topic")?],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let (commands, answers) =
+            open_telemetry(&mut client, "grpc-relay-producer", settings).await?;
+        // The follower heartbeats the producer's group to the master, then the producer
+        // goes away.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(commands);
+        drop(answers);
+        receive_one(&follower, "relay-idle-group").await?;
+        let mut request = tonic::Request::new(receive_request("relay-idle-group", TOPIC, 1, 8));
+        request.set_timeout(Duration::from_secs(20));
+        request
+            .metadata_mut()
+            .insert("x-mq-client-id", "grpc-failover-test".parse()?);
+        let mut stream = client.receive_message(request).await?.into_inner();
+        let mut status = None;
+        while let Some(response) = stream.message().await? {
+            if let Some(v2::receive_message_response::Content::Status(s)) = response.content {
+                status = Some(s);
+            }
+        }
+        let status = status.context("a receive without a status")?;
+        ensure!(
+            status.code == Code::MessageNotFound as i32,
+            "a long poll relayed through the follower, after its producer left, ended with {status:?}"
+        );
+        Ok(())
+    })
 }

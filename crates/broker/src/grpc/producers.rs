@@ -80,7 +80,7 @@ impl TelemetryProducers {
         self.registered.notify_one();
     }
 
-    /// Resolves when a client registered groups since the last call.
+    /// Resolves when a client registered groups, or one that had left, since the last call.
     pub async fn changed(&self) {
         self.registered.notified().await;
     }
@@ -102,6 +102,8 @@ impl TelemetryProducers {
             .is_none_or(|registered| registered.same_receiver(sender));
         if registered_by_this_stream {
             streams.remove(client_id);
+            drop(streams);
+            self.registered.notify_one();
         }
     }
 

@@ -8,6 +8,7 @@
 //! to the master over the same connection, so the master's transaction checks come to it,
 //! and it hands each to a producer of the group on its stream.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use remoting::client::{ClientConfig, RemotingClient};
 use remoting::code::{request as code, response};
 use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
+use remoting::header::client::UnregisterClientRequestHeader;
 use tokio::sync::OnceCell;
 use tracing::debug;
 
@@ -123,8 +125,14 @@ impl MasterRelay {
 
     /// On a follower, until the broker shuts down: heartbeats the producer groups of the
     /// 5.x producers connected here to the master, at once when a group appears and then
-    /// every [`PRODUCER_HEARTBEAT_INTERVAL`].
+    /// every [`PRODUCER_HEARTBEAT_INTERVAL`], and unregisters a group once its last producer
+    /// left. Left registered, a group no one heartbeats would expire on the master after
+    /// `channelExpiredTimeout`, and the master would close this connection, failing the
+    /// relayed calls under way on it.
     pub async fn keep_producers_registered(&self, ctx: &BrokerContext) {
+        let client_id = format!("grpc-relay@{}", ctx.broker_addr);
+        // The groups the master has from this relay's heartbeats.
+        let mut registered: BTreeSet<String> = BTreeSet::new();
         loop {
             tokio::select! {
                 _ = self.producers.changed() => {}
@@ -132,34 +140,65 @@ impl MasterRelay {
                 _ = ctx.shutdown.cancelled() => return,
             }
             if ctx.group.is_none() || ctx.role.is_master() {
+                registered.clear();
                 continue;
             }
-            let groups = self.producers.groups();
-            if groups.is_empty() {
+            let groups: BTreeSet<String> = self.producers.groups().into_iter().collect();
+            let gone: Vec<String> = registered.difference(&groups).cloned().collect();
+            if groups.is_empty() && gone.is_empty() {
                 continue;
             }
             let Some(master) = self.master(ctx).await else {
                 continue;
             };
+            for group in gone {
+                let header = UnregisterClientRequestHeader {
+                    client_id: client_id.clone(),
+                    producer_group: Some(group.clone()),
+                    consumer_group: None,
+                };
+                let command =
+                    RemotingCommand::request(code::UNREGISTER_CLIENT).with_header(&header);
+                if self.tell_master(&master, command).await {
+                    registered.remove(&group);
+                }
+            }
+            if groups.is_empty() {
+                continue;
+            }
             let heartbeat = HeartbeatData {
-                client_id: format!("grpc-relay@{}", ctx.broker_addr),
+                client_id: client_id.clone(),
                 producer_data_set: groups
-                    .into_iter()
-                    .map(|group_name| ProducerData { group_name })
+                    .iter()
+                    .map(|group_name| ProducerData {
+                        group_name: group_name.clone(),
+                    })
                     .collect(),
                 consumer_data_set: Vec::new(),
                 heartbeat_fingerprint: 0,
                 without_sub: false,
             };
             let command = RemotingCommand::request(code::HEART_BEAT).with_body(heartbeat.encode());
-            if let Err(e) = self
-                .client()
-                .await
-                .invoke(&master, command, HEARTBEAT_TAKES)
-                .await
-            {
-                debug!(%master, error = %e, "producer heartbeat to the master failed");
+            if self.tell_master(&master, command).await {
+                registered.extend(groups);
+            }
+        }
+    }
+
+    /// Sends a heartbeat or an unregistration to the master; whether it was answered (if
+    /// not, the master is looked up again next time).
+    async fn tell_master(&self, master: &str, command: RemotingCommand) -> bool {
+        match self
+            .client()
+            .await
+            .invoke(master, command, HEARTBEAT_TAKES)
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                debug!(%master, error = %e, "producer registration at the master failed");
                 *self.master.lock() = None;
+                false
             }
         }
     }
