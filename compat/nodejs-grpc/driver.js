@@ -3,11 +3,12 @@
 // success, 1 on a failure (a `failed` line says why), 2 on a usage error.
 //
 //   produce --endpoints E -t TOPIC -c COUNT [--tag T] [--delay-ms MS [--recall-last]]
-//           [--message-groups N]
+//           [--message-groups N] [--lite-topics N]
 //       Producer.send, one at a time: body `TOPIC:SEQ`, user property seq, key K-SEQ; with
 //       --delay-ms each is a delay message due MS from its send, and --recall-last recalls
 //       the last one with the handle its send answered (`recalled`); with --message-groups
-//       each is FIFO, in message group G<SEQ mod N>.
+//       each is FIFO, in message group G<SEQ mod N>; with --lite-topics each is a lite
+//       message, in lite topic L<SEQ mod N> (`sent` lines carry it as `lite`, null without).
 //   simple  --endpoints E -t TOPIC -g GROUP --expect N --timeout-secs S [--nack-first]
 //           [--linger-ms MS] [--batch B]
 //       SimpleConsumer.receive (up to B messages, 16 by default; invisible 20 s) and ack;
@@ -18,6 +19,12 @@
 //       PushConsumer whose listener answers each message's first delivery FAILURE
 //       (`refused` lines) with --fail-first, SUCCESS otherwise (`received`), until N
 //       distinct messages were taken.
+//   lite    --endpoints E -t PARENT -g GROUP --lite-topics N --expect M --timeout-secs S
+//           [--fail-first]
+//       LitePushConsumer (built by LitePushConsumerBuilder) bound to PARENT, with push's
+//       listener (its lines carry `lite` too: the message's lite topic); once started it
+//       calls subscribeLite for L0..L<N-1> (`subscribed` lines; one that throws fails the
+//       run: main reports it), until M distinct messages were taken.
 //   transaction --endpoints E -t TOPIC [--timeout-secs S] [--linger-ms MS]
 //       A Producer with a TransactionChecker, one transaction per name in TRANSACTIONS (body
 //       `TOPIC:NAME`, tag TagTx, key tx-NAME): committed, rolled back, and two left open that
@@ -27,7 +34,7 @@
 'use strict';
 
 const {
-  ConsumeResult, Producer, PushConsumer, SimpleConsumer,
+  ConsumeResult, LitePushConsumerBuilder, Producer, PushConsumer, SimpleConsumer,
 } = require('rocketmq-client-nodejs');
 // The resolutions' values (the client takes the protocol's enum numbers).
 const { TransactionResolution } = require(
@@ -87,12 +94,14 @@ async function produce(flags) {
       if (flags['--tag']) message.tag = flags['--tag'];
       const groups = Number(flags['--message-groups'] || 0);
       if (groups > 0) message.messageGroup = `G${seq % groups}`;
+      const lites = Number(flags['--lite-topics'] || 0);
+      if (lites > 0) message.liteTopic = `L${seq % lites}`;
       const deliver = delayMs > 0 ? Date.now() + delayMs : 0;
       if (deliver) message.deliveryTimestamp = new Date(deliver);
       const receipt = await producer.send(message);
       line({
         op: 'sent', seq, msg_id: receipt.messageId, deliver_ms: deliver,
-        group: message.messageGroup || null,
+        group: message.messageGroup || null, lite: message.liteTopic || null,
       });
       if (flags['--recall-last'] && seq === count - 1) {
         const recalled = await producer.recallMessage(topic, receipt.recallHandle);
@@ -166,10 +175,26 @@ async function simple(flags) {
   return done ? 0 : 1;
 }
 
-async function push(flags) {
-  const expect = Number(flags['--expect'] || 0);
-  const deadline = Date.now() + 1000 * Number(flags['--timeout-secs'] || 60);
+// Fails each message's first delivery with --fail-first and takes every other one, adding
+// the ids it took to accepted. With lite, its lines carry the message's lite topic too.
+function listener(flags, accepted, lite) {
   const deliveries = new Map();
+  return {
+    consume(message) {
+      const id = message.messageId;
+      deliveries.set(id, (deliveries.get(id) || 0) + 1);
+      const refuse = Boolean(flags['--fail-first']) && deliveries.get(id) === 1;
+      const fields = describe(message, deliveries.get(id));
+      if (lite) fields.lite = message.liteTopic || null;
+      line({ op: refuse ? 'refused' : 'received', ...fields });
+      if (refuse) return ConsumeResult.FAILURE;
+      accepted.add(id);
+      return ConsumeResult.SUCCESS;
+    },
+  };
+}
+
+async function push(flags) {
   const accepted = new Set();
   const consumer = new PushConsumer({
     consumerGroup: flags['-g'],
@@ -177,21 +202,43 @@ async function push(flags) {
     subscriptions: new Map().set(flags['-t'], '*'),
     requestTimeout: 10000,
     sessionCredentials: credentials(),
-    messageListener: {
-      consume(message) {
-        const id = message.messageId;
-        deliveries.set(id, (deliveries.get(id) || 0) + 1);
-        const refuse = Boolean(flags['--fail-first']) && deliveries.get(id) === 1;
-        line({ op: refuse ? 'refused' : 'received', ...describe(message, deliveries.get(id)) });
-        if (refuse) return ConsumeResult.FAILURE;
-        accepted.add(id);
-        return ConsumeResult.SUCCESS;
-      },
-    },
+    messageListener: listener(flags, accepted, false),
   });
   await consumer.startup();
   line({ op: 'started', command: 'push', client_version: RELEASE });
+  return takeUntilDone(consumer, accepted, flags, async () => {});
+}
+
+async function lite(flags) {
+  const accepted = new Set();
+  // The builder starts the consumer; it is the client's public way to make one (it also
+  // fills in the namespace, which LitePushConsumerImpl would otherwise leave undefined).
+  const consumer = await new LitePushConsumerBuilder()
+    .setClientConfiguration({
+      endpoints: flags['--endpoints'],
+      requestTimeout: 10000,
+      sessionCredentials: credentials(),
+    })
+    .setConsumerGroup(flags['-g'])
+    .bindTopic(flags['-t'])
+    .setMessageListener(listener(flags, accepted, true))
+    .build();
+  line({ op: 'started', command: 'lite', client_version: RELEASE });
+  return takeUntilDone(consumer, accepted, flags, async () => {
+    for (let n = 0; n < Number(flags['--lite-topics'] || 0); n++) {
+      await consumer.subscribeLite(`L${n}`);
+      line({ op: 'subscribed', lite: `L${n}` });
+    }
+  });
+}
+
+// Runs first (subscriptions), then lets the listener take messages until it took --expect
+// of them or --timeout-secs passed; shuts the consumer down; the exit code.
+async function takeUntilDone(consumer, accepted, flags, first) {
+  const expect = Number(flags['--expect'] || 0);
+  const deadline = Date.now() + 1000 * Number(flags['--timeout-secs'] || 60);
   try {
+    await first();
     while (accepted.size < expect && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -271,6 +318,7 @@ async function main() {
     if (parsed.command === 'produce') return await produce(parsed.flags);
     if (parsed.command === 'simple') return await simple(parsed.flags);
     if (parsed.command === 'push') return await push(parsed.flags);
+    if (parsed.command === 'lite') return await lite(parsed.flags);
     if (parsed.command === 'transaction') return await transaction(parsed.flags);
     process.stderr.write(`nodejs-driver: unknown command ${parsed.command}\n`);
     return 2;

@@ -8,6 +8,7 @@
 //! as RocketMQ 5.3 does; RocketMQ 4.9 let them through.
 
 use message::topic::{is_retry_topic, retry_topic};
+use remoting::body::lite::LiteSubscriptionCtlRequestBody;
 use remoting::body::HeartbeatData;
 use remoting::code::request;
 use remoting::command::RemotingCommand;
@@ -53,11 +54,20 @@ pub fn needed(request: &RemotingCommand) -> Result<Needs, String> {
             needs.push(group(required("consumerGroup")?));
         }
         request::POP_MESSAGE
+        | request::POP_LITE_MESSAGE
         | request::ACK_MESSAGE
         | request::CHANGE_MESSAGE_INVISIBLETIME
         | request::NOTIFICATION => {
             needs.push((required("topic")?, SUB));
             needs.push(group(required("consumerGroup")?));
+        }
+        request::LITE_SUBSCRIPTION_CTL => {
+            let body = LiteSubscriptionCtlRequestBody::decode(&request.body)
+                .map_err(|e| format!("the lite subscription body cannot be read: {e}"))?;
+            for change in body.subscription_set {
+                needs.push((change.topic, SUB));
+                needs.push(group(change.group));
+            }
         }
         request::QUERY_MESSAGE => needs.push((required("topic")?, SUB)),
         request::HEART_BEAT => {

@@ -122,6 +122,10 @@ pub struct BrokerConfig {
     /// `popCkMaxBufferSize`: most pop checkpoints (one per queue a pop took messages
     /// from) open at once on this broker; pops beyond it are told POLLING_FULL.
     pub pop_ck_max_buffer_size: usize,
+    /// `maxLmqConsumeQueueNum`: most lite topics (each an LMQ with a ConsumeQueue file and
+    /// its memory map) this broker holds; a message to a new one beyond is refused with
+    /// LMQ_QUOTA_EXCEEDED.
+    pub max_lmq_consume_queue_num: usize,
     /// Limits of each client port (the client port and the VIP channel each):
     /// `serverMaxConnections`, `serverPartialFrameBudgetBytes`, `serverFrameReadTimeoutMs`,
     /// `serverChannelMaxIdleTimeSeconds`.
@@ -193,6 +197,7 @@ impl Default for BrokerConfig {
             pop_from_retry_probability: 20,
             revive_interval: Duration::from_millis(1000),
             pop_ck_max_buffer_size: 200_000,
+            max_lmq_consume_queue_num: 20_000,
             server_limits: conf::ServerLimits::default(),
             metrics_exporter: conf::MetricsExporter::default(),
             acl_enable: false,
@@ -399,6 +404,9 @@ impl BrokerConfig {
             }
             "popCkMaxBufferSize" => {
                 self.pop_ck_max_buffer_size = s.in_range(1, 10_000_000)? as usize
+            }
+            "maxLmqConsumeQueueNum" => {
+                self.max_lmq_consume_queue_num = s.in_range(0, 1_000_000)? as usize
             }
             _ => return self.store.apply(s),
         }

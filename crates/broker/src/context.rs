@@ -95,6 +95,8 @@ pub struct BrokerContext {
     pub timer_status: crate::timer::TimerStatus,
     /// POP consumption's open checkpoints and queue locks (see [`crate::pop`]).
     pub pop: Arc<crate::pop::PopState>,
+    /// Who consumes which lite topics (the metadata tables' registry).
+    pub lite: Arc<crate::lite::LiteSubscriptions>,
     /// Topic routes from the name servers (QUERY_ASSIGNMENT answers for the cluster).
     pub routes: crate::route_lookup::RouteLookup,
     /// The gRPC port bound (`grpcServerPort`, or the one the system picked for 0).
@@ -147,9 +149,13 @@ impl BrokerContext {
         let store_host = SocketAddr::new(ip, port);
         let delay_levels = config.store.message_delay_level.clone();
         let long_poll = LongPollHub::new(limits::MAX_PARKED_PULLS);
-        let hub = Arc::clone(&long_poll);
+        let lite = Arc::clone(&tables.lite);
+        let (hub, lite_arrivals) = (Arc::clone(&long_poll), Arc::clone(&lite));
         store.reader().set_arrival_listener(Arc::new(
-            move |topic: &str, queue_id: i32, _max: i64| hub.on_arrival(topic, queue_id),
+            move |topic: &str, queue_id: i32, _max: i64| {
+                hub.on_arrival(topic, queue_id);
+                lite_arrivals.on_arrival(topic);
+            },
         ));
         let role = match group {
             Some(_) => Arc::new(RoleState::new(Role::Slave, config.dledger_slave_id())),
@@ -204,6 +210,7 @@ impl BrokerContext {
             timer_recalls: Default::default(),
             timer_status: Default::default(),
             pop: Arc::new(crate::pop::PopState::new(&config)),
+            lite,
             routes: crate::route_lookup::RouteLookup::new(
                 config.namesrv_addrs.clone(),
                 config.inner_client_config(),
@@ -223,6 +230,7 @@ impl BrokerContext {
             offsets: Arc::clone(&self.offsets),
             request_modes: Arc::clone(&self.request_modes),
             auth: Arc::clone(&self.auth),
+            lite: Arc::clone(&self.lite),
         }
     }
 

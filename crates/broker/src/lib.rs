@@ -59,6 +59,7 @@ pub mod group;
 pub mod grpc;
 pub mod instruments;
 pub mod limits;
+pub mod lite;
 pub mod live_config;
 pub mod local;
 pub mod long_poll;

@@ -62,6 +62,8 @@ pub mod keys {
     pub const CLUSTER: &str = "CLUSTER";
     pub const MSG_TYPE: &str = "MSG_TYPE";
     pub const SHARDING_KEY: &str = "__SHARDINGKEY";
+    /// The lite topic (RocketMQ 5.5) a message of a `LITE` parent topic belongs to.
+    pub const LITE_TOPIC: &str = "__LITE_TOPIC";
     pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
     pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
     pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";

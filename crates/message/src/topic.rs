@@ -151,9 +151,53 @@ pub fn group_of_retry_or_dlq_topic(topic: &str) -> Option<&str> {
         .or_else(|| topic.strip_prefix(DLQ_GROUP_TOPIC_PREFIX))
 }
 
+/// Where a lite topic's messages are stored: a queue (id 0) of its own, a light message
+/// queue named `%LMQ%$<parent>$<lite topic>` as in RocketMQ 5.5. `$` never occurs in a
+/// topic or lite topic name, so the name parses back.
+pub const LMQ_PREFIX: &str = "%LMQ%$";
+/// Longest lite topic name, in bytes (RocketMQ's proxy's `maxLiteTopicSize`).
+pub const MAX_LITE_TOPIC_SIZE: usize = 64;
+
+pub fn lmq_name(parent: &str, lite_topic: &str) -> String {
+    format!("{LMQ_PREFIX}{parent}${lite_topic}")
+}
+
+/// The parent topic and lite topic of an LMQ name.
+pub fn lmq_parts(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix(LMQ_PREFIX)?.split_once('$')
+}
+
+/// A lite topic name RocketMQ's proxy would refuse (`ILLEGAL_LITE_TOPIC`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("lite topic `{0}` is not valid: 1 to {MAX_LITE_TOPIC_SIZE} characters of [a-zA-Z0-9_-]")]
+pub struct IllegalLiteTopic(pub String);
+
+pub fn validate_lite_topic(lite_topic: &str) -> Result<(), IllegalLiteTopic> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if lite_topic.is_empty()
+        || lite_topic.len() > MAX_LITE_TOPIC_SIZE
+        || !lite_topic.chars().all(legal)
+    {
+        return Err(IllegalLiteTopic(lite_topic.to_owned()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lite_topics_live_in_lmqs_whose_names_parse_back() {
+        let name = lmq_name("Parent", "user-42_a");
+        assert_eq!(name, "%LMQ%$Parent$user-42_a");
+        assert_eq!(lmq_parts(&name), Some(("Parent", "user-42_a")));
+        assert_eq!(lmq_parts("Parent"), None);
+        assert!(validate_lite_topic("user-42_a").is_ok());
+        for bad in ["", "a$b", "a b", "ü", &"x".repeat(65)] {
+            assert!(validate_lite_topic(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn system_and_forbidden_topics() {

@@ -130,6 +130,10 @@ pub mod request {
         CHANGE_MESSAGE_INVISIBLETIME = 200053;
         NOTIFICATION = 200054;
         POLLING_INFO = 200055;
+        /// Lite topics (RocketMQ 5.5): a pop over the lite topics a client subscribed, and
+        /// the changes to those subscriptions (a JSON body of subscription changes).
+        POP_LITE_MESSAGE = 200070;
+        LITE_SUBSCRIPTION_CTL = 200071;
         BATCH_ACK_MESSAGE = 200151;
     }
 }
@@ -181,6 +185,10 @@ pub mod response {
         /// A pop found nothing within its poll time.
         POLLING_TIMEOUT = 210;
         FLOW_CONTROL = 215;
+        /// A new lite topic beyond the broker's quota of LMQs.
+        LMQ_QUOTA_EXCEEDED = 2017;
+        /// A lite subscription beyond the client's or the broker's quota.
+        LITE_SUBSCRIPTION_QUOTA_EXCEEDED = 2018;
         NOT_LEADER_FOR_QUEUE = 501;
         ILLEGAL_OPERATION = 604;
         GO_AWAY = 1500;

@@ -303,6 +303,15 @@ impl Dispatcher {
             .collect()
     }
 
+    /// How many topics whose names start with `prefix` have queues.
+    pub fn count_topics_with_prefix(&self, prefix: &str) -> usize {
+        self.queues
+            .read()
+            .keys()
+            .filter(|topic| topic.starts_with(prefix))
+            .count()
+    }
+
     /// Queues of one topic.
     pub fn topic_queues(&self, topic: &str) -> Vec<Arc<ConsumeQueue>> {
         self.queues

@@ -247,6 +247,16 @@ impl StoreReader {
             .map_or(0, |cq| cq.max_offset())
     }
 
+    /// Whether the store holds a queue `queue_id` of `topic`.
+    pub fn has_queue(&self, topic: &str, queue_id: i32) -> bool {
+        self.engine.dispatcher.queue(topic, queue_id).is_some()
+    }
+
+    /// How many topics whose names start with `prefix` have queues in the store.
+    pub fn count_topics_with_prefix(&self, prefix: &str) -> usize {
+        self.engine.dispatcher.count_topics_with_prefix(prefix)
+    }
+
     /// Smallest retained queue offset (0 for an unknown queue).
     pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
         self.engine

@@ -1186,6 +1186,48 @@ async fn mqadmin_reads_and_changes_broker_config_and_subscription_groups() {
     assert_eq!((stored.retry_queue_nums, stored.retry_max_times), (2, 3));
     assert_eq!(stored.which_broker_when_consume_slowly, 0);
 
+    // RocketMQ 5.5's group attributes: `--attributes`, applied as alterations.
+    let with_attributes = |attributes: &'static str| {
+        let ns = ns.clone();
+        async move {
+            tool(
+                "mqadmin",
+                &[
+                    "updateSubGroup",
+                    "-n",
+                    &ns,
+                    "-c",
+                    CLUSTER,
+                    "-g",
+                    "audit-group",
+                    "--attributes",
+                    attributes,
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let run = with_attributes("+lite.bind.topic=AuditParent,+lite.sub.client.quota=5").await;
+    assert!(run.ok, "{}", run.err);
+    let run = with_attributes("-lite.sub.client.quota").await;
+    assert!(run.ok, "{}", run.err);
+    let stored = admin
+        .subscription_group(&broker, "audit-group")
+        .await
+        .unwrap();
+    let expected: std::collections::BTreeMap<String, String> =
+        [("lite.bind.topic".to_owned(), "AuditParent".to_owned())].into();
+    assert_eq!(stored.attributes, expected);
+    for bad in [
+        "+no.such.attribute=1",
+        "+lite.sub.client.quota=lots",
+        "lite.bind.topic",
+    ] {
+        let run = with_attributes(bad).await;
+        assert!(!run.ok, "{bad} was taken");
+    }
+
     let out = tool_ok(
         "mqadmin",
         &[

@@ -404,3 +404,130 @@ fn a_follower_whose_producers_left_keeps_relaying() -> Result<()> {
         Ok(())
     })
 }
+
+const LITE_PARENT: &str = "GrpcLiteParent";
+const LITE_CLIENT: &str = "grpc-lite-failover";
+
+/// A request from the lite consumer of these tests, over `client`.
+fn as_lite_client<T>(message: T) -> Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(Duration::from_secs(20));
+    request
+        .metadata_mut()
+        .insert("x-mq-client-id", LITE_CLIENT.parse()?);
+    Ok(request)
+}
+
+/// The lite topic subscriptions of a LitePushConsumer are replicated with the group's
+/// metadata: after the master's kill -9, the next master delivers the lite topic the client
+/// subscribed before, without the client subscribing again (a 5.x client re-sends its set
+/// only every 30 s).
+#[test]
+fn lite_subscriptions_outlive_the_masters_kill() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut servers, master, follower) = start_group(dir.path(), "GrpcLiteFailover")?;
+    let namesrv = servers.ns();
+    let cluster = servers.cluster.clone();
+    block_on(async {
+        let admin = client::Admin::start(client::ClientOptions::new(&namesrv))?;
+        let mut config = client::Admin::topic_config(LITE_PARENT, 2, 2);
+        config
+            .attributes
+            .insert("+message.type".to_owned(), "LITE".to_owned());
+        let created = admin.create_topic_in_cluster(&cluster, &config).await;
+        admin.shutdown();
+        created.map(drop).map_err(anyhow::Error::from)
+    })?;
+    let mut client = block_on(MessagingServiceClient::connect(format!(
+        "http://{follower}"
+    )))?;
+    // The consumer's settings, on a Telemetry stream it keeps open.
+    let settings = v2::Settings {
+        client_type: Some(v2::ClientType::LitePushConsumer as i32),
+        pub_sub: Some(v2::settings::PubSub::Subscription(v2::Subscription {
+            group: resource("lite-failover-group"),
+            subscriptions: vec![v2::SubscriptionEntry {
+                topic: resource(LITE_PARENT),
+                expression: None,
+            }],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let _telemetry = block_on(open_telemetry(&mut client, LITE_CLIENT, settings))?;
+    let mut sent = 0;
+    for seq in 0..50 {
+        let mut request = send_request(seq);
+        for message in &mut request.messages {
+            message.topic = resource(LITE_PARENT);
+            if let Some(system) = message.system_properties.as_mut() {
+                system.message_type = v2::MessageType::Lite as i32;
+                system.lite_topic = Some("L0".to_owned());
+            }
+        }
+        let answer = block_on(client.send_message(as_lite_client(request)?))?.into_inner();
+        if answer.status.is_some_and(|s| s.code == Code::Ok as i32) {
+            sent += 1;
+            if sent == 3 {
+                break;
+            }
+        } else {
+            // The follower may not have the topic yet.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    ensure!(
+        sent == 3,
+        "{sent} of 3 lite messages sent through the follower"
+    );
+    let subscribe = v2::SyncLiteSubscriptionRequest {
+        action: v2::LiteSubscriptionAction::PartialAdd as i32,
+        topic: resource(LITE_PARENT),
+        group: resource("lite-failover-group"),
+        lite_topic_set: vec!["L0".to_owned()],
+        ..Default::default()
+    };
+    let answer = block_on(client.sync_lite_subscription(as_lite_client(subscribe)?))?.into_inner();
+    ensure!(
+        answer
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == Code::Ok as i32),
+        "subscribe: {answer:?}"
+    );
+
+    process_of(&mut servers, &master)?.kill();
+    let killed = Instant::now();
+    let mut received = 0;
+    // Bounded: ten receives of at most a 5 s poll each (plus the relay's wait for a master).
+    for _ in 0..10 {
+        let request = receive_request("lite-failover-group", LITE_PARENT, 32, 5);
+        let Ok(stream) = block_on(client.receive_message(as_lite_client(request)?)) else {
+            continue;
+        };
+        let mut stream = stream.into_inner();
+        while let Some(Ok(response)) = block_on(stream.message()).transpose() {
+            if let Some(v2::receive_message_response::Content::Message(message)) = response.content
+            {
+                let lite = message.system_properties.and_then(|s| s.lite_topic);
+                ensure!(
+                    lite.as_deref() == Some("L0"),
+                    "a message of lite topic {lite:?}"
+                );
+                received += 1;
+            }
+        }
+        if received >= 3 {
+            break;
+        }
+    }
+    println!(
+        "lite messages received through the follower {} ms after the master's kill -9: {received}",
+        killed.elapsed().as_millis()
+    );
+    ensure!(
+        received >= 3,
+        "{received} of the 3 messages of the subscribed lite topic came from the next master"
+    );
+    Ok(())
+}

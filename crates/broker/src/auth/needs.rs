@@ -9,6 +9,7 @@
 //! subscription group needs that group (Create or Update).
 
 use message::topic::RETRY_GROUP_TOPIC_PREFIX;
+use remoting::body::lite::LiteSubscriptionCtlRequestBody;
 use remoting::body::{HeartbeatData, LockBatchRequestBody, SubscriptionGroupConfig};
 use remoting::code::request as code;
 use remoting::command::RemotingCommand;
@@ -130,6 +131,7 @@ fn by_fields(request_code: i32) -> Option<ByFields> {
         code::CLONE_GROUP_OFFSET => fields(&[Group("destGroup"), Topic("topic")], UPDATE),
         code::GET_SUBSCRIPTIONGROUP_CONFIG => fields(&[Group("group")], GET),
         code::POP_MESSAGE
+        | code::POP_LITE_MESSAGE
         | code::ACK_MESSAGE
         | code::CHANGE_MESSAGE_INVISIBLETIME
         | code::NOTIFICATION => fields(&[Group("consumerGroup"), Topic("topic")], SUB),
@@ -240,6 +242,14 @@ pub fn of_request(request: &RemotingCommand, cluster_name: &str) -> Result<Vec<N
                 if !queue.topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
                     needs.push(Need::topic(&queue.topic, SUB));
                 }
+            }
+        }
+        code::LITE_SUBSCRIPTION_CTL => {
+            let body = LiteSubscriptionCtlRequestBody::decode(&request.body)
+                .map_err(|e| format!("the lite subscription body cannot be read: {e}"))?;
+            for change in &body.subscription_set {
+                needs.push(Need::group(&change.group, SUB));
+                needs.push(Need::topic(&change.topic, SUB));
             }
         }
         code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use super::convert::duration;
 use super::status;
 use crate::context::BrokerContext;
+use crate::metadata::attributes;
 
 /// Most clients whose settings are kept; beyond, new clients are refused until some leave.
 pub const MAX_CLIENTS: usize = 100_000;
@@ -55,8 +56,18 @@ impl GrpcClients {
         self.settings.lock().get(client_id).cloned()
     }
 
-    pub fn forget(&self, client_id: &str) -> bool {
-        self.settings.lock().remove(client_id).is_some()
+    /// Forgets a client; returns the settings it had.
+    pub fn forget(&self, client_id: &str) -> Option<v2::Settings> {
+        self.settings.lock().remove(client_id)
+    }
+
+    /// Whether the client is a lite consumer: its receives pop its lite topics.
+    pub fn is_lite(&self, client_id: &str) -> bool {
+        self.settings
+            .lock()
+            .get(client_id)
+            .and_then(|s| s.client_type)
+            .is_some_and(is_lite_type)
     }
 }
 
@@ -94,6 +105,19 @@ fn server_settings(
             }
             let policy = ConsumerPolicy::of(ctx, &group);
             subscription.fifo = Some(policy.fifo);
+            if settings.client_type.is_some_and(is_lite_type) {
+                // The clients check both before they ask to subscribe; one that reads no
+                // quota takes it as 0 and subscribes nothing.
+                let quota = ctx
+                    .groups
+                    .get(&group)
+                    .map_or(Some(crate::lite::CLIENT_QUOTA as usize), |config| {
+                        attributes::lite_client_quota(&config.attributes)
+                    });
+                subscription.lite_subscription_quota =
+                    Some(quota.map_or(i32::MAX, |q| i32::try_from(q).unwrap_or(i32::MAX)));
+                subscription.max_lite_topic_size = Some(message::topic::MAX_LITE_TOPIC_SIZE as i32);
+            }
             subscription.receive_batch_size = Some(RECEIVE_BATCH);
             let asked = subscription
                 .long_polling_timeout
@@ -146,10 +170,43 @@ impl ConsumerPolicy {
     }
 }
 
+/// The group a consumer's settings name, and its (first) topic: a lite consumer's one
+/// subscription is its parent topic.
+pub fn subscribed(settings: &v2::Settings) -> (String, String) {
+    match &settings.pub_sub {
+        Some(PubSub::Subscription(subscription)) => (
+            subscription
+                .group
+                .as_ref()
+                .map(|g| g.name.clone())
+                .unwrap_or_default(),
+            subscription
+                .subscriptions
+                .first()
+                .and_then(|s| s.topic.as_ref())
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+        ),
+        _ => Default::default(),
+    }
+}
+
 /// Whether the client type is one whose heartbeat keeps it known.
 pub fn is_known_type(client_type: i32) -> bool {
     matches!(
         ClientType::try_from(client_type),
-        Ok(ClientType::Producer | ClientType::PushConsumer | ClientType::SimpleConsumer)
+        Ok(ClientType::Producer
+            | ClientType::PushConsumer
+            | ClientType::SimpleConsumer
+            | ClientType::LitePushConsumer
+            | ClientType::LiteSimpleConsumer)
+    )
+}
+
+/// A LitePushConsumer or LiteSimpleConsumer: it consumes the lite topics it subscribed.
+pub fn is_lite_type(client_type: i32) -> bool {
+    matches!(
+        ClientType::try_from(client_type),
+        Ok(ClientType::LitePushConsumer | ClientType::LiteSimpleConsumer)
     )
 }

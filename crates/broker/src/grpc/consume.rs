@@ -4,6 +4,10 @@
 //! a client gets is the pop's receipt followed by the message's CommitLog offset, as
 //! RocketMQ's proxy makes it.
 //!
+//! A lite consumer's receive pops the lite topics it subscribed (POP_LITE_MESSAGE,
+//! orderly per lite topic); its handles name the lite topic too, so that an ack or a change
+//! finds the message's queue whether or not the client names it.
+//!
 //! A FIFO group (`consumeMessageOrderly`) receives by orderly pops, as RocketMQ's proxy
 //! asks them: a queue's next messages only once its last ones are acknowledged or timed
 //! out. Its delivery attempts come from the pop's order counts, and a message delivered
@@ -18,7 +22,7 @@ use remoting::command::RemotingCommand;
 use remoting::header::client::ConsumerSendMsgBackRequestHeader;
 use remoting::header::pop::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
-    PopMessageRequestHeader, PopMessageResponseHeader,
+    PopLiteMessageRequestHeader, PopMessageRequestHeader, PopMessageResponseHeader,
 };
 use remoting::pop_receipt::{OrderCountInfo, PopAnswer, PopReceipt, RetryFlag};
 
@@ -28,7 +32,7 @@ use super::relay::MasterRelay;
 use super::status;
 use crate::clock::now_ms;
 use crate::context::BrokerContext;
-use crate::processor::{pop, pop_ack, send_back};
+use crate::processor::{lite, pop, pop_ack, send_back};
 
 /// The invisible time of a push consumer's receive (it asks for none and renews).
 const DEFAULT_INVISIBLE_MS: i64 = 60_000;
@@ -74,13 +78,15 @@ pub fn poll_time_ms(
 
 /// The whole answer of one receive, in the order RocketMQ's proxy writes it: the status,
 /// the messages, the delivery time. `remaining_ms`: what the call's deadline leaves;
-/// `request_timeout_ms`: the client's request timeout from its settings.
+/// `request_timeout_ms`: the client's request timeout from its settings; `lite_client`:
+/// the lite consumer whose lite topics the receive pops.
 pub async fn receive(
     ctx: &Arc<BrokerContext>,
     relay: &MasterRelay,
     request: v2::ReceiveMessageRequest,
     remaining_ms: Option<i64>,
     request_timeout_ms: i64,
+    lite_client: Option<String>,
 ) -> Vec<v2::ReceiveMessageResponse> {
     let group = resource_name(request.group.as_ref());
     let topic = resource_name(
@@ -110,26 +116,45 @@ pub async fn receive(
     };
     let (exp_type, exp) = convert::filter_of(request.filter_expression.as_ref());
     let policy = ConsumerPolicy::of(ctx, &group);
-    let header = PopMessageRequestHeader {
-        consumer_group: group.clone(),
-        topic: topic.clone(),
-        queue_id: -1,
-        max_msg_nums: request.batch_size.clamp(1, RECEIVE_BATCH),
-        invisible_time: invisible_ms,
-        poll_time: poll_ms,
-        born_time: now_ms(),
-        init_mode: 1,
-        exp_type: Some(exp_type.to_owned()),
-        exp: Some(exp),
-        order: Some(policy.fifo),
-        attempt_id: request.attempt_id.clone(),
-        broker_name: None,
+    let orderly = policy.fifo || lite_client.is_some();
+    let max_msg_nums = request.batch_size.clamp(1, RECEIVE_BATCH);
+    let command = match lite_client {
+        Some(client_id) => RemotingCommand::request(code::POP_LITE_MESSAGE).with_header(
+            &PopLiteMessageRequestHeader {
+                client_id,
+                consumer_group: group.clone(),
+                topic: topic.clone(),
+                max_msg_num: max_msg_nums,
+                invisible_time: invisible_ms,
+                poll_time: poll_ms,
+                born_time: now_ms(),
+                attempt_id: request.attempt_id.clone(),
+            },
+        ),
+        None => RemotingCommand::request(code::POP_MESSAGE).with_header(&PopMessageRequestHeader {
+            consumer_group: group.clone(),
+            topic: topic.clone(),
+            queue_id: -1,
+            max_msg_nums,
+            invisible_time: invisible_ms,
+            poll_time: poll_ms,
+            born_time: now_ms(),
+            init_mode: 1,
+            exp_type: Some(exp_type.to_owned()),
+            exp: Some(exp),
+            order: Some(policy.fifo),
+            attempt_id: request.attempt_id.clone(),
+            broker_name: None,
+        }),
     };
-    let command = RemotingCommand::request(code::POP_MESSAGE).with_header(&header);
     let takes = std::time::Duration::from_millis(poll_ms as u64);
     let answer = relay
         .run(ctx, command, takes, |command| async move {
-            pop::process(ctx, &command, std::future::pending()).await
+            if command.code == code::POP_LITE_MESSAGE {
+                lite::pop(ctx, &command, std::future::pending()).await
+            } else {
+                pop::process(ctx, &command, std::future::pending()).await
+            }
         })
         .await;
     match answer.code {
@@ -163,18 +188,19 @@ pub async fn receive(
             break;
         };
         let receipt = receipts.receipt(view.topic(), view.queue_id(), view.queue_offset());
-        let handle = format!("{} {}", receipt.encode(), view.physical_offset());
-        let mut message = convert::incoming(&view, &topic, Some(handle));
-        if policy.fifo {
+        let handle = Handle {
+            extra_info: receipt.encode(),
+            receipt,
+            commit_log_offset: view.physical_offset(),
+            lite_topic: message::topic::lmq_parts(view.topic()).map(|(_, lite)| lite.to_owned()),
+        };
+        let mut message = convert::incoming(&view, &topic, Some(handle.encode()));
+        if orderly {
             let earlier = order_counts.count(view.topic(), view.queue_id(), view.queue_offset());
             let earlier = i32::try_from(earlier).unwrap_or(i32::MAX);
             if earlier >= policy.max_attempts {
                 exhausted.push((
-                    Handle {
-                        extra_info: receipt.encode(),
-                        receipt,
-                        commit_log_offset: view.physical_offset(),
-                    },
+                    handle,
                     message
                         .system_properties
                         .as_ref()
@@ -204,11 +230,28 @@ pub async fn receive(
     responses
 }
 
-/// A receipt handle this broker gave out: the pop receipt and the CommitLog offset.
+/// A receipt handle this broker gave out: the pop receipt and the CommitLog offset, and
+/// the lite topic of a lite message.
 struct Handle {
     receipt: PopReceipt,
     extra_info: String,
     commit_log_offset: i64,
+    lite_topic: Option<String>,
+}
+
+/// Marks a handle's lite topic (no lite topic name has a `=`).
+const LITE_MARK: &str = "lite=";
+
+impl Handle {
+    fn encode(&self) -> String {
+        match &self.lite_topic {
+            Some(lite) => format!(
+                "{} {} {LITE_MARK}{lite}",
+                self.extra_info, self.commit_log_offset
+            ),
+            None => format!("{} {}", self.extra_info, self.commit_log_offset),
+        }
+    }
 }
 
 fn handle_of(text: &str) -> Result<Handle, Option<v2::Status>> {
@@ -217,6 +260,14 @@ fn handle_of(text: &str) -> Result<Handle, Option<v2::Status>> {
             Code::InvalidReceiptHandle,
             "the receipt handle is not valid",
         )
+    };
+    let (text, lite_topic) = match text.rsplit_once(' ') {
+        Some((rest, last)) if last.starts_with(LITE_MARK) => {
+            let lite = &last[LITE_MARK.len()..];
+            message::topic::validate_lite_topic(lite).map_err(|_| invalid())?;
+            (rest, Some(lite.to_owned()))
+        }
+        _ => (text, None),
     };
     let (extra_info, commit_log_offset) = text.rsplit_once(' ').ok_or_else(invalid)?;
     let commit_log_offset = commit_log_offset.parse().map_err(|_| invalid())?;
@@ -228,12 +279,16 @@ fn handle_of(text: &str) -> Result<Handle, Option<v2::Status>> {
         receipt,
         extra_info: extra_info.to_owned(),
         commit_log_offset,
+        lite_topic,
     })
 }
 
 /// The topic the handle's message is stored in.
-fn stored_topic(group: &str, topic: &str, retry: RetryFlag) -> String {
-    match retry {
+fn stored_topic(group: &str, topic: &str, handle: &Handle) -> String {
+    if let Some(lite) = &handle.lite_topic {
+        return message::topic::lmq_name(topic, lite);
+    }
+    match handle.receipt.retry {
         RetryFlag::Normal => topic.to_owned(),
         RetryFlag::RetryV1 => message::topic::pop_retry_topic(group, topic),
         RetryFlag::RetryV2 => message::topic::pop_retry_topic_v2(group, topic),
@@ -313,7 +368,7 @@ pub async fn change_invisible_duration(
     };
     let header = ChangeInvisibleTimeRequestHeader {
         consumer_group: group.clone(),
-        topic: stored_topic(&group, &topic, handle.receipt.retry),
+        topic: stored_topic(&group, &topic, &handle),
         queue_id: handle.receipt.queue_id,
         extra_info: handle.extra_info.clone(),
         offset: handle.receipt.offset,
@@ -340,9 +395,14 @@ pub async fn change_invisible_duration(
         revive_qid: renewed.revive_qid,
         ..handle.receipt
     };
+    let renewed = Handle {
+        extra_info: receipt.encode(),
+        receipt,
+        ..handle
+    };
     v2::ChangeInvisibleDurationResponse {
         status: status::ok(),
-        receipt_handle: format!("{} {}", receipt.encode(), handle.commit_log_offset),
+        receipt_handle: renewed.encode(),
     }
 }
 
@@ -404,7 +464,7 @@ async fn ack_handle(
 ) -> RemotingCommand {
     let header = AckMessageRequestHeader {
         consumer_group: group.to_owned(),
-        topic: stored_topic(group, topic, handle.receipt.retry),
+        topic: stored_topic(group, topic, &handle),
         queue_id: handle.receipt.queue_id,
         extra_info: handle.extra_info,
         offset: handle.receipt.offset,

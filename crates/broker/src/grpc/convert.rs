@@ -55,6 +55,7 @@ const SYSTEM_KEYS: &[&str] = &[
     keys::CLUSTER,
     keys::MSG_TYPE,
     keys::SHARDING_KEY,
+    keys::LITE_TOPIC,
     keys::TIMER_DELIVER_MS,
     keys::TIMER_DELAY_SEC,
     keys::TIMER_DELAY_MS,
@@ -172,6 +173,11 @@ pub fn outgoing(
         }
         put(keys::SHARDING_KEY, group)?;
     }
+    if let Some(lite_topic) = system.lite_topic.as_deref() {
+        message::topic::validate_lite_topic(lite_topic)
+            .map_err(|e| status::of(v2::Code::IllegalLiteTopic, e.to_string()))?;
+        put(keys::LITE_TOPIC, lite_topic)?;
+    }
     if let Some(trace) = system.trace_context.as_deref().filter(|t| !t.is_empty()) {
         put(TRACE_CONTEXT, trace)?;
     }
@@ -268,7 +274,7 @@ pub fn incoming(
             (Some(topic), Some(message_id)) => Some(v2::DeadLetterQueue { topic, message_id }),
             _ => None,
         },
-        lite_topic: None,
+        lite_topic: property(keys::LITE_TOPIC),
         priority: None,
     };
     v2::Message {
@@ -297,6 +303,8 @@ fn message_type_of(view: &MessageView<'_>) -> MessageType {
         MessageType::Delay
     } else if view.property(keys::SHARDING_KEY).is_some() {
         MessageType::Fifo
+    } else if view.property(keys::LITE_TOPIC).is_some() {
+        MessageType::Lite
     } else {
         MessageType::Normal
     }

@@ -11,6 +11,7 @@
 //! - [`producers`]: the producers' Telemetry streams, where transaction checks go.
 //! - [`consume`]: ReceiveMessage, AckMessage, ChangeInvisibleDuration and dead-lettering,
 //!   over the POP engine.
+//! - [`lite`]: SyncLiteSubscription (a lite consumer's lite topics).
 //! - [`pull`]: PullMessage (a 5.x pull consumer's reads of one queue).
 //! - [`offsets`]: UpdateOffset, GetOffset, QueryOffset (a 5.x pull consumer's offsets).
 //! - [`relay`]: on a group's follower, what only the master does, handed to it.
@@ -22,6 +23,7 @@ pub mod authorize;
 pub mod clients;
 pub mod consume;
 pub mod convert;
+pub mod lite;
 pub mod offsets;
 pub mod produce;
 pub mod producers;

@@ -40,8 +40,8 @@ fn resource(name: &str) -> Option<v2::Resource> {
     })
 }
 
-/// The message types a topic takes: its `message.type`, every type for MIXED; a topic
-/// without the attribute takes every type unless the broker checks types.
+/// The message types a topic takes: its `message.type`, every type but LITE for MIXED; a
+/// topic without the attribute takes those unless the broker checks types.
 fn accepted_types(ctx: &BrokerContext, config: &remoting::body::TopicConfig) -> Vec<i32> {
     let all = [
         MessageType::Normal,
@@ -57,6 +57,7 @@ fn accepted_types(ctx: &BrokerContext, config: &remoting::body::TopicConfig) -> 
             "FIFO" => vec![MessageType::Fifo],
             "DELAY" => vec![MessageType::Delay],
             "TRANSACTION" => vec![MessageType::Transaction],
+            "LITE" => vec![MessageType::Lite],
             "MIXED" => all.to_vec(),
             _ => vec![MessageType::Normal],
         },

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::clients::{self, GrpcClients};
 use super::relay::MasterRelay;
-use super::{authorize, consume, convert, offsets, produce, pull, route, status};
+use super::{authorize, consume, convert, lite, offsets, produce, pull, route, status};
 use crate::context::BrokerContext;
 
 /// Commands a Telemetry stream may have waiting to be written to its client.
@@ -111,13 +111,6 @@ fn streamed<T: Send + 'static>(responses: Vec<T>) -> Response<BoxStream<T>> {
     )))
 }
 
-fn not_implemented(what: &str) -> Option<v2::Status> {
-    status::of(
-        Code::NotImplemented,
-        format!("{what} is not served over gRPC by this broker yet"),
-    )
-}
-
 #[tonic::async_trait]
 impl MessagingService for GrpcService {
     async fn query_route(
@@ -187,12 +180,14 @@ impl MessagingService for GrpcService {
     ) -> Answer<Self::ReceiveMessageStream> {
         self.authorize(&request, &authorize::receive(request.get_ref()))?;
         let (remaining_ms, request_timeout_ms) = self.polling_budget(&request);
+        let lite_client = client_id(&request).filter(|id| self.clients.is_lite(id));
         let responses = consume::receive(
             &self.ctx,
             &self.relay,
             request.into_inner(),
             remaining_ms,
             request_timeout_ms,
+            lite_client,
         )
         .await;
         Ok(streamed(responses))
@@ -378,10 +373,18 @@ impl MessagingService for GrpcService {
             &request,
             &authorize::of_group(request.get_ref().group.as_ref()),
         )?;
-        let status = match client_id(&request) {
-            Some(id) if self.clients.forget(&id) => status::ok(),
-            Some(_) => status::of(Code::UnrecognizedClientType, "unknown client"),
-            None => status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
+        let Some(id) = client_id(&request) else {
+            return Ok(Response::new(v2::NotifyClientTerminationResponse {
+                status: status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
+            }));
+        };
+        let status = match self.clients.forget(&id) {
+            Some(settings) if settings.client_type.is_some_and(clients::is_lite_type) => {
+                let (group, topic) = clients::subscribed(&settings);
+                lite::unsubscribe_all(&self.ctx, &self.relay, id, group, topic).await
+            }
+            Some(_) => status::ok(),
+            None => status::of(Code::UnrecognizedClientType, "unknown client"),
         };
         Ok(Response::new(v2::NotifyClientTerminationResponse {
             status,
@@ -414,11 +417,21 @@ impl MessagingService for GrpcService {
 
     async fn sync_lite_subscription(
         &self,
-        _request: Request<v2::SyncLiteSubscriptionRequest>,
+        request: Request<v2::SyncLiteSubscriptionRequest>,
     ) -> Answer<v2::SyncLiteSubscriptionResponse> {
-        Ok(Response::new(v2::SyncLiteSubscriptionResponse {
-            status: not_implemented("SyncLiteSubscription"),
-        }))
+        let r = request.get_ref();
+        self.authorize(
+            &request,
+            &authorize::consumed(r.group.as_ref(), r.topic.as_ref()),
+        )?;
+        let Some(id) = client_id(&request) else {
+            return Ok(Response::new(v2::SyncLiteSubscriptionResponse {
+                status: status::of(Code::ClientIdRequired, "x-mq-client-id is missing"),
+            }));
+        };
+        Ok(Response::new(
+            lite::sync(&self.ctx, &self.relay, id, request.into_inner()).await,
+        ))
     }
 }
 

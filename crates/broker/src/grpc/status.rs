@@ -34,6 +34,8 @@ pub fn code_of_remoting(code: i32) -> Code {
         response::FLUSH_SLAVE_TIMEOUT => Code::SlavePersistenceTimeout,
         response::SLAVE_NOT_AVAILABLE => Code::HaNotAvailable,
         response::POLLING_FULL => Code::TooManyRequests,
+        response::LMQ_QUOTA_EXCEEDED => Code::LiteTopicQuotaExceeded,
+        response::LITE_SUBSCRIPTION_QUOTA_EXCEEDED => Code::LiteSubscriptionQuotaExceeded,
         response::POLLING_TIMEOUT | response::PULL_NOT_FOUND | response::NO_MESSAGE => {
             Code::MessageNotFound
         }

@@ -2,35 +2,94 @@
 //! UPDATE_AND_CREATE_TOPIC's `attributes` field as alterations (`+message.type=FIFO` adds
 //! or changes, `-message.type` removes), checked against the allowed values, and stored with
 //! the topic (so they replicate with it in a broker group and reach the name servers).
+//!
+//! Consumer group attributes (RocketMQ 5.5) work alike, sent in the group config's
+//! `attributes` map (`"+lite.bind.topic": "Chats"`, `"-lite.bind.topic": ""`); the broker
+//! takes the ones it honours: `lite.bind.topic` and `lite.sub.client.quota`.
 
 use std::collections::BTreeMap;
 
-/// One attribute RocketMQ knows: its allowed values and whether an existing topic may
-/// change it.
+/// One attribute RocketMQ knows: its allowed values and whether an existing topic or group
+/// may change it.
 struct Attribute {
     name: &'static str,
-    values: &'static [&'static str],
+    values: Values,
     changeable: bool,
+}
+
+enum Values {
+    OneOf(&'static [&'static str]),
+    TopicName,
+    Range(i64, i64),
+}
+
+impl Values {
+    fn accept(&self, value: &str) -> bool {
+        match self {
+            Values::OneOf(values) => values.contains(&value),
+            Values::TopicName => message::validate_topic(value).is_ok(),
+            Values::Range(min, max) => value
+                .parse::<i64>()
+                .is_ok_and(|n| (*min..=*max).contains(&n)),
+        }
+    }
 }
 
 /// RocketMQ 5's `TopicAttributes.ALL`.
 const ATTRIBUTES: &[Attribute] = &[
     Attribute {
         name: "message.type",
-        values: &["NORMAL", "FIFO", "DELAY", "TRANSACTION", "MIXED"],
+        values: Values::OneOf(&["NORMAL", "FIFO", "DELAY", "TRANSACTION", "MIXED", "LITE"]),
         changeable: true,
     },
     Attribute {
         name: "queue.type",
-        values: &["BatchCQ", "SimpleCQ"],
+        values: Values::OneOf(&["BatchCQ", "SimpleCQ"]),
         changeable: false,
     },
     Attribute {
         name: "cleanup.policy",
-        values: &["DELETE", "COMPACTION"],
+        values: Values::OneOf(&["DELETE", "COMPACTION"]),
         changeable: false,
     },
 ];
+
+/// The parent topic a lite consumer group is bound to.
+pub const LITE_BIND_TOPIC: &str = "lite.bind.topic";
+/// How many lite topics each client of the group may subscribe (-1: no limit).
+pub const LITE_SUB_CLIENT_QUOTA: &str = "lite.sub.client.quota";
+
+/// The part of RocketMQ 5.5's `SubscriptionGroupAttributes.ALL` this broker honours.
+const GROUP_ATTRIBUTES: &[Attribute] = &[
+    Attribute {
+        name: LITE_BIND_TOPIC,
+        values: Values::TopicName,
+        changeable: true,
+    },
+    Attribute {
+        name: LITE_SUB_CLIENT_QUOTA,
+        values: Values::Range(-1, i32::MAX as i64),
+        changeable: true,
+    },
+];
+
+/// The group's `lite.bind.topic`, if it is bound.
+pub fn lite_bind_topic(attributes: &BTreeMap<String, String>) -> Option<&str> {
+    attributes.get(LITE_BIND_TOPIC).map(String::as_str)
+}
+
+/// The group's `lite.sub.client.quota`: `None` for no limit, the broker's default when
+/// unset.
+pub fn lite_client_quota(attributes: &BTreeMap<String, String>) -> Option<usize> {
+    match attributes
+        .get(LITE_SUB_CLIENT_QUOTA)
+        .map(|q| q.parse::<i64>())
+    {
+        Some(Ok(quota)) if quota < 0 => None,
+        Some(Ok(quota)) => Some(usize::try_from(quota).unwrap_or(usize::MAX)),
+        _ => Some(crate::lite::CLIENT_QUOTA as usize),
+    }
+}
 
 /// The `message.type` a topic without the attribute has (RocketMQ's default).
 pub const DEFAULT_MESSAGE_TYPE: &str = "NORMAL";
@@ -44,12 +103,12 @@ pub fn message_type_of_topic(attributes: &BTreeMap<String, String>) -> &str {
 
 /// The kind of message these properties make, as RocketMQ 5 reads it: transactional
 /// (`TRAN_MSG=true`), delayed (a `DELAY` level or a timer property), FIFO (a sharding key),
-/// else normal.
+/// lite (a lite topic), else normal.
 ///
 /// One pass over the properties: this runs for every message put with metrics on.
 pub fn message_type_of(properties: &str) -> &'static str {
     use message::properties::{iter, keys};
-    let (mut transaction, mut delayed, mut sharded) = (false, false, false);
+    let (mut transaction, mut delayed, mut sharded, mut lite) = (false, false, false, false);
     for (key, value) in iter(properties) {
         match key {
             // The last occurrence wins, as in Java's map-based parse.
@@ -58,6 +117,7 @@ pub fn message_type_of(properties: &str) -> &'static str {
                 delayed = true
             }
             keys::SHARDING_KEY => sharded = true,
+            keys::LITE_TOPIC => lite = true,
             _ => {}
         }
     }
@@ -67,6 +127,8 @@ pub fn message_type_of(properties: &str) -> &'static str {
         "DELAY"
     } else if sharded {
         "FIFO"
+    } else if lite {
+        "LITE"
     } else {
         "NORMAL"
     }
@@ -82,9 +144,10 @@ pub struct MessageTypeMismatch {
 }
 
 /// `enableTopicMessageTypeCheck`: whether a message of `actual` kind may go to a topic of
-/// `expected` type.
+/// `expected` type. A `MIXED` topic takes every kind but lite messages, which need a
+/// `LITE` parent (RocketMQ 5.5).
 pub fn check_message_type(expected: &str, actual: &str) -> Result<(), MessageTypeMismatch> {
-    if expected == actual || expected == "MIXED" {
+    if expected == actual || (expected == "MIXED" && actual != "LITE") {
         Ok(())
     } else {
         Err(MessageTypeMismatch {
@@ -120,6 +183,34 @@ pub fn alter(
     current: Option<&BTreeMap<String, String>>,
     alterations: Option<&str>,
 ) -> Result<BTreeMap<String, String>, AttributeError> {
+    alter_in(ATTRIBUTES, current, alterations)
+}
+
+/// The attributes a consumer group has after the alterations a group config carries
+/// (`"+key": value` adds or changes, `"-key"` removes) are applied to `current` (`None`:
+/// the group is being created).
+pub fn alter_group(
+    current: Option<&BTreeMap<String, String>>,
+    alterations: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, AttributeError> {
+    let text: Vec<String> = alterations
+        .iter()
+        .map(|(key, value)| {
+            if key.starts_with('+') {
+                format!("{key}={value}")
+            } else {
+                key.clone()
+            }
+        })
+        .collect();
+    alter_in(GROUP_ATTRIBUTES, current, Some(&text.join(",")))
+}
+
+fn alter_in(
+    table: &'static [Attribute],
+    current: Option<&BTreeMap<String, String>>,
+    alterations: Option<&str>,
+) -> Result<BTreeMap<String, String>, AttributeError> {
     let mut attributes = current.cloned().unwrap_or_default();
     let Some(text) = alterations.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(attributes);
@@ -137,8 +228,8 @@ pub fn alter(
         };
         if add {
             let (key, value) = rest.split_once('=').ok_or(AttributeError::Format)?;
-            let known = known(key)?;
-            if !known.values.contains(&value) {
+            let known = known(table, key)?;
+            if value.contains(',') || !known.values.accept(value) {
                 return Err(AttributeError::BadValue(value.to_owned()));
             }
             let unchanged = attributes.get(key).is_none_or(|old| old == value);
@@ -150,7 +241,7 @@ pub fn alter(
             if creating {
                 return Err(AttributeError::RemoveOnCreate(rest.to_owned()));
             }
-            if !known(rest)?.changeable {
+            if !known(table, rest)?.changeable {
                 return Err(AttributeError::Unchangeable(rest.to_owned()));
             }
             if attributes.remove(rest).is_none() {
@@ -161,8 +252,8 @@ pub fn alter(
     Ok(attributes)
 }
 
-fn known(key: &str) -> Result<&'static Attribute, AttributeError> {
-    ATTRIBUTES
+fn known(table: &'static [Attribute], key: &str) -> Result<&'static Attribute, AttributeError> {
+    table
         .iter()
         .find(|a| a.name == key)
         .ok_or_else(|| AttributeError::Unsupported(key.to_owned()))
@@ -171,6 +262,48 @@ fn known(key: &str) -> Result<&'static Attribute, AttributeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_attributes_are_altered_as_rocketmqs_tools_send_them() {
+        let alterations = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let created = alter_group(
+            None,
+            &alterations(&[
+                ("+lite.bind.topic", "Chats"),
+                ("+lite.sub.client.quota", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(lite_bind_topic(&created), Some("Chats"));
+        assert_eq!(lite_client_quota(&created), Some(5));
+        let unbound =
+            alter_group(Some(&created), &alterations(&[("-lite.bind.topic", "")])).unwrap();
+        assert_eq!(lite_bind_topic(&unbound), None);
+        assert_eq!(lite_client_quota(&unbound), Some(5));
+        assert_eq!(
+            alter_group(Some(&created), &BTreeMap::new()).unwrap(),
+            created,
+            "no alterations keep what the group has"
+        );
+        for bad in [
+            &[("+lite.sub.client.quota", "many")][..],
+            &[("+lite.bind.topic", "a b")],
+            &[("+no.such.key", "1")],
+            &[("lite.bind.topic", "Chats")],
+        ] {
+            assert!(alter_group(None, &alterations(bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            lite_client_quota(&alterations(&[("lite.sub.client.quota", "-1")])),
+            None
+        );
+        assert_eq!(lite_client_quota(&BTreeMap::new()), Some(2000));
+    }
 
     #[test]
     fn a_messages_kind_must_match_its_topics_type_unless_mixed() {

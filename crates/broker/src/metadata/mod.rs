@@ -7,6 +7,7 @@
 //! - [`offset`]: committed consumer offsets (`consumerOffset.json`).
 //! - [`request_mode`]: PULL or POP per topic and group (`messageRequestMode.json`).
 //! - [`auth`]: ACL 2.0's users and ACLs (`auth.json`).
+//! - the lite topic subscriptions ([`crate::lite`]), in memory only.
 //!
 //! Every change is an explicit operation (`TopicOp`, `SubscriptionOp`, `OffsetOp`) applied by
 //! one `apply` path per manager. Processors first decide *what* should change (e.g. which
@@ -36,6 +37,7 @@ pub use topic::{TopicConfigManager, TopicOp};
 
 use crate::config::BrokerConfig;
 use crate::limits;
+use crate::lite::{LiteOp, LiteSubscriptions};
 use topic::TopicDefaults;
 
 /// The three tables, opened from `storePathRootDir/config`. Cheap to clone (shared).
@@ -46,6 +48,7 @@ pub struct MetadataTables {
     pub offsets: Arc<ConsumerOffsetManager>,
     pub request_modes: Arc<RequestModeManager>,
     pub auth: Arc<AuthTable>,
+    pub lite: Arc<LiteSubscriptions>,
 }
 
 impl MetadataTables {
@@ -74,6 +77,7 @@ impl MetadataTables {
                 limits::MAX_AUTH_USERS,
                 limits::MAX_POLICY_ENTRIES_PER_SUBJECT,
             )?),
+            lite: Arc::new(LiteSubscriptions::default()),
         })
     }
 
@@ -87,6 +91,18 @@ impl MetadataTables {
             MetadataOp::Offset(op) => self.offsets.apply(op).map(|()| false),
             MetadataOp::RequestMode(op) => self.request_modes.apply(op).map(|()| false),
             MetadataOp::Auth(op) => self.auth.apply(op).map(|()| false),
+            MetadataOp::Lite(op) => self
+                .lite
+                .apply(
+                    &op.change,
+                    self.lite_client_quota(&op.change.group),
+                    op.at_ms,
+                )
+                .map(|_| false)
+                .map_err(|refusal| MetaError::LimitReached {
+                    what: "lite subscriptions",
+                    limit: refusal.limit(),
+                }),
             MetadataOp::Batch(ops) => {
                 let mut topics_changed = false;
                 let mut first_error = None;
@@ -118,6 +134,17 @@ impl MetadataTables {
     }
 }
 
+impl MetadataTables {
+    /// How many lite topics a client of `group` may subscribe (`None`: no limit).
+    fn lite_client_quota(&self, group: &str) -> Option<usize> {
+        self.groups
+            .get(group)
+            .map_or(Some(crate::lite::CLIENT_QUOTA as usize), |config| {
+                attributes::lite_client_quota(&config.attributes)
+            })
+    }
+}
+
 /// Any metadata change, as one value that can travel (e.g. as a raft entry body).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum MetadataOp {
@@ -126,6 +153,7 @@ pub enum MetadataOp {
     Offset(OffsetOp),
     RequestMode(RequestModeOp),
     Auth(AuthOp),
+    Lite(LiteOp),
     /// Several ops applied in order as one (what a group's leader proposes as one raft
     /// entry: coalesced offset commits, or the writes that queued up behind one proposal).
     Batch(Vec<MetadataOp>),

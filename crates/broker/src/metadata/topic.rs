@@ -137,6 +137,25 @@ impl TopicConfigManager {
         self.table.read().topics.get(topic).cloned()
     }
 
+    /// The config a queue of `topic` is read under: the topic's own or, for a lite topic's
+    /// LMQ, its `LITE` parent's narrowed to the LMQ's one queue.
+    pub fn queue_owner(&self, topic: &str) -> Option<Arc<TopicConfig>> {
+        if let Some(config) = self.get(topic) {
+            return Some(config);
+        }
+        let (parent, _) = message::topic::lmq_parts(topic)?;
+        let parent = self.get(parent)?;
+        if super::attributes::message_type_of_topic(&parent.attributes) != "LITE" {
+            return None;
+        }
+        Some(Arc::new(TopicConfig {
+            topic_name: topic.to_owned(),
+            read_queue_nums: 1,
+            write_queue_nums: 1,
+            ..(*parent).clone()
+        }))
+    }
+
     pub fn contains(&self, topic: &str) -> bool {
         self.table.read().topics.contains_key(topic)
     }

@@ -175,6 +175,12 @@ impl OrderLedger {
         OrderAck::Next(next)
     }
 
+    /// Forgets what the queue's last pop handed out (the group's offset was reset): nothing
+    /// holds the queue back any more.
+    pub fn forget(&mut self, key: &QueueKey) {
+        self.queues.remove(key);
+    }
+
     /// Makes `offset` of the pop made at `pop_time` visible again at `visible_at`; false
     /// when that pop is not the queue's last.
     pub fn change_visibility(

@@ -217,7 +217,8 @@ pub async fn create_group(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
     if let Err(refusal) = require_master(ctx) {
         return refusal.into_response(request);
     }
-    let config: SubscriptionGroupConfig = match remoting::body::fastjson::decode(&request.body) {
+    let mut config: SubscriptionGroupConfig = match remoting::body::fastjson::decode(&request.body)
+    {
         Ok(config) => config,
         Err(e) => {
             return error(
@@ -236,6 +237,11 @@ pub async fn create_group(ctx: &BrokerContext, request: &RemotingCommand) -> Rem
             response::INVALID_PARAMETER,
             format!("retryQueueNums {} is out of range", config.retry_queue_nums),
         );
+    }
+    let current = ctx.groups.get(&config.group_name);
+    match attributes::alter_group(current.as_ref().map(|c| &c.attributes), &config.attributes) {
+        Ok(altered) => config.attributes = altered,
+        Err(e) => return error(request, response::INVALID_PARAMETER, e.to_string()),
     }
     let group = config.group_name.clone();
     match ctx

@@ -11,6 +11,7 @@
 //! - [`pull`]: PULL_MESSAGE, LITE_PULL_MESSAGE, with long polling.
 //! - [`pop`]: POP_MESSAGE (RocketMQ 5's POP consumption), with long polling.
 //! - [`pop_ack`]: ACK_MESSAGE, BATCH_ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME.
+//! - [`lite`]: POP_LITE_MESSAGE and LITE_SUBSCRIPTION_CTL (RocketMQ 5.5's lite topics).
 //! - [`notification`]: NOTIFICATION (would a pop find something, long polling) and
 //!   POLLING_INFO (pops waiting).
 //! - [`assignment`]: QUERY_ASSIGNMENT and the request modes (PULL or POP per group).
@@ -36,6 +37,7 @@ pub mod consumer_calls;
 pub mod consumer_manage;
 pub mod end_transaction;
 pub mod group;
+pub mod lite;
 pub mod notification;
 pub mod pop;
 pub mod pop_ack;
@@ -89,6 +91,8 @@ impl RequestProcessor for BrokerProcessor {
             code::CONSUMER_SEND_MSG_BACK => send_back::process(ctx, &request).await,
             code::PULL_MESSAGE | code::LITE_PULL_MESSAGE => pull::process(ctx, &request).await,
             code::POP_MESSAGE => pop::process(ctx, &request, conn.closed()).await,
+            code::POP_LITE_MESSAGE => lite::pop(ctx, &request, conn.closed()).await,
+            code::LITE_SUBSCRIPTION_CTL => lite::subscription_ctl(ctx, &request).await,
             code::ACK_MESSAGE => pop_ack::ack(ctx, &request).await,
             code::BATCH_ACK_MESSAGE => pop_ack::batch_ack(ctx, &request).await,
             code::CHANGE_MESSAGE_INVISIBLETIME => {

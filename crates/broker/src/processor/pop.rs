@@ -10,7 +10,11 @@
 //! the group's offset and only when the queue's last pop is acknowledged or timed out
 //! ([`crate::pop::order`]); it stores no checkpoint and answers each message's earlier
 //! deliveries in `orderCountInfo`.
+//!
+//! A lite pop (POP_LITE_MESSAGE, see [`super::lite`]) is an orderly pop of the LMQs its
+//! client subscribed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +25,7 @@ use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::header::pop::{PopMessageRequestHeader, PopMessageResponseHeader};
 use remoting::pop_receipt::{OrderCountInfo, PopOffsetInfo, ORDER_REVIVE_QUEUE};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -28,7 +33,7 @@ use super::{decode_header, Refusal};
 use crate::clock::now_ms;
 use crate::consumer_filter::{Subscription, SubscriptionFilter};
 use crate::context::BrokerContext;
-use crate::long_poll::ANY_QUEUE;
+use crate::long_poll::{ParkedPull, ANY_QUEUE};
 use crate::metadata::{MetadataOp, OffsetOp};
 use crate::pop::record::{CheckpointKey, PopRecord};
 use crate::pop::{MAX_POP_BATCH, REVIVE_QUEUE};
@@ -44,7 +49,7 @@ struct Plan {
     group: String,
     topic: String,
     retry_topic: String,
-    queue_ids: Vec<i32>,
+    queues: Queues,
     filter: SubscriptionFilter,
     max: usize,
     invisible_time: i64,
@@ -53,6 +58,66 @@ struct Plan {
     orderly: bool,
     /// The receive attempt (a retried receive names the same one).
     attempt_id: Option<String>,
+}
+
+/// The queues a pop reads, in turn from a random one.
+enum Queues {
+    /// Queues of the topic (and its retry topic, unless orderly).
+    OfTopic(Vec<i32>),
+    /// The LMQs a lite client subscribed (queue 0 of each), as its last pass found them.
+    Lite(Vec<String>),
+}
+
+impl Queues {
+    fn len(&self) -> usize {
+        match self {
+            Queues::OfTopic(ids) => ids.len(),
+            Queues::Lite(lmqs) => lmqs.len(),
+        }
+    }
+
+    fn at<'a>(&'a self, topic: &'a str, i: usize) -> (&'a str, i32) {
+        match self {
+            Queues::OfTopic(ids) => (topic, ids[i]),
+            Queues::Lite(lmqs) => (&lmqs[i], 0),
+        }
+    }
+}
+
+/// The lite client a pop is for: it pops the LMQs the client subscribed, looked up again on
+/// every pass, and waits to be woken by an arrival in one of them or a change of its set.
+pub(super) struct LiteClient<'a> {
+    pub(super) client_id: &'a str,
+}
+
+/// What wakes a waiting pop.
+enum Wakers {
+    /// Arrivals in the topic's queues or its retry topic.
+    Queues(ParkedPull, ParkedPull),
+    /// The lite client's wake-up.
+    Lite(Arc<Notify>),
+}
+
+impl Wakers {
+    /// A future that resolves at the next wake-up after this call: create it before a pass
+    /// reads the queues.
+    fn next(&self) -> impl std::future::Future<Output = ()> + '_ {
+        let (first, second) = match self {
+            Wakers::Queues(on_topic, on_retry) => (on_topic.notified(), Some(on_retry.notified())),
+            Wakers::Lite(wake) => (wake.notified(), None),
+        };
+        async move {
+            match second {
+                Some(second) => {
+                    tokio::select! {
+                        _ = first => {}
+                        _ = second => {}
+                    }
+                }
+                None => first.await,
+            }
+        }
+    }
 }
 
 /// What one pass over the queues found.
@@ -74,11 +139,22 @@ pub async fn process(
     request: &RemotingCommand,
     requester_gone: impl std::future::Future<Output = ()>,
 ) -> RemotingCommand {
-    tokio::pin!(requester_gone);
     let header: PopMessageRequestHeader = match decode_header(request) {
         Ok(header) => header,
         Err(refusal) => return refusal.into_response(request),
     };
+    serve(ctx, request, &header, None, requester_gone).await
+}
+
+/// Serves a pop of what `header` names, or, for a `lite` client, of its lite topics.
+pub(super) async fn serve(
+    ctx: &BrokerContext,
+    request: &RemotingCommand,
+    header: &PopMessageRequestHeader,
+    lite: Option<LiteClient<'_>>,
+    requester_gone: impl std::future::Future<Output = ()>,
+) -> RemotingCommand {
+    tokio::pin!(requester_gone);
     let arrived_ms = now_ms();
     let born_ms = born_ms(header.born_time, arrived_ms);
     if header.poll_time > 0 && arrived_ms - born_ms - header.poll_time > TOO_LATE_MS {
@@ -91,31 +167,43 @@ pub async fn process(
             ),
         );
     }
-    let plan = match check(ctx, &header).await {
+    let mut plan = match check(ctx, header).await {
         Ok(plan) => plan,
         Err(refusal) => return refusal.into_response(request),
     };
+    if lite.is_some() {
+        plan.orderly = true;
+        plan.queues = Queues::Lite(Vec::new());
+    }
     let left_ms = header.poll_time.saturating_sub(arrived_ms - born_ms).max(0);
     let deadline = Instant::now() + Duration::from_millis(left_ms as u64).min(MAX_POLL);
     // Counted for POLLING_INFO once it waits, not on the way of every pop that finds messages.
     let mut _counted = None;
-    let waits = if header.poll_time > 0 {
-        let on_topic = ctx.long_poll.park(&plan.topic, ANY_QUEUE);
-        let on_retry = ctx.long_poll.park(&plan.retry_topic, 0);
-        match (on_topic, on_retry) {
-            (Some(on_topic), Some(on_retry)) => Some((on_topic, on_retry)),
-            _ => {
-                return empty(request, &plan, response::POLLING_FULL, now_ms(), 0);
+    let waits = match &lite {
+        _ if header.poll_time <= 0 => None,
+        Some(lite) => Some(Wakers::Lite(ctx.lite.attach(
+            lite.client_id,
+            &plan.group,
+            &plan.topic,
+            arrived_ms,
+        ))),
+        None => {
+            let on_topic = ctx.long_poll.park(&plan.topic, ANY_QUEUE);
+            let on_retry = ctx.long_poll.park(&plan.retry_topic, 0);
+            match (on_topic, on_retry) {
+                (Some(on_topic), Some(on_retry)) => Some(Wakers::Queues(on_topic, on_retry)),
+                _ => {
+                    return empty(request, &plan, response::POLLING_FULL, now_ms(), 0);
+                }
             }
         }
-    } else {
-        None
     };
     // Bounded by the deadline: each pass either answers or waits for an arrival.
     loop {
-        let arrivals = waits
-            .as_ref()
-            .map(|(on_topic, on_retry)| (on_topic.notified(), on_retry.notified()));
+        let arrival = waits.as_ref().map(Wakers::next);
+        if let Some(lite) = &lite {
+            plan.queues = Queues::Lite(ctx.lite.lmqs(lite.client_id, &plan.group, &plan.topic));
+        }
         if requester_gone.as_mut().now_or_never().is_some() {
             // The consumer is gone: messages popped now would only come back after their
             // invisible time. The answer goes nowhere.
@@ -132,7 +220,7 @@ pub async fn process(
         if !popped.records.is_empty() {
             return found(request, &plan, pop_time, popped);
         }
-        let Some((on_topic, on_retry)) = arrivals else {
+        let Some(arrival) = arrival else {
             return empty(
                 request,
                 &plan,
@@ -157,8 +245,7 @@ pub async fn process(
                 .enter(&plan.topic, &plan.group, header.queue_id)
         });
         tokio::select! {
-            _ = on_topic => {}
-            _ = on_retry => {}
+            _ = arrival => {}
             _ = tokio::time::sleep_until(wake) => {}
             _ = ctx.shutdown.cancelled() => {}
             _ = requester_gone.as_mut() => {
@@ -255,7 +342,7 @@ async fn check(ctx: &BrokerContext, header: &PopMessageRequestHeader) -> Result<
         group: group.to_owned(),
         topic: topic.to_owned(),
         retry_topic: message::topic::pop_retry_topic(group, topic),
-        queue_ids,
+        queues: Queues::OfTopic(queue_ids),
         filter,
         max: header.max_msg_nums as usize,
         invisible_time: header.invisible_time,
@@ -278,7 +365,7 @@ pub(super) async fn readable_queues(
 ) -> Result<Vec<i32>, Refusal> {
     message::validate_group(group)
         .map_err(|e| Refusal::new(response::INVALID_PARAMETER, e.to_string()))?;
-    let Some(topic_config) = ctx.topics.get(topic) else {
+    let Some(topic_config) = ctx.topics.queue_owner(topic) else {
         return Err(Refusal::new(
             response::TOPIC_NOT_EXIST,
             format!("topic[{topic}] not exist, apply first please!"),
@@ -329,7 +416,7 @@ async fn pop_once(ctx: &BrokerContext, plan: &Plan, pop_time: i64) -> Result<Pop
         let mut rng = rand::thread_rng();
         (
             rng.gen_range(0..100) < ctx.pop.settings.from_retry_probability,
-            rng.gen_range(0..plan.queue_ids.len().max(1)),
+            rng.gen_range(0..plan.queues.len().max(1)),
         )
     };
     // An orderly group's messages never go to a retry topic: they are popped again.
@@ -337,9 +424,10 @@ async fn pop_once(ctx: &BrokerContext, plan: &Plan, pop_time: i64) -> Result<Pop
     if retry_first && has_retry {
         pop_queue(ctx, plan, &plan.retry_topic, 0, pop_time, &mut popped).await?;
     }
-    for i in 0..plan.queue_ids.len() {
-        let queue_id = plan.queue_ids[(start + i) % plan.queue_ids.len()];
-        pop_queue(ctx, plan, &plan.topic, queue_id, pop_time, &mut popped).await?;
+    let count = plan.queues.len();
+    for i in 0..count {
+        let (topic, queue_id) = plan.queues.at(&plan.topic, (start + i) % count);
+        pop_queue(ctx, plan, topic, queue_id, pop_time, &mut popped).await?;
     }
     if !retry_first && has_retry {
         pop_queue(ctx, plan, &plan.retry_topic, 0, pop_time, &mut popped).await?;
@@ -433,7 +521,12 @@ async fn pop_queue(
     popped
         .info
         .add(topic, queue_id, offset, &read.queue_offsets);
-    super::pull::count_get(ctx, topic, &plan.group, &read);
+    // A lite topic counts as its parent: one series per parent, not per lite topic.
+    let counted = match plan.queues {
+        Queues::Lite(_) => &plan.topic,
+        Queues::OfTopic(_) => topic,
+    };
+    super::pull::count_get(ctx, counted, &plan.group, &read);
     popped.records.extend(read.messages);
     Ok(())
 }

@@ -272,6 +272,7 @@ async fn ack_orderly(
         .is_none();
     if free {
         ctx.long_poll.on_arrival(topic, queue_id);
+        ctx.lite.on_arrival(topic);
     }
     Ok(())
 }
@@ -349,7 +350,7 @@ fn check_message(
     offset: i64,
     needs_message: bool,
 ) -> Result<(), Refusal> {
-    let Some(config) = ctx.topics.get(topic) else {
+    let Some(config) = ctx.topics.queue_owner(topic) else {
         return Err(Refusal::new(
             response::TOPIC_NOT_EXIST,
             format!("topic[{topic}] not exist, apply first please!"),

@@ -133,6 +133,8 @@ fn is_batch(request: &RemotingCommand, header: &SendMessageRequestHeader) -> boo
 pub(crate) struct Target {
     pub(crate) topic: String,
     pub(crate) queue_id: i32,
+    /// A lite message's own queue (queue 0 of this LMQ), where it is stored instead.
+    pub(crate) lmq: Option<String>,
 }
 
 /// A send's checks, in RocketMQ's order (replies go through them too).
@@ -187,6 +189,12 @@ pub(crate) async fn check(
             .map_err(|mismatch| Refusal::new(response::MESSAGE_ILLEGAL, mismatch.to_string()))?;
         }
     }
+    let lmq = lite_queue(
+        ctx,
+        topic,
+        &topic_config,
+        header.properties.as_deref().unwrap_or(""),
+    )?;
     let queue_limit = topic_config
         .write_queue_nums
         .max(topic_config.read_queue_nums);
@@ -242,6 +250,7 @@ pub(crate) async fn check(
     let target = Target {
         topic: topic.to_owned(),
         queue_id,
+        lmq,
     };
     retry_or_dead_letter(ctx, request, header, target).await
 }
@@ -328,7 +337,45 @@ async fn retry_or_dead_letter(
     Ok(Target {
         topic: dlq,
         queue_id: 0,
+        lmq: None,
     })
+}
+
+/// A lite message (RocketMQ 5.5) goes to its lite topic's own queue. That takes a `LITE`
+/// parent whatever `enableTopicMessageTypeCheck` says (nothing else consumes lite topics), a
+/// name RocketMQ's proxy would take, no other kind (delay, FIFO, transaction) besides, and,
+/// for a new lite topic, room under `maxLmqConsumeQueueNum`.
+fn lite_queue(
+    ctx: &BrokerContext,
+    topic: &str,
+    topic_config: &TopicConfig,
+    properties: &str,
+) -> Result<Option<String>, Refusal> {
+    let Some(lite_topic) = properties::find(properties, keys::LITE_TOPIC) else {
+        return Ok(None);
+    };
+    let illegal = |remark: String| Refusal::new(response::MESSAGE_ILLEGAL, remark);
+    attributes::check_message_type(
+        attributes::message_type_of_topic(&topic_config.attributes),
+        "LITE",
+    )
+    .map_err(|mismatch| illegal(mismatch.to_string()))?;
+    let kind = attributes::message_type_of(properties);
+    if kind != "LITE" {
+        return Err(illegal(format!("a lite message cannot also be {kind}")));
+    }
+    topic::validate_lite_topic(lite_topic)
+        .map_err(|e| Refusal::new(response::INVALID_PARAMETER, e.to_string()))?;
+    let lmq = topic::lmq_name(topic, lite_topic);
+    let reader = ctx.store.reader();
+    let quota = ctx.config.max_lmq_consume_queue_num;
+    if !reader.has_queue(&lmq, 0) && reader.count_topics_with_prefix(topic::LMQ_PREFIX) >= quota {
+        return Err(Refusal::new(
+            response::LMQ_QUOTA_EXCEEDED,
+            format!("this broker holds {quota} lite topics already (maxLmqConsumeQueueNum)"),
+        ));
+    }
+    Ok(Some(lmq))
 }
 
 /// Stores one message; the answer carries where it went.
@@ -377,8 +424,12 @@ pub(crate) async fn send_one(
                         )
                     }
                     None => (
-                        target.topic.as_str(),
-                        target.queue_id,
+                        target.lmq.as_deref().unwrap_or(&target.topic),
+                        if target.lmq.is_some() {
+                            0
+                        } else {
+                            target.queue_id
+                        },
                         stored_properties,
                         header.sys_flag,
                     ),
@@ -447,6 +498,12 @@ async fn send_batch(
         return Err(Refusal::new(
             response::MESSAGE_ILLEGAL,
             "batch request does not support retry group",
+        ));
+    }
+    if target.lmq.is_some() {
+        return Err(Refusal::new(
+            response::MESSAGE_ILLEGAL,
+            "batch messages cannot be lite messages",
         ));
     }
     let batch_properties = header.properties.as_deref().unwrap_or("");

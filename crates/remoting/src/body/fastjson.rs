@@ -280,6 +280,13 @@ pub fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// `value` as the JSON a RocketMQ peer reads (see [`push_json`]).
+pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = String::new();
+    push_json(&mut out, value);
+    out.into_bytes()
+}
+
 /// Appends the compact JSON of a serializable value.
 pub fn push_json<T: serde::Serialize + ?Sized>(out: &mut String, value: &T) {
     // Serializing our own plain structs and maps cannot fail (no non-string map keys,

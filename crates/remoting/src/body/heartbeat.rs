@@ -282,9 +282,7 @@ impl HeartbeatData {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = String::new();
-        fastjson::push_json(&mut out, self);
-        out.into_bytes()
+        fastjson::encode(self)
     }
 }
 

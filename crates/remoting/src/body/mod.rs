@@ -23,6 +23,7 @@
 pub mod auth;
 pub mod fastjson;
 pub mod heartbeat;
+pub mod lite;
 pub mod pop;
 pub mod queue;
 pub mod route;

@@ -49,9 +49,7 @@ impl SetMessageRequestModeRequestBody {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = String::new();
-        fastjson::push_json(&mut out, self);
-        out.into_bytes()
+        fastjson::encode(self)
     }
 }
 
@@ -93,9 +91,7 @@ pub struct QueryAssignmentResponseBody {
 
 impl QueryAssignmentResponseBody {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = String::new();
-        fastjson::push_json(&mut out, self);
-        out.into_bytes()
+        fastjson::encode(self)
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, JsonError> {
@@ -117,9 +113,7 @@ impl BatchAckMessageRequestBody {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = String::new();
-        fastjson::push_json(&mut out, self);
-        out.into_bytes()
+        fastjson::encode(self)
     }
 }
 

@@ -1,5 +1,6 @@
 //! POP consumption (RocketMQ 5): POP_MESSAGE (200050), ACK_MESSAGE (200051),
-//! CHANGE_MESSAGE_INVISIBLETIME (200053), NOTIFICATION (200054) and POLLING_INFO (200055).
+//! CHANGE_MESSAGE_INVISIBLETIME (200053), NOTIFICATION (200054), POLLING_INFO (200055) and
+//! POP_LITE_MESSAGE (200070).
 
 command_header! {
     /// Take up to `max_msg_nums` messages of a topic (all its queues when `queue_id` is
@@ -21,6 +22,22 @@ command_header! {
         order: Option<bool> = "order",
         attempt_id: Option<String> = "attemptId",
         broker_name: Option<String> = "bname",
+    }
+}
+
+command_header! {
+    /// A pop over the lite topics client `client_id` subscribed under parent `topic` for
+    /// `consumer_group`; answered as a pop ([`PopMessageResponseHeader`]), orderly per lite
+    /// topic.
+    pub struct PopLiteMessageRequestHeader {
+        client_id: String = "clientId",
+        consumer_group: String = "consumerGroup",
+        topic: String = "topic",
+        max_msg_num: i32 = "maxMsgNum",
+        invisible_time: i64 = "invisibleTime",
+        poll_time: i64 = "pollTime",
+        born_time: i64 = "bornTime",
+        attempt_id: Option<String> = "attemptId",
     }
 }
 

@@ -491,6 +491,27 @@ pub struct UpdateSubGroup {
     /// notify consumerId changed
     #[arg(short = 'a', long = "notifyConsumerIdsChanged")]
     notify_consumer_ids_changed: Option<String>,
+    /// attribute(+a=b,+c=d,-e)
+    #[arg(long = "attributes", allow_hyphen_values = true)]
+    attributes: Option<String>,
+}
+
+/// `+a=b,+c=d,-e` as the map RocketMQ's tools send in a group config: `+key` to its value,
+/// `-key` to nothing (the broker checks the keys and values).
+fn alterations_of(text: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut alterations = std::collections::BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        match item.split_once('=') {
+            Some((key, value)) if key.starts_with('+') && key.len() > 1 => {
+                alterations.insert(key.to_owned(), value.to_owned());
+            }
+            None if item.starts_with('-') && item.len() > 1 => {
+                alterations.insert(item.to_owned(), String::new());
+            }
+            _ => bail!("kv string format wrong: `{item}` (attribute(+a=b,+c=d,-e))"),
+        }
+    }
+    Ok(alterations)
 }
 
 /// Guava's `toStringHelper` layout, as RocketMQ prints a SubscriptionGroupConfig.
@@ -559,6 +580,9 @@ pub async fn update_sub_group(admin: &Admin, args: UpdateSubGroup, json: bool) -
     }
     if let Some(v) = &args.notify_consumer_ids_changed {
         config.notify_consumer_ids_changed_enable = parse_bool(v);
+    }
+    if let Some(text) = &args.attributes {
+        config.attributes = alterations_of(text)?;
     }
     let addrs = match (&args.broker_addr, &args.cluster) {
         (Some(addr), _) => vec![addr.trim().to_owned()],
