@@ -1,9 +1,11 @@
-//! The prefault thread: keeps the CommitLog's next pages in the page cache and mapped
-//! writable before the writer reaches them. Without it the writer stops at every fresh
-//! 4 KiB page for the kernel to allocate, zero and map it (a quarter of a single broker's
-//! CPU under load). Populated for reading only, the pages would still fault on the first
-//! write (measured: no gain); populated for writing they are dirty zeros, which is why a
-//! segment's flush syncs only the range written (see `Segment::flush`).
+//! The prefault thread: keeps the CommitLog's next pages in the page cache before the
+//! writer reaches them. Without it the writer stops at every fresh 4 KiB page for the
+//! kernel to allocate and zero it (a quarter of a single broker's CPU under load). A writer
+//! through the mapping also needs them mapped writable: populated for reading only, they
+//! would still fault on the first write (measured: no gain). Populated for writing they
+//! are dirty zeros, which is why a segment's flush syncs only the range written (see
+//! `Segment::flush`). A raft log writes through the file (`Segment::write_through_file`):
+//! its pages stay clean and mapped for reading until written.
 
 use std::time::Duration;
 

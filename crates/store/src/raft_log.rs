@@ -416,6 +416,7 @@ mod tests {
                 index_slots_per_file: 16,
                 max_body_len: 300,
                 max_batch_bytes: 1024,
+                write_through_file: true,
             },
             &accept,
         )

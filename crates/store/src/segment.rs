@@ -171,9 +171,10 @@ impl Segment {
         }
     }
 
-    /// Copies `data` into the file at `rel`. Refuses to touch stable bytes.
-    pub(crate) fn write(&self, rel: u64, data: &[u8]) -> Result<()> {
-        let at = self.check_range(rel, data.len())?;
+    /// Where `len` bytes at `rel` may be written: inside the file and not below the
+    /// stable length.
+    fn check_writable(&self, rel: u64, len: usize) -> Result<usize> {
+        let at = self.check_range(rel, len)?;
         if rel < self.stable_len() {
             return Err(StoreError::LogMismatch(format!(
                 "write at {} below the stable length {} of {}",
@@ -182,6 +183,12 @@ impl Segment {
                 self.path.display()
             )));
         }
+        Ok(at)
+    }
+
+    /// Copies `data` into the file at `rel`. Refuses to touch stable bytes.
+    pub(crate) fn write(&self, rel: u64, data: &[u8]) -> Result<()> {
+        let at = self.check_writable(rel, data.len())?;
         // SAFETY: the range is inside the mapping (checked above) and not below the stable
         // length, so no shared slice covers it; the owner serialises writers and keeps
         // copy-readers of unstable bytes away (see `copy_unstable`). No reference to the
@@ -189,6 +196,22 @@ impl Segment {
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(at), data.len());
         }
+        self.dirty_end
+            .fetch_max(rel + data.len() as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Writes `data` at `rel` with write(2) rather than through the mapping, for a writer
+    /// that appends to pages fsynced while it appends: a page written through the mapping
+    /// stays mapped writable, so each fsync that writes it back must write-protect it again
+    /// (a TLB shootdown across cores) and the next append to it faults, several times per
+    /// page with small entries. write(2) leaves the page tables alone; readers of the
+    /// mapping see the same page cache. Refuses to touch stable bytes.
+    pub(crate) fn write_through_file(&self, rel: u64, data: &[u8]) -> Result<()> {
+        self.check_writable(rel, data.len())?;
+        self.file
+            .write_all_at(data, rel)
+            .map_err(|e| StoreError::io(&self.path, e))?;
         self.dirty_end
             .fetch_max(rel + data.len() as u64, Ordering::AcqRel);
         Ok(())
@@ -293,18 +316,28 @@ impl Segment {
         Ok(())
     }
 
-    /// Brings `len` bytes from `rel` into the page cache and maps them writable without
-    /// changing them, so writing them later costs no fault. They are dirty from then on;
-    /// [`Segment::flush`] syncs only what was written, so they do not reach the disk as
-    /// zeros first.
-    pub fn prefault(&self, rel: u64, len: u64) -> std::io::Result<()> {
+    /// Brings `len` bytes from `rel` into the page cache without changing them, so writing
+    /// them later finds the pages allocated and zeroed. For writes through the mapping
+    /// (`writable`) they are also mapped writable, so the write costs no fault; they are
+    /// dirty from then on, and [`Segment::flush`] syncs only what was written, so they do not
+    /// reach the disk as zeros first. For [`Segment::write_through_file`] they are mapped
+    /// for reading only and stay clean: a page mapped writable would have to be
+    /// write-protected again at each fsync.
+    pub fn prefault(&self, rel: u64, len: u64, writable: bool) -> std::io::Result<()> {
         let at = usize::try_from(rel).unwrap_or(usize::MAX);
         let len = usize::try_from(len.min(self.len.saturating_sub(rel))).unwrap_or(0);
         if len == 0 || at >= self.map.len() {
             return Ok(());
         }
-        self.map
-            .advise_range(memmap2::Advice::PopulateWrite, at, len)
+        self.map.advise_range(
+            if writable {
+                memmap2::Advice::PopulateWrite
+            } else {
+                memmap2::Advice::PopulateRead
+            },
+            at,
+            len,
+        )
     }
 
     /// Makes what was written durable: the written range with msync (fdatasync limited
@@ -480,6 +513,29 @@ mod tests {
         let mut out = [0u8; 3];
         reopened.pread(10, &mut out).unwrap();
         assert_eq!(&out, b"xyz");
+    }
+
+    #[test]
+    fn a_write_through_the_file_is_read_through_the_mapping_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Arc::new(Segment::create(dir.path(), 0, 8192).unwrap());
+        // Mapped for reading first, as the prefaulter leaves a raft log's pages.
+        seg.prefault(0, 8192, false).unwrap();
+        seg.write_through_file(4090, b"across a page").unwrap();
+        assert!(seg.is_dirty());
+        seg.flush().unwrap();
+        seg.mark_stable(4103);
+        assert_eq!(&seg.read_stable(4090, 13).unwrap()[..], b"across a page");
+        assert!(
+            seg.write_through_file(4100, b"X").is_err(),
+            "stable bytes must not be rewritten"
+        );
+        assert!(seg.write_through_file(8190, b"abc").is_err());
+        drop(seg);
+        let reopened = Segment::open(dir.path().join(file_name(0)), 0, 8192).unwrap();
+        let mut out = [0u8; 13];
+        reopened.pread(4090, &mut out).unwrap();
+        assert_eq!(&out, b"across a page");
     }
 
     #[test]

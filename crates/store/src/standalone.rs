@@ -74,6 +74,7 @@ impl StandaloneStore {
             index_slots_per_file: config.entry_index_slots_per_file,
             max_body_len: config.max_message_size,
             max_batch_bytes: config.max_batch_bytes + config.max_batch_messages * 64 + 64,
+            write_through_file: false,
         };
         let (log, log_recovery) = CommitLog::open(log_config, &validate_body)?;
         // Standalone: everything in the log is final.

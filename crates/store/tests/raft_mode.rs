@@ -24,6 +24,7 @@ fn only_stable_entries_are_dispatched_and_only_unstable_ones_truncated() {
             index_slots_per_file: 64,
             max_body_len: 4096,
             max_batch_bytes: 1 << 20,
+            write_through_file: true,
         },
         &accept,
     )

@@ -305,7 +305,13 @@ impl AppendBatch<'_> {
         }
         let result = (|| -> Result<()> {
             for (segment, &(pos, at, len)) in targets.iter().zip(&writer.chunks) {
-                segment.write(pos - segment.start(), &writer.buf[at..at + len])?;
+                let rel = pos - segment.start();
+                let bytes = &writer.buf[at..at + len];
+                if log.config.write_through_file {
+                    segment.write_through_file(rel, bytes)?;
+                } else {
+                    segment.write(rel, bytes)?;
+                }
             }
             log.index.write(&writer.locations)
         })();

@@ -7,6 +7,7 @@ fn config(dir: &Path, segment_len: u64) -> CommitLogConfig {
         index_slots_per_file: 8,
         max_body_len: 200,
         max_batch_bytes: 1 << 20,
+        write_through_file: false,
     }
 }
 
