@@ -62,7 +62,10 @@ class Processes:
     def check_alive(self):
         for name, proc in self.procs:
             if proc.poll() is not None:
-                log = (self.dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                log = (self.dir / f"{name}.log").read_text(errors="replace")
+                # The cause is at the head (a backtrace may follow it); the end at the tail.
+                if len(log) > 6000:
+                    log = log[:3000] + "\n[...]\n" + log[-3000:]
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log}")
 
     def __enter__(self):

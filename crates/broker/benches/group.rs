@@ -702,15 +702,22 @@ async fn run(options: Options) {
         1,
     )
     .await;
+    // `--set flushDiskType=...` overrides the first group's ASYNC_FLUSH; say which ran.
+    let flush = options
+        .settings
+        .iter()
+        .rev()
+        .find_map(|setting| setting.strip_prefix("flushDiskType="))
+        .unwrap_or("ASYNC_FLUSH");
     let mut peak: f64 = 0.0;
     for &producers in &options.producers {
-        let label = format!("ASYNC_FLUSH, {producers} producers");
+        let label = format!("{flush}, {producers} producers");
         let result = produce_series(&group, &options, &label, topic, producers, None, 1).await;
         peak = peak.max(result.rate);
         summary.push(line(&label, &result));
     }
     let half = peak / 2.0;
-    let label = format!("ASYNC_FLUSH, {half:.0} msg/s offered");
+    let label = format!("{flush}, {half:.0} msg/s offered");
     let result = produce_series(
         &group,
         &options,
@@ -724,7 +731,7 @@ async fn run(options: Options) {
     summary.push(line(&label, &result));
     if options.batch > 1 {
         let producers = 16;
-        let label = format!("ASYNC_FLUSH, {producers} x batches of {}", options.batch);
+        let label = format!("{flush}, {producers} x batches of {}", options.batch);
         let result = produce_series(
             &group,
             &options,
