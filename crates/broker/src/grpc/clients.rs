@@ -11,7 +11,6 @@ use parking_lot::Mutex;
 use super::convert::duration;
 use super::status;
 use crate::context::BrokerContext;
-use crate::metadata::attributes;
 
 /// Most clients whose settings are kept; beyond, new clients are refused until some leave.
 pub const MAX_CLIENTS: usize = 100_000;
@@ -108,12 +107,7 @@ fn server_settings(
             if settings.client_type.is_some_and(is_lite_type) {
                 // The clients check both before they ask to subscribe; one that reads no
                 // quota takes it as 0 and subscribes nothing.
-                let quota = ctx
-                    .groups
-                    .get(&group)
-                    .map_or(Some(crate::lite::CLIENT_QUOTA as usize), |config| {
-                        attributes::lite_client_quota(&config.attributes)
-                    });
+                let quota = ctx.groups.lite_client_quota(&group);
                 subscription.lite_subscription_quota =
                     Some(quota.map_or(i32::MAX, |q| i32::try_from(q).unwrap_or(i32::MAX)));
                 subscription.max_lite_topic_size = Some(message::topic::MAX_LITE_TOPIC_SIZE as i32);

@@ -95,7 +95,7 @@ impl MetadataTables {
                 .lite
                 .apply(
                     &op.change,
-                    self.lite_client_quota(&op.change.group),
+                    self.groups.lite_client_quota(&op.change.group),
                     op.at_ms,
                 )
                 .map(|_| false)
@@ -131,17 +131,6 @@ impl MetadataTables {
                 }
             }
         }
-    }
-}
-
-impl MetadataTables {
-    /// How many lite topics a client of `group` may subscribe (`None`: no limit).
-    fn lite_client_quota(&self, group: &str) -> Option<usize> {
-        self.groups
-            .get(group)
-            .map_or(Some(crate::lite::CLIENT_QUOTA as usize), |config| {
-                attributes::lite_client_quota(&config.attributes)
-            })
     }
 }
 

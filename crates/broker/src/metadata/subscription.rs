@@ -72,6 +72,15 @@ impl SubscriptionGroupManager {
         self.len() == 0
     }
 
+    /// How many lite topics a client of `group` may subscribe (`None`: no limit): the
+    /// group's `lite.sub.client.quota`, or the broker's default for a group not created yet.
+    pub fn lite_client_quota(&self, group: &str) -> Option<usize> {
+        self.get(group)
+            .map_or(Some(crate::lite::CLIENT_QUOTA as usize), |config| {
+                super::attributes::lite_client_quota(&config.attributes)
+            })
+    }
+
     pub fn get(&self, group: &str) -> Option<Arc<SubscriptionGroupConfig>> {
         self.table.read().groups.get(group).cloned()
     }
