@@ -931,11 +931,12 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                 }
             }
             Event::EntryRepaired { index, from } => {
-                tracing::warn!(node = %self.node.id(), index, peer = %from,
-                    "damaged entry repaired from a peer's copy");
+                // Counted before it is told, so whoever reads the line finds it counted.
                 if let Some(observer) = &self.observer {
                     observer.entry_repaired();
                 }
+                tracing::warn!(node = %self.node.id(), index, peer = %from,
+                    "damaged entry repaired from a peer's copy");
             }
         }
     }

@@ -698,11 +698,20 @@ async fn a_rotten_entry_is_repaired_from_a_peer_while_the_master_rebuilds_a_memb
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let output = group.members[rotten].process.log();
-    assert!(
-        output.contains("damaged entry repaired from a peer's copy"),
-        "it must say what it did: {output}"
-    );
+    // The repaired entry reaches the file just before the driver logs the repair.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !group.members[rotten]
+        .process
+        .log()
+        .contains("damaged entry repaired from a peer's copy")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "it must say what it did: {}",
+            group.members[rotten].process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let counted = tests::scrape::scrape(&group.members[rotten].metrics_addr().unwrap()).unwrap();
     assert_eq!(
         counted.value("rocketmq_raft_entries_damaged_total", &[]),
