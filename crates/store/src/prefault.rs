@@ -5,7 +5,9 @@
 //! would still fault on the first write (measured: no gain). Populated for writing they
 //! are dirty zeros, which is why a segment's flush syncs only the range written (see
 //! `Segment::flush`). A raft log writes through the file (`Segment::write_through_file`):
-//! its pages stay clean and mapped for reading until written.
+//! its pages stay clean and mapped for reading until written, and are first warmed
+//! (`Segment::warm`: zeros written and synced, so the writer's fsyncs do not also convert
+//! the blocks fallocate reserved).
 
 use std::time::Duration;
 
@@ -37,9 +39,10 @@ pub(crate) fn run_prefaulter(inner: &Engine) {
                 Ok(reached) if reached > faulted => faulted = reached,
                 Ok(_) => break,
                 Err(e) => {
-                    // An old kernel without MADV_POPULATE_WRITE (Linux < 5.14): the writer
-                    // faults its own pages, as it would without this thread.
-                    tracing::info!(error = %e, "CommitLog prefaulting unavailable");
+                    // An old kernel without MADV_POPULATE_WRITE (Linux < 5.14), or a failed
+                    // warming write: the writer faults and converts its own pages, as it
+                    // would without this thread (a failing disk fails its own writes).
+                    tracing::info!(error = %e, "CommitLog prefaulting stopped");
                     return;
                 }
             }

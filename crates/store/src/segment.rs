@@ -23,6 +23,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use memmap2::{MmapOptions, MmapRaw};
+use parking_lot::Mutex;
 
 use crate::error::{Result, StoreError};
 
@@ -54,10 +55,20 @@ pub struct Segment {
     /// syncs only up to here, so pages the prefaulter made writable ahead of the writer
     /// are not written to disk as zeros first.
     dirty_end: AtomicU64,
+    /// Below this the warmer ([`Segment::warm`]) never writes. A write reaching above it
+    /// first moves it up under `warming`, which the warmer holds while it writes, so the
+    /// warmer's zeros can never land on written bytes.
+    warm_end: AtomicU64,
+    warming: Mutex<()>,
 }
 
 /// `dirty_end` when the next flush must sync the whole file (extents changed).
 const WHOLE_FILE: u64 = u64::MAX;
+/// How far a write claims past its end from the warmer (see `Segment::keep_warmer_out`).
+const WARM_CLAIM: u64 = 64 << 10;
+/// Zeros the warmer writes per hold of `warming`: a writer that caught up waits for at
+/// most this much.
+const WARM_STEP: u64 = 256 << 10;
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +127,8 @@ impl Segment {
             map,
             stable_len: AtomicU64::new(0),
             dirty_end: AtomicU64::new(0),
+            warm_end: AtomicU64::new(0),
+            warming: Mutex::new(()),
         })
     }
 
@@ -189,6 +202,7 @@ impl Segment {
     /// Copies `data` into the file at `rel`. Refuses to touch stable bytes.
     pub(crate) fn write(&self, rel: u64, data: &[u8]) -> Result<()> {
         let at = self.check_writable(rel, data.len())?;
+        self.keep_warmer_out(rel + data.len() as u64);
         // SAFETY: the range is inside the mapping (checked above) and not below the stable
         // length, so no shared slice covers it; the owner serialises writers and keeps
         // copy-readers of unstable bytes away (see `copy_unstable`). No reference to the
@@ -209,12 +223,72 @@ impl Segment {
     /// mapping see the same page cache. Refuses to touch stable bytes.
     pub(crate) fn write_through_file(&self, rel: u64, data: &[u8]) -> Result<()> {
         self.check_writable(rel, data.len())?;
+        self.keep_warmer_out(rel + data.len() as u64);
         self.file
             .write_all_at(data, rel)
             .map_err(|e| StoreError::io(&self.path, e))?;
         self.dirty_end
             .fetch_max(rel + data.len() as u64, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Claims `[0, end)` from the warmer before a write there (see `warm_end`). Rounded up,
+    /// so a writer the warmer is not ahead of (a standalone log) locks once per block.
+    fn keep_warmer_out(&self, end: u64) {
+        if end <= self.warm_end.load(Ordering::Acquire) {
+            return;
+        }
+        let _warmer_not_writing = self.warming.lock();
+        let claim = end.div_ceil(WARM_CLAIM).saturating_mul(WARM_CLAIM);
+        self.warm_end
+            .fetch_max(claim.min(self.len), Ordering::AcqRel);
+    }
+
+    /// Writes zeros through the file over the part of `[rel, rel + len)` no write has
+    /// reached, and syncs them; returns how many bytes it zeroed. A fresh segment's blocks
+    /// are reserved as unwritten extents, so an fdatasync covering the first write to a
+    /// block must also write the extent change: a second synchronous write, on the path of
+    /// every sync of a log that fsyncs as it grows. Warmed ahead of the writer, the blocks
+    /// are ordinary ones by the time it writes them (RocketMQ's `warmMapedFileEnable`). The
+    /// zeros stay in the page cache, so the writer's partial-page writes read nothing.
+    ///
+    /// Only writes made through this `Segment` claim their bytes: the caller keeps the range
+    /// clear of bytes it needs that an earlier process wrote.
+    pub(crate) fn warm(&self, rel: u64, len: u64) -> Result<u64> {
+        let to = rel.saturating_add(len).min(self.len);
+        let zeros = vec![0u8; WARM_STEP as usize];
+        let mut zeroed = None::<(u64, u64)>;
+        // Bounded: each round zeroes up to a step further or stops.
+        loop {
+            let warmer = self.warming.lock();
+            let from = rel
+                .max(self.warm_end.load(Ordering::Acquire))
+                .max(self.stable_len());
+            if from >= to {
+                break;
+            }
+            let end = (from + WARM_STEP).min(to);
+            let step = zeros.get(..(end - from) as usize).unwrap_or(&zeros);
+            self.file
+                .write_all_at(step, from)
+                .map_err(|e| StoreError::io(&self.path, e))?;
+            self.warm_end.fetch_max(end, Ordering::AcqRel);
+            drop(warmer);
+            zeroed = Some((zeroed.map_or(from, |(first, _)| first), end));
+        }
+        let Some((first, end)) = zeroed else {
+            return Ok(0);
+        };
+        // msync of the range is an fdatasync limited to it: the writer's own unsynced
+        // bytes below are left for its flush.
+        let (at, sync_len) = (
+            usize::try_from(first).unwrap_or(usize::MAX),
+            usize::try_from(end - first).unwrap_or(0),
+        );
+        self.map
+            .flush_range(at, sync_len)
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        Ok(end - first)
     }
 
     /// Zeroes `[from, to)` (clamped to the segment), used to erase a cut tail so stale
@@ -224,6 +298,7 @@ impl Segment {
         if from >= to {
             return Ok(());
         }
+        self.keep_warmer_out(to);
         if from < self.stable_len() {
             return Err(StoreError::LogMismatch(format!(
                 "zeroing from {} below the stable length {} of {}",
@@ -393,6 +468,7 @@ impl Segment {
     /// that trusts them verifies checksums first.
     pub(crate) fn overwrite_durably(&self, rel: u64, data: &[u8]) -> Result<()> {
         self.check_range(rel, data.len())?;
+        self.keep_warmer_out(rel + data.len() as u64);
         self.file
             .write_all_at(data, rel)
             .and_then(|()| self.file.sync_data())
@@ -536,6 +612,44 @@ mod tests {
         let mut out = [0u8; 13];
         reopened.pread(4090, &mut out).unwrap();
         assert_eq!(&out, b"across a page");
+    }
+
+    #[test]
+    fn the_warmer_never_zeroes_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let len = 4 << 20;
+        let seg = Arc::new(Segment::create(dir.path(), 0, len).unwrap());
+        let record = |i: u64| -> Vec<u8> { (0..1000).map(|j| (i * 31 + j) as u8 | 1).collect() };
+        let records = 3000u64;
+        for i in 0..10 {
+            seg.write_through_file(i * 1000, &record(i)).unwrap();
+        }
+        let writer = {
+            let seg = Arc::clone(&seg);
+            std::thread::spawn(move || {
+                for i in 10..records {
+                    seg.write_through_file(i * 1000, &record(i)).unwrap();
+                }
+            })
+        };
+        // Asked to warm the whole segment, over and under the writer, while it writes.
+        let mut zeroed = 0;
+        for _ in 0..1000 {
+            zeroed += seg.warm(0, len).unwrap();
+            if writer.is_finished() {
+                break;
+            }
+        }
+        writer.join().unwrap();
+        assert!(zeroed > 0, "the warmer zeroed nothing");
+        for i in 0..records {
+            let mut out = vec![0u8; 1000];
+            unsafe { seg.copy_unstable(i * 1000, &mut out).unwrap() };
+            assert!(out == record(i), "record {i} was overwritten");
+        }
+        let mut tail = vec![1u8; 4096];
+        seg.pread(len - 4096, &mut tail).unwrap();
+        assert!(tail.iter().all(|&b| b == 0));
     }
 
     #[test]

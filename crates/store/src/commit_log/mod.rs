@@ -346,6 +346,14 @@ impl CommitLog {
                 break;
             };
             let end = to.min(segment.end());
+            // Only beyond the log's end: a segment reopened after a restart holds entries
+            // this process never wrote, which nothing claimed from the warmer.
+            let warm_from = pos.max(self.write_pos());
+            if self.config.write_through_file && warm_from < end {
+                segment
+                    .warm(warm_from - segment.start(), end - warm_from)
+                    .map_err(std::io::Error::other)?;
+            }
             segment.prefault(
                 pos - segment.start(),
                 end - pos,

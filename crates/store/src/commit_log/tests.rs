@@ -359,6 +359,31 @@ fn recovery_fsyncs_what_an_earlier_process_left_unsynced() {
 }
 
 #[test]
+fn warming_a_reopened_log_leaves_its_entries_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let through_file = CommitLogConfig {
+        write_through_file: true,
+        ..config(dir.path(), 1 << 20)
+    };
+    let bodies: Vec<_> = (1..=60).map(|i| body(i, 200)).collect();
+    {
+        let (log, _) = CommitLog::open(through_file.clone(), &accept_all).unwrap();
+        append(&log, 1, &bodies);
+        log.flush().unwrap();
+    }
+    let (log, _) = CommitLog::open(through_file, &accept_all).unwrap();
+    // From the start of the segment: the entries this process did not write stay.
+    assert_eq!(log.prefault(0, 1 << 20).unwrap(), 1 << 20);
+    for (i, expected) in bodies.iter().enumerate() {
+        let entry = log.read_entry(i as u64 + 1).unwrap().unwrap();
+        assert_eq!(entry.body.as_ref(), &expected[..]);
+    }
+    let more: Vec<_> = (61..=70).map(|i| body(i, 200)).collect();
+    append(&log, 1, &more);
+    assert_eq!(log.last_index(), 70);
+}
+
+#[test]
 fn prefaulting_stops_at_the_last_segment_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path(), 8192);
