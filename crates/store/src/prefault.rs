@@ -32,7 +32,13 @@ pub(crate) fn run_prefaulter(inner: &Engine) {
         if faulted < pos || faulted > pos + 2 * ahead {
             faulted = pos;
         }
-        let target = pos + ahead;
+        // Refilled from half empty, not topped up at every look: a few large steps cost
+        // fewer syscalls (and, warming, fewer and larger syncs) than one per look.
+        let target = if faulted < pos + ahead / 2 {
+            pos + ahead
+        } else {
+            faulted
+        };
         // Bounded: each round advances by at most a chunk, and stops where no segment is.
         while faulted < target {
             match inner.log.prefault(faulted, (faulted + CHUNK).min(target)) {
