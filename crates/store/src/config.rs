@@ -88,6 +88,12 @@ pub struct StoreConfig {
     /// Bytes of CommitLog kept mapped ahead of the writer by the prefault thread (0: none;
     /// see [`crate::prefault`]).
     pub prefault_ahead_bytes: u64,
+    /// `warmMapedFileEnable`: a group member's prefault thread also writes zeros over its
+    /// raft log's blocks ahead of the writer and syncs them, so the writer's fsyncs do not
+    /// convert fresh blocks (see [`crate::prefault`]). On by default, unlike RocketMQ, where
+    /// it warms a standalone CommitLog; a standalone broker here writes through the mapping
+    /// and is never warmed.
+    pub warm_mapped_file: bool,
     /// Consumer reads verify the body checksum of messages at least this far behind the
     /// CommitLog's write position (0: all). Nearer ones sit in pages this process wrote and
     /// the page cache still holds, whose bytes no disk rot can reach; verifying them would
@@ -125,6 +131,7 @@ impl Default for StoreConfig {
             max_query_results: 64,
             message_delay_level: DelayLevels::default(),
             prefault_ahead_bytes: 32 << 20,
+            warm_mapped_file: true,
             verify_reads_behind_bytes: 256 << 20,
         }
     }
@@ -195,6 +202,10 @@ impl StoreConfig {
             "maxMsgsNumBatch" => self.max_query_results = s.in_range(1, 1 << 16)? as usize,
             // This store's own: how far ahead of the writer the CommitLog is prefaulted.
             "commitLogPrefaultAheadBytes" => self.prefault_ahead_bytes = s.in_range(0, 1 << 30)?,
+            // RocketMQ's key keeps its historic misspelling; accept the correct one too.
+            "warmMapedFileEnable" | "warmMappedFileEnable" => {
+                self.warm_mapped_file = s.parse_bool()?
+            }
             // This store's own: which consumer reads verify the message's checksum.
             "commitLogVerifyReadsBehindBytes" => {
                 self.verify_reads_behind_bytes = s.in_range(0, 1 << 50)?
@@ -340,6 +351,17 @@ mod tests {
             .apply_property("commitLogPrefaultAheadBytes", "0")
             .unwrap());
         assert_eq!(c.prefault_ahead_bytes, 0);
+        assert!(
+            c.warm_mapped_file,
+            "group members warm their log by default"
+        );
+        assert!(c.apply_property("warmMapedFileEnable", "false").unwrap());
+        assert!(!c.warm_mapped_file);
+        assert!(c.apply_property("warmMappedFileEnable", "true").unwrap());
+        assert!(c.warm_mapped_file);
+        assert!(c
+            .apply_property("warmMapedFileEnable", "sometimes")
+            .is_err());
         assert!(c
             .apply_property("commitLogVerifyReadsBehindBytes", "0")
             .unwrap());

@@ -417,6 +417,7 @@ mod tests {
                 max_body_len: 300,
                 max_batch_bytes: 1024,
                 write_through_file: true,
+                warm_ahead: true,
             },
             &accept,
         )

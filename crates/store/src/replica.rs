@@ -312,6 +312,7 @@ impl ReplicaCore {
             max_body_len: config.max_message_size,
             max_batch_bytes: (4 << 20).max(2 * config.max_message_size + 4096),
             write_through_file: true,
+            warm_ahead: config.warm_mapped_file,
         };
         let (log, log_recovery) = CommitLog::open(log_config, &validate_body)?;
         let dispatcher = open_derived_files(&config)?;

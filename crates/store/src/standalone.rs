@@ -75,6 +75,7 @@ impl StandaloneStore {
             max_body_len: config.max_message_size,
             max_batch_bytes: config.max_batch_bytes + config.max_batch_messages * 64 + 64,
             write_through_file: false,
+            warm_ahead: false,
         };
         let (log, log_recovery) = CommitLog::open(log_config, &validate_body)?;
         // Standalone: everything in the log is final.

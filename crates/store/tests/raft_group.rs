@@ -648,6 +648,7 @@ fn append_unfinished_batch(c: &Cluster, i: usize, first_offset: i64, count: usiz
             max_body_len: cfg.max_message_size,
             max_batch_bytes: 4 << 20,
             write_through_file: true,
+            warm_ahead: true,
         },
         &accept,
     )

@@ -25,6 +25,7 @@ fn only_stable_entries_are_dispatched_and_only_unstable_ones_truncated() {
             max_body_len: 4096,
             max_batch_bytes: 1 << 20,
             write_through_file: true,
+            warm_ahead: true,
         },
         &accept,
     )

@@ -449,6 +449,7 @@ pub fn broker_config(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
             "commitLogPrefaultAheadBytes",
             store.prefault_ahead_bytes.to_string(),
         ),
+        ("warmMapedFileEnable", store.warm_mapped_file.to_string()),
         (
             "commitLogVerifyReadsBehindBytes",
             store.verify_reads_behind_bytes.to_string(),

@@ -8,6 +8,7 @@ fn config(dir: &Path, segment_len: u64) -> CommitLogConfig {
         max_body_len: 200,
         max_batch_bytes: 1 << 20,
         write_through_file: false,
+        warm_ahead: false,
     }
 }
 
@@ -363,6 +364,7 @@ fn warming_a_reopened_log_leaves_its_entries_alone() {
     let dir = tempfile::tempdir().unwrap();
     let through_file = CommitLogConfig {
         write_through_file: true,
+        warm_ahead: true,
         ..config(dir.path(), 1 << 20)
     };
     let bodies: Vec<_> = (1..=60).map(|i| body(i, 200)).collect();
