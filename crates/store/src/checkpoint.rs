@@ -95,6 +95,16 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     handle.sync_all().map_err(|e| StoreError::io(dir, e))
 }
 
+/// The last store checkpoint written, and how far the key index's last flush reached.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointState {
+    pub(crate) written: StoreCheckpoint,
+    /// Dispatched position (and its timestamp) read before the key index's last flush: the
+    /// checkpoint never claims more, as the index is flushed less often than the rest.
+    pub(crate) key_index_covers: Option<(u64, i64)>,
+    pub(crate) key_index_flushed_at: Option<std::time::Instant>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

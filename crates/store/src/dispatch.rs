@@ -660,14 +660,24 @@ impl Dispatcher {
 
     /// Flushes every ConsumeQueue and the key index.
     pub fn flush(&self) -> Result<usize> {
+        Ok(self.flush_queues()? + self.flush_key_index()?)
+    }
+
+    /// Flushes every ConsumeQueue.
+    pub fn flush_queues(&self) -> Result<usize> {
         let mut synced = 0;
         for cq in self.all_queues() {
             synced += cq.flush()?;
         }
-        if let Some(index) = &self.key_index {
-            synced += index.flush()?;
-        }
         Ok(synced)
+    }
+
+    /// Flushes the key index, if there is one.
+    pub fn flush_key_index(&self) -> Result<usize> {
+        match &self.key_index {
+            Some(index) => index.flush(),
+            None => Ok(0),
+        }
     }
 
     /// Drops a topic's queues and their files.

@@ -12,7 +12,6 @@ use message::{DispatchInfo, MessageView};
 use parking_lot::{Condvar, Mutex, RwLock};
 use raft::entry::{EntryHeader, EntryKind};
 
-use crate::checkpoint::StoreCheckpoint;
 use crate::commit_log::{BodyAt, CommitLog, InvalidBody};
 use crate::config::StoreConfig;
 use crate::consume_queue::{is_safe_topic_dir, ConsumeQueue};
@@ -46,7 +45,7 @@ pub(crate) struct Engine {
     listener: RwLock<Option<ArrivalListener>>,
     pub(crate) flush_signal: FlushSignal,
     /// The last store checkpoint written; serialises checkpoint writes.
-    pub(crate) checkpoint_lock: Mutex<StoreCheckpoint>,
+    pub(crate) checkpoint_lock: Mutex<crate::checkpoint::CheckpointState>,
     pub(crate) disk_used_ratio_bits: std::sync::atomic::AtomicU64,
     /// Set for a raft replica: retention asks the raft driver to remove segments.
     pub(crate) retention_gate: Option<Arc<crate::raft_log::RetentionGate>>,
@@ -132,7 +131,7 @@ impl Engine {
                 wake: Condvar::new(),
                 clean_wake: Condvar::new(),
             },
-            checkpoint_lock: Mutex::new(StoreCheckpoint::default()),
+            checkpoint_lock: Mutex::new(Default::default()),
             disk_used_ratio_bits: std::sync::atomic::AtomicU64::new(0f64.to_bits()),
             retention_gate,
             retention_holds: Default::default(),

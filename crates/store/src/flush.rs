@@ -59,20 +59,52 @@ pub(crate) fn run_flusher(inner: &Engine) {
     }
 }
 
+/// The key index is flushed at most this often by the maintenance thread (everything else
+/// every `flushIntervalConsumeQueue`). Its hash slots are spread over the whole file, so each
+/// flush writes back, and write-protects, nearly every slot page, and the next put to each
+/// faults it writable again. Flushing it less often only moves the checkpoint less often:
+/// a crash re-dispatches (and re-indexes) more, and queries drop the duplicates.
+const KEY_INDEX_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Flushes ConsumeQueues, key index, CommitLog and entry index, then records the safe
 /// points recovery will start from.
 pub(crate) fn flush_all_and_checkpoint(inner: &Engine) -> Result<()> {
-    let mut last = inner.checkpoint_lock.lock();
+    flush_and_checkpoint(inner, true)
+}
+
+/// As [`flush_all_and_checkpoint`], with the key index flushed only when
+/// [`KEY_INDEX_FLUSH_INTERVAL`] has passed: the maintenance thread's round.
+pub(crate) fn flush_and_checkpoint_periodically(inner: &Engine) -> Result<()> {
+    flush_and_checkpoint(inner, false)
+}
+
+fn flush_and_checkpoint(inner: &Engine, key_index_always: bool) -> Result<()> {
+    let mut state = inner.checkpoint_lock.lock();
     // Read the dispatched position before flushing: everything below it is then durable.
     let dispatched = inner.dispatcher.dispatched_pos();
     let dispatched_ts = inner.dispatcher.dispatched_timestamp_ms();
-    inner.dispatcher.flush()?;
+    inner.dispatcher.flush_queues()?;
+    let now = Instant::now();
+    let key_index_due = key_index_always
+        || state
+            .key_index_flushed_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= KEY_INDEX_FLUSH_INTERVAL);
+    if key_index_due {
+        inner.dispatcher.flush_key_index()?;
+        state.key_index_covers = Some((dispatched, dispatched_ts));
+        state.key_index_flushed_at = Some(now);
+    }
+    let (covered, covered_ts) = match state.key_index_covers {
+        Some((pos, ts)) if pos < dispatched => (pos, ts),
+        _ => (dispatched, dispatched_ts),
+    };
     let durable = inner.log.flush_and_checkpoint()?;
     let next = StoreCheckpoint {
-        dispatched_safe_pos: dispatched.min(durable.pos),
-        dispatched_timestamp_ms: dispatched_ts,
+        dispatched_safe_pos: covered.min(durable.pos),
+        dispatched_timestamp_ms: covered_ts,
         written_at_ms: inner.env.clock.now_ms(),
     };
+    let last = &mut state.written;
     if next.dispatched_safe_pos != last.dispatched_safe_pos || last.written_at_ms == 0 {
         checkpoint::write(&inner.config.checkpoint_path(), &next)?;
         *last = next;

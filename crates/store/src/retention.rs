@@ -68,7 +68,7 @@ pub(crate) fn run_cleaner(inner: &Engine) {
         }
         let now = Instant::now();
         if now >= next_checkpoint {
-            if let Err(e) = crate::flush::flush_all_and_checkpoint(inner) {
+            if let Err(e) = crate::flush::flush_and_checkpoint_periodically(inner) {
                 tracing::error!(error = %e, "flushing derived files or checkpoints failed");
             }
             next_checkpoint = Instant::now() + checkpoint_interval;
@@ -158,6 +158,7 @@ fn request_removal(
     let limit = inner
         .checkpoint_lock
         .lock()
+        .written
         .dispatched_safe_pos
         .min(inner.log.stable_pos());
     let segments = inner.log.segments();

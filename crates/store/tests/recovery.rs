@@ -316,3 +316,58 @@ fn deleted_topic_does_not_come_back_after_a_crash() {
     let (store, _) = StandaloneStore::open(small_config(dir.path())).unwrap();
     assert_eq!(read_all_bodies(&store, "Gone", 0), vec![b"reborn".to_vec()]);
 }
+
+/// The maintenance thread flushes the key index less often than the ConsumeQueues; a crash
+/// that loses what the index wrote since its last flush must not lose keys, so the
+/// checkpoint it writes in between never claims those records dispatched.
+#[test]
+fn keys_indexed_after_the_key_index_last_flush_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(dir.path());
+    config.flush_interval_consume_queue_ms = 5;
+    let put_keyed = |store: &StandaloneStore, i: usize| {
+        let body = body_of(i, 500);
+        let mut m = common::Msg::new("T", 0, &body);
+        let key = format!("k{i}");
+        m.keys = Some(&key);
+        put_one(store, &m.encode())
+    };
+    let index_dir = dir.path().join("index");
+    let (checkpoints, index_files) = {
+        let (store, _) = StandaloneStore::open(config.clone()).unwrap();
+        for i in 0..5 {
+            put_keyed(&store, i);
+        }
+        store.flush().unwrap();
+        // What the key index holds on disk from here on, as far as a crash is concerned.
+        let index_files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&index_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        for i in 5..10 {
+            put_keyed(&store, i);
+        }
+        // Bounded: the maintenance thread runs every 5 ms; the ConsumeQueue entries of the
+        // last records reach the disk well within this.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        (save_checkpoints(dir.path()), index_files)
+    };
+    // The crash: the checkpoints of the last maintenance round, the key index as last flushed.
+    restore_checkpoints(dir.path(), &checkpoints);
+    for entry in std::fs::read_dir(&index_dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for (path, bytes) in &index_files {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let (store, _) = StandaloneStore::open(config).unwrap();
+    for i in 0..10 {
+        let found = store
+            .reader()
+            .query_by_key("T", &format!("k{i}"), 10, 0, i64::MAX)
+            .messages
+            .len();
+        assert_eq!(found, 1, "key k{i} after the crash");
+    }
+}
