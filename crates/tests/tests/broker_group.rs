@@ -20,6 +20,15 @@ use tests::requests::{self, send_header, send_v2};
 use tests::{run_mqadmin, NameServer};
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// Whether `process` logs `line` within [`WAIT`] (the members are other processes, so
+/// blocking this thread while polling holds nothing up).
+fn logged(process: &tests::Process, line: &str) -> bool {
+    tests::eventually(WAIT, Duration::from_millis(100), || {
+        process.log().contains(line).then_some(())
+    })
+    .is_some()
+}
 const QUEUES: i32 = 4;
 const SENDERS: usize = 4;
 
@@ -669,19 +678,14 @@ async fn a_rotten_entry_is_repaired_from_a_peer_while_the_master_rebuilds_a_memb
     group.members[wiped].restart().unwrap();
     // It cannot commit (the wiped member cannot get past the damaged entry) until the
     // holder answers: no master meanwhile, and no exit either.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !group.members[rotten]
-        .process
-        .log()
-        .contains("asking the other members for an intact copy")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the damaged entry was never noticed: {}",
-            group.members[rotten].process.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        logged(
+            &group.members[rotten].process,
+            "asking the other members for an intact copy"
+        ),
+        "the damaged entry was never noticed: {}",
+        group.members[rotten].process.log()
+    );
     group.members[holder].restart().unwrap();
 
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -699,19 +703,14 @@ async fn a_rotten_entry_is_repaired_from_a_peer_while_the_master_rebuilds_a_memb
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The repaired entry reaches the file just before the driver logs the repair.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !group.members[rotten]
-        .process
-        .log()
-        .contains("damaged entry repaired from a peer's copy")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "it must say what it did: {}",
-            group.members[rotten].process.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        logged(
+            &group.members[rotten].process,
+            "damaged entry repaired from a peer's copy"
+        ),
+        "it must say what it did: {}",
+        group.members[rotten].process.log()
+    );
     let counted = tests::scrape::scrape(&group.members[rotten].metrics_addr().unwrap()).unwrap();
     assert_eq!(
         counted.value("rocketmq_raft_entries_damaged_total", &[]),
