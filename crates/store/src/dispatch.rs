@@ -658,11 +658,6 @@ impl Dispatcher {
         Ok(removed)
     }
 
-    /// Flushes every ConsumeQueue and the key index.
-    pub fn flush(&self) -> Result<usize> {
-        Ok(self.flush_queues()? + self.flush_key_index()?)
-    }
-
     /// Flushes every ConsumeQueue.
     pub fn flush_queues(&self) -> Result<usize> {
         let mut synced = 0;

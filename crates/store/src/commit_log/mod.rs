@@ -73,8 +73,8 @@ pub struct CommitLogConfig {
     /// grows (a raft log). One write(2) per small append costs more than the page faults it
     /// saves (a single broker appends each message alone and fsyncs every 500 ms).
     pub write_through_file: bool,
-    /// With `write_through_file`: the prefault thread writes zeros over the blocks ahead of
-    /// the writer and syncs them (see [`Segment::warm`]).
+    /// The prefault thread writes zeros over the blocks ahead of the writer and syncs them
+    /// (see [`Segment::warm`]): for a log that fsyncs as it grows (`write_through_file`).
     pub warm_ahead: bool,
 }
 
@@ -352,7 +352,7 @@ impl CommitLog {
             // Only beyond the log's end: a segment reopened after a restart holds entries
             // this process never wrote, which nothing claimed from the warmer.
             let warm_from = pos.max(self.write_pos());
-            if self.config.write_through_file && self.config.warm_ahead && warm_from < end {
+            if self.config.warm_ahead && warm_from < end {
                 segment
                     .warm(warm_from - segment.start(), end - warm_from)
                     .map_err(std::io::Error::other)?;
