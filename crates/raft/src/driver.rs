@@ -144,6 +144,17 @@ impl RaftState {
             removed: node.removed(),
         }
     }
+
+    /// Whether `other` differs from this in who leads, in which term, or in membership:
+    /// what watchers wait for. Commit and last index move with every batch; a wake-up of
+    /// every watcher per batch would cost each member several task switches per append.
+    pub fn same_standing(&self, other: &RaftState) -> bool {
+        self.id == other.id
+            && self.role == other.role
+            && self.term == other.term
+            && self.leader == other.leader
+            && self.removed == other.removed
+    }
 }
 
 /// What the application receives, in log order.
@@ -273,7 +284,9 @@ impl RaftHandle {
         })
     }
 
-    /// Role, term, leader, commit and last index; `changed()` wakes on every change.
+    /// Role, term, leader, commit and last index. `changed()` wakes when role, term, leader or
+    /// membership change; commit and last index are kept current for `borrow()` without a
+    /// wake-up (see [`RaftState::same_standing`]).
     pub fn state(&self) -> watch::Receiver<RaftState> {
         self.state.clone()
     }
@@ -859,12 +872,9 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
             self.node.storage_mut().committed(stable);
         }
         self.state.send_if_modified(|current| {
-            if *current != state {
-                *current = state;
-                true
-            } else {
-                false
-            }
+            let news = !current.same_standing(&state);
+            *current = state;
+            news
         });
         Ok(())
     }

@@ -65,6 +65,20 @@ pub struct ReplicaStatus {
     pub removed: bool,
 }
 
+impl ReplicaStatus {
+    /// Whether `other` differs from this in role, term, leader, readiness or membership:
+    /// what watchers of the status wait for. Commit and applied index move with every
+    /// batch, and waking every watcher per batch costs task switches on the write path.
+    pub fn same_standing(&self, other: &ReplicaStatus) -> bool {
+        self.id == other.id
+            && self.role == other.role
+            && self.term == other.term
+            && self.leader == other.leader
+            && self.writable == other.writable
+            && self.removed == other.removed
+    }
+}
+
 /// Why a replicated operation failed, in the terms a broker maps to response codes.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicatedError {

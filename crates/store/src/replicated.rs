@@ -85,6 +85,8 @@ pub struct ReplicatedStore {
     reader: StoreReader,
     handle: RaftHandle,
     status: watch::Receiver<ReplicaStatus>,
+    /// The last entry applied here, for waiters on one entry (SYNC_FLUSH puts, metadata).
+    applied: watch::Receiver<u64>,
     table: Arc<Mutex<QueueTable>>,
     gate: Arc<RetentionGate>,
     propose_timeout: Duration,
@@ -175,6 +177,7 @@ impl ReplicatedStore {
             applied_index: apply_from - 1,
             removed: initial.removed,
         });
+        let (applied_tx, applied_rx) = watch::channel(apply_from - 1);
         let shutdown = CancellationToken::new();
         let (failure_tx, failure) = watch::channel(None);
         let failure_tx = Arc::new(failure_tx);
@@ -184,6 +187,7 @@ impl ReplicatedStore {
             core,
             raft_state,
             status: status_tx,
+            applied: applied_tx,
         };
         let apply_task = tokio::spawn(applier.run(apply_rx, shutdown.clone()));
         tracing::info!(root = %root.display(), %id, apply_from, ?recovery, "replicated store opened");
@@ -193,6 +197,7 @@ impl ReplicatedStore {
                 engine,
                 handle: started.handle,
                 status: status_rx,
+                applied: applied_rx,
                 table,
                 gate,
                 propose_timeout,
@@ -238,7 +243,9 @@ impl ReplicatedStore {
         *self.status.borrow()
     }
 
-    /// A watch of role and readiness; `changed()` wakes on every change.
+    /// A watch of role and readiness. `changed()` wakes when role, term, leader, readiness or
+    /// membership change (see [`ReplicaStatus::same_standing`]); commit and applied index
+    /// are kept current for `borrow()` without a wake-up.
     pub fn subscribe(&self) -> watch::Receiver<ReplicaStatus> {
         self.status.clone()
     }
@@ -319,7 +326,7 @@ impl ReplicatedStore {
     /// becomes readable here once a quorum has fsynced it and it is applied, a moment later.
     /// Wakes on each applied entry rather than polling.
     pub async fn message_after_put(&self, phys_offset: i64, max_wait: Duration) -> Option<Bytes> {
-        let mut rx = self.status.clone();
+        let mut rx = self.applied.clone();
         let deadline = tokio::time::Instant::now() + max_wait;
         // Bounded by the deadline: every wait is.
         loop {
@@ -337,10 +344,10 @@ impl ReplicatedStore {
     /// Waits (bounded) until this node applied `index`. A committed entry is applied soon;
     /// the bound only matters when the apply loop is stuck, and the put has committed anyway.
     async fn wait_applied(&self, index: u64) {
-        let mut rx = self.status.clone();
+        let mut rx = self.applied.clone();
         let _ = tokio::time::timeout(
             self.propose_timeout,
-            rx.wait_for(|s| s.applied_index >= index),
+            rx.wait_for(|applied| *applied >= index),
         )
         .await;
     }
@@ -461,6 +468,7 @@ struct Applier {
     core: ReplicaCore,
     raft_state: watch::Receiver<RaftState>,
     status: watch::Sender<ReplicaStatus>,
+    applied: watch::Sender<u64>,
     failure: Arc<watch::Sender<Option<String>>>,
 }
 
@@ -496,12 +504,14 @@ impl Applier {
         let raft = *self.raft_state.borrow_and_update();
         let next = self.core.refresh(&raft);
         self.status.send_if_modified(|current| {
-            if *current != next {
-                *current = next;
-                true
-            } else {
-                false
-            }
+            let news = !current.same_standing(&next);
+            *current = next;
+            news
+        });
+        self.applied.send_if_modified(|applied| {
+            let advanced = next.applied_index > *applied;
+            *applied = next.applied_index.max(*applied);
+            advanced
         });
     }
 }

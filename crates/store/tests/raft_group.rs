@@ -599,6 +599,60 @@ async fn sync_flush_puts_are_fsynced_on_a_quorum() {
     }
 }
 
+/// Watchers of a member's standing (role manager, demotion, metrics) wake when the leader,
+/// term, role or readiness changes, not with every committed batch: puts move commit and
+/// applied index, readable at once, without waking them. A leader change still wakes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standing_watchers_wake_on_leadership_not_on_every_batch() {
+    let mut c = Cluster::start(FlushDiskType::AsyncFlush, 64 * 1024).await;
+    let l = c.leader().await;
+    put(c.store(l), "T", 0, 0, 8, 100).await;
+    c.wait_queue("T", 0, 8).await;
+    let mut watchers: Vec<_> = c
+        .running()
+        .map(|(i, s)| {
+            let mut status = s.subscribe();
+            let mut raft = s.raft().state();
+            let before = (
+                status.borrow_and_update().applied_index,
+                raft.borrow_and_update().commit_index,
+            );
+            (i, status, raft, before)
+        })
+        .collect();
+    put(c.store(l), "T", 0, 8, 120, 100).await;
+    c.wait_queue("T", 0, 128).await;
+    for (i, status, raft, (applied, commit)) in &watchers {
+        assert!(
+            status.borrow().applied_index > *applied,
+            "node {i} applied nothing new"
+        );
+        assert!(
+            raft.borrow().commit_index > *commit,
+            "node {i} committed nothing new"
+        );
+        assert!(
+            !status.has_changed().unwrap(),
+            "node {i} woke its status watchers for puts"
+        );
+        assert!(
+            !raft.has_changed().unwrap(),
+            "node {i} woke its raft state watchers for puts"
+        );
+    }
+    c.stop(l).await;
+    for (i, status, raft, _) in watchers.iter_mut().filter(|(i, ..)| *i != l) {
+        tokio::time::timeout(WAIT, raft.changed())
+            .await
+            .unwrap_or_else(|_| panic!("node {i} saw no leader change"))
+            .unwrap();
+        tokio::time::timeout(WAIT, status.changed())
+            .await
+            .unwrap_or_else(|_| panic!("node {i} reported no change of standing"))
+            .unwrap();
+    }
+}
+
 /// With ASYNC_FLUSH nobody waits on a member's fsync to be acknowledged, so fsyncs may be
 /// spaced out (the broker's `dLegerFlushIntervalMs`): under a steady stream of puts no
 /// node starts two fsyncs closer than the interval, and every put still becomes visible
