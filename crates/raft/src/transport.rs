@@ -359,6 +359,7 @@ async fn dial_loop(
         if stream.write_all(&buf).await.is_err() {
             continue;
         }
+        let mut last_write: Option<Instant> = None;
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -369,13 +370,12 @@ async fn dial_loop(
             };
             buf.clear();
             put_frame(&first, &mut buf);
-            // Gather what is already queued into one write.
-            while buf.len() < config.write_batch_bytes {
-                match rx.try_recv() {
-                    Ok(msg) => put_frame(&msg, &mut buf),
-                    Err(_) => break,
-                }
+            gather(&mut rx, &mut buf, config.write_batch_bytes);
+            if last_write.is_some_and(|at| at.elapsed() < COALESCE_WINDOW) {
+                tokio::task::yield_now().await;
+                gather(&mut rx, &mut buf, config.write_batch_bytes);
             }
+            last_write = Some(Instant::now());
             if let Err(e) = stream.write_all(&buf).await {
                 tracing::info!(peer = %peer.id, error = %e, "connection lost; redialing");
                 break;
@@ -396,6 +396,23 @@ async fn dial_loop(
 }
 
 /// The settings text members compare: the peer list in id order, then `extra`.
+/// Writes closer together than this are a stream of small ones: the driver queues a
+/// message per round, and a peer's writer woken by the first would send each alone. Such
+/// a write yields once first, so the rounds in progress add theirs and one send (one
+/// loopback transmit, one wake-up of the peer) carries several. A quiet link, such as one
+/// producer sending one message at a time, never waits.
+const COALESCE_WINDOW: Duration = Duration::from_micros(50);
+
+/// Appends what is already queued to `buf`, up to `limit` bytes.
+fn gather(rx: &mut mpsc::Receiver<Message>, buf: &mut BytesMut, limit: usize) {
+    while buf.len() < limit {
+        match rx.try_recv() {
+            Ok(msg) => put_frame(&msg, buf),
+            Err(_) => break,
+        }
+    }
+}
+
 pub fn group_settings(peers: &[PeerSpec], extra: &str) -> String {
     let mut sorted: Vec<&PeerSpec> = peers.iter().collect();
     sorted.sort_by_key(|p| p.id);
