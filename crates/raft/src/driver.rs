@@ -6,7 +6,8 @@
 //! - [`RaftHandle::propose`] / [`RaftHandle::propose_batch`]: entries whose bodies may be
 //!   patched with their final place (see [`Proposal::with_patch`]); each returns a future that
 //!   resolves with the entry's place once committed. Proposals arriving together are appended
-//!   as one batch, in arrival order, so placement order is log order.
+//!   as one batch, in arrival order, so placement order is log order; under a stream of them
+//!   the driver yields once before taking them, so more arrive together (see `burst`).
 //! - [`RaftHandle::state`]: a `watch` of role, term, leader, commit and last index.
 //! - [`RaftHandle::status`], [`RaftHandle::transfer_leadership`], [`RaftHandle::shutdown`].
 //! - [`RaftHandle::change_membership`] and [`RaftHandle::membership`]: add, promote or remove
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::burst::Burst;
 use crate::entry::Entry;
 use crate::hard_state::{HardStateError, HardStateStore};
 use crate::membership::{Membership, MembershipChange, MembershipLog};
@@ -450,6 +452,7 @@ impl RaftDriver {
             sync_held_until: None,
             observer: config.observer.clone(),
             stable_reported: 0,
+            proposals: Burst::default(),
             apply,
             shutdown: shutdown.clone(),
         };
@@ -554,6 +557,8 @@ struct Driver<S: LogStorage, H: HardStateStore> {
     /// Durable commit index last reported to the storage as stable.
     stable_reported: u64,
     shutdown: CancellationToken,
+    /// Proposals arriving in a stream wait one yield, to be appended (and sent) together.
+    proposals: Burst,
 }
 
 /// A background fsync and what it will vouch for once done.
@@ -636,7 +641,10 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                 }
                 command = self.commands.recv(), if self.commands_open => {
                     match command {
-                        Some(command) => self.handle_commands(command)?,
+                        Some(command) => {
+                            self.proposals.yield_within_stream().await;
+                            self.handle_commands(command)?;
+                        }
                         None => self.commands_open = false,
                     }
                 }

@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
+use crate::burst::Burst;
 use crate::codec::{self, Hello, HelloProof};
 use crate::message::Payload;
 use crate::{Message, NodeId, PeerSpec};
@@ -359,7 +360,7 @@ async fn dial_loop(
         if stream.write_all(&buf).await.is_err() {
             continue;
         }
-        let mut last_write: Option<Instant> = None;
+        let mut writes = Burst::default();
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -371,11 +372,9 @@ async fn dial_loop(
             buf.clear();
             put_frame(&first, &mut buf);
             gather(&mut rx, &mut buf, config.write_batch_bytes);
-            if last_write.is_some_and(|at| at.elapsed() < COALESCE_WINDOW) {
-                tokio::task::yield_now().await;
+            if writes.yield_within_stream().await {
                 gather(&mut rx, &mut buf, config.write_batch_bytes);
             }
-            last_write = Some(Instant::now());
             if let Err(e) = stream.write_all(&buf).await {
                 tracing::info!(peer = %peer.id, error = %e, "connection lost; redialing");
                 break;
@@ -396,13 +395,6 @@ async fn dial_loop(
 }
 
 /// The settings text members compare: the peer list in id order, then `extra`.
-/// Writes closer together than this are a stream of small ones: the driver queues a
-/// message per round, and a peer's writer woken by the first would send each alone. Such
-/// a write yields once first, so the rounds in progress add theirs and one send (one
-/// loopback transmit, one wake-up of the peer) carries several. A quiet link, such as one
-/// producer sending one message at a time, never waits.
-const COALESCE_WINDOW: Duration = Duration::from_micros(50);
-
 /// Appends what is already queued to `buf`, up to `limit` bytes.
 fn gather(rx: &mut mpsc::Receiver<Message>, buf: &mut BytesMut, limit: usize) {
     while buf.len() < limit {
