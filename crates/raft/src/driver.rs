@@ -7,7 +7,7 @@
 //!   patched with their final place (see [`Proposal::with_patch`]); each returns a future that
 //!   resolves with the entry's place once committed. Proposals arriving together are appended
 //!   as one batch, in arrival order, so placement order is log order; under a stream of them
-//!   the driver yields once before taking them, so more arrive together (see `burst`).
+//!   the driver yields once before taking them, so more arrive together (see [`burst`]).
 //! - [`RaftHandle::state`]: a `watch` of role, term, leader, commit and last index.
 //! - [`RaftHandle::status`], [`RaftHandle::transfer_leadership`], [`RaftHandle::shutdown`].
 //! - [`RaftHandle::change_membership`] and [`RaftHandle::membership`]: add, promote or remove
@@ -33,7 +33,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::burst::Burst;
 use crate::entry::Entry;
 use crate::hard_state::{HardStateError, HardStateStore};
 use crate::membership::{Membership, MembershipChange, MembershipLog};
@@ -42,6 +41,7 @@ use crate::{
     BackgroundSync, EntryPlace, Event, LogStorage, Node, NodeId, PeerSpec, Proposal, ProposeError,
     RaftConfig, RaftError, Role, Status, StorageError, TransferError,
 };
+use burst::Burst;
 
 /// Everything a driver needs to know.
 #[derive(Debug, Clone)]

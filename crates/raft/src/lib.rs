@@ -17,10 +17,7 @@
 //! - [`driver`]: the tokio task running a node ([`RaftDriver`], [`RaftHandle`]): ticks,
 //!   persistence, proposals with commit futures, the apply stream, state observation.
 //! - [`transport`]: TCP connections to peers, with bounded queues and reconnect backoff.
-//! - `burst`: gathering a stream of small pieces of work (proposals, peer writes) into
-//!   fewer, larger ones.
 
-mod burst;
 pub mod codec;
 pub mod config;
 pub mod core;

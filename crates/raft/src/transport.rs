@@ -38,10 +38,10 @@ use tokio_util::sync::CancellationToken;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use crate::burst::Burst;
 use crate::codec::{self, Hello, HelloProof};
 use crate::message::Payload;
 use crate::{Message, NodeId, PeerSpec};
+use burst::Burst;
 
 /// How far a hello's send time may be from this member's clock (members' clocks differ by
 /// seconds at most; a replayed hello is older).

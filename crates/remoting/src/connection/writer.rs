@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use burst::Burst;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -165,6 +166,7 @@ pub(crate) async fn run(
     stall_timeout: Duration,
 ) -> Result<(), WriteFailure> {
     let mut batch = Batch::default();
+    let mut writes = Burst::default();
     loop {
         let first = tokio::select! {
             // Queued frames win over the close signal, so responses enqueued before a
@@ -175,21 +177,13 @@ pub(crate) async fn run(
         };
         let Some(first) = first else { break };
         batch.push(first);
-        let mut yielded = false;
-        while batch.has_room() {
-            match queue.try_recv() {
-                Ok(frame) => batch.push(frame),
-                Err(_) if !yielded => {
-                    // The frame that woke us is usually the first of several: the reader
-                    // just started a request task per frame of its last read. Letting
-                    // the tasks that are ready run first gathers their frames into this
-                    // batch (one syscall instead of one per frame) for the cost of one
-                    // pass of the scheduler's queue.
-                    yielded = true;
-                    tokio::task::yield_now().await;
-                }
-                Err(_) => break,
-            }
+        batch.gather(&mut queue);
+        // Under load the frame that woke us is the first of several: the reader just
+        // started a request task per frame of its last read. Letting the tasks that are
+        // ready run first gathers their frames into this write (one syscall, one wake-up of
+        // the peer, instead of one per frame). A lone request's answer goes at once.
+        if batch.has_room() && writes.yield_within_stream().await {
+            batch.gather(&mut queue);
         }
         batch.write(&mut sink, stall_timeout).await?;
     }
@@ -224,6 +218,16 @@ struct Batch {
 }
 
 impl Batch {
+    /// Adds the frames already queued, as far as the batch has room.
+    fn gather(&mut self, queue: &mut mpsc::Receiver<QueuedFrame>) {
+        while self.has_room() {
+            match queue.try_recv() {
+                Ok(frame) => self.push(frame),
+                Err(_) => break,
+            }
+        }
+    }
+
     fn push(&mut self, queued: QueuedFrame) {
         let QueuedFrame { frame, budget } = queued;
         self.bytes += frame.len();
