@@ -2,9 +2,10 @@
 //!
 //! Under load a raft driver is woken by every proposal, a peer's writer by every message
 //! the driver queues and a connection's writer by every response, so each would run once
-//! per piece: one append, one send to the kernel and one wake-up of the peer per message. Work that starts soon after the previous piece is
-//! part of such a stream; yielding once first lets the tasks that are ready to add to it
-//! do so. A quiet stream, such as one producer sending one message at a time, never waits.
+//! per piece: one append, one send to the kernel and one wake-up of the peer per message.
+//! Work that starts soon after the previous piece is part of such a stream; yielding once
+//! first lets the tasks that are ready to add to it do so. A quiet stream, such as one
+//! producer sending one message at a time, never waits.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 /// Pieces closer together than this are a stream. Under load at 64 producers more than
 /// half a peer's writes started within 25 us of the one before; one producer's messages
 /// are 200 us or more apart.
-const STREAM_GAP: Duration = Duration::from_micros(50);
+pub const STREAM_GAP: Duration = Duration::from_micros(50);
 
 /// When the last piece of one stream of work started.
 #[derive(Debug, Default)]

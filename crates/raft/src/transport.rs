@@ -394,7 +394,6 @@ async fn dial_loop(
     }
 }
 
-/// The settings text members compare: the peer list in id order, then `extra`.
 /// Appends what is already queued to `buf`, up to `limit` bytes.
 fn gather(rx: &mut mpsc::Receiver<Message>, buf: &mut BytesMut, limit: usize) {
     while buf.len() < limit {
@@ -405,6 +404,7 @@ fn gather(rx: &mut mpsc::Receiver<Message>, buf: &mut BytesMut, limit: usize) {
     }
 }
 
+/// The settings text members compare: the peer list in id order, then `extra`.
 pub fn group_settings(peers: &[PeerSpec], extra: &str) -> String {
     let mut sorted: Vec<&PeerSpec> = peers.iter().collect();
     sorted.sort_by_key(|p| p.id);
