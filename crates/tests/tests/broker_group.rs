@@ -23,12 +23,14 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// Whether `process` logs `line` within [`WAIT`] (the members are other processes, so
 /// blocking this thread while polling holds nothing up).
-fn logged(process: &tests::Process, line: &str) -> bool {
-    tests::eventually(WAIT, Duration::from_millis(100), || {
+/// Waits (bounded) for `line` in the process's log; fails the test with `why` and the log.
+fn assert_logged(process: &tests::Process, line: &str, why: &str) {
+    let found = tests::eventually(WAIT, Duration::from_millis(100), || {
         process.log().contains(line).then_some(())
-    })
-    .is_some()
+    });
+    assert!(found.is_some(), "{why}: {}", process.log());
 }
+
 const QUEUES: i32 = 4;
 const SENDERS: usize = 4;
 
@@ -678,38 +680,32 @@ async fn a_rotten_entry_is_repaired_from_a_peer_while_the_master_rebuilds_a_memb
     group.members[wiped].restart().unwrap();
     // It cannot commit (the wiped member cannot get past the damaged entry) until the
     // holder answers: no master meanwhile, and no exit either.
-    assert!(
-        logged(
-            &group.members[rotten].process,
-            "asking the other members for an intact copy"
-        ),
-        "the damaged entry was never noticed: {}",
-        group.members[rotten].process.log()
+    assert_logged(
+        &group.members[rotten].process,
+        "asking the other members for an intact copy",
+        "the damaged entry was never noticed",
     );
     group.members[holder].restart().unwrap();
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !group.members[rotten].commit_log_contains(needle).unwrap() {
+    let member = &mut group.members[rotten];
+    let repaired = tests::eventually(WAIT, Duration::from_millis(100), || {
         assert!(
-            group.members[rotten].process.is_running(),
+            member.process.is_running(),
             "the rotten member exited: {}",
-            group.members[rotten].process.log()
+            member.process.log()
         );
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the damaged entry was not repaired: {}",
-            group.members[rotten].process.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // The repaired entry reaches the file just before the driver logs the repair.
+        member.commit_log_contains(needle).unwrap().then_some(())
+    });
     assert!(
-        logged(
-            &group.members[rotten].process,
-            "damaged entry repaired from a peer's copy"
-        ),
-        "it must say what it did: {}",
-        group.members[rotten].process.log()
+        repaired.is_some(),
+        "the damaged entry was not repaired: {}",
+        member.process.log()
+    );
+    // The repaired entry reaches the file just before the driver logs the repair.
+    assert_logged(
+        &group.members[rotten].process,
+        "damaged entry repaired from a peer's copy",
+        "it must say what it did",
     );
     let counted = tests::scrape::scrape(&group.members[rotten].metrics_addr().unwrap()).unwrap();
     assert_eq!(
