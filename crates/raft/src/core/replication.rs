@@ -901,3 +901,61 @@ fn push_to_follower<S: LogStorage>(
     }
     Ok(())
 }
+
+/// Keeps, of successive successful answers to appends for the same leader, only the last:
+/// a follower that took several appends in one round acknowledges them with one message.
+/// The last answer covers the earlier ones (its sequence number, match and persisted
+/// index are the highest), so the leader learns the same from it with fewer messages to
+/// send, read and step. Answers to other peers or of other kinds keep their order.
+pub(super) fn coalesce_append_acks(messages: &mut Vec<crate::Message>) {
+    fn success(m: &crate::Message) -> Option<(u64, u64, u64)> {
+        match m.payload {
+            Payload::AppendResponse(AppendResponse {
+                seq,
+                result:
+                    AppendResult::Success {
+                        match_index,
+                        persisted_index,
+                    },
+            }) => Some((seq, match_index, persisted_index)),
+            _ => None,
+        }
+    }
+    if messages.len() < 2 {
+        return;
+    }
+    // Where each peer's latest kept message sits; a group has a handful of members.
+    let mut latest: Vec<(NodeId, usize)> = Vec::new();
+    let mut kept = 0;
+    for at in 0..messages.len() {
+        let to = messages[at].to;
+        let earlier = latest.iter().position(|(peer, _)| *peer == to);
+        let covers = earlier.is_some_and(|e| {
+            let before = &messages[latest[e].1];
+            match (success(before), success(&messages[at])) {
+                (Some((seq0, match0, persisted0)), Some((seq1, match1, persisted1))) => {
+                    before.term == messages[at].term
+                        && seq1 > seq0
+                        && match1 >= match0
+                        && persisted1 >= persisted0
+                }
+                _ => false,
+            }
+        });
+        match earlier {
+            Some(e) if covers => {
+                let slot = latest[e].1;
+                messages.swap(slot, at);
+            }
+            _ => {
+                messages.swap(kept, at);
+                match earlier {
+                    Some(e) => latest[e].1 = kept,
+                    None => latest.push((to, kept)),
+                }
+                kept += 1;
+            }
+        }
+    }
+    messages.truncate(kept);
+}

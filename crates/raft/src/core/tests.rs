@@ -1200,3 +1200,95 @@ fn a_follower_restarted_past_a_change_gets_the_membership_in_force() {
     );
     assert_eq!(lag.membership(), c.nodes[leader as usize].membership());
 }
+
+#[test]
+fn a_follower_answers_appends_taken_together_with_one_acknowledgement() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let follower = (0..3u32).find(|&i| i != leader).unwrap();
+    let mut appends = Vec::new();
+    let mut last = None;
+    for body in [&b"first"[..], b"second"] {
+        let node = c.node(leader);
+        last = Some(
+            node.propose(vec![Proposal::new(1, Bytes::from_static(body))])
+                .unwrap()[0],
+        );
+        let ready = node.take_ready().unwrap();
+        appends.extend(
+            ready
+                .messages
+                .into_iter()
+                .filter(|m| m.to == NodeId(follower) && matches!(m.payload, Payload::Append(_))),
+        );
+    }
+    let last = last.unwrap();
+    assert_eq!(appends.len(), 2, "one append per proposal round");
+    let last_seq = match &appends[1].payload {
+        Payload::Append(a) => a.seq,
+        _ => unreachable!(),
+    };
+    let node = c.node(follower);
+    for append in appends {
+        node.step(append).unwrap();
+    }
+    let acks: Vec<Message> = node
+        .take_ready()
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter(|m| matches!(m.payload, Payload::AppendResponse(_)))
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    match acks[0].payload {
+        Payload::AppendResponse(AppendResponse {
+            seq,
+            result: AppendResult::Success { match_index, .. },
+        }) => {
+            assert_eq!(seq, last_seq);
+            assert_eq!(match_index, last.index);
+        }
+        ref other => panic!("unexpected answer {other:?}"),
+    }
+    // It is all the leader needs: with its own copy the follower's makes a quorum.
+    let ack = acks.into_iter().next().unwrap();
+    let node = c.node(leader);
+    node.step(ack).unwrap();
+    assert_eq!(node.commit_index(), last.index);
+}
+
+#[test]
+fn coalescing_keeps_failures_and_other_peers_answers() {
+    let ack = |to: u32, seq: u64, result: AppendResult| Message {
+        from: NodeId(9),
+        to: NodeId(to),
+        term: 3,
+        payload: Payload::AppendResponse(AppendResponse { seq, result }),
+    };
+    let ok = |m: u64| AppendResult::Success {
+        match_index: m,
+        persisted_index: 0,
+    };
+    let behind = AppendResult::Inconsistent {
+        hint_index: 1,
+        hint_term: 1,
+        last_index: 1,
+    };
+    let mut messages = vec![
+        ack(1, 1, ok(5)),
+        ack(2, 1, ok(5)),
+        ack(1, 2, ok(7)),
+        ack(1, 3, behind),
+        ack(1, 4, ok(9)),
+        ack(2, 2, ok(8)),
+    ];
+    replication::coalesce_append_acks(&mut messages);
+    let seen: Vec<(u32, u64)> = messages
+        .iter()
+        .map(|m| match m.payload {
+            Payload::AppendResponse(r) => (m.to.0, r.seq),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(seen, vec![(1, 2), (2, 2), (1, 3), (1, 4)]);
+}
