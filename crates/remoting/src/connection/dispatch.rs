@@ -25,8 +25,10 @@ pub(super) fn spawn_request<P: RequestProcessor>(
         let oneway = request.is_oneway();
         let (code, opaque) = (request.code, request.opaque);
         // The call itself sits inside the guarded future, so a panic before the
-        // processor's first await is caught too.
-        let outcome = AssertUnwindSafe(async { processor.process(&conn, request).await })
+        // processor's first await is caught too. Boxed: the processor's future is sized for
+        // its largest handler (3 KiB), and the task's future is copied several times as it
+        // is spawned.
+        let outcome = AssertUnwindSafe(async { Box::pin(processor.process(&conn, request)).await })
             .catch_unwind()
             .await;
         let response = match outcome {
