@@ -630,14 +630,16 @@ impl<S: LogStorage, H: HardStateStore> Driver<S, H> {
                     self.expire_proposals();
                 }
                 msg = self.inbound.recv() => {
-                    let Some(msg) = msg else { return Ok(()) };
-                    self.node.step(msg)?;
+                    let Some(mut held) = msg else { return Ok(()) };
                     for _ in 0..MAX_BATCH {
-                        match self.inbound.try_recv() {
-                            Ok(msg) => self.node.step(msg)?,
-                            Err(_) => break,
+                        let Ok(next) = self.inbound.try_recv() else { break };
+                        // Appends that continue one another are stepped as one: one write
+                        // to the log and one answer for the lot.
+                        if let Some(next) = held.absorb(next) {
+                            self.node.step(std::mem::replace(&mut held, next))?;
                         }
                     }
+                    self.node.step(held)?;
                 }
                 command = self.commands.recv(), if self.commands_open => {
                     match command {

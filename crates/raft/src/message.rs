@@ -15,6 +15,49 @@ pub struct Message {
     pub payload: Payload,
 }
 
+/// Most entries one merged append may carry (see [`Message::absorb`]); a step stays short.
+const MAX_MERGED_ENTRIES: usize = 8192;
+
+impl Message {
+    /// Takes `next` into this message when both are appends from the same leader in the
+    /// same term and `next` continues exactly where this one's entries end: stepping the
+    /// merged append is stepping the two in order, with one write to the log and one
+    /// answer (for `next`'s sequence number, which covers both). Returns `next` when it
+    /// cannot be merged.
+    pub fn absorb(&mut self, next: Message) -> Option<Message> {
+        let continues = |held: &Append, next: &Append| {
+            let Some(last) = held.entries.last() else {
+                return false;
+            };
+            let last_term = match crate::entry::EntryHeader::decode(last) {
+                Ok(header) => header.term,
+                Err(_) => return false,
+            };
+            !held.restart
+                && !next.restart
+                && next.base_membership.is_none()
+                && !next.entries.is_empty()
+                && held.entries.len() + next.entries.len() <= MAX_MERGED_ENTRIES
+                && next.seq > held.seq
+                && held.prev_index.checked_add(held.entries.len() as u64) == Some(next.prev_index)
+                && next.prev_term == Some(last_term)
+        };
+        let same_sender = next.from == self.from && next.to == self.to && next.term == self.term;
+        match (&mut self.payload, next.payload) {
+            (Payload::Append(held), Payload::Append(appended))
+                if same_sender && continues(held, &appended) =>
+            {
+                held.seq = appended.seq;
+                held.commit_index = held.commit_index.max(appended.commit_index);
+                held.safe_index = held.safe_index.max(appended.safe_index);
+                held.entries.extend(appended.entries);
+                None
+            }
+            (_, payload) => Some(Message { payload, ..next }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
     VoteRequest(VoteRequest),

@@ -1206,24 +1206,7 @@ fn a_follower_answers_appends_taken_together_with_one_acknowledgement() {
     let mut c = Cluster::new(3, test_config(false));
     let leader = c.elect();
     let follower = (0..3u32).find(|&i| i != leader).unwrap();
-    let mut appends = Vec::new();
-    let mut last = None;
-    for body in [&b"first"[..], b"second"] {
-        let node = c.node(leader);
-        last = Some(
-            node.propose(vec![Proposal::new(1, Bytes::from_static(body))])
-                .unwrap()[0],
-        );
-        let ready = node.take_ready().unwrap();
-        appends.extend(
-            ready
-                .messages
-                .into_iter()
-                .filter(|m| m.to == NodeId(follower) && matches!(m.payload, Payload::Append(_))),
-        );
-    }
-    let last = last.unwrap();
-    assert_eq!(appends.len(), 2, "one append per proposal round");
+    let (appends, last) = two_appends(&mut c, leader, follower);
     let last_seq = match &appends[1].payload {
         Payload::Append(a) => a.seq,
         _ => unreachable!(),
@@ -1291,4 +1274,120 @@ fn coalescing_keeps_failures_and_other_peers_answers() {
         })
         .collect();
     assert_eq!(seen, vec![(1, 2), (2, 2), (1, 3), (1, 4)]);
+}
+
+/// Two rounds of proposals on `leader`, and the appends each sent to `follower`.
+fn two_appends(c: &mut Cluster, leader: u32, follower: u32) -> (Vec<Message>, EntryPlace) {
+    let mut appends = Vec::new();
+    let mut last = None;
+    for body in [&b"first"[..], b"second"] {
+        let node = c.node(leader);
+        last = Some(
+            node.propose(vec![Proposal::new(1, Bytes::from_static(body))])
+                .unwrap()[0],
+        );
+        let ready = node.take_ready().unwrap();
+        appends.extend(
+            ready
+                .messages
+                .into_iter()
+                .filter(|m| m.to == NodeId(follower) && matches!(m.payload, Payload::Append(_))),
+        );
+    }
+    assert_eq!(appends.len(), 2, "one append per proposal round");
+    (appends, last.unwrap())
+}
+
+#[test]
+fn appends_that_continue_one_another_are_stepped_as_one() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let follower = (0..3u32).find(|&i| i != leader).unwrap();
+    let (appends, last) = two_appends(&mut c, leader, follower);
+    let [first, second]: [Message; 2] = appends.try_into().unwrap();
+    let second_seq = match &second.payload {
+        Payload::Append(a) => a.seq,
+        _ => unreachable!(),
+    };
+    let mut merged = first;
+    assert!(
+        merged.absorb(second).is_none(),
+        "the second continues the first"
+    );
+    match &merged.payload {
+        Payload::Append(a) => {
+            assert_eq!(a.entries.len(), 2);
+            assert_eq!(a.seq, second_seq);
+        }
+        _ => unreachable!(),
+    }
+    let node = c.node(follower);
+    node.step(merged).unwrap();
+    assert_eq!(node.last_index(), last.index);
+    let frames = node.storage().read(last.index, 1, 1 << 20).unwrap();
+    let entry = crate::entry::Entry::decode(&frames[0]).unwrap();
+    assert_eq!(&entry.body[..], b"second");
+    let acks: Vec<Message> = node
+        .take_ready()
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter(|m| matches!(m.payload, Payload::AppendResponse(_)))
+        .collect();
+    assert_eq!(acks.len(), 1);
+    let node = c.node(leader);
+    node.step(acks.into_iter().next().unwrap()).unwrap();
+    assert_eq!(node.commit_index(), last.index);
+}
+
+#[test]
+fn appends_are_merged_only_when_one_continues_the_other() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let follower = (0..3u32).find(|&i| i != leader).unwrap();
+    let (appends, _) = two_appends(&mut c, leader, follower);
+    let [first, second]: [Message; 2] = appends.try_into().unwrap();
+    let edit = |m: &Message, change: &dyn Fn(&mut Message)| {
+        let mut m = m.clone();
+        change(&mut m);
+        m
+    };
+    let with_append = |change: &'static dyn Fn(&mut crate::message::Append)| {
+        move |m: &mut Message| {
+            if let Payload::Append(a) = &mut m.payload {
+                change(a);
+            }
+        }
+    };
+    let refused = [
+        // Out of order: the earlier one does not continue the later one.
+        (second.clone(), first.clone()),
+        // A gap between them.
+        (
+            first.clone(),
+            edit(&second, &with_append(&|a| a.prev_index += 1)),
+        ),
+        // Another term at the joint.
+        (
+            first.clone(),
+            edit(
+                &second,
+                &with_append(&|a| a.prev_term = a.prev_term.map(|t| t + 1)),
+            ),
+        ),
+        // A restart starts the log over.
+        (
+            first.clone(),
+            edit(&second, &with_append(&|a| a.restart = true)),
+        ),
+        // From another sender, or in another term.
+        (first.clone(), edit(&second, &|m| m.from = NodeId(7))),
+        (first.clone(), edit(&second, &|m| m.term += 1)),
+    ];
+    for (held, next) in refused {
+        let mut merged = held.clone();
+        let back = merged.absorb(next.clone());
+        assert_eq!(back, Some(next), "merged {held:?}");
+        assert_eq!(merged, held, "left as it was");
+    }
 }
