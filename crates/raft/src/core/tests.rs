@@ -1215,15 +1215,10 @@ fn a_follower_answers_appends_taken_together_with_one_acknowledgement() {
     for append in appends {
         node.step(append).unwrap();
     }
-    let acks: Vec<Message> = node
-        .take_ready()
-        .unwrap()
-        .messages
-        .into_iter()
-        .filter(|m| matches!(m.payload, Payload::AppendResponse(_)))
-        .collect();
-    assert_eq!(acks.len(), 1, "{acks:?}");
-    match acks[0].payload {
+    // One answer, for the later append, is all the leader needs: with its own copy the
+    // follower's makes a quorum.
+    let ack = one_answer_commits(&mut c, follower, leader, last);
+    match ack.payload {
         Payload::AppendResponse(AppendResponse {
             seq,
             result: AppendResult::Success { match_index, .. },
@@ -1233,11 +1228,6 @@ fn a_follower_answers_appends_taken_together_with_one_acknowledgement() {
         }
         ref other => panic!("unexpected answer {other:?}"),
     }
-    // It is all the leader needs: with its own copy the follower's makes a quorum.
-    let ack = acks.into_iter().next().unwrap();
-    let node = c.node(leader);
-    node.step(ack).unwrap();
-    assert_eq!(node.commit_index(), last.index);
 }
 
 #[test]
@@ -1298,6 +1288,25 @@ fn two_appends(c: &mut Cluster, leader: u32, follower: u32) -> (Vec<Message>, En
     (appends, last.unwrap())
 }
 
+/// The answers to appends in `follower`'s next Ready: exactly one, stepped into `leader`,
+/// where it commits through `last`. Returns it.
+fn one_answer_commits(c: &mut Cluster, follower: u32, leader: u32, last: EntryPlace) -> Message {
+    let mut acks: Vec<Message> = c
+        .node(follower)
+        .take_ready()
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter(|m| matches!(m.payload, Payload::AppendResponse(_)))
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    let ack = acks.remove(0);
+    let node = c.node(leader);
+    node.step(ack.clone()).unwrap();
+    assert_eq!(node.commit_index(), last.index);
+    ack
+}
+
 #[test]
 fn appends_that_continue_one_another_are_stepped_as_one() {
     let mut c = Cluster::new(3, test_config(false));
@@ -1327,17 +1336,7 @@ fn appends_that_continue_one_another_are_stepped_as_one() {
     let frames = node.storage().read(last.index, 1, 1 << 20).unwrap();
     let entry = crate::entry::Entry::decode(&frames[0]).unwrap();
     assert_eq!(&entry.body[..], b"second");
-    let acks: Vec<Message> = node
-        .take_ready()
-        .unwrap()
-        .messages
-        .into_iter()
-        .filter(|m| matches!(m.payload, Payload::AppendResponse(_)))
-        .collect();
-    assert_eq!(acks.len(), 1);
-    let node = c.node(leader);
-    node.step(acks.into_iter().next().unwrap()).unwrap();
-    assert_eq!(node.commit_index(), last.index);
+    one_answer_commits(&mut c, follower, leader, last);
 }
 
 #[test]
