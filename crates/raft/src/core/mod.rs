@@ -491,7 +491,6 @@ impl<S: LogStorage> Node<S> {
         self.flush_replication()?;
         self.check_transfer_watch();
         let mut ready = std::mem::take(&mut self.out);
-        replication::coalesce_append_acks(&mut ready.messages);
         if self.membership_dirty {
             self.membership_dirty = false;
             ready.membership = Some(self.membership.clone());

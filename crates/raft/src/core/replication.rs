@@ -513,8 +513,24 @@ impl<S: LogStorage> Node<S> {
         }
     }
 
-    fn reply_append(&mut self, to: NodeId, seq: u64, result: AppendResult) {
-        self.send(to, Payload::AppendResponse(AppendResponse { seq, result }));
+    /// Answers an append. A success takes the place of this round's last message to the
+    /// same leader when that is a success it covers (a later sequence number, match and
+    /// persisted index at least as high, same term): a follower that took several appends
+    /// in one round acknowledges them with one message, and the leader learns the same
+    /// from it with fewer messages to send, read and step.
+    pub(super) fn reply_append(&mut self, to: NodeId, seq: u64, result: AppendResult) {
+        let answer = AppendResponse { seq, result };
+        let term = self.term;
+        let last_to_peer = self.out.messages.iter_mut().rev().find(|m| m.to == to);
+        if let Some(last) = last_to_peer.filter(|m| m.term == term) {
+            if let Payload::AppendResponse(earlier) = &mut last.payload {
+                if covers(&answer, earlier) {
+                    *earlier = answer;
+                    return;
+                }
+            }
+        }
+        self.send(to, Payload::AppendResponse(answer));
     }
 
     fn reply_inconsistent(
@@ -902,60 +918,24 @@ fn push_to_follower<S: LogStorage>(
     Ok(())
 }
 
-/// Keeps, of successive successful answers to appends for the same leader, only the last:
-/// a follower that took several appends in one round acknowledges them with one message.
-/// The last answer covers the earlier ones (its sequence number, match and persisted
-/// index are the highest), so the leader learns the same from it with fewer messages to
-/// send, read and step. Answers to other peers or of other kinds keep their order.
-pub(super) fn coalesce_append_acks(messages: &mut Vec<crate::Message>) {
-    fn success(m: &crate::Message) -> Option<(u64, u64, u64)> {
-        match m.payload {
-            Payload::AppendResponse(AppendResponse {
-                seq,
-                result:
-                    AppendResult::Success {
-                        match_index,
-                        persisted_index,
-                    },
-            }) => Some((seq, match_index, persisted_index)),
-            _ => None,
+/// Whether the successful answer `later` says everything the successful answer `earlier`
+/// said.
+fn covers(later: &AppendResponse, earlier: &AppendResponse) -> bool {
+    match (later.result, earlier.result) {
+        (
+            AppendResult::Success {
+                match_index,
+                persisted_index,
+            },
+            AppendResult::Success {
+                match_index: earlier_match,
+                persisted_index: earlier_persisted,
+            },
+        ) => {
+            later.seq > earlier.seq
+                && match_index >= earlier_match
+                && persisted_index >= earlier_persisted
         }
+        _ => false,
     }
-    if messages.len() < 2 {
-        return;
-    }
-    // Where each peer's latest kept message sits; a group has a handful of members.
-    let mut latest: Vec<(NodeId, usize)> = Vec::new();
-    let mut kept = 0;
-    for at in 0..messages.len() {
-        let to = messages[at].to;
-        let earlier = latest.iter().position(|(peer, _)| *peer == to);
-        let covers = earlier.is_some_and(|e| {
-            let before = &messages[latest[e].1];
-            match (success(before), success(&messages[at])) {
-                (Some((seq0, match0, persisted0)), Some((seq1, match1, persisted1))) => {
-                    before.term == messages[at].term
-                        && seq1 > seq0
-                        && match1 >= match0
-                        && persisted1 >= persisted0
-                }
-                _ => false,
-            }
-        });
-        match earlier {
-            Some(e) if covers => {
-                let slot = latest[e].1;
-                messages.swap(slot, at);
-            }
-            _ => {
-                messages.swap(kept, at);
-                match earlier {
-                    Some(e) => latest[e].1 = kept,
-                    None => latest.push((to, kept)),
-                }
-                kept += 1;
-            }
-        }
-    }
-    messages.truncate(kept);
 }

@@ -1232,12 +1232,6 @@ fn a_follower_answers_appends_taken_together_with_one_acknowledgement() {
 
 #[test]
 fn coalescing_keeps_failures_and_other_peers_answers() {
-    let ack = |to: u32, seq: u64, result: AppendResult| Message {
-        from: NodeId(9),
-        to: NodeId(to),
-        term: 3,
-        payload: Payload::AppendResponse(AppendResponse { seq, result }),
-    };
     let ok = |m: u64| AppendResult::Success {
         match_index: m,
         persisted_index: 0,
@@ -1247,16 +1241,19 @@ fn coalescing_keeps_failures_and_other_peers_answers() {
         hint_term: 1,
         last_index: 1,
     };
-    let mut messages = vec![
-        ack(1, 1, ok(5)),
-        ack(2, 1, ok(5)),
-        ack(1, 2, ok(7)),
-        ack(1, 3, behind),
-        ack(1, 4, ok(9)),
-        ack(2, 2, ok(8)),
-    ];
-    replication::coalesce_append_acks(&mut messages);
-    let seen: Vec<(u32, u64)> = messages
+    let mut c = Cluster::new(3, test_config(false));
+    let node = c.node(0);
+    for (to, seq, result) in [
+        (1, 1, ok(5)),
+        (2, 1, ok(5)),
+        (1, 2, ok(7)),
+        (1, 3, behind),
+        (1, 4, ok(9)),
+        (2, 2, ok(8)),
+    ] {
+        node.reply_append(NodeId(to), seq, result);
+    }
+    let seen: Vec<(u32, u64)> = std::mem::take(&mut node.out.messages)
         .iter()
         .map(|m| match m.payload {
             Payload::AppendResponse(r) => (m.to.0, r.seq),
