@@ -189,6 +189,30 @@ async fn pulls_without_a_subscription_use_the_heartbeat_one() {
     assert_eq!(messages[0].tags(), Some("TagB"));
 }
 
+/// A Java 5.x push consumer raises its subscription version on each rebalance and can lose
+/// the heartbeat saying so to its own scheduled one (apache/rocketmq#3434). A registered
+/// `*` hides nothing, so its newer pulls are served rather than idled for 30 s; any other
+/// registered expression, or a newer pull of another expression type, still waits for the
+/// heartbeat.
+#[tokio::test]
+async fn a_newer_pull_is_served_when_the_registered_subscription_takes_every_tag() {
+    let broker = TestBroker::start().await;
+    fill(&broker, "AllTopic", &["TagA", "TagB"]).await;
+    let beat = broker.call(heartbeat("AllGroup", "AllTopic", "*", 4)).await;
+    assert_eq!(beat.code, response::SUCCESS);
+    let mut header = pull_header("AllGroup", "AllTopic", 0, 0);
+    header.sys_flag = 0;
+    header.subscription = None;
+    header.sub_version = 5;
+    let pulled = broker.call(pull(&header)).await;
+    assert_eq!(pulled.code, response::SUCCESS, "{:?}", pulled.remark);
+    assert_eq!(decode_all(&pulled.body).unwrap().len(), 2);
+
+    header.expression_type = Some("SQL92".into());
+    let pulled = broker.call(pull(&header)).await;
+    assert_eq!(pulled.code, response::SUBSCRIPTION_NOT_LATEST);
+}
+
 #[tokio::test]
 async fn pulls_commit_the_consumer_offset_when_asked() {
     let broker = TestBroker::start().await;

@@ -37,6 +37,12 @@ pub enum SubscriptionError {
     UnsupportedType(String),
 }
 
+/// Whether a TAG expression takes every message (`""` and `"*"`, as Java's `FilterAPI`).
+pub fn subscribes_all(expression: &str) -> bool {
+    let trimmed = expression.trim();
+    trimmed.is_empty() || trimmed == SUBSCRIBE_ALL
+}
+
 /// A parsed TAG expression: either everything, or a set of tags with their hash codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagFilter {
@@ -62,8 +68,7 @@ impl TagFilter {
     /// split on `||`, trim and drop empty parts. Unlike Java, an expression that leaves no
     /// tag (`"||"`, `" "`) is an error instead of a filter that silently matches nothing.
     pub fn parse(expression: &str) -> Result<Self, SubscriptionError> {
-        let trimmed = expression.trim();
-        if trimmed.is_empty() || trimmed == SUBSCRIBE_ALL {
+        if subscribes_all(expression) {
             return Ok(Self::all());
         }
         let tags: BTreeSet<String> = expression

@@ -30,7 +30,8 @@
 use std::time::Duration;
 
 use message::sysflag::pull as pull_flag;
-use message::tag::EXPRESSION_TYPE_SQL92;
+use message::tag::{self, EXPRESSION_TYPE_SQL92};
+use remoting::body::heartbeat::SubscriptionData;
 use remoting::body::perm;
 use remoting::code::response;
 use remoting::command::RemotingCommand;
@@ -38,7 +39,7 @@ use remoting::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader
 use store::{GetMessageResult, GetMessageStatus};
 use tokio::time::Instant;
 
-use crate::consumer_filter::{FilterError, Subscription, SubscriptionFilter};
+use crate::consumer_filter::{ExpressionKind, FilterError, Subscription, SubscriptionFilter};
 use crate::context::BrokerContext;
 use crate::stats_items;
 
@@ -223,7 +224,7 @@ fn registered_filter(
         };
         return Err((response::SUBSCRIPTION_NOT_EXIST, remark));
     };
-    if subscription.sub_version < header.sub_version {
+    if subscription.sub_version < header.sub_version && !hides_nothing(&subscription, header) {
         return Err((
             response::SUBSCRIPTION_NOT_LATEST,
             format!("the consumer's subscription not latest, group: {group} topic: {topic}"),
@@ -249,6 +250,22 @@ fn registered_filter(
             ),
         ),
     })
+}
+
+/// Whether the registered subscription, though older than the pull's, lets through every
+/// message the consumer can want. RocketMQ's broker refuses every pull whose subscription
+/// version is newer than the registered one (the consumer may have changed its expression
+/// and the heartbeat saying so is on its way). But the Java 5.x client also raises the
+/// version on each rebalance, and the heartbeat carrying it can lose a race with the
+/// client's own scheduled heartbeat (apache/rocketmq#3434): the consumer then idles until
+/// its next heartbeat, 30 s later, which in a broker group (one heartbeat per member) is
+/// what usually happens to a new consumer. A registered TAG `*` hides no message from a
+/// newer TAG expression (clients filter tags again), so such a pull is served.
+fn hides_nothing(registered: &SubscriptionData, header: &PullMessageRequestHeader) -> bool {
+    let is_tag = |kind: Option<&str>| matches!(ExpressionKind::of(kind), Ok(ExpressionKind::Tag));
+    is_tag(Some(&registered.expression_type))
+        && tag::subscribes_all(&registered.sub_string)
+        && is_tag(header.expression_type.as_deref())
 }
 
 fn queue_bounds(ctx: &BrokerContext, header: &PullMessageRequestHeader) -> (i64, i64) {
