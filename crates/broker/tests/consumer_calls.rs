@@ -8,6 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use message::decode_all;
+use message::sysflag::pull as pull_flag;
 use remoting::body::{GetConsumerStatusBody, MessageQueue, ResetOffsetBody, TopicList};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
@@ -233,6 +234,21 @@ async fn requests_reach_online_consumers_and_offsets_reset_and_clone() {
     );
     let back = broker.call(reset_to_zero(true)).await;
     assert_eq!(back.code, response::SUCCESS);
+    // A consumer the notice reached already reads from the reset offset: served, not moved
+    // (Java clients moved again would drop the queue and idle until a rebalance).
+    let mut notified = pull_header("CallGroup", "CallTopic", 0, 0);
+    notified.sys_flag |= pull_flag::COMMIT_OFFSET;
+    notified.commit_offset = 2;
+    let served = broker.call(pull(&notified)).await;
+    assert_eq!(served.code, response::SUCCESS, "{:?}", served.remark);
+    assert_eq!(
+        ext_i64(
+            &broker.call(query_offset("CallGroup", "CallTopic", 0)).await,
+            "offset"
+        ),
+        0,
+        "the first pull after a reset commits nothing"
+    );
 
     let clone = RemotingCommand::request(request::CLONE_GROUP_OFFSET).with_header(
         &CloneGroupOffsetRequestHeader {

@@ -72,12 +72,14 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
             );
         }
     };
-    if let Some(reset_to) =
-        ctx.offset_resets
-            .take(&header.consumer_group, &header.topic, header.queue_id)
-    {
-        // The first pull of a queue after a reset moves the consumer there (and carries no
-        // commit: its offset predates the reset).
+    let reset_to = ctx
+        .offset_resets
+        .take(&header.consumer_group, &header.topic, header.queue_id);
+    // The first pull of a queue after a reset moves the consumer there, unless it already
+    // reads from there: the reset notice reached it, and Java clients that are moved as
+    // well drop the queue for 10 s and wait for a rebalance to take it again (up to 30 s
+    // more). Either way the pull carries no commit: its offset predates the reset.
+    if let Some(reset_to) = reset_to.filter(|to| *to != header.queue_offset) {
         let (min, max) = queue_bounds(ctx, &header);
         return with_offsets(
             RemotingCommand::error_to(request, response::PULL_OFFSET_MOVED, "reset offset"),
@@ -87,7 +89,8 @@ pub async fn process(ctx: &BrokerContext, request: &RemotingCommand) -> Remoting
             max,
         );
     }
-    if header.sys_flag & pull_flag::COMMIT_OFFSET != 0
+    if reset_to.is_none()
+        && header.sys_flag & pull_flag::COMMIT_OFFSET != 0
         && header.commit_offset >= 0
         && ctx.role.is_master()
     {
