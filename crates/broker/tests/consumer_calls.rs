@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use message::decode_all;
 use message::sysflag::pull as pull_flag;
-use remoting::body::{GetConsumerStatusBody, MessageQueue, ResetOffsetBody, TopicList};
+use remoting::body::{
+    ConsumeFromWhere, ConsumeType, ConsumerData, ConsumerRunningInfo, GetConsumerStatusBody,
+    HeartbeatData, MessageModel, MessageQueue, ResetOffsetBody, SubscriptionData, TopicList,
+};
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
 use remoting::connection::{ConnectionHandle, RequestProcessor};
@@ -285,4 +288,115 @@ async fn requests_reach_online_consumers_and_offsets_reset_and_clone() {
     assert_eq!(system.code, response::SUCCESS);
     let list: TopicList = serde_json::from_slice(&system.body).unwrap();
     assert!(list.topic_list.contains("SCHEDULE_TOPIC_XXXX"));
+}
+
+/// A consumer whose running info reports `reported` as its subscription, newer than the one
+/// its heartbeat registered (as a Java 5.x client's is after a rebalance whose heartbeat
+/// lost the client's own race, apache/rocketmq#3434).
+struct Reporter {
+    reported: Option<SubscriptionData>,
+}
+
+impl RequestProcessor for Reporter {
+    async fn process(
+        &self,
+        _conn: &ConnectionHandle,
+        request: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        if request.code != request::GET_CONSUMER_RUNNING_INFO {
+            return None;
+        }
+        let info = ConsumerRunningInfo {
+            subscription_set: self.reported.iter().cloned().collect(),
+            ..ConsumerRunningInfo::default()
+        };
+        Some(RemotingCommand::success_to(&request).with_body(info.encode()))
+    }
+}
+
+fn tag_heartbeat(
+    client_id: &str,
+    group: &str,
+    topic: &str,
+    expression: &str,
+    version: i64,
+) -> RemotingCommand {
+    let data = HeartbeatData {
+        client_id: client_id.into(),
+        consumer_data_set: vec![ConsumerData {
+            group_name: group.into(),
+            consume_type: ConsumeType::ConsumePassively,
+            message_model: MessageModel::Clustering,
+            consume_from_where: ConsumeFromWhere::ConsumeFromFirstOffset,
+            subscription_data_set: vec![SubscriptionData::tag(topic, expression, version).unwrap()],
+            unit_mode: false,
+        }],
+        ..HeartbeatData::default()
+    };
+    RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
+}
+
+/// A pull whose subscription is newer than the registered one makes the broker ask the
+/// group's members for theirs: the newer one a member reports is taken and the pull served
+/// with it; a member that reports nothing newer leaves the pull refused until its next
+/// heartbeat, as RocketMQ refuses it.
+#[tokio::test]
+async fn a_newer_pull_is_served_once_the_consumer_reports_its_subscription() {
+    let broker = TestBroker::start().await;
+    for (i, tag) in ["TagA", "TagB"].iter().enumerate() {
+        let sent = send_tagged(&broker, "CheckTopic", 0, tag, format!("m{i}").as_bytes()).await;
+        assert_eq!(sent.code, response::SUCCESS, "{:?}", sent.remark);
+    }
+    let mut stale_pull = pull_header("CheckGroup", "CheckTopic", 0, 0);
+    stale_pull.sys_flag = 0;
+    stale_pull.subscription = None;
+    stale_pull.sub_version = 5;
+
+    let silent = client_with_handler(Arc::new(Reporter { reported: None }));
+    let beat = silent
+        .invoke(
+            &broker.addr(),
+            tag_heartbeat("c1", "CheckGroup", "CheckTopic", "TagB", 4),
+            TEST_WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(beat.code, response::SUCCESS);
+    let refused = silent
+        .invoke(&broker.addr(), pull(&stale_pull), TEST_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(refused.code, response::SUBSCRIPTION_NOT_LATEST);
+    silent.shutdown();
+
+    let reporter = client_with_handler(Arc::new(Reporter {
+        reported: Some(SubscriptionData::tag("CheckTopic", "TagB", 5).unwrap()),
+    }));
+    let beat = reporter
+        .invoke(
+            &broker.addr(),
+            tag_heartbeat("c2", "CheckGroup", "CheckTopic", "TagB", 4),
+            TEST_WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(beat.code, response::SUCCESS);
+    // The group was asked less than a second ago: bounded retries until it may be again.
+    let deadline = tokio::time::Instant::now() + TEST_WAIT;
+    let served = loop {
+        let pulled = reporter
+            .invoke(&broker.addr(), pull(&stale_pull), TEST_WAIT)
+            .await
+            .unwrap();
+        if pulled.code != response::SUBSCRIPTION_NOT_LATEST
+            || tokio::time::Instant::now() > deadline
+        {
+            break pulled;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(served.code, response::SUCCESS, "{:?}", served.remark);
+    let messages = decode_all(&served.body).unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].tags(), Some("TagB"));
 }

@@ -34,6 +34,8 @@ pub struct ConsumerGroupInfo {
     pub consume_type: ConsumeType,
     pub message_model: MessageModel,
     pub consume_from_where: ConsumeFromWhere,
+    /// When the broker last asked the members for their subscriptions between heartbeats.
+    pub subscriptions_asked_at: Option<Instant>,
 }
 
 /// One consumer's heartbeat for one group.
@@ -97,6 +99,7 @@ impl ConsumerManager {
                 consume_type: registration.consume_type,
                 message_model: registration.message_model,
                 consume_from_where: registration.consume_from_where,
+                subscriptions_asked_at: None,
             });
         info.consume_type = registration.consume_type;
         info.message_model = registration.message_model;
@@ -216,6 +219,42 @@ impl ConsumerManager {
     }
 
     /// The subscription the group's heartbeats reported for `topic`.
+    /// Whether the broker may ask `group`'s members for their subscriptions now (at most
+    /// once per `interval`); when it may, the time is recorded.
+    pub fn claim_subscription_check(&self, group: &str, interval: Duration) -> bool {
+        let mut groups = self.groups.write();
+        let Some(info) = groups.get_mut(group) else {
+            return false;
+        };
+        let now = Instant::now();
+        if info
+            .subscriptions_asked_at
+            .is_some_and(|at| now.duration_since(at) < interval)
+        {
+            return false;
+        }
+        info.subscriptions_asked_at = Some(now);
+        true
+    }
+
+    /// Subscriptions a member reported between heartbeats (in its running info): each
+    /// replaces the registered one of its topic when newer, as a heartbeat's would. Topics
+    /// it does not name are left alone (its next heartbeat settles those).
+    pub fn adopt_reported_subscriptions(
+        &self,
+        group: &str,
+        conn_id: u64,
+        reported: Vec<SubscriptionData>,
+    ) {
+        let mut groups = self.groups.write();
+        if let Some(info) = groups
+            .get_mut(group)
+            .filter(|info| info.channels.contains_key(&conn_id))
+        {
+            adopt_newer(info, reported);
+        }
+    }
+
     pub fn subscription(&self, group: &str, topic: &str) -> Option<SubscriptionData> {
         self.groups
             .read()
@@ -297,10 +336,19 @@ impl ConsumerManager {
 /// RocketMQ's `updateSubscription`: add new topics, take newer versions, drop topics no
 /// longer reported. Returns whether anything changed.
 fn update_subscriptions(info: &mut ConsumerGroupInfo, reported: Vec<SubscriptionData>) -> bool {
+    let reported_topics: Vec<String> = reported.iter().map(|sub| sub.topic.clone()).collect();
+    let changed = adopt_newer(info, reported);
+    let before = info.subscriptions.len();
+    info.subscriptions
+        .retain(|topic, _| reported_topics.iter().any(|t| t == topic));
+    changed || info.subscriptions.len() != before
+}
+
+/// Takes each reported subscription that is new or newer than the registered one of its
+/// topic; returns whether a topic or an expression changed.
+fn adopt_newer(info: &mut ConsumerGroupInfo, reported: Vec<SubscriptionData>) -> bool {
     let mut changed = false;
-    let mut reported_topics = Vec::with_capacity(reported.len());
     for sub in reported {
-        reported_topics.push(sub.topic.clone());
         match info.subscriptions.get(&sub.topic) {
             None => {
                 info.subscriptions.insert(sub.topic.clone(), sub);
@@ -315,10 +363,7 @@ fn update_subscriptions(info: &mut ConsumerGroupInfo, reported: Vec<Subscription
             Some(_) => {}
         }
     }
-    let before = info.subscriptions.len();
-    info.subscriptions
-        .retain(|topic, _| reported_topics.iter().any(|t| t == topic));
-    changed || info.subscriptions.len() != before
+    changed
 }
 
 /// Tells every member of a group to rebalance now (one-way; failures only logged).

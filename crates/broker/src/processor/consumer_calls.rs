@@ -6,6 +6,9 @@
 //! a group's offsets to a point in time and tells online consumers
 //! (RESET_CONSUMER_CLIENT_OFFSET, 220); and CLONE_GROUP_OFFSET (314).
 //!
+//! The pull path asks the same question as GET_CONSUMER_RUNNING_INFO on its own account
+//! when a pull's subscription is newer than the registered one ([`check_subscriptions`]).
+//!
 //! Resetting offsets commits them here, as RocketMQ 5 does on the broker side, so a group
 //! that is offline starts at the new offsets too; online consumers are told as well, or
 //! their next commit would undo the reset.
@@ -14,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use message::decode_offset_msg_id;
-use remoting::body::{GetConsumerStatusBody, MessageQueue, ResetOffsetBody};
+use remoting::body::{ConsumerRunningInfo, GetConsumerStatusBody, MessageQueue, ResetOffsetBody};
 use remoting::code::{request as code, response};
 use remoting::command::{LanguageCode, RemotingCommand};
 use remoting::connection::CallError;
@@ -37,6 +40,62 @@ const CALL_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 const CONSUMER_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a reset notice may wait for room in a client's write queue.
 const NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long a group's members get to report their subscriptions to the pull path.
+const SUBSCRIPTION_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// The least time between two such checks of one group.
+const SUBSCRIPTION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Asks the group's online members for their subscriptions (their running info, as an
+/// operator's getConsumerRunningInfo does) and takes those newer than the registered ones:
+/// what their next heartbeat would bring. A pull whose subscription version is newer than
+/// the registered one can then be served rather than refused until that heartbeat, up to
+/// 30 s later (the Java 5.x client loses the heartbeat of a rebalance to its own scheduled
+/// one, apache/rocketmq#3434). At most once a second per group; returns whether it asked.
+pub async fn check_subscriptions(ctx: &BrokerContext, group: &str) -> bool {
+    if !ctx
+        .consumers
+        .claim_subscription_check(group, SUBSCRIPTION_CHECK_INTERVAL)
+    {
+        return false;
+    }
+    let mut asks = tokio::task::JoinSet::new();
+    for channel in online_channels(ctx, group) {
+        let ask = RemotingCommand::request(code::GET_CONSUMER_RUNNING_INFO).with_header(
+            &GetConsumerRunningInfoRequestHeader {
+                consumer_group: group.to_owned(),
+                client_id: channel.client_id.clone(),
+                jstack_enable: false,
+            },
+        );
+        asks.spawn(async move {
+            let reply = channel.conn.invoke(ask, SUBSCRIPTION_CHECK_TIMEOUT).await;
+            (channel, reply)
+        });
+    }
+    while let Some(joined) = asks.join_next().await {
+        let Ok((channel, reply)) = joined else {
+            continue;
+        };
+        let reported = match reply {
+            Ok(reply) if reply.code == response::SUCCESS => {
+                ConsumerRunningInfo::decode(&reply.body).map_err(|e| e.to_string())
+            }
+            Ok(reply) => Err(format!("answered code {}", reply.code)),
+            Err(e) => Err(e.to_string()),
+        };
+        match reported {
+            Ok(info) => ctx.consumers.adopt_reported_subscriptions(
+                group,
+                channel.conn.id(),
+                info.subscription_set,
+            ),
+            Err(e) => debug!(client = %channel.client_id, %group, error = %e,
+                "consumer did not report its subscriptions"),
+        }
+    }
+    true
+}
 
 /// GET_CONSUMER_RUNNING_INFO (307): the client's own report, relayed.
 pub async fn consumer_running_info(

@@ -3,7 +3,8 @@
 //! Checks, in RocketMQ's order: header; role and broker permission; subscription group
 //! (auto-created when allowed) and its consume permission; topic exists and is readable;
 //! queue id; the subscription (from the request when it carries one, else the one the
-//! group's heartbeat registered: Java push consumers send none); for a SQL92 subscription,
+//! group's heartbeat registered: Java push consumers send none; when the pull's version is
+//! newer, the one the group's members report when asked); for a SQL92 subscription,
 //! `enablePropertyFilter`.
 //!
 //! TAG subscriptions filter on the ConsumeQueue's tags code; SQL92 ones on each candidate
@@ -39,6 +40,7 @@ use remoting::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader
 use store::{GetMessageResult, GetMessageStatus};
 use tokio::time::Instant;
 
+use super::consumer_calls;
 use crate::consumer_filter::{ExpressionKind, FilterError, Subscription, SubscriptionFilter};
 use crate::context::BrokerContext;
 use crate::stats_items;
@@ -196,7 +198,7 @@ async fn check(
             )
         })?
     } else {
-        registered_filter(ctx, header)?
+        registered_filter(ctx, header).await?
     };
     if filter.is_sql92() && !ctx.config.enable_property_filter {
         return Err((
@@ -213,7 +215,7 @@ async fn check(
 /// The filter of the subscription the group's heartbeats registered. A SQL92 expression
 /// that does not compile is RocketMQ's FILTER_DATA_NOT_EXIST (its broker keeps no filter
 /// data for it); a bad TAG expression, SUBSCRIPTION_PARSE_FAILED.
-fn registered_filter(
+async fn registered_filter(
     ctx: &BrokerContext,
     header: &PullMessageRequestHeader,
 ) -> Result<SubscriptionFilter, Refusal> {
@@ -227,12 +229,27 @@ fn registered_filter(
         };
         return Err((response::SUBSCRIPTION_NOT_EXIST, remark));
     };
-    if subscription.sub_version < header.sub_version && !hides_nothing(&subscription, header) {
-        return Err((
-            response::SUBSCRIPTION_NOT_LATEST,
-            format!("the consumer's subscription not latest, group: {group} topic: {topic}"),
-        ));
-    }
+    let subscription =
+        if subscription.sub_version < header.sub_version && !hides_nothing(&subscription, header) {
+            let checked = consumer_calls::check_subscriptions(ctx, group).await;
+            match checked
+                .then(|| ctx.consumers.subscription(group, topic))
+                .flatten()
+                .filter(|latest| latest.sub_version >= header.sub_version)
+            {
+                Some(latest) => latest,
+                None => {
+                    return Err((
+                        response::SUBSCRIPTION_NOT_LATEST,
+                        format!(
+                            "the consumer's subscription not latest, group: {group} topic: {topic}"
+                        ),
+                    ))
+                }
+            }
+        } else {
+            subscription
+        };
     let registered = Subscription {
         group,
         topic,
@@ -263,7 +280,8 @@ fn registered_filter(
 /// client's own scheduled heartbeat (apache/rocketmq#3434): the consumer then idles until
 /// its next heartbeat, 30 s later, which in a broker group (one heartbeat per member) is
 /// what usually happens to a new consumer. A registered TAG `*` hides no message from a
-/// newer TAG expression (clients filter tags again), so such a pull is served.
+/// newer TAG expression (clients filter tags again), so such a pull is served at once;
+/// for any other, the members are asked for their subscriptions first.
 fn hides_nothing(registered: &SubscriptionData, header: &PullMessageRequestHeader) -> bool {
     let is_tag = |kind: Option<&str>| matches!(ExpressionKind::of(kind), Ok(ExpressionKind::Tag));
     is_tag(Some(&registered.expression_type))
