@@ -10,8 +10,8 @@ use std::sync::Arc;
 use message::decode_all;
 use message::sysflag::pull as pull_flag;
 use remoting::body::{
-    ConsumeFromWhere, ConsumeType, ConsumerData, ConsumerRunningInfo, GetConsumerStatusBody,
-    HeartbeatData, MessageModel, MessageQueue, ResetOffsetBody, SubscriptionData, TopicList,
+    ConsumerRunningInfo, GetConsumerStatusBody, MessageQueue, ResetOffsetBody, SubscriptionData,
+    TopicList,
 };
 use remoting::code::{request, response};
 use remoting::command::RemotingCommand;
@@ -312,28 +312,6 @@ impl RequestProcessor for Reporter {
         };
         Some(RemotingCommand::success_to(&request).with_body(info.encode()))
     }
-}
-
-fn tag_heartbeat(
-    client_id: &str,
-    group: &str,
-    topic: &str,
-    expression: &str,
-    version: i64,
-) -> RemotingCommand {
-    let data = HeartbeatData {
-        client_id: client_id.into(),
-        consumer_data_set: vec![ConsumerData {
-            group_name: group.into(),
-            consume_type: ConsumeType::ConsumePassively,
-            message_model: MessageModel::Clustering,
-            consume_from_where: ConsumeFromWhere::ConsumeFromFirstOffset,
-            subscription_data_set: vec![SubscriptionData::tag(topic, expression, version).unwrap()],
-            unit_mode: false,
-        }],
-        ..HeartbeatData::default()
-    };
-    RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
 }
 
 /// A pull whose subscription is newer than the registered one makes the broker ask the

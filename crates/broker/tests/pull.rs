@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use message::decode_all;
 use message::sysflag::pull as pull_flag;
-use remoting::body::{
-    ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData,
-};
-use remoting::code::{request, response};
+use remoting::code::response;
 use remoting::command::RemotingCommand;
 use remoting::connection::CallError;
 use remoting::header::pull::PullMessageRequestHeader;
@@ -142,24 +139,6 @@ async fn queue_and_topic_checks() {
     assert!(pulled.ext_field("nextBeginOffset").is_some());
 }
 
-fn heartbeat(group: &str, topic: &str, expression: &str, sub_version: i64) -> RemotingCommand {
-    let data = HeartbeatData {
-        client_id: "127.0.0.1@test".into(),
-        consumer_data_set: vec![ConsumerData {
-            group_name: group.into(),
-            consume_type: ConsumeType::ConsumePassively,
-            message_model: MessageModel::Clustering,
-            consume_from_where: ConsumeFromWhere::ConsumeFromFirstOffset,
-            subscription_data_set: vec![
-                SubscriptionData::tag(topic, expression, sub_version).unwrap()
-            ],
-            unit_mode: false,
-        }],
-        ..HeartbeatData::default()
-    };
-    RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
-}
-
 #[tokio::test]
 async fn pulls_without_a_subscription_use_the_heartbeat_one() {
     let broker = TestBroker::start().await;
@@ -172,7 +151,13 @@ async fn pulls_without_a_subscription_use_the_heartbeat_one() {
     assert_eq!(pulled.code, response::SUBSCRIPTION_NOT_EXIST);
 
     let beat = broker
-        .call(heartbeat("HbGroup", "HbTopic", "TagB", 4))
+        .call(tag_heartbeat(
+            "127.0.0.1@test",
+            "HbGroup",
+            "HbTopic",
+            "TagB",
+            4,
+        ))
         .await;
     assert_eq!(beat.code, response::SUCCESS);
     assert_eq!(beat.version, 479);
@@ -180,7 +165,13 @@ async fn pulls_without_a_subscription_use_the_heartbeat_one() {
     assert_eq!(pulled.code, response::SUBSCRIPTION_NOT_LATEST);
 
     broker
-        .call(heartbeat("HbGroup", "HbTopic", "TagB", 5))
+        .call(tag_heartbeat(
+            "127.0.0.1@test",
+            "HbGroup",
+            "HbTopic",
+            "TagB",
+            5,
+        ))
         .await;
     let pulled = broker.call(pull(&header)).await;
     assert_eq!(pulled.code, response::SUCCESS, "{:?}", pulled.remark);
@@ -198,7 +189,15 @@ async fn pulls_without_a_subscription_use_the_heartbeat_one() {
 async fn a_newer_pull_is_served_when_the_registered_subscription_takes_every_tag() {
     let broker = TestBroker::start().await;
     fill(&broker, "AllTopic", &["TagA", "TagB"]).await;
-    let beat = broker.call(heartbeat("AllGroup", "AllTopic", "*", 4)).await;
+    let beat = broker
+        .call(tag_heartbeat(
+            "127.0.0.1@test",
+            "AllGroup",
+            "AllTopic",
+            "*",
+            4,
+        ))
+        .await;
     assert_eq!(beat.code, response::SUCCESS);
     let mut header = pull_header("AllGroup", "AllTopic", 0, 0);
     header.sys_flag = 0;

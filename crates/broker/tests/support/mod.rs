@@ -156,3 +156,28 @@ pub fn consumer_heartbeat(client_id: &str, group: &str, topic: &str) -> Remoting
     };
     RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
 }
+
+/// A consumer's heartbeat registering the TAG `expression` at `sub_version` for `topic`.
+pub fn tag_heartbeat(
+    client_id: &str,
+    group: &str,
+    topic: &str,
+    expression: &str,
+    sub_version: i64,
+) -> RemotingCommand {
+    let data = HeartbeatData {
+        client_id: client_id.into(),
+        consumer_data_set: vec![ConsumerData {
+            group_name: group.into(),
+            consume_type: ConsumeType::ConsumePassively,
+            message_model: MessageModel::Clustering,
+            consume_from_where: ConsumeFromWhere::ConsumeFromFirstOffset,
+            subscription_data_set: vec![
+                SubscriptionData::tag(topic, expression, sub_version).unwrap()
+            ],
+            unit_mode: false,
+        }],
+        ..HeartbeatData::default()
+    };
+    RemotingCommand::request(request::HEART_BEAT).with_body(data.encode())
+}
