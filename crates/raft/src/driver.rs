@@ -378,7 +378,9 @@ impl RaftDriver {
             }
         };
         let node_syncer = storage.background_sync();
-        let node = Node::restore(config.id, membership, raft, storage, persisted)?;
+        let vote_floor = hard_state.load_vote_floor()?;
+        let mut node = Node::restore(config.id, membership, raft, storage, persisted)?;
+        node.withhold_votes_below(vote_floor);
         let peers = node.membership().peer_specs();
         let membership_index = node.membership_log().current_index();
         let shutdown = CancellationToken::new();

@@ -27,6 +27,11 @@ pub trait HardStateStore: Send + 'static {
     fn load_membership(&mut self) -> Result<Option<MembershipLog>, HardStateError>;
     /// Returns once `membership` is durable.
     fn save_membership(&mut self, membership: &MembershipLog) -> Result<(), HardStateError>;
+    /// The index below which the node withholds its vote (0: none); see
+    /// [`crate::Node::withhold_votes_below`].
+    fn load_vote_floor(&mut self) -> Result<u64, HardStateError>;
+    /// Returns once `index` is durable.
+    fn save_vote_floor(&mut self, index: u64) -> Result<(), HardStateError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,9 @@ const MEMBERSHIP_MAGIC: &[u8; 4] = b"RFMS";
 /// A membership file holds a few records of at most nine members each.
 const MAX_MEMBERSHIP_FILE: u64 = 1 << 20;
 
+const VOTE_FLOOR_MAGIC: &[u8; 4] = b"RFVF";
+const VOTE_FLOOR_FILE_LEN: usize = 4 + 8 + 4;
+
 const MAGIC: &[u8; 4] = b"RFHS";
 const FILE_LEN: usize = 4 + 8 + 1 + 4 + 4;
 const NO_VOTE: u32 = u32::MAX;
@@ -54,6 +62,7 @@ const NO_VOTE: u32 = u32::MAX;
 pub struct FileHardStateStore {
     path: PathBuf,
     membership_path: PathBuf,
+    vote_floor_path: PathBuf,
 }
 
 impl FileHardStateStore {
@@ -66,6 +75,7 @@ impl FileHardStateStore {
         Ok(FileHardStateStore {
             path: dir.join("raft-hard-state"),
             membership_path: dir.join("raft-membership"),
+            vote_floor_path: dir.join("raft-vote-floor"),
         })
     }
 }
@@ -133,6 +143,26 @@ fn decode_membership(bytes: &[u8]) -> Option<MembershipLog> {
     MembershipLog::decode(&content[MEMBERSHIP_MAGIC.len()..]).ok()
 }
 
+fn encode_vote_floor(index: u64) -> [u8; VOTE_FLOOR_FILE_LEN] {
+    let mut out = [0u8; VOTE_FLOOR_FILE_LEN];
+    out[0..4].copy_from_slice(VOTE_FLOOR_MAGIC);
+    out[4..12].copy_from_slice(&index.to_be_bytes());
+    let crc = crc32c::crc32c(&out[..12]);
+    out[12..16].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn decode_vote_floor(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() != VOTE_FLOOR_FILE_LEN || &bytes[0..4] != VOTE_FLOOR_MAGIC {
+        return None;
+    }
+    let crc = u32::from_be_bytes(bytes[12..16].try_into().ok()?);
+    if crc != crc32c::crc32c(&bytes[..12]) {
+        return None;
+    }
+    Some(u64::from_be_bytes(bytes[4..12].try_into().ok()?))
+}
+
 fn encode(state: &HardState) -> [u8; FILE_LEN] {
     let mut out = [0u8; FILE_LEN];
     out[0..4].copy_from_slice(MAGIC);
@@ -185,6 +215,18 @@ impl HardStateStore for FileHardStateStore {
     fn save_membership(&mut self, membership: &MembershipLog) -> Result<(), HardStateError> {
         replace_file(&self.membership_path, &encode_membership(membership))
     }
+
+    fn load_vote_floor(&mut self) -> Result<u64, HardStateError> {
+        match read_small_file(&self.vote_floor_path, VOTE_FLOOR_FILE_LEN as u64)? {
+            None => Ok(0),
+            Some(bytes) => decode_vote_floor(&bytes)
+                .ok_or_else(|| HardStateError::Corrupt(self.vote_floor_path.clone())),
+        }
+    }
+
+    fn save_vote_floor(&mut self, index: u64) -> Result<(), HardStateError> {
+        replace_file(&self.vote_floor_path, &encode_vote_floor(index))
+    }
 }
 
 /// Keeps the state in memory (tests, benchmarks).
@@ -192,6 +234,7 @@ impl HardStateStore for FileHardStateStore {
 pub struct MemHardStateStore {
     pub state: HardState,
     pub membership: Option<MembershipLog>,
+    pub vote_floor: u64,
 }
 
 impl HardStateStore for MemHardStateStore {
@@ -212,11 +255,38 @@ impl HardStateStore for MemHardStateStore {
         self.membership = Some(membership.clone());
         Ok(())
     }
+
+    fn load_vote_floor(&mut self) -> Result<u64, HardStateError> {
+        Ok(self.vote_floor)
+    }
+
+    fn save_vote_floor(&mut self, index: u64) -> Result<(), HardStateError> {
+        self.vote_floor = index;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vote_floor_survives_a_restart_and_a_torn_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileHardStateStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_vote_floor().unwrap(), 0);
+        store.save_vote_floor(1234).unwrap();
+        let mut again = FileHardStateStore::open(dir.path()).unwrap();
+        assert_eq!(again.load_vote_floor().unwrap(), 1234);
+        let path = dir.path().join("raft-vote-floor");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[6] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            again.load_vote_floor(),
+            Err(HardStateError::Corrupt(_))
+        ));
+    }
 
     #[test]
     fn file_round_trip_and_corruption() {

@@ -250,13 +250,12 @@ async fn a_killed_follower_catches_up_and_a_wiped_follower_is_rebuilt() {
     // Another follower loses its disk and is rebuilt from the leader.
     let wiped = group.member_mut(&followers[1]).unwrap();
     wiped.wipe_and_restart().unwrap();
-    // It lost its term and vote: it learned the group's term and will not vote in it. (It
-    // says so after its client port is up, which is all the restart waits for.)
+    // It lost its term and vote: it learned the group's term and will not vote in it, nor
+    // at all until its log holds what the others had committed. (It says so after its
+    // client port is up, which is all the restart waits for.)
     let warned = tests::eventually(Duration::from_secs(20), Duration::from_millis(50), || {
-        wiped
-            .process
-            .log()
-            .contains("may have lost its disk")
+        let log = wiped.process.log();
+        (log.contains("may have lost its disk") && log.contains("until its log reaches entry"))
             .then_some(())
     });
     assert!(warned.is_some(), "{}", wiped.process.log());

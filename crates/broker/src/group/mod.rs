@@ -198,21 +198,26 @@ const SEED_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A member whose term and vote file is missing (a replaced disk, a wiped directory) may
 /// have voted in the group's current term before it lost the file; voting again in that
-/// term could elect a second leader for it. Before its raft node starts, it asks the other
-/// members (found through the name servers) for their terms and records "voted for
-/// myself" in the highest: it then grants no vote in any term it may already have voted
-/// in, except one an election was running at the very moment the disk was lost (a
-/// remaining, documented hazard). A brand-new group finds no members with a term and
-/// starts as usual; so does a member that reaches no one (logged).
+/// term could elect a second leader for it. It may also have acknowledged entries that a
+/// commit counted on and that it no longer holds; its vote for a candidate missing them
+/// could elect a leader that drops them. Before its raft node starts, it asks the other
+/// members (found through the name servers) for their terms and commit indexes, records
+/// "voted for myself" in the highest term, and withholds its vote and candidacy until its
+/// log reaches the highest commit index (a leader brings it there): it then grants no vote
+/// in any term it may already have voted in, except one an election was running at the
+/// very moment the disk was lost (a remaining, documented hazard). A brand-new group finds
+/// no members with a term and starts as usual; so does a member that reaches no one
+/// (logged).
 async fn seed_term_if_state_lost(config: &BrokerConfig, self_id: NodeId) {
     let dir = raft_dir(config, self_id);
     if dir.join(HARD_STATE_FILE).exists() {
         return;
     }
-    let term = highest_member_term(config).await;
-    match term {
-        Some(term) if term > 0 => {
+    let reported = highest_member_state(config).await;
+    match reported {
+        Some(MemberState { term, commit_index }) if term > 0 => {
             let saved = FileHardStateStore::open(&dir).and_then(|mut store| {
+                store.save_vote_floor(commit_index)?;
                 store.save(&HardState {
                     term,
                     voted_for: Some(self_id),
@@ -221,8 +226,10 @@ async fn seed_term_if_state_lost(config: &BrokerConfig, self_id: NodeId) {
             match saved {
                 Ok(()) => warn!(
                     term,
+                    commit_index,
                     "no raft term/vote file: this member may have lost its disk; it will not \
-                     vote in term {term} or earlier"
+                     vote in term {term} or earlier, nor at all until its log reaches entry \
+                     {commit_index}"
                 ),
                 Err(e) => warn!(error = %e, "cannot record the group's term for a wiped member"),
             }
@@ -235,9 +242,16 @@ async fn seed_term_if_state_lost(config: &BrokerConfig, self_id: NodeId) {
     }
 }
 
-/// The highest term the other members of this broker's group report, as listed by the
-/// name servers; `None` when no name server or member answered.
-async fn highest_member_term(config: &BrokerConfig) -> Option<u64> {
+/// The highest term and commit index the other members of a group report.
+#[derive(Debug, Clone, Copy, Default)]
+struct MemberState {
+    term: u64,
+    commit_index: u64,
+}
+
+/// The highest term and commit index the other members of this broker's group report, as
+/// listed by the name servers; `None` when no name server or member answered.
+async fn highest_member_state(config: &BrokerConfig) -> Option<MemberState> {
     let client = RemotingClient::new(config.inner_client_config());
     let own_addr = config.broker_addr();
     let mut members = Vec::new();
@@ -262,17 +276,18 @@ async fn highest_member_term(config: &BrokerConfig) -> Option<u64> {
         let Ok(response) = client.invoke(addr, request, SEED_TIMEOUT).await else {
             continue;
         };
-        let term = serde_json::from_slice::<status::GroupStatusBody>(&response.body)
-            .ok()
-            .map(|status| status.term);
-        if let Some(term) = term {
-            highest = Some(highest.unwrap_or(0).max(term));
+        if let Ok(status) = serde_json::from_slice::<status::GroupStatusBody>(&response.body) {
+            let seen: MemberState = highest.unwrap_or_default();
+            highest = Some(MemberState {
+                term: seen.term.max(status.term),
+                commit_index: seen.commit_index.max(status.commit_index),
+            });
         }
     }
     client.shutdown();
     if highest.is_none() && namesrv_answered && members.iter().all(|a| *a == own_addr) {
         // The name servers know no other member: nothing to have voted for yet.
-        return Some(0);
+        return Some(MemberState::default());
     }
     highest
 }

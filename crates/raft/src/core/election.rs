@@ -90,6 +90,11 @@ impl<S: LogStorage> Node<S> {
             }
             return Ok(());
         }
+        if !self.may_vote() {
+            // Its log may lack entries it acknowledged before losing its disk; the
+            // candidate learns nothing from it, as from a member that is down.
+            return Ok(());
+        }
         let voter = self.voter_state()?;
         let verdict = vote::judge(&voter, from, term, &req, false);
         let answer = match verdict {

@@ -165,6 +165,10 @@ pub struct Node<S: LogStorage> {
     repair: Option<repair::PendingRepair>,
     rng: SmallRng,
     hard_state_dirty: bool,
+    /// A node that lost its log may have acknowledged entries a commit counted on: it
+    /// neither votes nor campaigns until its log reaches this index again (see
+    /// [`Node::withhold_votes_below`]).
+    vote_floor: u64,
     out: Ready,
     reported: (Role, u64, Option<NodeId>),
     scratch: Vec<u64>,
@@ -253,6 +257,7 @@ impl<S: LogStorage> Node<S> {
             repair: None,
             rng: SmallRng::seed_from_u64(seed),
             hard_state_dirty: false,
+            vote_floor: 0,
             out: Ready::default(),
             reported: (Role::Follower, hard_state.term, None),
             scratch: Vec::with_capacity(crate::peers::MAX_GROUP_SIZE),
@@ -265,6 +270,20 @@ impl<S: LogStorage> Node<S> {
             node.become_candidate(0);
         }
         Ok(node)
+    }
+
+    /// Withholds this node's vote, and its candidacy, until its log reaches `index`. For a
+    /// member that lost its disk: entries it acknowledged before may have completed a
+    /// quorum, and its vote for a candidate missing them could elect a leader that drops
+    /// committed entries. `index` is the highest commit index the other members report;
+    /// once its log holds that much (from a leader), its vote is as safe as any.
+    pub fn withhold_votes_below(&mut self, index: u64) {
+        self.vote_floor = index;
+    }
+
+    /// Whether this node's log is long enough for it to vote (see `withhold_votes_below`).
+    fn may_vote(&self) -> bool {
+        self.storage.last_index() >= self.vote_floor
     }
 
     pub fn id(&self) -> NodeId {
@@ -403,7 +422,7 @@ impl<S: LogStorage> Node<S> {
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) -> Result<(), RaftError> {
         self.now += 1;
-        let voter = self.is_voter() && !self.removed();
+        let voter = self.is_voter() && !self.removed() && self.may_vote();
         match &mut self.role {
             RoleState::Follower => {
                 if self.now.saturating_sub(self.last_leader_contact) >= self.ticks.leader_timeout
@@ -415,7 +434,7 @@ impl<S: LogStorage> Node<S> {
             }
             RoleState::Candidate(_) if !voter => {
                 // The membership changed under the candidacy: a learner or a removed node
-                // does not campaign.
+                // does not campaign (nor one whose log is below its vote floor).
                 let term = self.term;
                 self.become_follower(term, None);
             }

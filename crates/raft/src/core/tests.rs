@@ -1387,3 +1387,59 @@ fn appends_are_merged_only_when_one_continues_the_other() {
         assert_eq!(merged, held, "left as it was");
     }
 }
+
+/// A member that lost its disk comes back with an empty log. Entries it acknowledged were
+/// committed with it; if it voted for the member that missed them, that member would lead
+/// without them. Below its vote floor (the commit index the others reported) it neither
+/// votes nor campaigns; once a leader has brought its log there, it votes again.
+#[test]
+fn a_member_that_lost_its_log_withholds_its_vote_until_it_holds_the_commits_again() {
+    let mut c = Cluster::new(3, test_config(false));
+    let leader = c.elect();
+    let others: Vec<u32> = (0..3).filter(|&n| n != leader).collect();
+    let (stale, wiped) = (others[0], others[1]);
+    c.isolate(stale);
+    let place = c.propose(leader, b"committed without the stale member");
+    c.run(5);
+    assert!(c.node(leader).commit_index() >= place.index);
+    assert!(c.node(stale).last_index() < place.index);
+
+    // The wiped member restarts empty, its term seeded as the broker seeds it.
+    let term = c.node(leader).term();
+    let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
+    let mut fresh = Node::new(
+        NodeId(wiped),
+        &ids,
+        test_config(false),
+        MemLog::new(),
+        HardState {
+            term,
+            voted_for: Some(NodeId(wiped)),
+        },
+    )
+    .unwrap();
+    fresh.withhold_votes_below(place.index);
+    c.nodes[wiped as usize] = fresh;
+    // The leader is gone; the stale member and the wiped one are left.
+    c.heal();
+    c.isolate(leader);
+    c.run(200);
+    assert!(
+        c.leaders().iter().all(|&n| n == leader),
+        "a leader was elected without the committed entry: {:?}",
+        c.leaders()
+    );
+
+    // The leader comes back: it is elected (or still leads) and brings the wiped member's
+    // log to the floor, after which the group elects as usual.
+    c.heal();
+    c.run(200);
+    let leaders = c.leaders();
+    assert_eq!(leaders.len(), 1, "{leaders:?}");
+    assert!(c.node(wiped).last_index() >= place.index);
+    for n in &c.nodes {
+        let frames = n.storage().read(place.index, 1, 1 << 20).unwrap();
+        let entry = crate::entry::Entry::decode(&frames[0]).unwrap();
+        assert_eq!(&entry.body[..], b"committed without the stale member");
+    }
+}

@@ -71,7 +71,7 @@ impl<S: LogStorage> Node<S> {
     }
 
     pub(super) fn on_take_leadership(&mut self, from: NodeId, term: u64) -> Result<(), RaftError> {
-        if term != self.term || self.leader != Some(from) || !self.is_voter() {
+        if term != self.term || self.leader != Some(from) || !self.is_voter() || !self.may_vote() {
             return Ok(());
         }
         tracing::info!(node = %self.id, term, "asked to take leadership");
