@@ -123,44 +123,43 @@ fn read_small_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HardState
     Ok(Some(bytes))
 }
 
-/// Membership records framed with a magic and a CRC32C, so a torn file is noticed.
-fn encode_membership(membership: &MembershipLog) -> Vec<u8> {
-    let body = membership.encode();
+/// `body` framed with `magic` before it and a CRC32C of both after it, so a torn file is
+/// noticed.
+fn framed(magic: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 8);
-    out.extend_from_slice(MEMBERSHIP_MAGIC);
-    out.extend_from_slice(&body);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(body);
     out.extend_from_slice(&crc32c::crc32c(&out).to_be_bytes());
     out
 }
 
-fn decode_membership(bytes: &[u8]) -> Option<MembershipLog> {
+/// The body of a [`framed`] file, `None` when the magic or the checksum is wrong.
+fn unframed<'a>(magic: &[u8; 4], bytes: &'a [u8]) -> Option<&'a [u8]> {
     let (content, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-    if !content.starts_with(MEMBERSHIP_MAGIC)
+    if !content.starts_with(magic)
         || u32::from_be_bytes(crc.try_into().ok()?) != crc32c::crc32c(content)
     {
         return None;
     }
-    MembershipLog::decode(&content[MEMBERSHIP_MAGIC.len()..]).ok()
+    Some(&content[magic.len()..])
 }
 
-fn encode_vote_floor(index: u64) -> [u8; VOTE_FLOOR_FILE_LEN] {
-    let mut out = [0u8; VOTE_FLOOR_FILE_LEN];
-    out[0..4].copy_from_slice(VOTE_FLOOR_MAGIC);
-    out[4..12].copy_from_slice(&index.to_be_bytes());
-    let crc = crc32c::crc32c(&out[..12]);
-    out[12..16].copy_from_slice(&crc.to_be_bytes());
-    out
+fn encode_membership(membership: &MembershipLog) -> Vec<u8> {
+    framed(MEMBERSHIP_MAGIC, &membership.encode())
+}
+
+fn decode_membership(bytes: &[u8]) -> Option<MembershipLog> {
+    MembershipLog::decode(unframed(MEMBERSHIP_MAGIC, bytes)?).ok()
+}
+
+fn encode_vote_floor(index: u64) -> Vec<u8> {
+    framed(VOTE_FLOOR_MAGIC, &index.to_be_bytes())
 }
 
 fn decode_vote_floor(bytes: &[u8]) -> Option<u64> {
-    if bytes.len() != VOTE_FLOOR_FILE_LEN || &bytes[0..4] != VOTE_FLOOR_MAGIC {
-        return None;
-    }
-    let crc = u32::from_be_bytes(bytes[12..16].try_into().ok()?);
-    if crc != crc32c::crc32c(&bytes[..12]) {
-        return None;
-    }
-    Some(u64::from_be_bytes(bytes[4..12].try_into().ok()?))
+    Some(u64::from_be_bytes(
+        unframed(VOTE_FLOOR_MAGIC, bytes)?.try_into().ok()?,
+    ))
 }
 
 fn encode(state: &HardState) -> [u8; FILE_LEN] {
